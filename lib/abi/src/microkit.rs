@@ -1,0 +1,35 @@
+//! The protection-domain ABI of seL4 Microkit 2.3.0, which Septa keeps.
+
+/// Fixed CSpace slots of every protection domain.
+pub mod slot {
+    pub const INPUT: u64 = 1;
+    pub const FAULT_EP: u64 = 2;
+    pub const VSPACE: u64 = 3;
+    pub const REPLY: u64 = 4;
+    pub const MONITOR_EP: u64 = 5;
+    pub const TCB: u64 = 6;
+    pub const SMC: u64 = 7;
+    pub const BASE_OUTPUT_NOTIFICATION: u64 = 10;
+    pub const BASE_ENDPOINT: u64 = 74;
+    pub const BASE_IRQ: u64 = 138;
+    pub const BASE_TCB: u64 = 202;
+    pub const BASE_VM_TCB: u64 = 266;
+    pub const BASE_VCPU: u64 = 330;
+    pub const BASE_IOPORT: u64 = 394;
+    pub const BASE_USER_CAPS: u64 = 458;
+}
+
+/// Channel ids run 0..=MAX_CHANNEL_ID.
+pub const MAX_CHANNELS: u64 = 62;
+/// Bit 63 of a badge marks a protected procedure call.
+pub const PPC_BADGE: u64 = 1 << 63;
+/// Bit 62 of a badge marks a fault from a child PD.
+pub const FAULT_BADGE: u64 = 1 << 62;
+/// Mask of the channel or child id in a PPC or fault badge.
+pub const BADGE_CHANNEL_MASK: u64 = 0x3f;
+/// Where programs link.
+pub const IMAGE_BASE: u64 = 0x20_0000;
+/// The highest priority a PD may have; the monitor runs above it.
+pub const MAX_PD_PRIORITY: u8 = 254;
+/// Default budget and period in microseconds.
+pub const DEFAULT_BUDGET_US: u64 = 1000;
