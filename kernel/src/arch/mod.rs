@@ -1,0 +1,2 @@
+//! Hardware-dependent code. One architecture today.
+pub mod aarch64;

@@ -1,0 +1,8 @@
+//! Links the loader at its load address with `link.ld`, on the target only.
+fn main() {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
+        println!("cargo:rustc-link-arg=-T{dir}/link.ld");
+    }
+    println!("cargo:rerun-if-changed=link.ld");
+}

@@ -1,0 +1,380 @@
+//! The loader's hardware half: entry, UART, EL2 MMU, copying, and the jump.
+
+use core::fmt::{self, Write};
+use core::panic::PanicInfo;
+
+use septa_image::elf::Elf;
+use septa_image::{Header, HEADER_LEN};
+
+use crate::plan::{self, Range, Segment};
+
+core::arch::global_asm!(
+    r#"
+    .section .text.entry, "ax"
+    .global _start
+_start:
+    msr     daifset, #0xf
+    mov     x19, x0
+    ldr     x1, =__stack_top
+    mov     sp, x1
+    ldr     x1, =__bss_start
+    ldr     x2, =__bss_end
+1:  cmp     x1, x2
+    b.hs    2f
+    str     xzr, [x1], #8
+    b       1b
+2:  mov     x0, x19
+    bl      loader_main
+3:  wfe
+    b       3b
+"#
+);
+
+extern "C" {
+    static __payload_start: u8;
+    static __stack_top: u8;
+}
+
+/// The kernel's window onto physical memory, as the seL4 hyp kernel lays it out.
+const KERNEL_WINDOW: u64 = 0x0000_0080_0000_0000;
+/// Largest address the loader maps (identity and window): 16 GiB.
+const MAPPED_GIB: usize = 16;
+const FDT_MAGIC: u32 = 0xd00d_feed;
+
+/// A PL011 we may print on; a base of 0 makes it silent.
+struct Uart(u64);
+
+impl Write for Uart {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.0 == 0 {
+            return Ok(());
+        }
+        for b in s.bytes() {
+            if b == b'\n' {
+                self.put(b'\r');
+            }
+            self.put(b);
+        }
+        Ok(())
+    }
+}
+
+impl Uart {
+    fn put(&self, b: u8) {
+        const FR: u64 = 0x18;
+        const FR_TXFF: u32 = 1 << 5;
+        // SAFETY: the tool sets `uart_base` from the board profile to a PL011
+        // data register, identity-mapped as device memory (or the MMU is off).
+        unsafe {
+            while core::ptr::read_volatile((self.0 + FR) as *const u32) & FR_TXFF != 0 {}
+            core::ptr::write_volatile(self.0 as *mut u32, b as u32);
+        }
+    }
+}
+
+static mut UART_BASE: u64 = 0;
+
+fn uart() -> Uart {
+    // SAFETY: one core, no interrupts; written once before any reader.
+    Uart(unsafe { UART_BASE })
+}
+
+macro_rules! say {
+    ($($t:tt)*) => { let _ = writeln!(uart(), $($t)*); };
+}
+
+fn fail(what: &dyn fmt::Display) -> ! {
+    say!("septa-loader: error: {what}");
+    halt()
+}
+
+fn halt() -> ! {
+    loop {
+        // SAFETY: waiting for an event has no effect on memory.
+        unsafe { core::arch::asm!("wfe") };
+    }
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo) -> ! {
+    say!("septa-loader: panic: {info}");
+    halt()
+}
+
+fn current_el() -> u64 {
+    let el: u64;
+    // SAFETY: reading CurrentEL has no side effects.
+    unsafe { core::arch::asm!("mrs {}, CurrentEL", out(reg) el) };
+    (el >> 2) & 3
+}
+
+#[no_mangle]
+extern "C" fn loader_main(dtb_from_firmware: u64) -> ! {
+    // SAFETY: the linker places `__payload_start` after the loader's BSS and
+    // stack; the tool appends the payload exactly there.
+    let base = unsafe { &__payload_start as *const u8 };
+    // SAFETY: the header is at least HEADER_LEN bytes when a payload exists;
+    // when it does not, the magic check below fails first.
+    let head = unsafe { core::slice::from_raw_parts(base, HEADER_LEN) };
+    let total = match Header::peek_total_len(head) {
+        Ok(t) => t,
+        Err(e) => fail(&e),
+    };
+    // SAFETY: the payload covers `total` bytes from its start (its header says
+    // so, and the tool wrote both).
+    let payload = unsafe { core::slice::from_raw_parts(base, total as usize) };
+    let header = match Header::parse(payload) {
+        Ok(h) => h,
+        Err(e) => fail(&e),
+    };
+    // SAFETY: single-threaded, before any other use of UART_BASE.
+    unsafe { UART_BASE = header.uart_base };
+    say!(
+        "septa-loader: payload of {total} bytes at {:#x}",
+        base as u64
+    );
+
+    let el = current_el();
+    if el != 2 {
+        fail(&format_args!(
+            "entered at EL{el}; Septa's kernel runs at EL2: start QEMU with -machine virt,virtualization=on"
+        ));
+    }
+
+    let dtb = find_dtb(dtb_from_firmware, header.dtb_hint);
+    let dtb_len = match dtb {
+        Some(d) => {
+            // SAFETY: `find_dtb` checked the FDT magic at `d`; the total size
+            // field follows it.
+            u32::from_be(unsafe { core::ptr::read_volatile((d + 4) as *const u32) }) as u64
+        }
+        None => 0,
+    };
+
+    enable_mmu();
+
+    let kernel_elf = Header::slice(payload, header.kernel);
+    let user_elf = Header::slice(payload, header.user);
+    let extra = Header::slice(payload, header.extra);
+    let mut kbuf = [Segment {
+        addr: 0,
+        file_offset: 0,
+        file_size: 0,
+        mem_size: 0,
+    }; 16];
+    let mut ubuf = kbuf;
+    let (kernel_segs, kernel_entry) = segments(kernel_elf, true, &mut kbuf, "kernel");
+    let (user_segs, user_entry) = segments(user_elf, false, &mut ubuf, "root task");
+
+    // SAFETY: `__stack_top` is a linker symbol; only its address is used.
+    let loader_start = unsafe { &__stack_top as *const u8 as u64 } & !0xfff_ffff;
+    let busy = [
+        (
+            "loader",
+            Range {
+                start: loader_start,
+                end: base as u64,
+            },
+        ),
+        (
+            "payload",
+            Range {
+                start: base as u64,
+                end: base as u64 + total,
+            },
+        ),
+    ];
+    let ram = Range {
+        start: header.ram_base,
+        end: header.ram_base + header.ram_size,
+    };
+    let p = match plan::make(
+        kernel_segs,
+        user_segs,
+        extra.len() as u64,
+        dtb_len,
+        ram,
+        &busy,
+    ) {
+        Ok(p) => p,
+        Err(e) => fail(&e),
+    };
+
+    // The DTB may sit where the kernel goes (QEMU puts it at the base of
+    // RAM), so it moves first; `copy` has memmove semantics.
+    if let Some(d) = dtb {
+        // SAFETY: source is the firmware's DTB; the destination was checked
+        // by `plan::make` to lie in RAM clear of the loader and payload.
+        unsafe { core::ptr::copy(d as *const u8, p.dtb as *mut u8, dtb_len as usize) };
+    }
+    load(kernel_elf, kernel_segs, 0);
+    load(user_elf, user_segs, p.pv_offset);
+    // SAFETY: as above, `plan::make` placed the extra blob clear of the payload.
+    unsafe { core::ptr::copy(extra.as_ptr(), p.extra as *mut u8, extra.len()) };
+    sync_caches(p.kernel);
+    sync_caches(p.user);
+
+    say!(
+        "septa-loader: kernel {:#x}..{:#x}, root task {:#x}..{:#x}, dtb {:#x} ({} bytes)",
+        p.kernel.start,
+        p.kernel.end,
+        p.user.start,
+        p.user.end,
+        p.dtb,
+        dtb_len
+    );
+    let dtb_addr = if dtb.is_some() { p.dtb } else { 0 };
+    // SAFETY: the kernel's code is in place at its physical addresses and
+    // mapped at its link addresses through the window; the registers carry
+    // the seL4 boot contract. The kernel never returns.
+    unsafe {
+        core::arch::asm!(
+            "br {entry}",
+            entry = in(reg) kernel_entry,
+            in("x0") p.user.start,
+            in("x1") p.user.end,
+            in("x2") p.pv_offset,
+            in("x3") user_entry,
+            in("x4") dtb_addr,
+            in("x5") dtb_len,
+            options(noreturn)
+        )
+    }
+}
+
+fn find_dtb(from_firmware: u64, hint: u64) -> Option<u64> {
+    [from_firmware, hint].into_iter().find(|&a| {
+        // SAFETY: a nonzero candidate is either the firmware's x0 or the
+        // board's documented DTB place, both in RAM; the MMU is off.
+        a != 0 && u32::from_be(unsafe { core::ptr::read_volatile(a as *const u32) }) == FDT_MAGIC
+    })
+}
+
+/// Reads the loadable segments of an ELF into `buf`; returns them and the entry.
+fn segments<'a>(
+    elf: &[u8],
+    physical: bool,
+    buf: &'a mut [Segment; 16],
+    what: &str,
+) -> (&'a [Segment], u64) {
+    let file = match Elf::parse(elf) {
+        Ok(f) => f,
+        Err(e) => fail(&format_args!("the {what}: {e}")),
+    };
+    let mut n = 0;
+    for l in file.loads() {
+        if n == buf.len() {
+            fail(&format_args!(
+                "the {what} has more than {} loadable segments",
+                buf.len()
+            ));
+        }
+        buf[n] = Segment {
+            addr: if physical { l.paddr } else { l.vaddr },
+            file_offset: l.offset,
+            file_size: l.file_size,
+            mem_size: l.mem_size,
+        };
+        n += 1;
+    }
+    (&buf[..n], file.entry)
+}
+
+fn load(elf: &[u8], segs: &[Segment], offset: u64) {
+    for s in segs {
+        let dst = s.addr.wrapping_add(offset) as *mut u8;
+        // SAFETY: `plan::make` checked that every destination lies in RAM,
+        // clear of the loader and the payload; sources are inside `elf`
+        // (checked in `segments`).
+        unsafe {
+            core::ptr::copy(
+                elf.as_ptr().add(s.file_offset as usize),
+                dst,
+                s.file_size as usize,
+            );
+            core::ptr::write_bytes(
+                dst.add(s.file_size as usize),
+                0,
+                (s.mem_size - s.file_size) as usize,
+            );
+        }
+    }
+}
+
+/// Cleans the data cache over `r` to the point of unification and then
+/// invalidates the instruction cache, so the code just copied is what runs.
+fn sync_caches(r: Range) {
+    const LINE: u64 = 64;
+    let mut a = r.start & !(LINE - 1);
+    while a < r.end {
+        // SAFETY: cache maintenance by address on identity-mapped RAM.
+        unsafe { core::arch::asm!("dc cvau, {}", in(reg) a) };
+        a += LINE;
+    }
+    // SAFETY: barriers and instruction cache invalidation have no memory effects.
+    unsafe { core::arch::asm!("dsb ish", "ic iallu", "dsb ish", "isb") };
+}
+
+#[repr(C, align(4096))]
+struct Table([u64; 512]);
+
+static mut L0: Table = Table([0; 512]);
+static mut L1_IDENTITY: Table = Table([0; 512]);
+static mut L1_WINDOW: Table = Table([0; 512]);
+
+/// Turns on the EL2 stage-1 MMU: 40-bit VA, 4 KiB granule, two 1 GiB-block
+/// maps of the first `MAPPED_GIB` GiB, one at 0 (identity) and one at the
+/// kernel window. The first GiB holds the devices and is device memory.
+fn enable_mmu() {
+    const VALID_BLOCK: u64 = 0b01;
+    const VALID_TABLE: u64 = 0b11;
+    const ATTR_DEVICE: u64 = 0 << 2;
+    const ATTR_NORMAL: u64 = 1 << 2;
+    const SH_INNER: u64 = 3 << 8;
+    const AF: u64 = 1 << 10;
+    const XN: u64 = 1 << 54;
+    const MAIR: u64 = 0xff << 8;
+    const TCR: u64 =
+        (1 << 31) | (1 << 23) | (0b010 << 16) | (0b11 << 12) | (0b01 << 10) | (0b01 << 8) | 24;
+    const SCTLR_M: u64 = 1 << 0;
+    const SCTLR_C: u64 = 1 << 2;
+    const SCTLR_I: u64 = 1 << 12;
+
+    // SAFETY: single-threaded, MMU off: nothing else reads these tables yet.
+    unsafe {
+        let l0 = &raw mut L0;
+        let li = &raw mut L1_IDENTITY;
+        let lw = &raw mut L1_WINDOW;
+        for g in 0..MAPPED_GIB {
+            let pa = (g as u64) << 30;
+            let d = if g == 0 {
+                pa | VALID_BLOCK | ATTR_DEVICE | AF | XN
+            } else {
+                pa | VALID_BLOCK | ATTR_NORMAL | SH_INNER | AF
+            };
+            (*li).0[g] = d;
+            (*lw).0[g] = d;
+        }
+        (*l0).0[0] = li as u64 | VALID_TABLE;
+        (*l0).0[(KERNEL_WINDOW >> 39) as usize] = lw as u64 | VALID_TABLE;
+        let mut sctlr: u64;
+        core::arch::asm!("mrs {}, sctlr_el2", out(reg) sctlr);
+        sctlr |= SCTLR_M | SCTLR_C | SCTLR_I;
+        core::arch::asm!(
+            "dsb ish",
+            "msr mair_el2, {mair}",
+            "msr tcr_el2, {tcr}",
+            "msr ttbr0_el2, {ttbr}",
+            "isb",
+            "tlbi alle2",
+            "dsb ish",
+            "isb",
+            "msr sctlr_el2, {sctlr}",
+            "isb",
+            mair = in(reg) MAIR,
+            tcr = in(reg) TCR,
+            ttbr = in(reg) l0 as u64,
+            sctlr = in(reg) sctlr,
+        );
+    }
+}

@@ -1,0 +1,216 @@
+//! Where everything goes: pure arithmetic over ELF program headers, so it is
+//! tested on the host. A plan never overlaps the loader, the payload it reads
+//! from, or itself; when it would, the loader stops with the reason.
+#![cfg_attr(not(test), allow(dead_code))]
+
+use core::fmt;
+
+pub const PAGE: u64 = 4096;
+
+pub const fn align_up(x: u64, a: u64) -> u64 {
+    (x + a - 1) & !(a - 1)
+}
+
+/// A loadable segment: where its bytes come from and where they go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// Physical destination for the kernel; virtual address for the user image.
+    pub addr: u64,
+    pub file_offset: u64,
+    pub file_size: u64,
+    pub mem_size: u64,
+}
+
+/// Physical range, end exclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Range {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Range {
+    pub fn overlaps(&self, o: &Range) -> bool {
+        self.start < o.end && o.start < self.end
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub kernel: Range,
+    /// The user image, extra blob included: x0 and x1 of the boot contract.
+    pub user: Range,
+    /// Physical minus virtual for the user image: x2.
+    pub pv_offset: u64,
+    /// Physical address where the extra blob goes.
+    pub extra: u64,
+    pub dtb: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanError {
+    NoSegments(&'static str),
+    Overlap(&'static str, Range, &'static str, Range),
+    OutsideRam(&'static str, Range),
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanError::NoSegments(w) => write!(f, "the {w} ELF has no loadable segment"),
+            PlanError::Overlap(a, ra, b, rb) => write!(
+                f,
+                "the {a} ({:#x}..{:#x}) would overlap the {b} ({:#x}..{:#x})",
+                ra.start, ra.end, rb.start, rb.end
+            ),
+            PlanError::OutsideRam(w, r) => {
+                write!(f, "the {w} ({:#x}..{:#x}) lies outside RAM", r.start, r.end)
+            }
+        }
+    }
+}
+
+/// The page-aligned span the segments cover.
+pub fn span(segs: &[Segment]) -> Option<Range> {
+    let start = segs.iter().map(|s| s.addr).min()?;
+    let end = segs.iter().map(|s| s.addr + s.mem_size).max()?;
+    Some(Range {
+        start: start & !(PAGE - 1),
+        end: align_up(end, PAGE),
+    })
+}
+
+/// Lays out kernel, user image, extra blob and DTB.
+///
+/// `busy` are ranges that must stay untouched while loading (the loader
+/// itself and its payload).
+pub fn make(
+    kernel: &[Segment],
+    user: &[Segment],
+    extra_len: u64,
+    dtb_len: u64,
+    ram: Range,
+    busy: &[(&'static str, Range)],
+) -> Result<Plan, PlanError> {
+    let k = span(kernel).ok_or(PlanError::NoSegments("kernel"))?;
+    let u = span(user).ok_or(PlanError::NoSegments("root task"))?;
+    let user_start = k.end;
+    let pv_offset = user_start.wrapping_sub(u.start);
+    let extra = user_start + (u.end - u.start);
+    let user_end = extra + align_up(extra_len, PAGE);
+    let user_r = Range {
+        start: user_start,
+        end: user_end,
+    };
+    let dtb = user_end;
+    let dtb_r = Range {
+        start: dtb,
+        end: align_up(dtb + dtb_len, PAGE),
+    };
+    for (name, r) in [
+        ("kernel", k),
+        ("root task image", user_r),
+        ("device tree", dtb_r),
+    ] {
+        if r.start < ram.start || r.end > ram.end {
+            return Err(PlanError::OutsideRam(name, r));
+        }
+        for (bname, b) in busy {
+            if r.overlaps(b) {
+                return Err(PlanError::Overlap(name, r, bname, *b));
+            }
+        }
+    }
+    Ok(Plan {
+        kernel: k,
+        user: user_r,
+        pv_offset,
+        extra,
+        dtb,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RAM: Range = Range {
+        start: 0x4000_0000,
+        end: 0xc000_0000,
+    };
+
+    fn seg(addr: u64, size: u64) -> Segment {
+        Segment {
+            addr,
+            file_offset: 0,
+            file_size: size,
+            mem_size: size,
+        }
+    }
+
+    #[test]
+    fn user_image_follows_kernel_and_dtb_follows_user() {
+        let p = make(
+            &[seg(0x4000_0000, 0x2_1000)],
+            &[seg(0x20_0000, 0x1800), seg(0x20_2000, 0x100)],
+            0x1234,
+            0x100,
+            RAM,
+            &[(
+                "loader",
+                Range {
+                    start: 0x7000_0000,
+                    end: 0x7100_0000,
+                },
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            p.kernel,
+            Range {
+                start: 0x4000_0000,
+                end: 0x4002_1000
+            }
+        );
+        assert_eq!(p.user.start, 0x4002_1000);
+        assert_eq!(p.pv_offset, 0x4002_1000 - 0x20_0000);
+        assert_eq!(p.extra, 0x4002_1000 + 0x3000);
+        assert_eq!(p.user.end, p.extra + 0x2000);
+        assert_eq!(p.dtb, p.user.end);
+    }
+
+    #[test]
+    fn refuses_overlap_with_loader_and_ram_overflow() {
+        let busy = [(
+            "loader",
+            Range {
+                start: 0x4010_0000,
+                end: 0x4020_0000,
+            },
+        )];
+        let e = make(
+            &[seg(0x4000_0000, 0x20_0000)],
+            &[seg(0, 0x1000)],
+            0,
+            0,
+            RAM,
+            &busy,
+        );
+        assert!(matches!(
+            e,
+            Err(PlanError::Overlap("kernel", _, "loader", _))
+        ));
+        let e = make(
+            &[seg(0xbfff_f000, 0x2000)],
+            &[seg(0, 0x1000)],
+            0,
+            0,
+            RAM,
+            &[],
+        );
+        assert!(matches!(e, Err(PlanError::OutsideRam("kernel", _))));
+        assert_eq!(
+            make(&[], &[seg(0, 1)], 0, 0, RAM, &[]),
+            Err(PlanError::NoSegments("kernel"))
+        );
+    }
+}

@@ -1,0 +1,47 @@
+//! Cross builds of the target crates with the workspace's pinned toolchain.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use miette::{miette, IntoDiagnostic, Result};
+
+use crate::workspace::Workspace;
+
+/// The target of code that never touches floating point (kernel, loader).
+pub const SOFTFLOAT: &str = "aarch64-unknown-none-softfloat";
+/// The target of user-level code.
+pub const USER: &str = "aarch64-unknown-none";
+
+/// Builds the binaries `packages` for `target` in release mode and returns
+/// their paths, in the same order.
+pub fn build(ws: &Workspace, target: &str, packages: &[&str]) -> Result<Vec<PathBuf>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&ws.root)
+        .args(["build", "--release", "--target", target]);
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    // The outer `cargo run` sets these for the tool itself; they must not
+    // leak into the cross build.
+    for var in [
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_BIN_NAME",
+        "CARGO_CRATE_NAME",
+        "CARGO_MANIFEST_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    eprintln!("   building {} for {target}", packages.join(", "));
+    let status = cmd.status().into_diagnostic()?;
+    if !status.success() {
+        return Err(miette!(
+            "cargo build of {} for {target} failed",
+            packages.join(", ")
+        ));
+    }
+    Ok(packages
+        .iter()
+        .map(|p| ws.target_dir().join(target).join("release").join(p))
+        .collect())
+}

@@ -1,0 +1,334 @@
+//! `septa test`: host tests, then test systems booted on QEMU.
+//!
+//! A test system is a directory `tests/systems/NAME/` with a `system.toml`.
+//! Its PDs print result lines on the console:
+//!
+//! ```text
+//! [septa-test] ok CASE
+//! [septa-test] FAIL CASE: why
+//! [septa-test] done
+//! ```
+//!
+//! A system passes its cases that print `ok`; each `FAIL` is a failed case;
+//! a system that never prints `done` within its time limit, or that prints
+//! no `ok` at all, is one more failure. An optional `expect` file beside the
+//! description lists text that must appear in the console log, one per line
+//! (for what the monitor prints, say). The run ends with `N passed, M failed`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use miette::{IntoDiagnostic, Result};
+
+use crate::pack::{self, Image};
+use crate::qemu;
+use crate::workspace::Workspace;
+
+pub const MARK: &str = "[septa-test]";
+
+/// What one test system did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub passed: Vec<String>,
+    pub failed: Vec<String>,
+    pub done: bool,
+}
+
+impl Outcome {
+    /// Reads one console line; returns true once the system said `done`.
+    pub fn feed(&mut self, line: &str) -> bool {
+        let Some(at) = line.find(MARK) else {
+            return false;
+        };
+        let rest = line[at + MARK.len()..].trim();
+        if let Some(case) = rest.strip_prefix("ok ") {
+            self.passed.push(case.trim().to_string());
+        } else if let Some(case) = rest.strip_prefix("FAIL ") {
+            self.failed.push(case.trim().to_string());
+        } else if rest == "done" {
+            self.done = true;
+        }
+        self.done
+    }
+
+    /// Closes the outcome: a missing `done`, an empty run and unmet
+    /// expectations become failures.
+    pub fn finish(&mut self, timed_out: bool, log: &str, expect: &[String]) {
+        if !self.done {
+            self.failed.push(if timed_out {
+                "did not finish within its time limit".into()
+            } else {
+                "stopped before printing done".into()
+            });
+        } else if self.passed.is_empty() && self.failed.is_empty() {
+            self.failed.push("printed no result line".into());
+        }
+        for e in expect {
+            if !log.contains(e.as_str()) {
+                self.failed
+                    .push(format!("expected console text missing: {e}"));
+            }
+        }
+    }
+}
+
+struct System {
+    name: String,
+    file: PathBuf,
+    expect: Vec<String>,
+}
+
+fn discover(ws: &Workspace, filter: Option<&str>) -> Result<Vec<System>> {
+    let dir = ws.root.join("tests/systems");
+    let mut out = vec![];
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(out);
+    };
+    for e in entries {
+        let path = e.into_diagnostic()?.path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let file = path.join("system.toml");
+        if !file.is_file() || filter.is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        let expect = std::fs::read_to_string(path.join("expect"))
+            .map(|s| {
+                s.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(System { name, file, expect });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Boots `image` headless until it prints `done` or `limit` passes.
+pub fn boot(image: &Image, limit: Duration, log_path: &Path) -> Result<(Outcome, String, bool)> {
+    let mut child = qemu::headless(image).spawn().into_diagnostic()?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let start = Instant::now();
+    let mut outcome = Outcome::default();
+    let mut log = String::new();
+    let mut timed_out = false;
+    loop {
+        let left = limit.saturating_sub(start.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                log.push_str(line.trim_end_matches('\r'));
+                log.push('\n');
+                if outcome.feed(&line) {
+                    break;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                timed_out = true;
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut err = String::new();
+    let _ = stderr.read_to_string(&mut err);
+    if !err.trim().is_empty() {
+        log.push_str("--- qemu stderr ---\n");
+        log.push_str(&err);
+    }
+    std::fs::write(log_path, &log).into_diagnostic()?;
+    Ok((outcome, log, timed_out))
+}
+
+/// Runs `cargo test --workspace` and counts its results.
+fn host_tests(ws: &Workspace) -> Result<(usize, usize)> {
+    eprintln!("   host tests: cargo test --workspace");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(&ws.root)
+        .args(["test", "--workspace", "--quiet"])
+        .env_remove("CARGO_PRIMARY_PACKAGE")
+        .env_remove("CARGO_MANIFEST_DIR")
+        .output()
+        .into_diagnostic()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (mut passed, mut failed) = (0, 0);
+    for line in text.lines() {
+        if let Some((p, f)) = parse_cargo_result(line) {
+            passed += p;
+            failed += f;
+        }
+    }
+    if !out.status.success() {
+        print!("{text}");
+        if failed == 0 {
+            failed = 1;
+        }
+    }
+    println!("host tests: {passed} passed, {failed} failed");
+    Ok((passed, failed))
+}
+
+/// Reads cargo's `test result: ok. 3 passed; 0 failed; ...` line.
+pub fn parse_cargo_result(line: &str) -> Option<(usize, usize)> {
+    let rest = line.trim().strip_prefix("test result: ")?;
+    let num = |key: &str| -> Option<usize> {
+        rest.split(';').find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(key)?
+                .trim()
+                .parse()
+                .ok()
+        })
+    };
+    Some((num("passed")?, num("failed")?))
+}
+
+pub fn run(ws: &Workspace, filter: Option<&str>, host: bool, limit: Duration) -> Result<bool> {
+    let (mut passed, mut failed) = if host { host_tests(ws)? } else { (0, 0) };
+    let systems = discover(ws, filter)?;
+    if !systems.is_empty() {
+        qemu::ensure_installed()?;
+    }
+    let mut images = vec![];
+    for s in &systems {
+        images.push(pack::build_system(ws, &s.file, None).map(|img| (s, img)));
+    }
+    let jobs = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let (tx, rx) = mpsc::channel();
+    let mut pending = images.into_iter();
+    let mut running = 0;
+    let mut results = vec![];
+    loop {
+        while running < jobs {
+            let Some(next) = pending.next() else { break };
+            let tx = tx.clone();
+            running += 1;
+            match next {
+                Ok((s, img)) => {
+                    let log_path = img.path.with_file_name("console.log");
+                    let name = s.name.clone();
+                    let expect = s.expect.clone();
+                    std::thread::spawn(move || {
+                        let r = boot(&img, limit, &log_path).map(|(mut o, log, timed_out)| {
+                            o.finish(timed_out, &log, &expect);
+                            (o, log)
+                        });
+                        let _ = tx.send((name, r));
+                    });
+                }
+                Err(e) => {
+                    let _ = tx.send((String::from("(build)"), Err(e)));
+                }
+            }
+        }
+        if running == 0 {
+            break;
+        }
+        results.push(rx.recv().into_diagnostic()?);
+        running -= 1;
+    }
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, r) in results {
+        match r {
+            Ok((o, log)) => {
+                for c in &o.passed {
+                    println!("ok   {name}: {c}");
+                }
+                for c in &o.failed {
+                    println!("FAIL {name}: {c}");
+                }
+                if !o.failed.is_empty() {
+                    println!("---- {name}: last console lines ----");
+                    let lines: Vec<_> = log.lines().collect();
+                    for l in &lines[lines.len().saturating_sub(30)..] {
+                        println!("  | {l}");
+                    }
+                }
+                passed += o.passed.len();
+                failed += o.failed.len();
+            }
+            Err(e) => {
+                println!("FAIL {name}: {e:?}");
+                failed += 1;
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(failed == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_reads_result_lines_among_other_output() {
+        let mut o = Outcome::default();
+        assert!(!o.feed("booting..."));
+        assert!(!o.feed("pd1: [septa-test] ok ping-pong"));
+        assert!(!o.feed("[septa-test] FAIL misuse: no error"));
+        assert!(o.feed("[septa-test] done\r"));
+        o.finish(false, "", &[]);
+        assert_eq!(o.passed, ["ping-pong"]);
+        assert_eq!(o.failed, ["misuse: no error"]);
+    }
+
+    #[test]
+    fn missing_done_empty_runs_and_expectations_fail() {
+        let mut o = Outcome::default();
+        o.feed("[septa-test] ok a");
+        o.finish(true, "", &[]);
+        assert_eq!(o.failed, ["did not finish within its time limit"]);
+        let mut o = Outcome::default();
+        o.feed("[septa-test] done");
+        o.finish(
+            false,
+            "monitor: fault",
+            &["monitor: fault".into(), "restarted".into()],
+        );
+        assert_eq!(
+            o.failed,
+            [
+                "printed no result line",
+                "expected console text missing: restarted"
+            ]
+        );
+    }
+
+    #[test]
+    fn cargo_result_lines_are_counted() {
+        assert_eq!(
+            parse_cargo_result("test result: ok. 12 passed; 0 failed; 1 ignored"),
+            Some((12, 0))
+        );
+        assert_eq!(
+            parse_cargo_result("test result: FAILED. 3 passed; 2 failed; 0 ignored"),
+            Some((3, 2))
+        );
+        assert_eq!(parse_cargo_result("running 3 tests"), None);
+    }
+}
