@@ -11,6 +11,7 @@
 
 pub mod bootmem;
 pub mod context;
+pub mod machine;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod arch;

@@ -25,6 +25,8 @@ mod fallback {
     pub const RAM_BASE: u64 = 0x4000_0000;
     pub const RAM_SIZE: u64 = 2 << 30;
     pub const UART: u64 = 0x0900_0000;
+    pub const GIC_DIST: u64 = 0x0800_0000;
+    pub const GIC_CPU: u64 = 0x0801_0000;
 }
 
 extern "C" {
@@ -73,6 +75,23 @@ extern "C" fn kernel_boot(
         "Septa kernel {} (seL4 16.0.0 ABI, aarch64 EL2, MCS)",
         env!("CARGO_PKG_VERSION")
     );
+    let gic = fdt
+        .as_ref()
+        .and_then(|f| {
+            f.find_compatible(&["arm,cortex-a15-gic", "arm,gic-400", "arm,cortex-a7-gic"])
+        })
+        .and_then(|n| {
+            let mut r = n.reg()?;
+            Some((
+                r.next()?.starting_address as u64,
+                r.next()?.starting_address as u64,
+            ))
+        })
+        .unwrap_or((fallback::GIC_DIST, fallback::GIC_CPU));
+    super::gic::init(gic.0, gic.1);
+    super::timer::init();
+    #[cfg(feature = "benchmark")]
+    export_pmu();
 
     let mut free = FreeList::default();
     let mut ram_regions = 0;
@@ -253,6 +272,19 @@ fn create_root_task(
     ctx.x[0] = ui_v_end + PAGE;
     ctx.spsr = SPSR_EL0;
     Ok(())
+}
+
+/// Benchmark build: EL0 may read and configure the PMU cycle counter
+/// (PMUSERENR_EL0.EN and .CR), which runs from boot. Whether it counts
+/// cycles spent at EL2 is the reader's choice (PMCCFILTR_EL0.NSH), as on
+/// real seL4.
+#[cfg(feature = "benchmark")]
+fn export_pmu() {
+    write_sysreg!("pmuserenr_el0", 0b101);
+    // PMCR_EL0: E (enable) and C (reset the cycle counter).
+    write_sysreg!("pmcr_el0", 0b101);
+    write_sysreg!("pmcntenset_el0", 1 << 31);
+    isb();
 }
 
 fn halt_with(why: &str) -> ! {

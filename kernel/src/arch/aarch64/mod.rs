@@ -4,9 +4,12 @@
 //! Only this module (and `memory`) holds `unsafe` hardware access; the
 //! portable core calls the small safe functions it exports.
 pub mod boot;
+pub mod cache;
 pub mod console;
 pub mod entry;
+pub mod gic;
 pub mod mmu;
 pub mod stage2;
 pub mod sysreg;
+pub mod timer;
 pub mod trap;

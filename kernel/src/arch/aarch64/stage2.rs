@@ -103,3 +103,46 @@ pub fn flush_current_vmid() {
         )
     };
 }
+
+/// TLB maintenance applies to the VMID in VTTBR_EL2, so flushing another
+/// address space switches to its VMID for the operation and back.
+fn with_vmid(vmid: u16, op: impl FnOnce()) {
+    let saved = super::sysreg::read_sysreg!("vttbr_el2");
+    let other = (saved >> 48) as u16 != vmid;
+    if other {
+        write_sysreg!(
+            "vttbr_el2",
+            (saved & !(0xffff << 48)) | ((vmid as u64) << 48)
+        );
+        isb();
+    }
+    op();
+    if other {
+        write_sysreg!("vttbr_el2", saved);
+        isb();
+    }
+}
+
+/// Discards every TLB entry of address space `vmid`.
+pub fn flush_vmid(vmid: u16) {
+    with_vmid(vmid, flush_current_vmid);
+}
+
+/// Discards the TLB entries for the page at IPA `vaddr` in `vmid`. Native
+/// threads run with stage 1 off, so entries are combined stage 1+2 ones and
+/// the stage-1 side is dropped too, as the architecture requires.
+pub fn flush_page(vmid: u16, vaddr: u64) {
+    // SAFETY: TLB maintenance has no effect on memory contents.
+    with_vmid(vmid, || unsafe {
+        core::arch::asm!(
+            "dsb ishst",
+            "tlbi ipas2e1is, {}",
+            "dsb ish",
+            "tlbi vmalle1is",
+            "dsb ish",
+            "isb",
+            in(reg) vaddr >> 12,
+            options(nostack)
+        )
+    });
+}

@@ -5,7 +5,7 @@ use septa_abi::syscall;
 
 use super::boot::ROOT_CONTEXT;
 use super::sysreg::ec;
-use super::{console, entry};
+use super::{console, entry, gic, timer};
 use crate::kprintln;
 
 pub fn halt() -> ! {
@@ -46,8 +46,17 @@ extern "C" fn handle_lower_sync(esr: u64, far: u64, _hpfar: u64) -> ! {
 
 #[no_mangle]
 extern "C" fn handle_lower_irq() -> ! {
-    kprintln!("interrupt from a thread: no interrupt controller yet");
-    halt()
+    if let Some(irq) = gic::acknowledge() {
+        if irq == timer::IRQ {
+            timer::disarm();
+        } else {
+            // Masked until user level acknowledges it through its handler.
+            gic::disable(irq);
+        }
+        gic::end_of_interrupt(irq);
+    }
+    // SAFETY: the root task's context and address space are current.
+    unsafe { entry::restore_user(&raw const ROOT_CONTEXT) }
 }
 
 #[no_mangle]

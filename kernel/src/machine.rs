@@ -1,0 +1,177 @@
+//! The portable core's view of the machine.
+//!
+//! The core never touches hardware itself: it calls these functions. On the
+//! target they forward to `arch::aarch64`; in host tests they act on a
+//! recording double, so a test can check that unmapping flushed the TLB or
+//! that a budget expiry programmed the timer.
+//!
+//! Time is in ticks of the system counter (CNTPCT_EL0); `us_to_ticks` and
+//! `ticks_to_us` convert. On QEMU `virt` the counter runs at 62.5 MHz.
+
+/// Interrupt ids handed to user level: SPIs and PPIs of the GIC.
+pub type Irq = u16;
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod imp {
+    use super::Irq;
+    use crate::arch::aarch64::{cache, gic, stage2, timer};
+
+    pub fn now() -> u64 {
+        timer::now()
+    }
+    pub fn counter_frequency() -> u64 {
+        timer::frequency()
+    }
+    pub fn set_deadline(ticks: u64) {
+        timer::set_deadline(ticks)
+    }
+    pub fn irq_mask(irq: Irq) {
+        gic::disable(irq)
+    }
+    pub fn irq_unmask(irq: Irq) {
+        gic::enable(irq)
+    }
+    pub fn irq_set_trigger(irq: Irq, edge: bool) {
+        gic::set_trigger(irq, edge)
+    }
+    pub fn tlb_flush_vmid(vmid: u16) {
+        stage2::flush_vmid(vmid)
+    }
+    pub fn tlb_flush_page(vmid: u16, vaddr: u64) {
+        stage2::flush_page(vmid, vaddr)
+    }
+    pub fn clean_data(paddr: u64, len: u64) {
+        cache::clean(paddr, len)
+    }
+    pub fn invalidate_data(paddr: u64, len: u64) {
+        cache::invalidate(paddr, len)
+    }
+    pub fn clean_invalidate_data(paddr: u64, len: u64) {
+        cache::clean_invalidate(paddr, len)
+    }
+    pub fn unify_instruction(paddr: u64, len: u64) {
+        cache::unify_instruction(paddr, len)
+    }
+    pub fn put_char(c: u8) {
+        crate::arch::aarch64::console::put_byte(c)
+    }
+}
+
+#[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
+mod imp {
+    //! The host double: a clock tests advance by hand and a log of the
+    //! maintenance operations the core asked for.
+    extern crate std;
+    use super::Irq;
+    use std::cell::RefCell;
+    use std::vec::Vec;
+
+    /// One recorded request to the machine.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum Op {
+        Deadline(u64),
+        Mask(Irq),
+        Unmask(Irq),
+        Trigger(Irq, bool),
+        FlushVmid(u16),
+        FlushPage(u16, u64),
+        Clean(u64, u64),
+        Invalidate(u64, u64),
+        CleanInvalidate(u64, u64),
+        Unify(u64, u64),
+        PutChar(u8),
+    }
+
+    #[derive(Default)]
+    struct State {
+        now: u64,
+        log: Vec<Op>,
+    }
+
+    std::thread_local! {
+        static STATE: RefCell<State> = RefCell::new(State::default());
+    }
+
+    fn record(op: Op) {
+        STATE.with(|s| s.borrow_mut().log.push(op));
+    }
+
+    /// Test control: set the clock.
+    pub fn set_now(ticks: u64) {
+        STATE.with(|s| s.borrow_mut().now = ticks);
+    }
+    /// Test control: take (and clear) the log of requests.
+    pub fn take_log() -> Vec<Op> {
+        STATE.with(|s| std::mem::take(&mut s.borrow_mut().log))
+    }
+
+    pub fn now() -> u64 {
+        STATE.with(|s| s.borrow().now)
+    }
+    pub fn counter_frequency() -> u64 {
+        // A round 100 MHz (100 ticks a microsecond) so tests read easily.
+        100_000_000
+    }
+    pub fn set_deadline(ticks: u64) {
+        record(Op::Deadline(ticks))
+    }
+    pub fn irq_mask(irq: Irq) {
+        record(Op::Mask(irq))
+    }
+    pub fn irq_unmask(irq: Irq) {
+        record(Op::Unmask(irq))
+    }
+    pub fn irq_set_trigger(irq: Irq, edge: bool) {
+        record(Op::Trigger(irq, edge))
+    }
+    pub fn tlb_flush_vmid(vmid: u16) {
+        record(Op::FlushVmid(vmid))
+    }
+    pub fn tlb_flush_page(vmid: u16, vaddr: u64) {
+        record(Op::FlushPage(vmid, vaddr))
+    }
+    pub fn clean_data(paddr: u64, len: u64) {
+        record(Op::Clean(paddr, len))
+    }
+    pub fn invalidate_data(paddr: u64, len: u64) {
+        record(Op::Invalidate(paddr, len))
+    }
+    pub fn clean_invalidate_data(paddr: u64, len: u64) {
+        record(Op::CleanInvalidate(paddr, len))
+    }
+    pub fn unify_instruction(paddr: u64, len: u64) {
+        record(Op::Unify(paddr, len))
+    }
+    pub fn put_char(c: u8) {
+        record(Op::PutChar(c))
+    }
+}
+
+pub use imp::*;
+
+/// Microseconds to ticks, saturating.
+pub fn us_to_ticks(us: u64) -> u64 {
+    let t = us as u128 * counter_frequency() as u128 / 1_000_000;
+    u64::try_from(t).unwrap_or(u64::MAX)
+}
+
+/// Ticks to microseconds, rounding down.
+pub fn ticks_to_us(ticks: u64) -> u64 {
+    (ticks as u128 * 1_000_000 / counter_frequency() as u128) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_double_records_requests_and_keeps_time() {
+        set_now(500);
+        assert_eq!(now(), 500);
+        tlb_flush_page(3, 0x1000);
+        set_deadline(us_to_ticks(7));
+        assert_eq!(take_log(), [Op::FlushPage(3, 0x1000), Op::Deadline(700)]);
+        assert!(take_log().is_empty());
+        assert_eq!(ticks_to_us(us_to_ticks(12345)), 12345);
+    }
+}
