@@ -331,10 +331,7 @@ pub struct MessageInfo(pub u64);
 impl MessageInfo {
     pub const fn new(label: u64, caps_unwrapped: u64, extra_caps: u64, length: u64) -> Self {
         MessageInfo(
-            (label << 12)
-                | ((caps_unwrapped & 0x7) << 9)
-                | ((extra_caps & 0x3) << 7)
-                | (length & 0x7f),
+            (label << 12) | ((caps_unwrapped & 0x7) << 9) | ((extra_caps & 0x3) << 7) | (length & 0x7f),
         )
     }
     pub const fn label(self) -> u64 {
@@ -501,10 +498,7 @@ mod tests {
     fn message_info_packs_fields_in_their_bits() {
         let m = MessageInfo::new(0x1234, 5, 2, 77);
         assert_eq!(m.0, (0x1234 << 12) | (5 << 9) | (2 << 7) | 77);
-        assert_eq!(
-            (m.label(), m.caps_unwrapped(), m.extra_caps(), m.length()),
-            (0x1234, 5, 2, 77)
-        );
+        assert_eq!((m.label(), m.caps_unwrapped(), m.extra_caps(), m.length()), (0x1234, 5, 2, 77));
     }
 
     #[test]
