@@ -33,3 +33,17 @@ pub const IMAGE_BASE: u64 = 0x20_0000;
 pub const MAX_PD_PRIORITY: u8 = 254;
 /// Default budget and period in microseconds.
 pub const DEFAULT_BUDGET_US: u64 = 1000;
+/// Mask of the child id in a fault badge (libmicrokit masks with 0xff).
+pub const BADGE_CHILD_MASK: u64 = 0xff;
+/// Slots in each of the per-kind ranges of `slot` (notifications, PPC
+/// endpoints, IRQ handlers, child TCBs, VM TCBs, vCPUs, I/O ports).
+pub const SLOT_RANGE_SIZE: u64 = 64;
+/// Length in bytes of the patched `microkit_name` array.
+pub const PD_NAME_LENGTH: usize = 64;
+/// The IPC buffer of every PD: the top page of the user address space.
+pub const IPC_BUFFER_VADDR: u64 = crate::USER_TOP & !((1 << crate::PAGE_BITS) - 1);
+/// Top (exclusive) of every PD's stack: one guard page below the IPC
+/// buffer; the stack of `stack_size` bytes is mapped just below.
+pub const STACK_TOP: u64 = IPC_BUFFER_VADDR - (1 << crate::PAGE_BITS);
+/// Default stack size in bytes (Microkit: 8 KiB).
+pub const DEFAULT_STACK_SIZE: u64 = 0x2000;

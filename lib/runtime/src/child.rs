@@ -1,0 +1,155 @@
+//! Child protection domains: a parent holds the TCB of each child (slots
+//! `BASE_TCB + id`) and receives its faults (badge bit 62, child id in the
+//! low bits).
+
+use core::fmt;
+
+use septa_abi::microkit::{slot, SLOT_RANGE_SIZE};
+use septa_sel4::{cap_type, Cap, Error, UserContext};
+
+/// A child PD, by the id the system description gives it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Child(u8);
+
+impl fmt::Debug for Child {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Child({})", self.0)
+    }
+}
+
+impl fmt::Display for Child {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl Child {
+    /// Child `id` (0..=63: one slot range of the CSpace).
+    ///
+    /// # Panics
+    /// If `id` is 64 or more: there is no slot for it.
+    pub const fn new(id: u8) -> Self {
+        assert!((id as u64) < SLOT_RANGE_SIZE, "child ids run from 0 to 63");
+        Child(id)
+    }
+
+    /// The child a fault badge names (8 bits, as libmicrokit masks them),
+    /// unchecked: an id past the slot range can only come from a broken
+    /// system image, and [`tcb`](Self::tcb) refuses it loudly.
+    pub(crate) const fn from_badge(id: u8) -> Self {
+        Child(id)
+    }
+
+    pub const fn id(self) -> u8 {
+        self.0
+    }
+
+    /// The child's TCB capability.
+    pub fn tcb(self) -> Cap<cap_type::Tcb> {
+        assert!(
+            u64::from(self.0) < SLOT_RANGE_SIZE,
+            "child {} has no TCB slot (ids run from 0 to 63)",
+            self.0
+        );
+        Cap::from_bits(slot::BASE_TCB + u64::from(self.0))
+    }
+
+    /// Lets the child run.
+    pub fn tcb_resume(self) -> Result<(), Error> {
+        self.tcb().resume()
+    }
+
+    /// Stops the child (libmicrokit's `microkit_pd_stop`).
+    pub fn tcb_suspend(self) -> Result<(), Error> {
+        self.tcb().suspend()
+    }
+
+    /// Writes the first `count` registers of `regs` into the child, and
+    /// resumes it if `resume`.
+    pub fn tcb_write_registers(
+        self,
+        resume: bool,
+        count: u64,
+        regs: &UserContext,
+    ) -> Result<(), Error> {
+        self.tcb().write_registers(resume, 0, count, regs)
+    }
+
+    /// Reads the first `count` registers of the child.
+    pub fn tcb_read_registers(self, suspend: bool, count: u64) -> Result<UserContext, Error> {
+        self.tcb().read_registers(suspend, 0, count)
+    }
+
+    /// Restarts the child at `entry_point` (libmicrokit's
+    /// `microkit_pd_restart`): writes only the PC and resumes. The stack
+    /// pointer and memory keep their state; a child that needs a clean
+    /// start must be built for it.
+    pub fn restart(self, entry_point: u64) -> Result<(), Error> {
+        let regs = UserContext {
+            pc: entry_point,
+            ..Default::default()
+        };
+        self.tcb_write_registers(true, 1, &regs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use septa_abi::{Label, MessageInfo};
+    use septa_sel4::host::{self, HostKernel, Regs};
+    use septa_sel4::ipc_buffer;
+    use std::boxed::Box;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::vec::Vec;
+
+    struct Recorder(Rc<RefCell<Vec<Regs>>>);
+    impl HostKernel for Recorder {
+        fn syscall(&mut self, regs: &mut Regs) {
+            self.0.borrow_mut().push(*regs);
+            regs.x[1] = 0;
+        }
+    }
+
+    #[test]
+    fn restart_writes_only_the_pc_and_resumes() {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        host::install_ipc_buffer();
+        host::set_kernel(Box::new(Recorder(seen.clone())));
+        Child::new(2).restart(0x20_0000).unwrap();
+        let r = seen.borrow()[0];
+        assert_eq!(r.x[0], 202 + 2);
+        let info = MessageInfo(r.x[1]);
+        assert_eq!(
+            (info.label(), info.length()),
+            (Label::TcbWriteRegisters as u64, 3)
+        );
+        assert_eq!(&r.x[2..5], &[1, 1, 0x20_0000]);
+        let _ = ipc_buffer::get_mr(0);
+    }
+
+    #[test]
+    fn suspend_and_resume_invoke_the_child_tcb() {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        host::install_ipc_buffer();
+        host::set_kernel(Box::new(Recorder(seen.clone())));
+        Child::new(63).tcb_suspend().unwrap();
+        Child::new(0).tcb_resume().unwrap();
+        let s = seen.borrow();
+        assert_eq!(
+            (s[0].x[0], MessageInfo(s[0].x[1]).label()),
+            (265, Label::TcbSuspend as u64)
+        );
+        assert_eq!(
+            (s[1].x[0], MessageInfo(s[1].x[1]).label()),
+            (202, Label::TcbResume as u64)
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "child ids")]
+    fn child_ids_past_the_slot_range_are_refused() {
+        let _ = Child::new(64);
+    }
+}

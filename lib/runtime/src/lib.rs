@@ -1,0 +1,84 @@
+//! # septa-runtime: the library every protection domain links
+//!
+//! A Rust counterpart of Microkit 2.3.0's libmicrokit, with its ABI: the
+//! same entry conditions, CSpace slots, badges and patched symbols, so a PD
+//! built on it runs under Septa's tool or Microkit's, on Septa's kernel or
+//! seL4 16.0.0.
+//!
+//! What it owns: the entry point `_start` and start-up ([`entry`]), the
+//! event loop ([`Handler`]), channels and their permission checks
+//! ([`Channel`]), child PDs ([`Child`]), the patched symbols and `setvar`
+//! variables ([`symbols`], [`setvar!`]), `print!`/`println!` with a
+//! swappable sink ([`print`]), the `log` backend, and the panic handler
+//! (which faults the PD: [`panic`]). What it must not do: make policy
+//! decisions for the PD (restarts, routing) or touch any capability slot the
+//! PD ABI does not give it.
+//!
+//! ## Writing a PD
+//!
+//! ```no_run
+//! #![cfg_attr(target_os = "none", no_std, no_main)]
+//! use septa_runtime::{println, protection_domain, Channel, ChannelSet, Handler};
+//!
+//! struct Hello;
+//! impl Handler for Hello {
+//!     fn notified(&mut self, channels: ChannelSet) {
+//!         println!("{}: notified on {channels}", septa_runtime::pd_name());
+//!     }
+//! }
+//! protection_domain!(|| { println!("hello from {}", septa_runtime::pd_name()); Hello });
+//! ```
+//!
+//! ## Linking
+//!
+//! PDs link at 0x200000 with the linker script this crate's build script
+//! writes (template `pd.ld.in`). Cargo passes a library's link arguments to
+//! no one else, so the PD crate's own `build.rs` adds it; the runtime
+//! publishes the path through `links = "septa-runtime"`:
+//!
+//! ```no_run
+//! // build.rs of a PD crate (septa-runtime must be a direct dependency)
+//! fn main() {
+//!     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
+//!         let script = std::env::var("DEP_SEPTA_RUNTIME_LINKER_SCRIPT").unwrap();
+//!         println!("cargo::rustc-link-arg-bins=-T{script}");
+//!     }
+//! }
+//! ```
+//!
+//! and builds with `cargo build --target aarch64-unknown-none`. On the host
+//! the same crate builds as an ordinary program whose `main` says it is a PD.
+#![no_std]
+// The build.rs example above must show its `fn main`.
+#![allow(clippy::needless_doctest_main)]
+
+#[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
+extern crate std;
+
+mod channel;
+mod child;
+pub mod entry;
+mod event_loop;
+mod handler;
+pub mod logger;
+mod message;
+pub mod panic;
+mod pd_cell;
+pub mod print;
+pub mod symbols;
+
+pub use channel::{Channel, ChannelError, ChannelSet, ChannelSetIter};
+pub use child::Child;
+pub use handler::{Handler, NullHandler};
+pub use message::{mr_get, mr_set, msginfo_new};
+pub use septa_abi::MessageInfo;
+pub use septa_sel4;
+pub use symbols::{is_passive, pd_name, Setvar};
+
+/// For the macros only.
+#[doc(hidden)]
+pub mod _private {
+    pub use crate::entry::run_main;
+    #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
+    pub use crate::entry::{check_init, host_main};
+}

@@ -1,0 +1,292 @@
+//! Variables the system tool writes into the PD image before boot.
+//!
+//! The tool (Septa's, or Microkit 2.3.0's) finds each one by its symbol name
+//! in the ELF file and overwrites its bytes in the loadable segment. They
+//! are exactly libmicrokit's, with the same names, sizes and meaning, so the
+//! same tool patches a libmicrokit program and a Septa one:
+//!
+//! | symbol | type (size) | written by the tool as |
+//! |---|---|---|
+//! | `microkit_name` | `[u8; 64]` | the PD's name, NUL-padded (truncated to 64 bytes) |
+//! | `microkit_passive` | `bool` (1; read as `u8`, non-zero = true) | 1 if the PD is passive |
+//! | `microkit_irqs` | `u64` (8) | bit n set: channel n is an IRQ of this PD |
+//! | `microkit_notifications` | `u64` (8) | bit n set: channel n may be notified |
+//! | `microkit_pps` | `u64` (8) | bit n set: channel n may be PP-called |
+//! | `microkit_ioports` | `u64` (8) | bit n set: I/O port n (x86 only; zero here) |
+//! | each `setvar` symbol | `u64` (8) | a vaddr, paddr, size or id from the system file |
+//!
+//! All live in the section `.data.patched` (little-endian, initial value
+//! zero), which the runtime's linker script keeps (`KEEP`) inside the
+//! writable data segment, so they stay in the image even if nothing reads
+//! them and they are file-backed (not `.bss`). The program never writes
+//! them; it reads them with volatile loads, so the compiler cannot fold the
+//! zero it sees at build time.
+
+use core::cell::UnsafeCell;
+
+use septa_abi::microkit::PD_NAME_LENGTH;
+
+/// A value patched into the image by the system tool, read-only at run
+/// time. Same size and layout as `T`.
+#[repr(transparent)]
+pub struct Patched<T: Copy>(UnsafeCell<T>);
+
+// SAFETY: the program never writes a `Patched` (there is no method that
+// does, except the host-only test setter, which the host's tests serialise);
+// the tool wrote it before the program started, so concurrent reads are
+// reads of immutable data.
+unsafe impl<T: Copy> Sync for Patched<T> {}
+
+impl<T: Copy> Patched<T> {
+    /// The build-time placeholder; the tool replaces it.
+    pub const fn new(placeholder: T) -> Self {
+        Patched(UnsafeCell::new(placeholder))
+    }
+
+    /// The value the tool wrote.
+    pub fn get(&self) -> T {
+        // SAFETY: the pointer comes from a live static, is aligned and
+        // valid; a volatile read keeps the compiler from assuming the
+        // build-time placeholder. Nothing writes it concurrently (see the
+        // `Sync` argument).
+        unsafe { core::ptr::read_volatile(self.0.get()) }
+    }
+
+    /// Host tests play the tool.
+    #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
+    pub fn set_for_test(&self, value: T) {
+        // SAFETY: host only; the tests that patch values hold a lock that
+        // keeps every other test that reads them out.
+        unsafe { core::ptr::write_volatile(self.0.get(), value) }
+    }
+}
+
+/// A `setvar` variable: one 64-bit word patched by the tool (the tool
+/// refuses a symbol whose size is not 8 bytes). Declare with [`setvar!`].
+#[repr(transparent)]
+pub struct Setvar(Patched<u64>);
+
+impl Setvar {
+    #[doc(hidden)]
+    pub const fn new() -> Self {
+        Setvar(Patched::new(0))
+    }
+
+    /// The value the tool wrote.
+    pub fn get(&self) -> u64 {
+        self.0.get()
+    }
+
+    /// The value as an address in this PD (for `vaddr` setvars).
+    pub fn addr(&self) -> usize {
+        self.get() as usize
+    }
+
+    /// The value as a pointer (for `vaddr` setvars of a mapped region).
+    pub fn as_ptr<T>(&self) -> *mut T {
+        self.addr() as *mut T
+    }
+
+    #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
+    pub fn set_for_test(&self, value: u64) {
+        self.0.set_for_test(value)
+    }
+}
+
+/// Declares `setvar` variables: statics the system tool patches by symbol
+/// name (the `symbol` of a `setvar` in the system description).
+///
+/// ```
+/// septa_runtime::setvar! {
+///     /// Where the receive ring is mapped.
+///     pub static RX_RING = "rx_ring_vaddr";
+///     static RX_RING_SIZE = "rx_ring_size";
+/// }
+/// let ring: *mut u8 = RX_RING.as_ptr();
+/// # let _ = (ring, RX_RING_SIZE.get());
+/// ```
+///
+/// Each becomes a `#[no_mangle]`-style 8-byte static named by the string,
+/// in section `.data.patched`, marked `#[used]` so the compiler keeps it
+/// even if unread.
+#[macro_export]
+macro_rules! setvar {
+    ($($(#[$meta:meta])* $vis:vis static $name:ident = $symbol:literal;)+) => {$(
+        $(#[$meta])*
+        #[export_name = $symbol]
+        #[used]
+        #[cfg_attr(all(target_arch = "aarch64", target_os = "none"), link_section = ".data.patched")]
+        $vis static $name: $crate::Setvar = $crate::Setvar::new();
+    )+};
+}
+
+/// The PD's name, NUL-padded.
+#[no_mangle]
+#[used]
+#[cfg_attr(
+    all(target_arch = "aarch64", target_os = "none"),
+    link_section = ".data.patched"
+)]
+#[allow(non_upper_case_globals)]
+pub static microkit_name: Patched<[u8; PD_NAME_LENGTH]> = Patched::new([0; PD_NAME_LENGTH]);
+
+/// Whether the PD is passive (gives up its scheduling context after init).
+#[no_mangle]
+#[used]
+#[cfg_attr(
+    all(target_arch = "aarch64", target_os = "none"),
+    link_section = ".data.patched"
+)]
+#[allow(non_upper_case_globals)]
+pub static microkit_passive: Patched<u8> = Patched::new(0);
+
+/// Channels that are IRQs of this PD.
+#[no_mangle]
+#[used]
+#[cfg_attr(
+    all(target_arch = "aarch64", target_os = "none"),
+    link_section = ".data.patched"
+)]
+#[allow(non_upper_case_globals)]
+pub static microkit_irqs: Patched<u64> = Patched::new(0);
+
+/// Channels this PD may notify.
+#[no_mangle]
+#[used]
+#[cfg_attr(
+    all(target_arch = "aarch64", target_os = "none"),
+    link_section = ".data.patched"
+)]
+#[allow(non_upper_case_globals)]
+pub static microkit_notifications: Patched<u64> = Patched::new(0);
+
+/// Channels this PD may call (protected procedure calls).
+#[no_mangle]
+#[used]
+#[cfg_attr(
+    all(target_arch = "aarch64", target_os = "none"),
+    link_section = ".data.patched"
+)]
+#[allow(non_upper_case_globals)]
+pub static microkit_pps: Patched<u64> = Patched::new(0);
+
+/// I/O ports of this PD (x86 only; always zero on aarch64, kept so the
+/// tool finds every symbol it writes).
+#[no_mangle]
+#[used]
+#[cfg_attr(
+    all(target_arch = "aarch64", target_os = "none"),
+    link_section = ".data.patched"
+)]
+#[allow(non_upper_case_globals)]
+pub static microkit_ioports: Patched<u64> = Patched::new(0);
+
+/// The PD's name as the tool wrote it ("?" if not valid UTF-8, "" before
+/// the tool ran).
+pub fn pd_name() -> PdName {
+    PdName(microkit_name.get())
+}
+
+/// The PD name, held by value (the patched array is read once).
+#[derive(Clone, Copy)]
+pub struct PdName([u8; PD_NAME_LENGTH]);
+
+impl PdName {
+    pub fn as_str(&self) -> &str {
+        let len = self
+            .0
+            .iter()
+            .position(|b| *b == 0)
+            .unwrap_or(PD_NAME_LENGTH);
+        core::str::from_utf8(&self.0[..len]).unwrap_or("?")
+    }
+}
+
+impl core::fmt::Display for PdName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl core::fmt::Debug for PdName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// Whether the tool marked this PD passive.
+pub fn is_passive() -> bool {
+    microkit_passive.get() != 0
+}
+
+/// Reads every patched symbol once, so that a linker that drops unused
+/// sections still sees them referenced (the linker script's `KEEP` is the
+/// first line of defence; this is the second).
+pub(crate) fn touch_all() -> u64 {
+    microkit_irqs.get()
+        ^ microkit_notifications.get()
+        ^ microkit_pps.get()
+        ^ microkit_ioports.get()
+        ^ u64::from(microkit_passive.get())
+        ^ u64::from(microkit_name.get()[0])
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::sync::{Mutex, MutexGuard};
+
+    static LOCK: Mutex<()> = Mutex::new(());
+
+    /// Serialises the tests that patch the global symbols.
+    pub fn lock() -> MutexGuard<'static, ()> {
+        LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Plays the tool: patches name and masks.
+    pub fn patch(name: &str, irqs: u64, notifications: u64, pps: u64) {
+        let mut n = [0u8; super::PD_NAME_LENGTH];
+        n[..name.len()].copy_from_slice(name.as_bytes());
+        super::microkit_name.set_for_test(n);
+        super::microkit_irqs.set_for_test(irqs);
+        super::microkit_notifications.set_for_test(notifications);
+        super::microkit_pps.set_for_test(pps);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_have_the_sizes_the_tool_writes() {
+        assert_eq!(core::mem::size_of_val(&microkit_name), 64);
+        assert_eq!(core::mem::size_of_val(&microkit_passive), 1);
+        assert_eq!(core::mem::size_of_val(&microkit_irqs), 8);
+        assert_eq!(core::mem::size_of_val(&microkit_notifications), 8);
+        assert_eq!(core::mem::size_of_val(&microkit_pps), 8);
+        assert_eq!(core::mem::size_of_val(&microkit_ioports), 8);
+        assert_eq!(core::mem::size_of::<Setvar>(), 8);
+    }
+
+    #[test]
+    fn the_name_stops_at_the_first_nul() {
+        let _g = test_support::lock();
+        test_support::patch("serial", 0, 0, 0);
+        assert_eq!(pd_name().as_str(), "serial");
+        let full = [b'a'; PD_NAME_LENGTH];
+        microkit_name.set_for_test(full);
+        assert_eq!(pd_name().as_str().len(), PD_NAME_LENGTH);
+    }
+
+    crate::setvar! {
+        static TEST_VAR = "septa_runtime_test_var";
+    }
+
+    #[test]
+    fn setvars_read_what_the_tool_wrote() {
+        assert_eq!(TEST_VAR.get(), 0);
+        TEST_VAR.set_for_test(0x3000_0000);
+        assert_eq!(TEST_VAR.addr(), 0x3000_0000);
+        assert_eq!(TEST_VAR.as_ptr::<u32>() as usize, 0x3000_0000);
+    }
+}

@@ -1,0 +1,379 @@
+//! The seL4 MCS system calls.
+//!
+//! Each call comes in two flavours, as in libsel4:
+//! - the plain one keeps the whole message in the IPC buffer: message
+//!   registers 0..3 are loaded from the buffer into x2..x5 before the call
+//!   and stored back after it, so [`crate::ipc_buffer::get_mr`] sees the
+//!   received message;
+//! - the `_with_mrs` one passes MR0..MR3 by value and leaves the buffer
+//!   alone (MR4 and up still travel in the buffer), which is what the
+//!   invocation layer and hot paths use.
+//!
+//! Receive calls return `(info, badge)`.
+
+use septa_abi::{syscall as nr, MessageInfo};
+
+use crate::arch::{self, RecvRegs};
+use crate::cap::{cap_type, CPtr, Cap};
+use crate::ipc_buffer;
+use crate::Badge;
+
+/// Message registers passed in machine registers.
+pub const FAST_MRS: usize = septa_abi::ipc_buffer::FAST_MESSAGE_REGISTERS;
+
+fn load_mrs(info: MessageInfo) -> [u64; FAST_MRS] {
+    let mut mrs = [0; FAST_MRS];
+    let n = (info.length() as usize).min(FAST_MRS);
+    for (i, mr) in mrs.iter_mut().enumerate().take(n) {
+        *mr = ipc_buffer::get_mr(i);
+    }
+    mrs
+}
+
+fn store_mrs(r: &RecvRegs) -> (MessageInfo, Badge) {
+    for (i, mr) in r.mrs.iter().enumerate() {
+        ipc_buffer::set_mr(i, *mr);
+    }
+    (MessageInfo(r.info), r.badge)
+}
+
+/// Call: send on `dest` and wait for the reply (an invocation if `dest` is
+/// not an endpoint).
+pub fn call(dest: CPtr, info: MessageInfo) -> MessageInfo {
+    let r = arch::call(nr::CALL, dest.bits(), info.0, load_mrs(info));
+    store_mrs(&r).0
+}
+
+/// Call with MR0..MR3 by value; returns the reply info and its MR0..MR3.
+pub fn call_with_mrs(
+    dest: CPtr,
+    info: MessageInfo,
+    mrs: [u64; FAST_MRS],
+) -> (MessageInfo, [u64; FAST_MRS]) {
+    let r = arch::call(nr::CALL, dest.bits(), info.0, mrs);
+    (MessageInfo(r.info), r.mrs)
+}
+
+/// ReplyRecv: reply through `reply`, then receive on `src` with `reply`.
+pub fn reply_recv(
+    src: CPtr,
+    info: MessageInfo,
+    reply: Cap<cap_type::Reply>,
+) -> (MessageInfo, Badge) {
+    let r = arch::reply_recv(
+        nr::REPLY_RECV,
+        src.bits(),
+        info.0,
+        load_mrs(info),
+        reply.bits(),
+    );
+    store_mrs(&r)
+}
+
+/// ReplyRecv with MR0..MR3 by value both ways.
+pub fn reply_recv_with_mrs(
+    src: CPtr,
+    info: MessageInfo,
+    mrs: [u64; FAST_MRS],
+    reply: Cap<cap_type::Reply>,
+) -> (MessageInfo, Badge, [u64; FAST_MRS]) {
+    let r = arch::reply_recv(nr::REPLY_RECV, src.bits(), info.0, mrs, reply.bits());
+    (MessageInfo(r.info), r.badge, r.mrs)
+}
+
+/// NBSendRecv: a non-blocking send on `dest`, then receive on `src`.
+pub fn nb_send_recv(
+    dest: CPtr,
+    info: MessageInfo,
+    src: CPtr,
+    reply: Cap<cap_type::Reply>,
+) -> (MessageInfo, Badge) {
+    let r = arch::nb_send_recv(
+        nr::NB_SEND_RECV,
+        src.bits(),
+        info.0,
+        load_mrs(info),
+        reply.bits(),
+        dest.bits(),
+    );
+    store_mrs(&r)
+}
+
+/// NBSendRecv with MR0..MR3 by value both ways.
+pub fn nb_send_recv_with_mrs(
+    dest: CPtr,
+    info: MessageInfo,
+    mrs: [u64; FAST_MRS],
+    src: CPtr,
+    reply: Cap<cap_type::Reply>,
+) -> (MessageInfo, Badge, [u64; FAST_MRS]) {
+    let r = arch::nb_send_recv(
+        nr::NB_SEND_RECV,
+        src.bits(),
+        info.0,
+        mrs,
+        reply.bits(),
+        dest.bits(),
+    );
+    (MessageInfo(r.info), r.badge, r.mrs)
+}
+
+/// NBSendWait: a non-blocking send on `dest`, then wait on `src` (no reply
+/// object: the destination travels in x6, x8 is zero).
+pub fn nb_send_wait(dest: CPtr, info: MessageInfo, src: CPtr) -> (MessageInfo, Badge) {
+    let r = arch::nb_send_recv(
+        nr::NB_SEND_WAIT,
+        src.bits(),
+        info.0,
+        load_mrs(info),
+        dest.bits(),
+        0,
+    );
+    store_mrs(&r)
+}
+
+/// Send: blocking send on `dest` (or a one-way invocation).
+pub fn send(dest: CPtr, info: MessageInfo) {
+    arch::send(nr::SEND, dest.bits(), info.0, load_mrs(info));
+}
+
+/// Send with MR0..MR3 by value.
+pub fn send_with_mrs(dest: CPtr, info: MessageInfo, mrs: [u64; FAST_MRS]) {
+    arch::send(nr::SEND, dest.bits(), info.0, mrs);
+}
+
+/// NBSend: send on `dest` only if a receiver is waiting.
+pub fn nb_send(dest: CPtr, info: MessageInfo) {
+    arch::send(nr::NB_SEND, dest.bits(), info.0, load_mrs(info));
+}
+
+/// NBSend with MR0..MR3 by value.
+pub fn nb_send_with_mrs(dest: CPtr, info: MessageInfo, mrs: [u64; FAST_MRS]) {
+    arch::send(nr::NB_SEND, dest.bits(), info.0, mrs);
+}
+
+/// Signal a notification (a Send of an empty message).
+pub fn signal(dest: CPtr) {
+    arch::send_null(nr::SEND, dest.bits(), MessageInfo::new(0, 0, 0, 0).0);
+}
+
+/// Recv: block on `src`; a caller's reply capability goes to `reply`.
+pub fn recv(src: CPtr, reply: Cap<cap_type::Reply>) -> (MessageInfo, Badge) {
+    store_mrs(&arch::recv(nr::RECV, src.bits(), reply.bits()))
+}
+
+/// Recv with the received MR0..MR3 returned by value, buffer untouched.
+pub fn recv_with_mrs(
+    src: CPtr,
+    reply: Cap<cap_type::Reply>,
+) -> (MessageInfo, Badge, [u64; FAST_MRS]) {
+    let r = arch::recv(nr::RECV, src.bits(), reply.bits());
+    (MessageInfo(r.info), r.badge, r.mrs)
+}
+
+/// NBRecv: receive on `src` if something is pending.
+pub fn nb_recv(src: CPtr, reply: Cap<cap_type::Reply>) -> (MessageInfo, Badge) {
+    store_mrs(&arch::recv(nr::NB_RECV, src.bits(), reply.bits()))
+}
+
+/// Wait: block on `src` without a reply object (notifications, or
+/// endpoints when no reply is expected).
+pub fn wait(src: CPtr) -> (MessageInfo, Badge) {
+    store_mrs(&arch::recv(nr::WAIT, src.bits(), 0))
+}
+
+/// NBWait: poll `src`.
+pub fn nb_wait(src: CPtr) -> (MessageInfo, Badge) {
+    store_mrs(&arch::recv(nr::NB_WAIT, src.bits(), 0))
+}
+
+/// `seL4_Poll` of MCS: NBWait.
+pub fn poll(src: CPtr) -> (MessageInfo, Badge) {
+    nb_wait(src)
+}
+
+/// Yield: give up the rest of the time slice (MCS: of the budget).
+pub fn yield_now() {
+    arch::null(nr::YIELD);
+}
+
+/// DebugPutChar: one byte to the kernel's console.
+pub fn debug_put_char(c: u8) {
+    arch::debug(nr::DEBUG_PUT_CHAR, u64::from(c));
+}
+
+/// DebugPutChar for each byte of `s`.
+pub fn debug_put_str(s: &str) {
+    s.bytes().for_each(debug_put_char);
+}
+
+/// DebugDumpScheduler: the kernel prints its thread table.
+pub fn debug_dump_scheduler() {
+    arch::debug(nr::DEBUG_DUMP_SCHEDULER, 0);
+}
+
+/// DebugHalt: stop the machine.
+pub fn debug_halt() {
+    arch::null(nr::DEBUG_HALT);
+}
+
+/// DebugSnapshot: ask the kernel for a capDL snapshot (if it has one).
+pub fn debug_snapshot() {
+    arch::null(nr::DEBUG_SNAPSHOT);
+}
+
+/// DebugCapIdentify: the kernel's type tag of the cap at `cap` (0 = null).
+pub fn debug_cap_identify(cap: CPtr) -> u32 {
+    // libsel4 returns the low 32 bits of x0.
+    arch::debug(nr::DEBUG_CAP_IDENTIFY, cap.bits()) as u32
+}
+
+/// DebugNameThread: give the thread of `tcb` a name for kernel messages.
+/// The name goes NUL-terminated into the IPC buffer's message area.
+pub fn debug_name_thread(tcb: Cap<cap_type::Tcb>, name: &str) {
+    ipc_buffer::set_msg_string(name.as_bytes());
+    arch::debug(nr::DEBUG_NAME_THREAD, tcb.bits());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{self, HostKernel, Regs};
+    use std::boxed::Box;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::vec::Vec;
+
+    /// Records every syscall's registers and answers with fixed outputs.
+    struct Recorder {
+        seen: Rc<RefCell<Vec<Regs>>>,
+        answer: [u64; 6],
+    }
+
+    impl HostKernel for Recorder {
+        fn syscall(&mut self, regs: &mut Regs) {
+            self.seen.borrow_mut().push(*regs);
+            regs.x[..6].copy_from_slice(&self.answer);
+        }
+    }
+
+    fn recorder(answer: [u64; 6]) -> Rc<RefCell<Vec<Regs>>> {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        host::set_kernel(Box::new(Recorder {
+            seen: seen.clone(),
+            answer,
+        }));
+        host::install_ipc_buffer();
+        seen
+    }
+
+    fn reply() -> Cap<cap_type::Reply> {
+        Cap::from_bits(4)
+    }
+
+    #[test]
+    fn call_loads_mrs_from_the_buffer_and_stores_the_reply_back() {
+        let seen = recorder([0, MessageInfo::new(5, 0, 0, 2).0, 70, 71, 72, 73]);
+        ipc_buffer::set_mr(0, 10);
+        ipc_buffer::set_mr(1, 11);
+        ipc_buffer::set_mr(2, 99); // beyond the length: not loaded
+        let info = call(CPtr::from_bits(0x4a), MessageInfo::new(1, 0, 0, 2));
+        let r = seen.borrow()[0];
+        assert_eq!(r.syscall(), -1);
+        assert_eq!(r.x[0], 0x4a);
+        assert_eq!(MessageInfo(r.x[1]).length(), 2);
+        assert_eq!(&r.x[2..6], &[10, 11, 0, 0]);
+        assert_eq!(info.label(), 5);
+        assert_eq!((ipc_buffer::get_mr(0), ipc_buffer::get_mr(3)), (70, 73));
+    }
+
+    #[test]
+    fn reply_recv_puts_the_reply_object_in_x6() {
+        let seen = recorder([0xb, 0, 0, 0, 0, 0]);
+        let (_, badge, _) = reply_recv_with_mrs(
+            CPtr::from_bits(1),
+            MessageInfo::new(0, 0, 0, 1),
+            [5, 0, 0, 0],
+            reply(),
+        );
+        let r = seen.borrow()[0];
+        assert_eq!((r.syscall(), r.x[0], r.x[2], r.x[6]), (-2, 1, 5, 4));
+        assert_eq!(badge, 0xb);
+    }
+
+    #[test]
+    fn nb_send_recv_sends_to_x8_and_nb_send_wait_to_x6() {
+        let seen = recorder([0; 6]);
+        nb_send_recv(
+            CPtr::from_bits(10),
+            MessageInfo::default(),
+            CPtr::from_bits(1),
+            reply(),
+        );
+        nb_send_wait(
+            CPtr::from_bits(11),
+            MessageInfo::default(),
+            CPtr::from_bits(1),
+        );
+        let s = seen.borrow();
+        assert_eq!(
+            (s[0].syscall(), s[0].x[0], s[0].x[6], s[0].x[8]),
+            (-3, 1, 4, 10)
+        );
+        assert_eq!(
+            (s[1].syscall(), s[1].x[0], s[1].x[6], s[1].x[8]),
+            (-4, 1, 11, 0)
+        );
+    }
+
+    #[test]
+    fn receives_use_their_numbers_and_return_the_badge() {
+        let seen = recorder([1 << 63 | 3, MessageInfo::new(9, 0, 0, 0).0, 0, 0, 0, 0]);
+        let (info, badge) = recv(CPtr::from_bits(1), reply());
+        assert_eq!((info.label(), badge), (9, 1 << 63 | 3));
+        nb_recv(CPtr::from_bits(1), reply());
+        wait(CPtr::from_bits(12));
+        poll(CPtr::from_bits(12));
+        let s = seen.borrow();
+        let got: Vec<(i64, u64, u64)> = s.iter().map(|r| (r.syscall(), r.x[0], r.x[6])).collect();
+        assert_eq!(got, [(-7, 1, 4), (-8, 1, 4), (-9, 12, 0), (-10, 12, 0)]);
+    }
+
+    #[test]
+    fn sends_signal_yield_and_debug_calls_use_their_numbers() {
+        let seen = recorder([42, 0, 0, 0, 0, 0]);
+        send(CPtr::from_bits(2), MessageInfo::default());
+        nb_send_with_mrs(
+            CPtr::from_bits(3),
+            MessageInfo::new(0, 0, 0, 1),
+            [8, 0, 0, 0],
+        );
+        signal(CPtr::from_bits(10));
+        yield_now();
+        debug_put_char(b'A');
+        debug_dump_scheduler();
+        debug_halt();
+        assert_eq!(debug_cap_identify(CPtr::from_bits(6)), 42);
+        debug_snapshot();
+        debug_name_thread(Cap::from_bits(6), "pd");
+        let s = seen.borrow();
+        let got: Vec<(i64, u64)> = s.iter().map(|r| (r.syscall(), r.x[0])).collect();
+        assert_eq!(
+            got,
+            [
+                (-5, 2),
+                (-6, 3),
+                (-5, 10),
+                (-11, 0),
+                (-12, 65),
+                (-13, 0),
+                (-14, 0),
+                (-15, 6),
+                (-16, 0),
+                (-17, 6)
+            ]
+        );
+        assert_eq!(s[1].x[2], 8);
+        assert_eq!(s[2].x[1], 0, "a signal is an empty message");
+    }
+}
