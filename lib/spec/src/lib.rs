@@ -57,13 +57,19 @@ pub enum ObjectKind {
     Notification,
     Reply,
     /// Size in bits (seL4 minimum 7).
-    SchedContext { size_bits: u8 },
+    SchedContext {
+        size_bits: u8,
+    },
     /// 2^`radix` slots.
-    CNode { radix: u8 },
+    CNode {
+        radix: u8,
+    },
     VSpace,
     PageTable,
     /// 12 (4 KiB), 21 (2 MiB) or 30 (1 GiB).
-    Frame { size_bits: u8 },
+    Frame {
+        size_bits: u8,
+    },
     Vcpu,
 }
 
@@ -86,9 +92,24 @@ pub struct Rights {
 }
 
 impl Rights {
-    pub const ALL: Rights = Rights { read: true, write: true, grant: true, grant_reply: true };
-    pub const RW: Rights = Rights { read: true, write: true, grant: false, grant_reply: false };
-    pub const WRITE: Rights = Rights { read: false, write: true, grant: false, grant_reply: false };
+    pub const ALL: Rights = Rights {
+        read: true,
+        write: true,
+        grant: true,
+        grant_reply: true,
+    };
+    pub const RW: Rights = Rights {
+        read: true,
+        write: true,
+        grant: false,
+        grant_reply: false,
+    };
+    pub const WRITE: Rights = Rights {
+        read: false,
+        write: true,
+        grant: false,
+        grant_reply: false,
+    };
 }
 
 /// A capability to place in a CNode slot.
@@ -96,7 +117,12 @@ impl Rights {
 pub enum Cap {
     /// A cap to an object of the spec, minted with these rights and badge
     /// (badge 0: unbadged). CNode caps use `guard_size` (guard 0).
-    Object { obj: ObjId, rights: Rights, badge: u64, guard_size: u8 },
+    Object {
+        obj: ObjId,
+        rights: Rights,
+        badge: u64,
+        guard_size: u8,
+    },
     /// An IRQ handler cap for interrupt `irq`.
     IrqHandler { irq: u16 },
     /// The SMC cap.
@@ -182,7 +208,11 @@ pub enum Policy {
     Stop,
     /// Restart it, at most `limit` times, waiting `backoff_us` first, and
     /// restore its writable memory to its initial contents if `reset_memory`.
-    Restart { limit: u32, backoff_us: u64, reset_memory: bool },
+    Restart {
+        limit: u32,
+        backoff_us: u64,
+        reset_memory: bool,
+    },
     /// Stop the whole system.
     Halt,
 }
@@ -235,7 +265,9 @@ impl core::fmt::Display for BlobError {
         match self {
             BlobError::TooShort => write!(f, "the spec blob is shorter than its header says"),
             BlobError::BadMagic => write!(f, "no spec after the initializer's image (bad magic)"),
-            BlobError::BadVersion(v) => write!(f, "spec version {v}, this initializer reads {SPEC_VERSION}"),
+            BlobError::BadVersion(v) => {
+                write!(f, "spec version {v}, this initializer reads {SPEC_VERSION}")
+            }
             BlobError::Decode => write!(f, "the spec does not decode"),
         }
     }
@@ -271,7 +303,12 @@ pub fn decode_blob(blob: &[u8]) -> Result<(Spec<'_>, &[u8]), BlobError> {
     }
     let len = word(2)? as usize;
     let data_offset = word(3)? as usize;
-    let body = blob.get(BLOB_HEADER_LEN..BLOB_HEADER_LEN.checked_add(len).ok_or(BlobError::TooShort)?);
+    let body = blob.get(
+        BLOB_HEADER_LEN
+            ..BLOB_HEADER_LEN
+                .checked_add(len)
+                .ok_or(BlobError::TooShort)?,
+    );
     let body = body.ok_or(BlobError::TooShort)?;
     let data = blob.get(data_offset..).ok_or(BlobError::TooShort)?;
     let spec = postcard::from_bytes(body).map_err(|_| BlobError::Decode)?;
@@ -287,29 +324,61 @@ mod tests {
     fn sample() -> Spec<'static> {
         Spec {
             objects: vec![
-                Object { name: "pd.a.tcb", kind: ObjectKind::Tcb, paddr: None, fill: vec![] },
+                Object {
+                    name: "pd.a.tcb",
+                    kind: ObjectKind::Tcb,
+                    paddr: None,
+                    fill: vec![],
+                },
                 Object {
                     name: "pd.a.text",
                     kind: ObjectKind::Frame { size_bits: 12 },
                     paddr: None,
-                    fill: vec![Fill { offset: 16, data_offset: 0, len: 5 }],
+                    fill: vec![Fill {
+                        offset: 16,
+                        data_offset: 0,
+                        len: 5,
+                    }],
                 },
-                Object { name: "uart", kind: ObjectKind::Frame { size_bits: 12 }, paddr: Some(0x900_0000), fill: vec![] },
+                Object {
+                    name: "uart",
+                    kind: ObjectKind::Frame { size_bits: 12 },
+                    paddr: Some(0x900_0000),
+                    fill: vec![],
+                },
             ],
-            slots: vec![Slot { cnode: 0, index: 1, cap: Cap::IrqHandler { irq: 33 } }],
+            slots: vec![Slot {
+                cnode: 0,
+                index: 1,
+                cap: Cap::IrqHandler { irq: 33 },
+            }],
             mappings: vec![Mapping {
                 vspace: 0,
                 object: 1,
                 vaddr: 0x20_0000,
-                attrs: MapAttrs { read: true, write: false, execute: true, cached: true },
+                attrs: MapAttrs {
+                    read: true,
+                    write: false,
+                    execute: true,
+                    cached: true,
+                },
             }],
             threads: vec![],
-            irqs: vec![Irq { irq: 33, edge: false, notification: 0, badge: 1 }],
+            irqs: vec![Irq {
+                irq: 33,
+                edge: false,
+                notification: 0,
+                badge: 1,
+            }],
             pds: vec![Pd {
                 name: "a",
                 thread: 0,
                 fault_badge: 1,
-                policy: Policy::Restart { limit: 3, backoff_us: 1000, reset_memory: true },
+                policy: Policy::Restart {
+                    limit: 3,
+                    backoff_us: 1000,
+                    reset_memory: true,
+                },
                 writable_frames: vec![1],
                 generation: None,
                 stack: (0xff_0000, 0x100_0000),
