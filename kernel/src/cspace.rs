@@ -28,6 +28,16 @@ const fn mask(bits: u64) -> u64 {
     }
 }
 
+/// `x >> n`, 0 once every bit is shifted out (the depth is at most a word
+/// on every path, but a wide shift must never panic).
+const fn shr(x: u64, n: u64) -> u64 {
+    if n >= 64 {
+        0
+    } else {
+        x >> n
+    }
+}
+
 /// A resolved address: the slot reached and how many address bits were
 /// left untranslated (non-zero when a non-CNode cap ended the walk early).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +89,7 @@ pub fn resolve_address_bits(
         let found = if guard_size == 0 {
             0
         } else {
-            (cptr >> (n_bits - guard_size)) & mask(guard_size)
+            shr(cptr, n_bits - guard_size) & mask(guard_size)
         };
         if found != guard {
             return Err(LookupFault::GuardMismatch {
@@ -96,7 +106,7 @@ pub fn resolve_address_bits(
             });
         }
 
-        let index = (cptr >> (n_bits - level_bits)) & mask(radix);
+        let index = shr(cptr, n_bits - level_bits) & mask(radix);
         let slot = SlotRef::nth(paddr, index);
         if n_bits == level_bits {
             return Ok(Resolved {

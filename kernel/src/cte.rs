@@ -44,6 +44,20 @@ use septa_abi::SLOT_SIZE_BITS;
 /// Bytes in one slot.
 pub const SLOT_BYTES: u64 = 1 << SLOT_SIZE_BITS;
 
+/// The stored form of a whole slot: cap, then derivation node. Code goes
+/// through [`SlotRef`]'s accessors; this type fixes the layout and size.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Cte {
+    pub cap: RawCap,
+    pub mdb: [u64; 2],
+}
+
+// SAFETY: `repr(C)` of a `Pod` cap and two words: no padding, any bits valid.
+unsafe impl memory::Pod for Cte {}
+
+const _: () = assert!(core::mem::size_of::<Cte>() as u64 == SLOT_BYTES);
+
 /// The physical address of a slot. Copyable and comparable; every access
 /// reads or writes through the memory window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -116,6 +130,11 @@ impl SlotRef {
 
     pub fn paddr(self) -> u64 {
         self.0
+    }
+
+    /// The whole slot as stored.
+    pub fn read(self) -> Cte {
+        memory::read(self.0)
     }
 
     pub fn raw_cap(self) -> RawCap {

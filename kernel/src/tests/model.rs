@@ -500,3 +500,37 @@ proptest! {
         }
     }
 }
+
+/// A word that is often a small, meaningful value and sometimes anything.
+fn word() -> impl Strategy<Value = u64> {
+    prop_oneof![4 => 0u64..20, 1 => Just(D), 1 => 60u64..70, 1 => any::<u64>()]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Whatever a thread sends, the decoders answer with success or an
+    /// error and leave the derivation list well formed; they never panic.
+    #[test]
+    fn arbitrary_invocations_never_panic(
+        calls in proptest::collection::vec(
+            (any::<bool>(), prop_oneof![3 => 0u64..30, 1 => any::<u64>()],
+             proptest::collection::vec(word(), 0..9), 0usize..3, 0u64..SLOTS),
+            1..30)
+    ) {
+        let fx = Fixture::new(21);
+        for (untyped, label, args, n_extra, target) in calls {
+            let extra = [fx.root_slot, fx.slot(target), fx.root_slot];
+            let inv = Invocation::new(label, &args, &extra[..n_extra]);
+            if untyped {
+                let slot = fx.slot(target % 3 + 1);
+                if let c @ Cap::Untyped { .. } = slot.cap() {
+                    let _ = decode_untyped_invocation(&inv, slot, &c);
+                }
+            } else {
+                let _ = decode_cnode_invocation(&inv, &fx.root_cap());
+            }
+            check_links(&fx);
+        }
+    }
+}
