@@ -21,8 +21,10 @@
 //! - [`object`]: the other object types.
 //! - [`error`], [`invocation`]: what decoders take and return.
 //! - [`debug`]: the DebugCapIdentify system call.
-//! - [`bootmem`], [`context`]: boot-time memory arithmetic; a thread's
-//!   saved registers.
+//! - [`boot`], [`bootmem`]: the root task's objects, caps and BootInfo;
+//!   boot-time memory arithmetic.
+//! - [`context`], [`global`]: a thread's saved registers; kernel globals.
+//! - [`pagetable`]: the stage-2 translation table format.
 //!
 //! Rules of the core: no heap (every object lives in memory retyped from
 //! untyped); no user input can make it panic (every bad argument yields
@@ -34,6 +36,10 @@
 //! `fdt` to read the device tree at boot.
 #![cfg_attr(not(test), no_std)]
 
+#[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
+extern crate std;
+
+pub mod boot;
 pub mod bootmem;
 pub mod cap;
 pub mod cnode;
@@ -43,10 +49,12 @@ pub mod cte;
 pub mod debug;
 pub mod delete;
 pub mod error;
+pub mod global;
 pub mod invocation;
 pub mod machine;
 pub mod memory;
 pub mod object;
+pub mod pagetable;
 pub mod preempt;
 pub mod untyped;
 

@@ -200,6 +200,18 @@ pub fn zero(paddr: u64, len: u64) {
     unsafe { core::ptr::write_bytes(p, 0, len as usize) }
 }
 
+/// Copies `len` bytes between physical addresses (the ranges may overlap).
+pub fn copy(src: u64, dst: u64, len: u64) {
+    if len == 0 {
+        return;
+    }
+    let from = checked_ptr::<u8>(src, len);
+    let to = checked_ptr::<u8>(dst, len);
+    // SAFETY: both ranges lie inside the window (checked above) and are valid
+    // for reads and writes by `set_window`'s contract; `copy` allows overlap.
+    unsafe { core::ptr::copy(from, to, len as usize) }
+}
+
 /// Whether `len` bytes at a physical address are all zero (tests and
 /// assertions of the zero-initialisation rule).
 pub fn is_zero(paddr: u64, len: u64) -> bool {

@@ -42,3 +42,46 @@ pub fn delete_asid(asid: u16, vspace: u64) {
 pub fn delete_asid_pool(asid_base: u16, pool: u64) {
     let _ = (asid_base, pool);
 }
+
+// ---------------------------------------------------------------------------
+// ASIDs. An ASID names a VSpace: its high bits pick one of 128 pools in the
+// kernel's ASID table, its low 9 bits an entry in that pool (a 4 KiB object
+// of 512 words, each the VSpace's physical address or 0).
+
+use septa_abi::{ASID_POOL_INDEX_BITS, NUM_ASID_POOLS_BITS};
+
+/// Number of ASID pools (`2^seL4_NumASIDPoolsBits`).
+pub const ASID_POOLS: usize = 1 << NUM_ASID_POOLS_BITS;
+/// ASIDs per pool.
+pub const ASIDS_PER_POOL: u64 = 1 << ASID_POOL_INDEX_BITS;
+/// The initial thread's ASID (seL4's `IT_ASID`).
+pub const ROOT_ASID: u16 = 1;
+
+crate::kernel_global!(
+    /// The physical address of each ASID pool, or 0 (seL4's `armKSASIDTable`).
+    pub static ASID_TABLE: [u64; ASID_POOLS] = [0; ASID_POOLS];
+);
+
+/// Physical address of the pool entry for `asid` in the pool at `pool`.
+pub fn asid_pool_entry(pool: u64, asid: u16) -> u64 {
+    pool + 8 * (asid as u64 & (ASIDS_PER_POOL - 1))
+}
+
+/// Records that `asid` names the VSpace at `vspace`.
+pub fn asid_pool_assign(pool: u64, asid: u16, vspace: u64) {
+    crate::memory::write::<u64>(asid_pool_entry(pool, asid), vspace);
+}
+
+/// The VSpace that `asid` names, if any.
+pub fn find_vspace_for_asid(asid: u16) -> Option<u64> {
+    let pool = ASID_TABLE.with(|t| {
+        t.borrow()
+            .get((asid as usize) >> ASID_POOL_INDEX_BITS)
+            .copied()
+    })?;
+    if pool == 0 {
+        return None;
+    }
+    let vspace = crate::memory::read::<u64>(asid_pool_entry(pool, asid));
+    (vspace != 0).then_some(vspace)
+}
