@@ -160,7 +160,7 @@ impl Board {
             let path = base_dir.join(name);
             let text = std::fs::read_to_string(&path).map_err(|e| BoardError::Unreadable {
                 path: name.to_string(),
-                reason: e.to_string(),
+                reason: e.kind().to_string(),
             })?;
             return Board::parse(name, &text).map_err(BoardError::Invalid);
         }

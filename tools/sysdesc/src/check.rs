@@ -256,15 +256,16 @@ pub fn name_length(sink: &mut Sink, name: &str, span: Option<Span>) {
     }
 }
 
-/// Region size and prefill: returns the size, reading the prefill file's
-/// length when no size is given (rounded up to the page size).
+/// Region size and prefill: returns the size, taking the prefill file's
+/// length when no size is given (rounded up to the page size). `named` says
+/// that a prefill, boot-info or device was given, which supplies a size.
 pub fn region_size(
     sink: &mut Sink,
     name: &str,
     size: Option<(u64, Option<Span>)>,
     page: u64,
     prefill_len: Option<u64>,
-    bootinfo: bool,
+    named: bool,
     whole: Option<Span>,
 ) -> u64 {
     match size {
@@ -291,7 +292,7 @@ pub fn region_size(
         }
         None => match prefill_len {
             Some(len) => len.div_ceil(page).max(1) * page,
-            None if bootinfo => page,
+            None if named => page,
             None => {
                 sink.emit(Kind::SizeMissing(name.to_string()), whole);
                 page

@@ -49,6 +49,12 @@ pub enum Kind {
     #[error("missing attribute `{attribute}` on <{element}>")]
     #[diagnostic(code(septa::xml::missing_attribute))]
     XmlMissingAttribute { attribute: String, element: String },
+    #[error("missing element <{element}> in <{parent}>")]
+    #[diagnostic(code(septa::xml::missing_element))]
+    XmlMissingElement { element: String, parent: String },
+    #[error("{0}")]
+    #[diagnostic(code(septa::xml::value))]
+    XmlValue(String),
     #[error("unexpected text in <{0}>")]
     #[diagnostic(code(septa::xml::text))]
     XmlText(String),
@@ -223,9 +229,6 @@ pub enum Kind {
         max: u64,
         why: String,
     },
-    #[error("mapping of `{region}` at {start:#x} overflows the address space")]
-    #[diagnostic(code(septa::map::overflow))]
-    MapOverflow { region: String, start: u64 },
     #[error("mapping of `{region}` at [{start:#x}..{end:#x}) overlaps the mapping of `{other}` at [{other_start:#x}..{other_end:#x}) in {space}")]
     #[diagnostic(code(septa::map::overlap))]
     MapOverlap {
@@ -315,7 +318,7 @@ pub enum Kind {
     )]
     DuplicateChannelId { id: u64, pd: String },
     #[error("unknown protection domain `{0}`")]
-    #[diagnostic(code(septa::channel::unknown_pd))]
+    #[diagnostic(code(septa::pd::unknown))]
     UnknownPd(String),
     #[error("both ends may PPC: a protected procedure call goes one way only")]
     #[diagnostic(code(septa::channel::ppc_both_ways))]
@@ -495,7 +498,7 @@ pub enum Kind {
     #[error("invalid duration `{0}`: write \"N us\", \"N ms\", \"N s\" or \"N ticks\"")]
     #[diagnostic(code(septa::domain::duration))]
     DomainDuration(String),
-    #[error("the schedule has {len} entries; the kernel holds fewer than {max}")]
+    #[error("the schedule has {len} entries; the kernel's {max} slots hold at most {}", max - 1)]
     #[diagnostic(code(septa::domain::schedule_too_long))]
     ScheduleTooLong { len: u64, max: u64 },
     #[error("start index {index} is not within the schedule of {len} entries")]

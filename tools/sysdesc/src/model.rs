@@ -57,6 +57,13 @@ impl Src {
             .map(|(_, s)| *s)
     }
 
+    /// The span of the first of `keys` that was written, else of the item.
+    pub fn at_any(&self, keys: &[&str]) -> Option<Span> {
+        keys.iter()
+            .find_map(|k| self.spans.iter().find(|(s, _)| s == k).map(|(_, sp)| *sp))
+            .or_else(|| self.whole())
+    }
+
     pub fn whole(&self) -> Option<Span> {
         self.at("")
     }

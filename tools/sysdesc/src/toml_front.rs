@@ -1104,15 +1104,10 @@ fn lower_region(
     if let Some(s) = &r.size {
         src.set("size", Span::from(s.span()));
     }
-    let size = check::region_size(
-        sink,
-        &name,
-        size_given,
-        page,
-        prefill_len,
-        bootinfo.is_some(),
-        name_span,
-    );
+    // A prefill, boot-info or device that was named but is wrong has been
+    // reported already; do not also report the size as missing.
+    let named = r.prefill.is_some() || r.prefill_bootinfo.is_some() || r.device.is_some();
+    let size = check::region_size(sink, &name, size_given, page, prefill_len, named, name_span);
     if let Some(p) = &r.phys {
         src.set("phys", Span::from(p.span()));
     }

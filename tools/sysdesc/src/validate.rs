@@ -279,7 +279,7 @@ fn irq_rules(s: &System, sink: &mut Sink) {
                         irq: n,
                         other: other.to_string(),
                     },
-                    irq.src.at("irq").or(irq.src.at("device")),
+                    irq.src.at_any(&["irq", "device"]),
                 );
                 continue;
             }
@@ -292,7 +292,7 @@ fn irq_rules(s: &System, sink: &mut Sink) {
             else {
                 continue;
             };
-            let span = irq.src.at("irq").or(irq.src.at("device"));
+            let span = irq.src.at_any(&["irq", "device"]);
             if *num < b.kernel.min_irq || *num > b.kernel.max_irq {
                 sink.emit(
                     Kind::IrqRange {
@@ -407,7 +407,7 @@ fn region_rules(s: &System, sink: &mut Sink) {
     let mut fixed: Vec<(&Region, u64, u64)> = Vec::new();
     for r in &s.regions {
         let Some(phys) = r.phys else { continue };
-        let span = r.src.at("phys").or(r.src.at("device"));
+        let span = r.src.at_any(&["phys", "device"]);
         if !phys.is_multiple_of(r.page_size) {
             sink.emit(
                 Kind::PhysAlign {
@@ -541,16 +541,8 @@ fn check_maps(s: &System, sink: &mut Sink, maps: &[Map], limit: u64, why: &str, 
             );
             continue;
         }
-        let Some(end) = m.vaddr.checked_add(r.size) else {
-            sink.emit(
-                Kind::MapOverflow {
-                    region: r.name.clone(),
-                    start: m.vaddr,
-                },
-                vspan,
-            );
-            continue;
-        };
+        // vaddr < limit < 2^40, so the end cannot overflow.
+        let end = m.vaddr.saturating_add(r.size);
         if end > limit {
             sink.emit(
                 Kind::MapTooHigh {

@@ -78,7 +78,7 @@ impl X<'_> {
             Ok(v) => Some(if neg { -v } else { v }),
             Err(_) => {
                 self.sink
-                    .emit(Kind::BadValue(format!("`{text}` is not an integer")), span);
+                    .emit(Kind::XmlValue(format!("`{text}` is not an integer")), span);
                 None
             }
         }
@@ -89,7 +89,7 @@ impl X<'_> {
         let n = self.int(v)?;
         if n < 0 {
             self.sink.emit(
-                Kind::BadValue(format!("`{}` must not be negative", v.0)),
+                Kind::XmlValue(format!("`{}` must not be negative", v.0)),
                 span,
             );
             return None;
@@ -109,7 +109,7 @@ impl X<'_> {
             Some(("false", _)) => false,
             Some((other, span)) => {
                 self.sink.emit(
-                    Kind::BadValue(format!("{name} must be `true` or `false`, not `{other}`")),
+                    Kind::XmlValue(format!("{name} must be `true` or `false`, not `{other}`")),
                     span,
                 );
                 default
@@ -466,9 +466,9 @@ fn lower_pd(x: &mut X, board: &Board, pds: &mut Vec<Pd>, n: &Node, parent: Optio
         Some(p) => p,
         None => {
             x.sink.emit(
-                Kind::XmlMissingAttribute {
-                    attribute: "program_image".into(),
-                    element: "protection_domain".into(),
+                Kind::XmlMissingElement {
+                    element: "program_image".into(),
+                    parent: "protection_domain".into(),
                 },
                 tag_span(n),
             );
@@ -566,7 +566,7 @@ fn lower_irq(x: &mut X, n: &Node) -> Irq {
         Some(("edge", _)) => Trigger::Edge,
         Some((t, s)) => {
             x.sink.emit(
-                Kind::BadValue(format!("trigger must be `level` or `edge`, not `{t}`")),
+                Kind::XmlValue(format!("trigger must be `level` or `edge`, not `{t}`")),
                 s,
             );
             Trigger::Level
@@ -608,7 +608,7 @@ fn lower_irq(x: &mut X, n: &Node) -> Irq {
         x.allow(n, &["id", "setvar_id", "pcidev", "handle", "vector"]);
         let addr = check::pci_address(pci).unwrap_or_else(|| {
             x.sink.emit(
-                Kind::BadValue(format!("`{pci}` is not a PCI address bus:dev.func")),
+                Kind::XmlValue(format!("`{pci}` is not a PCI address bus:dev.func")),
                 s,
             );
             (0, 0, 0)
@@ -725,13 +725,16 @@ fn lower_region(x: &mut X, n: &Node, base_dir: &Path) -> Region {
         src.set("size", v.1.unwrap_or_default());
         x.num(v).map(|s| (s, v.1))
     });
+    // A size, prefill or boot-info that was written but is wrong has been
+    // reported already; do not also report the size as missing.
+    let named = size_attr.is_some() || prefill_path.is_some() || bootinfo_attr.is_some();
     let size = check::region_size(
         x.sink,
         name,
         size_given,
         page,
         prefill_len,
-        bootinfo.is_some(),
+        named,
         name_span,
     );
     let phys = x.opt(n, "phys_addr").and_then(|v| {
@@ -791,7 +794,7 @@ fn lower_channel(x: &mut X, pds: &[Pd], n: &Node) -> Option<Channel> {
                 .with("id", idv.and_then(|v| v.1)),
         });
     }
-    let count = elements(n).filter(|c| c.tag_name().name() == "end").count();
+    let count = elements(n).count();
     if count != 2 {
         x.sink.emit(Kind::ChannelEnds(count), tag_span(n));
         return None;
