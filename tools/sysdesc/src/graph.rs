@@ -323,7 +323,7 @@ pub fn svg(s: &System) -> String {
         index.insert(key.clone(), nodes.len());
         row.push(nodes.len());
         nodes.push(Node::new(key, NodeKind::Region, r.name.clone(), lines));
-        if row.len() >= PER_ROW + 1 {
+        if row.len() > PER_ROW {
             rows.push(std::mem::take(&mut row));
         }
     }
