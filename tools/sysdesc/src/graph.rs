@@ -336,7 +336,7 @@ pub fn svg(s: &System) -> String {
         .iter()
         .map(|r| r.iter().map(|&i| nodes[i].w).sum::<f64>() + GAP_X * (r.len() as f64 - 1.0))
         .collect();
-    let width = widths.iter().cloned().fold(400.0, f64::max) + 2.0 * MARGIN;
+    let width = widths.iter().cloned().fold(legend_width(), f64::max) + 2.0 * MARGIN;
     let mut y = MARGIN + 30.0;
     for (r, w) in rows.iter().zip(&widths) {
         let mut x = (width - w) / 2.0;
@@ -597,22 +597,33 @@ fn draw_edge(o: &mut String, a: &Node, b: &Node, e: &Edge, bend: f64) {
     }
 }
 
+type LegendItem = (&'static str, &'static str, &'static str, f64, &'static str);
+
+const LEGEND: [LegendItem; 5] = [
+    (
+        "#455a64",
+        "",
+        "url(#arrow)",
+        1.6,
+        "notify (arrow: who is notified)",
+    ),
+    ("#1565c0", "", "url(#ppc)", 3.0, "PPC caller → callee"),
+    ("#7cb342", "5 4", "", 1.2, "maps region (perms)"),
+    ("#7b1fa2", "2 4", "url(#child)", 1.6, "parent → child"),
+    ("#7b1fa2", "6 4", "", 1.6, "runs VM"),
+];
+
+fn legend_step(text: &str) -> f64 {
+    48.0 + text.chars().count() as f64 * SMALL * 0.58
+}
+
+fn legend_width() -> f64 {
+    LEGEND.iter().map(|i| legend_step(i.4)).sum()
+}
+
 fn draw_legend(o: &mut String, y: f64) {
-    let items: [(&str, &str, &str, f64, &str); 5] = [
-        (
-            "#455a64",
-            "",
-            "url(#arrow)",
-            1.6,
-            "notify (arrow: who is notified)",
-        ),
-        ("#1565c0", "", "url(#ppc)", 3.0, "PPC caller → callee"),
-        ("#7cb342", "5 4", "", 1.2, "maps region (perms)"),
-        ("#7b1fa2", "2 4", "url(#child)", 1.6, "parent → child"),
-        ("#7b1fa2", "6 4", "", 1.6, "runs VM"),
-    ];
     let mut x = MARGIN;
-    for (stroke, dash, marker, width, text) in items {
+    for (stroke, dash, marker, width, text) in LEGEND {
         let mut attrs = format!(r#"stroke="{stroke}" stroke-width="{width}""#);
         if !dash.is_empty() {
             let _ = write!(attrs, r#" stroke-dasharray="{dash}""#);
@@ -628,7 +639,7 @@ fn draw_legend(o: &mut String, y: f64) {
             y + 4.0,
             esc(text)
         );
-        x += 48.0 + text.chars().count() as f64 * SMALL * 0.58;
+        x += legend_step(text);
     }
 }
 
