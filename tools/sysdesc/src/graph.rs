@@ -23,8 +23,13 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// A DOT double-quoted string; line breaks become DOT's `\n`.
 fn dot_id(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    let quoted = s
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    format!("\"{quoted}\"")
 }
 
 fn irq_text(kind: &IrqKind) -> String {
@@ -66,15 +71,15 @@ pub fn dot(s: &System) -> String {
     let _ = writeln!(o, "  edge [fontname=\"sans-serif\", fontsize=9];");
     for pd in &s.pds {
         let mut label = format!(
-            "{}\\n{}",
+            "{}\n{}",
             pd.name,
             sched_text(pd.priority, pd.budget_us, pd.period_us)
         );
         if pd.passive {
-            label += "\\npassive";
+            label += "\npassive";
         }
         for irq in &pd.irqs {
-            let _ = write!(label, "\\n{} → ch {}", irq_text(&irq.kind), irq.id);
+            let _ = write!(label, "\n{} → ch {}", irq_text(&irq.kind), irq.id);
         }
         let _ = writeln!(
             o,
@@ -88,7 +93,7 @@ pub fn dot(s: &System) -> String {
                 "  {} [shape=box, style=\"dashed,filled\", fillcolor=\"#f3e5f5\", label={}];",
                 dot_id(&format!("vm:{}", vm.name)),
                 dot_id(&format!(
-                    "VM {}\\n{} vCPU(s)\\n{}",
+                    "VM {}\n{} vCPU(s)\n{}",
                     vm.name,
                     vm.vcpus.len(),
                     sched_text(vm.priority, vm.budget_us, vm.period_us)
@@ -112,7 +117,7 @@ pub fn dot(s: &System) -> String {
         }
     }
     for r in &s.regions {
-        let mut label = format!("{}\\n{}", r.name, fmt_size(r.size));
+        let mut label = format!("{}\n{}", r.name, fmt_size(r.size));
         if let Some(p) = r.phys {
             let _ = write!(label, " @ {p:#x}");
         }
@@ -679,6 +684,9 @@ b = { pd = "server", id = 1 }
         assert!(d.contains("label=\"child 4\""));
         assert!(d.contains("IRQ 33 (uart) → ch 3"));
         assert!(d.contains("\"mr:buf\""));
+        // Line breaks in labels are DOT's `\n`, not an escaped backslash.
+        assert!(d.contains("client\\nprio 10"), "{d}");
+        assert!(!d.contains("\\\\n"), "{d}");
     }
 
     #[test]
