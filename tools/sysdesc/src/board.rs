@@ -486,8 +486,11 @@ mod tests {
             .map(|p| p.irq)
             .collect();
         assert_eq!(kernel_ppis, vec![25, 26, 27]);
-        // Reserved areas are inside RAM and the top one ends RAM.
-        assert!(b.reserved.iter().any(|r| r.range.end() == b.ram.end()));
+        // The boot area starts RAM, where the kernel is linked.
+        assert!(b
+            .reserved
+            .iter()
+            .any(|r| r.name == "boot" && r.range.base == b.ram.base));
     }
 
     #[test]
