@@ -59,3 +59,43 @@ impl<'a> Invocation<'a> {
         self.extra_caps.get(i).copied()
     }
 }
+
+/// Most words an invocation's reply carries (TCB ReadRegisters: 36).
+pub const REPLY_MAX_WORDS: usize = 64;
+
+/// The message registers of a successful invocation's reply (label 0),
+/// for the invocations that return data (TCB ReadRegisters, Page
+/// GetAddress, SchedContext Consumed, ...). Decoders that return nothing
+/// leave it empty; the system-call layer copies `words()` to the caller.
+#[derive(Clone, Copy, Debug)]
+pub struct ReplyWords {
+    len: usize,
+    words: [u64; REPLY_MAX_WORDS],
+}
+
+impl Default for ReplyWords {
+    fn default() -> Self {
+        ReplyWords {
+            len: 0,
+            words: [0; REPLY_MAX_WORDS],
+        }
+    }
+}
+
+impl ReplyWords {
+    /// Appends a word (words past `REPLY_MAX_WORDS` are a kernel bug).
+    pub fn push(&mut self, w: u64) {
+        debug_assert!(
+            self.len < REPLY_MAX_WORDS,
+            "reply longer than REPLY_MAX_WORDS"
+        );
+        if let Some(slot) = self.words.get_mut(self.len) {
+            *slot = w;
+            self.len += 1;
+        }
+    }
+
+    pub fn words(&self) -> &[u64] {
+        &self.words[..self.len]
+    }
+}

@@ -13,3 +13,12 @@
 pub fn finalise(notification: u64) {
     let _ = notification;
 }
+
+/// Signals the notification at `notification` with `badge` (seL4's
+/// `sendSignal`): wakes a waiting or bound thread, or ORs the badge into
+/// the notification word. Interrupt delivery calls this too.
+///
+/// Not yet: the IPC work implements it.
+pub fn send_signal(notification: u64, badge: u64) {
+    let _ = (notification, badge);
+}

@@ -85,3 +85,35 @@ pub fn find_vspace_for_asid(asid: u16) -> Option<u64> {
     let vspace = crate::memory::read::<u64>(asid_pool_entry(pool, asid));
     (vspace != 0).then_some(vspace)
 }
+
+use crate::cap::Cap;
+use crate::cte::SlotRef;
+use crate::error::Exception;
+use crate::invocation::{Invocation, ReplyWords};
+
+/// Decodes an invocation of a Frame, PageTable, VSpace, ASIDControl or
+/// ASIDPool cap with seL4's errors (the arm and aarch64 labels).
+///
+/// Not yet: the VM work implements it; the system-call layer calls it.
+pub fn decode_invocation(
+    inv: &Invocation,
+    cap: &Cap,
+    slot: SlotRef,
+    reply: &mut ReplyWords,
+) -> Result<(), Exception> {
+    let _ = (inv, cap, slot, reply);
+    Err(Exception::Syscall(
+        crate::error::SyscallError::IllegalOperation,
+    ))
+}
+
+/// Makes the address space named by a thread's VSpace cap current (seL4's
+/// `setVMRoot`): the thread's VSpace if the cap is a mapped VSpace cap whose
+/// ASID still names it, otherwise an empty address space (so the thread
+/// faults). The scheduler calls this when it switches threads.
+///
+/// Not yet: the VM work implements it (VMID assignment, VTTBR through the
+/// machine layer).
+pub fn set_vm_root(vspace_cap: &Cap) {
+    let _ = vspace_cap;
+}
