@@ -8,9 +8,10 @@
 //! extra BootInfo (the device tree) frames, the ASID pool, the TCB and the
 //! scheduling context objects, and finally turns every byte still free into
 //! untyped capabilities: device regions first, then RAM, each cut into
-//! naturally aligned blocks. Slots follow seL4's order: the fixed initial
-//! caps, then paging caps, image frames, extra BootInfo pages, the
-//! SchedControl cap, the untypeds, and the rest is the empty region.
+//! naturally aligned blocks. Slots follow seL4 16.0.0's order (observed on
+//! the real kernel, see docs/real-sel4.md): the fixed initial caps, then
+//! paging caps, extra BootInfo pages, the SchedControl cap, image frames,
+//! the untypeds, and the rest is the empty region.
 //!
 //! Pure bookkeeping through the memory window, tested on the host. Starting
 //! the thread (registers, priority, scheduling context) is the thread
@@ -127,13 +128,13 @@ pub fn create(
     let v_start = image.start.wrapping_sub(input.pv_offset);
     let v_end = image.end.wrapping_sub(input.pv_offset);
     let header = core::mem::size_of::<BootInfoHeader>() as u64;
-    let extra_len = input
-        .dtb
-        .map_or(0, |(_, len)| (header + len).next_multiple_of(PAGE));
+    // seL4 reports the region's exact length; its frames cover it rounded up.
+    let extra_len = input.dtb.map_or(0, |(_, len)| header + len);
+    let extra_frames_len = extra_len.next_multiple_of(PAGE);
     let ipc_buffer_vaddr = v_end;
     let bootinfo_vaddr = v_end + PAGE;
     let extra_vaddr = v_end + 2 * PAGE;
-    let mapped_end = extra_vaddr + extra_len;
+    let mapped_end = extra_vaddr + extra_frames_len;
     if v_end < v_start || mapped_end > septa_abi::USER_TOP {
         return Err(BootError::BadImage);
     }
@@ -230,21 +231,10 @@ pub fn create(
         &map(bootinfo_vaddr, bootinfo, false),
     );
 
-    let frames_start = slots.next;
-    let mut p = image.start;
-    while p < image.end {
-        slots.put(&map(p.wrapping_sub(input.pv_offset), p, true))?;
-        p += PAGE;
-    }
-    let frames = SlotRegion {
-        start: frames_start,
-        end: slots.next,
-    };
-
     let extra_start = slots.next;
     if let Some((dtb, len)) = input.dtb {
-        let extra = free.alloc(extra_len, PAGE)?;
-        memory::zero(extra, extra_len);
+        let extra = free.alloc(extra_frames_len, PAGE)?;
+        memory::zero(extra, extra_frames_len);
         memory::write(
             extra,
             BootInfoHeader {
@@ -253,7 +243,7 @@ pub fn create(
             },
         );
         memory::copy(dtb, extra + header, len);
-        for off in (0..extra_len).step_by(PAGE as usize) {
+        for off in (0..extra_frames_len).step_by(PAGE as usize) {
             slots.put(&map(extra_vaddr + off, extra + off, false))?;
         }
     }
@@ -278,6 +268,17 @@ pub fn create(
         end: slots.next + 1,
     };
     slots.put(&Cap::SchedControl { core: 0 })?;
+
+    let frames_start = slots.next;
+    let mut p = image.start;
+    while p < image.end {
+        slots.put(&map(p.wrapping_sub(input.pv_offset), p, true))?;
+        p += PAGE;
+    }
+    let frames = SlotRegion {
+        start: frames_start,
+        end: slots.next,
+    };
 
     // Everything left becomes untyped: devices first, then RAM, as seL4 does.
     let mut list = [UntypedDesc::default(); MAX_UNTYPED_CAPS];
@@ -459,7 +460,7 @@ mod tests {
             "one level-2 and one level-3 table"
         );
         assert_eq!(bi.extra_bi_pages.len(), 1);
-        assert_eq!(bi.extra_len, PAGE);
+        assert_eq!(bi.extra_len, 16 + 300);
         assert_eq!(bi.sched_control.len(), 1);
         assert_eq!(
             bi.empty,

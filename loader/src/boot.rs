@@ -322,22 +322,7 @@ static mut L0: Table = Table([0; 512]);
 static mut L1_IDENTITY: Table = Table([0; 512]);
 static mut L1_WINDOW: Table = Table([0; 512]);
 
-/// MAIR_EL2 as the seL4 kernel expects to find it: seL4 never writes MAIR
-/// itself, it maps its window with attribute index 4 (Normal write-back) and
-/// devices with index 0 (Device-nGnRnE). Indices 0..5: Device-nGnRnE,
-/// Device-nGnRE, Device-GRE, Normal non-cacheable, Normal write-back,
-/// Normal write-through.
-const MAIR: u64 = u64::from_le_bytes([0x00, 0x04, 0x0c, 0x44, 0xff, 0xaa, 0, 0]);
-/// MAIR index of Device-nGnRnE memory.
-const ATTR_DEVICE: u64 = 0 << 2;
-/// MAIR index of Normal write-back memory.
-const ATTR_NORMAL: u64 = 4 << 2;
-/// TCR_EL2 exactly as seL4's `checkTCR_EL2` demands it (boot fails on any
-/// other value): T0SZ 16 (48-bit VA, walks start at level 0), inner and
-/// outer write-back write-allocate walks, inner shareable, 4 KiB granule,
-/// PS = 40-bit PA, and the two RES1 bits.
-const TCR: u64 =
-    (1 << 31) | (1 << 23) | (0b010 << 16) | (0b11 << 12) | (0b01 << 10) | (0b01 << 8) | 16;
+use septa_image::el2::{ATTR_DEVICE, ATTR_NORMAL, MAIR, TCR};
 
 /// Turns on the EL2 stage-1 MMU: 48-bit VA, 4 KiB granule, two 1 GiB-block
 /// maps of the first `MAPPED_GIB` GiB, one at 0 (identity) and one at the
