@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod cargo;
+mod describe;
 mod harness;
 mod pack;
 mod qemu;
@@ -33,6 +34,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Parse and validate a system description (system.toml or Microkit .system).
+    Check {
+        #[arg(default_value = "system.toml")]
+        file: PathBuf,
+    },
+    /// Draw a system's PDs, channels, regions, IRQs and VMs as SVG and DOT.
+    Graph {
+        #[arg(default_value = "system.toml")]
+        file: PathBuf,
+        /// Where to write the SVG (the DOT goes beside it); default build/NAME/graph.svg.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Build a system into one bootable image.
     Build {
         /// The system description.
@@ -68,6 +82,8 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let ws = workspace::Workspace::locate()?;
     match cli.command {
+        Command::Check { file } => describe::check(&file),
+        Command::Graph { file, output } => describe::graph(&ws, &file, output),
         Command::Build { file, kernel } => {
             let image = pack::build_system(&ws, &file, kernel.as_deref())?;
             println!("image: {}", image.path.display());
