@@ -171,6 +171,10 @@ mod imp {
     pub fn set_irq_lines(n: u16) {
         STATE.with(|s| s.borrow_mut().irq_lines = n);
     }
+    /// Test control: everything back to its defaults, log emptied.
+    pub fn reset() {
+        STATE.with(|s| *s.borrow_mut() = State::default());
+    }
     /// Test control: take (and clear) the log of requests.
     pub fn take_log() -> Vec<Op> {
         STATE.with(|s| std::mem::take(&mut s.borrow_mut().log))

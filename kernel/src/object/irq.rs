@@ -320,6 +320,13 @@ pub fn deleted_irq_handler(irq: u64) {
     set_irq_state(IrqState::Inactive, irq);
 }
 
+/// Host tests: every IRQ back to its boot state (kernel globals outlive
+/// one test case on its thread).
+#[cfg(test)]
+pub fn reset_for_test() {
+    IRQ_STATES.with(|s| *s.borrow_mut() = initial_states());
+}
+
 /// Host tests: which signals interrupts delivered (the notification
 /// itself belongs to the IPC layer).
 #[cfg(test)]

@@ -193,6 +193,15 @@ fn set_empty_root() {
     CURRENT_ASID.with(|c| *c.borrow_mut() = None);
 }
 
+/// Host tests: forgets every pool, VMID and the current address space, as
+/// at boot (kernel globals outlive one test case on its thread).
+#[cfg(test)]
+pub fn reset_for_test() {
+    ASID_TABLE.with(|t| *t.borrow_mut() = [0; ASID_POOLS]);
+    CURRENT_ASID.with(|c| *c.borrow_mut() = None);
+    vmid::reset_for_test();
+}
+
 /// The ASID whose VSpace is current, if any.
 pub fn current_asid() -> Option<u16> {
     CURRENT_ASID.with(|c| *c.borrow())

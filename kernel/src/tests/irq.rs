@@ -24,6 +24,8 @@ const SPARE: u64 = 30;
 const SPI: u64 = 48;
 
 fn setup() -> Fixture {
+    machine::reset();
+    crate::object::irq::reset_for_test();
     let fx = Fixture::new(20);
     let node = fx.arena.phys_base + IRQ_NODE_OFFSET;
     memory::zero(node, IRQ_COUNT as u64 * crate::cte::SLOT_BYTES);

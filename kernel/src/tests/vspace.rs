@@ -50,6 +50,8 @@ impl Vs {
     /// tables (13, 14) and frames (20: small, 21: small, 22: large) exist
     /// but are not mapped. The machine log is empty.
     fn new() -> Vs {
+        machine::reset();
+        vspace::reset_for_test();
         let fx = Fixture::new(24);
         write_boot_slot(fx.slot(ASID_CONTROL), &Cap::AsidControl);
         write_boot_slot(fx.slot(HUGE_UT), &boot_untyped_cap(HUGE_UT_PADDR, 30, true));
@@ -1213,4 +1215,342 @@ fn pools_run_out_at_128_and_a_deleted_pool_frees_its_range() {
     vs.make_pool(ut, SPARE + 1).unwrap();
     assert!(matches!(vs.cap(SPARE + 1), Cap::AsidPool { asid_base, .. } if asid_base == 5 << 9));
     check_links(&vs.fx);
+}
+
+// ---------------------------------------------------------------------------
+// A property test against a model of the TLB
+
+mod model {
+    //! Random sequences of map, unmap, delete, copy, assign, revoke and
+    //! address-space switches, with few VMIDs so they are recycled often.
+    //! The model TLB pessimistically caches every translation of every
+    //! address space that has a VMID, before each step; the flushes the
+    //! kernel asks for are the only thing that removes entries. After each
+    //! step, every entry still cached must be exactly the translation the
+    //! VMID's owner has now: anything else is a stale TLB entry a thread
+    //! could use. Also checked: every mapping in a live VSpace is recorded
+    //! by a frame cap, and the derivation list stays well formed.
+
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    const VS2: u64 = 15;
+    const PT_C: u64 = 16;
+    const FRAME3: u64 = 24;
+    const COPIES: u64 = 50;
+    const VSPACES: [u64; 2] = [VSPACE, VS2];
+    const FRAMES: [u64; 4] = [FRAME, FRAME2, LARGE, FRAME3];
+    const TABLES: [u64; 3] = [PT_A, PT_B, PT_C];
+    const VADDRS: [u64; 6] = [
+        V,
+        V + 0x1000,
+        V + (1 << 21),
+        V + (1 << 21) + 0x1000,
+        V + (1 << 30),
+        V + (1 << 30) + (1 << 21),
+    ];
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Map {
+            frame: usize,
+            vspace: usize,
+            vaddr: usize,
+            rights: u64,
+            attr: u64,
+        },
+        MapTable {
+            table: usize,
+            vspace: usize,
+            vaddr: usize,
+        },
+        UnmapFrame(usize),
+        UnmapTable(usize),
+        /// Copy a frame or table cap into copy slot `n`.
+        Copy(usize, u64),
+        /// Delete one of the object or copy slots.
+        Delete(u64),
+        Activate(usize),
+        Assign(usize),
+        RevokePoolUntyped,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        let vs = 0..VSPACES.len();
+        let va = 0..VADDRS.len();
+        prop_oneof![
+            4 => (0..FRAMES.len(), vs.clone(), va.clone(), 0u64..16, 0u64..8).prop_map(
+                |(frame, vspace, vaddr, rights, attr)| Step::Map { frame, vspace, vaddr, rights, attr }),
+            3 => (0..TABLES.len(), vs.clone(), va).prop_map(
+                |(table, vspace, vaddr)| Step::MapTable { table, vspace, vaddr }),
+            2 => (0..FRAMES.len()).prop_map(Step::UnmapFrame),
+            1 => (0..TABLES.len()).prop_map(Step::UnmapTable),
+            1 => (0..FRAMES.len() + TABLES.len(), 0u64..4).prop_map(|(s, n)| Step::Copy(s, n)),
+            2 => prop_oneof![
+                proptest::sample::select(vec![VSPACE, VS2, PT_A, PT_B, PT_C, FRAME, FRAME2, LARGE, FRAME3]),
+                (COPIES..COPIES + 4),
+            ].prop_map(Step::Delete),
+            3 => vs.clone().prop_map(Step::Activate),
+            1 => vs.prop_map(Step::Assign),
+            1 => Just(Step::RevokePoolUntyped),
+        ]
+    }
+
+    /// Every valid leaf of the VSpace at `root`: (vaddr, level, entry).
+    fn leaves(root: u64) -> Vec<(u64, u32, Pte)> {
+        fn walk(table: u64, level: u32, base: u64, out: &mut Vec<(u64, u32, Pte)>) {
+            let entries = if level == 1 {
+                pagetable::ROOT_ENTRIES
+            } else {
+                pagetable::ENTRIES
+            };
+            for i in 0..entries {
+                let pte = pagetable::read(table + 8 * i);
+                let va = base + (i << pagetable::entry_bits(level));
+                if pte.is_table(level) {
+                    walk(pte.addr(), level + 1, va, out);
+                } else if pte.is_page(level) {
+                    out.push((va, level, pte));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(root, 1, 0, &mut out);
+        out
+    }
+
+    /// The live VSpaces: (ASID, root) for every assigned ASID.
+    fn live() -> Vec<(u16, u64)> {
+        let pools = ASID_TABLE.with(|t| *t.borrow());
+        let per_pool = vspace::ASIDS_PER_POOL as u16;
+        (0..ASID_POOLS as u16)
+            .filter(|&i| pools[i as usize] != 0)
+            .flat_map(|i| (i * per_pool..(i + 1) * per_pool).filter(|&a| a != 0))
+            .filter_map(|a| find_vspace_for_asid(a).map(|r| (a, r)))
+            .collect()
+    }
+
+    type Entry = (u16, u64, u32, Pte);
+
+    fn cache_everything(tlb: &mut BTreeSet<(u16, u64, u32, u64)>) {
+        for (asid, root) in live() {
+            if let Some(v) = asid_entry(asid).and_then(|e| e.vmid) {
+                for (va, level, pte) in leaves(root) {
+                    tlb.insert((v, va, level, pte.0));
+                }
+            }
+        }
+    }
+
+    fn apply_flushes(tlb: &mut BTreeSet<(u16, u64, u32, u64)>, log: &[Op]) {
+        for op in log {
+            match *op {
+                Op::FlushVmid(v) => tlb.retain(|e| e.0 != v),
+                Op::FlushPage(v, va) => tlb.retain(|&(w, base, level, _)| {
+                    w != v
+                        || va >> pagetable::entry_bits(level)
+                            != base >> pagetable::entry_bits(level)
+                }),
+                _ => {}
+            }
+        }
+    }
+
+    fn check_tlb(tlb: &BTreeSet<(u16, u64, u32, u64)>) -> Result<(), TestCaseError> {
+        for &(v, va, level, pte) in tlb {
+            let now: Option<Entry> = vmid::owner(v).and_then(|asid| {
+                let root = find_vspace_for_asid(asid)?;
+                (asid_entry(asid)?.vmid == Some(v)).then_some(())?;
+                let (l, e, _) = pagetable::lookup_slot(root, va);
+                Some((asid, va, l, pagetable::read(e)))
+            });
+            prop_assert!(
+                now.is_some_and(|(_, _, l, p)| l == level && p.0 == pte && p.is_page(l)),
+                "stale TLB entry: VMID {v} maps {va:#x} (level {level}) as {pte:#x}, now {now:?}"
+            );
+        }
+        Ok(())
+    }
+
+    fn check_recorded(vs: &Vs) -> Result<(), TestCaseError> {
+        let recorded: BTreeSet<(u16, u64, u64)> = (0..1u64 << ROOT_RADIX)
+            .filter_map(|i| match vs.cap(i) {
+                Cap::Frame {
+                    paddr,
+                    mapped: Some(m),
+                    ..
+                } => Some((m.asid, m.vaddr, paddr)),
+                _ => None,
+            })
+            .collect();
+        for (asid, root) in live() {
+            for (va, _, pte) in leaves(root) {
+                prop_assert!(
+                    recorded.contains(&(asid, va, pte.addr())),
+                    "ASID {asid} maps {va:#x} to {:#x} but no frame cap says so",
+                    pte.addr()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn run(vs: &Vs, s: &Step) {
+        // The system-call layer only invokes caps that are there.
+        let target = match *s {
+            Step::Map { frame, .. } | Step::UnmapFrame(frame) => FRAMES[frame],
+            Step::MapTable { table, .. } | Step::UnmapTable(table) => TABLES[table],
+            Step::Assign(_) => POOL,
+            _ => UT,
+        };
+        if vs.slot(target).is_empty() {
+            return;
+        }
+        let _ = match *s {
+            Step::Map {
+                frame,
+                vspace,
+                vaddr,
+                rights,
+                attr,
+            } => vs.call(
+                FRAMES[frame],
+                Label::ArmPageMap,
+                &[VADDRS[vaddr], rights, attr],
+                &[VSPACES[vspace]],
+            ),
+            Step::MapTable {
+                table,
+                vspace,
+                vaddr,
+            } => vs.call(
+                TABLES[table],
+                Label::ArmPageTableMap,
+                &[VADDRS[vaddr], 0],
+                &[VSPACES[vspace]],
+            ),
+            Step::UnmapFrame(f) => vs.call(FRAMES[f], Label::ArmPageUnmap, &[], &[]),
+            Step::UnmapTable(t) => vs.call(TABLES[t], Label::ArmPageTableUnmap, &[], &[]),
+            Step::Copy(src, n) => {
+                let src = FRAMES
+                    .iter()
+                    .chain(TABLES.iter())
+                    .nth(src)
+                    .copied()
+                    .unwrap();
+                vs.fx.copy(COPIES + n, src, CapRights::ALL)
+            }
+            Step::Delete(slot) => vs.fx.delete(slot),
+            Step::Activate(i) => {
+                set_vm_root(&vs.cap(VSPACES[i]));
+                Ok(())
+            }
+            Step::Assign(i) => vs.call(POOL, Label::ArmAsidPoolAssign, &[], &[VSPACES[i]]),
+            Step::RevokePoolUntyped => vs.fx.revoke(POOL_UT),
+        };
+    }
+
+    /// A word that is often meaningful here and sometimes anything.
+    fn word() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            3 => 0u64..64,
+            2 => proptest::sample::select(VADDRS.to_vec()),
+            1 => Just(D),
+            1 => Just(USER_TOP),
+            1 => any::<u64>(),
+        ]
+    }
+
+    const TARGETS: [u64; 13] = [
+        FRAME,
+        FRAME2,
+        LARGE,
+        FRAME3,
+        PT_A,
+        PT_B,
+        PT_C,
+        VSPACE,
+        VS2,
+        POOL,
+        ASID_CONTROL,
+        IRQ,
+        COPIES,
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        #[test]
+        fn no_stale_translation_survives_any_sequence(
+            vmids in 2u32..4,
+            steps in proptest::collection::vec(step(), 1..40),
+        ) {
+            let vs = Vs::new();
+            // One or two VMIDs, so that switching recycles them.
+            machine::set_vmid_count(vmids);
+            vs.fx.retype(UT, ObjectType::VSpace, 0, VS2, 1).unwrap();
+            vs.fx.retype(UT, ObjectType::PageTable, 0, PT_C, 1).unwrap();
+            vs.fx.retype(UT, ObjectType::SmallPage, 0, FRAME3, 1).unwrap();
+            // A running start: the first VSpace is current and has a
+            // level-2 table at V, so that mappings succeed often.
+            set_vm_root(&vs.cap(VSPACE));
+            vs.map_pt(PT_A, V).unwrap();
+            machine::take_log();
+            let mut tlb = BTreeSet::new();
+            for s in &steps {
+                cache_everything(&mut tlb);
+                run(&vs, s);
+                apply_flushes(&mut tlb, &machine::take_log());
+                check_tlb(&tlb)?;
+                check_recorded(&vs)?;
+                check_links(&vs.fx);
+            }
+        }
+
+        /// Whatever a thread sends to these caps, the decoders answer with
+        /// success or an error and leave the derivation list well formed.
+        #[test]
+        fn arbitrary_invocations_never_panic(
+            calls in proptest::collection::vec(
+                (0usize..TARGETS.len(), prop_oneof![4 => 39u64..62, 1 => 0u64..80, 1 => any::<u64>()],
+                 proptest::collection::vec(word(), 0..6),
+                 proptest::collection::vec(0usize..TARGETS.len() + 1, 0..3)),
+                1..30)
+        ) {
+            let vs = Vs::new();
+            vs.fx.retype(UT, ObjectType::VSpace, 0, VS2, 1).unwrap();
+            vs.fx.retype(UT, ObjectType::PageTable, 0, PT_C, 1).unwrap();
+            vs.fx.retype(UT, ObjectType::SmallPage, 0, FRAME3, 1).unwrap();
+            vs.fx.retype(UT, ObjectType::Untyped, 12, COPIES, 1).unwrap();
+            let node = vs.fx.arena.phys_base + 0x2_0000;
+            memory::zero(node, crate::object::irq::IRQ_COUNT as u64 * crate::cte::SLOT_BYTES);
+            machine::set_irq_node(node);
+            crate::object::irq::reset_for_test();
+            for (target, label, args, extra) in calls {
+                let slot = vs.slot(TARGETS[target]);
+                let extra: Vec<SlotRef> = extra
+                    .iter()
+                    .map(|&i| TARGETS.get(i).map_or(vs.fx.root_slot, |&t| vs.slot(t)))
+                    .collect();
+                let inv = Invocation::new(label, &args, &extra);
+                let mut reply = ReplyWords::default();
+                let _ = match slot.cap() {
+                    Cap::Null => Ok(()),
+                    Cap::IrqControl => {
+                        crate::object::irq::decode_irq_control_invocation(&inv, slot, &mut reply)
+                    }
+                    c @ Cap::IrqHandler { .. } => {
+                        crate::object::irq::decode_irq_handler_invocation(&inv, &c, slot, &mut reply)
+                    }
+                    c @ (Cap::Frame { .. } | Cap::PageTable { .. } | Cap::VSpace { .. }
+                    | Cap::AsidControl | Cap::AsidPool { .. }) => {
+                        decode_invocation(&inv, &c, slot, &mut reply)
+                    }
+                    _ => Ok(()),
+                };
+                check_links(&vs.fx);
+            }
+        }
+    }
 }

@@ -118,6 +118,15 @@ pub fn release(asid: u16) {
     update_entry(asid, |e| e.vmid = None);
 }
 
+#[cfg(test)]
+pub(super) fn reset_for_test() {
+    VMIDS.with(|t| {
+        let mut t = t.borrow_mut();
+        t.owner = [0; MAX_VMIDS];
+        t.next = FIRST_VMID;
+    });
+}
+
 /// The ASID that owns VMID `v`, if any (for tests and diagnostics).
 pub fn owner(v: u16) -> Option<u16> {
     VMIDS.with(|t| {
