@@ -282,6 +282,10 @@ pub fn delete_asid(asid: u16, vspace: u64) {
 /// the VMID of every ASID assigned in it, remove the pool from the table,
 /// and leave the current address space if it was one of them.
 pub fn delete_asid_pool(asid_base: u16, pool: u64) {
+    debug_assert!(
+        (asid_base as u64).is_multiple_of(ASIDS_PER_POOL),
+        "unaligned ASID base"
+    );
     let index = asid_base as usize >> ASID_POOL_INDEX_BITS;
     if pool_of(asid_base) != Some(pool) {
         return;
