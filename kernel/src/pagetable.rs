@@ -103,6 +103,37 @@ impl Pte {
     pub fn addr(self) -> u64 {
         self.0 & ADDR_MASK
     }
+
+    /// A leaf mapping at `level`: a 4 KiB page at level 3 (valid, bit 1
+    /// set), a block at levels 1 and 2 (valid, bit 1 clear). seL4's
+    /// `pte_is_page_type`.
+    pub fn is_page(self, level: Level) -> bool {
+        let low = self.0 & (VALID | TABLE_OR_PAGE);
+        if level == 3 {
+            low == VALID | TABLE_OR_PAGE
+        } else {
+            low == VALID
+        }
+    }
+}
+
+/// Where a mapping of `vaddr` goes (seL4's `lookupPTSlot`): the walk
+/// follows table entries down from the root and stops at the first entry
+/// that is not one, or at level 3. Returns the level, the physical address
+/// of that entry, and the bits of address it maps (30, 21 or 12): a frame
+/// of exactly that size can be mapped there.
+pub fn lookup_slot(root: u64, vaddr: u64) -> (Level, u64, u32) {
+    let (level, entry) = walk(root, vaddr, 3);
+    (level, entry, entry_bits(level))
+}
+
+/// The level at which a frame of `size_bits` is a leaf.
+pub const fn level_for_bits(size_bits: u32) -> Level {
+    match size_bits {
+        30 => 1,
+        21 => 2,
+        _ => 3,
+    }
 }
 
 /// Physical address of the entry for `vaddr` in the table at `table`.
@@ -198,6 +229,36 @@ mod tests {
         assert!(!ro_x_dev.is_table(2));
         assert!(Pte::table(0x5000).is_table(1));
         assert!(!Pte::leaf(3, 0x5000, RW).is_table(3));
+    }
+
+    #[test]
+    fn pages_and_blocks_are_told_from_tables_by_level() {
+        let page = Pte::leaf(3, 0x5000, RW);
+        let block = Pte::leaf(2, 0x20_0000, RW);
+        let table = Pte::table(0x6000);
+        assert!(page.is_page(3) && !page.is_page(2));
+        assert!(block.is_page(2) && block.is_page(1) && !block.is_page(3));
+        assert!(!table.is_page(1) && !table.is_page(2));
+        assert!(!Pte::INVALID.is_page(3) && !Pte::INVALID.is_page(1));
+        assert_eq!(
+            (level_for_bits(12), level_for_bits(21), level_for_bits(30)),
+            (3, 2, 1)
+        );
+    }
+
+    #[test]
+    fn lookup_slot_reports_the_size_a_slot_maps() {
+        let a = Arena::new(1 << 20, 0);
+        let root = a.phys_base;
+        let v = 0x4000_0000 + 0x20_0000 + 0x3000;
+        assert_eq!(lookup_slot(root, v), (1, root + 8, 30));
+        install_table(root, v, 2, root + 0x2000);
+        assert_eq!(lookup_slot(root, v), (2, root + 0x2000 + 8, 21));
+        // A block stops the walk where it is.
+        write(root + 0x2000 + 8, Pte::leaf(2, 0x4020_0000, RW));
+        assert_eq!(lookup_slot(root, v).2, 21);
+        write(root + 0x2000 + 8, Pte::table(root + 0x3000));
+        assert_eq!(lookup_slot(root, v), (3, root + 0x3000 + 8 * 3, 12));
     }
 
     #[test]

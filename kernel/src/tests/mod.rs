@@ -9,9 +9,11 @@
 //! user thread's would.
 
 mod derivation;
+mod irq;
 mod lookup;
 mod model;
 mod untyped;
+mod vspace;
 mod zombie;
 
 use crate::cap::Cap;
