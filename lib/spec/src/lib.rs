@@ -27,11 +27,15 @@
 //!   (`Spec::check` verifies it, so a broken blob is refused before any
 //!   object is created).
 //!
-//! Owns: the types and their encoding. Must not touch: memory or syscalls.
+//! Owns: the types, their encoding, and the allocation plan ([`place`])
+//! that the tool simulates and the initializer performs. Must not touch:
+//! memory or syscalls.
 #![no_std]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
+
+pub mod place;
 
 use alloc::vec::Vec;
 use septa_abi as abi;
