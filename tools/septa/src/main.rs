@@ -9,14 +9,23 @@
 //!   booted headless and judged by what its PDs print.
 //!
 //! Each pipeline stage is its own module with typed input and output:
-//! `workspace` (where things are), `cargo` (cross builds), `pack` (the
-//! image), `qemu` (running it), `harness` (tests).
+//! `workspace` (where things are), the front end (crate `septa-sysdesc`:
+//! system.toml to a validated model), `cargo` (cross builds), `elf`
+//! (program images), `alloc` (free memory estimate, region addresses, the
+//! fit check), `patch` (Microkit symbols and setvars), `spec` (the spec the
+//! initializer realises), `report` (report.txt), `pack` (the image and the
+//! pipeline that leads to it), `qemu` (running it), `harness` (tests).
 #![forbid(unsafe_code)]
 
+mod alloc;
 mod cargo;
+mod elf;
 mod harness;
 mod pack;
+mod patch;
+mod spec;
 mod qemu;
+mod report;
 mod workspace;
 
 use std::path::PathBuf;
