@@ -421,7 +421,10 @@ impl Spec<'_> {
         }
         if let Some(r) = self.root {
             for (id, ok) in [
-                (r.fault_endpoint, (|k| k == K::Endpoint) as fn(ObjectKind) -> bool),
+                (
+                    r.fault_endpoint,
+                    (|k| k == K::Endpoint) as fn(ObjectKind) -> bool,
+                ),
                 (r.reply, |k| k == K::Reply),
                 (r.window_tables[0], |k| k == K::PageTable),
                 (r.window_tables[1], |k| k == K::PageTable),

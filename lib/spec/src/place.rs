@@ -90,7 +90,10 @@ impl core::fmt::Display for PlaceError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match *self {
             PlaceError::Misaligned { obj, paddr } => {
-                write!(f, "object {obj}: address {paddr:#x} is not aligned to its size")
+                write!(
+                    f,
+                    "object {obj}: address {paddr:#x} is not aligned to its size"
+                )
             }
             PlaceError::NotCovered { obj, paddr } => write!(
                 f,
@@ -272,7 +275,11 @@ pub fn ram_left(untypeds: &[Untyped], objects: &[Request], steps: &[Step]) -> u6
         .filter(|u| !u.device)
         .map(|u| 1u64 << u.size_bits)
         .sum();
-    let in_ram = |p: u64| untypeds.iter().any(|u| !u.device && u.paddr <= p && p < u.end());
+    let in_ram = |p: u64| {
+        untypeds
+            .iter()
+            .any(|u| !u.device && u.paddr <= p && p < u.end())
+    };
     let used: u64 = steps
         .iter()
         .filter_map(|s| match *s {
@@ -343,7 +350,10 @@ mod tests {
             let (base, end, wm) = uts[idx];
             let expect = align_up(wm, size);
             assert_eq!(paddr, expect, "{s:?}: the kernel would place it elsewhere");
-            assert!(base <= paddr && paddr + size <= end, "{s:?} outside its untyped");
+            assert!(
+                base <= paddr && paddr + size <= end,
+                "{s:?} outside its untyped"
+            );
             uts[idx].2 = paddr + size;
             if let Step::Child { .. } = s {
                 uts.push((paddr, paddr + size, paddr));
@@ -471,6 +481,9 @@ mod tests {
                 assert!(w[0].1 <= w[1].0, "overlap {:x?}", w);
             }
         }
-        assert!(planned > 50, "only {planned} of 200 systems could be planned");
+        assert!(
+            planned > 50,
+            "only {planned} of 200 systems could be planned"
+        );
     }
 }

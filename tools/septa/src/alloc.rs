@@ -82,7 +82,7 @@ pub fn human(bytes: u64) -> String {
     const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
     for (name, size) in UNITS {
         if bytes >= size {
-            return if bytes % size == 0 {
+            return if bytes.is_multiple_of(size) {
                 format!("{} {name}", bytes / size)
             } else {
                 format!("{:.1} {name}", bytes as f64 / size as f64)
@@ -324,7 +324,10 @@ mod tests {
         let err = check(&big, &board(), &free).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("`e` (4 KiB)"), "{msg}");
-        assert!(msg.contains("need 8.0 MiB") && msg.contains("8 MiB are free"), "{msg}");
+        assert!(
+            msg.contains("need 8.0 MiB") && msg.contains("8 MiB are free"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -49,7 +49,11 @@ pub enum ElfError {
     #[error("{path}: segments at {a:#x} and {b:#x} overlap")]
     Overlap { path: PathBuf, a: u64, b: u64 },
     #[error("{path}: {len} bytes at {vaddr:#x} are not inside one loadable segment")]
-    OutsideSegments { path: PathBuf, vaddr: u64, len: usize },
+    OutsideSegments {
+        path: PathBuf,
+        vaddr: u64,
+        len: usize,
+    },
 }
 
 impl ElfImage {

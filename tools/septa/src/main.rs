@@ -23,9 +23,9 @@ mod elf;
 mod harness;
 mod pack;
 mod patch;
-mod spec;
 mod qemu;
 mod report;
+mod spec;
 mod workspace;
 
 use std::path::PathBuf;

@@ -131,14 +131,11 @@ pub fn build_system(ws: &Workspace, file: &Path, kernel_override: Option<&Path>)
     let mut images = Vec::with_capacity(sys.pds.len());
     let mut symbol_images = Vec::with_capacity(sys.pds.len());
     for pd in &sys.pds {
-        images.push(
-            ElfImage::read(&path_of(pd))
-                .map_err(|e| miette!("PD `{}`: {e}", pd.name))?,
-        );
+        images.push(ElfImage::read(&path_of(pd)).map_err(|e| miette!("PD `{}`: {e}", pd.name))?);
         symbol_images.push(match &pd.symbols {
-            Some(p) => Some(
-                ElfImage::read(&base.join(p)).map_err(|e| miette!("PD `{}`: {e}", pd.name))?,
-            ),
+            Some(p) => {
+                Some(ElfImage::read(&base.join(p)).map_err(|e| miette!("PD `{}`: {e}", pd.name))?)
+            }
             None => None,
         });
     }

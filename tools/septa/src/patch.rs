@@ -331,7 +331,10 @@ b = { pd = "server", id = 0 }
         ];
         apply("p", &mut img, None, &writes).unwrap();
         assert_eq!(img.read_bytes(0x20_2048, 8).unwrap(), 8u64.to_le_bytes());
-        assert_eq!(img.read_bytes(0x20_2800, 8).unwrap(), 0x1234u64.to_le_bytes());
+        assert_eq!(
+            img.read_bytes(0x20_2800, 8).unwrap(),
+            0x1234u64.to_le_bytes()
+        );
 
         let err = apply("p", &mut img, None, &[Write::word("wide", 1, Kind::Setvar)]);
         assert!(matches!(err, Err(PatchError::Size { size: 4, .. })));

@@ -71,7 +71,12 @@ fn slot_role(index: u64) -> String {
 
 fn rights(r: septa_spec::Rights) -> String {
     let mut s = String::new();
-    for (on, c) in [(r.read, 'R'), (r.write, 'W'), (r.grant, 'G'), (r.grant_reply, 'P')] {
+    for (on, c) in [
+        (r.read, 'R'),
+        (r.write, 'W'),
+        (r.grant, 'G'),
+        (r.grant_reply, 'P'),
+    ] {
         if on {
             s.push(c);
         }
@@ -122,7 +127,11 @@ pub fn render(i: &Inputs) -> String {
         let _ = writeln!(o, "{title}\n{}", "-".repeat(title.len()));
         let (path, patches) = &i.programs[p];
         let _ = writeln!(o, "program: {path}");
-        let _ = writeln!(o, "entry: {:#x}, stack: {:#x}..{:#x}", th.entry, rec.stack.0, rec.stack.1);
+        let _ = writeln!(
+            o,
+            "entry: {:#x}, stack: {:#x}..{:#x}",
+            th.entry, rec.stack.0, rec.stack.1
+        );
         let sched = th
             .sched_context
             .map(|s| format!("budget {} us, period {} us", s.budget_us, s.period_us))
@@ -174,7 +183,10 @@ pub fn render(i: &Inputs) -> String {
         for w in patches {
             let _ = writeln!(o, "  {:<28} = {}", w.symbol, w.describe());
         }
-        for (cnode, what) in [(objs.root_cnode, "root CNode"), (objs.cnode, "Microkit CNode")] {
+        for (cnode, what) in [
+            (objs.root_cnode, "root CNode"),
+            (objs.cnode, "Microkit CNode"),
+        ] {
             let _ = writeln!(o, "{what} ({}):", b.name(cnode));
             let mut slots: Vec<_> = spec.slots.iter().filter(|s| s.cnode == cnode).collect();
             slots.sort_by_key(|s| s.index);
@@ -216,7 +228,11 @@ pub fn render(i: &Inputs) -> String {
                 _ => 0,
             };
             if size == 0 {
-                let _ = writeln!(o, "  {:#014x}              page table {}", m.vaddr, obj.name);
+                let _ = writeln!(
+                    o,
+                    "  {:#014x}              page table {}",
+                    m.vaddr, obj.name
+                );
                 continue;
             }
             let a = m.attrs;

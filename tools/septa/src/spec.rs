@@ -35,13 +35,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use septa_abi::bootinfo::EXTRA_FDT;
-use septa_abi::microkit::{
-    slot, FAULT_BADGE, IPC_BUFFER_VADDR, PPC_BADGE, STACK_TOP,
-};
+use septa_abi::microkit::{slot, FAULT_BADGE, IPC_BUFFER_VADDR, PPC_BADGE, STACK_TOP};
 use septa_abi::{HUGE_PAGE_BITS, LARGE_PAGE_BITS, PAGE_BITS, WORD_BITS};
 use septa_spec::{
-    Cap, Fill, FillSource, Irq, MapAttrs, Mapping, Object, ObjectKind, ObjId, Pd, Policy,
-    Rights, RootObjects, SchedParams, Slot, Spec, Thread,
+    Cap, Fill, FillSource, Irq, MapAttrs, Mapping, ObjId, Object, ObjectKind, Pd, Policy, Rights,
+    RootObjects, SchedParams, Slot, Spec, Thread,
 };
 use septa_sysdesc::{
     BootInfoKind, CapKind, IrqKind, Perms, Prefill, RestartMemory, System, Trigger,
@@ -93,20 +91,29 @@ impl Built {
             objects: self
                 .objects
                 .iter()
-                .map(|(n, o)| Object { name: n, ..o.clone() })
+                .map(|(n, o)| Object {
+                    name: n,
+                    ..o.clone()
+                })
                 .collect(),
             slots: self.slots.clone(),
             mappings: self.mappings.clone(),
             threads: self
                 .threads
                 .iter()
-                .map(|(n, t)| Thread { name: n, ..t.clone() })
+                .map(|(n, t)| Thread {
+                    name: n,
+                    ..t.clone()
+                })
                 .collect(),
             irqs: self.irqs.clone(),
             pds: self
                 .pds
                 .iter()
-                .map(|(n, p)| Pd { name: n, ..p.clone() })
+                .map(|(n, p)| Pd {
+                    name: n,
+                    ..p.clone()
+                })
                 .collect(),
             root: self.root,
         }
@@ -198,7 +205,13 @@ impl Builder<'_> {
         self.obj_at(name, kind, None, vec![])
     }
 
-    fn obj_at(&mut self, name: String, kind: ObjectKind, paddr: Option<u64>, fill: Vec<Fill>) -> ObjId {
+    fn obj_at(
+        &mut self,
+        name: String,
+        kind: ObjectKind,
+        paddr: Option<u64>,
+        fill: Vec<Fill>,
+    ) -> ObjId {
         let id = self.out.objects.len() as ObjId;
         self.out.objects.push((
             name,
@@ -237,8 +250,7 @@ impl Builder<'_> {
     /// tables it needs.
     fn map(
         &mut self,
-        vspace: ObjId,
-        space_name: &str,
+        (vspace, space_name): (ObjId, &str),
         frame: ObjId,
         bits: u32,
         vaddr: u64,
@@ -246,7 +258,7 @@ impl Builder<'_> {
         what: &str,
     ) -> Result<(), SpecError> {
         let size = 1u64 << bits;
-        if vaddr % size != 0 {
+        if !vaddr.is_multiple_of(size) {
             return Err(SpecError::Misaligned {
                 space: space_name.to_string(),
                 what: what.to_string(),
@@ -394,7 +406,9 @@ pub fn build(
             }
             frames.push(b.obj_at(
                 format!("region.{}.{n}", r.name),
-                ObjectKind::Frame { size_bits: bits as u8 },
+                ObjectKind::Frame {
+                    size_bits: bits as u8,
+                },
                 phys.map(|p| p + start),
                 fill,
             ));
@@ -421,9 +435,7 @@ pub fn build(
                 );
             }
             if me.pp {
-                let ep = theirs
-                    .ep
-                    .expect("a PD that can be called has an endpoint");
+                let ep = theirs.ep.expect("a PD that can be called has an endpoint");
                 b.slot(
                     mine.cnode,
                     slot::BASE_ENDPOINT + me.id,
@@ -450,7 +462,11 @@ pub fn build(
                 CapKind::Sc => src.sc,
                 CapKind::Vspace => src.vspace,
             };
-            b.slot(per_pd[i].root_cnode, c.slot, Builder::cap(obj, Rights::ALL, 0));
+            b.slot(
+                per_pd[i].root_cnode,
+                c.slot,
+                Builder::cap(obj, Rights::ALL, 0),
+            );
         }
     }
 
@@ -603,7 +619,14 @@ fn build_pd(
         if a.write {
             writable.push(f);
         }
-        b.map(vspace, &n, f, PAGE_BITS, page, a, &format!("its program page {page:#x}"))?;
+        b.map(
+            (vspace, &n),
+            f,
+            PAGE_BITS,
+            page,
+            a,
+            &format!("its program page {page:#x}"),
+        )?;
     }
 
     // Region maps.
@@ -612,7 +635,14 @@ fn build_pd(
         let a = attrs(m.perms, m.cached);
         for (k, f) in frames.iter().enumerate() {
             let vaddr = m.vaddr + ((k as u64) << bits);
-            b.map(vspace, &n, *f, *bits, vaddr, a, &format!("region `{}`", m.region))?;
+            b.map(
+                (vspace, &n),
+                *f,
+                *bits,
+                vaddr,
+                a,
+                &format!("region `{}`", m.region),
+            )?;
         }
     }
 
@@ -629,7 +659,14 @@ fn build_pd(
             size_bits: PAGE_BITS as u8,
         },
     );
-    b.map(vspace, &n, ipc, PAGE_BITS, IPC_BUFFER_VADDR, rw, "its IPC buffer")?;
+    b.map(
+        (vspace, &n),
+        ipc,
+        PAGE_BITS,
+        IPC_BUFFER_VADDR,
+        rw,
+        "its IPC buffer",
+    )?;
     for k in 0..pd.stack_size / PAGE {
         let s = b.obj(
             format!("{n}.stack.{k}"),
@@ -638,7 +675,14 @@ fn build_pd(
             },
         );
         writable.push(s);
-        b.map(vspace, &n, s, PAGE_BITS, lowest_stack + k * PAGE, rw, "its stack")?;
+        b.map(
+            (vspace, &n),
+            s,
+            PAGE_BITS,
+            lowest_stack + k * PAGE,
+            rw,
+            "its stack",
+        )?;
     }
 
     // Faults: to the monitor, or to the parent.
@@ -646,7 +690,11 @@ fn build_pd(
         (Some(parent), Some(id)) => {
             let p = &earlier[parent];
             let ep = p.ep.expect("a parent has an endpoint");
-            b.slot(p.cnode, slot::BASE_TCB + id, Builder::cap(tcb, Rights::ALL, 0));
+            b.slot(
+                p.cnode,
+                slot::BASE_TCB + id,
+                Builder::cap(tcb, Rights::ALL, 0),
+            );
             (ep, FAULT_BADGE | id)
         }
         _ => (mon_ep, i as u64 + 1),
@@ -658,7 +706,11 @@ fn build_pd(
         None => Builder::cap(ntfn, Rights::RW, 0),
     };
     b.slot(cnode, slot::INPUT, input);
-    b.slot(cnode, slot::FAULT_EP, Builder::cap(fault_ep, Rights::RWG, fault_badge));
+    b.slot(
+        cnode,
+        slot::FAULT_EP,
+        Builder::cap(fault_ep, Rights::RWG, fault_badge),
+    );
     b.slot(cnode, slot::VSPACE, Builder::cap(vspace, Rights::ALL, 0));
     b.slot(cnode, slot::REPLY, Builder::cap(reply, Rights::ALL, 0));
     if pd.passive {
@@ -676,7 +728,12 @@ fn build_pd(
     for irq in &pd.irqs {
         let (number, edge) = match &irq.kind {
             IrqKind::Arm { irq, trigger, .. } => (*irq, *trigger == Trigger::Edge),
-            other => return Err(SpecError::Unsupported(format!("PD `{}`: IRQ {other:?}", pd.name))),
+            other => {
+                return Err(SpecError::Unsupported(format!(
+                    "PD `{}`: IRQ {other:?}",
+                    pd.name
+                )))
+            }
         };
         b.out.irqs.push(Irq {
             irq: number as u16,
@@ -684,10 +741,17 @@ fn build_pd(
             notification: ntfn,
             badge: 1 << irq.id,
         });
-        b.slot(cnode, slot::BASE_IRQ + irq.id, Cap::IrqHandler { irq: number as u16 });
+        b.slot(
+            cnode,
+            slot::BASE_IRQ + irq.id,
+            Cap::IrqHandler { irq: number as u16 },
+        );
     }
     if !pd.ioports.is_empty() {
-        return Err(SpecError::Unsupported(format!("PD `{}`: I/O ports", pd.name)));
+        return Err(SpecError::Unsupported(format!(
+            "PD `{}`: I/O ports",
+            pd.name
+        )));
     }
 
     let thread = b.out.threads.len() as u32;
@@ -749,7 +813,14 @@ fn build_pd(
             let a = attrs(m.perms, m.cached);
             for (k, f) in frames.iter().enumerate() {
                 let vaddr = m.vaddr + ((k as u64) << bits);
-                b.map(vm_space, &vn, *f, *bits, vaddr, a, &format!("region `{}`", m.region))?;
+                b.map(
+                    (vm_space, &vn),
+                    *f,
+                    *bits,
+                    vaddr,
+                    a,
+                    &format!("region `{}`", m.region),
+                )?;
             }
         }
         for (k, v) in vm.vcpus.iter().enumerate() {
@@ -803,8 +874,16 @@ fn build_pd(
                     fpu: true,
                 },
             ));
-            b.slot(cnode, slot::BASE_VCPU + v.id, Builder::cap(vcpu, Rights::ALL, 0));
-            b.slot(cnode, slot::BASE_VM_TCB + v.id, Builder::cap(vtcb, Rights::ALL, 0));
+            b.slot(
+                cnode,
+                slot::BASE_VCPU + v.id,
+                Builder::cap(vcpu, Rights::ALL, 0),
+            );
+            b.slot(
+                cnode,
+                slot::BASE_VM_TCB + v.id,
+                Builder::cap(vtcb, Rights::ALL, 0),
+            );
         }
     }
 
@@ -953,11 +1032,14 @@ b = { pd = "server", id = 0 }
         );
         // The passive server reaches the monitor on slot 5 with its badge.
         assert_eq!(target(slot_cap(&b, "pd.server.cnode", 5)), (mon, 1));
-        assert_eq!(b.pds[1].1.policy, Policy::Restart {
-            limit: 3,
-            backoff_us: 0,
-            reset_memory: true
-        });
+        assert_eq!(
+            b.pds[1].1.policy,
+            Policy::Restart {
+                limit: 3,
+                backoff_us: 0,
+                reset_memory: true
+            }
+        );
         assert_eq!(b.pds[2].1.parent, Some(1));
     }
 
@@ -979,7 +1061,10 @@ b = { pd = "server", id = 0 }
             id(&b, "pd.client.sc")
         );
         let t = &b.threads[1].1;
-        assert_eq!((t.cspace, t.cspace_guard_size), (id(&b, "pd.client.cnode.root"), 0));
+        assert_eq!(
+            (t.cspace, t.cspace_guard_size),
+            (id(&b, "pd.client.cnode.root"), 0)
+        );
     }
 
     #[test]
