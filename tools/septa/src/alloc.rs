@@ -116,8 +116,12 @@ pub fn free_ram(board: &Board, boot: &Footprint) -> Vec<(u64, u64)> {
     for r in &board.reserved {
         remove(&mut free, r.range.base, r.range.end());
     }
+    // The loader puts kernel, device tree and root task image together from
+    // the kernel's physical base up. RAM below the kernel is not counted: a
+    // real seL4 build knows RAM only from its own base up (its memory map
+    // starts at its physBase).
     let boot_end = boot.kernel.1 + boot.user_len.next_multiple_of(4096) + DTB_ALLOWANCE;
-    remove(&mut free, boot.kernel.0, boot_end);
+    remove(&mut free, board.ram.base, boot_end);
     if let Some(&(s, e)) = free.last() {
         remove(&mut free, e.saturating_sub(ROOT_SERVER_ALLOWANCE).max(s), e);
     }
@@ -287,6 +291,16 @@ mod tests {
         let expect = (2u64 << 30) - (256 << 20) - (boot_end - 0x4000_0000) - ROOT_SERVER_ALLOWANCE;
         assert_eq!(total, expect);
         assert!(free.iter().all(|&(s, e)| e <= 0xb000_0000 && s >= boot_end));
+        // A kernel based higher (seL4's qemu-arm-virt build: 0x6000_0000)
+        // leaves the RAM below it out.
+        let high = free_ram(
+            &board(),
+            &Footprint {
+                kernel: (0x6000_0000, 0x6025_0000),
+                user_len: 0x10_0000,
+            },
+        );
+        assert!(high[0].0 >= 0x6025_0000, "{high:x?}");
         let uts = untypeds(&free);
         assert_eq!(uts.iter().map(|u| 1u64 << u.size_bits).sum::<u64>(), total);
         assert!(uts.iter().all(|u| u.paddr % (1 << u.size_bits) == 0));
