@@ -14,8 +14,8 @@
 //! (`ObjId`) into `Spec::objects`.
 //!
 //! Wire format: the extra blob after the initializer's image starts with a
-//! header of four little-endian words (magic, version, spec length, data
-//! offset), then the postcard-encoded `Spec`, then, page-aligned, the data
+//! header of five little-endian words (magic, version, spec length, data
+//! offset, total length), then the postcard-encoded `Spec`, then, page-aligned, the data
 //! area that `Fill` records point into (patched ELF segment contents,
 //! prefill files).
 //!
@@ -48,8 +48,9 @@ pub type ObjId = u32;
 pub const BLOB_MAGIC: u64 = u64::from_le_bytes(*b"SEPTSPEC");
 /// Bumped whenever the encoding changes.
 pub const SPEC_VERSION: u32 = 2;
-/// Bytes of the blob header: magic, version, spec length, data offset.
-pub const BLOB_HEADER_LEN: usize = 32;
+/// Bytes of the blob header: magic, version, spec length, data offset,
+/// total length.
+pub const BLOB_HEADER_LEN: usize = 40;
 
 /// A kernel object to create.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,6 +299,11 @@ pub struct Spec<'a> {
     /// The objects the initializer keeps for itself; `None` when there is
     /// nothing to build.
     pub root: Option<RootObjects>,
+    /// Built for `septa test`: the initializer also reports on the test
+    /// harness's protocol (`[septa-test] ok boot` once the spec is read; a
+    /// failure to build the system as a failed case and `done`), so a
+    /// system that cannot start fails at once instead of timing out.
+    pub test_harness: bool,
 }
 
 /// Objects the initializer uses itself, created with the rest so the tool's
@@ -481,15 +487,35 @@ impl core::fmt::Display for BlobError {
 pub fn encode_blob(spec: &Spec, data: &[u8]) -> Vec<u8> {
     let body = postcard::to_allocvec(spec).expect("encoding into memory cannot fail");
     let data_offset = (BLOB_HEADER_LEN + body.len()).next_multiple_of(4096);
-    let mut out = Vec::with_capacity(data_offset + data.len());
+    let total = data_offset + data.len();
+    let mut out = Vec::with_capacity(total);
     out.extend_from_slice(&BLOB_MAGIC.to_le_bytes());
     out.extend_from_slice(&(SPEC_VERSION as u64).to_le_bytes());
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
     out.extend_from_slice(&(data_offset as u64).to_le_bytes());
+    out.extend_from_slice(&(total as u64).to_le_bytes());
     out.extend_from_slice(&body);
     out.resize(data_offset, 0);
     out.extend_from_slice(data);
     out
+}
+
+/// The whole length of the blob that `header` (its first
+/// [`BLOB_HEADER_LEN`] bytes) starts, so a reader can size its view before
+/// decoding.
+pub fn blob_len(header: &[u8]) -> Result<usize, BlobError> {
+    let word = |i: usize| -> Result<u64, BlobError> {
+        let b = header.get(i * 8..i * 8 + 8).ok_or(BlobError::TooShort)?;
+        Ok(u64::from_le_bytes(b.try_into().unwrap()))
+    };
+    if word(0)? != BLOB_MAGIC {
+        return Err(BlobError::BadMagic);
+    }
+    let version = word(1)? as u32;
+    if version != SPEC_VERSION {
+        return Err(BlobError::BadVersion(version));
+    }
+    usize::try_from(word(4)?).map_err(|_| BlobError::TooShort)
 }
 
 /// Reads a blob: the spec (borrowing names from it) and the data area.
@@ -507,6 +533,8 @@ pub fn decode_blob(blob: &[u8]) -> Result<(Spec<'_>, &[u8]), BlobError> {
     }
     let len = word(2)? as usize;
     let data_offset = word(3)? as usize;
+    let total = word(4)? as usize;
+    let blob = blob.get(..total).ok_or(BlobError::TooShort)?;
     let body = blob.get(
         BLOB_HEADER_LEN
             ..BLOB_HEADER_LEN
@@ -625,6 +653,7 @@ mod tests {
                 reply: 7,
                 window_tables: [8, 9],
             }),
+            test_harness: true,
         }
     }
 
@@ -632,6 +661,11 @@ mod tests {
     fn blob_round_trips_with_its_data() {
         let blob = encode_blob(&sample(), b"hello");
         assert_eq!(blob.len() % 4096, 5);
+        assert_eq!(blob_len(&blob[..BLOB_HEADER_LEN]), Ok(blob.len()));
+        // Bytes after the blob (page padding) are not part of it.
+        let mut padded = blob.clone();
+        padded.resize(blob.len() + 100, 0xee);
+        assert_eq!(decode_blob(&padded).unwrap().1, b"hello");
         let (spec, data) = decode_blob(&blob).unwrap();
         assert_eq!(spec, sample());
         assert_eq!(data, b"hello");

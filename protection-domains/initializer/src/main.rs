@@ -72,9 +72,11 @@ mod rt {
     };
 
     extern "C" {
-        static __image_start: u8;
         static __image_end: u8;
     }
+
+    /// Where link.ld puts the image.
+    const IMAGE_BASE: usize = 0x40_0000;
 
     /// Stops the initializer for good after a failure: it suspends itself.
     fn stop() -> ! {
@@ -106,20 +108,32 @@ mod rt {
             raw.init_thread_cnode_size_bits
         );
 
-        // The blob: from the end of our image to the end of the frames the
-        // kernel mapped for the image (the loader counts the blob in).
-        let start = core::ptr::addr_of!(__image_start) as usize;
+        // The blob starts at the first page past our image: the loader put
+        // it there and counts it in the user image the kernel maps for us
+        // (boot contract: x0..x1 covers it). Its header gives its length.
         let end = core::ptr::addr_of!(__image_end) as usize;
+        // SAFETY: the header's bytes lie in the mapped user image (above);
+        // read-only data the loader copied, never written while we run.
+        let header =
+            unsafe { core::slice::from_raw_parts(end as *const u8, septa_spec::BLOB_HEADER_LEN) };
+        let len = match septa_spec::blob_len(header) {
+            Ok(len) => len,
+            Err(e) => {
+                debug_println!("initializer: {e}");
+                stop();
+            }
+        };
+        // Where the kernel lists the image's frames, the blob must lie in
+        // them (Septa's kernel lists none yet; seL4 does).
         let frames = raw.user_image_frames.len() as usize;
-        let mapped_end = start + (frames << septa_abi::PAGE_BITS);
-        if mapped_end <= end {
-            debug_println!("initializer: no spec after the image (nothing mapped past it)");
+        let mapped_end = IMAGE_BASE + (frames << septa_abi::PAGE_BITS);
+        if frames > 0 && end + len > mapped_end {
+            debug_println!("initializer: the spec blob runs past the mapped image");
             stop();
         }
-        // SAFETY: [end, mapped_end) is part of the user image the kernel
-        // mapped for us (BootInfo's user image frames), read-only data the
-        // loader copied there, never written while we run.
-        let blob = unsafe { core::slice::from_raw_parts(end as *const u8, mapped_end - end) };
+        // SAFETY: as for the header: the whole blob was copied there and is
+        // mapped with the image (checked above where BootInfo says).
+        let blob = unsafe { core::slice::from_raw_parts(end as *const u8, len) };
         let (spec, data) = match septa_spec::decode_blob(blob) {
             Ok(x) => x,
             Err(e) => {
@@ -132,9 +146,12 @@ mod rt {
             stop();
         }
         septa_initializer::summary(&spec, &bi);
-        if spec.pds.is_empty() {
-            // A system without PDs is the boot smoke test.
+        if spec.test_harness || spec.pds.is_empty() {
+            // The kernel booted us and the spec is sound: the boot smoke
+            // test, which a system without PDs is all about.
             debug_println!("[septa-test] ok boot");
+        }
+        if spec.pds.is_empty() {
             debug_println!("[septa-test] done");
             stop();
         }
@@ -145,6 +162,10 @@ mod rt {
             Ok(c) => c,
             Err(f) => {
                 debug_println!("initializer: {f}; stopping");
+                if spec.test_harness {
+                    debug_println!("[septa-test] FAIL initializer: {f}");
+                    debug_println!("[septa-test] done");
+                }
                 stop();
             }
         };

@@ -62,7 +62,20 @@ impl fmt::Display for Failure<'_> {
         write!(f, "{} `{}` failed: ", self.stage, self.what)?;
         match &self.cause {
             Cause::Kernel(e) => write!(f, "{e}"),
-            Cause::Place(e) => write!(f, "{e}"),
+            Cause::Place(e) => match e {
+                place::PlaceError::Misaligned { paddr, .. } => {
+                    write!(f, "its address {paddr:#x} is not aligned to its size")
+                }
+                place::PlaceError::NotCovered { paddr, .. } => {
+                    write!(f, "no untyped memory covers its address {paddr:#x}")
+                }
+                place::PlaceError::Overlap { paddr, .. } => {
+                    write!(f, "its address {paddr:#x} overlaps another fixed object")
+                }
+                place::PlaceError::NoSpace { size_bits, .. } => {
+                    write!(f, "no free untyped block of 2^{size_bits} bytes is left")
+                }
+            },
             Cause::NoSlots => write!(f, "no free slot left in the initializer's CNode"),
             Cause::BadFill => write!(f, "a fill lies outside the data area or the frame"),
             Cause::Unsupported => write!(f, "not supported by this initializer"),

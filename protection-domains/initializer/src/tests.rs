@@ -343,6 +343,7 @@ fn spec(policy: Policy, passive: bool) -> Spec<'static> {
             reply: 1,
             window_tables: [2, 3],
         }),
+        test_harness: false,
     }
 }
 

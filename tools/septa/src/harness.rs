@@ -205,7 +205,13 @@ pub fn parse_cargo_result(line: &str) -> Option<(usize, usize)> {
     Some((num("passed")?, num("failed")?))
 }
 
-pub fn run(ws: &Workspace, filter: Option<&str>, host: bool, limit: Duration) -> Result<bool> {
+pub fn run(
+    ws: &Workspace,
+    filter: Option<&str>,
+    host: bool,
+    limit: Duration,
+    kernel: Option<&Path>,
+) -> Result<bool> {
     let (mut passed, mut failed) = if host { host_tests(ws)? } else { (0, 0) };
     let systems = discover(ws, filter)?;
     if !systems.is_empty() {
@@ -213,7 +219,11 @@ pub fn run(ws: &Workspace, filter: Option<&str>, host: bool, limit: Duration) ->
     }
     let mut images = vec![];
     for s in &systems {
-        images.push(pack::build_system(ws, &s.file, None).map(|img| (s, img)));
+        images.push(
+            pack::build_system(ws, &s.file, kernel, true)
+                .map(|img| (s, img))
+                .map_err(|e| (s, e)),
+        );
     }
     let jobs = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -240,8 +250,8 @@ pub fn run(ws: &Workspace, filter: Option<&str>, host: bool, limit: Duration) ->
                         let _ = tx.send((name, r));
                     });
                 }
-                Err(e) => {
-                    let _ = tx.send((String::from("(build)"), Err(e)));
+                Err((s, e)) => {
+                    let _ = tx.send((s.name.clone(), Err(e)));
                 }
             }
         }

@@ -70,6 +70,10 @@ enum Command {
         /// Seconds each test system may run.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+        /// Pack this kernel ELF into every test system (e.g. a real seL4
+        /// 16.0.0 build) instead of Septa's.
+        #[arg(long)]
+        kernel: Option<PathBuf>,
     },
 }
 
@@ -78,12 +82,12 @@ fn main() -> Result<()> {
     let ws = workspace::Workspace::locate()?;
     match cli.command {
         Command::Build { file, kernel } => {
-            let image = pack::build_system(&ws, &file, kernel.as_deref())?;
+            let image = pack::build_system(&ws, &file, kernel.as_deref(), false)?;
             println!("image: {}", image.path.display());
             Ok(())
         }
         Command::Run { file, kernel, gdb } => {
-            let image = pack::build_system(&ws, &file, kernel.as_deref())?;
+            let image = pack::build_system(&ws, &file, kernel.as_deref(), false)?;
             qemu::ensure_installed()?;
             qemu::run_interactive(&image, gdb)
         }
@@ -91,12 +95,14 @@ fn main() -> Result<()> {
             filter,
             no_host,
             timeout,
+            kernel,
         } => {
             let ok = harness::run(
                 &ws,
                 filter.as_deref(),
                 !no_host,
                 std::time::Duration::from_secs(timeout),
+                kernel.as_deref(),
             )?;
             if ok {
                 Ok(())

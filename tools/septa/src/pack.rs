@@ -86,20 +86,44 @@ fn image_span(img: &ElfImage) -> u64 {
     hi.next_multiple_of(ALIGN) - lo
 }
 
+/// The front end's code for a description without protection domains.
+const NO_PD: &str = "septa::system::no_pd";
+
 /// Builds every component of the system described by `file` and packs
 /// them: the pipeline front end, cargo, images, addresses, patches, spec,
-/// allocation check, image, report.
-pub fn build_system(ws: &Workspace, file: &Path, kernel_override: Option<&Path>) -> Result<Image> {
+/// allocation check, image, report. `for_test`: the image is for `septa
+/// test` (the initializer then reports on the harness's protocol too).
+///
+/// A description whose only fault is that it has no protection domains
+/// (the default `system.toml` of today) still builds: the image boots the
+/// initializer alone, which prints the boot smoke test's result lines.
+pub fn build_system(
+    ws: &Workspace,
+    file: &Path,
+    kernel_override: Option<&Path>,
+    for_test: bool,
+) -> Result<Image> {
     if !file.is_file() {
         return Err(miette!("no system description at {}", file.display()));
     }
-    let loaded = septa_sysdesc::load(file).map_err(|r| miette!("{}", r.render()))?;
-    for w in &loaded.warnings {
-        eprint!("{}", w.render());
-    }
-    let sys = loaded.system;
-    let base = file.parent().unwrap_or(Path::new("."));
     let name = system_name(file);
+    let sys = match septa_sysdesc::load(file) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprint!("{}", w.render());
+            }
+            loaded.system
+        }
+        Err(r) if r.errors().all(|d| d.code() == NO_PD) => {
+            eprintln!(
+                "   note: {} has no protection domains: the image boots the initializer alone",
+                file.display()
+            );
+            return build_bare(ws, &name, kernel_override, for_test);
+        }
+        Err(r) => return Err(miette!("{}", r.render())),
+    };
+    let base = file.parent().unwrap_or(Path::new("."));
 
     // Cross builds: loader and kernel, then the initializer and every PD
     // crate in one cargo run.
@@ -164,7 +188,8 @@ pub fn build_system(ws: &Workspace, file: &Path, kernel_override: Option<&Path>)
     // The spec, its blob, and the check that it fits.
     let progs: Vec<spec::Program> = images.iter().map(|image| spec::Program { image }).collect();
     let built = spec::build(&sys, &progs, &paddrs, base).map_err(|e| miette!("{e}"))?;
-    let the_spec = built.spec();
+    let mut the_spec = built.spec();
+    the_spec.test_harness = for_test;
     the_spec
         .check()
         .map_err(|e| miette!("internal error: the spec is inconsistent: {e}"))?;
@@ -187,6 +212,46 @@ pub fn build_system(ws: &Workspace, file: &Path, kernel_override: Option<&Path>)
         image_len,
     });
     std::fs::write(dir.join("report.txt"), text).into_diagnostic()?;
+    Ok(Image {
+        path: out,
+        load_addr,
+    })
+}
+
+/// The image of a system without protection domains: loader, kernel and
+/// the initializer with an empty spec.
+fn build_bare(
+    ws: &Workspace,
+    name: &str,
+    kernel_override: Option<&Path>,
+    for_test: bool,
+) -> Result<Image> {
+    let mut soft = vec!["septa-loader"];
+    if kernel_override.is_none() {
+        soft.push("septa-kernel");
+    }
+    let built = cargo::build(ws, cargo::SOFTFLOAT, &soft)?;
+    let kernel = kernel_override
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| built[1].clone());
+    let initializer = cargo::build(ws, cargo::USER, &["septa-initializer"])?.remove(0);
+    let spec = septa_spec::Spec {
+        test_harness: for_test,
+        ..Default::default()
+    };
+    let blob = septa_spec::encode_blob(&spec, &[]);
+    let dir = ws.build_dir(name);
+    std::fs::create_dir_all(&dir).into_diagnostic()?;
+    let out = dir.join("septa.img");
+    let load_addr = pack(&built[0], &kernel, &initializer, &blob, &QEMU_VIRT, &out)?;
+    std::fs::write(
+        dir.join("report.txt"),
+        format!(
+            "Septa build report\n==================\nkernel: {}\nno protection domains: the initializer runs alone\n",
+            kernel.display()
+        ),
+    )
+    .into_diagnostic()?;
     Ok(Image {
         path: out,
         load_addr,

@@ -116,6 +116,7 @@ impl Built {
                 })
                 .collect(),
             root: self.root,
+            test_harness: false,
         }
     }
 
