@@ -387,6 +387,47 @@ device = "uart"
     }
 
     #[test]
+    fn a_region_larger_than_ram_fails_the_build_by_name() {
+        let src = r#"
+[system]
+board = "qemu-virt"
+[pd.a]
+program = "a"
+maps = [{ region = "huge", vaddr = 0x4000_0000 }]
+[region.huge]
+size = "1800 MiB"
+"#;
+        let sys = septa_sysdesc::parse_str("t.toml", src, septa_sysdesc::Format::Toml)
+            .map_err(|r| r.render())
+            .unwrap()
+            .system;
+        let img = crate::elf::tests::sample();
+        let progs = [crate::spec::Program { image: &img }];
+        let built =
+            crate::spec::build(&sys, &progs, &HashMap::new(), std::path::Path::new(".")).unwrap();
+        let spec = built.spec();
+        let free = free_ram(&sys.board, &boot());
+        let msg = match check(&spec, &sys.board, &free) {
+            Ok(fit) => panic!("{} fit in {}", human(fit.used), human(fit.free)),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            msg.starts_with("the system does not fit in RAM: object `region.huge."),
+            "{msg}"
+        );
+        assert!(msg.contains("(2 MiB)"), "large pages: {msg}");
+        // Half the size fits.
+        let small = src.replace("1800 MiB", "512 MiB");
+        let sys = septa_sysdesc::parse_str("t.toml", &small, septa_sysdesc::Format::Toml)
+            .unwrap()
+            .system;
+        let built =
+            crate::spec::build(&sys, &progs, &HashMap::new(), std::path::Path::new(".")).unwrap();
+        let fit = check(&built.spec(), &sys.board, &free).unwrap();
+        assert!(fit.used > 512 << 20 && fit.used < fit.free);
+    }
+
+    #[test]
     fn sizes_read_well() {
         assert_eq!(human(4096), "4 KiB");
         assert_eq!(human(3 << 29), "1.5 GiB");

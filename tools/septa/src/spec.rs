@@ -149,7 +149,7 @@ pub enum SpecError {
     },
     #[error("PD `{pd}`: extra cap slot {slot} is past the root CNode's {max} slots")]
     CapSlot { pd: String, slot: u64, max: u64 },
-    #[error("{0} is not supported on aarch64")]
+    #[error("{0}: not supported by this build of the tool")]
     Unsupported(String),
     #[error("PD `{pd}`: its stack of {size:#x} bytes reaches down to its program at {end:#x}")]
     StackOverlap { pd: String, size: u64, end: u64 },
@@ -343,6 +343,15 @@ pub fn build(
     };
     if sys.pds.is_empty() {
         return Ok(b.finish());
+    }
+    // Not in the spec yet: better refused than silently dropped.
+    if sys.domains.is_some() || sys.pds.iter().any(|p| p.domain.is_some()) {
+        return Err(SpecError::Unsupported(
+            "scheduling domains (the initializer does not set them yet)".into(),
+        ));
+    }
+    if !sys.io_spaces.is_empty() {
+        return Err(SpecError::Unsupported("I/O address spaces".into()));
     }
 
     // The initializer's own objects.
