@@ -23,8 +23,13 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// A DOT double-quoted string; line breaks become DOT's `\n`.
 fn dot_id(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    let quoted = s
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    format!("\"{quoted}\"")
 }
 
 fn irq_text(kind: &IrqKind) -> String {
@@ -66,15 +71,15 @@ pub fn dot(s: &System) -> String {
     let _ = writeln!(o, "  edge [fontname=\"sans-serif\", fontsize=9];");
     for pd in &s.pds {
         let mut label = format!(
-            "{}\\n{}",
+            "{}\n{}",
             pd.name,
             sched_text(pd.priority, pd.budget_us, pd.period_us)
         );
         if pd.passive {
-            label += "\\npassive";
+            label += "\npassive";
         }
         for irq in &pd.irqs {
-            let _ = write!(label, "\\n{} → ch {}", irq_text(&irq.kind), irq.id);
+            let _ = write!(label, "\n{} → ch {}", irq_text(&irq.kind), irq.id);
         }
         let _ = writeln!(
             o,
@@ -88,7 +93,7 @@ pub fn dot(s: &System) -> String {
                 "  {} [shape=box, style=\"dashed,filled\", fillcolor=\"#f3e5f5\", label={}];",
                 dot_id(&format!("vm:{}", vm.name)),
                 dot_id(&format!(
-                    "VM {}\\n{} vCPU(s)\\n{}",
+                    "VM {}\n{} vCPU(s)\n{}",
                     vm.name,
                     vm.vcpus.len(),
                     sched_text(vm.priority, vm.budget_us, vm.period_us)
@@ -112,7 +117,7 @@ pub fn dot(s: &System) -> String {
         }
     }
     for r in &s.regions {
-        let mut label = format!("{}\\n{}", r.name, fmt_size(r.size));
+        let mut label = format!("{}\n{}", r.name, fmt_size(r.size));
         if let Some(p) = r.phys {
             let _ = write!(label, " @ {p:#x}");
         }
@@ -323,7 +328,7 @@ pub fn svg(s: &System) -> String {
         index.insert(key.clone(), nodes.len());
         row.push(nodes.len());
         nodes.push(Node::new(key, NodeKind::Region, r.name.clone(), lines));
-        if row.len() >= PER_ROW + 1 {
+        if row.len() > PER_ROW {
             rows.push(std::mem::take(&mut row));
         }
     }
@@ -336,7 +341,7 @@ pub fn svg(s: &System) -> String {
         .iter()
         .map(|r| r.iter().map(|&i| nodes[i].w).sum::<f64>() + GAP_X * (r.len() as f64 - 1.0))
         .collect();
-    let width = widths.iter().cloned().fold(400.0, f64::max) + 2.0 * MARGIN;
+    let width = widths.iter().cloned().fold(legend_width(), f64::max) + 2.0 * MARGIN;
     let mut y = MARGIN + 30.0;
     for (r, w) in rows.iter().zip(&widths) {
         let mut x = (width - w) / 2.0;
@@ -597,22 +602,33 @@ fn draw_edge(o: &mut String, a: &Node, b: &Node, e: &Edge, bend: f64) {
     }
 }
 
+type LegendItem = (&'static str, &'static str, &'static str, f64, &'static str);
+
+const LEGEND: [LegendItem; 5] = [
+    (
+        "#455a64",
+        "",
+        "url(#arrow)",
+        1.6,
+        "notify (arrow: who is notified)",
+    ),
+    ("#1565c0", "", "url(#ppc)", 3.0, "PPC caller → callee"),
+    ("#7cb342", "5 4", "", 1.2, "maps region (perms)"),
+    ("#7b1fa2", "2 4", "url(#child)", 1.6, "parent → child"),
+    ("#7b1fa2", "6 4", "", 1.6, "runs VM"),
+];
+
+fn legend_step(text: &str) -> f64 {
+    48.0 + text.chars().count() as f64 * SMALL * 0.58
+}
+
+fn legend_width() -> f64 {
+    LEGEND.iter().map(|i| legend_step(i.4)).sum()
+}
+
 fn draw_legend(o: &mut String, y: f64) {
-    let items: [(&str, &str, &str, f64, &str); 5] = [
-        (
-            "#455a64",
-            "",
-            "url(#arrow)",
-            1.6,
-            "notify (arrow: who is notified)",
-        ),
-        ("#1565c0", "", "url(#ppc)", 3.0, "PPC caller → callee"),
-        ("#7cb342", "5 4", "", 1.2, "maps region (perms)"),
-        ("#7b1fa2", "2 4", "url(#child)", 1.6, "parent → child"),
-        ("#7b1fa2", "6 4", "", 1.6, "runs VM"),
-    ];
     let mut x = MARGIN;
-    for (stroke, dash, marker, width, text) in items {
+    for (stroke, dash, marker, width, text) in LEGEND {
         let mut attrs = format!(r#"stroke="{stroke}" stroke-width="{width}""#);
         if !dash.is_empty() {
             let _ = write!(attrs, r#" stroke-dasharray="{dash}""#);
@@ -628,7 +644,7 @@ fn draw_legend(o: &mut String, y: f64) {
             y + 4.0,
             esc(text)
         );
-        x += 48.0 + text.chars().count() as f64 * SMALL * 0.58;
+        x += legend_step(text);
     }
 }
 
@@ -668,6 +684,9 @@ b = { pd = "server", id = 1 }
         assert!(d.contains("label=\"child 4\""));
         assert!(d.contains("IRQ 33 (uart) → ch 3"));
         assert!(d.contains("\"mr:buf\""));
+        // Line breaks in labels are DOT's `\n`, not an escaped backslash.
+        assert!(d.contains("client\\nprio 10"), "{d}");
+        assert!(!d.contains("\\\\n"), "{d}");
     }
 
     #[test]

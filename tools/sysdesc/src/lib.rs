@@ -166,3 +166,69 @@ pub(crate) fn find_board(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = "[system]\nboard = \"qemu-virt\"\n\n[pd.a]\nprogram = \"a\"\n";
+
+    #[test]
+    fn minimal_system_has_microkit_defaults() {
+        let l = parse_str("m.toml", OK, Format::Toml).unwrap();
+        let pd = &l.system.pds[0];
+        assert_eq!((pd.priority, pd.budget_us, pd.period_us), (0, 1000, 1000));
+        assert_eq!(pd.stack_size, 8 << 10);
+        assert!(pd.fpu && !pd.passive && !pd.smc);
+        assert_eq!(pd.restart.policy, Policy::Stop);
+        assert!(l.warnings.is_empty());
+    }
+
+    #[test]
+    fn unreadable_file_is_reported() {
+        let r = load(Path::new("/nonexistent/system.toml")).unwrap_err();
+        assert_eq!(r.diagnostics[0].code(), "septa::file::unreadable");
+        assert!(r.to_string().contains("1 error"));
+    }
+
+    #[test]
+    fn positions_are_line_and_column_of_the_value() {
+        let text = OK.replace("program = \"a\"", "program = \"a\"\npriority = 300");
+        let r = parse_str("p.toml", &text, Format::Toml).unwrap_err();
+        assert_eq!(
+            r.one_line(),
+            "p.toml:6:12: error[septa::sched::priority_range]: priority 300 is out of range 0..=254\n"
+        );
+    }
+
+    #[test]
+    fn rendering_shows_the_source_and_help() {
+        let text = OK.replace("program = \"a\"", "program = \"a\"\nprioity = 3");
+        let r = parse_str("p.toml", &text, Format::Toml).unwrap_err();
+        let shown = r.render();
+        assert!(shown.contains("septa::toml::unknown_key"), "{shown}");
+        assert!(shown.contains("prioity = 3"), "{shown}");
+        assert!(shown.contains("did you mean `priority`?"), "{shown}");
+    }
+
+    #[test]
+    fn errors_in_a_multibyte_line_count_characters() {
+        let text = OK.replace(
+            "program = \"a\"",
+            "program = \"a\" # größe\nstack = \"1 KiB\"",
+        );
+        let r = parse_str("u.toml", &text, Format::Toml).unwrap_err();
+        assert!(r.one_line().starts_with("u.toml:6:9:"), "{}", r.one_line());
+    }
+
+    #[test]
+    fn large_pages_are_chosen_when_everything_allows() {
+        let text = format!(
+            "{OK}maps = [{{ region = \"big\", vaddr = 0x4000_0000 }}, {{ region = \"odd\", vaddr = 0x5000_1000 }}]\n\
+             [region.big]\nsize = \"4 MiB\"\n[region.odd]\nsize = \"2 MiB\"\n"
+        );
+        let s = parse_str("l.toml", &text, Format::Toml).unwrap().system;
+        assert_eq!(s.region("big").unwrap().page_size, 2 << 20);
+        assert_eq!(s.region("odd").unwrap().page_size, 4 << 10);
+    }
+}

@@ -89,6 +89,17 @@ impl System {
         self.regions.iter().find(|r| r.name == name)
     }
 
+    /// Whether region `name` must be physically contiguous at a known
+    /// address: it has a fixed one, or some PD's `setvars` asks for it (then
+    /// the allocator chooses it, as Microkit's tool does).
+    pub fn needs_phys(&self, name: &str) -> bool {
+        self.region(name).is_some_and(|r| r.phys.is_some())
+            || self
+                .pds
+                .iter()
+                .any(|p| p.setvars.iter().any(|s| s.region == name))
+    }
+
     /// The children of PD `idx`, in order.
     pub fn children(&self, idx: usize) -> impl Iterator<Item = (usize, &Pd)> {
         self.pds

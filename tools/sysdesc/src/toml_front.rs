@@ -90,6 +90,21 @@ fn one_line(msg: &str) -> String {
         .join("; ")
 }
 
+/// Levenshtein distance, for "did you mean" hints on misspelt keys.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 /// Classifies a `toml` error into a diagnostic kind.
 pub(crate) fn toml_error(err: &toml::de::Error, source: &Arc<Source>) -> Diagnostic {
     let span = err.span().map(Span::from);
@@ -102,12 +117,18 @@ pub(crate) fn toml_error(err: &toml::de::Error, source: &Arc<Source>) -> Diagnos
     } else if let Some(rest) = msg.strip_prefix("unknown field `") {
         let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let expected = expected.trim_start_matches(", ").to_string();
+        let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        let guess = known
+            .iter()
+            .map(|k| (edit_distance(key, k), *k))
+            .filter(|(d, _)| *d <= 2)
+            .min();
         Kind::UnknownKey {
             key: key.to_string(),
-            expected: if expected.is_empty() {
-                "this table takes no keys".to_string()
-            } else {
-                expected
+            expected: match (guess, expected.is_empty()) {
+                (Some((_, k)), _) => format!("did you mean `{k}`? {expected}"),
+                (None, true) => "this table takes no keys".to_string(),
+                (None, false) => expected,
             },
         }
     } else if let Some(rest) = msg.strip_prefix("missing field `") {

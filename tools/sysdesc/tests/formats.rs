@@ -39,6 +39,8 @@ fn system_file_and_toml_give_equal_models() {
     // Microkit raises the page size of a region when it can: 256 MiB at
     // 2 MiB-aligned addresses, given explicitly here; `shared` stays 4 KiB.
     assert_eq!(a.region("shared").unwrap().page_size, 4096);
+    // `shared` is named by a setvar, so it needs a contiguous address.
+    assert!(a.needs_phys("shared") && a.needs_phys("uart") && !a.needs_phys("blob"));
     // The prefill file sets the size, rounded up to a page.
     assert_eq!(a.region("blob").unwrap().size, 8192);
 }
