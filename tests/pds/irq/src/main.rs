@@ -15,16 +15,16 @@ const RTC_IRQ: Channel = Channel::new(0);
 const ALARMS: u32 = 2;
 
 /// PL031 registers (ARM PrimeCell RTC technical reference manual), as
-/// word offsets.
+/// byte offsets of 32-bit registers.
 mod reg {
     /// Data register: the current time in seconds.
-    pub const DR: usize = 0x00 / 4;
+    pub const DR: usize = 0x00;
     /// Match register: the alarm time.
-    pub const MR: usize = 0x04 / 4;
+    pub const MR: usize = 0x04;
     /// Interrupt mask set/clear: bit 0 unmasks the alarm.
-    pub const IMSC: usize = 0x10 / 4;
+    pub const IMSC: usize = 0x10;
     /// Interrupt clear: writing bit 0 clears the alarm.
-    pub const ICR: usize = 0x1c / 4;
+    pub const ICR: usize = 0x1c;
 }
 
 setvar! {
@@ -33,13 +33,14 @@ setvar! {
 
 fn write(r: usize, v: u32) {
     // SAFETY: the tool maps the RTC's 4 KiB register page uncached at RTC
-    // in this PD alone; `r` is one of the PL031's word registers in it.
-    unsafe { core::ptr::write_volatile(RTC.as_ptr::<u32>().add(r), v) }
+    // in this PD alone; `r` is the offset of one of the PL031's aligned
+    // 32-bit registers in it.
+    unsafe { core::ptr::write_volatile(RTC.as_ptr::<u8>().add(r).cast::<u32>(), v) }
 }
 
 fn read(r: usize) -> u32 {
     // SAFETY: as in `write`.
-    unsafe { core::ptr::read_volatile(RTC.as_ptr::<u32>().add(r)) }
+    unsafe { core::ptr::read_volatile(RTC.as_ptr::<u8>().add(r).cast::<u32>()) }
 }
 
 fn arm() {
