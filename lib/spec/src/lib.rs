@@ -212,8 +212,8 @@ pub struct Thread<'a> {
     pub bound_notification: Option<ObjId>,
     pub entry: u64,
     pub stack_top: u64,
-    /// Whether the initializer starts it (child PDs and VMs are started by
-    /// their parent).
+    /// Whether the initializer starts it (every PD, children included, as
+    /// in Microkit; a VM's vCPU threads wait for their parent PD).
     pub start: bool,
     /// A VCPU bound to this thread (VMs).
     pub vcpu: Option<ObjId>,

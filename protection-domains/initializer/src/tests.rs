@@ -634,6 +634,29 @@ fn a_passive_pd_gets_its_time_back_to_restart_after_a_back_off() {
 }
 
 #[test]
+fn a_restart_publishes_the_generation() {
+    let mut s = spec(
+        Policy::Restart {
+            limit: 5,
+            backoff_us: 0,
+            reset_memory: false,
+        },
+        false,
+    );
+    // Word 1 of the text frame stands in for a generation frame.
+    s.pds[0].generation = Some((TEXT, 1));
+    let (r, mut mem, _) = realized(&s);
+    let fault = (1, VM_FAULT, vec![0, 0x10, 0, 0]);
+    fake(Script::from([fault.clone(), fault]), [0; 36]);
+    let mut m = Monitor::new(&s, DATA_AREA, bootinfo(), &r, &mut mem);
+    m.step();
+    m.step();
+    drop(m);
+    let word = &mem.frames[&slot(&r, TEXT)][8..16];
+    assert_eq!(u64::from_le_bytes(word.try_into().unwrap()), 2);
+}
+
+#[test]
 fn halt_stops_everything_and_unknown_badges_are_ignored() {
     let script = Script::from([
         (9, VM_FAULT, vec![0, 0x10, 0, 0]),

@@ -14,6 +14,13 @@
 //! no `ok` at all, is one more failure. An optional `expect` file beside the
 //! description lists text that must appear in the console log, one per line
 //! (for what the monitor prints, say). The run ends with `N passed, M failed`.
+//!
+//! Images are built for the harness: the initializer then also prints
+//! `[septa-test] ok boot` once it has read BootInfo and the spec, and turns a
+//! failure to build the system into a failed case and `done`, so a system
+//! that cannot start fails at once, naming the object. `--kernel PATH`
+//! packs that kernel (a real seL4 16.0.0, say) into every system, so the
+//! same suite runs on both kernels.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
