@@ -496,6 +496,12 @@ pub mod vcpu_reg {
     pub const COUNT: u64 = 24;
 }
 
+/// Thread flags of `TCB_SetFlags` (`seL4_TCBFlag`).
+pub mod tcb_flag {
+    /// The thread may not use the FPU (and traps if it does).
+    pub const FPU_DISABLED: u64 = 1;
+}
+
 /// Number of words in the TCB register set for Read/WriteRegisters, in the
 /// order pc, sp, spsr, x0-x8, x16, x17, x18, x29, x30, x9-x15, x19-x28,
 /// tpidr_el0, tpidrro_el0.

@@ -14,6 +14,13 @@
 //! no `ok` at all, is one more failure. An optional `expect` file beside the
 //! description lists text that must appear in the console log, one per line
 //! (for what the monitor prints, say). The run ends with `N passed, M failed`.
+//!
+//! Images are built for the harness: the initializer then also prints
+//! `[septa-test] ok boot` once it has read BootInfo and the spec, and turns a
+//! failure to build the system into a failed case and `done`, so a system
+//! that cannot start fails at once, naming the object. `--kernel PATH`
+//! packs that kernel (a real seL4 16.0.0, say) into every system, so the
+//! same suite runs on both kernels.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -205,7 +212,13 @@ pub fn parse_cargo_result(line: &str) -> Option<(usize, usize)> {
     Some((num("passed")?, num("failed")?))
 }
 
-pub fn run(ws: &Workspace, filter: Option<&str>, host: bool, limit: Duration) -> Result<bool> {
+pub fn run(
+    ws: &Workspace,
+    filter: Option<&str>,
+    host: bool,
+    limit: Duration,
+    kernel: Option<&Path>,
+) -> Result<bool> {
     let (mut passed, mut failed) = if host { host_tests(ws)? } else { (0, 0) };
     let systems = discover(ws, filter)?;
     if !systems.is_empty() {
@@ -213,7 +226,11 @@ pub fn run(ws: &Workspace, filter: Option<&str>, host: bool, limit: Duration) ->
     }
     let mut images = vec![];
     for s in &systems {
-        images.push(pack::build_system(ws, &s.file, None).map(|img| (s, img)));
+        images.push(
+            pack::build_system(ws, &s.file, kernel, true)
+                .map(|img| (s, img))
+                .map_err(|e| (s, e)),
+        );
     }
     let jobs = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -240,8 +257,8 @@ pub fn run(ws: &Workspace, filter: Option<&str>, host: bool, limit: Duration) ->
                         let _ = tx.send((name, r));
                     });
                 }
-                Err(e) => {
-                    let _ = tx.send((String::from("(build)"), Err(e)));
+                Err((s, e)) => {
+                    let _ = tx.send((s.name.clone(), Err(e)));
                 }
             }
         }

@@ -1,6 +1,6 @@
 //! Packing: the loader's flat binary, then the payload (header, kernel ELF,
 //! root task ELF, extra blob), as one image QEMU loads at the loader's
-//! address.
+//! address. [`build_system`] runs the whole pipeline that leads here.
 
 use std::path::{Path, PathBuf};
 
@@ -8,8 +8,11 @@ use miette::{miette, IntoDiagnostic, Result, WrapErr};
 use object::{Object, ObjectSegment, ObjectSymbol};
 use septa_image::{Header, Part, ALIGN, VERSION};
 
-use crate::cargo;
+use septa_sysdesc::Program;
+
+use crate::elf::ElfImage;
 use crate::workspace::Workspace;
+use crate::{alloc, cargo, patch, report, spec};
 
 /// The board facts the loader needs. From the QEMU `virt` memory map
 /// (hw/arm/virt.c): RAM at 1 GiB, PL011 at 0x0900_0000; QEMU leaves the
@@ -34,16 +37,96 @@ pub struct Image {
     pub load_addr: u64,
 }
 
-/// Builds every component of the system described by `file` and packs them.
-pub fn build_system(ws: &Workspace, file: &Path, kernel_override: Option<&Path>) -> Result<Image> {
+/// The name of a system's build folder: the description's file name, or
+/// its folder's name for the usual `NAME/system.toml`.
+fn system_name(file: &Path) -> String {
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("system");
+    let parent = file
+        .parent()
+        .and_then(|p| p.file_name())
+        .and_then(|s| s.to_str());
+    match (stem, parent) {
+        ("system", Some(dir)) if !dir.is_empty() => dir.to_string(),
+        _ => stem.to_string(),
+    }
+}
+
+/// The physical span of a kernel ELF's loadable segments, page-aligned.
+fn kernel_span(elf: &[u8]) -> Result<(u64, u64)> {
+    let file = object::File::parse(elf)
+        .into_diagnostic()
+        .wrap_err("the kernel is not an ELF file")?;
+    let mut lo = u64::MAX;
+    let mut hi = 0;
+    let object::File::Elf64(e) = &file else {
+        return Err(miette!("the kernel is not a 64-bit ELF file"));
+    };
+    let endian = e.endian();
+    use object::read::elf::ProgramHeader;
+    for ph in e.elf_program_headers() {
+        if ph.p_type(endian) != object::elf::PT_LOAD || ph.p_memsz(endian) == 0 {
+            continue;
+        }
+        lo = lo.min(ph.p_paddr(endian));
+        hi = hi.max(ph.p_paddr(endian) + ph.p_memsz(endian));
+    }
+    if lo > hi {
+        return Err(miette!("the kernel has no loadable segment"));
+    }
+    Ok((lo & !(ALIGN - 1), hi.next_multiple_of(ALIGN)))
+}
+
+/// The virtual span of an ELF's loadable segments, in bytes.
+fn image_span(img: &ElfImage) -> u64 {
+    let lo = img.segments.iter().map(|s| s.vaddr).min().unwrap_or(0) & !(ALIGN - 1);
+    let hi = img.segments.iter().map(|s| s.end()).max().unwrap_or(0);
+    hi.next_multiple_of(ALIGN) - lo
+}
+
+/// The front end's code for a description without protection domains.
+const NO_PD: &str = "septa::system::no_pd";
+
+/// Builds every component of the system described by `file` and packs
+/// them: the pipeline front end, cargo, images, addresses, patches, spec,
+/// allocation check, image, report. `for_test`: the image is for `septa
+/// test` (the initializer then reports on the harness's protocol too).
+///
+/// A description whose only fault is that it has no protection domains
+/// (the default `system.toml` of today) still builds: the image boots the
+/// initializer alone, which prints the boot smoke test's result lines.
+pub fn build_system(
+    ws: &Workspace,
+    file: &Path,
+    kernel_override: Option<&Path>,
+    for_test: bool,
+) -> Result<Image> {
     if !file.is_file() {
         return Err(miette!("no system description at {}", file.display()));
     }
-    let name = file
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("system")
-        .to_string();
+    let name = system_name(file);
+    let sys = match septa_sysdesc::load(file) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprint!("{}", w.render());
+            }
+            loaded.system
+        }
+        Err(r) if r.errors().all(|d| d.code() == NO_PD) => {
+            eprintln!(
+                "   note: {} has no protection domains: the image boots the initializer alone",
+                file.display()
+            );
+            return build_bare(ws, &name, kernel_override, for_test);
+        }
+        Err(r) => return Err(miette!("{}", r.render())),
+    };
+    let base = file.parent().unwrap_or(Path::new("."));
+
+    // Cross builds: loader and kernel, then the initializer and every PD
+    // crate in one cargo run.
     let mut soft = vec!["septa-loader"];
     if kernel_override.is_none() {
         soft.push("septa-kernel");
@@ -53,12 +136,122 @@ pub fn build_system(ws: &Workspace, file: &Path, kernel_override: Option<&Path>)
     let kernel = kernel_override
         .map(Path::to_path_buf)
         .unwrap_or_else(|| built[1].clone());
-    let user = cargo::build(ws, cargo::USER, &["septa-initializer"])?.remove(0);
+    let mut crates: Vec<&str> = vec!["septa-initializer"];
+    for pd in &sys.pds {
+        if let Program::Crate(c) = &pd.program {
+            if !crates.contains(&c.as_str()) {
+                crates.push(c);
+            }
+        }
+    }
+    let user_built = cargo::build(ws, cargo::USER, &crates)?;
+    let initializer = user_built[0].clone();
+
+    // Program images.
+    let path_of = |pd: &septa_sysdesc::Pd| match &pd.program {
+        Program::Crate(c) => user_built[crates.iter().position(|x| x == c).expect("built")].clone(),
+        Program::Elf(p) => base.join(p),
+    };
+    let mut images = Vec::with_capacity(sys.pds.len());
+    let mut symbol_images = Vec::with_capacity(sys.pds.len());
+    for pd in &sys.pds {
+        images.push(ElfImage::read(&path_of(pd)).map_err(|e| miette!("PD `{}`: {e}", pd.name))?);
+        symbol_images.push(match &pd.symbols {
+            Some(p) => {
+                Some(ElfImage::read(&base.join(p)).map_err(|e| miette!("PD `{}`: {e}", pd.name))?)
+            }
+            None => None,
+        });
+    }
+
+    // Addresses of regions a setvar needs, from a first estimate of the
+    // free memory (the blob's size only moves its lower end).
+    let kernel_elf = read(&kernel)?;
+    let init_img = ElfImage::read(&initializer).map_err(|e| miette!("{e}"))?;
+    let init_span = image_span(&init_img);
+    let mut footprint = alloc::Footprint {
+        kernel: kernel_span(&kernel_elf)?,
+        user_len: init_span,
+    };
+    let mut free = alloc::free_ram(&sys.board, &footprint);
+    let paddrs = alloc::region_paddrs(&sys, &mut free).map_err(|e| miette!("{e}"))?;
+
+    // Patches.
+    let mut programs = Vec::with_capacity(sys.pds.len());
+    for (i, pd) in sys.pds.iter().enumerate() {
+        let writes = patch::writes_for(&sys, i, &paddrs).map_err(|e| miette!("{e}"))?;
+        patch::apply(&pd.name, &mut images[i], symbol_images[i].as_ref(), &writes)
+            .map_err(|e| miette!("{e}"))?;
+        programs.push((images[i].path.display().to_string(), writes));
+    }
+
+    // The spec, its blob, and the check that it fits.
+    let progs: Vec<spec::Program> = images.iter().map(|image| spec::Program { image }).collect();
+    let built = spec::build(&sys, &progs, &paddrs, base).map_err(|e| miette!("{e}"))?;
+    let mut the_spec = built.spec();
+    the_spec.test_harness = for_test;
+    the_spec
+        .check()
+        .map_err(|e| miette!("internal error: the spec is inconsistent: {e}"))?;
+    let blob = septa_spec::encode_blob(&the_spec, &built.data);
+    footprint.user_len = init_span + blob.len() as u64;
+    let free = alloc::free_ram(&sys.board, &footprint);
+    let fit = alloc::check(&the_spec, &sys.board, &free).map_err(|e| miette!("{e}"))?;
 
     let dir = ws.build_dir(&name);
     std::fs::create_dir_all(&dir).into_diagnostic()?;
     let out = dir.join("septa.img");
-    let load_addr = pack(loader, &kernel, &user, &[], &QEMU_VIRT, &out)?;
+    let load_addr = pack(loader, &kernel, &initializer, &blob, &QEMU_VIRT, &out)?;
+    let image_len = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    let text = report::render(&report::Inputs {
+        system: &sys,
+        built: &built,
+        programs: &programs,
+        fit: &fit,
+        kernel: &kernel.display().to_string(),
+        image_len,
+    });
+    std::fs::write(dir.join("report.txt"), text).into_diagnostic()?;
+    Ok(Image {
+        path: out,
+        load_addr,
+    })
+}
+
+/// The image of a system without protection domains: loader, kernel and
+/// the initializer with an empty spec.
+fn build_bare(
+    ws: &Workspace,
+    name: &str,
+    kernel_override: Option<&Path>,
+    for_test: bool,
+) -> Result<Image> {
+    let mut soft = vec!["septa-loader"];
+    if kernel_override.is_none() {
+        soft.push("septa-kernel");
+    }
+    let built = cargo::build(ws, cargo::SOFTFLOAT, &soft)?;
+    let kernel = kernel_override
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| built[1].clone());
+    let initializer = cargo::build(ws, cargo::USER, &["septa-initializer"])?.remove(0);
+    let spec = septa_spec::Spec {
+        test_harness: for_test,
+        ..Default::default()
+    };
+    let blob = septa_spec::encode_blob(&spec, &[]);
+    let dir = ws.build_dir(name);
+    std::fs::create_dir_all(&dir).into_diagnostic()?;
+    let out = dir.join("septa.img");
+    let load_addr = pack(&built[0], &kernel, &initializer, &blob, &QEMU_VIRT, &out)?;
+    std::fs::write(
+        dir.join("report.txt"),
+        format!(
+            "Septa build report\n==================\nkernel: {}\nno protection domains: the initializer runs alone\n",
+            kernel.display()
+        ),
+    )
+    .into_diagnostic()?;
     Ok(Image {
         path: out,
         load_addr,
