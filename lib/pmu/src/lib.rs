@@ -12,7 +12,10 @@
 #![no_std]
 
 /// PMCCFILTR_EL0.NSH: count cycles at EL2 (non-secure) as well.
-#[cfg_attr(not(all(target_arch = "aarch64", target_os = "none")), allow(dead_code))]
+#[cfg_attr(
+    not(all(target_arch = "aarch64", target_os = "none")),
+    allow(dead_code)
+)]
 const PMCCFILTR_NSH: u64 = 1 << 27;
 
 /// Makes the cycle counter count EL2 too, so a round trip through the
