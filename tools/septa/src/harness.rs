@@ -13,7 +13,11 @@
 //! a system that never prints `done` within its time limit, or that prints
 //! no `ok` at all, is one more failure. An optional `expect` file beside the
 //! description lists text that must appear in the console log, one per line
-//! (for what the monitor prints, say). The run ends with `N passed, M failed`.
+//! (for what the monitor prints, say). An optional `root-task` file names the
+//! crate to boot as the root task instead of the initializer (see
+//! [`pack::root_task`]); the kernel conformance suite is such a system. With
+//! `--kernel PATH` every system boots on that kernel ELF instead of Septa's.
+//! The run ends with `N passed, M failed`.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -205,7 +209,13 @@ pub fn parse_cargo_result(line: &str) -> Option<(usize, usize)> {
     Some((num("passed")?, num("failed")?))
 }
 
-pub fn run(ws: &Workspace, filter: Option<&str>, host: bool, limit: Duration) -> Result<bool> {
+pub fn run(
+    ws: &Workspace,
+    filter: Option<&str>,
+    host: bool,
+    limit: Duration,
+    kernel: Option<&Path>,
+) -> Result<bool> {
     let (mut passed, mut failed) = if host { host_tests(ws)? } else { (0, 0) };
     let systems = discover(ws, filter)?;
     if !systems.is_empty() {
@@ -213,7 +223,7 @@ pub fn run(ws: &Workspace, filter: Option<&str>, host: bool, limit: Duration) ->
     }
     let mut images = vec![];
     for s in &systems {
-        images.push(pack::build_system(ws, &s.file, None).map(|img| (s, img)));
+        images.push(pack::build_system(ws, &s.file, kernel).map(|img| (s, img)));
     }
     let jobs = std::thread::available_parallelism()
         .map(|n| n.get())

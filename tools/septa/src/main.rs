@@ -61,6 +61,9 @@ enum Command {
         /// Seconds each test system may run.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+        /// Boot the test systems on this kernel ELF (e.g. a real seL4 16.0.0 build).
+        #[arg(long)]
+        kernel: Option<PathBuf>,
     },
 }
 
@@ -82,12 +85,14 @@ fn main() -> Result<()> {
             filter,
             no_host,
             timeout,
+            kernel,
         } => {
             let ok = harness::run(
                 &ws,
                 filter.as_deref(),
                 !no_host,
                 std::time::Duration::from_secs(timeout),
+                kernel.as_deref(),
             )?;
             if ok {
                 Ok(())

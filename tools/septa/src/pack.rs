@@ -34,16 +34,61 @@ pub struct Image {
     pub load_addr: u64,
 }
 
+/// The crate built as the root task when a system does not name its own.
+pub const DEFAULT_ROOT_TASK: &str = "septa-initializer";
+
+/// The file beside a system description that names another root task: one
+/// line, the package name of a root-task crate of the workspace (a test
+/// system such as the kernel conformance suite is its own root task).
+pub const ROOT_TASK_FILE: &str = "root-task";
+
+/// The root task of the system described by `file`: the package named in
+/// the `root-task` file beside it, or the initializer.
+pub fn root_task(file: &Path) -> Result<String> {
+    let named = file.parent().map(|d| d.join(ROOT_TASK_FILE));
+    match named {
+        Some(p) if p.is_file() => {
+            let text = std::fs::read_to_string(&p)
+                .into_diagnostic()
+                .wrap_err_with(|| format!("reading {}", p.display()))?;
+            let name = text.trim();
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                return Err(miette!(
+                    "{} must hold one package name, found {text:?}",
+                    p.display()
+                ));
+            }
+            Ok(name.to_string())
+        }
+        _ => Ok(DEFAULT_ROOT_TASK.to_string()),
+    }
+}
+
+/// The name of a system's build directory: the file stem, or for a test
+/// system (`.../systems/NAME/system.toml`) its directory's name, so that
+/// test systems built side by side do not overwrite each other's image.
+fn system_name(file: &Path) -> String {
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("system");
+    fn name(p: Option<&Path>) -> Option<&str> {
+        p.and_then(Path::file_name).and_then(|s| s.to_str())
+    }
+    let dir = file.parent();
+    match (name(dir), name(dir.and_then(Path::parent))) {
+        (Some(test), Some("systems")) => test.to_string(),
+        _ => stem.to_string(),
+    }
+}
+
 /// Builds every component of the system described by `file` and packs them.
 pub fn build_system(ws: &Workspace, file: &Path, kernel_override: Option<&Path>) -> Result<Image> {
     if !file.is_file() {
         return Err(miette!("no system description at {}", file.display()));
     }
-    let name = file
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("system")
-        .to_string();
+    let name = system_name(file);
+    let root = root_task(file)?;
     let mut soft = vec!["septa-loader"];
     if kernel_override.is_none() {
         soft.push("septa-kernel");
@@ -53,7 +98,7 @@ pub fn build_system(ws: &Workspace, file: &Path, kernel_override: Option<&Path>)
     let kernel = kernel_override
         .map(Path::to_path_buf)
         .unwrap_or_else(|| built[1].clone());
-    let user = cargo::build(ws, cargo::USER, &["septa-initializer"])?.remove(0);
+    let user = cargo::build(ws, cargo::USER, &[root.as_str()])?.remove(0);
 
     let dir = ws.build_dir(&name);
     std::fs::create_dir_all(&dir).into_diagnostic()?;
@@ -149,4 +194,31 @@ fn flatten_loader(elf: &[u8]) -> Result<(Vec<u8>, u64)> {
         flat[at..at + data.len()].copy_from_slice(data);
     }
     Ok((flat, base))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_systems_build_under_their_directory_name() {
+        let p = Path::new("/repo/tests/systems/conformance/system.toml");
+        assert_eq!(system_name(p), "conformance");
+        assert_eq!(system_name(Path::new("system.toml")), "system");
+        assert_eq!(system_name(Path::new("/repo/system.toml")), "system");
+        assert_eq!(system_name(Path::new("/repo/boards/virt.toml")), "virt");
+    }
+
+    #[test]
+    fn a_root_task_file_names_the_root_task() {
+        let dir = std::env::temp_dir().join(format!("septa-pack-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("system.toml");
+        assert_eq!(root_task(&file).unwrap(), DEFAULT_ROOT_TASK);
+        std::fs::write(dir.join(ROOT_TASK_FILE), "septa-conformance\n").unwrap();
+        assert_eq!(root_task(&file).unwrap(), "septa-conformance");
+        std::fs::write(dir.join(ROOT_TASK_FILE), "two words\n").unwrap();
+        assert!(root_task(&file).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

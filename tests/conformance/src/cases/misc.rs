@@ -1,0 +1,6 @@
+//! (in progress)
+use crate::Case;
+use septa_abi::Label;
+pub const LABELS: &[Label] = &[];
+pub const CASES: &[Case] = &[];
+pub const LATE_CASES: &[Case] = &[];
