@@ -159,7 +159,6 @@ macro_rules! check_err {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{check, check_eq, check_err};
     use septa_sel4::Error;
     use std::format;
 

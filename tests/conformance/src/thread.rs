@@ -134,7 +134,7 @@ impl Spawn {
         self.worker = Some(w);
         self
     }
-    pub(crate) fn from_pool(mut self, ut: Cap<Untyped>) -> Spawn {
+    pub(crate) fn pool(mut self, ut: Cap<Untyped>) -> Spawn {
         self.pool = Some(ut);
         self
     }

@@ -2,14 +2,13 @@
 //! case instead of a stalled suite.
 //!
 //! It runs at the highest priority on a periodic scheduling context (a short
-//! budget every [`TICK_US`]), in worker 0. Each period it
-//! - receives, without blocking, on the root task's fault endpoint: if the
-//!   root thread faulted (a case crashed it), it records the fault;
-//! - counts the running case's ticks: past the case's limit, it records a
-//!   timeout;
-//! and in both cases restarts the root thread at [`crate::recover`] on a fresh
-//! stack (suspend, write pc/sp, resume). The root then reports the case as
-//! failed, cleans up after it and goes on with the next one.
+//! budget every [`TICK_US`]), in worker 0. Each period it receives, without
+//! blocking, on the root task's fault endpoint (if the root thread faulted, a
+//! case crashed it: it records the fault), and it counts the running case's
+//! ticks (past the case's limit, it records a timeout). In both cases it
+//! restarts the root thread at [`crate::recover`] on a fresh stack (suspend,
+//! write pc/sp, resume). The root then reports the case as failed, cleans up
+//! after it and goes on with the next one.
 //!
 //! Yield ends its period: on a periodic context `Yield` gives up the rest of
 //! the budget, so the thread sleeps until its next refill.
@@ -125,7 +124,7 @@ pub fn start(cx: &mut Cx, recover_pc: u64, stack_top: u64) -> Result<(), Failure
         .prio(max)
         .sched(Sched::Given(sc))
         .worker(WATCHDOG_WORKER)
-        .from_pool(infra);
+        .pool(infra);
     thread::spawn(cx, spawn)?;
     Ok(())
 }

@@ -14,6 +14,7 @@ use crate::Case;
 
 pub mod cnode;
 pub mod fault;
+pub mod instr;
 pub mod ipc;
 pub mod irq;
 pub mod misc;

@@ -278,9 +278,8 @@ fn read_count(cx: &mut Cx) -> Outcome {
                 false, 0, n
             )));
         check_eq!(reply.info.length(), n, n);
-        let words = pattern().to_words();
-        for i in 0..n as usize {
-            check_eq!(reply.mr(i), words[i], i);
+        for (i, w) in pattern().to_words().iter().enumerate().take(n as usize) {
+            check_eq!(reply.mr(i), *w, i);
         }
     }
     Ok(())
