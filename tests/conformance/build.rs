@@ -6,4 +6,6 @@ fn main() {
         println!("cargo:rustc-link-arg-bins=-T{dir}/link.ld");
     }
     println!("cargo:rerun-if-changed=link.ld");
+    // Compiles in the self-test cases (see src/cases/selftest.rs).
+    println!("cargo:rerun-if-env-changed=SEPTA_CONFORMANCE_SELFTEST");
 }

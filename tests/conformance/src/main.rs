@@ -140,7 +140,7 @@ pub extern "C" fn recover() -> ! {
             name,
             format_args!("did not finish within its time limit (hung or deadlocked)"),
         ),
-        Abort::Fault(f) => fail_case(name, format_args!("crashed the root task: {f:?}")),
+        Abort::Fault(f) => fail_case(name, format_args!("crashed the root task: {f:x?} (hex)")),
         Abort::Panic => fail_case(name, format_args!("panicked (see the line above)")),
         Abort::None => fail_case(name, format_args!("aborted for no recorded reason")),
     }
@@ -154,12 +154,23 @@ pub extern "C" fn recover() -> ! {
     run_from(i + 1)
 }
 
-/// Everything before the first case: pools, worker spaces, watchdog.
+/// Everything before the first case: memory pools (required), worker
+/// address spaces and the watchdog (each optional: without them the cases
+/// that need threads fail, or a hung case stops the suite, which on a kernel
+/// still being built is better than running nothing).
 fn setup(stack_top: u64) -> Result<(), Failure> {
     env::init()?;
     let mut cx = Cx::new();
-    space::setup(&mut cx)?;
-    watchdog::start(&mut cx, recover as *const () as u64, stack_top)?;
+    match space::setup(&mut cx) {
+        Ok(()) => {
+            if let Err(f) = watchdog::start(&mut cx, recover as *const () as u64, stack_top) {
+                debug_println!("{PROGRESS} no watchdog ({f}): a hung or crashing case stops the suite");
+            }
+        }
+        Err(f) => debug_println!(
+            "{PROGRESS} no worker address spaces ({f}): every case that starts a thread fails, and there is no watchdog"
+        ),
+    }
     env::seal_infrastructure();
     Ok(())
 }
@@ -169,7 +180,15 @@ fn suite(stack_top: u64) -> ! {
     let count = all_cases().count();
     debug_println!("{PROGRESS} seL4 16.0.0 ABI conformance suite: {count} cases");
     if let Err(f) = setup(stack_top) {
-        fail_case("setup", format_args!("{f}"));
+        // Without memory no case can run; each is reported, so the count of
+        // failures says how far the kernel is from passing.
+        debug_println!("{PROGRESS} setup failed: {f}");
+        for c in all_cases() {
+            fail_case(
+                c.name,
+                format_args!("not run: setup failed ({})", f.message()),
+            );
+        }
         finish();
     }
     run_from(0)

@@ -14,7 +14,7 @@
 //! per worker, each with its own stack in the shared image.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use septa_abi::{CapRights, ObjectType};
 use septa_sel4::cap::cap_type::*;
@@ -44,6 +44,7 @@ unsafe impl Sync for Stacks {}
 static STACKS: Stacks = Stacks(UnsafeCell::new([[0; STACK_BYTES]; WORKERS]));
 
 static VSPACE: [AtomicU64; WORKERS] = [const { AtomicU64::new(0) }; WORKERS];
+static READY: AtomicBool = AtomicBool::new(false);
 static IPC_FRAME: [AtomicU64; WORKERS] = [const { AtomicU64::new(0) }; WORKERS];
 
 /// The top (initial SP) of worker `w`'s stack.
@@ -141,7 +142,13 @@ pub fn setup(cx: &mut Cx) -> Result<(), Failure> {
         VSPACE[w].store(vs.bits(), Relaxed);
         IPC_FRAME[w].store(ipc.bits(), Relaxed);
     }
+    READY.store(true, Relaxed);
     Ok(())
+}
+
+/// Whether the worker address spaces exist (setup succeeded).
+pub fn ready() -> bool {
+    READY.load(Relaxed)
 }
 
 /// The kernel maps the image it was given page by page; the suite's linker

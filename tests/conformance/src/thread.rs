@@ -176,6 +176,9 @@ pub const START_REG_COUNT: u64 = 4;
 
 /// Creates (and unless told otherwise starts) a thread.
 pub fn spawn(cx: &mut Cx, s: Spawn) -> Result<Thread, Failure> {
+    if !space::ready() {
+        fail!("no worker address spaces to run a thread in (their setup failed, see the start of the log)");
+    }
     let w = match s.worker {
         Some(w) => w,
         None => take_worker()?,

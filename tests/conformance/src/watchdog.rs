@@ -113,9 +113,6 @@ pub fn start(cx: &mut Cx, recover_pc: u64, stack_top: u64) -> Result<(), Failure
     ROOT_STACK_TOP.store(stack_top, Relaxed);
     RECOVER_PC.store(recover_pc, Relaxed);
     let max = septa_abi::kernel_config::MAX_PRIORITY;
-    ok!(cx
-        .root_tcb()
-        .set_sched_params(cx.root_tcb(), max, max, Some(cx.root_sc()), Some(badged)));
     let sc: Cap<SchedContext> = cx.retype_from(infra, ObjectType::SchedContext, env::SC_BITS)?;
     ok!(cx
         .sched_control()?
@@ -126,6 +123,10 @@ pub fn start(cx: &mut Cx, recover_pc: u64, stack_top: u64) -> Result<(), Failure
         .worker(WATCHDOG_WORKER)
         .pool(infra);
     thread::spawn(cx, spawn)?;
+    // Only now that someone listens: the root's faults go to the watchdog.
+    ok!(cx
+        .root_tcb()
+        .set_sched_params(cx.root_tcb(), max, max, Some(cx.root_sc()), Some(badged)));
     Ok(())
 }
 

@@ -20,6 +20,7 @@ pub mod irq;
 pub mod misc;
 pub mod ntfn;
 pub mod sched;
+pub mod selftest;
 pub mod tcb;
 pub mod untyped;
 pub mod util;
@@ -27,6 +28,7 @@ pub mod vspace;
 
 /// Every group, in running order.
 pub const GROUPS: &[&[Case]] = &[
+    selftest::CASES,
     misc::CASES,
     untyped::CASES,
     cnode::CASES,
