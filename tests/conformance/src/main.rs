@@ -86,6 +86,7 @@ fn after_case() -> Result<(), septa_sel4::Error> {
     let prio = cx.root_tcb().set_priority(cx.root_tcb(), max);
     let cleaned = env::cleanup_case();
     thread::reset();
+    thread::clear_receive_path();
     prio.and(cleaned)
 }
 

@@ -249,6 +249,9 @@ impl Thread {
 /// Where every thread starts: runs its body, then reports and stops.
 pub extern "C" fn thread_start(worker: u64) -> ! {
     let w = worker as usize % WORKERS;
+    // The worker's IPC buffer outlives its threads: forget any receive
+    // path a previous thread left there.
+    clear_receive_path();
     let st = &START[w];
     let raw = st.entry.load(Relaxed) as usize;
     // SAFETY: `spawn` stored a `fn(u64)` of this image, and every worker
@@ -256,6 +259,11 @@ pub extern "C" fn thread_start(worker: u64) -> ! {
     let entry = unsafe { core::mem::transmute::<usize, fn(u64)>(raw) };
     entry(st.arg.load(Relaxed));
     finish(w)
+}
+
+/// Sets no receive slot: capabilities sent to this thread are not taken.
+pub fn clear_receive_path() {
+    septa_sel4::ipc_buffer::set_receive_path(Cap::null(), septa_sel4::CPtr::NULL, 0);
 }
 
 /// Ends worker `w`'s thread: signal done, suspend.

@@ -37,6 +37,10 @@ pub const CASES: &[Case] = &[
         run: copy_masks_rights,
     },
     Case {
+        name: "cnode/copy-cannot-add-rights",
+        run: copy_no_gain,
+    },
+    Case {
         name: "cnode/copy-keeps-badge",
         run: copy_keeps_badge,
     },
@@ -161,6 +165,10 @@ pub const CASES: &[Case] = &[
         run: revoke_badged,
     },
     Case {
+        name: "cnode/revoke-deletes-a-waiting-thread",
+        run: revoke_thread,
+    },
+    Case {
         name: "cnode/illegal-operation",
         run: illegal,
     },
@@ -238,6 +246,19 @@ fn copy_masks_rights(cx: &mut Cx) -> Outcome {
         n.poll(),
         1,
         "badge after signalling with the write-capable copy"
+    );
+    Ok(())
+}
+
+fn copy_no_gain(cx: &mut Cx) -> Outcome {
+    let ep = cx.endpoint()?;
+    let ro = cx.copy(ep, READ)?;
+    // Rights only ever shrink: a copy of a read-only cap with all rights
+    // is still read-only.
+    let again = cx.copy(ro, ALL)?;
+    check_err!(
+        again.invoke(&Invocation::new(Label::InvalidInvocation)),
+        Error::InvalidCapability { index: 0 }
     );
     Ok(())
 }
@@ -646,6 +667,29 @@ fn revoke_badged(cx: &mut Cx) -> Outcome {
     ] {
         check_eq!(cx.identify(x), cap_tag::ENDPOINT, what);
     }
+    Ok(())
+}
+
+fn revoke_thread(cx: &mut Cx) -> Outcome {
+    fn waiter(_: u64) {
+        let n: Cap<Notification> = Cap::from_bits(mail(0));
+        n.wait();
+        post(1, 1);
+    }
+    let n = cx.notification()?;
+    let badged = cx.mint(n, ALL, 0x8)?;
+    post(0, n.bits());
+    // The thread's TCB comes from its own untyped.
+    let ut = cx.untyped(16)?;
+    let t = thread::spawn(cx, Spawn::new(waiter, 0).pool(ut))?;
+    settle(cx)?;
+    ok!(root(cx).revoke(ut.cptr(), ROOT_DEPTH));
+    check_eq!(cx.identify(t.tcb), cap_tag::NULL, "the TCB cap");
+    // Nobody waits any more: the signal stays pending.
+    badged.signal();
+    settle(cx)?;
+    check_eq!(mail(1), 0, "the deleted thread ran");
+    check_eq!(n.poll(), 0x8, "the pending signal");
     Ok(())
 }
 

@@ -50,6 +50,10 @@ pub const CASES: &[Case] = &[
         run: unknown_syscall_stop,
     },
     Case {
+        name: "fault/unknown-syscall-short-reply",
+        run: unknown_syscall_short,
+    },
+    Case {
         name: "fault/user-exception-undefined-instruction",
         run: user_exception,
     },
@@ -337,6 +341,27 @@ fn unknown_syscall_stop(cx: &mut Cx) -> Outcome {
     ok!(t.tcb.resume());
     let (f, _) = recv_fault(ep, r);
     expect_unknown_syscall(f)?;
+    Ok(())
+}
+
+fn unknown_syscall_short(cx: &mut Cx) -> Outcome {
+    let (ep, handler, r) = fault_ep(cx, 0x6e)?;
+    thread::spawn(
+        cx,
+        Spawn::new(svc_body, BOGUS_SYSCALL as u64).fault(handler),
+    )?;
+    recv_fault(ep, r);
+    // One register in the reply: x0 is written, the fault IP is not, so
+    // the restarted thread executes the svc again.
+    reply(r, 0, &[0x5]);
+    let (f, _) = recv_fault(ep, r);
+    let (regs, ..) = expect_unknown_syscall(f)?;
+    check_eq!(
+        regs[..2],
+        [0x5, 11],
+        "x0 from the short reply, x1 as it was"
+    );
+    check_eq!(mail(11), 0, "the thread got past the svc");
     Ok(())
 }
 

@@ -107,6 +107,14 @@ pub const CASES: &[Case] = &[
         run: occupied_slot,
     },
     Case {
+        name: "ipc/grant-reply-allows-reply-not-caps",
+        run: grant_reply_only,
+    },
+    Case {
+        name: "ipc/reply-transfers-caps-with-grant",
+        run: reply_grant,
+    },
+    Case {
         name: "ipc/call-to-a-receiver-without-reply-object",
         run: call_without_reply,
     },
@@ -143,6 +151,9 @@ pub const CASES: &[Case] = &[
         run: delete_restarts,
     },
 ];
+
+/// The reply object of the last `recv_into`.
+static LAST_REPLY: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 fn ep_of(i: usize) -> Cap<Endpoint> {
     Cap::from_bits(mail(i))
@@ -474,6 +485,7 @@ fn send_caps(n: u64) {
 fn recv_into(cx: &mut Cx, ep: Cap<Endpoint>) -> Result<(MessageInfo, Cap<Unspecified>), Failure> {
     let slot = cx.slot()?;
     let r = cx.reply()?;
+    LAST_REPLY.store(r.bits(), Relaxed);
     ipc_buffer::set_receive_path(cx.root_cnode(), slot, ROOT_DEPTH);
     let (info, _) = syscall::recv(ep.cptr(), r);
     Ok((info, slot.cast()))
@@ -578,6 +590,93 @@ fn occupied_slot(cx: &mut Cx) -> Outcome {
         cx.identify(full),
         cap_tag::THREAD,
         "the occupied slot keeps its cap"
+    );
+    Ok(())
+}
+
+/// Calls the endpoint in mail 0 with the cap in mail 1 as extra cap and the
+/// receive path at the slot in mail 2; records the reply's label, extra
+/// caps and length in mail 8..
+fn call_with_cap(_: u64) {
+    ipc_buffer::set_cap(0, septa_sel4::CPtr::from_bits(mail(1)));
+    ipc_buffer::set_receive_path(
+        Cap::from_bits(septa_abi::init_cap::CNODE),
+        septa_sel4::CPtr::from_bits(mail(2)),
+        ROOT_DEPTH,
+    );
+    let info = syscall::call(ep_of(0).cptr(), MessageInfo::new(0x44, 0, 1, 0));
+    post(8, info.label());
+    post(9, info.extra_caps());
+    post(10, info.length());
+}
+
+fn grant_reply_only(cx: &mut Cx) -> Outcome {
+    let ep = cx.endpoint()?;
+    let weak = cx.mint(ep, RW_GRANT_REPLY, 0)?;
+    let n = cx.notification()?;
+    post(0, weak.bits());
+    post(1, n.bits());
+    let t = thread::spawn(cx, Spawn::new(call_with_cap, 0))?;
+    let (info, got) = recv_into(cx, ep)?;
+    // GrantReply: the caller may be replied to, but sends no caps.
+    check_eq!((info.label(), info.extra_caps()), (0x44, 0));
+    check_eq!(cx.identify(got), cap_tag::NULL);
+    reply_and_join(t, 0x45)
+}
+
+/// Replies with `label` through the reply object the last `recv_into`
+/// used, and waits for the caller to finish.
+fn reply_and_join(t: Thread, label: u64) -> Outcome {
+    let r: Cap<Reply> = Cap::from_bits(LAST_REPLY.load(Relaxed));
+    reply(r, label, &[]);
+    t.join()?;
+    check_eq!(mail(8), label, "reply label");
+    Ok(())
+}
+
+fn reply_grant(cx: &mut Cx) -> Outcome {
+    let ep = cx.endpoint()?;
+    let n = cx.notification()?;
+    let slot = cx.slot()?;
+    post(0, ep.bits());
+    post(1, n.bits());
+    post(2, slot.bits());
+    // First through a reply capability without Grant: the cap stays behind.
+    let t = thread::spawn(cx, Spawn::new(call_with_cap, 0))?;
+    let r = cx.reply()?;
+    syscall::recv(ep.cptr(), r);
+    let no_grant = cx.copy(r, RW)?;
+    let gift = cx.notification()?;
+    ipc_buffer::set_cap(0, gift.cptr());
+    syscall::send(no_grant.cptr(), MessageInfo::new(0x46, 0, 1, 0));
+    t.join()?;
+    check_eq!(
+        (mail(8), mail(9)),
+        (0x46, 0),
+        "reply without Grant: label, caps"
+    );
+    check_eq!(
+        cx.identify(Cap::<Notification>::from_cptr(slot)),
+        cap_tag::NULL
+    );
+    // Then through the original, which may grant.
+    thread::reset();
+    post(0, ep.bits());
+    post(1, n.bits());
+    post(2, slot.bits());
+    let t = thread::spawn(cx, Spawn::new(call_with_cap, 0))?;
+    syscall::recv(ep.cptr(), r);
+    ipc_buffer::set_cap(0, gift.cptr());
+    syscall::send(r.cptr(), MessageInfo::new(0x47, 0, 1, 0));
+    t.join()?;
+    check_eq!(
+        (mail(8), mail(9)),
+        (0x47, 1),
+        "reply with Grant: label, caps"
+    );
+    check_eq!(
+        cx.identify(Cap::<Notification>::from_cptr(slot)),
+        cap_tag::NOTIFICATION
     );
     Ok(())
 }

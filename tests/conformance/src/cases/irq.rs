@@ -89,6 +89,14 @@ pub const CASES: &[Case] = &[
         name: "irq/sgi-delivered-to-notification",
         run: sgi_delivery,
     },
+    Case {
+        name: "irq/cleared-handler-delivers-nothing",
+        run: sgi_cleared,
+    },
+    Case {
+        name: "irq/deleted-handler-delivers-nothing",
+        run: sgi_deleted,
+    },
 ];
 
 /// An SPI nothing on QEMU `virt` raises.
@@ -329,5 +337,43 @@ fn sgi_delivery(cx: &mut Cx) -> Outcome {
     // covers a late one.
     check_eq!(n.wait(), 0x1000, "badge delivered by the interrupt");
     ok!(h.ack());
+    Ok(())
+}
+
+/// A handler for the test SGI, the notification it signals, and a
+/// capability that raises the SGI.
+type SgiSetup = (Cap<IrqHandler>, Cap<Notification>, Cap<Unspecified>);
+
+/// Sets up the test SGI to signal a badged notification.
+fn sgi_setup(cx: &mut Cx) -> Result<SgiSetup, Failure> {
+    let h = ok!(get(cx, TEST_SGI)?);
+    let n = cx.notification()?;
+    let nb = cx.mint(n, ALL, 0x2000)?;
+    ok!(h.set_notification(nb));
+    let s = ok!(sgi(cx, TEST_SGI, CORE0)?);
+    Ok((h, n, s))
+}
+
+fn raise(s: Cap<Unspecified>) -> Outcome {
+    ok!(s.invoke(&Invocation::new(Label::InvalidInvocation)));
+    // The interrupt is taken on the way back to user level; a yield gives
+    // a late one another kernel exit.
+    septa_sel4::syscall::yield_now();
+    Ok(())
+}
+
+fn sgi_cleared(cx: &mut Cx) -> Outcome {
+    let (h, n, s) = sgi_setup(cx)?;
+    ok!(h.clear());
+    raise(s)?;
+    check_eq!(n.poll(), 0, "signalled with no notification set");
+    Ok(())
+}
+
+fn sgi_deleted(cx: &mut Cx) -> Outcome {
+    let (h, n, s) = sgi_setup(cx)?;
+    ok!(cx.delete(h));
+    raise(s)?;
+    check_eq!(n.poll(), 0, "signalled after the handler was deleted");
     Ok(())
 }

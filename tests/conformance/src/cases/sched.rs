@@ -148,6 +148,10 @@ pub const CASES: &[Case] = &[
         run: passive_server,
     },
     Case {
+        name: "sched/donation-through-a-call-chain",
+        run: call_chain,
+    },
+    Case {
         name: "sched/passive-thread-does-not-run",
         run: passive_idle,
     },
@@ -654,6 +658,62 @@ fn passive_server(cx: &mut Cx) -> Outcome {
     );
     // Back in its receive, the server has no context of its own.
     ok!(ssc.bind(s.tcb));
+    Ok(())
+}
+
+fn call_chain(cx: &mut Cx) -> Outcome {
+    /// Serves on the endpoint in mail `base` with the reply in mail
+    /// `base + 1`; forwards to the endpoint in mail `base + 2` if non-zero.
+    fn relay(base: u64) {
+        let b = base as usize;
+        let ep: Cap<Endpoint> = Cap::from_bits(mail(b));
+        let r: Cap<Reply> = Cap::from_bits(mail(b + 1));
+        let next = mail(b + 2);
+        let (_, _, mut mrs) = syscall::recv_with_mrs(ep.cptr(), r);
+        loop {
+            let mut v = mrs[0] + base;
+            if next != 0 {
+                let (_, out) = syscall::call_with_mrs(
+                    septa_sel4::CPtr::from_bits(next),
+                    MessageInfo::new(0, 0, 0, 1),
+                    [v, 0, 0, 0],
+                );
+                v = out[0];
+            }
+            let (_, _, n) = syscall::reply_recv_with_mrs(
+                ep.cptr(),
+                MessageInfo::new(0, 0, 0, 1),
+                [v, 0, 0, 0],
+                r,
+            );
+            mrs = n;
+        }
+    }
+    fn client(_: u64) {
+        let ep: Cap<Endpoint> = Cap::from_bits(mail(10));
+        let (_, out) =
+            syscall::call_with_mrs(ep.cptr(), MessageInfo::new(0, 0, 0, 1), [1000, 0, 0, 0]);
+        post(20, out[0]);
+    }
+    // Server A (mail 10..) forwards to server B (mail 13..); both passive.
+    let (ea, ra, eb, rb) = (cx.endpoint()?, cx.reply()?, cx.endpoint()?, cx.reply()?);
+    for (i, v) in [ea.bits(), ra.bits(), eb.bits(), eb.bits(), rb.bits(), 0]
+        .into_iter()
+        .enumerate()
+    {
+        post(10 + i, v);
+    }
+    let a = thread::spawn(cx, Spawn::new(relay, 10).prio(150))?;
+    let b = thread::spawn(cx, Spawn::new(relay, 13).prio(160))?;
+    settle(cx)?;
+    for t in [a, b] {
+        let Some(sc) = t.sc else { fail!("no context") };
+        ok!(sc.unbind_object(t.tcb));
+    }
+    let c = thread::spawn(cx, Spawn::new(client, 0).prio(100))?;
+    c.join()?;
+    // 1000 + 10 (A) + 13 (B): both ran, on the client's context.
+    check_eq!(mail(20), 1023);
     Ok(())
 }
 

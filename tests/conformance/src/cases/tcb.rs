@@ -154,6 +154,10 @@ pub const CASES: &[Case] = &[
         run: ssp_invalid_sc,
     },
     Case {
+        name: "tcb/set-sched-params-invalid-authority",
+        run: ssp_invalid_auth,
+    },
+    Case {
         name: "tcb/set-sched-params-invalid-fault-endpoint",
         run: ssp_invalid_fault,
     },
@@ -688,6 +692,16 @@ fn mcp_errors(cx: &mut Cx) -> Outcome {
     check_err!(
         t.tcb.invoke(&raw(Label::TcbSetMcPriority, &[1])),
         Error::TruncatedMessage
+    );
+    Ok(())
+}
+
+fn ssp_invalid_auth(cx: &mut Cx) -> Outcome {
+    let t = idle_thread(cx)?;
+    let ep = cx.endpoint()?;
+    check_err!(
+        t.tcb.set_sched_params(ep.cast(), 0, 10, t.sc, None),
+        Error::InvalidCapability { index: 1 }
     );
     Ok(())
 }

@@ -29,6 +29,10 @@ pub const CASES: &[Case] = &[
         run: fan_out_limit,
     },
     Case {
+        name: "untyped/retype-into-a-cnode-by-path",
+        run: into_cnode,
+    },
+    Case {
         name: "untyped/illegal-operation",
         run: illegal,
     },
@@ -202,6 +206,52 @@ fn fan_out_limit(cx: &mut Cx) -> Outcome {
     ));
     let last: Cap<Endpoint> = Cap::from_bits(first.bits() + RETYPE_FAN_OUT_LIMIT - 1);
     check_eq!(cx.identify(last), cap_tag::ENDPOINT);
+    Ok(())
+}
+
+fn into_cnode(cx: &mut Cx) -> Outcome {
+    let radix = 4;
+    let node = cx.cnode(radix)?;
+    // nodeIndex/nodeDepth name the CNode cap in the root; objects land in
+    // its slots 2..5.
+    ok!(cx.pool().retype(
+        ObjectType::Notification,
+        0,
+        cx.root_cnode(),
+        node.cptr(),
+        u64::from(ROOT_DEPTH),
+        2,
+        3
+    ));
+    for i in 0..6u64 {
+        let out = cx.slot()?;
+        let r = cx
+            .root_cnode()
+            .copy(out, ROOT_DEPTH, node, CPtr::from_bits(i), radix as u8, ALL);
+        let expected = if (2..5).contains(&i) {
+            cap_tag::NOTIFICATION
+        } else {
+            cap_tag::NULL
+        };
+        match r {
+            Ok(()) => check_eq!(
+                cx.identify(Cap::<Notification>::from_cptr(out)),
+                expected,
+                i
+            ),
+            Err(e) => check_eq!(
+                (expected, e),
+                (
+                    cap_tag::NULL,
+                    Error::FailedLookup {
+                        was_source: true,
+                        failure: LookupFailure::MissingCapability { bits_left: radix }
+                    }
+                ),
+                i
+            ),
+        }
+    }
     Ok(())
 }
 

@@ -135,6 +135,10 @@ pub const CASES: &[Case] = &[
         run: large_page,
     },
     Case {
+        name: "vspace/map-device-frame",
+        run: device_frame,
+    },
+    Case {
         name: "vspace/frame-zeroed-on-reuse",
         run: zeroed,
     },
@@ -609,6 +613,18 @@ fn large_page(cx: &mut Cx) -> Outcome {
     // A page table where the large page is: the slot holds a page.
     let pt = cx.page_table()?;
     check_err!(pt.map(vs, FRESH_VA, attrs()), Error::DeleteFirst);
+    Ok(())
+}
+
+fn device_frame(cx: &mut Cx) -> Outcome {
+    let Some((dev, _, paddr)) = crate::env::device_untyped() else {
+        fail!("BootInfo lists no device untyped of a page or more");
+    };
+    let (vs, _, _) = tabled(cx)?;
+    let f: Cap<SmallPage> = cx.retype_from(dev, ObjectType::SmallPage, 0)?;
+    // Device memory maps like RAM (uncached here); nothing reads it.
+    ok!(f.map(vs, FRESH_VA, RW, VmAttributes::NONE));
+    check_eq!(ok!(f.get_address()), paddr);
     Ok(())
 }
 
