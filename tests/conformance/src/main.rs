@@ -30,6 +30,7 @@
 
 pub mod cases;
 pub mod env;
+pub mod pmu;
 pub mod report;
 pub mod space;
 pub mod thread;
@@ -108,13 +109,21 @@ fn run_case(i: usize, case: &Case) {
     }
 }
 
-/// Runs the cases from index `start` to the end, then reports.
+/// Runs the cases from index `start` to the end, then the PMU report.
 fn run_from(start: usize) -> ! {
     let mut i = start;
     while let Some(case) = case_at(i) {
         run_case(i, case);
         i += 1;
     }
+    CURRENT.store(i as u64, Relaxed);
+    watchdog::arm(watchdog::DEFAULT_LIMIT_TICKS);
+    let pmu = pmu::report(&mut Cx::new());
+    watchdog::disarm();
+    if let Err(f) = pmu {
+        debug_println!("{PROGRESS} pmu: report failed: {f}");
+    }
+    let _ = after_case();
     finish()
 }
 
@@ -135,6 +144,15 @@ fn finish() -> ! {
 pub extern "C" fn recover() -> ! {
     debug_println!();
     let i = CURRENT.load(Relaxed) as usize;
+    if i >= all_cases().count() {
+        // The PMU report, after the cases, went wrong: not a case.
+        debug_println!(
+            "{PROGRESS} pmu: report aborted ({:x?})",
+            watchdog::take_abort()
+        );
+        let _ = after_case();
+        finish();
+    }
     let name = case_at(i).map_or("(no case)", |c| c.name);
     match watchdog::take_abort() {
         Abort::Timeout => fail_case(
