@@ -379,3 +379,158 @@ impl Cx {
         septa_sel4::syscall::debug_cap_identify(cap.cptr())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use septa_abi::bootinfo::{BootInfo, SlotRegion, UntypedDesc, MAX_UNTYPED_CAPS};
+    use septa_abi::{Label, MessageInfo};
+    use septa_sel4::host::{self, HostKernel, Regs};
+    use septa_sel4::ipc_buffer;
+    use std::boxed::Box;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::vec::Vec;
+
+    /// (invoked cap, label, message words, extra caps) of every Call,
+    /// answered with success.
+    type Seen = Rc<RefCell<Vec<(u64, u64, Vec<u64>, Vec<u64>)>>>;
+
+    struct Recorder(Seen);
+
+    impl HostKernel for Recorder {
+        fn syscall(&mut self, regs: &mut Regs) {
+            assert_eq!(regs.syscall(), septa_abi::syscall::CALL);
+            let info = MessageInfo(regs.x[1]);
+            let words = (0..info.length() as usize)
+                .map(|i| {
+                    if i < 4 {
+                        regs.x[2 + i]
+                    } else {
+                        ipc_buffer::get_mr(i)
+                    }
+                })
+                .collect();
+            let caps = (0..info.extra_caps() as usize)
+                .map(ipc_buffer::get_cap_or_badge)
+                .collect();
+            self.0
+                .borrow_mut()
+                .push((regs.x[0], info.label(), words, caps));
+            regs.x[1] = MessageInfo::new(0, 0, 0, 0).0;
+        }
+    }
+
+    fn untyped(paddr: u64, size_bits: u8, is_device: u8) -> UntypedDesc {
+        UntypedDesc {
+            paddr,
+            size_bits,
+            is_device,
+            padding: [0; 6],
+        }
+    }
+
+    #[test]
+    fn pools_come_from_the_largest_ram_untyped_and_cleanup_revokes_and_deletes() {
+        let mut list = [UntypedDesc::default(); MAX_UNTYPED_CAPS];
+        list[0] = untyped(0x900_0000, 12, 1);
+        list[1] = untyped(0x800_0000, 16, 1);
+        list[2] = untyped(0x6000_0000, 24, 0);
+        list[3] = untyped(0x8000_0000, 28, 0);
+        let bi = BootInfo {
+            extra_len: 0,
+            node_id: 0,
+            num_nodes: 1,
+            num_io_pt_levels: 0,
+            ipc_buffer: 0x41_2000,
+            empty: SlotRegion {
+                start: 400,
+                end: 1 << 17,
+            },
+            shared_frames: SlotRegion::default(),
+            user_image_frames: SlotRegion::default(),
+            user_image_paging: SlotRegion::default(),
+            io_space_caps: SlotRegion::default(),
+            extra_bi_pages: SlotRegion::default(),
+            init_thread_cnode_size_bits: 17,
+            init_thread_domain: 0,
+            sched_control: SlotRegion {
+                start: 299,
+                end: 300,
+            },
+            untyped: SlotRegion {
+                start: 300,
+                end: 304,
+            },
+            untyped_list: list,
+        };
+        let bi: &'static BootInfo = Box::leak(Box::new(bi));
+        // SAFETY: a leaked BootInfo lives for the rest of the test program;
+        // its extra region is empty.
+        unsafe { set_bootinfo(bi) };
+        host::install_ipc_buffer();
+        let seen: Seen = Rc::new(RefCell::new(Vec::new()));
+        host::set_kernel(Box::new(Recorder(seen.clone())));
+
+        init().unwrap();
+        let retype = Label::UntypedRetype as u64;
+        let untyped_type = ObjectType::Untyped as u64;
+        let root = init_cap::CNODE;
+        {
+            let s = seen.borrow();
+            assert_eq!(s.len(), 2);
+            // From the 2^28 untyped (slot 303): the infrastructure pool,
+            // then half of it as the case pool.
+            let pool = vec![untyped_type, INFRA_POOL_BITS, 0, 0, 400, 1];
+            assert_eq!(s[0], (303, retype, pool, vec![root]));
+            assert_eq!(
+                s[1],
+                (
+                    303,
+                    retype,
+                    vec![untyped_type, 27, 0, 0, 401, 1],
+                    vec![root]
+                )
+            );
+        }
+        assert_eq!(case_pool().bits(), 401);
+        assert_eq!(case_pool_paddr(), 0x8000_0000 + (1 << 27));
+        // The smallest device untyped of a page or more.
+        assert_eq!(
+            device_untyped().map(|(c, b, p)| (c.bits(), b, p)),
+            Some((300, 12, 0x900_0000))
+        );
+
+        seen.borrow_mut().clear();
+        let mut cx = Cx::new();
+        let ep = cx.endpoint().unwrap();
+        assert_eq!(ep.bits(), 402);
+        let c = cx.copy(ep, CapRights::ALL).unwrap();
+        assert_eq!(c.bits(), 403);
+        cleanup_case().unwrap();
+        let s = seen.borrow();
+        let labels: Vec<u64> = s.iter().map(|x| x.1).collect();
+        use Label::*;
+        assert_eq!(
+            labels,
+            [
+                UntypedRetype,
+                CNodeCopy,
+                CNodeRevoke,
+                CNodeDelete,
+                CNodeDelete
+            ]
+            .map(|l| l as u64)
+        );
+        // The endpoint comes from the pool; revoke names the pool; the
+        // deletes name the case's two slots; all through the root CNode.
+        assert_eq!((s[0].0, &s[0].2[4]), (401, &402));
+        let depth = u64::from(ROOT_DEPTH);
+        for (i, slot) in [(2, 401), (3, 402), (4, 403)] {
+            assert_eq!((s[i].0, &s[i].2), (root, &vec![slot, depth]));
+        }
+        // The next case reuses the same slots.
+        drop(s);
+        assert_eq!(cx.slot().unwrap().bits(), 402);
+    }
+}
