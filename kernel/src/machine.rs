@@ -5,6 +5,14 @@
 //! recording double, so a test can check that unmapping flushed the TLB or
 //! that a budget expiry programmed the timer.
 //!
+//! Address spaces: `set_vspace_root` installs a thread's stage-2 root with
+//! its VMID, `set_empty_vspace_root` the kernel's empty one (for threads
+//! without a valid VSpace); `vmid_count` says how many VMIDs the hardware
+//! tags TLB entries with, and `sync_table_entry` makes a page-table write
+//! visible to the table walker. Interrupts: `irq_node` is the physical
+//! address of the kernel's per-IRQ slots, `irq_lines` the number of lines
+//! of the interrupt controller, `send_sgi` raises a software interrupt.
+//!
 //! Time is in ticks of the system counter (CNTPCT_EL0); `us_to_ticks` and
 //! `ticks_to_us` convert. On QEMU `virt` the counter runs at 62.5 MHz.
 
@@ -55,6 +63,30 @@ mod imp {
     pub fn put_char(c: u8) {
         crate::arch::aarch64::console::put_byte(c)
     }
+    pub fn set_vspace_root(root: u64, vmid: u16) {
+        stage2::activate(root, vmid)
+    }
+    pub fn set_empty_vspace_root() {
+        stage2::activate(
+            stage2::empty_root_paddr(),
+            crate::object::vspace::vmid::EMPTY_VMID,
+        )
+    }
+    pub fn vmid_count() -> u32 {
+        stage2::vmid_count()
+    }
+    pub fn sync_table_entry(paddr: u64) {
+        stage2::sync_entry(paddr)
+    }
+    pub fn irq_node() -> u64 {
+        gic::irq_node_paddr()
+    }
+    pub fn irq_lines() -> u16 {
+        gic::lines()
+    }
+    pub fn send_sgi(irq: u8, target: u32) {
+        gic::send_sgi(irq, target)
+    }
 }
 
 #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
@@ -80,12 +112,37 @@ mod imp {
         CleanInvalidate(u64, u64),
         Unify(u64, u64),
         PutChar(u8),
+        /// A thread's address space made current: root and VMID.
+        VSpaceRoot(u64, u16),
+        /// The empty address space made current.
+        EmptyVSpaceRoot,
+        SendSgi(u8, u32),
     }
 
-    #[derive(Default)]
+    /// What the double reports as the hardware's VMID count unless a test
+    /// says otherwise: 8-bit VMIDs, as the Cortex-A53 has.
+    const DEFAULT_VMIDS: u32 = 256;
+    /// A GICv2 with QEMU `virt`'s 288 lines.
+    const DEFAULT_IRQ_LINES: u16 = 288;
+
     struct State {
         now: u64,
         log: Vec<Op>,
+        vmids: u32,
+        irq_node: u64,
+        irq_lines: u16,
+    }
+
+    impl Default for State {
+        fn default() -> Self {
+            State {
+                now: 0,
+                log: Vec::new(),
+                vmids: DEFAULT_VMIDS,
+                irq_node: 0,
+                irq_lines: DEFAULT_IRQ_LINES,
+            }
+        }
     }
 
     std::thread_local! {
@@ -99,6 +156,24 @@ mod imp {
     /// Test control: set the clock.
     pub fn set_now(ticks: u64) {
         STATE.with(|s| s.borrow_mut().now = ticks);
+    }
+    /// Test control: how many VMIDs the pretended hardware has (small
+    /// numbers make VMID recycling easy to provoke).
+    pub fn set_vmid_count(n: u32) {
+        STATE.with(|s| s.borrow_mut().vmids = n);
+    }
+    /// Test control: where the kernel's IRQ slots are (arena memory; on
+    /// the target they are a kernel static).
+    pub fn set_irq_node(paddr: u64) {
+        STATE.with(|s| s.borrow_mut().irq_node = paddr);
+    }
+    /// Test control: how many lines the pretended GIC has.
+    pub fn set_irq_lines(n: u16) {
+        STATE.with(|s| s.borrow_mut().irq_lines = n);
+    }
+    /// Test control: everything back to its defaults, log emptied.
+    pub fn reset() {
+        STATE.with(|s| *s.borrow_mut() = State::default());
     }
     /// Test control: take (and clear) the log of requests.
     pub fn take_log() -> Vec<Op> {
@@ -144,6 +219,26 @@ mod imp {
     }
     pub fn put_char(c: u8) {
         record(Op::PutChar(c))
+    }
+    pub fn set_vspace_root(root: u64, vmid: u16) {
+        record(Op::VSpaceRoot(root, vmid))
+    }
+    pub fn set_empty_vspace_root() {
+        record(Op::EmptyVSpaceRoot)
+    }
+    pub fn vmid_count() -> u32 {
+        STATE.with(|s| s.borrow().vmids)
+    }
+    /// Barriers only on the hardware; nothing to record.
+    pub fn sync_table_entry(_paddr: u64) {}
+    pub fn irq_node() -> u64 {
+        STATE.with(|s| s.borrow().irq_node)
+    }
+    pub fn irq_lines() -> u16 {
+        STATE.with(|s| s.borrow().irq_lines)
+    }
+    pub fn send_sgi(irq: u8, target: u32) {
+        record(Op::SendSgi(irq, target))
     }
 }
 

@@ -322,20 +322,17 @@ static mut L0: Table = Table([0; 512]);
 static mut L1_IDENTITY: Table = Table([0; 512]);
 static mut L1_WINDOW: Table = Table([0; 512]);
 
-/// Turns on the EL2 stage-1 MMU: 40-bit VA, 4 KiB granule, two 1 GiB-block
+use septa_image::el2::{ATTR_DEVICE, ATTR_NORMAL, MAIR, TCR};
+
+/// Turns on the EL2 stage-1 MMU: 48-bit VA, 4 KiB granule, two 1 GiB-block
 /// maps of the first `MAPPED_GIB` GiB, one at 0 (identity) and one at the
 /// kernel window. The first GiB holds the devices and is device memory.
 fn enable_mmu() {
     const VALID_BLOCK: u64 = 0b01;
     const VALID_TABLE: u64 = 0b11;
-    const ATTR_DEVICE: u64 = 0 << 2;
-    const ATTR_NORMAL: u64 = 1 << 2;
     const SH_INNER: u64 = 3 << 8;
     const AF: u64 = 1 << 10;
     const XN: u64 = 1 << 54;
-    const MAIR: u64 = 0xff << 8;
-    const TCR: u64 =
-        (1 << 31) | (1 << 23) | (0b010 << 16) | (0b11 << 12) | (0b01 << 10) | (0b01 << 8) | 24;
     const SCTLR_M: u64 = 1 << 0;
     const SCTLR_C: u64 = 1 << 2;
     const SCTLR_I: u64 = 1 << 12;

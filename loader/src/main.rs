@@ -8,8 +8,10 @@
 //!    the board leaves it),
 //! 2. turns on the EL2 MMU with an identity map and the kernel's window
 //!    (`virtual = physical + 0x80_0000_0000`, as the seL4 hyp kernel expects),
-//! 3. places the kernel ELF at its physical addresses, the root task's ELF
-//!    and the extra blob right after it, and the DTB after that,
+//!    with the MAIR_EL2 and TCR_EL2 values a real seL4 kernel requires,
+//! 3. places the kernel ELF at its physical addresses, the DTB right after
+//!    it, then the root task's ELF and the extra blob (seL4 insists on this
+//!    order: kernel, DTB, user image at rising addresses),
 //! 4. enters the kernel with the seL4 boot contract in x0..x5.
 //!
 //! It knows nothing of Septa's kernel: any kernel that follows the seL4 boot

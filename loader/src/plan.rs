@@ -79,7 +79,12 @@ pub fn span(segs: &[Segment]) -> Option<Range> {
     })
 }
 
-/// Lays out kernel, user image, extra blob and DTB.
+/// Lays out the kernel, then the DTB, then the user image and extra blob.
+///
+/// The order is part of the seL4 boot contract: seL4 16.0.0 reserves the
+/// kernel image, the DTB and the user image in that order and refuses to
+/// boot ("reserved region in wrong order") unless they also lie at rising
+/// physical addresses.
 ///
 /// `busy` are ranges that must stay untouched while loading (the loader
 /// itself and its payload).
@@ -93,18 +98,18 @@ pub fn make(
 ) -> Result<Plan, PlanError> {
     let k = span(kernel).ok_or(PlanError::NoSegments("kernel"))?;
     let u = span(user).ok_or(PlanError::NoSegments("root task"))?;
-    let user_start = k.end;
+    let dtb = k.end;
+    let dtb_r = Range {
+        start: dtb,
+        end: align_up(dtb + dtb_len, PAGE),
+    };
+    let user_start = dtb_r.end;
     let pv_offset = user_start.wrapping_sub(u.start);
     let extra = user_start + (u.end - u.start);
     let user_end = extra + align_up(extra_len, PAGE);
     let user_r = Range {
         start: user_start,
         end: user_end,
-    };
-    let dtb = user_end;
-    let dtb_r = Range {
-        start: dtb,
-        end: align_up(dtb + dtb_len, PAGE),
     };
     for (name, r) in [
         ("kernel", k),
@@ -148,7 +153,7 @@ mod tests {
     }
 
     #[test]
-    fn user_image_follows_kernel_and_dtb_follows_user() {
+    fn dtb_follows_kernel_and_user_image_follows_dtb() {
         let p = make(
             &[seg(0x4000_0000, 0x2_1000)],
             &[seg(0x20_0000, 0x1800), seg(0x20_2000, 0x100)],
@@ -171,11 +176,26 @@ mod tests {
                 end: 0x4002_1000
             }
         );
-        assert_eq!(p.user.start, 0x4002_1000);
-        assert_eq!(p.pv_offset, 0x4002_1000 - 0x20_0000);
-        assert_eq!(p.extra, 0x4002_1000 + 0x3000);
+        assert_eq!(p.dtb, p.kernel.end);
+        assert_eq!(p.user.start, 0x4002_2000, "the DTB's page lies between");
+        assert_eq!(p.pv_offset, 0x4002_2000 - 0x20_0000);
+        assert_eq!(p.extra, 0x4002_2000 + 0x3000);
         assert_eq!(p.user.end, p.extra + 0x2000);
-        assert_eq!(p.dtb, p.user.end);
+    }
+
+    #[test]
+    fn without_a_dtb_the_user_image_follows_the_kernel() {
+        let p = make(
+            &[seg(0x6000_0000, 0x1000)],
+            &[seg(0x40_0000, 0x1000)],
+            0,
+            0,
+            RAM,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(p.user.start, p.kernel.end);
+        assert!(p.kernel.end <= p.dtb && p.dtb <= p.user.start);
     }
 
     #[test]

@@ -419,6 +419,25 @@ pub mod ipc_buffer {
     pub const FAST_MESSAGE_REGISTERS: usize = 4;
 }
 
+/// Interrupt numbers of the platform (QEMU `virt`, GICv2) as seL4 16.0.0
+/// configures it: what IRQControl accepts and which IRQs the kernel keeps.
+pub mod irq {
+    /// Highest IRQ user level may ask for (seL4's `maxIRQ`, `MAX_IRQ` in
+    /// the qemu-arm-virt platform configuration); RangeError reports it.
+    pub const MAX_IRQ: u64 = 159;
+    /// Software-generated interrupts of the GIC (`NUM_SGIS`).
+    pub const NUM_SGIS: u64 = 16;
+    /// CPU interfaces a GICv2 SGI can target (`GIC_SGI_NUM_TARGETS`).
+    pub const SGI_TARGETS: u64 = 8;
+    /// The kernel's timer: the EL2 physical timer PPI (`KERNEL_TIMER_IRQ`).
+    pub const KERNEL_TIMER: u64 = 26;
+    /// The virtual GIC maintenance PPI (`INTERRUPT_VGIC_MAINTENANCE`).
+    pub const VGIC_MAINTENANCE: u64 = 25;
+    /// The EL1 virtual timer PPI, delivered as a VPPI event
+    /// (`INTERRUPT_VTIMER_EVENT`).
+    pub const VTIMER_EVENT: u64 = 27;
+}
+
 /// Frame mapping attributes (`seL4_ARM_VMAttributes`).
 pub mod vm_attributes {
     pub const PAGE_CACHEABLE: u64 = 1;
@@ -476,6 +495,12 @@ pub mod vcpu_reg {
     pub const CNTVOFF: u64 = 22;
     pub const CNTKCTL_EL1: u64 = 23;
     pub const COUNT: u64 = 24;
+}
+
+/// Thread flags of `TCB_SetFlags` (`seL4_TCBFlag`).
+pub mod tcb_flag {
+    /// The thread may not use the FPU (and traps if it does).
+    pub const FPU_DISABLED: u64 = 1;
 }
 
 /// Number of words in the TCB register set for Read/WriteRegisters, in the

@@ -47,3 +47,7 @@ pub const IPC_BUFFER_VADDR: u64 = crate::USER_TOP & !((1 << crate::PAGE_BITS) - 
 pub const STACK_TOP: u64 = IPC_BUFFER_VADDR - (1 << crate::PAGE_BITS);
 /// Default stack size in bytes (Microkit: 8 KiB).
 pub const DEFAULT_STACK_SIZE: u64 = 0x2000;
+/// Septa's addition: the value in x0 when a PD faults because it panicked
+/// (septa-runtime's panic handler executes `udf` with it there), so the
+/// monitor can tell a panic from a stray undefined instruction.
+pub const PANIC_MARKER: u64 = 0x5E97_A000_0BAD_F00D;

@@ -215,3 +215,22 @@ mod tests {
         assert_eq!(Header::parse(&buf[..10]), Err(Error::TooShort));
     }
 }
+
+/// The EL2 translation settings of the boot contract. The loader turns the
+/// MMU on with them and the kernel keeps them: real seL4 refuses any other
+/// TCR_EL2 (`checkTCR_EL2`) and never writes MAIR_EL2 itself, mapping
+/// normal memory with attribute index 4 and devices with index 0.
+pub mod el2 {
+    /// MAIR_EL2 indices 0..5: Device-nGnRnE, Device-nGnRE, Device-GRE,
+    /// Normal non-cacheable, Normal write-back, Normal write-through.
+    pub const MAIR: u64 = u64::from_le_bytes([0x00, 0x04, 0x0c, 0x44, 0xff, 0xaa, 0, 0]);
+    /// Descriptor AttrIndx field for Device-nGnRnE memory.
+    pub const ATTR_DEVICE: u64 = 0 << 2;
+    /// Descriptor AttrIndx field for Normal write-back memory.
+    pub const ATTR_NORMAL: u64 = 4 << 2;
+    /// T0SZ 16 (48-bit VA, walks start at level 0), inner and outer
+    /// write-back write-allocate walks, inner shareable, 4 KiB granule,
+    /// 40-bit PA, and the two RES1 bits (31 and 23).
+    pub const TCR: u64 =
+        (1 << 31) | (1 << 23) | (0b010 << 16) | (0b11 << 12) | (0b01 << 10) | (0b01 << 8) | 16;
+}

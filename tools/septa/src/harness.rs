@@ -13,11 +13,17 @@
 //! a system that never prints `done` within its time limit, or that prints
 //! no `ok` at all, is one more failure. An optional `expect` file beside the
 //! description lists text that must appear in the console log, one per line
-//! (for what the monitor prints, say). An optional `root-task` file names the
-//! crate to boot as the root task instead of the initializer (see
-//! [`pack::root_task`]); the kernel conformance suite is such a system. With
-//! `--kernel PATH` every system boots on that kernel ELF instead of Septa's.
-//! The run ends with `N passed, M failed`.
+//! (for what the monitor prints, say). An optional `root-task` file names a
+//! crate that is the whole system, booted instead of the initializer (see
+//! [`crate::pack::root_task`]; the kernel conformance suite is one). The run
+//! ends with `N passed, M failed`.
+//!
+//! Images are built for the harness: the initializer then also prints
+//! `[septa-test] ok boot` once it has read BootInfo and the spec, and turns a
+//! failure to build the system into a failed case and `done`, so a system
+//! that cannot start fails at once, naming the object. `--kernel PATH`
+//! packs that kernel (a real seL4 16.0.0, say) into every system, so the
+//! same suite runs on both kernels.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -223,7 +229,11 @@ pub fn run(
     }
     let mut images = vec![];
     for s in &systems {
-        images.push(pack::build_system(ws, &s.file, kernel).map(|img| (s, img)));
+        images.push(
+            pack::build_system(ws, &s.file, kernel, true)
+                .map(|img| (s, img))
+                .map_err(|e| (s, e)),
+        );
     }
     let jobs = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -250,8 +260,8 @@ pub fn run(
                         let _ = tx.send((name, r));
                     });
                 }
-                Err(e) => {
-                    let _ = tx.send((String::from("(build)"), Err(e)));
+                Err((s, e)) => {
+                    let _ = tx.send((s.name.clone(), Err(e)));
                 }
             }
         }

@@ -9,14 +9,24 @@
 //!   booted headless and judged by what its PDs print.
 //!
 //! Each pipeline stage is its own module with typed input and output:
-//! `workspace` (where things are), `cargo` (cross builds), `pack` (the
-//! image), `qemu` (running it), `harness` (tests).
+//! `workspace` (where things are), the front end (crate `septa-sysdesc`:
+//! system.toml to a validated model), `cargo` (cross builds), `elf`
+//! (program images), `alloc` (free memory estimate, region addresses, the
+//! fit check), `patch` (Microkit symbols and setvars), `spec` (the spec the
+//! initializer realises), `report` (report.txt), `pack` (the image and the
+//! pipeline that leads to it), `qemu` (running it), `harness` (tests).
 #![forbid(unsafe_code)]
 
+mod alloc;
 mod cargo;
+mod describe;
+mod elf;
 mod harness;
 mod pack;
+mod patch;
 mod qemu;
+mod report;
+mod spec;
 mod workspace;
 
 use std::path::PathBuf;
@@ -33,6 +43,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Parse and validate a system description (system.toml or Microkit .system).
+    Check {
+        #[arg(default_value = "system.toml")]
+        file: PathBuf,
+    },
+    /// Draw a system's PDs, channels, regions, IRQs and VMs as SVG and DOT.
+    Graph {
+        #[arg(default_value = "system.toml")]
+        file: PathBuf,
+        /// Where to write the SVG (the DOT goes beside it); default build/NAME/graph.svg.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Build a system into one bootable image.
     Build {
         /// The system description.
@@ -61,7 +84,8 @@ enum Command {
         /// Seconds each test system may run.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
-        /// Boot the test systems on this kernel ELF (e.g. a real seL4 16.0.0 build).
+        /// Pack this kernel ELF into every test system (e.g. a real seL4
+        /// 16.0.0 build) instead of Septa's.
         #[arg(long)]
         kernel: Option<PathBuf>,
     },
@@ -71,13 +95,15 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let ws = workspace::Workspace::locate()?;
     match cli.command {
+        Command::Check { file } => describe::check(&file),
+        Command::Graph { file, output } => describe::graph(&ws, &file, output),
         Command::Build { file, kernel } => {
-            let image = pack::build_system(&ws, &file, kernel.as_deref())?;
+            let image = pack::build_system(&ws, &file, kernel.as_deref(), false)?;
             println!("image: {}", image.path.display());
             Ok(())
         }
         Command::Run { file, kernel, gdb } => {
-            let image = pack::build_system(&ws, &file, kernel.as_deref())?;
+            let image = pack::build_system(&ws, &file, kernel.as_deref(), false)?;
             qemu::ensure_installed()?;
             qemu::run_interactive(&image, gdb)
         }

@@ -1,6 +1,6 @@
 //! Packing: the loader's flat binary, then the payload (header, kernel ELF,
 //! root task ELF, extra blob), as one image QEMU loads at the loader's
-//! address.
+//! address. [`build_system`] runs the whole pipeline that leads here.
 
 use std::path::{Path, PathBuf};
 
@@ -8,8 +8,11 @@ use miette::{miette, IntoDiagnostic, Result, WrapErr};
 use object::{Object, ObjectSegment, ObjectSymbol};
 use septa_image::{Header, Part, ALIGN, VERSION};
 
-use crate::cargo;
+use septa_sysdesc::Program;
+
+use crate::elf::ElfImage;
 use crate::workspace::Workspace;
+use crate::{alloc, cargo, patch, report, spec};
 
 /// The board facts the loader needs. From the QEMU `virt` memory map
 /// (hw/arm/virt.c): RAM at 1 GiB, PL011 at 0x0900_0000; QEMU leaves the
@@ -34,61 +37,99 @@ pub struct Image {
     pub load_addr: u64,
 }
 
-/// The crate built as the root task when a system does not name its own.
-pub const DEFAULT_ROOT_TASK: &str = "septa-initializer";
-
-/// The file beside a system description that names another root task: one
-/// line, the package name of a root-task crate of the workspace (a test
-/// system such as the kernel conformance suite is its own root task).
-pub const ROOT_TASK_FILE: &str = "root-task";
-
-/// The root task of the system described by `file`: the package named in
-/// the `root-task` file beside it, or the initializer.
-pub fn root_task(file: &Path) -> Result<String> {
-    let named = file.parent().map(|d| d.join(ROOT_TASK_FILE));
-    match named {
-        Some(p) if p.is_file() => {
-            let text = std::fs::read_to_string(&p)
-                .into_diagnostic()
-                .wrap_err_with(|| format!("reading {}", p.display()))?;
-            let name = text.trim();
-            if name.is_empty() || name.contains(char::is_whitespace) {
-                return Err(miette!(
-                    "{} must hold one package name, found {text:?}",
-                    p.display()
-                ));
-            }
-            Ok(name.to_string())
-        }
-        _ => Ok(DEFAULT_ROOT_TASK.to_string()),
-    }
-}
-
-/// The name of a system's build directory: the file stem, or for a test
-/// system (`.../systems/NAME/system.toml`) its directory's name, so that
-/// test systems built side by side do not overwrite each other's image.
+/// The name of a system's build folder: the description's file name, or
+/// its folder's name for the usual `NAME/system.toml`.
 fn system_name(file: &Path) -> String {
     let stem = file
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("system");
-    fn name(p: Option<&Path>) -> Option<&str> {
-        p.and_then(Path::file_name).and_then(|s| s.to_str())
-    }
-    let dir = file.parent();
-    match (name(dir), name(dir.and_then(Path::parent))) {
-        (Some(test), Some("systems")) => test.to_string(),
+    let parent = file
+        .parent()
+        .and_then(|p| p.file_name())
+        .and_then(|s| s.to_str());
+    match (stem, parent) {
+        ("system", Some(dir)) if !dir.is_empty() => dir.to_string(),
         _ => stem.to_string(),
     }
 }
 
-/// Builds every component of the system described by `file` and packs them.
-pub fn build_system(ws: &Workspace, file: &Path, kernel_override: Option<&Path>) -> Result<Image> {
+/// The physical span of a kernel ELF's loadable segments, page-aligned.
+fn kernel_span(elf: &[u8]) -> Result<(u64, u64)> {
+    let file = object::File::parse(elf)
+        .into_diagnostic()
+        .wrap_err("the kernel is not an ELF file")?;
+    let mut lo = u64::MAX;
+    let mut hi = 0;
+    let object::File::Elf64(e) = &file else {
+        return Err(miette!("the kernel is not a 64-bit ELF file"));
+    };
+    let endian = e.endian();
+    use object::read::elf::ProgramHeader;
+    for ph in e.elf_program_headers() {
+        if ph.p_type(endian) != object::elf::PT_LOAD || ph.p_memsz(endian) == 0 {
+            continue;
+        }
+        lo = lo.min(ph.p_paddr(endian));
+        hi = hi.max(ph.p_paddr(endian) + ph.p_memsz(endian));
+    }
+    if lo > hi {
+        return Err(miette!("the kernel has no loadable segment"));
+    }
+    Ok((lo & !(ALIGN - 1), hi.next_multiple_of(ALIGN)))
+}
+
+/// The virtual span of an ELF's loadable segments, in bytes.
+fn image_span(img: &ElfImage) -> u64 {
+    let lo = img.segments.iter().map(|s| s.vaddr).min().unwrap_or(0) & !(ALIGN - 1);
+    let hi = img.segments.iter().map(|s| s.end()).max().unwrap_or(0);
+    hi.next_multiple_of(ALIGN) - lo
+}
+
+/// The front end's code for a description without protection domains.
+const NO_PD: &str = "septa::system::no_pd";
+
+/// Builds every component of the system described by `file` and packs
+/// them: the pipeline front end, cargo, images, addresses, patches, spec,
+/// allocation check, image, report. `for_test`: the image is for `septa
+/// test` (the initializer then reports on the harness's protocol too).
+///
+/// A description whose only fault is that it has no protection domains
+/// (the default `system.toml` of today) still builds: the image boots the
+/// initializer alone, which prints the boot smoke test's result lines.
+pub fn build_system(
+    ws: &Workspace,
+    file: &Path,
+    kernel_override: Option<&Path>,
+    for_test: bool,
+) -> Result<Image> {
     if !file.is_file() {
         return Err(miette!("no system description at {}", file.display()));
     }
     let name = system_name(file);
-    let root = root_task(file)?;
+    if let Some(root) = root_task(file)? {
+        return build_own_root(ws, &name, &root, kernel_override);
+    }
+    let sys = match septa_sysdesc::load(file) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprint!("{}", w.render());
+            }
+            loaded.system
+        }
+        Err(r) if r.errors().all(|d| d.code() == NO_PD) => {
+            eprintln!(
+                "   note: {} has no protection domains: the image boots the initializer alone",
+                file.display()
+            );
+            return build_bare(ws, &name, kernel_override, for_test);
+        }
+        Err(r) => return Err(miette!("{}", r.render())),
+    };
+    let base = file.parent().unwrap_or(Path::new("."));
+
+    // Cross builds: loader and kernel, then the initializer and every PD
+    // crate in one cargo run.
     let mut soft = vec!["septa-loader"];
     if kernel_override.is_none() {
         soft.push("septa-kernel");
@@ -98,12 +139,183 @@ pub fn build_system(ws: &Workspace, file: &Path, kernel_override: Option<&Path>)
     let kernel = kernel_override
         .map(Path::to_path_buf)
         .unwrap_or_else(|| built[1].clone());
-    let user = cargo::build(ws, cargo::USER, &[root.as_str()])?.remove(0);
+    let mut crates: Vec<&str> = vec!["septa-initializer"];
+    for pd in &sys.pds {
+        if let Program::Crate(c) = &pd.program {
+            if !crates.contains(&c.as_str()) {
+                crates.push(c);
+            }
+        }
+    }
+    let user_built = cargo::build(ws, cargo::USER, &crates)?;
+    let initializer = user_built[0].clone();
+
+    // Program images.
+    let path_of = |pd: &septa_sysdesc::Pd| match &pd.program {
+        Program::Crate(c) => user_built[crates.iter().position(|x| x == c).expect("built")].clone(),
+        Program::Elf(p) => base.join(p),
+    };
+    let mut images = Vec::with_capacity(sys.pds.len());
+    let mut symbol_images = Vec::with_capacity(sys.pds.len());
+    for pd in &sys.pds {
+        images.push(ElfImage::read(&path_of(pd)).map_err(|e| miette!("PD `{}`: {e}", pd.name))?);
+        symbol_images.push(match &pd.symbols {
+            Some(p) => {
+                Some(ElfImage::read(&base.join(p)).map_err(|e| miette!("PD `{}`: {e}", pd.name))?)
+            }
+            None => None,
+        });
+    }
+
+    // Addresses of regions a setvar needs, from a first estimate of the
+    // free memory (the blob's size only moves its lower end).
+    let kernel_elf = read(&kernel)?;
+    let init_img = ElfImage::read(&initializer).map_err(|e| miette!("{e}"))?;
+    let init_span = image_span(&init_img);
+    let mut footprint = alloc::Footprint {
+        kernel: kernel_span(&kernel_elf)?,
+        user_len: init_span,
+    };
+    let mut free = alloc::free_ram(&sys.board, &footprint);
+    let paddrs = alloc::region_paddrs(&sys, &mut free).map_err(|e| miette!("{e}"))?;
+
+    // Patches.
+    let mut programs = Vec::with_capacity(sys.pds.len());
+    for (i, pd) in sys.pds.iter().enumerate() {
+        let writes = patch::writes_for(&sys, i, &paddrs).map_err(|e| miette!("{e}"))?;
+        patch::apply(&pd.name, &mut images[i], symbol_images[i].as_ref(), &writes)
+            .map_err(|e| miette!("{e}"))?;
+        programs.push((images[i].path.display().to_string(), writes));
+    }
+
+    // The spec, its blob, and the check that it fits.
+    let progs: Vec<spec::Program> = images.iter().map(|image| spec::Program { image }).collect();
+    let built = spec::build(&sys, &progs, &paddrs, base).map_err(|e| miette!("{e}"))?;
+    let mut the_spec = built.spec();
+    the_spec.test_harness = for_test;
+    the_spec
+        .check()
+        .map_err(|e| miette!("internal error: the spec is inconsistent: {e}"))?;
+    let blob = septa_spec::encode_blob(&the_spec, &built.data);
+    footprint.user_len = init_span + blob.len() as u64;
+    let free = alloc::free_ram(&sys.board, &footprint);
+    let fit = alloc::check(&the_spec, &sys.board, &free).map_err(|e| miette!("{e}"))?;
 
     let dir = ws.build_dir(&name);
     std::fs::create_dir_all(&dir).into_diagnostic()?;
     let out = dir.join("septa.img");
-    let load_addr = pack(loader, &kernel, &user, &[], &QEMU_VIRT, &out)?;
+    let load_addr = pack(loader, &kernel, &initializer, &blob, &QEMU_VIRT, &out)?;
+    let image_len = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    let text = report::render(&report::Inputs {
+        system: &sys,
+        built: &built,
+        programs: &programs,
+        fit: &fit,
+        kernel: &kernel.display().to_string(),
+        image_len,
+    });
+    std::fs::write(dir.join("report.txt"), text).into_diagnostic()?;
+    Ok(Image {
+        path: out,
+        load_addr,
+    })
+}
+
+/// The file beside a system description that names its own root task: one
+/// line, the package name of a root-task crate of the workspace. Such a
+/// system (the kernel conformance suite, `tests/systems/conformance`) is not
+/// realised by the initializer; the description is not read.
+pub const ROOT_TASK_FILE: &str = "root-task";
+
+/// The root task named beside `file`, if any.
+pub fn root_task(file: &Path) -> Result<Option<String>> {
+    let Some(p) = file.parent().map(|d| d.join(ROOT_TASK_FILE)) else {
+        return Ok(None);
+    };
+    if !p.is_file() {
+        return Ok(None);
+    }
+    let text = read(&p)?;
+    let name = String::from_utf8_lossy(&text).trim().to_string();
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(miette!(
+            "{} must hold one package name, found {:?}",
+            p.display(),
+            String::from_utf8_lossy(&text)
+        ));
+    }
+    Ok(Some(name))
+}
+
+/// The image of a system that is its own root task: loader, kernel and the
+/// named crate, no extra blob.
+fn build_own_root(
+    ws: &Workspace,
+    name: &str,
+    root: &str,
+    kernel_override: Option<&Path>,
+) -> Result<Image> {
+    let mut soft = vec!["septa-loader"];
+    if kernel_override.is_none() {
+        soft.push("septa-kernel");
+    }
+    let built = cargo::build(ws, cargo::SOFTFLOAT, &soft)?;
+    let kernel = kernel_override
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| built[1].clone());
+    let user = cargo::build(ws, cargo::USER, &[root])?.remove(0);
+    let dir = ws.build_dir(name);
+    std::fs::create_dir_all(&dir).into_diagnostic()?;
+    let out = dir.join("septa.img");
+    let load_addr = pack(&built[0], &kernel, &user, &[], &QEMU_VIRT, &out)?;
+    std::fs::write(
+        dir.join("report.txt"),
+        format!(
+            "Septa build report\n==================\nkernel: {}\nroot task: {root} (named in {ROOT_TASK_FILE}; no spec)\n",
+            kernel.display()
+        ),
+    )
+    .into_diagnostic()?;
+    Ok(Image {
+        path: out,
+        load_addr,
+    })
+}
+
+/// The image of a system without protection domains: loader, kernel and
+/// the initializer with an empty spec.
+fn build_bare(
+    ws: &Workspace,
+    name: &str,
+    kernel_override: Option<&Path>,
+    for_test: bool,
+) -> Result<Image> {
+    let mut soft = vec!["septa-loader"];
+    if kernel_override.is_none() {
+        soft.push("septa-kernel");
+    }
+    let built = cargo::build(ws, cargo::SOFTFLOAT, &soft)?;
+    let kernel = kernel_override
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| built[1].clone());
+    let initializer = cargo::build(ws, cargo::USER, &["septa-initializer"])?.remove(0);
+    let spec = septa_spec::Spec {
+        test_harness: for_test,
+        ..Default::default()
+    };
+    let blob = septa_spec::encode_blob(&spec, &[]);
+    let dir = ws.build_dir(name);
+    std::fs::create_dir_all(&dir).into_diagnostic()?;
+    let out = dir.join("septa.img");
+    let load_addr = pack(&built[0], &kernel, &initializer, &blob, &QEMU_VIRT, &out)?;
+    std::fs::write(
+        dir.join("report.txt"),
+        format!(
+            "Septa build report\n==================\nkernel: {}\nno protection domains: the initializer runs alone\n",
+            kernel.display()
+        ),
+    )
+    .into_diagnostic()?;
     Ok(Image {
         path: out,
         load_addr,
@@ -201,22 +413,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn test_systems_build_under_their_directory_name() {
-        let p = Path::new("/repo/tests/systems/conformance/system.toml");
-        assert_eq!(system_name(p), "conformance");
-        assert_eq!(system_name(Path::new("system.toml")), "system");
-        assert_eq!(system_name(Path::new("/repo/system.toml")), "system");
-        assert_eq!(system_name(Path::new("/repo/boards/virt.toml")), "virt");
-    }
-
-    #[test]
     fn a_root_task_file_names_the_root_task() {
         let dir = std::env::temp_dir().join(format!("septa-pack-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("system.toml");
-        assert_eq!(root_task(&file).unwrap(), DEFAULT_ROOT_TASK);
+        assert_eq!(root_task(&file).unwrap(), None);
         std::fs::write(dir.join(ROOT_TASK_FILE), "septa-conformance\n").unwrap();
-        assert_eq!(root_task(&file).unwrap(), "septa-conformance");
+        assert_eq!(root_task(&file).unwrap().as_deref(), Some("septa-conformance"));
         std::fs::write(dir.join(ROOT_TASK_FILE), "two words\n").unwrap();
         assert!(root_task(&file).is_err());
         std::fs::remove_dir_all(&dir).unwrap();

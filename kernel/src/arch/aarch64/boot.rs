@@ -6,16 +6,15 @@
 //! read the device tree, give the root task its address space, IPC buffer
 //! and BootInfo, and drop to EL0.
 
-use septa_abi::bootinfo::{BootInfo, BootInfoHeader, EXTRA_FDT};
-use septa_abi::{PAGE_BITS, ROOT_CNODE_SIZE_BITS, VSPACE_SIZE_BITS};
+use septa_abi::PAGE_BITS;
 
 use super::mmu::{self, ptr};
-use super::stage2::{self, Attrs};
+use super::stage2;
 use super::sysreg::{hcr, isb, write_sysreg};
 use super::{console, entry};
-use crate::bootmem::{BootMemError, FreeList, Region};
+use crate::bootmem::{FreeList, Region};
 use crate::context::{UserContext, SPSR_EL0};
-use crate::kprintln;
+use crate::{boot, kprintln, memory};
 
 const PAGE: u64 = 1 << PAGE_BITS;
 
@@ -55,6 +54,9 @@ extern "C" fn kernel_boot(
     dtb_size: u64,
 ) -> ! {
     mmu::init();
+    // SAFETY: the window maps physical memory up to WINDOW_GIB GiB at
+    // KERNEL_WINDOW_BASE (mmu::init), valid for the kernel's whole life.
+    unsafe { memory::set_window(septa_abi::KERNEL_WINDOW_BASE, 0, mmu::WINDOW_GIB << 30) };
     // SAFETY: the loader copied a device tree of `dtb_size` bytes to `dtb_p`,
     // which the window maps; `from_ptr` checks the header before use.
     let fdt = (dtb_p != 0)
@@ -75,42 +77,41 @@ extern "C" fn kernel_boot(
         "Septa kernel {} (seL4 16.0.0 ABI, aarch64 EL2, MCS)",
         env!("CARGO_PKG_VERSION")
     );
-    let gic = fdt
-        .as_ref()
-        .and_then(|f| {
-            f.find_compatible(&["arm,cortex-a15-gic", "arm,gic-400", "arm,cortex-a7-gic"])
-        })
-        .and_then(|n| {
-            let mut r = n.reg()?;
-            Some((
-                r.next()?.starting_address as u64,
-                r.next()?.starting_address as u64,
-            ))
-        })
-        .unwrap_or((fallback::GIC_DIST, fallback::GIC_CPU));
-    super::gic::init(gic.0, gic.1);
+    let mut gic_regions = [
+        (fallback::GIC_DIST, 0x1_0000),
+        (fallback::GIC_CPU, 0x1_0000),
+        (0, 0),
+        (0, 0),
+    ];
+    let gic_node = fdt.as_ref().and_then(|f| {
+        f.find_compatible(&["arm,cortex-a15-gic", "arm,gic-400", "arm,cortex-a7-gic"])
+    });
+    if let Some(node) = gic_node {
+        for (slot, r) in gic_regions.iter_mut().zip(node.reg().into_iter().flatten()) {
+            *slot = (r.starting_address as u64, r.size.unwrap_or(0) as u64);
+        }
+    }
+    super::gic::init(gic_regions[0].0, gic_regions[1].0);
     super::timer::init();
     #[cfg(feature = "benchmark")]
     export_pmu();
 
-    let mut free = FreeList::default();
-    let mut ram_regions = 0;
+    let mut ram = FreeList::default();
     if let Some(f) = &fdt {
         for r in f.memory().regions() {
             let start = r.starting_address as u64;
             let size = r.size.unwrap_or(0) as u64;
-            if free.add(Region::new(start, start + size)).is_ok() {
-                ram_regions += 1;
-            }
+            let _ = ram.add(Region::new(start, start + size));
         }
     }
-    if ram_regions == 0 {
+    if ram.regions().is_empty() {
         kprintln!("no memory in the device tree; assuming the QEMU virt default");
-        let _ = free.add(Region::new(
+        let _ = ram.add(Region::new(
             fallback::RAM_BASE,
             fallback::RAM_BASE + fallback::RAM_SIZE,
         ));
     }
+    let mut free = ram;
     // SAFETY: linker symbols; only their addresses are taken.
     let (k_start, k_end) = unsafe {
         (
@@ -132,125 +133,39 @@ extern "C" fn kernel_boot(
         }
     }
 
-    match create_root_task(
-        &mut free,
-        ui_p_start,
-        ui_p_end,
-        pv_offset,
-        v_entry,
-        fdt.map(|_| (dtb_p, dtb_size)),
-    ) {
-        Ok(()) => {}
-        Err(BootMemError::OutOfMemory { bytes, .. }) => halt_with_args(format_args!(
-            "not enough memory for the root task ({bytes} bytes)"
-        )),
-        Err(BootMemError::TooManyRegions) => halt_with("too many disjoint memory regions"),
+    // Device untypeds cover the physical address space outside RAM, less
+    // what the kernel keeps for itself (the interrupt controller).
+    let mut devices = FreeList::default();
+    let mut last = 0;
+    for r in ram.regions() {
+        let _ = devices.add(Region::new(last, r.start));
+        last = r.end;
     }
+    let _ = devices.add(Region::new(last, 1 << septa_abi::PHYS_ADDR_BITS));
+    for (base, size) in gic_regions {
+        let _ = devices.remove(Region::new(base, base + size));
+    }
+
+    let input = boot::Input {
+        image: Region::new(ui_p_start, ui_p_end),
+        pv_offset,
+        entry: v_entry,
+        dtb: fdt.as_ref().map(|_| (dtb_p, dtb_size)),
+    };
+    let rs = match boot::create(&mut free, devices.regions(), &input) {
+        Ok(rs) => rs,
+        Err(e) => halt_with_args(format_args!("cannot create the root task: {e:?}")),
+    };
+    start_root_task(&rs);
     kprintln!("starting the root task at {v_entry:#x}");
     // SAFETY: ROOT_CONTEXT was just filled in and stays valid for the life
     // of the kernel; its address space is active.
     unsafe { entry::restore_user(&raw const ROOT_CONTEXT) }
 }
 
-fn zeroed(free: &mut FreeList, bytes: u64, align: u64) -> Result<u64, BootMemError> {
-    let p = free.alloc(bytes, align)?;
-    // SAFETY: `p` was just taken from free RAM, which the window maps.
-    unsafe { core::ptr::write_bytes(ptr(p) as *mut u8, 0, bytes as usize) };
-    Ok(p)
-}
-
-fn create_root_task(
-    free: &mut FreeList,
-    ui_p_start: u64,
-    ui_p_end: u64,
-    pv_offset: u64,
-    v_entry: u64,
-    dtb: Option<(u64, u64)>,
-) -> Result<(), BootMemError> {
-    let vspace = zeroed(free, 1 << VSPACE_SIZE_BITS, 1 << VSPACE_SIZE_BITS)?;
-    let ipc_buffer = zeroed(free, PAGE, PAGE)?;
-    let bootinfo = zeroed(free, PAGE, PAGE)?;
-    // The extra BootInfo region: the device tree, behind its header.
-    let header = core::mem::size_of::<BootInfoHeader>() as u64;
-    let extra = match dtb {
-        Some((dtb_p, dtb_size)) => {
-            let len = (header + dtb_size + PAGE - 1) & !(PAGE - 1);
-            let extra = zeroed(free, len, PAGE)?;
-            // SAFETY: `extra` is fresh memory of `len` bytes; the DTB is
-            // readable through the window and fits after the header.
-            unsafe {
-                (ptr(extra) as *mut BootInfoHeader).write(BootInfoHeader {
-                    id: EXTRA_FDT,
-                    len: header + dtb_size,
-                });
-                core::ptr::copy_nonoverlapping(
-                    ptr(dtb_p) as *const u8,
-                    (ptr(extra) + header) as *mut u8,
-                    dtb_size as usize,
-                );
-            }
-            Some((extra, len))
-        }
-        None => None,
-    };
-
-    let mut table_error = None;
-    let mut alloc_table = || match zeroed(free, PAGE, PAGE) {
-        Ok(t) => t,
-        Err(e) => {
-            table_error = Some(e);
-            0
-        }
-    };
-    let image = Attrs {
-        writable: true,
-        executable: true,
-        cacheable: true,
-    };
-    let data = Attrs {
-        writable: true,
-        executable: false,
-        cacheable: true,
-    };
-    let mut p = ui_p_start;
-    while p < ui_p_end {
-        stage2::map_page(
-            vspace,
-            p.wrapping_sub(pv_offset),
-            p,
-            image,
-            &mut alloc_table,
-        );
-        p += PAGE;
-    }
-    let ui_v_end = ui_p_end.wrapping_sub(pv_offset);
-    stage2::map_page(vspace, ui_v_end, ipc_buffer, data, &mut alloc_table);
-    stage2::map_page(vspace, ui_v_end + PAGE, bootinfo, data, &mut alloc_table);
-    let mut extra_len = 0;
-    if let Some((extra, len)) = extra {
-        for off in (0..len).step_by(PAGE as usize) {
-            stage2::map_page(
-                vspace,
-                ui_v_end + 2 * PAGE + off,
-                extra + off,
-                data,
-                &mut alloc_table,
-            );
-        }
-        extra_len = len;
-    }
-    if let Some(e) = table_error {
-        return Err(e);
-    }
-
-    // SAFETY: `bootinfo` is a fresh zeroed page; BootInfo fits in it.
-    let bi = unsafe { &mut *(ptr(bootinfo) as *mut BootInfo) };
-    bi.extra_len = extra_len;
-    bi.node_id = 0;
-    bi.num_nodes = 1;
-    bi.ipc_buffer = ui_v_end;
-    bi.init_thread_cnode_size_bits = ROOT_CNODE_SIZE_BITS as u64;
-
+/// Configures EL2 for native threads and points the root task's registers
+/// at its entry with BootInfo in x0.
+fn start_root_task(rs: &boot::RootServer) {
     // Native threads: stage 1 off with default cacheability, EL0 only,
     // EL1 translation registers trapped; guests get their own settings.
     write_sysreg!("hcr_el2", hcr::NATIVE);
@@ -262,29 +177,15 @@ fn create_root_task(
     // CNTHCTL_EL2: EL0/EL1 may read the physical counter.
     write_sysreg!("cnthctl_el2", 0b11);
     isb();
-    stage2::activate(vspace, 1);
+    stage2::activate(rs.vspace, rs.asid);
     stage2::flush_current_vmid();
 
     let ctx_ptr = &raw mut ROOT_CONTEXT;
     // SAFETY: boot is single-threaded and the root task has not started.
     let ctx = unsafe { &mut *ctx_ptr };
-    ctx.pc = v_entry;
-    ctx.x[0] = ui_v_end + PAGE;
+    ctx.pc = rs.entry;
+    ctx.x[0] = rs.bootinfo_vaddr;
     ctx.spsr = SPSR_EL0;
-    Ok(())
-}
-
-/// Benchmark build: EL0 may read and configure the PMU cycle counter
-/// (PMUSERENR_EL0.EN and .CR), which runs from boot. Whether it counts
-/// cycles spent at EL2 is the reader's choice (PMCCFILTR_EL0.NSH), as on
-/// real seL4.
-#[cfg(feature = "benchmark")]
-fn export_pmu() {
-    write_sysreg!("pmuserenr_el0", 0b101);
-    // PMCR_EL0: E (enable) and C (reset the cycle counter).
-    write_sysreg!("pmcr_el0", 0b101);
-    write_sysreg!("pmcntenset_el0", 1 << 31);
-    isb();
 }
 
 fn halt_with(why: &str) -> ! {

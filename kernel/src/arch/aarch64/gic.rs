@@ -5,9 +5,12 @@
 //! and stays masked until user level acknowledges it (IRQHandler Ack), as
 //! seL4 does, so a level-triggered device cannot storm the kernel.
 
+use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::mmu::ptr;
+use septa_abi::irq::MAX_IRQ;
+
+use super::mmu::{kernel_paddr, ptr};
 
 static DIST: AtomicU64 = AtomicU64::new(0);
 static CPU: AtomicU64 = AtomicU64::new(0);
@@ -20,6 +23,9 @@ const GICD_ICPENDR: u64 = 0x280;
 const GICD_IPRIORITYR: u64 = 0x400;
 const GICD_ITARGETSR: u64 = 0x800;
 const GICD_ICFGR: u64 = 0xc00;
+const GICD_SGIR: u64 = 0xf00;
+/// GICD_SGIR: the CPU target list starts at bit 16.
+const SGIR_TARGET_SHIFT: u32 = 16;
 const GICC_CTLR: u64 = 0x00;
 const GICC_PMR: u64 = 0x04;
 const GICC_BPR: u64 = 0x08;
@@ -127,4 +133,41 @@ pub fn acknowledge() -> Option<u16> {
 /// Ends the active state of `irq` (priority drop and deactivation).
 pub fn end_of_interrupt(irq: u16) {
     write(&CPU, GICC_EOIR, irq as u32);
+}
+
+/// Raises software-generated interrupt `irq` (0..16) at CPU interface
+/// `target` (0..8), as an SGI signal cap's invocation asks.
+pub fn send_sgi(irq: u8, target: u32) {
+    write(
+        &DIST,
+        GICD_SGIR,
+        (1 << (target + SGIR_TARGET_SHIFT)) | (irq as u32 & 0xf),
+    );
+}
+
+/// Bytes of one capability slot (`seL4_SlotBits`).
+const SLOT_BYTES: usize = 1 << septa_abi::SLOT_SIZE_BITS;
+/// One slot per IRQ user level can name.
+const IRQ_SLOTS: usize = MAX_IRQ as usize + 1;
+
+/// The kernel's per-IRQ capability slots (seL4's `intStateIRQNode`): each
+/// holds the notification cap its IRQ signals. They are ordinary slots of
+/// the derivation tree, named by physical address, so they must be memory
+/// the window reaches: a kernel static, in `.data` so that they start
+/// all-zero (empty) whatever the loader does with BSS.
+#[repr(C, align(32))]
+struct IrqNode(UnsafeCell<[u8; IRQ_SLOTS * SLOT_BYTES]>);
+
+// SAFETY: one core, interrupts masked in the kernel; the bytes are only
+// reached through `memory::read`/`write` by physical address, never
+// through a Rust reference.
+unsafe impl Sync for IrqNode {}
+
+#[link_section = ".data.septa_irq_node"]
+static IRQ_NODE: IrqNode = IrqNode(UnsafeCell::new([0; IRQ_SLOTS * SLOT_BYTES]));
+
+/// Physical address of the first IRQ slot. Exposes the static's
+/// provenance, as the memory window's accesses by address require.
+pub fn irq_node_paddr() -> u64 {
+    kernel_paddr(IRQ_NODE.0.get().expose_provenance() as u64)
 }

@@ -4,6 +4,7 @@
 //! could be handed to user level, and replace the loader's tables at boot.
 
 use septa_abi::KERNEL_WINDOW_BASE;
+use septa_image::el2::{ATTR_DEVICE, ATTR_NORMAL, MAIR, TCR};
 
 use super::sysreg::{dsb_ish, isb, read_sysreg, write_sysreg};
 
@@ -15,17 +16,9 @@ static mut L1_WINDOW: Table = Table([0; 512]);
 
 const VALID_BLOCK: u64 = 0b01;
 const VALID_TABLE: u64 = 0b11;
-const ATTR_DEVICE: u64 = 0 << 2;
-const ATTR_NORMAL: u64 = 1 << 2;
 const SH_INNER: u64 = 3 << 8;
 const AF: u64 = 1 << 10;
 const XN: u64 = 1 << 54;
-/// MAIR index 0: Device-nGnRnE; index 1: Normal write-back.
-const MAIR: u64 = 0xff << 8;
-/// T0SZ 24 (40-bit VA), inner/outer write-back, inner shareable, 4 KiB
-/// granule, 40-bit PA, and the two RES1 bits of TCR_EL2.
-const TCR: u64 =
-    (1 << 31) | (1 << 23) | (0b010 << 16) | (0b11 << 12) | (0b01 << 10) | (0b01 << 8) | 24;
 /// GiBs of physical address space the window covers.
 pub const WINDOW_GIB: u64 = 64;
 
@@ -51,8 +44,9 @@ pub fn init() {
         (*l0).0[(KERNEL_WINDOW_BASE >> 39) as usize] = kernel_paddr(l1 as u64) | VALID_TABLE;
     }
     dsb_ish();
-    // MAIR, TCR and TTBR0_EL2 describe the same window the loader built, so
-    // the code running now stays mapped across the switch.
+    // MAIR and TCR are the boot contract's (the loader set the same), so
+    // only TTBR0_EL2 changes, to tables with the same window: the code
+    // running now stays mapped, with the same attributes, across the switch.
     write_sysreg!("mair_el2", MAIR);
     write_sysreg!("tcr_el2", TCR);
     isb();

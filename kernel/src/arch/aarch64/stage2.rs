@@ -4,82 +4,56 @@
 //! stage-2 address space: native threads run at EL0 with stage 1 off, so
 //! their virtual addresses are IPAs. 40-bit IPA, 4 KiB granule, lookup from
 //! level 1 with two concatenated tables (8 KiB, 1024 entries) as the root.
+//!
+//! The portable core (`object::vspace`) decides which root and VMID are
+//! current and when the TLB must be flushed; this module only performs it.
+//! It also owns the empty root installed for threads without a valid
+//! VSpace, and reports how many VMIDs the hardware provides.
 
-use super::mmu::ptr;
-use super::sysreg::{dsb_ish, isb, write_sysreg};
-
-pub const ROOT_ENTRIES: usize = 1024;
-const ENTRIES: usize = 512;
-
-const VALID: u64 = 1 << 0;
-const TABLE_OR_PAGE: u64 = 1 << 1;
-const AF: u64 = 1 << 10;
-const SH_INNER: u64 = 3 << 8;
-/// Stage-2 MemAttr: Normal, inner and outer write-back.
-const MEMATTR_NORMAL_WB: u64 = 0b1111 << 2;
-/// Stage-2 MemAttr: Device-nGnRnE.
-const MEMATTR_DEVICE: u64 = 0b0000 << 2;
-const S2AP_RO: u64 = 0b01 << 6;
-const S2AP_RW: u64 = 0b11 << 6;
-const XN: u64 = 1 << 54;
-const ADDR_MASK: u64 = 0x0000_00ff_ffff_f000;
-
-/// What a mapping allows and how memory behaves.
-#[derive(Clone, Copy, Debug)]
-pub struct Attrs {
-    pub writable: bool,
-    pub executable: bool,
-    pub cacheable: bool,
-}
+use super::mmu::kernel_paddr;
+use super::sysreg::{dsb_ish, isb, read_sysreg, write_sysreg};
 
 /// VTCR_EL2: T0SZ 24 (40-bit IPA), start at level 1, write-back, inner
 /// shareable, 4 KiB granule, 40-bit PA, and the RES1 bit 31.
 pub const VTCR: u64 =
     (1 << 31) | (0b010 << 16) | (0b11 << 12) | (0b01 << 10) | (0b01 << 8) | (0b01 << 6) | 24;
 
-fn entry(table_paddr: u64, index: usize) -> *mut u64 {
-    (ptr(table_paddr) + 8 * index as u64) as *mut u64
+/// VMID bits in use: VTCR_EL2.VS is 0, so VMIDs are 8 bits wide even on a
+/// CPU that offers 16 (seL4's `hw_asid_t` is 8 bits as well).
+const VMID_BITS_USED: u32 = 8;
+
+/// An all-invalid root, aligned as VTTBR_EL2 requires for two concatenated
+/// level-1 tables. In `.rodata` (file-backed, so zero whatever the loader
+/// does with BSS); only the table walker ever reads it.
+#[repr(C, align(8192))]
+struct EmptyRoot([u64; 1024]);
+
+#[link_section = ".rodata.septa_empty_vspace"]
+static EMPTY_ROOT: EmptyRoot = EmptyRoot([0; 1024]);
+
+/// Physical address of the empty root (the kernel image is in the window).
+pub fn empty_root_paddr() -> u64 {
+    kernel_paddr(&raw const EMPTY_ROOT as u64)
 }
 
-/// Maps the 4 KiB page at `paddr` at `vaddr` in the address space rooted at
-/// `root`, taking missing intermediate tables from `alloc_table` (which
-/// returns zeroed 4 KiB tables). Used at boot for the root task.
-pub fn map_page(
-    root: u64,
-    vaddr: u64,
-    paddr: u64,
-    attrs: Attrs,
-    mut alloc_table: impl FnMut() -> u64,
-) {
-    let l1_index = ((vaddr >> 30) as usize) & (ROOT_ENTRIES - 1);
-    let mut table = root;
-    for (level, index) in [(1, l1_index), (2, ((vaddr >> 21) as usize) & (ENTRIES - 1))] {
-        let e = entry(table, index);
-        // SAFETY: `table` is a translation table this address space owns,
-        // reached through the kernel window; `index` is within it.
-        let cur = unsafe { e.read_volatile() };
-        table = if cur & VALID != 0 {
-            cur & ADDR_MASK
-        } else {
-            let t = alloc_table();
-            // SAFETY: as above; installing a table descriptor for a zeroed table.
-            unsafe { e.write_volatile(t | VALID | TABLE_OR_PAGE) };
-            t
-        };
-        let _ = level;
-    }
-    let mut d = (paddr & ADDR_MASK) | VALID | TABLE_OR_PAGE | AF;
-    d |= if attrs.cacheable {
-        MEMATTR_NORMAL_WB | SH_INNER
+/// How many VMIDs the core may hand out: ID_AA64MMFR1_EL1.VMIDBits says 8
+/// or 16 bits, of which [`VMID_BITS_USED`] are used.
+pub fn vmid_count() -> u32 {
+    const VMID_BITS_16: u64 = 0b0010;
+    let mmfr1 = read_sysreg!("id_aa64mmfr1_el1");
+    let hw_bits = if (mmfr1 >> 4) & 0xf == VMID_BITS_16 {
+        16
     } else {
-        MEMATTR_DEVICE
+        8
     };
-    d |= if attrs.writable { S2AP_RW } else { S2AP_RO };
-    if !attrs.executable {
-        d |= XN;
-    }
-    // SAFETY: a level-3 table of this address space, index within it.
-    unsafe { entry(table, ((vaddr >> 12) as usize) & (ENTRIES - 1)).write_volatile(d) };
+    1 << hw_bits.min(VMID_BITS_USED)
+}
+
+/// Makes a page-table entry the kernel just wrote visible to the table
+/// walker. Walks are cacheable (VTCR_EL2 IRGN0/ORGN0 write-back), so the
+/// walker snoops the data cache and a barrier is all that is needed.
+pub fn sync_entry(_paddr: u64) {
+    dsb_ish();
 }
 
 /// Makes the address space rooted at `root` (with VMID `vmid`) current.

@@ -1,0 +1,88 @@
+//! # bench-pd: the PDs of the benchmark systems (bench/systems)
+//!
+//! The role comes from the PD's name, which the tool patches in:
+//! - `server`: prints the boot figure from its `init` (the first PD to run:
+//!   it has the highest priority), answers protected calls at once, and
+//!   returns from `notified` at once;
+//! - `client-ppc`: times protected calls on channel 0;
+//! - `client-notify`: times notifications on channel 0, each of which runs
+//!   the higher-priority server to completion before the client resumes.
+//!
+//! Method of shared/benchmarks.md: count the kernel too (PMCCFILTR.NSH),
+//! warm up with 100 operations, time 10,000, report instructions per
+//! operation as `[septa-bench] NAME VALUE`, where NAME comes from the
+//! `bench_name` setvar-free convention: the system's directory name is not
+//! known to the PD, so the client prints its own operation kind and the
+//! runner prefixes the system name.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![forbid(unsafe_code)]
+
+use septa_pmu::{count_kernel_too, cycles, system_counter, INSTRUCTIONS_PER_TICK};
+use septa_runtime::{println, protection_domain, Channel, ChannelSet, Handler, MessageInfo};
+
+const WARM_UP: u64 = 100;
+const TIMED: u64 = 10_000;
+const CHANNEL: Channel = Channel::new(0);
+
+struct Server;
+
+impl Handler for Server {
+    fn notified(&mut self, _channels: ChannelSet) {}
+
+    fn protected(&mut self, _channel: Channel, _msg: MessageInfo) -> MessageInfo {
+        MessageInfo::new(0, 0, 0, 0)
+    }
+}
+
+/// Runs `op` WARM_UP times, then TIMED times under the cycle counter, and
+/// returns instructions per operation in hundredths.
+fn time(mut op: impl FnMut()) -> u64 {
+    for _ in 0..WARM_UP {
+        op();
+    }
+    let start = cycles();
+    for _ in 0..TIMED {
+        op();
+    }
+    (cycles() - start) * 100 / TIMED
+}
+
+fn report(what: &str, hundredths: u64) {
+    println!(
+        "[septa-bench] {what} {}.{:02}",
+        hundredths / 100,
+        hundredths % 100
+    );
+}
+
+fn init() -> Server {
+    let name = septa_runtime::pd_name();
+    match name.as_str() {
+        "server" => {
+            let boot = system_counter() * INSTRUCTIONS_PER_TICK;
+            println!("[septa-bench] boot {boot}.00");
+        }
+        "client-ppc" => {
+            count_kernel_too();
+            let per_call = time(|| {
+                let _ = CHANNEL.pp_call(MessageInfo::new(0, 0, 0, 0));
+            });
+            report("round-trip", per_call);
+            println!("[septa-test] ok bench");
+            println!("[septa-test] done");
+        }
+        "client-notify" => {
+            count_kernel_too();
+            let per_signal = time(|| {
+                let _ = CHANNEL.notify();
+            });
+            report("round-trip", per_signal);
+            println!("[septa-test] ok bench");
+            println!("[septa-test] done");
+        }
+        other => println!("[septa-test] FAIL bench: no benchmark role for PD {other:?}"),
+    }
+    Server
+}
+
+protection_domain!(init);

@@ -1,0 +1,314 @@
+//! # The kernel's window onto physical memory
+//!
+//! Every kernel object is named by its *physical* address: caps, derivation
+//! links and object-to-object pointers all hold physical addresses. The
+//! kernel reaches an object through a linear window, `kptr = paddr + offset`,
+//! where `offset` is [`septa_abi::KERNEL_WINDOW_BASE`] on the target (the
+//! boot code calls [`set_window`]) and, in host tests, the distance between a
+//! host-allocated arena and the physical address the test pretends it has.
+//!
+//! Why physical addresses rather than kernel pointers: they are what seL4
+//! user level sees (BootInfo, `Page_GetAddress`), they do not change when the
+//! window moves, and they let the whole portable core run unmodified on the
+//! host against an arena.
+//!
+//! All access goes through [`read`], [`write`] and [`zero`], by value, never
+//! by Rust reference. The kernel's objects are a graph of mutual pointers
+//! (derivation lists, queues); handing out `&mut` to any of them would make
+//! aliasing rules impossible to uphold, whereas copying plain words in and
+//! out is always sound. Each access checks that the bytes lie inside the
+//! registered window and are aligned for the type, so a kernel bug becomes a
+//! clean panic instead of a wild write; user input can never reach these
+//! checks, because every address the kernel dereferences comes from a cap or
+//! a link the kernel itself wrote.
+//!
+//! This module owns the window registration and the only `unsafe` pointer
+//! accesses of the portable core. It must not know about any object type.
+//!
+//! In host tests the window is per test thread (tests run in parallel, each
+//! with its own arena); on the target it is one global, set once at boot.
+
+use core::mem::{align_of, size_of};
+
+/// Plain old data: any bit pattern is a valid value, there is no padding
+/// that reads could expose and no drop glue. Only such types may be moved
+/// in and out of kernel memory with [`read`] and [`write`].
+///
+/// # Safety
+/// Implementors must be `Copy`, contain no references, pointers or padding,
+/// and accept every bit pattern of their size.
+pub unsafe trait Pod: Copy {}
+
+// SAFETY: primitive unsigned integers accept every bit pattern and have no padding.
+unsafe impl Pod for u8 {}
+// SAFETY: as above.
+unsafe impl Pod for u16 {}
+// SAFETY: as above.
+unsafe impl Pod for u32 {}
+// SAFETY: as above.
+unsafe impl Pod for u64 {}
+// SAFETY: an array of `Pod` elements has no padding between them and every
+// bit pattern of the array is a sequence of valid elements.
+unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
+
+/// The registered window: physical range `[phys_start, phys_end)` reached at
+/// `phys + offset` (wrapping arithmetic, so a host arena below the pretended
+/// physical base works too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub offset: u64,
+    pub phys_start: u64,
+    pub phys_end: u64,
+}
+
+impl Window {
+    /// No window: every access panics.
+    pub const EMPTY: Window = Window {
+        offset: 0,
+        phys_start: 0,
+        phys_end: 0,
+    };
+
+    fn contains(&self, paddr: u64, len: u64) -> bool {
+        paddr >= self.phys_start
+            && paddr
+                .checked_add(len)
+                .is_some_and(|end| end <= self.phys_end)
+    }
+}
+
+#[cfg(not(test))]
+mod current {
+    use super::Window;
+    use core::sync::atomic::{AtomicU64, Ordering};
+
+    // Three atomics rather than a lock: the window is written once by the
+    // boot code on one core before anything reads it.
+    static OFFSET: AtomicU64 = AtomicU64::new(0);
+    static START: AtomicU64 = AtomicU64::new(0);
+    static END: AtomicU64 = AtomicU64::new(0);
+
+    pub fn get() -> Window {
+        Window {
+            offset: OFFSET.load(Ordering::Relaxed),
+            phys_start: START.load(Ordering::Relaxed),
+            phys_end: END.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn set(w: Window) {
+        OFFSET.store(w.offset, Ordering::Relaxed);
+        START.store(w.phys_start, Ordering::Relaxed);
+        END.store(w.phys_end, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod current {
+    use super::Window;
+    use std::cell::Cell;
+
+    std::thread_local! {
+        static WINDOW: Cell<Window> = const { Cell::new(Window::EMPTY) };
+    }
+
+    pub fn get() -> Window {
+        WINDOW.with(|w| w.get())
+    }
+
+    pub fn set(w: Window) {
+        WINDOW.with(|c| c.set(w));
+    }
+}
+
+/// Registers the window through which the kernel reaches physical memory.
+///
+/// # Safety
+/// For every physical address `p` in `[phys_start, phys_end)`, the address
+/// `p + offset` (wrapping) must be valid for reads and writes for as long as
+/// the window stays registered, must not be used by anything else than the
+/// kernel's accesses through this module, and on hosts must carry exposed
+/// provenance (see [`core::ptr::with_exposed_provenance_mut`]).
+pub unsafe fn set_window(offset: u64, phys_start: u64, phys_end: u64) {
+    current::set(Window {
+        offset,
+        phys_start,
+        phys_end,
+    });
+}
+
+/// Unregisters the window (host tests call this before freeing an arena).
+pub fn clear_window() {
+    current::set(Window::EMPTY);
+}
+
+/// The registered window.
+pub fn window() -> Window {
+    current::get()
+}
+
+/// Whether `[paddr, paddr + len)` lies inside the window.
+pub fn in_window(paddr: u64, len: u64) -> bool {
+    current::get().contains(paddr, len)
+}
+
+/// The kernel address of a physical address (not checked).
+pub fn kptr(paddr: u64) -> u64 {
+    paddr.wrapping_add(current::get().offset)
+}
+
+fn checked_ptr<T>(paddr: u64, len: u64) -> *mut T {
+    let w = current::get();
+    assert!(
+        w.contains(paddr, len),
+        "kernel access outside the physical window: {paddr:#x}+{len:#x}"
+    );
+    let k = paddr.wrapping_add(w.offset);
+    assert!(
+        k.is_multiple_of(align_of::<T>() as u64),
+        "misaligned kernel access at {paddr:#x}"
+    );
+    core::ptr::with_exposed_provenance_mut::<T>(k as usize)
+}
+
+/// Reads a value of plain data at a physical address.
+pub fn read<T: Pod>(paddr: u64) -> T {
+    let p = checked_ptr::<T>(paddr, size_of::<T>() as u64);
+    // SAFETY: `checked_ptr` proved the bytes lie inside the registered window
+    // and are aligned for `T`; `set_window`'s contract makes them valid for
+    // reads; `T: Pod` accepts whatever bits are there.
+    unsafe { p.read() }
+}
+
+/// Writes a value of plain data at a physical address.
+pub fn write<T: Pod>(paddr: u64, value: T) {
+    let p = checked_ptr::<T>(paddr, size_of::<T>() as u64);
+    // SAFETY: in the window and aligned (checked above), valid for writes by
+    // `set_window`'s contract; no Rust reference to these bytes exists, as
+    // this module never hands one out.
+    unsafe { p.write(value) }
+}
+
+/// Fills `len` bytes at a physical address with zero.
+pub fn zero(paddr: u64, len: u64) {
+    if len == 0 {
+        return;
+    }
+    let p = checked_ptr::<u8>(paddr, len);
+    // SAFETY: the whole range is inside the window (checked above) and valid
+    // for writes by `set_window`'s contract; u8 has no alignment needs.
+    unsafe { core::ptr::write_bytes(p, 0, len as usize) }
+}
+
+/// Copies `len` bytes between physical addresses (the ranges may overlap).
+pub fn copy(src: u64, dst: u64, len: u64) {
+    if len == 0 {
+        return;
+    }
+    let from = checked_ptr::<u8>(src, len);
+    let to = checked_ptr::<u8>(dst, len);
+    // SAFETY: both ranges lie inside the window (checked above) and are valid
+    // for reads and writes by `set_window`'s contract; `copy` allows overlap.
+    unsafe { core::ptr::copy(from, to, len as usize) }
+}
+
+/// Whether `len` bytes at a physical address are all zero (tests and
+/// assertions of the zero-initialisation rule).
+pub fn is_zero(paddr: u64, len: u64) -> bool {
+    let mut off = 0;
+    while off + 8 <= len {
+        if read::<u64>(paddr + off) != 0 {
+            return false;
+        }
+        off += 8;
+    }
+    while off < len {
+        if read::<u8>(paddr + off) != 0 {
+            return false;
+        }
+        off += 1;
+    }
+    true
+}
+
+/// A host-allocated arena that stands in for physical memory in tests.
+#[cfg(test)]
+pub mod arena {
+    use std::alloc::{alloc, dealloc, Layout};
+
+    /// Where tests pretend RAM starts (QEMU `virt`'s RAM base).
+    pub const PHYS_BASE: u64 = 0x4000_0000;
+
+    /// Owns the host memory and registers it as this thread's window; the
+    /// window is cleared again on drop.
+    pub struct Arena {
+        ptr: *mut u8,
+        layout: Layout,
+        pub phys_base: u64,
+        pub size: u64,
+    }
+
+    impl Arena {
+        /// An arena of `size` bytes filled with `fill`, so tests notice
+        /// when the kernel hands out memory it did not clear.
+        pub fn new(size: u64, fill: u8) -> Arena {
+            let layout = Layout::from_size_align(size as usize, 1 << 16).expect("arena layout");
+            // SAFETY: the layout has non-zero size.
+            let ptr = unsafe { alloc(layout) };
+            assert!(!ptr.is_null(), "arena allocation failed");
+            // SAFETY: `ptr` is valid for `size` bytes, just allocated.
+            unsafe { core::ptr::write_bytes(ptr, fill, size as usize) };
+            let host = ptr.expose_provenance() as u64;
+            // SAFETY: the arena is valid for reads and writes over the whole
+            // registered range until `drop` clears the window first, and its
+            // provenance was exposed just above.
+            unsafe { super::set_window(host.wrapping_sub(PHYS_BASE), PHYS_BASE, PHYS_BASE + size) };
+            Arena {
+                ptr,
+                layout,
+                phys_base: PHYS_BASE,
+                size,
+            }
+        }
+    }
+
+    impl Drop for Arena {
+        fn drop(&mut self) {
+            super::clear_window();
+            // SAFETY: allocated in `new` with this layout; the window no
+            // longer refers to it.
+            unsafe { dealloc(self.ptr, self.layout) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::arena::Arena;
+    use super::*;
+
+    #[test]
+    fn reads_back_what_was_written_through_the_window() {
+        let a = Arena::new(1 << 16, 0xaa);
+        write::<u64>(a.phys_base + 8, 0x1234_5678_9abc_def0);
+        assert_eq!(read::<u64>(a.phys_base + 8), 0x1234_5678_9abc_def0);
+        assert_eq!(read::<u8>(a.phys_base + 7), 0xaa);
+        zero(a.phys_base, 64);
+        assert!(is_zero(a.phys_base, 64));
+        assert!(!is_zero(a.phys_base, 65));
+    }
+
+    #[test]
+    #[should_panic(expected = "outside the physical window")]
+    fn an_access_past_the_window_panics() {
+        let a = Arena::new(1 << 16, 0);
+        let _ = read::<u64>(a.phys_base + a.size);
+    }
+
+    #[test]
+    #[should_panic(expected = "misaligned")]
+    fn a_misaligned_access_panics() {
+        let a = Arena::new(1 << 16, 0);
+        let _ = read::<u64>(a.phys_base + 4);
+    }
+}

@@ -1,0 +1,62 @@
+//! # septa-pmu: counting instructions from a protection domain
+//!
+//! Under QEMU with `-icount shift=0,sleep=off` the PMU cycle counter
+//! (PMCCNTR_EL0) advances once per instruction, and the system counter
+//! (CNTPCT_EL0, 62.5 MHz) once per 16. A kernel built for benchmarks
+//! (Septa's `benchmark` feature, seL4's KernelArmExportPMUUser) lets EL0
+//! read the PMU; counting the kernel's own instructions at EL2 is then the
+//! reader's choice (PMCCFILTR_EL0.NSH), exactly as on real seL4.
+//!
+//! Owns: three register accesses. Must not: touch anything else. On the
+//! host every reading is 0, so code using it still compiles and tests.
+#![no_std]
+
+/// PMCCFILTR_EL0.NSH: count cycles at EL2 (non-secure) as well.
+#[cfg_attr(not(all(target_arch = "aarch64", target_os = "none")), allow(dead_code))]
+const PMCCFILTR_NSH: u64 = 1 << 27;
+
+/// Makes the cycle counter count EL2 too, so a round trip through the
+/// kernel is counted whole. Needs a benchmark kernel (else it traps).
+pub fn count_kernel_too() {
+    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+    // SAFETY: writes a PMU filter register that EL0 may write when the
+    // kernel exported the PMU; it changes what is counted, not memory.
+    unsafe {
+        core::arch::asm!("msr pmccfiltr_el0, {}", "isb", in(reg) PMCCFILTR_NSH, options(nostack, nomem));
+    }
+}
+
+/// The PMU cycle counter (instructions under `-icount shift=0`).
+pub fn cycles() -> u64 {
+    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+    {
+        let v: u64;
+        // SAFETY: reading PMCCNTR_EL0 has no side effects; the kernel
+        // exported it to EL0 (else this traps, which the kernel reports).
+        unsafe {
+            core::arch::asm!("isb", "mrs {}, pmccntr_el0", out(reg) v, options(nostack, nomem))
+        };
+        v
+    }
+    #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
+    0
+}
+
+/// The system counter (CNTPCT_EL0): 16 instructions a tick under icount.
+pub fn system_counter() -> u64 {
+    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+    {
+        let v: u64;
+        // SAFETY: reading the physical counter has no side effects; both
+        // kernels let EL0 read it.
+        unsafe {
+            core::arch::asm!("isb", "mrs {}, cntpct_el0", out(reg) v, options(nostack, nomem))
+        };
+        v
+    }
+    #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
+    0
+}
+
+/// Instructions per system counter tick under `-icount shift=0`.
+pub const INSTRUCTIONS_PER_TICK: u64 = 16;

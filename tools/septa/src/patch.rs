@@ -1,0 +1,369 @@
+//! Patching: the values the tool writes into each PD's image before its
+//! segments become frame contents, exactly as Microkit 2.3.0's tool does.
+//!
+//! Every PD gets libmicrokit's symbols (`microkit_name`, NUL-padded to 64
+//! bytes; `microkit_passive`, one byte; the masks `microkit_irqs`,
+//! `microkit_notifications`, `microkit_pps`, `microkit_ioports`, one bit per
+//! channel id), then each `setvar` the description gives it: a map's vaddr,
+//! size or prefill size, a region's physical address, or the id of a
+//! channel end, IRQ, child or vCPU. A setvar must name an 8-byte symbol
+//! (Microkit's rule, so a patch never spills into a neighbour).
+//!
+//! Input: the validated `System`, the chosen physical addresses of regions,
+//! and the images. Output: the images, patched; or an error naming the PD
+//! and the symbol.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use septa_abi::microkit::PD_NAME_LENGTH;
+use septa_sysdesc::{Prefill, System};
+
+use crate::elf::{ElfError, ElfImage};
+
+/// What a write is, for error messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// One of libmicrokit's symbols: the symbol must be at least as large
+    /// as the value.
+    Microkit,
+    /// A `setvar`: the symbol must be exactly 8 bytes.
+    Setvar,
+}
+
+/// One value to write at a symbol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Write {
+    pub symbol: String,
+    pub bytes: Vec<u8>,
+    pub kind: Kind,
+}
+
+impl Write {
+    fn word(symbol: &str, value: u64, kind: Kind) -> Write {
+        Write {
+            symbol: symbol.to_string(),
+            bytes: value.to_le_bytes().to_vec(),
+            kind,
+        }
+    }
+
+    /// The value as a number, for reports (names print as text).
+    pub fn describe(&self) -> String {
+        match self.bytes.len() {
+            8 => format!(
+                "{:#x}",
+                u64::from_le_bytes(self.bytes[..8].try_into().unwrap())
+            ),
+            1 => format!("{}", self.bytes[0]),
+            _ => format!(
+                "{:?}",
+                String::from_utf8_lossy(&self.bytes).trim_end_matches('\0')
+            ),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PatchError {
+    #[error("PD `{pd}`: its program {path} has no symbol `{symbol}` ({why})")]
+    Missing {
+        pd: String,
+        path: PathBuf,
+        symbol: String,
+        why: &'static str,
+    },
+    #[error("PD `{pd}`: symbol `{symbol}` is {size} bytes, but {want}")]
+    Size {
+        pd: String,
+        symbol: String,
+        size: u64,
+        want: String,
+    },
+    #[error("PD `{pd}`: region `{region}` has no physical address for setvar `{symbol}`")]
+    NoPaddr {
+        pd: String,
+        region: String,
+        symbol: String,
+    },
+    #[error("PD `{pd}`: {0}", pd = .1)]
+    Elf(#[source] ElfError, String),
+}
+
+/// Every write for PD `pd`. `paddrs` gives the physical address of each
+/// region that has one (fixed in the description or chosen by the tool).
+pub fn writes_for(
+    system: &System,
+    pd: usize,
+    paddrs: &HashMap<String, u64>,
+) -> Result<Vec<Write>, PatchError> {
+    let p = &system.pds[pd];
+    let mut out = Vec::new();
+    let mut name = p.name.as_bytes().to_vec();
+    name.resize(PD_NAME_LENGTH, 0);
+    out.push(Write {
+        symbol: "microkit_name".into(),
+        bytes: name,
+        kind: Kind::Microkit,
+    });
+    out.push(Write {
+        symbol: "microkit_passive".into(),
+        bytes: vec![u8::from(p.passive)],
+        kind: Kind::Microkit,
+    });
+    let mut notifications = 0u64;
+    let mut pps = 0u64;
+    let mut setvars = Vec::new();
+    for ch in &system.channels {
+        for end in [&ch.a, &ch.b] {
+            if end.pd != pd {
+                continue;
+            }
+            if end.notify {
+                notifications |= 1 << end.id;
+            }
+            if end.pp {
+                pps |= 1 << end.id;
+            }
+            if let Some(s) = &end.setvar_id {
+                setvars.push(Write::word(s, end.id, Kind::Setvar));
+            }
+        }
+    }
+    let irqs = p.irqs.iter().fold(0u64, |m, i| m | 1 << i.id);
+    let ioports = p.ioports.iter().fold(0u64, |m, i| m | 1 << i.id);
+    for (sym, value) in [
+        ("microkit_irqs", irqs),
+        ("microkit_notifications", notifications),
+        ("microkit_pps", pps),
+        ("microkit_ioports", ioports),
+    ] {
+        out.push(Write::word(sym, value, Kind::Microkit));
+    }
+    for irq in &p.irqs {
+        if let Some(s) = &irq.setvar_id {
+            setvars.push(Write::word(s, irq.id, Kind::Setvar));
+        }
+    }
+    let vm_maps = p.vm.iter().flat_map(|v| v.maps.iter());
+    for m in p.maps.iter().chain(vm_maps) {
+        let region = system
+            .region(&m.region)
+            .expect("the front end checked every map's region");
+        if let Some(s) = &m.setvar_vaddr {
+            setvars.push(Write::word(s, m.vaddr, Kind::Setvar));
+        }
+        if let Some(s) = &m.setvar_size {
+            setvars.push(Write::word(s, region.size, Kind::Setvar));
+        }
+        if let Some(s) = &m.setvar_prefill_size {
+            let len = match &region.prefill {
+                Some(Prefill::File { len, .. }) => *len,
+                _ => region.size,
+            };
+            setvars.push(Write::word(s, len, Kind::Setvar));
+        }
+    }
+    for sv in &p.setvars {
+        let paddr = paddrs
+            .get(&sv.region)
+            .copied()
+            .ok_or_else(|| PatchError::NoPaddr {
+                pd: p.name.clone(),
+                region: sv.region.clone(),
+                symbol: sv.symbol.clone(),
+            })?;
+        setvars.push(Write::word(&sv.symbol, paddr, Kind::Setvar));
+    }
+    for (_, child) in system.children(pd) {
+        if let (Some(s), Some(id)) = (&child.setvar_id, child.child_id) {
+            setvars.push(Write::word(s, id, Kind::Setvar));
+        }
+    }
+    if let Some(vm) = &p.vm {
+        for v in &vm.vcpus {
+            if let Some(s) = &v.setvar_id {
+                setvars.push(Write::word(s, v.id, Kind::Setvar));
+            }
+        }
+    }
+    for io in &p.ioports {
+        if let Some(s) = &io.setvar_id {
+            setvars.push(Write::word(s, io.id, Kind::Setvar));
+        }
+        if let Some(s) = &io.setvar_addr {
+            setvars.push(Write::word(s, io.addr, Kind::Setvar));
+        }
+    }
+    out.extend(setvars);
+    Ok(out)
+}
+
+/// Applies `writes` to `image`, finding the symbols in `symbols` (the
+/// description's `symbols` image) or else in the image itself.
+pub fn apply(
+    pd: &str,
+    image: &mut ElfImage,
+    symbols: Option<&ElfImage>,
+    writes: &[Write],
+) -> Result<(), PatchError> {
+    for w in writes {
+        let table = symbols.unwrap_or(image);
+        let Some((addr, size)) = table.symbol(&w.symbol) else {
+            return Err(PatchError::Missing {
+                pd: pd.to_string(),
+                path: table.path.clone(),
+                symbol: w.symbol.clone(),
+                why: match w.kind {
+                    Kind::Microkit => "every PD must link septa-runtime or libmicrokit",
+                    Kind::Setvar => "the description sets it with a setvar",
+                },
+            });
+        };
+        let len = w.bytes.len() as u64;
+        let (ok, want) = match w.kind {
+            Kind::Microkit => (size >= len, format!("the tool writes {len}")),
+            Kind::Setvar => (size == 8, "a setvar must be an 8-byte word".to_string()),
+        };
+        if !ok {
+            return Err(PatchError::Size {
+                pd: pd.to_string(),
+                symbol: w.symbol.clone(),
+                size,
+                want,
+            });
+        }
+        image
+            .write(addr, &w.bytes)
+            .map_err(|e| PatchError::Elf(e, pd.to_string()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::elf::tests::sample;
+    use std::path::Path;
+
+    const SYSTEM: &str = r#"
+[system]
+board = "qemu-virt"
+
+[pd.server]
+program = "server"
+priority = 200
+passive = true
+maps = [{ region = "shared", vaddr = 0x3000_0000, setvar_vaddr = "shared_vaddr", setvar_size = "shared_size" }]
+irqs = [{ irq = 40, id = 3, setvar_id = "irq_ch" }]
+setvars = [{ symbol = "shared_paddr", region = "shared" }]
+
+[pd.client]
+program = "client"
+priority = 100
+
+[region.shared]
+size = "8 KiB"
+
+[[channel]]
+a = { pd = "client", id = 1, pp = true, notify = false }
+b = { pd = "server", id = 2, setvar_id = "client_ch" }
+
+[[channel]]
+a = { pd = "client", id = 5 }
+b = { pd = "server", id = 0 }
+"#;
+
+    fn system() -> System {
+        septa_sysdesc::parse_str("t.toml", SYSTEM, septa_sysdesc::Format::Toml)
+            .map_err(|r| r.render())
+            .unwrap()
+            .system
+    }
+
+    fn value(ws: &[Write], sym: &str) -> Vec<u8> {
+        ws.iter()
+            .find(|w| w.symbol == sym)
+            .unwrap_or_else(|| panic!("no write of {sym}"))
+            .bytes
+            .clone()
+    }
+
+    fn word(ws: &[Write], sym: &str) -> u64 {
+        u64::from_le_bytes(value(ws, sym).try_into().unwrap())
+    }
+
+    #[test]
+    fn masks_follow_channel_ends_and_irqs() {
+        let s = system();
+        let paddrs = HashMap::from([("shared".to_string(), 0xa000_0000)]);
+        let server = writes_for(&s, 0, &paddrs).unwrap();
+        assert_eq!(&value(&server, "microkit_name")[..7], b"server\0");
+        assert_eq!(value(&server, "microkit_name").len(), 64);
+        assert_eq!(value(&server, "microkit_passive"), [1]);
+        assert_eq!(word(&server, "microkit_irqs"), 1 << 3);
+        // The server may notify on both channels; it may call neither.
+        assert_eq!(word(&server, "microkit_notifications"), 1 << 2 | 1 << 0);
+        assert_eq!(word(&server, "microkit_pps"), 0);
+        assert_eq!(word(&server, "shared_vaddr"), 0x3000_0000);
+        assert_eq!(word(&server, "shared_size"), 0x2000);
+        assert_eq!(word(&server, "shared_paddr"), 0xa000_0000);
+        assert_eq!(word(&server, "irq_ch"), 3);
+        assert_eq!(word(&server, "client_ch"), 2);
+        let client = writes_for(&s, 1, &paddrs).unwrap();
+        assert_eq!(word(&client, "microkit_pps"), 1 << 1);
+        assert_eq!(word(&client, "microkit_notifications"), 1 << 5);
+        assert_eq!(value(&client, "microkit_passive"), [0]);
+    }
+
+    #[test]
+    fn a_region_without_an_address_cannot_be_a_setvar() {
+        let err = writes_for(&system(), 0, &HashMap::new()).unwrap_err();
+        assert!(matches!(err, PatchError::NoPaddr { .. }), "{err}");
+    }
+
+    #[test]
+    fn apply_writes_at_the_symbols_and_checks_sizes() {
+        let mut img = sample();
+        let writes = vec![
+            Write::word("microkit_irqs", 0x8, Kind::Microkit),
+            Write::word("in_bss", 0x1234, Kind::Setvar),
+        ];
+        apply("p", &mut img, None, &writes).unwrap();
+        assert_eq!(img.read_bytes(0x20_2048, 8).unwrap(), 8u64.to_le_bytes());
+        assert_eq!(
+            img.read_bytes(0x20_2800, 8).unwrap(),
+            0x1234u64.to_le_bytes()
+        );
+
+        let err = apply("p", &mut img, None, &[Write::word("wide", 1, Kind::Setvar)]);
+        assert!(matches!(err, Err(PatchError::Size { size: 4, .. })));
+        let err = apply("p", &mut img, None, &[Write::word("nope", 1, Kind::Setvar)]);
+        assert!(matches!(err, Err(PatchError::Missing { .. })));
+    }
+
+    #[test]
+    fn a_symbols_image_supplies_the_addresses() {
+        let mut img = sample();
+        let mut syms = sample();
+        syms.path = Path::new("symbols.elf").to_path_buf();
+        let mut only = ElfImage::synthetic(0, vec![], &[("microkit_pps", 0x20_2100, 8)]);
+        only.path = syms.path.clone();
+        apply(
+            "p",
+            &mut img,
+            Some(&only),
+            &[Write::word("microkit_pps", 5, Kind::Microkit)],
+        )
+        .unwrap();
+        assert_eq!(img.read_bytes(0x20_2100, 8).unwrap(), 5u64.to_le_bytes());
+        // The image's own table is not consulted when a symbols image is given.
+        let err = apply(
+            "p",
+            &mut img,
+            Some(&only),
+            &[Write::word("microkit_irqs", 5, Kind::Microkit)],
+        );
+        assert!(matches!(err, Err(PatchError::Missing { .. })));
+    }
+}

@@ -1,0 +1,366 @@
+//! The report stage: `report.txt` next to the image, for people. It says
+//! where everything went: each PD with its program, scheduling, patched
+//! symbols, every capability slot and every mapping; each region; the
+//! channels and IRQs; the memory estimate; and every object with its size
+//! and the address the build-time simulation gave it (the initializer may
+//! choose differently for objects without a fixed address: it sees the
+//! real untyped list).
+//!
+//! Input: the model, the built spec, the patches, the fit. Output: text.
+
+use std::fmt::Write as _;
+
+use septa_abi::microkit::slot;
+use septa_spec::{Cap, ObjectKind, Policy};
+use septa_sysdesc::System;
+
+use crate::alloc::{human, Fit};
+use crate::patch::Write;
+use crate::spec::Built;
+
+/// What a report covers besides the spec.
+pub struct Inputs<'a> {
+    pub system: &'a System,
+    pub built: &'a Built,
+    /// Per PD: the program path and the patches written into it.
+    pub programs: &'a [(String, Vec<Write>)],
+    pub fit: &'a Fit,
+    pub kernel: &'a str,
+    pub image_len: u64,
+}
+
+fn kind(k: ObjectKind) -> String {
+    match k {
+        ObjectKind::Tcb => "TCB".into(),
+        ObjectKind::Endpoint => "endpoint".into(),
+        ObjectKind::Notification => "notification".into(),
+        ObjectKind::Reply => "reply".into(),
+        ObjectKind::SchedContext { size_bits } => format!("scheduling context (2^{size_bits})"),
+        ObjectKind::CNode { radix } => format!("CNode ({} slots)", 1u64 << radix),
+        ObjectKind::VSpace => "VSpace".into(),
+        ObjectKind::PageTable => "page table".into(),
+        ObjectKind::Frame { size_bits } => format!("frame ({})", human(1 << size_bits)),
+        ObjectKind::Vcpu => "vCPU".into(),
+    }
+}
+
+/// What a Microkit CNode slot is for.
+fn slot_role(index: u64) -> String {
+    let range = |base: u64, what: &str| {
+        (base..base + 64)
+            .contains(&index)
+            .then(|| format!("{what} {}", index - base))
+    };
+    match index {
+        slot::INPUT => "input".into(),
+        slot::FAULT_EP => "fault endpoint".into(),
+        slot::VSPACE => "own VSpace".into(),
+        slot::REPLY => "reply".into(),
+        slot::MONITOR_EP => "monitor endpoint".into(),
+        slot::TCB => "own TCB".into(),
+        slot::SMC => "SMC".into(),
+        _ => range(slot::BASE_OUTPUT_NOTIFICATION, "notify channel")
+            .or_else(|| range(slot::BASE_ENDPOINT, "pp channel"))
+            .or_else(|| range(slot::BASE_IRQ, "IRQ channel"))
+            .or_else(|| range(slot::BASE_TCB, "child TCB"))
+            .or_else(|| range(slot::BASE_VM_TCB, "VM TCB"))
+            .or_else(|| range(slot::BASE_VCPU, "vCPU"))
+            .unwrap_or_else(|| "user".into()),
+    }
+}
+
+fn rights(r: septa_spec::Rights) -> String {
+    let mut s = String::new();
+    for (on, c) in [
+        (r.read, 'R'),
+        (r.write, 'W'),
+        (r.grant, 'G'),
+        (r.grant_reply, 'P'),
+    ] {
+        if on {
+            s.push(c);
+        }
+    }
+    if s.is_empty() {
+        s.push('-');
+    }
+    s
+}
+
+pub fn render(i: &Inputs) -> String {
+    let b = i.built;
+    let spec = b.spec();
+    let mut o = String::new();
+    let sys = i.system;
+    let _ = writeln!(o, "Septa build report");
+    let _ = writeln!(o, "==================");
+    let _ = writeln!(o, "board: {}", sys.board.name);
+    let _ = writeln!(o, "kernel: {}", i.kernel);
+    let _ = writeln!(
+        o,
+        "protection domains: {}, regions: {}, channels: {}, objects: {}, data area: {}, image: {}",
+        sys.pds.len(),
+        sys.regions.len(),
+        sys.channels.len(),
+        spec.objects.len(),
+        human(b.data.len() as u64),
+        human(i.image_len)
+    );
+    let _ = writeln!(o);
+    let _ = writeln!(o, "Memory (build-time estimate)");
+    let _ = writeln!(o, "----------------------------");
+    let _ = writeln!(
+        o,
+        "free RAM at least {} in {} untyped blocks; objects take {}; left {}",
+        human(i.fit.free),
+        i.fit.untypeds.len(),
+        human(i.fit.used),
+        human(i.fit.free.saturating_sub(i.fit.used))
+    );
+
+    for (p, pd) in sys.pds.iter().enumerate() {
+        let (_, rec) = &b.pds[p];
+        let (_, th) = &b.threads[rec.thread as usize];
+        let objs = b.pd_objects[p];
+        let _ = writeln!(o);
+        let title = format!("PD {}", pd.name);
+        let _ = writeln!(o, "{title}\n{}", "-".repeat(title.len()));
+        let (path, patches) = &i.programs[p];
+        let _ = writeln!(o, "program: {path}");
+        let _ = writeln!(
+            o,
+            "entry: {:#x}, stack: {:#x}..{:#x}",
+            th.entry, rec.stack.0, rec.stack.1
+        );
+        let sched = th
+            .sched_context
+            .map(|s| format!("budget {} us, period {} us", s.budget_us, s.period_us))
+            .unwrap_or_else(|| "no scheduling context".into());
+        let _ = writeln!(
+            o,
+            "priority: {}, {sched}{}",
+            th.priority,
+            if rec.passive { ", passive" } else { "" }
+        );
+        match rec.parent {
+            Some(parent) => {
+                let _ = writeln!(
+                    o,
+                    "child of {}; faults to its parent with badge {:#x}",
+                    b.pds[parent as usize].0, rec.fault_badge
+                );
+            }
+            None => {
+                let policy = match rec.policy {
+                    Policy::Stop => "stop".to_string(),
+                    Policy::Halt => "halt the system".to_string(),
+                    Policy::Restart {
+                        limit,
+                        backoff_us,
+                        reset_memory,
+                    } => format!(
+                        "restart (at most {}, back-off {backoff_us} us, {})",
+                        if limit == u32::MAX {
+                            "unlimited".to_string()
+                        } else {
+                            limit.to_string()
+                        },
+                        if reset_memory {
+                            "memory reloaded"
+                        } else {
+                            "memory kept"
+                        }
+                    ),
+                };
+                let _ = writeln!(
+                    o,
+                    "faults to the monitor with badge {:#x}; on a fault: {policy}",
+                    rec.fault_badge
+                );
+            }
+        }
+        let _ = writeln!(o, "patched symbols:");
+        for w in patches {
+            let _ = writeln!(o, "  {:<28} = {}", w.symbol, w.describe());
+        }
+        for (cnode, what) in [
+            (objs.root_cnode, "root CNode"),
+            (objs.cnode, "Microkit CNode"),
+        ] {
+            let _ = writeln!(o, "{what} ({}):", b.name(cnode));
+            let mut slots: Vec<_> = spec.slots.iter().filter(|s| s.cnode == cnode).collect();
+            slots.sort_by_key(|s| s.index);
+            for s in slots {
+                let cap = match s.cap {
+                    Cap::Object {
+                        obj,
+                        rights: r,
+                        badge,
+                        guard_size,
+                    } => {
+                        let mut t = format!("{} [{}]", b.name(obj), rights(r));
+                        if badge != 0 {
+                            let _ = write!(t, " badge {badge:#x}");
+                        }
+                        if guard_size != 0 {
+                            let _ = write!(t, " guard {guard_size} bits");
+                        }
+                        t
+                    }
+                    Cap::IrqHandler { irq } => format!("IRQ handler {irq}"),
+                    Cap::Smc => "SMC".into(),
+                };
+                let role = if cnode == objs.cnode {
+                    slot_role(s.index)
+                } else if s.index == 0 {
+                    "Microkit CNode".into()
+                } else {
+                    format!("extra cap (CPtr {:#x})", s.index << 58)
+                };
+                let _ = writeln!(o, "  {:>4}  {:<22} {cap}", s.index, role);
+            }
+        }
+        let _ = writeln!(o, "mappings ({}):", b.name(objs.vspace));
+        for m in spec.mappings.iter().filter(|m| m.vspace == objs.vspace) {
+            let obj = &spec.objects[m.object as usize];
+            let size = match obj.kind {
+                ObjectKind::Frame { size_bits } => 1u64 << size_bits,
+                _ => 0,
+            };
+            if size == 0 {
+                let _ = writeln!(
+                    o,
+                    "  {:#014x}              page table {}",
+                    m.vaddr, obj.name
+                );
+                continue;
+            }
+            let a = m.attrs;
+            let perms: String = [(a.read, 'r'), (a.write, 'w'), (a.execute, 'x')]
+                .iter()
+                .map(|&(on, c)| if on { c } else { '-' })
+                .collect();
+            let _ = writeln!(
+                o,
+                "  {:#014x}..{:#014x} {perms}{} {}",
+                m.vaddr,
+                m.vaddr + size,
+                if a.cached { "  " } else { " u" },
+                obj.name
+            );
+        }
+    }
+
+    let _ = writeln!(o);
+    let _ = writeln!(o, "Regions");
+    let _ = writeln!(o, "-------");
+    for r in &sys.regions {
+        let phys = r
+            .phys
+            .or_else(|| {
+                let first = format!("region.{}.0", r.name);
+                spec.objects
+                    .iter()
+                    .position(|ob| ob.name == first)
+                    .and_then(|id| spec.objects[id].paddr)
+            })
+            .map(|p| format!("at {p:#x}"))
+            .unwrap_or_else(|| "address chosen at boot".into());
+        let users: Vec<String> = sys
+            .pds
+            .iter()
+            .flat_map(|p| {
+                p.maps
+                    .iter()
+                    .filter(|m| m.region == r.name)
+                    .map(move |m| format!("{}@{:#x} {}", p.name, m.vaddr, m.perms))
+            })
+            .collect();
+        let _ = writeln!(
+            o,
+            "{}: {} in {} pages, {phys}; mapped by: {}",
+            r.name,
+            human(r.size),
+            human(r.page_size),
+            if users.is_empty() {
+                "nobody".into()
+            } else {
+                users.join(", ")
+            }
+        );
+    }
+
+    let _ = writeln!(o);
+    let _ = writeln!(o, "Channels");
+    let _ = writeln!(o, "--------");
+    for c in &sys.channels {
+        let end = |e: &septa_sysdesc::End| {
+            let mut s = format!("{}:{}", sys.pds[e.pd].name, e.id);
+            if e.notify {
+                s.push_str(" notify");
+            }
+            if e.pp {
+                s.push_str(" pp");
+            }
+            s
+        };
+        let _ = writeln!(o, "{} <-> {}", end(&c.a), end(&c.b));
+    }
+    if !spec.irqs.is_empty() {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "IRQs");
+        let _ = writeln!(o, "----");
+        for q in &spec.irqs {
+            let _ = writeln!(
+                o,
+                "IRQ {} ({}) to {} with badge {:#x}",
+                q.irq,
+                if q.edge { "edge" } else { "level" },
+                b.name(q.notification),
+                q.badge
+            );
+        }
+    }
+
+    let _ = writeln!(o);
+    let _ = writeln!(o, "Objects");
+    let _ = writeln!(o, "-------");
+    for (id, ob) in spec.objects.iter().enumerate() {
+        let at = match (ob.paddr, i.fit.paddrs.get(id).copied().flatten()) {
+            (Some(p), _) => format!("fixed at {p:#x}"),
+            (None, Some(p)) => format!("simulated at {p:#x}"),
+            (None, None) => String::new(),
+        };
+        let fill = if ob.fill.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} filled",
+                human(ob.fill.iter().map(|f| u64::from(f.len)).sum())
+            )
+        };
+        let _ = writeln!(o, "{id:>6} {:<40} {}{fill} {at}", ob.name, kind(ob.kind));
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_roles_follow_the_microkit_layout() {
+        assert_eq!(slot_role(1), "input");
+        assert_eq!(slot_role(15), "notify channel 5");
+        assert_eq!(slot_role(74 + 61), "pp channel 61");
+        assert_eq!(slot_role(138), "IRQ channel 0");
+        assert_eq!(slot_role(202 + 3), "child TCB 3");
+        assert_eq!(slot_role(9), "user");
+    }
+
+    #[test]
+    fn rights_print_compactly() {
+        assert_eq!(rights(septa_spec::Rights::RWG), "RWG");
+        assert_eq!(rights(septa_spec::Rights::default()), "-");
+    }
+}

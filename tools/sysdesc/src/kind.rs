@@ -1,0 +1,532 @@
+//! Every kind of problem the front end can report, with its stable code.
+//!
+//! Codes are part of the interface: tools and tests match on them, so a code
+//! is never renamed or reused for another meaning. Each variant has at least
+//! one fixture under `tests/invalid/` that provokes it.
+
+use miette::Diagnostic;
+use thiserror::Error;
+
+#[derive(Debug, Error, Diagnostic, Clone, PartialEq, Eq)]
+pub enum Kind {
+    // ---------------------------------------------------------------- syntax
+    #[error("{0}")]
+    #[diagnostic(code(septa::toml::syntax))]
+    TomlSyntax(String),
+    #[error("unknown key `{key}`")]
+    #[diagnostic(code(septa::toml::unknown_key), help("{expected}"))]
+    UnknownKey { key: String, expected: String },
+    #[error("{0}")]
+    #[diagnostic(code("septa::toml::type"))]
+    WrongType(String),
+    #[error("missing key `{0}`")]
+    #[diagnostic(code(septa::toml::missing_key))]
+    MissingKey(String),
+    #[error("{0}")]
+    #[diagnostic(code(septa::toml::value))]
+    BadValue(String),
+    #[error("invalid size: {0}")]
+    #[diagnostic(
+        code(septa::size::invalid),
+        help("write a size as an integer of bytes or as \"4 KiB\", \"2 MiB\", \"1 GiB\"")
+    )]
+    BadSize(String),
+    #[error("invalid duration: {0}")]
+    #[diagnostic(
+        code(septa::duration::invalid),
+        help("write a duration as an integer of microseconds or as \"500 us\", \"1 ms\", \"1 s\"")
+    )]
+    BadDuration(String),
+    #[error("XML is not well formed: {0}")]
+    #[diagnostic(code(septa::xml::syntax))]
+    XmlSyntax(String),
+    #[error("unknown element <{element}> in <{parent}>")]
+    #[diagnostic(code(septa::xml::unknown_element))]
+    XmlUnknownElement { element: String, parent: String },
+    #[error("unknown attribute `{attribute}` on <{element}>")]
+    #[diagnostic(code(septa::xml::unknown_attribute))]
+    XmlUnknownAttribute { attribute: String, element: String },
+    #[error("missing attribute `{attribute}` on <{element}>")]
+    #[diagnostic(code(septa::xml::missing_attribute))]
+    XmlMissingAttribute { attribute: String, element: String },
+    #[error("missing element <{element}> in <{parent}>")]
+    #[diagnostic(code(septa::xml::missing_element))]
+    XmlMissingElement { element: String, parent: String },
+    #[error("{0}")]
+    #[diagnostic(code(septa::xml::value))]
+    XmlValue(String),
+    #[error("unexpected text in <{0}>")]
+    #[diagnostic(code(septa::xml::text))]
+    XmlText(String),
+    #[error("`{element}` must appear only once in <{parent}>")]
+    #[diagnostic(code(septa::xml::repeated))]
+    XmlRepeated { element: String, parent: String },
+    #[error("the root element must be <system>, not <{0}>")]
+    #[diagnostic(code(septa::xml::root))]
+    XmlRoot(String),
+
+    #[error("cannot read `{path}`: {reason}")]
+    #[diagnostic(code(septa::file::unreadable))]
+    Unreadable { path: String, reason: String },
+
+    // ----------------------------------------------------------------- board
+    #[error("unknown board `{name}`")]
+    #[diagnostic(
+        code(septa::board::unknown),
+        help("known boards: {known}; or give the path of a profile ending in .toml")
+    )]
+    UnknownBoard { name: String, known: String },
+    #[error("cannot read board profile `{path}`: {reason}")]
+    #[diagnostic(code(septa::board::unreadable))]
+    BoardUnreadable { path: String, reason: String },
+    #[error("board profile is inconsistent: {0}")]
+    #[diagnostic(code(septa::board::invalid))]
+    BoardInvalid(String),
+    #[error("{what} exist only on x86-64, and board `{board}` is {arch}")]
+    #[diagnostic(code(septa::board::x86_only))]
+    X86Only {
+        what: String,
+        board: String,
+        arch: String,
+    },
+    #[error("board `{0}` has no IOMMU, so IO address spaces cannot be built")]
+    #[diagnostic(code(septa::board::no_iommu))]
+    NoIommu(String),
+    #[error("the kernel for board `{0}` does not forward SMC calls")]
+    #[diagnostic(code(septa::board::no_smc))]
+    NoSmc(String),
+    #[error("the kernel for board `{0}` is not built as a hypervisor, so virtual machines are unavailable")]
+    #[diagnostic(code(septa::board::no_hypervisor))]
+    NoHypervisor(String),
+
+    // ---------------------------------------------------------------- system
+    #[error("the system has no protection domains")]
+    #[diagnostic(code(septa::system::no_pd), help("add one with a [pd.NAME] table"))]
+    NoPd,
+    #[error("too many protection domains: {count}, at most {max}")]
+    #[diagnostic(code(septa::system::too_many_pds))]
+    TooManyPds { count: usize, max: usize },
+
+    // -------------------------------------------------- protection domains
+    #[error("duplicate protection domain name `{0}`")]
+    #[diagnostic(
+        code(septa::pd::duplicate_name),
+        help("PD names are global, children included")
+    )]
+    DuplicatePd(String),
+    #[error("the name `{0}` is reserved for the monitor")]
+    #[diagnostic(code(septa::pd::reserved_name))]
+    ReservedPdName(String),
+    #[error("name `{name}` is {len} bytes long; at most {max} are kept at run time")]
+    #[diagnostic(code(septa::pd::long_name), severity(Warning))]
+    LongName {
+        name: String,
+        len: usize,
+        max: usize,
+    },
+    #[error("`{0}` is neither a crate name nor a path ending in .elf")]
+    #[diagnostic(
+        code(septa::pd::program),
+        help("a crate name has only letters, digits, `-` and `_`; an image path ends in .elf")
+    )]
+    BadProgram(String),
+    #[error("priority {value} is out of range 0..={max}")]
+    #[diagnostic(code(septa::sched::priority_range), help("255 belongs to the monitor"))]
+    PriorityRange { value: i64, max: u64 },
+    #[error("budget ({budget} us) must not exceed period ({period} us)")]
+    #[diagnostic(code(septa::sched::budget_period))]
+    BudgetOverPeriod { budget: u64, period: u64 },
+    #[error("budget must be greater than zero")]
+    #[diagnostic(code(septa::sched::zero_budget))]
+    ZeroBudget,
+    #[error("cpu {cpu} does not exist: board `{board}` has {cores} core(s)")]
+    #[diagnostic(code(septa::sched::cpu_range))]
+    CpuRange { cpu: i64, cores: u64, board: String },
+    #[error("stack size {size} is out of range {min}..={max}")]
+    #[diagnostic(code(septa::pd::stack_range))]
+    StackRange {
+        size: String,
+        min: String,
+        max: String,
+    },
+    #[error("stack size {size} is not a multiple of the page size {page}")]
+    #[diagnostic(code(septa::pd::stack_align))]
+    StackAlign { size: String, page: String },
+    #[error("passive PD `{0}` can never run after init: nothing can notify or call it")]
+    #[diagnostic(
+        code(septa::pd::passive_unreachable),
+        help("give it a channel whose other end may notify or PPC into it, an IRQ, or a child; or make it active")
+    )]
+    PassiveUnreachable(String),
+    #[error("child PD `{0}` has no `id`")]
+    #[diagnostic(
+        code(septa::child::missing_id),
+        help("a child needs an id (0..=61) by which its parent names it")
+    )]
+    ChildMissingId(String),
+    #[error("`{key}` is only allowed on a child PD, and `{pd}` has no parent")]
+    #[diagnostic(code(septa::child::root_id))]
+    RootHasChildKey { key: String, pd: String },
+    #[error("child id {value} is out of range 0..={max}")]
+    #[diagnostic(code(septa::child::id_range))]
+    ChildIdRange { value: i64, max: u64 },
+    #[error("child id {id} is used twice in PD `{pd}`")]
+    #[diagnostic(code(septa::child::duplicate_id))]
+    DuplicateChildId { id: u64, pd: String },
+    #[error("child id {id} clashes with a vCPU id of the virtual machine of PD `{pd}`")]
+    #[diagnostic(
+        code(septa::child::vcpu_clash),
+        help("children and vCPUs share one id space in their parent")
+    )]
+    ChildVcpuClash { id: u64, pd: String },
+
+    // --------------------------------------------------------------- restart
+    #[error("`{key}` has no effect unless policy = \"restart\"")]
+    #[diagnostic(code(septa::restart::option))]
+    RestartOption { key: String },
+    #[error("a restart limit of 0 never restarts")]
+    #[diagnostic(
+        code(septa::restart::zero_limit),
+        help("use policy = \"stop\" instead")
+    )]
+    RestartZeroLimit,
+    #[error("child PD `{0}` cannot have a restart policy: its faults go to its parent")]
+    #[diagnostic(
+        code(septa::restart::child),
+        help("the parent's `fault` entry point decides what happens")
+    )]
+    RestartOnChild(String),
+
+    // ------------------------------------------------------------------ maps
+    #[error("unknown memory region `{0}`")]
+    #[diagnostic(code(septa::map::unknown_region))]
+    UnknownRegion(String),
+    #[error("perms `{0}` may only combine the letters r, w and x")]
+    #[diagnostic(code(septa::map::perms))]
+    BadPerms(String),
+    #[error("write-only mappings are not possible")]
+    #[diagnostic(
+        code(septa::map::write_only),
+        help("use \"rw\": the MMU cannot write without read")
+    )]
+    WriteOnly,
+    #[error("vaddr {vaddr:#x} is not aligned to the page size {page} of region `{region}`")]
+    #[diagnostic(code(septa::map::vaddr_align))]
+    VaddrAlign {
+        vaddr: u64,
+        page: String,
+        region: String,
+    },
+    #[error("vaddr {vaddr:#x} must be below {max:#x}")]
+    #[diagnostic(code(septa::map::vaddr_too_high), help("{why}"))]
+    VaddrTooHigh { vaddr: u64, max: u64, why: String },
+    #[error("mapping of `{region}` at [{start:#x}..{end:#x}) runs past {max:#x}")]
+    #[diagnostic(code(septa::map::range_too_high), help("{why}"))]
+    MapTooHigh {
+        region: String,
+        start: u64,
+        end: u64,
+        max: u64,
+        why: String,
+    },
+    #[error("mapping of `{region}` at [{start:#x}..{end:#x}) overlaps the mapping of `{other}` at [{other_start:#x}..{other_end:#x}) in {space}")]
+    #[diagnostic(code(septa::map::overlap))]
+    MapOverlap {
+        region: String,
+        start: u64,
+        end: u64,
+        other: String,
+        other_start: u64,
+        other_end: u64,
+        space: String,
+    },
+    #[error("device region `{0}` is mapped cached")]
+    #[diagnostic(
+        code(septa::map::cached_device),
+        severity(Warning),
+        help("device registers need cached = false, or reads see stale values")
+    )]
+    CachedDevice(String),
+
+    // --------------------------------------------------------------- setvars
+    #[error("symbol `{symbol}` is set twice in PD `{pd}`")]
+    #[diagnostic(code(septa::setvar::duplicate))]
+    DuplicateSetvar { symbol: String, pd: String },
+    #[error("`setvar_prefill_size` names region `{0}`, which has no prefill file")]
+    #[diagnostic(code(septa::setvar::no_prefill))]
+    SetvarNoPrefill(String),
+    #[error("`{0}` is not a valid symbol name")]
+    #[diagnostic(code(septa::setvar::symbol))]
+    BadSymbol(String),
+
+    // ------------------------------------------------------------------ irqs
+    #[error("IRQ channel id {value} is out of range 0..={max}")]
+    #[diagnostic(code(septa::irq::id_range))]
+    IrqIdRange { value: i64, max: u64 },
+    #[error("IRQ {irq} is already given to PD `{other}`")]
+    #[diagnostic(
+        code(septa::irq::duplicate),
+        help("an interrupt goes to exactly one PD")
+    )]
+    DuplicateIrq { irq: u64, other: String },
+    #[error("IRQ {irq} is out of range {min}..={max} for board `{board}`")]
+    #[diagnostic(
+        code(septa::irq::range),
+        help("IRQ numbers are GIC interrupt ids: SGIs (0..15) cannot be delivered to a PD")
+    )]
+    IrqRange {
+        irq: u64,
+        min: u64,
+        max: u64,
+        board: String,
+    },
+    #[error("IRQ {irq} ({name}) belongs to the kernel")]
+    #[diagnostic(code(septa::irq::kernel))]
+    KernelIrq { irq: u64, name: String },
+    #[error("an IRQ needs exactly one of `irq` and `device`")]
+    #[diagnostic(code(septa::irq::source))]
+    IrqSource,
+    #[error("board `{board}` has no device `{device}` with an interrupt")]
+    #[diagnostic(code(septa::irq::unknown_device))]
+    IrqUnknownDevice { device: String, board: String },
+    #[error("IRQ {irq} is {given}-triggered here but {device} signals it {board}-triggered")]
+    #[diagnostic(code(septa::irq::trigger_mismatch), severity(Warning))]
+    TriggerMismatch {
+        irq: u64,
+        given: String,
+        device: String,
+        board: String,
+    },
+    #[error("IRQ {irq} is not wired to any device of board `{board}`")]
+    #[diagnostic(code(septa::irq::unwired), severity(Warning))]
+    IrqUnwired { irq: u64, board: String },
+    #[error("{what} must be within 0..={max}")]
+    #[diagnostic(code(septa::irq::x86_range))]
+    X86IrqRange { what: String, max: u64 },
+
+    // -------------------------------------------------------------- channels
+    #[error("channel id {value} is out of range 0..={max}")]
+    #[diagnostic(
+        code(septa::channel::id_range),
+        help("ids are bits of a 64-bit badge; two bits are reserved")
+    )]
+    ChannelIdRange { value: i64, max: u64 },
+    #[error("id {id} is used twice in PD `{pd}`")]
+    #[diagnostic(
+        code(septa::channel::duplicate_id),
+        help("channels and IRQs of one PD share one id space")
+    )]
+    DuplicateChannelId { id: u64, pd: String },
+    #[error("unknown protection domain `{0}`")]
+    #[diagnostic(code(septa::pd::unknown))]
+    UnknownPd(String),
+    #[error("both ends may PPC: a protected procedure call goes one way only")]
+    #[diagnostic(code(septa::channel::ppc_both_ways))]
+    PpcBothWays,
+    #[error("PPC from `{from}` (priority {from_prio}) to `{to}` (priority {to_prio}): the callee must have strictly higher priority")]
+    #[diagnostic(code(septa::channel::ppc_priority))]
+    PpcPriority {
+        from: String,
+        from_prio: u8,
+        to: String,
+        to_prio: u8,
+    },
+    #[error("channel carries nothing: neither end may notify or PPC")]
+    #[diagnostic(code(septa::channel::inert), severity(Warning))]
+    InertChannel,
+    #[error("a channel needs exactly two ends, found {0}")]
+    #[diagnostic(code(septa::channel::ends))]
+    ChannelEnds(usize),
+
+    // --------------------------------------------------------------- regions
+    #[error("duplicate memory region name `{0}`")]
+    #[diagnostic(code(septa::region::duplicate_name))]
+    DuplicateRegion(String),
+    #[error("page size {0} is not supported")]
+    #[diagnostic(code(septa::region::page_size), help("use 4 KiB or 2 MiB"))]
+    PageSize(String),
+    #[error("size {size} is not a multiple of the page size {page}")]
+    #[diagnostic(code(septa::region::size_multiple))]
+    SizeMultiple { size: String, page: String },
+    #[error("size must be greater than zero")]
+    #[diagnostic(code(septa::region::size_zero))]
+    SizeZero,
+    #[error("region `{0}` needs a size (or a prefill file to take it from)")]
+    #[diagnostic(code(septa::region::size_missing))]
+    SizeMissing(String),
+    #[error("physical address {phys:#x} is not aligned to the page size {page}")]
+    #[diagnostic(code(septa::region::phys_align))]
+    PhysAlign { phys: u64, page: String },
+    #[error("region `{name}` at [{start:#x}..{end:#x}) overlaps region `{other}` at [{other_start:#x}..{other_end:#x})")]
+    #[diagnostic(code(septa::region::overlap))]
+    RegionOverlap {
+        name: String,
+        start: u64,
+        end: u64,
+        other: String,
+        other_start: u64,
+        other_end: u64,
+    },
+    #[error("region `{name}` at [{start:#x}..{end:#x}) is neither in RAM nor within one device of board `{board}`")]
+    #[diagnostic(code(septa::region::outside_board))]
+    OutsideBoard {
+        name: String,
+        start: u64,
+        end: u64,
+        board: String,
+    },
+    #[error("region `{name}` at [{start:#x}..{end:#x}) lies in RAM reserved for {what}")]
+    #[diagnostic(code(septa::region::reserved), help("{why}"))]
+    ReservedRam {
+        name: String,
+        start: u64,
+        end: u64,
+        what: String,
+        why: String,
+    },
+    #[error("region `{name}` at [{start:#x}..{end:#x}) covers `{device}`, which the kernel owns")]
+    #[diagnostic(code(septa::region::kernel_device))]
+    KernelDevice {
+        name: String,
+        start: u64,
+        end: u64,
+        device: String,
+    },
+    #[error("board `{board}` has no device `{device}`")]
+    #[diagnostic(
+        code(septa::region::unknown_device),
+        help("devices of this board: {known}")
+    )]
+    RegionUnknownDevice {
+        device: String,
+        board: String,
+        known: String,
+    },
+    #[error("give either `phys` or `device`, not both")]
+    #[diagnostic(code(septa::region::phys_and_device))]
+    PhysAndDevice,
+    #[error("cannot read prefill file `{path}`: {reason}")]
+    #[diagnostic(code(septa::region::prefill_unreadable))]
+    PrefillUnreadable { path: String, reason: String },
+    #[error("prefill file `{0}` is empty")]
+    #[diagnostic(code(septa::region::prefill_empty))]
+    PrefillEmpty(String),
+    #[error("prefill file is {len} bytes, larger than the region ({size} bytes)")]
+    #[diagnostic(code(septa::region::prefill_too_big))]
+    PrefillTooBig { len: u64, size: u64 },
+    #[error("give either a prefill file or a boot-info prefill, not both")]
+    #[diagnostic(code(septa::region::prefill_both))]
+    PrefillBoth,
+    #[error("unknown boot-info kind `{0}`")]
+    #[diagnostic(
+        code(septa::region::bootinfo),
+        help("one of fdt, x86_vbe, x86_mbmmap, x86_acpi_rsdp, x86_framebuffer, x86_tsc_freq")
+    )]
+    BootInfoKind(String),
+    #[error("memory region `{0}` is never mapped")]
+    #[diagnostic(code(septa::region::unused), severity(Warning))]
+    UnusedRegion(String),
+
+    // ------------------------------------------------------------------- vms
+    #[error("duplicate virtual machine name `{0}`")]
+    #[diagnostic(code(septa::vm::duplicate_name))]
+    DuplicateVm(String),
+    #[error("PD `{0}` has more than one virtual machine")]
+    #[diagnostic(
+        code(septa::vm::more_than_one),
+        help("a PD manages at most one VM, to keep it isolated")
+    )]
+    MoreThanOneVm(String),
+    #[error("virtual machine `{0}` has no vCPU")]
+    #[diagnostic(code(septa::vm::no_vcpu), help("add vcpus = [{{ id = 0 }}]"))]
+    NoVcpu(String),
+    #[error("vCPU id {value} is out of range 0..={max}")]
+    #[diagnostic(code(septa::vm::vcpu_id_range))]
+    VcpuIdRange { value: i64, max: u64 },
+    #[error("vCPU id {id} is used twice in virtual machine `{vm}`")]
+    #[diagnostic(code(septa::vm::duplicate_vcpu))]
+    DuplicateVcpu { id: u64, vm: String },
+    #[error("a virtual machine must be the child of a protection domain")]
+    #[diagnostic(code(septa::vm::not_child))]
+    VmNotChild,
+
+    // ------------------------------------------------------------------ caps
+    #[error("slot 0 is reserved for the PD's own CNode")]
+    #[diagnostic(code(septa::cap::slot_zero))]
+    CapSlotZero,
+    #[error("slot {slot} is out of range 1..{max}")]
+    #[diagnostic(code(septa::cap::slot_range))]
+    CapSlotRange { slot: i64, max: u64 },
+    #[error("slot {slot} of PD `{pd}` is given twice")]
+    #[diagnostic(code(septa::cap::overlap))]
+    CapOverlap { slot: u64, pd: String },
+    #[error("unknown cap kind `{0}`")]
+    #[diagnostic(code(septa::cap::kind), help("one of tcb, sc, vspace"))]
+    CapKind(String),
+
+    // --------------------------------------------------------------- domains
+    #[error("domain id {id} is used twice")]
+    #[diagnostic(code(septa::domain::duplicate_id))]
+    DuplicateDomainId { id: u64 },
+    #[error("duplicate domain name `{0}`")]
+    #[diagnostic(code(septa::domain::duplicate_name))]
+    DuplicateDomain(String),
+    #[error("domain id {id} is out of range 0..{max}")]
+    #[diagnostic(code(septa::domain::id_range))]
+    DomainIdRange { id: i64, max: u64 },
+    #[error("more domains than the kernel's {max}")]
+    #[diagnostic(code(septa::domain::too_many))]
+    TooManyDomains { max: u64 },
+    #[error("unknown domain `{0}`")]
+    #[diagnostic(code(septa::domain::unknown))]
+    UnknownDomain(String),
+    #[error("PD `{0}` has no domain, but the system has a domain schedule")]
+    #[diagnostic(
+        code(septa::domain::missing),
+        help("every PD belongs to exactly one domain when domains are declared")
+    )]
+    PdWithoutDomain(String),
+    #[error("`domain` is given but the system declares no domains")]
+    #[diagnostic(code(septa::domain::undeclared))]
+    DomainUndeclared,
+    #[error("domains are declared but there is no domain schedule")]
+    #[diagnostic(code(septa::domain::no_schedule))]
+    NoDomainSchedule,
+    #[error("a schedule entry must last longer than zero")]
+    #[diagnostic(code(septa::domain::zero_duration))]
+    ZeroDomainDuration,
+    #[error("invalid duration `{0}`: write \"N us\", \"N ms\", \"N s\" or \"N ticks\"")]
+    #[diagnostic(code(septa::domain::duration))]
+    DomainDuration(String),
+    #[error("the schedule has {len} entries; the kernel's {max} slots hold at most {}", max - 1)]
+    #[diagnostic(code(septa::domain::schedule_too_long))]
+    ScheduleTooLong { len: u64, max: u64 },
+    #[error("start index {index} is not within the schedule of {len} entries")]
+    #[diagnostic(code(septa::domain::start_index))]
+    ScheduleStart { index: u64, len: u64 },
+    #[error("index shift {shift} plus {len} entries exceeds the kernel's {max} schedule slots")]
+    #[diagnostic(code(septa::domain::index_shift))]
+    ScheduleShift { shift: u64, len: u64, max: u64 },
+    #[error("the domain scheduler needs a single-core kernel")]
+    #[diagnostic(code(septa::domain::smp))]
+    DomainSmp,
+
+    // -------------------------------------------------------- x86 and IOMMU
+    #[error("I/O port id {value} is out of range 0..={max}")]
+    #[diagnostic(code(septa::ioport::id_range))]
+    IoPortIdRange { value: i64, max: u64 },
+    #[error("I/O port size must be greater than zero")]
+    #[diagnostic(code(septa::ioport::size))]
+    IoPortSize,
+
+    // -------------------------------------------------------------- forwards
+    #[error("port 0 cannot be forwarded")]
+    #[diagnostic(code(septa::forward::port_zero))]
+    ForwardPortZero,
+    #[error("host port {port}/{proto} is forwarded twice")]
+    #[diagnostic(code(septa::forward::duplicate))]
+    DuplicateForward { port: u16, proto: String },
+    #[error("host port {0} is below 1024 and needs privileges on the host")]
+    #[diagnostic(code(septa::forward::privileged), severity(Warning))]
+    PrivilegedPort(u16),
+}

@@ -1,0 +1,546 @@
+//! The validated model of a system: what later stages (spec generation,
+//! allocation, image packing, graphs) consume.
+//!
+//! Units are fixed: sizes and addresses in bytes (`u64`), durations in
+//! microseconds. PDs are flattened: a child follows its parent (depth first),
+//! names its parent by index and carries its child id. Every item keeps the
+//! source spans of its keys in a [`Src`], which is skipped by serde and never
+//! takes part in equality.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::board::Board;
+use crate::diag::Span;
+
+/// Where the parts of an item were written: key name to span. The span of
+/// the whole item is under `""`.
+#[derive(Debug, Clone, Default)]
+pub struct Src {
+    spans: Vec<(&'static str, Span)>,
+}
+
+/// Locations never make two models differ.
+impl PartialEq for Src {
+    fn eq(&self, _: &Src) -> bool {
+        true
+    }
+}
+impl Eq for Src {}
+
+impl Src {
+    pub fn new(whole: Span) -> Src {
+        Src {
+            spans: vec![("", whole)],
+        }
+    }
+
+    pub fn set(&mut self, key: &'static str, span: Span) {
+        self.spans.push((key, span));
+    }
+
+    pub fn with(mut self, key: &'static str, span: Option<Span>) -> Src {
+        if let Some(s) = span {
+            self.set(key, s);
+        }
+        self
+    }
+
+    /// The span of `key`, or of the whole item when the key was not written.
+    pub fn at(&self, key: &str) -> Option<Span> {
+        self.spans
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .or_else(|| self.spans.iter().find(|(k, _)| k.is_empty()))
+            .map(|(_, s)| *s)
+    }
+
+    /// The span of the first of `keys` that was written, else of the item.
+    pub fn at_any(&self, keys: &[&str]) -> Option<Span> {
+        keys.iter()
+            .find_map(|k| self.spans.iter().find(|(s, _)| s == k).map(|(_, sp)| *sp))
+            .or_else(|| self.whole())
+    }
+
+    pub fn whole(&self) -> Option<Span> {
+        self.at("")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct System {
+    pub board: Board,
+    pub pds: Vec<Pd>,
+    pub regions: Vec<Region>,
+    pub channels: Vec<Channel>,
+    pub forwards: Vec<Forward>,
+    pub domains: Option<Domains>,
+    pub io_spaces: Vec<IoSpace>,
+}
+
+impl System {
+    pub fn pd_index(&self, name: &str) -> Option<usize> {
+        self.pds.iter().position(|p| p.name == name)
+    }
+
+    pub fn region(&self, name: &str) -> Option<&Region> {
+        self.regions.iter().find(|r| r.name == name)
+    }
+
+    /// Whether region `name` must be physically contiguous at a known
+    /// address: it has a fixed one, or some PD's `setvars` asks for it (then
+    /// the allocator chooses it, as Microkit's tool does).
+    pub fn needs_phys(&self, name: &str) -> bool {
+        self.region(name).is_some_and(|r| r.phys.is_some())
+            || self
+                .pds
+                .iter()
+                .any(|p| p.setvars.iter().any(|s| s.region == name))
+    }
+
+    /// The children of PD `idx`, in order.
+    pub fn children(&self, idx: usize) -> impl Iterator<Item = (usize, &Pd)> {
+        self.pds
+            .iter()
+            .enumerate()
+            .filter(move |(_, p)| p.parent == Some(idx))
+    }
+}
+
+/// What a PD runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Program {
+    /// A crate of the workspace, built by the tool.
+    Crate(String),
+    /// A prebuilt ELF image.
+    Elf(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pd {
+    pub name: String,
+    /// Index of the parent PD in [`System::pds`], for children.
+    pub parent: Option<usize>,
+    /// The id by which the parent names this child (0..=61).
+    pub child_id: Option<u64>,
+    /// Symbol in the parent's image that is set to `child_id`.
+    pub setvar_id: Option<String>,
+    pub program: Program,
+    /// Image used only to find and patch symbols (Microkit's `path_for_symbols`).
+    pub symbols: Option<PathBuf>,
+    pub priority: u8,
+    pub budget_us: u64,
+    pub period_us: u64,
+    pub passive: bool,
+    pub stack_size: u64,
+    pub cpu: u8,
+    pub smc: bool,
+    pub fpu: bool,
+    pub domain: Option<String>,
+    pub restart: Restart,
+    pub maps: Vec<Map>,
+    pub irqs: Vec<Irq>,
+    pub setvars: Vec<SetVar>,
+    pub ioports: Vec<IoPort>,
+    pub caps: Vec<CapMap>,
+    pub vm: Option<Vm>,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+/// What the monitor does when a PD faults (Septa's addition).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Restart {
+    pub policy: Policy,
+    /// Most restarts before the policy falls back to `stop`; `None` = no limit.
+    pub limit: Option<u32>,
+    pub backoff_us: u64,
+    pub memory: RestartMemory,
+}
+
+impl Default for Restart {
+    fn default() -> Restart {
+        Restart {
+            policy: Policy::Stop,
+            limit: None,
+            backoff_us: 0,
+            memory: RestartMemory::Reload,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Start the PD again from its entry point.
+    Restart,
+    /// Leave the PD stopped; the rest of the system runs on.
+    Stop,
+    /// Stop the whole system.
+    Halt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestartMemory {
+    /// Reload the image's writable data and zero the stack and bss.
+    Reload,
+    /// Leave the PD's own memory as the fault left it.
+    Keep,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Perms {
+    pub read: bool,
+    pub write: bool,
+    pub execute: bool,
+}
+
+impl Perms {
+    pub const READ_WRITE: Perms = Perms {
+        read: true,
+        write: true,
+        execute: false,
+    };
+
+    /// Parses Microkit's letters; `None` if another letter appears.
+    pub fn parse(s: &str) -> Option<Perms> {
+        let mut p = Perms {
+            read: false,
+            write: false,
+            execute: false,
+        };
+        for c in s.chars() {
+            match c {
+                'r' => p.read = true,
+                'w' => p.write = true,
+                'x' => p.execute = true,
+                _ => return None,
+            }
+        }
+        Some(p)
+    }
+}
+
+impl std::fmt::Display for Perms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (on, c) in [(self.read, 'r'), (self.write, 'w'), (self.execute, 'x')] {
+            if on {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A memory region mapped into a PD or VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Map {
+    pub region: String,
+    pub vaddr: u64,
+    pub perms: Perms,
+    pub cached: bool,
+    pub setvar_vaddr: Option<String>,
+    pub setvar_size: Option<String>,
+    pub setvar_prefill_size: Option<String>,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Level,
+    Edge,
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Trigger::Level => "level",
+            Trigger::Edge => "edge",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Polarity {
+    High,
+    Low,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IrqKind {
+    /// A GIC interrupt id (ARM); `device` names the board device it came from.
+    Arm {
+        irq: u64,
+        trigger: Trigger,
+        device: Option<String>,
+    },
+    /// x86-64 I/O APIC pin.
+    IoApic {
+        ioapic: u64,
+        pin: u64,
+        vector: u64,
+        trigger: Trigger,
+        polarity: Polarity,
+    },
+    /// x86-64 MSI of a PCI device `bus:dev.func`.
+    Msi {
+        pci: (u8, u8, u8),
+        handle: u64,
+        vector: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Irq {
+    /// The channel id the PD sees.
+    pub id: u64,
+    pub kind: IrqKind,
+    pub setvar_id: Option<String>,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+impl Irq {
+    /// The number that must be unique in the system.
+    pub fn number(&self) -> u64 {
+        match self.kind {
+            IrqKind::Arm { irq, .. } => irq,
+            IrqKind::IoApic { vector, .. } | IrqKind::Msi { vector, .. } => vector,
+        }
+    }
+}
+
+/// A variable set to the physical address of a region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SetVar {
+    pub symbol: String,
+    pub region: String,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IoPort {
+    pub id: u64,
+    pub addr: u64,
+    pub size: u64,
+    pub setvar_id: Option<String>,
+    pub setvar_addr: Option<String>,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapKind {
+    Tcb,
+    Sc,
+    Vspace,
+}
+
+/// An extra capability placed in a PD's CSpace (Microkit's `<cspace>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CapMap {
+    pub slot: u64,
+    pub kind: CapKind,
+    /// The PD whose object the cap refers to.
+    pub pd: String,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Vm {
+    pub name: String,
+    pub priority: u8,
+    pub budget_us: u64,
+    pub period_us: u64,
+    pub vcpus: Vec<Vcpu>,
+    pub maps: Vec<Map>,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Vcpu {
+    pub id: u64,
+    /// The core it runs on; `None` = the parent PD's.
+    pub cpu: Option<u8>,
+    pub setvar_id: Option<String>,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Prefill {
+    /// Bytes of a file, read at build time.
+    File { path: PathBuf, len: u64 },
+    /// Boot information filled in by the initializer.
+    BootInfo(BootInfoKind),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BootInfoKind {
+    Fdt,
+    X86Vbe,
+    X86Mbmmap,
+    X86AcpiRsdp,
+    X86FrameBuffer,
+    X86TscFreq,
+}
+
+impl BootInfoKind {
+    pub fn parse(s: &str) -> Option<BootInfoKind> {
+        Some(match s {
+            "fdt" => BootInfoKind::Fdt,
+            "x86_vbe" => BootInfoKind::X86Vbe,
+            "x86_mbmmap" => BootInfoKind::X86Mbmmap,
+            "x86_acpi_rsdp" => BootInfoKind::X86AcpiRsdp,
+            "x86_framebuffer" => BootInfoKind::X86FrameBuffer,
+            "x86_tsc_freq" => BootInfoKind::X86TscFreq,
+            _ => return None,
+        })
+    }
+
+    pub fn is_x86(self) -> bool {
+        self != BootInfoKind::Fdt
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Region {
+    pub name: String,
+    pub size: u64,
+    pub page_size: u64,
+    /// Whether the author chose the page size (else the tool may raise it).
+    pub page_size_given: bool,
+    /// Fixed physical address.
+    pub phys: Option<u64>,
+    /// The board device whose registers this region covers.
+    pub device: Option<String>,
+    pub prefill: Option<Prefill>,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct End {
+    /// Index into [`System::pds`].
+    pub pd: usize,
+    pub id: u64,
+    /// This end may make protected procedure calls to the other end.
+    pub pp: bool,
+    /// This end may notify the other end.
+    pub notify: bool,
+    pub setvar_id: Option<String>,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Channel {
+    pub a: End,
+    pub b: End,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl std::fmt::Display for Proto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        })
+    }
+}
+
+/// A host port forwarded to the guest side of QEMU user networking.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Forward {
+    pub host: u16,
+    pub guest: u16,
+    pub proto: Proto,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Domain {
+    pub name: String,
+    /// The id given by the author; the tool assigns the rest.
+    pub id: Option<u64>,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DomainDuration {
+    Us(u64),
+    Ticks(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleEntry {
+    Run {
+        domain: String,
+        duration: DomainDuration,
+    },
+    End,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Domains {
+    pub domains: Vec<Domain>,
+    /// `None` when domains are declared without a schedule (an error).
+    pub schedule: Option<Schedule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Schedule {
+    pub start_index: u64,
+    pub index_shift: Option<u64>,
+    pub entries: Vec<ScheduleEntry>,
+    #[serde(skip)]
+    pub entry_src: Vec<Src>,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+/// An IO address space (x86-64 IOMMU).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IoSpace {
+    pub name: String,
+    pub peripheral: String,
+    pub domain_id: Option<u64>,
+    pub maps: Vec<IoMap>,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IoMap {
+    pub region: String,
+    pub iovaddr: u64,
+    pub perms: Perms,
+    #[serde(skip)]
+    pub src: Src,
+}

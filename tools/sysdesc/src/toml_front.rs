@@ -1,0 +1,1269 @@
+//! The TOML front end: `system.toml` to the model.
+//!
+//! Deserialisation is strict (`deny_unknown_fields` everywhere) and keeps the
+//! span of every value that a later check may need to point at. This module
+//! only reshapes the text into the model and checks single values (through
+//! `check`, shared with the XML front end); rules that relate items to each
+//! other live in `validate`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::board::Board;
+use crate::check;
+use crate::diag::{Diagnostic, Kind, Sink, Source, Span};
+use crate::model::*;
+use crate::units;
+
+/// Separates a diagnostic code from its message inside a serde custom error,
+/// so that value errors raised while deserialising keep their own code.
+const CODE_MARK: char = '\u{1f}';
+
+/// A size: an integer of bytes or a string such as "4 KiB".
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SizeValue(pub u64);
+
+/// A duration: an integer of microseconds or a string such as "1 ms".
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DurationValue(pub u64);
+
+struct UnitVisitor {
+    what: &'static str,
+    code: &'static str,
+    parse: fn(&str) -> Result<u64, String>,
+}
+
+impl Visitor<'_> for UnitVisitor {
+    type Value = u64;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "a {} (integer or string with a unit)", self.what)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+        u64::try_from(v).map_err(|_| {
+            E::custom(format!(
+                "{}{CODE_MARK}{} cannot be negative",
+                self.code, self.what
+            ))
+        })
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+        Ok(v)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+        (self.parse)(v).map_err(|m| E::custom(format!("{}{CODE_MARK}{m}", self.code)))
+    }
+}
+
+impl<'de> Deserialize<'de> for SizeValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UnitVisitor {
+            what: "size",
+            code: "size",
+            parse: units::parse_size,
+        })
+        .map(SizeValue)
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UnitVisitor {
+            what: "duration",
+            code: "duration",
+            parse: units::parse_duration,
+        })
+        .map(DurationValue)
+    }
+}
+
+/// Turns a message of several lines into one.
+fn one_line(msg: &str) -> String {
+    msg.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Levenshtein distance, for "did you mean" hints on misspelt keys.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Classifies a `toml` error into a diagnostic kind.
+pub(crate) fn toml_error(err: &toml::de::Error, source: &Arc<Source>) -> Diagnostic {
+    let span = err.span().map(Span::from);
+    let msg = one_line(err.message());
+    let kind = if let Some((code, rest)) = msg.split_once(CODE_MARK) {
+        match code {
+            "size" => Kind::BadSize(rest.to_string()),
+            _ => Kind::BadDuration(rest.to_string()),
+        }
+    } else if let Some(rest) = msg.strip_prefix("unknown field `") {
+        let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let expected = expected.trim_start_matches(", ").to_string();
+        let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        let guess = known
+            .iter()
+            .map(|k| (edit_distance(key, k), *k))
+            .filter(|(d, _)| *d <= 2)
+            .min();
+        Kind::UnknownKey {
+            key: key.to_string(),
+            expected: match (guess, expected.is_empty()) {
+                (Some((_, k)), _) => format!("did you mean `{k}`? {expected}"),
+                (None, true) => "this table takes no keys".to_string(),
+                (None, false) => expected,
+            },
+        }
+    } else if let Some(rest) = msg.strip_prefix("missing field `") {
+        Kind::MissingKey(rest.trim_end_matches('`').to_string())
+    } else if msg.starts_with("invalid type") {
+        Kind::WrongType(msg)
+    } else {
+        Kind::BadValue(msg)
+    };
+    Diagnostic::new(kind, source, span)
+}
+
+// ------------------------------------------------------------- raw format
+
+type Named<T> = IndexMap<Spanned<String>, Spanned<T>>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    system: Spanned<RawSystem>,
+    #[serde(default)]
+    pd: Named<RawPd>,
+    #[serde(default)]
+    region: Named<RawRegion>,
+    #[serde(default)]
+    channel: Vec<Spanned<RawChannel>>,
+    #[serde(default)]
+    forward: Vec<Spanned<RawForward>>,
+    #[serde(default)]
+    domain: Named<RawDomain>,
+    domain_schedule: Option<Spanned<RawSchedule>>,
+    #[serde(default)]
+    io_space: Named<RawIoSpace>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSystem {
+    board: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPd {
+    program: Spanned<String>,
+    symbols: Option<Spanned<String>>,
+    priority: Option<Spanned<i64>>,
+    budget: Option<Spanned<DurationValue>>,
+    period: Option<Spanned<DurationValue>>,
+    #[serde(default)]
+    passive: bool,
+    stack: Option<Spanned<SizeValue>>,
+    cpu: Option<Spanned<i64>>,
+    smc: Option<Spanned<bool>>,
+    #[serde(default = "yes")]
+    fpu: bool,
+    domain: Option<Spanned<String>>,
+    restart: Option<Spanned<RawRestart>>,
+    #[serde(default)]
+    maps: Vec<Spanned<RawMap>>,
+    #[serde(default)]
+    irqs: Vec<Spanned<RawIrq>>,
+    #[serde(default)]
+    setvars: Vec<Spanned<RawSetVar>>,
+    #[serde(default)]
+    ioports: Vec<Spanned<RawIoPort>>,
+    #[serde(default)]
+    caps: Vec<Spanned<RawCap>>,
+    id: Option<Spanned<i64>>,
+    setvar_id: Option<Spanned<String>>,
+    #[serde(default)]
+    children: Named<RawPd>,
+    #[serde(default)]
+    vm: Named<RawVm>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRestart {
+    policy: Option<Spanned<Policy2>>,
+    limit: Option<Spanned<u32>>,
+    backoff: Option<Spanned<DurationValue>>,
+    memory: Option<Spanned<Memory2>>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum Policy2 {
+    Restart,
+    Stop,
+    Halt,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum Memory2 {
+    Reload,
+    Keep,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMap {
+    region: Spanned<String>,
+    vaddr: Spanned<u64>,
+    perms: Option<Spanned<String>>,
+    cached: Option<bool>,
+    setvar_vaddr: Option<Spanned<String>>,
+    setvar_size: Option<Spanned<String>>,
+    setvar_prefill_size: Option<Spanned<String>>,
+}
+
+/// VM maps: as PD maps, but a VM has no image in which to set variables.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVmMap {
+    region: Spanned<String>,
+    vaddr: Spanned<u64>,
+    perms: Option<Spanned<String>>,
+    cached: Option<bool>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum Trigger2 {
+    Level,
+    Edge,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum Polarity2 {
+    High,
+    Low,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIrq {
+    id: Spanned<i64>,
+    irq: Option<Spanned<i64>>,
+    device: Option<Spanned<String>>,
+    trigger: Option<Trigger2>,
+    setvar_id: Option<Spanned<String>>,
+    // x86-64 only
+    pin: Option<Spanned<i64>>,
+    ioapic: Option<Spanned<i64>>,
+    vector: Option<Spanned<i64>>,
+    polarity: Option<Polarity2>,
+    pcidev: Option<Spanned<String>>,
+    handle: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSetVar {
+    symbol: Spanned<String>,
+    region: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIoPort {
+    id: Spanned<i64>,
+    addr: Spanned<u64>,
+    size: Spanned<i64>,
+    setvar_id: Option<Spanned<String>>,
+    setvar_addr: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCap {
+    slot: Spanned<i64>,
+    cap: Spanned<String>,
+    pd: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVm {
+    priority: Option<Spanned<i64>>,
+    budget: Option<Spanned<DurationValue>>,
+    period: Option<Spanned<DurationValue>>,
+    #[serde(default)]
+    vcpus: Vec<Spanned<RawVcpu>>,
+    #[serde(default)]
+    maps: Vec<Spanned<RawVmMap>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVcpu {
+    id: Spanned<i64>,
+    cpu: Option<Spanned<i64>>,
+    setvar_id: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegion {
+    size: Option<Spanned<SizeValue>>,
+    page_size: Option<Spanned<SizeValue>>,
+    phys: Option<Spanned<u64>>,
+    device: Option<Spanned<String>>,
+    prefill: Option<Spanned<String>>,
+    prefill_bootinfo: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChannel {
+    a: Spanned<RawEnd>,
+    b: Spanned<RawEnd>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnd {
+    pd: Spanned<String>,
+    id: Spanned<i64>,
+    #[serde(default)]
+    pp: bool,
+    #[serde(default = "yes")]
+    notify: bool,
+    setvar_id: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum Proto2 {
+    Tcp,
+    Udp,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawForward {
+    host: Spanned<u16>,
+    guest: Spanned<u16>,
+    proto: Option<Proto2>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDomain {
+    id: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    start_index: Option<Spanned<u64>>,
+    index_shift: Option<Spanned<u64>>,
+    entries: Vec<Spanned<RawEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    domain: Option<Spanned<String>>,
+    duration: Option<Spanned<String>>,
+    #[serde(default)]
+    end: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIoSpace {
+    peripheral: Spanned<String>,
+    domain_id: Option<u64>,
+    #[serde(default)]
+    maps: Vec<Spanned<RawIoMap>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIoMap {
+    region: Spanned<String>,
+    iovaddr: Spanned<u64>,
+    perms: Option<Spanned<String>>,
+}
+
+// ---------------------------------------------------------------- lowering
+
+fn sp<T>(s: &Spanned<T>) -> Option<Span> {
+    Some(Span::from(s.span()))
+}
+
+/// Parses a TOML system description. Returns the model (if the text could be
+/// shaped into one) and every diagnostic found on the way.
+pub(crate) fn parse(source: &Arc<Source>, base_dir: &Path) -> (Option<System>, Vec<Diagnostic>) {
+    // A first pass as a plain table tells syntax errors from schema errors.
+    if let Err(e) = source.text.parse::<toml::Table>() {
+        let span = e.span().map(Span::from);
+        return (
+            None,
+            vec![Diagnostic::new(
+                Kind::TomlSyntax(one_line(e.message())),
+                source,
+                span,
+            )],
+        );
+    }
+    let raw: RawFile = match toml::from_str(&source.text) {
+        Ok(r) => r,
+        Err(e) => return (None, vec![toml_error(&e, source)]),
+    };
+    let mut sink = Sink::new(source);
+    let system = lower(raw, &mut sink, base_dir);
+    (system, sink.out)
+}
+
+fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
+    let board_name = raw.system.get_ref().board.clone();
+    let board = crate::find_board(sink, board_name.get_ref(), sp(&board_name), base_dir)?;
+
+    let mut pds = Vec::new();
+    for (name, pd) in raw.pd {
+        lower_pd(sink, &board, &mut pds, name, pd, None);
+    }
+
+    let regions = raw
+        .region
+        .into_iter()
+        .map(|(name, r)| lower_region(sink, &board, name, r, base_dir))
+        .collect();
+
+    let mut channels = Vec::new();
+    for ch in raw.channel {
+        let src = Src::new(Span::from(ch.span()));
+        let ch = ch.into_inner();
+        let a = lower_end(sink, &pds, ch.a);
+        let b = lower_end(sink, &pds, ch.b);
+        if let (Some(a), Some(b)) = (a, b) {
+            channels.push(Channel { a, b, src });
+        }
+    }
+
+    let forwards = raw
+        .forward
+        .into_iter()
+        .map(|f| {
+            let src = Src::new(Span::from(f.span()));
+            let f = f.into_inner();
+            let src = src.with("host", sp(&f.host)).with("guest", sp(&f.guest));
+            Forward {
+                host: *f.host.get_ref(),
+                guest: *f.guest.get_ref(),
+                proto: match f.proto {
+                    Some(Proto2::Udp) => Proto::Udp,
+                    _ => Proto::Tcp,
+                },
+                src,
+            }
+        })
+        .collect();
+
+    let domains = if raw.domain.is_empty() && raw.domain_schedule.is_none() {
+        None
+    } else {
+        Some(lower_domains(sink, raw.domain, raw.domain_schedule))
+    };
+
+    let io_spaces = raw
+        .io_space
+        .into_iter()
+        .map(|(name, s)| {
+            let src = Src::new(Span::from(s.span())).with("name", sp(&name));
+            let s = s.into_inner();
+            IoSpace {
+                name: name.into_inner(),
+                peripheral: s.peripheral.get_ref().clone(),
+                domain_id: s.domain_id,
+                maps: s
+                    .maps
+                    .into_iter()
+                    .map(|m| {
+                        let src = Src::new(Span::from(m.span()));
+                        let m = m.into_inner();
+                        let perms = m
+                            .perms
+                            .as_ref()
+                            .map(|p| check::perms(sink, p.get_ref(), sp(p)))
+                            .unwrap_or(Perms::READ_WRITE);
+                        IoMap {
+                            src: src
+                                .with("region", sp(&m.region))
+                                .with("iovaddr", sp(&m.iovaddr)),
+                            region: m.region.into_inner(),
+                            iovaddr: m.iovaddr.into_inner(),
+                            perms,
+                        }
+                    })
+                    .collect(),
+                src: src.with("peripheral", sp(&s.peripheral)),
+            }
+        })
+        .collect();
+
+    Some(System {
+        board,
+        pds,
+        regions,
+        channels,
+        forwards,
+        domains,
+        io_spaces,
+    })
+}
+
+fn lower_pd(
+    sink: &mut Sink,
+    board: &Board,
+    pds: &mut Vec<Pd>,
+    name: Spanned<String>,
+    pd: Spanned<RawPd>,
+    parent: Option<usize>,
+) {
+    let mut src = Src::new(Span::from(pd.span()));
+    src.set("name", Span::from(name.span()));
+    let name_span = sp(&name);
+    let name = name.into_inner();
+    let pd = pd.into_inner();
+    check::name_length(sink, &name, name_span);
+
+    let program = check::program(sink, pd.program.get_ref(), sp(&pd.program), false);
+    src.set("program", Span::from(pd.program.span()));
+    let priority = match &pd.priority {
+        Some(p) => {
+            src.set("priority", Span::from(p.span()));
+            check::priority(sink, *p.get_ref(), sp(p))
+        }
+        None => 0,
+    };
+    let budget_span = pd
+        .budget
+        .as_ref()
+        .and_then(sp)
+        .or(pd.period.as_ref().and_then(sp));
+    let (budget_us, period_us) = check::budget_period(
+        sink,
+        pd.budget.as_ref().map(|b| b.get_ref().0),
+        pd.period.as_ref().map(|b| b.get_ref().0),
+        budget_span.or(name_span),
+    );
+    let stack_size = match &pd.stack {
+        Some(s) => {
+            check::stack(sink, s.get_ref().0, sp(s));
+            s.get_ref().0
+        }
+        None => check::DEFAULT_STACK,
+    };
+    if let Some(s) = &pd.stack {
+        src.set("stack", Span::from(s.span()));
+    }
+    let cpu = match &pd.cpu {
+        Some(c) => {
+            src.set("cpu", Span::from(c.span()));
+            check::cpu(sink, board, *c.get_ref(), sp(c))
+        }
+        None => 0,
+    };
+    if let Some(s) = &pd.smc {
+        src.set("smc", Span::from(s.span()));
+    }
+    if let Some(d) = &pd.domain {
+        src.set("domain", Span::from(d.span()));
+    }
+
+    let restart = match &pd.restart {
+        Some(r) => {
+            src.set("restart", Span::from(r.span()));
+            lower_restart(sink, r.get_ref())
+        }
+        None => Restart::default(),
+    };
+
+    let maps = pd
+        .maps
+        .iter()
+        .map(|m| {
+            let mm = m.get_ref();
+            let mut map = lower_map(
+                sink,
+                Span::from(m.span()),
+                &mm.region,
+                &mm.vaddr,
+                mm.perms.as_ref(),
+                mm.cached,
+            );
+            for (key, v, slot) in [
+                ("setvar_vaddr", &mm.setvar_vaddr, &mut map.setvar_vaddr),
+                ("setvar_size", &mm.setvar_size, &mut map.setvar_size),
+                (
+                    "setvar_prefill_size",
+                    &mm.setvar_prefill_size,
+                    &mut map.setvar_prefill_size,
+                ),
+            ] {
+                if let Some(v) = v {
+                    *slot = Some(check::symbol(sink, v.get_ref(), sp(v)));
+                    map.src.set(key, Span::from(v.span()));
+                }
+            }
+            map
+        })
+        .collect();
+
+    let irqs = pd.irqs.iter().map(|i| lower_irq(sink, board, i)).collect();
+
+    let setvars = pd
+        .setvars
+        .iter()
+        .map(|s| {
+            let v = s.get_ref();
+            SetVar {
+                symbol: check::symbol(sink, v.symbol.get_ref(), sp(&v.symbol)),
+                region: v.region.get_ref().clone(),
+                src: Src::new(Span::from(s.span()))
+                    .with("symbol", sp(&v.symbol))
+                    .with("region", sp(&v.region)),
+            }
+        })
+        .collect();
+
+    let ioports = pd
+        .ioports
+        .iter()
+        .map(|p| {
+            let v = p.get_ref();
+            let id = check::ioport_id(sink, *v.id.get_ref(), sp(&v.id));
+            if *v.size.get_ref() <= 0 {
+                sink.emit(Kind::IoPortSize, sp(&v.size));
+            }
+            IoPort {
+                id,
+                addr: *v.addr.get_ref(),
+                size: (*v.size.get_ref()).max(0) as u64,
+                setvar_id: v
+                    .setvar_id
+                    .as_ref()
+                    .map(|s| check::symbol(sink, s.get_ref(), sp(s))),
+                setvar_addr: v
+                    .setvar_addr
+                    .as_ref()
+                    .map(|s| check::symbol(sink, s.get_ref(), sp(s))),
+                src: Src::new(Span::from(p.span())).with("id", sp(&v.id)),
+            }
+        })
+        .collect();
+
+    let caps = pd
+        .caps
+        .iter()
+        .filter_map(|c| {
+            let v = c.get_ref();
+            let slot = check::cap_slot(sink, *v.slot.get_ref(), sp(&v.slot));
+            let kind = match v.cap.get_ref().as_str() {
+                "tcb" => CapKind::Tcb,
+                "sc" => CapKind::Sc,
+                "vspace" => CapKind::Vspace,
+                other => {
+                    sink.emit(Kind::CapKind(other.to_string()), sp(&v.cap));
+                    return None;
+                }
+            };
+            Some(CapMap {
+                slot,
+                kind,
+                pd: v.pd.get_ref().clone(),
+                src: Src::new(Span::from(c.span()))
+                    .with("slot", sp(&v.slot))
+                    .with("pd", sp(&v.pd)),
+            })
+        })
+        .collect();
+
+    let mut vms = pd.vm.into_iter();
+    let vm = vms.next().map(|(vname, v)| lower_vm(sink, board, vname, v));
+    if let Some((extra, _)) = vms.next() {
+        sink.emit(Kind::MoreThanOneVm(name.clone()), sp(&extra));
+    }
+
+    // Child-only keys.
+    let child_id = match (&pd.id, parent) {
+        (Some(id), Some(_)) => {
+            src.set("id", Span::from(id.span()));
+            Some(check::child_id(sink, *id.get_ref(), sp(id)))
+        }
+        (None, Some(_)) => {
+            sink.emit(Kind::ChildMissingId(name.clone()), name_span);
+            None
+        }
+        (Some(id), None) => {
+            sink.emit(
+                Kind::RootHasChildKey {
+                    key: "id".to_string(),
+                    pd: name.clone(),
+                },
+                sp(id),
+            );
+            None
+        }
+        (None, None) => None,
+    };
+    let setvar_id = match (&pd.setvar_id, parent) {
+        (Some(s), Some(_)) => Some(check::symbol(sink, s.get_ref(), sp(s))),
+        (Some(s), None) => {
+            sink.emit(
+                Kind::RootHasChildKey {
+                    key: "setvar_id".to_string(),
+                    pd: name.clone(),
+                },
+                sp(s),
+            );
+            None
+        }
+        _ => None,
+    };
+    if let Some(s) = &pd.setvar_id {
+        src.set("setvar_id", Span::from(s.span()));
+    }
+
+    let index = pds.len();
+    pds.push(Pd {
+        name,
+        parent,
+        child_id,
+        setvar_id,
+        program,
+        symbols: pd.symbols.as_ref().map(|s| s.get_ref().into()),
+        priority,
+        budget_us,
+        period_us,
+        passive: pd.passive,
+        stack_size,
+        cpu,
+        smc: pd.smc.map(|s| s.into_inner()).unwrap_or(false),
+        fpu: pd.fpu,
+        domain: pd.domain.map(|d| d.into_inner()),
+        restart,
+        maps,
+        irqs,
+        setvars,
+        ioports,
+        caps,
+        vm,
+        src,
+    });
+    for (cname, child) in pd.children {
+        lower_pd(sink, board, pds, cname, child, Some(index));
+    }
+}
+
+fn lower_restart(sink: &mut Sink, r: &RawRestart) -> Restart {
+    let policy = match r.policy.as_ref().map(|p| *p.get_ref()) {
+        Some(Policy2::Restart) => Policy::Restart,
+        Some(Policy2::Halt) => Policy::Halt,
+        Some(Policy2::Stop) | None => Policy::Stop,
+    };
+    if policy != Policy::Restart {
+        for (key, span) in [
+            ("limit", r.limit.as_ref().and_then(sp)),
+            ("backoff", r.backoff.as_ref().and_then(sp)),
+            ("memory", r.memory.as_ref().and_then(sp)),
+        ] {
+            if span.is_some() {
+                sink.emit(
+                    Kind::RestartOption {
+                        key: key.to_string(),
+                    },
+                    span,
+                );
+            }
+        }
+    }
+    if let Some(l) = &r.limit {
+        if *l.get_ref() == 0 && policy == Policy::Restart {
+            sink.emit(Kind::RestartZeroLimit, sp(l));
+        }
+    }
+    Restart {
+        policy,
+        limit: r.limit.as_ref().map(|l| *l.get_ref()),
+        backoff_us: r.backoff.as_ref().map(|b| b.get_ref().0).unwrap_or(0),
+        memory: match r.memory.as_ref().map(|m| *m.get_ref()) {
+            Some(Memory2::Keep) => RestartMemory::Keep,
+            _ => RestartMemory::Reload,
+        },
+    }
+}
+
+fn lower_map(
+    sink: &mut Sink,
+    whole: Span,
+    region: &Spanned<String>,
+    vaddr: &Spanned<u64>,
+    perms: Option<&Spanned<String>>,
+    cached: Option<bool>,
+) -> Map {
+    let mut src = Src::new(whole)
+        .with("region", sp(region))
+        .with("vaddr", sp(vaddr));
+    let perms = match perms {
+        Some(p) => {
+            src.set("perms", Span::from(p.span()));
+            check::perms(sink, p.get_ref(), sp(p))
+        }
+        None => Perms::READ_WRITE,
+    };
+    Map {
+        region: region.get_ref().clone(),
+        vaddr: *vaddr.get_ref(),
+        perms,
+        cached: cached.unwrap_or(true),
+        setvar_vaddr: None,
+        setvar_size: None,
+        setvar_prefill_size: None,
+        src,
+    }
+}
+
+fn lower_irq(sink: &mut Sink, board: &Board, i: &Spanned<RawIrq>) -> Irq {
+    let v = i.get_ref();
+    let mut src = Src::new(Span::from(i.span())).with("id", sp(&v.id));
+    let id = check::irq_id(sink, *v.id.get_ref(), sp(&v.id));
+    let trigger = match v.trigger {
+        Some(Trigger2::Edge) => Trigger::Edge,
+        _ => Trigger::Level,
+    };
+    let x86 = v.pin.is_some() || v.pcidev.is_some();
+    let kind = if x86 {
+        lower_x86_irq(sink, v, &mut src, trigger)
+    } else {
+        match (&v.irq, &v.device) {
+            (Some(n), None) => {
+                src.set("irq", Span::from(n.span()));
+                if *n.get_ref() < 0 {
+                    sink.emit(
+                        Kind::BadValue("an IRQ number cannot be negative".into()),
+                        sp(n),
+                    );
+                }
+                IrqKind::Arm {
+                    irq: (*n.get_ref()).max(0) as u64,
+                    trigger,
+                    device: None,
+                }
+            }
+            (None, Some(d)) => {
+                src.set("device", Span::from(d.span()));
+                // The number and, unless given, the trigger come from the board.
+                let found = board
+                    .device(d.get_ref())
+                    .and_then(|dev| dev.irqs.first().map(|&n| (n, dev.trigger)));
+                let (irq, board_trigger) = found.unwrap_or_else(|| {
+                    sink.emit(
+                        Kind::IrqUnknownDevice {
+                            device: d.get_ref().clone(),
+                            board: board.name.clone(),
+                        },
+                        sp(d),
+                    );
+                    (0, None)
+                });
+                let trigger = match (v.trigger, board_trigger) {
+                    (None, Some(crate::board::BoardTrigger::Edge)) => Trigger::Edge,
+                    _ => trigger,
+                };
+                IrqKind::Arm {
+                    irq,
+                    trigger,
+                    device: Some(d.get_ref().clone()),
+                }
+            }
+            _ => {
+                sink.emit(Kind::IrqSource, Some(Span::from(i.span())));
+                IrqKind::Arm {
+                    irq: 0,
+                    trigger,
+                    device: None,
+                }
+            }
+        }
+    };
+    Irq {
+        id,
+        kind,
+        setvar_id: v
+            .setvar_id
+            .as_ref()
+            .map(|s| check::symbol(sink, s.get_ref(), sp(s))),
+        src,
+    }
+}
+
+fn lower_x86_irq(sink: &mut Sink, v: &RawIrq, src: &mut Src, trigger: Trigger) -> IrqKind {
+    let vector = v.vector.as_ref().map(|x| *x.get_ref()).unwrap_or(-1);
+    if let Some(x) = &v.vector {
+        src.set("vector", Span::from(x.span()));
+    }
+    if !(0..=check::X86_MAX_VECTOR as i64).contains(&vector) {
+        sink.emit(
+            Kind::X86IrqRange {
+                what: "vector".to_string(),
+                max: check::X86_MAX_VECTOR,
+            },
+            v.vector.as_ref().and_then(sp).or(src.whole()),
+        );
+    }
+    let vector = vector.max(0) as u64;
+    if let Some(pci) = &v.pcidev {
+        let addr = check::pci_address(pci.get_ref()).unwrap_or_else(|| {
+            sink.emit(
+                Kind::BadValue(format!(
+                    "`{}` is not a PCI address bus:dev.func",
+                    pci.get_ref()
+                )),
+                sp(pci),
+            );
+            (0, 0, 0)
+        });
+        IrqKind::Msi {
+            pci: addr,
+            handle: v
+                .handle
+                .as_ref()
+                .map(|h| (*h.get_ref()).max(0) as u64)
+                .unwrap_or(0),
+            vector,
+        }
+    } else {
+        IrqKind::IoApic {
+            ioapic: v
+                .ioapic
+                .as_ref()
+                .map(|h| (*h.get_ref()).max(0) as u64)
+                .unwrap_or(0),
+            pin: v
+                .pin
+                .as_ref()
+                .map(|h| (*h.get_ref()).max(0) as u64)
+                .unwrap_or(0),
+            vector,
+            trigger,
+            polarity: match v.polarity {
+                Some(Polarity2::Low) => Polarity::Low,
+                _ => Polarity::High,
+            },
+        }
+    }
+}
+
+fn lower_vm(sink: &mut Sink, board: &Board, name: Spanned<String>, v: Spanned<RawVm>) -> Vm {
+    let src = Src::new(Span::from(v.span())).with("name", sp(&name));
+    let v = v.into_inner();
+    let priority = v
+        .priority
+        .as_ref()
+        .map(|p| check::priority(sink, *p.get_ref(), sp(p)))
+        .unwrap_or(0);
+    let budget_span = v
+        .budget
+        .as_ref()
+        .and_then(sp)
+        .or(v.period.as_ref().and_then(sp));
+    let (budget_us, period_us) = check::budget_period(
+        sink,
+        v.budget.as_ref().map(|b| b.get_ref().0),
+        v.period.as_ref().map(|b| b.get_ref().0),
+        budget_span.or(sp(&name)),
+    );
+    let vcpus = v
+        .vcpus
+        .iter()
+        .map(|c| {
+            let cv = c.get_ref();
+            Vcpu {
+                id: check::vcpu_id(sink, *cv.id.get_ref(), sp(&cv.id)),
+                cpu: cv
+                    .cpu
+                    .as_ref()
+                    .map(|x| check::cpu(sink, board, *x.get_ref(), sp(x))),
+                setvar_id: cv
+                    .setvar_id
+                    .as_ref()
+                    .map(|s| check::symbol(sink, s.get_ref(), sp(s))),
+                src: Src::new(Span::from(c.span()))
+                    .with("id", sp(&cv.id))
+                    .with("cpu", cv.cpu.as_ref().and_then(sp)),
+            }
+        })
+        .collect();
+    let maps = v
+        .maps
+        .iter()
+        .map(|m| {
+            let mm = m.get_ref();
+            lower_map(
+                sink,
+                Span::from(m.span()),
+                &mm.region,
+                &mm.vaddr,
+                mm.perms.as_ref(),
+                mm.cached,
+            )
+        })
+        .collect();
+    Vm {
+        name: name.into_inner(),
+        priority,
+        budget_us,
+        period_us,
+        vcpus,
+        maps,
+        src,
+    }
+}
+
+fn lower_region(
+    sink: &mut Sink,
+    board: &Board,
+    name: Spanned<String>,
+    r: Spanned<RawRegion>,
+    base_dir: &Path,
+) -> Region {
+    let whole = Span::from(r.span());
+    let name_span = sp(&name);
+    let name = name.into_inner();
+    let r = r.into_inner();
+    let mut src = Src::new(whole).with("name", name_span);
+    let page_given = r.page_size.is_some();
+    let page = match &r.page_size {
+        Some(p) => {
+            src.set("page_size", Span::from(p.span()));
+            check::page_size(sink, p.get_ref().0, sp(p))
+        }
+        None => check::SMALL_PAGE,
+    };
+    if r.prefill.is_some() && r.prefill_bootinfo.is_some() {
+        sink.emit(Kind::PrefillBoth, r.prefill_bootinfo.as_ref().and_then(sp));
+    }
+    let prefill_len = r
+        .prefill
+        .as_ref()
+        .and_then(|p| check::prefill_file(sink, base_dir, p.get_ref(), sp(p)));
+    let bootinfo = r
+        .prefill_bootinfo
+        .as_ref()
+        .and_then(|b| check::bootinfo(sink, b.get_ref(), sp(b)));
+    if let Some(b) = &r.prefill_bootinfo {
+        src.set("prefill_bootinfo", Span::from(b.span()));
+    }
+    // A region named after a device takes its pages from the board.
+    let mut device_range = None;
+    if let Some(d) = &r.device {
+        src.set("device", Span::from(d.span()));
+        if r.phys.is_some() {
+            sink.emit(Kind::PhysAndDevice, r.phys.as_ref().and_then(sp));
+        }
+        match board.device(d.get_ref()) {
+            Some(dev) => {
+                let start = dev.range.base / page * page;
+                let end = dev.range.end().div_ceil(page) * page;
+                device_range = Some((start, end - start));
+            }
+            None => sink.emit(
+                Kind::RegionUnknownDevice {
+                    device: d.get_ref().clone(),
+                    board: board.name.clone(),
+                    known: board
+                        .devices
+                        .iter()
+                        .map(|d| d.name.as_str())
+                        .filter(|n| !n.starts_with("virtio-mmio") || *n == "virtio-mmio0")
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                        + ", ..., virtio-mmio31",
+                },
+                sp(d),
+            ),
+        }
+    }
+    let size_given = r
+        .size
+        .as_ref()
+        .map(|s| (s.get_ref().0, sp(s)))
+        .or(device_range.map(|(_, size)| (size, None)));
+    if let Some(s) = &r.size {
+        src.set("size", Span::from(s.span()));
+    }
+    // A prefill, boot-info or device that was named but is wrong has been
+    // reported already; do not also report the size as missing.
+    let named = r.prefill.is_some() || r.prefill_bootinfo.is_some() || r.device.is_some();
+    let size = check::region_size(sink, &name, size_given, page, prefill_len, named, name_span);
+    if let Some(p) = &r.phys {
+        src.set("phys", Span::from(p.span()));
+    }
+    let prefill = match (&r.prefill, prefill_len, bootinfo) {
+        (Some(p), Some(len), _) => Some(Prefill::File {
+            path: p.get_ref().into(),
+            len,
+        }),
+        (_, _, Some(b)) => Some(Prefill::BootInfo(b)),
+        _ => None,
+    };
+    Region {
+        name,
+        size,
+        page_size: page,
+        page_size_given: page_given,
+        phys: r
+            .phys
+            .map(|p| p.into_inner())
+            .or(device_range.map(|(base, _)| base)),
+        device: r.device.map(|d| d.into_inner()),
+        prefill,
+        src,
+    }
+}
+
+fn lower_end(sink: &mut Sink, pds: &[Pd], end: Spanned<RawEnd>) -> Option<End> {
+    let whole = Span::from(end.span());
+    let e = end.into_inner();
+    let id = check::channel_id(sink, *e.id.get_ref(), sp(&e.id));
+    let pd = pds.iter().position(|p| &p.name == e.pd.get_ref());
+    if pd.is_none() {
+        sink.emit(Kind::UnknownPd(e.pd.get_ref().clone()), sp(&e.pd));
+    }
+    Some(End {
+        pd: pd?,
+        id,
+        pp: e.pp,
+        notify: e.notify,
+        setvar_id: e
+            .setvar_id
+            .as_ref()
+            .map(|s| check::symbol(sink, s.get_ref(), sp(s))),
+        src: Src::new(whole).with("pd", sp(&e.pd)).with("id", sp(&e.id)),
+    })
+}
+
+fn lower_domains(
+    sink: &mut Sink,
+    domains: Named<RawDomain>,
+    schedule: Option<Spanned<RawSchedule>>,
+) -> Domains {
+    let domains = domains
+        .into_iter()
+        .map(|(name, d)| {
+            let src = Src::new(Span::from(d.span())).with("name", sp(&name));
+            let d = d.into_inner();
+            Domain {
+                name: name.into_inner(),
+                id: d.id.as_ref().map(|i| (*i.get_ref()).max(0) as u64),
+                src: src.with("id", d.id.as_ref().and_then(sp)),
+            }
+        })
+        .collect();
+    let schedule = schedule.map(|s| {
+        let src = Src::new(Span::from(s.span()));
+        let s = s.into_inner();
+        let mut entries = Vec::new();
+        let mut entry_src = Vec::new();
+        for e in s.entries {
+            let esrc = Src::new(Span::from(e.span()));
+            let ev = e.into_inner();
+            match (ev.end, &ev.domain, &ev.duration) {
+                (true, None, None) => entries.push(ScheduleEntry::End),
+                (false, Some(d), Some(dur)) => {
+                    let duration = parse_domain_duration(sink, dur.get_ref(), sp(dur));
+                    entries.push(ScheduleEntry::Run {
+                        domain: d.get_ref().clone(),
+                        duration,
+                    });
+                }
+                (false, None, _) => {
+                    sink.emit(Kind::MissingKey("domain".into()), esrc.whole());
+                    continue;
+                }
+                (false, Some(_), None) => {
+                    sink.emit(Kind::MissingKey("duration".into()), esrc.whole());
+                    continue;
+                }
+                (true, _, _) => {
+                    sink.emit(
+                        Kind::BadValue("an end marker takes no `domain` or `duration`".to_string()),
+                        esrc.whole(),
+                    );
+                    continue;
+                }
+            }
+            let esrc = esrc
+                .with("domain", ev.domain.as_ref().and_then(sp))
+                .with("duration", ev.duration.as_ref().and_then(sp));
+            entry_src.push(esrc);
+        }
+        Schedule {
+            start_index: s.start_index.as_ref().map(|x| *x.get_ref()).unwrap_or(0),
+            index_shift: s.index_shift.as_ref().map(|x| *x.get_ref()),
+            entries,
+            entry_src,
+            src: src
+                .with("start_index", s.start_index.as_ref().and_then(sp))
+                .with("index_shift", s.index_shift.as_ref().and_then(sp)),
+        }
+    });
+    Domains { domains, schedule }
+}
+
+/// Domain schedule durations: microseconds with a unit, or kernel ticks.
+pub(crate) fn parse_domain_duration(
+    sink: &mut Sink,
+    text: &str,
+    span: Option<Span>,
+) -> DomainDuration {
+    let d = if let Some(n) = text.trim().strip_suffix("ticks") {
+        n.trim().parse::<u64>().ok().map(DomainDuration::Ticks)
+    } else {
+        units::parse_duration(text).ok().map(DomainDuration::Us)
+    };
+    match d {
+        Some(DomainDuration::Ticks(0)) | Some(DomainDuration::Us(0)) => {
+            sink.emit(Kind::ZeroDomainDuration, span);
+            d.unwrap()
+        }
+        Some(d) => d,
+        None => {
+            sink.emit(Kind::DomainDuration(text.to_string()), span);
+            DomainDuration::Us(1)
+        }
+    }
+}
