@@ -419,7 +419,10 @@ mod tests {
         let file = dir.join("system.toml");
         assert_eq!(root_task(&file).unwrap(), None);
         std::fs::write(dir.join(ROOT_TASK_FILE), "septa-conformance\n").unwrap();
-        assert_eq!(root_task(&file).unwrap().as_deref(), Some("septa-conformance"));
+        assert_eq!(
+            root_task(&file).unwrap().as_deref(),
+            Some("septa-conformance")
+        );
         std::fs::write(dir.join(ROOT_TASK_FILE), "two words\n").unwrap();
         assert!(root_task(&file).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
