@@ -82,6 +82,10 @@ pub const CASES: &[Case] = &[
         run: grant_reply_handler,
     },
     Case {
+        name: "fault/passive-handler-runs-on-faulters-context",
+        run: passive_handler,
+    },
+    Case {
         name: "fault/without-handler-thread-stops",
         run: no_handler,
     },
@@ -568,6 +572,45 @@ fn grant_reply_handler(cx: &mut Cx) -> Outcome {
     // GrantReply is enough for the reply to reach the faulting thread.
     reply(r, 0, &[fault_ip + 4, sp, spsr]);
     t.join()?;
+    Ok(())
+}
+
+fn passive_handler(cx: &mut Cx) -> Outcome {
+    /// Handles user exceptions on the endpoint in mail 20 with the reply in
+    /// mail 21: counts them in mail 22 and resumes after the instruction.
+    fn handler(_: u64) {
+        let ep: Cap<Endpoint> = Cap::from_bits(mail(20));
+        let r: Cap<Reply> = Cap::from_bits(mail(21));
+        let (mut info, _) = syscall::recv(ep.cptr(), r);
+        loop {
+            if let Fault::UserException {
+                fault_ip, sp, spsr, ..
+            } = Fault::from_ipc_buffer(info)
+            {
+                post(22, mail(22) + 1);
+                crate::cases::util::load_words(&[fault_ip + 4, sp, spsr]);
+                info = syscall::reply_recv(ep.cptr(), MessageInfo::new(0, 0, 0, 3), r).0;
+            } else {
+                info = syscall::recv(ep.cptr(), r).0;
+            }
+        }
+    }
+    let (ep, fault, r) = fault_ep(cx, 0x6f)?;
+    post(20, ep.bits());
+    post(21, r.bits());
+    let h = thread::spawn(cx, Spawn::new(handler, 0).prio(150))?;
+    settle(cx)?;
+    // The handler has no context of its own from here on: only the faulting
+    // thread's, donated with the fault message, lets it run.
+    let Some(hsc) = h.sc else { fail!("no context") };
+    ok!(hsc.unbind_object(h.tcb));
+    let t = thread::spawn(cx, Spawn::new(udf_body, 0).fault(fault))?;
+    t.join()?;
+    check_eq!(
+        (mail(22), mail(11)),
+        (1, 1),
+        "faults handled, thread finished"
+    );
     Ok(())
 }
 

@@ -67,6 +67,18 @@ pub const CASES: &[Case] = &[
         run: fifo,
     },
     Case {
+        name: "ipc/senders-queue-by-priority",
+        run: by_priority,
+    },
+    Case {
+        name: "ipc/set-priority-reorders-senders",
+        run: reorder_senders,
+    },
+    Case {
+        name: "ipc/receivers-queue-by-priority",
+        run: receivers_by_priority,
+    },
+    Case {
         name: "ipc/reply-recv-server",
         run: reply_recv,
     },
@@ -353,6 +365,63 @@ fn fifo(cx: &mut Cx) -> Outcome {
     let r = cx.reply()?;
     let got: [u64; 3] = core::array::from_fn(|_| syscall::recv(ep.cptr(), r).1);
     check_eq!(got, [0xa, 0xb, 0xc]);
+    Ok(())
+}
+
+/// Queues three senders (badges 0xa, 0xb, 0xc) on a new endpoint, one at
+/// a time, at the given priorities; returns the endpoint and their threads.
+fn queue_senders(cx: &mut Cx, prios: [u64; 3]) -> Result<(Cap<Endpoint>, [Thread; 3]), Failure> {
+    let ep = cx.endpoint()?;
+    let mut threads = [None; 3];
+    for (k, badge) in [0xa, 0xb, 0xc].into_iter().enumerate() {
+        post(1 + k, cx.mint(ep, ALL, badge)?.bits());
+        threads[k] = Some(thread::spawn(
+            cx,
+            Spawn::new(send_on, 1 + k as u64).prio(prios[k]),
+        )?);
+        settle(cx)?;
+    }
+    let [Some(a), Some(b), Some(c)] = threads else {
+        crate::fail!("three senders");
+    };
+    Ok((ep, [a, b, c]))
+}
+
+fn by_priority(cx: &mut Cx) -> Outcome {
+    // MCS endpoint queues are kept in priority order (tcbAppend), FIFO
+    // among equals.
+    let (ep, _) = queue_senders(cx, [50, 70, 60])?;
+    let r = cx.reply()?;
+    let got: [u64; 3] = core::array::from_fn(|_| syscall::recv(ep.cptr(), r).1);
+    check_eq!(got, [0xb, 0xc, 0xa]);
+    Ok(())
+}
+
+fn reorder_senders(cx: &mut Cx) -> Outcome {
+    let (ep, [a, _, _]) = queue_senders(cx, [50, 70, 60])?;
+    // setPriority of a queued sender moves it in the queue (reorderEP).
+    ok!(a.tcb.set_priority(cx.root_tcb(), 80));
+    let r = cx.reply()?;
+    let got: [u64; 3] = core::array::from_fn(|_| syscall::recv(ep.cptr(), r).1);
+    check_eq!(got, [0xa, 0xb, 0xc]);
+    Ok(())
+}
+
+fn receivers_by_priority(cx: &mut Cx) -> Outcome {
+    fn receive(id: u64) {
+        let (_, _) = syscall::wait(ep_of(0).cptr());
+        post(1 + id as usize, 1);
+    }
+    let ep = cx.endpoint()?;
+    post(0, ep.bits());
+    thread::spawn(cx, Spawn::new(receive, 0).prio(50))?;
+    settle(cx)?;
+    thread::spawn(cx, Spawn::new(receive, 1).prio(70))?;
+    settle(cx)?;
+    // The later but higher receiver gets the first message.
+    syscall::nb_send(ep.cptr(), MessageInfo::new(0, 0, 0, 0));
+    settle(cx)?;
+    check_eq!((mail(1), mail(2)), (0, 1));
     Ok(())
 }
 

@@ -49,6 +49,10 @@ pub const CASES: &[Case] = &[
         run: waiters_in_order,
     },
     Case {
+        name: "ntfn/waiters-queue-by-priority",
+        run: waiters_by_priority,
+    },
+    Case {
         name: "ntfn/bound-signal-wakes-recv",
         run: bound_wakes_recv,
     },
@@ -179,6 +183,27 @@ fn waiters_in_order(cx: &mut Cx) -> Outcome {
     two.signal();
     b.join()?;
     check_eq!((mail(6), mail(7)), (0xb, 2), "second waiter");
+    Ok(())
+}
+
+fn waiters_by_priority(cx: &mut Cx) -> Outcome {
+    ORDER.store(0, Relaxed);
+    let n = cx.notification()?;
+    post(0, n.bits());
+    let low = thread::spawn(cx, Spawn::new(ordered_waiter, 0xa).prio(50))?;
+    settle(cx)?;
+    let high = thread::spawn(cx, Spawn::new(ordered_waiter, 0xb).prio(70))?;
+    settle(cx)?;
+    let mid = thread::spawn(cx, Spawn::new(ordered_waiter, 0xc).prio(60))?;
+    settle(cx)?;
+    // Raised while waiting: reorderNTFN moves it to the front.
+    ok!(low.tcb.set_priority(cx.root_tcb(), 80));
+    let one = cx.mint(n, ALL, 1)?;
+    for t in [low, high, mid] {
+        one.signal();
+        t.join()?;
+    }
+    check_eq!([mail(4), mail(6), mail(8)], [0xa, 0xb, 0xc]);
     Ok(())
 }
 
