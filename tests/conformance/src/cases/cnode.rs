@@ -157,6 +157,10 @@ pub const CASES: &[Case] = &[
         run: delete_keeps_copies,
     },
     Case {
+        name: "cnode/deleting-a-cnode-deletes-its-caps",
+        run: delete_cnode,
+    },
+    Case {
         name: "cnode/revoke-deletes-derived",
         run: revoke_derived,
     },
@@ -635,6 +639,25 @@ fn delete_keeps_copies(cx: &mut Cx) -> Outcome {
     // The object lives on while a capability to it does.
     badged.signal();
     check_eq!(badged.poll(), 2);
+    Ok(())
+}
+
+fn delete_cnode(cx: &mut Cx) -> Outcome {
+    // An IRQ handler whose only capability lives in another CNode: the IRQ
+    // stays taken until that CNode goes, and with it the handler.
+    let irq = 142;
+    let radix = 2;
+    let node = cx.cnode(radix)?;
+    ok!(cx
+        .irq_control()
+        .get(irq, node, CPtr::from_bits(1), radix as u8));
+    let s = cx.slot()?;
+    check_err!(
+        cx.irq_control().get(irq, root(cx), s, ROOT_DEPTH),
+        Error::RevokeFirst
+    );
+    ok!(cx.delete(node));
+    ok!(cx.irq_control().get(irq, root(cx), s, ROOT_DEPTH));
     Ok(())
 }
 

@@ -45,6 +45,10 @@ pub const CASES: &[Case] = &[
         run: wait_pending,
     },
     Case {
+        name: "ntfn/unbadged-signal-is-still-a-signal",
+        run: unbadged,
+    },
+    Case {
         name: "ntfn/waiters-woken-in-order",
         run: waiters_in_order,
     },
@@ -152,6 +156,18 @@ fn wait_pending(cx: &mut Cx) -> Outcome {
     t.join()?;
     check_eq!(mail(1), 0x4);
     check_eq!(n.poll(), 0, "the signal was consumed");
+    Ok(())
+}
+
+fn unbadged(cx: &mut Cx) -> Outcome {
+    let n = cx.notification()?;
+    // Signalled with badge 0: active, with nothing to OR in.
+    n.signal();
+    post(0, n.bits());
+    post(1, 0xdead);
+    let t = thread::spawn(cx, Spawn::new(waiter, 0))?;
+    t.join()?;
+    check_eq!(mail(1), 0, "badge of an unbadged signal");
     Ok(())
 }
 
