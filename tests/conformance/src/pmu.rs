@@ -31,50 +31,46 @@ static EP: AtomicU64 = AtomicU64::new(0);
 static CALL_CYCLES: AtomicU64 = AtomicU64::new(0);
 static YIELD_CYCLES: AtomicU64 = AtomicU64::new(0);
 
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod counter {
-    /// PMCR_EL0.E: enable the counters.
-    const PMCR_E: u64 = 1;
-    /// PMCNTENSET_EL0 bit of the cycle counter.
-    const CYCLE_COUNTER: u64 = 1 << 31;
-    /// PMCCFILTR_EL0.NSH: count at EL2 too.
-    const NSH: u64 = 1 << 27;
-
     pub fn read() -> u64 {
-        let v: u64;
-        // SAFETY: reads the cycle counter; traps (to a fault handler) if
-        // the kernel did not open the PMU to EL0. No memory is touched.
-        unsafe { core::arch::asm!("mrs {}, pmccntr_el0", out(reg) v, options(nomem, nostack)) };
-        v
+        septa_pmu::cycles()
     }
 
+    /// Starts the cycle counter and has it count EL2 too. A real seL4
+    /// 16.0.0 kernel that exports the PMU (KernelArmExportPMUUser, no
+    /// benchmark build) opens it to EL0 but leaves the counter stopped:
+    /// PMCCNTR_EL0 does not move until PMCR_EL0.E and PMCNTENSET_EL0.C are
+    /// set (observed), and `septa-pmu` does not set them.
     pub fn enable() {
-        // SAFETY: programs the PMU's cycle counter, which the kernel opened
-        // to EL0 (read() did not trap); no memory is touched.
+        start();
+        septa_pmu::count_kernel_too();
+    }
+
+    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+    fn start() {
+        /// PMCR_EL0.E: enable the counters.
+        const PMCR_E: u64 = 1;
+        /// PMCNTENSET_EL0.C: the cycle counter.
+        const CYCLE_COUNTER: u64 = 1 << 31;
+        // SAFETY: programs PMU control registers the kernel opened to EL0
+        // (reading the counter did not trap); no memory is touched.
         unsafe {
             core::arch::asm!(
                 "mrs {t}, pmcr_el0",
                 "orr {t}, {t}, {e}",
                 "msr pmcr_el0, {t}",
                 "msr pmcntenset_el0, {c}",
-                "msr pmccfiltr_el0, {f}",
                 "isb",
                 t = out(reg) _,
                 e = in(reg) PMCR_E,
                 c = in(reg) CYCLE_COUNTER,
-                f = in(reg) NSH,
                 options(nomem, nostack),
             )
         };
     }
-}
 
-#[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
-mod counter {
-    pub fn read() -> u64 {
-        unreachable!("the PMU is read on the target only")
-    }
-    pub fn enable() {}
+    #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
+    fn start() {}
 }
 
 fn server(_: u64) {
