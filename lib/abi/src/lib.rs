@@ -13,6 +13,7 @@
 
 pub mod bootinfo;
 pub mod fault;
+pub mod kernel_config;
 pub mod microkit;
 
 /// System call numbers (MCS numbering), passed in x7.

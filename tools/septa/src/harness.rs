@@ -13,7 +13,10 @@
 //! a system that never prints `done` within its time limit, or that prints
 //! no `ok` at all, is one more failure. An optional `expect` file beside the
 //! description lists text that must appear in the console log, one per line
-//! (for what the monitor prints, say). The run ends with `N passed, M failed`.
+//! (for what the monitor prints, say). An optional `root-task` file names a
+//! crate that is the whole system, booted instead of the initializer (see
+//! [`crate::pack::root_task`]; the kernel conformance suite is one). The run
+//! ends with `N passed, M failed`.
 //!
 //! Images are built for the harness: the initializer then also prints
 //! `[septa-test] ok boot` once it has read BootInfo and the spec, and turns a

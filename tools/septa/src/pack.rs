@@ -107,6 +107,9 @@ pub fn build_system(
         return Err(miette!("no system description at {}", file.display()));
     }
     let name = system_name(file);
+    if let Some(root) = root_task(file)? {
+        return build_own_root(ws, &name, &root, kernel_override);
+    }
     let sys = match septa_sysdesc::load(file) {
         Ok(loaded) => {
             for w in &loaded.warnings {
@@ -212,6 +215,67 @@ pub fn build_system(
         image_len,
     });
     std::fs::write(dir.join("report.txt"), text).into_diagnostic()?;
+    Ok(Image {
+        path: out,
+        load_addr,
+    })
+}
+
+/// The file beside a system description that names its own root task: one
+/// line, the package name of a root-task crate of the workspace. Such a
+/// system (the kernel conformance suite, `tests/systems/conformance`) is not
+/// realised by the initializer; the description is not read.
+pub const ROOT_TASK_FILE: &str = "root-task";
+
+/// The root task named beside `file`, if any.
+pub fn root_task(file: &Path) -> Result<Option<String>> {
+    let Some(p) = file.parent().map(|d| d.join(ROOT_TASK_FILE)) else {
+        return Ok(None);
+    };
+    if !p.is_file() {
+        return Ok(None);
+    }
+    let text = read(&p)?;
+    let name = String::from_utf8_lossy(&text).trim().to_string();
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(miette!(
+            "{} must hold one package name, found {:?}",
+            p.display(),
+            String::from_utf8_lossy(&text)
+        ));
+    }
+    Ok(Some(name))
+}
+
+/// The image of a system that is its own root task: loader, kernel and the
+/// named crate, no extra blob.
+fn build_own_root(
+    ws: &Workspace,
+    name: &str,
+    root: &str,
+    kernel_override: Option<&Path>,
+) -> Result<Image> {
+    let mut soft = vec!["septa-loader"];
+    if kernel_override.is_none() {
+        soft.push("septa-kernel");
+    }
+    let built = cargo::build(ws, cargo::SOFTFLOAT, &soft)?;
+    let kernel = kernel_override
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| built[1].clone());
+    let user = cargo::build(ws, cargo::USER, &[root])?.remove(0);
+    let dir = ws.build_dir(name);
+    std::fs::create_dir_all(&dir).into_diagnostic()?;
+    let out = dir.join("septa.img");
+    let load_addr = pack(&built[0], &kernel, &user, &[], &QEMU_VIRT, &out)?;
+    std::fs::write(
+        dir.join("report.txt"),
+        format!(
+            "Septa build report\n==================\nkernel: {}\nroot task: {root} (named in {ROOT_TASK_FILE}; no spec)\n",
+            kernel.display()
+        ),
+    )
+    .into_diagnostic()?;
     Ok(Image {
         path: out,
         load_addr,
@@ -342,4 +406,25 @@ fn flatten_loader(elf: &[u8]) -> Result<(Vec<u8>, u64)> {
         flat[at..at + data.len()].copy_from_slice(data);
     }
     Ok((flat, base))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_root_task_file_names_the_root_task() {
+        let dir = std::env::temp_dir().join(format!("septa-pack-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("system.toml");
+        assert_eq!(root_task(&file).unwrap(), None);
+        std::fs::write(dir.join(ROOT_TASK_FILE), "septa-conformance\n").unwrap();
+        assert_eq!(
+            root_task(&file).unwrap().as_deref(),
+            Some("septa-conformance")
+        );
+        std::fs::write(dir.join(ROOT_TASK_FILE), "two words\n").unwrap();
+        assert!(root_task(&file).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
