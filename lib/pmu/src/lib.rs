@@ -18,14 +18,28 @@
 )]
 const PMCCFILTR_NSH: u64 = 1 << 27;
 
-/// Makes the cycle counter count EL2 too, so a round trip through the
-/// kernel is counted whole. Needs a benchmark kernel (else it traps).
+/// Starts the cycle counter (PMCR_EL0.E, PMCNTENSET_EL0.C: real seL4's
+/// PMU export leaves them off) and makes it count EL2 too, so a round trip
+/// through the kernel is counted whole. Needs a kernel that exports the
+/// PMU to EL0 (else it traps).
 pub fn count_kernel_too() {
     #[cfg(all(target_arch = "aarch64", target_os = "none"))]
-    // SAFETY: writes a PMU filter register that EL0 may write when the
-    // kernel exported the PMU; it changes what is counted, not memory.
+    // SAFETY: writes PMU control, enable and filter registers that EL0 may
+    // write when the kernel exported the PMU; they change what is counted,
+    // not memory.
     unsafe {
-        core::arch::asm!("msr pmccfiltr_el0, {}", "isb", in(reg) PMCCFILTR_NSH, options(nostack, nomem));
+        core::arch::asm!(
+            "mrs {t}, pmcr_el0",
+            "orr {t}, {t}, #1",
+            "msr pmcr_el0, {t}",
+            "msr pmcntenset_el0, {c}",
+            "msr pmccfiltr_el0, {f}",
+            "isb",
+            t = out(reg) _,
+            c = in(reg) 1u64 << 31,
+            f = in(reg) PMCCFILTR_NSH,
+            options(nostack, nomem)
+        );
     }
 }
 
