@@ -15,12 +15,30 @@ pub const USER: &str = "aarch64-unknown-none";
 /// Builds the binaries `packages` for `target` in release mode and returns
 /// their paths, in the same order.
 pub fn build(ws: &Workspace, target: &str, packages: &[&str]) -> Result<Vec<PathBuf>> {
+    build_variant(ws, target, packages, &[], &ws.target_dir())
+}
+
+/// As `build`, with cargo `features` on, into `target_dir` (a variant such
+/// as the benchmark kernel gets a directory of its own, so building it
+/// never invalidates the ordinary build).
+pub fn build_variant(
+    ws: &Workspace,
+    target: &str,
+    packages: &[&str],
+    features: &[&str],
+    target_dir: &std::path::Path,
+) -> Result<Vec<PathBuf>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&ws.root)
-        .args(["build", "--release", "--target", target]);
+        .args(["build", "--release", "--target", target])
+        .arg("--target-dir")
+        .arg(target_dir);
     for p in packages {
         cmd.args(["-p", p]);
+    }
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
     }
     // The outer `cargo run` sets these for the tool itself; they must not
     // leak into the cross build.
@@ -42,6 +60,6 @@ pub fn build(ws: &Workspace, target: &str, packages: &[&str]) -> Result<Vec<Path
     }
     Ok(packages
         .iter()
-        .map(|p| ws.target_dir().join(target).join("release").join(p))
+        .map(|p| target_dir.join(target).join("release").join(p))
         .collect())
 }

@@ -139,8 +139,16 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
 }
 
 /// Boots `image` headless until it prints `done` or `limit` passes.
-pub fn boot(image: &Image, limit: Duration, log_path: &Path) -> Result<(Outcome, String, bool)> {
-    let mut child = qemu::headless(image).spawn().into_diagnostic()?;
+pub fn boot(
+    image: &Image,
+    limit: Duration,
+    log_path: &Path,
+    qemu_args: &[&str],
+) -> Result<(Outcome, String, bool)> {
+    let mut child = qemu::headless(image)
+        .args(qemu_args)
+        .spawn()
+        .into_diagnostic()?;
     let stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let (tx, rx) = mpsc::channel();
@@ -280,7 +288,7 @@ pub fn run(
                         limit
                     };
                     std::thread::spawn(move || {
-                        let r = boot(&img, limit, &log_path).map(|(mut o, log, timed_out)| {
+                        let r = boot(&img, limit, &log_path, &[]).map(|(mut o, log, timed_out)| {
                             o.finish(timed_out, &log, &expect);
                             (o, log)
                         });

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod alloc;
+mod bench;
 mod cargo;
 mod describe;
 mod elf;
@@ -43,6 +44,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Count instructions per operation on the benchmark systems (bench/systems).
+    Bench {
+        filter: Option<String>,
+        /// A kernel ELF that exports the PMU to EL0 (e.g. real seL4 built
+        /// with KernelArmExportPMUUser) instead of Septa's benchmark build.
+        #[arg(long)]
+        kernel: Option<PathBuf>,
+    },
     /// Parse and validate a system description (system.toml or Microkit .system).
     Check {
         #[arg(default_value = "system.toml")]
@@ -96,6 +105,9 @@ fn main() -> Result<()> {
     let ws = workspace::Workspace::locate()?;
     match cli.command {
         Command::Check { file } => describe::check(&file),
+        Command::Bench { filter, kernel } => {
+            bench::run(&ws, filter.as_deref(), kernel.as_deref()).map(|_| ())
+        }
         Command::Graph { file, output } => describe::graph(&ws, &file, output),
         Command::Build { file, kernel } => {
             let image = pack::build_system(&ws, &file, kernel.as_deref(), false)?;

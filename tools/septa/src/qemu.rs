@@ -94,6 +94,11 @@ pub fn run_interactive(image: &Image, gdb: bool) -> Result<()> {
     }
 }
 
+/// QEMU flags that make time count instructions: the PMU cycle counter
+/// advances once per instruction and the system counter once per 16, the
+/// same on every run (shared/benchmarks.md).
+pub const ICOUNT: [&str; 2] = ["-icount", "shift=0,sleep=off"];
+
 /// A headless boot whose serial output arrives on the child's stdout.
 pub fn headless(image: &Image) -> Command {
     let mut c = base_command(image);

@@ -1,0 +1,225 @@
+//! `septa bench`: instructions per operation, counted under QEMU.
+//!
+//! Each directory under `bench/systems/` is a benchmark system whose PDs
+//! print `[septa-bench] NAME VALUE` (see `bench/pds/bench-pd`). Every system
+//! is built with a kernel that exports the PMU to EL0 (Septa's kernel with
+//! its `benchmark` feature, in a target directory of its own, or the
+//! `--kernel` given) and booted with `-icount shift=0,sleep=off`, so every
+//! figure is an instruction count that repeats exactly. Results go to
+//! `build/bench/results.json` and a chart `build/bench/results.svg`, beside
+//! the real seL4 figures of `bench/reference.toml`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use miette::{miette, IntoDiagnostic, Result, WrapErr};
+use object::{Object, ObjectSection, SectionKind};
+
+use crate::harness::{self, Outcome};
+use crate::{cargo, pack, qemu, workspace::Workspace};
+
+pub const MARK: &str = "[septa-bench]";
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// Reads `[septa-bench] NAME VALUE` from a console line.
+pub fn parse_line(line: &str) -> Option<(String, f64)> {
+    let rest = line[line.find(MARK)? + MARK.len()..].trim();
+    let (name, value) = rest.split_once(' ')?;
+    Some((name.to_string(), value.trim().parse().ok()?))
+}
+
+/// Bytes of executable code in an ELF file.
+pub fn code_bytes(elf: &Path) -> Result<u64> {
+    let data = std::fs::read(elf).into_diagnostic()?;
+    let file = object::File::parse(&*data).into_diagnostic()?;
+    Ok(file
+        .sections()
+        .filter(|s| s.kind() == SectionKind::Text)
+        .map(|s| s.size())
+        .sum())
+}
+
+type Reference = BTreeMap<String, BTreeMap<String, f64>>;
+
+fn reference(ws: &Workspace) -> Result<Reference> {
+    let path = ws.root.join("bench/reference.toml");
+    let text = std::fs::read_to_string(&path).into_diagnostic()?;
+    toml::from_str(&text)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("reading {}", path.display()))
+}
+
+pub fn run(ws: &Workspace, filter: Option<&str>, kernel: Option<&Path>) -> Result<bool> {
+    qemu::ensure_installed()?;
+    let kernel_path: PathBuf = match kernel {
+        Some(k) => k.to_path_buf(),
+        None => cargo::build_variant(
+            ws,
+            cargo::SOFTFLOAT,
+            &["septa-kernel"],
+            &["septa-kernel/benchmark"],
+            &ws.target_dir().join("bench"),
+        )?
+        .remove(0),
+    };
+    let mut results: BTreeMap<String, f64> = BTreeMap::new();
+    results.insert("kernel-code-bytes".into(), code_bytes(&kernel_path)? as f64);
+    let mut failures = 0;
+    let dir = ws.root.join("bench/systems");
+    let mut systems: Vec<_> = std::fs::read_dir(&dir)
+        .into_diagnostic()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("system.toml").is_file())
+        .filter(|p| filter.is_none_or(|f| p.file_name().unwrap().to_string_lossy().contains(f)))
+        .collect();
+    systems.sort();
+    for sys in systems {
+        let name = sys.file_name().unwrap().to_string_lossy().to_string();
+        let image = pack::build_system(ws, &sys.join("system.toml"), Some(&kernel_path), true)?;
+        if name == "ppc-active" {
+            let len = std::fs::metadata(&image.path).into_diagnostic()?.len();
+            results.insert("image-bytes".into(), len as f64);
+        }
+        let log_path = image.path.with_file_name("bench.log");
+        let (mut outcome, log, timed_out) = harness::boot(&image, LIMIT, &log_path, &qemu::ICOUNT)?;
+        outcome.finish(timed_out, &log, &[]);
+        let figures: Vec<_> = log.lines().filter_map(parse_line).collect();
+        report_outcome(&name, &outcome, &log, figures.is_empty());
+        failures += (!outcome.failed.is_empty() || figures.is_empty()) as usize;
+        for (what, v) in figures {
+            let key = if what == "boot" {
+                what
+            } else {
+                format!("{name}/{what}")
+            };
+            results.entry(key).or_insert(v);
+        }
+    }
+    let refs = reference(ws)?;
+    print_table(&results, &refs);
+    let out = ws.root.join("build/bench");
+    std::fs::create_dir_all(&out).into_diagnostic()?;
+    let json = serde_json::json!({ "septa": results, "reference": refs });
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&json).unwrap(),
+    )
+    .into_diagnostic()?;
+    std::fs::write(out.join("results.svg"), chart(&results, &refs)).into_diagnostic()?;
+    println!("results: {}", out.join("results.json").display());
+    if failures > 0 {
+        return Err(miette!("{failures} benchmark system(s) failed"));
+    }
+    Ok(true)
+}
+
+fn report_outcome(name: &str, o: &Outcome, log: &str, no_figures: bool) {
+    if o.failed.is_empty() && !no_figures {
+        return;
+    }
+    println!(
+        "FAIL {name}: {}",
+        if no_figures {
+            "printed no figures".to_string()
+        } else {
+            o.failed.join("; ")
+        }
+    );
+    let lines: Vec<_> = log.lines().collect();
+    for l in &lines[lines.len().saturating_sub(20)..] {
+        println!("  | {l}");
+    }
+}
+
+fn print_table(results: &BTreeMap<String, f64>, refs: &Reference) {
+    let sel4 = refs.get("sel4-benchmark-build");
+    println!(
+        "{:<28} {:>14} {:>14} {:>8}",
+        "figure", "this run", "seL4 (bench)", "ratio"
+    );
+    for (k, v) in results {
+        let r = sel4.and_then(|m| m.get(k));
+        let ratio = r.map(|r| format!("{:.2}", v / r)).unwrap_or_default();
+        let r = r.map(|r| format!("{r:.0}")).unwrap_or_default();
+        println!("{k:<28} {v:>14.2} {r:>14} {ratio:>8}");
+    }
+}
+
+/// A bar chart: for each figure seL4 also has, Septa's bar beside seL4's,
+/// each scaled to the larger of the two.
+pub fn chart(results: &BTreeMap<String, f64>, refs: &Reference) -> String {
+    let sel4 = refs
+        .get("sel4-benchmark-build")
+        .cloned()
+        .unwrap_or_default();
+    let rows: Vec<_> = results
+        .iter()
+        .filter_map(|(k, v)| Some((k, *v, *sel4.get(k)?)))
+        .collect();
+    let (w, row_h, left) = (720.0, 56.0, 200.0);
+    let h = 60.0 + row_h * rows.len() as f64;
+    let mut s = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="13">
+<text x="12" y="24" font-size="16" font-weight="bold">Instructions per operation (lower is better)</text>
+<rect x="{left}" y="34" width="12" height="12" fill="#2a6fdb"/><text x="{}" y="45">this run</text>
+<rect x="{}" y="34" width="12" height="12" fill="#999"/><text x="{}" y="45">seL4 16.0.0 (benchmark build)</text>
+"##,
+        left + 16.0,
+        left + 90.0,
+        left + 106.0
+    );
+    for (i, (k, ours, theirs)) in rows.iter().enumerate() {
+        let y = 60.0 + row_h * i as f64;
+        let max = ours.max(*theirs).max(1.0);
+        let span = w - left - 120.0;
+        s += &format!(r#"<text x="12" y="{}">{k}</text>"#, y + 22.0);
+        for (j, (v, color)) in [(ours, "#2a6fdb"), (theirs, "#999")]
+            .into_iter()
+            .enumerate()
+        {
+            let by = y + 6.0 + 20.0 * j as f64;
+            s += &format!(
+                r#"<rect x="{left}" y="{by}" width="{:.1}" height="16" fill="{color}"/><text x="{:.1}" y="{}">{v:.0}</text>"#,
+                span * v / max,
+                left + span * v / max + 6.0,
+                by + 13.0
+            );
+        }
+    }
+    s + "</svg>\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bench_lines_are_read_among_other_output() {
+        assert_eq!(
+            parse_line("client: [septa-bench] round-trip 725.50"),
+            Some(("round-trip".into(), 725.5))
+        );
+        assert_eq!(
+            parse_line("[septa-bench] boot 5964512.00\r"),
+            Some(("boot".into(), 5964512.0))
+        );
+        assert_eq!(parse_line("[septa-bench] broken"), None);
+        assert_eq!(parse_line("no mark here 12"), None);
+    }
+
+    #[test]
+    fn the_chart_has_a_bar_pair_per_shared_figure() {
+        let mut ours = BTreeMap::new();
+        ours.insert("a".to_string(), 50.0);
+        ours.insert("only-ours".to_string(), 7.0);
+        let mut refs = Reference::new();
+        refs.insert(
+            "sel4-benchmark-build".into(),
+            [("a".to_string(), 100.0)].into(),
+        );
+        let svg = chart(&ours, &refs);
+        assert_eq!(svg.matches("<rect").count(), 2 + 2, "legend plus one pair");
+        assert!(svg.contains(">a<") && !svg.contains("only-ours"));
+    }
+}
