@@ -188,6 +188,21 @@ fn start_root_task(rs: &boot::RootServer) {
     ctx.spsr = SPSR_EL0;
 }
 
+/// Benchmark build: EL0 may read and configure the PMU cycle counter
+/// (PMUSERENR_EL0.EN and .CR), which runs from boot, and read the virtual
+/// count (CNTKCTL_EL1.EL0VCTEN), as seL4's KernelArmExportPMUUser and
+/// KernelArmExportVCNTUser allow. Whether the cycle counter counts cycles
+/// spent at EL2 is the reader's choice (PMCCFILTR_EL0.NSH), as on seL4.
+#[cfg(feature = "benchmark")]
+fn export_pmu() {
+    write_sysreg!("cntkctl_el1", 1 << 1);
+    write_sysreg!("pmuserenr_el0", 0b101);
+    // PMCR_EL0: E (enable) and C (reset the cycle counter).
+    write_sysreg!("pmcr_el0", 0b101);
+    write_sysreg!("pmcntenset_el0", 1 << 31);
+    isb();
+}
+
 fn halt_with(why: &str) -> ! {
     halt_with_args(format_args!("{why}"))
 }
