@@ -148,9 +148,9 @@ impl ExtraCaps {
     pub fn to_array(self) -> ([SlotRef; MSG_MAX_EXTRA_CAPS], usize) {
         let n = self.count();
         let mut out = [SlotRef::new(crate::cte::SLOT_BYTES); MSG_MAX_EXTRA_CAPS];
-        for i in 0..n {
-            if let Some(s) = self.slots[i] {
-                out[i] = s;
+        for (o, s) in out.iter_mut().zip(self.slots.iter()) {
+            if let Some(s) = s {
+                *o = *s;
             }
         }
         (out, n)

@@ -832,8 +832,9 @@ pub fn init(idle_tcb: u64, idle_sc: u64, first: Option<Tcb>) {
         *s = SchedState::new();
         s.idle_thread = Some(idle);
         s.idle_sc = Some(sc);
-        s.cur_time = machine::now();
     });
+    crate::object::tcb::debug_reset();
+    crate::preempt::set_preemption_check(Some(crate::syscall::preemption_check));
     configure_sched_context(idle, sc, us_to_ticks(BOOT_THREAD_TIME_SLICE_MS * 1000));
     if let Some(f) = first {
         crate::object::tcb::debug_append(f);

@@ -425,10 +425,10 @@ pub fn init_new_objects(new: &NewObjects) {
     for p in new.paddrs() {
         match new.object_type {
             ObjectType::Tcb => tcb::init_new(p),
-            ObjectType::SmallPage | ObjectType::LargePage | ObjectType::HugePage => {
-                if !new.is_device {
-                    machine::clean_data(p, 1 << new.object_size_bits);
-                }
+            ObjectType::SmallPage | ObjectType::LargePage | ObjectType::HugePage
+                if !new.is_device =>
+            {
+                machine::clean_data(p, 1 << new.object_size_bits);
             }
             ObjectType::PageTable | ObjectType::VSpace => {
                 machine::clean_data(p, 1 << new.object_size_bits);

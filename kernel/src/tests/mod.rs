@@ -11,6 +11,7 @@
 mod derivation;
 mod lookup;
 mod model;
+mod thread;
 mod untyped;
 mod zombie;
 

@@ -47,6 +47,9 @@ const COPY_RESUME_TARGET: u64 = 1 << 1;
 const COPY_TRANSFER_FRAME: u64 = 1 << 2;
 const COPY_TRANSFER_INTEGER: u64 = 1 << 3;
 
+/// A new cap for one of a thread's slots, with the slot it is copied from.
+type NewCap = (Cap, SlotRef);
+
 /// Which of a thread's cap slots a ThreadControl invocation replaces.
 #[derive(Clone, Copy, Default)]
 struct CapUpdates {
@@ -130,7 +133,7 @@ fn space_args(
     croot_slot: SlotRef,
     vroot_data: u64,
     vroot_slot: SlotRef,
-) -> Result<((Cap, SlotRef), (Cap, SlotRef)), Exception> {
+) -> Result<(NewCap, NewCap), Exception> {
     if slot_cap_long_running_delete(target.slot(tcb::CTABLE))
         || slot_cap_long_running_delete(target.slot(tcb::VTABLE))
     {
@@ -432,10 +435,10 @@ fn decode_set_sched_params(
     let sc = match scs.cap() {
         Cap::SchedContext { paddr, .. } => {
             let sc = Sc::new(paddr);
-            if target.sched_context() != sc.paddr() {
-                if target.sched_context() != 0 || sc.tcb() != 0 {
-                    return err(SyscallError::IllegalOperation);
-                }
+            if target.sched_context() != sc.paddr()
+                && (target.sched_context() != 0 || sc.tcb() != 0)
+            {
+                return err(SyscallError::IllegalOperation);
             }
             if target.state().is_blocked() && !sc.is_released() {
                 return err(SyscallError::IllegalOperation);

@@ -543,6 +543,11 @@ pub fn debug_list_head() -> Option<Tcb> {
     Tcb::from_link(DEBUG_TCBS.with(|h| *h.borrow()))
 }
 
+/// Empties the debug list (boot).
+pub fn debug_reset() {
+    DEBUG_TCBS.with(|h| *h.borrow_mut() = 0);
+}
+
 /// Puts a thread at the head of the debug list (seL4's `tcbDebugAppend`).
 pub fn debug_append(tcb: Tcb) {
     let head = debug_list_head();
