@@ -13,9 +13,10 @@
 //! paging caps, extra BootInfo pages, the SchedControl cap, image frames,
 //! the untypeds, and the rest is the empty region.
 //!
-//! Pure bookkeeping through the memory window, tested on the host. Starting
-//! the thread (registers, priority, scheduling context) is the thread
-//! code's job; the TLB and the hardware VSpace switch are the arch code's.
+//! Pure bookkeeping through the memory window, tested on the host;
+//! [`init_root_thread`] then fills in the thread (registers, priority,
+//! scheduling context). The TLB and the hardware VSpace switch are the arch
+//! code's job.
 
 use septa_abi::bootinfo::{
     BootInfo, BootInfoHeader, SlotRegion, UntypedDesc, EXTRA_FDT, MAX_UNTYPED_CAPS,
@@ -27,11 +28,15 @@ use septa_abi::{
 };
 
 use crate::bootmem::{untyped_blocks, BootMemError, FreeList, Region};
-use crate::cap::{Cap, FrameSize, Mapping, VmRights};
-use crate::cte::{write_boot_slot, SlotRef};
+use crate::cap::{derive, Cap, FrameSize, Mapping, VmRights};
+use crate::context::{Reg, SPSR_USER};
+use crate::cte::{cte_insert, write_boot_slot, SlotRef};
 use crate::memory;
+use crate::object::sched_context::Sc;
+use crate::object::tcb::{self, Tcb, ThreadState};
 use crate::object::vspace::{asid_pool_assign, ASID_TABLE, ROOT_ASID};
 use crate::pagetable::{self, Attrs, Pte};
+use crate::sched;
 use crate::untyped::boot_untyped_cap;
 
 const PAGE: u64 = 1 << PAGE_BITS;
@@ -351,6 +356,46 @@ pub fn create(
         entry: input.entry,
         first_empty_slot: slots.next,
     })
+}
+
+/// Makes the root task's thread from the objects [`create`] made (seL4's
+/// `create_initial_thread`): its CSpace, VSpace and IPC buffer caps copied
+/// into its TCB slots, BootInfo's address in x0, the entry as its pc,
+/// priority and MCP 255, and a round-robin scheduling context of the boot
+/// time slice. The caller hands it to `sched::init` as the first thread.
+pub fn init_root_thread(rs: &RootServer) -> Tcb {
+    let tcb = Tcb::new(rs.tcb);
+    tcb.set_reg(Reg::SPSR, SPSR_USER);
+    let root = |i| SlotRef::nth(rs.cnode, i);
+    let insert = |src: SlotRef, cap: &Cap, index| cte_insert(cap, src, tcb.slot(index));
+    insert(
+        root(init_cap::CNODE),
+        &root(init_cap::CNODE).cap(),
+        tcb::CTABLE,
+    );
+    insert(
+        root(init_cap::VSPACE),
+        &root(init_cap::VSPACE).cap(),
+        tcb::VTABLE,
+    );
+    let buffer = root(init_cap::IPC_BUFFER);
+    // A derived frame cap starts unmapped, as a copy must.
+    if let Ok(cap) = derive(buffer, &buffer.cap()) {
+        insert(buffer, &cap, tcb::BUFFER);
+    }
+    tcb.set_ipc_buffer(rs.ipc_buffer_vaddr);
+    tcb.set_reg(Reg::CAP, rs.bootinfo_vaddr);
+    tcb.set_next_pc(rs.entry);
+    sched::configure_sched_context(
+        tcb,
+        Sc::new(rs.sched_context),
+        sched::us_to_ticks(sched::BOOT_THREAD_TIME_SLICE_MS * 1000),
+    );
+    tcb.set_priority_raw(sched::MAX_PRIO);
+    tcb.set_mcp(sched::MAX_PRIO);
+    tcb.set_state_raw(ThreadState::Running);
+    tcb.set_name(b"rootserver");
+    tcb
 }
 
 #[cfg(test)]

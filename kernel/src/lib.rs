@@ -49,13 +49,18 @@ pub mod cte;
 pub mod debug;
 pub mod delete;
 pub mod error;
+pub mod fault;
 pub mod global;
 pub mod invocation;
+pub mod ipc;
 pub mod machine;
 pub mod memory;
 pub mod object;
 pub mod pagetable;
 pub mod preempt;
+pub mod print;
+pub mod sched;
+pub mod syscall;
 pub mod untyped;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]

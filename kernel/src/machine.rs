@@ -1,5 +1,10 @@
 //! The portable core's view of the machine.
 //!
+//! Threads: `fpu_enable`/`fpu_save`/`fpu_load` switch FP/SIMD state,
+//! `irq_pending` answers preemption points, `irq_acknowledge`/`irq_eoi`
+//! take an interrupt, `timer_ack` silences the kernel timer, `halt` stops
+//! the machine (DebugHalt), `smc_call` makes an SMC call.
+//!
 //! The core never touches hardware itself: it calls these functions. On the
 //! target they forward to `arch::aarch64`; in host tests they act on a
 //! recording double, so a test can check that unmapping flushed the TLB or
@@ -32,6 +37,34 @@ mod imp {
     }
     pub fn set_deadline(ticks: u64) {
         timer::set_deadline(ticks)
+    }
+    pub const TIMER_IRQ: Irq = timer::IRQ;
+    pub fn timer_ack() {
+        timer::disarm()
+    }
+    pub fn irq_pending() -> bool {
+        crate::arch::aarch64::fpu::irq_pending()
+    }
+    pub fn irq_acknowledge() -> Option<Irq> {
+        gic::acknowledge()
+    }
+    pub fn irq_eoi(irq: Irq) {
+        gic::end_of_interrupt(irq)
+    }
+    pub fn fpu_enable(on: bool) {
+        crate::arch::aarch64::fpu::enable(on)
+    }
+    pub fn fpu_save(paddr: u64) {
+        crate::arch::aarch64::fpu::save(paddr)
+    }
+    pub fn fpu_load(paddr: u64) {
+        crate::arch::aarch64::fpu::load(paddr)
+    }
+    pub fn halt() {
+        crate::arch::aarch64::trap::halt()
+    }
+    pub fn smc_call(args: [u64; 8]) -> [u64; 8] {
+        crate::arch::aarch64::fpu::smc_call(args)
     }
     pub fn irq_mask(irq: Irq) {
         gic::disable(irq)
@@ -102,6 +135,13 @@ mod imp {
     #[derive(Clone, Debug, PartialEq, Eq)]
     pub enum Op {
         Deadline(u64),
+        TimerAck,
+        Eoi(Irq),
+        FpuEnable(bool),
+        FpuSave(u64),
+        FpuLoad(u64),
+        Halt,
+        Smc([u64; 8]),
         Mask(Irq),
         Unmask(Irq),
         Trigger(Irq, bool),
@@ -189,6 +229,46 @@ mod imp {
     }
     pub fn set_deadline(ticks: u64) {
         record(Op::Deadline(ticks))
+    }
+    std::thread_local! {
+        static PENDING_IRQ: std::cell::Cell<Option<Irq>> = const { std::cell::Cell::new(None) };
+    }
+    /// Test control: make an interrupt pending (taken by the next
+    /// `irq_acknowledge`).
+    pub fn set_pending_irq(irq: Option<Irq>) {
+        PENDING_IRQ.with(|p| p.set(irq));
+    }
+    /// The kernel timer's interrupt (the EL2 physical timer's PPI).
+    pub const TIMER_IRQ: Irq = 26;
+    pub fn timer_ack() {
+        record(Op::TimerAck)
+    }
+    pub fn irq_pending() -> bool {
+        PENDING_IRQ.with(|p| p.get().is_some())
+    }
+    pub fn irq_acknowledge() -> Option<Irq> {
+        PENDING_IRQ.with(|p| p.take())
+    }
+    pub fn irq_eoi(irq: Irq) {
+        record(Op::Eoi(irq))
+    }
+    pub fn fpu_enable(on: bool) {
+        record(Op::FpuEnable(on))
+    }
+    pub fn fpu_save(paddr: u64) {
+        record(Op::FpuSave(paddr))
+    }
+    pub fn fpu_load(paddr: u64) {
+        record(Op::FpuLoad(paddr))
+    }
+    /// Stops the machine; the double records it and returns.
+    pub fn halt() {
+        record(Op::Halt)
+    }
+    /// An SMC call; the double records it and returns the arguments.
+    pub fn smc_call(args: [u64; 8]) -> [u64; 8] {
+        record(Op::Smc(args));
+        args
     }
     pub fn irq_mask(irq: Irq) {
         record(Op::Mask(irq))

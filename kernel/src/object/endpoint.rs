@@ -1,25 +1,283 @@
-//! Endpoints: synchronous IPC rendezvous (16 bytes, `ENDPOINT_SIZE_BITS`).
+//! # Endpoints: synchronous IPC rendezvous (16 bytes, `ENDPOINT_SIZE_BITS`)
+//!
+//! An endpoint is a queue of threads all waiting the same way: senders
+//! (state Send) or receivers (state Recv), ordered by priority, then by
+//! arrival. Word 0 holds the queue's head (a TCB address, 2 KiB aligned)
+//! with the state in its two low bits; word 1 holds the queue's end.
 //!
 //! Zero rule: the all-zero endpoint is idle with an empty queue.
+//!
+//! [`send_ipc`] and [`receive_ipc`] are seL4's MCS `sendIPC` and
+//! `receiveIPC`: a send meets a waiting receiver (or queues), a receive
+//! meets a waiting sender (or queues); a Call, or a fault message, links
+//! the sender to the receiver's reply object and may donate the sender's
+//! scheduling context to a passive receiver.
+
+use crate::cap::Cap;
+use crate::ipc;
+use crate::memory;
+use crate::object::notification::{self, Ntfn};
+use crate::object::reply::{self, ReplyObj};
+use crate::object::sched_context;
+use crate::object::tcb::queue::TcbQueue;
+use crate::object::tcb::{Tcb, ThreadState};
+use crate::sched;
+
+/// Endpoint states (seL4's `EPState`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EpState {
+    Idle = 0,
+    Send = 1,
+    Recv = 2,
+}
+
+const STATE_MASK: u64 = 3;
+
+/// An endpoint, named by its physical address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ep(u64);
+
+impl Ep {
+    pub fn new(paddr: u64) -> Ep {
+        debug_assert!(paddr != 0 && paddr.is_multiple_of(16));
+        Ep(paddr)
+    }
+
+    pub fn paddr(self) -> u64 {
+        self.0
+    }
+
+    pub fn state(self) -> EpState {
+        match memory::read::<u64>(self.0) & STATE_MASK {
+            1 => EpState::Send,
+            2 => EpState::Recv,
+            _ => EpState::Idle,
+        }
+    }
+
+    pub fn set_state(self, s: EpState) {
+        let w: u64 = memory::read(self.0);
+        memory::write(self.0, (w & !STATE_MASK) | s as u64)
+    }
+
+    pub fn queue(self) -> TcbQueue {
+        let [h, e]: [u64; 2] = memory::read(self.0);
+        TcbQueue {
+            head: Tcb::from_link(h & !STATE_MASK),
+            end: Tcb::from_link(e),
+        }
+    }
+
+    pub fn set_queue(self, q: TcbQueue) {
+        let state = memory::read::<u64>(self.0) & STATE_MASK;
+        memory::write(self.0, [Tcb::link(q.head) | state, Tcb::link(q.end)])
+    }
+}
+
+/// Queues `t` on `ep` in state `st` (seL4's `tcbEPAppend`).
+pub fn append(t: Tcb, ep: Ep, st: EpState) {
+    let q = ep.queue().insert_by_priority(t);
+    ep.set_queue(q);
+    ep.set_state(st);
+}
+
+/// Takes `t` off `ep`'s queue; an emptied endpoint becomes idle (seL4's
+/// `tcbEPDequeue`).
+pub fn dequeue(t: Tcb, ep: Ep) {
+    let q = ep.queue().remove(t);
+    ep.set_queue(q);
+    if q.is_empty() {
+        ep.set_state(EpState::Idle);
+    }
+}
+
+/// Re-sorts `t` in `ep`'s queue after its priority changed (seL4's
+/// `reorderEP`).
+pub fn reorder(ep: Ep, t: Tcb) {
+    let q = ep.queue().remove(t).insert_by_priority(t);
+    ep.set_queue(q);
+}
+
+/// Sends from `thread` on `ep` (seL4's MCS `sendIPC`). `can_donate` lets a
+/// Call (or fault) give the sender's scheduling context to a passive
+/// receiver.
+#[allow(clippy::too_many_arguments)]
+pub fn send_ipc(
+    blocking: bool,
+    do_call: bool,
+    badge: u64,
+    can_grant: bool,
+    can_grant_reply: bool,
+    can_donate: bool,
+    thread: Tcb,
+    ep: Ep,
+) {
+    match ep.state() {
+        EpState::Idle | EpState::Send => {
+            if blocking {
+                thread.set_state_raw(ThreadState::BlockedOnSend);
+                thread.set_blocking_object(ep.paddr());
+                thread.set_blocked_send(badge, can_grant, can_grant_reply, do_call);
+                sched::schedule_tcb(thread);
+                append(thread, ep, EpState::Send);
+            }
+        }
+        EpState::Recv => {
+            let dest = ep.queue().head.expect("a receiving endpoint has a waiter");
+            dequeue(dest, ep);
+            ipc::do_ipc_transfer(thread, Some(ep), badge, can_grant, dest);
+            let reply = ReplyObj::from_link(dest.reply_object());
+            if let Some(r) = reply {
+                reply::unlink(r, dest);
+            }
+            if do_call || thread.has_fault() {
+                match reply {
+                    Some(r) if can_grant || can_grant_reply => {
+                        reply::push(thread, dest, r, can_donate)
+                    }
+                    _ => sched::set_thread_state(thread, ThreadState::Inactive),
+                }
+            } else if can_donate && dest.sched_context() == 0 {
+                if let Some(sc) = sched::sc_of(thread) {
+                    sched_context::donate(sc, dest);
+                }
+            }
+            sched::set_thread_state(dest, ThreadState::Running);
+            if let Some(sc) = sched::sc_of(dest) {
+                if sc.is_sporadic() && Some(sc) != sched::cur_sc() {
+                    sched_context::refill_unblock_check(sc);
+                }
+            }
+            sched::possible_switch_to(dest);
+        }
+    }
+}
+
+/// Receives on the endpoint of `cap` for `thread` (seL4's MCS
+/// `receiveIPC`). A pending signal on the thread's bound notification is
+/// taken first.
+pub fn receive_ipc(thread: Tcb, cap: &Cap, blocking: bool, reply: Option<ReplyObj>) {
+    let Cap::Endpoint { paddr, .. } = *cap else {
+        debug_assert!(false, "receive_ipc on {cap:?}");
+        return;
+    };
+    let ep = Ep::new(paddr);
+    if let Some(r) = reply {
+        if let Some(other) = r.tcb() {
+            if other != thread {
+                // The reply object still has an answer pending elsewhere.
+                ipc::cancel_ipc(other);
+            }
+        }
+    }
+    let bound = Ntfn::from_link(thread.bound_notification());
+    if let Some(n) = bound {
+        if n.state() == notification::NtfnState::Active {
+            notification::complete_signal(n, thread);
+            return;
+        }
+        if blocking {
+            // Give back an SC lent by the notification, so the thread waits
+            // passively for donations from its clients.
+            notification::maybe_return_sched_context(n, thread);
+        }
+    }
+    match ep.state() {
+        EpState::Idle | EpState::Recv => {
+            if blocking {
+                thread.set_state_raw(ThreadState::BlockedOnReceive);
+                thread.set_blocking_object(ep.paddr());
+                thread.set_reply_object(reply.map_or(0, |r| r.paddr()));
+                sched::schedule_tcb(thread);
+                if let Some(r) = reply {
+                    r.set_tcb(Some(thread));
+                }
+                append(thread, ep, EpState::Recv);
+            } else {
+                ipc::do_nb_recv_failed_transfer(thread);
+            }
+        }
+        EpState::Send => {
+            let sender = ep.queue().head.expect("a sending endpoint has a waiter");
+            dequeue(sender, ep);
+            let badge = sender.blocking_badge();
+            let can_grant = sender.blocking_can_grant();
+            let can_grant_reply = sender.blocking_can_grant_reply();
+            ipc::do_ipc_transfer(sender, Some(ep), badge, can_grant, thread);
+            let do_call = sender.blocking_is_call();
+            if let Some(sc) = sched::sc_of(sender) {
+                if sc.is_sporadic() && Some(sc) != sched::cur_sc() {
+                    sched_context::refill_unblock_check(sc);
+                }
+            }
+            let fault = sender.fault();
+            if do_call || !fault.is_null() {
+                match reply {
+                    Some(r) if can_grant || can_grant_reply => {
+                        let can_donate = sender.sched_context() != 0 && !fault.is_timeout();
+                        reply::push(sender, thread, r, can_donate);
+                    }
+                    _ => sched::set_thread_state(sender, ThreadState::Inactive),
+                }
+            } else {
+                sched::set_thread_state(sender, ThreadState::Running);
+                sched::possible_switch_to(sender);
+            }
+        }
+    }
+}
+
+/// Restarts a thread taken off a queue, unless it was blocked with a fault
+/// message, which cannot be delivered now: it stays Inactive.
+fn restart_if_no_fault(t: Tcb) {
+    if !t.has_fault() {
+        sched::set_thread_state(t, ThreadState::Restart);
+        if let Some(sc) = sched::sc_of(t) {
+            if sc.is_sporadic() && Some(sc) != sched::cur_sc() {
+                sched_context::refill_unblock_check(sc);
+            }
+        }
+        sched::possible_switch_to(t);
+    } else {
+        sched::set_thread_state(t, ThreadState::Inactive);
+    }
+}
 
 /// Releases everything that waits on the endpoint whose last cap is being
 /// deleted (seL4's `cancelAllIPC`).
-///
-/// Not yet: the IPC work must dequeue every thread blocked on this endpoint,
-/// set each to Restart (or Inactive when it was blocked on a reply for a
-/// Call that can no longer complete, per seL4), put them on the ready queue
-/// and reschedule; in MCS, also unlink each waiter's reply object.
 pub fn finalise(endpoint: u64) {
-    let _ = endpoint;
+    let ep = Ep::new(endpoint);
+    if ep.state() == EpState::Idle {
+        return;
+    }
+    let mut next = ep.queue().head;
+    while let Some(t) = next {
+        next = t.sched_next();
+        dequeue(t, ep);
+        if t.state() == ThreadState::BlockedOnReceive {
+            if let Some(r) = ReplyObj::from_link(t.reply_object()) {
+                reply::unlink(r, t);
+            }
+        }
+        restart_if_no_fault(t);
+    }
+    sched::reschedule_required();
 }
 
 /// Cancels the queued sends that carry `badge` (seL4's `cancelBadgedSends`,
 /// invoked by CNode CancelBadgedSends through a cap with all rights).
-///
-/// Not yet: the IPC work must walk the send queue, restart each sender whose
-/// blocking badge equals `badge`, leave the others queued, set the endpoint
-/// idle if the queue empties, and reschedule. The walk is a preemption-free
-/// loop in seL4 16.0.0.
 pub fn cancel_badged_sends(endpoint: u64, badge: u64) {
-    let _ = (endpoint, badge);
+    let ep = Ep::new(endpoint);
+    if ep.state() != EpState::Send {
+        return;
+    }
+    let mut next = ep.queue().head;
+    while let Some(t) = next {
+        next = t.sched_next();
+        if t.blocking_badge() == badge {
+            dequeue(t, ep);
+            restart_if_no_fault(t);
+        }
+    }
+    sched::reschedule_required();
 }

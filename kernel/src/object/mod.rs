@@ -23,11 +23,14 @@
 //! be done without the thread, IPC, scheduling and VM code; each says what
 //! those must add under `Not yet:`.
 
+pub mod domain;
 pub mod endpoint;
 pub mod irq;
 pub mod notification;
 pub mod reply;
 pub mod sched_context;
+pub mod sched_control;
+pub mod smc;
 pub mod tcb;
 pub mod vcpu;
 pub mod vspace;

@@ -12,6 +12,7 @@ mod derivation;
 mod irq;
 mod lookup;
 mod model;
+mod thread;
 mod untyped;
 mod vspace;
 mod zombie;

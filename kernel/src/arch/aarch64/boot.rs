@@ -4,17 +4,19 @@
 //! task image's physical range, x2 physical minus virtual of that image, x3
 //! its entry, x4/x5 the device tree. We switch to the kernel's own tables,
 //! read the device tree, give the root task its address space, IPC buffer
-//! and BootInfo, and drop to EL0.
+//! and BootInfo, make its thread and the idle thread, and let the
+//! scheduler start the root task at EL0.
 
 use septa_abi::PAGE_BITS;
 
 use super::mmu::{self, ptr};
 use super::stage2;
 use super::sysreg::{hcr, isb, write_sysreg};
-use super::{console, entry};
+use super::{console, trap};
 use crate::bootmem::{FreeList, Region};
-use crate::context::{UserContext, SPSR_EL0};
-use crate::{boot, kprintln, memory};
+use crate::object::sched_context::HEADER_BYTES;
+use crate::object::tcb::TCB_BYTES;
+use crate::{boot, kprintln, memory, sched};
 
 const PAGE: u64 = 1 << PAGE_BITS;
 
@@ -33,16 +35,16 @@ extern "C" {
     static __kernel_end: u8;
 }
 
-/// The root task's register block. Until the scheduler owns threads, the
-/// root task is the only thread.
-pub static mut ROOT_CONTEXT: UserContext = UserContext {
-    x: [0; 31],
-    sp: 0,
-    pc: 0,
-    spsr: SPSR_EL0,
-    tpidr_el0: 0,
-    tpidrro_el0: 0,
-};
+/// The idle thread's TCB and scheduling context live in the kernel image
+/// (seL4's `ksIdleThreadTCB` and `ksIdleThreadSC`), never in memory that
+/// user level could retype.
+#[repr(C, align(2048))]
+struct IdleTcb([u8; TCB_BYTES as usize]);
+#[repr(C, align(128))]
+struct IdleSc([u8; 128]);
+static mut IDLE_TCB: IdleTcb = IdleTcb([0; TCB_BYTES as usize]);
+static mut IDLE_SC: IdleSc = IdleSc([0; 128]);
+const _: () = assert!(HEADER_BYTES + 2 * 16 <= 128);
 
 #[no_mangle]
 extern "C" fn kernel_boot(
@@ -156,16 +158,21 @@ extern "C" fn kernel_boot(
         Ok(rs) => rs,
         Err(e) => halt_with_args(format_args!("cannot create the root task: {e:?}")),
     };
-    start_root_task(&rs);
+    configure_el2(&rs);
+    let root = boot::init_root_thread(&rs);
+    let idle_tcb = mmu::kernel_paddr(&raw const IDLE_TCB as u64);
+    let idle_sc = mmu::kernel_paddr(&raw const IDLE_SC as u64);
+    memory::zero(idle_tcb, TCB_BYTES);
+    memory::zero(idle_sc, 128);
+    sched::init(idle_tcb, idle_sc, Some(root));
     kprintln!("starting the root task at {v_entry:#x}");
-    // SAFETY: ROOT_CONTEXT was just filled in and stays valid for the life
-    // of the kernel; its address space is active.
-    unsafe { entry::restore_user(&raw const ROOT_CONTEXT) }
+    sched::start();
+    trap::return_to_current()
 }
 
-/// Configures EL2 for native threads and points the root task's registers
-/// at its entry with BootInfo in x0.
-fn start_root_task(rs: &boot::RootServer) {
+/// Configures EL2 for native threads and installs the root task's address
+/// space (the scheduler switches address spaces from then on).
+fn configure_el2(rs: &boot::RootServer) {
     // Native threads: stage 1 off with default cacheability, EL0 only,
     // EL1 translation registers trapped; guests get their own settings.
     write_sysreg!("hcr_el2", hcr::NATIVE);
@@ -179,13 +186,6 @@ fn start_root_task(rs: &boot::RootServer) {
     isb();
     stage2::activate(rs.vspace, rs.asid);
     stage2::flush_current_vmid();
-
-    let ctx_ptr = &raw mut ROOT_CONTEXT;
-    // SAFETY: boot is single-threaded and the root task has not started.
-    let ctx = unsafe { &mut *ctx_ptr };
-    ctx.pc = rs.entry;
-    ctx.x[0] = rs.bootinfo_vaddr;
-    ctx.spsr = SPSR_EL0;
 }
 
 /// Benchmark build: EL0 may read and configure the PMU cycle counter

@@ -1,10 +1,19 @@
-//! Kernel entry, exception vectors, and the return to a thread.
+//! Kernel entry, exception vectors, the return to a thread, and the idle
+//! loop.
 //!
-//! While a thread runs, SP_EL2 points at its `UserContext`, so an exception
-//! from a lower EL stores the registers straight into the thread's block and
-//! only then moves to the kernel stack. `restore_user` does the reverse.
+//! While a thread runs, SP_EL2 points at its `UserContext` (inside its
+//! TCB), so an exception from a lower EL stores the registers straight into
+//! the thread's block and only then moves to the kernel stack;
+//! [`restore_user`] does the reverse. The system-call, fault and interrupt
+//! handlers in `trap` set the fault address (`FaultIP`), which depends on
+//! the kind of exception.
+//!
+//! When the idle thread is current the CPU waits in [`enter_idle`] at EL2
+//! with interrupts unmasked and SP on the kernel stack; an interrupt there
+//! arrives at the "current EL, SPx" IRQ vector and goes straight to the
+//! interrupt handler, with nothing to save.
 
-use crate::context::UserContext;
+use crate::context::{OFFSET_LR, OFFSET_PC, OFFSET_SP, OFFSET_TPIDR};
 
 core::arch::global_asm!(
     r#"
@@ -44,12 +53,12 @@ _start:
     stp     x26, x27, [sp, #16 * 13]
     stp     x28, x29, [sp, #16 * 14]
     mrs     x21, sp_el0
-    stp     x30, x21, [sp, #16 * 15]
+    stp     x30, x21, [sp, #{lr}]
     mrs     x22, elr_el2
     mrs     x23, spsr_el2
-    stp     x22, x23, [sp, #16 * 16]
+    stp     x22, x23, [sp, #{pc}]
     mrs     x24, tpidr_el0
-    str     x24, [sp, #16 * 17]
+    str     x24, [sp, #{tpidr}]
     ldr     x9, =__kernel_stack_top
     mov     sp, x9
     .endm
@@ -62,7 +71,7 @@ septa_vectors:
     vector  kernel_trap_entry
     vector  kernel_trap_entry
     vector  kernel_trap_entry
-    vector  kernel_trap_entry
+    vector  idle_irq_entry
     vector  kernel_trap_entry
     vector  kernel_trap_entry
     vector  lower_sync_entry
@@ -87,6 +96,12 @@ lower_irq_entry:
     bl      handle_lower_irq
     b       .
 
+idle_irq_entry:
+    ldr     x9, =__kernel_stack_top
+    mov     sp, x9
+    bl      handle_idle_irq
+    b       .
+
 kernel_trap_entry:
     mrs     x0, esr_el2
     mrs     x1, elr_el2
@@ -97,9 +112,9 @@ kernel_trap_entry:
     .global septa_restore_user
 septa_restore_user:
     mov     sp, x0
-    ldp     x21, x22, [sp, #16 * 15 + 8]
-    ldp     x23, x24, [sp, #16 * 16 + 8]
-    ldr     x25, [sp, #16 * 17 + 8]
+    ldp     x21, x22, [sp, #{sp_el0}]
+    ldr     x23, [sp, #{pc} + 8]
+    ldp     x24, x25, [sp, #{tpidr}]
     msr     sp_el0, x21
     msr     elr_el2, x22
     msr     spsr_el2, x23
@@ -120,21 +135,43 @@ septa_restore_user:
     ldp     x24, x25, [sp, #16 * 12]
     ldp     x26, x27, [sp, #16 * 13]
     ldp     x28, x29, [sp, #16 * 14]
-    ldr     x30, [sp, #16 * 15]
+    ldr     x30, [sp, #{lr}]
     eret
-"#
+
+    .global septa_enter_idle
+septa_enter_idle:
+    ldr     x9, =__kernel_stack_top
+    mov     sp, x9
+    msr     daifclr, #2
+2:  wfi
+    b       2b
+"#,
+    lr = const OFFSET_LR,
+    sp_el0 = const OFFSET_SP,
+    pc = const OFFSET_PC,
+    tpidr = const OFFSET_TPIDR,
 );
 
 extern "C" {
-    fn septa_restore_user(ctx: *const UserContext) -> !;
+    fn septa_restore_user(ctx: u64) -> !;
+    fn septa_enter_idle() -> !;
 }
 
-/// Returns to the thread whose registers are in `ctx`.
+/// Returns to the thread whose registers are at kernel address `ctx`.
 ///
 /// # Safety
-/// `ctx` must stay valid (and be the current thread's context) until the
-/// next exception, and the thread's address space must be installed.
-pub unsafe fn restore_user(ctx: *const UserContext) -> ! {
+/// `ctx` must be the current thread's register block (inside its TCB, in
+/// the kernel window), and the thread's address space must be installed.
+pub unsafe fn restore_user(ctx: u64) -> ! {
     // SAFETY: forwarded to the caller.
     unsafe { septa_restore_user(ctx) }
+}
+
+/// Waits for interrupts with nothing to run (the idle thread). Never
+/// returns: an interrupt enters the kernel afresh on the kernel stack.
+pub fn enter_idle() -> ! {
+    // SAFETY: the idle loop uses only the kernel stack, which nothing else
+    // uses at this point (the kernel is about to leave); the interrupt
+    // vector it wakes into resets the stack itself.
+    unsafe { septa_enter_idle() }
 }

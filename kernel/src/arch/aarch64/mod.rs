@@ -7,6 +7,7 @@ pub mod boot;
 pub mod cache;
 pub mod console;
 pub mod entry;
+pub mod fpu;
 pub mod gic;
 pub mod mmu;
 pub mod stage2;

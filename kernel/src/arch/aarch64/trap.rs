@@ -1,12 +1,20 @@
-//! Exceptions from threads (system calls, faults, interrupts) and from the
-//! kernel itself (always a kernel bug: reported, then the machine halts).
+//! Exceptions from threads (system calls, faults, interrupts), from the
+//! idle loop (interrupts), and from the kernel itself (always a kernel bug:
+//! reported, then the machine halts).
+//!
+//! The entry code has saved the current thread's registers into its TCB.
+//! Each handler records the thread's fault address (`FaultIP`: the `svc`
+//! or `hvc` itself for a system call, the faulting or interrupted
+//! instruction otherwise), hands over to the portable system-call layer,
+//! and finally resumes whatever thread is current then.
 
-use septa_abi::syscall;
-
-use super::boot::ROOT_CONTEXT;
 use super::sysreg::ec;
-use super::{console, entry, gic, timer};
-use crate::kprintln;
+use super::{entry, mmu};
+use crate::context::Reg;
+use crate::{kprintln, sched, syscall};
+
+/// Length of the `svc` and `hvc` instructions.
+const SYSCALL_INSN_BYTES: u64 = 4;
 
 pub fn halt() -> ! {
     loop {
@@ -15,48 +23,57 @@ pub fn halt() -> ! {
     }
 }
 
+/// Leaves the kernel into the current thread, or idles.
+pub fn return_to_current() -> ! {
+    let t = sched::cur_thread();
+    if sched::is_idle(t) {
+        entry::enter_idle()
+    }
+    // SAFETY: `t` is the current thread: schedule() made its address space
+    // current, and its register block lives in its TCB for as long as it
+    // is the current thread (deleting it would make another one current).
+    unsafe { entry::restore_user(mmu::ptr(t.context_paddr())) }
+}
+
 #[no_mangle]
 extern "C" fn handle_lower_sync(esr: u64, far: u64, _hpfar: u64) -> ! {
-    let ctx_ptr = &raw mut ROOT_CONTEXT;
-    // SAFETY: single core; the entry code just saved the current thread here.
-    let ctx = unsafe { &mut *ctx_ptr };
+    let t = sched::cur_thread();
+    let elr = t.reg(Reg::NEXT_IP);
     match esr >> 26 {
-        ec::SVC64 => match ctx.x[7] as i64 {
-            syscall::DEBUG_PUT_CHAR => console::put_byte(ctx.x[0] as u8),
-            syscall::DEBUG_HALT => {
-                kprintln!("DebugHalt: halting");
-                halt()
-            }
-            n => {
-                kprintln!(
-                    "thread made unknown system call {n} at {:#x}; stopping it",
-                    ctx.pc
-                );
-                halt()
-            }
-        },
-        class => {
-            kprintln!("thread fault: ESR {esr:#x} (class {class:#x}) at pc {:#x}, address {far:#x}; stopping it", ctx.pc);
-            halt()
+        ec::SVC64 | ec::HVC64 => {
+            t.set_reg(Reg::FAULT_IP, elr.wrapping_sub(SYSCALL_INSN_BYTES));
+            syscall::handle_syscall(t.reg(Reg::X7) as i64);
+        }
+        ec::DATA_ABORT_LOWER => {
+            t.set_reg(Reg::FAULT_IP, elr);
+            // Native threads run with stage 1 off, so FAR holds the IPA.
+            // Not yet: with a VCPU active the IPA comes from HPFAR.
+            syscall::handle_vm_fault(far, esr, false);
+        }
+        ec::INSTR_ABORT_LOWER => {
+            t.set_reg(Reg::FAULT_IP, elr);
+            syscall::handle_vm_fault(elr, esr, true);
+        }
+        _ => {
+            t.set_reg(Reg::FAULT_IP, elr);
+            syscall::handle_vcpu_fault(esr);
         }
     }
-    // SAFETY: the root task's context and address space are current.
-    unsafe { entry::restore_user(&raw const ROOT_CONTEXT) }
+    return_to_current()
 }
 
 #[no_mangle]
 extern "C" fn handle_lower_irq() -> ! {
-    if let Some(irq) = gic::acknowledge() {
-        if irq == timer::IRQ {
-            timer::disarm();
-        } else {
-            // Masked until user level acknowledges it through its handler.
-            gic::disable(irq);
-        }
-        gic::end_of_interrupt(irq);
-    }
-    // SAFETY: the root task's context and address space are current.
-    unsafe { entry::restore_user(&raw const ROOT_CONTEXT) }
+    let t = sched::cur_thread();
+    t.set_reg(Reg::FAULT_IP, t.reg(Reg::NEXT_IP));
+    syscall::handle_interrupt_entry();
+    return_to_current()
+}
+
+#[no_mangle]
+extern "C" fn handle_idle_irq() -> ! {
+    syscall::handle_interrupt_entry();
+    return_to_current()
 }
 
 #[no_mangle]

@@ -1,0 +1,30 @@
+//! Kernel debug output from the portable core, through
+//! [`crate::machine::put_char`] (the console on the target, the request log
+//! of the machine double in host tests). Lines end in CR LF, as the serial
+//! console wants.
+
+use core::fmt;
+
+/// A `fmt::Write` onto the kernel console.
+pub struct Out;
+
+impl fmt::Write for Out {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.bytes() {
+            if b == b'\n' {
+                crate::machine::put_char(b'\r');
+            }
+            crate::machine::put_char(b);
+        }
+        Ok(())
+    }
+}
+
+/// Prints a line on the kernel console (debug build, as seL4's `printf`).
+#[macro_export]
+macro_rules! kdebugln {
+    ($($t:tt)*) => {{
+        use core::fmt::Write as _;
+        let _ = writeln!($crate::print::Out, $($t)*);
+    }};
+}
