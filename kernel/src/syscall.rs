@@ -333,9 +333,8 @@ fn decode_invocation(
         | Cap::AsidPool { .. } => vspace::decode_invocation(inv, cap, slot, reply),
         // Not yet: VCPU invocations arrive with the VM work.
         Cap::Vcpu { .. } => Err(SyscallError::IllegalOperation.into()),
-        // Not yet: raising an SGI needs the interrupt controller's
-        // SGIR; on one core it has no receiver other than this one.
-        Cap::SgiSignal { .. } => Ok(()),
+        // Any invocation of an SGI signal cap raises its SGI.
+        Cap::SgiSignal { .. } => irq::decode_sgi_signal_invocation(cap),
         Cap::Smc { .. } => smc::decode_invocation(inv, cap, reply),
         Cap::Null | Cap::Zombie { .. } => invalid_cap0(),
         Cap::Endpoint {

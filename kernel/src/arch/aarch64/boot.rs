@@ -184,8 +184,12 @@ fn configure_el2(rs: &boot::RootServer) {
     // CNTHCTL_EL2: EL0/EL1 may read the physical counter.
     write_sysreg!("cnthctl_el2", 0b11);
     isb();
-    stage2::activate(rs.vspace, rs.asid);
-    stage2::flush_current_vmid();
+    // Through the VMID allocator, so the VMID the root task runs with is
+    // recorded and never handed to another address space.
+    crate::object::vspace::set_vm_root(&crate::cap::Cap::VSpace {
+        paddr: rs.vspace,
+        mapped_asid: Some(rs.asid),
+    });
 }
 
 /// Benchmark build: EL0 may read and configure the PMU cycle counter
