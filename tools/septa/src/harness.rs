@@ -1,6 +1,7 @@
 //! `septa test`: host tests, then test systems booted on QEMU.
 //!
-//! A test system is a directory `tests/systems/NAME/` with a `system.toml`.
+//! A test system is a directory `tests/systems/NAME/` with a `system.toml`;
+//! the repository's default `system.toml` runs as the test `default`.
 //! Its PDs print result lines on the console:
 //!
 //! ```text
@@ -132,6 +133,17 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
             file,
             expect,
             xfail,
+        });
+    }
+    // The README's default system is a test too, so `cargo septa run`
+    // shows what the suite has checked.
+    let default = ws.root.join("system.toml");
+    if default.is_file() && filter.is_none_or(|f| "default".contains(f)) {
+        out.push(System {
+            name: "default".into(),
+            file: default,
+            expect: vec![],
+            xfail: None,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
