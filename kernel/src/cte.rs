@@ -137,12 +137,21 @@ impl SlotRef {
         memory::read(self.0)
     }
 
+    #[inline]
     pub fn raw_cap(self) -> RawCap {
         memory::read(self.0)
     }
 
     pub fn cap(self) -> Cap {
         self.raw_cap().decode()
+    }
+
+    /// [`SlotRef::cap`] expanded at the call site (see
+    /// [`RawCap::decode_inline`]); for the IPC path only, as each use
+    /// costs code size.
+    #[inline(always)]
+    pub fn cap_inline(self) -> Cap {
+        self.raw_cap().decode_inline()
     }
 
     pub fn is_empty(self) -> bool {

@@ -57,7 +57,7 @@ pub fn lookup_ipc_buffer(is_receiver: bool, t: Tcb) -> Option<u64> {
         rights,
         is_device: false,
         ..
-    } = t.slot(tcb::BUFFER).cap()
+    } = t.slot(tcb::BUFFER).cap_inline()
     else {
         return None;
     };

@@ -157,21 +157,38 @@ pub fn kptr(paddr: u64) -> u64 {
     paddr.wrapping_add(current::get().offset)
 }
 
+#[inline(always)]
 fn checked_ptr<T>(paddr: u64, len: u64) -> *mut T {
     let w = current::get();
-    assert!(
-        w.contains(paddr, len),
-        "kernel access outside the physical window: {paddr:#x}+{len:#x}"
-    );
+    // One subtraction and compare for the range (an address below the
+    // window wraps to a huge offset), one mask for the alignment; the
+    // messages are built out of line, as this runs on every access.
+    let off = paddr.wrapping_sub(w.phys_start);
+    let size = w.phys_end.wrapping_sub(w.phys_start);
+    if off > size || len > size - off {
+        outside_window(paddr, len);
+    }
     let k = paddr.wrapping_add(w.offset);
-    assert!(
-        k.is_multiple_of(align_of::<T>() as u64),
-        "misaligned kernel access at {paddr:#x}"
-    );
+    if k & (align_of::<T>() as u64 - 1) != 0 {
+        misaligned(paddr);
+    }
     core::ptr::with_exposed_provenance_mut::<T>(k as usize)
 }
 
+#[cold]
+#[inline(never)]
+fn outside_window(paddr: u64, len: u64) -> ! {
+    panic!("kernel access outside the physical window: {paddr:#x}+{len:#x}")
+}
+
+#[cold]
+#[inline(never)]
+fn misaligned(paddr: u64) -> ! {
+    panic!("misaligned kernel access at {paddr:#x}")
+}
+
 /// Reads a value of plain data at a physical address.
+#[inline]
 pub fn read<T: Pod>(paddr: u64) -> T {
     let p = checked_ptr::<T>(paddr, size_of::<T>() as u64);
     // SAFETY: `checked_ptr` proved the bytes lie inside the registered window
@@ -181,6 +198,7 @@ pub fn read<T: Pod>(paddr: u64) -> T {
 }
 
 /// Writes a value of plain data at a physical address.
+#[inline]
 pub fn write<T: Pod>(paddr: u64, value: T) {
     let p = checked_ptr::<T>(paddr, size_of::<T>() as u64);
     // SAFETY: in the window and aligned (checked above), valid for writes by

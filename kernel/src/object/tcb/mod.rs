@@ -481,11 +481,11 @@ impl Tcb {
     }
 
     pub fn cspace_root(self) -> Cap {
-        self.slot(CTABLE).cap()
+        self.slot(CTABLE).cap_inline()
     }
 
     pub fn vspace_root(self) -> Cap {
-        self.slot(VTABLE).cap()
+        self.slot(VTABLE).cap_inline()
     }
 
     // --- debug -----------------------------------------------------------
