@@ -446,6 +446,19 @@ impl RawCap {
         self.try_decode_inline().unwrap_or(Cap::Null)
     }
 
+    /// Decodes a stored cap if it has type `ty`, at the call site: with a
+    /// constant `ty` only that type's arm of the decoder is compiled in, a
+    /// few instructions, where the full decoder costs a jump table and
+    /// every variant's fields.
+    #[inline(always)]
+    pub fn decode_as(self, ty: CapType) -> Option<Cap> {
+        if self.type_number() == ty as u64 {
+            self.try_decode_inline()
+        } else {
+            None
+        }
+    }
+
     /// Decodes a stored cap; an unknown pattern (a kernel bug) reads as the
     /// null cap rather than taking the kernel down.
     pub fn decode(self) -> Cap {

@@ -15,7 +15,7 @@
 //! layer, which resolves the invoked cap and the extra caps through the
 //! thread's CSpace root.
 
-use crate::cap::Cap;
+use crate::cap::{Cap, CapType};
 use crate::cte::SlotRef;
 use crate::error::{LookupFault, SyscallError};
 use septa_abi::WORD_BITS;
@@ -115,7 +115,7 @@ pub fn resolve_address_bits(
             });
         }
         n_bits -= level_bits;
-        node = slot.cap_inline();
+        node = slot.cap_expecting(CapType::CNode);
         if !matches!(node, Cap::CNode { .. }) {
             return Ok(Resolved {
                 slot,

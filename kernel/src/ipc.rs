@@ -14,7 +14,7 @@
 //! and friends), the reply of a Call (`do_reply_transfer`), and
 //! [`cancel_ipc`], which takes a blocked thread out of whatever it waits on.
 
-use crate::cap::{derive, Cap, VmRights};
+use crate::cap::{derive, Cap, CapType, VmRights};
 use crate::context::{Reg, MSG_REGISTERS};
 use crate::cspace::{lookup_cap, lookup_slot, lookup_target_slot};
 use crate::cte::{cte_insert, SlotRef};
@@ -57,7 +57,7 @@ pub fn lookup_ipc_buffer(is_receiver: bool, t: Tcb) -> Option<u64> {
         rights,
         is_device: false,
         ..
-    } = t.slot(tcb::BUFFER).cap_inline()
+    } = t.slot(tcb::BUFFER).cap_expecting(CapType::Frame)
     else {
         return None;
     };

@@ -30,7 +30,7 @@
 pub mod invoke;
 pub mod queue;
 
-use crate::cap::Cap;
+use crate::cap::{Cap, CapType};
 use crate::context::{Reg, UserContext, SPSR_USER};
 use crate::cte::SlotRef;
 use crate::fault::Fault;
@@ -481,11 +481,11 @@ impl Tcb {
     }
 
     pub fn cspace_root(self) -> Cap {
-        self.slot(CTABLE).cap_inline()
+        self.slot(CTABLE).cap_expecting(CapType::CNode)
     }
 
     pub fn vspace_root(self) -> Cap {
-        self.slot(VTABLE).cap_inline()
+        self.slot(VTABLE).cap_expecting(CapType::VSpace)
     }
 
     // --- debug -----------------------------------------------------------
