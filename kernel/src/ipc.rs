@@ -164,6 +164,10 @@ pub fn lookup_extra_caps(t: Tcb, buf: Option<u64>, info: MessageInfo) -> Result<
     let Some(b) = buf else {
         return Ok(caps);
     };
+    if info.extra_caps() == 0 {
+        // The common case; spares reading the CSpace root.
+        return Ok(caps);
+    }
     let root = t.cspace_root();
     for i in 0..info.extra_caps() as usize {
         let cptr = buffer_word(b, CAPS_OR_BADGES_OFFSET / 8 + i);

@@ -82,24 +82,27 @@ mod current {
     use super::Window;
     use core::sync::atomic::{AtomicU64, Ordering};
 
-    // Three atomics rather than a lock: the window is written once by the
-    // boot code on one core before anything reads it.
-    static OFFSET: AtomicU64 = AtomicU64::new(0);
-    static START: AtomicU64 = AtomicU64::new(0);
-    static END: AtomicU64 = AtomicU64::new(0);
+    // Atomics rather than a lock: the window is written once by the boot
+    // code on one core before anything reads it. One array, so that every
+    // access reaches all three words from one base address.
+    const OFFSET: usize = 0;
+    const START: usize = 1;
+    const END: usize = 2;
+    static WINDOW: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
 
+    #[inline(always)]
     pub fn get() -> Window {
         Window {
-            offset: OFFSET.load(Ordering::Relaxed),
-            phys_start: START.load(Ordering::Relaxed),
-            phys_end: END.load(Ordering::Relaxed),
+            offset: WINDOW[OFFSET].load(Ordering::Relaxed),
+            phys_start: WINDOW[START].load(Ordering::Relaxed),
+            phys_end: WINDOW[END].load(Ordering::Relaxed),
         }
     }
 
     pub fn set(w: Window) {
-        OFFSET.store(w.offset, Ordering::Relaxed);
-        START.store(w.phys_start, Ordering::Relaxed);
-        END.store(w.phys_end, Ordering::Relaxed);
+        WINDOW[OFFSET].store(w.offset, Ordering::Relaxed);
+        WINDOW[START].store(w.phys_start, Ordering::Relaxed);
+        WINDOW[END].store(w.phys_end, Ordering::Relaxed);
     }
 }
 
