@@ -179,12 +179,15 @@ impl Tcb {
             paddr != 0 && paddr.is_multiple_of(TCB_BYTES),
             "bad TCB {paddr:#x}"
         );
+        // Every `Tcb` is checked to lie in the window once, here, so that
+        // its word fields are reached without a check each (`read`).
+        memory::check_range(paddr, TCB_BYTES);
         Tcb(paddr)
     }
 
     /// The TCB a stored link names, if any (0 is none).
     pub fn from_link(paddr: u64) -> Option<Tcb> {
-        (paddr != 0).then_some(Tcb(paddr))
+        (paddr != 0).then(|| Tcb::new(paddr))
     }
 
     pub fn paddr(self) -> u64 {
@@ -196,12 +199,19 @@ impl Tcb {
         t.map_or(0, |t| t.0)
     }
 
+    /// A word field; `off` is one of this module's offsets, all inside
+    /// the TCB object.
     fn read(self, off: u64) -> u64 {
-        memory::read(self.0 + off)
+        assert!(off + 8 <= TCB_BYTES, "TCB field offset {off:#x}");
+        // SAFETY: the word lies inside the TCB object, whose whole range
+        // `Tcb::new` (the only constructor) passed to `check_range`.
+        unsafe { memory::read_field(self.0 + off) }
     }
 
     fn write(self, off: u64, v: u64) {
-        memory::write(self.0 + off, v)
+        assert!(off + 8 <= TCB_BYTES, "TCB field offset {off:#x}");
+        // SAFETY: as in `read`.
+        unsafe { memory::write_field(self.0 + off, v) }
     }
 
     // --- registers -------------------------------------------------------
