@@ -67,6 +67,7 @@ pub enum CapType {
 impl CapType {
     /// Decodes a type number; numbers this configuration does not use give
     /// `None`.
+    #[inline]
     pub fn from_u64(n: u64) -> Option<CapType> {
         use CapType::*;
         Some(match n {
@@ -117,6 +118,7 @@ impl FrameSize {
             FrameSize::Huge => HUGE_PAGE_BITS,
         }
     }
+    #[inline]
     fn from_bits(n: u64) -> Option<FrameSize> {
         match n {
             0 => Some(FrameSize::Small),
@@ -136,6 +138,7 @@ pub enum VmRights {
 }
 
 impl VmRights {
+    #[inline]
     fn from_bits(n: u64) -> Option<VmRights> {
         match n {
             0 => Some(VmRights::KernelOnly),
@@ -338,13 +341,14 @@ impl RawCap {
     pub const NULL: RawCap = RawCap([0, 0]);
 
     /// The cap type number stored in the cap (0 for anything unknown).
+    #[inline]
     pub fn type_number(self) -> u64 {
         field(self.0[1], 0, TAG_BITS)
     }
 
-    /// Decodes a stored cap. Only bit patterns written by [`Cap::encode`]
-    /// occur in slots; anything else gives `None`.
-    pub fn try_decode(self) -> Option<Cap> {
+    /// [`RawCap::try_decode`], always expanded at the call site.
+    #[inline(always)]
+    fn try_decode_inline(self) -> Option<Cap> {
         let [w0, w1] = self.0;
         let ptr = get_ptr(w1);
         let bit = |n: u32| field(w1, n, 1) != 0;
@@ -426,6 +430,33 @@ impl RawCap {
             },
             CapType::Vcpu => Cap::Vcpu { paddr: ptr },
         })
+    }
+
+    /// Decodes a stored cap. Only bit patterns written by [`Cap::encode`]
+    /// occur in slots; anything else gives `None`.
+    pub fn try_decode(self) -> Option<Cap> {
+        self.try_decode_inline()
+    }
+
+    /// [`RawCap::decode`] expanded at the call site, for the IPC path's
+    /// few lookups: the caller's match on the result then folds into the
+    /// decode and no `Cap` goes through memory.
+    #[inline(always)]
+    pub fn decode_inline(self) -> Cap {
+        self.try_decode_inline().unwrap_or(Cap::Null)
+    }
+
+    /// Decodes a stored cap if it has type `ty`, at the call site: with a
+    /// constant `ty` only that type's arm of the decoder is compiled in, a
+    /// few instructions, where the full decoder costs a jump table and
+    /// every variant's fields.
+    #[inline(always)]
+    pub fn decode_as(self, ty: CapType) -> Option<Cap> {
+        if self.type_number() == ty as u64 {
+            self.try_decode_inline()
+        } else {
+            None
+        }
     }
 
     /// Decodes a stored cap; an unknown pattern (a kernel bug) reads as the

@@ -15,7 +15,7 @@
 //! layer, which resolves the invoked cap and the extra caps through the
 //! thread's CSpace root.
 
-use crate::cap::Cap;
+use crate::cap::{Cap, CapType};
 use crate::cte::SlotRef;
 use crate::error::{LookupFault, SyscallError};
 use septa_abi::WORD_BITS;
@@ -115,7 +115,7 @@ pub fn resolve_address_bits(
             });
         }
         n_bits -= level_bits;
-        node = slot.cap();
+        node = slot.cap_expecting(CapType::CNode);
         if !matches!(node, Cap::CNode { .. }) {
             return Ok(Resolved {
                 slot,
@@ -189,10 +189,10 @@ pub fn lookup_slot(cspace_root: &Cap, cptr: u64) -> Result<SlotRef, LookupFault>
 /// The cap and slot at a capability address (seL4's `lookupCapAndSlot`).
 pub fn lookup_cap_and_slot(cspace_root: &Cap, cptr: u64) -> Result<(Cap, SlotRef), LookupFault> {
     let slot = lookup_slot(cspace_root, cptr)?;
-    Ok((slot.cap(), slot))
+    Ok((slot.cap_inline(), slot))
 }
 
 /// The cap at a capability address (seL4's `lookupCap`).
 pub fn lookup_cap(cspace_root: &Cap, cptr: u64) -> Result<Cap, LookupFault> {
-    lookup_slot(cspace_root, cptr).map(|s| s.cap())
+    lookup_slot(cspace_root, cptr).map(|s| s.cap_inline())
 }

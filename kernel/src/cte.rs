@@ -36,7 +36,7 @@
 //! An all-zero slot is an empty slot with no links: fresh CNode memory needs
 //! no initialisation.
 
-use crate::cap::{is_cap_revocable, same_object_as, same_region_as, Cap, RawCap};
+use crate::cap::{is_cap_revocable, same_object_as, same_region_as, Cap, CapType, RawCap};
 use crate::error::SyscallError;
 use crate::memory;
 use septa_abi::SLOT_SIZE_BITS;
@@ -137,12 +137,32 @@ impl SlotRef {
         memory::read(self.0)
     }
 
+    #[inline]
     pub fn raw_cap(self) -> RawCap {
         memory::read(self.0)
     }
 
     pub fn cap(self) -> Cap {
         self.raw_cap().decode()
+    }
+
+    /// [`SlotRef::cap`] for the IPC path: the cap types an IPC meets
+    /// (endpoint, reply, notification) decode at the call site (see
+    /// [`RawCap::decode_as`]), any other through [`SlotRef::cap`].
+    #[inline(always)]
+    pub fn cap_inline(self) -> Cap {
+        let raw = self.raw_cap();
+        raw.decode_as(CapType::Endpoint)
+            .or_else(|| raw.decode_as(CapType::Reply))
+            .or_else(|| raw.decode_as(CapType::Notification))
+            .unwrap_or_else(|| self.cap())
+    }
+
+    /// [`SlotRef::cap`] when the caller expects type `ty`: that type
+    /// decodes at the call site, any other through [`SlotRef::cap`].
+    #[inline(always)]
+    pub fn cap_expecting(self, ty: CapType) -> Cap {
+        self.raw_cap().decode_as(ty).unwrap_or_else(|| self.cap())
     }
 
     pub fn is_empty(self) -> bool {

@@ -14,7 +14,7 @@
 //! and friends), the reply of a Call (`do_reply_transfer`), and
 //! [`cancel_ipc`], which takes a blocked thread out of whatever it waits on.
 
-use crate::cap::{derive, Cap, VmRights};
+use crate::cap::{derive, Cap, CapType, VmRights};
 use crate::context::{Reg, MSG_REGISTERS};
 use crate::cspace::{lookup_cap, lookup_slot, lookup_target_slot};
 use crate::cte::{cte_insert, SlotRef};
@@ -57,7 +57,7 @@ pub fn lookup_ipc_buffer(is_receiver: bool, t: Tcb) -> Option<u64> {
         rights,
         is_device: false,
         ..
-    } = t.slot(tcb::BUFFER).cap()
+    } = t.slot(tcb::BUFFER).cap_expecting(CapType::Frame)
     else {
         return None;
     };
@@ -164,6 +164,10 @@ pub fn lookup_extra_caps(t: Tcb, buf: Option<u64>, info: MessageInfo) -> Result<
     let Some(b) = buf else {
         return Ok(caps);
     };
+    if info.extra_caps() == 0 {
+        // The common case; spares reading the CSpace root.
+        return Ok(caps);
+    }
     let root = t.cspace_root();
     for i in 0..info.extra_caps() as usize {
         let cptr = buffer_word(b, CAPS_OR_BADGES_OFFSET / 8 + i);

@@ -82,24 +82,33 @@ mod current {
     use super::Window;
     use core::sync::atomic::{AtomicU64, Ordering};
 
-    // Three atomics rather than a lock: the window is written once by the
-    // boot code on one core before anything reads it.
-    static OFFSET: AtomicU64 = AtomicU64::new(0);
-    static START: AtomicU64 = AtomicU64::new(0);
-    static END: AtomicU64 = AtomicU64::new(0);
+    // Atomics rather than a lock: the window is written once by the boot
+    // code on one core before anything reads it. One array, so that every
+    // access reaches all three words from one base address.
+    const OFFSET: usize = 0;
+    const START: usize = 1;
+    const END: usize = 2;
+    static WINDOW: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
 
+    #[inline(always)]
     pub fn get() -> Window {
         Window {
-            offset: OFFSET.load(Ordering::Relaxed),
-            phys_start: START.load(Ordering::Relaxed),
-            phys_end: END.load(Ordering::Relaxed),
+            offset: WINDOW[OFFSET].load(Ordering::Relaxed),
+            phys_start: WINDOW[START].load(Ordering::Relaxed),
+            phys_end: WINDOW[END].load(Ordering::Relaxed),
         }
     }
 
+    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+    #[inline(always)]
+    pub fn get_offset() -> u64 {
+        WINDOW[OFFSET].load(Ordering::Relaxed)
+    }
+
     pub fn set(w: Window) {
-        OFFSET.store(w.offset, Ordering::Relaxed);
-        START.store(w.phys_start, Ordering::Relaxed);
-        END.store(w.phys_end, Ordering::Relaxed);
+        WINDOW[OFFSET].store(w.offset, Ordering::Relaxed);
+        WINDOW[START].store(w.phys_start, Ordering::Relaxed);
+        WINDOW[END].store(w.phys_end, Ordering::Relaxed);
     }
 }
 
@@ -127,7 +136,8 @@ mod current {
 /// For every physical address `p` in `[phys_start, phys_end)`, the address
 /// `p + offset` (wrapping) must be valid for reads and writes for as long as
 /// the window stays registered, must not be used by anything else than the
-/// kernel's accesses through this module, and on hosts must carry exposed
+/// kernel's accesses through this module, on the target must be called only
+/// once, before any access (see [`read_field`]), and on hosts must carry exposed
 /// provenance (see [`core::ptr::with_exposed_provenance_mut`]).
 pub unsafe fn set_window(offset: u64, phys_start: u64, phys_end: u64) {
     current::set(Window {
@@ -157,21 +167,95 @@ pub fn kptr(paddr: u64) -> u64 {
     paddr.wrapping_add(current::get().offset)
 }
 
+#[inline(always)]
 fn checked_ptr<T>(paddr: u64, len: u64) -> *mut T {
     let w = current::get();
-    assert!(
-        w.contains(paddr, len),
-        "kernel access outside the physical window: {paddr:#x}+{len:#x}"
-    );
+    // One subtraction and compare for the range (an address below the
+    // window wraps to a huge offset), one mask for the alignment; the
+    // messages are built out of line, as this runs on every access.
+    let off = paddr.wrapping_sub(w.phys_start);
+    let size = w.phys_end.wrapping_sub(w.phys_start);
+    if off > size || len > size - off {
+        outside_window(paddr, len);
+    }
     let k = paddr.wrapping_add(w.offset);
-    assert!(
-        k.is_multiple_of(align_of::<T>() as u64),
-        "misaligned kernel access at {paddr:#x}"
-    );
+    if k & (align_of::<T>() as u64 - 1) != 0 {
+        misaligned(paddr);
+    }
     core::ptr::with_exposed_provenance_mut::<T>(k as usize)
 }
 
+#[cold]
+#[inline(never)]
+fn outside_window(paddr: u64, len: u64) -> ! {
+    panic!("kernel access outside the physical window: {paddr:#x}+{len:#x}")
+}
+
+#[cold]
+#[inline(never)]
+fn misaligned(paddr: u64) -> ! {
+    panic!("misaligned kernel access at {paddr:#x}")
+}
+
+/// Checks once that a whole object `[paddr, paddr + len)` lies inside the
+/// window (panicking if not, as every access does), so that its fields can
+/// then be reached with [`read_field`] and [`write_field`] without checking
+/// the range again on each access.
+#[inline]
+pub fn check_range(paddr: u64, len: u64) {
+    let _ = checked_ptr::<u8>(paddr, len);
+}
+
+/// The kernel pointer for a field of an object whose range passed
+/// [`check_range`]. On the target the window is set once at boot and never
+/// changes, so the range check made at the object is still valid and only
+/// the alignment is checked here; on the host (where test arenas come and
+/// go) every access is checked in full.
+#[inline(always)]
+fn field_ptr<T>(paddr: u64) -> *mut T {
+    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+    {
+        let k = paddr.wrapping_add(current::get_offset());
+        if k & (align_of::<T>() as u64 - 1) != 0 {
+            misaligned(paddr);
+        }
+        core::ptr::with_exposed_provenance_mut::<T>(k as usize)
+    }
+    #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
+    {
+        checked_ptr::<T>(paddr, size_of::<T>() as u64)
+    }
+}
+
+/// Reads a field of an object checked with [`check_range`].
+///
+/// # Safety
+/// `[paddr, paddr + size_of::<T>())` must lie inside a range that passed
+/// [`check_range`] under the window registered now.
+#[inline]
+pub unsafe fn read_field<T: Pod>(paddr: u64) -> T {
+    let p = field_ptr::<T>(paddr);
+    // SAFETY: the caller guarantees the bytes lie inside a range checked
+    // against the current window; the target never changes its window after
+    // boot and the host re-checks; `field_ptr` checked the alignment;
+    // `set_window`'s contract makes the bytes valid for reads; `T: Pod`.
+    unsafe { p.read() }
+}
+
+/// Writes a field of an object checked with [`check_range`].
+///
+/// # Safety
+/// As for [`read_field`].
+#[inline]
+pub unsafe fn write_field<T: Pod>(paddr: u64, value: T) {
+    let p = field_ptr::<T>(paddr);
+    // SAFETY: as in `read_field`, and valid for writes by `set_window`'s
+    // contract; this module hands out no Rust reference to these bytes.
+    unsafe { p.write(value) }
+}
+
 /// Reads a value of plain data at a physical address.
+#[inline]
 pub fn read<T: Pod>(paddr: u64) -> T {
     let p = checked_ptr::<T>(paddr, size_of::<T>() as u64);
     // SAFETY: `checked_ptr` proved the bytes lie inside the registered window
@@ -181,6 +265,7 @@ pub fn read<T: Pod>(paddr: u64) -> T {
 }
 
 /// Writes a value of plain data at a physical address.
+#[inline]
 pub fn write<T: Pod>(paddr: u64, value: T) {
     let p = checked_ptr::<T>(paddr, size_of::<T>() as u64);
     // SAFETY: in the window and aligned (checked above), valid for writes by
@@ -303,6 +388,23 @@ mod tests {
     fn an_access_past_the_window_panics() {
         let a = Arena::new(1 << 16, 0);
         let _ = read::<u64>(a.phys_base + a.size);
+    }
+
+    #[test]
+    #[should_panic(expected = "outside the physical window")]
+    fn an_object_reaching_past_the_window_is_refused_at_its_check() {
+        let a = Arena::new(1 << 16, 0);
+        check_range(a.phys_base + a.size - 8, 16);
+    }
+
+    #[test]
+    fn fields_of_a_checked_object_read_back() {
+        let a = Arena::new(1 << 16, 0);
+        check_range(a.phys_base, 64);
+        // SAFETY: inside the 64 bytes just checked, under the live arena.
+        unsafe { write_field::<u64>(a.phys_base + 8, 42) };
+        // SAFETY: as above.
+        assert_eq!(unsafe { read_field::<u64>(a.phys_base + 8) }, 42);
     }
 
     #[test]

@@ -30,7 +30,7 @@
 pub mod invoke;
 pub mod queue;
 
-use crate::cap::Cap;
+use crate::cap::{Cap, CapType};
 use crate::context::{Reg, UserContext, SPSR_USER};
 use crate::cte::SlotRef;
 use crate::fault::Fault;
@@ -179,12 +179,15 @@ impl Tcb {
             paddr != 0 && paddr.is_multiple_of(TCB_BYTES),
             "bad TCB {paddr:#x}"
         );
+        // Every `Tcb` is checked to lie in the window once, here, so that
+        // its word fields are reached without a check each (`read`).
+        memory::check_range(paddr, TCB_BYTES);
         Tcb(paddr)
     }
 
     /// The TCB a stored link names, if any (0 is none).
     pub fn from_link(paddr: u64) -> Option<Tcb> {
-        (paddr != 0).then_some(Tcb(paddr))
+        (paddr != 0).then(|| Tcb::new(paddr))
     }
 
     pub fn paddr(self) -> u64 {
@@ -196,12 +199,19 @@ impl Tcb {
         t.map_or(0, |t| t.0)
     }
 
+    /// A word field; `off` is one of this module's offsets, all inside
+    /// the TCB object.
     fn read(self, off: u64) -> u64 {
-        memory::read(self.0 + off)
+        assert!(off + 8 <= TCB_BYTES, "TCB field offset {off:#x}");
+        // SAFETY: the word lies inside the TCB object, whose whole range
+        // `Tcb::new` (the only constructor) passed to `check_range`.
+        unsafe { memory::read_field(self.0 + off) }
     }
 
     fn write(self, off: u64, v: u64) {
-        memory::write(self.0 + off, v)
+        assert!(off + 8 <= TCB_BYTES, "TCB field offset {off:#x}");
+        // SAFETY: as in `read`.
+        unsafe { memory::write_field(self.0 + off, v) }
     }
 
     // --- registers -------------------------------------------------------
@@ -481,11 +491,11 @@ impl Tcb {
     }
 
     pub fn cspace_root(self) -> Cap {
-        self.slot(CTABLE).cap()
+        self.slot(CTABLE).cap_expecting(CapType::CNode)
     }
 
     pub fn vspace_root(self) -> Cap {
-        self.slot(VTABLE).cap()
+        self.slot(VTABLE).cap_expecting(CapType::VSpace)
     }
 
     // --- debug -----------------------------------------------------------
