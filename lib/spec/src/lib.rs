@@ -280,6 +280,9 @@ pub struct Pd<'a> {
     /// A frame where the monitor publishes this PD's restart count
     /// (generation) for its clients, with the word offset in it.
     pub generation: Option<(ObjId, u32)>,
+    /// Its reply object: if it faults while serving a protected procedure
+    /// call, the monitor answers the blocked caller through it.
+    pub reply: ObjId,
     /// Stack range, for telling a stack overflow from other VM faults.
     pub stack: (u64, u64),
 }
@@ -423,6 +426,9 @@ impl Spec<'_> {
                 if !is(g, frame) {
                     return err("pd", i, g);
                 }
+            }
+            if !is(p.reply, |k| k == K::Reply) {
+                return err("pd", i, p.reply);
             }
         }
         if let Some(r) = self.root {
@@ -590,6 +596,7 @@ mod tests {
                 obj("monitor.reply", ObjectKind::Reply),
                 obj("window.l2", ObjectKind::PageTable),
                 obj("window.l3", ObjectKind::PageTable),
+                obj("pd.a.reply", ObjectKind::Reply),
             ],
             slots: vec![Slot {
                 cnode: 3,
@@ -646,6 +653,7 @@ mod tests {
                 },
                 writable_frames: vec![1],
                 generation: None,
+                reply: 10,
                 stack: (0xff_ffff_c000, 0xff_ffff_e000),
             }],
             root: Some(RootObjects {

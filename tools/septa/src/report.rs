@@ -177,6 +177,13 @@ pub fn render(i: &Inputs) -> String {
                     "faults to the monitor with badge {:#x}; on a fault: {policy}",
                     rec.fault_badge
                 );
+                if let Some((frame, word)) = rec.generation {
+                    let _ = writeln!(
+                        o,
+                        "restart count published in word {word} of {}",
+                        b.name(frame)
+                    );
+                }
             }
         }
         let _ = writeln!(o, "patched symbols:");

@@ -808,7 +808,16 @@ fn build_pd(
                 policy(pd)
             },
             writable_frames: writable,
-            generation: None,
+            // Word 0 of the region's first frame (validation made sure the
+            // region exists and the policy is restart).
+            generation: pd
+                .restart
+                .generation
+                .as_deref()
+                .and_then(|g| regions.get(g))
+                .and_then(|(_, frames)| frames.first())
+                .map(|f| (*f, 0)),
+            reply,
             stack: (lowest_stack, STACK_TOP),
         },
     ));

@@ -196,6 +196,19 @@ pub enum Kind {
         help("the parent's `fault` entry point decides what happens")
     )]
     RestartOnChild(String),
+    #[error("the generation of PD `{pd}` cannot live in device region `{region}`")]
+    #[diagnostic(
+        code(septa::restart::generation_device),
+        help("use a RAM region that the PD's clients map read-only")
+    )]
+    GenerationDevice { pd: String, region: String },
+    #[error("PD `{pd}` maps its own generation region `{region}` writable")]
+    #[diagnostic(
+        code(septa::restart::generation_writable),
+        severity(Warning),
+        help("its clients cannot trust a count the PD itself can change; map it \"r\"")
+    )]
+    GenerationWritable { pd: String, region: String },
 
     // ------------------------------------------------------------------ maps
     #[error("unknown memory region `{0}`")]

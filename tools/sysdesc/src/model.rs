@@ -159,6 +159,10 @@ pub struct Restart {
     pub limit: Option<u32>,
     pub backoff_us: u64,
     pub memory: RestartMemory,
+    /// A region whose first word (little-endian u64) the monitor sets to
+    /// the PD's restart count before each restart, so that the PD's
+    /// clients, which map the region, can tell it restarted.
+    pub generation: Option<String>,
 }
 
 impl Default for Restart {
@@ -168,6 +172,7 @@ impl Default for Restart {
             limit: None,
             backoff_us: 0,
             memory: RestartMemory::Reload,
+            generation: None,
         }
     }
 }

@@ -216,6 +216,7 @@ struct RawRestart {
     limit: Option<Spanned<u32>>,
     backoff: Option<Spanned<DurationValue>>,
     memory: Option<Spanned<Memory2>>,
+    generation: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -606,6 +607,9 @@ fn lower_pd(
     let restart = match &pd.restart {
         Some(r) => {
             src.set("restart", Span::from(r.span()));
+            if let Some(g) = &r.get_ref().generation {
+                src.set("restart.generation", Span::from(g.span()));
+            }
             lower_restart(sink, r.get_ref())
         }
         None => Restart::default(),
@@ -799,6 +803,7 @@ fn lower_restart(sink: &mut Sink, r: &RawRestart) -> Restart {
             ("limit", r.limit.as_ref().and_then(sp)),
             ("backoff", r.backoff.as_ref().and_then(sp)),
             ("memory", r.memory.as_ref().and_then(sp)),
+            ("generation", r.generation.as_ref().and_then(sp)),
         ] {
             if span.is_some() {
                 sink.emit(
@@ -823,6 +828,7 @@ fn lower_restart(sink: &mut Sink, r: &RawRestart) -> Restart {
             Some(Memory2::Keep) => RestartMemory::Keep,
             _ => RestartMemory::Reload,
         },
+        generation: r.generation.as_ref().map(|g| g.get_ref().clone()),
     }
 }
 

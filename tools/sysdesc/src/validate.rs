@@ -57,6 +57,9 @@ fn pd_rules(s: &System, sink: &mut Sink) {
         if pd.parent.is_some() && pd.restart != Restart::default() {
             sink.emit(Kind::RestartOnChild(pd.name.clone()), pd.src.at("restart"));
         }
+        if let Some(g) = &pd.restart.generation {
+            generation_rules(s, sink, pd, g);
+        }
     }
 
     // Children and vCPUs share their parent's id space.
@@ -109,6 +112,33 @@ fn pd_rules(s: &System, sink: &mut Sink) {
                 );
             }
         }
+    }
+}
+
+/// The region where the monitor publishes a PD's restart count.
+fn generation_rules(s: &System, sink: &mut Sink, pd: &Pd, region: &str) {
+    let at = pd.src.at("restart.generation");
+    let Some(r) = s.region(region) else {
+        sink.emit(Kind::UnknownRegion(region.to_string()), at);
+        return;
+    };
+    if is_device_region(&s.board, r) {
+        sink.emit(
+            Kind::GenerationDevice {
+                pd: pd.name.clone(),
+                region: region.to_string(),
+            },
+            at,
+        );
+    }
+    if let Some(m) = pd.maps.iter().find(|m| m.region == region && m.perms.write) {
+        sink.emit(
+            Kind::GenerationWritable {
+                pd: pd.name.clone(),
+                region: region.to_string(),
+            },
+            m.src.at("perms"),
+        );
     }
 }
 
