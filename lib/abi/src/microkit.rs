@@ -51,3 +51,10 @@ pub const DEFAULT_STACK_SIZE: u64 = 0x2000;
 /// (septa-runtime's panic handler executes `udf` with it there), so the
 /// monitor can tell a panic from a stray undefined instruction.
 pub const PANIC_MARKER: u64 = 0x5E97_A000_0BAD_F00D;
+/// Septa's addition: the label of the reply a caller gets when the PD it
+/// called faults before answering. The monitor sends it through the
+/// faulting PD's reply object, which also returns a donated scheduling
+/// context to the caller. It is the largest label (52 bits), which no
+/// Microkit protocol is expected to use; septa-runtime's `pp_call` turns
+/// it into an error.
+pub const SERVER_FAULT_LABEL: u64 = (1 << 52) - 1;

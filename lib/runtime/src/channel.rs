@@ -10,7 +10,7 @@
 
 use core::fmt;
 
-use septa_abi::microkit::{slot, MAX_CHANNELS};
+use septa_abi::microkit::{slot, MAX_CHANNELS, SERVER_FAULT_LABEL};
 use septa_abi::{Label, MessageInfo};
 use septa_sel4::{cap_type, syscall, CPtr, Cap};
 
@@ -30,6 +30,8 @@ pub enum ChannelError {
     NotPp,
     #[error("the kernel refused: {0}")]
     Kernel(septa_sel4::Error),
+    #[error("the PD at the other end faulted before it replied")]
+    ServerFaulted,
 }
 
 /// One channel of this PD.
@@ -143,9 +145,19 @@ impl Channel {
     /// Protected procedure call: sends `msg` (message registers set with
     /// [`crate::mr_set`]) and waits for the reply of the PD at the other
     /// end, which must have a higher priority.
+    ///
+    /// If that PD faults while serving the call, the monitor answers for
+    /// it with [`SERVER_FAULT_LABEL`], returned here as
+    /// [`ChannelError::ServerFaulted`] (libmicrokit's caller would stay
+    /// blocked for ever). The server's restart count, if the description
+    /// publishes one (`restart.generation`), tells when it is back.
     pub fn pp_call(self, msg: MessageInfo) -> Result<MessageInfo, ChannelError> {
         self.check(microkit_pps.get(), "pp_call", ChannelError::NotPp)?;
-        Ok(syscall::call(self.slot(slot::BASE_ENDPOINT), msg))
+        let reply = syscall::call(self.slot(slot::BASE_ENDPOINT), msg);
+        if reply.label() == SERVER_FAULT_LABEL {
+            return Err(ChannelError::ServerFaulted);
+        }
+        Ok(reply)
     }
 
     /// As [`notify`](Self::notify), but the signal is sent together with

@@ -7,7 +7,9 @@
 //!   there; Septa also unbinds it from the TCB, so the PD really runs only
 //!   on its callers' time, and on the notification's when signalled).
 //! - A fault: it is decoded and printed with the PD's name (see
-//!   `fault_text`), then the PD's policy applies:
+//!   `fault_text`); a caller blocked in a protected procedure call to the
+//!   PD is answered with `SERVER_FAULT_LABEL` (it would wait for ever
+//!   otherwise); then the PD's policy applies:
 //!   - `stop`: the PD is suspended; the rest of the system runs on;
 //!   - `halt`: every PD is suspended;
 //!   - `restart`: up to `limit` times, the PD is suspended, its writable
@@ -24,6 +26,7 @@
 
 use alloc::vec::Vec;
 
+use septa_abi::microkit::SERVER_FAULT_LABEL;
 use septa_abi::{init_cap, TCB_REGISTER_COUNT};
 use septa_sel4::bootinfo::BootInfoRef;
 use septa_sel4::fault::Fault;
@@ -34,9 +37,13 @@ use crate::fault_text::Described;
 use crate::frames::FrameAccess;
 use crate::realize::{apply_fills, Realized};
 
-/// Budget of the monitor's scheduling context while it backs off: short,
-/// well above seL4's minimum (two kernel WCETs), so the period dominates.
-pub const BACKOFF_BUDGET_US: u64 = 100;
+/// Most budget of the monitor's scheduling context while it backs off
+/// (half the back-off when that is shorter). After the wake-up it needs
+/// this to reach its next system call: with 100 us, measured under QEMU on
+/// a loaded host, the kernel's exit path and the monitor's first
+/// instructions often took longer, and each shortfall cost a whole period
+/// more (a 20 ms back-off lasted 200-800 ms).
+pub const BACKOFF_BUDGET_US: u64 = 1000;
 /// The monitor's round-robin budget and period after a back-off.
 pub const MONITOR_SLICE_US: u64 = 10_000;
 
@@ -169,6 +176,9 @@ impl<'s, 'a> Monitor<'s, 'a> {
         if let Err(e) = tcb.suspend() {
             debug_println!("monitor: could not suspend PD {name}: {e}");
         }
+        if pd.policy != Policy::Halt {
+            self.answer_caller(p);
+        }
         match pd.policy {
             Policy::Stop => {
                 self.state[p].stopped = true;
@@ -211,6 +221,16 @@ impl<'s, 'a> Monitor<'s, 'a> {
                 }
             }
         }
+    }
+
+    /// If PD `p` faulted while serving a protected procedure call, its
+    /// caller waits on `p`'s reply object: answer it with
+    /// [`SERVER_FAULT_LABEL`] through that object, which also gives a
+    /// donated scheduling context back to the caller. When nobody waits on
+    /// it (the fault came in `init` or `notified`), the kernel does nothing.
+    fn answer_caller(&self, p: usize) {
+        let reply = self.caps.objects[self.spec.pds[p].reply as usize];
+        syscall::send(reply, MessageInfo::new(SERVER_FAULT_LABEL, 0, 0, 0));
     }
 
     /// Fills frame `id` afresh: zeroes, then its initial contents.
@@ -287,11 +307,13 @@ impl<'s, 'a> Monitor<'s, 'a> {
             return;
         };
         let own: Cap<cap_type::SchedContext> = Cap::from_bits(init_cap::SCHED_CONTEXT);
-        if us <= BACKOFF_BUDGET_US {
-            return;
-        }
+        let budget = BACKOFF_BUDGET_US.min(us / 2);
+        // The yield gives up the whole budget, which comes back a period
+        // after it was granted: the monitor wakes a period minus a budget
+        // after the yield (measured: tests/systems/recovery), so the
+        // period is the back-off plus the budget.
         if ctl
-            .configure_flags(own, BACKOFF_BUDGET_US, us, 0, 0, 0)
+            .configure_flags(own, budget, us + budget, 0, 0, 0)
             .is_ok()
         {
             syscall::yield_now();

@@ -34,6 +34,8 @@ struct Seen {
     invs: Vec<Inv>,
     console: String,
     yields: usize,
+    /// Plain sends: destination and label.
+    sends: Vec<(u64, u64)>,
 }
 
 /// Messages the monitor will receive: badge, label, words.
@@ -97,6 +99,10 @@ impl HostKernel for Fake {
             }
             nr::DEBUG_PUT_CHAR => self.seen.borrow_mut().console.push(r.x[0] as u8 as char),
             nr::YIELD => self.seen.borrow_mut().yields += 1,
+            nr::SEND => {
+                let label = MessageInfo(r.x[1]).label();
+                self.seen.borrow_mut().sends.push((r.x[0], label));
+            }
             other => panic!("unexpected system call {other}"),
         }
     }
@@ -233,6 +239,7 @@ fn spec(policy: Policy, passive: bool) -> Spec<'static> {
         uart,                                          // 12
         obj("pd.a.pt2.0x0", ObjectKind::PageTable),    // 13
         obj("pd.a.pt3.0x200000", ObjectKind::PageTable), // 14
+        obj("pd.a.reply", ObjectKind::Reply),          // 15
     ];
     let rx = MapAttrs {
         read: true,
@@ -336,6 +343,7 @@ fn spec(policy: Policy, passive: bool) -> Spec<'static> {
             policy,
             writable_frames: vec![DATA],
             generation: None,
+            reply: 15,
             stack: (STACK_TOP - 0x2000, STACK_TOP),
         }],
         root: Some(RootObjects {
@@ -627,7 +635,7 @@ fn a_passive_pd_gets_its_time_back_to_restart_after_a_back_off() {
     // The back-off: own scheduling context to a 20 ms period, a yield,
     // then back to a round-robin slice.
     let cfg = of(&seen, Label::SchedControlConfigureFlags);
-    assert_eq!(cfg[0].words[..2], [100, 20_000]);
+    assert_eq!(cfg[0].words[..2], [1000, 21_000]);
     assert_eq!(cfg[0].caps, vec![septa_abi::init_cap::SCHED_CONTEXT]);
     assert_eq!(cfg[1].words[..2], [10_000, 10_000]);
     assert_eq!(seen.borrow().yields, 1);
@@ -654,6 +662,27 @@ fn a_restart_publishes_the_generation() {
     drop(m);
     let word = &mem.frames[&slot(&r, TEXT)][8..16];
     assert_eq!(u64::from_le_bytes(word.try_into().unwrap()), 2);
+}
+
+#[test]
+fn a_caller_waiting_on_a_faulted_pd_is_answered_through_its_reply_object() {
+    let fault = || Script::from([(1, VM_FAULT, vec![0, 0x10, 0, 0])]);
+    let restart = Policy::Restart {
+        limit: 5,
+        backoff_us: 0,
+        reset_memory: false,
+    };
+    for policy in [Policy::Stop, restart] {
+        let (seen, r, _, _, _) = monitor_run(policy, false, fault(), [0; 36]);
+        assert_eq!(
+            seen.borrow().sends,
+            vec![(slot(&r, 15), septa_abi::microkit::SERVER_FAULT_LABEL)],
+            "{policy:?}"
+        );
+    }
+    // Halting stops the callers too: nobody to answer.
+    let (seen, _, _, _, _) = monitor_run(Policy::Halt, false, fault(), [0; 36]);
+    assert!(seen.borrow().sends.is_empty());
 }
 
 #[test]
