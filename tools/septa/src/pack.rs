@@ -343,8 +343,8 @@ pub fn pack(
 ) -> Result<u64> {
     let loader_elf = read(loader)?;
     let (mut image, base) = flatten_loader(&loader_elf)?;
-    let kernel = read(kernel)?;
-    let user = read(user)?;
+    let kernel = strip(&read(kernel)?).wrap_err("the kernel ELF")?;
+    let user = strip(&read(user)?).wrap_err("the root task ELF")?;
 
     let mut payload = vec![0u8; septa_image::HEADER_LEN];
     align(&mut payload);
@@ -379,6 +379,38 @@ pub fn pack(
     Ok(base)
 }
 
+/// `elf` cut after the last byte a program header refers to, without
+/// section headers: what the loader reads (ELF header, program headers,
+/// segment contents) and nothing else. Debug information, symbols and
+/// section headers were most of the image (6 MiB of the 6.2 MiB of a
+/// two-PD system); the files in `target/` keep them for debuggers.
+fn strip(elf: &[u8]) -> Result<Vec<u8>> {
+    use object::read::elf::{FileHeader, ProgramHeader};
+    let header = object::elf::FileHeader64::<object::Endianness>::parse(elf)
+        .into_diagnostic()
+        .wrap_err("not an ELF64 file")?;
+    let endian = header.endian().into_diagnostic()?;
+    let phdrs = header.program_headers(endian, elf).into_diagnostic()?;
+    let phoff = header.e_phoff.get(endian);
+    let table_end =
+        phoff + u64::from(header.e_phentsize.get(endian)) * u64::from(header.e_phnum.get(endian));
+    let mut end = table_end.max(std::mem::size_of_val(header) as u64);
+    for p in phdrs {
+        let (offset, size) = (p.p_offset(endian), p.p_filesz(endian));
+        end = end.max(offset.saturating_add(size));
+    }
+    let end = usize::try_from(end)
+        .ok()
+        .filter(|e| *e <= elf.len())
+        .ok_or_else(|| miette!("a program header points past the end of the file"))?;
+    let mut out = elf[..end].to_vec();
+    // e_shoff (u64 at 40), e_shnum (u16 at 60), e_shstrndx (u16 at 62):
+    // no section headers any more.
+    out[40..48].fill(0);
+    out[60..64].fill(0);
+    Ok(out)
+}
+
 /// The loader's loadable segments as one flat binary from its lowest
 /// address, padded up to `__payload_start`; and that lowest address.
 fn flatten_loader(elf: &[u8]) -> Result<(Vec<u8>, u64)> {
@@ -411,6 +443,47 @@ fn flatten_loader(elf: &[u8]) -> Result<(Vec<u8>, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stripping_keeps_every_loadable_byte_and_drops_sections() {
+        // The tool's own binary is an ELF with sections and debug data;
+        // any ELF64 will do to check the cut.
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        if exe.get(..4) != Some(b"\x7fELF") {
+            return;
+        }
+        let stripped = strip(&exe).unwrap();
+        assert!(stripped.len() < exe.len());
+        let before = object::File::parse(&*exe).unwrap();
+        let after = object::File::parse(&*stripped).unwrap();
+        assert_eq!(after.sections().count(), 0);
+        assert_eq!(before.entry(), after.entry());
+        // Every segment keeps its place and bytes, except the section
+        // header fields of the ELF header that the first one may cover.
+        let loads = |f: &object::File, file: &[u8]| {
+            f.segments()
+                .map(|s| {
+                    let (offset, len) = s.file_range();
+                    let mut bytes = file[offset as usize..(offset + len) as usize].to_vec();
+                    for i in (40..48).chain(60..64) {
+                        if let Some(b) = (i as u64).checked_sub(offset) {
+                            if let Some(b) = bytes.get_mut(b as usize) {
+                                *b = 0;
+                            }
+                        }
+                    }
+                    (s.address(), s.size(), bytes)
+                })
+                .collect::<Vec<_>>()
+        };
+        let (b, a) = (loads(&before, &exe), loads(&after, &stripped));
+        assert_eq!(b.len(), a.len());
+        for (x, y) in b.iter().zip(&a) {
+            assert!(x == y, "segment at {:#x} changed", x.0);
+        }
+        // A program header pointing past the end is an error, not a panic.
+        assert!(strip(&exe[..64]).is_err());
+    }
 
     #[test]
     fn a_root_task_file_names_the_root_task() {
