@@ -392,8 +392,9 @@ fn strip(elf: &[u8]) -> Result<Vec<u8>> {
     let endian = header.endian().into_diagnostic()?;
     let phdrs = header.program_headers(endian, elf).into_diagnostic()?;
     let phoff = header.e_phoff.get(endian);
-    let table_end =
-        phoff + u64::from(header.e_phentsize.get(endian)) * u64::from(header.e_phnum.get(endian));
+    let table_end = phoff.saturating_add(
+        u64::from(header.e_phentsize.get(endian)) * u64::from(header.e_phnum.get(endian)),
+    );
     let mut end = table_end.max(std::mem::size_of_val(header) as u64);
     for p in phdrs {
         let (offset, size) = (p.p_offset(endian), p.p_filesz(endian));
