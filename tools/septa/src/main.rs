@@ -5,6 +5,8 @@
 //! - `build [FILE]`: cross-build loader, kernel, initializer and PDs, and
 //!   pack them into one bootable image;
 //! - `run [FILE]`: build, then boot the image on QEMU;
+//! - `report [FILE]`: build, then print where every PD, region and
+//!   mapping went (the build's `report.txt`);
 //! - `test [FILTER]`: host tests, then every test system under `tests/`
 //!   booted headless and judged by what its PDs print.
 //!
@@ -28,12 +30,14 @@ mod patch;
 mod qemu;
 mod report;
 mod spec;
+#[cfg(test)]
+mod testkit;
 mod workspace;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use miette::Result;
+use miette::{IntoDiagnostic, Result, WrapErr};
 
 #[derive(Parser)]
 #[command(name = "septa", version, about = "Build, run and test Septa systems")]
@@ -71,6 +75,14 @@ enum Command {
         #[arg(default_value = "system.toml")]
         file: PathBuf,
         /// Pack this kernel ELF (e.g. a real seL4 16.0.0 build) instead of Septa's.
+        #[arg(long)]
+        kernel: Option<PathBuf>,
+    },
+    /// Build a system and print where every PD, region, mapping and object
+    /// went (the build's report.txt).
+    Report {
+        #[arg(default_value = "system.toml")]
+        file: PathBuf,
         #[arg(long)]
         kernel: Option<PathBuf>,
     },
@@ -112,6 +124,18 @@ fn main() -> Result<()> {
         Command::Build { file, kernel } => {
             let image = pack::build_system(&ws, &file, kernel.as_deref(), false)?;
             println!("image: {}", image.path.display());
+            Ok(())
+        }
+        // The report needs what only the build knows (program segments and
+        // entries, patched symbols, the boot footprint), so it is the
+        // build's own report, printed.
+        Command::Report { file, kernel } => {
+            let image = pack::build_system(&ws, &file, kernel.as_deref(), false)?;
+            let path = image.path.with_file_name(pack::REPORT_FILE);
+            let text = std::fs::read_to_string(&path)
+                .into_diagnostic()
+                .wrap_err_with(|| format!("reading {}", path.display()))?;
+            print!("{text}");
             Ok(())
         }
         Command::Run { file, kernel, gdb } => {
