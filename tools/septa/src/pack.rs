@@ -481,6 +481,101 @@ fn flatten_loader(elf: &[u8]) -> Result<(Vec<u8>, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit;
+
+    /// The differences between two specs, list by list and entry by entry,
+    /// so that a failure says what differs (at most `MAX` lines).
+    fn spec_diff(a: &septa_spec::Spec, b: &septa_spec::Spec) -> Vec<String> {
+        const MAX: usize = 20;
+        fn list<T: std::fmt::Debug + PartialEq>(
+            out: &mut Vec<String>,
+            what: &str,
+            a: &[T],
+            b: &[T],
+        ) {
+            if a.len() != b.len() {
+                out.push(format!(
+                    "{what}: {} entries from .system, {} from system.toml",
+                    a.len(),
+                    b.len()
+                ));
+            }
+            for (i, (x, y)) in a.iter().zip(b).enumerate().filter(|(_, (x, y))| x != y) {
+                out.push(format!(
+                    "{what}[{i}]:\n  .system:     {x:?}\n  system.toml: {y:?}"
+                ));
+            }
+        }
+        let mut out = vec![];
+        list(&mut out, "objects", &a.objects, &b.objects);
+        list(&mut out, "slots", &a.slots, &b.slots);
+        list(&mut out, "mappings", &a.mappings, &b.mappings);
+        list(&mut out, "threads", &a.threads, &b.threads);
+        list(&mut out, "irqs", &a.irqs, &b.irqs);
+        list(&mut out, "pds", &a.pds, &b.pds);
+        if a.root != b.root {
+            out.push(format!("root: {:?} vs {:?}", a.root, b.root));
+        }
+        out.truncate(MAX);
+        out
+    }
+
+    /// The spec blob of `file`, as the build's spec stage makes it.
+    fn blob_of(file: &Path) -> Vec<u8> {
+        testkit::compose(file).1.blob
+    }
+
+    const PAIRS: &str = "tests/sysdesc/same-spec";
+
+    #[test]
+    fn equivalent_descriptions_give_the_same_spec() {
+        let root = testkit::repo().join(PAIRS);
+        let mut pairs: Vec<PathBuf> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .collect();
+        pairs.sort();
+        assert!(pairs.len() >= 2, "{pairs:?}");
+        for dir in &pairs {
+            let xml = blob_of(&dir.join("system.system"));
+            let toml = blob_of(&dir.join("system.toml"));
+            let (a, data_a) = septa_spec::decode_blob(&xml).unwrap();
+            let (b, data_b) = septa_spec::decode_blob(&toml).unwrap();
+            let diff = spec_diff(&a, &b);
+            assert!(
+                diff.is_empty(),
+                "{}: the specs differ:\n{}",
+                dir.display(),
+                diff.join("\n")
+            );
+            assert!(data_a == data_b, "{}: the data areas differ", dir.display());
+            assert!(xml == toml, "{}: the blobs differ", dir.display());
+            // Not an empty comparison: every PD is in it.
+            assert_eq!(a.pds.len(), 4, "{}", dir.display());
+        }
+    }
+
+    #[test]
+    fn a_change_of_meaning_changes_the_spec() {
+        // The comparison above can fail: one setvar'd address moved in the
+        // TOML gives another blob (the patched image differs).
+        let dir = testkit::repo().join(PAIRS).join("calls");
+        let text = std::fs::read_to_string(dir.join("system.toml")).unwrap();
+        let moved = text.replace("vaddr = 0x1000_0000", "vaddr = 0x1100_0000");
+        assert_ne!(text, moved);
+        // No prefill in `calls`, so the file may live anywhere.
+        let tmp = std::env::temp_dir().join(format!("septa-moved-{}.toml", std::process::id()));
+        std::fs::write(&tmp, moved).unwrap();
+        let changed = blob_of(&tmp);
+        std::fs::remove_file(&tmp).unwrap();
+        let xml = blob_of(&dir.join("system.system"));
+        assert_ne!(xml, changed);
+        let (a, _) = septa_spec::decode_blob(&xml).unwrap();
+        let (b, _) = septa_spec::decode_blob(&changed).unwrap();
+        let diff = spec_diff(&a, &b);
+        assert!(diff.iter().any(|d| d.starts_with("mappings[")), "{diff:?}");
+    }
 
     #[test]
     fn a_root_task_file_names_the_root_task() {
