@@ -32,6 +32,7 @@ mod report;
 mod spec;
 #[cfg(test)]
 mod testkit;
+mod toolchain;
 mod workspace;
 
 use std::path::PathBuf;
@@ -139,8 +140,10 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Run { file, kernel, gdb } => {
-            let image = pack::build_system(&ws, &file, kernel.as_deref(), false)?;
+            // Before the build: a missing QEMU that cannot be installed
+            // should not wait for minutes of compiling to be reported.
             qemu::ensure_installed()?;
+            let image = pack::build_system(&ws, &file, kernel.as_deref(), false)?;
             qemu::run_interactive(&image, gdb)
         }
         Command::Test {
