@@ -12,11 +12,15 @@
 //!
 //! Each pipeline stage is its own module with typed input and output:
 //! `workspace` (where things are), the front end (crate `septa-sysdesc`:
-//! system.toml to a validated model), `cargo` (cross builds), `elf`
+//! system.toml to a validated model), `toolchain` (the pinned targets and
+//! components, present before the first cross build), `cargo` (cross
+//! builds), `elf`
 //! (program images), `alloc` (free memory estimate, region addresses, the
 //! fit check), `patch` (Microkit symbols and setvars), `spec` (the spec the
 //! initializer realises), `report` (report.txt), `pack` (the image and the
-//! pipeline that leads to it), `qemu` (running it), `harness` (tests).
+//! pipeline that leads to it; `pack::compose` is its cargo-free middle,
+//! which host tests run through `testkit`), `qemu` (running it), `harness`
+//! (tests).
 #![forbid(unsafe_code)]
 
 mod alloc;
