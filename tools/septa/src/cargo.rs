@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::OnceLock;
 
 use miette::{miette, IntoDiagnostic, Result};
 
+use crate::toolchain;
 use crate::workspace::Workspace;
 
 /// The target of code that never touches floating point (kernel, loader).
@@ -28,6 +30,14 @@ pub fn build_variant(
     features: &[&str],
     target_dir: &std::path::Path,
 ) -> Result<Vec<PathBuf>> {
+    // Once per run: the pinned targets and components, before the first
+    // cross build needs them.
+    static TOOLCHAIN: OnceLock<std::result::Result<(), toolchain::ToolchainError>> =
+        OnceLock::new();
+    TOOLCHAIN
+        .get_or_init(|| toolchain::ensure(&ws.root))
+        .clone()
+        .map_err(|e| miette!("{e}"))?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&ws.root)

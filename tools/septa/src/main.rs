@@ -5,16 +5,22 @@
 //! - `build [FILE]`: cross-build loader, kernel, initializer and PDs, and
 //!   pack them into one bootable image;
 //! - `run [FILE]`: build, then boot the image on QEMU;
+//! - `report [FILE]`: build, then print where every PD, region and
+//!   mapping went (the build's `report.txt`);
 //! - `test [FILTER]`: host tests, then every test system under `tests/`
 //!   booted headless and judged by what its PDs print.
 //!
 //! Each pipeline stage is its own module with typed input and output:
 //! `workspace` (where things are), the front end (crate `septa-sysdesc`:
-//! system.toml to a validated model), `cargo` (cross builds), `elf`
+//! system.toml to a validated model), `toolchain` (the pinned targets and
+//! components, present before the first cross build), `cargo` (cross
+//! builds), `elf`
 //! (program images), `alloc` (free memory estimate, region addresses, the
 //! fit check), `patch` (Microkit symbols and setvars), `spec` (the spec the
 //! initializer realises), `report` (report.txt), `pack` (the image and the
-//! pipeline that leads to it), `qemu` (running it), `harness` (tests).
+//! pipeline that leads to it; `pack::compose` is its cargo-free middle,
+//! which host tests run through `testkit`), `qemu` (running it), `harness`
+//! (tests).
 #![forbid(unsafe_code)]
 
 mod alloc;
@@ -28,12 +34,15 @@ mod patch;
 mod qemu;
 mod report;
 mod spec;
+#[cfg(test)]
+mod testkit;
+mod toolchain;
 mod workspace;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use miette::Result;
+use miette::{IntoDiagnostic, Result, WrapErr};
 
 #[derive(Parser)]
 #[command(name = "septa", version, about = "Build, run and test Septa systems")]
@@ -71,6 +80,14 @@ enum Command {
         #[arg(default_value = "system.toml")]
         file: PathBuf,
         /// Pack this kernel ELF (e.g. a real seL4 16.0.0 build) instead of Septa's.
+        #[arg(long)]
+        kernel: Option<PathBuf>,
+    },
+    /// Build a system and print where every PD, region, mapping and object
+    /// went (the build's report.txt).
+    Report {
+        #[arg(default_value = "system.toml")]
+        file: PathBuf,
         #[arg(long)]
         kernel: Option<PathBuf>,
     },
@@ -114,9 +131,23 @@ fn main() -> Result<()> {
             println!("image: {}", image.path.display());
             Ok(())
         }
-        Command::Run { file, kernel, gdb } => {
+        // The report needs what only the build knows (program segments and
+        // entries, patched symbols, the boot footprint), so it is the
+        // build's own report, printed.
+        Command::Report { file, kernel } => {
             let image = pack::build_system(&ws, &file, kernel.as_deref(), false)?;
+            let path = image.path.with_file_name(pack::REPORT_FILE);
+            let text = std::fs::read_to_string(&path)
+                .into_diagnostic()
+                .wrap_err_with(|| format!("reading {}", path.display()))?;
+            print!("{text}");
+            Ok(())
+        }
+        Command::Run { file, kernel, gdb } => {
+            // Before the build: a missing QEMU that cannot be installed
+            // should not wait for minutes of compiling to be reported.
             qemu::ensure_installed()?;
+            let image = pack::build_system(&ws, &file, kernel.as_deref(), false)?;
             qemu::run_interactive(&image, gdb)
         }
         Command::Test {

@@ -1,6 +1,8 @@
 //! Packing: the loader's flat binary, then the payload (header, kernel ELF,
 //! root task ELF, extra blob), as one image QEMU loads at the loader's
-//! address. [`build_system`] runs the whole pipeline that leads here.
+//! address. [`build_system`] runs the whole pipeline that leads here;
+//! [`compose`] is its part between the program images and the blob, which
+//! needs no cargo (host tests run it on real descriptions).
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +10,7 @@ use miette::{miette, IntoDiagnostic, Result, WrapErr};
 use object::{Object, ObjectSegment, ObjectSymbol};
 use septa_image::{Header, Part, ALIGN, VERSION};
 
-use septa_sysdesc::Program;
+use septa_sysdesc::{Program, System};
 
 use crate::elf::ElfImage;
 use crate::workspace::Workspace;
@@ -167,22 +169,100 @@ pub fn build_system(
         });
     }
 
-    // Addresses of regions a setvar needs, from a first estimate of the
-    // free memory (the blob's size only moves its lower end).
     let kernel_elf = read(&kernel)?;
     let init_img = ElfImage::read(&initializer).map_err(|e| miette!("{e}"))?;
-    let init_span = image_span(&init_img);
+    let composed = compose(
+        &sys,
+        base,
+        Boot {
+            kernel: kernel_span(&kernel_elf)?,
+            initializer: image_span(&init_img),
+        },
+        &mut images,
+        &symbol_images,
+        for_test,
+    )?;
+
+    let dir = ws.build_dir(&name);
+    std::fs::create_dir_all(&dir).into_diagnostic()?;
+    let out = dir.join("septa.img");
+    let load_addr = pack(
+        loader,
+        &kernel,
+        &initializer,
+        &composed.blob,
+        &QEMU_VIRT,
+        &out,
+    )?;
+    let image_len = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    let text = composed.report(&sys, &kernel.display().to_string(), image_len);
+    std::fs::write(dir.join(REPORT_FILE), text).into_diagnostic()?;
+    Ok(Image {
+        path: out,
+        load_addr,
+    })
+}
+
+/// What the loader puts in RAM besides the spec blob: the kernel's physical
+/// span and the initializer's size.
+#[derive(Clone, Copy, Debug)]
+pub struct Boot {
+    pub kernel: (u64, u64),
+    pub initializer: u64,
+}
+
+/// What the stages between the program images and the image file make.
+pub struct Composed {
+    pub built: spec::Built,
+    /// Per PD: its program's path and the patches written into it.
+    pub programs: Vec<(String, Vec<patch::Write>)>,
+    pub fit: alloc::Fit,
+    /// The spec and its data area as the initializer reads them.
+    pub blob: Vec<u8>,
+}
+
+impl Composed {
+    /// `report.txt` for this system, packed with `kernel` into an image of
+    /// `image_len` bytes.
+    pub fn report(&self, sys: &System, kernel: &str, image_len: u64) -> String {
+        report::render(&report::Inputs {
+            system: sys,
+            built: &self.built,
+            programs: &self.programs,
+            fit: &self.fit,
+            kernel,
+            image_len,
+        })
+    }
+}
+
+/// The stages of the pipeline that need no cargo and write no file, from
+/// the validated model and each PD's program image (with its `symbols`
+/// image, if any) to the spec blob: addresses of the regions a setvar
+/// needs, patches, the spec, the allocation check. `base` is the
+/// description's folder (prefill files are read from it). The images come
+/// back patched.
+pub fn compose(
+    sys: &System,
+    base: &Path,
+    boot: Boot,
+    images: &mut [ElfImage],
+    symbol_images: &[Option<ElfImage>],
+    for_test: bool,
+) -> Result<Composed> {
+    // Addresses of regions a setvar needs, from a first estimate of the
+    // free memory (the blob's size only moves its lower end).
     let mut footprint = alloc::Footprint {
-        kernel: kernel_span(&kernel_elf)?,
-        user_len: init_span,
+        kernel: boot.kernel,
+        user_len: boot.initializer,
     };
     let mut free = alloc::free_ram(&sys.board, &footprint);
-    let paddrs = alloc::region_paddrs(&sys, &mut free).map_err(|e| miette!("{e}"))?;
+    let paddrs = alloc::region_paddrs(sys, &mut free).map_err(|e| miette!("{e}"))?;
 
     // Patches.
     let mut programs = Vec::with_capacity(sys.pds.len());
     for (i, pd) in sys.pds.iter().enumerate() {
-        let writes = patch::writes_for(&sys, i, &paddrs).map_err(|e| miette!("{e}"))?;
+        let writes = patch::writes_for(sys, i, &paddrs).map_err(|e| miette!("{e}"))?;
         patch::apply(&pd.name, &mut images[i], symbol_images[i].as_ref(), &writes)
             .map_err(|e| miette!("{e}"))?;
         programs.push((images[i].path.display().to_string(), writes));
@@ -190,36 +270,26 @@ pub fn build_system(
 
     // The spec, its blob, and the check that it fits.
     let progs: Vec<spec::Program> = images.iter().map(|image| spec::Program { image }).collect();
-    let built = spec::build(&sys, &progs, &paddrs, base).map_err(|e| miette!("{e}"))?;
+    let built = spec::build(sys, &progs, &paddrs, base).map_err(|e| miette!("{e}"))?;
     let mut the_spec = built.spec();
     the_spec.test_harness = for_test;
     the_spec
         .check()
         .map_err(|e| miette!("internal error: the spec is inconsistent: {e}"))?;
     let blob = septa_spec::encode_blob(&the_spec, &built.data);
-    footprint.user_len = init_span + blob.len() as u64;
+    footprint.user_len = boot.initializer + blob.len() as u64;
     let free = alloc::free_ram(&sys.board, &footprint);
     let fit = alloc::check(&the_spec, &sys.board, &free).map_err(|e| miette!("{e}"))?;
-
-    let dir = ws.build_dir(&name);
-    std::fs::create_dir_all(&dir).into_diagnostic()?;
-    let out = dir.join("septa.img");
-    let load_addr = pack(loader, &kernel, &initializer, &blob, &QEMU_VIRT, &out)?;
-    let image_len = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-    let text = report::render(&report::Inputs {
-        system: &sys,
-        built: &built,
-        programs: &programs,
-        fit: &fit,
-        kernel: &kernel.display().to_string(),
-        image_len,
-    });
-    std::fs::write(dir.join("report.txt"), text).into_diagnostic()?;
-    Ok(Image {
-        path: out,
-        load_addr,
+    Ok(Composed {
+        built,
+        programs,
+        fit,
+        blob,
     })
 }
+
+/// The report's name in a system's build folder, beside the image.
+pub const REPORT_FILE: &str = "report.txt";
 
 /// The file beside a system description that names its own root task: one
 /// line, the package name of a root-task crate of the workspace. Such a
@@ -269,7 +339,7 @@ fn build_own_root(
     let out = dir.join("septa.img");
     let load_addr = pack(&built[0], &kernel, &user, &[], &QEMU_VIRT, &out)?;
     std::fs::write(
-        dir.join("report.txt"),
+        dir.join(REPORT_FILE),
         format!(
             "Septa build report\n==================\nkernel: {}\nroot task: {root} (named in {ROOT_TASK_FILE}; no spec)\n",
             kernel.display()
@@ -309,7 +379,7 @@ fn build_bare(
     let out = dir.join("septa.img");
     let load_addr = pack(&built[0], &kernel, &initializer, &blob, &QEMU_VIRT, &out)?;
     std::fs::write(
-        dir.join("report.txt"),
+        dir.join(REPORT_FILE),
         format!(
             "Septa build report\n==================\nkernel: {}\nno protection domains: the initializer runs alone\n",
             kernel.display()
@@ -444,6 +514,101 @@ fn flatten_loader(elf: &[u8]) -> Result<(Vec<u8>, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit;
+
+    /// The differences between two specs, list by list and entry by entry,
+    /// so that a failure says what differs (at most `MAX` lines).
+    fn spec_diff(a: &septa_spec::Spec, b: &septa_spec::Spec) -> Vec<String> {
+        const MAX: usize = 20;
+        fn list<T: std::fmt::Debug + PartialEq>(
+            out: &mut Vec<String>,
+            what: &str,
+            a: &[T],
+            b: &[T],
+        ) {
+            if a.len() != b.len() {
+                out.push(format!(
+                    "{what}: {} entries from .system, {} from system.toml",
+                    a.len(),
+                    b.len()
+                ));
+            }
+            for (i, (x, y)) in a.iter().zip(b).enumerate().filter(|(_, (x, y))| x != y) {
+                out.push(format!(
+                    "{what}[{i}]:\n  .system:     {x:?}\n  system.toml: {y:?}"
+                ));
+            }
+        }
+        let mut out = vec![];
+        list(&mut out, "objects", &a.objects, &b.objects);
+        list(&mut out, "slots", &a.slots, &b.slots);
+        list(&mut out, "mappings", &a.mappings, &b.mappings);
+        list(&mut out, "threads", &a.threads, &b.threads);
+        list(&mut out, "irqs", &a.irqs, &b.irqs);
+        list(&mut out, "pds", &a.pds, &b.pds);
+        if a.root != b.root {
+            out.push(format!("root: {:?} vs {:?}", a.root, b.root));
+        }
+        out.truncate(MAX);
+        out
+    }
+
+    /// The spec blob of `file`, as the build's spec stage makes it.
+    fn blob_of(file: &Path) -> Vec<u8> {
+        testkit::compose(file).1.blob
+    }
+
+    const PAIRS: &str = "tests/sysdesc/same-spec";
+
+    #[test]
+    fn equivalent_descriptions_give_the_same_spec() {
+        let root = testkit::repo().join(PAIRS);
+        let mut pairs: Vec<PathBuf> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .collect();
+        pairs.sort();
+        assert!(pairs.len() >= 2, "{pairs:?}");
+        for dir in &pairs {
+            let xml = blob_of(&dir.join("system.system"));
+            let toml = blob_of(&dir.join("system.toml"));
+            let (a, data_a) = septa_spec::decode_blob(&xml).unwrap();
+            let (b, data_b) = septa_spec::decode_blob(&toml).unwrap();
+            let diff = spec_diff(&a, &b);
+            assert!(
+                diff.is_empty(),
+                "{}: the specs differ:\n{}",
+                dir.display(),
+                diff.join("\n")
+            );
+            assert!(data_a == data_b, "{}: the data areas differ", dir.display());
+            assert!(xml == toml, "{}: the blobs differ", dir.display());
+            // Not an empty comparison: every PD is in it.
+            assert_eq!(a.pds.len(), 4, "{}", dir.display());
+        }
+    }
+
+    #[test]
+    fn a_change_of_meaning_changes_the_spec() {
+        // The comparison above can fail: one setvar'd address moved in the
+        // TOML gives another blob (the patched image differs).
+        let dir = testkit::repo().join(PAIRS).join("calls");
+        let text = std::fs::read_to_string(dir.join("system.toml")).unwrap();
+        let moved = text.replace("vaddr = 0x1000_0000", "vaddr = 0x1100_0000");
+        assert_ne!(text, moved);
+        // No prefill in `calls`, so the file may live anywhere.
+        let tmp = std::env::temp_dir().join(format!("septa-moved-{}.toml", std::process::id()));
+        std::fs::write(&tmp, moved).unwrap();
+        let changed = blob_of(&tmp);
+        std::fs::remove_file(&tmp).unwrap();
+        let xml = blob_of(&dir.join("system.system"));
+        assert_ne!(xml, changed);
+        let (a, _) = septa_spec::decode_blob(&xml).unwrap();
+        let (b, _) = septa_spec::decode_blob(&changed).unwrap();
+        let diff = spec_diff(&a, &b);
+        assert!(diff.iter().any(|d| d.starts_with("mappings[")), "{diff:?}");
+    }
 
     #[test]
     fn stripping_keeps_every_loadable_byte_and_drops_sections() {

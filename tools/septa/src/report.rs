@@ -262,17 +262,19 @@ pub fn render(i: &Inputs) -> String {
     let _ = writeln!(o, "Regions");
     let _ = writeln!(o, "-------");
     for r in &sys.regions {
-        let phys = r
+        // A fixed or tool-chosen address is final; any other is the
+        // initializer's choice, which the build-time simulation predicts.
+        let first = format!("region.{}.0", r.name);
+        let first = spec.objects.iter().position(|ob| ob.name == first);
+        let fixed = r
             .phys
-            .or_else(|| {
-                let first = format!("region.{}.0", r.name);
-                spec.objects
-                    .iter()
-                    .position(|ob| ob.name == first)
-                    .and_then(|id| spec.objects[id].paddr)
-            })
-            .map(|p| format!("at {p:#x}"))
-            .unwrap_or_else(|| "address chosen at boot".into());
+            .or_else(|| first.and_then(|id| spec.objects[id].paddr));
+        let simulated = first.and_then(|id| i.fit.paddrs.get(id).copied().flatten());
+        let phys = match (fixed, simulated) {
+            (Some(p), _) => format!("at {p:#x}"),
+            (None, Some(p)) => format!("address chosen at boot (simulated at {p:#x})"),
+            (None, None) => "address chosen at boot".into(),
+        };
         let users: Vec<String> = sys
             .pds
             .iter()
@@ -354,6 +356,194 @@ pub fn render(i: &Inputs) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit;
+    use std::path::{Path, PathBuf};
+
+    /// The descriptions a report is checked on: the default system, every
+    /// test system the initializer realises, and the two-format pairs.
+    fn descriptions() -> Vec<PathBuf> {
+        let root = testkit::repo();
+        let mut out = vec![root.join("system.toml")];
+        for folder in ["tests/systems", "tests/sysdesc/same-spec"] {
+            let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join(folder))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.is_dir())
+                .collect();
+            dirs.sort();
+            for d in dirs {
+                let file = d.join("system.toml");
+                // A system that is its own root task has no spec; one
+                // without PDs has an empty one.
+                if crate::pack::root_task(&file).unwrap().is_some() {
+                    continue;
+                }
+                match septa_sysdesc::load(&file) {
+                    Ok(l) if !l.system.pds.is_empty() => out.push(file),
+                    Ok(_) => {}
+                    Err(r) => assert!(
+                        r.errors().all(|d| d.code() == "septa::system::no_pd"),
+                        "{}: {}",
+                        file.display(),
+                        r.render()
+                    ),
+                }
+            }
+        }
+        out
+    }
+
+    /// The lines of a report's section, from its title to the blank line.
+    fn section<'a>(report: &'a str, title: &str) -> &'a str {
+        let start = report
+            .find(&format!("\n{title}\n"))
+            .unwrap_or_else(|| panic!("no section {title:?} in\n{report}"));
+        let rest = &report[start + 1..];
+        &rest[..rest.find("\n\n").unwrap_or(rest.len())]
+    }
+
+    fn report_of(file: &Path) -> (System, String) {
+        let (sys, composed) = testkit::compose(file);
+        let text = composed.report(&sys, "kernel.elf", 0);
+        (sys, text)
+    }
+
+    #[test]
+    fn every_pd_region_and_mapping_is_reported_with_its_address() {
+        let files = descriptions();
+        // The default system, nine test systems, two pairs at least.
+        assert!(files.len() >= 10, "{files:?}");
+        for file in &files {
+            let (sys, text) = report_of(file);
+            let at = |what: &str| format!("{}: {what}", file.display());
+            for pd in &sys.pds {
+                let sec = section(&text, &format!("PD {}", pd.name));
+                let program = match &pd.program {
+                    septa_sysdesc::Program::Crate(c) => c.clone(),
+                    septa_sysdesc::Program::Elf(p) => p.display().to_string(),
+                };
+                assert!(
+                    sec.contains(&format!("program: {program}\n")),
+                    "{}",
+                    at(sec)
+                );
+                assert!(sec.contains("entry: 0x200000, stack: "), "{}", at(sec));
+                assert!(
+                    sec.contains(&format!("priority: {},", pd.priority)),
+                    "{}",
+                    at(sec)
+                );
+                for m in &pd.maps {
+                    let region = sys.region(&m.region).unwrap();
+                    // The first frame of the region, mapped at the map's
+                    // address, a page long, with the map's permissions.
+                    let perms: String = [
+                        (m.perms.read, 'r'),
+                        (m.perms.write, 'w'),
+                        (m.perms.execute, 'x'),
+                    ]
+                    .iter()
+                    .map(|&(on, c)| if on { c } else { '-' })
+                    .collect();
+                    let line = format!(
+                        "  {:#014x}..{:#014x} {perms}{} region.{}.0",
+                        m.vaddr,
+                        m.vaddr + region.page_size,
+                        if m.cached { "  " } else { " u" },
+                        m.region
+                    );
+                    assert!(
+                        sec.contains(&line),
+                        "{}",
+                        at(&format!("no {line:?} in\n{sec}"))
+                    );
+                }
+                if pd.passive {
+                    assert!(sec.contains(", passive\n"), "{}", at(sec));
+                }
+            }
+            let regions = section(&text, "Regions");
+            for r in &sys.regions {
+                let line = regions
+                    .lines()
+                    .find(|l| l.starts_with(&format!("{}: ", r.name)))
+                    .unwrap_or_else(|| panic!("{}", at(&format!("no region {}", r.name))));
+                // Where it is: fixed, chosen by the tool for a setvar, or
+                // the allocation simulation's prediction; never unknown.
+                let addr = line
+                    .split(" at 0x")
+                    .nth(1)
+                    .map(|rest| {
+                        &rest[..rest
+                            .find(|c: char| !c.is_ascii_hexdigit())
+                            .unwrap_or(rest.len())]
+                    })
+                    .unwrap_or_else(|| panic!("{}", at(&format!("no address in {line:?}"))));
+                let addr = u64::from_str_radix(addr, 16).unwrap();
+                if let Some(p) = r.phys {
+                    assert_eq!(addr, p, "{}", at(line));
+                }
+                assert_eq!(addr % r.page_size, 0, "{}", at(line));
+                for pd in &sys.pds {
+                    for m in pd.maps.iter().filter(|m| m.region == r.name) {
+                        let user = format!("{}@{:#x} {}", pd.name, m.vaddr, m.perms);
+                        assert!(
+                            line.contains(&user),
+                            "{}",
+                            at(&format!("no {user:?} in {line:?}"))
+                        );
+                    }
+                }
+            }
+            let channels = section(&text, "Channels");
+            assert_eq!(
+                channels.lines().count(),
+                2 + sys.channels.len(),
+                "{}",
+                at(channels)
+            );
+            for c in &sys.channels {
+                let a = format!("{}:{}", sys.pds[c.a.pd].name, c.a.id);
+                let b = format!("{}:{}", sys.pds[c.b.pd].name, c.b.id);
+                assert!(
+                    channels
+                        .lines()
+                        .any(|l| l.starts_with(&a) && l.contains(&format!("<-> {b}"))),
+                    "{}",
+                    at(&format!("no channel {a} <-> {b} in\n{channels}"))
+                );
+            }
+            let irqs: usize = sys.pds.iter().map(|p| p.irqs.len()).sum();
+            if irqs > 0 {
+                assert_eq!(
+                    section(&text, "IRQs").lines().count(),
+                    2 + irqs,
+                    "{}",
+                    at(&text)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_region_set_by_a_setvar_is_reported_where_the_pd_was_told() {
+        // `stats_paddr` in the `calls` pair: the address the counter's
+        // image was patched with is the one the report gives the region.
+        let file = testkit::repo().join("tests/sysdesc/same-spec/calls/system.toml");
+        let (_, text) = report_of(&file);
+        let sec = section(&text, "PD counter");
+        let told = sec
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("stats_paddr"))
+            .and_then(|rest| rest.trim().strip_prefix("= "))
+            .unwrap_or_else(|| panic!("no stats_paddr patch in\n{sec}"));
+        let regions = section(&text, "Regions");
+        let line = regions.lines().find(|l| l.starts_with("stats: ")).unwrap();
+        assert!(
+            line.contains(&format!("8 KiB in 4 KiB pages, at {told};")),
+            "{line} / {told}"
+        );
+    }
 
     #[test]
     fn slot_roles_follow_the_microkit_layout() {
