@@ -280,9 +280,10 @@ pub fn zero(paddr: u64, len: u64) {
         return;
     }
     let p = checked_ptr::<u8>(paddr, len);
-    // SAFETY: the whole range is inside the window (checked above) and valid
-    // for writes by `set_window`'s contract; u8 has no alignment needs.
-    unsafe { core::ptr::write_bytes(p, 0, len as usize) }
+    // SAFETY: the whole range is inside the window (checked above), valid
+    // for writes by `set_window`'s contract and mapped as Normal memory (the
+    // window maps RAM; the kernel never zeroes device memory).
+    unsafe { septa_zva::zero(p, len as usize) }
 }
 
 /// Copies `len` bytes between physical addresses (the ranges may overlap).

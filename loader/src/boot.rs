@@ -144,9 +144,12 @@ extern "C" fn loader_main(dtb_from_firmware: u64) -> ! {
     let dtb = find_dtb(dtb_from_firmware, header.dtb_hint);
     let dtb_len = match dtb {
         Some(d) => {
-            // SAFETY: `find_dtb` checked the FDT magic at `d`; the total size
-            // field follows it.
-            u32::from_be(unsafe { core::ptr::read_volatile((d + 4) as *const u32) }) as u64
+            let header = core::array::from_fn(|i| {
+                // SAFETY: `find_dtb` checked the FDT magic at `d`; the ten
+                // header words follow it in the tree QEMU or the firmware wrote.
+                u32::from_be(unsafe { core::ptr::read_volatile((d as *const u32).add(i)) })
+            });
+            plan::fdt_used_len(header)
         }
         None => 0,
     };
@@ -206,13 +209,28 @@ extern "C" fn loader_main(dtb_from_firmware: u64) -> ! {
         // SAFETY: source is the firmware's DTB; the destination was checked
         // by `plan::make` to lie in RAM clear of the loader and payload.
         unsafe { core::ptr::copy(d as *const u8, p.dtb as *mut u8, dtb_len as usize) };
+        // The copy ends where the used part ends: say so in its header
+        // (totalsize, big-endian, at offset 4).
+        // SAFETY: the destination holds the copied header (40 bytes or more).
+        unsafe { core::ptr::write_volatile((p.dtb + 4) as *mut u32, (dtb_len as u32).to_be()) };
     }
     load(kernel_elf, kernel_segs, 0);
     load(user_elf, user_segs, p.pv_offset);
     // SAFETY: as above, `plan::make` placed the extra blob clear of the payload.
     unsafe { core::ptr::copy(extra.as_ptr(), p.extra as *mut u8, extra.len()) };
-    sync_caches(p.kernel);
-    sync_caches(p.user);
+    // Only bytes copied from the files can be code; bss and the extra blob
+    // are data the caches already hold coherently (same attributes in the
+    // loader's and the kernel's mappings).
+    for (segs, offset) in [(kernel_segs, 0), (user_segs, p.pv_offset)] {
+        for s in segs {
+            let start = s.addr.wrapping_add(offset);
+            clean_data_cache(Range {
+                start,
+                end: start + s.file_size,
+            });
+        }
+    }
+    invalidate_instruction_cache();
 
     say!(
         "septa-loader: kernel {:#x}..{:#x}, root task {:#x}..{:#x}, dtb {:#x} ({} bytes)",
@@ -287,23 +305,73 @@ fn load(elf: &[u8], segs: &[Segment], offset: u64) {
         // clear of the loader and the payload; sources are inside `elf`
         // (checked in `segments`).
         unsafe {
-            core::ptr::copy(
+            copy(
                 elf.as_ptr().add(s.file_offset as usize),
                 dst,
                 s.file_size as usize,
             );
-            core::ptr::write_bytes(
+            // The MMU is on and RAM is mapped Normal: DC ZVA may zero.
+            septa_zva::zero(
                 dst.add(s.file_size as usize),
-                0,
                 (s.mem_size - s.file_size) as usize,
             );
         }
     }
 }
 
-/// Cleans the data cache over `r` to the point of unification and then
-/// invalidates the instruction cache, so the code just copied is what runs.
-fn sync_caches(r: Range) {
+/// Copies `len` bytes from `src` to `dst` (not overlapping), 32 bytes an
+/// iteration where both are 16-byte aligned alike: the generic `memcpy`
+/// took about 1.3 instructions a byte here, this loop 0.2.
+///
+/// # Safety
+///
+/// `src..src + len` readable, `dst..dst + len` writable Normal memory, the
+/// two disjoint.
+unsafe fn copy(src: *const u8, dst: *mut u8, len: usize) {
+    const ALIGN: usize = 16;
+    const CHUNK: usize = 32;
+    if !(src as usize ^ dst as usize).is_multiple_of(ALIGN) {
+        // SAFETY: the caller's contract.
+        unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
+        return;
+    }
+    let head = ((ALIGN - dst as usize % ALIGN) % ALIGN).min(len);
+    let body = (len - head) / CHUNK * CHUNK;
+    let tail = len - head - body;
+    // SAFETY: head, body and tail split `0..len` in order; the caller's
+    // contract covers each piece. In the body both pointers are 16-byte
+    // aligned (same remainder, `head` bytes skipped), as LDP/STP of two
+    // registers need on a strict-alignment target.
+    unsafe {
+        core::ptr::copy_nonoverlapping(src, dst, head);
+        let (mut s, mut d, n) = (src.add(head), dst.add(head), body);
+        if n > 0 {
+            core::arch::asm!(
+                "2:",
+                "ldp {a}, {b}, [{s}], #16",
+                "ldp {c}, {e}, [{s}], #16",
+                "stp {a}, {b}, [{d}], #16",
+                "stp {c}, {e}, [{d}], #16",
+                "subs {n}, {n}, #32",
+                "b.ne 2b",
+                s = inout(reg) s,
+                d = inout(reg) d,
+                n = inout(reg) n => _,
+                a = out(reg) _,
+                b = out(reg) _,
+                c = out(reg) _,
+                e = out(reg) _,
+                options(nostack),
+            );
+        }
+        core::ptr::copy_nonoverlapping(s, d, tail);
+    }
+}
+
+/// Cleans the data cache over `r` to the point of unification, so that
+/// instruction fetches (after [`invalidate_instruction_cache`]) see the code
+/// just copied.
+fn clean_data_cache(r: Range) {
     const LINE: u64 = 64;
     let mut a = r.start & !(LINE - 1);
     while a < r.end {
@@ -311,6 +379,9 @@ fn sync_caches(r: Range) {
         unsafe { core::arch::asm!("dc cvau, {}", in(reg) a) };
         a += LINE;
     }
+}
+
+fn invalidate_instruction_cache() {
     // SAFETY: barriers and instruction cache invalidation have no memory effects.
     unsafe { core::arch::asm!("dsb ish", "ic iallu", "dsb ish", "isb") };
 }

@@ -11,6 +11,28 @@ pub const fn align_up(x: u64, a: u64) -> u64 {
     (x + a - 1) & !(a - 1)
 }
 
+/// How many bytes of a device tree are in use, from the first ten
+/// big-endian words of its header (magic, totalsize, off_dt_struct,
+/// off_dt_strings, off_mem_rsvmap, version, last_comp_version,
+/// boot_cpuid_phys, size_dt_strings, size_dt_struct). QEMU's tree says
+/// 1 MiB, most of it free space for a bootloader to edit in; copying only
+/// what is used saves the loader half its work. The usual layout (header,
+/// reservation map, structure, strings) is required; anything else, or a
+/// version before 17 (no size_dt_struct), keeps the whole `totalsize`.
+pub fn fdt_used_len(h: [u32; 10]) -> u64 {
+    let [_, total, off_struct, off_strings, off_rsvmap, version, _, _, size_strings, size_struct] =
+        h.map(u64::from);
+    const HEADER_LEN: u64 = 40;
+    let usual = version >= 17
+        && off_rsvmap >= HEADER_LEN
+        && off_rsvmap <= off_struct
+        && off_struct + size_struct <= off_strings;
+    if !usual {
+        return total;
+    }
+    (off_strings + size_strings).min(total)
+}
+
 /// A loadable segment: where its bytes come from and where they go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Segment {
@@ -150,6 +172,36 @@ mod tests {
             file_size: size,
             mem_size: size,
         }
+    }
+
+    #[test]
+    fn only_the_used_part_of_a_device_tree_is_copied() {
+        // The header QEMU 7.2 writes for `-machine virt,virtualization=on
+        // -cpu cortex-a53 -m 2G` (dumpdtb): 1 MiB in total, 7.3 KiB used.
+        let qemu = [
+            0xd00d_feed,
+            0x10_0000,
+            0x40,
+            0x1bc8,
+            0x30,
+            17,
+            16,
+            0,
+            0x1c6,
+            0x1b88,
+        ];
+        assert_eq!(fdt_used_len(qemu), 0x1bc8 + 0x1c6);
+        // Strings before the structure, an old version, or sizes past the
+        // total: the whole tree.
+        let mut odd = qemu;
+        odd[2] = 0x2000;
+        assert_eq!(fdt_used_len(odd), 0x10_0000);
+        let mut old = qemu;
+        old[5] = 16;
+        assert_eq!(fdt_used_len(old), 0x10_0000);
+        let mut small = qemu;
+        small[1] = 0x1000;
+        assert_eq!(fdt_used_len(small), 0x1000);
     }
 
     #[test]
