@@ -157,7 +157,7 @@ pub fn boot(
     log_path: &Path,
     qemu_args: &[&str],
 ) -> Result<(Outcome, String, bool)> {
-    let mut child = qemu::headless(image)
+    let mut child = qemu::headless(image)?
         .args(qemu_args)
         .spawn()
         .into_diagnostic()?;

@@ -565,6 +565,12 @@ pub enum Kind {
     #[error("unknown virtio device kind `{0}`")]
     #[diagnostic(code(septa::virtio::kind), help("one of console, net, blk"))]
     VirtioKind(String),
+    #[error("virtio device name `{0}` may hold only letters, digits, `-` and `_`")]
+    #[diagnostic(
+        code(septa::virtio::name),
+        help("the name becomes part of file names (a console's socket)")
+    )]
+    VirtioName(String),
     #[error("duplicate virtio device name `{0}`")]
     #[diagnostic(code(septa::virtio::duplicate_name))]
     DuplicateVirtio(String),

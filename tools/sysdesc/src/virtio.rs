@@ -114,6 +114,10 @@ pub(crate) fn assign(
             sink.emit(Kind::DuplicateVirtio(w.name.clone()), w.name_span);
         }
         names.push(&w.name);
+        let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if w.name.is_empty() || !w.name.chars().all(plain) {
+            sink.emit(Kind::VirtioName(w.name.clone()), w.name_span);
+        }
         if board.device(&w.name).is_some() {
             sink.emit(
                 Kind::VirtioNameClash {
