@@ -31,6 +31,7 @@ mod elf;
 mod harness;
 mod pack;
 mod patch;
+mod probe;
 mod qemu;
 mod report;
 mod spec;
