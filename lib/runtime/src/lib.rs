@@ -7,7 +7,8 @@
 //!
 //! What it owns: the entry point `_start` and start-up ([`entry`]), the
 //! event loop ([`Handler`]), channels and their permission checks
-//! ([`Channel`]), child PDs ([`Child`]), the patched symbols and `setvar`
+//! ([`Channel`]), child PDs ([`Child`]), single-threaded global state
+//! ([`PdCell`]), the patched symbols and `setvar`
 //! variables ([`symbols`], [`setvar!`]), `print!`/`println!` with a
 //! swappable sink ([`print`]), the `log` backend, and the panic handler
 //! (which faults the PD: [`panic`]). What it must not do: make policy
@@ -71,6 +72,7 @@ pub use channel::{Channel, ChannelError, ChannelSet, ChannelSetIter};
 pub use child::Child;
 pub use handler::{Handler, NullHandler};
 pub use message::{mr_get, mr_set, msginfo_new};
+pub use pd_cell::PdCell;
 pub use septa_abi::MessageInfo;
 pub use septa_sel4;
 pub use symbols::{is_passive, pd_name, Setvar};

@@ -67,4 +67,4 @@ mod imp {
     }
 }
 
-pub(crate) use imp::PdCell;
+pub use imp::PdCell;

@@ -82,7 +82,8 @@ pub fn run(ws: &Workspace, filter: Option<&str>, kernel: Option<&Path>) -> Resul
             results.insert("image-bytes".into(), len as f64);
         }
         let log_path = image.path.with_file_name("bench.log");
-        let (mut outcome, log, timed_out) = harness::boot(&image, LIMIT, &log_path, &qemu::ICOUNT)?;
+        let (mut outcome, log, timed_out) =
+            harness::boot(&image, LIMIT, &log_path, &qemu::ICOUNT, None)?;
         outcome.finish(timed_out, &log, &[]);
         let figures: Vec<_> = log.lines().filter_map(parse_line).collect();
         report_outcome(&name, &outcome, &log, figures.is_empty());

@@ -16,8 +16,12 @@
 //! description lists text that must appear in the console log, one per line
 //! (for what the monitor prints, say). An optional `root-task` file names a
 //! crate that is the whole system, booted instead of the initializer (see
-//! [`crate::pack::root_task`]; the kernel conformance suite is one). The run
-//! ends with `N passed, M failed`.
+//! [`crate::pack::root_task`]; the kernel conformance suite is one). An
+//! optional `probe` file says what the harness does from the host while the
+//! system runs (send bytes to a virtio console once a marker line shows,
+//! expect an answer within a time limit: [`crate::probe`]); it is one more
+//! case, `probe`, which fails with the step and what arrived instead. The
+//! run ends with `N passed, M failed`.
 //!
 //! Images are built for the harness: the initializer then also prints
 //! `[septa-test] ok boot` once it has read BootInfo and the spec, and turns a
@@ -40,6 +44,7 @@ use std::time::{Duration, Instant};
 use miette::{IntoDiagnostic, Result};
 
 use crate::pack::{self, Image};
+use crate::probe::Probe;
 use crate::qemu;
 use crate::workspace::Workspace;
 
@@ -98,6 +103,8 @@ struct System {
     name: String,
     file: PathBuf,
     expect: Vec<String>,
+    /// The `probe` file, read (or why it could not be).
+    probe: Option<Result<Probe, String>>,
     /// Why this system is known to fail on Septa's kernel (its `xfail`
     /// file), when the run uses Septa's kernel.
     xfail: Option<String>,
@@ -124,6 +131,11 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
                     .collect()
             })
             .unwrap_or_default();
+        let probe = match std::fs::read_to_string(path.join(crate::probe::FILE)) {
+            Ok(text) => Some(Probe::parse(&text).map_err(|e| e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => Some(Err(format!("cannot read {}: {e}", crate::probe::FILE))),
+        };
         let xfail = std::fs::read_to_string(path.join("xfail"))
             .ok()
             .filter(|_| own_kernel)
@@ -132,6 +144,7 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
             name,
             file,
             expect,
+            probe,
             xfail,
         });
     }
@@ -143,6 +156,7 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
             name: "default".into(),
             file: default,
             expect: vec![],
+            probe: None,
             xfail: None,
         });
     }
@@ -150,39 +164,80 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
     Ok(out)
 }
 
-/// Boots `image` headless until it prints `done` or `limit` passes.
+/// Boots `image` headless until it prints `done` or `limit` passes, while
+/// `probe`, if any, works from the host; its verdict becomes the case
+/// `probe`.
 pub fn boot(
     image: &Image,
     limit: Duration,
     log_path: &Path,
     qemu_args: &[&str],
+    probe: Option<&Probe>,
 ) -> Result<(Outcome, String, bool)> {
-    let mut child = qemu::headless(image)
+    let mut child = qemu::headless(image)?
         .args(qemu_args)
         .spawn()
         .into_diagnostic()?;
     let stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let (tx, rx) = mpsc::channel();
+    let lines = tx.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
+            if lines.send(Event::Line(line)).is_err() {
                 break;
             }
         }
     });
+    // The probe sees every console line too, on its own thread, so that
+    // its waiting never holds up the console; its verdict comes back as an
+    // event among the lines.
+    let mut probe_lines = probe.map(|p| {
+        let (line_tx, line_rx) = mpsc::channel::<String>();
+        let p = p.clone();
+        let sockets: std::collections::HashMap<String, PathBuf> = image
+            .machine
+            .consoles()
+            .map(|(n, s)| (n.to_string(), s))
+            .collect();
+        let verdict = tx.clone();
+        std::thread::spawn(move || {
+            let _ = verdict.send(Event::Probe(p.run(&line_rx, &sockets)));
+        });
+        line_tx
+    });
+    drop(tx);
+    let mut probe_pending = probe.is_some();
     let start = Instant::now();
     let mut outcome = Outcome::default();
     let mut log = String::new();
     let mut timed_out = false;
+    let record = |outcome: &mut Outcome, r: Result<(), crate::probe::ProbeError>| match r {
+        Ok(()) => outcome.passed.push("probe".into()),
+        Err(e) => outcome.failed.push(format!("probe: {e}")),
+    };
     loop {
         let left = limit.saturating_sub(start.elapsed());
         match rx.recv_timeout(left) {
-            Ok(line) => {
+            Ok(Event::Line(line)) => {
                 log.push_str(line.trim_end_matches('\r'));
                 log.push('\n');
+                if let Some(t) = &probe_lines {
+                    // A probe that has finished no longer listens.
+                    let _ = t.send(line.clone());
+                }
                 if outcome.feed(&line) {
+                    break;
+                }
+            }
+            Ok(Event::Probe(r)) => {
+                probe_pending = false;
+                probe_lines = None;
+                let failed = r.is_err();
+                record(&mut outcome, r);
+                // The host's side has failed: no point in waiting longer.
+                if failed {
                     break;
                 }
             }
@@ -191,6 +246,27 @@ pub fn boot(
                 break;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    // The system is done (or out of time) before the probe: a probe still
+    // waiting for a console line learns the console has ended; one reading
+    // from a console gets what is already there, within the time left,
+    // before QEMU goes.
+    drop(probe_lines);
+    while probe_pending {
+        let left = limit.saturating_sub(start.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(Event::Line(_)) => {}
+            Ok(Event::Probe(r)) => {
+                record(&mut outcome, r);
+                probe_pending = false;
+            }
+            Err(_) => {
+                outcome
+                    .failed
+                    .push("probe: did not finish within the time limit".into());
+                probe_pending = false;
+            }
         }
     }
     let _ = child.kill();
@@ -203,6 +279,38 @@ pub fn boot(
     }
     std::fs::write(log_path, &log).into_diagnostic()?;
     Ok((outcome, log, timed_out))
+}
+
+/// What arrives while a system runs.
+enum Event {
+    /// A line of the serial console.
+    Line(String),
+    /// The probe's verdict.
+    Probe(Result<(), crate::probe::ProbeError>),
+}
+
+/// A system's probe, checked against the consoles its image has.
+fn checked_probe(s: &System, img: &Image) -> Result<Option<Probe>> {
+    let Some(p) = &s.probe else {
+        return Ok(None);
+    };
+    let p = p
+        .clone()
+        .map_err(|e| miette::miette!("tests/systems/{}/{e}", s.name))?;
+    let consoles: Vec<&str> = img.machine.consoles().map(|(n, _)| n).collect();
+    if let Some((line, c)) = p.consoles().find(|(_, c)| !consoles.contains(c)) {
+        return Err(miette::miette!(
+            "tests/systems/{}/{}:{line}: the system has no virtio console `{c}` (it has: {})",
+            s.name,
+            crate::probe::FILE,
+            if consoles.is_empty() {
+                "none".to_string()
+            } else {
+                consoles.join(", ")
+            }
+        ));
+    }
+    Ok(Some(p))
 }
 
 /// Runs `cargo test --workspace` and counts its results.
@@ -293,6 +401,13 @@ pub fn run(
                     let log_path = img.path.with_file_name("console.log");
                     let name = s.name.clone();
                     let expect = s.expect.clone();
+                    let probe = match checked_probe(s, &img) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            let _ = tx.send((name, Err(e)));
+                            continue;
+                        }
+                    };
                     // No long wait for what is marked to fail anyway.
                     let limit = if s.xfail.is_some() {
                         limit.min(XFAIL_LIMIT)
@@ -300,10 +415,12 @@ pub fn run(
                         limit
                     };
                     std::thread::spawn(move || {
-                        let r = boot(&img, limit, &log_path, &[]).map(|(mut o, log, timed_out)| {
-                            o.finish(timed_out, &log, &expect);
-                            (o, log)
-                        });
+                        let r = boot(&img, limit, &log_path, &[], probe.as_ref()).map(
+                            |(mut o, log, timed_out)| {
+                                o.finish(timed_out, &log, &expect);
+                                (o, log)
+                            },
+                        );
                         let _ = tx.send((name, r));
                     });
                 }

@@ -19,8 +19,9 @@
 //! fit check), `patch` (Microkit symbols and setvars), `spec` (the spec the
 //! initializer realises), `report` (report.txt), `pack` (the image and the
 //! pipeline that leads to it; `pack::compose` is its cargo-free middle,
-//! which host tests run through `testkit`), `qemu` (running it), `harness`
-//! (tests).
+//! which host tests run through `testkit`), `qemu` (running it: the board
+//! profile's machine and the system's virtio devices), `harness` (tests)
+//! and `probe` (what a test does from the host).
 #![forbid(unsafe_code)]
 
 mod alloc;
@@ -31,6 +32,7 @@ mod elf;
 mod harness;
 mod pack;
 mod patch;
+mod probe;
 mod qemu;
 mod report;
 mod spec;

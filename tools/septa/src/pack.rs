@@ -37,6 +37,8 @@ pub const QEMU_VIRT: Board = Board {
 pub struct Image {
     pub path: PathBuf,
     pub load_addr: u64,
+    /// What QEMU must emulate for it: the board and the system's devices.
+    pub machine: crate::qemu::Machine,
 }
 
 /// The name of a system's build folder: the description's file name, or
@@ -200,6 +202,7 @@ pub fn build_system(
     Ok(Image {
         path: out,
         load_addr,
+        machine: crate::qemu::Machine::for_system(&sys, base, &dir),
     })
 }
 
@@ -349,6 +352,7 @@ fn build_own_root(
     Ok(Image {
         path: out,
         load_addr,
+        machine: crate::qemu::Machine::bare(&septa_sysdesc::Board::qemu_virt(), &dir),
     })
 }
 
@@ -389,6 +393,7 @@ fn build_bare(
     Ok(Image {
         path: out,
         load_addr,
+        machine: crate::qemu::Machine::bare(&septa_sysdesc::Board::qemu_virt(), &dir),
     })
 }
 

@@ -156,6 +156,17 @@ pub fn writes_for(
         if let Some(s) = &m.setvar_size {
             setvars.push(Write::word(s, region.size, Kind::Setvar));
         }
+        if let Some(s) = &m.setvar_device {
+            // The device's registers sit at their offset in the region's
+            // first page (the front end checked the region names a device).
+            let dev = region
+                .device
+                .as_deref()
+                .and_then(|d| system.device(d))
+                .expect("the front end checked that the region covers a device");
+            let offset = dev.range.base - region.phys.unwrap_or(dev.range.base);
+            setvars.push(Write::word(s, m.vaddr + offset, Kind::Setvar));
+        }
         if let Some(s) = &m.setvar_prefill_size {
             let len = match &region.prefill {
                 Some(Prefill::File { len, .. }) => *len,
@@ -314,6 +325,39 @@ b = { pd = "server", id = 0 }
         assert_eq!(word(&client, "microkit_pps"), 1 << 1);
         assert_eq!(word(&client, "microkit_notifications"), 1 << 5);
         assert_eq!(value(&client, "microkit_passive"), [0]);
+    }
+
+    #[test]
+    fn setvar_device_points_at_the_registers_inside_the_page() {
+        let text = r#"
+[system]
+board = "qemu-virt"
+
+[pd.d]
+program = "d"
+maps = [
+    { region = "con", vaddr = 0x2000_0000, cached = false, setvar_device = "con_regs" },
+    { region = "uart", vaddr = 0x2100_0000, cached = false, setvar_device = "uart_regs" },
+]
+
+[region.con]
+device = "con"
+
+[region.uart]
+device = "uart"
+
+[[virtio]]
+name = "con"
+kind = "console"
+"#;
+        let s = septa_sysdesc::parse_str("d.toml", text, septa_sysdesc::Format::Toml)
+            .map_err(|r| r.render())
+            .unwrap()
+            .system;
+        let w = writes_for(&s, 0, &HashMap::new()).unwrap();
+        // The first virtio device takes transport 31, at 0x0a00_3e00.
+        assert_eq!(word(&w, "con_regs"), 0x2000_0e00);
+        assert_eq!(word(&w, "uart_regs"), 0x2100_0000);
     }
 
     #[test]

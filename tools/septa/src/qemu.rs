@@ -1,31 +1,207 @@
-//! Booting an image on QEMU `virt`, interactively or headless for tests.
+//! Booting an image on QEMU, interactively or headless for tests.
+//!
+//! The command line comes from the board profile (`[qemu]`: binary,
+//! machine, CPU, memory) and the system's virtio devices: each is attached
+//! to the virtio-mmio transport the front end chose for it
+//! (`bus=virtio-mmio-bus.SLOT`; in QEMU 7.2 that bus is transport SLOT, at
+//! `0x0a00_0000 + 0x200 * SLOT`), through the modern (non-legacy)
+//! interface. A console's host end is a Unix socket in the build folder on
+//! which QEMU listens without waiting (`server=on,wait=off`), so a boot
+//! never blocks on it and output nobody reads is dropped; a net device's
+//! user network forwards the description's host ports on the host's
+//! loopback address.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use miette::{miette, IntoDiagnostic, Result};
+use septa_sysdesc::{Proto, System, VirtioKind};
 
 use crate::pack::Image;
 
 pub const QEMU: &str = "qemu-system-aarch64";
 
-/// The machine every image boots on (the board profile's settings).
-pub fn base_command(image: &Image) -> Command {
-    let mut c = Command::new(QEMU);
-    c.args([
-        "-machine",
-        "virt,virtualization=on",
-        "-cpu",
-        "cortex-a53",
-        "-m",
-        "2G",
-    ])
-    .arg("-device")
-    .arg(format!(
-        "loader,file={},addr={:#x},cpu-num=0",
-        image.path.display(),
-        image.load_addr
-    ));
-    c
+/// QEMU's `-m` takes whole mebibytes.
+const MIB: u64 = 1 << 20;
+
+/// The longest path a Unix socket address holds (`sun_path` is 108 bytes on
+/// Linux, with the terminating NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Why a system cannot be put on QEMU's command line.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MachineError {
+    #[error("the board's memory ({0} bytes) is not a whole number of MiB, which QEMU's -m needs")]
+    Memory(u64),
+    #[error(
+        "the socket path {0} is longer than a Unix socket address holds ({MAX_SOCKET_PATH} bytes)"
+    )]
+    SocketPath(PathBuf),
+}
+
+/// One virtio device on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub name: String,
+    pub kind: VirtioKind,
+    /// The virtio-mmio transport (QEMU's `virtio-mmio-bus.SLOT`).
+    pub slot: u64,
+    /// A block device's backing file, resolved against the description's
+    /// folder.
+    pub file: Option<PathBuf>,
+    /// Host ports a net device's user network forwards: (protocol, host
+    /// port, guest port).
+    pub forwards: Vec<(Proto, u16, u16)>,
+}
+
+/// What QEMU emulates for one image: the board profile's machine and the
+/// system's virtio devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Machine {
+    pub binary: String,
+    pub machine: String,
+    pub cpu: String,
+    /// Bytes of RAM.
+    pub memory: u64,
+    pub devices: Vec<Device>,
+    /// Where the consoles' sockets go (the system's build folder).
+    pub dir: PathBuf,
+}
+
+impl Machine {
+    /// The board's machine alone, with no virtio device.
+    pub fn bare(board: &septa_sysdesc::Board, dir: &Path) -> Machine {
+        Machine {
+            binary: board.qemu.binary.clone(),
+            machine: board.qemu.machine.clone(),
+            cpu: board.qemu.cpu.clone(),
+            memory: board.qemu.memory,
+            devices: Vec::new(),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// The machine for `sys`, whose description lives in `base`, with its
+    /// sockets in `dir`.
+    pub fn for_system(sys: &System, base: &Path, dir: &Path) -> Machine {
+        let mut m = Machine::bare(&sys.board, dir);
+        for v in &sys.virtio {
+            let forwards = sys
+                .forwards
+                .iter()
+                .filter(|f| sys.forward_device(f).is_some_and(|d| d.name == v.name))
+                .map(|f| (f.proto, f.host, f.guest))
+                .collect();
+            m.devices.push(Device {
+                name: v.name.clone(),
+                kind: v.kind,
+                slot: v.slot,
+                file: v.file.as_ref().map(|f| base.join(f)),
+                forwards,
+            });
+        }
+        m
+    }
+
+    /// The socket of console `name`.
+    pub fn console_socket(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("console-{name}.sock"))
+    }
+
+    /// The consoles and their sockets.
+    pub fn consoles(&self) -> impl Iterator<Item = (&str, PathBuf)> {
+        self.devices
+            .iter()
+            .filter(|d| d.kind == VirtioKind::Console)
+            .map(|d| (d.name.as_str(), self.console_socket(&d.name)))
+    }
+
+    /// Every argument but the image: machine, CPU, memory and devices.
+    pub fn args(&self) -> Result<Vec<String>, MachineError> {
+        if !self.memory.is_multiple_of(MIB) {
+            return Err(MachineError::Memory(self.memory));
+        }
+        let mut a: Vec<String> = vec![
+            "-machine".into(),
+            self.machine.clone(),
+            "-cpu".into(),
+            self.cpu.clone(),
+            "-m".into(),
+            format!("{}M", self.memory / MIB),
+        ];
+        if self.devices.is_empty() {
+            return Ok(a);
+        }
+        // Version 2 of the virtio-mmio interface (virtio 1.0): QEMU 7.2
+        // offers the legacy one unless told otherwise.
+        a.extend(["-global".into(), "virtio-mmio.force-legacy=false".into()]);
+        for d in &self.devices {
+            // Ids from the slot: always valid QEMU ids, whatever the name.
+            let id = format!("virtio{}", d.slot);
+            let bus = format!("virtio-mmio-bus.{}", d.slot);
+            let mut pair = |opt: &str, val: String| a.extend([opt.to_string(), val]);
+            match d.kind {
+                VirtioKind::Console => {
+                    let sock = self.console_socket(&d.name);
+                    if sock.as_os_str().len() > MAX_SOCKET_PATH {
+                        return Err(MachineError::SocketPath(sock));
+                    }
+                    pair(
+                        "-chardev",
+                        format!("socket,id={id},path={},server=on,wait=off", quote(&sock)),
+                    );
+                    pair("-device", format!("virtio-serial-device,bus={bus},id={id}"));
+                    // Port 0, the console port a driver without the
+                    // multiport feature talks to.
+                    pair("-device", format!("virtconsole,chardev={id},bus={id}.0"));
+                }
+                VirtioKind::Net => {
+                    let mut netdev = format!("user,id={id}");
+                    for (proto, host, guest) in &d.forwards {
+                        netdev += &format!(",hostfwd={proto}:127.0.0.1:{host}-:{guest}");
+                    }
+                    pair("-netdev", netdev);
+                    pair(
+                        "-device",
+                        format!("virtio-net-device,netdev={id},bus={bus}"),
+                    );
+                }
+                VirtioKind::Blk => {
+                    let file = d.file.as_deref().unwrap_or(Path::new(""));
+                    pair(
+                        "-drive",
+                        format!("file={},format=raw,if=none,id={id}", quote(file)),
+                    );
+                    pair("-device", format!("virtio-blk-device,drive={id},bus={bus}"));
+                }
+            }
+        }
+        Ok(a)
+    }
+}
+
+/// A path as a value in QEMU's option syntax, where a comma ends the value
+/// unless doubled.
+fn quote(p: &Path) -> String {
+    p.display().to_string().replace(',', ",,")
+}
+
+/// The machine every image boots on, with the image loaded where the loader
+/// must run. Stale console sockets are removed first.
+pub fn base_command(image: &Image) -> Result<Command> {
+    let m = &image.machine;
+    for (_, sock) in m.consoles() {
+        let _ = std::fs::remove_file(sock);
+    }
+    let mut c = Command::new(&m.binary);
+    c.args(m.args().map_err(|e| miette!("{e}"))?)
+        .arg("-device")
+        .arg(format!(
+            "loader,file={},addr={:#x},cpu-num=0",
+            quote(&image.path),
+            image.load_addr
+        ));
+    Ok(c)
 }
 
 /// Debian's package that holds [`QEMU`].
@@ -128,8 +304,14 @@ pub fn ensure_installed() -> Result<()> {
 
 /// Boots with the serial console on this terminal (Ctrl-A X quits).
 pub fn run_interactive(image: &Image, gdb: bool) -> Result<()> {
-    let mut c = base_command(image);
+    let mut c = base_command(image)?;
     c.arg("-nographic");
+    for (name, sock) in image.machine.consoles() {
+        eprintln!(
+            "   virtio console `{name}`: socat - UNIX-CONNECT:{}",
+            sock.display()
+        );
+    }
     if gdb {
         c.args(["-s", "-S"]);
         eprintln!("   waiting for gdb on localhost:1234");
@@ -149,18 +331,118 @@ pub fn run_interactive(image: &Image, gdb: bool) -> Result<()> {
 pub const ICOUNT: [&str; 2] = ["-icount", "shift=0,sleep=off"];
 
 /// A headless boot whose serial output arrives on the child's stdout.
-pub fn headless(image: &Image) -> Command {
-    let mut c = base_command(image);
+pub fn headless(image: &Image) -> Result<Command> {
+    let mut c = base_command(image)?;
     c.args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    c
+    Ok(c)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn system(extra: &str) -> System {
+        let text = format!("[system]\nboard = \"qemu-virt\"\n[pd.a]\nprogram = \"a\"\n{extra}");
+        septa_sysdesc::parse_str_in(
+            "t.toml",
+            &text,
+            septa_sysdesc::Format::Toml,
+            Path::new("/srv"),
+        )
+        .map_err(|r| r.render())
+        .unwrap()
+        .system
+    }
+
+    /// The value after each occurrence of `opt`.
+    fn values<'a>(args: &'a [String], opt: &str) -> Vec<&'a str> {
+        args.windows(2)
+            .filter(|w| w[0] == opt)
+            .map(|w| w[1].as_str())
+            .collect()
+    }
+
+    #[test]
+    fn the_machine_comes_from_the_board_profile() {
+        let mut board = septa_sysdesc::Board::qemu_virt();
+        let args = Machine::bare(&board, Path::new("/b")).args().unwrap();
+        assert_eq!(
+            args,
+            [
+                "-machine",
+                "virt,virtualization=on",
+                "-cpu",
+                "cortex-a53",
+                "-m",
+                "2048M"
+            ]
+        );
+        board.qemu.cpu = "cortex-a72".into();
+        board.qemu.memory = 512 << 20;
+        board.qemu.binary = "qemu-system-other".into();
+        let m = Machine::bare(&board, Path::new("/b"));
+        let args = m.args().unwrap();
+        assert_eq!(values(&args, "-cpu"), ["cortex-a72"]);
+        assert_eq!(values(&args, "-m"), ["512M"]);
+        assert_eq!(m.binary, "qemu-system-other");
+        board.qemu.memory = (512 << 20) + 1;
+        assert_eq!(
+            Machine::bare(&board, Path::new("/b")).args(),
+            Err(MachineError::Memory((512 << 20) + 1))
+        );
+    }
+
+    #[test]
+    fn virtio_devices_sit_on_their_transports() {
+        // The tool has not run anything: the blk file needs to exist for
+        // the front end only, so take one that does.
+        let disk = format!("{}/Cargo.toml", env!("CARGO_MANIFEST_DIR"));
+        let sys = system(&format!(
+            "[[virtio]]\nname = \"con\"\nkind = \"console\"\n\
+             [[virtio]]\nname = \"net0\"\nkind = \"net\"\n\
+             [[virtio]]\nname = \"disk\"\nkind = \"blk\"\nfile = \"{disk}\"\nslot = 2\n\
+             [[forward]]\nhost = 8080\nguest = 80\n\
+             [[forward]]\nhost = 5353\nguest = 53\nproto = \"udp\"\n"
+        ));
+        let m = Machine::for_system(&sys, Path::new("/srv"), Path::new("/b/x"));
+        let args = m.args().unwrap();
+        assert_eq!(values(&args, "-global"), ["virtio-mmio.force-legacy=false"]);
+        assert_eq!(
+            values(&args, "-chardev"),
+            ["socket,id=virtio31,path=/b/x/console-con.sock,server=on,wait=off"]
+        );
+        assert_eq!(
+            values(&args, "-netdev"),
+            ["user,id=virtio23,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:127.0.0.1:5353-:53"]
+        );
+        assert_eq!(
+            values(&args, "-drive"),
+            [format!("file={disk},format=raw,if=none,id=virtio2")]
+        );
+        assert_eq!(
+            values(&args, "-device"),
+            [
+                "virtio-serial-device,bus=virtio-mmio-bus.31,id=virtio31",
+                "virtconsole,chardev=virtio31,bus=virtio31.0",
+                "virtio-net-device,netdev=virtio23,bus=virtio-mmio-bus.23",
+                "virtio-blk-device,drive=virtio2,bus=virtio-mmio-bus.2",
+            ]
+        );
+        let consoles: Vec<_> = m.consoles().collect();
+        assert_eq!(consoles, [("con", PathBuf::from("/b/x/console-con.sock"))]);
+    }
+
+    #[test]
+    fn commas_in_paths_are_doubled_and_long_sockets_refused() {
+        assert_eq!(quote(Path::new("/a,b/c")), "/a,,b/c");
+        let sys = system("[[virtio]]\nname = \"con\"\nkind = \"console\"\n");
+        let deep = PathBuf::from(format!("/{}", "d".repeat(100)));
+        let m = Machine::for_system(&sys, Path::new("."), &deep);
+        assert!(matches!(m.args(), Err(MachineError::SocketPath(_))));
+    }
 
     #[test]
     fn qemu_is_installed_only_as_root_with_apt() {

@@ -1,7 +1,8 @@
 //! The report stage: `report.txt` next to the image, for people. It says
 //! where everything went: each PD with its program, scheduling, patched
 //! symbols, every capability slot and every mapping; each region; the
-//! channels and IRQs; the memory estimate; and every object with its size
+//! channels, the virtio devices (transport, interrupt, host end) and IRQs;
+//! the memory estimate; and every object with its size
 //! and the address the build-time simulation gave it (the initializer may
 //! choose differently for objects without a fixed address: it sees the
 //! real untyped list).
@@ -315,6 +316,47 @@ pub fn render(i: &Inputs) -> String {
         };
         let _ = writeln!(o, "{} <-> {}", end(&c.a), end(&c.b));
     }
+    if !sys.virtio.is_empty() {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "Virtio devices");
+        let _ = writeln!(o, "--------------");
+        for v in &sys.virtio {
+            let (base, irq) = sys
+                .device(&v.name)
+                .map(|d| (d.range.base, d.irqs.first().copied().unwrap_or(0)))
+                .unwrap_or_default();
+            let host = match v.kind {
+                septa_sysdesc::VirtioKind::Console => {
+                    format!("host end: socket console-{}.sock", v.name)
+                }
+                septa_sysdesc::VirtioKind::Net => {
+                    let fwd: Vec<String> = sys
+                        .forwards
+                        .iter()
+                        .filter(|f| sys.forward_device(f).is_some_and(|d| d.name == v.name))
+                        .map(|f| format!("{} 127.0.0.1:{} -> {}", f.proto, f.host, f.guest))
+                        .collect();
+                    if fwd.is_empty() {
+                        "no forwarded ports".into()
+                    } else {
+                        format!("forwards {}", fwd.join(", "))
+                    }
+                }
+                septa_sysdesc::VirtioKind::Blk => format!(
+                    "backed by {}",
+                    v.file
+                        .as_deref()
+                        .unwrap_or(std::path::Path::new("?"))
+                        .display()
+                ),
+            };
+            let _ = writeln!(
+                o,
+                "{}: {} on transport {} ({} at {base:#x}, IRQ {irq}); {host}",
+                v.name, v.kind, v.slot, v.transport
+            );
+        }
+    }
     if !spec.irqs.is_empty() {
         let _ = writeln!(o);
         let _ = writeln!(o, "IRQs");
@@ -542,6 +584,19 @@ mod tests {
         assert!(
             line.contains(&format!("8 KiB in 4 KiB pages, at {told};")),
             "{line} / {told}"
+        );
+    }
+
+    #[test]
+    fn virtio_devices_are_reported_on_their_transports() {
+        let (_, text) = report_of(&testkit::repo().join("tests/systems/console-probe/system.toml"));
+        let sec = section(&text, "Virtio devices");
+        assert!(
+            sec.contains(
+                "console: console on transport 31 (virtio-mmio31 at 0xa003e00, IRQ 79); \
+                 host end: socket console-console.sock"
+            ),
+            "{sec}"
         );
     }
 

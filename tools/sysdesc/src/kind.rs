@@ -268,6 +268,12 @@ pub enum Kind {
     #[error("`setvar_prefill_size` names region `{0}`, which has no prefill file")]
     #[diagnostic(code(septa::setvar::no_prefill))]
     SetvarNoPrefill(String),
+    #[error("`setvar_device` names region `{0}`, which covers no device")]
+    #[diagnostic(
+        code(septa::setvar::no_device),
+        help("give the region `device = \"NAME\"` (a board device or a [[virtio]] device)")
+    )]
+    SetvarNoDevice(String),
     #[error("`{0}` is not a valid symbol name")]
     #[diagnostic(code(septa::setvar::symbol))]
     BadSymbol(String),
@@ -542,4 +548,61 @@ pub enum Kind {
     #[error("host port {0} is below 1024 and needs privileges on the host")]
     #[diagnostic(code(septa::forward::privileged), severity(Warning))]
     PrivilegedPort(u16),
+    #[error("a port is forwarded, but the system has no virtio net device to forward it to")]
+    #[diagnostic(
+        code(septa::forward::no_net),
+        help("add [[virtio]] with name = \"net0\", kind = \"net\"")
+    )]
+    ForwardNoNet,
+    #[error("`{0}` is not a virtio net device of this system")]
+    #[diagnostic(code(septa::forward::device))]
+    ForwardDevice(String),
+    #[error("the system has {0} virtio net devices: say which one forwards this port")]
+    #[diagnostic(code(septa::forward::ambiguous), help("add `device = \"NAME\"`"))]
+    ForwardAmbiguous(usize),
+
+    // ---------------------------------------------------------------- virtio
+    #[error("unknown virtio device kind `{0}`")]
+    #[diagnostic(code(septa::virtio::kind), help("one of console, net, blk"))]
+    VirtioKind(String),
+    #[error("virtio device name `{0}` may hold only letters, digits, `-` and `_`")]
+    #[diagnostic(
+        code(septa::virtio::name),
+        help("the name becomes part of file names (a console's socket)")
+    )]
+    VirtioName(String),
+    #[error("duplicate virtio device name `{0}`")]
+    #[diagnostic(code(septa::virtio::duplicate_name))]
+    DuplicateVirtio(String),
+    #[error("virtio device `{name}` has the name of a device of board `{board}`")]
+    #[diagnostic(
+        code(septa::virtio::name_clash),
+        help("regions and IRQs name devices with `device = NAME`, so the names must differ")
+    )]
+    VirtioNameClash { name: String, board: String },
+    #[error("{count} virtio devices, but board `{board}` has {max} virtio-mmio transports")]
+    #[diagnostic(code(septa::virtio::too_many))]
+    TooManyVirtio {
+        count: usize,
+        max: usize,
+        board: String,
+    },
+    #[error("slot {slot} is out of range 0..{max}: the board's virtio-mmio transports")]
+    #[diagnostic(code(septa::virtio::slot_range))]
+    VirtioSlotRange { slot: i64, max: usize },
+    #[error("slot {slot} is already taken by virtio device `{other}`")]
+    #[diagnostic(code(septa::virtio::slot_taken))]
+    VirtioSlotTaken { slot: u64, other: String },
+    #[error("virtio block device `{0}` needs a backing `file`")]
+    #[diagnostic(code(septa::virtio::file_missing))]
+    VirtioFileMissing(String),
+    #[error("a virtio {0} device has no backing file")]
+    #[diagnostic(
+        code(septa::virtio::file_unexpected),
+        help("only kind = \"blk\" takes `file`")
+    )]
+    VirtioFileUnexpected(String),
+    #[error("cannot read backing file `{path}`: {reason}")]
+    #[diagnostic(code(septa::virtio::file_unreadable))]
+    VirtioFileUnreadable { path: String, reason: String },
 }

@@ -28,6 +28,7 @@ mod model;
 mod toml_front;
 pub mod units;
 mod validate;
+pub mod virtio;
 mod xml_front;
 
 use std::path::Path;

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::board::Board;
+use crate::board::{Board, Device};
 use crate::diag::Span;
 
 /// Where the parts of an item were written: key name to span. The span of
@@ -76,6 +76,9 @@ pub struct System {
     pub regions: Vec<Region>,
     pub channels: Vec<Channel>,
     pub forwards: Vec<Forward>,
+    /// Virtio devices QEMU attaches to the board's virtio-mmio transports
+    /// (Septa's addition; none from a Microkit `.system` file).
+    pub virtio: Vec<Virtio>,
     pub domains: Option<Domains>,
     pub io_spaces: Vec<IoSpace>,
 }
@@ -98,6 +101,33 @@ impl System {
                 .pds
                 .iter()
                 .any(|p| p.setvars.iter().any(|s| s.region == name))
+    }
+
+    /// The board device a region or IRQ names with `device = "NAME"`: a
+    /// virtio device of the system (its transport), else a device of the
+    /// board.
+    pub fn device(&self, name: &str) -> Option<&Device> {
+        crate::virtio::resolve(&self.board, &self.virtio, name)
+    }
+
+    /// The virtio device named `name`.
+    pub fn virtio_device(&self, name: &str) -> Option<&Virtio> {
+        self.virtio.iter().find(|v| v.name == name)
+    }
+
+    /// The virtio net device a forward goes through: the one it names, or
+    /// the system's only one.
+    pub fn forward_device(&self, f: &Forward) -> Option<&Virtio> {
+        match &f.device {
+            Some(name) => self
+                .virtio_device(name)
+                .filter(|v| v.kind == VirtioKind::Net),
+            None => {
+                let mut nets = self.virtio.iter().filter(|v| v.kind == VirtioKind::Net);
+                let first = nets.next();
+                first.filter(|_| nets.next().is_none())
+            }
+        }
     }
 
     /// The children of PD `idx`, in order.
@@ -251,6 +281,10 @@ pub struct Map {
     pub setvar_vaddr: Option<String>,
     pub setvar_size: Option<String>,
     pub setvar_prefill_size: Option<String>,
+    /// Symbol set to the virtual address of the device's registers inside
+    /// this mapping (the region must name a `device`; a virtio transport
+    /// sits inside its page).
+    pub setvar_device: Option<String>,
     #[serde(skip)]
     pub src: Src,
 }
@@ -482,6 +516,62 @@ pub struct Forward {
     pub host: u16,
     pub guest: u16,
     pub proto: Proto,
+    /// The virtio net device whose user network forwards the port; `None`:
+    /// the system's only one.
+    pub device: Option<String>,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+/// What a virtio device is (the device QEMU attaches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VirtioKind {
+    /// A console (QEMU's virtio-serial with one console port), whose host
+    /// end is a socket.
+    Console,
+    /// A network card on QEMU's user network, which forwards host ports.
+    Net,
+    /// A block device backed by a file on the host.
+    Blk,
+}
+
+impl VirtioKind {
+    pub const ALL: [(&'static str, VirtioKind); 3] = [
+        ("console", VirtioKind::Console),
+        ("net", VirtioKind::Net),
+        ("blk", VirtioKind::Blk),
+    ];
+
+    pub fn parse(s: &str) -> Option<VirtioKind> {
+        Self::ALL.iter().find(|(n, _)| *n == s).map(|(_, k)| *k)
+    }
+}
+
+impl std::fmt::Display for VirtioKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = Self::ALL
+            .iter()
+            .find(|(_, k)| k == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("?");
+        f.write_str(name)
+    }
+}
+
+/// A virtio device attached to one of the board's virtio-mmio transports
+/// (Septa's addition). Regions and IRQs name it with `device = NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Virtio {
+    pub name: String,
+    pub kind: VirtioKind,
+    /// Index of its transport among the board's virtio-mmio devices.
+    pub slot: u64,
+    /// The board device of that transport (`virtio-mmio31`, say).
+    pub transport: String,
+    /// A block device's backing file, as written (relative to the
+    /// description's folder).
+    pub file: Option<PathBuf>,
     #[serde(skip)]
     pub src: Src,
 }

@@ -158,6 +158,8 @@ struct RawFile {
     #[serde(default)]
     forward: Vec<Spanned<RawForward>>,
     #[serde(default)]
+    virtio: Vec<Spanned<RawVirtio>>,
+    #[serde(default)]
     domain: Named<RawDomain>,
     domain_schedule: Option<Spanned<RawSchedule>>,
     #[serde(default)]
@@ -244,6 +246,7 @@ struct RawMap {
     setvar_vaddr: Option<Spanned<String>>,
     setvar_size: Option<Spanned<String>>,
     setvar_prefill_size: Option<Spanned<String>>,
+    setvar_device: Option<Spanned<String>>,
 }
 
 /// VM maps: as PD maps, but a VM has no image in which to set variables.
@@ -375,6 +378,16 @@ struct RawForward {
     host: Spanned<u16>,
     guest: Spanned<u16>,
     proto: Option<Proto2>,
+    device: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVirtio {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    slot: Option<Spanned<i64>>,
+    file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -451,15 +464,39 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
     let board_name = raw.system.get_ref().board.clone();
     let board = crate::find_board(sink, board_name.get_ref(), sp(&board_name), base_dir)?;
 
+    // Virtio devices first: regions and IRQs may name them.
+    let wanted = raw
+        .virtio
+        .into_iter()
+        .map(|v| {
+            let whole = Span::from(v.span());
+            let v = v.into_inner();
+            crate::virtio::Wanted {
+                name_span: sp(&v.name),
+                kind_span: sp(&v.kind),
+                slot: v.slot.as_ref().map(|s| (*s.get_ref(), sp(s))),
+                file: v.file.as_ref().map(|f| (f.get_ref().clone(), sp(f))),
+                name: v.name.into_inner(),
+                kind: v.kind.into_inner(),
+                whole,
+            }
+        })
+        .collect();
+    let virtio = crate::virtio::assign(sink, &board, base_dir, wanted);
+    let devices = Devices {
+        board: &board,
+        virtio: &virtio,
+    };
+
     let mut pds = Vec::new();
     for (name, pd) in raw.pd {
-        lower_pd(sink, &board, &mut pds, name, pd, None);
+        lower_pd(sink, &devices, &mut pds, name, pd, None);
     }
 
     let regions = raw
         .region
         .into_iter()
-        .map(|(name, r)| lower_region(sink, &board, name, r, base_dir))
+        .map(|(name, r)| lower_region(sink, &devices, name, r, base_dir))
         .collect();
 
     let mut channels = Vec::new();
@@ -479,7 +516,10 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         .map(|f| {
             let src = Src::new(Span::from(f.span()));
             let f = f.into_inner();
-            let src = src.with("host", sp(&f.host)).with("guest", sp(&f.guest));
+            let src = src
+                .with("host", sp(&f.host))
+                .with("guest", sp(&f.guest))
+                .with("device", f.device.as_ref().and_then(sp));
             Forward {
                 host: *f.host.get_ref(),
                 guest: *f.guest.get_ref(),
@@ -487,6 +527,7 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
                     Some(Proto2::Udp) => Proto::Udp,
                     _ => Proto::Tcp,
                 },
+                device: f.device.map(|d| d.into_inner()),
                 src,
             }
         })
@@ -540,14 +581,28 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         regions,
         channels,
         forwards,
+        virtio,
         domains,
         io_spaces,
     })
 }
 
+/// The devices regions and IRQs may name: the board's and the system's
+/// virtio devices.
+struct Devices<'a> {
+    board: &'a Board,
+    virtio: &'a [Virtio],
+}
+
+impl Devices<'_> {
+    fn get(&self, name: &str) -> Option<&crate::board::Device> {
+        crate::virtio::resolve(self.board, self.virtio, name)
+    }
+}
+
 fn lower_pd(
     sink: &mut Sink,
-    board: &Board,
+    devices: &Devices,
     pds: &mut Vec<Pd>,
     name: Spanned<String>,
     pd: Spanned<RawPd>,
@@ -558,6 +613,7 @@ fn lower_pd(
     let name_span = sp(&name);
     let name = name.into_inner();
     let pd = pd.into_inner();
+    let board = devices.board;
     check::name_length(sink, &name, name_span);
 
     let program = check::program(sink, pd.program.get_ref(), sp(&pd.program), false);
@@ -636,6 +692,7 @@ fn lower_pd(
                     &mm.setvar_prefill_size,
                     &mut map.setvar_prefill_size,
                 ),
+                ("setvar_device", &mm.setvar_device, &mut map.setvar_device),
             ] {
                 if let Some(v) = v {
                     *slot = Some(check::symbol(sink, v.get_ref(), sp(v)));
@@ -646,7 +703,11 @@ fn lower_pd(
         })
         .collect();
 
-    let irqs = pd.irqs.iter().map(|i| lower_irq(sink, board, i)).collect();
+    let irqs = pd
+        .irqs
+        .iter()
+        .map(|i| lower_irq(sink, devices, i))
+        .collect();
 
     let setvars = pd
         .setvars
@@ -788,7 +849,7 @@ fn lower_pd(
         src,
     });
     for (cname, child) in pd.children {
-        lower_pd(sink, board, pds, cname, child, Some(index));
+        lower_pd(sink, devices, pds, cname, child, Some(index));
     }
 }
 
@@ -858,11 +919,13 @@ fn lower_map(
         setvar_vaddr: None,
         setvar_size: None,
         setvar_prefill_size: None,
+        setvar_device: None,
         src,
     }
 }
 
-fn lower_irq(sink: &mut Sink, board: &Board, i: &Spanned<RawIrq>) -> Irq {
+fn lower_irq(sink: &mut Sink, devices: &Devices, i: &Spanned<RawIrq>) -> Irq {
+    let board = devices.board;
     let v = i.get_ref();
     let mut src = Src::new(Span::from(i.span())).with("id", sp(&v.id));
     let id = check::irq_id(sink, *v.id.get_ref(), sp(&v.id));
@@ -892,8 +955,8 @@ fn lower_irq(sink: &mut Sink, board: &Board, i: &Spanned<RawIrq>) -> Irq {
             (None, Some(d)) => {
                 src.set("device", Span::from(d.span()));
                 // The number and, unless given, the trigger come from the board.
-                let found = board
-                    .device(d.get_ref())
+                let found = devices
+                    .get(d.get_ref())
                     .and_then(|dev| dev.irqs.first().map(|&n| (n, dev.trigger)));
                 let (irq, board_trigger) = found.unwrap_or_else(|| {
                     sink.emit(
@@ -1061,7 +1124,7 @@ fn lower_vm(sink: &mut Sink, board: &Board, name: Spanned<String>, v: Spanned<Ra
 
 fn lower_region(
     sink: &mut Sink,
-    board: &Board,
+    devices: &Devices,
     name: Spanned<String>,
     r: Spanned<RawRegion>,
     base_dir: &Path,
@@ -1070,6 +1133,7 @@ fn lower_region(
     let name_span = sp(&name);
     let name = name.into_inner();
     let r = r.into_inner();
+    let board = devices.board;
     let mut src = Src::new(whole).with("name", name_span);
     let page_given = r.page_size.is_some();
     let page = match &r.page_size {
@@ -1100,27 +1164,33 @@ fn lower_region(
         if r.phys.is_some() {
             sink.emit(Kind::PhysAndDevice, r.phys.as_ref().and_then(sp));
         }
-        match board.device(d.get_ref()) {
+        match devices.get(d.get_ref()) {
             Some(dev) => {
                 let start = dev.range.base / page * page;
                 let end = dev.range.end().div_ceil(page) * page;
                 device_range = Some((start, end - start));
             }
-            None => sink.emit(
-                Kind::RegionUnknownDevice {
-                    device: d.get_ref().clone(),
-                    board: board.name.clone(),
-                    known: board
-                        .devices
-                        .iter()
-                        .map(|d| d.name.as_str())
-                        .filter(|n| !n.starts_with("virtio-mmio") || *n == "virtio-mmio0")
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                        + ", ..., virtio-mmio31",
-                },
-                sp(d),
-            ),
+            None => {
+                sink.emit(
+                    Kind::RegionUnknownDevice {
+                        device: d.get_ref().clone(),
+                        board: board.name.clone(),
+                        known: devices
+                            .virtio
+                            .iter()
+                            .map(|v| v.name.as_str())
+                            .chain(
+                                board.devices.iter().map(|d| d.name.as_str()).filter(|n| {
+                                    !n.starts_with("virtio-mmio") || *n == "virtio-mmio0"
+                                }),
+                            )
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                            + ", ..., virtio-mmio31",
+                    },
+                    sp(d),
+                )
+            }
         }
     }
     let size_given = r

@@ -647,9 +647,20 @@ fn setvar_rules(s: &System, sink: &mut Sink) {
                 ("setvar_vaddr", &m.setvar_vaddr),
                 ("setvar_size", &m.setvar_size),
                 ("setvar_prefill_size", &m.setvar_prefill_size),
+                ("setvar_device", &m.setvar_device),
             ] {
                 if let Some(sym) = v {
                     list.push((sym, m.src.at(key)));
+                }
+            }
+            if m.setvar_device.is_some() {
+                if let Some(r) = s.region(&m.region) {
+                    if r.device.is_none() {
+                        sink.emit(
+                            Kind::SetvarNoDevice(r.name.clone()),
+                            m.src.at("setvar_device"),
+                        );
+                    }
                 }
             }
             if m.setvar_prefill_size.is_some() {
@@ -776,6 +787,19 @@ fn forward_rules(s: &System, sink: &mut Sink) {
         }
         if f.host != 0 && f.host < 1024 {
             sink.emit(Kind::PrivilegedPort(f.host), f.src.at("host"));
+        }
+        if s.forward_device(f).is_some() {
+            continue;
+        }
+        let nets = s
+            .virtio
+            .iter()
+            .filter(|v| v.kind == VirtioKind::Net)
+            .count();
+        match &f.device {
+            Some(d) => sink.emit(Kind::ForwardDevice(d.clone()), f.src.at("device")),
+            None if nets == 0 => sink.emit(Kind::ForwardNoNet, f.src.whole()),
+            None => sink.emit(Kind::ForwardAmbiguous(nets), f.src.whole()),
         }
     }
 }

@@ -254,6 +254,7 @@ fn lower(doc: &Document, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         regions,
         channels,
         forwards: Vec::new(),
+        virtio: Vec::new(),
         domains,
         io_spaces,
     })
@@ -537,6 +538,7 @@ fn lower_map(x: &mut X, n: &Node, allow_setvar: bool) -> Map {
         setvar_vaddr: None,
         setvar_size: None,
         setvar_prefill_size: None,
+        setvar_device: None,
         src,
     };
     if allow_setvar {

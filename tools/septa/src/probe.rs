@@ -1,0 +1,561 @@
+//! Host probes: what the test harness does from the host side while a test
+//! system runs, and what it expects back.
+//!
+//! A test system's folder may hold a file `probe`, one step per line, run in
+//! order once the system boots; `#` starts a comment, blank lines are
+//! skipped:
+//!
+//! ```text
+//! after "console-echo: ready"              # a serial console line contains this
+//! send console "hello, septa\n"            # bytes to virtio console `console`
+//! expect console "HELLO, SEPTA\n" 5s       # bytes from it must contain this
+//! ```
+//!
+//! | step | meaning |
+//! |---|---|
+//! | `after TEXT [LIMIT]` | wait until a line of the serial console (the PDs' output) contains TEXT |
+//! | `send CONSOLE TEXT` | write TEXT to the host end of the system's virtio console CONSOLE |
+//! | `expect CONSOLE TEXT [LIMIT]` | read from CONSOLE until what arrived since the last `expect` contains TEXT |
+//!
+//! TEXT is in double quotes, with the escapes `\n`, `\r`, `\t`, `\\`, `\"`
+//! and `\xHH`. LIMIT is a number with `ms` or `s` (default
+//! [`DEFAULT_LIMIT`]); the system's own time limit bounds everything. The
+//! probe passes when every step does: the harness counts it as the case
+//! `probe`, or fails it with the step's line and what went wrong (what did
+//! arrive, for an `expect`). Waiting is driven by what arrives, never by
+//! sleeping. A console's host end is the Unix socket QEMU listens on
+//! ([`crate::qemu::Machine::console_socket`]); the probe connects to it at
+//! its first `send` or `expect`, after an `after` step has shown that the
+//! system is up.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// The name of the file in a test system's folder.
+pub const FILE: &str = "probe";
+
+/// How long a step waits unless its line says otherwise.
+pub const DEFAULT_LIMIT: Duration = Duration::from_secs(10);
+
+/// Bytes of unexpected output quoted in a failure.
+const QUOTE_MAX: usize = 200;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    After { text: String },
+    Send { console: String, bytes: Vec<u8> },
+    Expect { console: String, bytes: Vec<u8> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Line in the probe file, from 1.
+    pub line: usize,
+    pub action: Action,
+    pub limit: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Probe {
+    pub steps: Vec<Step>,
+}
+
+/// A probe file that cannot be read as one.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("probe:{line}: {message}")]
+pub struct ParseError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// Why a probe failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProbeError {
+    #[error("line {line}: no console line contained {text:?} within {limit:?}")]
+    NoMarker {
+        line: usize,
+        text: String,
+        limit: Duration,
+    },
+    #[error("line {line}: the console ended before a line contained {text:?}")]
+    ConsoleEnded { line: usize, text: String },
+    #[error("line {line}: the system has no virtio console `{console}`")]
+    UnknownConsole { line: usize, console: String },
+    #[error("line {line}: cannot connect to console `{console}` at {path}: {reason}")]
+    Connect {
+        line: usize,
+        console: String,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("line {line}: sending to console `{console}` failed: {reason}")]
+    Send {
+        line: usize,
+        console: String,
+        reason: String,
+    },
+    #[error("line {line}: expected {want} from console `{console}` within {limit:?}; {got}")]
+    Expect {
+        line: usize,
+        console: String,
+        want: String,
+        limit: Duration,
+        got: String,
+    },
+}
+
+impl Probe {
+    pub fn parse(text: &str) -> Result<Probe, ParseError> {
+        let mut steps = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = i + 1;
+            let err = |message: String| ParseError { line, message };
+            let mut rest = raw.trim_start();
+            if rest.is_empty() || rest.starts_with('#') {
+                continue;
+            }
+            let word = take_word(&mut rest);
+            let (action, limit_allowed) = match word {
+                "after" => (
+                    Action::After {
+                        text: String::from_utf8(take_text(&mut rest).map_err(err)?)
+                            .map_err(|_| err("the marker must be UTF-8 text".into()))?,
+                    },
+                    true,
+                ),
+                "send" | "expect" => {
+                    let console = take_word(&mut rest).to_string();
+                    if console.is_empty() || console.starts_with('"') {
+                        return Err(err(format!(
+                            "`{word}` needs a console name before the text"
+                        )));
+                    }
+                    let bytes = take_text(&mut rest).map_err(err)?;
+                    if word == "send" {
+                        (Action::Send { console, bytes }, false)
+                    } else {
+                        (Action::Expect { console, bytes }, true)
+                    }
+                }
+                other => {
+                    return Err(err(format!(
+                        "unknown step `{other}`: use `after`, `send` or `expect`"
+                    )))
+                }
+            };
+            let limit = match take_word(&mut rest) {
+                "" => DEFAULT_LIMIT,
+                w if limit_allowed => parse_limit(w).map_err(err)?,
+                w => return Err(err(format!("unexpected `{w}` after the text"))),
+            };
+            if !rest.trim_start().is_empty() && !rest.trim_start().starts_with('#') {
+                return Err(err(format!("unexpected `{}`", rest.trim())));
+            }
+            steps.push(Step {
+                line,
+                action,
+                limit,
+            });
+        }
+        Ok(Probe { steps })
+    }
+
+    /// The consoles the probe talks to.
+    pub fn consoles(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.steps.iter().filter_map(|s| match &s.action {
+            Action::Send { console, .. } | Action::Expect { console, .. } => {
+                Some((s.line, console.as_str()))
+            }
+            Action::After { .. } => None,
+        })
+    }
+
+    /// Runs the steps: `lines` brings the serial console's lines as they
+    /// arrive (and closes when the system stops), `sockets` maps each
+    /// console's name to its socket. Stops at the first failing step.
+    pub fn run(
+        &self,
+        lines: &Receiver<String>,
+        sockets: &HashMap<String, PathBuf>,
+    ) -> Result<(), ProbeError> {
+        let mut conns: HashMap<String, Conn> = HashMap::new();
+        for step in &self.steps {
+            let deadline = Instant::now() + step.limit;
+            match &step.action {
+                Action::After { text } => wait_for_line(lines, text, step, deadline)?,
+                Action::Send { console, bytes } => {
+                    let conn = connect(&mut conns, sockets, console, step.line)?;
+                    conn.stream.write_all(bytes).map_err(|e| ProbeError::Send {
+                        line: step.line,
+                        console: console.clone(),
+                        reason: e.to_string(),
+                    })?;
+                }
+                Action::Expect { console, bytes } => {
+                    let conn = connect(&mut conns, sockets, console, step.line)?;
+                    conn.expect(bytes, deadline)
+                        .map_err(|got| ProbeError::Expect {
+                            line: step.line,
+                            console: console.clone(),
+                            want: quote(bytes),
+                            limit: step.limit,
+                            got,
+                        })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn wait_for_line(
+    lines: &Receiver<String>,
+    text: &str,
+    step: &Step,
+    deadline: Instant,
+) -> Result<(), ProbeError> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(l) if l.contains(text) => return Ok(()),
+            Ok(_) => {}
+            Err(RecvTimeoutError::Timeout) => {
+                return Err(ProbeError::NoMarker {
+                    line: step.line,
+                    text: text.to_string(),
+                    limit: step.limit,
+                })
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(ProbeError::ConsoleEnded {
+                    line: step.line,
+                    text: text.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// A connection to one console, with what arrived and is not yet matched.
+struct Conn {
+    stream: UnixStream,
+    pending: Vec<u8>,
+}
+
+impl Conn {
+    /// Reads until `pending` contains `want` (then drops it and everything
+    /// before), or until `deadline`; the error says what arrived.
+    fn expect(&mut self, want: &[u8], deadline: Instant) -> Result<(), String> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(at) = find(&self.pending, want) {
+                self.pending.drain(..at + want.len());
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.received("the time ran out"));
+            }
+            self.stream
+                .set_read_timeout(Some(left))
+                .map_err(|e| e.to_string())?;
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Err(self.received("the console closed")),
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return Err(self.received("the time ran out"))
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.received(&e.to_string())),
+            }
+        }
+    }
+
+    fn received(&self, why: &str) -> String {
+        if self.pending.is_empty() {
+            format!("{why} and nothing arrived")
+        } else {
+            format!("{why}; received {}", quote(&self.pending))
+        }
+    }
+}
+
+fn connect<'a>(
+    conns: &'a mut HashMap<String, Conn>,
+    sockets: &HashMap<String, PathBuf>,
+    console: &str,
+    line: usize,
+) -> Result<&'a mut Conn, ProbeError> {
+    let Some(path) = sockets.get(console) else {
+        return Err(ProbeError::UnknownConsole {
+            line,
+            console: console.to_string(),
+        });
+    };
+    if !conns.contains_key(console) {
+        let stream = UnixStream::connect(path).map_err(|e| ProbeError::Connect {
+            line,
+            console: console.to_string(),
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let conn = Conn {
+            stream,
+            pending: Vec::new(),
+        };
+        conns.insert(console.to_string(), conn);
+    }
+    Ok(conns.get_mut(console).expect("inserted above"))
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Bytes as a quoted string with escapes, cut after [`QUOTE_MAX`].
+fn quote(bytes: &[u8]) -> String {
+    let cut = bytes.len() > QUOTE_MAX;
+    let mut s = String::from("\"");
+    for &b in &bytes[..bytes.len().min(QUOTE_MAX)] {
+        match b {
+            b'\n' => s += "\\n",
+            b'\r' => s += "\\r",
+            b'\t' => s += "\\t",
+            b'\\' => s += "\\\\",
+            b'"' => s += "\\\"",
+            0x20..=0x7e => s.push(b as char),
+            _ => s += &format!("\\x{b:02x}"),
+        }
+    }
+    s.push('"');
+    if cut {
+        s += &format!(" (and {} more bytes)", bytes.len() - QUOTE_MAX);
+    }
+    s
+}
+
+/// The next word (up to whitespace), or a quoted text left in place.
+fn take_word<'a>(rest: &mut &'a str) -> &'a str {
+    let s = rest.trim_start();
+    if s.starts_with('"') || s.starts_with('#') {
+        *rest = s;
+        return if s.starts_with('#') { "" } else { "\"" };
+    }
+    let end = s.find(char::is_whitespace).unwrap_or(s.len());
+    *rest = &s[end..];
+    &s[..end]
+}
+
+/// A double-quoted text with escapes, as bytes.
+fn take_text(rest: &mut &str) -> Result<Vec<u8>, String> {
+    let s = rest.trim_start();
+    let Some(body) = s.strip_prefix('"') else {
+        return Err("expected a text in double quotes".into());
+    };
+    let mut out = Vec::new();
+    let mut chars = body.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => {
+                *rest = &body[i + 1..];
+                return Ok(out);
+            }
+            '\\' => {
+                let e = chars.next().map(|(_, e)| e);
+                match e {
+                    Some('n') => out.push(b'\n'),
+                    Some('r') => out.push(b'\r'),
+                    Some('t') => out.push(b'\t'),
+                    Some('\\') => out.push(b'\\'),
+                    Some('"') => out.push(b'"'),
+                    Some('x') => {
+                        let hex: String = chars.by_ref().take(2).map(|(_, h)| h).collect();
+                        let b = u8::from_str_radix(&hex, 16)
+                            .ok()
+                            .filter(|_| hex.len() == 2)
+                            .ok_or_else(|| format!("`\\x{hex}` needs two hex digits"))?;
+                        out.push(b);
+                    }
+                    Some(other) => return Err(format!("unknown escape `\\{other}`")),
+                    None => break,
+                }
+            }
+            c => {
+                let mut b = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+            }
+        }
+    }
+    Err("the text has no closing quote".into())
+}
+
+fn parse_limit(w: &str) -> Result<Duration, String> {
+    let bad = || format!("`{w}` is not a time limit: write it as `500ms` or `5s`");
+    let (num, unit) = w
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| w.split_at(i))
+        .ok_or_else(bad)?;
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+    use std::sync::mpsc;
+
+    const ECHO: &str = r#"
+# comment
+after "echo: ready"
+send console "hello, septa\n"   # a trailing comment
+expect console "HELLO, SEPTA\n" 2s
+send console "tab\there \"q\" \\ \x01"
+"#;
+
+    #[test]
+    fn steps_are_read_with_escapes_and_limits() {
+        let p = Probe::parse(ECHO).unwrap();
+        assert_eq!(p.steps.len(), 4);
+        assert_eq!(
+            p.steps[0],
+            Step {
+                line: 3,
+                action: Action::After {
+                    text: "echo: ready".into()
+                },
+                limit: DEFAULT_LIMIT,
+            }
+        );
+        assert_eq!(
+            p.steps[2].action,
+            Action::Expect {
+                console: "console".into(),
+                bytes: b"HELLO, SEPTA\n".to_vec()
+            }
+        );
+        assert_eq!(p.steps[2].limit, Duration::from_secs(2));
+        assert_eq!(
+            p.steps[3].action,
+            Action::Send {
+                console: "console".into(),
+                bytes: b"tab\there \"q\" \\ \x01".to_vec()
+            }
+        );
+        let consoles: Vec<_> = p.consoles().collect();
+        assert_eq!(consoles, [(4, "console"), (5, "console"), (6, "console")]);
+    }
+
+    #[test]
+    fn mistakes_name_their_line() {
+        for (text, line, what) in [
+            ("wait \"x\"", 1, "unknown step `wait`"),
+            ("\nsend \"x\"", 2, "needs a console name"),
+            ("expect c x", 1, "double quotes"),
+            ("after \"x", 1, "no closing quote"),
+            ("after \"x\" 5 minutes", 1, "not a time limit"),
+            ("send c \"x\" 5s", 1, "unexpected `5s`"),
+            ("after \"\\q\"", 1, "unknown escape"),
+            ("after \"\\x4\"", 1, "two hex digits"),
+            ("after \"x\" 1s more", 1, "unexpected `more`"),
+        ] {
+            let e = Probe::parse(text).unwrap_err();
+            assert_eq!(e.line, line, "{text}: {e}");
+            assert!(e.message.contains(what), "{text}: {e}");
+        }
+    }
+
+    /// A stand-in for QEMU's end of a console: answers each line it
+    /// receives with `answer(line)`.
+    fn fake_console(answer: fn(&str) -> String) -> (PathBuf, std::thread::JoinHandle<()>) {
+        let dir = std::env::temp_dir().join(format!(
+            "septa-probe-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 256];
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+                while let Some(at) = got.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = got.drain(..=at).collect();
+                    let reply = answer(std::str::from_utf8(&line).unwrap().trim_end());
+                    if s.write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        (path, t)
+    }
+
+    fn run_against(answer: fn(&str) -> String) -> Result<(), ProbeError> {
+        let (path, _server) = fake_console(answer);
+        let probe =
+            Probe::parse(ECHO.lines().take(5).collect::<Vec<_>>().join("\n").as_str()).unwrap();
+        let (tx, rx) = mpsc::channel();
+        tx.send("booting".to_string()).unwrap();
+        tx.send("pd: echo: ready".to_string()).unwrap();
+        let sockets = HashMap::from([("console".to_string(), path)]);
+        probe.run(&rx, &sockets)
+    }
+
+    #[test]
+    fn a_right_answer_passes() {
+        run_against(|l| format!("{}\n", l.to_uppercase())).unwrap();
+    }
+
+    #[test]
+    fn a_wrong_answer_fails_and_shows_what_came() {
+        let e = run_against(|l| format!("{l}\n")).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, ProbeError::Expect { line: 5, .. }), "{text}");
+        assert!(
+            text.contains(r#"expected "HELLO, SEPTA\n" from console `console` within 2s"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"received "hello, septa\n""#), "{text}");
+    }
+
+    #[test]
+    fn a_missing_marker_or_console_fails() {
+        let p = Probe::parse("after \"ready\" 50ms").unwrap();
+        let (tx, rx) = mpsc::channel();
+        tx.send("nothing here".to_string()).unwrap();
+        let e = p.run(&rx, &HashMap::new()).unwrap_err();
+        assert!(matches!(e, ProbeError::NoMarker { line: 1, .. }), "{e}");
+        drop(tx);
+        let e = p.run(&rx, &HashMap::new()).unwrap_err();
+        assert!(matches!(e, ProbeError::ConsoleEnded { .. }), "{e}");
+        let p = Probe::parse("send net0 \"x\"").unwrap();
+        let e = p.run(&rx, &HashMap::new()).unwrap_err();
+        assert!(matches!(e, ProbeError::UnknownConsole { .. }), "{e}");
+    }
+
+    #[test]
+    fn quotes_escape_and_cut() {
+        assert_eq!(quote(b"a\"\n\x02"), r#""a\"\n\x02""#);
+        let long = vec![b'a'; QUOTE_MAX + 5];
+        assert!(quote(&long).ends_with("(and 5 more bytes)"));
+    }
+}
