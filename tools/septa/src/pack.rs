@@ -16,9 +16,7 @@ use crate::elf::ElfImage;
 use crate::workspace::Workspace;
 use crate::{alloc, cargo, patch, report, spec};
 
-/// The board facts the loader needs. From the QEMU `virt` memory map
-/// (hw/arm/virt.c): RAM at 1 GiB, PL011 at 0x0900_0000; QEMU leaves the
-/// device tree at the start of RAM for images that are not Linux kernels.
+/// The board facts the loader needs, taken from the board profile.
 pub struct Board {
     pub uart_base: u64,
     pub dtb_hint: u64,
@@ -26,12 +24,24 @@ pub struct Board {
     pub ram_size: u64,
 }
 
-pub const QEMU_VIRT: Board = Board {
-    uart_base: 0x0900_0000,
-    dtb_hint: 0x4000_0000,
-    ram_base: 0x4000_0000,
-    ram_size: 2 << 30,
-};
+impl Board {
+    /// RAM from the profile's `[ram]`; the loader prints on the profile's
+    /// PL011 (none: it stays silent) and looks for the device tree at the
+    /// start of RAM, where QEMU leaves it for an image that is not a Linux
+    /// kernel.
+    pub fn from_profile(b: &septa_sysdesc::Board) -> Board {
+        Board {
+            uart_base: b
+                .devices
+                .iter()
+                .find(|d| d.compatible == "arm,pl011")
+                .map_or(0, |d| d.range.base),
+            dtb_hint: b.ram.base,
+            ram_base: b.ram.base,
+            ram_size: b.ram.size,
+        }
+    }
+}
 
 /// A packed image and where QEMU must put it.
 pub struct Image {
@@ -193,7 +203,7 @@ pub fn build_system(
         &kernel,
         &initializer,
         &composed.blob,
-        &QEMU_VIRT,
+        &Board::from_profile(&sys.board),
         &out,
     )?;
     let image_len = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
@@ -340,7 +350,15 @@ fn build_own_root(
     let dir = ws.build_dir(name);
     std::fs::create_dir_all(&dir).into_diagnostic()?;
     let out = dir.join("septa.img");
-    let load_addr = pack(&built[0], &kernel, &user, &[], &QEMU_VIRT, &out)?;
+    let board = septa_sysdesc::Board::qemu_virt();
+    let load_addr = pack(
+        &built[0],
+        &kernel,
+        &user,
+        &[],
+        &Board::from_profile(&board),
+        &out,
+    )?;
     std::fs::write(
         dir.join(REPORT_FILE),
         format!(
@@ -352,7 +370,7 @@ fn build_own_root(
     Ok(Image {
         path: out,
         load_addr,
-        machine: crate::qemu::Machine::bare(&septa_sysdesc::Board::qemu_virt(), &dir),
+        machine: crate::qemu::Machine::bare(&board, &dir),
     })
 }
 
@@ -381,7 +399,15 @@ fn build_bare(
     let dir = ws.build_dir(name);
     std::fs::create_dir_all(&dir).into_diagnostic()?;
     let out = dir.join("septa.img");
-    let load_addr = pack(&built[0], &kernel, &initializer, &blob, &QEMU_VIRT, &out)?;
+    let board = septa_sysdesc::Board::qemu_virt();
+    let load_addr = pack(
+        &built[0],
+        &kernel,
+        &initializer,
+        &blob,
+        &Board::from_profile(&board),
+        &out,
+    )?;
     std::fs::write(
         dir.join(REPORT_FILE),
         format!(
@@ -393,7 +419,7 @@ fn build_bare(
     Ok(Image {
         path: out,
         load_addr,
-        machine: crate::qemu::Machine::bare(&septa_sysdesc::Board::qemu_virt(), &dir),
+        machine: crate::qemu::Machine::bare(&board, &dir),
     })
 }
 
@@ -519,6 +545,20 @@ fn flatten_loader(elf: &[u8]) -> Result<(Vec<u8>, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_loader_gets_its_board_facts_from_the_profile() {
+        let mut profile = septa_sysdesc::Board::qemu_virt();
+        let b = Board::from_profile(&profile);
+        assert_eq!(
+            (b.uart_base, b.ram_base, b.ram_size, b.dtb_hint),
+            (0x0900_0000, 0x4000_0000, 2 << 30, 0x4000_0000)
+        );
+        profile.ram.size = 1 << 30;
+        profile.devices.retain(|d| d.compatible != "arm,pl011");
+        let b = Board::from_profile(&profile);
+        assert_eq!((b.uart_base, b.ram_size), (0, 1 << 30));
+    }
     use crate::testkit;
 
     /// The differences between two specs, list by list and entry by entry,
