@@ -59,6 +59,9 @@ pub struct Outcome {
     pub passed: Vec<String>,
     pub failed: Vec<String>,
     pub done: bool,
+    /// The harness stopped the system itself (a failed probe): a missing
+    /// `done` is then no failure of its own.
+    pub stopped_early: bool,
 }
 
 impl Outcome {
@@ -81,7 +84,7 @@ impl Outcome {
     /// Closes the outcome: a missing `done`, an empty run and unmet
     /// expectations become failures.
     pub fn finish(&mut self, timed_out: bool, log: &str, expect: &[String]) {
-        if !self.done {
+        if !self.done && !self.stopped_early {
             self.failed.push(if timed_out {
                 "did not finish within its time limit".into()
             } else {
@@ -238,6 +241,7 @@ pub fn boot(
                 record(&mut outcome, r);
                 // The host's side has failed: no point in waiting longer.
                 if failed {
+                    outcome.stopped_early = true;
                     break;
                 }
             }
@@ -528,6 +532,15 @@ mod tests {
                 "expected console text missing: restarted"
             ]
         );
+    }
+
+    #[test]
+    fn a_system_the_harness_stopped_is_judged_by_what_stopped_it() {
+        let mut o = Outcome::default();
+        o.failed.push("probe: line 3: expected \"X\"".into());
+        o.stopped_early = true;
+        o.finish(false, "", &[]);
+        assert_eq!(o.failed, ["probe: line 3: expected \"X\""]);
     }
 
     #[test]
