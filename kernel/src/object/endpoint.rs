@@ -22,6 +22,7 @@ use crate::object::sched_context;
 use crate::object::tcb::queue::TcbQueue;
 use crate::object::tcb::{Tcb, ThreadState};
 use crate::sched;
+use septa_abi::ENDPOINT_SIZE_BITS;
 
 /// Endpoint states (seL4's `EPState`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,40 +38,68 @@ const STATE_MASK: u64 = 3;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ep(u64);
 
+/// Bytes in an endpoint object.
+const EP_BYTES: u64 = 1 << ENDPOINT_SIZE_BITS;
+
 impl Ep {
+    /// The endpoint at `paddr`, checked once here to lie in the window and
+    /// be aligned, so that its words are reached without a check each.
+    #[inline(always)]
     pub fn new(paddr: u64) -> Ep {
-        debug_assert!(paddr != 0 && paddr.is_multiple_of(16));
+        debug_assert!(paddr != 0);
+        memory::check_object(paddr, EP_BYTES, EP_BYTES);
         Ep(paddr)
     }
 
+    #[inline(always)]
     pub fn paddr(self) -> u64 {
         self.0
     }
 
+    /// Word `i` (0 or 1).
+    #[inline(always)]
+    fn word(self, i: u64) -> u64 {
+        assert!(i < 2);
+        // SAFETY: word `i` lies inside the object, whose range and
+        // alignment `Ep::new` (the only constructor) checked.
+        unsafe { memory::read_field(self.0 + 8 * i) }
+    }
+
+    #[inline(always)]
+    fn set_word(self, i: u64, v: u64) {
+        assert!(i < 2);
+        // SAFETY: as in `word`.
+        unsafe { memory::write_field(self.0 + 8 * i, v) }
+    }
+
+    #[inline(always)]
     pub fn state(self) -> EpState {
-        match memory::read::<u64>(self.0) & STATE_MASK {
+        match self.word(0) & STATE_MASK {
             1 => EpState::Send,
             2 => EpState::Recv,
             _ => EpState::Idle,
         }
     }
 
+    #[inline(always)]
     pub fn set_state(self, s: EpState) {
-        let w: u64 = memory::read(self.0);
-        memory::write(self.0, (w & !STATE_MASK) | s as u64)
+        let w = self.word(0);
+        self.set_word(0, (w & !STATE_MASK) | s as u64)
     }
 
+    #[inline(always)]
     pub fn queue(self) -> TcbQueue {
-        let [h, e]: [u64; 2] = memory::read(self.0);
         TcbQueue {
-            head: Tcb::from_link(h & !STATE_MASK),
-            end: Tcb::from_link(e),
+            head: Tcb::from_link(self.word(0) & !STATE_MASK),
+            end: Tcb::from_link(self.word(1)),
         }
     }
 
+    #[inline(always)]
     pub fn set_queue(self, q: TcbQueue) {
-        let state = memory::read::<u64>(self.0) & STATE_MASK;
-        memory::write(self.0, [Tcb::link(q.head) | state, Tcb::link(q.end)])
+        let state = self.word(0) & STATE_MASK;
+        self.set_word(0, Tcb::link(q.head) | state);
+        self.set_word(1, Tcb::link(q.end));
     }
 }
 

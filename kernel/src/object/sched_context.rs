@@ -42,7 +42,7 @@ use crate::object::notification::Ntfn;
 use crate::object::reply::ReplyObj;
 use crate::object::tcb::Tcb;
 use crate::sched;
-use septa_abi::Label;
+use septa_abi::{Label, MIN_SCHED_CONTEXT_BITS};
 
 /// Bytes of the header before the refills (seL4's `sizeof(sched_context_t)`).
 pub const HEADER_BYTES: u64 = 96;
@@ -81,30 +81,51 @@ pub fn refill_absolute_max(size_bits: u32) -> u64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Sc(u64);
 
+/// The smallest SC object: every SC holds at least this much, aligned to
+/// it, so its header is always inside.
+const MIN_SC_BYTES: u64 = 1 << MIN_SCHED_CONTEXT_BITS;
+const _: () = assert!(HEADER_BYTES <= MIN_SC_BYTES);
+
 impl Sc {
+    /// The SC at `paddr`, whose header is checked once here to lie in the
+    /// window and be aligned, so that its words are reached without a check
+    /// each (the refills after it are checked on each access).
+    #[inline(always)]
     pub fn new(paddr: u64) -> Sc {
-        debug_assert!(paddr != 0 && paddr.is_multiple_of(128), "bad SC {paddr:#x}");
+        debug_assert!(paddr != 0, "SC at 0");
+        memory::check_object(paddr, MIN_SC_BYTES, MIN_SC_BYTES);
         Sc(paddr)
     }
 
+    #[inline(always)]
     pub fn from_link(paddr: u64) -> Option<Sc> {
-        (paddr != 0).then_some(Sc(paddr))
+        (paddr != 0).then(|| Sc::new(paddr))
     }
 
+    #[inline(always)]
     pub fn link(s: Option<Sc>) -> u64 {
         s.map_or(0, |s| s.0)
     }
 
+    #[inline(always)]
     pub fn paddr(self) -> u64 {
         self.0
     }
 
+    /// The header word at byte offset `off` (one of this module's offsets).
+    #[inline(always)]
     fn read(self, off: u64) -> u64 {
-        memory::read(self.0 + off)
+        assert!(off + 8 <= HEADER_BYTES && off.is_multiple_of(8));
+        // SAFETY: the word lies inside the header, aligned, and `Sc::new`
+        // (the only constructor) checked the header's range and alignment.
+        unsafe { memory::read_field(self.0 + off) }
     }
 
+    #[inline(always)]
     fn write(self, off: u64, v: u64) {
-        memory::write(self.0 + off, v)
+        assert!(off + 8 <= HEADER_BYTES && off.is_multiple_of(8));
+        // SAFETY: as in `read`.
+        unsafe { memory::write_field(self.0 + off, v) }
     }
 
     pub fn period(self) -> u64 {

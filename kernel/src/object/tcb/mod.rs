@@ -174,14 +174,13 @@ pub struct Tcb(u64);
 
 impl Tcb {
     /// The TCB at `paddr` (2 KiB aligned, non-zero).
+    #[inline(always)]
     pub fn new(paddr: u64) -> Tcb {
-        debug_assert!(
-            paddr != 0 && paddr.is_multiple_of(TCB_BYTES),
-            "bad TCB {paddr:#x}"
-        );
-        // Every `Tcb` is checked to lie in the window once, here, so that
-        // its word fields are reached without a check each (`read`).
-        memory::check_range(paddr, TCB_BYTES);
+        debug_assert!(paddr != 0, "TCB at 0");
+        // Every `Tcb` is checked once, here, to lie in the window and be
+        // aligned, so that its word fields are reached without a check each
+        // (`read`).
+        memory::check_object(paddr, TCB_BYTES, TCB_BYTES);
         Tcb(paddr)
     }
 
@@ -200,16 +199,25 @@ impl Tcb {
     }
 
     /// A word field; `off` is one of this module's offsets, all inside
-    /// the TCB object.
+    /// the TCB object and multiples of 8.
+    #[inline(always)]
     fn read(self, off: u64) -> u64 {
-        assert!(off + 8 <= TCB_BYTES, "TCB field offset {off:#x}");
-        // SAFETY: the word lies inside the TCB object, whose whole range
-        // `Tcb::new` (the only constructor) passed to `check_range`.
+        assert!(
+            off + 8 <= TCB_BYTES && off.is_multiple_of(8),
+            "TCB field offset {off:#x}"
+        );
+        // SAFETY: the word lies inside the TCB object, whose whole range and
+        // alignment `Tcb::new` (the only constructor) passed to
+        // `check_object`, at an offset that keeps it aligned.
         unsafe { memory::read_field(self.0 + off) }
     }
 
+    #[inline(always)]
     fn write(self, off: u64, v: u64) {
-        assert!(off + 8 <= TCB_BYTES, "TCB field offset {off:#x}");
+        assert!(
+            off + 8 <= TCB_BYTES && off.is_multiple_of(8),
+            "TCB field offset {off:#x}"
+        );
         // SAFETY: as in `read`.
         unsafe { memory::write_field(self.0 + off, v) }
     }
