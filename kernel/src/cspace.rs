@@ -15,7 +15,7 @@
 //! layer, which resolves the invoked cap and the extra caps through the
 //! thread's CSpace root.
 
-use crate::cap::{Cap, CapType};
+use crate::cap::{Cap, CapType, RawCap};
 use crate::cte::SlotRef;
 use crate::error::{LookupFault, SyscallError};
 use septa_abi::WORD_BITS;
@@ -195,4 +195,50 @@ pub fn lookup_cap_and_slot(cspace_root: &Cap, cptr: u64) -> Result<(Cap, SlotRef
 /// The cap at a capability address (seL4's `lookupCap`).
 pub fn lookup_cap(cspace_root: &Cap, cptr: u64) -> Result<Cap, LookupFault> {
     lookup_slot(cspace_root, cptr).map(|s| s.cap_inline())
+}
+
+/// The cap at a full 64-bit capability address, for the fast paths (seL4's
+/// `lookup_fp`): the walk of [`resolve_address_bits`] over the stored
+/// caps, reading only the fields of CNode caps on the way. Every address
+/// that walk fails on (bad root, guard or depth mismatch) gives the null
+/// cap here, and the caller leaves the work to the slow path, which then
+/// reports the failure; where it succeeds, both find the same slot (a
+/// property test checks).
+#[inline(always)]
+pub fn lookup_fp(root: RawCap, cptr: u64) -> RawCap {
+    const WORD: u64 = WORD_BITS as u64;
+    let Some(mut node) = root.as_cnode() else {
+        return RawCap::NULL;
+    };
+    // Bits of `cptr` translated so far.
+    let mut done: u64 = 0;
+    loop {
+        let (paddr, radix, guard_size, guard) = node;
+        let level = radix + guard_size;
+        // Nothing to translate, or more than is left: both depth failures.
+        if level == 0 || level > WORD - done {
+            return RawCap::NULL;
+        }
+        // The untranslated bits, at the top of the word (`done` < 64 here).
+        let rest = cptr << done;
+        if guard_size != 0 && rest >> (WORD - guard_size) != guard {
+            return RawCap::NULL;
+        }
+        // guard_size < 64, since level <= 64 and a level with radix 0 and a
+        // 64-bit guard would need a 7-bit guard size field.
+        let index = if radix == 0 {
+            0
+        } else {
+            (rest << guard_size) >> (WORD - radix)
+        };
+        let cap = SlotRef::nth(paddr, index).raw_cap();
+        done += level;
+        if done == WORD {
+            return cap;
+        }
+        match cap.as_cnode() {
+            Some(n) => node = n,
+            None => return cap,
+        }
+    }
 }

@@ -70,6 +70,7 @@ pub enum Action {
 }
 
 /// The scheduler's globals.
+#[derive(Debug)]
 pub struct SchedState {
     pub cur_thread: Option<Tcb>,
     pub idle_thread: Option<Tcb>,
@@ -122,6 +123,13 @@ impl SchedState {
 crate::kernel_global!(
     static SCHED: SchedState = SchedState::new();
 );
+
+/// Host tests: the scheduler's globals as at boot (kernel globals outlive
+/// one test case on its thread).
+#[cfg(test)]
+pub fn reset_for_test() {
+    with(|s| *s = SchedState::new());
+}
 
 /// Runs `f` on the scheduler state. Keep `f` short: it must not call
 /// anything that uses the state itself.
@@ -552,6 +560,45 @@ pub fn switch_to_thread(t: Tcb) {
     vspace::set_vm_root(&t.vspace_root());
     lazy_fpu_restore(t);
     tcb_sched_dequeue(t);
+    with(|s| s.cur_thread = Some(t));
+}
+
+// ---------------------------------------------------------------------------
+// What the fast paths ask of the scheduler (see `crate::fastpath`).
+
+/// Whether the slow path's [`schedule`], after an IPC that blocked the
+/// current thread and made `t` (priority `prio`, in domain `domain`)
+/// runnable, would switch straight to `t` and change nothing else: the
+/// scheduler was left alone since the last exit (no action pending, no
+/// timer reprogramming), the domain has time left and is `t`'s, and no
+/// ready thread outranks `t` (which `choose_thread` would pick instead).
+#[inline(always)]
+pub fn fast_would_choose(prio: u64, domain: u64) -> bool {
+    with(|s| {
+        s.action == Action::ResumeCurrent
+            && !s.reprogram
+            && s.domain_time != 0
+            && s.cur_domain == domain
+            && highest_prio(s).is_none_or(|h| prio >= h)
+    })
+}
+
+/// Reads the clock as [`update_timestamp`] does and returns the current
+/// scheduling context if [`check_budget`] would let the current thread go
+/// on: its head refill covers what it consumed plus a kernel exit.
+#[inline(always)]
+pub fn fast_budget() -> Option<Sc> {
+    update_timestamp();
+    let (sc, consumed) = with(|s| (s.cur_sc, s.consumed));
+    sc.filter(|sc| sc.refill_sufficient(consumed))
+}
+
+/// The end of a fast path: makes `t`, which is in no queue, the current
+/// thread in the address space `root` (what [`switch_to_thread`] does).
+#[inline(always)]
+pub fn fast_switch_to(t: Tcb, root: vspace::ReadyRoot) {
+    vspace::set_ready_root(root);
+    lazy_fpu_restore(t);
     with(|s| s.cur_thread = Some(t));
 }
 

@@ -51,8 +51,22 @@ pub const SYSCALL_MAX: i64 = sys::CALL;
 /// the message area of the IPC buffer).
 const NAME_MAX: usize = MSG_MAX_LENGTH * 8;
 
-/// Entry for `svc` (and `hvc` from EL1): the number is x7.
+/// Entry for `svc` (and `hvc` from EL1): the number is x7. Call and
+/// ReplyRecv try the fast path first ([`crate::fastpath`]).
 pub fn handle_syscall(number: i64) {
+    let done = match number {
+        sys::CALL => crate::fastpath::call(sched::cur_thread()),
+        sys::REPLY_RECV => crate::fastpath::reply_recv(sched::cur_thread()),
+        _ => false,
+    };
+    if !done {
+        handle_syscall_slow(number);
+    }
+}
+
+/// The general system-call path (seL4's `slowpath`), the reference the
+/// fast path must agree with.
+pub fn handle_syscall_slow(number: i64) {
     crate::preempt::reset_work_units();
     if (SYSCALL_MIN..=SYSCALL_MAX).contains(&number) {
         handle_mcs_syscall(number);

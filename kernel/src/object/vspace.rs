@@ -39,7 +39,7 @@ pub mod vmid;
 
 pub use decode::decode_invocation;
 
-use crate::cap::{Cap, FrameSize, Mapping};
+use crate::cap::{Cap, FrameSize, Mapping, RawCap};
 use crate::machine;
 use crate::memory;
 use crate::pagetable::{self, Pte};
@@ -186,6 +186,40 @@ pub fn set_vm_root(vspace_cap: &Cap) {
         }
     }
     set_empty_root();
+}
+
+/// An address space the fast paths can switch to without the slow path's
+/// work: the VSpace cap in a thread's VTable slot, its ASID, and the VMID
+/// that ASID already has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadyRoot {
+    asid: u16,
+    vspace: u64,
+    vmid: u16,
+}
+
+/// The [`ReadyRoot`] of a VTable cap, if [`set_vm_root`] would install it
+/// without assigning a VMID: a mapped VSpace cap whose ASID still names it
+/// and has a VMID. `None` sends the caller to the slow path.
+#[inline(always)]
+pub fn ready_root(vtable: RawCap) -> Option<ReadyRoot> {
+    let (vspace, asid) = vtable.as_mapped_vspace()?;
+    let e = asid_entry(asid)?;
+    if e.vspace != vspace {
+        return None;
+    }
+    Some(ReadyRoot {
+        asid,
+        vspace,
+        vmid: e.vmid?,
+    })
+}
+
+/// Installs a [`ReadyRoot`]: what [`set_vm_root`] does for it.
+#[inline(always)]
+pub fn set_ready_root(r: ReadyRoot) {
+    machine::set_vspace_root(r.vspace, r.vmid);
+    CURRENT_ASID.with(|c| *c.borrow_mut() = Some(r.asid));
 }
 
 fn set_empty_root() {

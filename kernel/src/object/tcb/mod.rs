@@ -298,6 +298,11 @@ impl Tcb {
         )
     }
 
+    /// In neither a ready queue nor the release queue.
+    pub fn in_no_queue(self) -> bool {
+        self.queue_flags() == 0
+    }
+
     /// In a ready queue (seL4's `tcbQueued`).
     pub fn is_queued(self) -> bool {
         self.queue_flags() & QUEUED != 0
