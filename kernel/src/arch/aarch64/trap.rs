@@ -54,6 +54,9 @@ extern "C" fn handle_lower_sync(esr: u64, far: u64, _hpfar: u64) -> ! {
             t.set_reg(Reg::FAULT_IP, elr);
             syscall::handle_vm_fault(elr, esr, true);
         }
+        // The first FP/SIMD instruction since the thread was switched to
+        // (see `sched`'s FPU notes): the instruction runs again.
+        ec::FP_ASIMD if sched::handle_fpu_trap() => {}
         _ => {
             t.set_reg(Reg::FAULT_IP, elr);
             syscall::handle_vcpu_fault(esr);
