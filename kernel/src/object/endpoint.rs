@@ -13,7 +13,6 @@
 //! the sender to the receiver's reply object and may donate the sender's
 //! scheduling context to a passive receiver.
 
-use crate::cap::Cap;
 use crate::ipc;
 use crate::memory;
 use crate::object::notification::{self, Ntfn};
@@ -182,15 +181,9 @@ pub fn send_ipc(
     }
 }
 
-/// Receives on the endpoint of `cap` for `thread` (seL4's MCS
-/// `receiveIPC`). A pending signal on the thread's bound notification is
-/// taken first.
-pub fn receive_ipc(thread: Tcb, cap: &Cap, blocking: bool, reply: Option<ReplyObj>) {
-    let Cap::Endpoint { paddr, .. } = *cap else {
-        debug_assert!(false, "receive_ipc on {cap:?}");
-        return;
-    };
-    let ep = Ep::new(paddr);
+/// Receives on `ep` for `thread` (seL4's MCS `receiveIPC`). A pending
+/// signal on the thread's bound notification is taken first.
+pub fn receive_ipc(thread: Tcb, ep: Ep, blocking: bool, reply: Option<ReplyObj>) {
     if let Some(r) = reply {
         if let Some(other) = r.tcb() {
             if other != thread {
@@ -239,7 +232,12 @@ pub fn receive_ipc(thread: Tcb, cap: &Cap, blocking: bool, reply: Option<ReplyOb
                     sched_context::refill_unblock_check(sc);
                 }
             }
-            let fault = sender.fault();
+            // The fault is decoded only if there is one.
+            let fault = if sender.has_fault() {
+                sender.fault()
+            } else {
+                crate::fault::Fault::Null
+            };
             if do_call || !fault.is_null() {
                 match reply {
                     Some(r) if can_grant || can_grant_reply => {

@@ -17,7 +17,6 @@
 //! notification may carry a scheduling context that it lends to a thread
 //! without one when it wakes it (passive servers that handle interrupts).
 
-use crate::cap::Cap;
 use crate::context::Reg;
 use crate::memory;
 use crate::object::sched_context::{self, Sc};
@@ -207,13 +206,8 @@ pub fn send_signal(notification: u64, badge: u64) {
     }
 }
 
-/// Waits on (or polls) the notification of `cap` (seL4's `receiveSignal`).
-pub fn receive_signal(thread: Tcb, cap: &Cap, blocking: bool) {
-    let Cap::Notification { paddr, .. } = *cap else {
-        debug_assert!(false, "receive_signal on {cap:?}");
-        return;
-    };
-    let n = Ntfn::new(paddr);
+/// Waits on (or polls) the notification `n` (seL4's `receiveSignal`).
+pub fn receive_signal(thread: Tcb, n: Ntfn, blocking: bool) {
     match n.state() {
         NtfnState::Idle | NtfnState::Waiting => {
             if blocking {
