@@ -256,7 +256,8 @@ fn do_normal_transfer(sender: Tcb, ep: Option<Ep>, badge: u64, can_grant: bool, 
         } else {
             (None, None)
         };
-    let caps = if can_grant {
+    // (Without extra caps there is nothing to look up.)
+    let caps = if can_grant && tag.extra_caps() != 0 {
         lookup_extra_caps(sender, send_buf, tag).unwrap_or_default()
     } else {
         ExtraCaps::default()

@@ -565,7 +565,7 @@ pub fn restart(t: Tcb) {
 /// Makes `t` the current thread: its address space, its FPU state, out of
 /// the ready queue (seL4's `switchToThread`).
 pub fn switch_to_thread(t: Tcb) {
-    vspace::set_vm_root(&t.vspace_root());
+    vspace::set_vm_root_raw(t.slot(crate::object::tcb::VTABLE).raw_cap());
     lazy_fpu_restore(t);
     tcb_sched_dequeue(t);
     with(|s| s.cur_thread = Some(t));

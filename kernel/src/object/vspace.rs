@@ -173,16 +173,23 @@ fn write_pte(entry: u64, pte: Pte) {
 /// first access. The scheduler calls this on every switch to a thread,
 /// with the cap in the thread's VTable slot.
 pub fn set_vm_root(vspace_cap: &Cap) {
-    if let Cap::VSpace {
-        paddr,
-        mapped_asid: Some(asid),
-    } = *vspace_cap
-    {
-        if find_vspace_for_asid(asid) == Some(paddr) {
-            let v = vmid::get(asid);
-            machine::set_vspace_root(paddr, v);
-            CURRENT_ASID.with(|c| *c.borrow_mut() = Some(asid));
-            return;
+    set_vm_root_raw(vspace_cap.encode())
+}
+
+/// [`set_vm_root`] for the cap as stored in a VTable slot (the scheduler's
+/// form: no decoded cap, one look at the ASID's pool entry).
+pub fn set_vm_root_raw(vtable: RawCap) {
+    if let Some((vspace, asid)) = vtable.as_mapped_vspace() {
+        if let Some(e) = asid_entry(asid) {
+            if e.vspace == vspace {
+                let v = match e.vmid {
+                    Some(v) => v,
+                    None => vmid::get(asid),
+                };
+                machine::set_vspace_root(vspace, v);
+                CURRENT_ASID.with(|c| *c.borrow_mut() = Some(asid));
+                return;
+            }
         }
     }
     set_empty_root();
