@@ -138,10 +138,10 @@ fn mcs_preemption_point() {
     if sched::is_schedulable(cur) {
         sched::check_budget();
     } else if sched::cur_sc().is_some_and(|sc| sc.is_active()) {
-        let consumed = sched::with(|s| s.consumed);
+        let consumed = sched::with(|s| s.consumed.get());
         sched::charge_budget(consumed, false);
     } else {
-        sched::with(|s| s.consumed = 0);
+        sched::with(|s| s.consumed.set(0));
     }
 }
 
@@ -150,7 +150,7 @@ fn mcs_preemption_point() {
 /// or an interrupt is pending.
 pub fn preemption_check() -> bool {
     sched::update_timestamp();
-    let consumed = sched::with(|s| s.consumed);
+    let consumed = sched::with(|s| s.consumed.get());
     let budget_ok =
         sched::cur_sc().is_some_and(|sc| sc.is_active() && sc.refill_sufficient(consumed));
     !budget_ok || machine::irq_pending()
@@ -606,7 +606,7 @@ fn handle_yield() {
     let Some(sc) = sched::cur_sc() else {
         return;
     };
-    let consumed = sc.consumed() + sched::with(|s| s.consumed);
+    let consumed = sc.consumed() + sched::with(|s| s.consumed.get());
     sched::charge_budget(sc.head().amount, false);
     // Count what was really used, not the whole refill given up.
     sc.set_consumed(consumed);

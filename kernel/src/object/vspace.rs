@@ -43,6 +43,7 @@ use crate::cap::{Cap, FrameSize, Mapping, RawCap};
 use crate::machine;
 use crate::memory;
 use crate::pagetable::{self, Pte};
+use core::cell::Cell;
 use septa_abi::{ASID_POOL_INDEX_BITS, NUM_ASID_POOLS_BITS, VSPACE_SIZE_BITS};
 
 /// Number of ASID pools (`2^seL4_NumASIDPoolsBits`).
@@ -52,16 +53,16 @@ pub const ASIDS_PER_POOL: u64 = 1 << ASID_POOL_INDEX_BITS;
 /// The initial thread's ASID (seL4's `IT_ASID`).
 pub const ROOT_ASID: u16 = 1;
 
-crate::kernel_global!(
+crate::kernel_cells!(
     /// The physical address of each ASID pool, or 0 (seL4's `armKSASIDTable`).
-    pub static ASID_TABLE: [u64; ASID_POOLS] = [0; ASID_POOLS];
+    pub static ASID_TABLE: [Cell<u64>; ASID_POOLS] = [const { Cell::new(0) }; ASID_POOLS];
 );
 
-crate::kernel_global!(
+crate::kernel_cells!(
     /// The ASID whose VSpace is installed, or `None` for the empty one.
     /// Deleting that ASID or its pool switches to the empty address space,
     /// which is what seL4 gets by calling `setVMRoot` on the current thread.
-    static CURRENT_ASID: Option<u16> = None;
+    static CURRENT_ASID: Cell<Option<u16>> = Cell::new(None);
 );
 
 const ENTRY_VMID_VALID: u64 = 1;
@@ -117,9 +118,8 @@ fn read_entry(pool: u64, asid: u16) -> Option<AsidEntry> {
 /// The pool `asid` belongs to, if one is installed.
 fn pool_of(asid: u16) -> Option<u64> {
     let pool = ASID_TABLE.with(|t| {
-        t.borrow()
-            .get((asid as usize) >> ASID_POOL_INDEX_BITS)
-            .copied()
+        t.get((asid as usize) >> ASID_POOL_INDEX_BITS)
+            .map(Cell::get)
     })?;
     (pool != 0).then_some(pool)
 }
@@ -187,7 +187,7 @@ pub fn set_vm_root_raw(vtable: RawCap) {
                     None => vmid::get(asid),
                 };
                 machine::set_vspace_root(vspace, v);
-                CURRENT_ASID.with(|c| *c.borrow_mut() = Some(asid));
+                CURRENT_ASID.with(|c| c.set(Some(asid)));
                 return;
             }
         }
@@ -226,26 +226,26 @@ pub fn ready_root(vtable: RawCap) -> Option<ReadyRoot> {
 #[inline(always)]
 pub fn set_ready_root(r: ReadyRoot) {
     machine::set_vspace_root(r.vspace, r.vmid);
-    CURRENT_ASID.with(|c| *c.borrow_mut() = Some(r.asid));
+    CURRENT_ASID.with(|c| c.set(Some(r.asid)));
 }
 
 fn set_empty_root() {
     machine::set_empty_vspace_root();
-    CURRENT_ASID.with(|c| *c.borrow_mut() = None);
+    CURRENT_ASID.with(|c| c.set(None));
 }
 
 /// Host tests: forgets every pool, VMID and the current address space, as
 /// at boot (kernel globals outlive one test case on its thread).
 #[cfg(test)]
 pub fn reset_for_test() {
-    ASID_TABLE.with(|t| *t.borrow_mut() = [0; ASID_POOLS]);
-    CURRENT_ASID.with(|c| *c.borrow_mut() = None);
+    ASID_TABLE.with(|t| t.iter().for_each(|p| p.set(0)));
+    CURRENT_ASID.with(|c| c.set(None));
     vmid::reset_for_test();
 }
 
 /// The ASID whose VSpace is current, if any.
 pub fn current_asid() -> Option<u16> {
-    CURRENT_ASID.with(|c| *c.borrow())
+    CURRENT_ASID.with(|c| c.get())
 }
 
 /// Removes the mapping recorded in a frame cap (seL4's `unmapPage`): done
@@ -338,7 +338,7 @@ pub fn delete_asid_pool(asid_base: u16, pool: u64) {
             vmid::release(asid);
         }
     }
-    ASID_TABLE.with(|t| t.borrow_mut()[index] = 0);
+    ASID_TABLE.with(|t| t[index].set(0));
     if current_asid().is_some_and(|a| a as usize >> ASID_POOL_INDEX_BITS == index) {
         set_empty_root();
     }

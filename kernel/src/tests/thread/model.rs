@@ -181,7 +181,7 @@ proptest! {
             match op {
                 ROp::Wait(t) => {
                     now += t;
-                    sched::with(|st| st.cur_time = now);
+                    sched::with(|st| st.cur_time.set(now));
                 }
                 ROp::Charge(c) => {
                     // The kernel charges only usable refills.

@@ -387,7 +387,7 @@ fn fpu_state_moves_only_when_a_thread_uses_the_fpu_after_a_switch() {
         fpu_ops(),
         [Op::FpuEnable(true), Op::FpuLoad(first.fpu_paddr())]
     );
-    assert_eq!(sched::with(|st| st.fpu_owner), Some(first));
+    assert_eq!(sched::with(|st| st.fpu_owner.get()), Some(first));
     // Switching away and back without another FP user moves nothing: the
     // other thread runs with the FPU off, the owner with it on.
     s.syscall(first, sys::YIELD);
@@ -408,7 +408,7 @@ fn fpu_state_moves_only_when_a_thread_uses_the_fpu_after_a_switch() {
             Op::FpuLoad(second.fpu_paddr())
         ]
     );
-    assert_eq!(sched::with(|st| st.fpu_owner), Some(second));
+    assert_eq!(sched::with(|st| st.fpu_owner.get()), Some(second));
     // A thread that sets fpuDisabled gives its state back (saved), and
     // from then on gets no FPU: its trap is a fault.
     let slot = if second == a.tcb {
@@ -427,5 +427,5 @@ fn fpu_state_moves_only_when_a_thread_uses_the_fpu_after_a_switch() {
         ]
     );
     assert!(!sched::handle_fpu_trap());
-    assert_eq!(sched::with(|st| st.fpu_owner), None);
+    assert_eq!(sched::with(|st| st.fpu_owner.get()), None);
 }
