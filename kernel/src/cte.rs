@@ -115,6 +115,7 @@ impl MdbNode {
 
 impl SlotRef {
     /// A slot at a physical address (32-byte aligned, non-zero).
+    #[inline(always)]
     pub fn new(paddr: u64) -> SlotRef {
         debug_assert!(
             paddr != 0 && paddr.is_multiple_of(SLOT_BYTES),
@@ -124,10 +125,12 @@ impl SlotRef {
     }
 
     /// Slot `index` of a CNode (or TCB) whose first slot is at `base`.
+    #[inline(always)]
     pub fn nth(base: u64, index: u64) -> SlotRef {
         SlotRef::new(base + index * SLOT_BYTES)
     }
 
+    #[inline(always)]
     pub fn paddr(self) -> u64 {
         self.0
     }

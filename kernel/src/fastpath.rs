@@ -106,9 +106,12 @@ fn delivered_info(info: u64) -> u64 {
 /// Copies the message registers of a short message.
 #[inline(always)]
 fn copy_message(from: Tcb, to: Tcb, info: u64) {
-    let n = (info & MI_LENGTH) as usize;
-    for &r in &MSG_REGISTERS[..n] {
-        to.set_reg(r, from.reg(r));
+    let n = info & MI_LENGTH;
+    // Unrolled over the four registers, each a constant offset.
+    for (i, &r) in MSG_REGISTERS.iter().enumerate() {
+        if (i as u64) < n {
+            to.set_reg(r, from.reg(r));
+        }
     }
 }
 

@@ -258,6 +258,7 @@ pub fn min_budget_us() -> u64 {
     2 * KERNEL_WCET_US
 }
 
+#[inline]
 pub fn cur_time() -> u64 {
     with(|s| s.cur_time.get())
 }
@@ -270,6 +271,7 @@ pub fn set_reprogram() {
 // Accessors.
 
 /// The current thread (the idle thread when nothing else runs).
+#[inline]
 pub fn cur_thread() -> Tcb {
     with(|s| s.cur_thread.get()).expect("scheduler initialised")
 }
@@ -278,14 +280,17 @@ pub fn cur_thread_opt() -> Option<Tcb> {
     with(|s| s.cur_thread.get())
 }
 
+#[inline]
 pub fn idle_thread() -> Option<Tcb> {
     with(|s| s.idle_thread.get())
 }
 
+#[inline]
 pub fn is_idle(t: Tcb) -> bool {
     idle_thread() == Some(t)
 }
 
+#[inline]
 pub fn cur_sc() -> Option<Sc> {
     with(|s| s.cur_sc.get())
 }
@@ -633,13 +638,16 @@ pub fn switch_to_thread(t: Tcb) {
 /// ready thread outranks `t` (which `choose_thread` would pick instead).
 #[inline(always)]
 pub fn fast_would_choose(prio: u64, domain: u64) -> bool {
-    with(|s| {
-        s.action.get() == Action::ResumeCurrent
-            && !s.reprogram.get()
-            && s.domain_time.get() != 0
-            && s.cur_domain.get() == domain
-            && highest_prio(s).is_none_or(|h| prio >= h)
-    })
+    with(
+        #[inline(always)]
+        |s| {
+            s.action.get() == Action::ResumeCurrent
+                && !s.reprogram.get()
+                && s.domain_time.get() != 0
+                && s.cur_domain.get() == domain
+                && highest_prio(s).is_none_or(|h| prio >= h)
+        },
+    )
 }
 
 /// Reads the clock as [`update_timestamp`] does and returns the current
@@ -779,6 +787,7 @@ pub fn activate_thread() {
 
 /// Reads the clock at kernel entry and accumulates the time since the
 /// last entry (seL4's `updateTimestamp`).
+#[inline]
 pub fn update_timestamp() {
     let now = machine::now();
     with(|s| {
@@ -906,7 +915,7 @@ pub fn switch_local_fpu_owner(new: Option<Tcb>) {
 /// Prepares the FPU for `t` before it runs (seL4's `lazyFPURestore`, but
 /// lazier): on if `t` may use it and its state is in the registers, else
 /// off, so that its first use traps to [`handle_fpu_trap`].
-#[inline]
+#[inline(always)]
 pub fn lazy_fpu_restore(t: Tcb) {
     let live = t.flags() & FLAG_FPU_DISABLED == 0 && with(|s| s.fpu_owner.get()) == Some(t);
     machine::fpu_enable(live);

@@ -103,6 +103,7 @@ impl Ep {
 }
 
 /// Queues `t` on `ep` in state `st` (seL4's `tcbEPAppend`).
+#[inline]
 pub fn append(t: Tcb, ep: Ep, st: EpState) {
     let q = ep.queue().insert_by_priority(t);
     ep.set_queue(q);
@@ -111,6 +112,7 @@ pub fn append(t: Tcb, ep: Ep, st: EpState) {
 
 /// Takes `t` off `ep`'s queue; an emptied endpoint becomes idle (seL4's
 /// `tcbEPDequeue`).
+#[inline]
 pub fn dequeue(t: Tcb, ep: Ep) {
     let q = ep.queue().remove(t);
     ep.set_queue(q);

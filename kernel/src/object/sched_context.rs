@@ -128,6 +128,7 @@ impl Sc {
         unsafe { memory::write_field(self.0 + off, v) }
     }
 
+    #[inline(always)]
     pub fn period(self) -> u64 {
         self.read(PERIOD)
     }
@@ -144,16 +145,20 @@ impl Sc {
         self.read(CORE)
     }
     /// The bound TCB's address, or 0.
+    #[inline(always)]
     pub fn tcb(self) -> u64 {
         self.read(TCB)
     }
+    #[inline(always)]
     pub fn set_tcb(self, t: u64) {
         self.write(TCB, t)
     }
     /// The head of this SC's call stack, or 0.
+    #[inline(always)]
     pub fn reply(self) -> u64 {
         self.read(REPLY)
     }
+    #[inline(always)]
     pub fn set_reply(self, r: u64) {
         self.write(REPLY, r)
     }
@@ -175,12 +180,14 @@ impl Sc {
     pub fn set_yield_from(self, t: u64) {
         self.write(YIELD_FROM, t)
     }
+    #[inline(always)]
     pub fn refill_max(self) -> u64 {
         self.read(REFILL_MAX)
     }
     pub fn set_refill_max(self, v: u64) {
         self.write(REFILL_MAX, v)
     }
+    #[inline(always)]
     fn head_index(self) -> u64 {
         self.read(REFILL_HEAD)
     }
@@ -193,6 +200,7 @@ impl Sc {
     fn set_tail_index(self, v: u64) {
         self.write(REFILL_TAIL, v)
     }
+    #[inline(always)]
     pub fn sporadic(self) -> bool {
         self.read(SPORADIC) != 0
     }
@@ -200,6 +208,7 @@ impl Sc {
         self.write(SPORADIC, on as u64)
     }
 
+    #[inline(always)]
     fn refill_at(self, index: u64) -> Refill {
         let [time, amount]: [u64; 2] = memory::read(self.0 + HEADER_BYTES + index * REFILL_BYTES);
         Refill { time, amount }
@@ -212,6 +221,7 @@ impl Sc {
         )
     }
 
+    #[inline(always)]
     pub fn head(self) -> Refill {
         self.refill_at(self.head_index())
     }
@@ -229,11 +239,13 @@ impl Sc {
     }
 
     /// Configured with a budget (seL4's `sc_active`).
+    #[inline(always)]
     pub fn is_active(self) -> bool {
         self.refill_max() > 0
     }
 
     /// Budget equals period (seL4's `isRoundRobin`).
+    #[inline(always)]
     pub fn is_round_robin(self) -> bool {
         self.period() == 0
     }
@@ -246,22 +258,26 @@ impl Sc {
 
     /// Sporadic (seL4's `sc_sporadic`): refills are delayed to the moment
     /// a thread unblocks on it.
+    #[inline(always)]
     pub fn is_sporadic(self) -> bool {
         self.sporadic()
     }
 
     /// The head refill may be used now (seL4's `refill_ready`).
+    #[inline(always)]
     pub fn refill_ready(self) -> bool {
         self.head().time <= sched::cur_time()
     }
 
     /// What is left of the head refill once `usage` is charged.
+    #[inline(always)]
     pub fn refill_capacity(self, usage: u64) -> u64 {
         self.head().amount.saturating_sub(usage)
     }
 
     /// The head refill can pay for `usage` and still leave enough to enter
     /// and leave the kernel (seL4's `refill_sufficient`).
+    #[inline(always)]
     pub fn refill_sufficient(self, usage: u64) -> bool {
         self.refill_capacity(usage) >= sched::min_budget()
     }

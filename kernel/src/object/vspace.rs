@@ -87,6 +87,7 @@ impl AsidEntry {
         self.vspace | vmid
     }
 
+    #[inline(always)]
     fn decode(w: u64) -> Option<AsidEntry> {
         let vspace = w & ENTRY_VSPACE_MASK;
         (vspace != 0).then(|| AsidEntry {
@@ -98,6 +99,7 @@ impl AsidEntry {
 }
 
 /// Physical address of the pool entry for `asid` in the pool at `pool`.
+#[inline(always)]
 pub fn asid_pool_entry(pool: u64, asid: u16) -> u64 {
     pool + 8 * (asid as u64 & (ASIDS_PER_POOL - 1))
 }
@@ -111,11 +113,13 @@ fn write_entry(pool: u64, asid: u16, e: Option<AsidEntry>) {
     memory::write::<u64>(asid_pool_entry(pool, asid), e.map_or(0, AsidEntry::encode));
 }
 
+#[inline(always)]
 fn read_entry(pool: u64, asid: u16) -> Option<AsidEntry> {
     AsidEntry::decode(memory::read::<u64>(asid_pool_entry(pool, asid)))
 }
 
 /// The pool `asid` belongs to, if one is installed.
+#[inline(always)]
 fn pool_of(asid: u16) -> Option<u64> {
     let pool = ASID_TABLE.with(|t| {
         t.get((asid as usize) >> ASID_POOL_INDEX_BITS)
@@ -126,6 +130,7 @@ fn pool_of(asid: u16) -> Option<u64> {
 
 /// The entry of `asid`, if its pool exists and the ASID is assigned
 /// (seL4's `findMapForASID`).
+#[inline(always)]
 pub fn asid_entry(asid: u16) -> Option<AsidEntry> {
     read_entry(pool_of(asid)?, asid)
 }
