@@ -140,9 +140,14 @@ impl SlotRef {
         memory::read(self.0)
     }
 
-    #[inline]
+    /// The cap as stored. The slot is checked as an object (range and
+    /// alignment in one test) and the cap read without further checks.
+    #[inline(always)]
     pub fn raw_cap(self) -> RawCap {
-        memory::read(self.0)
+        memory::check_object(self.0, SLOT_BYTES, SLOT_BYTES);
+        // SAFETY: the cap is the first 16 bytes of the slot just checked,
+        // aligned as the slot is.
+        unsafe { memory::read_field(self.0) }
     }
 
     pub fn cap(self) -> Cap {

@@ -118,6 +118,7 @@ fn copy_message(from: Tcb, to: Tcb, info: u64) {
 /// Call by the current thread `cur`, if it is the fast case: the message
 /// goes to a passive server waiting on the endpoint, with the caller's
 /// scheduling context, and the server runs. Returns whether it was done.
+#[inline(always)]
 pub fn call(cur: Tcb) -> bool {
     let info = cur.reg(Reg::MSG_INFO);
     if !short_message(info) || cur.has_fault() {
@@ -190,6 +191,7 @@ pub fn call(cur: Tcb) -> bool {
 /// running on its caller's scheduling context answers with a short
 /// message, the context goes back to the caller, which runs, and the
 /// server waits on the endpoint again. Returns whether it was done.
+#[inline(always)]
 pub fn reply_recv(cur: Tcb) -> bool {
     let info = cur.reg(Reg::MSG_INFO);
     if !short_message(info) || cur.has_fault() {

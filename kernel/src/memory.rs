@@ -191,6 +191,21 @@ pub fn kptr(paddr: u64) -> u64 {
 
 #[inline(always)]
 fn checked_ptr<T>(paddr: u64, len: u64) -> *mut T {
+    // On the target, an access no larger than its alignment: one mask test
+    // (see `check_object`).
+    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+    {
+        const END: u64 = current::FIXED.phys_end;
+        let align = align_of::<T>() as u64;
+        if len <= align && align <= END {
+            if paddr & (!(END - 1) | (align - 1)) != 0 {
+                object_outside_or_misaligned(paddr, len);
+            }
+            return core::ptr::with_exposed_provenance_mut::<T>(
+                paddr.wrapping_add(current::FIXED.offset) as usize,
+            );
+        }
+    }
     let w = current::get();
     // One subtraction and compare for the range (an address below the
     // window wraps to a huge offset), one mask for the alignment; the
@@ -226,10 +241,37 @@ fn misaligned(paddr: u64) -> ! {
 /// bug) if not, as every checked access does.
 #[inline(always)]
 pub fn check_object(paddr: u64, len: u64, align: u64) {
+    // On the target the window is [0, 2^k): an object no larger than its
+    // alignment, starting inside the window at a multiple of that
+    // alignment, ends inside it too, so one mask test covers range and
+    // alignment.
+    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+    {
+        const END: u64 = current::FIXED.phys_end;
+        const _: () = assert!(current::FIXED.phys_start == 0 && END.is_power_of_two());
+        if len <= align && align <= END {
+            if paddr & (!(END - 1) | (align - 1)) != 0 {
+                object_outside_or_misaligned(paddr, len);
+            }
+            return;
+        }
+    }
     let _ = checked_ptr::<u8>(paddr, len);
     if paddr & (align - 1) != 0 {
         misaligned(paddr);
     }
+}
+
+/// [`check_object`]'s failure: which of its checks failed.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[cold]
+#[inline(never)]
+fn object_outside_or_misaligned(paddr: u64, len: u64) -> ! {
+    let w = current::get();
+    if paddr < w.phys_start || paddr.saturating_add(len) > w.phys_end {
+        outside_window(paddr, len);
+    }
+    misaligned(paddr)
 }
 
 /// The kernel pointer for a field of an object that passed

@@ -68,7 +68,8 @@ extern "C" fn handle_svc(number: i64) -> ! {
         Reg::FAULT_IP,
         t.reg(Reg::NEXT_IP).wrapping_sub(SYSCALL_INSN_BYTES),
     );
-    syscall::handle_syscall(number);
+    // Never Call or ReplyRecv: those went to `handle_fast_syscall`.
+    syscall::handle_syscall_slow(number);
     return_to_current()
 }
 
