@@ -103,17 +103,42 @@ impl Ep {
 }
 
 /// Queues `t` on `ep` in state `st` (seL4's `tcbEPAppend`).
-#[inline]
+#[inline(always)]
 pub fn append(t: Tcb, ep: Ep, st: EpState) {
-    let q = ep.queue().insert_by_priority(t);
-    ep.set_queue(q);
+    let q = ep.queue();
+    if q.is_empty() {
+        // The common case, spelled out: `t` alone (its links are clear,
+        // as it was in no queue).
+        ep.set_word(0, t.paddr() | st as u64);
+        ep.set_word(1, t.paddr());
+        return;
+    }
+    ep.set_queue(q.insert_by_priority(t));
     ep.set_state(st);
 }
 
 /// Takes `t` off `ep`'s queue; an emptied endpoint becomes idle (seL4's
 /// `tcbEPDequeue`).
-#[inline]
+#[inline(always)]
 pub fn dequeue(t: Tcb, ep: Ep) {
+    let w0 = ep.word(0);
+    if w0 & !STATE_MASK == t.paddr() {
+        // The head, spelled out (the common case): its successor, if any,
+        // becomes the head; the end stays unless the queue empties.
+        match t.sched_next() {
+            Some(n) => {
+                n.set_sched_prev(None);
+                ep.set_word(0, n.paddr() | (w0 & STATE_MASK));
+            }
+            None => {
+                ep.set_word(0, EpState::Idle as u64);
+                ep.set_word(1, 0);
+            }
+        }
+        t.set_sched_prev(None);
+        t.set_sched_next(None);
+        return;
+    }
     let q = ep.queue().remove(t);
     ep.set_queue(q);
     if q.is_empty() {
