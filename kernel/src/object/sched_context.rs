@@ -85,6 +85,8 @@ pub struct Sc(u64);
 /// it, so its header is always inside.
 const MIN_SC_BYTES: u64 = 1 << MIN_SCHED_CONTEXT_BITS;
 const _: () = assert!(HEADER_BYTES <= MIN_SC_BYTES);
+const _: () =
+    assert!(HEADER_BYTES.is_multiple_of(REFILL_BYTES) && MIN_SC_BYTES.is_multiple_of(REFILL_BYTES));
 
 impl Sc {
     /// The SC at `paddr`, whose header is checked once here to lie in the
@@ -210,15 +212,28 @@ impl Sc {
 
     #[inline(always)]
     fn refill_at(self, index: u64) -> Refill {
-        let [time, amount]: [u64; 2] = memory::read(self.0 + HEADER_BYTES + index * REFILL_BYTES);
+        let p = self.refill_paddr(index);
+        // SAFETY: `refill_paddr` checked the refill's 16 bytes as an
+        // object (in the window, aligned); both words lie inside.
+        let [time, amount]: [u64; 2] = unsafe { memory::read_field(p) };
         Refill { time, amount }
     }
 
+    #[inline(always)]
     fn set_refill_at(self, index: u64, r: Refill) {
-        memory::write(
-            self.0 + HEADER_BYTES + index * REFILL_BYTES,
-            [r.time, r.amount],
-        )
+        let p = self.refill_paddr(index);
+        // SAFETY: as in `refill_at`.
+        unsafe { memory::write_field(p, [r.time, r.amount]) }
+    }
+
+    /// Where refill `index` is, checked as a 16-byte object (refills are
+    /// 16-byte aligned: the SC is at least 128-byte aligned and its header
+    /// 96 bytes long).
+    #[inline(always)]
+    fn refill_paddr(self, index: u64) -> u64 {
+        let p = self.0 + HEADER_BYTES + index * REFILL_BYTES;
+        memory::check_object(p, REFILL_BYTES, REFILL_BYTES);
+        p
     }
 
     #[inline(always)]
