@@ -36,11 +36,14 @@
 //!   thread out of budget is left to the slow path, which ends its time
 //!   slice); seL4's fast path skips it and lets the next timer interrupt
 //!   catch up, which would not be the slow path's result;
-//! - scheduling: the slow path ends by choosing the highest-priority ready
-//!   thread, so the woken thread must be one no ready thread outranks, in
-//!   the current domain, with time left in the domain, and the scheduler
-//!   must have had nothing else pending; neither thread is in a scheduler
-//!   queue and the woken one has no YieldTo to complete;
+//! - scheduling: the slow path ends by releasing the threads whose refill
+//!   has come due and choosing the highest-priority ready thread, so no
+//!   release may be due, the woken thread must be one no ready thread
+//!   outranks, in the current domain, with time left in the domain, and
+//!   the scheduler must have had nothing else pending; neither thread is
+//!   in a scheduler queue and the woken one has no YieldTo to complete
+//!   (seL4's fast path leaves a due release to the timer interrupt that
+//!   follows);
 //! - the address space: the woken thread's VSpace is valid and its ASID
 //!   already has a VMID (the slow path would assign one).
 //!
@@ -148,13 +151,16 @@ pub fn call(cur: Tcb) -> bool {
     let Some(root) = vspace::ready_root(dest.slot(tcb::VTABLE).raw_cap()) else {
         return false;
     };
-    if !cur.in_no_queue() || !sched::fast_would_choose(dest.priority(), dest.domain()) {
+    if !cur.in_no_queue() {
         return false;
     }
     let Some(sc) = sched::fast_budget() else {
         return false;
     };
-    if cur.sched_context() != sc.paddr() || sc.tcb() != cur.paddr() {
+    if cur.sched_context() != sc.paddr()
+        || sc.tcb() != cur.paddr()
+        || !sched::fast_would_choose(dest.priority(), dest.domain())
+    {
         return false;
     }
 
@@ -248,10 +254,12 @@ pub fn reply_recv(cur: Tcb) -> bool {
     let Some(root) = vspace::ready_root(caller.slot(tcb::VTABLE).raw_cap()) else {
         return false;
     };
-    if !cur.in_no_queue() || !sched::fast_would_choose(caller.priority(), caller.domain()) {
-        return false;
-    }
-    if sched::fast_budget() != Some(sc) || sc.tcb() != cur.paddr() || !sc.refill_ready() {
+    if !cur.in_no_queue()
+        || sched::fast_budget() != Some(sc)
+        || sc.tcb() != cur.paddr()
+        || !sc.refill_ready()
+        || !sched::fast_would_choose(caller.priority(), caller.domain())
+    {
         return false;
     }
 

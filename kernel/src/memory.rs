@@ -20,13 +20,23 @@
 //! registered window and are aligned for the type, so a kernel bug becomes a
 //! clean panic instead of a wild write; user input can never reach these
 //! checks, because every address the kernel dereferences comes from a cap or
-//! a link the kernel itself wrote.
+//! a link the kernel itself wrote. Object handles (`Tcb`, `Ep`, ...) check
+//! their whole object once, with [`check_object`], and then reach its
+//! fields with [`read_field`] and [`write_field`], which check nothing more
+//! on the target.
+//!
+//! The cost of the checks matters: the IPC paths make hundreds of accesses.
+//! On the target the window is fixed (physical memory from 0 at
+//! `KERNEL_WINDOW_BASE`, a power of two long), so the offset is a constant
+//! and, for an object or access no larger than its alignment, range and
+//! alignment are one test of the address against a mask.
 //!
 //! This module owns the window registration and the only `unsafe` pointer
 //! accesses of the portable core. It must not know about any object type.
 //!
 //! In host tests the window is per test thread (tests run in parallel, each
-//! with its own arena); on the target it is one global, set once at boot.
+//! with its own arena); on the target it is fixed, and registered once at
+//! boot.
 
 use core::mem::{align_of, size_of};
 

@@ -634,8 +634,10 @@ pub fn switch_to_thread(t: Tcb) {
 /// current thread and made `t` (priority `prio`, in domain `domain`)
 /// runnable, would switch straight to `t` and change nothing else: the
 /// scheduler was left alone since the last exit (no action pending, no
-/// timer reprogramming), the domain has time left and is `t`'s, and no
-/// ready thread outranks `t` (which `choose_thread` would pick instead).
+/// timer reprogramming), no thread in the release queue is due (which
+/// [`awaken`] would make ready first), the domain has time left and is
+/// `t`'s, and no ready thread outranks `t` (which `choose_thread` would
+/// pick instead). Call after [`fast_budget`], which reads the clock.
 #[inline(always)]
 pub fn fast_would_choose(prio: u64, domain: u64) -> bool {
     with(
@@ -646,6 +648,10 @@ pub fn fast_would_choose(prio: u64, domain: u64) -> bool {
                 && s.domain_time.get() != 0
                 && s.cur_domain.get() == domain
                 && highest_prio(s).is_none_or(|h| prio >= h)
+                && s.release_queue
+                    .get()
+                    .head
+                    .is_none_or(|t| !sc_of(t).is_some_and(|sc| sc.refill_ready()))
         },
     )
 }

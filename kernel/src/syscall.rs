@@ -21,7 +21,10 @@
 //!   handlers (`object::irq::handle_interrupt`);
 //! - exceptions become faults sent to the thread's fault handler.
 //!
-//! Each entry ends with `schedule` and `activate_thread`.
+//! Each entry ends with `schedule` and `activate_thread`. Call and ReplyRecv
+//! first try the fast path ([`crate::fastpath`]), which does the whole
+//! exchange itself when its result is certain; [`handle_syscall_slow`] is
+//! the general path it must agree with.
 
 use crate::cap::{Cap, RawCap, EP_GRANT, EP_GRANT_REPLY, EP_RECEIVE, EP_SEND};
 use crate::context::Reg;

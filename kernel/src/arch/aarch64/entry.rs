@@ -6,7 +6,9 @@
 //! the thread's block and only then moves to the kernel stack;
 //! [`restore_user`] does the reverse. The system-call, fault and interrupt
 //! handlers in `trap` set the fault address (`FaultIP`), which depends on
-//! the kind of exception.
+//! the kind of exception. A system call by `svc` is recognised here and
+//! goes straight to its handler: Call and ReplyRecv to the one that tries
+//! the IPC fast path (`crate::fastpath`), any other to the general path.
 //!
 //! When the idle thread is current the CPU waits in [`enter_idle`] at EL2
 //! with interrupts unmasked and SP on the kernel stack; an interrupt there

@@ -173,6 +173,9 @@ struct Params {
     client_sc: Option<(u64, u64)>,
     /// Bits the senders put in the caps-unwrapped field.
     unwrapped: u64,
+    /// A thread at (at least the client's) priority, parked in the
+    /// release queue.
+    released: Option<u64>,
 }
 
 /// Runs a scenario through the fast path (`slow` false) or the slow path
@@ -228,6 +231,18 @@ fn scenario(slow: bool, p: &Params) -> Outcome {
         give_vspace(&mut s, pool, o.tcb);
         s.resume(o);
         assert_eq!(s.cur(), s.root.tcb);
+    }
+    // A thread above the root that spends its budget at once and waits in
+    // the release queue; the client's first call comes after its refill
+    // is due (the slow path releases it before choosing).
+    if let Some(prio) = p.released {
+        let r = s.thread(p.client_prio.max(prio), Some((MS / 2, 2 * MS)));
+        give_vspace(&mut s, pool, r.tcb);
+        s.resume(r);
+        if s.cur() == r.tcb {
+            s.tick(machine::now() + MS * 100 * 6 / 10);
+            assert!(r.tcb.in_release_queue(), "postponed");
+        }
     }
     // The client: the root thread itself, or a thread with an SC of the
     // given budget and period while the root waits at priority 0.
@@ -293,10 +308,25 @@ fn params() -> impl Strategy<Value = Params> {
         (prio(), prio(), any::<bool>(), any::<bool>()),
         (proptest::option::of(prio()), 0u64..7, 0u64..2, 0u64..1000),
         (0u64..16, 0u64..4, 0u64..7, 0u64..2, 0u64..1000),
-        (proptest::option::of(any::<bool>()), any::<bool>(), 0u64..8),
         (
-            prop_oneof![Just(0u64), Just(700), Just(20 * MS * 100)],
-            prop_oneof![Just(0u64), Just(700), Just(20 * MS * 100)],
+            proptest::option::of(any::<bool>()),
+            any::<bool>(),
+            0u64..8,
+            proptest::option::of(prio()),
+        ),
+        (
+            prop_oneof![
+                Just(0u64),
+                Just(700),
+                Just(2 * MS * 100),
+                Just(20 * MS * 100)
+            ],
+            prop_oneof![
+                Just(0u64),
+                Just(700),
+                Just(2 * MS * 100),
+                Just(20 * MS * 100)
+            ],
             1u64..4,
             proptest::option::of(prop_oneof![
                 Just((MS, 10 * MS)),
@@ -310,7 +340,7 @@ fn params() -> impl Strategy<Value = Params> {
                 (client_prio, server_prio, passive, server_vspace),
                 (other, len, caps, label),
                 (rights, badge, rlen, rcaps, rlabel),
-                (ntfn, wrong_reply, unwrapped),
+                (ntfn, wrong_reply, unwrapped, released),
                 (delay_call, delay_reply, rounds, client_sc),
             )| Params {
                 client_prio,
@@ -333,6 +363,7 @@ fn params() -> impl Strategy<Value = Params> {
                 rounds,
                 client_sc,
                 unwrapped,
+                released,
             },
         )
 }
@@ -360,6 +391,7 @@ fn plain() -> Params {
         rounds: 3,
         client_sc: None,
         unwrapped: 5,
+        released: None,
     }
 }
 
@@ -390,7 +422,7 @@ fn plain_calls_and_answers_take_the_fast_path_and_agree_with_the_slow_one() {
 fn each_condition_alone_sends_the_call_to_the_slow_path() {
     // What changes, and how many calls and answers stay fast.
     type Change = fn(&mut Params);
-    let declines: [(&str, Change, [u64; 2]); 13] = [
+    let declines: [(&str, Change, [u64; 2]); 14] = [
         ("five words", |p| p.len = 5, [0, 3]),
         ("a cap", |p| p.caps = 1, [0, 3]),
         ("five words back", |p| p.rlen = 5, [3, 0]),
@@ -427,6 +459,15 @@ fn each_condition_alone_sends_the_call_to_the_slow_path() {
             },
             [3, 3],
         ),
+        // The released thread outranks both: it runs after the first call.
+        (
+            "a release due",
+            |p| {
+                p.released = Some(30);
+                p.delay_call = 2 * MS * 100;
+            },
+            [0, 0],
+        ),
     ];
     for (what, change, fast) in declines {
         let mut p = plain();
@@ -434,8 +475,8 @@ fn each_condition_alone_sends_the_call_to_the_slow_path() {
         let slow = scenario(true, &p);
         TAKEN.with(|t| t.set([0; 2]));
         let f = scenario(false, &p);
-        assert_eq!(TAKEN.with(|t| t.get()), fast, "{what}");
         same(&f, &slow, memory::arena::PHYS_BASE).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(TAKEN.with(|t| t.get()), fast, "{what}");
     }
 }
 
