@@ -271,7 +271,7 @@ pub fn set_reprogram() {
 // Accessors.
 
 /// The current thread (the idle thread when nothing else runs).
-#[inline]
+#[inline(always)]
 pub fn cur_thread() -> Tcb {
     with(|s| s.cur_thread.get()).expect("scheduler initialised")
 }
