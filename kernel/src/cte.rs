@@ -154,18 +154,6 @@ impl SlotRef {
         self.raw_cap().decode()
     }
 
-    /// [`SlotRef::cap`] for the IPC path: the cap types an IPC meets
-    /// (endpoint, reply, notification) decode at the call site (see
-    /// [`RawCap::decode_as`]), any other through [`SlotRef::cap`].
-    #[inline(always)]
-    pub fn cap_inline(self) -> Cap {
-        let raw = self.raw_cap();
-        raw.decode_as(CapType::Endpoint)
-            .or_else(|| raw.decode_as(CapType::Reply))
-            .or_else(|| raw.decode_as(CapType::Notification))
-            .unwrap_or_else(|| self.cap())
-    }
-
     /// [`SlotRef::cap`] when the caller expects type `ty`: that type
     /// decodes at the call site, any other through [`SlotRef::cap`].
     #[inline(always)]
