@@ -163,7 +163,7 @@ pub fn create(
     let vspace = zeroed(free, VSPACE_SIZE_BITS)?;
     let pool = zeroed(free, septa_abi::ASID_POOL_SIZE_BITS)?;
     asid_pool_assign(pool, ROOT_ASID, vspace);
-    ASID_TABLE.with(|t| t.borrow_mut()[0] = pool);
+    ASID_TABLE.with(|t| t[0].set(pool));
     slots.put_at(
         init_cap::VSPACE,
         &Cap::VSpace {

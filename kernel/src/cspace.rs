@@ -15,7 +15,7 @@
 //! layer, which resolves the invoked cap and the extra caps through the
 //! thread's CSpace root.
 
-use crate::cap::{Cap, CapType};
+use crate::cap::{Cap, RawCap};
 use crate::cte::SlotRef;
 use crate::error::{LookupFault, SyscallError};
 use septa_abi::WORD_BITS;
@@ -52,22 +52,23 @@ pub fn resolve_address_bits(
     cptr: u64,
     n_bits: u64,
 ) -> Result<Resolved, LookupFault> {
-    let Cap::CNode { .. } = node_cap else {
+    if !matches!(node_cap, Cap::CNode { .. }) {
+        return Err(LookupFault::InvalidRoot);
+    }
+    resolve_raw(node_cap.encode(), cptr, n_bits)
+}
+
+/// [`resolve_address_bits`] from a stored root cap: the walk reads the
+/// fields of each CNode cap straight from the slot, never building a
+/// decoded [`Cap`] (the system-call paths look caps up this way).
+#[inline]
+pub fn resolve_raw(root: RawCap, cptr: u64, n_bits: u64) -> Result<Resolved, LookupFault> {
+    let Some(mut node) = root.as_cnode() else {
         return Err(LookupFault::InvalidRoot);
     };
-    let mut node = *node_cap;
     let mut n_bits = n_bits;
     loop {
-        let Cap::CNode {
-            paddr,
-            radix,
-            guard_size,
-            guard,
-        } = node
-        else {
-            unreachable!("the walk only continues through CNode caps");
-        };
-        let (radix, guard_size) = (radix as u64, guard_size as u64);
+        let (paddr, radix, guard_size, guard) = node;
         let level_bits = radix + guard_size;
         if level_bits == 0 {
             // No CNode cap can have neither radix nor guard (Retype demands
@@ -115,12 +116,14 @@ pub fn resolve_address_bits(
             });
         }
         n_bits -= level_bits;
-        node = slot.cap_expecting(CapType::CNode);
-        if !matches!(node, Cap::CNode { .. }) {
-            return Ok(Resolved {
-                slot,
-                bits_remaining: n_bits,
-            });
+        match slot.raw_cap().as_cnode() {
+            Some(n) => node = n,
+            None => {
+                return Ok(Resolved {
+                    slot,
+                    bits_remaining: n_bits,
+                })
+            }
         }
     }
 }
@@ -186,13 +189,62 @@ pub fn lookup_slot(cspace_root: &Cap, cptr: u64) -> Result<SlotRef, LookupFault>
     resolve_address_bits(cspace_root, cptr, WORD_BITS as u64).map(|r| r.slot)
 }
 
-/// The cap and slot at a capability address (seL4's `lookupCapAndSlot`).
-pub fn lookup_cap_and_slot(cspace_root: &Cap, cptr: u64) -> Result<(Cap, SlotRef), LookupFault> {
-    let slot = lookup_slot(cspace_root, cptr)?;
-    Ok((slot.cap_inline(), slot))
-}
-
 /// The cap at a capability address (seL4's `lookupCap`).
 pub fn lookup_cap(cspace_root: &Cap, cptr: u64) -> Result<Cap, LookupFault> {
-    lookup_slot(cspace_root, cptr).map(|s| s.cap_inline())
+    lookup_slot(cspace_root, cptr).map(|s| s.cap())
+}
+
+/// The stored cap and its slot at a full capability address in the CSpace
+/// whose root is the stored cap `root` (seL4's `lookupCapAndSlot`, for the
+/// system-call paths, which decode only what they need).
+#[inline]
+pub fn lookup_raw(root: RawCap, cptr: u64) -> Result<(RawCap, SlotRef), LookupFault> {
+    let slot = resolve_raw(root, cptr, WORD_BITS as u64)?.slot;
+    Ok((slot.raw_cap(), slot))
+}
+
+/// The cap at a full 64-bit capability address, for the fast paths (seL4's
+/// `lookup_fp`): the walk of [`resolve_address_bits`] over the stored
+/// caps, reading only the fields of CNode caps on the way. Every address
+/// that walk fails on (bad root, guard or depth mismatch) gives the null
+/// cap here, and the caller leaves the work to the slow path, which then
+/// reports the failure; where it succeeds, both find the same slot (a
+/// property test checks).
+#[inline(always)]
+pub fn lookup_fp(root: RawCap, cptr: u64) -> RawCap {
+    const WORD: u64 = WORD_BITS as u64;
+    let Some(mut node) = root.as_cnode() else {
+        return RawCap::NULL;
+    };
+    // Bits of `cptr` translated so far.
+    let mut done: u64 = 0;
+    loop {
+        let (paddr, radix, guard_size, guard) = node;
+        let level = radix + guard_size;
+        // Nothing to translate, or more than is left: both depth failures.
+        if level == 0 || level > WORD - done {
+            return RawCap::NULL;
+        }
+        // The untranslated bits, at the top of the word (`done` < 64 here).
+        let rest = cptr << done;
+        if guard_size != 0 && rest >> (WORD - guard_size) != guard {
+            return RawCap::NULL;
+        }
+        // guard_size < 64, since level <= 64 and a level with radix 0 and a
+        // 64-bit guard would need a 7-bit guard size field.
+        let index = if radix == 0 {
+            0
+        } else {
+            (rest << guard_size) >> (WORD - radix)
+        };
+        let cap = SlotRef::nth(paddr, index).raw_cap();
+        done += level;
+        if done == WORD {
+            return cap;
+        }
+        match cap.as_cnode() {
+            Some(n) => node = n,
+            None => return cap,
+        }
+    }
 }

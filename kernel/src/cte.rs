@@ -115,6 +115,7 @@ impl MdbNode {
 
 impl SlotRef {
     /// A slot at a physical address (32-byte aligned, non-zero).
+    #[inline(always)]
     pub fn new(paddr: u64) -> SlotRef {
         debug_assert!(
             paddr != 0 && paddr.is_multiple_of(SLOT_BYTES),
@@ -124,10 +125,12 @@ impl SlotRef {
     }
 
     /// Slot `index` of a CNode (or TCB) whose first slot is at `base`.
+    #[inline(always)]
     pub fn nth(base: u64, index: u64) -> SlotRef {
         SlotRef::new(base + index * SLOT_BYTES)
     }
 
+    #[inline(always)]
     pub fn paddr(self) -> u64 {
         self.0
     }
@@ -137,25 +140,18 @@ impl SlotRef {
         memory::read(self.0)
     }
 
-    #[inline]
+    /// The cap as stored. The slot is checked as an object (range and
+    /// alignment in one test) and the cap read without further checks.
+    #[inline(always)]
     pub fn raw_cap(self) -> RawCap {
-        memory::read(self.0)
+        memory::check_object(self.0, SLOT_BYTES, SLOT_BYTES);
+        // SAFETY: the cap is the first 16 bytes of the slot just checked,
+        // aligned as the slot is.
+        unsafe { memory::read_field(self.0) }
     }
 
     pub fn cap(self) -> Cap {
         self.raw_cap().decode()
-    }
-
-    /// [`SlotRef::cap`] for the IPC path: the cap types an IPC meets
-    /// (endpoint, reply, notification) decode at the call site (see
-    /// [`RawCap::decode_as`]), any other through [`SlotRef::cap`].
-    #[inline(always)]
-    pub fn cap_inline(self) -> Cap {
-        let raw = self.raw_cap();
-        raw.decode_as(CapType::Endpoint)
-            .or_else(|| raw.decode_as(CapType::Reply))
-            .or_else(|| raw.decode_as(CapType::Notification))
-            .unwrap_or_else(|| self.cap())
     }
 
     /// [`SlotRef::cap`] when the caller expects type `ty`: that type

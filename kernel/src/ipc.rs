@@ -16,7 +16,7 @@
 
 use crate::cap::{derive, Cap, CapType, VmRights};
 use crate::context::{Reg, MSG_REGISTERS};
-use crate::cspace::{lookup_cap, lookup_slot, lookup_target_slot};
+use crate::cspace::{lookup_cap, lookup_target_slot, resolve_raw};
 use crate::cte::{cte_insert, SlotRef};
 use crate::error::{LookupFault, SyscallError};
 use crate::fault::{self, Fault};
@@ -31,7 +31,7 @@ use septa_abi::ipc_buffer::{
     CAPS_OR_BADGES_OFFSET, FAST_MESSAGE_REGISTERS, MSG_MAX_EXTRA_CAPS, MSG_MAX_LENGTH,
     RECEIVE_CNODE_OFFSET, RECEIVE_DEPTH_OFFSET, RECEIVE_INDEX_OFFSET,
 };
-use septa_abi::MessageInfo;
+use septa_abi::{MessageInfo, WORD_BITS};
 
 /// Message registers in machine registers.
 pub const N_MSG_REGISTERS: usize = FAST_MESSAGE_REGISTERS;
@@ -168,11 +168,11 @@ pub fn lookup_extra_caps(t: Tcb, buf: Option<u64>, info: MessageInfo) -> Result<
         // The common case; spares reading the CSpace root.
         return Ok(caps);
     }
-    let root = t.cspace_root();
+    let root = t.slot(tcb::CTABLE).raw_cap();
     for i in 0..info.extra_caps() as usize {
         let cptr = buffer_word(b, CAPS_OR_BADGES_OFFSET / 8 + i);
-        match lookup_slot(&root, cptr) {
-            Ok(slot) => caps.slots[i] = Some(slot),
+        match resolve_raw(root, cptr, WORD_BITS as u64) {
+            Ok(r) => caps.slots[i] = Some(r.slot),
             Err(lookup) => {
                 return Err(Fault::Cap {
                     address: cptr,
@@ -242,18 +242,22 @@ fn transfer_caps(
 }
 
 /// A normal message: registers, buffer words and caps (seL4's
-/// `doNormalTransfer`).
-fn do_normal_transfer(
-    sender: Tcb,
-    send_buf: Option<u64>,
-    ep: Option<Ep>,
-    badge: u64,
-    can_grant: bool,
-    receiver: Tcb,
-    recv_buf: Option<u64>,
-) {
+/// `doNormalTransfer`). The IPC buffers are looked up only when the
+/// message needs them: words past the registers, or caps to grant. (A
+/// short message without caps goes the same way with or without buffers.)
+fn do_normal_transfer(sender: Tcb, ep: Option<Ep>, badge: u64, can_grant: bool, receiver: Tcb) {
     let tag = message_info(sender.reg(Reg::MSG_INFO));
-    let caps = if can_grant {
+    let (send_buf, recv_buf) =
+        if tag.length() > N_MSG_REGISTERS as u64 || (can_grant && tag.extra_caps() != 0) {
+            (
+                lookup_ipc_buffer(false, sender),
+                lookup_ipc_buffer(true, receiver),
+            )
+        } else {
+            (None, None)
+        };
+    // (Without extra caps there is nothing to look up.)
+    let caps = if can_grant && tag.extra_caps() != 0 {
         lookup_extra_caps(sender, send_buf, tag).unwrap_or_default()
     } else {
         ExtraCaps::default()
@@ -285,12 +289,10 @@ fn do_fault_transfer(badge: u64, sender: Tcb, receiver: Tcb, recv_buf: Option<u6
 /// Transfers a message, or the sender's fault, to the receiver (seL4's
 /// `doIPCTransfer`).
 pub fn do_ipc_transfer(sender: Tcb, ep: Option<Ep>, badge: u64, can_grant: bool, receiver: Tcb) {
-    let recv_buf = lookup_ipc_buffer(true, receiver);
     if !sender.has_fault() {
-        let send_buf = lookup_ipc_buffer(false, sender);
-        do_normal_transfer(sender, send_buf, ep, badge, can_grant, receiver, recv_buf);
+        do_normal_transfer(sender, ep, badge, can_grant, receiver);
     } else {
-        do_fault_transfer(badge, sender, receiver, recv_buf);
+        do_fault_transfer(badge, sender, receiver, lookup_ipc_buffer(true, receiver));
     }
 }
 
@@ -315,7 +317,12 @@ pub fn do_reply_transfer(sender: Tcb, reply: ReplyObj, can_grant: bool) {
             sched_context::refill_unblock_check(sc);
         }
     }
-    let f = receiver.fault();
+    // The fault is decoded only if there is one.
+    let f = if receiver.has_fault() {
+        receiver.fault()
+    } else {
+        Fault::Null
+    };
     if f.is_null() {
         do_ipc_transfer(sender, None, 0, can_grant, receiver);
         sched::set_thread_state(receiver, ThreadState::Running);

@@ -24,6 +24,9 @@
 //! - [`boot`], [`bootmem`]: the root task's objects, caps and BootInfo;
 //!   boot-time memory arithmetic.
 //! - [`context`], [`global`]: a thread's saved registers; kernel globals.
+//! - [`sched`]: the MCS scheduler; [`syscall`]: every entry from a thread;
+//!   [`fastpath`]: Call and ReplyRecv through passive servers; [`ipc`]:
+//!   message and cap transfer; [`fault`]: fault messages.
 //! - [`pagetable`]: the stage-2 translation table format.
 //!
 //! Rules of the core: no heap (every object lives in memory retyped from
@@ -49,6 +52,7 @@ pub mod cte;
 pub mod debug;
 pub mod delete;
 pub mod error;
+pub mod fastpath;
 pub mod fault;
 pub mod global;
 pub mod invocation;

@@ -20,13 +20,23 @@
 //! registered window and are aligned for the type, so a kernel bug becomes a
 //! clean panic instead of a wild write; user input can never reach these
 //! checks, because every address the kernel dereferences comes from a cap or
-//! a link the kernel itself wrote.
+//! a link the kernel itself wrote. Object handles (`Tcb`, `Ep`, ...) check
+//! their whole object once, with [`check_object`], and then reach its
+//! fields with [`read_field`] and [`write_field`], which check nothing more
+//! on the target.
+//!
+//! The cost of the checks matters: the IPC paths make hundreds of accesses.
+//! On the target the window is fixed (physical memory from 0 at
+//! `KERNEL_WINDOW_BASE`, a power of two long), so the offset is a constant
+//! and, for an object or access no larger than its alignment, range and
+//! alignment are one test of the address against a mask.
 //!
 //! This module owns the window registration and the only `unsafe` pointer
 //! accesses of the portable core. It must not know about any object type.
 //!
 //! In host tests the window is per test thread (tests run in parallel, each
-//! with its own arena); on the target it is one global, set once at boot.
+//! with its own arena); on the target it is fixed, and registered once at
+//! boot.
 
 use core::mem::{align_of, size_of};
 
@@ -77,38 +87,59 @@ impl Window {
     }
 }
 
-#[cfg(not(test))]
+// On the target the window is fixed: the boot code maps physical memory
+// from 0 at `KERNEL_WINDOW_BASE` (see `arch::aarch64::mmu`) and registers
+// exactly that. Constants let every access check its range against one
+// immediate and fold the offset into the address, where loading three
+// words first cost more than the access itself.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod current {
+    use super::Window;
+    use core::sync::atomic::{AtomicBool, Ordering};
+
+    pub const FIXED: Window = Window {
+        offset: septa_abi::KERNEL_WINDOW_BASE,
+        phys_start: 0,
+        phys_end: crate::arch::aarch64::mmu::WINDOW_GIB << 30,
+    };
+    /// Whether the boot code registered the window yet (nothing reads
+    /// through it before, so the accesses do not look at this).
+    static SET: AtomicBool = AtomicBool::new(false);
+
+    #[inline(always)]
+    pub fn get() -> Window {
+        FIXED
+    }
+
+    pub fn set(w: Window) {
+        assert!(
+            w == FIXED || w == Window::EMPTY,
+            "the target's memory window is fixed"
+        );
+        SET.store(w == FIXED, Ordering::Relaxed);
+    }
+}
+
+// Host builds other than the tests (clippy, docs): a window set at run time.
+#[cfg(all(not(test), not(all(target_arch = "aarch64", target_os = "none"))))]
 mod current {
     use super::Window;
     use core::sync::atomic::{AtomicU64, Ordering};
 
-    // Atomics rather than a lock: the window is written once by the boot
-    // code on one core before anything reads it. One array, so that every
-    // access reaches all three words from one base address.
-    const OFFSET: usize = 0;
-    const START: usize = 1;
-    const END: usize = 2;
     static WINDOW: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
 
-    #[inline(always)]
     pub fn get() -> Window {
         Window {
-            offset: WINDOW[OFFSET].load(Ordering::Relaxed),
-            phys_start: WINDOW[START].load(Ordering::Relaxed),
-            phys_end: WINDOW[END].load(Ordering::Relaxed),
+            offset: WINDOW[0].load(Ordering::Relaxed),
+            phys_start: WINDOW[1].load(Ordering::Relaxed),
+            phys_end: WINDOW[2].load(Ordering::Relaxed),
         }
     }
 
-    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
-    #[inline(always)]
-    pub fn get_offset() -> u64 {
-        WINDOW[OFFSET].load(Ordering::Relaxed)
-    }
-
     pub fn set(w: Window) {
-        WINDOW[OFFSET].store(w.offset, Ordering::Relaxed);
-        WINDOW[START].store(w.phys_start, Ordering::Relaxed);
-        WINDOW[END].store(w.phys_end, Ordering::Relaxed);
+        WINDOW[0].store(w.offset, Ordering::Relaxed);
+        WINDOW[1].store(w.phys_start, Ordering::Relaxed);
+        WINDOW[2].store(w.phys_end, Ordering::Relaxed);
     }
 }
 
@@ -137,8 +168,9 @@ mod current {
 /// `p + offset` (wrapping) must be valid for reads and writes for as long as
 /// the window stays registered, must not be used by anything else than the
 /// kernel's accesses through this module, on the target must be called only
-/// once, before any access (see [`read_field`]), and on hosts must carry exposed
-/// provenance (see [`core::ptr::with_exposed_provenance_mut`]).
+/// once, before any access, with the fixed window of the target's memory
+/// map (anything else panics), and on hosts must carry exposed provenance
+/// (see [`core::ptr::with_exposed_provenance_mut`]).
 pub unsafe fn set_window(offset: u64, phys_start: u64, phys_end: u64) {
     current::set(Window {
         offset,
@@ -169,6 +201,21 @@ pub fn kptr(paddr: u64) -> u64 {
 
 #[inline(always)]
 fn checked_ptr<T>(paddr: u64, len: u64) -> *mut T {
+    // On the target, an access no larger than its alignment: one mask test
+    // (see `check_object`).
+    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+    {
+        const END: u64 = current::FIXED.phys_end;
+        let align = align_of::<T>() as u64;
+        if len <= align && align <= END {
+            if paddr & (!(END - 1) | (align - 1)) != 0 {
+                object_outside_or_misaligned(paddr, len);
+            }
+            return core::ptr::with_exposed_provenance_mut::<T>(
+                paddr.wrapping_add(current::FIXED.offset) as usize,
+            );
+        }
+    }
     let w = current::get();
     // One subtraction and compare for the range (an address below the
     // window wraps to a huge offset), one mask for the alignment; the
@@ -198,28 +245,57 @@ fn misaligned(paddr: u64) -> ! {
 }
 
 /// Checks once that a whole object `[paddr, paddr + len)` lies inside the
-/// window (panicking if not, as every access does), so that its fields can
-/// then be reached with [`read_field`] and [`write_field`] without checking
-/// the range again on each access.
-#[inline]
-pub fn check_range(paddr: u64, len: u64) {
+/// window and that `paddr` is a multiple of `align` (a power of two), so
+/// that its fields can then be reached with [`read_field`] and
+/// [`write_field`] without checking again on each access. Panics (a kernel
+/// bug) if not, as every checked access does.
+#[inline(always)]
+pub fn check_object(paddr: u64, len: u64, align: u64) {
+    // On the target the window is [0, 2^k): an object no larger than its
+    // alignment, starting inside the window at a multiple of that
+    // alignment, ends inside it too, so one mask test covers range and
+    // alignment.
+    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+    {
+        const END: u64 = current::FIXED.phys_end;
+        const _: () = assert!(current::FIXED.phys_start == 0 && END.is_power_of_two());
+        if len <= align && align <= END {
+            if paddr & (!(END - 1) | (align - 1)) != 0 {
+                object_outside_or_misaligned(paddr, len);
+            }
+            return;
+        }
+    }
     let _ = checked_ptr::<u8>(paddr, len);
+    if paddr & (align - 1) != 0 {
+        misaligned(paddr);
+    }
 }
 
-/// The kernel pointer for a field of an object whose range passed
-/// [`check_range`]. On the target the window is set once at boot and never
-/// changes, so the range check made at the object is still valid and only
-/// the alignment is checked here; on the host (where test arenas come and
-/// go) every access is checked in full.
+/// [`check_object`]'s failure: which of its checks failed.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[cold]
+#[inline(never)]
+fn object_outside_or_misaligned(paddr: u64, len: u64) -> ! {
+    let w = current::get();
+    if paddr < w.phys_start || paddr.saturating_add(len) > w.phys_end {
+        outside_window(paddr, len);
+    }
+    misaligned(paddr)
+}
+
+/// The kernel pointer for a field of an object that passed
+/// [`check_object`]. On the target the window never changes, so the
+/// object's check still holds and the field is reached with one addition;
+/// on the host (where test arenas come and go) every access is checked in
+/// full.
 #[inline(always)]
 fn field_ptr<T>(paddr: u64) -> *mut T {
     #[cfg(all(target_arch = "aarch64", target_os = "none"))]
     {
-        let k = paddr.wrapping_add(current::get_offset());
-        if k & (align_of::<T>() as u64 - 1) != 0 {
-            misaligned(paddr);
-        }
-        core::ptr::with_exposed_provenance_mut::<T>(k as usize)
+        core::ptr::with_exposed_provenance_mut::<T>(
+            paddr.wrapping_add(current::FIXED.offset) as usize
+        )
     }
     #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
     {
@@ -227,26 +303,28 @@ fn field_ptr<T>(paddr: u64) -> *mut T {
     }
 }
 
-/// Reads a field of an object checked with [`check_range`].
+/// Reads a field of an object checked with [`check_object`].
 ///
 /// # Safety
-/// `[paddr, paddr + size_of::<T>())` must lie inside a range that passed
-/// [`check_range`] under the window registered now.
-#[inline]
+/// `[paddr, paddr + size_of::<T>())` must lie inside an object that passed
+/// [`check_object`] under the window registered now, and `paddr` must be
+/// aligned for `T` (the object's alignment and the field's offset make it
+/// so).
+#[inline(always)]
 pub unsafe fn read_field<T: Pod>(paddr: u64) -> T {
     let p = field_ptr::<T>(paddr);
-    // SAFETY: the caller guarantees the bytes lie inside a range checked
-    // against the current window; the target never changes its window after
-    // boot and the host re-checks; `field_ptr` checked the alignment;
+    // SAFETY: the caller guarantees the bytes lie inside an object checked
+    // against the current window, and their alignment; the target never
+    // changes its window after boot and the host re-checks everything;
     // `set_window`'s contract makes the bytes valid for reads; `T: Pod`.
     unsafe { p.read() }
 }
 
-/// Writes a field of an object checked with [`check_range`].
+/// Writes a field of an object checked with [`check_object`].
 ///
 /// # Safety
 /// As for [`read_field`].
-#[inline]
+#[inline(always)]
 pub unsafe fn write_field<T: Pod>(paddr: u64, value: T) {
     let p = field_ptr::<T>(paddr);
     // SAFETY: as in `read_field`, and valid for writes by `set_window`'s
@@ -255,7 +333,7 @@ pub unsafe fn write_field<T: Pod>(paddr: u64, value: T) {
 }
 
 /// Reads a value of plain data at a physical address.
-#[inline]
+#[inline(always)]
 pub fn read<T: Pod>(paddr: u64) -> T {
     let p = checked_ptr::<T>(paddr, size_of::<T>() as u64);
     // SAFETY: `checked_ptr` proved the bytes lie inside the registered window
@@ -265,7 +343,7 @@ pub fn read<T: Pod>(paddr: u64) -> T {
 }
 
 /// Writes a value of plain data at a physical address.
-#[inline]
+#[inline(always)]
 pub fn write<T: Pod>(paddr: u64, value: T) {
     let p = checked_ptr::<T>(paddr, size_of::<T>() as u64);
     // SAFETY: in the window and aligned (checked above), valid for writes by
@@ -395,17 +473,24 @@ mod tests {
     #[should_panic(expected = "outside the physical window")]
     fn an_object_reaching_past_the_window_is_refused_at_its_check() {
         let a = Arena::new(1 << 16, 0);
-        check_range(a.phys_base + a.size - 8, 16);
+        check_object(a.phys_base + a.size - 8, 16, 8);
     }
 
     #[test]
     fn fields_of_a_checked_object_read_back() {
         let a = Arena::new(1 << 16, 0);
-        check_range(a.phys_base, 64);
+        check_object(a.phys_base, 64, 64);
         // SAFETY: inside the 64 bytes just checked, under the live arena.
         unsafe { write_field::<u64>(a.phys_base + 8, 42) };
         // SAFETY: as above.
         assert_eq!(unsafe { read_field::<u64>(a.phys_base + 8) }, 42);
+    }
+
+    #[test]
+    #[should_panic(expected = "misaligned")]
+    fn a_misaligned_object_is_refused_at_its_check() {
+        let a = Arena::new(1 << 16, 0);
+        check_object(a.phys_base + 32, 64, 64);
     }
 
     #[test]

@@ -30,10 +30,18 @@
 //!
 //! ## FPU
 //!
-//! FP/SIMD state is switched lazily: it stays in the registers while the
-//! kernel runs (the kernel never touches them) and is saved into the owner's
-//! TCB only when another thread that uses the FPU is switched to. Threads
-//! with `seL4_TCBFlag_fpuDisabled` run with FP/SIMD trapped.
+//! FP/SIMD state is switched lazily, on first use: it stays in the
+//! registers while the kernel runs (the kernel never touches them), and a
+//! switch to a thread that does not own those registers only turns FP/SIMD
+//! off (a trap to EL2). The thread's first FP/SIMD instruction then traps,
+//! and [`handle_fpu_trap`] saves the owner's state into its TCB, loads the
+//! thread's and lets the instruction run again. Threads that never touch
+//! the FPU between switches (most servers, the IPC paths) never pay for
+//! it. seL4 16.0.0 switches eagerly on every thread switch
+//! (`lazyFPURestore`); user level cannot tell the difference, as every
+//! thread always finds its own FP/SIMD state. Threads with
+//! `seL4_TCBFlag_fpuDisabled` run with FP/SIMD trapped, and their trap is
+//! a fault as before.
 
 use crate::cap::Cap;
 use crate::fault::Fault;
@@ -42,6 +50,7 @@ use crate::object::sched_context::{self, refill_budget_check, refill_new, Sc, MI
 use crate::object::tcb::queue::TcbQueue;
 use crate::object::tcb::{Tcb, ThreadState, FLAG_FPU_DISABLED};
 use crate::object::{endpoint, notification, vspace};
+use core::cell::Cell;
 
 /// Priorities 0..=255.
 pub const NUM_PRIORITIES: usize = 256;
@@ -69,64 +78,107 @@ pub enum Action {
     SwitchTo(Tcb),
 }
 
-/// The scheduler's globals.
+/// The scheduler's globals, each a `Cell` (see `crate::global`): read
+/// and written through the shared reference [`with`] hands out.
+#[derive(Debug)]
 pub struct SchedState {
-    pub cur_thread: Option<Tcb>,
-    pub idle_thread: Option<Tcb>,
-    pub action: Action,
-    pub cur_sc: Option<Sc>,
-    pub idle_sc: Option<Sc>,
+    pub cur_thread: Cell<Option<Tcb>>,
+    pub idle_thread: Cell<Option<Tcb>>,
+    pub action: Cell<Action>,
+    pub cur_sc: Cell<Option<Sc>>,
+    pub idle_sc: Cell<Option<Sc>>,
     /// Ticks at the last kernel entry.
-    pub cur_time: u64,
+    pub cur_time: Cell<u64>,
     /// Ticks consumed since the last commit.
-    pub consumed: u64,
+    pub consumed: Cell<u64>,
     /// The timer must be reprogrammed before leaving the kernel.
-    pub reprogram: bool,
-    pub release_queue: TcbQueue,
-    l1_bitmap: u64,
-    l2_bitmap: [u64; L2_WORDS],
-    ready: [TcbQueue; NUM_PRIORITIES],
-    pub fpu_owner: Option<Tcb>,
-    pub cur_domain: u64,
-    pub domain_time: u64,
-    pub dom_schedule: [u64; DOMAIN_SCHEDULE_LENGTH],
-    pub dom_schedule_idx: usize,
-    pub dom_schedule_start: usize,
+    pub reprogram: Cell<bool>,
+    pub release_queue: Cell<TcbQueue>,
+    l1_bitmap: Cell<u64>,
+    l2_bitmap: [Cell<u64>; L2_WORDS],
+    ready: [Cell<TcbQueue>; NUM_PRIORITIES],
+    pub fpu_owner: Cell<Option<Tcb>>,
+    pub cur_domain: Cell<u64>,
+    pub domain_time: Cell<u64>,
+    pub dom_schedule: [Cell<u64>; DOMAIN_SCHEDULE_LENGTH],
+    pub dom_schedule_idx: Cell<usize>,
+    pub dom_schedule_start: Cell<usize>,
+    /// [`min_budget`] once computed (0 until then): the conversion takes
+    /// a few divisions, and every budget check needs it.
+    min_budget: Cell<u64>,
 }
 
 impl SchedState {
     const fn new() -> SchedState {
         SchedState {
-            cur_thread: None,
-            idle_thread: None,
-            action: Action::ResumeCurrent,
-            cur_sc: None,
-            idle_sc: None,
-            cur_time: 0,
-            consumed: 0,
-            reprogram: false,
-            release_queue: TcbQueue::EMPTY,
-            l1_bitmap: 0,
-            l2_bitmap: [0; L2_WORDS],
-            ready: [TcbQueue::EMPTY; NUM_PRIORITIES],
-            fpu_owner: None,
-            cur_domain: 0,
-            domain_time: DSCHED_MAX_DURATION,
-            dom_schedule: [DSCHED_MAX_DURATION, 0],
-            dom_schedule_idx: 0,
-            dom_schedule_start: 0,
+            cur_thread: Cell::new(None),
+            idle_thread: Cell::new(None),
+            action: Cell::new(Action::ResumeCurrent),
+            cur_sc: Cell::new(None),
+            idle_sc: Cell::new(None),
+            cur_time: Cell::new(0),
+            consumed: Cell::new(0),
+            reprogram: Cell::new(false),
+            release_queue: Cell::new(TcbQueue::EMPTY),
+            l1_bitmap: Cell::new(0),
+            l2_bitmap: [const { Cell::new(0) }; L2_WORDS],
+            ready: [const { Cell::new(TcbQueue::EMPTY) }; NUM_PRIORITIES],
+            fpu_owner: Cell::new(None),
+            cur_domain: Cell::new(0),
+            domain_time: Cell::new(DSCHED_MAX_DURATION),
+            dom_schedule: [Cell::new(DSCHED_MAX_DURATION), Cell::new(0)],
+            dom_schedule_idx: Cell::new(0),
+            dom_schedule_start: Cell::new(0),
+            min_budget: Cell::new(0),
         }
+    }
+
+    /// Every field back to its value at boot.
+    fn reset(&self) {
+        let n = SchedState::new();
+        self.cur_thread.set(n.cur_thread.get());
+        self.idle_thread.set(n.idle_thread.get());
+        self.action.set(n.action.get());
+        self.cur_sc.set(n.cur_sc.get());
+        self.idle_sc.set(n.idle_sc.get());
+        self.cur_time.set(n.cur_time.get());
+        self.consumed.set(n.consumed.get());
+        self.reprogram.set(n.reprogram.get());
+        self.release_queue.set(n.release_queue.get());
+        self.l1_bitmap.set(n.l1_bitmap.get());
+        for (a, b) in self.l2_bitmap.iter().zip(&n.l2_bitmap) {
+            a.set(b.get());
+        }
+        for (a, b) in self.ready.iter().zip(&n.ready) {
+            a.set(b.get());
+        }
+        self.fpu_owner.set(n.fpu_owner.get());
+        self.cur_domain.set(n.cur_domain.get());
+        self.domain_time.set(n.domain_time.get());
+        for (a, b) in self.dom_schedule.iter().zip(&n.dom_schedule) {
+            a.set(b.get());
+        }
+        self.dom_schedule_idx.set(n.dom_schedule_idx.get());
+        self.dom_schedule_start.set(n.dom_schedule_start.get());
+        self.min_budget.set(n.min_budget.get());
     }
 }
 
-crate::kernel_global!(
+crate::kernel_cells!(
     static SCHED: SchedState = SchedState::new();
 );
 
-/// Runs `f` on the scheduler state. Keep `f` short: it must not call
-/// anything that uses the state itself.
-pub fn with<R>(f: impl FnOnce(&mut SchedState) -> R) -> R {
-    SCHED.with(|s| f(&mut s.borrow_mut()))
+/// Host tests: the scheduler's globals as at boot (kernel globals outlive
+/// one test case on its thread).
+#[cfg(test)]
+pub fn reset_for_test() {
+    with(|s| s.reset());
+}
+
+/// Runs `f` on the scheduler state (shared: its fields are cells).
+#[inline(always)]
+pub fn with<R>(f: impl FnOnce(&SchedState) -> R) -> R {
+    SCHED.with(f)
 }
 
 // ---------------------------------------------------------------------------
@@ -189,49 +241,62 @@ pub fn max_release_time() -> u64 {
     u64::MAX - 5 * us_to_ticks(max_period_us())
 }
 
-/// The least budget a thread needs to enter and leave the kernel.
+/// The least budget a thread needs to enter and leave the kernel (computed
+/// once: the clock's frequency is fixed).
+#[inline]
 pub fn min_budget() -> u64 {
-    2 * us_to_ticks(KERNEL_WCET_US)
+    let m = with(|s| s.min_budget.get());
+    if m != 0 {
+        return m;
+    }
+    let m = 2 * us_to_ticks(KERNEL_WCET_US);
+    with(|s| s.min_budget.set(m));
+    m
 }
 
 pub fn min_budget_us() -> u64 {
     2 * KERNEL_WCET_US
 }
 
+#[inline]
 pub fn cur_time() -> u64 {
-    with(|s| s.cur_time)
+    with(|s| s.cur_time.get())
 }
 
 pub fn set_reprogram() {
-    with(|s| s.reprogram = true)
+    with(|s| s.reprogram.set(true))
 }
 
 // ---------------------------------------------------------------------------
 // Accessors.
 
 /// The current thread (the idle thread when nothing else runs).
+#[inline(always)]
 pub fn cur_thread() -> Tcb {
-    with(|s| s.cur_thread).expect("scheduler initialised")
+    with(|s| s.cur_thread.get()).expect("scheduler initialised")
 }
 
 pub fn cur_thread_opt() -> Option<Tcb> {
-    with(|s| s.cur_thread)
+    with(|s| s.cur_thread.get())
 }
 
+#[inline]
 pub fn idle_thread() -> Option<Tcb> {
-    with(|s| s.idle_thread)
+    with(|s| s.idle_thread.get())
 }
 
+#[inline]
 pub fn is_idle(t: Tcb) -> bool {
     idle_thread() == Some(t)
 }
 
+#[inline]
 pub fn cur_sc() -> Option<Sc> {
-    with(|s| s.cur_sc)
+    with(|s| s.cur_sc.get())
 }
 
 pub fn action() -> Action {
-    with(|s| s.action)
+    with(|s| s.action.get())
 }
 
 /// Whether the scheduler action is to switch to `t`.
@@ -253,32 +318,35 @@ pub fn is_schedulable(t: Tcb) -> bool {
 // ---------------------------------------------------------------------------
 // Ready queues.
 
-fn add_to_bitmap(s: &mut SchedState, prio: usize) {
+fn add_to_bitmap(s: &SchedState, prio: usize) {
     let l1 = prio >> 6;
-    s.l1_bitmap |= 1 << l1;
-    s.l2_bitmap[l1] |= 1 << (prio & 63);
+    s.l1_bitmap.set(s.l1_bitmap.get() | 1 << l1);
+    s.l2_bitmap[l1].set(s.l2_bitmap[l1].get() | 1 << (prio & 63));
 }
 
-fn remove_from_bitmap(s: &mut SchedState, prio: usize) {
+fn remove_from_bitmap(s: &SchedState, prio: usize) {
     let l1 = prio >> 6;
-    s.l2_bitmap[l1] &= !(1 << (prio & 63));
-    if s.l2_bitmap[l1] == 0 {
-        s.l1_bitmap &= !(1 << l1);
+    let l2 = s.l2_bitmap[l1].get() & !(1 << (prio & 63));
+    s.l2_bitmap[l1].set(l2);
+    if l2 == 0 {
+        s.l1_bitmap.set(s.l1_bitmap.get() & !(1 << l1));
     }
 }
 
+#[inline(always)]
 fn highest_prio(s: &SchedState) -> Option<u64> {
-    if s.l1_bitmap == 0 {
+    let l1_bitmap = s.l1_bitmap.get();
+    if l1_bitmap == 0 {
         return None;
     }
-    let l1 = 63 - s.l1_bitmap.leading_zeros() as usize;
-    let l2 = 63 - s.l2_bitmap[l1].leading_zeros() as u64;
+    let l1 = 63 - l1_bitmap.leading_zeros() as usize;
+    let l2 = 63 - s.l2_bitmap[l1].get().leading_zeros() as u64;
     Some(((l1 as u64) << 6) | l2)
 }
 
 /// The highest priority with a ready thread.
 pub fn highest_ready_prio() -> Option<u64> {
-    with(|s| highest_prio(s))
+    with(highest_prio)
 }
 
 /// No ready thread outranks `prio` (seL4's `isHighestPrio`).
@@ -298,10 +366,11 @@ pub fn tcb_sched_enqueue(t: Tcb) {
     }
     let p = prio_index(t);
     with(|s| {
-        if s.ready[p].is_empty() {
+        let q = s.ready[p].get();
+        if q.is_empty() {
             add_to_bitmap(s, p);
         }
-        s.ready[p] = s.ready[p].prepend(t);
+        s.ready[p].set(q.prepend(t));
     });
     t.set_queued(true);
 }
@@ -314,10 +383,11 @@ pub fn tcb_sched_append(t: Tcb) {
     }
     let p = prio_index(t);
     with(|s| {
-        if s.ready[p].is_empty() {
+        let q = s.ready[p].get();
+        if q.is_empty() {
             add_to_bitmap(s, p);
         }
-        s.ready[p] = s.ready[p].append(t);
+        s.ready[p].set(q.append(t));
     });
     t.set_queued(true);
 }
@@ -330,8 +400,9 @@ pub fn tcb_sched_dequeue(t: Tcb) {
     }
     let p = prio_index(t);
     with(|s| {
-        s.ready[p] = s.ready[p].remove(t);
-        if s.ready[p].is_empty() {
+        let q = s.ready[p].get().remove(t);
+        s.ready[p].set(q);
+        if q.is_empty() {
             remove_from_bitmap(s, p);
         }
     });
@@ -340,7 +411,7 @@ pub fn tcb_sched_dequeue(t: Tcb) {
 
 /// The ready queue of a priority (tests and DebugDumpScheduler).
 pub fn ready_queue(prio: u64) -> TcbQueue {
-    with(|s| s.ready[(prio as usize).min(NUM_PRIORITIES - 1)])
+    with(|s| s.ready[(prio as usize).min(NUM_PRIORITIES - 1)].get())
 }
 
 // ---------------------------------------------------------------------------
@@ -358,10 +429,11 @@ pub fn tcb_release_remove(t: Tcb) {
         return;
     }
     with(|s| {
-        if s.release_queue.head == Some(t) {
-            s.reprogram = true;
+        let q = s.release_queue.get();
+        if q.head == Some(t) {
+            s.reprogram.set(true);
         }
-        s.release_queue = s.release_queue.remove(t);
+        s.release_queue.set(q.remove(t));
     });
     t.set_in_release_queue(false);
 }
@@ -371,7 +443,7 @@ pub fn tcb_release_remove(t: Tcb) {
 pub fn tcb_release_enqueue(t: Tcb) {
     debug_assert!(!t.in_release_queue() && !t.is_queued());
     let new_time = ready_time(t);
-    let q = with(|s| s.release_queue);
+    let q = with(|s| s.release_queue.get());
     let nq = match (q.head, q.end) {
         (Some(h), Some(e)) if new_time >= ready_time(h) => {
             if ready_time(e) <= new_time {
@@ -387,10 +459,10 @@ pub fn tcb_release_enqueue(t: Tcb) {
         _ => q.prepend(t),
     };
     with(|s| {
-        if nq.head != s.release_queue.head {
-            s.reprogram = true;
+        if nq.head != s.release_queue.get().head {
+            s.reprogram.set(true);
         }
-        s.release_queue = nq;
+        s.release_queue.set(nq);
     });
     t.set_in_release_queue(true);
 }
@@ -409,7 +481,7 @@ pub fn postpone(sc: Sc) {
 /// Releases every thread whose refill has come due (seL4's `awaken`).
 pub fn awaken() {
     loop {
-        let head = with(|s| s.release_queue.head);
+        let head = with(|s| s.release_queue.get().head);
         let Some(t) = head else {
             return;
         };
@@ -433,9 +505,9 @@ pub fn set_thread_state(t: Tcb, st: ThreadState) {
 
 /// seL4's `scheduleTCB`.
 pub fn schedule_tcb(t: Tcb) {
-    let resume = with(|s| s.cur_thread == Some(t) && s.action == Action::ResumeCurrent);
+    let resume = with(|s| s.cur_thread.get() == Some(t) && s.action.get() == Action::ResumeCurrent);
     if resume && !is_schedulable(t) {
-        with(|s| s.action = Action::ChooseNew);
+        with(|s| s.action.set(Action::ChooseNew));
     }
 }
 
@@ -447,7 +519,7 @@ pub fn reschedule_required() {
             tcb_sched_enqueue(t);
         }
     }
-    with(|s| s.action = Action::ChooseNew);
+    with(|s| s.action.set(Action::ChooseNew));
 }
 
 /// A thread became runnable: run it next if the scheduler has nothing
@@ -456,14 +528,14 @@ pub fn possible_switch_to(t: Tcb) {
     if t.sched_context() == 0 || t.in_release_queue() {
         return;
     }
-    let (dom, act) = with(|s| (s.cur_domain, s.action));
+    let (dom, act) = with(|s| (s.cur_domain.get(), s.action.get()));
     if dom != t.domain() {
         tcb_sched_enqueue(t);
     } else if act != Action::ResumeCurrent {
         reschedule_required();
         tcb_sched_enqueue(t);
     } else {
-        with(|s| s.action = Action::SwitchTo(t));
+        with(|s| s.action.set(Action::SwitchTo(t)));
     }
 }
 
@@ -497,7 +569,7 @@ pub fn set_priority(t: Tcb, prio: u64) {
 
 /// Moves a thread to domain `dom` (seL4's `setDomain`).
 pub fn set_domain(t: Tcb, dom: u64) {
-    if dom != with(|s| s.cur_domain) {
+    if dom != with(|s| s.cur_domain.get()) {
         fpu_release(t);
     }
     tcb_sched_dequeue(t);
@@ -549,15 +621,63 @@ pub fn restart(t: Tcb) {
 /// Makes `t` the current thread: its address space, its FPU state, out of
 /// the ready queue (seL4's `switchToThread`).
 pub fn switch_to_thread(t: Tcb) {
-    vspace::set_vm_root(&t.vspace_root());
+    vspace::set_vm_root_raw(t.slot(crate::object::tcb::VTABLE).raw_cap());
     lazy_fpu_restore(t);
     tcb_sched_dequeue(t);
-    with(|s| s.cur_thread = Some(t));
+    with(|s| s.cur_thread.set(Some(t)));
+}
+
+// ---------------------------------------------------------------------------
+// What the fast paths ask of the scheduler (see `crate::fastpath`).
+
+/// Whether the slow path's [`schedule`], after an IPC that blocked the
+/// current thread and made `t` (priority `prio`, in domain `domain`)
+/// runnable, would switch straight to `t` and change nothing else: the
+/// scheduler was left alone since the last exit (no action pending, no
+/// timer reprogramming), no thread in the release queue is due (which
+/// [`awaken`] would make ready first), the domain has time left and is
+/// `t`'s, and no ready thread outranks `t` (which `choose_thread` would
+/// pick instead). Call after [`fast_budget`], which reads the clock.
+#[inline(always)]
+pub fn fast_would_choose(prio: u64, domain: u64) -> bool {
+    with(
+        #[inline(always)]
+        |s| {
+            s.action.get() == Action::ResumeCurrent
+                && !s.reprogram.get()
+                && s.domain_time.get() != 0
+                && s.cur_domain.get() == domain
+                && highest_prio(s).is_none_or(|h| prio >= h)
+                && s.release_queue
+                    .get()
+                    .head
+                    .is_none_or(|t| !sc_of(t).is_some_and(|sc| sc.refill_ready()))
+        },
+    )
+}
+
+/// Reads the clock as [`update_timestamp`] does and returns the current
+/// scheduling context if [`check_budget`] would let the current thread go
+/// on: its head refill covers what it consumed plus a kernel exit.
+#[inline(always)]
+pub fn fast_budget() -> Option<Sc> {
+    update_timestamp();
+    let (sc, consumed) = with(|s| (s.cur_sc.get(), s.consumed.get()));
+    sc.filter(|sc| sc.refill_sufficient(consumed))
+}
+
+/// The end of a fast path: makes `t`, which is in no queue, the current
+/// thread in the address space `root` (what [`switch_to_thread`] does).
+#[inline(always)]
+pub fn fast_switch_to(t: Tcb, root: vspace::ReadyRoot) {
+    vspace::set_ready_root(root);
+    lazy_fpu_restore(t);
+    with(|s| s.cur_thread.set(Some(t)));
 }
 
 fn switch_to_idle_thread() {
     vspace::set_vm_root(&Cap::Null);
-    with(|s| s.cur_thread = s.idle_thread);
+    with(|s| s.cur_thread.set(s.idle_thread.get()));
 }
 
 fn choose_thread() {
@@ -572,20 +692,21 @@ fn choose_thread() {
 
 fn next_domain() {
     with(|s| {
-        s.dom_schedule_idx += 1;
-        if s.dom_schedule_idx >= DOMAIN_SCHEDULE_LENGTH || s.dom_schedule[s.dom_schedule_idx] == 0 {
-            s.dom_schedule_idx = s.dom_schedule_start;
+        let mut idx = s.dom_schedule_idx.get() + 1;
+        if idx >= DOMAIN_SCHEDULE_LENGTH || s.dom_schedule[idx].get() == 0 {
+            idx = s.dom_schedule_start.get();
         }
-        s.reprogram = true;
-        let e = s.dom_schedule[s.dom_schedule_idx];
-        s.cur_domain = e >> 56;
-        s.domain_time = e & DSCHED_MAX_DURATION;
+        s.dom_schedule_idx.set(idx);
+        s.reprogram.set(true);
+        let e = s.dom_schedule[idx].get();
+        s.cur_domain.set(e >> 56);
+        s.domain_time.set(e & DSCHED_MAX_DURATION);
     });
     crate::preempt::reset_work_units();
 }
 
 fn schedule_choose_new_thread() {
-    if with(|s| s.domain_time) == 0 {
+    if with(|s| s.domain_time.get()) == 0 {
         switch_local_fpu_owner(None);
         next_domain();
     }
@@ -608,13 +729,13 @@ pub fn schedule() {
                 let fastfail = is_idle(cur) || cand.priority() < cur.priority();
                 if fastfail && !is_highest_prio(cand.priority()) {
                     tcb_sched_enqueue(cand);
-                    with(|s| s.action = Action::ChooseNew);
+                    with(|s| s.action.set(Action::ChooseNew));
                     schedule_choose_new_thread();
                 } else if was_runnable && cand.priority() == cur.priority() {
                     // The current thread went to the head of the queue; the
                     // candidate goes behind it.
                     tcb_sched_append(cand);
-                    with(|s| s.action = Action::ChooseNew);
+                    with(|s| s.action.set(Action::ChooseNew));
                     schedule_choose_new_thread();
                 } else {
                     switch_to_thread(cand);
@@ -623,9 +744,9 @@ pub fn schedule() {
             _ => schedule_choose_new_thread(),
         }
     }
-    with(|s| s.action = Action::ResumeCurrent);
+    with(|s| s.action.set(Action::ResumeCurrent));
     switch_sched_context();
-    if with(|s| core::mem::take(&mut s.reprogram)) {
+    if with(|s| s.reprogram.replace(false)) {
         set_next_interrupt();
     }
 }
@@ -641,10 +762,10 @@ fn switch_sched_context() {
             }
         }
     }
-    if with(|s| s.reprogram) {
+    if with(|s| s.reprogram.get()) {
         commit_time();
     }
-    with(|s| s.cur_sc = next);
+    with(|s| s.cur_sc.set(next));
 }
 
 /// Prepares the current thread to run after [`schedule`]: completes a
@@ -672,18 +793,18 @@ pub fn activate_thread() {
 
 /// Reads the clock at kernel entry and accumulates the time since the
 /// last entry (seL4's `updateTimestamp`).
+#[inline]
 pub fn update_timestamp() {
     let now = machine::now();
     with(|s| {
-        let prev = s.cur_time;
-        s.cur_time = now;
-        s.consumed += now.wrapping_sub(prev);
+        let prev = s.cur_time.replace(now);
+        s.consumed.set(s.consumed.get() + now.wrapping_sub(prev));
     });
 }
 
 /// Charges the consumed time to the current SC (seL4's `commitTime`).
 pub fn commit_time() {
-    let (sc, idle_sc, consumed) = with(|s| (s.cur_sc, s.idle_sc, s.consumed));
+    let (sc, idle_sc, consumed) = with(|s| (s.cur_sc.get(), s.idle_sc.get(), s.consumed.get()));
     if let Some(sc) = sc {
         if sc.is_active() && Some(sc) != idle_sc {
             if consumed > 0 {
@@ -696,7 +817,7 @@ pub fn commit_time() {
             sc.set_consumed(sc.consumed().wrapping_add(consumed));
         }
     }
-    with(|s| s.consumed = 0);
+    with(|s| s.consumed.set(0));
 }
 
 /// A round-robin SC moves consumed time from its head to its tail.
@@ -708,7 +829,7 @@ fn charge_round_robin(sc: Sc, consumed: u64) {
 /// consumed plus a kernel exit. If not, the time is charged and the thread
 /// ends its time slice (seL4's `checkBudget`).
 pub fn check_budget() -> bool {
-    let (sc, consumed) = with(|s| (s.cur_sc, s.consumed));
+    let (sc, consumed) = with(|s| (s.cur_sc.get(), s.consumed.get()));
     if sc.is_some_and(|sc| sc.refill_sufficient(consumed)) {
         return true;
     }
@@ -731,7 +852,7 @@ pub fn check_budget_restart() -> bool {
 /// Charges `consumed` to the current SC and ends the current thread's time
 /// slice (seL4's `chargeBudget`).
 pub fn charge_budget(consumed: u64, can_timeout_fault: bool) {
-    let (sc, idle_sc) = with(|s| (s.cur_sc, s.idle_sc));
+    let (sc, idle_sc) = with(|s| (s.cur_sc.get(), s.idle_sc.get()));
     if let Some(sc) = sc {
         if Some(sc) != idle_sc {
             if sc.is_round_robin() {
@@ -742,7 +863,7 @@ pub fn charge_budget(consumed: u64, can_timeout_fault: bool) {
             sc.set_consumed(sc.consumed().wrapping_add(consumed));
         }
     }
-    with(|s| s.consumed = 0);
+    with(|s| s.consumed.set(0));
     let cur = cur_thread();
     if is_schedulable(cur) {
         end_timeslice(can_timeout_fault);
@@ -774,7 +895,7 @@ pub fn set_next_interrupt() {
     let cur = cur_thread();
     let now = cur_time();
     let mut next = now.wrapping_add(sc_of(cur).map_or(0, |sc| sc.head().amount));
-    if let Some(h) = with(|s| s.release_queue.head) {
+    if let Some(h) = with(|s| s.release_queue.get().head) {
         next = next.min(ready_time(h));
     }
     machine::set_deadline(next);
@@ -787,31 +908,48 @@ pub fn set_next_interrupt() {
 /// `switchLocalFpuOwner`).
 pub fn switch_local_fpu_owner(new: Option<Tcb>) {
     machine::fpu_enable(true);
-    if let Some(owner) = with(|s| s.fpu_owner) {
+    if let Some(owner) = with(|s| s.fpu_owner.get()) {
         machine::fpu_save(owner.fpu_paddr());
     }
     match new {
         Some(t) => machine::fpu_load(t.fpu_paddr()),
         None => machine::fpu_enable(false),
     }
-    with(|s| s.fpu_owner = new);
+    with(|s| s.fpu_owner.set(new));
 }
 
-/// Gives `t` its FPU state before it runs (seL4's `lazyFPURestore`).
+/// Prepares the FPU for `t` before it runs (seL4's `lazyFPURestore`, but
+/// lazier): on if `t` may use it and its state is in the registers, else
+/// off, so that its first use traps to [`handle_fpu_trap`].
+#[inline(always)]
 pub fn lazy_fpu_restore(t: Tcb) {
-    if t.flags() & FLAG_FPU_DISABLED != 0 {
-        machine::fpu_enable(false);
-    } else if with(|s| s.fpu_owner) == Some(t) {
+    let live = t.flags() & FLAG_FPU_DISABLED == 0 && with(|s| s.fpu_owner.get()) == Some(t);
+    machine::fpu_enable(live);
+}
+
+/// The current thread used FP/SIMD while it was off: if the thread may use
+/// the FPU, its state becomes live (the owner's saved first) and the
+/// instruction runs again when the thread resumes; returns false if the
+/// thread runs with `seL4_TCBFlag_fpuDisabled`, whose trap is a fault.
+/// Nothing else happens (no time is charged, nothing is scheduled): to the
+/// rest of the kernel the thread simply ran on.
+pub fn handle_fpu_trap() -> bool {
+    let cur = cur_thread();
+    if cur.flags() & FLAG_FPU_DISABLED != 0 || is_idle(cur) {
+        return false;
+    }
+    if with(|s| s.fpu_owner.get()) == Some(cur) {
         machine::fpu_enable(true);
     } else {
-        switch_local_fpu_owner(Some(t));
+        switch_local_fpu_owner(Some(cur));
     }
+    true
 }
 
 /// A thread goes away or stops using the FPU: save its state and forget it
 /// as the owner (seL4's `fpuRelease`).
 pub fn fpu_release(t: Tcb) {
-    if with(|s| s.fpu_owner) == Some(t) {
+    if with(|s| s.fpu_owner.get()) == Some(t) {
         switch_local_fpu_owner(None);
     }
 }
@@ -829,9 +967,9 @@ pub fn init(idle_tcb: u64, idle_sc: u64, first: Option<Tcb>) {
     idle.set_state_raw(ThreadState::Idle);
     idle.set_name(b"idle_thread");
     with(|s| {
-        *s = SchedState::new();
-        s.idle_thread = Some(idle);
-        s.idle_sc = Some(sc);
+        s.reset();
+        s.idle_thread.set(Some(idle));
+        s.idle_sc.set(Some(sc));
     });
     crate::object::tcb::debug_reset();
     crate::preempt::set_preemption_check(Some(crate::syscall::preemption_check));
@@ -841,11 +979,12 @@ pub fn init(idle_tcb: u64, idle_sc: u64, first: Option<Tcb>) {
     }
     crate::object::tcb::debug_append(idle);
     with(|s| {
-        s.action = first.map_or(Action::ChooseNew, Action::SwitchTo);
-        s.cur_thread = Some(idle);
-        s.cur_sc = Some(sc);
-        s.consumed = 0;
-        s.reprogram = true;
+        s.action
+            .set(first.map_or(Action::ChooseNew, Action::SwitchTo));
+        s.cur_thread.set(Some(idle));
+        s.cur_sc.set(Some(sc));
+        s.consumed.set(0);
+        s.reprogram.set(true);
     });
 }
 
@@ -861,8 +1000,8 @@ pub fn configure_sched_context(t: Tcb, sc: Sc, timeslice: u64) {
 /// with this).
 pub fn start() {
     with(|s| {
-        s.cur_time = machine::now();
-        s.consumed = 0;
+        s.cur_time.set(machine::now());
+        s.consumed.set(0);
     });
     schedule();
     activate_thread();

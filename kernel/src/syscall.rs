@@ -21,11 +21,14 @@
 //!   handlers (`object::irq::handle_interrupt`);
 //! - exceptions become faults sent to the thread's fault handler.
 //!
-//! Each entry ends with `schedule` and `activate_thread`.
+//! Each entry ends with `schedule` and `activate_thread`. Call and ReplyRecv
+//! first try the fast path ([`crate::fastpath`]), which does the whole
+//! exchange itself when its result is certain; [`handle_syscall_slow`] is
+//! the general path it must agree with.
 
-use crate::cap::Cap;
+use crate::cap::{Cap, RawCap, EP_GRANT, EP_GRANT_REPLY, EP_RECEIVE, EP_SEND};
 use crate::context::Reg;
-use crate::cspace::{lookup_cap, lookup_cap_and_slot};
+use crate::cspace::{lookup_cap, lookup_raw};
 use crate::cte::SlotRef;
 use crate::error::{Exception, LookupFault, Preempted, SyscallError};
 use crate::fault::{handle_fault, Fault};
@@ -51,8 +54,22 @@ pub const SYSCALL_MAX: i64 = sys::CALL;
 /// the message area of the IPC buffer).
 const NAME_MAX: usize = MSG_MAX_LENGTH * 8;
 
-/// Entry for `svc` (and `hvc` from EL1): the number is x7.
+/// Entry for `svc` (and `hvc` from EL1): the number is x7. Call and
+/// ReplyRecv try the fast path first ([`crate::fastpath`]).
 pub fn handle_syscall(number: i64) {
+    let done = match number {
+        sys::CALL => crate::fastpath::call(sched::cur_thread()),
+        sys::REPLY_RECV => crate::fastpath::reply_recv(sched::cur_thread()),
+        _ => false,
+    };
+    if !done {
+        handle_syscall_slow(number);
+    }
+}
+
+/// The general system-call path (seL4's `slowpath`), the reference the
+/// fast path must agree with.
+pub fn handle_syscall_slow(number: i64) {
     crate::preempt::reset_work_units();
     if (SYSCALL_MIN..=SYSCALL_MAX).contains(&number) {
         handle_mcs_syscall(number);
@@ -124,10 +141,10 @@ fn mcs_preemption_point() {
     if sched::is_schedulable(cur) {
         sched::check_budget();
     } else if sched::cur_sc().is_some_and(|sc| sc.is_active()) {
-        let consumed = sched::with(|s| s.consumed);
+        let consumed = sched::with(|s| s.consumed.get());
         sched::charge_budget(consumed, false);
     } else {
-        sched::with(|s| s.consumed = 0);
+        sched::with(|s| s.consumed.set(0));
     }
 }
 
@@ -136,7 +153,7 @@ fn mcs_preemption_point() {
 /// or an interrupt is pending.
 pub fn preemption_check() -> bool {
     sched::update_timestamp();
-    let consumed = sched::with(|s| s.consumed);
+    let consumed = sched::with(|s| s.consumed.get());
     let budget_ok =
         sched::cur_sc().is_some_and(|sc| sc.is_active() && sc.refill_sufficient(consumed));
     !budget_ok || machine::irq_pending()
@@ -227,7 +244,7 @@ fn handle_invocation(
 ) -> Result<(), Preempted> {
     let thread = sched::cur_thread();
     let info = message_info(thread.reg(Reg::MSG_INFO));
-    let (cap, slot) = match lookup_cap_and_slot(&thread.cspace_root(), cptr) {
+    let (raw, slot) = match lookup_raw(thread.slot(tcb::CTABLE).raw_cap(), cptr) {
         Ok(cs) => cs,
         Err(lookup) => {
             if is_blocking {
@@ -243,6 +260,34 @@ fn handle_invocation(
             return Ok(());
         }
     };
+    let ctx = Dispatch {
+        thread,
+        is_call,
+        is_blocking,
+        can_donate,
+        first_phase,
+    };
+    // IPC caps (the hot path) need neither the message words nor a reply
+    // buffer: the transfer reads the sender's registers itself. Their
+    // fields are read from the stored cap, and the IPC buffer only matters
+    // when the message names extra caps, which must be looked up (and may
+    // fault) as for any invocation.
+    if let Some(ipc_cap) = IpcCap::from_raw(raw) {
+        if info.extra_caps() != 0 {
+            let buffer = lookup_ipc_buffer(false, thread);
+            if let Err(f) = lookup_extra_caps(thread, buffer, info) {
+                if is_blocking {
+                    handle_fault(thread, f);
+                }
+                return Ok(());
+            }
+        }
+        // As in seL4, the caller is in Restart while its invocation runs
+        // (see `invoke_object`).
+        sched::set_thread_state(thread, ThreadState::Restart);
+        let result = decode_ipc_invocation(ipc_cap, &ctx);
+        return finish_invocation(thread, is_call, result, &[]);
+    }
     let buffer = lookup_ipc_buffer(false, thread);
     let extra = match lookup_extra_caps(thread, buffer, info) {
         Ok(e) => e,
@@ -253,24 +298,7 @@ fn handle_invocation(
             return Ok(());
         }
     };
-    let ctx = Dispatch {
-        thread,
-        is_call,
-        is_blocking,
-        can_donate,
-        first_phase,
-    };
-    // IPC caps (the hot path) need neither the message words nor a reply
-    // buffer: the transfer reads the sender's registers itself. Gathering
-    // 120 words and zeroing a reply area on every Call dominated its cost.
-    if is_ipc_cap(&cap) {
-        // As in seL4, the caller is in Restart while its invocation runs
-        // (see `invoke_object`).
-        sched::set_thread_state(thread, ThreadState::Restart);
-        let result = decode_ipc_invocation(&cap, &ctx);
-        return finish_invocation(thread, is_call, result, &[]);
-    }
-    invoke_object(thread, info, buffer, &extra, &cap, slot, &ctx)
+    invoke_object(thread, info, buffer, &extra, &raw.decode(), slot, &ctx)
 }
 
 /// The rest of [`handle_invocation`] for caps that are not IPC caps:
@@ -339,58 +367,61 @@ fn finish_invocation(
     }
 }
 
-/// Endpoint, notification and reply caps: invoked without the message
-/// words, which the transfer reads from the sender itself.
-fn is_ipc_cap(cap: &Cap) -> bool {
-    matches!(
-        cap,
-        Cap::Endpoint { .. } | Cap::Notification { .. } | Cap::Reply { .. }
-    )
+/// Endpoint, notification and reply caps, as the invocation needs them:
+/// invoked without the message words, which the transfer reads from the
+/// sender itself.
+#[derive(Clone, Copy, Debug)]
+enum IpcCap {
+    /// Address, badge, rights (`cap::EP_*` bits).
+    Endpoint(u64, u64, u64),
+    Notification(u64, u64, u64),
+    /// Address, can grant.
+    Reply(u64, bool),
 }
 
-/// The IPC caps' part of [`decode_invocation`] (see [`is_ipc_cap`]).
-fn decode_ipc_invocation(cap: &Cap, d: &Dispatch) -> Result<(), Exception> {
-    match *cap {
-        Cap::Endpoint {
-            paddr,
-            badge,
-            can_send,
-            can_grant,
-            can_grant_reply,
-            ..
-        } => {
-            if !can_send {
+impl IpcCap {
+    #[inline(always)]
+    fn from_raw(raw: RawCap) -> Option<IpcCap> {
+        if let Some((p, b, r)) = raw.as_endpoint() {
+            Some(IpcCap::Endpoint(p, b, r))
+        } else if let Some((p, b, r)) = raw.as_notification() {
+            Some(IpcCap::Notification(p, b, r))
+        } else {
+            raw.as_reply().map(|(p, g)| IpcCap::Reply(p, g))
+        }
+    }
+}
+
+/// The IPC caps' part of [`decode_invocation`].
+fn decode_ipc_invocation(cap: IpcCap, d: &Dispatch) -> Result<(), Exception> {
+    match cap {
+        IpcCap::Endpoint(paddr, badge, rights) => {
+            if rights & EP_SEND == 0 {
                 return invalid_cap0();
             }
             endpoint::send_ipc(
                 d.is_blocking,
                 d.is_call,
                 badge,
-                can_grant,
-                can_grant_reply,
+                rights & EP_GRANT != 0,
+                rights & EP_GRANT_REPLY != 0,
                 d.can_donate,
                 d.thread,
                 Ep::new(paddr),
             );
             Ok(())
         }
-        Cap::Notification {
-            paddr,
-            badge,
-            can_send,
-            ..
-        } => {
-            if !can_send {
+        IpcCap::Notification(paddr, badge, rights) => {
+            if rights & EP_SEND == 0 {
                 return invalid_cap0();
             }
             notification::send_signal(paddr, badge);
             Ok(())
         }
-        Cap::Reply { paddr, can_grant } => {
+        IpcCap::Reply(paddr, can_grant) => {
             ipc::do_reply_transfer(d.thread, ReplyObj::new(paddr), can_grant);
             Ok(())
         }
-        _ => invalid_cap0(),
     }
 }
 
@@ -431,7 +462,10 @@ fn decode_invocation(
         Cap::Smc { .. } => smc::decode_invocation(inv, cap, reply),
         Cap::Null | Cap::Zombie { .. } => invalid_cap0(),
         Cap::Endpoint { .. } | Cap::Notification { .. } | Cap::Reply { .. } => {
-            decode_ipc_invocation(cap, d)
+            match IpcCap::from_raw(cap.encode()) {
+                Some(c) => decode_ipc_invocation(c, d),
+                None => invalid_cap0(),
+            }
         }
         Cap::Tcb { .. } => {
             if d.first_phase {
@@ -497,17 +531,20 @@ pub fn init_new_objects(new: &NewObjects) {
 // ---------------------------------------------------------------------------
 // Receiving.
 
-/// The reply object named by x6 for Recv-like calls (seL4's `lookupReply`).
-fn lookup_reply(thread: Tcb) -> Result<ReplyObj, Fault> {
+/// The reply object named by x6 for Recv-like calls (seL4's `lookupReply`),
+/// in the CSpace whose root is `root`.
+fn lookup_reply(thread: Tcb, root: RawCap) -> Result<ReplyObj, Fault> {
     let cptr = thread.reg(Reg::REPLY);
     let fault = |lookup| Fault::Cap {
         address: cptr,
         in_receive_phase: true,
         lookup,
     };
-    match lookup_cap(&thread.cspace_root(), cptr) {
-        Ok(Cap::Reply { paddr, .. }) => Ok(ReplyObj::new(paddr)),
-        Ok(_) => Err(fault(LookupFault::MissingCapability { bits_left: 0 })),
+    match lookup_raw(root, cptr) {
+        Ok((raw, _)) => match raw.as_reply() {
+            Some((paddr, _)) => Ok(ReplyObj::new(paddr)),
+            None => Err(fault(LookupFault::MissingCapability { bits_left: 0 })),
+        },
         Err(lf) => Err(fault(lf)),
     }
 }
@@ -522,8 +559,9 @@ fn handle_recv(is_blocking: bool, can_reply: bool) {
         in_receive_phase: true,
         lookup: LookupFault::MissingCapability { bits_left: 0 },
     };
-    let cap = match lookup_cap(&thread.cspace_root(), cptr) {
-        Ok(c) => c,
+    let root = thread.slot(tcb::CTABLE).raw_cap();
+    let raw = match lookup_raw(root, cptr) {
+        Ok((raw, _)) => raw,
         Err(lookup) => {
             handle_fault(
                 thread,
@@ -536,36 +574,33 @@ fn handle_recv(is_blocking: bool, can_reply: bool) {
             return;
         }
     };
-    match cap {
-        Cap::Endpoint { can_receive, .. } => {
-            if !can_receive {
-                handle_fault(thread, missing);
-                return;
-            }
-            let reply = if can_reply {
-                match lookup_reply(thread) {
-                    Ok(r) => Some(r),
-                    Err(f) => {
-                        handle_fault(thread, f);
-                        return;
-                    }
+    if let Some((paddr, _, rights)) = raw.as_endpoint() {
+        if rights & EP_RECEIVE == 0 {
+            handle_fault(thread, missing);
+            return;
+        }
+        let reply = if can_reply {
+            match lookup_reply(thread, root) {
+                Ok(r) => Some(r),
+                Err(f) => {
+                    handle_fault(thread, f);
+                    return;
                 }
-            } else {
-                None
-            };
-            endpoint::receive_ipc(thread, &cap, is_blocking, reply);
-        }
-        Cap::Notification {
-            paddr, can_receive, ..
-        } => {
-            let bound = Ntfn::new(paddr).bound_tcb();
-            if !can_receive || bound.is_some_and(|b| b != thread) {
-                handle_fault(thread, missing);
-                return;
             }
-            notification::receive_signal(thread, &cap, is_blocking);
+        } else {
+            None
+        };
+        endpoint::receive_ipc(thread, Ep::new(paddr), is_blocking, reply);
+    } else if let Some((paddr, _, rights)) = raw.as_notification() {
+        let n = Ntfn::new(paddr);
+        let bound = n.bound_tcb();
+        if rights & EP_RECEIVE == 0 || bound.is_some_and(|b| b != thread) {
+            handle_fault(thread, missing);
+            return;
         }
-        _ => handle_fault(thread, missing),
+        notification::receive_signal(thread, n, is_blocking);
+    } else {
+        handle_fault(thread, missing);
     }
 }
 
@@ -574,7 +609,7 @@ fn handle_yield() {
     let Some(sc) = sched::cur_sc() else {
         return;
     };
-    let consumed = sc.consumed() + sched::with(|s| s.consumed);
+    let consumed = sc.consumed() + sched::with(|s| s.consumed.get());
     sched::charge_budget(sc.head().amount, false);
     // Count what was really used, not the whole refill given up.
     sc.set_consumed(consumed);

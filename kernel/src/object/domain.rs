@@ -58,11 +58,11 @@ pub fn decode_invocation(inv: &Invocation) -> Result<(), Exception> {
             if duration == 0 && domain != 0 {
                 return Err(SyscallError::InvalidArgument { index: 1 }.into());
             }
-            let start = sched::with(|s| s.dom_schedule_start) as u64;
+            let start = sched::with(|s| s.dom_schedule_start.get()) as u64;
             if index == start && duration == 0 {
                 return Err(SyscallError::InvalidArgument { index: 2 }.into());
             }
-            sched::with(|s| s.dom_schedule[index as usize] = (domain << 56) | duration);
+            sched::with(|s| s.dom_schedule[index as usize].set((domain << 56) | duration));
             Ok(())
         }
         Some(Label::DomainScheduleSetStart) => {
@@ -78,14 +78,14 @@ pub fn decode_invocation(inv: &Invocation) -> Result<(), Exception> {
                 }
                 .into());
             }
-            if sched::with(|s| s.dom_schedule[index as usize]) == 0 {
+            if sched::with(|s| s.dom_schedule[index as usize].get()) == 0 {
                 return Err(SyscallError::InvalidArgument { index: 0 }.into());
             }
             sched::with(|s| {
-                s.dom_schedule_start = index as usize;
+                s.dom_schedule_start.set(index as usize);
                 // End the current entry now and start over from the new one.
-                s.domain_time = 0;
-                s.dom_schedule_idx = DOMAIN_SCHEDULE_LENGTH - 2;
+                s.domain_time.set(0);
+                s.dom_schedule_idx.set(DOMAIN_SCHEDULE_LENGTH - 2);
             });
             sched::reschedule_required();
             Ok(())

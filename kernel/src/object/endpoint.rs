@@ -13,7 +13,6 @@
 //! the sender to the receiver's reply object and may donate the sender's
 //! scheduling context to a passive receiver.
 
-use crate::cap::Cap;
 use crate::ipc;
 use crate::memory;
 use crate::object::notification::{self, Ntfn};
@@ -22,6 +21,7 @@ use crate::object::sched_context;
 use crate::object::tcb::queue::TcbQueue;
 use crate::object::tcb::{Tcb, ThreadState};
 use crate::sched;
+use septa_abi::ENDPOINT_SIZE_BITS;
 
 /// Endpoint states (seL4's `EPState`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,53 +37,108 @@ const STATE_MASK: u64 = 3;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ep(u64);
 
+/// Bytes in an endpoint object.
+const EP_BYTES: u64 = 1 << ENDPOINT_SIZE_BITS;
+
 impl Ep {
+    /// The endpoint at `paddr`, checked once here to lie in the window and
+    /// be aligned, so that its words are reached without a check each.
+    #[inline(always)]
     pub fn new(paddr: u64) -> Ep {
-        debug_assert!(paddr != 0 && paddr.is_multiple_of(16));
+        debug_assert!(paddr != 0);
+        memory::check_object(paddr, EP_BYTES, EP_BYTES);
         Ep(paddr)
     }
 
+    #[inline(always)]
     pub fn paddr(self) -> u64 {
         self.0
     }
 
+    /// Word `i` (0 or 1).
+    #[inline(always)]
+    fn word(self, i: u64) -> u64 {
+        assert!(i < 2);
+        // SAFETY: word `i` lies inside the object, whose range and
+        // alignment `Ep::new` (the only constructor) checked.
+        unsafe { memory::read_field(self.0 + 8 * i) }
+    }
+
+    #[inline(always)]
+    fn set_word(self, i: u64, v: u64) {
+        assert!(i < 2);
+        // SAFETY: as in `word`.
+        unsafe { memory::write_field(self.0 + 8 * i, v) }
+    }
+
+    #[inline(always)]
     pub fn state(self) -> EpState {
-        match memory::read::<u64>(self.0) & STATE_MASK {
+        match self.word(0) & STATE_MASK {
             1 => EpState::Send,
             2 => EpState::Recv,
             _ => EpState::Idle,
         }
     }
 
+    #[inline(always)]
     pub fn set_state(self, s: EpState) {
-        let w: u64 = memory::read(self.0);
-        memory::write(self.0, (w & !STATE_MASK) | s as u64)
+        let w = self.word(0);
+        self.set_word(0, (w & !STATE_MASK) | s as u64)
     }
 
+    #[inline(always)]
     pub fn queue(self) -> TcbQueue {
-        let [h, e]: [u64; 2] = memory::read(self.0);
         TcbQueue {
-            head: Tcb::from_link(h & !STATE_MASK),
-            end: Tcb::from_link(e),
+            head: Tcb::from_link(self.word(0) & !STATE_MASK),
+            end: Tcb::from_link(self.word(1)),
         }
     }
 
+    #[inline(always)]
     pub fn set_queue(self, q: TcbQueue) {
-        let state = memory::read::<u64>(self.0) & STATE_MASK;
-        memory::write(self.0, [Tcb::link(q.head) | state, Tcb::link(q.end)])
+        let state = self.word(0) & STATE_MASK;
+        self.set_word(0, Tcb::link(q.head) | state);
+        self.set_word(1, Tcb::link(q.end));
     }
 }
 
 /// Queues `t` on `ep` in state `st` (seL4's `tcbEPAppend`).
+#[inline(always)]
 pub fn append(t: Tcb, ep: Ep, st: EpState) {
-    let q = ep.queue().insert_by_priority(t);
-    ep.set_queue(q);
+    let q = ep.queue();
+    if q.is_empty() {
+        // The common case, spelled out: `t` alone (its links are clear,
+        // as it was in no queue).
+        ep.set_word(0, t.paddr() | st as u64);
+        ep.set_word(1, t.paddr());
+        return;
+    }
+    ep.set_queue(q.insert_by_priority(t));
     ep.set_state(st);
 }
 
 /// Takes `t` off `ep`'s queue; an emptied endpoint becomes idle (seL4's
 /// `tcbEPDequeue`).
+#[inline(always)]
 pub fn dequeue(t: Tcb, ep: Ep) {
+    let w0 = ep.word(0);
+    if w0 & !STATE_MASK == t.paddr() {
+        // The head, spelled out (the common case): its successor, if any,
+        // becomes the head; the end stays unless the queue empties.
+        match t.sched_next() {
+            Some(n) => {
+                n.set_sched_prev(None);
+                ep.set_word(0, n.paddr() | (w0 & STATE_MASK));
+            }
+            None => {
+                ep.set_word(0, EpState::Idle as u64);
+                ep.set_word(1, 0);
+            }
+        }
+        t.set_sched_prev(None);
+        t.set_sched_next(None);
+        return;
+    }
     let q = ep.queue().remove(t);
     ep.set_queue(q);
     if q.is_empty() {
@@ -153,15 +208,9 @@ pub fn send_ipc(
     }
 }
 
-/// Receives on the endpoint of `cap` for `thread` (seL4's MCS
-/// `receiveIPC`). A pending signal on the thread's bound notification is
-/// taken first.
-pub fn receive_ipc(thread: Tcb, cap: &Cap, blocking: bool, reply: Option<ReplyObj>) {
-    let Cap::Endpoint { paddr, .. } = *cap else {
-        debug_assert!(false, "receive_ipc on {cap:?}");
-        return;
-    };
-    let ep = Ep::new(paddr);
+/// Receives on `ep` for `thread` (seL4's MCS `receiveIPC`). A pending
+/// signal on the thread's bound notification is taken first.
+pub fn receive_ipc(thread: Tcb, ep: Ep, blocking: bool, reply: Option<ReplyObj>) {
     if let Some(r) = reply {
         if let Some(other) = r.tcb() {
             if other != thread {
@@ -210,7 +259,12 @@ pub fn receive_ipc(thread: Tcb, cap: &Cap, blocking: bool, reply: Option<ReplyOb
                     sched_context::refill_unblock_check(sc);
                 }
             }
-            let fault = sender.fault();
+            // The fault is decoded only if there is one.
+            let fault = if sender.has_fault() {
+                sender.fault()
+            } else {
+                crate::fault::Fault::Null
+            };
             if do_call || !fault.is_null() {
                 match reply {
                     Some(r) if can_grant || can_grant_reply => {

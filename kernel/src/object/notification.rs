@@ -17,13 +17,13 @@
 //! notification may carry a scheduling context that it lends to a thread
 //! without one when it wakes it (passive servers that handle interrupts).
 
-use crate::cap::Cap;
 use crate::context::Reg;
 use crate::memory;
 use crate::object::sched_context::{self, Sc};
 use crate::object::tcb::queue::TcbQueue;
 use crate::object::tcb::{Tcb, ThreadState};
 use crate::{ipc, sched};
+use septa_abi::NOTIFICATION_SIZE_BITS;
 
 /// Notification states (seL4's `NtfnState`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,22 +43,48 @@ const SCHED_CONTEXT: u64 = 40;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ntfn(u64);
 
+/// Bytes in a notification object.
+const NTFN_BYTES: u64 = 1 << NOTIFICATION_SIZE_BITS;
+
 impl Ntfn {
+    /// The notification at `paddr`, checked once here to lie in the window
+    /// and be aligned, so that its words are reached without a check each.
+    #[inline(always)]
     pub fn new(paddr: u64) -> Ntfn {
-        debug_assert!(paddr != 0 && paddr.is_multiple_of(64));
+        debug_assert!(paddr != 0);
+        memory::check_object(paddr, NTFN_BYTES, NTFN_BYTES);
         Ntfn(paddr)
     }
 
+    #[inline(always)]
     pub fn from_link(paddr: u64) -> Option<Ntfn> {
-        (paddr != 0).then_some(Ntfn(paddr))
+        (paddr != 0).then(|| Ntfn::new(paddr))
     }
 
+    #[inline(always)]
     pub fn paddr(self) -> u64 {
         self.0
     }
 
+    /// The word at byte offset `off` (one of this module's offsets).
+    #[inline(always)]
+    fn read(self, off: u64) -> u64 {
+        assert!(off + 8 <= NTFN_BYTES && off.is_multiple_of(8));
+        // SAFETY: the word lies inside the object, aligned, and
+        // `Ntfn::new` (the only constructor) checked the object's range
+        // and alignment.
+        unsafe { memory::read_field(self.0 + off) }
+    }
+
+    #[inline(always)]
+    fn write(self, off: u64, v: u64) {
+        assert!(off + 8 <= NTFN_BYTES && off.is_multiple_of(8));
+        // SAFETY: as in `read`.
+        unsafe { memory::write_field(self.0 + off, v) }
+    }
+
     pub fn state(self) -> NtfnState {
-        match memory::read::<u64>(self.0 + STATE) {
+        match self.read(STATE) {
             1 => NtfnState::Waiting,
             2 => NtfnState::Active,
             _ => NtfnState::Idle,
@@ -66,44 +92,44 @@ impl Ntfn {
     }
 
     pub fn set_state(self, s: NtfnState) {
-        memory::write(self.0 + STATE, s as u64)
+        self.write(STATE, s as u64)
     }
 
     pub fn queue(self) -> TcbQueue {
-        let [h, e]: [u64; 2] = memory::read(self.0 + QUEUE);
         TcbQueue {
-            head: Tcb::from_link(h),
-            end: Tcb::from_link(e),
+            head: Tcb::from_link(self.read(QUEUE)),
+            end: Tcb::from_link(self.read(QUEUE + 8)),
         }
     }
 
     pub fn set_queue(self, q: TcbQueue) {
-        memory::write(self.0 + QUEUE, [Tcb::link(q.head), Tcb::link(q.end)])
+        self.write(QUEUE, Tcb::link(q.head));
+        self.write(QUEUE + 8, Tcb::link(q.end));
     }
 
     pub fn badge(self) -> u64 {
-        memory::read(self.0 + BADGE)
+        self.read(BADGE)
     }
 
     pub fn set_badge(self, b: u64) {
-        memory::write(self.0 + BADGE, b)
+        self.write(BADGE, b)
     }
 
     pub fn bound_tcb(self) -> Option<Tcb> {
-        Tcb::from_link(memory::read(self.0 + BOUND_TCB))
+        Tcb::from_link(self.read(BOUND_TCB))
     }
 
     pub fn set_bound_tcb(self, t: Option<Tcb>) {
-        memory::write(self.0 + BOUND_TCB, Tcb::link(t))
+        self.write(BOUND_TCB, Tcb::link(t))
     }
 
     /// The bound scheduling context's address, or 0.
     pub fn sched_context(self) -> u64 {
-        memory::read(self.0 + SCHED_CONTEXT)
+        self.read(SCHED_CONTEXT)
     }
 
     pub fn set_sched_context(self, sc: u64) {
-        memory::write(self.0 + SCHED_CONTEXT, sc)
+        self.write(SCHED_CONTEXT, sc)
     }
 
     fn set_active(self, badge: u64) {
@@ -180,13 +206,8 @@ pub fn send_signal(notification: u64, badge: u64) {
     }
 }
 
-/// Waits on (or polls) the notification of `cap` (seL4's `receiveSignal`).
-pub fn receive_signal(thread: Tcb, cap: &Cap, blocking: bool) {
-    let Cap::Notification { paddr, .. } = *cap else {
-        debug_assert!(false, "receive_signal on {cap:?}");
-        return;
-    };
-    let n = Ntfn::new(paddr);
+/// Waits on (or polls) the notification `n` (seL4's `receiveSignal`).
+pub fn receive_signal(thread: Tcb, n: Ntfn, blocking: bool) {
     match n.state() {
         NtfnState::Idle | NtfnState::Waiting => {
             if blocking {

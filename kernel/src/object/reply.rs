@@ -19,6 +19,7 @@
 use crate::object::sched_context::{self, Sc};
 use crate::object::tcb::{Tcb, ThreadState};
 use crate::{memory, sched};
+use septa_abi::REPLY_SIZE_BITS;
 
 const TCB: u64 = 0;
 const PREV: u64 = 8;
@@ -30,58 +31,93 @@ const IS_HEAD: u64 = 1;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ReplyObj(u64);
 
+/// Bytes in a reply object.
+const REPLY_BYTES: u64 = 1 << REPLY_SIZE_BITS;
+
 impl ReplyObj {
+    /// The reply object at `paddr`, checked once here to lie in the window
+    /// and be aligned, so that its words are reached without a check each.
+    #[inline(always)]
     pub fn new(paddr: u64) -> ReplyObj {
-        debug_assert!(paddr != 0 && paddr.is_multiple_of(32));
+        debug_assert!(paddr != 0);
+        memory::check_object(paddr, REPLY_BYTES, REPLY_BYTES);
         ReplyObj(paddr)
     }
 
+    #[inline(always)]
     pub fn from_link(paddr: u64) -> Option<ReplyObj> {
-        (paddr != 0).then_some(ReplyObj(paddr))
+        (paddr != 0).then(|| ReplyObj::new(paddr))
     }
 
+    #[inline(always)]
     pub fn paddr(self) -> u64 {
         self.0
     }
 
-    pub fn tcb(self) -> Option<Tcb> {
-        Tcb::from_link(memory::read(self.0 + TCB))
+    /// The word at byte offset `off` (one of this module's offsets).
+    #[inline(always)]
+    fn read(self, off: u64) -> u64 {
+        assert!(off + 8 <= REPLY_BYTES && off.is_multiple_of(8));
+        // SAFETY: the word lies inside the object, aligned, and
+        // `ReplyObj::new` (the only constructor) checked the object's
+        // range and alignment.
+        unsafe { memory::read_field(self.0 + off) }
     }
 
+    #[inline(always)]
+    fn write(self, off: u64, v: u64) {
+        assert!(off + 8 <= REPLY_BYTES && off.is_multiple_of(8));
+        // SAFETY: as in `read`.
+        unsafe { memory::write_field(self.0 + off, v) }
+    }
+
+    #[inline(always)]
+    pub fn tcb(self) -> Option<Tcb> {
+        Tcb::from_link(self.read(TCB))
+    }
+
+    #[inline(always)]
     pub fn set_tcb(self, t: Option<Tcb>) {
-        memory::write(self.0 + TCB, Tcb::link(t))
+        self.write(TCB, Tcb::link(t))
     }
 
     /// The previous reply object on the call stack, or 0.
+    #[inline(always)]
     pub fn prev(self) -> u64 {
-        memory::read::<u64>(self.0 + PREV) & !IS_HEAD
+        self.read(PREV) & !IS_HEAD
     }
 
+    #[inline(always)]
     pub fn set_prev(self, r: u64) {
-        memory::write(self.0 + PREV, r)
+        self.write(PREV, r)
     }
 
     /// The raw next word: an SC or reply address, with [`IS_HEAD`].
+    #[inline(always)]
     fn next_word(self) -> u64 {
-        memory::read(self.0 + NEXT)
+        self.read(NEXT)
     }
 
     /// The address in the next word (an SC if [`Self::is_head`]).
+    #[inline(always)]
     pub fn next(self) -> u64 {
         self.next_word() & !IS_HEAD
     }
 
     /// Whether this reply heads a call stack (its next is an SC).
+    #[inline(always)]
     pub fn is_head(self) -> bool {
         self.next_word() & IS_HEAD != 0
     }
 
+    #[inline(always)]
     pub fn set_next(self, ptr: u64, is_head: bool) {
-        memory::write(self.0 + NEXT, ptr | if is_head { IS_HEAD } else { 0 })
+        self.write(NEXT, ptr | if is_head { IS_HEAD } else { 0 })
     }
 
+    #[inline(always)]
     fn set_next_word(self, w: u64) {
-        memory::write(self.0 + NEXT, w)
+        self.write(NEXT, w)
     }
 }
 

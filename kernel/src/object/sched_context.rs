@@ -42,7 +42,7 @@ use crate::object::notification::Ntfn;
 use crate::object::reply::ReplyObj;
 use crate::object::tcb::Tcb;
 use crate::sched;
-use septa_abi::Label;
+use septa_abi::{Label, MIN_SCHED_CONTEXT_BITS};
 
 /// Bytes of the header before the refills (seL4's `sizeof(sched_context_t)`).
 pub const HEADER_BYTES: u64 = 96;
@@ -81,32 +81,56 @@ pub fn refill_absolute_max(size_bits: u32) -> u64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Sc(u64);
 
+/// The smallest SC object: every SC holds at least this much, aligned to
+/// it, so its header is always inside.
+const MIN_SC_BYTES: u64 = 1 << MIN_SCHED_CONTEXT_BITS;
+const _: () = assert!(HEADER_BYTES <= MIN_SC_BYTES);
+const _: () =
+    assert!(HEADER_BYTES.is_multiple_of(REFILL_BYTES) && MIN_SC_BYTES.is_multiple_of(REFILL_BYTES));
+
 impl Sc {
+    /// The SC at `paddr`, whose header is checked once here to lie in the
+    /// window and be aligned, so that its words are reached without a check
+    /// each (the refills after it are checked on each access).
+    #[inline(always)]
     pub fn new(paddr: u64) -> Sc {
-        debug_assert!(paddr != 0 && paddr.is_multiple_of(128), "bad SC {paddr:#x}");
+        debug_assert!(paddr != 0, "SC at 0");
+        memory::check_object(paddr, MIN_SC_BYTES, MIN_SC_BYTES);
         Sc(paddr)
     }
 
+    #[inline(always)]
     pub fn from_link(paddr: u64) -> Option<Sc> {
-        (paddr != 0).then_some(Sc(paddr))
+        (paddr != 0).then(|| Sc::new(paddr))
     }
 
+    #[inline(always)]
     pub fn link(s: Option<Sc>) -> u64 {
         s.map_or(0, |s| s.0)
     }
 
+    #[inline(always)]
     pub fn paddr(self) -> u64 {
         self.0
     }
 
+    /// The header word at byte offset `off` (one of this module's offsets).
+    #[inline(always)]
     fn read(self, off: u64) -> u64 {
-        memory::read(self.0 + off)
+        assert!(off + 8 <= HEADER_BYTES && off.is_multiple_of(8));
+        // SAFETY: the word lies inside the header, aligned, and `Sc::new`
+        // (the only constructor) checked the header's range and alignment.
+        unsafe { memory::read_field(self.0 + off) }
     }
 
+    #[inline(always)]
     fn write(self, off: u64, v: u64) {
-        memory::write(self.0 + off, v)
+        assert!(off + 8 <= HEADER_BYTES && off.is_multiple_of(8));
+        // SAFETY: as in `read`.
+        unsafe { memory::write_field(self.0 + off, v) }
     }
 
+    #[inline(always)]
     pub fn period(self) -> u64 {
         self.read(PERIOD)
     }
@@ -123,16 +147,20 @@ impl Sc {
         self.read(CORE)
     }
     /// The bound TCB's address, or 0.
+    #[inline(always)]
     pub fn tcb(self) -> u64 {
         self.read(TCB)
     }
+    #[inline(always)]
     pub fn set_tcb(self, t: u64) {
         self.write(TCB, t)
     }
     /// The head of this SC's call stack, or 0.
+    #[inline(always)]
     pub fn reply(self) -> u64 {
         self.read(REPLY)
     }
+    #[inline(always)]
     pub fn set_reply(self, r: u64) {
         self.write(REPLY, r)
     }
@@ -154,12 +182,14 @@ impl Sc {
     pub fn set_yield_from(self, t: u64) {
         self.write(YIELD_FROM, t)
     }
+    #[inline(always)]
     pub fn refill_max(self) -> u64 {
         self.read(REFILL_MAX)
     }
     pub fn set_refill_max(self, v: u64) {
         self.write(REFILL_MAX, v)
     }
+    #[inline(always)]
     fn head_index(self) -> u64 {
         self.read(REFILL_HEAD)
     }
@@ -172,6 +202,7 @@ impl Sc {
     fn set_tail_index(self, v: u64) {
         self.write(REFILL_TAIL, v)
     }
+    #[inline(always)]
     pub fn sporadic(self) -> bool {
         self.read(SPORADIC) != 0
     }
@@ -179,18 +210,33 @@ impl Sc {
         self.write(SPORADIC, on as u64)
     }
 
+    #[inline(always)]
     fn refill_at(self, index: u64) -> Refill {
-        let [time, amount]: [u64; 2] = memory::read(self.0 + HEADER_BYTES + index * REFILL_BYTES);
+        let p = self.refill_paddr(index);
+        // SAFETY: `refill_paddr` checked the refill's 16 bytes as an
+        // object (in the window, aligned); both words lie inside.
+        let [time, amount]: [u64; 2] = unsafe { memory::read_field(p) };
         Refill { time, amount }
     }
 
+    #[inline(always)]
     fn set_refill_at(self, index: u64, r: Refill) {
-        memory::write(
-            self.0 + HEADER_BYTES + index * REFILL_BYTES,
-            [r.time, r.amount],
-        )
+        let p = self.refill_paddr(index);
+        // SAFETY: as in `refill_at`.
+        unsafe { memory::write_field(p, [r.time, r.amount]) }
     }
 
+    /// Where refill `index` is, checked as a 16-byte object (refills are
+    /// 16-byte aligned: the SC is at least 128-byte aligned and its header
+    /// 96 bytes long).
+    #[inline(always)]
+    fn refill_paddr(self, index: u64) -> u64 {
+        let p = self.0 + HEADER_BYTES + index * REFILL_BYTES;
+        memory::check_object(p, REFILL_BYTES, REFILL_BYTES);
+        p
+    }
+
+    #[inline(always)]
     pub fn head(self) -> Refill {
         self.refill_at(self.head_index())
     }
@@ -208,11 +254,13 @@ impl Sc {
     }
 
     /// Configured with a budget (seL4's `sc_active`).
+    #[inline(always)]
     pub fn is_active(self) -> bool {
         self.refill_max() > 0
     }
 
     /// Budget equals period (seL4's `isRoundRobin`).
+    #[inline(always)]
     pub fn is_round_robin(self) -> bool {
         self.period() == 0
     }
@@ -225,22 +273,26 @@ impl Sc {
 
     /// Sporadic (seL4's `sc_sporadic`): refills are delayed to the moment
     /// a thread unblocks on it.
+    #[inline(always)]
     pub fn is_sporadic(self) -> bool {
         self.sporadic()
     }
 
     /// The head refill may be used now (seL4's `refill_ready`).
+    #[inline(always)]
     pub fn refill_ready(self) -> bool {
         self.head().time <= sched::cur_time()
     }
 
     /// What is left of the head refill once `usage` is charged.
+    #[inline(always)]
     pub fn refill_capacity(self, usage: u64) -> u64 {
         self.head().amount.saturating_sub(usage)
     }
 
     /// The head refill can pay for `usage` and still leave enough to enter
     /// and leave the kernel (seL4's `refill_sufficient`).
+    #[inline(always)]
     pub fn refill_sufficient(self, usage: u64) -> bool {
         self.refill_capacity(usage) >= sched::min_budget()
     }

@@ -39,10 +39,11 @@ pub mod vmid;
 
 pub use decode::decode_invocation;
 
-use crate::cap::{Cap, FrameSize, Mapping};
+use crate::cap::{Cap, FrameSize, Mapping, RawCap};
 use crate::machine;
 use crate::memory;
 use crate::pagetable::{self, Pte};
+use core::cell::Cell;
 use septa_abi::{ASID_POOL_INDEX_BITS, NUM_ASID_POOLS_BITS, VSPACE_SIZE_BITS};
 
 /// Number of ASID pools (`2^seL4_NumASIDPoolsBits`).
@@ -52,16 +53,16 @@ pub const ASIDS_PER_POOL: u64 = 1 << ASID_POOL_INDEX_BITS;
 /// The initial thread's ASID (seL4's `IT_ASID`).
 pub const ROOT_ASID: u16 = 1;
 
-crate::kernel_global!(
+crate::kernel_cells!(
     /// The physical address of each ASID pool, or 0 (seL4's `armKSASIDTable`).
-    pub static ASID_TABLE: [u64; ASID_POOLS] = [0; ASID_POOLS];
+    pub static ASID_TABLE: [Cell<u64>; ASID_POOLS] = [const { Cell::new(0) }; ASID_POOLS];
 );
 
-crate::kernel_global!(
+crate::kernel_cells!(
     /// The ASID whose VSpace is installed, or `None` for the empty one.
     /// Deleting that ASID or its pool switches to the empty address space,
     /// which is what seL4 gets by calling `setVMRoot` on the current thread.
-    static CURRENT_ASID: Option<u16> = None;
+    static CURRENT_ASID: Cell<Option<u16>> = Cell::new(None);
 );
 
 const ENTRY_VMID_VALID: u64 = 1;
@@ -86,6 +87,7 @@ impl AsidEntry {
         self.vspace | vmid
     }
 
+    #[inline(always)]
     fn decode(w: u64) -> Option<AsidEntry> {
         let vspace = w & ENTRY_VSPACE_MASK;
         (vspace != 0).then(|| AsidEntry {
@@ -97,6 +99,7 @@ impl AsidEntry {
 }
 
 /// Physical address of the pool entry for `asid` in the pool at `pool`.
+#[inline(always)]
 pub fn asid_pool_entry(pool: u64, asid: u16) -> u64 {
     pool + 8 * (asid as u64 & (ASIDS_PER_POOL - 1))
 }
@@ -110,22 +113,24 @@ fn write_entry(pool: u64, asid: u16, e: Option<AsidEntry>) {
     memory::write::<u64>(asid_pool_entry(pool, asid), e.map_or(0, AsidEntry::encode));
 }
 
+#[inline(always)]
 fn read_entry(pool: u64, asid: u16) -> Option<AsidEntry> {
     AsidEntry::decode(memory::read::<u64>(asid_pool_entry(pool, asid)))
 }
 
 /// The pool `asid` belongs to, if one is installed.
+#[inline(always)]
 fn pool_of(asid: u16) -> Option<u64> {
     let pool = ASID_TABLE.with(|t| {
-        t.borrow()
-            .get((asid as usize) >> ASID_POOL_INDEX_BITS)
-            .copied()
+        t.get((asid as usize) >> ASID_POOL_INDEX_BITS)
+            .map(Cell::get)
     })?;
     (pool != 0).then_some(pool)
 }
 
 /// The entry of `asid`, if its pool exists and the ASID is assigned
 /// (seL4's `findMapForASID`).
+#[inline(always)]
 pub fn asid_entry(asid: u16) -> Option<AsidEntry> {
     read_entry(pool_of(asid)?, asid)
 }
@@ -173,38 +178,79 @@ fn write_pte(entry: u64, pte: Pte) {
 /// first access. The scheduler calls this on every switch to a thread,
 /// with the cap in the thread's VTable slot.
 pub fn set_vm_root(vspace_cap: &Cap) {
-    if let Cap::VSpace {
-        paddr,
-        mapped_asid: Some(asid),
-    } = *vspace_cap
-    {
-        if find_vspace_for_asid(asid) == Some(paddr) {
-            let v = vmid::get(asid);
-            machine::set_vspace_root(paddr, v);
-            CURRENT_ASID.with(|c| *c.borrow_mut() = Some(asid));
-            return;
+    set_vm_root_raw(vspace_cap.encode())
+}
+
+/// [`set_vm_root`] for the cap as stored in a VTable slot (the scheduler's
+/// form: no decoded cap, one look at the ASID's pool entry).
+pub fn set_vm_root_raw(vtable: RawCap) {
+    if let Some((vspace, asid)) = vtable.as_mapped_vspace() {
+        if let Some(e) = asid_entry(asid) {
+            if e.vspace == vspace {
+                let v = match e.vmid {
+                    Some(v) => v,
+                    None => vmid::get(asid),
+                };
+                machine::set_vspace_root(vspace, v);
+                CURRENT_ASID.with(|c| c.set(Some(asid)));
+                return;
+            }
         }
     }
     set_empty_root();
 }
 
+/// An address space the fast paths can switch to without the slow path's
+/// work: the VSpace cap in a thread's VTable slot, its ASID, and the VMID
+/// that ASID already has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadyRoot {
+    asid: u16,
+    vspace: u64,
+    vmid: u16,
+}
+
+/// The [`ReadyRoot`] of a VTable cap, if [`set_vm_root`] would install it
+/// without assigning a VMID: a mapped VSpace cap whose ASID still names it
+/// and has a VMID. `None` sends the caller to the slow path.
+#[inline(always)]
+pub fn ready_root(vtable: RawCap) -> Option<ReadyRoot> {
+    let (vspace, asid) = vtable.as_mapped_vspace()?;
+    let e = asid_entry(asid)?;
+    if e.vspace != vspace {
+        return None;
+    }
+    Some(ReadyRoot {
+        asid,
+        vspace,
+        vmid: e.vmid?,
+    })
+}
+
+/// Installs a [`ReadyRoot`]: what [`set_vm_root`] does for it.
+#[inline(always)]
+pub fn set_ready_root(r: ReadyRoot) {
+    machine::set_vspace_root(r.vspace, r.vmid);
+    CURRENT_ASID.with(|c| c.set(Some(r.asid)));
+}
+
 fn set_empty_root() {
     machine::set_empty_vspace_root();
-    CURRENT_ASID.with(|c| *c.borrow_mut() = None);
+    CURRENT_ASID.with(|c| c.set(None));
 }
 
 /// Host tests: forgets every pool, VMID and the current address space, as
 /// at boot (kernel globals outlive one test case on its thread).
 #[cfg(test)]
 pub fn reset_for_test() {
-    ASID_TABLE.with(|t| *t.borrow_mut() = [0; ASID_POOLS]);
-    CURRENT_ASID.with(|c| *c.borrow_mut() = None);
+    ASID_TABLE.with(|t| t.iter().for_each(|p| p.set(0)));
+    CURRENT_ASID.with(|c| c.set(None));
     vmid::reset_for_test();
 }
 
 /// The ASID whose VSpace is current, if any.
 pub fn current_asid() -> Option<u16> {
-    CURRENT_ASID.with(|c| *c.borrow())
+    CURRENT_ASID.with(|c| c.get())
 }
 
 /// Removes the mapping recorded in a frame cap (seL4's `unmapPage`): done
@@ -297,7 +343,7 @@ pub fn delete_asid_pool(asid_base: u16, pool: u64) {
             vmid::release(asid);
         }
     }
-    ASID_TABLE.with(|t| t.borrow_mut()[index] = 0);
+    ASID_TABLE.with(|t| t[index].set(0));
     if current_asid().is_some_and(|a| a as usize >> ASID_POOL_INDEX_BITS == index) {
         set_empty_root();
     }

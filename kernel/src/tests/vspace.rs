@@ -223,7 +223,7 @@ fn make_pool_uses_the_whole_untyped_and_installs_the_pool() {
         vs.slot(POOL_UT),
         vs.slot(POOL)
     ));
-    assert_eq!(ASID_TABLE.with(|t| t.borrow()[0]), pool);
+    assert_eq!(ASID_TABLE.with(|t| t[0].get()), pool);
     check_links(&vs.fx);
 
     // The next pool gets the next range of ASIDs.
@@ -283,15 +283,15 @@ fn make_pool_reports_sel4s_errors_in_sel4s_order() {
     );
     assert_eq!(ctl(&[FRAME, D], &[ut, root]), SyscallError::DeleteFirst);
     // With every pool in use, DeleteFirst comes before the untyped checks.
-    ASID_TABLE.with(|t| t.borrow_mut().iter_mut().for_each(|p| *p = (*p).max(1)));
+    ASID_TABLE.with(|t| t.iter().for_each(|p| p.set(p.get().max(1))));
     assert_eq!(
         ctl(&[40, D], &[vs.slot(FRAME), root]),
         SyscallError::DeleteFirst
     );
-    ASID_TABLE.with(|t| t.borrow_mut()[1..].iter_mut().for_each(|p| *p = 0));
+    ASID_TABLE.with(|t| t[1..].iter().for_each(|p| p.set(0)));
     // Nothing changed along the way.
     assert!(vs.slot(40).is_empty());
-    assert_eq!(ASID_TABLE.with(|t| t.borrow()[1]), 0);
+    assert_eq!(ASID_TABLE.with(|t| t[1].get()), 0);
     vs.make_pool(SPARE, 40).unwrap();
     assert_eq!(vs.fx.free_index(SPARE), 4096);
 }
@@ -1122,7 +1122,7 @@ fn deleting_a_pool_releases_every_asid_in_it() {
         machine::take_log(),
         [Op::FlushVmid(2), Op::FlushVmid(1), Op::EmptyVSpaceRoot]
     );
-    assert_eq!(ASID_TABLE.with(|t| t.borrow()[0]), 0);
+    assert_eq!(ASID_TABLE.with(|t| t[0].get()), 0);
     assert_eq!((vmid::owner(1), vmid::owner(2)), (None, None));
     for asid in 1..=3 {
         assert_eq!(find_vspace_for_asid(asid), None);
@@ -1211,7 +1211,7 @@ fn pools_run_out_at_128_and_a_deleted_pool_frees_its_range() {
         SyscallError::DeleteFirst
     );
     vs.fx.delete(pool_slot(5)).unwrap();
-    assert_eq!(ASID_TABLE.with(|t| t.borrow()[5]), 0);
+    assert_eq!(ASID_TABLE.with(|t| t[5].get()), 0);
     vs.make_pool(ut, SPARE + 1).unwrap();
     assert!(matches!(vs.cap(SPARE + 1), Cap::AsidPool { asid_base, .. } if asid_base == 5 << 9));
     check_links(&vs.fx);
@@ -1322,7 +1322,7 @@ mod model {
 
     /// The live VSpaces: (ASID, root) for every assigned ASID.
     fn live() -> Vec<(u16, u64)> {
-        let pools = ASID_TABLE.with(|t| *t.borrow());
+        let pools: Vec<u64> = ASID_TABLE.with(|t| t.iter().map(|p| p.get()).collect());
         let per_pool = vspace::ASIDS_PER_POOL as u16;
         (0..ASID_POOLS as u16)
             .filter(|&i| pools[i as usize] != 0)

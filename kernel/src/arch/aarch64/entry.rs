@@ -6,7 +6,9 @@
 //! the thread's block and only then moves to the kernel stack;
 //! [`restore_user`] does the reverse. The system-call, fault and interrupt
 //! handlers in `trap` set the fault address (`FaultIP`), which depends on
-//! the kind of exception.
+//! the kind of exception. A system call by `svc` is recognised here and
+//! goes straight to its handler: Call and ReplyRecv to the one that tries
+//! the IPC fast path (`crate::fastpath`), any other to the general path.
 //!
 //! When the idle thread is current the CPU waits in [`enter_idle`] at EL2
 //! with interrupts unmasked and SP on the kernel stack; an interrupt there
@@ -14,6 +16,9 @@
 //! interrupt handler, with nothing to save.
 
 use crate::context::{OFFSET_LR, OFFSET_PC, OFFSET_SP, OFFSET_TPIDR};
+
+/// Where ESR_EL2's exception class starts.
+pub const ESR_EC_SHIFT: u64 = 26;
 
 core::arch::global_asm!(
     r#"
@@ -86,7 +91,21 @@ septa_vectors:
 lower_sync_entry:
     save_user
     mrs     x0, esr_el2
-    mrs     x1, far_el2
+    // System calls by `svc` go straight to their handler, Call and
+    // ReplyRecv to the fast path's: x7 still holds the number.
+    lsr     x9, x0, #{ec_shift}
+    cmp     x9, #{ec_svc64}
+    b.ne    1f
+    // x7 is Call (-1) or ReplyRecv (-2): x7 + 2 is 1 or 0.
+    mov     x0, x7
+    add     x9, x7, #{neg_reply_recv}
+    cmp     x9, #{neg_reply_recv} - {neg_call}
+    b.hi    2f
+    bl      handle_fast_syscall
+    b       .
+2:  bl      handle_svc
+    b       .
+1:  mrs     x1, far_el2
     mrs     x2, hpfar_el2
     bl      handle_lower_sync
     b       .
@@ -146,6 +165,10 @@ septa_enter_idle:
 2:  wfi
     b       2b
 "#,
+    ec_shift = const ESR_EC_SHIFT,
+    ec_svc64 = const super::sysreg::ec::SVC64,
+    neg_call = const -septa_abi::syscall::CALL,
+    neg_reply_recv = const -septa_abi::syscall::REPLY_RECV,
     lr = const OFFSET_LR,
     sp_el0 = const OFFSET_SP,
     pc = const OFFSET_PC,

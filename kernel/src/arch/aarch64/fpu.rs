@@ -18,6 +18,7 @@ const ISR_I: u64 = 1 << 7;
 const FPSR_OFFSET: u64 = 512;
 
 /// Lets FP/SIMD instructions run (`on`) or makes them trap to EL2.
+#[inline(always)]
 pub fn enable(on: bool) {
     let cptr = read_sysreg!("cptr_el2");
     let new = if on {

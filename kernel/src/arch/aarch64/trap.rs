@@ -11,7 +11,7 @@
 use super::sysreg::ec;
 use super::{entry, mmu};
 use crate::context::Reg;
-use crate::{kprintln, sched, syscall};
+use crate::{fastpath, kprintln, sched, syscall};
 
 /// Length of the `svc` and `hvc` instructions.
 const SYSCALL_INSN_BYTES: u64 = 4;
@@ -35,11 +35,49 @@ pub fn return_to_current() -> ! {
     unsafe { entry::restore_user(mmu::ptr(t.context_paddr())) }
 }
 
+/// Call and ReplyRecv by `svc` (the entry code picks them out): the fast
+/// path, else the general system-call path.
+#[no_mangle]
+extern "C" fn handle_fast_syscall(number: i64) -> ! {
+    let t = sched::cur_thread();
+    t.set_reg(
+        Reg::FAULT_IP,
+        t.reg(Reg::NEXT_IP).wrapping_sub(SYSCALL_INSN_BYTES),
+    );
+    let done = if number == septa_abi::syscall::CALL {
+        fastpath::call(t)
+    } else {
+        fastpath::reply_recv(t)
+    };
+    if !done {
+        syscall::handle_syscall_slow(number);
+        return_to_current()
+    }
+    let t = sched::cur_thread();
+    // SAFETY: `t` is the current thread, never the idle thread after a
+    // fast path (it made a waiting thread current); the fast path made its
+    // address space current, and its register block lives in its TCB.
+    unsafe { entry::restore_user(mmu::ptr(t.context_paddr())) }
+}
+
+/// Any other system call by `svc` (the entry code picks them out).
+#[no_mangle]
+extern "C" fn handle_svc(number: i64) -> ! {
+    let t = sched::cur_thread();
+    t.set_reg(
+        Reg::FAULT_IP,
+        t.reg(Reg::NEXT_IP).wrapping_sub(SYSCALL_INSN_BYTES),
+    );
+    // Never Call or ReplyRecv: those went to `handle_fast_syscall`.
+    syscall::handle_syscall_slow(number);
+    return_to_current()
+}
+
 #[no_mangle]
 extern "C" fn handle_lower_sync(esr: u64, far: u64, _hpfar: u64) -> ! {
     let t = sched::cur_thread();
     let elr = t.reg(Reg::NEXT_IP);
-    match esr >> 26 {
+    match esr >> entry::ESR_EC_SHIFT {
         ec::SVC64 | ec::HVC64 => {
             t.set_reg(Reg::FAULT_IP, elr.wrapping_sub(SYSCALL_INSN_BYTES));
             syscall::handle_syscall(t.reg(Reg::X7) as i64);
@@ -54,6 +92,9 @@ extern "C" fn handle_lower_sync(esr: u64, far: u64, _hpfar: u64) -> ! {
             t.set_reg(Reg::FAULT_IP, elr);
             syscall::handle_vm_fault(elr, esr, true);
         }
+        // The first FP/SIMD instruction since the thread was switched to
+        // (see `sched`'s FPU notes): the instruction runs again.
+        ec::FP_ASIMD if sched::handle_fpu_trap() => {}
         _ => {
             t.set_reg(Reg::FAULT_IP, elr);
             syscall::handle_vcpu_fault(esr);

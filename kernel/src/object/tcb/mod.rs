@@ -174,42 +174,53 @@ pub struct Tcb(u64);
 
 impl Tcb {
     /// The TCB at `paddr` (2 KiB aligned, non-zero).
+    #[inline(always)]
     pub fn new(paddr: u64) -> Tcb {
-        debug_assert!(
-            paddr != 0 && paddr.is_multiple_of(TCB_BYTES),
-            "bad TCB {paddr:#x}"
-        );
-        // Every `Tcb` is checked to lie in the window once, here, so that
-        // its word fields are reached without a check each (`read`).
-        memory::check_range(paddr, TCB_BYTES);
+        debug_assert!(paddr != 0, "TCB at 0");
+        // Every `Tcb` is checked once, here, to lie in the window and be
+        // aligned, so that its word fields are reached without a check each
+        // (`read`).
+        memory::check_object(paddr, TCB_BYTES, TCB_BYTES);
         Tcb(paddr)
     }
 
     /// The TCB a stored link names, if any (0 is none).
+    #[inline(always)]
     pub fn from_link(paddr: u64) -> Option<Tcb> {
         (paddr != 0).then(|| Tcb::new(paddr))
     }
 
+    #[inline(always)]
     pub fn paddr(self) -> u64 {
         self.0
     }
 
     /// The link value of an optional TCB.
+    #[inline(always)]
     pub fn link(t: Option<Tcb>) -> u64 {
         t.map_or(0, |t| t.0)
     }
 
     /// A word field; `off` is one of this module's offsets, all inside
-    /// the TCB object.
+    /// the TCB object and multiples of 8.
+    #[inline(always)]
     fn read(self, off: u64) -> u64 {
-        assert!(off + 8 <= TCB_BYTES, "TCB field offset {off:#x}");
-        // SAFETY: the word lies inside the TCB object, whose whole range
-        // `Tcb::new` (the only constructor) passed to `check_range`.
+        assert!(
+            off + 8 <= TCB_BYTES && off.is_multiple_of(8),
+            "TCB field offset {off:#x}"
+        );
+        // SAFETY: the word lies inside the TCB object, whose whole range and
+        // alignment `Tcb::new` (the only constructor) passed to
+        // `check_object`, at an offset that keeps it aligned.
         unsafe { memory::read_field(self.0 + off) }
     }
 
+    #[inline(always)]
     fn write(self, off: u64, v: u64) {
-        assert!(off + 8 <= TCB_BYTES, "TCB field offset {off:#x}");
+        assert!(
+            off + 8 <= TCB_BYTES && off.is_multiple_of(8),
+            "TCB field offset {off:#x}"
+        );
         // SAFETY: as in `read`.
         unsafe { memory::write_field(self.0 + off, v) }
     }
@@ -221,10 +232,12 @@ impl Tcb {
         self.0 + CONTEXT_OFFSET
     }
 
+    #[inline(always)]
     pub fn reg(self, r: Reg) -> u64 {
         self.read(CONTEXT_OFFSET + r.offset())
     }
 
+    #[inline(always)]
     pub fn set_reg(self, r: Reg, v: u64) {
         self.write(CONTEXT_OFFSET + r.offset(), v)
     }
@@ -262,22 +275,26 @@ impl Tcb {
     }
 
     /// Physical address of the FP/SIMD save area.
+    #[inline(always)]
     pub fn fpu_paddr(self) -> u64 {
         self.0 + FPU_OFFSET
     }
 
     // --- state -----------------------------------------------------------
 
+    #[inline(always)]
     pub fn state(self) -> ThreadState {
         ThreadState::from_u64(self.read(field_offset!(state)))
     }
 
     /// Sets the state word alone; callers that may change whether the
     /// thread can run use `sched::set_thread_state`.
+    #[inline(always)]
     pub fn set_state_raw(self, s: ThreadState) {
         self.write(field_offset!(state), s as u64)
     }
 
+    #[inline(always)]
     fn queue_flags(self) -> u64 {
         self.read(field_offset!(queue_flags))
     }
@@ -290,7 +307,14 @@ impl Tcb {
         )
     }
 
+    /// In neither a ready queue nor the release queue.
+    #[inline(always)]
+    pub fn in_no_queue(self) -> bool {
+        self.queue_flags() == 0
+    }
+
     /// In a ready queue (seL4's `tcbQueued`).
+    #[inline(always)]
     pub fn is_queued(self) -> bool {
         self.queue_flags() & QUEUED != 0
     }
@@ -300,6 +324,7 @@ impl Tcb {
     }
 
     /// In the release queue (seL4's `tcbInReleaseQueue`).
+    #[inline(always)]
     pub fn in_release_queue(self) -> bool {
         self.queue_flags() & IN_RELEASE_QUEUE != 0
     }
@@ -308,10 +333,12 @@ impl Tcb {
         self.set_queue_flag(IN_RELEASE_QUEUE, on)
     }
 
+    #[inline(always)]
     pub fn blocking_object(self) -> u64 {
         self.read(field_offset!(blocking_object))
     }
 
+    #[inline(always)]
     pub fn set_blocking_object(self, obj: u64) {
         self.write(field_offset!(blocking_object), obj)
     }
@@ -359,34 +386,41 @@ impl Tcb {
     }
 
     /// The reply object of a thread blocked in Recv or on a reply, or 0.
+    #[inline(always)]
     pub fn reply_object(self) -> u64 {
         self.read(field_offset!(reply_object))
     }
 
+    #[inline(always)]
     pub fn set_reply_object(self, reply: u64) {
         self.write(field_offset!(reply_object), reply)
     }
 
     // --- queue links -----------------------------------------------------
 
+    #[inline(always)]
     pub fn sched_next(self) -> Option<Tcb> {
         Tcb::from_link(self.read(field_offset!(sched_next)))
     }
 
+    #[inline(always)]
     pub fn set_sched_next(self, t: Option<Tcb>) {
         self.write(field_offset!(sched_next), Tcb::link(t))
     }
 
+    #[inline(always)]
     pub fn sched_prev(self) -> Option<Tcb> {
         Tcb::from_link(self.read(field_offset!(sched_prev)))
     }
 
+    #[inline(always)]
     pub fn set_sched_prev(self, t: Option<Tcb>) {
         self.write(field_offset!(sched_prev), Tcb::link(t))
     }
 
     // --- scheduling parameters -------------------------------------------
 
+    #[inline(always)]
     pub fn priority(self) -> u64 {
         self.read(field_offset!(priority))
     }
@@ -403,6 +437,7 @@ impl Tcb {
         self.write(field_offset!(mcp), p)
     }
 
+    #[inline(always)]
     pub fn domain(self) -> u64 {
         self.read(field_offset!(domain))
     }
@@ -411,6 +446,7 @@ impl Tcb {
         self.write(field_offset!(domain), d)
     }
 
+    #[inline(always)]
     pub fn flags(self) -> u64 {
         self.read(field_offset!(tcb_flags))
     }
@@ -428,6 +464,7 @@ impl Tcb {
     }
 
     /// The bound notification's physical address, or 0.
+    #[inline(always)]
     pub fn bound_notification(self) -> u64 {
         self.read(field_offset!(bound_notification))
     }
@@ -437,15 +474,18 @@ impl Tcb {
     }
 
     /// The scheduling context's physical address, or 0.
+    #[inline(always)]
     pub fn sched_context(self) -> u64 {
         self.read(field_offset!(sched_context))
     }
 
+    #[inline(always)]
     pub fn set_sched_context(self, sc: u64) {
         self.write(field_offset!(sched_context), sc)
     }
 
     /// The scheduling context this thread yielded to, or 0.
+    #[inline(always)]
     pub fn yield_to(self) -> u64 {
         self.read(field_offset!(yield_to))
     }
@@ -480,12 +520,14 @@ impl Tcb {
     }
 
     /// Whether the thread has a fault pending (cheaper than [`Self::fault`]).
+    #[inline(always)]
     pub fn has_fault(self) -> bool {
         self.read(field_offset!(fault)) != 0
     }
 
     // --- cap slots -------------------------------------------------------
 
+    #[inline(always)]
     pub fn slot(self, index: u64) -> SlotRef {
         slot(self.0, index)
     }

@@ -21,11 +21,13 @@ impl TcbQueue {
         end: None,
     };
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.head.is_none()
     }
 
     /// Puts `t` first.
+    #[inline]
     pub fn prepend(mut self, t: Tcb) -> TcbQueue {
         match self.head {
             None => self.end = Some(t),
@@ -39,6 +41,7 @@ impl TcbQueue {
     }
 
     /// Puts `t` last.
+    #[inline]
     pub fn append(mut self, t: Tcb) -> TcbQueue {
         match self.end {
             None => self.head = Some(t),
@@ -52,6 +55,7 @@ impl TcbQueue {
     }
 
     /// Takes `t` out and clears its links.
+    #[inline]
     pub fn remove(mut self, t: Tcb) -> TcbQueue {
         let (before, after) = (t.sched_prev(), t.sched_next());
         match before {
@@ -84,6 +88,7 @@ impl TcbQueue {
     /// Inserts `t` by priority: after every thread of higher or equal
     /// priority, before the first of lower (seL4's `tcbAppend`, the order
     /// of endpoint and notification queues).
+    #[inline]
     pub fn insert_by_priority(self, t: Tcb) -> TcbQueue {
         let prio = t.priority();
         match (self.head, self.end) {

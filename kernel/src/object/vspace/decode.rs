@@ -448,7 +448,7 @@ fn decode_asid_control(inv: &Invocation, label: Option<Label>) -> Result {
     let untyped = parent.cap();
     let root = root_slot.cap();
 
-    let Some(pool_index) = ASID_TABLE.with(|t| t.borrow().iter().position(|&p| p == 0)) else {
+    let Some(pool_index) = ASID_TABLE.with(|t| t.iter().position(|p| p.get() == 0)) else {
         return err(SyscallError::DeleteFirst);
     };
     let asid_base = (pool_index << ASID_POOL_INDEX_BITS) as u16;
@@ -477,7 +477,7 @@ fn decode_asid_control(inv: &Invocation, label: Option<Label>) -> Result {
     });
     memory::zero(paddr, 1 << ASID_POOL_SIZE_BITS);
     cte_insert(&Cap::AsidPool { paddr, asid_base }, parent, dest);
-    ASID_TABLE.with(|t| t.borrow_mut()[pool_index] = paddr);
+    ASID_TABLE.with(|t| t[pool_index].set(paddr));
     Ok(())
 }
 
@@ -504,7 +504,7 @@ fn decode_asid_pool(inv: &Invocation, label: Option<Label>, cap: &Cap) -> Result
     else {
         return err(SyscallError::InvalidCapability { index: 1 });
     };
-    let installed = ASID_TABLE.with(|t| t.borrow()[asid_base as usize >> ASID_POOL_INDEX_BITS]);
+    let installed = ASID_TABLE.with(|t| t[asid_base as usize >> ASID_POOL_INDEX_BITS].get());
     if installed == 0 {
         return err(NO_VSPACE_FOR_ASID);
     }

@@ -9,6 +9,7 @@
 //! buffer and calling `syscall::handle_syscall` while it is the current
 //! thread, as the arch code would after an `svc`.
 
+mod fastpath;
 mod fault;
 mod ipc;
 mod model;
@@ -66,6 +67,8 @@ pub struct Sys {
     pub fx: Fixture,
     pub root: Thread,
     next_slot: u64,
+    /// System calls skip the fast path (to compare the two).
+    pub slow: bool,
 }
 
 impl Drop for Sys {
@@ -85,6 +88,8 @@ impl Sys {
         // Kernel globals outlive a test on its thread: forget the threads
         // of an earlier test before making new ones.
         tcb::debug_reset();
+        crate::object::vspace::reset_for_test();
+        sched::reset_for_test();
         let fx = Fixture::new(22);
         // Kernel memory for the idle thread: the zeroed area below the root
         // CNode (the fixture keeps its own root slot at +0x100).
@@ -98,6 +103,7 @@ impl Sys {
                 sc_slot: Some(ROOT_SC),
             },
             next_slot: FIRST_FREE,
+            slow: false,
         };
         // The root thread's objects, made as boot would.
         s.fx.retype(super::UT, ObjectType::Tcb, 0, ROOT_TCB, 1)
@@ -257,7 +263,11 @@ impl Sys {
         t.set_reg(Reg::FAULT_IP, pc);
         t.set_next_pc(pc + 4);
         t.set_reg(Reg::X7, number as u64);
-        syscall::handle_syscall(number);
+        if self.slow {
+            syscall::handle_syscall_slow(number);
+        } else {
+            syscall::handle_syscall(number);
+        }
     }
 
     /// What `t` got back: badge, info, and the message registers.

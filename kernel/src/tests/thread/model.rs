@@ -3,6 +3,7 @@
 //! bitmap, and the refill algorithm's invariants.
 
 use super::{Sys, MS};
+use crate::object::endpoint::{self, Ep, EpState};
 use crate::object::sched_context::{self, Refill, Sc};
 use crate::object::tcb::queue::TcbQueue;
 use crate::object::tcb::{Tcb, ThreadState};
@@ -78,6 +79,54 @@ proptest! {
             }
             back.reverse();
             prop_assert_eq!(back, want);
+        }
+    }
+
+    /// The endpoint's own queue operations (with their spelled-out common
+    /// cases: the head leaves, the queue was empty) leave what the general
+    /// list operations leave: the same order, links and endpoint words.
+    #[test]
+    fn endpoint_queue_shortcuts_agree_with_the_list_operations(
+        ops in proptest::collection::vec(qop(), 1..60),
+        recv in any::<bool>(),
+    ) {
+        let mut s = Sys::new();
+        let (a, b) = (tcbs(&mut s, 8), tcbs(&mut s, 8));
+        let (na, nb) = (s.make(ObjectType::Endpoint, 0), s.make(ObjectType::Endpoint, 0));
+        let (ep_a, ep_b) = (Ep::new(s.paddr(na)), Ep::new(s.paddr(nb)));
+        let st = if recv { EpState::Recv } else { EpState::Send };
+        let mut queued = [false; 8];
+        for op in ops {
+            match op {
+                QOp::Insert { who, prio } if !queued[who] => {
+                    a[who].set_priority_raw(prio);
+                    b[who].set_priority_raw(prio);
+                    endpoint::append(a[who], ep_a, st);
+                    // The general form.
+                    ep_b.set_queue(ep_b.queue().insert_by_priority(b[who]));
+                    ep_b.set_state(st);
+                    queued[who] = true;
+                }
+                QOp::Remove { who } if queued[who] => {
+                    endpoint::dequeue(a[who], ep_a);
+                    let q = ep_b.queue().remove(b[who]);
+                    ep_b.set_queue(q);
+                    if q.is_empty() {
+                        ep_b.set_state(EpState::Idle);
+                    }
+                    queued[who] = false;
+                }
+                _ => {}
+            }
+            let index = |ts: &[Tcb], t: Option<Tcb>| t.map(|t| ts.iter().position(|&x| x == t).unwrap());
+            prop_assert_eq!(ep_a.state(), ep_b.state());
+            let (qa, qb) = (ep_a.queue(), ep_b.queue());
+            prop_assert_eq!(index(&a, qa.head), index(&b, qb.head));
+            prop_assert_eq!(index(&a, qa.end), index(&b, qb.end));
+            for i in 0..8 {
+                prop_assert_eq!(index(&a, a[i].sched_next()), index(&b, b[i].sched_next()));
+                prop_assert_eq!(index(&a, a[i].sched_prev()), index(&b, b[i].sched_prev()));
+            }
         }
     }
 
@@ -181,7 +230,7 @@ proptest! {
             match op {
                 ROp::Wait(t) => {
                     now += t;
-                    sched::with(|st| st.cur_time = now);
+                    sched::with(|st| st.cur_time.set(now));
                 }
                 ROp::Charge(c) => {
                     // The kernel charges only usable refills.

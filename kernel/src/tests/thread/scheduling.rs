@@ -352,3 +352,80 @@ impl Sys {
         n
     }
 }
+
+/// The FPU ops of the machine's log since the last look.
+fn fpu_ops() -> Vec<Op> {
+    machine::take_log()
+        .into_iter()
+        .filter(|op| matches!(op, Op::FpuEnable(_) | Op::FpuSave(_) | Op::FpuLoad(_)))
+        .collect()
+}
+
+#[test]
+fn fpu_state_moves_only_when_a_thread_uses_the_fpu_after_a_switch() {
+    let mut s = Sys::new();
+    let a = s.thread(100, Some((MS, MS)));
+    let b = s.thread(100, Some((MS, MS)));
+    s.resume(a);
+    s.resume(b);
+    let _ = fpu_ops();
+    // A thread the FPU does not belong to runs with it off.
+    s.call(
+        s.root.tcb,
+        super::ROOT_TCB,
+        Label::TcbSetPriority,
+        &[0],
+        &[super::ROOT_TCB],
+    );
+    let first = s.cur();
+    let second = if first == a.tcb { b.tcb } else { a.tcb };
+    assert_eq!(fpu_ops(), [Op::FpuEnable(false)]);
+    // Its first FP instruction traps: nobody owned the FPU, so its state is
+    // loaded and the FPU turned on.
+    assert!(sched::handle_fpu_trap());
+    assert_eq!(
+        fpu_ops(),
+        [Op::FpuEnable(true), Op::FpuLoad(first.fpu_paddr())]
+    );
+    assert_eq!(sched::with(|st| st.fpu_owner.get()), Some(first));
+    // Switching away and back without another FP user moves nothing: the
+    // other thread runs with the FPU off, the owner with it on.
+    s.syscall(first, sys::YIELD);
+    assert_eq!(s.cur(), second);
+    assert_eq!(fpu_ops(), [Op::FpuEnable(false)]);
+    s.syscall(second, sys::YIELD);
+    assert_eq!(s.cur(), first);
+    assert_eq!(fpu_ops(), [Op::FpuEnable(true)]);
+    // The other thread uses the FPU: the owner's state is saved first.
+    s.syscall(first, sys::YIELD);
+    assert!(sched::handle_fpu_trap());
+    assert_eq!(
+        fpu_ops(),
+        [
+            Op::FpuEnable(false),
+            Op::FpuEnable(true),
+            Op::FpuSave(first.fpu_paddr()),
+            Op::FpuLoad(second.fpu_paddr())
+        ]
+    );
+    assert_eq!(sched::with(|st| st.fpu_owner.get()), Some(second));
+    // A thread that sets fpuDisabled gives its state back (saved), and
+    // from then on gets no FPU: its trap is a fault.
+    let slot = if second == a.tcb {
+        a.tcb_slot
+    } else {
+        b.tcb_slot
+    };
+    let r = s.call(second, slot, Label::TcbSetFlags, &[0, 1], &[]);
+    assert_eq!(r.info.label(), 0);
+    assert_eq!(
+        fpu_ops(),
+        [
+            Op::FpuEnable(true),
+            Op::FpuSave(second.fpu_paddr()),
+            Op::FpuEnable(false)
+        ]
+    );
+    assert!(!sched::handle_fpu_trap());
+    assert_eq!(sched::with(|st| st.fpu_owner.get()), None);
+}

@@ -1,0 +1,294 @@
+//! # The IPC fast path: Call and ReplyRecv through a passive server
+//!
+//! The common protected procedure call is a client Calling a server that
+//! waits in Recv without a scheduling context of its own, and the server
+//! answering with ReplyRecv. The general path does that through the whole
+//! system-call machinery: cap lookups into decoded caps, the IPC buffers,
+//! the transfer, reply and donation bookkeeping one state change at a
+//! time, then the scheduler. For the common case, a short message (the
+//! four register words at most, no caps) and a switch the scheduler would
+//! make anyway, the result is a handful of link updates; seL4 has the same
+//! split (`fastpath_call` and `fastpath_reply_recv`, MCS flavour).
+//!
+//! ## Exactly the slow path's result
+//!
+//! The fast path is an optimisation, never a second semantics: whenever it
+//! acts, the kernel state afterwards (threads, endpoint, reply object,
+//! scheduling context, scheduler globals, the address space and FPU
+//! requests made of the machine) is what [`crate::syscall::handle_syscall_slow`]
+//! produces from the same state. So it acts only when every condition
+//! under which the slow path would do something else is ruled out, which
+//! is a little stricter than seL4's fast path:
+//!
+//! - the message: at most four words, no extra caps; the caller has no
+//!   fault pending (the slow path would send the fault instead);
+//! - the caps: found by [`lookup_fp`] (any lookup failure is the slow
+//!   path's to report), with the rights the slow path checks;
+//! - Call: a receiver waits; it is passive (no SC, so the caller's is
+//!   donated) and has a reply object; the cap has grant or grant-reply (a
+//!   reply object is only linked then);
+//! - ReplyRecv: the reply object heads the call stack of the SC the server
+//!   runs on, its caller waits on it without a fault and without an SC of
+//!   its own; no signal is pending on the server's bound notification (it
+//!   would be received instead) and no sender waits on the endpoint; the
+//!   SC's head refill is ready (else the caller would be postponed);
+//! - time: the budget check at the start of every system call passes (a
+//!   thread out of budget is left to the slow path, which ends its time
+//!   slice); seL4's fast path skips it and lets the next timer interrupt
+//!   catch up, which would not be the slow path's result;
+//! - scheduling: the slow path ends by releasing the threads whose refill
+//!   has come due and choosing the highest-priority ready thread, so no
+//!   release may be due, the woken thread must be one no ready thread
+//!   outranks, in the current domain, with time left in the domain, and
+//!   the scheduler must have had nothing else pending; neither thread is
+//!   in a scheduler queue and the woken one has no YieldTo to complete
+//!   (seL4's fast path leaves a due release to the timer interrupt that
+//!   follows);
+//! - the address space: the woken thread's VSpace is valid and its ASID
+//!   already has a VMID (the slow path would assign one).
+//!
+//! Every check comes before any change ("the point of no return"): a
+//! declined call has changed nothing but the kernel's reading of the
+//! clock, which the slow path then reads again. The host tests
+//! (`tests::thread::fastpath`) run the same scenarios through both paths
+//! and compare the whole outcome.
+
+use crate::cap::{EP_GRANT, EP_GRANT_REPLY, EP_RECEIVE, EP_SEND};
+use crate::context::{Reg, MSG_REGISTERS};
+use crate::cspace::lookup_fp;
+use crate::object::endpoint::{self, Ep, EpState};
+use crate::object::notification::{Ntfn, NtfnState};
+use crate::object::reply::ReplyObj;
+use crate::object::sched_context::Sc;
+use crate::object::tcb::{self, Tcb, ThreadState};
+use crate::object::vspace;
+use crate::{preempt, sched};
+
+/// The length and extra-caps fields of a message info word (bits 0..9).
+const MI_LENGTH_AND_CAPS: u64 = (1 << 9) - 1;
+/// The length field.
+const MI_LENGTH: u64 = (1 << 7) - 1;
+/// The caps-unwrapped field, which a delivered message clears.
+const MI_CAPS_UNWRAPPED: u64 = 0x7 << 9;
+/// Longest message the fast path carries: the register words. A word
+/// whose length and extra-caps fields together read at most this has no
+/// extra caps and a short length.
+const FAST_LENGTH: u64 = MSG_REGISTERS.len() as u64;
+
+#[cfg(test)]
+std::thread_local! {
+    /// How often the fast path did a Call and a ReplyRecv on this test
+    /// thread (tests check that their scenarios do exercise it).
+    pub static TAKEN: core::cell::Cell<[u64; 2]> = const { core::cell::Cell::new([0; 2]) };
+}
+
+/// Counts a fast Call (0) or ReplyRecv (1) (tests only).
+#[inline(always)]
+fn taken(_which: usize) {
+    #[cfg(test)]
+    TAKEN.with(|t| {
+        let mut n = t.get();
+        n[_which] += 1;
+        t.set(n)
+    });
+}
+
+/// Whether the message in `info` is short and carries no caps.
+#[inline(always)]
+fn short_message(info: u64) -> bool {
+    info & MI_LENGTH_AND_CAPS <= FAST_LENGTH
+}
+
+/// The message info a receiver gets for a short message: label and length
+/// as sent, no caps (what the slow path's transfer builds).
+#[inline(always)]
+fn delivered_info(info: u64) -> u64 {
+    info & !MI_CAPS_UNWRAPPED
+}
+
+/// Copies the message registers of a short message.
+#[inline(always)]
+fn copy_message(from: Tcb, to: Tcb, info: u64) {
+    let n = info & MI_LENGTH;
+    // Unrolled over the four registers, each a constant offset.
+    for (i, &r) in MSG_REGISTERS.iter().enumerate() {
+        if (i as u64) < n {
+            to.set_reg(r, from.reg(r));
+        }
+    }
+}
+
+/// Call by the current thread `cur`, if it is the fast case: the message
+/// goes to a passive server waiting on the endpoint, with the caller's
+/// scheduling context, and the server runs. Returns whether it was done.
+#[inline(always)]
+pub fn call(cur: Tcb) -> bool {
+    let info = cur.reg(Reg::MSG_INFO);
+    if !short_message(info) || cur.has_fault() {
+        return false;
+    }
+    let ep_cap = lookup_fp(cur.slot(tcb::CTABLE).raw_cap(), cur.reg(Reg::CAP));
+    let Some((ep, badge, rights)) = ep_cap.as_endpoint() else {
+        return false;
+    };
+    if rights & EP_SEND == 0 || rights & (EP_GRANT | EP_GRANT_REPLY) == 0 {
+        return false;
+    }
+    let ep = Ep::new(ep);
+    if ep.state() != EpState::Recv {
+        return false;
+    }
+    let Some(dest) = ep.queue().head else {
+        return false;
+    };
+    // A passive server, with a reply object to be called through.
+    if dest.sched_context() != 0 || dest.yield_to() != 0 || !dest.in_no_queue() {
+        return false;
+    }
+    let Some(reply) = ReplyObj::from_link(dest.reply_object()) else {
+        return false;
+    };
+    let Some(root) = vspace::ready_root(dest.slot(tcb::VTABLE).raw_cap()) else {
+        return false;
+    };
+    if !cur.in_no_queue() {
+        return false;
+    }
+    let Some(sc) = sched::fast_budget() else {
+        return false;
+    };
+    if cur.sched_context() != sc.paddr()
+        || sc.tcb() != cur.paddr()
+        || !sched::fast_would_choose(dest.priority(), dest.domain())
+    {
+        return false;
+    }
+
+    // --- point of no return ---
+    preempt::reset_work_units();
+    endpoint::dequeue(dest, ep);
+    copy_message(cur, dest, info);
+    dest.set_reg(Reg::MSG_INFO, delivered_info(info));
+    dest.set_reg(Reg::BADGE, badge);
+    // The caller waits on the server's reply object (seL4's `reply_push`)...
+    dest.set_reply_object(0);
+    reply.set_tcb(Some(cur));
+    cur.set_reply_object(reply.paddr());
+    cur.set_state_raw(ThreadState::BlockedOnReply);
+    // ... which goes on top of the call stack of the caller's SC, and the
+    // SC goes to the server.
+    let below = sc.reply();
+    if let Some(b) = ReplyObj::from_link(below) {
+        b.set_next(reply.paddr(), false);
+    }
+    reply.set_prev(below);
+    sc.set_reply(reply.paddr());
+    reply.set_next(sc.paddr(), true);
+    cur.set_sched_context(0);
+    sc.set_tcb(dest.paddr());
+    dest.set_sched_context(sc.paddr());
+    dest.set_state_raw(ThreadState::Running);
+    sched::fast_switch_to(dest, root);
+    taken(0);
+    true
+}
+
+/// ReplyRecv by the current thread `cur`, if it is the fast case: a server
+/// running on its caller's scheduling context answers with a short
+/// message, the context goes back to the caller, which runs, and the
+/// server waits on the endpoint again. Returns whether it was done.
+#[inline(always)]
+pub fn reply_recv(cur: Tcb) -> bool {
+    let info = cur.reg(Reg::MSG_INFO);
+    if !short_message(info) || cur.has_fault() {
+        return false;
+    }
+    // First what rules out most other uses cheaply: the server runs on an
+    // SC that was lent to it through a call stack.
+    let Some(sc) = Sc::from_link(cur.sched_context()) else {
+        return false;
+    };
+    let top = sc.reply();
+    if top == 0 {
+        return false;
+    }
+    let cspace = cur.slot(tcb::CTABLE).raw_cap();
+    let Some((ep, _, rights)) = lookup_fp(cspace, cur.reg(Reg::CAP)).as_endpoint() else {
+        return false;
+    };
+    if rights & EP_RECEIVE == 0 {
+        return false;
+    }
+    // The reply heads that call stack.
+    let Some((reply, _)) = lookup_fp(cspace, cur.reg(Reg::REPLY)).as_reply() else {
+        return false;
+    };
+    if reply != top {
+        return false;
+    }
+    let reply = ReplyObj::new(reply);
+    if !reply.is_head() || reply.next() != sc.paddr() {
+        return false;
+    }
+    // A pending signal would be received instead of waiting.
+    if let Some(n) = Ntfn::from_link(cur.bound_notification()) {
+        if n.state() == NtfnState::Active {
+            return false;
+        }
+    }
+    let ep = Ep::new(ep);
+    if ep.state() == EpState::Send {
+        return false;
+    }
+    let Some(caller) = reply.tcb() else {
+        return false;
+    };
+    if caller.state() != ThreadState::BlockedOnReply
+        || caller.has_fault()
+        || caller.sched_context() != 0
+        || caller.yield_to() != 0
+        || !caller.in_no_queue()
+    {
+        return false;
+    }
+    let Some(root) = vspace::ready_root(caller.slot(tcb::VTABLE).raw_cap()) else {
+        return false;
+    };
+    if !cur.in_no_queue()
+        || sched::fast_budget() != Some(sc)
+        || sc.tcb() != cur.paddr()
+        || !sc.refill_ready()
+        || !sched::fast_would_choose(caller.priority(), caller.domain())
+    {
+        return false;
+    }
+
+    // --- point of no return ---
+    preempt::reset_work_units();
+    // The reply (seL4's `reply_pop`): the SC goes back to the caller and
+    // the reply object leaves the call stack.
+    let below = reply.prev();
+    sc.set_reply(below);
+    if let Some(b) = ReplyObj::from_link(below) {
+        b.set_next(sc.paddr(), true);
+    }
+    reply.set_next(0, false);
+    reply.set_prev(0);
+    cur.set_sched_context(0);
+    sc.set_tcb(caller.paddr());
+    caller.set_sched_context(sc.paddr());
+    caller.set_reply_object(0);
+    copy_message(cur, caller, info);
+    caller.set_reg(Reg::MSG_INFO, delivered_info(info));
+    caller.set_reg(Reg::BADGE, 0);
+    caller.set_state_raw(ThreadState::Running);
+    // The server waits on the endpoint with the reply object.
+    cur.set_state_raw(ThreadState::BlockedOnReceive);
+    cur.set_blocking_object(ep.paddr());
+    cur.set_reply_object(reply.paddr());
+    reply.set_tcb(Some(cur));
+    endpoint::append(cur, ep, EpState::Recv);
+    sched::fast_switch_to(caller, root);
+    taken(1);
+    true
+}
