@@ -128,6 +128,11 @@ impl Machine {
             self.cpu.clone(),
             "-m".into(),
             format!("{}M", self.memory / MIB),
+            // No default network card: QEMU virt would add a virtio-net-pci
+            // with a boot ROM that a minimal QEMU install lacks
+            // (`efi-virtio.rom`, in the recommended `ipxe-qemu`).
+            "-nic".into(),
+            "none".into(),
         ];
         if self.devices.is_empty() {
             return Ok(a);
@@ -280,10 +285,13 @@ pub fn ensure_installed() -> Result<()> {
         Plan::Refuse { error, help } => return Err(miette!(help = help, "{error}")),
         Plan::Install => {}
     }
-    eprintln!("   installing {PACKAGE} with apt-get");
+    eprintln!(
+        "   installing {PACKAGE} with apt-get (--no-install-recommends: QEMU and the \
+         libraries it needs, no graphics stack or boot ROMs)"
+    );
     for args in [
         &["update", "-qq"][..],
-        &["install", "-y", "-qq", PACKAGE][..],
+        &["install", "-y", "-qq", "--no-install-recommends", PACKAGE][..],
     ] {
         let ok = Command::new("apt-get")
             .args(args)
@@ -377,7 +385,9 @@ mod tests {
                 "-cpu",
                 "cortex-a53",
                 "-m",
-                "2048M"
+                "2048M",
+                "-nic",
+                "none"
             ]
         );
         board.qemu.cpu = "cortex-a72".into();
