@@ -22,6 +22,7 @@
 mod board;
 mod check;
 mod diag;
+mod guest;
 pub mod graph;
 mod kind;
 mod model;
