@@ -101,7 +101,9 @@ pub fn sniff(bytes: &[u8]) -> Format {
     // payload offset and size (u32 LE), two reserved words, the
     // compression type at 24.
     if bytes.len() >= 32 && bytes.starts_with(b"MZ") && &bytes[4..8] == b"zimg" {
-        let word = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        let word = |at: usize| {
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
         let mut compression = [0; 8];
         compression.copy_from_slice(&bytes[24..32]);
         return Format::ZBoot {
@@ -116,7 +118,9 @@ pub fn sniff(bytes: &[u8]) -> Format {
 /// Why bytes are not a usable arm64 Image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ImageError {
-    #[error("{len} bytes is too short for an arm64 Image (its header alone is {HEADER_LEN} bytes)")]
+    #[error(
+        "{len} bytes is too short for an arm64 Image (its header alone is {HEADER_LEN} bytes)"
+    )]
     TooShort { len: usize },
     #[error("this is a gzip file, not an arm64 Image: decompress it first")]
     Gzip,
@@ -233,9 +237,7 @@ pub(crate) mod tests {
         b[56] = b'X';
         assert_eq!(
             ImageHeader::parse(&b),
-            Err(ImageError::BadMagic {
-                found: *b"XRM\x64"
-            })
+            Err(ImageError::BadMagic { found: *b"XRM\x64" })
         );
         let b = image(4096, 0);
         assert_eq!(ImageHeader::parse(&b), Err(ImageError::NoImageSize));

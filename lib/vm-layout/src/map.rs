@@ -133,7 +133,10 @@ mod tests {
 
     #[test]
     fn emulated_devices_are_found_by_overlap() {
-        assert_eq!(emulated_device_at(GICD_BASE, 4), Some("the GIC distributor"));
+        assert_eq!(
+            emulated_device_at(GICD_BASE, 4),
+            Some("the GIC distributor")
+        );
         assert_eq!(emulated_device_at(GICC_BASE, 0x1000), None);
         assert_eq!(
             emulated_device_at(0x08ff_f000, 0x2000),

@@ -504,7 +504,9 @@ pub enum Kind {
     #[error("the RAM of virtual machine `{vm}` starts at {at:#x}, not at 0x40000000")]
     #[diagnostic(
         code(septa::guest::ram_start),
-        help("a VM's maps at and above 0x40000000 are its RAM, which starts there (as on QEMU virt)")
+        help(
+            "a VM's maps at and above 0x40000000 are its RAM, which starts there (as on QEMU virt)"
+        )
     )]
     GuestRamStart { vm: String, at: u64 },
     #[error("the RAM of virtual machine `{vm}` has a hole at [{from:#x}..{to:#x})")]
@@ -516,7 +518,9 @@ pub enum Kind {
     #[error("guest RAM region `{region}` of virtual machine `{vm}` must be mapped readable, writable and cached")]
     #[diagnostic(code(septa::guest::ram_perms))]
     GuestRamPerms { vm: String, region: String },
-    #[error("virtual machine `{vm}` has {size:#x} bytes of RAM; a Linux guest needs at least {min:#x}")]
+    #[error(
+        "virtual machine `{vm}` has {size:#x} bytes of RAM; a Linux guest needs at least {min:#x}"
+    )]
     #[diagnostic(code(septa::guest::ram_too_small))]
     GuestRamTooSmall { vm: String, size: u64, min: u64 },
     #[error("region `{region}` is mapped over {device} of virtual machine `{vm}`, which its VMM emulates")]

@@ -22,8 +22,8 @@
 mod board;
 mod check;
 mod diag;
-mod guest;
 pub mod graph;
+mod guest;
 mod kind;
 mod model;
 mod toml_front;

@@ -793,7 +793,9 @@ fn lower_pd(
         .collect();
 
     let mut vms = pd.vm.into_iter();
-    let vm = vms.next().map(|(vname, v)| lower_vm(sink, board, devices.base_dir, vname, v));
+    let vm = vms
+        .next()
+        .map(|(vname, v)| lower_vm(sink, board, devices.base_dir, vname, v));
     if let Some((extra, _)) = vms.next() {
         sink.emit(Kind::MoreThanOneVm(name.clone()), sp(&extra));
     }
