@@ -171,11 +171,15 @@ fn main() -> Result<()> {
             offline,
             boot,
             icount,
-        } => guest::cli(
+        } => guest::cli::guest(
             &ws,
             &file,
             vm.as_deref(),
-            guest::Options { refresh, offline },
+            guest::Options {
+                refresh,
+                offline,
+                cache: None,
+            },
             boot.then(|| guest::bare::Options {
                 icount,
                 limit: std::time::Duration::from_secs(120),
@@ -187,14 +191,14 @@ fn main() -> Result<()> {
             vm,
             output,
             offline,
-        } => guest::cli_dtb(
+        } => guest::cli::dtb(
             &ws,
             &file,
             vm.as_deref(),
             output,
             guest::Options {
-                refresh: false,
                 offline,
+                ..Default::default()
             },
         ),
         Command::Graph { file, output } => describe::graph(&ws, &file, output),

@@ -276,6 +276,121 @@ impl Session {
     }
 }
 
+/// The file that marks a test system whose VM's guest the suite boots on
+/// bare QEMU (it holds the VM's name, or nothing for the only VM).
+pub const TEST_FILE: &str = "bare-qemu";
+
+/// The test of a `bare-qemu` system: the guest is prepared (fetched on
+/// the first run), prepared again from the cache alone (no apt, so no
+/// network), then booted; its shell must name the Debian kernel and see
+/// every device the description gives it. Cases: `fetch`, `offline`,
+/// `marker`, `uname`, `devices`.
+pub fn suite_case(
+    ws: &crate::workspace::Workspace,
+    file: &std::path::Path,
+    vm: Option<&str>,
+    limit: Duration,
+) -> Result<(crate::harness::Outcome, String)> {
+    let mut o = crate::harness::Outcome::default();
+    let mut case = |ok: bool, name: &str, why: String| {
+        if ok {
+            o.passed.push(name.to_string());
+        } else {
+            o.failed.push(format!("{name}: {why}"));
+        }
+    };
+    let opts = super::Options::default();
+    let a = match super::cli::prepare_file(ws, file, vm, opts.clone()) {
+        Ok(a) => a,
+        Err(e) => {
+            case(false, "fetch", format!("{e:?}"));
+            o.done = true;
+            return Ok((o, String::new()));
+        }
+    };
+    case(true, "fetch", String::new());
+    let offline = super::cli::prepare_file(
+        ws,
+        file,
+        vm,
+        super::Options {
+            offline: true,
+            ..opts
+        },
+    );
+    match offline {
+        Ok(b) => case(!b.network, "offline", "apt ran".into()),
+        Err(e) => case(false, "offline", format!("{e:?}")),
+    }
+    // One line per device that the guest's drivers bound: its name under
+    // /dev or /sys/class/net.
+    let probe: Vec<String> = a
+        .tree
+        .devices
+        .iter()
+        .map(|(_, kind, _)| match kind {
+            VirtioKind::Console => "/dev/hvc0",
+            VirtioKind::Net => "/sys/class/net/eth0",
+            VirtioKind::Blk => "/dev/vda",
+        })
+        .map(String::from)
+        .collect();
+    let mut commands = vec!["uname -r".to_string()];
+    if !probe.is_empty() {
+        commands.push(format!("ls -1d {}", probe.join(" ")));
+    }
+    let b = match boot(
+        &a,
+        &Options {
+            icount: false,
+            limit,
+            commands,
+        },
+    ) {
+        Ok(b) => b,
+        Err(e) => {
+            case(false, "marker", format!("{e:?}"));
+            o.done = true;
+            return Ok((o, String::new()));
+        }
+    };
+    case(true, "marker", String::new());
+    println!(
+        "     guest: {} to `{INIT_MARKER}` on bare QEMU in {:.2} s",
+        file.parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default(),
+        b.to_marker.as_secs_f64()
+    );
+    let uname = b.outputs.first().map(|o| o.join("\n")).unwrap_or_default();
+    match &a.release {
+        Some(r) => case(
+            uname.trim() == r,
+            "uname",
+            format!("`uname -r` printed {uname:?}, not {r:?}"),
+        ),
+        None => case(
+            !uname.trim().is_empty(),
+            "uname",
+            "`uname -r` printed nothing".into(),
+        ),
+    }
+    if let Some(out) = b.outputs.get(1) {
+        let missing: Vec<&String> = probe
+            .iter()
+            .filter(|p| !out.iter().any(|l| l.trim() == p.as_str()))
+            .collect();
+        case(
+            missing.is_empty(),
+            "devices",
+            format!("no {missing:?} in the guest (its console said {out:?})"),
+        );
+    }
+    o.done = true;
+    Ok((o, b.log))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

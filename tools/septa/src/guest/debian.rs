@@ -53,7 +53,6 @@ pub struct Pin {
 #[derive(Debug, Clone)]
 pub struct Package {
     pub pinned: Pinned,
-    pub deb: PathBuf,
     /// Where it is unpacked.
     pub root: PathBuf,
 }
@@ -117,7 +116,6 @@ pub fn fetch(dir: &Path, policy: &Policy, apt: &Apt, refresh: bool) -> Result<Fe
         extract(&deb, &root)?;
         packages.push(Package {
             pinned: p.clone(),
-            deb,
             root,
         });
     }
@@ -226,4 +224,174 @@ pub fn extract(deb: &Path, root: &Path) -> Result<()> {
         ));
     }
     std::fs::rename(&tmp, root).into_diagnostic()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::guest::kernel::tests::module_elf;
+
+    pub(crate) const RELEASE: &str = "6.1.0-99-cloud-arm64";
+
+    /// Builds a .deb of `files` (path, mode, bytes) with dpkg-deb, as a
+    /// user may (no root), and returns its bytes.
+    fn deb(dir: &Path, package: &str, files: &[(&str, u32, Vec<u8>)]) -> Vec<u8> {
+        use std::os::unix::fs::PermissionsExt;
+        let root = dir.join(format!("{package}-tree"));
+        std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+        std::fs::write(
+            root.join("DEBIAN/control"),
+            format!("Package: {package}\nVersion: 1.0\nArchitecture: arm64\nMaintainer: t <t@t>\nDescription: test\n"),
+        )
+        .unwrap();
+        for (path, mode, bytes) in files {
+            let p = root.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, bytes).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).unwrap();
+        }
+        let out = dir.join(format!("{package}.deb"));
+        let st = std::process::Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-Zgzip", "--build"])
+            .arg(&root)
+            .arg(&out)
+            .output()
+            .expect("dpkg-deb (package dpkg) is needed by this test");
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        std::fs::read(out).unwrap()
+    }
+
+    /// A cache folder as a first run leaves it: pin.toml, both .debs.
+    /// The kernel is a synthetic Image with the cloud kernel's options
+    /// and its virtio modules.
+    pub(crate) fn filled_cache(name: &str) -> PathBuf {
+        let top = crate::guest::tests::tempdir(name);
+        let dir = top.join("debian").join(Policy::default().key());
+        let work = top.join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let mut image = vec![0u8; 4096];
+        image[0..2].copy_from_slice(b"MZ");
+        image[16..24].copy_from_slice(&(4u64 << 20).to_le_bytes());
+        image[24..32].copy_from_slice(&0xau64.to_le_bytes());
+        image[56..60].copy_from_slice(b"ARM\x64");
+        let config = "CONFIG_SERIAL_AMBA_PL011=y\nCONFIG_SERIAL_AMBA_PL011_CONSOLE=y\nCONFIG_ARM_GIC=y\nCONFIG_ARM_ARCH_TIMER=y\nCONFIG_ARM_PSCI_FW=y\nCONFIG_BLK_DEV_INITRD=y\nCONFIG_RD_GZIP=y\nCONFIG_DEVTMPFS=y\nCONFIG_VIRTIO_MMIO=m\nCONFIG_VIRTIO_NET=m\nCONFIG_VIRTIO_BLK=m\nCONFIG_VIRTIO_CONSOLE=m\n";
+        let m = |dir: &str, name: &str, deps: &str| {
+            (
+                format!("lib/modules/{RELEASE}/kernel/drivers/{dir}/{name}.ko"),
+                0o644,
+                module_elf(name, deps),
+            )
+        };
+        let modules = [
+            m("virtio", "virtio_ring", ""),
+            m("virtio", "virtio", "virtio_ring"),
+            m("virtio", "virtio_mmio", "virtio,virtio_ring"),
+            m("net", "failover", ""),
+            m("net", "net_failover", "failover"),
+            m("net", "virtio_net", "virtio_ring,virtio,net_failover"),
+            m("block", "virtio_blk", "virtio,virtio_ring"),
+            m("char", "virtio_console", "virtio,virtio_ring"),
+        ];
+        let mut files: Vec<(String, u32, Vec<u8>)> = vec![
+            (format!("boot/vmlinuz-{RELEASE}"), 0o644, image),
+            (format!("boot/config-{RELEASE}"), 0o644, config.into()),
+        ];
+        files.extend(modules);
+        let files: Vec<(&str, u32, Vec<u8>)> = files
+            .iter()
+            .map(|(p, m, b)| (p.as_str(), *m, b.clone()))
+            .collect();
+        let kernel = deb(&work, "linux-image-test", &files);
+        let busybox = deb(
+            &work,
+            "busybox-static",
+            &[("bin/busybox", 0o755, b"\x7fELF".to_vec())],
+        );
+        std::fs::create_dir_all(dir.join("debs")).unwrap();
+        let pin = Pin {
+            kernel: Pinned {
+                package: format!("linux-image-{RELEASE}"),
+                version: "6.1.999-1".into(),
+                size: kernel.len() as u64,
+                filename: "pool/main/l/k_6.1.999-1_arm64.deb".into(),
+            },
+            busybox: Pinned {
+                package: "busybox-static".into(),
+                version: "1:1.35.0-4".into(),
+                size: busybox.len() as u64,
+                filename: "pool/main/b/busybox-static_1.35.0-4_arm64.deb".into(),
+            },
+        };
+        std::fs::write(dir.join("debs/k_6.1.999-1_arm64.deb"), kernel).unwrap();
+        std::fs::write(dir.join("debs/busybox-static_1.35.0-4_arm64.deb"), busybox).unwrap();
+        std::fs::write(dir.join(PIN), toml::to_string(&pin).unwrap()).unwrap();
+        top
+    }
+
+    fn offline_apt(dir: &Path) -> Apt {
+        let mut apt = Apt::new(&dir.join("apt"));
+        apt.apt_get = "/nonexistent/apt-get".into();
+        apt.apt_cache = "/nonexistent/apt-cache".into();
+        apt
+    }
+
+    #[test]
+    fn a_filled_cache_needs_no_apt() {
+        let top = filled_cache("fetch-offline");
+        let dir = top.join("debian").join(Policy::default().key());
+        let f = fetch(&dir, &Policy::default(), &offline_apt(&dir), false).unwrap();
+        assert!(!f.network);
+        assert!(f
+            .kernel
+            .root
+            .join(format!("boot/vmlinuz-{RELEASE}"))
+            .is_file());
+        assert!(f.busybox.root.join("bin/busybox").is_file());
+        assert_eq!(f.busybox.pinned.version, "1:1.35.0-4");
+        // Again, from the unpacked trees.
+        assert!(
+            !fetch(&dir, &Policy::default(), &offline_apt(&dir), false)
+                .unwrap()
+                .network
+        );
+    }
+
+    #[test]
+    fn a_missing_or_truncated_package_needs_apt_and_says_so() {
+        let top = filled_cache("fetch-missing");
+        let dir = top.join("debian").join(Policy::default().key());
+        let deb = dir.join("debs/busybox-static_1.35.0-4_arm64.deb");
+        let bytes = std::fs::read(&deb).unwrap();
+        std::fs::write(&deb, &bytes[..bytes.len() / 2]).unwrap();
+        let err = fetch(&dir, &Policy::default(), &offline_apt(&dir), false).unwrap_err();
+        assert!(
+            format!("{err:?}").contains("/nonexistent/apt-get"),
+            "{err:?}"
+        );
+        // A refresh always asks apt.
+        std::fs::write(&deb, &bytes).unwrap();
+        assert!(fetch(&dir, &Policy::default(), &offline_apt(&dir), true).is_err());
+        assert!(fetch(&dir, &Policy::default(), &offline_apt(&dir), false).is_ok());
+    }
+
+    #[test]
+    fn a_corrupt_package_is_removed_with_a_clear_error() {
+        let top = filled_cache("fetch-corrupt");
+        let dir = top.join("debian").join(Policy::default().key());
+        let deb = dir.join("debs/k_6.1.999-1_arm64.deb");
+        let mut bytes = std::fs::read(&deb).unwrap();
+        let n = bytes.len();
+        bytes[n / 2..].fill(0x55);
+        std::fs::write(&deb, &bytes).unwrap();
+        let err = fetch(&dir, &Policy::default(), &offline_apt(&dir), false).unwrap_err();
+        assert!(
+            format!("{err:?}").contains("is not a valid package"),
+            "{err:?}"
+        );
+        assert!(!deb.exists());
+    }
 }

@@ -140,6 +140,8 @@ fn write(t: &GuestTree) -> vm_fdt::FdtWriterResult<Vec<u8>> {
     let gic = f.begin_node(&format!("intc@{:x}", m::GICD_BASE))?;
     f.property_string("compatible", "arm,cortex-a15-gic")?;
     f.property_u32("#interrupt-cells", 3)?;
+    // No children: what dtc asks of an interrupt provider.
+    f.property_u32("#address-cells", 0)?;
     f.property_null("interrupt-controller")?;
     f.property_array_u64(
         "reg",
@@ -233,8 +235,11 @@ pub(crate) mod tests {
         }
     }
 
+    /// A node's path and its properties (name, value).
+    type Node = (String, Vec<(String, Vec<u8>)>);
+
     /// A flattened tree read back: every node path with its properties.
-    fn walk(b: &[u8]) -> Vec<(String, Vec<(String, Vec<u8>)>)> {
+    fn walk(b: &[u8]) -> Vec<Node> {
         let be = |at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
         assert_eq!(be(0), 0xd00d_feed, "FDT magic");
         assert_eq!(be(4) as usize, b.len(), "totalsize");
@@ -263,7 +268,7 @@ pub(crate) mod tests {
                 3 => {
                     let (len, name) = (be(at) as usize, be(at + 4) as usize);
                     let value = b[at + 8..at + 8 + len].to_vec();
-                    let node: &mut (String, Vec<(String, Vec<u8>)>) = nodes.last_mut().unwrap();
+                    let node: &mut Node = nodes.last_mut().unwrap();
                     node.1.push((name_at(name), value));
                     at = (at + 8 + len + 3) & !3;
                 }
@@ -276,7 +281,7 @@ pub(crate) mod tests {
         nodes
     }
 
-    fn prop<'a>(nodes: &'a [(String, Vec<(String, Vec<u8>)>)], node: &str, p: &str) -> &'a [u8] {
+    fn prop<'a>(nodes: &'a [Node], node: &str, p: &str) -> &'a [u8] {
         let n = nodes
             .iter()
             .find(|n| n.0 == node)

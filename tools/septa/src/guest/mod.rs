@@ -12,6 +12,7 @@
 //! | [`initramfs`] | busybox, modules and `/init` as a gzip cpio |
 //! | [`dtb`] | the guest's device tree (`vm-fdt`) |
 //! | [`bare`] | booting a guest on bare QEMU: the yardstick and a test |
+//! | [`cli`] | `cargo septa guest` and `cargo septa dtb` |
 //!
 //! [`prepare`] puts them together for one VM of a description: it writes
 //! `Image`, `initramfs.cpio.gz` and `guest.dtb` (and `guest.dts` when
@@ -27,6 +28,7 @@
 
 pub mod apt;
 pub mod bare;
+pub mod cli;
 pub mod cpio;
 pub mod debian;
 pub mod dtb;
@@ -47,13 +49,15 @@ use crate::workspace::Workspace;
 pub const INIT_MARKER: &str = "septa-guest: init reached";
 
 /// How [`prepare`] may use the network.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
     /// Look for newer package versions even when some are pinned.
     pub refresh: bool,
     /// Never run apt: only what the cache holds (a missing package is an
     /// error). Tests use it to show that a filled cache needs no network.
     pub offline: bool,
+    /// The cache root instead of [`cache_root`]'s.
+    pub cache: Option<PathBuf>,
 }
 
 /// Where the guest's files went, and what they are.
@@ -170,7 +174,12 @@ pub fn prepare(
         }
         (None, initrd) => {
             let policy = policy::Policy::default();
-            let dir = cache_root(ws).join("debian").join(policy.key());
+            let dir = opts
+                .cache
+                .clone()
+                .unwrap_or_else(|| cache_root(ws))
+                .join("debian")
+                .join(policy.key());
             let mut apt = apt::Apt::new(&dir.join("apt"));
             if opts.offline {
                 apt.apt_get = "/nonexistent/offline/apt-get".into();
@@ -272,7 +281,140 @@ pub(crate) fn write(p: &Path, bytes: &[u8]) -> Result<()> {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::path::PathBuf;
+    use std::io::Read;
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    fn system(extra: &str) -> System {
+        let text = format!(
+            "[system]\nboard = \"qemu-virt\"\n[pd.vmm]\nprogram = \"vmm\"\n\
+             [pd.vmm.vm.linux]\nvcpus = [{{ id = 0 }}]\n{extra}\n\
+             [region.ram]\nsize = \"128 MiB\"\n"
+        );
+        septa_sysdesc::parse_str_in("g.toml", &text, septa_sysdesc::Format::Toml, Path::new("/"))
+            .map_err(|r| r.render())
+            .unwrap()
+            .system
+    }
+
+    fn ws() -> Workspace {
+        Workspace {
+            root: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."),
+        }
+    }
+
+    #[test]
+    fn a_guest_is_prepared_from_the_cache_alone() {
+        let top = debian::tests::filled_cache("prepare");
+        let s = system(
+            "maps = [{ region = \"ram\", vaddr = 0x4000_0000, perms = \"rwx\" }]\n\
+             devices = [{ name = \"eth0\", kind = \"net\" }, { name = \"vda\", kind = \"blk\" }]",
+        );
+        let vm = find_vm(&s, None).unwrap();
+        let out = top.join("out");
+        let opts = Options {
+            offline: true,
+            cache: Some(top.clone()),
+            ..Default::default()
+        };
+        let a = prepare(&ws(), &s, vm, Path::new("/"), &out, opts).unwrap();
+        assert!(!a.network);
+        assert_eq!(a.release.as_deref(), Some(debian::tests::RELEASE));
+        assert_eq!(a.header.image_size, 4 << 20);
+        assert_eq!(a.placement.kernel, 0x4000_0000);
+        assert_eq!(a.tree.ram, (0x4000_0000, 128 << 20));
+        assert_eq!(
+            a.tree.initrd,
+            Some((a.placement.initrd, a.placement.initrd_end))
+        );
+        // The initramfs loads the transport, then each driver after what
+        // it depends on; the console's driver is not there.
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(&a.initrd).unwrap())
+            .read_to_end(&mut raw)
+            .unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        let at = |m: &str| {
+            text.find(&format!("/{m}.ko ||"))
+                .unwrap_or_else(|| panic!("{m}"))
+        };
+        assert!(at("virtio_ring") < at("virtio") && at("virtio") < at("virtio_mmio"));
+        assert!(at("failover") < at("net_failover") && at("net_failover") < at("virtio_net"));
+        assert!(at("virtio_blk") > at("virtio"));
+        assert!(!text.contains("virtio_console.ko"));
+        assert!(a.dtb.is_file() && a.kernel.is_file());
+    }
+
+    #[test]
+    fn a_vm_without_ram_or_with_too_little_is_refused() {
+        let top = debian::tests::filled_cache("prepare-ram");
+        let opts = Options {
+            offline: true,
+            cache: Some(top.clone()),
+            ..Default::default()
+        };
+        let s = system("");
+        let err = prepare(
+            &ws(),
+            &s,
+            find_vm(&s, None).unwrap(),
+            Path::new("/"),
+            &top,
+            opts,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("has no RAM"), "{err}");
+        assert!(find_vm(&s, Some("other"))
+            .unwrap_err()
+            .to_string()
+            .contains("has: linux"));
+    }
+
+    #[test]
+    fn the_users_kernel_and_initrd_are_taken_as_they_are() {
+        let dir = tempdir("own-kernel");
+        let mut image = vec![0u8; 4096];
+        image[16..24].copy_from_slice(&(2u64 << 20).to_le_bytes());
+        image[56..60].copy_from_slice(b"ARM\x64");
+        std::fs::write(dir.join("Image"), &image).unwrap();
+        std::fs::write(dir.join("initrd"), b"my initrd").unwrap();
+        let text = "[system]\nboard = \"qemu-virt\"\n[pd.vmm]\nprogram = \"vmm\"\n\
+             [pd.vmm.vm.linux]\nvcpus = [{ id = 0 }]\nkernel = \"Image\"\ninitrd = \"initrd\"\n\
+             maps = [{ region = \"ram\", vaddr = 0x4000_0000 }]\n[region.ram]\nsize = \"64 MiB\"\n";
+        let s = septa_sysdesc::parse_str_in("g.toml", text, septa_sysdesc::Format::Toml, &dir)
+            .map_err(|r| r.render())
+            .unwrap()
+            .system;
+        let a = prepare(
+            &ws(),
+            &s,
+            find_vm(&s, None).unwrap(),
+            &dir,
+            &dir.join("out"),
+            Options::default(),
+        )
+        .unwrap();
+        assert!(a.packages.is_empty() && !a.network);
+        assert_eq!(a.initrd, dir.join("initrd"));
+        assert_eq!(a.placement.initrd_end - a.placement.initrd, 9);
+        // A corrupt kernel is an error that says what is wrong with it.
+        image[56] = 0;
+        std::fs::write(dir.join("Image"), &image).unwrap();
+        let err = prepare(
+            &ws(),
+            &s,
+            find_vm(&s, None).unwrap(),
+            &dir,
+            &dir.join("out"),
+            Options::default(),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:?}").contains("no arm64 Image magic"),
+            "{err:?}"
+        );
+    }
 
     /// A fresh folder for one test.
     pub(crate) fn tempdir(name: &str) -> PathBuf {
@@ -281,129 +423,4 @@ pub(crate) mod tests {
         std::fs::create_dir_all(&d).unwrap();
         d
     }
-}
-
-/// The guest of the description `file`'s VM `vm`, prepared in its build
-/// folder `build/SYSTEM/guest-VM/`.
-pub fn prepare_file(
-    ws: &Workspace,
-    file: &Path,
-    vm: Option<&str>,
-    opts: Options,
-) -> Result<Artefacts> {
-    let loaded = crate::describe::load(file)?;
-    let system = &loaded.system;
-    let vm = find_vm(system, vm)?;
-    let out = ws
-        .build_dir(&crate::pack::system_name(file))
-        .join(format!("guest-{}", vm.name));
-    let base = file.parent().unwrap_or(Path::new("."));
-    prepare(ws, system, vm, base, &out, opts)
-}
-
-/// `cargo septa guest`: prepare, say what it is, and boot it on bare QEMU
-/// if asked.
-pub fn cli(
-    ws: &Workspace,
-    file: &Path,
-    vm: Option<&str>,
-    opts: Options,
-    boot: Option<bare::Options>,
-) -> Result<()> {
-    let a = prepare_file(ws, file, vm, opts)?;
-    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    for (name, version, bytes) in &a.packages {
-        println!("package  {name} {version} ({bytes} bytes)");
-    }
-    if let Some(r) = &a.release {
-        println!("release  {r}");
-    }
-    let p = &a.placement;
-    println!(
-        "kernel   {} ({} bytes; text_offset {:#x}, image_size {:#x}, {} pages) at {:#x}",
-        a.kernel.display(),
-        size(&a.kernel),
-        a.header.text_offset,
-        a.header.image_size,
-        a.header.page_size,
-        p.kernel
-    );
-    println!(
-        "dtb      {} ({} bytes) at {:#x}",
-        a.dtb.display(),
-        size(&a.dtb),
-        p.dtb
-    );
-    println!(
-        "initrd   {} ({} bytes) at {:#x}..{:#x}",
-        a.initrd.display(),
-        size(&a.initrd),
-        p.initrd,
-        p.initrd_end
-    );
-    println!(
-        "network  {}",
-        if a.network {
-            "used (apt)"
-        } else {
-            "not used: all from the cache"
-        }
-    );
-    if let Some(opts) = boot {
-        let b = bare::boot(&a, &opts)?;
-        println!(
-            "bare QEMU: `{INIT_MARKER}` after {:.3} s (wall)",
-            b.to_marker.as_secs_f64()
-        );
-        if let Some(ns) = b.guest_ns_at_marker {
-            println!(
-                "bare QEMU: guest clock at the marker {ns} ns{}",
-                if opts.icount {
-                    " (under -icount shift=0: virtual ns)"
-                } else {
-                    ""
-                }
-            );
-        }
-        for (cmd, out) in opts.commands.iter().zip(&b.outputs) {
-            println!("$ {cmd}");
-            for l in out {
-                println!("{l}");
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `cargo septa dtb`: the guest's device tree, and its source if `dtc` is
-/// installed.
-pub fn cli_dtb(
-    ws: &Workspace,
-    file: &Path,
-    vm: Option<&str>,
-    output: Option<PathBuf>,
-    opts: Options,
-) -> Result<()> {
-    let a = prepare_file(ws, file, vm, opts)?;
-    let dtb = match output {
-        Some(o) => {
-            std::fs::copy(&a.dtb, &o)
-                .into_diagnostic()
-                .wrap_err_with(|| format!("writing {}", o.display()))?;
-            o
-        }
-        None => a.dtb.clone(),
-    };
-    eprintln!("dtb: {}", dtb.display());
-    match dtb::to_dts(&dtb) {
-        Some(Ok(dts)) => {
-            let path = dtb.with_extension("dts");
-            write(&path, dts.as_bytes())?;
-            eprintln!("dts: {}", path.display());
-            print!("{dts}");
-        }
-        Some(Err(e)) => return Err(miette!("dtc cannot read {}: {e}", dtb.display())),
-        None => eprintln!("(install device-tree-compiler to see it as source)"),
-    }
-    Ok(())
 }
