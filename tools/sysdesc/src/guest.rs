@@ -153,19 +153,16 @@ fn devices(sink: &mut Sink, vm: &str, wanted: Vec<WantedDevice>) -> Vec<GuestDev
 }
 
 fn readable(sink: &mut Sink, base: &Path, what: &'static str, path: &str, span: Option<Span>) {
-    let reason = match std::fs::metadata(base.join(path)) {
-        Ok(m) if m.is_file() => return,
-        Ok(_) => "not a file".to_string(),
-        Err(e) => e.kind().to_string(),
-    };
-    sink.emit(
-        Kind::GuestFileUnreadable {
-            what,
-            path: path.to_string(),
-            reason,
-        },
-        span,
-    );
+    if let Some(reason) = crate::virtio::unreadable(base, path) {
+        sink.emit(
+            Kind::GuestFileUnreadable {
+                what,
+                path: path.to_string(),
+                reason,
+            },
+            span,
+        );
+    }
 }
 
 /// The checks on each VM's RAM and on its maps below RAM.

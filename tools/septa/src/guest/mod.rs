@@ -386,30 +386,18 @@ pub(crate) mod tests {
             .map_err(|r| r.render())
             .unwrap()
             .system;
-        let a = prepare(
-            &ws(),
-            &s,
-            find_vm(&s, None).unwrap(),
-            &dir,
-            &dir.join("out"),
-            Options::default(),
-        )
-        .unwrap();
+        let run = || {
+            let vm = find_vm(&s, None).unwrap();
+            prepare(&ws(), &s, vm, &dir, &dir.join("out"), Options::default())
+        };
+        let a = run().unwrap();
         assert!(a.packages.is_empty() && !a.network);
         assert_eq!(a.initrd, dir.join("initrd"));
         assert_eq!(a.placement.initrd_end - a.placement.initrd, 9);
         // A corrupt kernel is an error that says what is wrong with it.
         image[56] = 0;
         std::fs::write(dir.join("Image"), &image).unwrap();
-        let err = prepare(
-            &ws(),
-            &s,
-            find_vm(&s, None).unwrap(),
-            &dir,
-            &dir.join("out"),
-            Options::default(),
-        )
-        .unwrap_err();
+        let err = run().unwrap_err();
         assert!(
             format!("{err:?}").contains("no arm64 Image magic"),
             "{err:?}"
