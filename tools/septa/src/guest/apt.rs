@@ -178,11 +178,16 @@ impl Apt {
 /// The proxy and checking settings of the host's apt configuration, as
 /// lines of apt.conf syntax.
 fn host_settings() -> Vec<String> {
-    let Ok(out) = Command::new("apt-config").arg("dump").output() else {
-        return Vec::new();
-    };
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
+    match Command::new("apt-config").arg("dump").output() {
+        Ok(out) => pick_host_settings(&String::from_utf8_lossy(&out.stdout)),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The lines of an `apt-config dump` that set one of [`HOST_KEYS`] or a
+/// key below it (`Acquire::http::Proxy::HOST`).
+fn pick_host_settings(dump: &str) -> Vec<String> {
+    dump.lines()
         .filter(|l| {
             HOST_KEYS.iter().any(|k| {
                 l.strip_prefix(k)
@@ -270,6 +275,24 @@ mod tests {
     }
 
     #[test]
+    fn the_hosts_proxy_settings_are_picked_from_its_configuration() {
+        let dump = "APT \"\";\nAcquire::http::Proxy \"http://proxy:3128/\";\n\
+                    Acquire::http::Proxy::deb.debian.org \"DIRECT\";\n\
+                    Acquire::http::Proxy-Auto-Detect \"/usr/bin/detect\";\n\
+                    Acquire::http::ProxyX \"no\";\nAcquire::Check-Valid-Until \"false\";\n\
+                    Dir::Etc::sourcelist \"sources.list\";\n";
+        assert_eq!(
+            pick_host_settings(dump),
+            [
+                "Acquire::http::Proxy \"http://proxy:3128/\";",
+                "Acquire::http::Proxy::deb.debian.org \"DIRECT\";",
+                "Acquire::http::Proxy-Auto-Detect \"/usr/bin/detect\";",
+                "Acquire::Check-Valid-Until \"false\";",
+            ]
+        );
+    }
+
+    #[test]
     fn the_private_configuration_confines_apt_to_its_folder() {
         let dir = crate::guest::tests::tempdir("apt-conf");
         let apt = Apt::new(&dir);
@@ -289,6 +312,22 @@ mod tests {
             assert!(line.contains(&*dir.to_string_lossy()), "{line}");
         }
         assert!(conf.contains("APT::Architectures { \"arm64\"; };"));
+        // apt itself reads it so: its folders are ours, and none of the
+        // host's configuration parts is read.
+        if let Ok(out) = apt.command(Path::new("apt-config")).arg("dump").output() {
+            let dump = String::from_utf8_lossy(&out.stdout);
+            let value = |key: &str| {
+                dump.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{key} \"")))
+                    .map(|v| v.trim_end_matches("\";").to_string())
+            };
+            assert_eq!(value("APT::Architecture").as_deref(), Some("arm64"));
+            let status = value("Dir::State::status").unwrap();
+            assert!(status.starts_with(&*dir.to_string_lossy()), "{status}");
+            let parts = value("Dir::Etc::parts").unwrap();
+            assert!(parts.starts_with(&*dir.to_string_lossy()), "{parts}");
+            assert!(!dump.contains("DPkg::Post-Invoke"), "host parts read:\n{dump}");
+        }
         let sources = std::fs::read_to_string(dir.join("etc/sources.list")).unwrap();
         assert!(sources.contains("signed-by=/usr/share/keyrings/debian-archive-keyring.gpg"));
     }
