@@ -326,7 +326,10 @@ mod tests {
             assert!(status.starts_with(&*dir.to_string_lossy()), "{status}");
             let parts = value("Dir::Etc::parts").unwrap();
             assert!(parts.starts_with(&*dir.to_string_lossy()), "{parts}");
-            assert!(!dump.contains("DPkg::Post-Invoke"), "host parts read:\n{dump}");
+            assert!(
+                !dump.contains("DPkg::Post-Invoke"),
+                "host parts read:\n{dump}"
+            );
         }
         let sources = std::fs::read_to_string(dir.join("etc/sources.list")).unwrap();
         assert!(sources.contains("signed-by=/usr/share/keyrings/debian-archive-keyring.gpg"));
