@@ -683,6 +683,7 @@ fn lower_vm(x: &mut X, board: &Board, n: &Node) -> Vm {
         period_us,
         vcpus,
         maps,
+        guest: Default::default(),
         src,
     }
 }
