@@ -47,6 +47,7 @@ pub enum RequestCode {
 }
 
 impl From<u32> for RequestCode {
+    #[inline]
     fn from(v: u32) -> Self {
         match v {
             0 => RequestCode::Read,
@@ -59,6 +60,7 @@ impl From<u32> for RequestCode {
 }
 
 impl From<RequestCode> for u32 {
+    #[inline]
     fn from(c: RequestCode) -> u32 {
         match c {
             RequestCode::Read => 0,
@@ -88,6 +90,7 @@ pub enum Status {
 }
 
 impl From<u32> for Status {
+    #[inline]
     fn from(v: u32) -> Self {
         match v {
             0 => Status::Ok,
@@ -101,6 +104,7 @@ impl From<u32> for Status {
 }
 
 impl From<Status> for u32 {
+    #[inline]
     fn from(s: Status) -> u32 {
         match s {
             Status::Ok => 0,
@@ -167,6 +171,7 @@ impl sealed::Sealed for Response {}
 impl Entry for Request {
     const SIZE: usize = layout::REQ_SIZE;
 
+    #[inline]
     fn load(slot: &Slot<'_>) -> Self {
         let [code, io, block, count, id] = layout::REQ_FIELDS;
         Request {
@@ -178,6 +183,7 @@ impl Entry for Request {
         }
     }
 
+    #[inline]
     fn store(&self, slot: &Slot<'_>) {
         let [code, io, block, count, id] = layout::REQ_FIELDS;
         slot.u32(code).store(self.code.into(), Relaxed);
@@ -191,6 +197,7 @@ impl Entry for Request {
 impl Entry for Response {
     const SIZE: usize = layout::RESP_SIZE;
 
+    #[inline]
     fn load(slot: &Slot<'_>) -> Self {
         let [status, success, id] = layout::RESP_FIELDS;
         Response {
@@ -200,6 +207,7 @@ impl Entry for Response {
         }
     }
 
+    #[inline]
     fn store(&self, slot: &Slot<'_>) {
         let [status, success, id] = layout::RESP_FIELDS;
         slot.u32(status).store(self.status.into(), Relaxed);
@@ -260,6 +268,7 @@ pub struct Server {
 
 impl Client {
     /// Attaches to a request and a response queue of the same capacity.
+    #[inline]
     pub fn attach(requests: Shared, responses: Shared, capacity: u32) -> Result<Self, AttachError> {
         Ok(Client {
             requests: Producer::attach(requests, capacity)?,
@@ -270,6 +279,7 @@ impl Client {
 
 impl Server {
     /// Attaches to a request and a response queue of the same capacity.
+    #[inline]
     pub fn attach(requests: Shared, responses: Shared, capacity: u32) -> Result<Self, AttachError> {
         Ok(Server {
             requests: Consumer::attach(requests, capacity)?,
@@ -294,18 +304,22 @@ fn plug_byte(mem: &Shared) -> &core::sync::atomic::AtomicU8 {
 }
 
 impl Plug for Producer<RequestRing> {
+    #[inline]
     fn plugged(&self) -> bool {
         plug_byte(self.window()).load(Acquire) != 0
     }
+    #[inline]
     fn set_plugged(&mut self, plugged: bool) {
         plug_byte(self.window()).store(plugged as u8, Release)
     }
 }
 
 impl Plug for Consumer<RequestRing> {
+    #[inline]
     fn plugged(&self) -> bool {
         plug_byte(self.window()).load(Acquire) != 0
     }
+    #[inline]
     fn set_plugged(&mut self, plugged: bool) {
         plug_byte(self.window()).store(plugged as u8, Release)
     }
@@ -316,6 +330,7 @@ impl Request {
     /// `region_len` bytes named from `base` (0 for offsets): aligned to
     /// [`TRANSFER_SIZE`], `count` blocks long, inside the region. Flushes
     /// and barriers name no buffer and always pass.
+    #[inline]
     pub fn check(&self, base: u64, region_len: u64) -> Result<(), PeerFault> {
         if !matches!(self.code, RequestCode::Read | RequestCode::Write) {
             return Ok(());
@@ -404,6 +419,7 @@ pub struct StorageRegion {
 
 impl StorageRegion {
     /// Attaches to a storage-info window (at least 88 bytes, 8-aligned).
+    #[inline]
     pub fn attach(mem: Shared) -> Result<Self, AttachError> {
         if !mem.addr().is_multiple_of(8) {
             return Err(AttachError::Misaligned {
@@ -421,12 +437,14 @@ impl StorageRegion {
     }
 
     /// Whether the driver has published the device.
+    #[inline]
     pub fn is_ready(&self) -> bool {
         self.mem.u8_at(info_layout::READY).load(Acquire) != 0
     }
 
     /// Driver: marks the device ready (after [`publish`](Self::publish)) or
     /// gone.
+    #[inline]
     pub fn set_ready(&self, ready: bool) {
         self.mem
             .u8_at(info_layout::READY)
@@ -434,6 +452,7 @@ impl StorageRegion {
     }
 
     /// Reads the information, if the driver has marked it ready.
+    #[inline]
     pub fn read(&self) -> Option<StorageInfo> {
         if !self.is_ready() {
             return None;
@@ -458,6 +477,7 @@ impl StorageRegion {
     }
 
     /// Driver: writes the information (then call `set_ready(true)`).
+    #[inline]
     pub fn publish(&self, info: &StorageInfo) {
         let _ = self
             .mem

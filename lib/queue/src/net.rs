@@ -73,6 +73,7 @@ impl sealed::Sealed for BuffDesc {}
 impl Entry for BuffDesc {
     const SIZE: usize = layout::DESC_SIZE;
 
+    #[inline]
     fn load(slot: &Slot<'_>) -> Self {
         use core::sync::atomic::Ordering::Relaxed;
         BuffDesc {
@@ -82,6 +83,7 @@ impl Entry for BuffDesc {
         }
     }
 
+    #[inline]
     fn store(&self, slot: &Slot<'_>) {
         use core::sync::atomic::Ordering::Relaxed;
         slot.u64(layout::DESC_IO_OR_OFFSET)
@@ -132,6 +134,7 @@ pub struct Sink {
 
 impl Source {
     /// Attaches to a pair of queues of the same capacity (sDDF's rule).
+    #[inline]
     pub fn attach(free: Shared, active: Shared, capacity: u32) -> Result<Self, AttachError> {
         Ok(Source {
             free: Consumer::attach(free, capacity)?,
@@ -142,6 +145,7 @@ impl Source {
 
 impl Sink {
     /// Attaches to a pair of queues of the same capacity (sDDF's rule).
+    #[inline]
     pub fn attach(free: Shared, active: Shared, capacity: u32) -> Result<Self, AttachError> {
         Ok(Sink {
             active: Consumer::attach(active, capacity)?,
@@ -165,17 +169,20 @@ pub struct Buffers {
 
 impl Buffers {
     /// The buffers of a `region_len`-byte data region named from `base`.
+    #[inline]
     pub fn new(base: u64, region_len: usize) -> Self {
         let count = (region_len / BUFFER_SIZE as usize).min(u32::MAX as usize) as u32;
         Buffers { base, count }
     }
 
     /// How many buffers the region holds.
+    #[inline]
     pub fn count(&self) -> u32 {
         self.count
     }
 
     /// The descriptor of empty buffer `index` (`len` 0, `oid` 0).
+    #[inline]
     pub fn desc(&self, index: u32) -> Option<BuffDesc> {
         (index < self.count).then(|| BuffDesc {
             io_or_offset: self.base + index as u64 * BUFFER_SIZE as u64,
@@ -185,12 +192,14 @@ impl Buffers {
     }
 
     /// The offset of buffer `index` in the data region.
+    #[inline]
     pub fn offset(&self, index: u32) -> usize {
         index as usize * BUFFER_SIZE as usize
     }
 
     /// Which buffer `desc` names, if it names one of this region's exactly
     /// (at a buffer boundary) with a length that fits the buffer.
+    #[inline]
     pub fn check(&self, desc: &BuffDesc) -> Result<u32, PeerFault> {
         let fault = PeerFault::Descriptor {
             offset: desc.io_or_offset,
@@ -209,6 +218,7 @@ impl Buffers {
 
     /// Hands every buffer to the peer through `free` (sDDF
     /// `net_buffers_init`), as many as fit; returns how many.
+    #[inline]
     pub fn fill(&self, free: &mut Producer<NetRing>) -> Result<u32, QueueError> {
         Ok(free.enqueue_batch((0..self.count).filter_map(|i| self.desc(i)))?)
     }
@@ -232,6 +242,7 @@ impl<const WORDS: usize> Default for Loans<WORDS> {
 impl<const WORDS: usize> Loans<WORDS> {
     /// Records buffer `index` as lent. `false` if it already was, or is out
     /// of range (a bug on this side, not the peer's).
+    #[inline]
     pub fn lend(&mut self, index: u32) -> bool {
         let (w, b) = (index as usize / 64, index % 64);
         match self.bits.get_mut(w) {
@@ -244,6 +255,7 @@ impl<const WORDS: usize> Loans<WORDS> {
     }
 
     /// Takes buffer `index` back from the peer: a fault if it was not lent.
+    #[inline]
     pub fn reclaim(&mut self, index: u32) -> Result<(), PeerFault> {
         let (w, b) = (index as usize / 64, index % 64);
         match self.bits.get_mut(w) {
@@ -256,6 +268,7 @@ impl<const WORDS: usize> Loans<WORDS> {
     }
 
     /// Whether buffer `index` is lent.
+    #[inline]
     pub fn is_lent(&self, index: u32) -> bool {
         self.bits
             .get(index as usize / 64)
@@ -263,6 +276,7 @@ impl<const WORDS: usize> Loans<WORDS> {
     }
 
     /// How many buffers are lent.
+    #[inline]
     pub fn count(&self) -> u32 {
         self.bits.iter().map(|w| w.count_ones()).sum()
     }

@@ -62,9 +62,11 @@ pub trait Width: sealed::Sealed {
     /// The largest capacity: `2^(width-1)`.
     const MAX_CAPACITY: u32 = (Self::MASK >> 1) + 1;
     #[doc(hidden)]
-    fn load(mem: &Shared, offset: usize, order: Ordering) -> u32;
+    fn load_relaxed(mem: &Shared, offset: usize) -> u32;
     #[doc(hidden)]
-    fn store(mem: &Shared, offset: usize, value: u32, order: Ordering);
+    fn load_acquire(mem: &Shared, offset: usize) -> u32;
+    #[doc(hidden)]
+    fn store_release(mem: &Shared, offset: usize, value: u32);
 }
 
 /// 16-bit indices (sDDF's net queues).
@@ -79,21 +81,33 @@ impl sealed::Sealed for U32 {}
 
 impl Width for U16 {
     const MASK: u32 = 0xffff;
-    fn load(mem: &Shared, offset: usize, order: Ordering) -> u32 {
-        mem.u16_at(offset).load(order) as u32
+    #[inline]
+    fn load_relaxed(mem: &Shared, offset: usize) -> u32 {
+        mem.u16_at(offset).load(Ordering::Relaxed) as u32
     }
-    fn store(mem: &Shared, offset: usize, value: u32, order: Ordering) {
-        mem.u16_at(offset).store(value as u16, order)
+    #[inline]
+    fn load_acquire(mem: &Shared, offset: usize) -> u32 {
+        mem.u16_at(offset).load(Ordering::Acquire) as u32
+    }
+    #[inline]
+    fn store_release(mem: &Shared, offset: usize, value: u32) {
+        mem.u16_at(offset).store(value as u16, Ordering::Release)
     }
 }
 
 impl Width for U32 {
     const MASK: u32 = 0xffff_ffff;
-    fn load(mem: &Shared, offset: usize, order: Ordering) -> u32 {
-        mem.u32_at(offset).load(order)
+    #[inline]
+    fn load_relaxed(mem: &Shared, offset: usize) -> u32 {
+        mem.u32_at(offset).load(Ordering::Relaxed)
     }
-    fn store(mem: &Shared, offset: usize, value: u32, order: Ordering) {
-        mem.u32_at(offset).store(value, order)
+    #[inline]
+    fn load_acquire(mem: &Shared, offset: usize) -> u32 {
+        mem.u32_at(offset).load(Ordering::Acquire)
+    }
+    #[inline]
+    fn store_release(mem: &Shared, offset: usize, value: u32) {
+        mem.u32_at(offset).store(value, Ordering::Release)
     }
 }
 
@@ -158,6 +172,7 @@ pub enum QueueError {
 }
 
 impl From<PeerFault> for QueueError {
+    #[inline]
     fn from(f: PeerFault) -> Self {
         QueueError::Peer(f)
     }
@@ -231,14 +246,17 @@ pub(crate) struct Faults {
 }
 
 impl Faults {
+    #[inline]
     pub(crate) fn count(&self) -> u32 {
         self.count
     }
 
+    #[inline]
     pub(crate) fn last(&self) -> Option<PeerFault> {
         self.last
     }
 
+    #[inline]
     pub(crate) fn record(&mut self, f: PeerFault) -> PeerFault {
         self.count = self.count.saturating_add(1);
         self.last = Some(f);
@@ -246,19 +264,13 @@ impl Faults {
     }
 }
 
-/// Which index a side owns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Role {
-    Producer,
-    Consumer,
-}
-
 /// One side's view of a ring's indices: the shared arithmetic of every
-/// queue kind (descriptor rings and the serial byte ring).
+/// queue kind (descriptor rings and the serial byte ring). `PRODUCER` says
+/// which index this side owns (the tail if true, the head if false); as a
+/// constant it costs no branch.
 #[derive(Debug)]
-pub(crate) struct Indices<W: Width> {
+pub(crate) struct Indices<W: Width, const PRODUCER: bool> {
     pub(crate) mem: Shared,
-    role: Role,
     own_at: usize,
     peer_at: usize,
     /// This side's index as last published.
@@ -273,28 +285,33 @@ pub(crate) struct Indices<W: Width> {
     _w: PhantomData<W>,
 }
 
-impl<W: Width> Indices<W> {
+/// The producer's indices.
+pub(crate) type ProducerIndices<W> = Indices<W, true>;
+/// The consumer's indices.
+pub(crate) type ConsumerIndices<W> = Indices<W, false>;
+
+impl<W: Width, const PRODUCER: bool> Indices<W, PRODUCER> {
     /// Checks the capacity and adopts the indices in memory (zero in a
     /// fresh region; where they were in one a restarted PD finds). Only
     /// configuration errors fail: if the peer has already scribbled over
     /// the indices, the first operation reports it, and the queue works as
     /// soon as the peer's index is consistent with this side's again.
+    #[inline]
     pub(crate) fn attach(
         mem: Shared,
-        role: Role,
         tail_at: usize,
         head_at: usize,
         capacity: u32,
     ) -> Result<Self, AttachError> {
         check_capacity::<W>(capacity)?;
-        let (own_at, peer_at) = match role {
-            Role::Producer => (tail_at, head_at),
-            Role::Consumer => (head_at, tail_at),
+        let (own_at, peer_at) = if PRODUCER {
+            (tail_at, head_at)
+        } else {
+            (head_at, tail_at)
         };
-        let own = W::load(&mem, own_at, Ordering::Relaxed);
+        let own = W::load_relaxed(&mem, own_at);
         let mut ix = Indices {
             mem,
-            role,
             own_at,
             peer_at,
             own,
@@ -310,21 +327,25 @@ impl<W: Width> Indices<W> {
         Ok(ix)
     }
 
+    #[inline]
     pub(crate) fn capacity(&self) -> u32 {
         self.capacity
     }
 
     /// The slot of the next entry this side touches.
+    #[inline]
     pub(crate) fn slot(&self) -> u32 {
         self.local & (self.capacity - 1)
     }
 
     /// Entries between `tail` and `head` as this side sees them, from its
     /// local index and the last validated peer index.
+    #[inline]
     fn used(&self) -> u32 {
-        match self.role {
-            Role::Producer => self.local.wrapping_sub(self.peer) & W::MASK,
-            Role::Consumer => self.peer.wrapping_sub(self.local) & W::MASK,
+        if PRODUCER {
+            self.local.wrapping_sub(self.peer) & W::MASK
+        } else {
+            self.peer.wrapping_sub(self.local) & W::MASK
         }
     }
 
@@ -337,20 +358,18 @@ impl<W: Width> Indices<W> {
     /// entries were read (they were never published), a consumer's tail may
     /// not withdraw entries already taken. Then `used()` lies in
     /// `0..=capacity` and every slot touched is one this side may touch.
+    #[inline]
     pub(crate) fn refresh(&mut self) -> Result<(), PeerFault> {
-        let peer = W::load(&self.mem, self.peer_at, Ordering::Acquire);
+        let peer = W::load_acquire(&self.mem, self.peer_at);
         let pending = self.pending();
-        let valid = match self.role {
+        let valid = if PRODUCER {
             // head in [own - capacity + pending, own]
-            Role::Producer => {
-                let published = self.own.wrapping_sub(peer) & W::MASK;
-                published <= self.capacity - pending
-            }
+            let published = self.own.wrapping_sub(peer) & W::MASK;
+            published <= self.capacity - pending
+        } else {
             // tail in [local, own + capacity]
-            Role::Consumer => {
-                let published = peer.wrapping_sub(self.own) & W::MASK;
-                published <= self.capacity && published >= pending
-            }
+            let published = peer.wrapping_sub(self.own) & W::MASK;
+            published <= self.capacity && published >= pending
         };
         if !valid {
             return Err(self.faults.record(PeerFault::Index {
@@ -364,15 +383,17 @@ impl<W: Width> Indices<W> {
     }
 
     /// Entries a consumer may take (reading the producer's tail afresh).
+    #[inline]
     pub(crate) fn available(&mut self) -> Result<u32, PeerFault> {
-        debug_assert_eq!(self.role, Role::Consumer);
+        debug_assert!(!PRODUCER);
         self.refresh()?;
         Ok(self.used())
     }
 
     /// Slots a producer may fill (reading the consumer's head afresh).
+    #[inline]
     pub(crate) fn space(&mut self) -> Result<u32, PeerFault> {
-        debug_assert_eq!(self.role, Role::Producer);
+        debug_assert!(PRODUCER);
         self.refresh()?;
         Ok(self.capacity - self.used())
     }
@@ -380,10 +401,14 @@ impl<W: Width> Indices<W> {
     /// Whether one more entry can be taken (consumer) or staged (producer),
     /// reading the peer's index only when the last value read says no: a
     /// batch reads it once, not once per entry.
+    #[inline]
     pub(crate) fn ready(&mut self) -> Result<bool, PeerFault> {
-        let room = |ix: &Self| match ix.role {
-            Role::Producer => ix.used() < ix.capacity,
-            Role::Consumer => ix.used() > 0,
+        let room = |ix: &Self| {
+            if PRODUCER {
+                ix.used() < ix.capacity
+            } else {
+                ix.used() > 0
+            }
         };
         if room(self) {
             return Ok(true);
@@ -393,25 +418,29 @@ impl<W: Width> Indices<W> {
     }
 
     /// Counts one entry taken or staged (after `ready` said yes).
+    #[inline]
     pub(crate) fn advance(&mut self, n: u32) {
         self.local = self.local.wrapping_add(n) & W::MASK;
     }
 
     /// Entries taken or staged but not yet published.
+    #[inline]
     pub(crate) fn pending(&self) -> u32 {
         self.local.wrapping_sub(self.own) & W::MASK
     }
 
     /// Publishes the local index (`Release`: the entries written, or read,
     /// before it are complete before the peer can see it).
+    #[inline]
     pub(crate) fn publish(&mut self) {
         if self.local != self.own {
-            W::store(&self.mem, self.own_at, self.local, Ordering::Release);
+            W::store_release(&self.mem, self.own_at, self.local);
             self.own = self.local;
         }
     }
 
     /// Drops staged or taken entries that were not published.
+    #[inline]
     pub(crate) fn unstage(&mut self) {
         self.local = self.own;
     }
@@ -430,6 +459,7 @@ impl Flag {
     /// Waiter: asks for a signal. The `SeqCst` fence orders this store
     /// before the re-check that follows (the store-load order a release
     /// store alone does not give).
+    #[inline]
     pub(crate) fn request(&self, mem: &Shared) {
         mem.u32_at(self.at).store(0, Ordering::Relaxed);
         fence(Ordering::SeqCst);
@@ -438,6 +468,7 @@ impl Flag {
     /// Either side: withdraws the request (the waiter found work on its
     /// re-check, or the notifier is about to signal). No fence: a
     /// cancellation is always followed by processing and a new request.
+    #[inline]
     pub(crate) fn cancel(&self, mem: &Shared) {
         mem.u32_at(self.at).store(1, Ordering::Relaxed);
     }
@@ -445,6 +476,7 @@ impl Flag {
     /// Notifier: whether the waiter asked. The `SeqCst` fence orders the
     /// index the notifier just published before this load; paired with the
     /// waiter's fence, at least one side sees the other's store.
+    #[inline]
     pub(crate) fn requested(&self, mem: &Shared) -> bool {
         fence(Ordering::SeqCst);
         mem.u32_at(self.at).load(Ordering::Relaxed) == 0
@@ -464,15 +496,19 @@ impl Slot<'_> {
     // pass constants below `Entry::SIZE`, aligned for the field, and the
     // ring placed the slot at an `Entry::ALIGN`-aligned offset in a window
     // long enough for it, so the access stays inside the window.
+    #[inline]
     pub(crate) fn u8(&self, field: usize) -> &core::sync::atomic::AtomicU8 {
         self.mem.u8_at(self.at + field)
     }
+    #[inline]
     pub(crate) fn u16(&self, field: usize) -> &core::sync::atomic::AtomicU16 {
         self.mem.u16_at(self.at + field)
     }
+    #[inline]
     pub(crate) fn u32(&self, field: usize) -> &core::sync::atomic::AtomicU32 {
         self.mem.u32_at(self.at + field)
     }
+    #[inline]
     pub(crate) fn u64(&self, field: usize) -> &core::sync::atomic::AtomicU64 {
         self.mem.u64_at(self.at + field)
     }
@@ -508,6 +544,7 @@ pub trait Ring: sealed::Sealed {
     const FLAG: Option<usize>;
 
     /// Bytes a queue of `capacity` entries occupies.
+    #[inline]
     fn bytes(capacity: u32) -> usize {
         Self::ENTRIES + capacity as usize * Self::Entry::SIZE
     }
@@ -552,19 +589,20 @@ fn slot<'a, R: Ring>(mem: &'a Shared, slot: u32) -> Slot<'a> {
 /// The producing side of a descriptor ring: fills slots at `tail`.
 #[derive(Debug)]
 pub struct Producer<R: Ring> {
-    ix: Indices<R::Width>,
+    ix: ProducerIndices<R::Width>,
     _r: PhantomData<R>,
 }
 
 /// The consuming side of a descriptor ring: empties slots at `head`.
 #[derive(Debug)]
 pub struct Consumer<R: Ring> {
-    ix: Indices<R::Width>,
+    ix: ConsumerIndices<R::Width>,
     _r: PhantomData<R>,
 }
 
 impl<R: Ring> Producer<R> {
     /// The queue's window (for layout-specific fields such as block's plug).
+    #[inline]
     pub(crate) fn window(&self) -> &Shared {
         &self.ix.mem
     }
@@ -572,9 +610,10 @@ impl<R: Ring> Producer<R> {
     /// Attaches to the queue in `mem` (a window at least
     /// [`Ring::bytes`]`(capacity)` long). `capacity` comes from this PD's
     /// own configuration, never from shared memory.
+    #[inline]
     pub fn attach(mem: Shared, capacity: u32) -> Result<Self, AttachError> {
         check_window::<R>(&mem, capacity)?;
-        let ix = Indices::attach(mem, Role::Producer, R::TAIL, R::HEAD, capacity)?;
+        let ix = Indices::attach(mem, R::TAIL, R::HEAD, capacity)?;
         Ok(Producer {
             ix,
             _r: PhantomData,
@@ -582,22 +621,26 @@ impl<R: Ring> Producer<R> {
     }
 
     /// The queue's capacity.
+    #[inline]
     pub fn capacity(&self) -> u32 {
         self.ix.capacity()
     }
 
     /// Free slots now (reads the consumer's head).
+    #[inline]
     pub fn space(&mut self) -> Result<u32, PeerFault> {
         self.ix.space()
     }
 
     /// Whether no slot is free (reads the consumer's head).
+    #[inline]
     pub fn is_full(&mut self) -> Result<bool, PeerFault> {
         Ok(self.space()? == 0)
     }
 
     /// Writes `entry` into the next slot without publishing it: the
     /// consumer sees staged entries only after [`commit`](Self::commit).
+    #[inline]
     pub fn stage(&mut self, entry: R::Entry) -> Result<(), QueueError> {
         if !self.ix.ready()? {
             return Err(QueueError::Full);
@@ -608,21 +651,25 @@ impl<R: Ring> Producer<R> {
     }
 
     /// Publishes every staged entry (one `Release` store of `tail`).
+    #[inline]
     pub fn commit(&mut self) {
         self.ix.publish();
     }
 
     /// Entries staged and not yet committed.
+    #[inline]
     pub fn staged(&self) -> u32 {
         self.ix.pending()
     }
 
     /// Forgets the staged entries (their slots stay free).
+    #[inline]
     pub fn unstage(&mut self) {
         self.ix.unstage();
     }
 
     /// Enqueues one entry and publishes it.
+    #[inline]
     pub fn enqueue(&mut self, entry: R::Entry) -> Result<(), QueueError> {
         self.stage(entry)?;
         self.commit();
@@ -634,6 +681,7 @@ impl<R: Ring> Producer<R> {
     /// entries from the iterator. A fault found after some entries went in
     /// is counted on the handle and those entries are published; the next
     /// call reports it if it persists.
+    #[inline]
     pub fn enqueue_batch(
         &mut self,
         entries: impl IntoIterator<Item = R::Entry>,
@@ -658,17 +706,20 @@ impl<R: Ring> Producer<R> {
     }
 
     /// How many protocol faults this handle has seen.
+    #[inline]
     pub fn fault_count(&self) -> u32 {
         self.ix.faults.count()
     }
 
     /// The last protocol fault seen, if any.
+    #[inline]
     pub fn last_fault(&self) -> Option<PeerFault> {
         self.ix.faults.last()
     }
 
     /// Records a fault found above the ring (a bad descriptor), so that the
     /// handle's count covers everything the peer did wrong.
+    #[inline]
     pub fn report(&mut self, fault: PeerFault) -> PeerFault {
         self.ix.faults.record(fault)
     }
@@ -676,14 +727,16 @@ impl<R: Ring> Producer<R> {
 
 impl<R: Ring> Consumer<R> {
     /// The queue's window (for layout-specific fields such as block's plug).
+    #[inline]
     pub(crate) fn window(&self) -> &Shared {
         &self.ix.mem
     }
 
     /// Attaches to the queue in `mem`; see [`Producer::attach`].
+    #[inline]
     pub fn attach(mem: Shared, capacity: u32) -> Result<Self, AttachError> {
         check_window::<R>(&mem, capacity)?;
-        let ix = Indices::attach(mem, Role::Consumer, R::TAIL, R::HEAD, capacity)?;
+        let ix = Indices::attach(mem, R::TAIL, R::HEAD, capacity)?;
         Ok(Consumer {
             ix,
             _r: PhantomData,
@@ -691,22 +744,26 @@ impl<R: Ring> Consumer<R> {
     }
 
     /// The queue's capacity.
+    #[inline]
     pub fn capacity(&self) -> u32 {
         self.ix.capacity()
     }
 
     /// Entries waiting now (reads the producer's tail).
+    #[inline]
     pub fn len(&mut self) -> Result<u32, PeerFault> {
         self.ix.available()
     }
 
     /// Whether nothing is waiting (reads the producer's tail).
+    #[inline]
     pub fn is_empty(&mut self) -> Result<bool, PeerFault> {
         Ok(self.len()? == 0)
     }
 
     /// Reads the next entry without publishing the new head: the producer
     /// may reuse the slot only after [`commit`](Self::commit).
+    #[inline]
     pub fn take(&mut self) -> Result<Option<R::Entry>, PeerFault> {
         if !self.ix.ready()? {
             return Ok(None);
@@ -717,16 +774,19 @@ impl<R: Ring> Consumer<R> {
     }
 
     /// Publishes the head past every taken entry (one `Release` store).
+    #[inline]
     pub fn commit(&mut self) {
         self.ix.publish();
     }
 
     /// Entries taken and not yet committed.
+    #[inline]
     pub fn taken(&self) -> u32 {
         self.ix.pending()
     }
 
     /// Dequeues one entry and publishes the new head.
+    #[inline]
     pub fn dequeue(&mut self) -> Result<Option<R::Entry>, PeerFault> {
         let e = self.take()?;
         self.commit();
@@ -736,6 +796,7 @@ impl<R: Ring> Consumer<R> {
     /// Dequeues up to `max` entries (and at most one capacity's worth: the
     /// call is bounded whatever the peer does), handing each to `f`, and
     /// publishes the head once at the end. Returns how many.
+    #[inline]
     pub fn drain(&mut self, max: u32, mut f: impl FnMut(R::Entry)) -> Result<u32, PeerFault> {
         let limit = max.min(self.capacity());
         let mut n = 0;
@@ -757,16 +818,19 @@ impl<R: Ring> Consumer<R> {
     }
 
     /// How many protocol faults this handle has seen.
+    #[inline]
     pub fn fault_count(&self) -> u32 {
         self.ix.faults.count()
     }
 
     /// The last protocol fault seen, if any.
+    #[inline]
     pub fn last_fault(&self) -> Option<PeerFault> {
         self.ix.faults.last()
     }
 
     /// Records a fault found above the ring (a bad descriptor).
+    #[inline]
     pub fn report(&mut self, fault: PeerFault) -> PeerFault {
         self.ix.faults.record(fault)
     }
@@ -777,6 +841,7 @@ impl<R: Ring> Consumer<R> {
 pub trait ConsumerSignals: Ring {}
 
 impl<R: ConsumerSignals> Consumer<R> {
+    #[inline]
     fn flag(&self) -> Flag {
         Flag {
             at: R::FLAG.expect("a ConsumerSignals ring has a flag"),
@@ -786,11 +851,13 @@ impl<R: ConsumerSignals> Consumer<R> {
     /// Asks the producer to signal after its next enqueue (sDDF
     /// `net_request_signal_*`). Prefer [`try_idle`](Self::try_idle), which
     /// also does the re-check the protocol needs.
+    #[inline]
     pub fn request_signal(&mut self) {
         self.flag().request(&self.ix.mem);
     }
 
     /// Withdraws the request (sDDF `net_cancel_signal_*`).
+    #[inline]
     pub fn cancel_signal(&mut self) {
         self.flag().cancel(&self.ix.mem);
     }
@@ -801,6 +868,7 @@ impl<R: ConsumerSignals> Consumer<R> {
     /// meanwhile; the request is withdrawn and the caller processes again.
     /// This is the step whose omission loses wake-ups (see the Promela
     /// model in `model/signal.pml`).
+    #[inline]
     pub fn try_idle(&mut self) -> Result<Idle, PeerFault> {
         self.request_signal();
         if self.is_empty()? {
@@ -813,6 +881,7 @@ impl<R: ConsumerSignals> Consumer<R> {
 }
 
 impl<R: ConsumerSignals> Producer<R> {
+    #[inline]
     fn flag(&self) -> Flag {
         Flag {
             at: R::FLAG.expect("a ConsumerSignals ring has a flag"),
@@ -821,11 +890,13 @@ impl<R: ConsumerSignals> Producer<R> {
 
     /// Whether the consumer asked for a signal (sDDF
     /// `net_require_signal_*`), ordered after the entries just published.
+    #[inline]
     pub fn require_signal(&self) -> bool {
         self.flag().requested(&self.ix.mem)
     }
 
     /// Marks the consumer as signalled (sDDF `net_cancel_signal_*`).
+    #[inline]
     pub fn cancel_signal(&mut self) {
         self.flag().cancel(&self.ix.mem);
     }
@@ -833,6 +904,7 @@ impl<R: ConsumerSignals> Producer<R> {
     /// The notification phase: if the consumer asked for a signal, clears
     /// the request and returns `true`; the caller then notifies the
     /// consumer's channel. Returns `false` otherwise: no signal is owed.
+    #[inline]
     pub fn take_signal_request(&mut self) -> bool {
         if self.require_signal() {
             self.cancel_signal();

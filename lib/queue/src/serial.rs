@@ -18,8 +18,8 @@
 //! signals only if asked ([`Consumer::take_signal_request`]). The consumer
 //! is always signalled after the producer publishes bytes (sDDF's serial
 //! rule); there is no flag for that direction.
-use crate::ring::{check_capacity, AttachError, Flag, Idle, Indices, PeerFault, QueueError};
-use crate::ring::{Role, U32};
+use crate::ring::{check_capacity, AttachError, Flag, Idle, PeerFault, QueueError};
+use crate::ring::{ConsumerIndices, ProducerIndices, U32};
 use crate::Shared;
 
 /// Field offsets of `serial_queue_t`; the tests pin them.
@@ -66,14 +66,14 @@ fn check(queue: &Shared, data: &Shared, capacity: u32) -> Result<(), AttachError
 /// The writing side of a serial queue.
 #[derive(Debug)]
 pub struct Producer {
-    ix: Indices<U32>,
+    ix: ProducerIndices<U32>,
     data: Shared,
 }
 
 /// The reading side of a serial queue.
 #[derive(Debug)]
 pub struct Consumer {
-    ix: Indices<U32>,
+    ix: ConsumerIndices<U32>,
     data: Shared,
 }
 
@@ -88,26 +88,30 @@ pub enum TransferError {
 
 impl Producer {
     /// Attaches to the header in `queue` and `capacity` bytes of `data`.
+    #[inline]
     pub fn attach(queue: Shared, data: Shared, capacity: u32) -> Result<Self, AttachError> {
         check(&queue, &data, capacity)?;
         Ok(Producer {
-            ix: Indices::attach(queue, Role::Producer, layout::TAIL, layout::HEAD, capacity)?,
+            ix: ProducerIndices::attach(queue, layout::TAIL, layout::HEAD, capacity)?,
             data,
         })
     }
 
     /// The queue's capacity in bytes.
+    #[inline]
     pub fn capacity(&self) -> u32 {
         self.ix.capacity()
     }
 
     /// Bytes that can be written now (reads the consumer's head), staged
     /// bytes counted as written.
+    #[inline]
     pub fn space(&mut self) -> Result<u32, PeerFault> {
         self.ix.space()
     }
 
     /// Writes one byte without publishing it (sDDF `serial_enqueue_local`).
+    #[inline]
     pub fn stage(&mut self, byte: u8) -> Result<(), QueueError> {
         if !self.ix.ready()? {
             return Err(QueueError::Full);
@@ -121,21 +125,25 @@ impl Producer {
     }
 
     /// Publishes the staged bytes (sDDF `serial_update_shared_tail`).
+    #[inline]
     pub fn commit(&mut self) {
         self.ix.publish();
     }
 
     /// Bytes staged and not yet published.
+    #[inline]
     pub fn staged(&self) -> u32 {
         self.ix.pending()
     }
 
     /// Forgets the staged bytes.
+    #[inline]
     pub fn unstage(&mut self) {
         self.ix.unstage();
     }
 
     /// Writes one byte and publishes it (sDDF `serial_enqueue`).
+    #[inline]
     pub fn enqueue(&mut self, byte: u8) -> Result<(), QueueError> {
         self.stage(byte)?;
         self.commit();
@@ -144,6 +152,7 @@ impl Producer {
 
     /// Stages as much of `bytes` as fits, in at most two copies (before and
     /// after the wrap); returns how many. Does not publish.
+    #[inline]
     pub fn stage_slice(&mut self, bytes: &[u8]) -> Result<usize, PeerFault> {
         let n = (self.ix.space()? as usize).min(bytes.len());
         let cap = self.capacity() as usize;
@@ -161,6 +170,7 @@ impl Producer {
 
     /// Writes as much of `bytes` as fits and publishes it (sDDF
     /// `serial_enqueue_batch`); returns how many.
+    #[inline]
     pub fn write(&mut self, bytes: &[u8]) -> Result<usize, PeerFault> {
         let n = self.stage_slice(bytes)?;
         self.commit();
@@ -169,6 +179,7 @@ impl Producer {
 
     /// Writes all of `bytes` and publishes them, or nothing if they do not
     /// fit ([`QueueError::Full`]): a line is never split by a full queue.
+    #[inline]
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), QueueError> {
         if (self.ix.space()? as usize) < bytes.len() {
             return Err(QueueError::Full);
@@ -179,11 +190,13 @@ impl Producer {
 
     /// Asks the consumer to signal once it frees space (sDDF
     /// `serial_request_consumer_signal`). Prefer [`try_idle`](Self::try_idle).
+    #[inline]
     pub fn request_signal(&mut self) {
         FLAG.request(&self.ix.mem);
     }
 
     /// Withdraws the request (sDDF `serial_cancel_consumer_signal`).
+    #[inline]
     pub fn cancel_signal(&mut self) {
         FLAG.cancel(&self.ix.mem);
     }
@@ -192,6 +205,7 @@ impl Producer {
     /// looks again. [`Idle::Block`]: fewer than `want` bytes are free (at
     /// most the capacity is waited for), the request stands. [`Idle::Reprocess`]:
     /// space appeared meanwhile; the request is withdrawn.
+    #[inline]
     pub fn try_idle(&mut self, want: u32) -> Result<Idle, PeerFault> {
         self.request_signal();
         if self.space()? >= want.clamp(1, self.capacity()) {
@@ -203,11 +217,13 @@ impl Producer {
     }
 
     /// How many protocol faults this handle has seen.
+    #[inline]
     pub fn fault_count(&self) -> u32 {
         self.ix.faults.count()
     }
 
     /// The last protocol fault seen, if any.
+    #[inline]
     pub fn last_fault(&self) -> Option<PeerFault> {
         self.ix.faults.last()
     }
@@ -215,32 +231,37 @@ impl Producer {
 
 impl Consumer {
     /// Attaches to the header in `queue` and `capacity` bytes of `data`.
+    #[inline]
     pub fn attach(queue: Shared, data: Shared, capacity: u32) -> Result<Self, AttachError> {
         check(&queue, &data, capacity)?;
         Ok(Consumer {
-            ix: Indices::attach(queue, Role::Consumer, layout::TAIL, layout::HEAD, capacity)?,
+            ix: ConsumerIndices::attach(queue, layout::TAIL, layout::HEAD, capacity)?,
             data,
         })
     }
 
     /// The queue's capacity in bytes.
+    #[inline]
     pub fn capacity(&self) -> u32 {
         self.ix.capacity()
     }
 
     /// Bytes waiting now (reads the producer's tail), taken bytes not
     /// counted.
+    #[inline]
     pub fn len(&mut self) -> Result<u32, PeerFault> {
         self.ix.available()
     }
 
     /// Whether no byte is waiting.
+    #[inline]
     pub fn is_empty(&mut self) -> Result<bool, PeerFault> {
         Ok(self.len()? == 0)
     }
 
     /// Reads the next byte without publishing the new head (sDDF
     /// `serial_dequeue_local`).
+    #[inline]
     pub fn take(&mut self) -> Result<Option<u8>, PeerFault> {
         if !self.ix.ready()? {
             return Ok(None);
@@ -256,11 +277,13 @@ impl Consumer {
 
     /// Publishes the head past the taken bytes (sDDF
     /// `serial_update_shared_head`).
+    #[inline]
     pub fn commit(&mut self) {
         self.ix.publish();
     }
 
     /// Reads one byte and publishes the new head (sDDF `serial_dequeue`).
+    #[inline]
     pub fn dequeue(&mut self) -> Result<Option<u8>, PeerFault> {
         let b = self.take()?;
         self.commit();
@@ -269,6 +292,7 @@ impl Consumer {
 
     /// Takes up to `buf.len()` bytes in at most two copies; returns how
     /// many. Does not publish.
+    #[inline]
     pub fn take_slice(&mut self, buf: &mut [u8]) -> Result<usize, PeerFault> {
         let n = (self.ix.available()? as usize).min(buf.len());
         let cap = self.capacity() as usize;
@@ -284,6 +308,7 @@ impl Consumer {
 
     /// Reads up to `buf.len()` bytes and publishes the new head; returns how
     /// many.
+    #[inline]
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, PeerFault> {
         let n = self.take_slice(buf)?;
         self.commit();
@@ -293,6 +318,7 @@ impl Consumer {
     /// Moves up to `max` bytes from this queue into `to` (as many as are
     /// waiting and fit), publishing both indices; returns how many (sDDF
     /// `serial_transfer_all`, without its assumption that all fit).
+    #[inline]
     pub fn transfer(&mut self, to: &mut Producer, max: u32) -> Result<u32, TransferError> {
         let mut left = self.len().map_err(TransferError::From)?.min(max);
         left = left.min(to.space().map_err(TransferError::To)?);
@@ -317,17 +343,20 @@ impl Consumer {
     /// Whether the producer asked for a signal (sDDF
     /// `serial_require_consumer_signal`), ordered after the head just
     /// published.
+    #[inline]
     pub fn require_signal(&self) -> bool {
         FLAG.requested(&self.ix.mem)
     }
 
     /// Marks the producer as signalled (sDDF `serial_cancel_consumer_signal`).
+    #[inline]
     pub fn cancel_signal(&mut self) {
         FLAG.cancel(&self.ix.mem);
     }
 
     /// The notification phase after freeing space: if the producer asked,
     /// clears the request and returns `true` (the caller then notifies it).
+    #[inline]
     pub fn take_signal_request(&mut self) -> bool {
         if self.require_signal() {
             self.cancel_signal();
@@ -338,11 +367,13 @@ impl Consumer {
     }
 
     /// How many protocol faults this handle has seen.
+    #[inline]
     pub fn fault_count(&self) -> u32 {
         self.ix.faults.count()
     }
 
     /// The last protocol fault seen, if any.
+    #[inline]
     pub fn last_fault(&self) -> Option<PeerFault> {
         self.ix.faults.last()
     }

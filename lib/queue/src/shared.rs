@@ -94,16 +94,19 @@ impl Shared {
     }
 
     /// The window's length in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether the window has no bytes.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// The window's address in this PD.
+    #[inline]
     pub fn addr(&self) -> usize {
         self.base.as_ptr() as usize
     }
@@ -111,12 +114,14 @@ impl Shared {
     /// The window's base pointer, for code that must hand the memory to
     /// something else (a device, another library). Using it is that code's
     /// responsibility; nothing in this crate dereferences it.
+    #[inline]
     pub fn as_ptr(&self) -> *mut u8 {
         self.base.as_ptr()
     }
 
     /// The `len` bytes at `offset` of this window, as a window of their own,
     /// or `None` if they do not lie inside it.
+    #[inline]
     pub fn window(&self, offset: usize, len: usize) -> Option<Shared> {
         if offset.checked_add(len)? > self.len {
             return None;
@@ -133,6 +138,7 @@ impl Shared {
         })
     }
 
+    #[inline]
     fn check(&self, offset: usize, len: usize) -> Result<(), OutOfBounds> {
         match offset.checked_add(len) {
             Some(end) if end <= self.len => Ok(()),
@@ -147,6 +153,7 @@ impl Shared {
     /// Copies `dst.len()` bytes starting at `offset` out of the window.
     /// The peer may be writing them meanwhile: each byte read is one the
     /// memory held, but the copy as a whole is not a snapshot.
+    #[inline]
     pub fn read(&self, offset: usize, dst: &mut [u8]) -> Result<(), OutOfBounds> {
         self.check(offset, dst.len())?;
         let mut i = 0;
@@ -168,6 +175,7 @@ impl Shared {
     }
 
     /// Copies `src` into the window at `offset`.
+    #[inline]
     pub fn write(&self, offset: usize, src: &[u8]) -> Result<(), OutOfBounds> {
         self.check(offset, src.len())?;
         let mut i = 0;
@@ -189,6 +197,7 @@ impl Shared {
 
     /// Copies `len` bytes from `self` at `from` to `dst` at `to`, through
     /// a small bounce buffer (the windows may belong to different PDs).
+    #[inline]
     pub fn copy_to(
         &self,
         from: usize,
@@ -217,6 +226,7 @@ impl Shared {
     /// checked against the window's length and alignment at attach time).
     /// The debug assertions restate that argument, and the test suite runs
     /// with them on, hostile inputs included.
+    #[inline]
     fn atomic<T>(&self, offset: usize) -> &T {
         debug_assert!(
             offset
@@ -239,18 +249,22 @@ impl Shared {
         unsafe { &*(self.base.as_ptr().add(offset) as *const T) }
     }
 
+    #[inline]
     pub(crate) fn u8_at(&self, offset: usize) -> &AtomicU8 {
         self.atomic(offset)
     }
 
+    #[inline]
     pub(crate) fn u16_at(&self, offset: usize) -> &AtomicU16 {
         self.atomic(offset)
     }
 
+    #[inline]
     pub(crate) fn u32_at(&self, offset: usize) -> &AtomicU32 {
         self.atomic(offset)
     }
 
+    #[inline]
     pub(crate) fn u64_at(&self, offset: usize) -> &AtomicU64 {
         self.atomic(offset)
     }
