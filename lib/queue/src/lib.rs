@@ -173,11 +173,23 @@
 //!
 //! ## Tests
 //!
-//! Host `cargo test -p septa-queue`: layouts; every operation; a two-thread
-//! stress of net and serial queues (millions of entries through the real
-//! handles, with a simulated notification that fails the test on a missed
-//! wake-up); property tests that write random garbage over live queues;
-//! and the Spin model, including its broken variants that must fail.
+//! Host `cargo test -p septa-queue` (part of `cargo septa test`):
+//!
+//! - layouts: every offset and size, and a C compiler's view of sDDF's
+//!   structures declared in C, which must agree (`tests/c_layout.rs`);
+//! - every operation, wrap-around at the index width, faults and recovery;
+//! - `tests/stress.rs`: two threads, the real handles, 2,000,000 net buffers
+//!   round a free/active pair and 8,000,000 serial bytes, bursts of random
+//!   size with jitter at the protocol's race windows, a simulated seL4
+//!   notification that fails the test as soon as both sides sleep with
+//!   nothing pending (a lost wake-up); nothing lost, reordered or
+//!   duplicated, no more signals than requests;
+//! - `tests/hostile.rs`: property tests that scribble random values over
+//!   live queues inside guard bands (the reader never panics, stays inside
+//!   its windows, returns), and a virtualiser serving an honest client
+//!   beside one whose thread scribbles over its queues all along;
+//! - `tests/spin.rs`: the Spin model, and its broken variants that must
+//!   fail.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

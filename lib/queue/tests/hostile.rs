@@ -353,13 +353,13 @@ proptest! {
 
 /// A virtualiser serves two clients' Tx queues: one honest, one whose
 /// thread scribbles over its queues (indices, flag, descriptors) the whole
-/// time. The honest client's 200,000 buffers all arrive, in order; the
+/// time. The honest client's 100,000 buffers all arrive, in order; the
 /// virtualiser never panics, stays inside the regions, and reports the
 /// scribbler.
 #[test]
 fn a_scribbling_client_hurts_only_itself() {
     const CAP: u32 = 16;
-    const ITEMS: u64 = 200_000;
+    const ITEMS: u64 = 100_000;
     let honest = (leak(NetRing::bytes(CAP)), leak(NetRing::bytes(CAP)));
     let hostile = (
         Guarded::new(NetRing::bytes(CAP)),
