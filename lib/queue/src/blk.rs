@@ -29,91 +29,69 @@ use crate::Shared;
 /// `block_number` are in these units.
 pub const TRANSFER_SIZE: u32 = 4096;
 
-/// What a request asks for (sDDF `blk_req_code_t`). A value no variant
-/// names is kept as [`RequestCode::Other`], so a server can answer it with
-/// [`Status::InvalidParam`] instead of failing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RequestCode {
-    /// `BLK_REQ_READ` (0).
-    Read,
-    /// `BLK_REQ_WRITE` (1).
-    Write,
-    /// `BLK_REQ_FLUSH` (2).
-    Flush,
-    /// `BLK_REQ_BARRIER` (3).
-    Barrier,
-    /// Any other value.
-    Other(u32),
+/// A C enum of sDDF's as it travels in shared memory (a `u32`): the named
+/// values, and any other kept as `Other`, so a reader can answer it rather
+/// than fail.
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $value:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+            /// Any other value.
+            Other(u32),
+        }
+
+        impl From<u32> for $name {
+            #[inline]
+            fn from(v: u32) -> Self {
+                match v {
+                    $($value => $name::$variant,)+
+                    v => $name::Other(v),
+                }
+            }
+        }
+
+        impl From<$name> for u32 {
+            #[inline]
+            fn from(e: $name) -> u32 {
+                match e {
+                    $($name::$variant => $value,)+
+                    $name::Other(v) => v,
+                }
+            }
+        }
+    };
 }
 
-impl From<u32> for RequestCode {
-    #[inline]
-    fn from(v: u32) -> Self {
-        match v {
-            0 => RequestCode::Read,
-            1 => RequestCode::Write,
-            2 => RequestCode::Flush,
-            3 => RequestCode::Barrier,
-            v => RequestCode::Other(v),
-        }
+wire_enum! {
+    /// What a request asks for (sDDF `blk_req_code_t`). A server answers
+    /// [`RequestCode::Other`] with [`Status::InvalidParam`].
+    RequestCode {
+        /// `BLK_REQ_READ`.
+        Read = 0,
+        /// `BLK_REQ_WRITE`.
+        Write = 1,
+        /// `BLK_REQ_FLUSH`.
+        Flush = 2,
+        /// `BLK_REQ_BARRIER`.
+        Barrier = 3,
     }
 }
 
-impl From<RequestCode> for u32 {
-    #[inline]
-    fn from(c: RequestCode) -> u32 {
-        match c {
-            RequestCode::Read => 0,
-            RequestCode::Write => 1,
-            RequestCode::Flush => 2,
-            RequestCode::Barrier => 3,
-            RequestCode::Other(v) => v,
-        }
-    }
-}
-
-/// How a request ended (sDDF `blk_resp_status_t`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    /// `BLK_RESP_OK` (0).
-    Ok,
-    /// `BLK_RESP_ERR_UNSPEC` (1).
-    Unspecified,
-    /// `BLK_RESP_ERR_INVALID_PARAM` (2).
-    InvalidParam,
-    /// `BLK_RESP_ERR_IO` (3).
-    Io,
-    /// `BLK_RESP_ERR_NO_DEVICE` (4).
-    NoDevice,
-    /// Any other value.
-    Other(u32),
-}
-
-impl From<u32> for Status {
-    #[inline]
-    fn from(v: u32) -> Self {
-        match v {
-            0 => Status::Ok,
-            1 => Status::Unspecified,
-            2 => Status::InvalidParam,
-            3 => Status::Io,
-            4 => Status::NoDevice,
-            v => Status::Other(v),
-        }
-    }
-}
-
-impl From<Status> for u32 {
-    #[inline]
-    fn from(s: Status) -> u32 {
-        match s {
-            Status::Ok => 0,
-            Status::Unspecified => 1,
-            Status::InvalidParam => 2,
-            Status::Io => 3,
-            Status::NoDevice => 4,
-            Status::Other(v) => v,
-        }
+wire_enum! {
+    /// How a request ended (sDDF `blk_resp_status_t`).
+    Status {
+        /// `BLK_RESP_OK`.
+        Ok = 0,
+        /// `BLK_RESP_ERR_UNSPEC`.
+        Unspecified = 1,
+        /// `BLK_RESP_ERR_INVALID_PARAM`.
+        InvalidParam = 2,
+        /// `BLK_RESP_ERR_IO`.
+        Io = 3,
+        /// `BLK_RESP_ERR_NO_DEVICE`.
+        NoDevice = 4,
     }
 }
 

@@ -113,8 +113,8 @@
 //!   (batch helpers stop after one capacity's worth);
 //! - **fault**: no panic, no out-of-range arithmetic; an index that puts
 //!   the length outside `0..=capacity` is a [`PeerFault`], returned and
-//!   counted by the handle ([`Consumer::fault_count`],
-//!   [`Consumer::last_fault`]); [`Consumer::report`] records faults found
+//!   counted by the handle (`faults()`, a [`PeerFaults`]);
+//!   `report()` records faults found
 //!   above the ring (a bad descriptor, a buffer handed back that was never
 //!   lent: [`net::Loans`]) so a virtualiser can report the peer by name.
 //!
@@ -169,7 +169,8 @@
 //! - Block: [`blk::Request`], [`blk::Response`], [`blk::Plug`],
 //!   [`blk::StorageRegion`].
 //! - Errors: [`PeerFault`] (the peer broke the protocol), [`QueueError`]
-//!   (full, or a peer fault), [`AttachError`].
+//!   (full, or a peer fault), [`AttachError`]; every handle's `faults()`
+//!   ([`PeerFaults`]: count and last) and `report(fault)`.
 //!
 //! ## Tests
 //!
@@ -203,7 +204,7 @@ pub mod serial;
 mod shared;
 
 pub use ring::{
-    AttachError, Consumer, ConsumerSignals, Entry, Idle, PeerFault, Producer, QueueError, Ring,
-    Slot, Width, U16, U32,
+    AttachError, Consumer, ConsumerSignals, Entry, Idle, PeerFault, PeerFaults, Producer,
+    QueueError, Ring, Slot, Width, U16, U32,
 };
 pub use shared::{OutOfBounds, Shared};

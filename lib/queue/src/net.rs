@@ -20,8 +20,8 @@
 //! (see [`Buffers`]).
 //!
 //! Signalling: each queue's consumer may ask its producer for a signal
-//! ([`Consumer::try_idle`]); the producer signals only if asked
-//! ([`Producer::take_signal_request`]).
+//! (`Consumer::try_idle`); the producer signals only if asked
+//! (`Producer::take_signal_request`).
 use crate::ring::{sealed, AttachError, ConsumerSignals, Entry, PeerFault, QueueError, Ring, Slot};
 use crate::ring::{Consumer, Producer, U16};
 use crate::Shared;

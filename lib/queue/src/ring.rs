@@ -112,7 +112,7 @@ impl Width for U32 {
 }
 
 /// A peer broke the queue protocol. The operation that found it did
-/// nothing; the handle counts it ([`Consumer::fault_count`]) so the PD can
+/// nothing; the handle counts it (`faults()`) so the PD can
 /// report the peer, and works again as soon as the peer's state is sane.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerFault {
@@ -225,7 +225,7 @@ impl fmt::Display for AttachError {
     }
 }
 
-/// What [`Consumer::try_idle`] (and the serial producer's) found after
+/// What `Consumer::try_idle` (and the serial producer's) found after
 /// asking for a signal and looking again.
 #[must_use = "blocking on `Reprocess` would miss work that is already there"]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,21 +238,23 @@ pub enum Idle {
     Reprocess,
 }
 
-/// Faults seen by a handle.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Faults {
+/// The protocol faults a handle has seen: how many, and the last.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerFaults {
     count: u32,
     last: Option<PeerFault>,
 }
 
-impl Faults {
+impl PeerFaults {
+    /// How many faults (saturating).
     #[inline]
-    pub(crate) fn count(&self) -> u32 {
+    pub fn count(&self) -> u32 {
         self.count
     }
 
+    /// The last fault, if any.
     #[inline]
-    pub(crate) fn last(&self) -> Option<PeerFault> {
+    pub fn last(&self) -> Option<PeerFault> {
         self.last
     }
 
@@ -281,14 +283,9 @@ pub(crate) struct Indices<W: Width, const PRODUCER: bool> {
     /// The peer's index as last read and validated.
     peer: u32,
     capacity: u32,
-    pub(crate) faults: Faults,
+    pub(crate) faults: PeerFaults,
     _w: PhantomData<W>,
 }
-
-/// The producer's indices.
-pub(crate) type ProducerIndices<W> = Indices<W, true>;
-/// The consumer's indices.
-pub(crate) type ConsumerIndices<W> = Indices<W, false>;
 
 impl<W: Width, const PRODUCER: bool> Indices<W, PRODUCER> {
     /// Checks the capacity and adopts the indices in memory (zero in a
@@ -318,7 +315,7 @@ impl<W: Width, const PRODUCER: bool> Indices<W, PRODUCER> {
             local: own,
             peer: own,
             capacity,
-            faults: Faults::default(),
+            faults: PeerFaults::default(),
             _w: PhantomData,
         };
         // A bad peer index is recorded as a fault and the last good value
@@ -481,6 +478,35 @@ impl Flag {
         fence(Ordering::SeqCst);
         mem.u32_at(self.at).load(Ordering::Relaxed) == 0
     }
+
+    /// Notifier, after publishing: takes the waiter's request if there is
+    /// one; `true` means the caller owes it a signal.
+    #[inline]
+    pub(crate) fn take_request(&self, mem: &Shared) -> bool {
+        let requested = self.requested(mem);
+        if requested {
+            self.cancel(mem);
+        }
+        requested
+    }
+
+    /// Waiter, out of work: asks for a signal, then looks again with
+    /// `has_work` (which must read the peer's index afresh); withdraws the
+    /// request if the look finds work.
+    #[inline]
+    pub(crate) fn try_idle(
+        &self,
+        mem: &Shared,
+        has_work: impl FnOnce() -> Result<bool, PeerFault>,
+    ) -> Result<Idle, PeerFault> {
+        self.request(mem);
+        if has_work()? {
+            self.cancel(mem);
+            Ok(Idle::Reprocess)
+        } else {
+            Ok(Idle::Block)
+        }
+    }
 }
 
 /// A cursor on one ring slot, for [`Entry`] implementations: the slot's
@@ -586,36 +612,30 @@ fn slot<'a, R: Ring>(mem: &'a Shared, slot: u32) -> Slot<'a> {
     }
 }
 
-/// The producing side of a descriptor ring: fills slots at `tail`.
+/// One end of a descriptor ring: the producer's (`PRODUCER`: fills slots
+/// at `tail`) or the consumer's (empties them at `head`). Named through
+/// [`Producer`] and [`Consumer`].
 #[derive(Debug)]
-pub struct Producer<R: Ring> {
-    ix: ProducerIndices<R::Width>,
+pub struct End<R: Ring, const PRODUCER: bool> {
+    ix: Indices<R::Width, PRODUCER>,
     _r: PhantomData<R>,
 }
 
-/// The consuming side of a descriptor ring: empties slots at `head`.
-#[derive(Debug)]
-pub struct Consumer<R: Ring> {
-    ix: ConsumerIndices<R::Width>,
-    _r: PhantomData<R>,
-}
+/// The producing end of a descriptor ring: fills slots at `tail`.
+pub type Producer<R> = End<R, true>;
 
-impl<R: Ring> Producer<R> {
-    /// The queue's window (for layout-specific fields such as block's plug).
-    #[inline]
-    pub(crate) fn window(&self) -> &Shared {
-        &self.ix.mem
-    }
+/// The consuming end of a descriptor ring: empties slots at `head`.
+pub type Consumer<R> = End<R, false>;
 
+impl<R: Ring, const PRODUCER: bool> End<R, PRODUCER> {
     /// Attaches to the queue in `mem` (a window at least
     /// [`Ring::bytes`]`(capacity)` long). `capacity` comes from this PD's
     /// own configuration, never from shared memory.
     #[inline]
     pub fn attach(mem: Shared, capacity: u32) -> Result<Self, AttachError> {
         check_window::<R>(&mem, capacity)?;
-        let ix = Indices::attach(mem, R::TAIL, R::HEAD, capacity)?;
-        Ok(Producer {
-            ix,
+        Ok(End {
+            ix: Indices::attach(mem, R::TAIL, R::HEAD, capacity)?,
             _r: PhantomData,
         })
     }
@@ -626,6 +646,35 @@ impl<R: Ring> Producer<R> {
         self.ix.capacity()
     }
 
+    /// Publishes this end's index past every entry staged (producer) or
+    /// taken (consumer): one `Release` store.
+    #[inline]
+    pub fn commit(&mut self) {
+        self.ix.publish();
+    }
+
+    /// The protocol faults this end has seen (to report the peer).
+    #[inline]
+    pub fn faults(&self) -> PeerFaults {
+        self.ix.faults
+    }
+
+    /// Records a fault found above the ring (a bad descriptor, a buffer
+    /// handed back that was not lent), so that [`faults`](Self::faults)
+    /// covers everything the peer did wrong.
+    #[inline]
+    pub fn report(&mut self, fault: PeerFault) -> PeerFault {
+        self.ix.faults.record(fault)
+    }
+
+    /// The queue's window (for layout-specific fields such as block's plug).
+    #[inline]
+    pub(crate) fn window(&self) -> &Shared {
+        &self.ix.mem
+    }
+}
+
+impl<R: Ring> Producer<R> {
     /// Free slots now (reads the consumer's head).
     #[inline]
     pub fn space(&mut self) -> Result<u32, PeerFault> {
@@ -648,12 +697,6 @@ impl<R: Ring> Producer<R> {
         entry.store(&slot::<R>(&self.ix.mem, self.ix.slot()));
         self.ix.advance(1);
         Ok(())
-    }
-
-    /// Publishes every staged entry (one `Release` store of `tail`).
-    #[inline]
-    pub fn commit(&mut self) {
-        self.ix.publish();
     }
 
     /// Entries staged and not yet committed.
@@ -704,51 +747,9 @@ impl<R: Ring> Producer<R> {
         self.commit();
         result
     }
-
-    /// How many protocol faults this handle has seen.
-    #[inline]
-    pub fn fault_count(&self) -> u32 {
-        self.ix.faults.count()
-    }
-
-    /// The last protocol fault seen, if any.
-    #[inline]
-    pub fn last_fault(&self) -> Option<PeerFault> {
-        self.ix.faults.last()
-    }
-
-    /// Records a fault found above the ring (a bad descriptor), so that the
-    /// handle's count covers everything the peer did wrong.
-    #[inline]
-    pub fn report(&mut self, fault: PeerFault) -> PeerFault {
-        self.ix.faults.record(fault)
-    }
 }
 
 impl<R: Ring> Consumer<R> {
-    /// The queue's window (for layout-specific fields such as block's plug).
-    #[inline]
-    pub(crate) fn window(&self) -> &Shared {
-        &self.ix.mem
-    }
-
-    /// Attaches to the queue in `mem`; see [`Producer::attach`].
-    #[inline]
-    pub fn attach(mem: Shared, capacity: u32) -> Result<Self, AttachError> {
-        check_window::<R>(&mem, capacity)?;
-        let ix = Indices::attach(mem, R::TAIL, R::HEAD, capacity)?;
-        Ok(Consumer {
-            ix,
-            _r: PhantomData,
-        })
-    }
-
-    /// The queue's capacity.
-    #[inline]
-    pub fn capacity(&self) -> u32 {
-        self.ix.capacity()
-    }
-
     /// Entries waiting now (reads the producer's tail).
     #[inline]
     pub fn len(&mut self) -> Result<u32, PeerFault> {
@@ -771,12 +772,6 @@ impl<R: Ring> Consumer<R> {
         let e = R::Entry::load(&slot::<R>(&self.ix.mem, self.ix.slot()));
         self.ix.advance(1);
         Ok(Some(e))
-    }
-
-    /// Publishes the head past every taken entry (one `Release` store).
-    #[inline]
-    pub fn commit(&mut self) {
-        self.ix.publish();
     }
 
     /// Entries taken and not yet committed.
@@ -816,24 +811,6 @@ impl<R: Ring> Consumer<R> {
         self.commit();
         result
     }
-
-    /// How many protocol faults this handle has seen.
-    #[inline]
-    pub fn fault_count(&self) -> u32 {
-        self.ix.faults.count()
-    }
-
-    /// The last protocol fault seen, if any.
-    #[inline]
-    pub fn last_fault(&self) -> Option<PeerFault> {
-        self.ix.faults.last()
-    }
-
-    /// Records a fault found above the ring (a bad descriptor).
-    #[inline]
-    pub fn report(&mut self, fault: PeerFault) -> PeerFault {
-        self.ix.faults.record(fault)
-    }
 }
 
 /// A ring whose consumer may ask its producer for a signal (sDDF's net
@@ -870,13 +847,8 @@ impl<R: ConsumerSignals> Consumer<R> {
     /// model in `model/signal.pml`).
     #[inline]
     pub fn try_idle(&mut self) -> Result<Idle, PeerFault> {
-        self.request_signal();
-        if self.is_empty()? {
-            Ok(Idle::Block)
-        } else {
-            self.cancel_signal();
-            Ok(Idle::Reprocess)
-        }
+        let mem = self.ix.mem;
+        self.flag().try_idle(&mem, || Ok(!self.is_empty()?))
     }
 }
 
@@ -906,12 +878,7 @@ impl<R: ConsumerSignals> Producer<R> {
     /// consumer's channel. Returns `false` otherwise: no signal is owed.
     #[inline]
     pub fn take_signal_request(&mut self) -> bool {
-        if self.require_signal() {
-            self.cancel_signal();
-            true
-        } else {
-            false
-        }
+        self.flag().take_request(&self.ix.mem)
     }
 }
 
@@ -966,7 +933,7 @@ mod tests {
         // Behind the head is as bad (it reads as 65535 entries).
         q.write(NetRing::TAIL, &0xffffu16.to_le_bytes()).unwrap();
         assert!(c.len().is_err());
-        assert_eq!(c.fault_count(), 2);
+        assert_eq!(c.faults().count(), 2);
         // The peer mends its ways: the queue works again.
         q.write(NetRing::TAIL, &1u16.to_le_bytes()).unwrap();
         assert_eq!(c.dequeue().unwrap(), Some(BuffDesc::default()));
@@ -986,7 +953,7 @@ mod tests {
         }
         // ...then read the head again, and refuse.
         assert!(matches!(p.enqueue(desc(5)), Err(QueueError::Peer(_))));
-        assert_eq!(p.fault_count(), 2);
+        assert_eq!(p.faults().count(), 2);
         q.write(NetRing::HEAD, &1u16.to_le_bytes()).unwrap();
         assert_eq!(p.space().unwrap(), 1, "4 enqueued, 1 consumed");
     }

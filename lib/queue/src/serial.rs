@@ -18,8 +18,8 @@
 //! signals only if asked ([`Consumer::take_signal_request`]). The consumer
 //! is always signalled after the producer publishes bytes (sDDF's serial
 //! rule); there is no flag for that direction.
-use crate::ring::{check_capacity, AttachError, Flag, Idle, PeerFault, QueueError};
-use crate::ring::{ConsumerIndices, ProducerIndices, U32};
+use crate::ring::{check_capacity, AttachError, Flag, Idle, PeerFault, PeerFaults, QueueError};
+use crate::ring::{Indices, U32};
 use crate::Shared;
 
 /// Field offsets of `serial_queue_t`; the tests pin them.
@@ -63,18 +63,60 @@ fn check(queue: &Shared, data: &Shared, capacity: u32) -> Result<(), AttachError
     Ok(())
 }
 
-/// The writing side of a serial queue.
+/// One end of a serial queue: the producer's (`PRODUCER`: writes bytes at
+/// `tail`) or the consumer's (reads them at `head`). Named through
+/// [`Producer`] and [`Consumer`].
 #[derive(Debug)]
-pub struct Producer {
-    ix: ProducerIndices<U32>,
+pub struct End<const PRODUCER: bool> {
+    ix: Indices<U32, PRODUCER>,
     data: Shared,
 }
 
-/// The reading side of a serial queue.
-#[derive(Debug)]
-pub struct Consumer {
-    ix: ConsumerIndices<U32>,
-    data: Shared,
+/// The writing end of a serial queue.
+pub type Producer = End<true>;
+
+/// The reading end of a serial queue.
+pub type Consumer = End<false>;
+
+impl<const PRODUCER: bool> End<PRODUCER> {
+    /// Attaches to the header in `queue` and `capacity` bytes of `data`.
+    /// `capacity` comes from this PD's configuration (sDDF: the data
+    /// region's size), never from shared memory.
+    #[inline]
+    pub fn attach(queue: Shared, data: Shared, capacity: u32) -> Result<Self, AttachError> {
+        check(&queue, &data, capacity)?;
+        Ok(End {
+            ix: Indices::attach(queue, layout::TAIL, layout::HEAD, capacity)?,
+            data,
+        })
+    }
+
+    /// The queue's capacity in bytes.
+    #[inline]
+    pub fn capacity(&self) -> u32 {
+        self.ix.capacity()
+    }
+
+    /// Publishes this end's index past the bytes staged (producer: sDDF
+    /// `serial_update_shared_tail`) or taken (consumer: sDDF
+    /// `serial_update_shared_head`).
+    #[inline]
+    pub fn commit(&mut self) {
+        self.ix.publish();
+    }
+
+    /// The protocol faults this end has seen (to report the peer).
+    #[inline]
+    pub fn faults(&self) -> PeerFaults {
+        self.ix.faults
+    }
+
+    /// Records a fault found above the queue, so that
+    /// [`faults`](Self::faults) covers everything the peer did wrong.
+    #[inline]
+    pub fn report(&mut self, fault: PeerFault) -> PeerFault {
+        self.ix.faults.record(fault)
+    }
 }
 
 /// A transfer between two serial queues failed on one of them.
@@ -87,22 +129,6 @@ pub enum TransferError {
 }
 
 impl Producer {
-    /// Attaches to the header in `queue` and `capacity` bytes of `data`.
-    #[inline]
-    pub fn attach(queue: Shared, data: Shared, capacity: u32) -> Result<Self, AttachError> {
-        check(&queue, &data, capacity)?;
-        Ok(Producer {
-            ix: ProducerIndices::attach(queue, layout::TAIL, layout::HEAD, capacity)?,
-            data,
-        })
-    }
-
-    /// The queue's capacity in bytes.
-    #[inline]
-    pub fn capacity(&self) -> u32 {
-        self.ix.capacity()
-    }
-
     /// Bytes that can be written now (reads the consumer's head), staged
     /// bytes counted as written.
     #[inline]
@@ -122,12 +148,6 @@ impl Producer {
             .store(byte, core::sync::atomic::Ordering::Relaxed);
         self.ix.advance(1);
         Ok(())
-    }
-
-    /// Publishes the staged bytes (sDDF `serial_update_shared_tail`).
-    #[inline]
-    pub fn commit(&mut self) {
-        self.ix.publish();
     }
 
     /// Bytes staged and not yet published.
@@ -207,45 +227,12 @@ impl Producer {
     /// space appeared meanwhile; the request is withdrawn.
     #[inline]
     pub fn try_idle(&mut self, want: u32) -> Result<Idle, PeerFault> {
-        self.request_signal();
-        if self.space()? >= want.clamp(1, self.capacity()) {
-            self.cancel_signal();
-            Ok(Idle::Reprocess)
-        } else {
-            Ok(Idle::Block)
-        }
-    }
-
-    /// How many protocol faults this handle has seen.
-    #[inline]
-    pub fn fault_count(&self) -> u32 {
-        self.ix.faults.count()
-    }
-
-    /// The last protocol fault seen, if any.
-    #[inline]
-    pub fn last_fault(&self) -> Option<PeerFault> {
-        self.ix.faults.last()
+        let (mem, want) = (self.ix.mem, want.clamp(1, self.capacity()));
+        FLAG.try_idle(&mem, || Ok(self.space()? >= want))
     }
 }
 
 impl Consumer {
-    /// Attaches to the header in `queue` and `capacity` bytes of `data`.
-    #[inline]
-    pub fn attach(queue: Shared, data: Shared, capacity: u32) -> Result<Self, AttachError> {
-        check(&queue, &data, capacity)?;
-        Ok(Consumer {
-            ix: ConsumerIndices::attach(queue, layout::TAIL, layout::HEAD, capacity)?,
-            data,
-        })
-    }
-
-    /// The queue's capacity in bytes.
-    #[inline]
-    pub fn capacity(&self) -> u32 {
-        self.ix.capacity()
-    }
-
     /// Bytes waiting now (reads the producer's tail), taken bytes not
     /// counted.
     #[inline]
@@ -273,13 +260,6 @@ impl Consumer {
             .load(core::sync::atomic::Ordering::Relaxed);
         self.ix.advance(1);
         Ok(Some(b))
-    }
-
-    /// Publishes the head past the taken bytes (sDDF
-    /// `serial_update_shared_head`).
-    #[inline]
-    pub fn commit(&mut self) {
-        self.ix.publish();
     }
 
     /// Reads one byte and publishes the new head (sDDF `serial_dequeue`).
@@ -358,24 +338,7 @@ impl Consumer {
     /// clears the request and returns `true` (the caller then notifies it).
     #[inline]
     pub fn take_signal_request(&mut self) -> bool {
-        if self.require_signal() {
-            self.cancel_signal();
-            true
-        } else {
-            false
-        }
-    }
-
-    /// How many protocol faults this handle has seen.
-    #[inline]
-    pub fn fault_count(&self) -> u32 {
-        self.ix.faults.count()
-    }
-
-    /// The last protocol fault seen, if any.
-    #[inline]
-    pub fn last_fault(&self) -> Option<PeerFault> {
-        self.ix.faults.last()
+        FLAG.take_request(&self.ix.mem)
     }
 }
 

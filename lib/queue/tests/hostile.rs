@@ -146,7 +146,7 @@ fn hostile_producer<R: Ring>(
     // Garbage already there does not stop the attach; it is the first
     // fault, if it is one.
     let mut c = Consumer::<R>::attach(q, capacity).unwrap();
-    let mut faults = c.fault_count();
+    let mut faults = c.faults().count();
     let mut count = |r: Result<(), PeerFault>| faults += r.is_err() as u32;
     for op in ops {
         match op {
@@ -168,7 +168,11 @@ fn hostile_producer<R: Ring>(
         }
         assert!(c.taken() <= capacity);
     }
-    assert_eq!(c.fault_count(), faults, "every fault returned is counted");
+    assert_eq!(
+        c.faults().count(),
+        faults,
+        "every fault returned is counted"
+    );
     g.assert_intact();
 }
 
@@ -480,7 +484,7 @@ fn a_scribbling_client_hurts_only_itself() {
                         panic!("the honest client's queue faulted: {r:?}");
                     }
                 }
-                let faults = sinks[1].active.fault_count() + sinks[1].free.fault_count();
+                let faults = sinks[1].active.faults().count() + sinks[1].free.faults().count();
                 if faults > reported {
                     reported = faults;
                 }
@@ -488,7 +492,7 @@ fn a_scribbling_client_hurts_only_itself() {
             }
             assert!(reported > 0, "the scribbler went unreported");
             assert_eq!(
-                sinks[0].active.fault_count() + sinks[0].free.fault_count(),
+                sinks[0].active.faults().count() + sinks[0].free.faults().count(),
                 0
             );
             eprintln!("virtualiser: {ITEMS} honest buffers; {reported} faults by the scribbler");
