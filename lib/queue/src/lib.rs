@@ -110,13 +110,19 @@
 //!   and data is copied in and out only through bounds-checked
 //!   [`Shared::read`] and [`Shared::write`];
 //! - **loop for ever**: every call does work bounded by the capacity
-//!   (batch helpers stop after one capacity's worth);
+//!   (batch helpers stop after one capacity's worth). The event-loop
+//!   pattern (drain, `try_idle`, again on `Reprocess`) goes round again
+//!   only if the peer published more meanwhile, which on one core a peer
+//!   of lower priority than the reader cannot do while the reader runs;
 //! - **fault**: no panic, no out-of-range arithmetic; an index that puts
-//!   the length outside `0..=capacity` is a [`PeerFault`], returned and
-//!   counted by the handle (`faults()`, a [`PeerFaults`]);
-//!   `report()` records faults found
-//!   above the ring (a bad descriptor, a buffer handed back that was never
-//!   lent: [`net::Loans`]) so a virtualiser can report the peer by name.
+//!   the length outside `0..=capacity` (or inside this side's unpublished
+//!   work) is a [`PeerFault`], returned and counted by the handle
+//!   (`faults()`, a [`PeerFaults`]); `report()` records faults found above
+//!   the ring (a bad descriptor, a buffer handed back that was never lent:
+//!   [`net::Loans`]) so a virtualiser can report the peer by name. Attaching
+//!   never fails because of what the peer wrote (only for a bad
+//!   configuration), and a queue works again as soon as the peer's index
+//!   is consistent again.
 //!
 //! A peer can still hurt itself: drop its own entries, receive garbage it
 //! wrote, or stop signalling and starve its own queue.
@@ -128,12 +134,13 @@
 //! - **Own indices are private**: sDDF reads its own index back from shared
 //!   memory; Septa keeps it locally and only writes it. Same bytes in
 //!   memory, immune to a peer rewriting them.
-//! - **Fences**: sDDF 0.7's net queue orders the flag handshake with a
-//!   release fence only (its SMP barriers were being reworked, PR 523),
-//!   which on several cores lets the request and the re-check pass each
-//!   other. Septa puts a `SeqCst` fence on both sides of every flag
-//!   handshake, as sDDF's serial queue does. On one core it costs one
-//!   `dmb` per handshake.
+//! - **Fences**: sDDF 0.7's net queue follows the flag store with a
+//!   release fence where SMP is configured and with nothing otherwise (its
+//!   barriers were being reworked, its docs say), and a release fence does
+//!   not keep the request store before the re-check's load. Septa puts a
+//!   `SeqCst` fence on both sides of every flag handshake, as sDDF's
+//!   serial queue does: one `dmb ish` each, which also keeps the compiler
+//!   from swapping the store and the load on one core.
 //! - **Index arithmetic**: sDDF computes a 16-bit net queue's `tail - head`
 //!   in C's promoted `int`, so its "full" test misses after the indices
 //!   wrap; Septa reduces it modulo 2^16. Identical while the queue holds
