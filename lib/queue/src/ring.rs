@@ -436,6 +436,13 @@ impl<W: Width, const PRODUCER: bool> Indices<W, PRODUCER> {
         }
     }
 
+    /// Gives back the last `n` entries taken or staged and not published.
+    #[inline]
+    pub(crate) fn retreat(&mut self, n: u32) {
+        debug_assert!(n <= self.pending());
+        self.local = self.local.wrapping_sub(n.min(self.pending())) & W::MASK;
+    }
+
     /// Drops staged or taken entries that were not published.
     #[inline]
     pub(crate) fn unstage(&mut self) {

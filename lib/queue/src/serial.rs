@@ -296,28 +296,44 @@ impl Consumer {
     }
 
     /// Moves up to `max` bytes from this queue into `to` (as many as are
-    /// waiting and fit), publishing both indices; returns how many (sDDF
-    /// `serial_transfer_all`, without its assumption that all fit).
+    /// waiting and fit, at most one capacity's worth), publishing both
+    /// indices; returns how many (sDDF `serial_transfer_all`, without its
+    /// assumption that all fit). On a fault, what moved before it is
+    /// published and the error says which queue broke the protocol.
     #[inline]
     pub fn transfer(&mut self, to: &mut Producer, max: u32) -> Result<u32, TransferError> {
-        let mut left = self.len().map_err(TransferError::From)?.min(max);
-        left = left.min(to.space().map_err(TransferError::To)?);
-        let moved = left;
+        // At most one capacity's worth, whatever either peer does meanwhile.
+        let limit = max.min(self.capacity()).min(to.capacity());
+        let mut moved = 0;
         let mut buf = [0u8; 64];
-        while left > 0 {
-            let n = (left as usize).min(buf.len());
-            let got = self
-                .take_slice(&mut buf[..n])
-                .map_err(TransferError::From)?;
-            let put = to.stage_slice(&buf[..got]).map_err(TransferError::To)?;
-            // Both counts were checked against the indices read above,
-            // and neither side's own index moved since.
-            debug_assert_eq!((got, put), (n, n));
-            left -= n as u32;
-        }
+        let result = loop {
+            let n = ((limit - moved) as usize).min(buf.len());
+            if n == 0 {
+                break Ok(moved);
+            }
+            let got = match self.take_slice(&mut buf[..n]) {
+                Ok(0) => break Ok(moved),
+                Ok(got) => got,
+                Err(f) => break Err(TransferError::From(f)),
+            };
+            // A peer may have changed its index since the last look: give
+            // back whatever the destination did not take.
+            let put = match to.stage_slice(&buf[..got]) {
+                Ok(put) => put,
+                Err(f) => {
+                    self.ix.retreat(got as u32);
+                    break Err(TransferError::To(f));
+                }
+            };
+            moved += put as u32;
+            if put < got {
+                self.ix.retreat((got - put) as u32);
+                break Ok(moved);
+            }
+        };
         to.commit();
         self.commit();
-        Ok(moved)
+        result
     }
 
     /// Whether the producer asked for a signal (sDDF

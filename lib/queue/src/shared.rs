@@ -287,6 +287,19 @@ mod tests {
     }
 
     #[test]
+    fn copy_to_moves_bytes_between_windows() {
+        let (a, b) = (leak(1024), leak(1024));
+        let src: [u8; 700] = core::array::from_fn(|i| (i * 7) as u8);
+        a.write(3, &src).unwrap();
+        a.copy_to(3, &b, 300, 700).unwrap();
+        let mut back = [0u8; 700];
+        b.read(300, &mut back).unwrap();
+        assert_eq!(back, src);
+        assert!(a.copy_to(400, &b, 0, 700).is_err());
+        assert!(a.copy_to(0, &b, 400, 700).is_err());
+    }
+
+    #[test]
     fn copies_that_leave_the_window_are_refused() {
         let w = leak(32);
         assert!(w.write(30, &[0; 3]).is_err());
