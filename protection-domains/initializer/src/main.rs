@@ -16,6 +16,7 @@ mod rt {
     use septa_initializer::realize;
     use septa_sel4::bootinfo::BootInfoRef;
     use septa_sel4::{cap_type, debug_println, Cap};
+    use septa_test_report as report;
 
     core::arch::global_asm!(
         r#"
@@ -149,10 +150,10 @@ mod rt {
         if spec.test_harness || spec.pds.is_empty() {
             // The kernel booted us and the spec is sound: the boot smoke
             // test, which a system without PDs is all about.
-            debug_println!("[septa-test] ok boot");
+            debug_println!("{}", report::ok("boot"));
         }
         if spec.pds.is_empty() {
-            debug_println!("[septa-test] done");
+            debug_println!("{}", report::DONE);
             stop();
         }
         let mut window = Window {
@@ -163,8 +164,8 @@ mod rt {
             Err(f) => {
                 debug_println!("initializer: {f}; stopping");
                 if spec.test_harness {
-                    debug_println!("[septa-test] FAIL initializer: {f}");
-                    debug_println!("[septa-test] done");
+                    debug_println!("{}", report::fail("initializer", f));
+                    debug_println!("{}", report::DONE);
                 }
                 stop();
             }

@@ -19,9 +19,9 @@
 //! (no raw system calls beyond the few fault cases that need a specific
 //! instruction), or depend on anything but the seL4 ABI.
 //!
-//! Output is the harness protocol: `[septa-test] ok CASE` or
-//! `[septa-test] FAIL CASE: expected X got Y`, the summary line
-//! `N passed, M failed`, then `[septa-test] done`. Before each case it prints
+//! Output is the harness protocol, written with `septa-test-report`:
+//! `[septa-test] ok CASE` or `[septa-test] FAIL CASE: expected X got Y`,
+//! the summary line `N passed, M failed`, then `[septa-test] done`. Before each case it prints
 //! `[conformance] run CASE`, so a case that stops the machine is named.
 #![cfg_attr(all(target_arch = "aarch64", target_os = "none"), no_std, no_main)]
 // A case's failure carries its message in a fixed buffer (there is no
@@ -41,8 +41,9 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use septa_sel4::debug_println;
 
 use crate::env::Cx;
-use crate::report::{Failure, Outcome, MARK, PROGRESS};
+use crate::report::{Failure, Outcome, PROGRESS};
 use crate::watchdog::Abort;
+use septa_test_report as verdict;
 
 /// One case: a name (`group/what`) and the function that runs it.
 pub struct Case {
@@ -70,12 +71,12 @@ fn case_at(i: usize) -> Option<&'static Case> {
 
 fn pass(name: &str) {
     PASSED.fetch_add(1, Relaxed);
-    debug_println!("{MARK} ok {name}");
+    debug_println!("{}", verdict::ok(name));
 }
 
 fn fail_case(name: &str, why: core::fmt::Arguments<'_>) {
     FAILED.fetch_add(1, Relaxed);
-    debug_println!("{MARK} FAIL {name}: {why}");
+    debug_println!("{}", verdict::fail(name, why));
 }
 
 /// Undoes what the running case did to shared state; the error, if any, is
@@ -131,7 +132,7 @@ fn finish() -> ! {
     let passed = PASSED.load(Relaxed);
     let failed = FAILED.load(Relaxed);
     debug_println!("{passed} passed, {failed} failed");
-    debug_println!("{MARK} done");
+    debug_println!("{}", verdict::DONE);
     let cx = Cx::new();
     let _ = cx.root_tcb().suspend();
     loop {

@@ -21,6 +21,7 @@
 
 use septa_pmu::{count_kernel_too, cycles, system_counter, INSTRUCTIONS_PER_TICK};
 use septa_runtime::{println, protection_domain, Channel, ChannelSet, Handler, MessageInfo};
+use septa_test_report as report;
 
 const WARM_UP: u64 = 100;
 const TIMED: u64 = 10_000;
@@ -49,22 +50,14 @@ fn time(mut op: impl FnMut()) -> u64 {
     (cycles() - start) * 100 / TIMED
 }
 
-fn report(what: &str, hundredths: u64) {
-    println!(
-        "[septa-bench] {what} {}.{:02}",
-        hundredths / 100,
-        hundredths % 100
-    );
-}
-
 fn init() -> Server {
     let name = septa_runtime::pd_name();
     match name.as_str() {
         "first" => {
             let boot = system_counter() * INSTRUCTIONS_PER_TICK;
-            println!("[septa-bench] boot {boot}.00");
-            println!("[septa-test] ok bench");
-            println!("[septa-test] done");
+            println!("{}", report::figure("boot", boot * 100));
+            println!("{}", report::ok("bench"));
+            println!("{}", report::DONE);
         }
         "server" => {}
         "client-ppc" => {
@@ -72,20 +65,23 @@ fn init() -> Server {
             let per_call = time(|| {
                 let _ = CHANNEL.pp_call(MessageInfo::new(0, 0, 0, 0));
             });
-            report("round-trip", per_call);
-            println!("[septa-test] ok bench");
-            println!("[septa-test] done");
+            println!("{}", report::figure("round-trip", per_call));
+            println!("{}", report::ok("bench"));
+            println!("{}", report::DONE);
         }
         "client-notify" => {
             count_kernel_too();
             let per_signal = time(|| {
                 let _ = CHANNEL.notify();
             });
-            report("round-trip", per_signal);
-            println!("[septa-test] ok bench");
-            println!("[septa-test] done");
+            println!("{}", report::figure("round-trip", per_signal));
+            println!("{}", report::ok("bench"));
+            println!("{}", report::DONE);
         }
-        other => println!("[septa-test] FAIL bench: no benchmark role for PD {other:?}"),
+        other => println!(
+            "{}",
+            report::fail("bench", format_args!("no benchmark role for PD {other:?}"))
+        ),
     }
     Server
 }
