@@ -224,17 +224,7 @@ mod rt {
 
     use crate::report::PROGRESS;
 
-    core::arch::global_asm!(
-        r#"
-        .section .text.entry, "ax"
-        .global _start
-    _start:
-        ldr     x9, =__stack_top
-        mov     sp, x9
-        bl      conformance_main
-    1:  b       1b
-    "#
-    );
+    septa_root_task::entry!(conformance_main, stack = 128 * 1024);
 
     extern "C" {
         static __stack_top: u8;
@@ -251,7 +241,6 @@ mod rt {
 
     static STARTED: AtomicU64 = AtomicU64::new(0);
 
-    #[no_mangle]
     extern "C" fn conformance_main(bootinfo: *const BootInfo) -> ! {
         // SAFETY: the kernel passes the address of BootInfo in x0 and maps
         // it (with its extra pages) for the life of the root task.
