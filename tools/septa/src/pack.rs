@@ -272,9 +272,12 @@ pub fn compose(
     let mut free = alloc::free_ram(&sys.board, &footprint);
     let paddrs = alloc::region_paddrs(sys, &mut free).map_err(|e| miette!("{e}"))?;
 
-    // Patches.
+    // Patches, into images laid out as PDs.
     let mut programs = Vec::with_capacity(sys.pds.len());
     for (i, pd) in sys.pds.iter().enumerate() {
+        images[i]
+            .check_pd_layout()
+            .map_err(|e| miette!("PD `{}`: {e}", pd.name))?;
         let writes = patch::writes_for(sys, i, &paddrs).map_err(|e| miette!("{e}"))?;
         patch::apply(&pd.name, &mut images[i], symbol_images[i].as_ref(), &writes)
             .map_err(|e| miette!("{e}"))?;
@@ -653,6 +656,26 @@ mod tests {
         let (b, _) = septa_spec::decode_blob(&changed).unwrap();
         let diff = spec_diff(&a, &b);
         assert!(diff.iter().any(|d| d.starts_with("mappings[")), "{diff:?}");
+    }
+
+    #[test]
+    fn a_program_not_linked_as_a_pd_is_refused_by_name() {
+        let file = testkit::repo().join("tests/systems/hello/system.toml");
+        let sys = testkit::load(&file);
+        let mut imgs = testkit::images(&sys);
+        let none = vec![None; imgs.len()];
+        let base = file.parent().unwrap();
+        assert!(compose(&sys, base, testkit::BOOT, &mut imgs.clone(), &none, true).is_ok());
+        imgs[0].entry += 0x1000;
+        let err = compose(&sys, base, testkit::BOOT, &mut imgs, &none, true)
+            .err()
+            .expect("refused");
+        let text = format!("{err}");
+        assert!(
+            text.starts_with(&format!("PD `{}`: ", sys.pds[0].name)),
+            "{text}"
+        );
+        assert!(text.contains("not linked as a protection domain"), "{text}");
     }
 
     #[test]
