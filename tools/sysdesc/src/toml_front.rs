@@ -247,6 +247,7 @@ struct RawMap {
     setvar_size: Option<Spanned<String>>,
     setvar_prefill_size: Option<Spanned<String>>,
     setvar_device: Option<Spanned<String>>,
+    setvar_device_size: Option<Spanned<String>>,
 }
 
 /// VM maps: as PD maps, but a VM has no image in which to set variables.
@@ -693,6 +694,11 @@ fn lower_pd(
                     &mut map.setvar_prefill_size,
                 ),
                 ("setvar_device", &mm.setvar_device, &mut map.setvar_device),
+                (
+                    "setvar_device_size",
+                    &mm.setvar_device_size,
+                    &mut map.setvar_device_size,
+                ),
             ] {
                 if let Some(v) = v {
                     *slot = Some(check::symbol(sink, v.get_ref(), sp(v)));
@@ -920,6 +926,7 @@ fn lower_map(
         setvar_size: None,
         setvar_prefill_size: None,
         setvar_device: None,
+        setvar_device_size: None,
         src,
     }
 }

@@ -539,6 +539,7 @@ fn lower_map(x: &mut X, n: &Node, allow_setvar: bool) -> Map {
         setvar_size: None,
         setvar_prefill_size: None,
         setvar_device: None,
+        setvar_device_size: None,
         src,
     };
     if allow_setvar {
