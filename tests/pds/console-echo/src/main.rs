@@ -12,8 +12,8 @@
 
 use septa_runtime::{mr_get, mr_set, msginfo_new, println, protection_domain};
 use septa_runtime::{Channel, ChannelSet, Handler, MessageInfo};
+use septa_serial_protocol::{self as protocol, MAX_BYTES};
 use septa_test_report as report;
-use virtio_console::protocol::{self, MAX_BYTES};
 
 const DRIVER: Channel = Channel::new(0);
 /// The line that ends the test.
