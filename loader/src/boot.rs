@@ -36,7 +36,7 @@ extern "C" {
 }
 
 /// The kernel's window onto physical memory, as the seL4 hyp kernel lays it out.
-const KERNEL_WINDOW: u64 = 0x0000_0080_0000_0000;
+const KERNEL_WINDOW: u64 = septa_abi::KERNEL_WINDOW_BASE;
 /// Largest address the loader maps (identity and window): 16 GiB.
 const MAPPED_GIB: usize = 16;
 const FDT_MAGIC: u32 = 0xd00d_feed;
