@@ -329,6 +329,17 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_counts_the_cases() {
+        // Not with the self-test cases, which only a special build has.
+        if !cases::selftest::CASES.is_empty() {
+            return;
+        }
+        let readme = include_str!("../../../README.md");
+        let claim = format!("({} cases,", all_cases().count());
+        assert!(readme.contains(&claim), "README.md must say {claim:?}");
+    }
+
+    #[test]
     fn every_invocation_label_but_the_vcpu_ones_is_exercised() {
         use septa_abi::Label;
         for n in 1..=Label::LAST {

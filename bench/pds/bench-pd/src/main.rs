@@ -10,7 +10,7 @@
 //! - `client-notify`: times notifications on channel 0, each of which runs
 //!   the higher-priority server to completion before the client resumes.
 //!
-//! Method of shared/benchmarks.md: count the kernel too (PMCCFILTR.NSH),
+//! Method (docs/architecture.md): count the kernel too (PMCCFILTR.NSH),
 //! warm up with 100 operations, time 10,000, report instructions per
 //! operation as `[septa-bench] NAME VALUE`, where NAME comes from the
 //! `bench_name` setvar-free convention: the system's directory name is not
