@@ -4,16 +4,12 @@
 //! start of RAM, from the board profile the kernel is built for
 //! (`qemu/qemu-virt.toml`); links the kernel with it on the target only.
 
-use std::{env, fs, path::PathBuf};
-
 /// The board profile this kernel is built for.
 const PROFILE: &str = "../qemu/qemu-virt.toml";
 
 fn main() {
-    let template = "link.ld.in";
-    println!("cargo::rerun-if-changed={template}");
     println!("cargo::rerun-if-changed={PROFILE}");
-    let profile: toml::Table = fs::read_to_string(PROFILE)
+    let profile: toml::Table = std::fs::read_to_string(PROFILE)
         .expect("read the board profile")
         .parse()
         .expect("the board profile is TOML");
@@ -22,16 +18,15 @@ fn main() {
         .and_then(|r| r.get("base"))
         .and_then(toml::Value::as_integer)
         .expect("the board profile has [ram] base");
-    let script = fs::read_to_string(template)
-        .expect("read link.ld.in")
-        .replace("@KERNEL_PHYS@", &format!("{ram_base:#x}"))
-        .replace(
-            "@KERNEL_WINDOW@",
-            &format!("{:#x}", septa_abi::KERNEL_WINDOW_BASE),
-        );
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR")).join("link.ld");
-    fs::write(&out, script).expect("write link.ld");
-    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
-        println!("cargo::rustc-link-arg-bins=-T{}", out.display());
+    let script = septa_link_script::fill(
+        "link.ld.in",
+        &[
+            ("KERNEL_PHYS", ram_base as u64),
+            ("KERNEL_WINDOW", septa_abi::KERNEL_WINDOW_BASE),
+        ],
+    );
+    let path = septa_link_script::write("link.ld", &script);
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
+        println!("cargo::rustc-link-arg-bins=-T{}", path.display());
     }
 }
