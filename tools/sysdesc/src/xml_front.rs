@@ -751,6 +751,7 @@ fn lower_vm(x: &mut XmlReader, board: &Board, n: &Node) -> Vm {
         period_us,
         vcpus,
         maps,
+        guest: Default::default(),
         src,
     }
 }
