@@ -39,27 +39,29 @@ pub const MARK: &str = "[septa-test]";
 pub const BENCH_MARK: &str = "[septa-bench]";
 
 /// `[septa-test] ok CASE`: the case passed.
-pub fn ok(case: &str) -> Verdict<'_, &'static str> {
+pub fn ok(case: &str) -> Verdict<'_> {
     Verdict::Ok(case)
 }
 
-/// `[septa-test] FAIL CASE: why`: the case failed, for the reason given.
-pub fn fail<W: fmt::Display>(case: &str, why: W) -> Verdict<'_, W> {
+/// `[septa-test] FAIL CASE: why`: the case failed, for the reason given
+/// (anything printable: a `&str`, an error, `&format_args!(...)`).
+pub fn fail<'a>(case: &'a str, why: &'a dyn fmt::Display) -> Verdict<'a> {
     Verdict::Fail(case, why)
 }
 
 /// `[septa-test] done`: the system has said all it will say.
-pub const DONE: Verdict<'static, &'static str> = Verdict::Done;
+pub const DONE: Verdict<'static> = Verdict::Done;
 
-/// A verdict line to print (without its newline).
-#[derive(Clone, Copy, Debug)]
-pub enum Verdict<'a, W> {
+/// A verdict line to print (without its newline). One type for the three
+/// forms, so a PD carries one formatting function for all its verdicts.
+#[derive(Clone, Copy)]
+pub enum Verdict<'a> {
     Ok(&'a str),
-    Fail(&'a str, W),
+    Fail(&'a str, &'a dyn fmt::Display),
     Done,
 }
 
-impl<W: fmt::Display> fmt::Display for Verdict<'_, W> {
+impl fmt::Display for Verdict<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Verdict::Ok(case) => write!(f, "{MARK} ok {case}"),
@@ -145,8 +147,7 @@ mod tests {
         assert_eq!(line, "[septa-test] ok ping-pong");
         assert_eq!(parse(&line), Some(Line::Ok("ping-pong")));
 
-        let why = format_args!("read {} from address {}", 7, 0).to_string();
-        let line = fail("faults", &why).to_string();
+        let line = fail("faults", &format_args!("read {} from address {}", 7, 0)).to_string();
         assert_eq!(line, "[septa-test] FAIL faults: read 7 from address 0");
         assert_eq!(
             parse(&line),

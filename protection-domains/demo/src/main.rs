@@ -62,7 +62,7 @@ impl Handler for Role {
                 "{}",
                 report::fail(
                     "default-system",
-                    format_args!("{n} visits recorded, {VISITS} made")
+                    &format_args!("{n} visits recorded, {VISITS} made")
                 )
             );
         }

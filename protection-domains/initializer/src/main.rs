@@ -150,7 +150,7 @@ mod rt {
             Err(f) => {
                 debug_println!("initializer: {f}; stopping");
                 if spec.test_harness {
-                    debug_println!("{}", report::fail("initializer", f));
+                    debug_println!("{}", report::fail("initializer", &f));
                     debug_println!("{}", report::DONE);
                 }
                 stop();

@@ -76,7 +76,7 @@ fn pass(name: &str) {
 
 fn fail_case(name: &str, why: core::fmt::Arguments<'_>) {
     FAILED.fetch_add(1, Relaxed);
-    debug_println!("{}", verdict::fail(name, why));
+    debug_println!("{}", verdict::fail(name, &why));
 }
 
 /// Undoes what the running case did to shared state; the error, if any, is

@@ -80,7 +80,7 @@ fn init() -> Server {
         }
         other => println!(
             "{}",
-            report::fail("bench", format_args!("no benchmark role for PD {other:?}"))
+            report::fail("bench", &format_args!("no benchmark role for PD {other:?}"))
         ),
     }
     Server

@@ -63,7 +63,7 @@ fn spinner() -> ! {
         if spin_and_count(&mut mine).is_err() {
             println!(
                 "{}",
-                report::fail("budget", "spinner cannot read its consumed time")
+                report::fail("budget", &"spinner cannot read its consumed time")
             );
             stat(VERDICT).store(VERDICT_FAIL, Ordering::Relaxed);
             loop {
@@ -81,7 +81,7 @@ fn spinner() -> ! {
             } else {
                 println!(
                     "{}",
-                    report::fail("budget-spinner", "low got too little time")
+                    report::fail("budget-spinner", &"low got too little time")
                 );
             }
             stat(VERDICT).store(
@@ -98,7 +98,7 @@ fn low() -> ! {
         if spin_and_count(&mut mine).is_err() {
             println!(
                 "{}",
-                report::fail("budget", "low cannot read its consumed time")
+                report::fail("budget", &"low cannot read its consumed time")
             );
             println!("{}", report::DONE);
             loop {
@@ -116,7 +116,7 @@ fn low() -> ! {
             } else {
                 println!(
                     "{}",
-                    report::fail("budget-low", format_args!("the spinner took {share}%"))
+                    report::fail("budget-low", &format_args!("the spinner took {share}%"))
                 );
             }
             println!("{}", report::DONE);

@@ -50,7 +50,7 @@ impl Handler for Role {
                     "{}",
                     report::fail(
                         "children",
-                        format_args!("signal after {faults} faults, {n} starts")
+                        &format_args!("signal after {faults} faults, {n} starts")
                     )
                 );
             }
@@ -71,7 +71,7 @@ impl Handler for Role {
             other => {
                 println!(
                     "{}",
-                    report::fail("children", format_args!("child {child} sent {other:?}"))
+                    report::fail("children", &format_args!("child {child} sent {other:?}"))
                 );
                 println!("{}", report::DONE);
                 return None;
@@ -80,7 +80,7 @@ impl Handler for Role {
         if let Err(e) = child.restart(ENTRY) {
             println!(
                 "{}",
-                report::fail("children", format_args!("restart refused: {e}"))
+                report::fail("children", &format_args!("restart refused: {e}"))
             );
             println!("{}", report::DONE);
         }
@@ -102,7 +102,7 @@ fn init() -> Role {
         let v = unsafe { core::ptr::read_volatile(null) };
         println!(
             "{}",
-            report::fail("children", format_args!("read {v} from address 0"))
+            report::fail("children", &format_args!("read {v} from address 0"))
         );
     }
     let _ = LINK.notify();

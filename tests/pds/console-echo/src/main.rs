@@ -27,11 +27,11 @@ fn call(msg: MessageInfo) -> Option<MessageInfo> {
         Ok(reply) if reply.label() == protocol::OK => Some(reply),
         Ok(reply) => {
             let why = format_args!("error reply {}", reply.label());
-            println!("{}", report::fail("console-driver", why));
+            println!("{}", report::fail("console-driver", &why));
             None
         }
         Err(e) => {
-            println!("{}", report::fail("console-driver", e));
+            println!("{}", report::fail("console-driver", &e));
             None
         }
     }
@@ -81,7 +81,7 @@ impl Handler for Echo {
                 return;
             };
             let Some(bytes) = protocol::unpack(&mut buf, mr_get) else {
-                println!("{}", report::fail("console-driver", "malformed reply"));
+                println!("{}", report::fail("console-driver", &"malformed reply"));
                 println!("{}", report::DONE);
                 return;
             };

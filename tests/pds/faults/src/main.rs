@@ -72,7 +72,7 @@ fn take_fault(start: u64) {
             let v = unsafe { core::ptr::read_volatile(null) };
             println!(
                 "{}",
-                report::fail("faults", format_args!("read {v} from address 0"))
+                report::fail("faults", &format_args!("read {v} from address 0"))
             );
         }
         2 => {
@@ -80,7 +80,7 @@ fn take_fault(start: u64) {
             let v = recurse(0);
             println!(
                 "{}",
-                report::fail("faults", format_args!("recursion returned {v}"))
+                report::fail("faults", &format_args!("recursion returned {v}"))
             );
         }
         3 => panic!("crasher panics on purpose"),
@@ -154,7 +154,7 @@ fn init() -> Role {
                     "{}",
                     report::fail(
                         "faults",
-                        format_args!("start {start} found the last start's data")
+                        &format_args!("start {start} found the last start's data")
                     )
                 );
             }

@@ -92,7 +92,10 @@ impl Handler for Right {
         if bad != 0 {
             println!(
                 "{}",
-                report::fail("fpu", format_args!("right lost {bad} of its own registers"))
+                report::fail(
+                    "fpu",
+                    &format_args!("right lost {bad} of its own registers")
+                )
             );
         }
     }
@@ -112,7 +115,7 @@ fn init() -> Right {
                 "{}",
                 report::fail(
                     "fpu",
-                    format_args!("{lost} register values lost across {ROUNDS} switches")
+                    &format_args!("{lost} register values lost across {ROUNDS} switches")
                 )
             );
         }

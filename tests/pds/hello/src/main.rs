@@ -16,7 +16,7 @@ fn init() -> NullHandler {
     } else {
         println!(
             "{}",
-            report::fail("hello", format_args!("the tool patched the name {name:?}"))
+            report::fail("hello", &format_args!("the tool patched the name {name:?}"))
         );
     }
     println!("{}", report::DONE);

@@ -58,7 +58,7 @@ impl Handler for Irq {
         if !channels.contains(RTC_IRQ) {
             println!(
                 "{}",
-                report::fail("irq", format_args!("notified on {channels}"))
+                report::fail("irq", &format_args!("notified on {channels}"))
             );
             return;
         }
@@ -66,7 +66,7 @@ impl Handler for Irq {
         println!("irq: RTC alarm {} at {} s", self.alarms, read(reg::DR));
         write(reg::ICR, 1);
         if let Err(e) = RTC_IRQ.irq_ack() {
-            println!("{}", report::fail("irq", e));
+            println!("{}", report::fail("irq", &e));
             println!("{}", report::DONE);
             return;
         }

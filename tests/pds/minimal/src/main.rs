@@ -36,7 +36,7 @@ fn init() -> NullHandler {
         println!("{}", report::ok("minimal"));
     } else {
         let why = format_args!("_start is at {entry:#x}, not at the PD image base {IMAGE_BASE:#x}");
-        println!("{}", report::fail("minimal", why));
+        println!("{}", report::fail("minimal", &why));
     }
     println!("{}", report::DONE);
     NullHandler

@@ -31,7 +31,7 @@ impl Handler for Role {
             } else {
                 println!(
                     "{}",
-                    report::fail("misuse", format_args!("sink notified on {channels}"))
+                    report::fail("misuse", &format_args!("sink notified on {channels}"))
                 );
             }
             println!("{}", report::DONE);
@@ -47,7 +47,7 @@ fn misuse() -> bool {
             ok = false;
             println!(
                 "{}",
-                report::fail("misuse", format_args!("{what} gave {got:?}, not {want:?}"))
+                report::fail("misuse", &format_args!("{what} gave {got:?}, not {want:?}"))
             );
         }
     };

@@ -25,7 +25,7 @@ impl Handler for PingPong {
         if !channels.contains(PEER) {
             println!(
                 "{}",
-                report::fail("pingpong", format_args!("notified on {channels}"))
+                report::fail("pingpong", &format_args!("notified on {channels}"))
             );
             return;
         }

@@ -125,7 +125,7 @@ fn init() -> Role {
     }
     for r in 0..ROUNDS {
         if let Err(why) = round(r) {
-            println!("{}", report::fail("ppc", format_args!("round {r}: {why}")));
+            println!("{}", report::fail("ppc", &format_args!("round {r}: {why}")));
             println!("{}", report::DONE);
             return Role::Client(Client);
         }

@@ -194,7 +194,7 @@ fn init() -> Role {
     }
     match client() {
         Ok(()) => println!("{}", report::ok("recovery")),
-        Err(why) => println!("{}", report::fail("recovery", why)),
+        Err(why) => println!("{}", report::fail("recovery", &why)),
     }
     println!("{}", report::DONE);
     Role::Client(Client)
