@@ -17,7 +17,7 @@
 //!   dequeues (checking each descriptor is the next in sequence), asks for a
 //!   signal, looks again and blocks, as every queue consumer does.
 //!
-//! Method of shared/benchmarks.md: count the kernel too (PMCCFILTR.NSH),
+//! Method (docs/architecture.md): count the kernel too (PMCCFILTR.NSH),
 //! warm up with 100 operations, time 10,000, report instructions per
 //! operation as `[septa-bench] NAME VALUE`, where NAME comes from the
 //! `bench_name` setvar-free convention: the system's directory name is not
@@ -32,6 +32,7 @@ use septa_pmu::{count_kernel_too, cycles, system_counter, INSTRUCTIONS_PER_TICK}
 use septa_queue::net::{BuffDesc, NetRing};
 use septa_queue::{Consumer, Idle, Producer, Ring, Shared};
 use septa_runtime::{println, protection_domain, Channel, ChannelSet, Handler, MessageInfo};
+use septa_test_report as report;
 
 const WARM_UP: u64 = 100;
 const TIMED: u64 = 10_000;
@@ -62,10 +63,8 @@ impl Handler for Server {
         loop {
             while let Ok(Some(d)) = rx.dequeue() {
                 if d.io_or_offset != *expect {
-                    println!(
-                        "[septa-test] FAIL bench: got entry {} for {expect}",
-                        d.io_or_offset
-                    );
+                    let why = format_args!("got entry {} for {expect}", d.io_or_offset);
+                    println!("{}", report::fail("bench", &why));
                 }
                 *expect += 1;
             }
@@ -73,7 +72,7 @@ impl Handler for Server {
                 Ok(Idle::Block) => break,
                 Ok(Idle::Reprocess) => continue,
                 Err(e) => {
-                    println!("[septa-test] FAIL bench: {e}");
+                    println!("{}", report::fail("bench", &e));
                     break;
                 }
             }
@@ -116,7 +115,7 @@ fn queue_producer() {
         };
         seq += 1;
         if tx.enqueue(d).is_err() {
-            println!("[septa-test] FAIL bench: the consumer did not keep up");
+            println!("{}", report::fail("bench", &"the consumer did not keep up"));
         }
         if tx.take_signal_request() {
             let _ = CHANNEL.notify();
@@ -124,7 +123,7 @@ fn queue_producer() {
     });
     // Every entry was taken, and the consumer asks for the next signal.
     let drained = tx.space() == Ok(QUEUE_CAPACITY) && tx.require_signal();
-    report("signalled-pair", per_pair);
+    println!("{}", report::figure("signalled-pair", per_pair));
 
     let mut ltx = Producer::<NetRing>::attach(local, QUEUE_CAPACITY).unwrap();
     let mut lrx = Consumer::<NetRing>::attach(local, QUEUE_CAPACITY).unwrap();
@@ -137,13 +136,14 @@ fn queue_producer() {
         };
         ok &= ltx.enqueue(d).is_ok() && lrx.dequeue() == Ok(Some(d));
     });
-    report("local-pair", per_local);
+    println!("{}", report::figure("local-pair", per_local));
     if drained && ok {
-        println!("[septa-test] ok bench");
+        println!("{}", report::ok("bench"));
     } else {
-        println!("[septa-test] FAIL bench: queue entries lost (drained {drained}, local {ok})");
+        let why = format_args!("queue entries lost (drained {drained}, local {ok})");
+        println!("{}", report::fail("bench", &why));
     }
-    println!("[septa-test] done");
+    println!("{}", report::DONE);
 }
 
 /// Runs `op` WARM_UP times, then TIMED times under the cycle counter, and
@@ -159,22 +159,14 @@ fn time(mut op: impl FnMut()) -> u64 {
     (cycles() - start) * 100 / TIMED
 }
 
-fn report(what: &str, hundredths: u64) {
-    println!(
-        "[septa-bench] {what} {}.{:02}",
-        hundredths / 100,
-        hundredths % 100
-    );
-}
-
 fn init() -> Server {
     let name = septa_runtime::pd_name();
     match name.as_str() {
         "first" => {
             let boot = system_counter() * INSTRUCTIONS_PER_TICK;
-            println!("[septa-bench] boot {boot}.00");
-            println!("[septa-test] ok bench");
-            println!("[septa-test] done");
+            println!("{}", report::figure("boot", boot * 100));
+            println!("{}", report::ok("bench"));
+            println!("{}", report::DONE);
         }
         "server" => {}
         "queue-consumer" => {
@@ -187,20 +179,23 @@ fn init() -> Server {
             let per_call = time(|| {
                 let _ = CHANNEL.pp_call(MessageInfo::new(0, 0, 0, 0));
             });
-            report("round-trip", per_call);
-            println!("[septa-test] ok bench");
-            println!("[septa-test] done");
+            println!("{}", report::figure("round-trip", per_call));
+            println!("{}", report::ok("bench"));
+            println!("{}", report::DONE);
         }
         "client-notify" => {
             count_kernel_too();
             let per_signal = time(|| {
                 let _ = CHANNEL.notify();
             });
-            report("round-trip", per_signal);
-            println!("[septa-test] ok bench");
-            println!("[septa-test] done");
+            println!("{}", report::figure("round-trip", per_signal));
+            println!("{}", report::ok("bench"));
+            println!("{}", report::DONE);
         }
-        other => println!("[septa-test] FAIL bench: no benchmark role for PD {other:?}"),
+        other => println!(
+            "{}",
+            report::fail("bench", &format_args!("no benchmark role for PD {other:?}"))
+        ),
     }
     Server::Plain
 }

@@ -22,6 +22,7 @@
 use septa_queue::net::{BuffDesc, Buffers, Loans, NetRing, Sink, Source, BUFFER_SIZE};
 use septa_queue::{Idle, Ring, Shared};
 use septa_runtime::{println, protection_domain, setvar, Channel, ChannelSet, Handler, Setvar};
+use septa_test_report as report;
 
 setvar! {
     static HONEST_RINGS = "honest_rings";
@@ -186,13 +187,19 @@ impl SinkPd {
             self.honest.name,
         );
         if self.out_of_order || self.honest.faults() != 0 {
-            println!("[septa-test] FAIL queue: the honest client's traffic was hurt");
+            println!(
+                "{}",
+                report::fail("queue", &"the honest client's traffic was hurt")
+            );
         } else if faults == 0 {
-            println!("[septa-test] FAIL queue: the scribbler went unreported");
+            println!(
+                "{}",
+                report::fail("queue", &"the scribbler went unreported")
+            );
         } else {
-            println!("[septa-test] ok queue");
+            println!("{}", report::ok("queue"));
         }
-        println!("[septa-test] done");
+        println!("{}", report::DONE);
     }
 }
 
@@ -213,7 +220,8 @@ impl SourcePd {
                     break;
                 };
                 let Ok(i) = self.buffers.check(&d) else {
-                    println!("[septa-test] FAIL queue: the sink lent a bad buffer {d:?}");
+                    let why = format_args!("the sink lent a bad buffer {d:?}");
+                    println!("{}", report::fail("queue", &why));
                     return;
                 };
                 let _ = self
@@ -224,7 +232,7 @@ impl SourcePd {
                     ..d
                 };
                 if self.rings.active.stage(d).is_err() {
-                    println!("[septa-test] FAIL queue: the active ring overflowed");
+                    println!("{}", report::fail("queue", &"the active ring overflowed"));
                     return;
                 }
                 self.seq += 1;
@@ -242,7 +250,8 @@ impl SourcePd {
                 Ok(Idle::Block) => return,
                 Ok(Idle::Reprocess) => continue,
                 Err(e) => {
-                    println!("[septa-test] FAIL queue: the sink broke the protocol: {e}");
+                    let why = format_args!("the sink broke the protocol: {e}");
+                    println!("{}", report::fail("queue", &why));
                     return;
                 }
             }
