@@ -10,7 +10,10 @@
 //! ([`Channel`]), child PDs ([`Child`]), single-threaded global state
 //! ([`PdCell`]), the patched symbols and `setvar`
 //! variables ([`symbols`], [`setvar!`]), `print!`/`println!` with a
-//! swappable sink ([`print`]), the `log` backend, and the panic handler
+//! swappable sink ([`print`]), the serial subsystem's client side
+//! ([`serial`]: printing through the serial virtualiser when the system
+//! makes the PD a client, and raw bytes both ways), the `log` backend, and
+//! the panic handler
 //! (which faults the PD: [`panic`]). What it must not do: make policy
 //! decisions for the PD (restarts, routing) or touch any capability slot the
 //! PD ABI does not give it.
@@ -57,13 +60,14 @@ mod message;
 pub mod panic;
 mod pd_cell;
 pub mod print;
+pub mod serial;
 pub mod symbols;
 
 pub use channel::{Channel, ChannelError, ChannelSet, ChannelSetIter};
 pub use child::Child;
 pub use handler::{Handler, NullHandler};
 pub use message::{mr_get, mr_set, msginfo_new};
-pub use pd_cell::PdCell;
+pub use pd_cell::{PdCell, PdRefCell};
 pub use septa_abi::MessageInfo;
 pub use septa_sel4;
 pub use symbols::{is_passive, pd_name, Setvar};

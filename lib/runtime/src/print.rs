@@ -1,9 +1,12 @@
 //! `print!`/`println!` for protection domains, through a swappable sink.
 //!
 //! The default sink is the kernel's debug console (`DebugPutChar`, one
-//! system call per byte). A PD that has a better console (the serial
-//! virtualiser's queue, later) installs it with [`set_sink`]; the panic
-//! handler and the `log` backend write through the same sink.
+//! system call per byte). A PD that the system makes a serial client gets
+//! the serial subsystem's sink before its `init` runs ([`crate::serial`]);
+//! another console can be installed with [`set_sink`]. The panic handler
+//! and the `log` backend write through the same sink. Each `print!` ends
+//! with [`crate::serial::end_print`], which publishes what the serial sink
+//! staged, so one `println!` reaches the console as one whole line.
 
 use core::fmt;
 
@@ -46,6 +49,7 @@ impl fmt::Write for Writer {
 pub fn _print(args: fmt::Arguments<'_>) {
     // The sinks cannot fail; an error could only come from a Display impl.
     let _ = fmt::Write::write_fmt(&mut Writer, args);
+    crate::serial::end_print();
 }
 
 /// Prints to the PD's console (see [`set_sink`]).
