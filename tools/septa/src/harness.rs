@@ -20,8 +20,9 @@
 //! crate that is the whole system, booted instead of the initializer (see
 //! [`crate::pack::root_task`]; the kernel conformance suite is one). An
 //! optional `probe` file says what the harness does from the host while the
-//! system runs (send bytes to a virtio console once a marker line shows,
-//! expect an answer within a time limit: [`crate::probe`]); it is one more
+//! system runs (send bytes to a virtio console or type on the UART once a
+//! marker line shows, expect an answer within a time limit, check that
+//! lines arrive whole and in order: [`crate::probe`]); it is one more
 //! case, `probe`, which fails with the step and what arrived instead. The
 //! run ends with `N passed, M failed`.
 //!
@@ -186,10 +187,14 @@ pub fn boot(
     qemu_args: &[&str],
     probe: Option<&Probe>,
 ) -> Result<(Outcome, String, bool)> {
-    let mut child = qemu::headless(image)?
-        .args(qemu_args)
-        .spawn()
-        .into_diagnostic()?;
+    let mut cmd = qemu::headless(image)?;
+    // A probe that types on the UART gets QEMU's standard input, which is
+    // the UART's receive side (`-serial stdio`).
+    if probe.is_some_and(Probe::types_on_uart) {
+        cmd.stdin(std::process::Stdio::piped());
+    }
+    let mut child = cmd.args(qemu_args).spawn().into_diagnostic()?;
+    let mut uart = child.stdin.take();
     let stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let (tx, rx) = mpsc::channel();
@@ -214,8 +219,10 @@ pub fn boot(
             .map(|(n, s)| (n.to_string(), s))
             .collect();
         let verdict = tx.clone();
+        let mut uart = uart.take();
         std::thread::spawn(move || {
-            let _ = verdict.send(Event::Probe(p.run(&line_rx, &sockets)));
+            let input = uart.as_mut().map(|u| u as &mut dyn std::io::Write);
+            let _ = verdict.send(Event::Probe(p.run(&line_rx, &sockets, input)));
         });
         line_tx
     });
