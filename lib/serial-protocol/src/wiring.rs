@@ -85,6 +85,10 @@ pub mod virt {
     /// The channel to the driver.
     pub const DRIVER: u8 = 0;
 
+    /// The receive virtualiser's channel to the transmit virtualiser, whose
+    /// client it is: past the client channels, so it is never taken for one.
+    pub const OUTPUT: u8 = 1 + MAX_CLIENTS as u8;
+
     /// The channel to client `i`: `1 + i`.
     pub const fn client_channel(i: usize) -> Option<u8> {
         if i < MAX_CLIENTS {
@@ -118,5 +122,6 @@ mod tests {
         }
         assert_eq!(virt::client_of(virt::DRIVER), None);
         assert_eq!(virt::client_of(33), None);
+        assert_eq!(virt::client_of(virt::OUTPUT), None);
     }
 }

@@ -29,6 +29,9 @@ pub enum Kind {
     Microkit,
     /// A `setvar`: the symbol must be exactly 8 bytes.
     Setvar,
+    /// Bytes a subsystem's expansion computed: the symbol must be exactly
+    /// as large as they are.
+    Const,
 }
 
 /// One value to write at a symbol.
@@ -50,6 +53,9 @@ impl Write {
 
     /// The value as a number, for reports (names print as text).
     pub fn describe(&self) -> String {
+        if self.kind == Kind::Const {
+            return format!("{} bytes", self.bytes.len());
+        }
         match self.bytes.len() {
             8 => format!(
                 "{:#x}",
@@ -213,6 +219,13 @@ pub fn writes_for(
             setvars.push(Write::word(s, io.addr, Kind::Setvar));
         }
     }
+    for c in &p.consts {
+        setvars.push(Write {
+            symbol: c.symbol.clone(),
+            bytes: c.bytes.clone(),
+            kind: Kind::Const,
+        });
+    }
     out.extend(setvars);
     Ok(out)
 }
@@ -235,6 +248,7 @@ pub fn apply(
                 why: match w.kind {
                     Kind::Microkit => "every PD must link septa-runtime or libmicrokit",
                     Kind::Setvar => "the description sets it with a setvar",
+                    Kind::Const => "a subsystem the description declares writes it",
                 },
             });
         };
@@ -242,6 +256,7 @@ pub fn apply(
         let (ok, want) = match w.kind {
             Kind::Microkit => (size >= len, format!("the tool writes {len}")),
             Kind::Setvar => (size == 8, "a setvar must be an 8-byte word".to_string()),
+            Kind::Const => (size == len, format!("the tool writes exactly {len}")),
         };
         if !ok {
             return Err(PatchError::Size {

@@ -26,6 +26,7 @@ pub mod graph;
 mod guest;
 mod kind;
 mod model;
+pub mod serial;
 mod toml_front;
 pub mod units;
 mod validate;

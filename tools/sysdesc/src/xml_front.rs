@@ -257,6 +257,7 @@ fn lower(doc: &Document, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         virtio: Vec::new(),
         domains,
         io_spaces,
+        serial: None,
     })
 }
 
@@ -321,6 +322,8 @@ fn lower_pd(x: &mut XmlReader, board: &Board, pds: &mut Vec<Pd>, n: &Node, paren
         ioports: e.ioports,
         caps: e.caps,
         vm: e.vm,
+        consts: Vec::new(),
+        subsystem: None,
         src,
     });
     for c in e.children {
