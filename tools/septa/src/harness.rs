@@ -200,8 +200,18 @@ pub fn boot(
     let (tx, rx) = mpsc::channel();
     let lines = tx.clone();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
+        // Lossy: a client may print any bytes (one that scribbles over its
+        // queue prints garbage), and the console must go on being read.
+        let mut out = BufReader::new(stdout);
+        let mut raw = Vec::new();
+        loop {
+            raw.clear();
+            match out.read_until(b'\n', &mut raw) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let text = String::from_utf8_lossy(&raw);
+            let line = text.trim_end_matches('\n').to_string();
             if lines.send(Event::Line(line)).is_err() {
                 break;
             }
@@ -239,12 +249,15 @@ pub fn boot(
     loop {
         let left = limit.saturating_sub(start.elapsed());
         match rx.recv_timeout(left) {
-            Ok(Event::Line(line)) => {
-                log.push_str(line.trim_end_matches('\r'));
+            Ok(Event::Line(raw)) => {
+                // Judged without the colours a serial client's lines may
+                // carry.
+                let line = crate::probe::plain(&raw);
+                log.push_str(&line);
                 log.push('\n');
                 if let Some(t) = &probe_lines {
                     // A probe that has finished no longer listens.
-                    let _ = t.send(line.clone());
+                    let _ = t.send(raw);
                 }
                 if outcome.feed(&line) {
                     break;

@@ -337,9 +337,10 @@ fn wait_for_line(
     }
 }
 
-/// A console line without ANSI control sequences (`ESC [ ... letter`) or
-/// the carriage return before its end.
-fn plain(line: &str) -> String {
+/// A console line without ANSI control sequences (`ESC [ ... letter`, the
+/// colours the serial subsystem may put on a client's lines) or the
+/// carriage return before its end.
+pub fn plain(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
