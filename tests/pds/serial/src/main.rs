@@ -10,9 +10,9 @@
 //!   whole one. The harness checks from the console that every line
 //!   arrives whole and in order (the probe's `lines` step); the PD says
 //!   `ok` once it has printed them all.
-//! - `echo_*`: echoes each line of input it gets as `NAME got: LINE`; on
-//!   the line `finish` it says `ok` and `done`. The probe types to them in
-//!   turn, switching with the key sequence.
+//! - `echo_*`: echoes each line of input it gets as `NAME got: LINE`, and
+//!   says `ok` with the first; on the line `finish` it says `done`. The
+//!   probe types to them in turn, switching with the key sequence.
 //! - `scribbler`: writes random values over its own queues (indices, flag
 //!   and data) and notifies the virtualisers, [`ROUNDS`] times, yielding
 //!   after each; its own output is lost, nobody else's may be.
@@ -58,13 +58,17 @@ fn mux(name: &str) {
     };
     let pad = "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890";
     for i in 1..=LINES {
+        if i > 1 {
+            syscall::yield_now();
+        }
         if name == "mux_b" {
             log::info!("{name} line {i} of {LINES} {}", &pad[..filler]);
         } else {
             println!("{name} line {i} of {LINES} {}", &pad[..filler]);
         }
-        syscall::yield_now();
     }
+    // Right after the last line, with no yield between: once the console
+    // shows that line, this one has gone out too.
     println!("{}", report::ok(name));
 }
 
@@ -101,6 +105,7 @@ struct Echo {
     name: PdName,
     line: [u8; LINE_MAX],
     len: usize,
+    lines: u32,
 }
 
 impl Handler for Echo {
@@ -134,14 +139,20 @@ impl Echo {
         let line = core::str::from_utf8(&self.line[..self.len]).unwrap_or("(not UTF-8)");
         let name = self.name.as_str();
         println!("{name} got: {line}");
-        if line == "finish" {
+        self.lines += 1;
+        if self.lines == 1 {
             println!("{}", report::ok(name));
+        }
+        if line == "finish" {
             println!("{}", report::DONE);
         }
         self.len = 0;
     }
 }
 
+// One value per PD, made once (no heap to box the echo into): its size
+// does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Pd {
     Idle,
     Echo(Echo),
@@ -173,6 +184,7 @@ fn init() -> Pd {
             name: septa_runtime::pd_name(),
             line: [0; LINE_MAX],
             len: 0,
+            lines: 0,
         })
     } else if name == "scribbler" {
         scribble();
