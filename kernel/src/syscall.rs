@@ -623,7 +623,7 @@ fn handle_yield() {
 pub fn handle_unknown_syscall(w: u64) {
     let cur = sched::cur_thread();
     match w as i64 {
-        sys::DEBUG_PUT_CHAR => machine::put_char(cur.reg(Reg::CAP) as u8),
+        sys::DEBUG_PUT_CHAR => crate::print::put_user_char(cur.reg(Reg::CAP) as u8),
         sys::DEBUG_DUMP_SCHEDULER => dump_scheduler(),
         sys::DEBUG_HALT => {
             crate::kdebugln!("DebugHalt from thread {:#x} \"{}\"", cur.paddr(), Name(cur));
