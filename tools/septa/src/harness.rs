@@ -164,10 +164,11 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
     // shows what the suite has checked.
     let default = ws.root.join("system.toml");
     if default.is_file() && filter.is_none_or(|f| "default".contains(f)) {
+        let readme = std::fs::read_to_string(ws.root.join("README.md")).unwrap_or_default();
         out.push(System {
             name: "default".into(),
             file: default,
-            expect: vec![],
+            expect: readme_expect(&readme, own_kernel),
             probe: None,
             xfail: None,
             bare: None,
@@ -175,6 +176,27 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// What the README says the default system prints: the lines of the text
+/// block after "It prints", but `...`. Lines from the boot of Septa's
+/// kernel (`Septa kernel`, the initializer's count of the untyped memory
+/// that kernel leaves) are checked on Septa's kernel only.
+pub fn readme_expect(readme: &str, own_kernel: bool) -> Vec<String> {
+    let Some(at) = readme.find("It prints") else {
+        return vec![];
+    };
+    let Some(block) = readme[at..].split("```text\n").nth(1) else {
+        return vec![];
+    };
+    let block = block.split("```").next().unwrap_or("");
+    block
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty() && *l != "...")
+        .filter(|l| own_kernel || !(l.starts_with("Septa kernel") || l.starts_with("initializer:")))
+        .map(String::from)
+        .collect()
 }
 
 /// Boots `image` headless until it prints `done` or `limit` passes, while
@@ -594,6 +616,25 @@ mod tests {
         o.stopped_early = true;
         o.finish(false, "", &[]);
         assert_eq!(o.failed, ["probe: line 3: expected \"X\""]);
+    }
+
+    #[test]
+    fn the_readme_says_what_the_default_system_prints() {
+        let readme = "It prints (the test `default`):\n\n```text\nSepta kernel 0.1.0\ninitializer: 5 objects\n...\ngreeter: hello\n```\n\n```text\nnot this\n```\n";
+        assert_eq!(
+            readme_expect(readme, true),
+            [
+                "Septa kernel 0.1.0",
+                "initializer: 5 objects",
+                "greeter: hello"
+            ]
+        );
+        assert_eq!(readme_expect(readme, false), ["greeter: hello"]);
+        let real = include_str!("../../../README.md");
+        assert!(
+            readme_expect(real, false).len() >= 3,
+            "the README shows what the default system prints"
+        );
     }
 
     #[test]
