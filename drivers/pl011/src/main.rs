@@ -136,12 +136,25 @@ impl Driver {
                     break;
                 }
             };
+            // An empty FIFO takes a FIFO's worth without asking again;
+            // otherwise each byte waits for room.
             let mut put = 0;
-            while put < n && self.uart.flags() & FR_TXFF == 0 {
-                self.uart.send(buf[put]);
-                put += 1;
+            while put < n {
+                let flags = self.uart.flags();
+                if flags & FR_TXFF != 0 {
+                    break;
+                }
+                let room = if flags & FR_TXFE != 0 {
+                    TX_FIFO_DEPTH
+                } else {
+                    1
+                };
+                for &b in &buf[put..n.min(put + room)] {
+                    self.uart.send(b);
+                }
+                put = n.min(put + room);
             }
-            let _ = self.tx.take_slice(&mut buf[..put]);
+            let _ = self.tx.skip(put as u32);
             sent = true;
         }
         self.tx.commit();

@@ -26,6 +26,12 @@ pub const FR_BUSY: u32 = 1 << 3;
 pub const FR_RXFE: u32 = 1 << 4;
 /// FR: the transmit FIFO is full.
 pub const FR_TXFF: u32 = 1 << 5;
+/// FR: the transmit FIFO is empty.
+pub const FR_TXFE: u32 = 1 << 7;
+
+/// Bytes the transmit FIFO holds (16 in the PL011's first revisions, 32
+/// from r1p5; the smaller is safe on all).
+pub const TX_FIFO_DEPTH: usize = 16;
 
 /// LCR_H: FIFOs on.
 pub const LCR_H_FEN: u32 = 1 << 4;

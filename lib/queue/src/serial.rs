@@ -306,6 +306,16 @@ impl Consumer {
         Ok(n)
     }
 
+    /// Takes up to `n` waiting bytes without copying them (after a
+    /// [`peek`](Self::peek) that already read them); returns how many. Does
+    /// not publish.
+    #[inline]
+    pub fn skip(&mut self, n: u32) -> Result<u32, PeerFault> {
+        let n = n.min(self.ix.available()?);
+        self.ix.advance(n);
+        Ok(n)
+    }
+
     /// Reads up to `buf.len()` bytes and publishes the new head; returns how
     /// many.
     #[inline]
@@ -465,8 +475,11 @@ mod tests {
         assert_eq!(c.peek(7, &mut out).unwrap(), 0);
         assert_eq!(c.peek(100, &mut out).unwrap(), 0);
         assert_eq!(c.len().unwrap(), 7, "nothing was taken");
-        assert_eq!(c.read(&mut out).unwrap(), 7);
-        assert_eq!(&out[..7], b"abcdefg");
+        assert_eq!(c.skip(2).unwrap(), 2);
+        assert_eq!(c.len().unwrap(), 5);
+        assert_eq!(c.read(&mut out).unwrap(), 5);
+        assert_eq!(&out[..5], b"cdefg");
+        assert_eq!(c.skip(9).unwrap(), 0);
     }
 
     #[test]

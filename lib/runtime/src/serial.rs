@@ -80,13 +80,24 @@ impl Output {
     /// Stages `bytes` as `print!` output (`\n` as `\r\n`), publishing each
     /// finished line.
     pub(crate) fn print(&mut self, bytes: &[u8], notify: &mut impl FnMut()) {
-        for &b in bytes {
-            if b == b'\n' {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let run = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+            // The bytes up to the line's end in one copy, while they fit.
+            let fast = if self.dropping {
+                0
+            } else {
+                self.q.stage_slice(&rest[..run]).unwrap_or(0)
+            };
+            for &b in &rest[fast..run] {
+                self.put(b, notify);
+            }
+            rest = &rest[run..];
+            if let [b'\n', tail @ ..] = rest {
                 self.put(b'\r', notify);
                 self.put(b'\n', notify);
                 self.end_line();
-            } else {
-                self.put(b, notify);
+                rest = tail;
             }
         }
     }

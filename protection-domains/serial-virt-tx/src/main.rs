@@ -74,8 +74,6 @@ struct Client {
     q: Consumer,
     /// Protocol faults seen.
     faults: u32,
-    /// Bytes were taken since the last look at its signal request.
-    consumed: bool,
 }
 
 /// Clients waiting for their turn, in order, each at most once.
@@ -223,6 +221,8 @@ impl Virt {
             return;
         };
         let mut moved_any = false;
+        // The clients whose bytes were taken (bit i: client i).
+        let mut consumed = 0u64;
         let mut driver_fault = None;
         while let Some(c) = self.pending.front() {
             let Some(client) = self.clients[c].as_mut() else {
@@ -234,7 +234,7 @@ impl Virt {
                 Ok((served, moved)) => {
                     if moved > 0 {
                         moved_any = true;
-                        client.consumed = true;
+                        consumed |= 1 << c;
                     }
                     match served {
                         Served::Done => {
@@ -275,9 +275,13 @@ impl Virt {
         if moved_any {
             let _ = DRIVER.notify();
         }
-        for (i, client) in self.clients.iter_mut().enumerate() {
-            let Some(client) = client else { continue };
-            if core::mem::take(&mut client.consumed) && client.q.take_signal_request() {
+        while consumed != 0 {
+            let i = consumed.trailing_zeros() as usize;
+            consumed &= consumed - 1;
+            let Some(client) = self.clients[i].as_mut() else {
+                continue;
+            };
+            if client.q.take_signal_request() {
                 if let Some(ch) = virt::client_channel(i) {
                     let _ = Channel::new(ch).notify();
                 }
@@ -336,11 +340,7 @@ impl Virt {
             let r = region(CLIENT_QUEUES.get() + i as u64 * size, size);
             let q = region::consumer(&r)
                 .unwrap_or_else(|e| panic!("serial_virt_tx: client {i}'s queue: {e}"));
-            self.clients[i] = Some(Client {
-                q,
-                faults: 0,
-                consumed: false,
-            });
+            self.clients[i] = Some(Client { q, faults: 0 });
             // Anything a client wrote before this PD ran.
             self.pending.push(i);
         }
