@@ -12,8 +12,9 @@
 //! variables ([`symbols`], [`setvar!`]), `print!`/`println!` with a
 //! swappable sink ([`print`]), the serial subsystem's client side
 //! ([`serial`]: printing through the serial virtualiser when the system
-//! makes the PD a client, and raw bytes both ways), the `log` backend, and
-//! the panic handler
+//! makes the PD a client, and raw bytes both ways), the timer client
+//! ([`timer`]: the time and timeouts from the timer driver), the `log`
+//! backend, and the panic handler
 //! (which faults the PD: [`panic`]). What it must not do: make policy
 //! decisions for the PD (restarts, routing) or touch any capability slot the
 //! PD ABI does not give it.
@@ -62,6 +63,7 @@ mod pd_cell;
 pub mod print;
 pub mod serial;
 pub mod symbols;
+pub mod timer;
 
 pub use channel::{Channel, ChannelError, ChannelSet, ChannelSetIter};
 pub use child::Child;
