@@ -99,6 +99,7 @@ pub fn render(i: &Inputs) -> String {
     regions(&mut o, i);
     channels(&mut o, i.system);
     serial(&mut o, i.system);
+    timer(&mut o, i.system);
     virtio_devices(&mut o, i.system);
     irqs(&mut o, i.built);
     objects(&mut o, i);
@@ -406,6 +407,25 @@ fn serial(o: &mut String, sys: &System) {
         }
     } else {
         let _ = writeln!(o, "input: none (no client takes it)");
+    }
+}
+
+/// What `[timer]` expanded into.
+fn timer(o: &mut String, sys: &System) {
+    let Some(t) = &sys.timer else { return };
+    title(o, "Timer subsystem ([timer])");
+    let _ = writeln!(
+        o,
+        "EL1 physical timer, IRQ {}: driver {}",
+        t.irq, sys.pds[t.driver].name
+    );
+    for (i, p) in t.clients.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "  client {i}: {} (driver channel {})",
+            sys.pds[*p].name,
+            1 + i
+        );
     }
 }
 

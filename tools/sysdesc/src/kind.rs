@@ -747,4 +747,46 @@ pub enum Kind {
     #[error("serial client `{pd}` has priority {priority}, not below the transmit virtualiser's {virt}: when its queue fills, its output is dropped instead of waiting")]
     #[diagnostic(code(septa::serial::client_priority), severity(Warning))]
     SerialClientPriority { pd: String, priority: u8, virt: u8 },
+
+    // ----------------------------------------------------------------- timer
+    #[error("timer client `{0}` is not a PD of this system")]
+    #[diagnostic(code(septa::timer::unknown_client))]
+    TimerUnknownClient(String),
+    #[error("`{0}` is named twice in [timer] `clients`")]
+    #[diagnostic(code(septa::timer::duplicate_client))]
+    TimerDuplicateClient(String),
+    #[error("board `{board}` gives user level no EL1 physical timer (a `phys-timer` PPI owned by `user`)")]
+    #[diagnostic(
+        code(septa::timer::no_device),
+        help("the timer driver needs the physical timer the kernel exports to EL0, as Microkit's qemu_virt_aarch64 configuration does")
+    )]
+    TimerNoDevice { board: String },
+    #[error("{count} timer clients, but the driver serves at most {max}")]
+    #[diagnostic(code(septa::timer::too_many_clients))]
+    TimerTooManyClients { count: usize, max: usize },
+    #[error("`{name}` is a PD the timer subsystem adds: the description may not use that name")]
+    #[diagnostic(
+        code(septa::timer::name_taken),
+        help("rename the description's PD, or wire the timer by hand")
+    )]
+    TimerNameTaken { name: String },
+    #[error("timer client `{0}` has no free channel id: ids 0..=61 are all in use")]
+    #[diagnostic(code(septa::timer::no_free_channel))]
+    TimerNoFreeChannel(String),
+    #[error("timer client `{pd}` has priority {priority}, not below the timer driver's {driver}: it could not call the driver")]
+    #[diagnostic(
+        code(septa::timer::client_priority),
+        help("a protected procedure call goes to a strictly higher priority")
+    )]
+    TimerClientPriority {
+        pd: String,
+        priority: u8,
+        driver: u8,
+    },
+    #[error("timer client `{0}` is passive, so its timeouts could not wake it")]
+    #[diagnostic(
+        code(septa::timer::passive_client),
+        help("a passive PD runs only on its callers' time")
+    )]
+    TimerPassiveClient(String),
 }

@@ -22,11 +22,13 @@
 mod board;
 mod check;
 mod diag;
+mod expand;
 pub mod graph;
 mod guest;
 mod kind;
 mod model;
 pub mod serial;
+pub mod timer;
 mod toml_front;
 pub mod units;
 mod validate;

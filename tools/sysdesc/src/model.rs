@@ -83,6 +83,8 @@ pub struct System {
     pub io_spaces: Vec<IoSpace>,
     /// The serial subsystem `[serial]` expanded into (Septa's addition).
     pub serial: Option<Serial>,
+    /// The timer subsystem `[timer]` expanded into (Septa's addition).
+    pub timer: Option<Timer>,
 }
 
 impl System {
@@ -194,14 +196,29 @@ pub struct Pd {
 #[serde(rename_all = "snake_case")]
 pub enum Subsystem {
     Serial,
+    Timer,
 }
 
 impl std::fmt::Display for Subsystem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Subsystem::Serial => "serial",
+            Subsystem::Timer => "timer",
         })
     }
+}
+
+/// The timer subsystem, as `[timer]` expanded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Timer {
+    /// Index into [`System::pds`].
+    pub driver: usize,
+    /// The timer's interrupt (the EL1 physical timer's PPI).
+    pub irq: u64,
+    /// The clients (PD indices), client i on the driver's channel 1 + i.
+    pub clients: Vec<usize>,
+    #[serde(skip)]
+    pub src: Src,
 }
 
 /// Bytes written at a symbol whose size is exactly theirs: configuration

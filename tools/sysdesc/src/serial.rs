@@ -26,8 +26,9 @@ use septa_serial_protocol::config::{Colour, Config, Label, PREFIX_LEN, SIZE as C
 use septa_serial_protocol::region as qregion;
 use septa_serial_protocol::wiring::{self, MAX_CLIENTS};
 
-use crate::check::{DEFAULT_STACK, MAX_ID, SMALL_PAGE};
+use crate::check::SMALL_PAGE;
 use crate::diag::{Kind, Sink, Span};
+use crate::expand::{channel, end, free_ids, map, pd, region};
 use crate::model::*;
 
 /// The PDs the expansion adds.
@@ -353,24 +354,6 @@ fn rx_region(pd: &str) -> String {
     format!("serial_rx_{pd}")
 }
 
-/// Channel ids PD `pd` does not use yet, lowest first.
-fn free_ids(system: &System, pd: usize) -> impl Iterator<Item = u64> {
-    let mut used = [false; MAX_ID as usize + 1];
-    for ch in &system.channels {
-        for end in [&ch.a, &ch.b] {
-            if end.pd == pd && end.id <= MAX_ID {
-                used[end.id as usize] = true;
-            }
-        }
-    }
-    for irq in &system.pds[pd].irqs {
-        if irq.id <= MAX_ID {
-            used[irq.id as usize] = true;
-        }
-    }
-    (0..=MAX_ID).filter(move |id| !used[*id as usize])
-}
-
 /// The first address from [`CLIENT_VADDR`] where `size` bytes are free in
 /// PD `pd`'s address space.
 fn room(system: &System, pd: usize, size: u64) -> u64 {
@@ -404,88 +387,11 @@ struct Plan {
     src: Src,
 }
 
-fn map(region: String, vaddr: u64, src: &Src) -> Map {
-    Map {
-        region,
-        vaddr,
-        perms: Perms::READ_WRITE,
-        cached: true,
-        setvar_vaddr: None,
-        setvar_size: None,
-        setvar_prefill_size: None,
-        setvar_device: None,
-        setvar_device_size: None,
-        src: src.clone(),
-    }
-}
-
 fn queue_map(region: String, vaddr: u64, vaddr_sym: &str, size_sym: &str, src: &Src) -> Map {
     Map {
         setvar_vaddr: Some(vaddr_sym.into()),
         setvar_size: Some(size_sym.into()),
         ..map(region, vaddr, src)
-    }
-}
-
-fn pd(name: &str, program: &str, priority: u8, src: &Src) -> Pd {
-    Pd {
-        name: name.into(),
-        parent: None,
-        child_id: None,
-        setvar_id: None,
-        program: Program::Crate(program.into()),
-        symbols: None,
-        priority,
-        budget_us: 1000,
-        period_us: 1000,
-        passive: false,
-        stack_size: DEFAULT_STACK,
-        cpu: 0,
-        smc: false,
-        fpu: true,
-        domain: None,
-        restart: Restart::default(),
-        maps: Vec::new(),
-        irqs: Vec::new(),
-        setvars: Vec::new(),
-        ioports: Vec::new(),
-        caps: Vec::new(),
-        vm: None,
-        consts: Vec::new(),
-        subsystem: Some(Subsystem::Serial),
-        src: src.clone(),
-    }
-}
-
-fn region(name: String, size: u64, src: &Src) -> Region {
-    Region {
-        name,
-        size,
-        page_size: SMALL_PAGE,
-        page_size_given: false,
-        phys: None,
-        device: None,
-        prefill: None,
-        src: src.clone(),
-    }
-}
-
-fn end(pd: usize, id: u64, setvar_id: Option<&str>, src: &Src) -> End {
-    End {
-        pd,
-        id,
-        pp: false,
-        notify: true,
-        setvar_id: setvar_id.map(String::from),
-        src: src.clone(),
-    }
-}
-
-fn channel(a: End, b: End, src: &Src) -> Channel {
-    Channel {
-        a,
-        b,
-        src: src.clone(),
     }
 }
 
@@ -533,7 +439,13 @@ fn build(system: &mut System, plan: Plan) {
 
     // The driver.
     let d = system.pds.len();
-    let mut drv = pd(DRIVER, DRIVER_PROGRAM, DRIVER_PRIORITY, src);
+    let mut drv = pd(
+        DRIVER,
+        DRIVER_PROGRAM,
+        DRIVER_PRIORITY,
+        Subsystem::Serial,
+        src,
+    );
     drv.maps.push(Map {
         cached: false,
         setvar_device: Some(driver::REGS.into()),
@@ -593,7 +505,13 @@ fn build(system: &mut System, plan: Plan) {
         labels.push(Label::new(VIRT_RX, "", None).unwrap_or(Label::EMPTY));
     }
 
-    let mut vtx = pd(VIRT_TX, VIRT_TX_PROGRAM, VIRT_TX_PRIORITY, src);
+    let mut vtx = pd(
+        VIRT_TX,
+        VIRT_TX_PROGRAM,
+        VIRT_TX_PRIORITY,
+        Subsystem::Serial,
+        src,
+    );
     vtx.maps.push(queue_map(
         driver_tx_region(),
         VIRT_DRIVER_VADDR,
@@ -610,7 +528,13 @@ fn build(system: &mut System, plan: Plan) {
     ));
 
     if let Some(r) = rxv {
-        let mut vrx = pd(VIRT_RX, VIRT_RX_PROGRAM, VIRT_RX_PRIORITY, src);
+        let mut vrx = pd(
+            VIRT_RX,
+            VIRT_RX_PROGRAM,
+            VIRT_RX_PRIORITY,
+            Subsystem::Serial,
+            src,
+        );
         vrx.maps.push(queue_map(
             driver_rx_region(),
             VIRT_DRIVER_VADDR,

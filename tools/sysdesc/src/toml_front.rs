@@ -165,6 +165,13 @@ struct RawFile {
     #[serde(default)]
     io_space: Named<RawIoSpace>,
     serial: Option<Spanned<RawSerial>>,
+    timer: Option<Spanned<RawTimer>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimer {
+    clients: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -648,9 +655,23 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         domains,
         io_spaces,
         serial: None,
+        timer: None,
     };
     if let Some(serial) = raw.serial {
         crate::serial::expand(&mut system, lower_serial(serial), sink);
+    }
+    if let Some(timer) = raw.timer {
+        let whole = Span::from(timer.span());
+        let clients = timer
+            .into_inner()
+            .clients
+            .into_iter()
+            .map(|c| {
+                let span = span_of(&c);
+                (c.into_inner(), span)
+            })
+            .collect();
+        crate::timer::expand(&mut system, crate::timer::Wanted { clients, whole }, sink);
     }
     Some(system)
 }

@@ -258,6 +258,7 @@ fn lower(doc: &Document, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         domains,
         io_spaces,
         serial: None,
+        timer: None,
     })
 }
 
