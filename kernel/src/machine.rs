@@ -43,7 +43,7 @@ mod imp {
         timer::disarm()
     }
     pub fn irq_pending() -> bool {
-        crate::arch::aarch64::fpu::irq_pending()
+        gic::irq_pending()
     }
     pub fn irq_acknowledge() -> Option<Irq> {
         gic::acknowledge()
@@ -64,7 +64,7 @@ mod imp {
         crate::arch::aarch64::trap::halt()
     }
     pub fn smc_call(args: [u64; 8]) -> [u64; 8] {
-        crate::arch::aarch64::fpu::smc_call(args)
+        crate::arch::aarch64::smc::smc_call(args)
     }
     pub fn irq_mask(irq: Irq) {
         gic::disable(irq)

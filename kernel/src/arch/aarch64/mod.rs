@@ -10,6 +10,7 @@ pub mod entry;
 pub mod fpu;
 pub mod gic;
 pub mod mmu;
+pub mod smc;
 pub mod stage2;
 pub mod sysreg;
 pub mod timer;
