@@ -57,9 +57,6 @@ const _: () = assert!(core::mem::size_of::<UserContext>() == CONTEXT_WORDS * 8);
 pub struct Reg(pub u8);
 
 impl Reg {
-    pub const fn x(n: u8) -> Reg {
-        Reg(n)
-    }
     pub const X0: Reg = Reg(0);
     pub const X1: Reg = Reg(1);
     pub const X6: Reg = Reg(6);
@@ -200,10 +197,6 @@ pub const TIMEOUT_REPLY_MESSAGE: [Reg; 34] = [
 pub mod pstate {
     /// FIQ masked.
     pub const F: u64 = 1 << 6;
-    /// IRQ masked.
-    pub const I: u64 = 1 << 7;
-    /// SError masked.
-    pub const A: u64 = 1 << 8;
     pub const EL0T: u64 = 0;
     pub const EL1T: u64 = 4;
     pub const EL1H: u64 = 5;

@@ -52,7 +52,7 @@ pub enum Fault {
         badge: u64,
     },
     /// `fsr` is the ESR (32 bits).
-    VmFault {
+    Vm {
         address: u64,
         fsr: u64,
         instruction: bool,
@@ -60,7 +60,7 @@ pub enum Fault {
     VgicMaintenance {
         idx: Option<u64>,
     },
-    VcpuFault {
+    Vcpu {
         hsr: u64,
     },
     VppiEvent {
@@ -79,9 +79,9 @@ impl Fault {
             Fault::UnknownSyscall { .. } => abi::UNKNOWN_SYSCALL,
             Fault::UserException { .. } => abi::USER_EXCEPTION,
             Fault::Timeout { .. } => abi::TIMEOUT,
-            Fault::VmFault { .. } => abi::VM_FAULT,
+            Fault::Vm { .. } => abi::VM_FAULT,
             Fault::VgicMaintenance { .. } => abi::VGIC_MAINTENANCE,
-            Fault::VcpuFault { .. } => abi::VCPU_FAULT,
+            Fault::Vcpu { .. } => abi::VCPU_FAULT,
             Fault::VppiEvent { .. } => abi::VPPI_EVENT,
         }
     }
@@ -112,7 +112,7 @@ impl Fault {
                 [abi::USER_EXCEPTION, number & WORD32, code & 0x0fff_ffff, 0]
             }
             Fault::Timeout { badge } => [abi::TIMEOUT, badge, 0, 0],
-            Fault::VmFault {
+            Fault::Vm {
                 address,
                 fsr,
                 instruction,
@@ -123,7 +123,7 @@ impl Fault {
                 idx.is_some() as u64,
                 0,
             ],
-            Fault::VcpuFault { hsr } => [abi::VCPU_FAULT, hsr & WORD32, 0, 0],
+            Fault::Vcpu { hsr } => [abi::VCPU_FAULT, hsr & WORD32, 0, 0],
             Fault::VppiEvent { irq } => [abi::VPPI_EVENT, irq & 0x1ff, 0, 0],
         };
         (w, l)
@@ -155,7 +155,7 @@ impl Fault {
                 code: w[2],
             },
             abi::TIMEOUT => Fault::Timeout { badge: w[1] },
-            abi::VM_FAULT => Fault::VmFault {
+            abi::VM_FAULT => Fault::Vm {
                 address: w[1],
                 fsr: w[2],
                 instruction: w[3] != 0,
@@ -163,7 +163,7 @@ impl Fault {
             abi::VGIC_MAINTENANCE => Fault::VgicMaintenance {
                 idx: (w[2] != 0).then_some(w[1]),
             },
-            abi::VCPU_FAULT => Fault::VcpuFault { hsr: w[1] },
+            abi::VCPU_FAULT => Fault::Vcpu { hsr: w[1] },
             abi::VPPI_EVENT => Fault::VppiEvent { irq: w[1] },
             _ => Fault::Null,
         }
@@ -185,6 +185,10 @@ fn copy_mrs_fault(sender: Tcb, receiver: Tcb, regs: &[Reg], buf: Option<u64>) {
 
 /// Writes the fault message of `sender`'s fault `f` for `receiver`;
 /// returns its length (seL4's `setMRs_fault`).
+///
+/// Out of line (see the crate header): inlined into `do_ipc_transfer` it
+/// slowed every IPC, faults or not.
+#[inline(never)]
 pub fn set_mrs_fault(f: &Fault, sender: Tcb, receiver: Tcb, buf: Option<u64>) -> usize {
     match *f {
         Fault::Cap {
@@ -219,7 +223,7 @@ pub fn set_mrs_fault(f: &Fault, sender: Tcb, receiver: Tcb, buf: Option<u64>) ->
             }
             None => set_mr(receiver, buf, abi::timeout::DATA, badge),
         },
-        Fault::VmFault {
+        Fault::Vm {
             address,
             fsr,
             instruction,
@@ -235,7 +239,7 @@ pub fn set_mrs_fault(f: &Fault, sender: Tcb, receiver: Tcb, buf: Option<u64>) ->
             set_mr(receiver, buf, abi::vm_fault::FSR, fsr)
         }
         Fault::VgicMaintenance { idx } => set_mr(receiver, buf, 0, idx.unwrap_or(u64::MAX)),
-        Fault::VcpuFault { hsr } => set_mr(receiver, buf, 0, hsr),
+        Fault::Vcpu { hsr } => set_mr(receiver, buf, 0, hsr),
         Fault::VppiEvent { irq } => set_mr(receiver, buf, 0, irq),
         Fault::Null => 0,
     }
@@ -369,7 +373,7 @@ pub fn handle_no_fault_handler(t: Tcb, f: &Fault) {
             if in_receive_phase { "receive" } else { "send" },
             address
         ),
-        Fault::VmFault {
+        Fault::Vm {
             address,
             fsr,
             instruction,

@@ -324,17 +324,6 @@ mod imp {
 
 pub use imp::*;
 
-/// Microseconds to ticks, saturating.
-pub fn us_to_ticks(us: u64) -> u64 {
-    let t = us as u128 * counter_frequency() as u128 / 1_000_000;
-    u64::try_from(t).unwrap_or(u64::MAX)
-}
-
-/// Ticks to microseconds, rounding down.
-pub fn ticks_to_us(ticks: u64) -> u64 {
-    (ticks as u128 * 1_000_000 / counter_frequency() as u128) as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,9 +333,8 @@ mod tests {
         set_now(500);
         assert_eq!(now(), 500);
         tlb_flush_page(3, 0x1000);
-        set_deadline(us_to_ticks(7));
+        set_deadline(700);
         assert_eq!(take_log(), [Op::FlushPage(3, 0x1000), Op::Deadline(700)]);
         assert!(take_log().is_empty());
-        assert_eq!(ticks_to_us(us_to_ticks(12345)), 12345);
     }
 }

@@ -206,7 +206,7 @@ pub fn handle_vm_fault(address: u64, fsr: u64, instruction: bool) {
     if_budget_then_schedule(|| {
         handle_fault(
             sched::cur_thread(),
-            Fault::VmFault {
+            Fault::Vm {
                 address,
                 fsr,
                 instruction,
@@ -226,7 +226,7 @@ pub fn handle_vcpu_fault(hsr: u64) {
         handle_user_level_fault(hsr, 0);
         return;
     }
-    if_budget_then_schedule(|| handle_fault(sched::cur_thread(), Fault::VcpuFault { hsr }));
+    if_budget_then_schedule(|| handle_fault(sched::cur_thread(), Fault::Vcpu { hsr }));
 }
 
 // ---------------------------------------------------------------------------
@@ -620,6 +620,10 @@ fn handle_yield() {
 
 /// The debug calls, or an UnknownSyscall fault (seL4's
 /// `handleUnknownSyscall`). The debug calls do not charge time.
+///
+/// Out of line (see the crate header): inlined into the system-call path it
+/// made every system call dearer.
+#[inline(never)]
 pub fn handle_unknown_syscall(w: u64) {
     let cur = sched::cur_thread();
     match w as i64 {

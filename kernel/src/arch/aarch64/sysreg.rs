@@ -8,8 +8,6 @@ pub mod hcr {
     pub const IMO: u64 = 1 << 4;
     pub const AMO: u64 = 1 << 5;
     pub const DC: u64 = 1 << 12;
-    pub const TWI: u64 = 1 << 13;
-    pub const TWE: u64 = 1 << 14;
     pub const TSC: u64 = 1 << 19;
     pub const TAC: u64 = 1 << 21;
     pub const TTLB: u64 = 1 << 25;
@@ -22,25 +20,15 @@ pub mod hcr {
     /// Native threads run at EL0 with stage 1 off (DC), traps to EL2 (TGE),
     /// and no access to EL1 translation or cache maintenance by set/way.
     pub const NATIVE: u64 = COMMON | TGE | TVM | TTLB | DC | TAC | SWIO;
-    /// Guests at EL1 (with WFI/WFE trapped so an idle guest yields).
-    pub const VCPU: u64 = COMMON | TWE | TWI;
 }
 
 /// Exception classes of ESR_EL2 (ARM ARM D13.2.37).
 pub mod ec {
-    pub const UNKNOWN: u64 = 0x00;
-    pub const WFX: u64 = 0x01;
     pub const FP_ASIMD: u64 = 0x07;
-    pub const ILLEGAL_STATE: u64 = 0x0e;
     pub const SVC64: u64 = 0x15;
     pub const HVC64: u64 = 0x16;
-    pub const SMC64: u64 = 0x17;
-    pub const SYSREG: u64 = 0x18;
     pub const INSTR_ABORT_LOWER: u64 = 0x20;
-    pub const PC_ALIGN: u64 = 0x22;
     pub const DATA_ABORT_LOWER: u64 = 0x24;
-    pub const SP_ALIGN: u64 = 0x26;
-    pub const BRK64: u64 = 0x3c;
 }
 
 macro_rules! read_sysreg {

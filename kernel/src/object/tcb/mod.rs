@@ -242,21 +242,6 @@ impl Tcb {
         self.write(CONTEXT_OFFSET + r.offset(), v)
     }
 
-    /// The whole register block.
-    pub fn context(self) -> UserContext {
-        let mut c = UserContext::default();
-        for i in 0..31 {
-            c.x[i] = self.reg(Reg(i as u8));
-        }
-        c.sp = self.reg(Reg::SP);
-        c.pc = self.reg(Reg::NEXT_IP);
-        c.spsr = self.reg(Reg::SPSR);
-        c.fault_ip = self.reg(Reg::FAULT_IP);
-        c.tpidr_el0 = self.reg(Reg::TPIDR_EL0);
-        c.tpidrro_el0 = self.reg(Reg::TPIDRRO_EL0);
-        c
-    }
-
     /// The address a Restart thread resumes at (seL4's `getRestartPC`).
     pub fn restart_pc(self) -> u64 {
         self.reg(Reg::FAULT_IP)
@@ -499,10 +484,6 @@ impl Tcb {
         self.read(field_offset!(vcpu))
     }
 
-    pub fn set_vcpu(self, v: u64) {
-        self.write(field_offset!(vcpu), v)
-    }
-
     // --- faults ----------------------------------------------------------
 
     /// The fault the thread is stopped with (Null if none).
@@ -534,10 +515,6 @@ impl Tcb {
 
     pub fn cspace_root(self) -> Cap {
         self.slot(CTABLE).cap_expecting(CapType::CNode)
-    }
-
-    pub fn vspace_root(self) -> Cap {
-        self.slot(VTABLE).cap_expecting(CapType::VSpace)
     }
 
     // --- debug -----------------------------------------------------------
