@@ -47,6 +47,7 @@ use crate::pack::{self, Image};
 use crate::probe::Probe;
 use crate::qemu;
 use crate::workspace::Workspace;
+use septa_abi::Config;
 
 pub const MARK: &str = "[septa-test]";
 
@@ -111,6 +112,9 @@ struct System {
     /// Why this system is known to fail on Septa's kernel (its `xfail`
     /// file), when the run uses Septa's kernel.
     xfail: Option<String>,
+    /// The kernel configuration it runs in: its `[system] config`, else
+    /// debug.
+    config: Config,
 }
 
 fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Vec<System>> {
@@ -143,12 +147,16 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
             .ok()
             .filter(|_| own_kernel)
             .map(|s| s.trim().to_string());
+        let config = septa_sysdesc::described_config(&file)
+            .map_err(|r| miette::miette!("{}", r.render()))?
+            .unwrap_or(Config::Debug);
         out.push(System {
             name,
             file,
             expect,
             probe,
             xfail,
+            config,
         });
     }
     // The README's default system is a test too, so `cargo septa run`
@@ -157,6 +165,10 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
     if default.is_file() && filter.is_none_or(|f| "default".contains(f)) {
         out.push(System {
             name: "default".into(),
+            config: septa_sysdesc::described_config(&default)
+                .ok()
+                .flatten()
+                .unwrap_or(Config::Debug),
             file: default,
             expect: vec![],
             probe: None,
@@ -367,23 +379,54 @@ pub fn parse_cargo_result(line: &str) -> Option<(usize, usize)> {
     Some((num("passed")?, num("failed")?))
 }
 
+/// Runs the host tests, then the test systems. Each system runs in its
+/// own configuration; `config` (or, with `kernel` a real seL4 ELF, the
+/// configuration it was built in) limits the run to the systems of one.
 pub fn run(
     ws: &Workspace,
     filter: Option<&str>,
     host: bool,
     limit: Duration,
     kernel: Option<&Path>,
+    config: Option<Config>,
 ) -> Result<bool> {
     let (mut passed, mut failed) = if host { host_tests(ws)? } else { (0, 0) };
-    let systems = discover(ws, filter, kernel.is_none())?;
+    // Only the configuration asked for, or the one of the kernel given.
+    let only = match (config, kernel) {
+        (None, None) => None,
+        _ => Some(crate::config::resolve(config, None, kernel, Config::Debug)?),
+    };
+    let mut systems = discover(ws, filter, kernel.is_none())?;
     let mut skipped = 0;
+    if let Some(c) = only {
+        println!(
+            "configuration: {} (systems of other configurations are skipped)",
+            c.name()
+        );
+        systems.retain(|s| {
+            let keep = s.config == c;
+            if !keep {
+                println!(
+                    "skip {}: runs in the {} configuration",
+                    s.name,
+                    s.config.name()
+                );
+                skipped += 1;
+            }
+            keep
+        });
+    }
     if !systems.is_empty() {
         qemu::ensure_installed()?;
     }
     let mut images = vec![];
     for s in &systems {
+        let choice = pack::ConfigChoice {
+            flag: Some(s.config),
+            default: s.config,
+        };
         images.push(
-            pack::build_system(ws, &s.file, kernel, true)
+            pack::build_system(ws, &s.file, kernel, true, choice)
                 .map(|img| (s, img))
                 .map_err(|e| (s, e)),
         );

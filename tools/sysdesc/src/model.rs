@@ -72,6 +72,10 @@ impl Src {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct System {
     pub board: Board,
+    /// The kernel configuration the description asks for (`[system]
+    /// config`); the tool's default when `None`.
+    #[serde(serialize_with = "config_name")]
+    pub config: Option<septa_abi::Config>,
     pub pds: Vec<Pd>,
     pub regions: Vec<Region>,
     pub channels: Vec<Channel>,
@@ -81,6 +85,13 @@ pub struct System {
     pub virtio: Vec<Virtio>,
     pub domains: Option<Domains>,
     pub io_spaces: Vec<IoSpace>,
+}
+
+fn config_name<S: serde::Serializer>(
+    c: &Option<septa_abi::Config>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(c.map_or("", |c| c.name()))
 }
 
 impl System {

@@ -250,6 +250,9 @@ fn lower(doc: &Document, sink: &mut Sink, base_dir: &Path) -> Option<System> {
     }
     Some(System {
         board,
+        // Microkit chooses the configuration when the SDK is built, not in
+        // the description.
+        config: None,
         pds,
         regions,
         channels,
