@@ -156,7 +156,7 @@ pub fn preemption_check() -> bool {
     let consumed = sched::with(|s| s.consumed.get());
     let budget_ok =
         sched::cur_sc().is_some_and(|sc| sc.is_active() && sc.refill_sufficient(consumed));
-    !budget_ok || machine::irq_pending()
+    !budget_ok || machine::irq_pending() || sched::cur_domain_expired()
 }
 
 /// Takes the pending interrupt, if any, and handles it.
