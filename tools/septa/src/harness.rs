@@ -115,6 +115,10 @@ struct System {
     /// The kernel configuration it runs in: its `[system] config`, else
     /// debug.
     config: Config,
+    /// Its VM's guest is booted on bare QEMU instead of the system (a
+    /// `bare-qemu` file: [`crate::guest::bare::suite_case`]); the file's
+    /// text names the VM, if the system has several.
+    bare: Option<Option<String>>,
 }
 
 fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Vec<System>> {
@@ -150,6 +154,9 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
         let config = septa_sysdesc::described_config(&file)
             .map_err(|r| miette::miette!("{}", r.render()))?
             .unwrap_or(Config::Debug);
+        let bare = std::fs::read_to_string(path.join(crate::guest::bare::TEST_FILE))
+            .ok()
+            .map(|s| Some(s.trim().to_string()).filter(|s| !s.is_empty()));
         out.push(System {
             name,
             file,
@@ -157,6 +164,7 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
             probe,
             xfail,
             config,
+            bare,
         });
     }
     // The README's default system is a test too, so `cargo septa run`
@@ -173,6 +181,7 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
             expect: vec![],
             probe: None,
             xfail: None,
+            bare: None,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -420,6 +429,21 @@ pub fn run(
         qemu::ensure_installed()?;
     }
     let mut images = vec![];
+    let (bare, systems): (Vec<&System>, Vec<&System>) =
+        systems.iter().partition(|s| s.bare.is_some());
+    // Guests on bare QEMU need no image: they start at once, beside the
+    // builds (the first fetches Debian's packages).
+    let (tx, rx) = mpsc::channel();
+    for s in &bare {
+        let (tx, ws_root, file) = (tx.clone(), ws.root.clone(), s.file.clone());
+        let (name, vm) = (s.name.clone(), s.bare.clone().flatten());
+        std::thread::spawn(move || {
+            let ws = Workspace { root: ws_root };
+            let r = crate::guest::bare::suite_case(&ws, &file, vm.as_deref(), limit);
+            let _ = tx.send((name, r));
+        });
+    }
+    let mut running = bare.len();
     for s in &systems {
         let choice = pack::ConfigChoice {
             flag: Some(s.config),
@@ -434,9 +458,7 @@ pub fn run(
     let jobs = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
-    let (tx, rx) = mpsc::channel();
     let mut pending = images.into_iter();
-    let mut running = 0;
     let mut results = vec![];
     loop {
         while running < jobs {

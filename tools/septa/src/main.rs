@@ -7,6 +7,9 @@
 //! - `run [FILE]`: build, then boot the image on QEMU;
 //! - `report [FILE]`: build, then print where every PD, region and
 //!   mapping went (the build's `report.txt`);
+//! - `guest [FILE]`: fetch and build a VM's guest (Debian kernel, busybox
+//!   initramfs, device tree) and boot it on bare QEMU (`guest`);
+//! - `dtb [FILE]`: the guest's device tree;
 //! - `test [FILTER]`: host tests, then every test system under `tests/`
 //!   booted headless and judged by what its PDs print.
 //!
@@ -30,6 +33,7 @@ mod cargo;
 mod config;
 mod describe;
 mod elf;
+mod guest;
 mod harness;
 mod pack;
 mod patch;
@@ -72,6 +76,39 @@ enum Command {
     Check {
         #[arg(default_value = "system.toml")]
         file: PathBuf,
+    },
+    /// Fetch (once) and build a VM's guest: Debian's kernel, a busybox
+    /// initramfs and the device tree; with --boot, boot it on bare QEMU.
+    Guest {
+        #[arg(default_value = "system.toml")]
+        file: PathBuf,
+        /// The virtual machine (default: the description's only one).
+        #[arg(long)]
+        vm: Option<String>,
+        /// Look for newer Debian packages than the cached ones.
+        #[arg(long)]
+        refresh: bool,
+        /// Use only the cache; never run apt.
+        #[arg(long, conflicts_with = "refresh")]
+        offline: bool,
+        /// Boot the guest on bare QEMU and run `uname -r` in its shell.
+        #[arg(long)]
+        boot: bool,
+        /// With --boot: under -icount shift=0,sleep=off.
+        #[arg(long, requires = "boot")]
+        icount: bool,
+    },
+    /// Write a VM's guest device tree (.dtb, and .dts when dtc is installed).
+    Dtb {
+        #[arg(default_value = "system.toml")]
+        file: PathBuf,
+        #[arg(long)]
+        vm: Option<String>,
+        /// Where to write the .dtb (default: the guest's build folder).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[arg(long)]
+        offline: bool,
     },
     /// Draw a system's PDs, channels, regions, IRQs and VMs as SVG and DOT.
     Graph {
@@ -158,6 +195,43 @@ fn main() -> Result<()> {
             kernel,
             config,
         } => bench::run(&ws, filter.as_deref(), kernel.as_deref(), config).map(|_| ()),
+        Command::Guest {
+            file,
+            vm,
+            refresh,
+            offline,
+            boot,
+            icount,
+        } => guest::cli::guest(
+            &ws,
+            &file,
+            vm.as_deref(),
+            guest::Options {
+                refresh,
+                offline,
+                cache: None,
+            },
+            boot.then(|| guest::bare::Options {
+                icount,
+                limit: std::time::Duration::from_secs(120),
+                commands: vec!["uname -r".into(), guest::bare::DMESG_MARKER.into()],
+            }),
+        ),
+        Command::Dtb {
+            file,
+            vm,
+            output,
+            offline,
+        } => guest::cli::dtb(
+            &ws,
+            &file,
+            vm.as_deref(),
+            output,
+            guest::Options {
+                offline,
+                ..Default::default()
+            },
+        ),
         Command::Graph { file, output } => describe::graph(&ws, &file, output),
         Command::Build {
             file,

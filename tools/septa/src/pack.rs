@@ -56,7 +56,7 @@ pub struct Image {
 
 /// The name of a system's build folder: the description's file name, or
 /// its folder's name for the usual `NAME/system.toml`.
-fn system_name(file: &Path) -> String {
+pub(crate) fn system_name(file: &Path) -> String {
     let stem = file
         .file_stem()
         .and_then(|s| s.to_str())

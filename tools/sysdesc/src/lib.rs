@@ -23,6 +23,7 @@ mod board;
 mod check;
 mod diag;
 pub mod graph;
+mod guest;
 mod kind;
 mod model;
 mod toml_front;

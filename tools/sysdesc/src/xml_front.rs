@@ -686,6 +686,7 @@ fn lower_vm(x: &mut X, board: &Board, n: &Node) -> Vm {
         period_us,
         vcpus,
         maps,
+        guest: Default::default(),
         src,
     }
 }
