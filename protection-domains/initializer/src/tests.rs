@@ -559,7 +559,10 @@ fn a_null_dereference_is_named_and_the_pd_restarted_with_fresh_memory() {
         says(&console, "monitor: PD a restarted (1 of 1)"),
         "{console}"
     );
-    assert!(says(&console, "monitor: PD a reached its restart limit (1); stopped"));
+    assert!(says(
+        &console,
+        "monitor: PD a reached its restart limit (1); stopped"
+    ));
     assert_eq!(state[0].restarts, 1);
     assert!(state[0].stopped);
     // The writable frame was reloaded: zeroed, then its initial bytes.

@@ -30,6 +30,11 @@ mod fallback {
     pub const GIC_CPU: u64 = 0x0801_0000;
 }
 
+/// GIC register windows of which the kernel keeps the first page: the
+/// distributor, the CPU interface and the hypervisor control interface (in
+/// the order of the device tree's `reg`).
+const KERNEL_GIC_FRAMES: usize = 3;
+
 extern "C" {
     static __kernel_start: u8;
     static __kernel_end: u8;
@@ -140,7 +145,11 @@ extern "C" fn kernel_boot(
     }
 
     // Device untypeds cover the physical address space outside RAM, less
-    // what the kernel keeps for itself (the interrupt controller).
+    // the frames the kernel keeps for itself, as seL4 keeps them (its
+    // `kernel_device_frames`): the first page of the GIC distributor, of
+    // the CPU interface and of the hypervisor control interface (GICH).
+    // The rest of each, and the virtual CPU interface (GICV) that a VMM
+    // maps for its guest, go to user level.
     let mut devices = FreeList::default();
     let mut last = 0;
     for r in ram.regions() {
@@ -148,8 +157,10 @@ extern "C" fn kernel_boot(
         last = r.end;
     }
     let _ = devices.add(Region::new(last, 1 << septa_abi::PHYS_ADDR_BITS));
-    for (base, size) in gic_regions {
-        let _ = devices.remove(Region::new(base, base + size));
+    for (base, _) in gic_regions.into_iter().take(KERNEL_GIC_FRAMES) {
+        if base != 0 {
+            let _ = devices.remove(Region::new(base, base + PAGE));
+        }
     }
 
     let input = boot::Input {
