@@ -550,7 +550,8 @@ fn a_null_dereference_is_named_and_the_pd_restarted_with_fresh_memory() {
     );
     let console = seen.borrow().console.clone();
     assert!(
-        says(&console, 
+        says(
+            &console,
             "monitor: PD a faulted: VM fault: read at 0x0 from pc 0x200040: translation fault (level 2): null pointer dereference"
         ),
         "{console}"
