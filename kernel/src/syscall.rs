@@ -220,8 +220,21 @@ pub fn handle_vm_fault(address: u64, fsr: u64, instruction: bool) {
 pub const UNKNOWN_FAULT: u64 = 0x0200_0000;
 
 /// Entry for any other lower-EL exception in a hypervisor build (seL4's
-/// `handleVCPUFault`).
-pub fn handle_vcpu_fault(hsr: u64) {
+/// `handleVCPUFault`): with the hardware debug API a debug exception
+/// (breakpoint, watchpoint, single step, `brk`) becomes a DebugException,
+/// an unknown instruction a UserException, and anything else, VCPU or not,
+/// a VCPUFault carrying the syndrome. `far` is FAR_EL2 (a watchpoint's
+/// data address).
+pub fn handle_vcpu_fault(hsr: u64, far: u64) {
+    if CONFIG.hardware_debug_api() && tcb::debug::is_debug_fault(hsr) {
+        if_budget_then_schedule(|| {
+            let cur = sched::cur_thread();
+            if let Some(f) = tcb::debug::debug_exception(cur, hsr, far) {
+                handle_fault(cur, f);
+            }
+        });
+        return;
+    }
     if hsr == UNKNOWN_FAULT {
         handle_user_level_fault(hsr, 0);
         return;

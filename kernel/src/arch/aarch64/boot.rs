@@ -106,6 +106,9 @@ extern "C" fn kernel_boot(
     super::gic::init(gic_regions[0].0, gic_regions[1].0);
     super::timer::init();
     init_user_access();
+    if septa_abi::CONFIG.hardware_debug_api() {
+        super::debug::init();
+    }
 
     let mut ram = FreeList::default();
     if let Some(f) = &fdt {

@@ -13,6 +13,7 @@ use septa_abi::Label;
 use crate::Case;
 
 pub mod cnode;
+pub mod debug_api;
 pub mod el0;
 pub mod fault;
 pub mod instr;
@@ -38,6 +39,7 @@ pub const GROUPS: &[&[Case]] = &[
     ntfn::CASES,
     fault::CASES,
     el0::CASES,
+    debug_api::CASES,
     sched::CASES,
     vspace::CASES,
     irq::CASES,
@@ -57,6 +59,7 @@ pub fn covered_labels() -> impl Iterator<Item = Label> + Clone {
         vspace::LABELS,
         irq::LABELS,
         misc::LABELS,
+        debug_api::LABELS,
     ]
     .into_iter()
     .flatten()
