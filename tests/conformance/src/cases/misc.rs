@@ -378,7 +378,9 @@ fn now() -> u64 {
     {
         let t: u64;
         // SAFETY: reads the generic timer's count; no memory access.
-        unsafe { core::arch::asm!("isb", "mrs {}, cntpct_el0", out(reg) t, options(nomem, nostack)) };
+        unsafe {
+            core::arch::asm!("isb", "mrs {}, cntpct_el0", out(reg) t, options(nomem, nostack))
+        };
         t
     }
     #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
@@ -424,7 +426,10 @@ fn domains_in_turn(cx: &mut Cx) -> Outcome {
     ok!(d.schedule_configure(0, 0, BOOT_DURATION));
     ok!(d.schedule_set_start(0));
     check!(runs > 0, "the domain-1 thread never ran");
-    check!(samples > 100, "the root barely ran: {samples} samples in 20 ms");
+    check!(
+        samples > 100,
+        "the root barely ran: {samples} samples in 20 ms"
+    );
     // Within the root's turns the spinner stands still; only a pair that
     // straddles a switch sees it move.
     check!(
