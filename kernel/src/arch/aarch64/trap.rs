@@ -74,8 +74,14 @@ extern "C" fn handle_svc(number: i64) -> ! {
         Reg::FAULT_IP,
         t.reg(Reg::NEXT_IP).wrapping_sub(SYSCALL_INSN_BYTES),
     );
-    // Never Call or ReplyRecv: those went to `handle_fast_syscall`.
-    syscall::handle_syscall_slow(number);
+    // Never Call or ReplyRecv: those went to `handle_fast_syscall`. Send
+    // may take the signal fast path in the benchmark configuration.
+    if !(septa_abi::CONFIG.signal_fastpath()
+        && number == septa_abi::syscall::SEND
+        && fastpath::signal(t))
+    {
+        syscall::handle_syscall_slow(number);
+    }
     return_to_current()
 }
 
