@@ -250,7 +250,7 @@ fn vm_prefetch(cx: &mut Cx) -> Outcome {
 /// and with no benchmark calls configured.
 const BOGUS_SYSCALL: i64 = -50;
 
-fn svc_body(number: u64) {
+pub(crate) fn svc_body(number: u64) {
     let (pc, sp, after) = instr::svc(number, [10, 11, 12, 13, 14, 15, 16]);
     post(1, pc);
     post(2, sp);
@@ -261,9 +261,9 @@ fn svc_body(number: u64) {
 }
 
 /// x0..x7, fault IP, SP, next PC, SPSR and number of an unknown syscall.
-type SyscallFault = ([u64; 8], u64, u64, u64, u64, u64);
+pub(crate) type SyscallFault = ([u64; 8], u64, u64, u64, u64, u64);
 
-fn expect_unknown_syscall(f: Fault) -> Result<SyscallFault, Failure> {
+pub(crate) fn expect_unknown_syscall(f: Fault) -> Result<SyscallFault, Failure> {
     match f {
         Fault::UnknownSyscall {
             regs,
