@@ -20,6 +20,8 @@
 //! A thread's counters live in its TCB at [`OFFSET`], past everything
 //! else of the 2 KiB TCB (seL4 puts them at the end of `tcb_t`).
 
+use core::cell::Cell;
+
 use crate::cap::Cap;
 use crate::context::Reg;
 use crate::object::tcb::{self, Tcb};
@@ -39,39 +41,64 @@ const END: u64 = OFFSET + 40;
 
 const _: () = assert!(OFFSET >= tcb::FIELDS_END && END <= 0x800);
 
-/// The core's counters (seL4's `benchmark_*` node state and `ksEnter`).
-#[derive(Clone, Copy, Default)]
+/// The core's counters (seL4's `benchmark_*` node state and `ksEnter`),
+/// cells (see `crate::global`): the entry and exit hooks run on every
+/// kernel entry.
 struct Totals {
-    enabled: bool,
-    enter: u64,
-    start: u64,
-    end: u64,
-    kernel_time: u64,
-    kernel_entries: u64,
-    schedules: u64,
+    enabled: Cell<bool>,
+    enter: Cell<u64>,
+    start: Cell<u64>,
+    end: Cell<u64>,
+    kernel_time: Cell<u64>,
+    kernel_entries: Cell<u64>,
+    schedules: Cell<u64>,
 }
 
-crate::kernel_global! {
-    static TOTALS: Totals = Totals {
-        enabled: false,
-        enter: 0,
-        start: 0,
-        end: 0,
-        kernel_time: 0,
-        kernel_entries: 0,
-        schedules: 0,
-    };
+impl Totals {
+    const fn new() -> Totals {
+        Totals {
+            enabled: Cell::new(false),
+            enter: Cell::new(0),
+            start: Cell::new(0),
+            end: Cell::new(0),
+            kernel_time: Cell::new(0),
+            kernel_entries: Cell::new(0),
+            schedules: Cell::new(0),
+        }
+    }
 }
+
+crate::kernel_cells!(
+    static TOTALS: Totals = Totals::new();
+);
 
 /// Forgets an earlier test's counting (host tests run many systems on one
 /// test thread).
 #[cfg(test)]
 pub fn reset_for_test() {
-    totals(|s| *s = Totals::default());
+    totals(|s| {
+        s.enabled.set(false);
+        for c in [
+            &s.enter,
+            &s.start,
+            &s.end,
+            &s.kernel_time,
+            &s.kernel_entries,
+            &s.schedules,
+        ] {
+            c.set(0);
+        }
+    });
 }
 
-fn totals<R>(f: impl FnOnce(&mut Totals) -> R) -> R {
-    TOTALS.with(|t| f(&mut t.borrow_mut()))
+#[inline(always)]
+fn totals<R>(f: impl FnOnce(&Totals) -> R) -> R {
+    TOTALS.with(f)
+}
+
+#[inline(always)]
+fn enabled() -> bool {
+    totals(|s| s.enabled.get())
 }
 
 fn get(t: Tcb, off: u64) -> u64 {
@@ -91,7 +118,7 @@ fn add(t: Tcb, off: u64, v: u64) {
 pub fn enter() {
     if CONFIG.track_utilisation() {
         let now = machine::cycles();
-        totals(|s| s.enter = now);
+        totals(|s| s.enter.set(now));
     }
 }
 
@@ -99,23 +126,19 @@ pub fn enter() {
 /// (last thing before every exit).
 #[inline(always)]
 pub fn exit(cur: Tcb) {
-    if CONFIG.track_utilisation() {
+    if CONFIG.track_utilisation() && enabled() {
         exit_counting(cur);
     }
 }
 
 #[inline(never)]
 fn exit_counting(cur: Tcb) {
-    let Some(spent) = totals(|s| {
-        s.enabled.then(|| {
-            let spent = machine::cycles().wrapping_sub(s.enter);
-            s.kernel_entries += 1;
-            s.kernel_time = s.kernel_time.wrapping_add(spent);
-            spent
-        })
-    }) else {
-        return;
-    };
+    let spent = totals(|s| {
+        let spent = machine::cycles().wrapping_sub(s.enter.get());
+        s.kernel_entries.set(s.kernel_entries.get() + 1);
+        s.kernel_time.set(s.kernel_time.get().wrapping_add(spent));
+        spent
+    });
     add(cur, KERNEL_ENTRIES, 1);
     add(cur, KERNEL_UTILISATION, spent);
 }
@@ -123,7 +146,7 @@ fn exit_counting(cur: Tcb) {
 /// The current thread makes way for `next` (which may be itself).
 #[inline(always)]
 pub fn switch(next: Tcb) {
-    if CONFIG.track_utilisation() {
+    if CONFIG.track_utilisation() && enabled() {
         switch_counting(sched::cur_thread(), next);
     }
 }
@@ -133,7 +156,7 @@ pub fn switch(next: Tcb) {
 /// with the current thread, does not).
 #[inline(always)]
 pub fn switch_away(next: Tcb) {
-    if CONFIG.track_utilisation() {
+    if CONFIG.track_utilisation() && enabled() {
         let cur = sched::cur_thread();
         if cur != next {
             switch_counting(cur, next);
@@ -141,15 +164,13 @@ pub fn switch_away(next: Tcb) {
     }
 }
 
+/// `benchmark_utilisation_switch`, while counting.
+#[inline(never)]
 fn switch_counting(heir: Tcb, next: Tcb) {
-    let Some(enter) = totals(|s| {
-        s.enabled.then(|| {
-            s.schedules += 1;
-            s.enter
-        })
-    }) else {
-        return;
-    };
+    let enter = totals(|s| {
+        s.schedules.set(s.schedules.get() + 1);
+        s.enter.get()
+    });
     // seL4 adds nothing if the counter wrapped while in the kernel (its
     // overflow interrupt is for boards with a PMU interrupt line).
     let start = get(heir, START);
@@ -193,12 +214,12 @@ pub fn handle_syscall(w: i64) -> bool {
             let idle = sched::idle_thread().expect("scheduler initialised");
             reset(idle);
             let enter = totals(|s| {
-                s.enabled = true;
-                s.start = s.enter;
-                s.kernel_time = 0;
-                s.kernel_entries = 0;
-                s.schedules = 1;
-                s.enter
+                s.enabled.set(true);
+                s.start.set(s.enter.get());
+                s.kernel_time.set(0);
+                s.kernel_entries.set(0);
+                s.schedules.set(1);
+                s.enter.get()
             });
             set(cur, START, enter);
             add(cur, SCHEDULES, 1);
@@ -206,10 +227,12 @@ pub fn handle_syscall(w: i64) -> bool {
         }
         sys::BENCHMARK_FINALIZE_LOG => {
             let idle = sched::idle_thread().expect("scheduler initialised");
-            switch_counting(cur, idle);
+            if enabled() {
+                switch_counting(cur, idle);
+            }
             totals(|s| {
-                s.end = s.enter;
-                s.enabled = false;
+                s.end.set(s.enter.get());
+                s.enabled.set(false);
             });
         }
         sys::BENCHMARK_NULL_SYSCALL => {}
@@ -246,7 +269,15 @@ fn dump(cur: Tcb, t: Tcb) {
         return;
     };
     let idle = sched::idle_thread().expect("scheduler initialised");
-    let s = totals(|s| *s);
+    let (start, end, schedules, kernel_time, kernel_entries) = totals(|s| {
+        (
+            s.start.get(),
+            s.end.get(),
+            s.schedules.get(),
+            s.kernel_time.get(),
+            s.kernel_entries.get(),
+        )
+    });
     let words = [
         (index::TCB_UTILISATION, get(t, UTILISATION)),
         (index::TCB_NUMBER_SCHEDULES, get(t, SCHEDULES)),
@@ -260,10 +291,10 @@ fn dump(cur: Tcb, t: Tcb) {
             get(idle, KERNEL_UTILISATION),
         ),
         (index::IDLE_NUMBER_KERNEL_ENTRIES, get(idle, KERNEL_ENTRIES)),
-        (index::TOTAL_UTILISATION, s.end.wrapping_sub(s.start)),
-        (index::TOTAL_NUMBER_SCHEDULES, s.schedules),
-        (index::TOTAL_KERNEL_UTILISATION, s.kernel_time),
-        (index::TOTAL_NUMBER_KERNEL_ENTRIES, s.kernel_entries),
+        (index::TOTAL_UTILISATION, end.wrapping_sub(start)),
+        (index::TOTAL_NUMBER_SCHEDULES, schedules),
+        (index::TOTAL_KERNEL_UTILISATION, kernel_time),
+        (index::TOTAL_NUMBER_KERNEL_ENTRIES, kernel_entries),
     ];
     for (i, v) in words {
         // Message word i is IPC buffer word 1 + i (word 0 is the tag).
