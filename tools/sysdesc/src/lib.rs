@@ -206,6 +206,16 @@ pub fn described_config(path: &Path) -> Result<Option<septa_abi::Config>, Report
     })
 }
 
+/// The `[system] user_errors` of a description, read without the rest (as
+/// [`described_config`]); `None` if it says nothing (or is not TOML).
+pub fn described_user_errors(path: &Path) -> Option<bool> {
+    if Format::from_path(path) != Format::Toml {
+        return None;
+    }
+    let table: toml::Table = std::fs::read_to_string(path).ok()?.parse().ok()?;
+    table.get("system")?.get("user_errors")?.as_bool()
+}
+
 /// Resolves the board a description names, reporting at `span` if it cannot.
 pub(crate) fn find_board(
     sink: &mut diag::Sink,

@@ -16,6 +16,7 @@ mod ipc;
 mod model;
 mod scheduling;
 mod tcb_invocations;
+mod user_errors;
 
 use super::{Fixture, D};
 use crate::cap::{Cap, FrameSize, VmRights};
