@@ -96,6 +96,35 @@ fn kernel_span(elf: &[u8]) -> Result<(u64, u64)> {
     Ok((lo & !(ALIGN - 1), hi.next_multiple_of(ALIGN)))
 }
 
+/// Where a given kernel ELF manages RAM from: the lowest start of seL4's
+/// `avail_p_regs` (the RAM its build knows, from the device tree less
+/// what lies below its physical base), else the lowest physical address
+/// it loads at. `None` if neither says.
+fn kernel_ram_base(elf: &[u8]) -> Result<Option<u64>> {
+    let file = object::File::parse(elf)
+        .into_diagnostic()
+        .wrap_err("the kernel is not an ELF file")?;
+    if let Some(sym) = file.symbols().find(|s| s.name() == Ok("avail_p_regs")) {
+        let section = sym
+            .section_index()
+            .and_then(|i| file.section_by_index(i).ok());
+        if let Some(data) = section.and_then(|sec| {
+            let off = usize::try_from(sym.address().checked_sub(sec.address())?).ok()?;
+            let len = usize::try_from(sym.size()).ok()?;
+            sec.data().ok()?.get(off..off.checked_add(len)?)
+        }) {
+            // p_region_t: { start, end }, 64-bit little-endian words.
+            let starts = data
+                .chunks_exact(16)
+                .map(|r| u64::from_le_bytes(r[..8].try_into().expect("eight bytes")));
+            if let Some(lo) = starts.min() {
+                return Ok(Some(lo));
+            }
+        }
+    }
+    Ok(kernel_span(elf).ok().map(|(lo, _)| lo))
+}
+
 /// The virtual span of an ELF's loadable segments, in bytes.
 fn image_span(img: &ElfImage) -> u64 {
     let lo = img.segments.iter().map(|s| s.vaddr).min().unwrap_or(0) & !(ALIGN - 1);
@@ -141,7 +170,13 @@ pub fn build_system(
             config,
         );
     }
-    let sys = match septa_sysdesc::load(file) {
+    // The board as the kernel sees it: a given seL4 ELF may manage RAM only
+    // from above the start of the board's RAM.
+    let kernel_ram = match kernel_override {
+        Some(k) => kernel_ram_base(&read(k)?)?,
+        None => None,
+    };
+    let sys = match septa_sysdesc::load_for_kernel(file, kernel_ram) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 eprint!("{}", w.render());
@@ -217,7 +252,17 @@ pub fn build_system(
         &out,
     )?;
     let image_len = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-    let kernel_line = format!("{}{}", kernel.display(), user_errors_note(sys.user_errors));
+    let ram_note = match kernel_ram {
+        Some(b) if sys.board.ram.base == b => {
+            format!(", RAM from {b:#x} (below it device memory, as this kernel sees it)")
+        }
+        _ => String::new(),
+    };
+    let kernel_line = format!(
+        "{}{}{ram_note}",
+        kernel.display(),
+        user_errors_note(sys.user_errors)
+    );
     let text = composed.report(&sys, &kernel_line, image_len);
     std::fs::write(dir.join(REPORT_FILE), text).into_diagnostic()?;
     Ok(Image {
@@ -780,6 +825,12 @@ mod tests {
     /// An aarch64 ELF relocatable with `symbol` at offset 4 of a `.data`
     /// section of eight bytes of 7.
     fn elf_with(symbol: &str) -> Vec<u8> {
+        elf_with_data(symbol, &[7; 8], 4, 1)
+    }
+
+    /// An aarch64 ELF relocatable whose `.data` is `data`, with `symbol` at
+    /// `offset`, `size` bytes.
+    fn elf_with_data(symbol: &str, data: &[u8], offset: u64, size: u64) -> Vec<u8> {
         use object::write::{Object as W, Symbol, SymbolSection};
         let mut o = W::new(
             object::BinaryFormat::Elf,
@@ -787,11 +838,11 @@ mod tests {
             object::Endianness::Little,
         );
         let s = o.add_section(Vec::new(), b".data".to_vec(), object::SectionKind::Data);
-        o.append_section_data(s, &[7; 8], 8);
+        o.append_section_data(s, data, 8);
         o.add_symbol(Symbol {
             name: symbol.as_bytes().to_vec(),
-            value: 4,
-            size: 1,
+            value: offset,
+            size,
             kind: object::SymbolKind::Data,
             scope: object::SymbolScope::Linkage,
             weak: false,
@@ -820,6 +871,22 @@ mod tests {
         let before = other.clone();
         assert!(!patch_byte(&mut other, USER_ERRORS_SYMBOL, 0).unwrap());
         assert!(other == before, "nothing changed");
+    }
+
+    #[test]
+    fn a_kernel_says_where_its_ram_starts_in_its_avail_p_regs() {
+        // Two p_region_t, seL4's qemu-arm-virt one second.
+        let mut regs = Vec::new();
+        for (start, end) in [(0x8000_0000u64, 0xc000_0000u64), (0x6000_0000, 0x7000_0000)] {
+            regs.extend_from_slice(&start.to_le_bytes());
+            regs.extend_from_slice(&end.to_le_bytes());
+        }
+        let mut data = vec![0u8; 8];
+        data.extend_from_slice(&regs);
+        let elf = elf_with_data("avail_p_regs", &data, 8, 32);
+        assert_eq!(kernel_ram_base(&elf).unwrap(), Some(0x6000_0000));
+        // Without the symbol (and without segments): nothing to say.
+        assert_eq!(kernel_ram_base(&elf_with("other")).unwrap(), None);
     }
 
     #[test]
