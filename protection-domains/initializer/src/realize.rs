@@ -236,7 +236,7 @@ fn kernel<'a>(stage: &'static str, what: &'a str) -> impl Fn(Error) -> Failure<'
     move |e| fail(stage, what, Cause::Kernel(e))
 }
 
-/// Creates, fills, maps, wires and starts everything in `spec`: the eight
+/// Creates, fills, maps, wires and starts everything in `spec`: the nine
 /// stages of the module's comment, in order.
 pub fn realize<'a>(
     spec: &Spec<'a>,
