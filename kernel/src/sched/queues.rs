@@ -75,23 +75,18 @@ pub fn is_highest_prio(prio: u64) -> bool {
 /// Puts a schedulable thread at the head of its ready queue (seL4's
 /// `tcbSchedEnqueue`).
 pub fn tcb_sched_enqueue(t: Tcb) {
-    if t.is_queued() {
-        return;
-    }
-    let p = Slot::of(t);
-    with(|s| {
-        let q = s.ready[p.queue()].get();
-        if q.is_empty() {
-            add_to_bitmap(s, p);
-        }
-        s.ready[p.queue()].set(q.prepend(t));
-    });
-    t.set_queued(true);
+    ready(t, true)
 }
 
 /// Puts a schedulable thread at the end of its ready queue (seL4's
 /// `tcbSchedAppend`).
 pub fn tcb_sched_append(t: Tcb) {
+    ready(t, false)
+}
+
+/// Puts a thread not yet queued at the head or the end of its ready queue.
+#[inline(always)]
+fn ready(t: Tcb, at_head: bool) {
     if t.is_queued() {
         return;
     }
@@ -101,7 +96,7 @@ pub fn tcb_sched_append(t: Tcb) {
         if q.is_empty() {
             add_to_bitmap(s, p);
         }
-        s.ready[p.queue()].set(q.append(t));
+        s.ready[p.queue()].set(if at_head { q.prepend(t) } else { q.append(t) });
     });
     t.set_queued(true);
 }
