@@ -18,6 +18,14 @@
 //! address of the kernel's per-IRQ slots, `irq_lines` the number of lines
 //! of the interrupt controller, `send_sgi` raises a software interrupt.
 //!
+//! Benchmark configuration: `cycles` reads the PMU cycle counter,
+//! `clean_invalidate_caches`/`clean_invalidate_l1` flush the caches by
+//! set and way (BenchmarkFlushCaches).
+//!
+//! Hardware debug (debug configuration): `debug_read`/`debug_write` reach
+//! a breakpoint or watchpoint register pair, `debug_disable` clears one's
+//! enable bit, `debug_single_step` sets MDSCR_EL1.SS.
+//!
 //! Time is in ticks of the system counter (CNTPCT_EL0); `us_to_ticks` and
 //! `ticks_to_us` convert. On QEMU `virt` the counter runs at 62.5 MHz.
 
@@ -27,7 +35,7 @@ pub type Irq = u16;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod imp {
     use super::Irq;
-    use crate::arch::aarch64::{cache, gic, stage2, timer};
+    use crate::arch::aarch64::{cache, debug, gic, stage2, timer};
 
     pub fn now() -> u64 {
         timer::now()
@@ -43,7 +51,7 @@ mod imp {
         timer::disarm()
     }
     pub fn irq_pending() -> bool {
-        crate::arch::aarch64::fpu::irq_pending()
+        gic::irq_pending()
     }
     pub fn irq_acknowledge() -> Option<Irq> {
         gic::acknowledge()
@@ -64,7 +72,7 @@ mod imp {
         crate::arch::aarch64::trap::halt()
     }
     pub fn smc_call(args: [u64; 8]) -> [u64; 8] {
-        crate::arch::aarch64::fpu::smc_call(args)
+        crate::arch::aarch64::smc::smc_call(args)
     }
     pub fn irq_mask(irq: Irq) {
         gic::disable(irq)
@@ -93,6 +101,16 @@ mod imp {
     pub fn unify_instruction(paddr: u64, len: u64) {
         cache::unify_instruction(paddr, len)
     }
+    pub fn clean_invalidate_caches() {
+        cache::clean_invalidate_all()
+    }
+    pub fn clean_invalidate_l1(kind: u64) {
+        cache::clean_invalidate_l1(kind)
+    }
+    #[inline(always)]
+    pub fn cycles() -> u64 {
+        crate::arch::aarch64::pmu::cycles()
+    }
     pub fn put_char(c: u8) {
         crate::arch::aarch64::console::put_byte(c)
     }
@@ -119,6 +137,18 @@ mod imp {
     }
     pub fn send_sgi(irq: u8, target: u32) {
         gic::send_sgi(irq, target)
+    }
+    pub fn debug_read(watch: bool, i: u64) -> (u64, u64) {
+        debug::read(watch, i)
+    }
+    pub fn debug_write(watch: bool, i: u64, cr: u64, vr: u64) {
+        debug::write(watch, i, cr, vr)
+    }
+    pub fn debug_disable(watch: bool, i: u64) {
+        debug::disable(watch, i)
+    }
+    pub fn debug_single_step(on: bool) {
+        debug::single_step(on)
     }
 }
 
@@ -151,12 +181,18 @@ mod imp {
         Invalidate(u64, u64),
         CleanInvalidate(u64, u64),
         Unify(u64, u64),
+        /// BenchmarkFlushCaches: everything, or the level-1 caches of the
+        /// kind given (bit 0 instruction, bit 1 data).
+        FlushCaches(Option<u64>),
         PutChar(u8),
         /// A thread's address space made current: root and VMID.
         VSpaceRoot(u64, u16),
         /// The empty address space made current.
         EmptyVSpaceRoot,
         SendSgi(u8, u32),
+        /// A debug register pair written: watchpoint?, index, control, value.
+        DebugWrite(bool, u64, u64, u64),
+        DebugSingleStep(bool),
     }
 
     /// What the double reports as the hardware's VMID count unless a test
@@ -297,6 +333,16 @@ mod imp {
     pub fn unify_instruction(paddr: u64, len: u64) {
         record(Op::Unify(paddr, len))
     }
+    pub fn clean_invalidate_caches() {
+        record(Op::FlushCaches(None))
+    }
+    pub fn clean_invalidate_l1(kind: u64) {
+        record(Op::FlushCaches(Some(kind)))
+    }
+    /// The cycle counter: the clock, as if one tick were one cycle.
+    pub fn cycles() -> u64 {
+        now()
+    }
     pub fn put_char(c: u8) {
         record(Op::PutChar(c))
     }
@@ -320,20 +366,30 @@ mod imp {
     pub fn send_sgi(irq: u8, target: u32) {
         record(Op::SendSgi(irq, target))
     }
+    std::thread_local! {
+        /// The pretended debug registers: 6 breakpoint pairs, 4 watchpoint
+        /// pairs.
+        static DEBUG_REGS: std::cell::RefCell<[(u64, u64); 10]> = const { std::cell::RefCell::new([(0, 0); 10]) };
+    }
+    fn debug_index(watch: bool, i: u64) -> usize {
+        (i + if watch { 6 } else { 0 }) as usize
+    }
+    pub fn debug_read(watch: bool, i: u64) -> (u64, u64) {
+        DEBUG_REGS.with(|r| r.borrow()[debug_index(watch, i)])
+    }
+    pub fn debug_write(watch: bool, i: u64, cr: u64, vr: u64) {
+        DEBUG_REGS.with(|r| r.borrow_mut()[debug_index(watch, i)] = (cr, vr));
+        record(Op::DebugWrite(watch, i, cr, vr))
+    }
+    pub fn debug_disable(watch: bool, i: u64) {
+        DEBUG_REGS.with(|r| r.borrow_mut()[debug_index(watch, i)].0 &= !1);
+    }
+    pub fn debug_single_step(on: bool) {
+        record(Op::DebugSingleStep(on))
+    }
 }
 
 pub use imp::*;
-
-/// Microseconds to ticks, saturating.
-pub fn us_to_ticks(us: u64) -> u64 {
-    let t = us as u128 * counter_frequency() as u128 / 1_000_000;
-    u64::try_from(t).unwrap_or(u64::MAX)
-}
-
-/// Ticks to microseconds, rounding down.
-pub fn ticks_to_us(ticks: u64) -> u64 {
-    (ticks as u128 * 1_000_000 / counter_frequency() as u128) as u64
-}
 
 #[cfg(test)]
 mod tests {
@@ -344,9 +400,8 @@ mod tests {
         set_now(500);
         assert_eq!(now(), 500);
         tlb_flush_page(3, 0x1000);
-        set_deadline(us_to_ticks(7));
+        set_deadline(700);
         assert_eq!(take_log(), [Op::FlushPage(3, 0x1000), Op::Deadline(700)]);
         assert!(take_log().is_empty());
-        assert_eq!(ticks_to_us(us_to_ticks(12345)), 12345);
     }
 }

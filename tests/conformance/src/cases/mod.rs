@@ -12,7 +12,10 @@ use septa_abi::Label;
 
 use crate::Case;
 
+pub mod benchmark;
 pub mod cnode;
+pub mod debug_api;
+pub mod el0;
 pub mod fault;
 pub mod instr;
 pub mod ipc;
@@ -36,6 +39,9 @@ pub const GROUPS: &[&[Case]] = &[
     ipc::CASES,
     ntfn::CASES,
     fault::CASES,
+    el0::CASES,
+    debug_api::CASES,
+    benchmark::CASES,
     sched::CASES,
     vspace::CASES,
     irq::CASES,
@@ -55,6 +61,7 @@ pub fn covered_labels() -> impl Iterator<Item = Label> + Clone {
         vspace::LABELS,
         irq::LABELS,
         misc::LABELS,
+        debug_api::LABELS,
     ]
     .into_iter()
     .flatten()
