@@ -42,6 +42,7 @@ pub fn fast_budget() -> Option<Sc> {
 /// thread in the address space `root` (what [`switch_to_thread`] does).
 #[inline(always)]
 pub fn fast_switch_to(t: Tcb, root: vspace::ReadyRoot) {
+    vcpu::switch(t.vcpu());
     vspace::set_ready_root(root);
     lazy_fpu_restore(t);
     with(|s| s.cur_thread.set(Some(t)));

@@ -56,7 +56,7 @@ use crate::machine;
 use crate::object::sched_context::{self, refill_new, Sc, MIN_REFILLS};
 use crate::object::tcb::queue::TcbQueue;
 use crate::object::tcb::{Tcb, ThreadState, FLAG_FPU_DISABLED};
-use crate::object::{endpoint, notification, vspace};
+use crate::object::{endpoint, notification, vcpu, vspace};
 use core::cell::Cell;
 
 /// Priorities 0..=255.
@@ -313,6 +313,8 @@ pub fn set_priority(t: Tcb, prio: u64) {
 /// Moves a thread to domain `dom` (seL4's `setDomain`).
 pub fn set_domain(t: Tcb, dom: u64) {
     if dom != with(|s| s.cur_domain.get()) {
+        // seL4's `prepareSetDomain`.
+        vcpu::flush_if_current(t);
         fpu_release(t);
     }
     tcb_sched_dequeue(t);
@@ -361,9 +363,10 @@ pub fn restart(t: Tcb) {
 // ---------------------------------------------------------------------------
 // Choosing and switching.
 
-/// Makes `t` the current thread: its address space, its FPU state, out of
-/// the ready queue (seL4's `switchToThread`).
+/// Makes `t` the current thread: its VCPU (if any), its address space,
+/// its FPU state, out of the ready queue (seL4's `switchToThread`).
 pub fn switch_to_thread(t: Tcb) {
+    vcpu::switch(t.vcpu());
     vspace::set_vm_root_raw(t.slot(crate::object::tcb::VTABLE).raw_cap());
     lazy_fpu_restore(t);
     tcb_sched_dequeue(t);
@@ -371,6 +374,7 @@ pub fn switch_to_thread(t: Tcb) {
 }
 
 fn switch_to_idle_thread() {
+    vcpu::switch(0);
     vspace::set_vm_root(&Cap::Null);
     with(|s| s.cur_thread.set(s.idle_thread.get()));
 }
@@ -387,6 +391,8 @@ fn choose_thread() {
 
 fn schedule_choose_new_thread() {
     if with(|s| s.domain_time.get()) == 0 {
+        // seL4's `prepareNextDomain`.
+        vcpu::flush();
         switch_local_fpu_owner(None);
         next_domain();
     }

@@ -28,6 +28,8 @@ mod fallback {
     pub const UART: u64 = 0x0900_0000;
     pub const GIC_DIST: u64 = 0x0800_0000;
     pub const GIC_CPU: u64 = 0x0801_0000;
+    /// The GIC's virtual interface control (GICH).
+    pub const GIC_HYP: u64 = 0x0803_0000;
 }
 
 extern "C" {
@@ -94,6 +96,11 @@ extern "C" fn kernel_boot(
         }
     }
     super::gic::init(gic_regions[0].0, gic_regions[1].0);
+    super::vcpu::init(if gic_regions[2].0 != 0 {
+        gic_regions[2].0
+    } else {
+        fallback::GIC_HYP
+    });
     super::timer::init();
     #[cfg(feature = "benchmark")]
     export_pmu();
@@ -184,6 +191,10 @@ fn configure_el2(rs: &boot::RootServer) {
     // CNTHCTL_EL2: EL0/EL1 may read the physical counter.
     write_sysreg!("cnthctl_el2", 0b11);
     isb();
+    // No VCPU loaded, the hardware set for native threads; the VCPU code's
+    // PPIs unmasked, as seL4's `init_irqs` leaves them.
+    crate::object::vcpu::boot_init();
+    crate::object::irq::unmask_reserved();
     // Through the VMID allocator, so the VMID the root task runs with is
     // recorded and never handed to another address space.
     crate::object::vspace::set_vm_root(&crate::cap::Cap::VSpace {

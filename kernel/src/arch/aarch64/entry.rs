@@ -106,7 +106,6 @@ lower_sync_entry:
 2:  bl      handle_svc
     b       .
 1:  mrs     x1, far_el2
-    mrs     x2, hpfar_el2
     bl      handle_lower_sync
     b       .
 

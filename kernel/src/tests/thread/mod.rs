@@ -15,6 +15,7 @@ mod ipc;
 mod model;
 mod scheduling;
 mod tcb_invocations;
+mod vcpu;
 
 use super::{Fixture, D};
 use crate::cap::{Cap, FrameSize, VmRights};
@@ -90,6 +91,8 @@ impl Sys {
         tcb::debug_reset();
         crate::object::vspace::reset_for_test();
         sched::reset_for_test();
+        crate::object::vcpu::test_support::reset();
+        machine::with_vcpu_hw(|h| *h = Default::default());
         let fx = Fixture::new(22);
         // Kernel memory for the idle thread: the zeroed area below the root
         // CNode (the fixture keeps its own root slot at +0x100).
@@ -148,11 +151,10 @@ impl Sys {
         let n = self.slot();
         self.fx.retype(super::UT, ty, size, n, 1).unwrap();
         // What the system-call layer does after a Retype.
-        if ty == ObjectType::Tcb {
-            let Cap::Tcb { paddr } = self.fx.cap(n) else {
-                unreachable!()
-            };
-            tcb::init_new(paddr);
+        match self.fx.cap(n) {
+            Cap::Tcb { paddr } => tcb::init_new(paddr),
+            Cap::Vcpu { paddr } => crate::object::vcpu::init_new(paddr),
+            _ => {}
         }
         n
     }
