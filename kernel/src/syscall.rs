@@ -44,7 +44,7 @@ use crate::object::{domain, irq, sched_control, smc, vcpu, vspace};
 use crate::sched;
 use crate::untyped::{decode_untyped_invocation, NewObjects};
 use septa_abi::ipc_buffer::MSG_MAX_LENGTH;
-use septa_abi::{syscall as sys, ObjectType};
+use septa_abi::{syscall as sys, ObjectType, CONFIG};
 
 /// The MCS system calls, -1 (Call) down to -11 (Yield).
 pub const SYSCALL_MIN: i64 = sys::YIELD;
@@ -156,7 +156,7 @@ pub fn preemption_check() -> bool {
     let consumed = sched::with(|s| s.consumed.get());
     let budget_ok =
         sched::cur_sc().is_some_and(|sc| sc.is_active() && sc.refill_sufficient(consumed));
-    !budget_ok || machine::irq_pending()
+    !budget_ok || machine::irq_pending() || sched::cur_domain_expired()
 }
 
 /// Takes the pending interrupt, if any, and handles it.
@@ -624,21 +624,26 @@ fn handle_yield() {
 // Debug system calls.
 
 /// The debug calls, or an UnknownSyscall fault (seL4's
-/// `handleUnknownSyscall`). The debug calls do not charge time.
+/// `handleUnknownSyscall`). The debug calls do not charge time. Which
+/// exist depends on the configuration (`septa_abi::Config`): DebugPutChar
+/// and DebugDumpScheduler with printing, the others in the debug build;
+/// any other number is a fault.
 ///
 /// Out of line (see the crate header): inlined into the system-call path it
 /// made every system call dearer.
 #[inline(never)]
 pub fn handle_unknown_syscall(w: u64) {
     let cur = sched::cur_thread();
+    let printing = CONFIG.printing();
+    let debug = CONFIG.debug_build();
     match w as i64 {
-        sys::DEBUG_PUT_CHAR => machine::put_char(cur.reg(Reg::CAP) as u8),
-        sys::DEBUG_DUMP_SCHEDULER => dump_scheduler(),
-        sys::DEBUG_HALT => {
+        sys::DEBUG_PUT_CHAR if printing => machine::put_char(cur.reg(Reg::CAP) as u8),
+        sys::DEBUG_DUMP_SCHEDULER if printing => dump_scheduler(),
+        sys::DEBUG_HALT if debug => {
             crate::kdebugln!("DebugHalt from thread {:#x} \"{}\"", cur.paddr(), Name(cur));
             machine::halt();
         }
-        sys::DEBUG_SNAPSHOT => {
+        sys::DEBUG_SNAPSHOT if debug => {
             // Not yet: seL4 prints the capDL of the whole system here.
             crate::kdebugln!(
                 "DebugSnapshot from thread {:#x} \"{}\"",
@@ -646,11 +651,11 @@ pub fn handle_unknown_syscall(w: u64) {
                 Name(cur)
             );
         }
-        sys::DEBUG_CAP_IDENTIFY => {
+        sys::DEBUG_CAP_IDENTIFY if debug => {
             let t = crate::debug::debug_cap_identify(&cur.cspace_root(), cur.reg(Reg::CAP));
             cur.set_reg(Reg::CAP, t);
         }
-        sys::DEBUG_NAME_THREAD => debug_name_thread(cur),
+        sys::DEBUG_NAME_THREAD if debug => debug_name_thread(cur),
         _ => {
             if_budget_then_schedule(|| handle_fault(cur, Fault::UnknownSyscall { number: w }));
         }

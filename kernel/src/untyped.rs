@@ -185,7 +185,7 @@ pub fn decode_untyped_invocation(
         debug_assert!(false, "decode_untyped_invocation on {cap:?}");
         return Err(SyscallError::IllegalOperation.into());
     };
-    if inv.label != Label::UntypedRetype as u64 {
+    if inv.label != Label::UntypedRetype.number() {
         return Err(SyscallError::IllegalOperation.into());
     }
     let Some(root_slot) = inv.extra_cap(0).filter(|_| inv.length() >= 6) else {

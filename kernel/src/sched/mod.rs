@@ -46,6 +46,10 @@ mod queues;
 mod time;
 
 use domain::next_domain;
+pub(crate) use domain::{
+    check_domain_time, cur_domain, cur_domain_expired, entry as domain_entry,
+    DOMAIN_SCHEDULE_LENGTH, DSCHED_MAX_DURATION, NUM_DOMAINS,
+};
 pub(crate) use fast::*;
 pub(crate) use fpu::*;
 pub(crate) use queues::*;
@@ -62,12 +66,6 @@ use core::cell::Cell;
 /// Priorities 0..=255.
 pub const NUM_PRIORITIES: usize = 256;
 pub const MAX_PRIO: u64 = (NUM_PRIORITIES - 1) as u64;
-/// Domains of this configuration.
-pub const NUM_DOMAINS: u64 = 1;
-/// Entries of the domain schedule (seL4's `CONFIG_NUM_DOMAIN_SCHEDULES`).
-pub const DOMAIN_SCHEDULE_LENGTH: usize = 2;
-/// Longest duration a domain schedule entry holds (56 bits).
-pub const DSCHED_MAX_DURATION: u64 = u64::MAX >> 8;
 /// The kernel's worst-case execution time estimate on this platform, in
 /// microseconds (seL4's `KERNEL_WCET` for qemu-arm-virt).
 pub const KERNEL_WCET_US: u64 = 10;
@@ -76,6 +74,8 @@ pub const KERNEL_WCET_US: u64 = 10;
 pub const BOOT_THREAD_TIME_SLICE_MS: u64 = 5;
 
 const L2_WORDS: usize = NUM_PRIORITIES / 64;
+/// Ready queues: one per domain and priority.
+const READY_QUEUES: usize = NUM_DOMAINS as usize * NUM_PRIORITIES;
 
 /// What [`schedule`] does next (seL4's `ksSchedulerAction`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,9 +101,12 @@ pub struct SchedState {
     /// The timer must be reprogrammed before leaving the kernel.
     pub reprogram: Cell<bool>,
     pub release_queue: Cell<TcbQueue>,
-    l1_bitmap: Cell<u64>,
-    l2_bitmap: [Cell<u64>; L2_WORDS],
-    ready: [Cell<TcbQueue>; NUM_PRIORITIES],
+    /// Per domain: which groups of 64 priorities have a ready thread.
+    l1_bitmap: [Cell<u64>; NUM_DOMAINS as usize],
+    /// Per domain and group: which priorities have a ready thread.
+    l2_bitmap: [Cell<u64>; NUM_DOMAINS as usize * L2_WORDS],
+    /// The ready queue of (domain, priority) at `domain * 256 + priority`.
+    ready: [Cell<TcbQueue>; READY_QUEUES],
     pub fpu_owner: Cell<Option<Tcb>>,
     pub cur_domain: Cell<u64>,
     pub domain_time: Cell<u64>,
@@ -127,13 +130,13 @@ impl SchedState {
             consumed: Cell::new(0),
             reprogram: Cell::new(false),
             release_queue: Cell::new(TcbQueue::EMPTY),
-            l1_bitmap: Cell::new(0),
-            l2_bitmap: [const { Cell::new(0) }; L2_WORDS],
-            ready: [const { Cell::new(TcbQueue::EMPTY) }; NUM_PRIORITIES],
+            l1_bitmap: [const { Cell::new(0) }; NUM_DOMAINS as usize],
+            l2_bitmap: [const { Cell::new(0) }; NUM_DOMAINS as usize * L2_WORDS],
+            ready: [const { Cell::new(TcbQueue::EMPTY) }; READY_QUEUES],
             fpu_owner: Cell::new(None),
             cur_domain: Cell::new(0),
             domain_time: Cell::new(DSCHED_MAX_DURATION),
-            dom_schedule: [Cell::new(DSCHED_MAX_DURATION), Cell::new(0)],
+            dom_schedule: domain::boot_schedule(),
             dom_schedule_idx: Cell::new(0),
             dom_schedule_start: Cell::new(0),
             min_budget: Cell::new(0),
@@ -152,7 +155,9 @@ impl SchedState {
         self.consumed.set(n.consumed.get());
         self.reprogram.set(n.reprogram.get());
         self.release_queue.set(n.release_queue.get());
-        self.l1_bitmap.set(n.l1_bitmap.get());
+        for (a, b) in self.l1_bitmap.iter().zip(&n.l1_bitmap) {
+            a.set(b.get());
+        }
         for (a, b) in self.l2_bitmap.iter().zip(&n.l2_bitmap) {
             a.set(b.get());
         }
@@ -403,6 +408,7 @@ fn schedule_choose_new_thread() {
 /// consumed time and reprograms the timer if needed (seL4's `schedule`).
 pub fn schedule() {
     awaken();
+    check_domain_time();
     let act = action();
     if act != Action::ResumeCurrent {
         let cur = cur_thread();

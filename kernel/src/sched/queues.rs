@@ -1,53 +1,75 @@
 //! # The ready queues and the release queue
 //!
-//! One queue per priority, with a two-level bitmap to find the highest
-//! non-empty one in two steps (seL4's `ksReadyQueues` and
-//! `ksReadyQueuesL1Bitmap`/`L2Bitmap`); and the release queue of threads
-//! whose head refill is not yet due, ordered by release time.
+//! One queue per domain and priority, with a two-level bitmap per domain to
+//! find the highest non-empty one in two steps (seL4's `ksReadyQueues` and
+//! `ksReadyQueuesL1Bitmap`/`L2Bitmap`); only the current domain's are ever
+//! chosen from. And the release queue of threads whose head refill is not
+//! yet due, ordered by release time.
 
 use super::*;
 
 // ---------------------------------------------------------------------------
 // Ready queues.
 
-fn add_to_bitmap(s: &SchedState, prio: usize) {
-    let l1 = prio >> 6;
-    s.l1_bitmap.set(s.l1_bitmap.get() | 1 << l1);
-    s.l2_bitmap[l1].set(s.l2_bitmap[l1].get() | 1 << (prio & 63));
+/// Where a thread's ready queue is: its domain and priority.
+#[derive(Clone, Copy)]
+struct Slot {
+    dom: usize,
+    prio: usize,
 }
 
-fn remove_from_bitmap(s: &SchedState, prio: usize) {
-    let l1 = prio >> 6;
-    let l2 = s.l2_bitmap[l1].get() & !(1 << (prio & 63));
-    s.l2_bitmap[l1].set(l2);
-    if l2 == 0 {
-        s.l1_bitmap.set(s.l1_bitmap.get() & !(1 << l1));
+impl Slot {
+    fn of(t: Tcb) -> Slot {
+        Slot {
+            dom: (t.domain() as usize).min(NUM_DOMAINS as usize - 1),
+            prio: (t.priority() as usize).min(NUM_PRIORITIES - 1),
+        }
+    }
+
+    fn queue(self) -> usize {
+        self.dom * NUM_PRIORITIES + self.prio
     }
 }
 
+fn add_to_bitmap(s: &SchedState, q: Slot) {
+    let l1 = q.prio >> 6;
+    let l2 = q.dom * L2_WORDS + l1;
+    s.l1_bitmap[q.dom].set(s.l1_bitmap[q.dom].get() | 1 << l1);
+    s.l2_bitmap[l2].set(s.l2_bitmap[l2].get() | 1 << (q.prio & 63));
+}
+
+fn remove_from_bitmap(s: &SchedState, q: Slot) {
+    let l1 = q.prio >> 6;
+    let i = q.dom * L2_WORDS + l1;
+    let l2 = s.l2_bitmap[i].get() & !(1 << (q.prio & 63));
+    s.l2_bitmap[i].set(l2);
+    if l2 == 0 {
+        s.l1_bitmap[q.dom].set(s.l1_bitmap[q.dom].get() & !(1 << l1));
+    }
+}
+
+/// The highest priority with a ready thread in the current domain.
 #[inline(always)]
 pub(super) fn highest_prio(s: &SchedState) -> Option<u64> {
-    let l1_bitmap = s.l1_bitmap.get();
+    let dom = (s.cur_domain.get() as usize).min(NUM_DOMAINS as usize - 1);
+    let l1_bitmap = s.l1_bitmap[dom].get();
     if l1_bitmap == 0 {
         return None;
     }
     let l1 = 63 - l1_bitmap.leading_zeros() as usize;
-    let l2 = 63 - s.l2_bitmap[l1].get().leading_zeros() as u64;
+    let l2 = 63 - s.l2_bitmap[dom * L2_WORDS + l1].get().leading_zeros() as u64;
     Some(((l1 as u64) << 6) | l2)
 }
 
-/// The highest priority with a ready thread.
+/// The highest priority with a ready thread in the current domain.
 pub fn highest_ready_prio() -> Option<u64> {
     with(highest_prio)
 }
 
-/// No ready thread outranks `prio` (seL4's `isHighestPrio`).
+/// No ready thread of the current domain outranks `prio` (seL4's
+/// `isHighestPrio`).
 pub fn is_highest_prio(prio: u64) -> bool {
     with(|s| highest_prio(s).is_none_or(|h| prio >= h))
-}
-
-fn prio_index(t: Tcb) -> usize {
-    (t.priority() as usize).min(NUM_PRIORITIES - 1)
 }
 
 /// Puts a schedulable thread at the head of its ready queue (seL4's
@@ -56,13 +78,13 @@ pub fn tcb_sched_enqueue(t: Tcb) {
     if t.is_queued() {
         return;
     }
-    let p = prio_index(t);
+    let p = Slot::of(t);
     with(|s| {
-        let q = s.ready[p].get();
+        let q = s.ready[p.queue()].get();
         if q.is_empty() {
             add_to_bitmap(s, p);
         }
-        s.ready[p].set(q.prepend(t));
+        s.ready[p.queue()].set(q.prepend(t));
     });
     t.set_queued(true);
 }
@@ -73,13 +95,13 @@ pub fn tcb_sched_append(t: Tcb) {
     if t.is_queued() {
         return;
     }
-    let p = prio_index(t);
+    let p = Slot::of(t);
     with(|s| {
-        let q = s.ready[p].get();
+        let q = s.ready[p.queue()].get();
         if q.is_empty() {
             add_to_bitmap(s, p);
         }
-        s.ready[p].set(q.append(t));
+        s.ready[p.queue()].set(q.append(t));
     });
     t.set_queued(true);
 }
@@ -90,10 +112,10 @@ pub fn tcb_sched_dequeue(t: Tcb) {
     if !t.is_queued() {
         return;
     }
-    let p = prio_index(t);
+    let p = Slot::of(t);
     with(|s| {
-        let q = s.ready[p].get().remove(t);
-        s.ready[p].set(q);
+        let q = s.ready[p.queue()].get().remove(t);
+        s.ready[p.queue()].set(q);
         if q.is_empty() {
             remove_from_bitmap(s, p);
         }
@@ -101,9 +123,15 @@ pub fn tcb_sched_dequeue(t: Tcb) {
     t.set_queued(false);
 }
 
-/// The ready queue of a priority (tests and DebugDumpScheduler).
+/// The current domain's ready queue of a priority.
 pub fn ready_queue(prio: u64) -> TcbQueue {
-    with(|s| s.ready[(prio as usize).min(NUM_PRIORITIES - 1)].get())
+    with(|s| {
+        let p = Slot {
+            dom: (s.cur_domain.get() as usize).min(NUM_DOMAINS as usize - 1),
+            prio: (prio as usize).min(NUM_PRIORITIES - 1),
+        };
+        s.ready[p.queue()].get()
+    })
 }
 
 // ---------------------------------------------------------------------------

@@ -107,7 +107,9 @@ pub fn update_timestamp() {
     let now = machine::now();
     with(|s| {
         let prev = s.cur_time.replace(now);
-        s.consumed.set(s.consumed.get() + now.wrapping_sub(prev));
+        let consumed = now.wrapping_sub(prev);
+        s.consumed.set(s.consumed.get() + consumed);
+        super::domain::charge_domain_time(s, consumed);
     });
 }
 
@@ -140,7 +142,8 @@ fn charge_round_robin(sc: Sc, consumed: u64) {
 pub fn check_budget() -> bool {
     let (sc, consumed) = with(|s| (s.cur_sc.get(), s.consumed.get()));
     if sc.is_some_and(|sc| sc.refill_sufficient(consumed)) {
-        return true;
+        // The thread may go on, but not past the end of its domain's time.
+        return !cur_domain_expired();
     }
     charge_budget(consumed, true);
     false
@@ -204,6 +207,9 @@ pub fn set_next_interrupt() {
     let cur = cur_thread();
     let now = cur_time();
     let mut next = now.wrapping_add(sc_of(cur).map_or(0, |sc| sc.head().amount));
+    if NUM_DOMAINS > 1 {
+        next = next.min(now.saturating_add(with(|s| s.domain_time.get())));
+    }
     if let Some(h) = with(|s| s.release_queue.get().head) {
         next = next.min(ready_time(h));
     }

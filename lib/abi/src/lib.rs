@@ -1,7 +1,10 @@
 //! # septa-abi: the numbers of the seL4 16.0.0 ABI that Septa implements
 //!
-//! One configuration only: aarch64, kernel at EL2 (hypervisor support), MCS,
-//! one core, 40-bit physical addresses. Every constant here comes from the
+//! One platform: aarch64, kernel at EL2 (hypervisor support), MCS, one
+//! core, 40-bit physical addresses, in Microkit 2.3.0's three kernel
+//! configurations ([`config`]: release, debug, benchmark; the cargo
+//! features `debug` and `benchmark` choose the one a build describes, for
+//! the kernel and every program on the target). Every constant here comes from the
 //! seL4 16.0.0 interface definitions (`libsel4/include/interfaces/*.xml`,
 //! `api/syscall.xml`, the `.bf` files) and is shared by the kernel, the
 //! user-level bindings and the host tool, so a number is written down once.
@@ -12,9 +15,12 @@
 #![forbid(unsafe_code)]
 
 pub mod bootinfo;
+pub mod config;
 pub mod fault;
 pub mod kernel_config;
 pub mod microkit;
+
+pub use config::{Config, CONFIG};
 
 /// System call numbers (MCS numbering), passed in x7.
 pub mod syscall {
@@ -39,151 +45,182 @@ pub mod syscall {
     pub const BENCHMARK_BASE: i64 = -21;
 }
 
-/// Invocation labels for this configuration (generic, then aarch64, then arm).
-#[repr(u64)]
+/// Invocation methods of seL4 16.0.0 for this kernel (generic, then aarch64,
+/// then arm), in the interface files' order. The number a method is sent
+/// with depends on the configuration (the hardware debug API's four TCB
+/// methods are present only in debug): [`Label::number`] gives it for the
+/// configuration of this build, [`Config::label_number`] for any.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Label {
-    InvalidInvocation = 0,
-    UntypedRetype = 1,
-    TcbReadRegisters = 2,
-    TcbWriteRegisters = 3,
-    TcbCopyRegisters = 4,
-    TcbConfigure = 5,
-    TcbSetPriority = 6,
-    TcbSetMcPriority = 7,
-    TcbSetSchedParams = 8,
-    TcbSetTimeoutEndpoint = 9,
-    TcbSetIpcBuffer = 10,
-    TcbSetSpace = 11,
-    TcbSuspend = 12,
-    TcbResume = 13,
-    TcbBindNotification = 14,
-    TcbUnbindNotification = 15,
-    TcbSetTlsBase = 16,
-    TcbSetFlags = 17,
-    CNodeRevoke = 18,
-    CNodeDelete = 19,
-    CNodeCancelBadgedSends = 20,
-    CNodeCopy = 21,
-    CNodeMint = 22,
-    CNodeMove = 23,
-    CNodeMutate = 24,
-    CNodeRotate = 25,
-    IrqIssueIrqHandler = 26,
-    IrqAckIrq = 27,
-    IrqSetIrqHandler = 28,
-    IrqClearIrqHandler = 29,
-    DomainSetSet = 30,
-    DomainScheduleConfigure = 31,
-    DomainScheduleSetStart = 32,
-    SchedControlConfigureFlags = 33,
-    SchedContextBind = 34,
-    SchedContextUnbind = 35,
-    SchedContextUnbindObject = 36,
-    SchedContextConsumed = 37,
-    SchedContextYieldTo = 38,
-    ArmVSpaceCleanData = 39,
-    ArmVSpaceInvalidateData = 40,
-    ArmVSpaceCleanInvalidateData = 41,
-    ArmVSpaceUnifyInstruction = 42,
-    ArmSmcCall = 43,
-    ArmPageTableMap = 44,
-    ArmPageTableUnmap = 45,
-    ArmPageMap = 46,
-    ArmPageUnmap = 47,
-    ArmPageCleanData = 48,
-    ArmPageInvalidateData = 49,
-    ArmPageCleanInvalidateData = 50,
-    ArmPageUnifyInstruction = 51,
-    ArmPageGetAddress = 52,
-    ArmAsidControlMakePool = 53,
-    ArmAsidPoolAssign = 54,
-    ArmVcpuSetTcb = 55,
-    ArmVcpuInjectIrq = 56,
-    ArmVcpuReadReg = 57,
-    ArmVcpuWriteReg = 58,
-    ArmVcpuAckVppi = 59,
-    ArmIrqIssueIrqHandlerTrigger = 60,
-    ArmIrqIssueSgiSignal = 61,
+    InvalidInvocation,
+    UntypedRetype,
+    TcbReadRegisters,
+    TcbWriteRegisters,
+    TcbCopyRegisters,
+    TcbConfigure,
+    TcbSetPriority,
+    TcbSetMcPriority,
+    TcbSetSchedParams,
+    TcbSetTimeoutEndpoint,
+    TcbSetIpcBuffer,
+    TcbSetSpace,
+    TcbSuspend,
+    TcbResume,
+    TcbBindNotification,
+    TcbUnbindNotification,
+    TcbSetBreakpoint,
+    TcbGetBreakpoint,
+    TcbUnsetBreakpoint,
+    TcbConfigureSingleStepping,
+    TcbSetTlsBase,
+    TcbSetFlags,
+    CNodeRevoke,
+    CNodeDelete,
+    CNodeCancelBadgedSends,
+    CNodeCopy,
+    CNodeMint,
+    CNodeMove,
+    CNodeMutate,
+    CNodeRotate,
+    IrqIssueIrqHandler,
+    IrqAckIrq,
+    IrqSetIrqHandler,
+    IrqClearIrqHandler,
+    DomainSetSet,
+    DomainScheduleConfigure,
+    DomainScheduleSetStart,
+    SchedControlConfigureFlags,
+    SchedContextBind,
+    SchedContextUnbind,
+    SchedContextUnbindObject,
+    SchedContextConsumed,
+    SchedContextYieldTo,
+    ArmVSpaceCleanData,
+    ArmVSpaceInvalidateData,
+    ArmVSpaceCleanInvalidateData,
+    ArmVSpaceUnifyInstruction,
+    ArmSmcCall,
+    ArmPageTableMap,
+    ArmPageTableUnmap,
+    ArmPageMap,
+    ArmPageUnmap,
+    ArmPageCleanData,
+    ArmPageInvalidateData,
+    ArmPageCleanInvalidateData,
+    ArmPageUnifyInstruction,
+    ArmPageGetAddress,
+    ArmAsidControlMakePool,
+    ArmAsidPoolAssign,
+    ArmVcpuSetTcb,
+    ArmVcpuInjectIrq,
+    ArmVcpuReadReg,
+    ArmVcpuWriteReg,
+    ArmVcpuAckVppi,
+    ArmIrqIssueIrqHandlerTrigger,
+    ArmIrqIssueSgiSignal,
 }
 
 impl Label {
-    /// The highest label this configuration defines.
-    pub const LAST: u64 = Label::ArmIrqIssueSgiSignal as u64;
+    /// Every method, in order (the discriminants index this table).
+    pub const ALL: [Label; 66] = {
+        use Label::*;
+        [
+            InvalidInvocation,
+            UntypedRetype,
+            TcbReadRegisters,
+            TcbWriteRegisters,
+            TcbCopyRegisters,
+            TcbConfigure,
+            TcbSetPriority,
+            TcbSetMcPriority,
+            TcbSetSchedParams,
+            TcbSetTimeoutEndpoint,
+            TcbSetIpcBuffer,
+            TcbSetSpace,
+            TcbSuspend,
+            TcbResume,
+            TcbBindNotification,
+            TcbUnbindNotification,
+            TcbSetBreakpoint,
+            TcbGetBreakpoint,
+            TcbUnsetBreakpoint,
+            TcbConfigureSingleStepping,
+            TcbSetTlsBase,
+            TcbSetFlags,
+            CNodeRevoke,
+            CNodeDelete,
+            CNodeCancelBadgedSends,
+            CNodeCopy,
+            CNodeMint,
+            CNodeMove,
+            CNodeMutate,
+            CNodeRotate,
+            IrqIssueIrqHandler,
+            IrqAckIrq,
+            IrqSetIrqHandler,
+            IrqClearIrqHandler,
+            DomainSetSet,
+            DomainScheduleConfigure,
+            DomainScheduleSetStart,
+            SchedControlConfigureFlags,
+            SchedContextBind,
+            SchedContextUnbind,
+            SchedContextUnbindObject,
+            SchedContextConsumed,
+            SchedContextYieldTo,
+            ArmVSpaceCleanData,
+            ArmVSpaceInvalidateData,
+            ArmVSpaceCleanInvalidateData,
+            ArmVSpaceUnifyInstruction,
+            ArmSmcCall,
+            ArmPageTableMap,
+            ArmPageTableUnmap,
+            ArmPageMap,
+            ArmPageUnmap,
+            ArmPageCleanData,
+            ArmPageInvalidateData,
+            ArmPageCleanInvalidateData,
+            ArmPageUnifyInstruction,
+            ArmPageGetAddress,
+            ArmAsidControlMakePool,
+            ArmAsidPoolAssign,
+            ArmVcpuSetTcb,
+            ArmVcpuInjectIrq,
+            ArmVcpuReadReg,
+            ArmVcpuWriteReg,
+            ArmVcpuAckVppi,
+            ArmIrqIssueIrqHandlerTrigger,
+            ArmIrqIssueSgiSignal,
+        ]
+    };
 
-    /// Decodes a message label; labels past the table are `None`.
+    /// One of the hardware debug API's methods.
+    pub const fn is_hardware_debug(self) -> bool {
+        matches!(
+            self,
+            Label::TcbSetBreakpoint
+                | Label::TcbGetBreakpoint
+                | Label::TcbUnsetBreakpoint
+                | Label::TcbConfigureSingleStepping
+        )
+    }
+
+    /// The label this method is sent with in [`CONFIG`]. A method the
+    /// configuration lacks is sent as InvalidInvocation (0), which every
+    /// kernel refuses with IllegalOperation, as it would the missing method.
+    pub const fn number(self) -> u64 {
+        match CONFIG.label_number(self) {
+            Some(n) => n,
+            None => 0,
+        }
+    }
+
+    /// Decodes a message label under [`CONFIG`]; labels past the table are
+    /// `None`.
     pub fn from_u64(n: u64) -> Option<Label> {
-        LABELS.get(usize::try_from(n).ok()?).copied()
+        CONFIG.label(n)
     }
 }
-
-const LABELS: [Label; 62] = {
-    use Label::*;
-    [
-        InvalidInvocation,
-        UntypedRetype,
-        TcbReadRegisters,
-        TcbWriteRegisters,
-        TcbCopyRegisters,
-        TcbConfigure,
-        TcbSetPriority,
-        TcbSetMcPriority,
-        TcbSetSchedParams,
-        TcbSetTimeoutEndpoint,
-        TcbSetIpcBuffer,
-        TcbSetSpace,
-        TcbSuspend,
-        TcbResume,
-        TcbBindNotification,
-        TcbUnbindNotification,
-        TcbSetTlsBase,
-        TcbSetFlags,
-        CNodeRevoke,
-        CNodeDelete,
-        CNodeCancelBadgedSends,
-        CNodeCopy,
-        CNodeMint,
-        CNodeMove,
-        CNodeMutate,
-        CNodeRotate,
-        IrqIssueIrqHandler,
-        IrqAckIrq,
-        IrqSetIrqHandler,
-        IrqClearIrqHandler,
-        DomainSetSet,
-        DomainScheduleConfigure,
-        DomainScheduleSetStart,
-        SchedControlConfigureFlags,
-        SchedContextBind,
-        SchedContextUnbind,
-        SchedContextUnbindObject,
-        SchedContextConsumed,
-        SchedContextYieldTo,
-        ArmVSpaceCleanData,
-        ArmVSpaceInvalidateData,
-        ArmVSpaceCleanInvalidateData,
-        ArmVSpaceUnifyInstruction,
-        ArmSmcCall,
-        ArmPageTableMap,
-        ArmPageTableUnmap,
-        ArmPageMap,
-        ArmPageUnmap,
-        ArmPageCleanData,
-        ArmPageInvalidateData,
-        ArmPageCleanInvalidateData,
-        ArmPageUnifyInstruction,
-        ArmPageGetAddress,
-        ArmAsidControlMakePool,
-        ArmAsidPoolAssign,
-        ArmVcpuSetTcb,
-        ArmVcpuInjectIrq,
-        ArmVcpuReadReg,
-        ArmVcpuWriteReg,
-        ArmVcpuAckVppi,
-        ArmIrqIssueIrqHandlerTrigger,
-        ArmIrqIssueSgiSignal,
-    ]
-};
 
 /// Kernel object types, as passed to `Untyped_Retype`.
 #[repr(u64)]
@@ -248,7 +285,8 @@ impl ObjectType {
     }
 }
 
-pub const TCB_SIZE_BITS: u32 = 11;
+/// `seL4_TCBBits` of this build's configuration (see [`Config::tcb_size_bits`]).
+pub const TCB_SIZE_BITS: u32 = CONFIG.tcb_size_bits();
 pub const ENDPOINT_SIZE_BITS: u32 = 4;
 pub const NOTIFICATION_SIZE_BITS: u32 = 6;
 pub const SLOT_SIZE_BITS: u32 = 5;
@@ -517,10 +555,13 @@ mod tests {
 
     #[test]
     fn labels_round_trip_and_end_where_the_table_ends() {
-        for n in 0..=Label::LAST {
-            assert_eq!(Label::from_u64(n).unwrap() as u64, n);
+        for n in 0..=CONFIG.last_label() {
+            assert_eq!(Label::from_u64(n).unwrap().number(), n);
         }
-        assert_eq!(Label::from_u64(Label::LAST + 1), None);
+        assert_eq!(Label::from_u64(CONFIG.last_label() + 1), None);
+        for (i, l) in Label::ALL.iter().enumerate() {
+            assert_eq!(*l as usize, i);
+        }
     }
 
     #[test]

@@ -76,7 +76,7 @@ impl Invocation {
 
     /// The message info word: label, extra caps, length.
     pub fn info(&self) -> MessageInfo {
-        MessageInfo::new(self.label as u64, 0, self.ncaps as u64, self.len as u64)
+        MessageInfo::new(self.label.number(), 0, self.ncaps as u64, self.len as u64)
     }
 }
 
@@ -1009,7 +1009,7 @@ mod tests {
         let info = inv.info();
         assert_eq!(
             (info.label(), info.extra_caps(), info.length()),
-            (Label::TcbSetSchedParams as u64, 3, 2)
+            (Label::TcbSetSchedParams.number(), 3, 2)
         );
     }
 

@@ -451,10 +451,11 @@ impl Spec<'_> {
 }
 
 impl ObjectKind {
-    /// log2 of the bytes the object takes from untyped memory.
-    pub fn size_bits(self) -> u8 {
+    /// log2 of the bytes the object takes from untyped memory in kernel
+    /// configuration `config` (a TCB's size depends on it).
+    pub fn size_bits(self, config: abi::Config) -> u8 {
         match self {
-            ObjectKind::Tcb => abi::TCB_SIZE_BITS as u8,
+            ObjectKind::Tcb => config.tcb_size_bits() as u8,
             ObjectKind::Endpoint => abi::ENDPOINT_SIZE_BITS as u8,
             ObjectKind::Notification => abi::NOTIFICATION_SIZE_BITS as u8,
             ObjectKind::Reply => abi::REPLY_SIZE_BITS as u8,
@@ -722,9 +723,11 @@ mod tests {
 
     #[test]
     fn object_sizes_follow_the_abi() {
-        assert_eq!(ObjectKind::CNode { radix: 9 }.size_bits(), 14);
-        assert_eq!(ObjectKind::Tcb.size_bits(), 11);
-        assert_eq!(ObjectKind::VSpace.size_bits(), 13);
-        assert_eq!(ObjectKind::Frame { size_bits: 21 }.size_bits(), 21);
+        use abi::Config::*;
+        assert_eq!(ObjectKind::CNode { radix: 9 }.size_bits(Release), 14);
+        assert_eq!(ObjectKind::Tcb.size_bits(Release), 11);
+        assert_eq!(ObjectKind::Tcb.size_bits(Debug), 12);
+        assert_eq!(ObjectKind::VSpace.size_bits(Debug), 13);
+        assert_eq!(ObjectKind::Frame { size_bits: 21 }.size_bits(Benchmark), 21);
     }
 }

@@ -239,7 +239,7 @@ pub fn realize<'a>(
         .objects
         .iter()
         .map(|o| place::Request {
-            size_bits: o.kind.size_bits(),
+            size_bits: o.kind.size_bits(septa_abi::CONFIG),
             paddr: o.paddr,
         })
         .collect();

@@ -47,6 +47,7 @@ use crate::pack::{self, Image};
 use crate::probe::Probe;
 use crate::qemu;
 use crate::workspace::Workspace;
+use septa_abi::Config;
 
 pub const MARK: &str = "[septa-test]";
 
@@ -111,6 +112,13 @@ struct System {
     /// Why this system is known to fail on Septa's kernel (its `xfail`
     /// file), when the run uses Septa's kernel.
     xfail: Option<String>,
+    /// The kernel configuration it runs in: its `[system] config`, else
+    /// debug.
+    config: Config,
+    /// Its VM's guest is booted on bare QEMU instead of the system (a
+    /// `bare-qemu` file: [`crate::guest::bare::suite_case`]); the file's
+    /// text names the VM, if the system has several.
+    bare: Option<Option<String>>,
 }
 
 fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Vec<System>> {
@@ -143,12 +151,20 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
             .ok()
             .filter(|_| own_kernel)
             .map(|s| s.trim().to_string());
+        let config = septa_sysdesc::described_config(&file)
+            .map_err(|r| miette::miette!("{}", r.render()))?
+            .unwrap_or(Config::Debug);
+        let bare = std::fs::read_to_string(path.join(crate::guest::bare::TEST_FILE))
+            .ok()
+            .map(|s| Some(s.trim().to_string()).filter(|s| !s.is_empty()));
         out.push(System {
             name,
             file,
             expect,
             probe,
             xfail,
+            config,
+            bare,
         });
     }
     // The README's default system is a test too, so `cargo septa run`
@@ -157,10 +173,15 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
     if default.is_file() && filter.is_none_or(|f| "default".contains(f)) {
         out.push(System {
             name: "default".into(),
+            config: septa_sysdesc::described_config(&default)
+                .ok()
+                .flatten()
+                .unwrap_or(Config::Debug),
             file: default,
             expect: vec![],
             probe: None,
             xfail: None,
+            bare: None,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -367,23 +388,69 @@ pub fn parse_cargo_result(line: &str) -> Option<(usize, usize)> {
     Some((num("passed")?, num("failed")?))
 }
 
+/// Runs the host tests, then the test systems. Each system runs in its
+/// own configuration; `config` (or, with `kernel` a real seL4 ELF, the
+/// configuration it was built in) limits the run to the systems of one.
 pub fn run(
     ws: &Workspace,
     filter: Option<&str>,
     host: bool,
     limit: Duration,
     kernel: Option<&Path>,
+    config: Option<Config>,
 ) -> Result<bool> {
     let (mut passed, mut failed) = if host { host_tests(ws)? } else { (0, 0) };
-    let systems = discover(ws, filter, kernel.is_none())?;
+    // Only the configuration asked for, or the one of the kernel given.
+    let only = match (config, kernel) {
+        (None, None) => None,
+        _ => Some(crate::config::resolve(config, None, kernel, Config::Debug)?),
+    };
+    let mut systems = discover(ws, filter, kernel.is_none())?;
     let mut skipped = 0;
+    if let Some(c) = only {
+        println!(
+            "configuration: {} (systems of other configurations are skipped)",
+            c.name()
+        );
+        systems.retain(|s| {
+            let keep = s.config == c;
+            if !keep {
+                println!(
+                    "skip {}: runs in the {} configuration",
+                    s.name,
+                    s.config.name()
+                );
+                skipped += 1;
+            }
+            keep
+        });
+    }
     if !systems.is_empty() {
         qemu::ensure_installed()?;
     }
     let mut images = vec![];
+    let (bare, systems): (Vec<&System>, Vec<&System>) =
+        systems.iter().partition(|s| s.bare.is_some());
+    // Guests on bare QEMU need no image: they start at once, beside the
+    // builds (the first fetches Debian's packages).
+    let (tx, rx) = mpsc::channel();
+    for s in &bare {
+        let (tx, ws_root, file) = (tx.clone(), ws.root.clone(), s.file.clone());
+        let (name, vm) = (s.name.clone(), s.bare.clone().flatten());
+        std::thread::spawn(move || {
+            let ws = Workspace { root: ws_root };
+            let r = crate::guest::bare::suite_case(&ws, &file, vm.as_deref(), limit);
+            let _ = tx.send((name, r));
+        });
+    }
+    let mut running = bare.len();
     for s in &systems {
+        let choice = pack::ConfigChoice {
+            flag: Some(s.config),
+            default: s.config,
+        };
         images.push(
-            pack::build_system(ws, &s.file, kernel, true)
+            pack::build_system(ws, &s.file, kernel, true, choice)
                 .map(|img| (s, img))
                 .map_err(|e| (s, e)),
         );
@@ -391,9 +458,7 @@ pub fn run(
     let jobs = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
-    let (tx, rx) = mpsc::channel();
     let mut pending = images.into_iter();
-    let mut running = 0;
     let mut results = vec![];
     loop {
         while running < jobs {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use miette::{miette, IntoDiagnostic, Result, WrapErr};
 use object::{Object, ObjectSegment, ObjectSymbol};
+use septa_abi::Config;
 use septa_image::{Header, Part, ALIGN, VERSION};
 
 use septa_sysdesc::{Program, System};
@@ -47,13 +48,15 @@ impl Board {
 pub struct Image {
     pub path: PathBuf,
     pub load_addr: u64,
+    /// The kernel configuration everything in it was built for.
+    pub config: Config,
     /// What QEMU must emulate for it: the board and the system's devices.
     pub machine: crate::qemu::Machine,
 }
 
 /// The name of a system's build folder: the description's file name, or
 /// its folder's name for the usual `NAME/system.toml`.
-fn system_name(file: &Path) -> String {
+pub(crate) fn system_name(file: &Path) -> String {
     let stem = file
         .file_stem()
         .and_then(|s| s.to_str())
@@ -111,18 +114,24 @@ const NO_PD: &str = "septa::system::no_pd";
 /// A description whose only fault is that it has no protection domains
 /// (the default `system.toml` of today) still builds: the image boots the
 /// initializer alone, which prints the boot smoke test's result lines.
+///
+/// The kernel configuration is `choice.flag`, else the description's, else
+/// that of the `--kernel` ELF, else `choice.default` (`crate::config`).
 pub fn build_system(
     ws: &Workspace,
     file: &Path,
     kernel_override: Option<&Path>,
     for_test: bool,
+    choice: ConfigChoice,
 ) -> Result<Image> {
     if !file.is_file() {
         return Err(miette!("no system description at {}", file.display()));
     }
     let name = system_name(file);
+    let described = septa_sysdesc::described_config(file).map_err(|r| miette!("{}", r.render()))?;
+    let config = crate::config::resolve(choice.flag, described, kernel_override, choice.default)?;
     if let Some(root) = root_task(file)? {
-        return build_own_root(ws, &name, &root, kernel_override);
+        return build_own_root(ws, &name, &root, kernel_override, config);
     }
     let sys = match septa_sysdesc::load(file) {
         Ok(loaded) => {
@@ -136,7 +145,7 @@ pub fn build_system(
                 "   note: {} has no protection domains: the image boots the initializer alone",
                 file.display()
             );
-            return build_bare(ws, &name, kernel_override, for_test);
+            return build_bare(ws, &name, kernel_override, for_test, config);
         }
         Err(r) => return Err(miette!("{}", r.render())),
     };
@@ -148,7 +157,7 @@ pub fn build_system(
     if kernel_override.is_none() {
         soft.push("septa-kernel");
     }
-    let built = cargo::build(ws, cargo::SOFTFLOAT, &soft)?;
+    let built = cargo::build(ws, cargo::SOFTFLOAT, &soft, config)?;
     let loader = &built[0];
     let kernel = kernel_override
         .map(Path::to_path_buf)
@@ -161,7 +170,7 @@ pub fn build_system(
             }
         }
     }
-    let user_built = cargo::build(ws, cargo::USER, &crates)?;
+    let user_built = cargo::build(ws, cargo::USER, &crates, config)?;
     let initializer = user_built[0].clone();
 
     // Program images.
@@ -193,6 +202,7 @@ pub fn build_system(
         &mut images,
         &symbol_images,
         for_test,
+        config,
     )?;
 
     let dir = ws.build_dir(&name);
@@ -212,8 +222,17 @@ pub fn build_system(
     Ok(Image {
         path: out,
         load_addr,
+        config,
         machine: crate::qemu::Machine::for_system(&sys, base, &dir),
     })
+}
+
+/// How a command chooses the kernel configuration: its `--config` flag, and
+/// its default when neither the flag nor the description names one.
+#[derive(Clone, Copy, Debug)]
+pub struct ConfigChoice {
+    pub flag: Option<Config>,
+    pub default: Config,
 }
 
 /// What the loader puts in RAM besides the spec blob: the kernel's physical
@@ -262,6 +281,7 @@ pub fn compose(
     images: &mut [ElfImage],
     symbol_images: &[Option<ElfImage>],
     for_test: bool,
+    config: Config,
 ) -> Result<Composed> {
     // Addresses of regions a setvar needs, from a first estimate of the
     // free memory (the blob's size only moves its lower end).
@@ -292,7 +312,7 @@ pub fn compose(
     let blob = septa_spec::encode_blob(&the_spec, &built.data);
     footprint.user_len = boot.initializer + blob.len() as u64;
     let free = alloc::free_ram(&sys.board, &footprint);
-    let fit = alloc::check(&the_spec, &sys.board, &free).map_err(|e| miette!("{e}"))?;
+    let fit = alloc::check(&the_spec, &sys.board, &free, config).map_err(|e| miette!("{e}"))?;
     Ok(Composed {
         built,
         programs,
@@ -337,16 +357,17 @@ fn build_own_root(
     name: &str,
     root: &str,
     kernel_override: Option<&Path>,
+    config: Config,
 ) -> Result<Image> {
     let mut soft = vec!["septa-loader"];
     if kernel_override.is_none() {
         soft.push("septa-kernel");
     }
-    let built = cargo::build(ws, cargo::SOFTFLOAT, &soft)?;
+    let built = cargo::build(ws, cargo::SOFTFLOAT, &soft, config)?;
     let kernel = kernel_override
         .map(Path::to_path_buf)
         .unwrap_or_else(|| built[1].clone());
-    let user = cargo::build(ws, cargo::USER, &[root])?.remove(0);
+    let user = cargo::build(ws, cargo::USER, &[root], config)?.remove(0);
     let dir = ws.build_dir(name);
     std::fs::create_dir_all(&dir).into_diagnostic()?;
     let out = dir.join("septa.img");
@@ -362,14 +383,16 @@ fn build_own_root(
     std::fs::write(
         dir.join(REPORT_FILE),
         format!(
-            "Septa build report\n==================\nkernel: {}\nroot task: {root} (named in {ROOT_TASK_FILE}; no spec)\n",
-            kernel.display()
+            "Septa build report\n==================\nkernel: {} ({} configuration)\nroot task: {root} (named in {ROOT_TASK_FILE}; no spec)\n",
+            kernel.display(),
+            config.name()
         ),
     )
     .into_diagnostic()?;
     Ok(Image {
         path: out,
         load_addr,
+        config,
         machine: crate::qemu::Machine::bare(&board, &dir),
     })
 }
@@ -381,16 +404,17 @@ fn build_bare(
     name: &str,
     kernel_override: Option<&Path>,
     for_test: bool,
+    config: Config,
 ) -> Result<Image> {
     let mut soft = vec!["septa-loader"];
     if kernel_override.is_none() {
         soft.push("septa-kernel");
     }
-    let built = cargo::build(ws, cargo::SOFTFLOAT, &soft)?;
+    let built = cargo::build(ws, cargo::SOFTFLOAT, &soft, config)?;
     let kernel = kernel_override
         .map(Path::to_path_buf)
         .unwrap_or_else(|| built[1].clone());
-    let initializer = cargo::build(ws, cargo::USER, &["septa-initializer"])?.remove(0);
+    let initializer = cargo::build(ws, cargo::USER, &["septa-initializer"], config)?.remove(0);
     let spec = septa_spec::Spec {
         test_harness: for_test,
         ..Default::default()
@@ -411,13 +435,15 @@ fn build_bare(
     std::fs::write(
         dir.join(REPORT_FILE),
         format!(
-            "Septa build report\n==================\nkernel: {}\nno protection domains: the initializer runs alone\n",
-            kernel.display()
+            "Septa build report\n==================\nkernel: {} ({} configuration)\nno protection domains: the initializer runs alone\n",
+            kernel.display(),
+            config.name()
         ),
     )
     .into_diagnostic()?;
     Ok(Image {
         path: out,
+        config,
         load_addr,
         machine: crate::qemu::Machine::bare(&board, &dir),
     })

@@ -100,6 +100,12 @@ pub enum Kind {
     NoHypervisor(String),
 
     // ---------------------------------------------------------------- system
+    #[error("unknown kernel configuration `{0}`")]
+    #[diagnostic(
+        code(septa::system::config),
+        help("the configurations are Microkit's: release, debug, benchmark")
+    )]
+    UnknownConfig(String),
     #[error("the system has no protection domains")]
     #[diagnostic(code(septa::system::no_pd), help("add one with a [pd.NAME] table"))]
     NoPd,
@@ -468,6 +474,71 @@ pub enum Kind {
     #[error("a virtual machine must be the child of a protection domain")]
     #[diagnostic(code(septa::vm::not_child))]
     VmNotChild,
+
+    // ----------------------------------------------------------------- guest
+    #[error("guest device name `{0}` may hold only letters, digits, `-` and `_`")]
+    #[diagnostic(code(septa::guest::device_name))]
+    GuestDeviceName(String),
+    #[error("duplicate device name `{name}` in virtual machine `{vm}`")]
+    #[diagnostic(code(septa::guest::duplicate_device))]
+    DuplicateGuestDevice { name: String, vm: String },
+    #[error("slot {slot} is out of range 0..{max}: the guest's virtio-mmio transports")]
+    #[diagnostic(code(septa::guest::slot_range))]
+    GuestSlotRange { slot: i64, max: u32 },
+    #[error("slot {slot} is already taken by guest device `{other}`")]
+    #[diagnostic(code(septa::guest::slot_taken))]
+    GuestSlotTaken { slot: u32, other: String },
+    #[error("virtual machine `{vm}` has more devices than its {max} virtio-mmio transports")]
+    #[diagnostic(code(septa::guest::too_many_devices))]
+    GuestTooManyDevices { vm: String, max: u32 },
+    #[error("virtual machine `{0}` names its own kernel but no initrd")]
+    #[diagnostic(
+        code(septa::guest::kernel_without_initrd),
+        help("the initramfs the tool builds holds Debian's kernel modules, which only Debian's kernel loads: add `initrd = \"PATH\"`")
+    )]
+    GuestKernelWithoutInitrd(String),
+    #[error("cannot read the guest's {what} `{path}`: {reason}")]
+    #[diagnostic(code(septa::guest::file_unreadable))]
+    GuestFileUnreadable {
+        what: &'static str,
+        path: String,
+        reason: String,
+    },
+    #[error("the kernel command line is {len} bytes; Linux takes at most {max}")]
+    #[diagnostic(code(septa::guest::bootargs_too_long))]
+    GuestBootargsTooLong { len: usize, max: usize },
+    #[error("the RAM of virtual machine `{vm}` starts at {at:#x}, not at 0x40000000")]
+    #[diagnostic(
+        code(septa::guest::ram_start),
+        help(
+            "a VM's maps at and above 0x40000000 are its RAM, which starts there (as on QEMU virt)"
+        )
+    )]
+    GuestRamStart { vm: String, at: u64 },
+    #[error("the RAM of virtual machine `{vm}` has a hole at [{from:#x}..{to:#x})")]
+    #[diagnostic(
+        code(septa::guest::ram_gap),
+        help("a VM's maps at and above 0x40000000 are its RAM: one span, without holes")
+    )]
+    GuestRamGap { vm: String, from: u64, to: u64 },
+    #[error("guest RAM region `{region}` of virtual machine `{vm}` must be mapped readable, writable and cached")]
+    #[diagnostic(code(septa::guest::ram_perms))]
+    GuestRamPerms { vm: String, region: String },
+    #[error(
+        "virtual machine `{vm}` has {size:#x} bytes of RAM; a Linux guest needs at least {min:#x}"
+    )]
+    #[diagnostic(code(septa::guest::ram_too_small))]
+    GuestRamTooSmall { vm: String, size: u64, min: u64 },
+    #[error("region `{region}` is mapped over {device} of virtual machine `{vm}`, which its VMM emulates")]
+    #[diagnostic(
+        code(septa::guest::map_on_device),
+        help("the guest's GIC distributor is at 0x8000000, its PL011 at 0x9000000 and its virtio-mmio transports from 0xa000000")
+    )]
+    GuestMapOnDevice {
+        vm: String,
+        region: String,
+        device: &'static str,
+    },
 
     // ------------------------------------------------------------------ caps
     #[error("slot 0 is reserved for the PD's own CNode")]

@@ -23,6 +23,7 @@ mod board;
 mod check;
 mod diag;
 pub mod graph;
+mod guest;
 mod kind;
 mod model;
 mod toml_front;
@@ -135,6 +136,38 @@ pub fn parse_str_in(
     Ok(Loaded {
         system,
         warnings: report.diagnostics,
+    })
+}
+
+/// The kernel configuration a description's `[system] config` names, read
+/// without the rest: for descriptions the tool does not realise (a system
+/// that is its own root task, or one without protection domains). A
+/// Microkit `.system` file names none.
+pub fn described_config(path: &Path) -> Result<Option<septa_abi::Config>, Report> {
+    if Format::from_path(path) != Format::Toml {
+        return Ok(None);
+    }
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let source = Source::new(name, &text);
+    let table: toml::Table = match text.parse() {
+        Ok(t) => t,
+        // The full parse reports syntax errors where it matters.
+        Err(_) => return Ok(None),
+    };
+    let Some(c) = table
+        .get("system")
+        .and_then(|s| s.get("config"))
+        .and_then(|c| c.as_str())
+    else {
+        return Ok(None);
+    };
+    septa_abi::Config::from_name(c).map(Some).ok_or_else(|| {
+        Report::single(Diagnostic::new(
+            Kind::UnknownConfig(c.to_string()),
+            &source,
+            None,
+        ))
     })
 }
 

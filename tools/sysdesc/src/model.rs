@@ -72,6 +72,10 @@ impl Src {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct System {
     pub board: Board,
+    /// The kernel configuration the description asks for (`[system]
+    /// config`); the tool's default when `None`.
+    #[serde(serialize_with = "config_name")]
+    pub config: Option<septa_abi::Config>,
     pub pds: Vec<Pd>,
     pub regions: Vec<Region>,
     pub channels: Vec<Channel>,
@@ -81,6 +85,13 @@ pub struct System {
     pub virtio: Vec<Virtio>,
     pub domains: Option<Domains>,
     pub io_spaces: Vec<IoSpace>,
+}
+
+fn config_name<S: serde::Serializer>(
+    c: &Option<septa_abi::Config>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(c.map_or("", |c| c.name()))
 }
 
 impl System {
@@ -404,8 +415,57 @@ pub struct Vm {
     pub period_us: u64,
     pub vcpus: Vec<Vcpu>,
     pub maps: Vec<Map>,
+    /// What the guest runs and which devices it sees (Septa's addition;
+    /// a Microkit `<virtual_machine>` gets the defaults).
+    pub guest: Guest,
     #[serde(skip)]
     pub src: Src,
+}
+
+/// A VM's guest: its kernel, initrd and command line, and the virtio
+/// devices the VMM emulates for it. The guest's RAM is its VM's maps at
+/// and above `septa_vm_layout::map::RAM_BASE` ([`Vm::ram`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Guest {
+    /// An arm64 Linux Image (or a gzip of one), relative to the
+    /// description's folder; `None`: the Debian cloud kernel the tool
+    /// fetches.
+    pub kernel: Option<PathBuf>,
+    /// An initrd, relative to the description's folder; `None`: the
+    /// busybox initramfs the tool builds (only with Debian's kernel).
+    pub initrd: Option<PathBuf>,
+    /// The kernel command line; `None`: the tool's default (the console on
+    /// the PL011).
+    pub bootargs: Option<String>,
+    pub devices: Vec<GuestDevice>,
+}
+
+/// A virtio device the VMM emulates for its guest, on a virtio-mmio
+/// transport of the guest's own memory map (not the board's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuestDevice {
+    pub name: String,
+    pub kind: VirtioKind,
+    /// The guest's transport: `septa_vm_layout::map::virtio_mmio(slot)`.
+    pub slot: u32,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+impl Vm {
+    /// The guest's RAM as `(guest-physical base, size, map)`, one per map
+    /// at or above the layout's RAM base, in address order; `size_of`
+    /// gives a region's size by name.
+    pub fn ram(&self, size_of: impl Fn(&str) -> Option<u64>) -> Vec<(u64, u64, &Map)> {
+        let mut spans: Vec<(u64, u64, &Map)> = self
+            .maps
+            .iter()
+            .filter(|m| m.vaddr >= septa_vm_layout::map::RAM_BASE)
+            .filter_map(|m| size_of(&m.region).map(|s| (m.vaddr, s, m)))
+            .collect();
+        spans.sort_by_key(|s| s.0);
+        spans
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -19,6 +19,7 @@ use crate::check;
 use crate::diag::{Diagnostic, Kind, Sink, Source, Span};
 use crate::model::*;
 use crate::units;
+use septa_abi::Config;
 
 /// Separates a diagnostic code from its message inside a serde custom error,
 /// so that value errors raised while deserialising keep their own code.
@@ -170,6 +171,8 @@ struct RawFile {
 #[serde(deny_unknown_fields)]
 struct RawSystem {
     board: Spanned<String>,
+    /// The kernel configuration: release, debug or benchmark.
+    config: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -325,6 +328,19 @@ struct RawVm {
     vcpus: Vec<Spanned<RawVcpu>>,
     #[serde(default)]
     maps: Vec<Spanned<RawVmMap>>,
+    kernel: Option<Spanned<String>>,
+    initrd: Option<Spanned<String>>,
+    bootargs: Option<Spanned<String>>,
+    #[serde(default)]
+    devices: Vec<Spanned<RawGuestDevice>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGuestDevice {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    slot: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -463,6 +479,13 @@ pub(crate) fn parse(source: &Arc<Source>, base_dir: &Path) -> (Option<System>, V
 fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
     let board_name = raw.system.get_ref().board.clone();
     let board = crate::find_board(sink, board_name.get_ref(), sp(&board_name), base_dir)?;
+    let config = raw.system.get_ref().config.as_ref().and_then(|c| {
+        let found = Config::from_name(c.get_ref());
+        if found.is_none() {
+            sink.emit(Kind::UnknownConfig(c.get_ref().clone()), sp(c));
+        }
+        found
+    });
 
     // Virtio devices first: regions and IRQs may name them.
     let wanted = raw
@@ -486,6 +509,7 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
     let devices = Devices {
         board: &board,
         virtio: &virtio,
+        base_dir,
     };
 
     let mut pds = Vec::new();
@@ -577,6 +601,7 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
 
     Some(System {
         board,
+        config,
         pds,
         regions,
         channels,
@@ -592,6 +617,8 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
 struct Devices<'a> {
     board: &'a Board,
     virtio: &'a [Virtio],
+    /// The description's folder, which relative file names start from.
+    base_dir: &'a Path,
 }
 
 impl Devices<'_> {
@@ -777,7 +804,9 @@ fn lower_pd(
         .collect();
 
     let mut vms = pd.vm.into_iter();
-    let vm = vms.next().map(|(vname, v)| lower_vm(sink, board, vname, v));
+    let vm = vms
+        .next()
+        .map(|(vname, v)| lower_vm(sink, board, devices.base_dir, vname, v));
     if let Some((extra, _)) = vms.next() {
         sink.emit(Kind::MoreThanOneVm(name.clone()), sp(&extra));
     }
@@ -1056,7 +1085,13 @@ fn lower_x86_irq(sink: &mut Sink, v: &RawIrq, src: &mut Src, trigger: Trigger) -
     }
 }
 
-fn lower_vm(sink: &mut Sink, board: &Board, name: Spanned<String>, v: Spanned<RawVm>) -> Vm {
+fn lower_vm(
+    sink: &mut Sink,
+    board: &Board,
+    base_dir: &Path,
+    name: Spanned<String>,
+    v: Spanned<RawVm>,
+) -> Vm {
     let src = Src::new(Span::from(v.span())).with("name", sp(&name));
     let v = v.into_inner();
     let priority = v
@@ -1111,6 +1146,29 @@ fn lower_vm(sink: &mut Sink, board: &Board, name: Spanned<String>, v: Spanned<Ra
             )
         })
         .collect();
+    let text = |s: &Option<Spanned<String>>| s.as_ref().map(|s| (s.get_ref().clone(), sp(s)));
+    let wanted = crate::guest::Wanted {
+        vm: name.get_ref().clone(),
+        kernel: text(&v.kernel),
+        initrd: text(&v.initrd),
+        bootargs: text(&v.bootargs),
+        devices: v
+            .devices
+            .iter()
+            .map(|d| {
+                let dd = d.get_ref();
+                crate::guest::WantedDevice {
+                    name: dd.name.get_ref().clone(),
+                    name_span: sp(&dd.name),
+                    kind: dd.kind.get_ref().clone(),
+                    kind_span: sp(&dd.kind),
+                    slot: dd.slot.as_ref().map(|s| (*s.get_ref(), sp(s))),
+                    whole: Span::from(d.span()),
+                }
+            })
+            .collect(),
+    };
+    let guest = crate::guest::lower(sink, base_dir, wanted);
     Vm {
         name: name.into_inner(),
         priority,
@@ -1118,6 +1176,7 @@ fn lower_vm(sink: &mut Sink, board: &Board, name: Spanned<String>, v: Spanned<Ra
         period_us,
         vcpus,
         maps,
+        guest,
         src,
     }
 }

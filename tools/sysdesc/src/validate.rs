@@ -28,6 +28,7 @@ pub(crate) fn validate(system: &System, sink: &mut Sink) {
     cap_rules(system, sink);
     passive_rules(system, sink);
     forward_rules(system, sink);
+    crate::guest::validate(system, sink);
 }
 
 fn system_rules(s: &System, sink: &mut Sink) {

@@ -180,18 +180,24 @@ pub(crate) fn assign(
 
 /// A block device's backing file must be a readable file.
 fn backing_file(sink: &mut Sink, base: &Path, path: &str, span: Option<Span>) {
-    let reason = match std::fs::metadata(base.join(path)) {
-        Ok(m) if m.is_file() => return,
-        Ok(_) => "not a file".to_string(),
-        Err(e) => e.kind().to_string(),
-    };
-    sink.emit(
-        Kind::VirtioFileUnreadable {
-            path: path.to_string(),
-            reason,
-        },
-        span,
-    );
+    if let Some(reason) = unreadable(base, path) {
+        sink.emit(
+            Kind::VirtioFileUnreadable {
+                path: path.to_string(),
+                reason,
+            },
+            span,
+        );
+    }
+}
+
+/// Why `base/path` is not a file the tool can read, if it is not.
+pub(crate) fn unreadable(base: &Path, path: &str) -> Option<String> {
+    match std::fs::metadata(base.join(path)) {
+        Ok(m) if m.is_file() => None,
+        Ok(_) => Some("not a file".to_string()),
+        Err(e) => Some(e.kind().to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -250,6 +250,9 @@ fn lower(doc: &Document, sink: &mut Sink, base_dir: &Path) -> Option<System> {
     }
     Some(System {
         board,
+        // Microkit chooses the configuration when the SDK is built, not in
+        // the description.
+        config: None,
         pds,
         regions,
         channels,
@@ -683,6 +686,7 @@ fn lower_vm(x: &mut X, board: &Board, n: &Node) -> Vm {
         period_us,
         vcpus,
         maps,
+        guest: Default::default(),
         src,
     }
 }

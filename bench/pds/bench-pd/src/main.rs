@@ -2,8 +2,8 @@
 //!
 //! The role comes from the PD's name, which the tool patches in:
 //! - `first`: the only PD of the boot benchmark; prints instructions from
-//!   QEMU's start to its `init` (system counter x 16; the kernel must let
-//!   EL0 read CNTVCT_EL0: seL4 needs KernelArmExportVCNTUser);
+//!   QEMU's start to its `init` (system counter x 16, read as CNTPCT_EL0,
+//!   which every Microkit configuration exports);
 //! - `server`: answers protected calls at once and returns from `notified`
 //!   at once;
 //! - `client-ppc`: times protected calls on channel 0;
@@ -16,11 +16,16 @@
 //! `bench_name` setvar-free convention: the system's directory name is not
 //! known to the PD, so the client prints its own operation kind and the
 //! runner prefixes the system name.
+//!
+//! Output: the benchmark configuration has no kernel printing, so the PDs
+//! that report map the board's PL011 (a device region, `uart_regs`) and
+//! print there themselves; with kernel printing they use it as usual.
 #![cfg_attr(target_os = "none", no_std, no_main)]
-#![forbid(unsafe_code)]
 
 use septa_pmu::{count_kernel_too, cycles, system_counter, INSTRUCTIONS_PER_TICK};
-use septa_runtime::{println, protection_domain, Channel, ChannelSet, Handler, MessageInfo};
+use septa_runtime::{
+    println, protection_domain, setvar, Channel, ChannelSet, Handler, MessageInfo,
+};
 
 const WARM_UP: u64 = 100;
 const TIMED: u64 = 10_000;
@@ -57,7 +62,17 @@ fn report(what: &str, hundredths: u64) {
     );
 }
 
+setvar! {
+    /// Where the PL011's registers are mapped (0: not mapped).
+    static UART = "uart_regs";
+}
+
 fn init() -> Server {
+    if !septa_abi::CONFIG.printing() && UART.get() != 0 {
+        // SAFETY: the tool maps the `uart` device region uncached and
+        // read-write at UART in this PD for its whole life.
+        unsafe { septa_runtime::print::print_to_pl011(UART.addr()) };
+    }
     let name = septa_runtime::pd_name();
     match name.as_str() {
         "first" => {

@@ -28,6 +28,49 @@ pub mod hcr {
     pub const NATIVE: u64 = COMMON | TGE | TVM | TTLB | DC | TAC | SWIO;
 }
 
+/// SCTLR_EL1 as native threads run with it (seL4's `SCTLR_EL1_NATIVE`):
+/// the A57 reset value's RES1 bits, AArch32 barriers, WFI and WFE not
+/// trapped, caches on, and EL0 cache maintenance (UCI) and CTR_EL0 reads
+/// (UCT) allowed. Under HCR_EL2.TGE its traps go to EL2.
+pub mod sctlr_el1 {
+    const RES: u64 = 0x30d0_0800;
+    const C: u64 = 1 << 2;
+    const CP15BEN: u64 = 1 << 5;
+    const I: u64 = 1 << 12;
+    const UCT: u64 = 1 << 15;
+    const NTWI: u64 = 1 << 16;
+    const NTWE: u64 = 1 << 18;
+    const UCI: u64 = 1 << 26;
+    pub const NATIVE: u64 = RES | CP15BEN | NTWI | NTWE | C | I | UCI | UCT;
+}
+
+/// CNTKCTL_EL1: what EL0 may use of the generic timer.
+pub mod cntkctl {
+    /// The physical count, CNTPCT_EL0.
+    pub const EL0PCTEN: u64 = 1 << 0;
+    /// The EL1 physical timer, CNTP_*_EL0.
+    pub const EL0PTEN: u64 = 1 << 9;
+}
+
+/// CNTHCTL_EL2: what EL1 and EL0 may use of the physical counter and timer
+/// (without it, EL0 access traps to EL2 whatever CNTKCTL_EL1 says).
+pub mod cnthctl {
+    pub const EL1PCTEN: u64 = 1 << 0;
+    pub const EL1PCEN: u64 = 1 << 1;
+}
+
+/// PMU registers of the benchmark configuration.
+pub mod pmu {
+    /// PMUSERENR_EL0.EN: EL0 may use every PMU register.
+    pub const PMUSERENR_EN: u64 = 1 << 0;
+    /// PMCR_EL0: enable, reset the event counters, reset the cycle counter.
+    pub const PMCR_E: u64 = 1 << 0;
+    pub const PMCR_P: u64 = 1 << 1;
+    pub const PMCR_C: u64 = 1 << 2;
+    /// PMCNTENSET_EL0: the cycle counter.
+    pub const PMCNTEN_CYCLES: u64 = 1 << 31;
+}
+
 /// Exception classes of ESR_EL2 (ARM ARM D13.2.37).
 pub mod ec {
     pub const FP_ASIMD: u64 = 0x07;

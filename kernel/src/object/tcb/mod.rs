@@ -18,7 +18,8 @@
 //! An all-zero TCB is an inactive thread at priority 0 and MCP 0 in domain
 //! 0, bound to nothing, with empty cap slots, no IPC buffer, no fault and
 //! all registers zero. The one thing seL4 sets differently at creation is
-//! the user SPSR (`PSTATE_USER`); [`init_new`] does that (and links the
+//! the user SPSR (`PSTATE_USER`) and the domain (the current one);
+//! [`init_new`] does that (and links the
 //! thread into the debug list) for every TCB a Retype creates.
 //!
 //! ## Queue links
@@ -617,6 +618,9 @@ pub fn debug_remove(tcb: Tcb) {
 pub fn init_new(paddr: u64) {
     let tcb = Tcb::new(paddr);
     tcb.set_reg(Reg::SPSR, SPSR_USER);
+    // A new thread belongs to the domain that is running (seL4's
+    // `createObject`).
+    tcb.set_domain_raw(crate::sched::cur_domain());
     debug_append(tcb);
 }
 

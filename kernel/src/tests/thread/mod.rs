@@ -95,9 +95,10 @@ impl Sys {
         machine::with_vcpu_hw(|h| *h = Default::default());
         let fx = Fixture::new(22);
         // Kernel memory for the idle thread: the zeroed area below the root
-        // CNode (the fixture keeps its own root slot at +0x100).
-        let idle_tcb = fx.arena.phys_base + 0x800;
-        let idle_sc = fx.arena.phys_base + 0x1000;
+        // CNode (the fixture keeps its own root slot at +0x100), aligned for
+        // the TCB of the configuration.
+        let idle_tcb = fx.arena.phys_base + tcb::TCB_BYTES;
+        let idle_sc = idle_tcb + tcb::TCB_BYTES;
         let mut s = Sys {
             fx,
             root: Thread {
@@ -288,7 +289,7 @@ impl Sys {
 
     /// `t` Calls the cap at root slot `cptr` (a full 64-bit address).
     pub fn call(&self, t: Tcb, cptr: u64, label: Label, mrs: &[u64], caps: &[u64]) -> Reply {
-        self.load(t, cptr, label as u64, mrs, caps);
+        self.load(t, cptr, label.number(), mrs, caps);
         self.syscall(t, sys::CALL);
         self.reply(t)
     }

@@ -33,7 +33,7 @@ fn a_resumed_higher_priority_thread_runs_at_once() {
         "yielding with nobody else at its priority"
     );
     // The higher thread preempts the lower one when resumed from it.
-    s.load(low.tcb, high.tcb_slot, Label::TcbResume as u64, &[], &[]);
+    s.load(low.tcb, high.tcb_slot, Label::TcbResume.number(), &[], &[]);
     s.syscall(low.tcb, sys::CALL);
     assert_eq!(s.cur(), high.tcb);
     assert_eq!(low.tcb.state(), ThreadState::Running);
@@ -289,7 +289,7 @@ fn a_pending_interrupt_preempts_a_long_revoke_and_the_call_restarts() {
     s.load(
         s.root.tcb,
         super::ROOT_CNODE_COPY,
-        Label::CNodeRevoke as u64,
+        Label::CNodeRevoke.number(),
         &[ut, 64],
         &[],
     );
@@ -344,7 +344,7 @@ impl Sys {
         self.load(
             t.tcb,
             super::super::UT,
-            septa_abi::Label::UntypedRetype as u64,
+            septa_abi::Label::UntypedRetype.number(),
             &[ty as u64, 0, 0, 0, n, 1],
             &[super::ROOT_CNODE_COPY],
         );

@@ -229,7 +229,7 @@ fn suspend_and_resume() {
     assert!(!t.tcb.is_queued());
     s.resume(t);
     // Suspending yourself: no reply, the thread just stops.
-    s.load(root, ROOT_TCB, Label::TcbSuspend as u64, &[], &[]);
+    s.load(root, ROOT_TCB, Label::TcbSuspend.number(), &[], &[]);
     s.syscall(root, sys::CALL);
     assert_eq!(root.state(), ThreadState::Inactive);
     assert_eq!(s.cur(), t.tcb);
@@ -345,7 +345,7 @@ fn tcb_caps_are_refused_in_the_first_phase_of_combined_calls() {
     let root = s.root.tcb;
     // NBSendRecv: send to x8 (a TCB cap: refused), then receive on x0.
     root.set_reg(Reg::REPLY, reply);
-    s.load(root, ep, Label::TcbResume as u64, &[], &[]);
+    s.load(root, ep, Label::TcbResume.number(), &[], &[]);
     root.set_reg(Reg::NB_SEND_RECV_DEST, t.tcb_slot);
     s.syscall(root, sys::NB_SEND_RECV);
     assert_eq!(t.tcb.state(), ThreadState::Inactive, "t was not resumed");

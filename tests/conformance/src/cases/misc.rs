@@ -4,7 +4,7 @@
 //! touch machine-wide state (firmware, the domain schedule).
 
 use septa_abi::kernel_config::{cap_tag, DOMAIN_DURATION_BITS, NUM_DOMAINS, NUM_DOMAIN_SCHEDULES};
-use septa_abi::{init_cap, Label};
+use septa_abi::{init_cap, Label, CONFIG};
 use septa_sel4::cap::cap_type::*;
 use septa_sel4::invocation::Invocation;
 use septa_sel4::{syscall, Cap, Error, SmcContext};
@@ -13,7 +13,7 @@ use crate::cases::util::{raw, ALL};
 use crate::env::{self, Cx};
 use crate::report::Outcome;
 use crate::thread::{self, Spawn};
-use crate::{check_eq, check_err, ok, Case};
+use crate::{check_eq, check_err, needs, ok, Case};
 
 pub const LABELS: &[Label] = &[
     Label::ArmSmcCall,
@@ -95,6 +95,7 @@ pub const LATE_CASES: &[Case] = &[
 ];
 
 fn initial_caps(cx: &mut Cx) -> Outcome {
+    needs!(CONFIG.debug_build(), "the debug calls (KernelDebugBuild)");
     use init_cap::*;
     let table = [
         (NULL, cap_tag::NULL),
@@ -121,6 +122,7 @@ fn initial_caps(cx: &mut Cx) -> Outcome {
 }
 
 fn bootinfo_regions(cx: &mut Cx) -> Outcome {
+    needs!(CONFIG.debug_build(), "the debug calls (KernelDebugBuild)");
     let bi = env::bootinfo();
     let raw_bi = bi.raw();
     let regions = [
@@ -161,6 +163,7 @@ fn bootinfo_regions(cx: &mut Cx) -> Outcome {
 }
 
 fn identify_empty(cx: &mut Cx) -> Outcome {
+    needs!(CONFIG.debug_build(), "the debug calls (KernelDebugBuild)");
     let s = cx.slot()?;
     check_eq!(
         cx.identify(Cap::<Unspecified>::from_cptr(s)),
@@ -174,6 +177,7 @@ fn identify_empty(cx: &mut Cx) -> Outcome {
 }
 
 fn name_thread(cx: &mut Cx) -> Outcome {
+    needs!(CONFIG.debug_build(), "the debug calls (KernelDebugBuild)");
     let t = thread::spawn(cx, Spawn::new(|_| {}, 0).suspended())?;
     // A debug aid: success is the kernel not halting.
     syscall::debug_name_thread(t.tcb, "conformance-child");

@@ -13,6 +13,7 @@ use septa_abi::Label;
 use crate::Case;
 
 pub mod cnode;
+pub mod el0;
 pub mod fault;
 pub mod guest;
 pub mod instr;
@@ -38,6 +39,7 @@ pub const GROUPS: &[&[Case]] = &[
     ipc::CASES,
     ntfn::CASES,
     fault::CASES,
+    el0::CASES,
     sched::CASES,
     vspace::CASES,
     irq::CASES,
