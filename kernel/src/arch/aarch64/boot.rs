@@ -11,7 +11,7 @@ use septa_abi::PAGE_BITS;
 
 use super::mmu::{self, ptr};
 use super::stage2;
-use super::sysreg::{cnthctl, cntkctl, hcr, isb, pmu, sctlr_el1, write_sysreg};
+use super::sysreg::{hcr, isb, pmu, sctlr_el1, write_sysreg};
 use super::{console, trap};
 use crate::bootmem::{FreeList, Region};
 use crate::object::sched_context::HEADER_BYTES;
@@ -226,8 +226,7 @@ fn configure_el2(rs: &boot::RootServer) {
 /// exported with the cycle counter running. The kernel's own timer is the
 /// EL2 one (CNTHP), which nothing here exposes.
 fn init_user_access() {
-    write_sysreg!("cntkctl_el1", cntkctl::EL0PCTEN | cntkctl::EL0PTEN);
-    write_sysreg!("cnthctl_el2", cnthctl::EL1PCTEN | cnthctl::EL1PCEN);
+    super::vcpu::export_arch_timer();
     write_sysreg!("sctlr_el1", sctlr_el1::NATIVE);
     if septa_abi::CONFIG.export_pmu() {
         write_sysreg!("pmuserenr_el0", pmu::PMUSERENR_EN);

@@ -14,7 +14,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use septa_abi::vcpu_reg as r;
 
 use super::mmu::ptr;
-use super::sysreg::{hcr, isb as isb_, read_sysreg, write_sysreg};
+use super::sysreg::{cnthctl, cntkctl, hcr, isb as isb_, read_sysreg, sctlr_el1, write_sysreg};
 use crate::machine::VgicReg;
 
 /// The 32-bit registers among the VCPU registers.
@@ -156,24 +156,9 @@ pub fn set_hyp_mode(guest: bool) {
     isb_();
 }
 
-/// SCTLR_EL1 as native threads run with it (seL4's `SCTLR_DEFAULT`, i.e.
-/// `SCTLR_EL1_NATIVE`): stage 1 off, caches on, EL0 cache maintenance and
-/// CTR_EL0 allowed, WFI and WFE not trapped.
-pub const SCTLR_NATIVE: u64 = {
-    const RES: u64 = 0x30d0_0800;
-    const C: u64 = 1 << 2;
-    const CP15BEN: u64 = 1 << 5;
-    const I: u64 = 1 << 12;
-    const UCT: u64 = 1 << 15;
-    const NTWI: u64 = 1 << 16;
-    const NTWE: u64 = 1 << 18;
-    const UCI: u64 = 1 << 26;
-    RES | CP15BEN | NTWI | NTWE | C | I | UCI | UCT
-};
-
-/// Puts back SCTLR_EL1 for native threads.
+/// Puts back SCTLR_EL1 for native threads (seL4's `SCTLR_DEFAULT`).
 pub fn native_el1() {
-    write_sysreg!("sctlr_el1", SCTLR_NATIVE);
+    write_sysreg!("sctlr_el1", sctlr_el1::NATIVE);
     isb_();
 }
 
@@ -187,18 +172,14 @@ pub fn fpu_enable_el01() {
     write_sysreg!("cpacr_el1", v | CPACR_FPEN);
 }
 
-/// CNTKCTL_EL1 and CNTHCTL_EL2 as native threads run with them (seL4's
-/// `check_export_arch_timer`): EL0 and EL1 may read the physical counter;
-/// the benchmark build also lets EL0 read the virtual one.
+/// CNTKCTL_EL1 and CNTHCTL_EL2 as native threads run with them, at boot
+/// and whenever a guest's timer is saved (seL4's
+/// `check_export_arch_timer`): the physical counter and the EL1 physical
+/// timer exported (`KernelArmExportPCNTUser`, `KernelArmExportPTMRUser`),
+/// the virtual ones not.
 pub fn export_arch_timer() {
-    const EL0VCTEN: u64 = 1 << 1;
-    let cntkctl = if cfg!(feature = "benchmark") {
-        EL0VCTEN
-    } else {
-        0
-    };
-    write_sysreg!("cntkctl_el1", cntkctl);
-    write_sysreg!("cnthctl_el2", 0b11);
+    write_sysreg!("cntkctl_el1", cntkctl::EL0PCTEN | cntkctl::EL0PTEN);
+    write_sysreg!("cnthctl_el2", cnthctl::EL1PCTEN | cnthctl::EL1PCEN);
 }
 
 /// PAR_EL1 for an EL1 stage-1 translation of `va` (AT S1E1R), keeping

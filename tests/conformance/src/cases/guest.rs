@@ -32,8 +32,9 @@ septa_guest_probe_hvc:
     hvc     #0
     b       septa_guest_probe_hvc
 
-    // Writes TPIDR_EL1, VBAR_EL1, CONTEXTIDR_EL1, SP_EL1 and ELR_EL1 from
-    // x0..x4, reports, then reads them back with MPIDR_EL1 into x0..x5.
+    // Writes TPIDR_EL1, VBAR_EL1, CONTEXTIDR_EL1, SP_EL1, ELR_EL1 and
+    // TPIDRRO_EL0 (which EL1 may write) from x0..x5, reports, then reads
+    // them back with MPIDR_EL1 into x0..x6.
     .global septa_guest_sysregs
 septa_guest_sysregs:
     msr     tpidr_el1, x0
@@ -41,6 +42,7 @@ septa_guest_sysregs:
     msr     contextidr_el1, x2
     mov     sp, x3
     msr     elr_el1, x4
+    msr     tpidrro_el0, x5
     isb
     .global septa_guest_sysregs_hvc1
 septa_guest_sysregs_hvc1:
@@ -51,6 +53,7 @@ septa_guest_sysregs_hvc1:
     mov     x3, sp
     mrs     x4, mpidr_el1
     mrs     x5, elr_el1
+    mrs     x6, tpidrro_el0
     .global septa_guest_sysregs_hvc2
 septa_guest_sysregs_hvc2:
     hvc     #0

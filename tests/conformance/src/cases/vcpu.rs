@@ -532,9 +532,17 @@ fn guest_sysregs(cx: &mut Cx) -> Outcome {
     start(
         &g,
         Sym::Sysregs,
-        [0x1111, vectors, 0x33, 0x4440, 0x5555, 0, 0],
+        [0x1111, vectors, 0x33, 0x4440, 0x5555, 0x6666, 0],
     )?;
     let x = report(&h, Sym::SysregsHvc1)?;
+    // TPIDRRO_EL0 is a TCB register, read-only at EL0 but not at EL1: the
+    // kernel keeps what the guest wrote.
+    let n = TCB_REGISTER_COUNT as u64;
+    check_eq!(
+        ok!(g.tcb.read_registers(false, 0, n)).tpidrro_el0,
+        0x6666,
+        "TPIDRRO_EL0 in the TCB"
+    );
     // The guest's registers, as it wrote them, read by the VMM while the
     // VCPU stays loaded (disabled) on the CPU.
     check_eq!(ok!(g.vcpu.read_reg(reg::TPIDR_EL1)), 0x1111, "TPIDR_EL1");
@@ -556,6 +564,7 @@ fn guest_sysregs(cx: &mut Cx) -> Outcome {
     check_eq!(x[3], 0xbbb0, "SP_EL1 in the guest");
     check_eq!(x[4], 0x8000_0003, "MPIDR_EL1 is VMPIDR_EL2");
     check_eq!(x[5], 0xcccc, "ELR_EL1 in the guest");
+    check_eq!(x[6], 0x6666, "TPIDRRO_EL0 in the guest");
     Ok(())
 }
 
@@ -773,11 +782,19 @@ fn two_guests(cx: &mut Cx) -> Outcome {
     let h2 = (h.0, h.1, cx.reply()?);
     let b = guest(cx, h.1)?;
     let vectors = addr(Sym::Vectors);
-    start(&a, Sym::Sysregs, [0xa1, vectors, 0xa3, 0xa40, 0xa5, 0, 0])?;
+    start(
+        &a,
+        Sym::Sysregs,
+        [0xa1, vectors, 0xa3, 0xa40, 0xa5, 0xa6, 0],
+    )?;
     let xa = report(&h, Sym::SysregsHvc1)?;
     // The second guest's VCPU replaces the first on the CPU, which saves
     // the first into its object.
-    start(&b, Sym::Sysregs, [0xb1, vectors, 0xb3, 0xb40, 0xb5, 0, 0])?;
+    start(
+        &b,
+        Sym::Sysregs,
+        [0xb1, vectors, 0xb3, 0xb40, 0xb5, 0xb6, 0],
+    )?;
     let xb = report(&h2, Sym::SysregsHvc1)?;
     check_eq!(ok!(a.vcpu.read_reg(reg::TPIDR_EL1)), 0xa1, "A's, saved");
     check_eq!(ok!(b.vcpu.read_reg(reg::TPIDR_EL1)), 0xb1, "B's, loaded");
@@ -786,15 +803,15 @@ fn two_guests(cx: &mut Cx) -> Outcome {
     resume(&h, Sym::SysregsHvc1, xa);
     let xa = report(&h, Sym::SysregsHvc2)?;
     check_eq!(
-        &xa[..6],
-        &[0xa1, vectors, 0xa3, 0xa40, 0x8000_000a, 0xa5][..],
+        &xa[..7],
+        &[0xa1, vectors, 0xa3, 0xa40, 0x8000_000a, 0xa5, 0xa6][..],
         "A's registers"
     );
     resume(&h2, Sym::SysregsHvc1, xb);
     let xb = report(&h2, Sym::SysregsHvc2)?;
     check_eq!(
-        &xb[..6],
-        &[0xb1, vectors, 0xb3, 0xb40, 0x8000_000b, 0xb5][..],
+        &xb[..7],
+        &[0xb1, vectors, 0xb3, 0xb40, 0x8000_000b, 0xb5, 0xb6][..],
         "B's registers"
     );
     let _ = (a.worker, b.worker);
