@@ -23,8 +23,8 @@
 //!   except for the registers that disabling saved into the object (SCTLR,
 //!   CPACR and the timer registers), and InjectIRQ writes the hardware
 //!   list register of the current VCPU but the object's copy of any other.
-//! - **Native threads pay nothing** while no VCPU is active: a switch
-//!   between two of them compares two words ([`switch`]).
+//! - **Native threads pay little** while no VCPU is active: a switch
+//!   between two of them reads one word and compares ([`switch`]).
 //! - **VPPI events.** The virtual timer's PPI reaches the kernel while its
 //!   guest runs; the kernel masks it, marks it masked in the VCPU and sends
 //!   the thread a VPPIEvent fault. It stays masked, also across switches,
@@ -221,36 +221,41 @@ impl Vcpu {
 /// `armHSVCPUActive` and `gic_vcpu_num_list_regs`.
 #[derive(Debug)]
 pub struct VcpuState {
-    /// The VCPU whose registers are in the hardware (0: none).
-    cur: Cell<u64>,
-    /// The current VCPU is enabled: its thread is the one running.
-    active: Cell<bool>,
+    /// The VCPU whose registers are in the hardware (0: none), with
+    /// [`ACTIVE`] set while it is enabled, i.e. its thread is the one
+    /// running. One word, so a switch between native threads reads one
+    /// word and compares ([`switch`]).
+    loaded: Cell<u64>,
     /// List registers of the GIC's virtual interface.
     num_lrs: Cell<usize>,
 }
 
+/// In [`VcpuState::loaded`]: the loaded VCPU is enabled (VCPUs are 4 KiB
+/// aligned, so bit 0 of their address is free).
+const ACTIVE: u64 = 1;
+
 crate::kernel_cells!(
     static STATE: VcpuState = VcpuState {
-        cur: Cell::new(0),
-        active: Cell::new(false),
+        loaded: Cell::new(0),
         num_lrs: Cell::new(0),
     };
 );
 
+fn loaded() -> u64 {
+    STATE.with(|s| s.loaded.get())
+}
+
 fn cur() -> Option<Vcpu> {
-    Vcpu::from_link(STATE.with(|s| s.cur.get()))
+    Vcpu::from_link(loaded() & !ACTIVE)
 }
 
 fn set_cur(v: Option<Vcpu>, active: bool) {
-    STATE.with(|s| {
-        s.cur.set(Vcpu::link(v));
-        s.active.set(active);
-    })
+    STATE.with(|s| s.loaded.set(Vcpu::link(v) | active as u64))
 }
 
 /// A VCPU is enabled: the current thread is a guest.
 pub fn is_active() -> bool {
-    STATE.with(|s| s.active.get())
+    loaded() & ACTIVE != 0
 }
 
 /// List registers the hardware has.
@@ -383,24 +388,28 @@ fn disable(v: Option<Vcpu>) {
     }
 }
 
-/// Makes `new` (a thread's VCPU, or none for a native thread) the one the
-/// hardware runs with (seL4's `vcpu_switch`). Between native threads with
-/// no VCPU enabled it only compares; the work is out of line.
+/// Makes `new` (a thread's VCPU, or 0 for a native thread) the one the
+/// hardware runs with (seL4's `vcpu_switch`). There is nothing to do when
+/// `new` is loaded and enabled, or when `new` is 0 and no VCPU is
+/// enabled: that is one load and a compare; the work is out of line.
 #[inline(always)]
 pub fn switch(new: u64) {
-    let (cur, active) = STATE.with(|s| (s.cur.get(), s.active.get()));
-    if cur != new {
-        if new != 0 || active {
-            switch_slow(cur, new, active);
-        }
-    } else if !active && new != 0 {
-        switch_slow(cur, new, active);
+    let loaded = loaded();
+    let done = if new == 0 {
+        loaded & ACTIVE == 0
+    } else {
+        loaded == new | ACTIVE
+    };
+    if !done {
+        switch_slow(new);
     }
 }
 
+#[cold]
 #[inline(never)]
-fn switch_slow(cur: u64, new: u64, active: bool) {
-    let (cur, new) = (Vcpu::from_link(cur), Vcpu::from_link(new));
+fn switch_slow(new: u64) {
+    let active = is_active();
+    let (cur, new) = (cur(), Vcpu::from_link(new));
     match new {
         Some(n) if cur != Some(n) => {
             if let Some(c) = cur {
@@ -443,7 +452,7 @@ pub fn flush() {
 /// [`flush`] if `t`'s VCPU is the current one (seL4's
 /// `vcpu_flush_if_current`).
 pub fn flush_if_current(t: Tcb) {
-    if t.vcpu() == STATE.with(|s| s.cur.get()) {
+    if t.vcpu() == loaded() & !ACTIVE {
         flush();
     }
 }
@@ -764,8 +773,7 @@ pub(crate) mod test_support {
 
     pub fn reset() {
         STATE.with(|s| {
-            s.cur.set(0);
-            s.active.set(false);
+            s.loaded.set(0);
             s.num_lrs.set(4);
         });
     }
