@@ -125,6 +125,10 @@ pub const CASES: &[Case] = &[
         name: "vcpu/delete-tcb-drops-the-loaded-state",
         run: delete_tcb,
     },
+    Case {
+        name: "vcpu/set-domain-saves-the-loaded-vcpu",
+        run: set_domain,
+    },
 ];
 
 /// EL1h with D, A, I and F masked: how every guest starts.
@@ -981,5 +985,23 @@ fn delete_tcb(cx: &mut Cx) -> Outcome {
         spsr_of(t)? == PSTATE_USER,
         "a new thread's SPSR is untouched by binding"
     );
+    Ok(())
+}
+
+fn set_domain(cx: &mut Cx) -> Outcome {
+    let h = fault_ep(cx, 0x73)?;
+    let g = guest(cx, h.1)?;
+    start(&g, Sym::Sysregs, [0x1234, 0, 0, 0, 0, 0, 0])?;
+    report(&h, Sym::SysregsHvc1)?;
+    // Moving the guest to another domain saves its loaded VCPU and unloads
+    // it (prepareSetDomain, vcpu_flush_if_current) ...
+    ok!(cx.domain().set(1, g.tcb));
+    ok!(g.vcpu.write_reg(reg::CIDR, 0x55));
+    // ... so nothing is lost when its thread goes (compare
+    // vcpu/delete-tcb-drops-the-loaded-state), and the write went to the
+    // object.
+    ok!(cx.delete(g.tcb));
+    check_eq!(ok!(g.vcpu.read_reg(reg::TPIDR_EL1)), 0x1234, "TPIDR_EL1");
+    check_eq!(ok!(g.vcpu.read_reg(reg::CIDR)), 0x55, "CONTEXTIDR_EL1");
     Ok(())
 }
