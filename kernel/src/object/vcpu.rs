@@ -87,18 +87,8 @@ const _: () = assert!(REGS + 8 * NUM_REGS as u64 <= VCPU_BYTES);
 /// CPACR and the timer (seL4's `seL4_VCPURegSaveRange`): TTBR0 .. SPSR_EL1.
 const SAVE_RANGE: core::ops::RangeInclusive<usize> = reg::TTBR0 as usize..=reg::SPSR_EL1 as usize;
 
-/// SCTLR_EL1 of a new VCPU (seL4's `SCTLR_EL1_VM`): the Cortex-A57 reset
-/// value's RES1 bits, AArch32 barriers, WFI and WFE not trapped to EL1,
-/// EL0 may read CTR_EL0 and clean caches; MMU and caches off.
-pub const SCTLR_EL1_VM: u64 = {
-    const RES: u64 = 0x30d0_0800;
-    const CP15BEN: u64 = 1 << 5;
-    const UCT: u64 = 1 << 15;
-    const NTWI: u64 = 1 << 16;
-    const NTWE: u64 = 1 << 18;
-    const UCI: u64 = 1 << 26;
-    RES | CP15BEN | NTWI | NTWE | UCT | UCI
-};
+/// SCTLR_EL1 of a new VCPU (seL4's `SCTLR_EL1_VM`).
+pub use septa_abi::kernel_config::VCPU_INITIAL_SCTLR as SCTLR_EL1_VM;
 
 /// GICH_HCR.En: the virtual CPU interface is on.
 const VGIC_HCR_EN: u32 = 1 << 0;

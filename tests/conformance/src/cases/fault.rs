@@ -261,9 +261,9 @@ fn svc_body(number: u64) {
 }
 
 /// x0..x7, fault IP, SP, next PC, SPSR and number of an unknown syscall.
-type SyscallFault = ([u64; 8], u64, u64, u64, u64, u64);
+pub(crate) type SyscallFault = ([u64; 8], u64, u64, u64, u64, u64);
 
-fn expect_unknown_syscall(f: Fault) -> Result<SyscallFault, Failure> {
+pub(crate) fn expect_unknown_syscall(f: Fault) -> Result<SyscallFault, Failure> {
     match f {
         Fault::UnknownSyscall {
             regs,

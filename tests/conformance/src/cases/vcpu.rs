@@ -16,14 +16,14 @@
 //! instructions in [`super::guest`]; the kernel passes ESR_EL2 through.
 
 use septa_abi::irq::{MAX_IRQ, VTIMER_EVENT};
-use septa_abi::kernel_config::{cap_tag, PSTATE_USER};
+use septa_abi::kernel_config::{cap_tag, PSTATE_USER, VCPU_INITIAL_SCTLR as SCTLR_EL1_VM};
 use septa_abi::{syscall as nr, vcpu_reg as reg, Label, ObjectType, TCB_REGISTER_COUNT};
 use septa_sel4::cap::cap_type::*;
 use septa_sel4::fault::Fault;
 use septa_sel4::invocation::Invocation;
 use septa_sel4::{CNodeCapData, CPtr, Cap, Error, UserContext, VmAttributes};
 
-use crate::cases::fault::{esr, fault_ep, Handler};
+use crate::cases::fault::{esr, expect_unknown_syscall, fault_ep, Handler};
 use crate::cases::guest::{self, addr, Sym};
 use crate::cases::util::{call_words, recv_fault, reply, RW};
 use crate::env::{self, Cx};
@@ -137,10 +137,6 @@ const SPSR_EL1H: u64 = 0x3c5;
 const SPSR_MODE: u64 = 0x1f;
 /// CurrentEL of EL1.
 const CURRENT_EL1: u64 = 1 << 2;
-/// SCTLR_EL1 of a new VCPU (`SCTLR_EL1_VM` in armv8-a/64/armv/vcpu.h):
-/// the Cortex-A57 reset value's RES1 bits 0x30d00800, CP15BEN, nTWI, nTWE,
-/// UCT, UCI.
-const SCTLR_EL1_VM: u64 = 0x30d0_0800 | 1 << 5 | 1 << 16 | 1 << 18 | 1 << 15 | 1 << 26;
 /// CPACR_EL1.FPEN: FP/SIMD not trapped at EL1 or EL0.
 const CPACR_FPEN: u64 = 3 << 20;
 /// What a guest reports with: no system call number (x7).
@@ -585,17 +581,7 @@ fn guest_syscall(cx: &mut Cx) -> Outcome {
     // the second, whose number is no system call.
     let (ep, _, r) = h;
     let (f, _) = recv_fault(ep, r);
-    let Fault::UnknownSyscall {
-        regs,
-        fault_ip,
-        sp,
-        lr,
-        spsr,
-        syscall,
-    } = f
-    else {
-        fail!("expected an unknown syscall got {f:?}");
-    };
+    let (regs, fault_ip, sp, lr, spsr, syscall) = expect_unknown_syscall(f)?;
     check_eq!(syscall, junk, "number");
     check_eq!(
         regs,
