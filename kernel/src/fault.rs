@@ -66,6 +66,14 @@ pub enum Fault {
     VppiEvent {
         irq: u64,
     },
+    /// A breakpoint, watchpoint, single step or `brk` (hardware debug API):
+    /// `reason` as `septa_abi::hardware_debug`, the trigger `address` and
+    /// breakpoint `number`.
+    Debug {
+        address: u64,
+        number: u64,
+        reason: u64,
+    },
 }
 
 const WORD32: u64 = 0xffff_ffff;
@@ -83,6 +91,7 @@ impl Fault {
             Fault::VgicMaintenance { .. } => abi::VGIC_MAINTENANCE,
             Fault::Vcpu { .. } => abi::VCPU_FAULT,
             Fault::VppiEvent { .. } => abi::VPPI_EVENT,
+            Fault::Debug { .. } => abi::DEBUG_EXCEPTION,
         }
     }
 
@@ -125,6 +134,11 @@ impl Fault {
             ],
             Fault::Vcpu { hsr } => [abi::VCPU_FAULT, hsr & WORD32, 0, 0],
             Fault::VppiEvent { irq } => [abi::VPPI_EVENT, irq & 0x1ff, 0, 0],
+            Fault::Debug {
+                address,
+                number,
+                reason,
+            } => [abi::DEBUG_EXCEPTION, address, number & 0xf, reason & 0xf],
         };
         (w, l)
     }
@@ -165,6 +179,11 @@ impl Fault {
             },
             abi::VCPU_FAULT => Fault::Vcpu { hsr: w[1] },
             abi::VPPI_EVENT => Fault::VppiEvent { irq: w[1] },
+            abi::DEBUG_EXCEPTION => Fault::Debug {
+                address: w[1],
+                number: w[2],
+                reason: w[3],
+            },
             _ => Fault::Null,
         }
     }
@@ -241,6 +260,21 @@ pub fn set_mrs_fault(f: &Fault, sender: Tcb, receiver: Tcb, buf: Option<u64>) ->
         Fault::VgicMaintenance { idx } => set_mr(receiver, buf, 0, idx.unwrap_or(u64::MAX)),
         Fault::Vcpu { hsr } => set_mr(receiver, buf, 0, hsr),
         Fault::VppiEvent { irq } => set_mr(receiver, buf, 0, irq),
+        Fault::Debug {
+            address,
+            number,
+            reason,
+        } => {
+            use abi::debug_exception as m;
+            use septa_abi::hardware_debug::{SINGLE_STEP, SOFTWARE_BREAK_REQUEST};
+            set_mr(receiver, buf, m::FAULT_IP, sender.restart_pc());
+            let len = set_mr(receiver, buf, m::EXCEPTION_REASON, reason);
+            if reason == SINGLE_STEP || reason == SOFTWARE_BREAK_REQUEST {
+                return len;
+            }
+            set_mr(receiver, buf, m::TRIGGER_ADDRESS, address);
+            set_mr(receiver, buf, m::BREAKPOINT_NUMBER, number)
+        }
         Fault::Null => 0,
     }
 }
@@ -288,6 +322,10 @@ pub fn handle_fault_reply(f: &Fault, receiver: Tcb, sender: Tcb) -> bool {
         Fault::Timeout { .. } => {
             copy_mrs_fault_reply(sender, receiver, &TIMEOUT_REPLY_MESSAGE, length);
             label == 0
+        }
+        Fault::Debug { reason, .. } => {
+            let mr0 = sender.reg(MSG_REGISTERS[0]);
+            tcb::debug::fault_reply(*reason, receiver, label, length, mr0)
         }
         _ => true,
     }

@@ -18,6 +18,10 @@
 //! address of the kernel's per-IRQ slots, `irq_lines` the number of lines
 //! of the interrupt controller, `send_sgi` raises a software interrupt.
 //!
+//! Hardware debug (debug configuration): `debug_read`/`debug_write` reach
+//! a breakpoint or watchpoint register pair, `debug_disable` clears one's
+//! enable bit, `debug_single_step` sets MDSCR_EL1.SS.
+//!
 //! Time is in ticks of the system counter (CNTPCT_EL0); `us_to_ticks` and
 //! `ticks_to_us` convert. On QEMU `virt` the counter runs at 62.5 MHz.
 //!
@@ -54,7 +58,7 @@ pub enum VgicReg {
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod imp {
     use super::Irq;
-    use crate::arch::aarch64::{cache, gic, stage2, timer, vcpu};
+    use crate::arch::aarch64::{cache, debug, gic, stage2, timer, vcpu};
 
     pub fn now() -> u64 {
         timer::now()
@@ -186,6 +190,18 @@ mod imp {
     pub fn isb() {
         vcpu::isb()
     }
+    pub fn debug_read(watch: bool, i: u64) -> (u64, u64) {
+        debug::read(watch, i)
+    }
+    pub fn debug_write(watch: bool, i: u64, cr: u64, vr: u64) {
+        debug::write(watch, i, cr, vr)
+    }
+    pub fn debug_disable(watch: bool, i: u64) {
+        debug::disable(watch, i)
+    }
+    pub fn debug_single_step(on: bool) {
+        debug::single_step(on)
+    }
 }
 
 #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
@@ -237,6 +253,9 @@ mod imp {
         FpuEnableEl01,
         /// The timer access of native threads written back.
         ExportArchTimer,
+        /// A debug register pair written: watchpoint?, index, control, value.
+        DebugWrite(bool, u64, u64, u64),
+        DebugSingleStep(bool),
     }
 
     /// List registers of the pretended GIC's virtual interface: QEMU's 4.
@@ -493,6 +512,28 @@ mod imp {
     /// Barriers only on the hardware; nothing to record.
     pub fn dsb() {}
     pub fn isb() {}
+
+    std::thread_local! {
+        /// The pretended debug registers: 6 breakpoint pairs, 4 watchpoint
+        /// pairs.
+        static DEBUG_REGS: std::cell::RefCell<[(u64, u64); 10]> = const { std::cell::RefCell::new([(0, 0); 10]) };
+    }
+    fn debug_index(watch: bool, i: u64) -> usize {
+        (i + if watch { 6 } else { 0 }) as usize
+    }
+    pub fn debug_read(watch: bool, i: u64) -> (u64, u64) {
+        DEBUG_REGS.with(|r| r.borrow()[debug_index(watch, i)])
+    }
+    pub fn debug_write(watch: bool, i: u64, cr: u64, vr: u64) {
+        DEBUG_REGS.with(|r| r.borrow_mut()[debug_index(watch, i)] = (cr, vr));
+        record(Op::DebugWrite(watch, i, cr, vr))
+    }
+    pub fn debug_disable(watch: bool, i: u64) {
+        DEBUG_REGS.with(|r| r.borrow_mut()[debug_index(watch, i)].0 &= !1);
+    }
+    pub fn debug_single_step(on: bool) {
+        record(Op::DebugSingleStep(on))
+    }
 }
 
 pub use imp::*;

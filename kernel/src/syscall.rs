@@ -55,11 +55,13 @@ pub const SYSCALL_MAX: i64 = sys::CALL;
 const NAME_MAX: usize = MSG_MAX_LENGTH * 8;
 
 /// Entry for `svc` (and `hvc` from EL1): the number is x7. Call and
-/// ReplyRecv try the fast path first ([`crate::fastpath`]).
+/// ReplyRecv try the fast path first ([`crate::fastpath`]), and in the
+/// benchmark configuration Send too (the signal fast path).
 pub fn handle_syscall(number: i64) {
     let done = match number {
         sys::CALL => crate::fastpath::call(sched::cur_thread()),
         sys::REPLY_RECV => crate::fastpath::reply_recv(sched::cur_thread()),
+        sys::SEND if CONFIG.signal_fastpath() => crate::fastpath::signal(sched::cur_thread()),
         _ => false,
     };
     if !done {
@@ -225,8 +227,21 @@ pub fn handle_vm_fault(address: u64, fsr: u64, instruction: bool) {
 pub const UNKNOWN_FAULT: u64 = 0x0200_0000;
 
 /// Entry for any other lower-EL exception in a hypervisor build (seL4's
-/// `handleVCPUFault`).
-pub fn handle_vcpu_fault(hsr: u64) {
+/// `handleVCPUFault`): with the hardware debug API a debug exception
+/// (breakpoint, watchpoint, single step, `brk`) becomes a DebugException,
+/// an unknown instruction a UserException, and anything else, VCPU or not,
+/// a VCPUFault carrying the syndrome. `far` is FAR_EL2 (a watchpoint's
+/// data address).
+pub fn handle_vcpu_fault(hsr: u64, far: u64) {
+    if CONFIG.hardware_debug_api() && tcb::debug::is_debug_fault(hsr) {
+        if_budget_then_schedule(|| {
+            let cur = sched::cur_thread();
+            if let Some(f) = tcb::debug::debug_exception(cur, hsr, far) {
+                handle_fault(cur, f);
+            }
+        });
+        return;
+    }
     if hsr == UNKNOWN_FAULT {
         handle_user_level_fault(hsr, 0);
         return;

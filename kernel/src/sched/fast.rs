@@ -20,11 +20,40 @@ pub fn fast_would_choose(prio: u64, domain: u64) -> bool {
                 && s.domain_time.get() != 0
                 && s.cur_domain.get() == domain
                 && highest_prio(s).is_none_or(|h| prio >= h)
-                && s.release_queue
-                    .get()
-                    .head
-                    .is_none_or(|t| !sc_of(t).is_some_and(|sc| sc.refill_ready()))
+                && no_release_due(s)
         },
+    )
+}
+
+/// The scheduler was left alone since the last exit and [`schedule`] has
+/// nothing to do on its own: no action pending, no timer reprogramming,
+/// time left in the domain, no release due.
+#[inline(always)]
+fn nothing_pending(s: &SchedState) -> bool {
+    s.action.get() == Action::ResumeCurrent
+        && !s.reprogram.get()
+        && s.domain_time.get() != 0
+        && no_release_due(s)
+}
+
+/// No thread of the release queue is due to be released.
+#[inline(always)]
+fn no_release_due(s: &SchedState) -> bool {
+    s.release_queue
+        .get()
+        .head
+        .is_none_or(|t| !sc_of(t).is_some_and(|sc| sc.refill_ready()))
+}
+
+/// Whether the slow path's [`schedule`] after a system call that changed
+/// nothing it looks at would keep the current thread running, priority
+/// `prio`, without a switch: nothing pending, and no ready thread of the
+/// domain outranks it. Call after [`fast_budget`].
+#[inline(always)]
+pub fn fast_keeps_current(prio: u64) -> bool {
+    with(
+        #[inline(always)]
+        |s| nothing_pending(s) && highest_prio(s).is_none_or(|h| prio >= h),
     )
 }
 

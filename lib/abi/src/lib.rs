@@ -535,6 +535,29 @@ pub mod vcpu_reg {
     pub const COUNT: u64 = 24;
 }
 
+/// The hardware debug API of the debug configuration (`libsel4`'s
+/// `sel4/constants.h` and `constants_cortex_a53.h`).
+pub mod hardware_debug {
+    /// `seL4_BreakpointType`: the `type` argument, and the reason of a
+    /// DebugException.
+    pub const DATA_BREAKPOINT: u64 = 0;
+    pub const INSTRUCTION_BREAKPOINT: u64 = 1;
+    pub const SINGLE_STEP: u64 = 2;
+    pub const SOFTWARE_BREAK_REQUEST: u64 = 3;
+    /// `seL4_BreakpointAccess`: the `rw` argument.
+    pub const BREAK_ON_READ: u64 = 0;
+    pub const BREAK_ON_WRITE: u64 = 1;
+    pub const BREAK_ON_READ_WRITE: u64 = 2;
+    /// Breakpoint numbers of the Cortex-A53: 0..6 are instruction
+    /// breakpoints, 6..10 watchpoints.
+    pub const NUM_EXCLUSIVE_BREAKPOINTS: u64 = 6;
+    pub const NUM_EXCLUSIVE_WATCHPOINTS: u64 = 4;
+    pub const FIRST_BREAKPOINT: u64 = 0;
+    pub const FIRST_WATCHPOINT: u64 = 6;
+    /// All of them (`seL4_NumHWBreakpoints`).
+    pub const NUM_HW_BREAKPOINTS: u64 = 10;
+}
+
 /// Thread flags of `TCB_SetFlags` (`seL4_TCBFlag`).
 pub mod tcb_flag {
     /// The thread may not use the FPU (and traps if it does).

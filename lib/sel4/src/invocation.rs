@@ -315,6 +315,29 @@ pub mod build {
         Invocation::new(Label::TcbSetFlags).word(clear).word(set)
     }
 
+    pub fn tcb_set_breakpoint(bp: u64, vaddr: u64, ty: u64, size: u64, rw: u64) -> Invocation {
+        Invocation::new(Label::TcbSetBreakpoint)
+            .word(bp)
+            .word(vaddr)
+            .word(ty)
+            .word(size)
+            .word(rw)
+    }
+
+    pub fn tcb_get_breakpoint(bp: u64) -> Invocation {
+        Invocation::new(Label::TcbGetBreakpoint).word(bp)
+    }
+
+    pub fn tcb_unset_breakpoint(bp: u64) -> Invocation {
+        Invocation::new(Label::TcbUnsetBreakpoint).word(bp)
+    }
+
+    pub fn tcb_configure_single_stepping(bp: u64, n_instructions: u64) -> Invocation {
+        Invocation::new(Label::TcbConfigureSingleStepping)
+            .word(bp)
+            .word(n_instructions)
+    }
+
     // --- CNode ---------------------------------------------------------
 
     fn cnode_index_depth(label: Label, index: u64, depth: u8) -> Invocation {

@@ -13,7 +13,8 @@
 //! 6. slots: every capability minted into its CNode slot;
 //! 7. threads: scheduling context, CSpace, VSpace, IPC buffer, priorities,
 //!    fault endpoint, bound notification, vCPU, registers;
-//! 8. start: resume every thread the spec starts.
+//! 8. start: resume every thread the spec starts;
+//! 9. the domain schedule, if any (threads got their domains in 7).
 //!
 //! A failure names the stage and the object and stops there.
 
@@ -122,6 +123,11 @@ impl Realized {
 }
 
 /// The object type and size argument of `Untyped_Retype` for `kind`.
+/// The domain capability BootInfo gives the root task.
+fn domain_cap() -> Cap<cap_type::DomainSet> {
+    Cap::from_bits(init_cap::DOMAIN)
+}
+
 pub fn retype_args(kind: ObjectKind) -> Option<(ObjectType, u64)> {
     Some(match kind {
         ObjectKind::Tcb => (ObjectType::Tcb, 0),
@@ -465,6 +471,11 @@ pub fn realize<'a>(
         .map_err(k("configuring", t.name))?;
         tcb.set_sched_params(me, t.max_priority.into(), t.priority.into(), sc, fault_ep)
             .map_err(k("setting the priority of", t.name))?;
+        if t.domain != 0 {
+            domain_cap()
+                .set(t.domain, tcb)
+                .map_err(k("setting the domain of", t.name))?;
+        }
         if let Some(n) = t.bound_notification {
             tcb.bind_notification(r.cap(n))
                 .map_err(k("binding the notification of", t.name))?;
@@ -494,6 +505,19 @@ pub fn realize<'a>(
         r.cap::<cap_type::Tcb>(t.tcb)
             .resume()
             .map_err(k("starting", t.name))?;
+    }
+
+    // 9. The domain schedule, last: from its start the initializer (in
+    // domain 0, as the monitor) runs only in domain 0's turns.
+    if let Some(d) = &spec.domain_schedule {
+        let dom = domain_cap();
+        let what = "the domain schedule";
+        for (i, &(domain, ticks)) in d.entries.iter().enumerate() {
+            dom.schedule_configure(d.first_index + i as u64, domain, ticks)
+                .map_err(k("configuring", what))?;
+        }
+        dom.schedule_set_start(d.start_index)
+            .map_err(k("starting", what))?;
     }
     Ok(Realized {
         objects: r.objects,

@@ -326,6 +326,7 @@ fn spec(policy: Policy, passive: bool) -> Spec<'static> {
             start: true,
             vcpu: None,
             fpu: true,
+            domain: 0,
         }],
         irqs: vec![Irq {
             irq: 33,
@@ -352,6 +353,7 @@ fn spec(policy: Policy, passive: bool) -> Spec<'static> {
             window_tables: [2, 3],
         }),
         test_harness: false,
+        domain_schedule: None,
     }
 }
 

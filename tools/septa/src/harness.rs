@@ -50,6 +50,8 @@ use crate::workspace::Workspace;
 use septa_abi::Config;
 
 pub const MARK: &str = "[septa-test]";
+/// The file that asks for a run under `-icount` (see [`System`]).
+pub const ICOUNT_FILE: &str = "icount";
 
 /// Time limit of a system marked `xfail` on Septa's kernel.
 const XFAIL_LIMIT: Duration = Duration::from_secs(20);
@@ -115,10 +117,31 @@ struct System {
     /// The kernel configuration it runs in: its `[system] config`, else
     /// debug.
     config: Config,
+    /// Runs under `-icount` (an `icount` file beside it): QEMU's clock
+    /// then follows the instructions executed, so a system that measures
+    /// time is not at the mercy of a busy host.
+    icount: bool,
     /// Its VM's guest is booted on bare QEMU instead of the system (a
     /// `bare-qemu` file: [`crate::guest::bare::suite_case`]); the file's
     /// text names the VM, if the system has several.
     bare: Option<Option<String>>,
+}
+
+/// A test system's description: `system.toml`, else its one `*.system`
+/// file (a Microkit system description).
+pub(crate) fn description_in(dir: &Path) -> Option<PathBuf> {
+    let toml = dir.join("system.toml");
+    if toml.is_file() {
+        return Some(toml);
+    }
+    let mut xml = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "system"));
+    match (xml.next(), xml.next()) {
+        (Some(one), None) => Some(one),
+        _ => None,
+    }
 }
 
 fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Vec<System>> {
@@ -130,8 +153,11 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
     for e in entries {
         let path = e.into_diagnostic()?.path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let file = path.join("system.toml");
-        if !file.is_file() || filter.is_some_and(|f| !name.contains(f)) {
+        // Its description: system.toml, or a Microkit `.system` file.
+        let Some(file) = description_in(&path) else {
+            continue;
+        };
+        if filter.is_some_and(|f| !name.contains(f)) {
             continue;
         }
         let expect = std::fs::read_to_string(path.join("expect"))
@@ -158,6 +184,7 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
             .ok()
             .map(|s| Some(s.trim().to_string()).filter(|s| !s.is_empty()));
         out.push(System {
+            icount: path.join(ICOUNT_FILE).is_file(),
             name,
             file,
             expect,
@@ -173,6 +200,7 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
     if default.is_file() && filter.is_none_or(|f| "default".contains(f)) {
         out.push(System {
             name: "default".into(),
+            icount: false,
             config: septa_sysdesc::described_config(&default)
                 .ok()
                 .flatten()
@@ -470,6 +498,7 @@ pub fn run(
                     let log_path = img.path.with_file_name("console.log");
                     let name = s.name.clone();
                     let expect = s.expect.clone();
+                    let qemu_args: &[&str] = if s.icount { &qemu::ICOUNT } else { &[] };
                     let probe = match checked_probe(s, &img) {
                         Ok(p) => p,
                         Err(e) => {
@@ -484,7 +513,7 @@ pub fn run(
                         limit
                     };
                     std::thread::spawn(move || {
-                        let r = boot(&img, limit, &log_path, &[], probe.as_ref()).map(
+                        let r = boot(&img, limit, &log_path, qemu_args, probe.as_ref()).map(
                             |(mut o, log, timed_out)| {
                                 o.finish(timed_out, &log, &expect);
                                 (o, log)

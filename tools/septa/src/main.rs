@@ -32,6 +32,7 @@ mod bench;
 mod cargo;
 mod config;
 mod describe;
+mod domains;
 mod elf;
 mod guest;
 mod harness;

@@ -162,26 +162,36 @@ pub fn build_system(
     let kernel = kernel_override
         .map(Path::to_path_buf)
         .unwrap_or_else(|| built[1].clone());
+    // A crate of the workspace, or (as Microkit's --search-path finds a
+    // program in a build folder) a `NAME.elf` that is not beside the
+    // description but is the program of the workspace's crate NAME.
+    let programs: Vec<Option<String>> = sys
+        .pds
+        .iter()
+        .map(|pd| match &pd.program {
+            Program::Crate(c) => Some(c.clone()),
+            Program::Elf(p) => crate::workspace::crate_for_elf(ws, base, p),
+        })
+        .collect();
     let mut crates: Vec<&str> = vec!["septa-initializer"];
-    for pd in &sys.pds {
-        if let Program::Crate(c) = &pd.program {
-            if !crates.contains(&c.as_str()) {
-                crates.push(c);
-            }
+    for c in programs.iter().flatten() {
+        if !crates.contains(&c.as_str()) {
+            crates.push(c);
         }
     }
     let user_built = cargo::build(ws, cargo::USER, &crates, config)?;
     let initializer = user_built[0].clone();
 
     // Program images.
-    let path_of = |pd: &septa_sysdesc::Pd| match &pd.program {
-        Program::Crate(c) => user_built[crates.iter().position(|x| x == c).expect("built")].clone(),
-        Program::Elf(p) => base.join(p),
+    let path_of = |i: usize, pd: &septa_sysdesc::Pd| match (&programs[i], &pd.program) {
+        (Some(c), _) => user_built[crates.iter().position(|x| x == c).expect("built")].clone(),
+        (None, Program::Elf(p)) => base.join(p),
+        (None, Program::Crate(c)) => PathBuf::from(c),
     };
     let mut images = Vec::with_capacity(sys.pds.len());
     let mut symbol_images = Vec::with_capacity(sys.pds.len());
-    for pd in &sys.pds {
-        images.push(ElfImage::read(&path_of(pd)).map_err(|e| miette!("PD `{}`: {e}", pd.name))?);
+    for (i, pd) in sys.pds.iter().enumerate() {
+        images.push(ElfImage::read(&path_of(i, pd)).map_err(|e| miette!("PD `{}`: {e}", pd.name))?);
         symbol_images.push(match &pd.symbols {
             Some(p) => {
                 Some(ElfImage::read(&base.join(p)).map_err(|e| miette!("PD `{}`: {e}", pd.name))?)

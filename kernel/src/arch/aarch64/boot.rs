@@ -113,6 +113,9 @@ extern "C" fn kernel_boot(
     });
     super::timer::init();
     init_user_access();
+    if septa_abi::CONFIG.hardware_debug_api() {
+        super::debug::init();
+    }
 
     let mut ram = FreeList::default();
     if let Some(f) = &fdt {

@@ -7,6 +7,7 @@
 mod boot;
 pub(crate) mod cache;
 pub(crate) mod console;
+pub(crate) mod debug;
 pub(crate) mod entry;
 pub(crate) mod fpu;
 pub(crate) mod gic;

@@ -29,6 +29,9 @@ pub fn return_to_current() -> ! {
     if sched::is_idle(t) {
         entry::enter_idle()
     }
+    if septa_abi::CONFIG.hardware_debug_api() {
+        crate::object::tcb::debug::restore(t);
+    }
     // SAFETY: `t` is the current thread: schedule() made its address space
     // current, and its register block lives in its TCB for as long as it
     // is the current thread (deleting it would make another one current).
@@ -54,6 +57,9 @@ extern "C" fn handle_fast_syscall(number: i64) -> ! {
         return_to_current()
     }
     let t = sched::cur_thread();
+    if septa_abi::CONFIG.hardware_debug_api() {
+        crate::object::tcb::debug::restore(t);
+    }
     // SAFETY: `t` is the current thread, never the idle thread after a
     // fast path (it made a waiting thread current); the fast path made its
     // address space current, and its register block lives in its TCB.
@@ -68,8 +74,14 @@ extern "C" fn handle_svc(number: i64) -> ! {
         Reg::FAULT_IP,
         t.reg(Reg::NEXT_IP).wrapping_sub(SYSCALL_INSN_BYTES),
     );
-    // Never Call or ReplyRecv: those went to `handle_fast_syscall`.
-    syscall::handle_syscall_slow(number);
+    // Never Call or ReplyRecv: those went to `handle_fast_syscall`. Send
+    // may take the signal fast path in the benchmark configuration.
+    if !(septa_abi::CONFIG.signal_fastpath()
+        && number == septa_abi::syscall::SEND
+        && fastpath::signal(t))
+    {
+        syscall::handle_syscall_slow(number);
+    }
     return_to_current()
 }
 
@@ -98,7 +110,7 @@ extern "C" fn handle_lower_sync(esr: u64, far: u64) -> ! {
         ec::FP_ASIMD if sched::handle_fpu_trap() => {}
         _ => {
             t.set_reg(Reg::FAULT_IP, elr);
-            syscall::handle_vcpu_fault(esr);
+            syscall::handle_vcpu_fault(esr, far);
         }
     }
     return_to_current()

@@ -28,6 +28,7 @@
 //! queue, or an endpoint's or notification's wait queue), so, as in seL4,
 //! one pair of links (`sched_next`, `sched_prev`) serves them all.
 
+pub mod debug;
 pub mod invoke;
 pub mod queue;
 

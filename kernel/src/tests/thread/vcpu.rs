@@ -296,7 +296,7 @@ fn a_guest_loads_its_vcpu_and_leaving_it_only_disables_it() {
     });
     // A fault hands the CPU to the root: the VCPU is disabled, not saved.
     let _ = machine::take_log();
-    syscall::handle_vcpu_fault(0x5e00_0000);
+    syscall::handle_vcpu_fault(0x5e00_0000, 0);
     assert_eq!(s.cur(), s.root.tcb);
     assert_eq!(ts::current(), (Some(v), false));
     let log = machine::take_log();
@@ -340,7 +340,7 @@ fn a_second_guest_saves_the_first_into_its_object() {
         h.regs[reg::TPIDR_EL1 as usize] = 0x1111;
         h.lrs[0] = LR_ACTIVE | 42;
     });
-    syscall::handle_vcpu_fault(0x5e00_0000);
+    syscall::handle_vcpu_fault(0x5e00_0000, 0);
     assert_eq!(s.cur(), s.root.tcb);
     // The first guest's list register is active, but the object says
     // otherwise until the VCPU is saved: InjectIRQ checks the object.
@@ -368,7 +368,7 @@ fn a_second_guest_saves_the_first_into_its_object() {
     assert_eq!(machine::vcpu_hw().regs[reg::TPIDR_EL1 as usize], 0x2222);
     assert_eq!(machine::vcpu_hw().lrs[0], 0);
     // Now the first VCPU's list register 0 is known to be in use.
-    syscall::handle_vcpu_fault(0x5e00_0000);
+    syscall::handle_vcpu_fault(0x5e00_0000, 0);
     assert_eq!(s.cur(), s.root.tcb);
     assert_eq!(g1.tcb.state(), ThreadState::BlockedOnReply);
     let r = call(
@@ -449,7 +449,7 @@ fn the_virtual_timer_is_a_vppi_event_masked_until_acknowledged() {
     let log = machine::take_log();
     assert!(!log.contains(&Op::Unmask(27)), "{log:?}");
     // Acknowledged: unmasked when the guest runs again.
-    syscall::handle_vcpu_fault(0x5e00_0000);
+    syscall::handle_vcpu_fault(0x5e00_0000, 0);
     let r = call(&s, vslot, Label::ArmVcpuAckVppi, &[27], &[]);
     assert_eq!(r.info.label(), 0);
     assert!(!v.vppi_masked());
@@ -515,7 +515,7 @@ fn a_native_threads_vm_fault_reports_the_address_as_it_is() {
 fn deleting_the_running_guests_vcpu_turns_the_hardware_back_to_native() {
     let mut s = sys();
     let (g, vslot, _, _, _) = running_guest(&mut s);
-    syscall::handle_vcpu_fault(0x5e00_0000);
+    syscall::handle_vcpu_fault(0x5e00_0000, 0);
     assert_eq!(s.cur(), s.root.tcb);
     s.fx.delete(vslot).unwrap();
     assert_eq!(g.tcb.vcpu(), 0);

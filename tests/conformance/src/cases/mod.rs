@@ -13,6 +13,7 @@ use septa_abi::Label;
 use crate::Case;
 
 pub mod cnode;
+pub mod debug_api;
 pub mod el0;
 pub mod fault;
 pub mod guest;
@@ -40,6 +41,7 @@ pub const GROUPS: &[&[Case]] = &[
     ntfn::CASES,
     fault::CASES,
     el0::CASES,
+    debug_api::CASES,
     sched::CASES,
     vspace::CASES,
     irq::CASES,
@@ -61,6 +63,7 @@ pub fn covered_labels() -> impl Iterator<Item = Label> + Clone {
         irq::LABELS,
         vcpu::LABELS,
         misc::LABELS,
+        debug_api::LABELS,
     ]
     .into_iter()
     .flatten()

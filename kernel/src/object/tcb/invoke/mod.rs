@@ -21,6 +21,7 @@
 //! | UnbindNotification | | | here |
 //! | SetTLSBase | TLS base | | here |
 //! | SetFlags | flags to clear, flags to set | | here |
+//! | SetBreakpoint, GetBreakpoint, UnsetBreakpoint, ConfigureSingleStepping (debug configuration) | see `tcb::debug` | | `tcb::debug` |
 //!
 //! Register order of Read/Write/CopyRegisters: `context::FRAME_REGISTERS`
 //! then `context::GP_REGISTERS`. The caller is left in Restart around the
@@ -85,6 +86,14 @@ pub fn decode_invocation(
         Label::TcbUnbindNotification => unbind_notification(target),
         Label::TcbSetTlsBase => set_tls_base(inv, target),
         Label::TcbSetFlags => set_flags(inv, target, reply),
+        // The hardware debug API (only the debug configuration decodes
+        // these labels).
+        Label::TcbSetBreakpoint => super::debug::set_breakpoint(inv, target),
+        Label::TcbGetBreakpoint => super::debug::get_breakpoint(inv, target, reply),
+        Label::TcbUnsetBreakpoint => super::debug::unset_breakpoint(inv, target),
+        Label::TcbConfigureSingleStepping => {
+            super::debug::configure_single_stepping(inv, target, reply)
+        }
         _ => err(SyscallError::IllegalOperation),
     }
 }
