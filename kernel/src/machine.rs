@@ -20,7 +20,8 @@
 //!
 //! Hardware debug (debug configuration): `debug_read`/`debug_write` reach
 //! a breakpoint or watchpoint register pair, `debug_disable` clears one's
-//! enable bit, `debug_single_step` sets MDSCR_EL1.SS.
+//! enable bit, `debug_single_step` sets MDSCR_EL1.SS, `debug_traps`
+//! routes debug exceptions and register accesses to EL2 or not.
 //!
 //! Time is in ticks of the system counter (CNTPCT_EL0); `us_to_ticks` and
 //! `ticks_to_us` convert. On QEMU `virt` the counter runs at 62.5 MHz.
@@ -202,6 +203,9 @@ mod imp {
     pub fn debug_single_step(on: bool) {
         debug::single_step(on)
     }
+    pub fn debug_traps(on: bool) {
+        debug::set_traps(on)
+    }
 }
 
 #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
@@ -256,6 +260,9 @@ mod imp {
         /// A debug register pair written: watchpoint?, index, control, value.
         DebugWrite(bool, u64, u64, u64),
         DebugSingleStep(bool),
+        /// Debug exceptions and register accesses trap to EL2 (native
+        /// threads) or not (a guest).
+        DebugTraps(bool),
     }
 
     /// List registers of the pretended GIC's virtual interface: QEMU's 4.
@@ -533,6 +540,9 @@ mod imp {
     }
     pub fn debug_single_step(on: bool) {
         record(Op::DebugSingleStep(on))
+    }
+    pub fn debug_traps(on: bool) {
+        record(Op::DebugTraps(on))
     }
 }
 

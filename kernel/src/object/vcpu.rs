@@ -63,7 +63,7 @@ use crate::object::tcb::Tcb;
 use crate::{memory, sched};
 use septa_abi::irq::{MAX_IRQ, VGIC_MAINTENANCE, VTIMER_EVENT};
 use septa_abi::vcpu_reg as reg;
-use septa_abi::{Label, VCPU_SIZE_BITS};
+use septa_abi::{Label, CONFIG, VCPU_SIZE_BITS};
 
 /// Bytes in a VCPU object.
 pub const VCPU_BYTES: u64 = 1 << VCPU_SIZE_BITS;
@@ -348,17 +348,23 @@ fn restore(v: Vcpu) {
     enable(v);
 }
 
-/// Turns the loaded `v` on for its guest (seL4's `vcpu_enable`).
+/// Turns the loaded `v` on for its guest (seL4's `vcpu_enable`); with the
+/// hardware debug API the guest also takes its own debug exceptions.
 fn enable(v: Vcpu) {
     restore_reg(v, reg::SCTLR);
     machine::set_hyp_mode(true);
     machine::vgic_write(VgicReg::Hcr, v.vgic(VGIC_HCR));
+    if CONFIG.hardware_debug_api() {
+        machine::debug_traps(false);
+    }
     restore_reg(v, reg::CPACR);
     restore_virt_timer(v);
 }
 
 /// Turns the hardware back to native settings, saving first what native
-/// threads would change of `v` if it is given (seL4's `vcpu_disable`).
+/// threads would change of `v` if it is given (seL4's `vcpu_disable`);
+/// with the hardware debug API, native threads' debug exceptions trap to
+/// the kernel again.
 fn disable(v: Option<Vcpu>) {
     machine::dsb();
     if let Some(v) = v {
@@ -371,6 +377,9 @@ fn disable(v: Option<Vcpu>) {
     machine::isb();
     machine::native_el1();
     machine::set_hyp_mode(false);
+    if CONFIG.hardware_debug_api() {
+        machine::debug_traps(true);
+    }
     machine::fpu_enable_el01();
     if let Some(v) = v {
         save_virt_timer(v);

@@ -160,6 +160,18 @@ septa_guest_vgic_hvc2:
     hvc     #0
     b       septa_guest_vgic_hvc2
 
+    // The guest's own debug registers: MDSCR_EL1 and the first breakpoint
+    // and watchpoint control registers.
+    .global septa_guest_debug
+septa_guest_debug:
+    mrs     x0, mdscr_el1
+    mrs     x1, dbgbcr0_el1
+    mrs     x2, dbgwcr0_el1
+    .global septa_guest_debug_hvc
+septa_guest_debug_hvc:
+    hvc     #0
+    b       septa_guest_debug_hvc
+
     // An EL1 vector table: every entry reports (its address tells which).
     .balign 2048
     .global septa_guest_vectors
@@ -199,6 +211,8 @@ pub enum Sym {
     Vgic,
     VgicHvc1,
     VgicHvc2,
+    Debug,
+    DebugHvc,
     Vectors,
 }
 
@@ -246,6 +260,8 @@ mod imp {
         Vgic => septa_guest_vgic,
         VgicHvc1 => septa_guest_vgic_hvc1,
         VgicHvc2 => septa_guest_vgic_hvc2,
+        Debug => septa_guest_debug,
+        DebugHvc => septa_guest_debug_hvc,
         Vectors => septa_guest_vectors,
     );
 }

@@ -98,6 +98,10 @@ pub const CASES: &[Case] = &[
         run: guest_vm_faults,
     },
     Case {
+        name: "vcpu/guest-debug-registers-are-its-own",
+        run: guest_debug,
+    },
+    Case {
         name: "vcpu/guest-fp-trap-goes-to-el1",
         run: guest_fp_trap,
     },
@@ -707,6 +711,18 @@ fn guest_vm_faults(cx: &mut Cx) -> Outcome {
     reply(h.2, 0, &[]);
     let x = report(&h, Sym::JumpHvc)?;
     check_eq!(x[4], target, "x4 kept");
+    Ok(())
+}
+
+fn guest_debug(cx: &mut Cx) -> Outcome {
+    let h = fault_ep(cx, 0x74)?;
+    let g = guest(cx, h.1)?;
+    // MDCR_EL2 traps debug register accesses to the kernel only for native
+    // threads (with the hardware debug API, vcpu_enable clears TDA, TDE,
+    // TDOSA and TDRA; without it they are never set): the guest reads its
+    // own, with no VCPU fault on the way.
+    start(&g, Sym::Debug, [0; 7])?;
+    report(&h, Sym::DebugHvc)?;
     Ok(())
 }
 
