@@ -10,7 +10,7 @@
 //! - `client-notify`: times notifications on channel 0, each of which runs
 //!   the higher-priority server to completion before the client resumes.
 //!
-//! Method of shared/benchmarks.md: count the kernel too (PMCCFILTR.NSH),
+//! Method (docs/architecture.md): count the kernel too (PMCCFILTR.NSH),
 //! warm up with 100 operations, time 10,000, report instructions per
 //! operation as `[septa-bench] NAME VALUE`, where NAME comes from the
 //! `bench_name` setvar-free convention: the system's directory name is not
@@ -26,6 +26,7 @@ use septa_pmu::{count_kernel_too, cycles, system_counter, INSTRUCTIONS_PER_TICK}
 use septa_runtime::{
     println, protection_domain, setvar, Channel, ChannelSet, Handler, MessageInfo,
 };
+use septa_test_report as report;
 
 const WARM_UP: u64 = 100;
 const TIMED: u64 = 10_000;
@@ -54,14 +55,6 @@ fn time(mut op: impl FnMut()) -> u64 {
     (cycles() - start) * 100 / TIMED
 }
 
-fn report(what: &str, hundredths: u64) {
-    println!(
-        "[septa-bench] {what} {}.{:02}",
-        hundredths / 100,
-        hundredths % 100
-    );
-}
-
 setvar! {
     /// Where the PL011's registers are mapped (0: not mapped).
     static UART = "uart_regs";
@@ -77,9 +70,9 @@ fn init() -> Server {
     match name.as_str() {
         "first" => {
             let boot = system_counter() * INSTRUCTIONS_PER_TICK;
-            println!("[septa-bench] boot {boot}.00");
-            println!("[septa-test] ok bench");
-            println!("[septa-test] done");
+            println!("{}", report::figure("boot", boot * 100));
+            println!("{}", report::ok("bench"));
+            println!("{}", report::DONE);
         }
         "server" => {}
         "client-ppc" => {
@@ -87,20 +80,23 @@ fn init() -> Server {
             let per_call = time(|| {
                 let _ = CHANNEL.pp_call(MessageInfo::new(0, 0, 0, 0));
             });
-            report("round-trip", per_call);
-            println!("[septa-test] ok bench");
-            println!("[septa-test] done");
+            println!("{}", report::figure("round-trip", per_call));
+            println!("{}", report::ok("bench"));
+            println!("{}", report::DONE);
         }
         "client-notify" => {
             count_kernel_too();
             let per_signal = time(|| {
                 let _ = CHANNEL.notify();
             });
-            report("round-trip", per_signal);
-            println!("[septa-test] ok bench");
-            println!("[septa-test] done");
+            println!("{}", report::figure("round-trip", per_signal));
+            println!("{}", report::ok("bench"));
+            println!("{}", report::DONE);
         }
-        other => println!("[septa-test] FAIL bench: no benchmark role for PD {other:?}"),
+        other => println!(
+            "{}",
+            report::fail("bench", &format_args!("no benchmark role for PD {other:?}"))
+        ),
     }
     Server
 }

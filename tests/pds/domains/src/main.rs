@@ -15,6 +15,7 @@
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use septa_runtime::{println, protection_domain, setvar, Channel, ChannelSet, Handler};
+use septa_test_report as report;
 
 /// The channel from the emitter to the collector (id 0 at both ends).
 const LINK: Channel = Channel::new(0);
@@ -95,16 +96,19 @@ fn emit() {
         gap * 1_000_000 / septa_abi::kernel_config::mcs::TIMER_CLOCK_HZ,
         count().load(Relaxed)
     );
+    const CASE: &str = "domain-turns";
     if !about(turn, ticks(EMITTER_US)) {
-        println!("[septa-test] FAIL domain-turns: the emitter's turns are not {EMITTER_US} us");
+        let why = format_args!("the emitter's turns are not {EMITTER_US} us");
+        println!("{}", report::fail(CASE, &why));
     } else if !about(gap, ticks(OTHERS_US)) {
-        println!("[septa-test] FAIL domain-turns: the others' turns are not {OTHERS_US} us");
+        let why = format_args!("the others' turns are not {OTHERS_US} us");
+        println!("{}", report::fail(CASE, &why));
     } else if count().load(Relaxed) == 0 {
-        println!("[septa-test] FAIL domain-turns: the collector never ran");
+        println!("{}", report::fail(CASE, &"the collector never ran"));
     } else {
-        println!("[septa-test] ok domain-turns");
+        println!("{}", report::ok(CASE));
     }
-    println!("[septa-test] done");
+    println!("{}", report::DONE);
 }
 
 struct Collector;

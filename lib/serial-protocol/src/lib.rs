@@ -1,4 +1,10 @@
-//! The driver's protocol with its client.
+//! # septa-serial-protocol: what a serial client and a serial driver say
+//!
+//! A client depends on this crate, not on a driver: any driver of the
+//! serial class (today `drivers/virtio-console`) speaks it, so a client
+//! works with whichever one the system description wires to it. Protocols
+//! of the other device classes get crates of their own beside this one
+//! (`lib/net-protocol`, `lib/block-protocol`) when their drivers come.
 //!
 //! The client makes protected procedure calls on its channel to the driver:
 //!
@@ -11,13 +17,13 @@
 //! when input arrives; the client then reads until a reply holds no bytes.
 //! Bytes are packed eight to a message register, little-endian, so a call
 //! moves at most [`MAX_BYTES`].
-
-use septa_runtime::Channel;
-
-/// The device's interrupt, in the driver.
-pub const IRQ: Channel = Channel::new(0);
-/// The driver's end of the channel to its client.
-pub const CLIENT: Channel = Channel::new(1);
+//!
+//! Owns: the labels and the packing of bytes into message registers,
+//! tested on the host. Must not: make calls or touch registers itself (the
+//! caller passes the register accessors), so that it stays free of the
+//! runtime and of `unsafe`.
+#![no_std]
+#![forbid(unsafe_code)]
 
 /// Request labels.
 pub const WRITE: u64 = 1;
@@ -27,7 +33,7 @@ pub const OK: u64 = 0;
 pub const ERROR: u64 = 1;
 
 /// Message registers of a message (seL4's `seL4_MsgMaxLength`).
-pub const MESSAGE_REGISTERS: usize = septa_runtime::septa_sel4::abi::ipc_buffer::MSG_MAX_LENGTH;
+pub const MESSAGE_REGISTERS: usize = septa_abi::ipc_buffer::MSG_MAX_LENGTH;
 /// Bytes one call carries: every register but the count.
 pub const MAX_BYTES: usize = (MESSAGE_REGISTERS - 1) * WORD;
 

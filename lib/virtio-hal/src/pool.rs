@@ -1,12 +1,12 @@
-//! The DMA pool: the driver's one region of memory the device may reach,
+//! The DMA pool: a driver's one region of memory the device may reach,
 //! handed out from the bottom up and never given back.
 //!
 //! The region is physically contiguous (the tool chooses its address and
 //! patches it in with a `setvar`), mapped at a known virtual address, so an
 //! address inside it translates to the device's view by an offset. The
-//! virtqueues, the receive buffer and the transmit buffer are all taken
-//! from it once, at start-up; nothing is freed, so a bump pointer suffices
-//! and cannot fragment.
+//! virtqueues and the buffers are all taken from it once, at start-up;
+//! nothing is freed, so a bump pointer suffices and cannot fragment.
+#![forbid(unsafe_code)]
 
 /// Where the region is, in the PD and for the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
