@@ -8,7 +8,14 @@
 //!   at once;
 //! - `client-ppc`: times protected calls on channel 0;
 //! - `client-notify`: times notifications on channel 0, each of which runs
-//!   the higher-priority server to completion before the client resumes.
+//!   the higher-priority server to completion before the client resumes;
+//! - `queue-producer`: times one enqueue + dequeue pair with signalling on a
+//!   net ring (septa-queue) in the region `queue`: it enqueues a descriptor
+//!   and, the consumer having asked, notifies channel 0; then the same pair
+//!   without signalling, on a second ring that it both fills and empties;
+//! - `queue-consumer`: the higher-priority other side: in `notified` it
+//!   dequeues (checking each descriptor is the next in sequence), asks for a
+//!   signal, looks again and blocks, as every queue consumer does.
 //!
 //! Method (docs/architecture.md): count the kernel too (PMCCFILTR.NSH),
 //! warm up with 100 operations, time 10,000, report instructions per
@@ -21,8 +28,13 @@
 //! that report map the board's PL011 (a device region, `uart_regs`) and
 //! print there themselves; with kernel printing they use it as usual.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+// Two `unsafe`s: trusting the system description that the queue region is
+// mapped (`queue_region`), and that the PL011 is (`init`).
+#![deny(unsafe_code)]
 
 use septa_pmu::{count_kernel_too, cycles, system_counter, INSTRUCTIONS_PER_TICK};
+use septa_queue::net::{BuffDesc, NetRing};
+use septa_queue::{Consumer, Idle, Producer, Ring, Shared};
 use septa_runtime::{
     println, protection_domain, setvar, Channel, ChannelSet, Handler, MessageInfo,
 };
@@ -32,14 +44,112 @@ const WARM_UP: u64 = 100;
 const TIMED: u64 = 10_000;
 const CHANNEL: Channel = Channel::new(0);
 
-struct Server;
+septa_runtime::setvar! {
+    /// Where the queue benchmark's region is mapped, and its size.
+    static QUEUE = "queue";
+    static QUEUE_SIZE = "queue_size";
+}
+
+/// The queue benchmark's rings: entries each (a power of two), the
+/// signalled ring at the start of the region, the local one after it.
+const QUEUE_CAPACITY: u32 = 64;
+
+enum Server {
+    /// Answers at once (ppc and notify benchmarks); nothing to do.
+    Plain,
+    /// The queue benchmark's consumer and the sequence number it expects.
+    Queue(Consumer<NetRing>, u64),
+}
 
 impl Handler for Server {
-    fn notified(&mut self, _channels: ChannelSet) {}
+    fn notified(&mut self, _channels: ChannelSet) {
+        let Server::Queue(rx, expect) = self else {
+            return;
+        };
+        loop {
+            while let Ok(Some(d)) = rx.dequeue() {
+                if d.io_or_offset != *expect {
+                    let why = format_args!("got entry {} for {expect}", d.io_or_offset);
+                    println!("{}", report::fail("bench", &why));
+                }
+                *expect += 1;
+            }
+            match rx.try_idle() {
+                Ok(Idle::Block) => break,
+                Ok(Idle::Reprocess) => continue,
+                Err(e) => {
+                    println!("{}", report::fail("bench", &e));
+                    break;
+                }
+            }
+        }
+    }
 
     fn protected(&mut self, _channel: Channel, _msg: MessageInfo) -> MessageInfo {
         MessageInfo::new(0, 0, 0, 0)
     }
+}
+
+/// The benchmark's two rings in the region `queue`: (signalled, local).
+fn queue_region() -> (Shared, Shared) {
+    #[allow(unsafe_code)]
+    // SAFETY: the system description maps the region `queue` read-write at
+    // the patched `queue` address with the patched size, for the PD's whole
+    // life, and this PD touches it only through `Shared`.
+    let region = unsafe { Shared::new(QUEUE.as_ptr(), QUEUE_SIZE.get() as usize) }
+        .expect("the queue region is mapped");
+    let half = region.len() / 2;
+    let ring = |at| {
+        region
+            .window(at, NetRing::bytes(QUEUE_CAPACITY))
+            .expect("the queue region holds two rings")
+    };
+    (ring(0), ring(half))
+}
+
+/// The producer: the signalled pair, then the local pair.
+fn queue_producer() {
+    let (signalled, local) = queue_region();
+    let mut tx = Producer::<NetRing>::attach(signalled, QUEUE_CAPACITY).unwrap();
+    let mut seq = 0;
+    count_kernel_too();
+    let per_pair = time(|| {
+        let d = BuffDesc {
+            io_or_offset: seq,
+            len: 60,
+            oid: 0,
+        };
+        seq += 1;
+        if tx.enqueue(d).is_err() {
+            println!("{}", report::fail("bench", &"the consumer did not keep up"));
+        }
+        if tx.take_signal_request() {
+            let _ = CHANNEL.notify();
+        }
+    });
+    // Every entry was taken, and the consumer asks for the next signal.
+    let drained = tx.space() == Ok(QUEUE_CAPACITY) && tx.require_signal();
+    println!("{}", report::figure("signalled-pair", per_pair));
+
+    let mut ltx = Producer::<NetRing>::attach(local, QUEUE_CAPACITY).unwrap();
+    let mut lrx = Consumer::<NetRing>::attach(local, QUEUE_CAPACITY).unwrap();
+    let mut ok = true;
+    let per_local = time(|| {
+        let d = BuffDesc {
+            io_or_offset: seq,
+            len: 60,
+            oid: 0,
+        };
+        ok &= ltx.enqueue(d).is_ok() && lrx.dequeue() == Ok(Some(d));
+    });
+    println!("{}", report::figure("local-pair", per_local));
+    if drained && ok {
+        println!("{}", report::ok("bench"));
+    } else {
+        let why = format_args!("queue entries lost (drained {drained}, local {ok})");
+        println!("{}", report::fail("bench", &why));
+    }
+    println!("{}", report::DONE);
 }
 
 /// Runs `op` WARM_UP times, then TIMED times under the cycle counter, and
@@ -64,7 +174,10 @@ fn init() -> Server {
     if !septa_abi::CONFIG.printing() && UART.get() != 0 {
         // SAFETY: the tool maps the `uart` device region uncached and
         // read-write at UART in this PD for its whole life.
-        unsafe { septa_runtime::print::print_to_pl011(UART.addr()) };
+        #[allow(unsafe_code)]
+        unsafe {
+            septa_runtime::print::print_to_pl011(UART.addr())
+        };
     }
     let name = septa_runtime::pd_name();
     match name.as_str() {
@@ -75,6 +188,11 @@ fn init() -> Server {
             println!("{}", report::DONE);
         }
         "server" => {}
+        "queue-consumer" => {
+            let (signalled, _) = queue_region();
+            return Server::Queue(Consumer::attach(signalled, QUEUE_CAPACITY).unwrap(), 0);
+        }
+        "queue-producer" => queue_producer(),
         "client-ppc" => {
             count_kernel_too();
             let per_call = time(|| {
@@ -98,7 +216,7 @@ fn init() -> Server {
             report::fail("bench", &format_args!("no benchmark role for PD {other:?}"))
         ),
     }
-    Server
+    Server::Plain
 }
 
 protection_domain!(init);
