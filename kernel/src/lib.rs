@@ -20,7 +20,8 @@
 //! - [`untyped`], [`cnode`]: the Untyped and CNode invocations.
 //! - [`object`]: the other object types.
 //! - [`error`], [`invocation`]: what decoders take and return.
-//! - [`debug`]: the DebugCapIdentify system call.
+//! - [`debug`]: the DebugCapIdentify system call; [`benchmark`]: the
+//!   benchmark configuration's utilisation tracking and system calls.
 //! - [`boot`], [`bootmem`]: the root task's objects, caps and BootInfo;
 //!   boot-time memory arithmetic.
 //! - [`context`], [`global`]: a thread's saved registers; kernel globals.
@@ -66,6 +67,7 @@
 #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
 extern crate std;
 
+mod benchmark;
 mod boot;
 mod bootmem;
 mod cap;

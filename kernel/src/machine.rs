@@ -18,6 +18,10 @@
 //! address of the kernel's per-IRQ slots, `irq_lines` the number of lines
 //! of the interrupt controller, `send_sgi` raises a software interrupt.
 //!
+//! Benchmark configuration: `cycles` reads the PMU cycle counter,
+//! `clean_invalidate_caches`/`clean_invalidate_l1` flush the caches by
+//! set and way (BenchmarkFlushCaches).
+//!
 //! Hardware debug (debug configuration): `debug_read`/`debug_write` reach
 //! a breakpoint or watchpoint register pair, `debug_disable` clears one's
 //! enable bit, `debug_single_step` sets MDSCR_EL1.SS, `debug_traps`
@@ -124,6 +128,16 @@ mod imp {
     }
     pub fn unify_instruction(paddr: u64, len: u64) {
         cache::unify_instruction(paddr, len)
+    }
+    pub fn clean_invalidate_caches() {
+        cache::clean_invalidate_all()
+    }
+    pub fn clean_invalidate_l1(kind: u64) {
+        cache::clean_invalidate_l1(kind)
+    }
+    #[inline(always)]
+    pub fn cycles() -> u64 {
+        crate::arch::aarch64::pmu::cycles()
     }
     pub fn put_char(c: u8) {
         crate::arch::aarch64::console::put_byte(c)
@@ -237,6 +251,9 @@ mod imp {
         Invalidate(u64, u64),
         CleanInvalidate(u64, u64),
         Unify(u64, u64),
+        /// BenchmarkFlushCaches: everything, or the level-1 caches of the
+        /// kind given (bit 0 instruction, bit 1 data).
+        FlushCaches(Option<u64>),
         PutChar(u8),
         /// A thread's address space made current: root and VMID.
         VSpaceRoot(u64, u16),
@@ -436,6 +453,16 @@ mod imp {
     }
     pub fn unify_instruction(paddr: u64, len: u64) {
         record(Op::Unify(paddr, len))
+    }
+    pub fn clean_invalidate_caches() {
+        record(Op::FlushCaches(None))
+    }
+    pub fn clean_invalidate_l1(kind: u64) {
+        record(Op::FlushCaches(Some(kind)))
+    }
+    /// The cycle counter: the clock, as if one tick were one cycle.
+    pub fn cycles() -> u64 {
+        now()
     }
     pub fn put_char(c: u8) {
         record(Op::PutChar(c))

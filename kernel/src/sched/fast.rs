@@ -72,6 +72,7 @@ pub fn fast_budget() -> Option<Sc> {
 #[inline(always)]
 pub fn fast_switch_to(t: Tcb, root: vspace::ReadyRoot) {
     vcpu::switch(t.vcpu());
+    crate::benchmark::switch_away(t);
     vspace::set_ready_root(root);
     lazy_fpu_restore(t);
     with(|s| s.cur_thread.set(Some(t)));

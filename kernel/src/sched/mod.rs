@@ -371,6 +371,7 @@ pub fn restart(t: Tcb) {
 /// Makes `t` the current thread: its VCPU (if any), its address space,
 /// its FPU state, out of the ready queue (seL4's `switchToThread`).
 pub fn switch_to_thread(t: Tcb) {
+    crate::benchmark::switch(t);
     vcpu::switch(t.vcpu());
     vspace::set_vm_root_raw(t.slot(crate::object::tcb::VTABLE).raw_cap());
     lazy_fpu_restore(t);
@@ -379,6 +380,9 @@ pub fn switch_to_thread(t: Tcb) {
 }
 
 fn switch_to_idle_thread() {
+    if septa_abi::CONFIG.track_utilisation() {
+        crate::benchmark::switch(idle_thread().expect("scheduler initialised"));
+    }
     vcpu::switch(0);
     vspace::set_vm_root(&Cap::Null);
     with(|s| s.cur_thread.set(s.idle_thread.get()));

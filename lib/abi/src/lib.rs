@@ -41,8 +41,43 @@ pub mod syscall {
     pub const DEBUG_CAP_IDENTIFY: i64 = -15;
     pub const DEBUG_SNAPSHOT: i64 = -16;
     pub const DEBUG_NAME_THREAD: i64 = -17;
-    /// Benchmark calls start here (counting down).
-    pub const BENCHMARK_BASE: i64 = -21;
+    // The benchmark configuration's (`KernelBenchmarks=track_utilisation`;
+    // -24, BenchmarkSetLogBuffer, needs a kernel log buffer, which Microkit
+    // does not configure: an unknown system call there too).
+    pub const BENCHMARK_FLUSH_CACHES: i64 = -21;
+    pub const BENCHMARK_RESET_LOG: i64 = -22;
+    pub const BENCHMARK_FINALIZE_LOG: i64 = -23;
+    pub const BENCHMARK_SET_LOG_BUFFER: i64 = -24;
+    pub const BENCHMARK_NULL_SYSCALL: i64 = -25;
+    pub const BENCHMARK_GET_THREAD_UTILISATION: i64 = -26;
+    pub const BENCHMARK_RESET_THREAD_UTILISATION: i64 = -27;
+}
+
+/// Where BenchmarkGetThreadUtilisation puts each counter: the message word
+/// (seL4's `benchmark_track_util_ipc_index`). Times are PMU cycles.
+pub mod benchmark_utilisation {
+    /// Cycles the thread named was scheduled for.
+    pub const TCB_UTILISATION: usize = 0;
+    /// Times it was scheduled.
+    pub const TCB_NUMBER_SCHEDULES: usize = 1;
+    /// Cycles it spent in the kernel.
+    pub const TCB_KERNEL_UTILISATION: usize = 2;
+    /// Times it entered the kernel.
+    pub const TCB_NUMBER_KERNEL_ENTRIES: usize = 3;
+    /// The idle thread's cycles (this core's, and the thread's core's).
+    pub const IDLE_LOCALCPU_UTILISATION: usize = 4;
+    pub const IDLE_TCBCPU_UTILISATION: usize = 5;
+    pub const IDLE_NUMBER_SCHEDULES: usize = 6;
+    pub const IDLE_KERNEL_UTILISATION: usize = 7;
+    pub const IDLE_NUMBER_KERNEL_ENTRIES: usize = 8;
+    /// Cycles from BenchmarkResetLog to BenchmarkFinalizeLog.
+    pub const TOTAL_UTILISATION: usize = 9;
+    /// Switches of thread (the current one again included).
+    pub const TOTAL_NUMBER_SCHEDULES: usize = 10;
+    pub const TOTAL_KERNEL_UTILISATION: usize = 11;
+    pub const TOTAL_NUMBER_KERNEL_ENTRIES: usize = 12;
+    /// How many words the call writes.
+    pub const WORDS: usize = 13;
 }
 
 /// Invocation methods of seL4 16.0.0 for this kernel (generic, then aarch64,

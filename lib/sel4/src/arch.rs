@@ -228,6 +228,30 @@ mod imp {
         }
         out
     }
+
+    /// The benchmark calls: x0 and x1 in, x0 out (libsel4's
+    /// `seL4_BenchmarkFlushL1Caches` and friends, which go through its
+    /// send-receive shape too).
+    #[inline(always)]
+    pub(crate) fn benchmark(sys: i64, x0: u64, x1: u64) -> u64 {
+        let out;
+        // SAFETY: the kernel reads x0, x1 and x7 and writes at most x0..x5
+        // and the IPC buffer's message words, all declared or ours.
+        unsafe {
+            asm!(
+                "svc #0",
+                inout("x0") x0 => out,
+                inout("x1") x1 => _,
+                lateout("x2") _,
+                lateout("x3") _,
+                lateout("x4") _,
+                lateout("x5") _,
+                in("x7") sys,
+                options(nostack),
+            );
+        }
+        out
+    }
 }
 
 #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
@@ -293,6 +317,10 @@ mod imp {
 
     pub(crate) fn debug(sys: i64, x0: u64) -> u64 {
         enter(regs(sys, x0, 0, [0; 4], 0, 0)).x[0]
+    }
+
+    pub(crate) fn benchmark(sys: i64, x0: u64, x1: u64) -> u64 {
+        enter(regs(sys, x0, x1, [0; 4], 0, 0)).x[0]
     }
 }
 

@@ -256,6 +256,88 @@ pub fn debug_name_thread(tcb: Cap<cap_type::Tcb>, name: &str) {
     }
 }
 
+// The benchmark configuration's calls (`KernelBenchmarks=track_utilisation`).
+// Elsewhere the kernel answers them with an UnknownSyscall fault, so here
+// they do nothing and say so.
+
+/// Which level-1 caches [`benchmark_flush_l1_caches`] flushes (seL4's
+/// `seL4_ARM_CacheType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum CacheType {
+    Instruction = 1,
+    Data = 2,
+    Both = 3,
+}
+
+/// BenchmarkFlushCaches: clean and invalidate every cache. False outside
+/// the benchmark configuration.
+pub fn benchmark_flush_caches() -> bool {
+    CONFIG
+        .track_utilisation()
+        .then(|| arch::benchmark(nr::BENCHMARK_FLUSH_CACHES, 0, 0))
+        .is_some()
+}
+
+/// BenchmarkFlushCaches for the level-1 caches of `kind` only. False
+/// outside the benchmark configuration.
+pub fn benchmark_flush_l1_caches(kind: CacheType) -> bool {
+    CONFIG
+        .track_utilisation()
+        .then(|| arch::benchmark(nr::BENCHMARK_FLUSH_CACHES, 1, kind as u64))
+        .is_some()
+}
+
+/// BenchmarkResetLog: start utilisation counting from now; the kernel's
+/// error code (0), or `None` outside the benchmark configuration.
+pub fn benchmark_reset_log() -> Option<u64> {
+    CONFIG
+        .track_utilisation()
+        .then(|| arch::benchmark(nr::BENCHMARK_RESET_LOG, 0, 0))
+}
+
+/// BenchmarkFinalizeLog: stop counting. False outside the benchmark
+/// configuration.
+pub fn benchmark_finalize_log() -> bool {
+    CONFIG
+        .track_utilisation()
+        .then(|| arch::benchmark(nr::BENCHMARK_FINALIZE_LOG, 0, 0))
+        .is_some()
+}
+
+/// BenchmarkNullSyscall: into the kernel and straight back. False outside
+/// the benchmark configuration.
+pub fn benchmark_null_syscall() -> bool {
+    CONFIG
+        .track_utilisation()
+        .then(|| arch::benchmark(nr::BENCHMARK_NULL_SYSCALL, 0, 0))
+        .is_some()
+}
+
+/// BenchmarkGetThreadUtilisation: the counters of the thread of `tcb`, the
+/// idle thread's and the totals, indexed by
+/// `septa_abi::benchmark_utilisation` (they come in the IPC buffer's
+/// message words). `None` outside the benchmark configuration; if `tcb`
+/// is not a TCB cap the kernel writes nothing, and what the buffer held is
+/// returned.
+pub fn benchmark_get_thread_utilisation(
+    tcb: Cap<cap_type::Tcb>,
+) -> Option<[u64; septa_abi::benchmark_utilisation::WORDS]> {
+    CONFIG.track_utilisation().then(|| {
+        arch::benchmark(nr::BENCHMARK_GET_THREAD_UTILISATION, tcb.bits(), 0);
+        core::array::from_fn(ipc_buffer::get_mr)
+    })
+}
+
+/// BenchmarkResetThreadUtilisation: zero the counters of the thread of
+/// `tcb`. False outside the benchmark configuration.
+pub fn benchmark_reset_thread_utilisation(tcb: Cap<cap_type::Tcb>) -> bool {
+    CONFIG
+        .track_utilisation()
+        .then(|| arch::benchmark(nr::BENCHMARK_RESET_THREAD_UTILISATION, tcb.bits(), 0))
+        .is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,5 +475,36 @@ mod tests {
         assert_eq!(got, want);
         assert_eq!(s[1].x[2], 8);
         assert_eq!(s[2].x[1], 0, "a signal is an empty message");
+    }
+
+    #[test]
+    fn benchmark_calls_only_in_the_benchmark_configuration() {
+        let seen = recorder([0, 0, 0, 0, 0, 0]);
+        let on = CONFIG.track_utilisation();
+        assert_eq!(benchmark_reset_log(), on.then_some(0));
+        assert_eq!(benchmark_null_syscall(), on);
+        assert_eq!(benchmark_flush_caches(), on);
+        assert_eq!(benchmark_flush_l1_caches(CacheType::Data), on);
+        assert_eq!(benchmark_finalize_log(), on);
+        ipc_buffer::set_mr(3, 77);
+        let u = benchmark_get_thread_utilisation(Cap::from_bits(9));
+        assert_eq!(u.map(|u| u[3]), on.then_some(77));
+        assert_eq!(benchmark_reset_thread_utilisation(Cap::from_bits(9)), on);
+        let s = seen.borrow();
+        let got: Vec<(i64, u64, u64)> = s.iter().map(|r| (r.syscall(), r.x[0], r.x[1])).collect();
+        let want = if on {
+            std::vec![
+                (-22, 0, 0),
+                (-25, 0, 0),
+                (-21, 0, 0),
+                (-21, 1, 2),
+                (-23, 0, 0),
+                (-26, 9, 0),
+                (-27, 9, 0)
+            ]
+        } else {
+            std::vec![]
+        };
+        assert_eq!(got, want);
     }
 }

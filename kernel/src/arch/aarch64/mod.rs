@@ -12,6 +12,7 @@ pub(crate) mod entry;
 pub(crate) mod fpu;
 pub(crate) mod gic;
 pub(crate) mod mmu;
+pub(crate) mod pmu;
 pub(crate) mod smc;
 pub(crate) mod stage2;
 mod sysreg;

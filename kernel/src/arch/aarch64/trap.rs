@@ -6,12 +6,14 @@
 //! Each handler records the thread's fault address (`FaultIP`: the `svc`
 //! or `hvc` itself for a system call, the faulting or interrupted
 //! instruction otherwise), hands over to the portable system-call layer,
-//! and finally resumes whatever thread is current then.
+//! and finally resumes whatever thread is current then. Each entry and
+//! exit is also marked for utilisation tracking (`crate::benchmark`, a
+//! no-op outside the benchmark configuration).
 
 use super::sysreg::ec;
 use super::{entry, mmu};
 use crate::context::Reg;
-use crate::{fastpath, kprintln, sched, syscall};
+use crate::{benchmark, fastpath, kprintln, sched, syscall};
 
 /// Length of the `svc` and `hvc` instructions.
 const SYSCALL_INSN_BYTES: u64 = 4;
@@ -26,6 +28,7 @@ pub fn halt() -> ! {
 /// Leaves the kernel into the current thread, or idles.
 pub fn return_to_current() -> ! {
     let t = sched::cur_thread();
+    benchmark::exit(t);
     if sched::is_idle(t) {
         entry::enter_idle()
     }
@@ -42,6 +45,7 @@ pub fn return_to_current() -> ! {
 /// path, else the general system-call path.
 #[no_mangle]
 extern "C" fn handle_fast_syscall(number: i64) -> ! {
+    benchmark::enter();
     let t = sched::cur_thread();
     t.set_reg(
         Reg::FAULT_IP,
@@ -57,6 +61,7 @@ extern "C" fn handle_fast_syscall(number: i64) -> ! {
         return_to_current()
     }
     let t = sched::cur_thread();
+    benchmark::exit(t);
     if septa_abi::CONFIG.hardware_debug_api() {
         crate::object::tcb::debug::restore(t);
     }
@@ -69,6 +74,7 @@ extern "C" fn handle_fast_syscall(number: i64) -> ! {
 /// Any other system call by `svc` (the entry code picks them out).
 #[no_mangle]
 extern "C" fn handle_svc(number: i64) -> ! {
+    benchmark::enter();
     let t = sched::cur_thread();
     t.set_reg(
         Reg::FAULT_IP,
@@ -87,6 +93,7 @@ extern "C" fn handle_svc(number: i64) -> ! {
 
 #[no_mangle]
 extern "C" fn handle_lower_sync(esr: u64, far: u64) -> ! {
+    benchmark::enter();
     let t = sched::cur_thread();
     let elr = t.reg(Reg::NEXT_IP);
     match esr >> entry::ESR_EC_SHIFT {
@@ -118,6 +125,7 @@ extern "C" fn handle_lower_sync(esr: u64, far: u64) -> ! {
 
 #[no_mangle]
 extern "C" fn handle_lower_irq() -> ! {
+    benchmark::enter();
     let t = sched::cur_thread();
     t.set_reg(Reg::FAULT_IP, t.reg(Reg::NEXT_IP));
     syscall::handle_interrupt_entry();
@@ -126,6 +134,7 @@ extern "C" fn handle_lower_irq() -> ! {
 
 #[no_mangle]
 extern "C" fn handle_idle_irq() -> ! {
+    benchmark::enter();
     syscall::handle_interrupt_entry();
     return_to_current()
 }

@@ -1,8 +1,9 @@
 //! # Thread control blocks
 //!
-//! A TCB object is `2^TCB_SIZE_BITS` bytes (2 KiB), all reached through the
-//! memory window by a [`Tcb`] handle (the object's physical address, which
-//! is also what a TCB cap names). Its layout:
+//! A TCB object is `2^TCB_SIZE_BITS` bytes (2 KiB; 4 KiB in the debug
+//! configuration), all reached through the memory window by a [`Tcb`]
+//! handle (the object's physical address, which is also what a TCB cap
+//! names). Its layout:
 //!
 //! | bytes | what |
 //! |---|---|
@@ -12,6 +13,8 @@
 //! | `0x1f0..0x400` | FP/SIMD state: q0..q31, then FPSR and FPCR |
 //! | `0x400..0x528` | the saved registers, a [`UserContext`] |
 //! | `0x528..` | scheduling and IPC state ([`TcbFields`]) |
+//! | `0x780..0x7a8` | utilisation counters (benchmark configuration, `crate::benchmark`) |
+//! | `0x800..` | hardware debug state (debug configuration, 4 KiB TCB, [`debug`]) |
 //!
 //! ## The zero rule
 //!
@@ -63,6 +66,9 @@ pub const FPU_BYTES: u64 = 32 * 16 + 16;
 pub const CONTEXT_OFFSET: u64 = 0x400;
 /// Scheduling and IPC state.
 pub const FIELDS_OFFSET: u64 = CONTEXT_OFFSET + core::mem::size_of::<UserContext>() as u64;
+/// Where the [`TcbFields`] end; the rest of the 2 KiB is the benchmark
+/// configuration's counters (`crate::benchmark`) and spare.
+pub const FIELDS_END: u64 = FIELDS_OFFSET + core::mem::size_of::<TcbFields>() as u64;
 
 const _: () = assert!(NAME_OFFSET + NAME_BYTES == FPU_OFFSET);
 const _: () = assert!(FPU_OFFSET.is_multiple_of(16) && FPU_OFFSET + FPU_BYTES == CONTEXT_OFFSET);

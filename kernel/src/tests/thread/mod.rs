@@ -9,6 +9,7 @@
 //! buffer and calling `syscall::handle_syscall` while it is the current
 //! thread, as the arch code would after an `svc`.
 
+mod benchmark;
 mod fastpath;
 mod fault;
 mod ipc;
@@ -93,6 +94,7 @@ impl Sys {
         sched::reset_for_test();
         crate::object::vcpu::test_support::reset();
         machine::with_vcpu_hw(|h| *h = Default::default());
+        crate::benchmark::reset_for_test();
         let fx = Fixture::new(22);
         // Kernel memory for the idle thread: the zeroed area below the root
         // CNode (the fixture keeps its own root slot at +0x100), aligned for
@@ -266,11 +268,13 @@ impl Sys {
         t.set_reg(Reg::FAULT_IP, pc);
         t.set_next_pc(pc + 4);
         t.set_reg(Reg::X7, number as u64);
+        crate::benchmark::enter();
         if self.slow {
             syscall::handle_syscall_slow(number);
         } else {
             syscall::handle_syscall(number);
         }
+        crate::benchmark::exit(sched::cur_thread());
     }
 
     /// What `t` got back: badge, info, and the message registers.

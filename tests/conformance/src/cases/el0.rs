@@ -10,6 +10,10 @@
 //!   kernel reports a trapped system register access of a thread, VCPU or
 //!   not, as a VCPU fault carrying the syndrome (src/arch/arm/64/traps.S
 //!   `lower_el_sync`, `handleVCPUFault`);
+//! - the PMU is exported in the benchmark configuration only
+//!   (`KernelArmExportPMUUser`, with the cycle counter running:
+//!   `arm_init_ccnt`); elsewhere reading PMCCNTR_EL0 traps like the
+//!   virtual timer;
 //! - what the kernel hands out of the GIC: only the first page of the
 //!   distributor, CPU interface and hypervisor control interface stay the
 //!   kernel's (`kernel_device_frames`), the virtual CPU interface is a
@@ -51,6 +55,10 @@ pub const CASES: &[Case] = &[
     Case {
         name: "el0/gic-frames-the-kernel-keeps-and-hands-out",
         run: gic_frames,
+    },
+    Case {
+        name: "el0/pmu-cycle-counter-in-benchmark-only",
+        run: pmu_cycle_counter,
     },
 ];
 
@@ -155,6 +163,33 @@ mod imp {
         pc
     }
 
+    /// Two readings of PMCCNTR_EL0 around `spins` loop iterations, by
+    /// `mrs x9` at the returned address for the first (a handler that
+    /// finds it trapped moves the thread past both).
+    pub fn read_cycles(spins: u64) -> (u64, u64, u64) {
+        let (pc, a, b): (u64, u64, u64);
+        // SAFETY: reads of the cycle counter; trapped, the handler skips
+        // the first and the second traps again the same way.
+        unsafe {
+            asm!(
+                "adr {pc}, 2f",
+                "2: mrs x9, pmccntr_el0",
+                "mov {a}, x9",
+                "3: subs {spins}, {spins}, #1",
+                "b.ne 3b",
+                "mrs x9, pmccntr_el0",
+                "mov {b}, x9",
+                pc = out(reg) pc,
+                a = out(reg) a,
+                b = out(reg) b,
+                spins = inout(reg) spins => _,
+                out("x9") _,
+                options(nostack, nomem),
+            );
+        }
+        (pc, a, b)
+    }
+
     /// A 32-bit read of device memory at `addr`.
     pub fn read32(addr: u64) -> u32 {
         // SAFETY: the case maps the frame at `addr` before the thread runs.
@@ -180,6 +215,9 @@ mod imp {
     pub fn read32(_: u64) -> u32 {
         unreachable!("{HOST}")
     }
+    pub fn read_cycles(_: u64) -> (u64, u64, u64) {
+        unreachable!("{HOST}")
+    }
 }
 
 /// A line of data for the cache operations (in the shared image).
@@ -188,6 +226,9 @@ static LINE: [u64; 8] = [0x5eb7a; 8];
 /// The ISS of a trapped `mrs x9, cntv_ctl_el0` (EC 0x18): Op0 3, Op2 1,
 /// Op1 3, CRn 14, Rt 9, CRm 3, read.
 const CNTV_CTL_READ_ISS: u64 = 3 << 20 | 1 << 17 | 3 << 14 | 14 << 10 | 9 << 5 | 3 << 1 | 1;
+/// The ISS of a trapped `mrs x9, pmccntr_el0`: Op0 3, Op2 0, Op1 3, CRn 9,
+/// Rt 9, CRm 13, read.
+const PMCCNTR_READ_ISS: u64 = 3 << 20 | 3 << 14 | 9 << 10 | 9 << 5 | 13 << 1 | 1;
 /// Exception class of a trapped MSR/MRS.
 const EC_SYSREG: u64 = 0x18;
 
@@ -333,5 +374,42 @@ fn gic_frames(cx: &mut Cx) -> Outcome {
     check_eq!(mail(2), 1, "the thread read the interface");
     // GICV_IIDR: an Arm GIC (implementer 0x43b in bits 0..12).
     check_eq!(mail(1) & 0xfff, 0x43b, "GICV_IIDR implementer");
+    Ok(())
+}
+
+fn pmu_cycle_counter(cx: &mut Cx) -> Outcome {
+    fn body(_: u64) {
+        let (_, a, b) = imp::read_cycles(10_000);
+        post(1, a);
+        post(2, b);
+        post(DONE, 1);
+    }
+    let (ep, handler, r) = fault_ep(cx, 0x76)?;
+    let t = thread::spawn(cx, Spawn::new(body, 0).fault(handler))?;
+    if septa_abi::CONFIG.export_pmu() {
+        no_fault(cx, &t, ep, r)?;
+        check!(
+            mail(2) > mail(1),
+            "PMCCNTR_EL0 stood still: {} then {}",
+            mail(1),
+            mail(2)
+        );
+        return Ok(());
+    }
+    // Not exported: each read traps to the kernel, which reports it as it
+    // reports any trapped system register access of a thread.
+    let hsr = EC_SYSREG << esr::EC_SHIFT | esr::IL | PMCCNTR_READ_ISS;
+    for _ in 0..2 {
+        let (info, badge) = syscall::recv(ep.cptr(), r);
+        check_eq!(
+            (info.label(), info.length(), badge),
+            (labels::VCPU_FAULT, 1, 0x76)
+        );
+        check_eq!(Fault::from_ipc_buffer(info), Fault::VcpuFault { hsr });
+        crate::cases::fault::skip_instruction(&t)?;
+        crate::cases::util::reply(r, 0, &[]);
+    }
+    t.join()?;
+    check_eq!(mail(DONE), 1, "the thread went on past the trapped reads");
     Ok(())
 }

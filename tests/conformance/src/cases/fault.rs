@@ -250,7 +250,7 @@ fn vm_prefetch(cx: &mut Cx) -> Outcome {
 /// and with no benchmark calls configured.
 const BOGUS_SYSCALL: i64 = -50;
 
-fn svc_body(number: u64) {
+pub(crate) fn svc_body(number: u64) {
     let (pc, sp, after) = instr::svc(number, [10, 11, 12, 13, 14, 15, 16]);
     post(1, pc);
     post(2, sp);

@@ -12,6 +12,7 @@ use septa_abi::Label;
 
 use crate::Case;
 
+pub mod benchmark;
 pub mod cnode;
 pub mod debug_api;
 pub mod el0;
@@ -42,6 +43,7 @@ pub const GROUPS: &[&[Case]] = &[
     fault::CASES,
     el0::CASES,
     debug_api::CASES,
+    benchmark::CASES,
     sched::CASES,
     vspace::CASES,
     irq::CASES,
