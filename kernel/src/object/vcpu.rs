@@ -23,8 +23,10 @@
 //!   except for the registers that disabling saved into the object (SCTLR,
 //!   CPACR and the timer registers), and InjectIRQ writes the hardware
 //!   list register of the current VCPU but the object's copy of any other.
-//! - **Native threads pay little** while no VCPU is active: a switch
-//!   between two of them reads one word and compares ([`switch`]).
+//! - **Native threads pay little**: with no VCPU bound to any thread a
+//!   switch reads one word ([`switch_to`]); otherwise, while no VCPU is
+//!   enabled, a switch between two native threads also reads the thread's
+//!   VCPU link and one more word, and compares ([`switch`]).
 //! - **VPPI events.** The virtual timer's PPI reaches the kernel while its
 //!   guest runs; the kernel masks it, marks it masked in the VCPU and sends
 //!   the thread a VPPIEvent fault. It stays masked, also across switches,
@@ -211,6 +213,10 @@ impl Vcpu {
 /// `armHSVCPUActive` and `gic_vcpu_num_list_regs`.
 #[derive(Debug)]
 pub struct VcpuState {
+    /// How many VCPUs are bound to a thread. While none is, no VCPU is
+    /// loaded either (unbinding a loaded VCPU unloads it), and a thread
+    /// switch reads this word alone ([`switch_to`]).
+    bound: Cell<u64>,
     /// The VCPU whose registers are in the hardware (0: none), with
     /// [`ACTIVE`] set while it is enabled, i.e. its thread is the one
     /// running. One word, so a switch between native threads reads one
@@ -226,6 +232,7 @@ const ACTIVE: u64 = 1;
 
 crate::kernel_cells!(
     static STATE: VcpuState = VcpuState {
+        bound: Cell::new(0),
         loaded: Cell::new(0),
         num_lrs: Cell::new(0),
     };
@@ -387,6 +394,24 @@ fn disable(v: Option<Vcpu>) {
     }
 }
 
+/// [`switch`] to the VCPU of `t`, the thread about to run (seL4's
+/// `Arch_switchToThread`); with no VCPU bound anywhere, one word is read.
+#[inline(always)]
+pub fn switch_to(t: Tcb) {
+    if STATE.with(|s| s.bound.get()) != 0 {
+        switch(t.vcpu());
+    }
+}
+
+/// [`switch`] for the idle thread, which has no VCPU (seL4's
+/// `Arch_switchToIdleThread`).
+#[inline(always)]
+pub fn switch_to_idle() {
+    if STATE.with(|s| s.bound.get()) != 0 {
+        switch(0);
+    }
+}
+
 /// Makes `new` (a thread's VCPU, or 0 for a native thread) the one the
 /// hardware runs with (seL4's `vcpu_switch`). There is nothing to do when
 /// `new` is loaded and enabled, or when `new` is 0 and no VCPU is
@@ -470,6 +495,7 @@ fn associate(v: Vcpu, t: Tcb) {
     }
     t.set_vcpu(v.paddr());
     v.set_tcb(Some(t));
+    STATE.with(|s| s.bound.set(s.bound.get() + 1));
     if sched::cur_thread_opt() == Some(t) {
         switch(v.paddr());
     }
@@ -483,6 +509,7 @@ fn dissociate(v: Vcpu, t: Tcb) {
     }
     t.set_vcpu(0);
     v.set_tcb(None);
+    STATE.with(|s| s.bound.set(s.bound.get() - 1));
     t.set_reg(
         Reg::SPSR,
         sanitise_register(Reg::SPSR, t.reg(Reg::SPSR), false),
@@ -772,6 +799,7 @@ pub(crate) mod test_support {
 
     pub fn reset() {
         STATE.with(|s| {
+            s.bound.set(0);
             s.loaded.set(0);
             s.num_lrs.set(4);
         });

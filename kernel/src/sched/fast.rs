@@ -71,9 +71,9 @@ pub fn fast_budget() -> Option<Sc> {
 /// thread in the address space `root` (what [`switch_to_thread`] does).
 #[inline(always)]
 pub fn fast_switch_to(t: Tcb, root: vspace::ReadyRoot) {
-    vcpu::switch(t.vcpu());
     crate::benchmark::switch_away(t);
     vspace::set_ready_root(root);
     lazy_fpu_restore(t);
+    vcpu::switch_to(t);
     with(|s| s.cur_thread.set(Some(t)));
 }

@@ -372,9 +372,9 @@ pub fn restart(t: Tcb) {
 /// its FPU state, out of the ready queue (seL4's `switchToThread`).
 pub fn switch_to_thread(t: Tcb) {
     crate::benchmark::switch(t);
-    vcpu::switch(t.vcpu());
     vspace::set_vm_root_raw(t.slot(crate::object::tcb::VTABLE).raw_cap());
     lazy_fpu_restore(t);
+    vcpu::switch_to(t);
     tcb_sched_dequeue(t);
     with(|s| s.cur_thread.set(Some(t)));
 }
@@ -383,7 +383,7 @@ fn switch_to_idle_thread() {
     if septa_abi::CONFIG.track_utilisation() {
         crate::benchmark::switch(idle_thread().expect("scheduler initialised"));
     }
-    vcpu::switch(0);
+    vcpu::switch_to_idle();
     vspace::set_vm_root(&Cap::Null);
     with(|s| s.cur_thread.set(s.idle_thread.get()));
 }
