@@ -21,7 +21,8 @@
 //! - [`object`]: the other object types.
 //! - [`error`], [`invocation`]: what decoders take and return.
 //! - [`debug`]: the DebugCapIdentify system call; [`benchmark`]: the
-//!   benchmark configuration's utilisation tracking and system calls.
+//!   benchmark configuration's utilisation tracking and system calls;
+//!   [`user_error`]: the console line for each failed invocation.
 //! - [`boot`], [`bootmem`]: the root task's objects, caps and BootInfo;
 //!   boot-time memory arithmetic.
 //! - [`context`], [`global`]: a thread's saved registers; kernel globals.
@@ -92,6 +93,7 @@ mod print;
 mod sched;
 mod syscall;
 mod untyped;
+mod user_error;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod arch;

@@ -43,6 +43,7 @@ use crate::object::tcb::{self, Tcb, ThreadState};
 use crate::object::{domain, irq, sched_control, smc, vcpu, vspace};
 use crate::sched;
 use crate::untyped::{decode_untyped_invocation, NewObjects};
+use crate::user_error;
 use septa_abi::ipc_buffer::MSG_MAX_LENGTH;
 use septa_abi::{syscall as sys, ObjectType, CONFIG};
 
@@ -267,6 +268,9 @@ fn handle_invocation(
     let (raw, slot) = match lookup_raw(thread.slot(tcb::CTABLE).raw_cap(), cptr) {
         Ok(cs) => cs,
         Err(lookup) => {
+            if CONFIG.printing() {
+                user_error::lookup_failed(thread, cptr, false);
+            }
             if is_blocking {
                 handle_fault(
                     thread,
@@ -296,6 +300,9 @@ fn handle_invocation(
         if info.extra_caps() != 0 {
             let buffer = lookup_ipc_buffer(false, thread);
             if let Err(f) = lookup_extra_caps(thread, buffer, info) {
+                if CONFIG.printing() {
+                    user_error::lookup_failed(thread, cptr, true);
+                }
                 if is_blocking {
                     handle_fault(thread, f);
                 }
@@ -306,12 +313,20 @@ fn handle_invocation(
         // (see `invoke_object`).
         sched::set_thread_state(thread, ThreadState::Restart);
         let result = decode_ipc_invocation(ipc_cap, &ctx);
+        if CONFIG.printing() {
+            if let Err(Exception::Syscall(e)) = &result {
+                user_error::invocation_failed(thread, &raw.decode(), info.label(), e);
+            }
+        }
         return finish_invocation(thread, is_call, result, &[]);
     }
     let buffer = lookup_ipc_buffer(false, thread);
     let extra = match lookup_extra_caps(thread, buffer, info) {
         Ok(e) => e,
         Err(f) => {
+            if CONFIG.printing() {
+                user_error::lookup_failed(thread, cptr, true);
+            }
             if is_blocking {
                 handle_fault(thread, f);
             }
@@ -353,6 +368,11 @@ fn invoke_object(
     // stops the caller changes the state away from Restart.
     sched::set_thread_state(thread, ThreadState::Restart);
     let result = decode_invocation(&inv, cap, slot, ctx, &mut reply);
+    if CONFIG.printing() {
+        if let Err(Exception::Syscall(e)) = &result {
+            user_error::invocation_failed(thread, cap, info.label(), e);
+        }
+    }
     finish_invocation(thread, ctx.is_call, result, reply.words())
 }
 

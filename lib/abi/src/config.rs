@@ -2,8 +2,9 @@
 //!
 //! Septa's kernel offers exactly Microkit 2.3.0's three configurations of
 //! seL4 16.0.0 for `qemu_virt_aarch64` (its `build_sdk.py`), which share
-//! everything in `sel4-abi.md`'s table (hyp, MCS, 16 domains, the physical
-//! counter and timer exported, ...) and differ in:
+//! the common options of `docs/real-sel4.md`'s table (hyp, MCS, 16 domains
+//! with 100 schedule entries, the physical counter and timer exported, ...)
+//! and differ in:
 //!
 //! | | release | debug | benchmark |
 //! |---|---|---|---|

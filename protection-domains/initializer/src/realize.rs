@@ -236,7 +236,7 @@ fn kernel<'a>(stage: &'static str, what: &'a str) -> impl Fn(Error) -> Failure<'
     move |e| fail(stage, what, Cause::Kernel(e))
 }
 
-/// Creates, fills, maps, wires and starts everything in `spec`: the eight
+/// Creates, fills, maps, wires and starts everything in `spec`: the nine
 /// stages of the module's comment, in order.
 pub fn realize<'a>(
     spec: &Spec<'a>,
@@ -532,6 +532,11 @@ fn configure_threads<'a>(
         .map_err(kernel("configuring", t.name))?;
         tcb.set_sched_params(me, t.max_priority.into(), t.priority.into(), sc, fault_ep)
             .map_err(kernel("setting the priority of", t.name))?;
+        // Kernel messages name the thread, as Microkit's monitor has them
+        // (DebugNameThread: debug configuration only).
+        if !t.name.is_empty() {
+            septa_sel4::syscall::debug_name_thread(tcb, t.name);
+        }
         if t.domain != 0 {
             domain_cap()
                 .set(t.domain, tcb)

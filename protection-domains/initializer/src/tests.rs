@@ -99,6 +99,8 @@ impl HostKernel for Fake {
             }
             nr::DEBUG_PUT_CHAR => self.seen.borrow_mut().console.push(r.x[0] as u8 as char),
             nr::YIELD => self.seen.borrow_mut().yields += 1,
+            // A restarted PD's thread is named again (debug configuration).
+            nr::DEBUG_NAME_THREAD => {}
             nr::SEND => {
                 let label = MessageInfo(r.x[1]).label();
                 self.seen.borrow_mut().sends.push((r.x[0], label));

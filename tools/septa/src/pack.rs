@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use miette::{miette, IntoDiagnostic, Result, WrapErr};
-use object::{Object, ObjectSegment, ObjectSymbol};
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 use septa_abi::Config;
 use septa_image::{Header, Part, ALIGN, VERSION};
 
@@ -96,6 +96,35 @@ fn kernel_span(elf: &[u8]) -> Result<(u64, u64)> {
     Ok((lo & !(ALIGN - 1), hi.next_multiple_of(ALIGN)))
 }
 
+/// Where a given kernel ELF manages RAM from: the lowest start of seL4's
+/// `avail_p_regs` (the RAM its build knows, from the device tree less
+/// what lies below its physical base), else the lowest physical address
+/// it loads at. `None` if neither says.
+fn kernel_ram_base(elf: &[u8]) -> Result<Option<u64>> {
+    let file = object::File::parse(elf)
+        .into_diagnostic()
+        .wrap_err("the kernel is not an ELF file")?;
+    if let Some(sym) = file.symbols().find(|s| s.name() == Ok("avail_p_regs")) {
+        let section = sym
+            .section_index()
+            .and_then(|i| file.section_by_index(i).ok());
+        if let Some(data) = section.and_then(|sec| {
+            let off = usize::try_from(sym.address().checked_sub(sec.address())?).ok()?;
+            let len = usize::try_from(sym.size()).ok()?;
+            sec.data().ok()?.get(off..off.checked_add(len)?)
+        }) {
+            // p_region_t: { start, end }, 64-bit little-endian words.
+            let starts = data
+                .chunks_exact(16)
+                .map(|r| u64::from_le_bytes(r[..8].try_into().expect("eight bytes")));
+            if let Some(lo) = starts.min() {
+                return Ok(Some(lo));
+            }
+        }
+    }
+    Ok(kernel_span(elf).ok().map(|(lo, _)| lo))
+}
+
 /// The virtual span of an ELF's loadable segments, in bytes.
 fn image_span(img: &ElfImage) -> u64 {
     let lo = img.segments.iter().map(|s| s.vaddr).min().unwrap_or(0) & !(ALIGN - 1);
@@ -141,7 +170,13 @@ pub fn build_system(
             config,
         );
     }
-    let sys = match septa_sysdesc::load(file) {
+    // The board as the kernel sees it: a given seL4 ELF may manage RAM only
+    // from above the start of the board's RAM.
+    let kernel_ram = match kernel_override {
+        Some(k) => kernel_ram_base(&read(k)?)?,
+        None => None,
+    };
+    let sys = match septa_sysdesc::load_for_kernel(file, kernel_ram) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 eprint!("{}", w.render());
@@ -189,7 +224,7 @@ pub fn build_system(
     };
     let (mut images, symbol_images) = read_programs(&sys, base, path_of)?;
 
-    let kernel_elf = read(&kernel)?;
+    let kernel_elf = kernel_image(&kernel, sys.user_errors)?;
     let init_img = ElfImage::read(&initializer).map_err(|e| miette!("{e}"))?;
     let composed = compose(
         &sys,
@@ -208,9 +243,27 @@ pub fn build_system(
     std::fs::create_dir_all(&dir).into_diagnostic()?;
     let out = dir.join("septa.img");
     let board = Board::from_profile(&sys.board);
-    let load_addr = pack(&loader, &kernel, &initializer, &composed.blob, &board, &out)?;
+    let load_addr = pack(
+        &loader,
+        &kernel_elf,
+        &initializer,
+        &composed.blob,
+        &board,
+        &out,
+    )?;
     let image_len = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-    let text = composed.report(&sys, &kernel.display().to_string(), image_len);
+    let ram_note = match kernel_ram {
+        Some(b) if sys.board.ram.base == b => {
+            format!(", RAM from {b:#x} (below it device memory, as this kernel sees it)")
+        }
+        _ => String::new(),
+    };
+    let kernel_line = format!(
+        "{}{}{ram_note}",
+        kernel.display(),
+        user_errors_note(sys.user_errors)
+    );
+    let text = composed.report(&sys, &kernel_line, image_len);
     std::fs::write(dir.join(REPORT_FILE), text).into_diagnostic()?;
     Ok(Image {
         path: out,
@@ -431,13 +484,16 @@ fn build_alone(
     std::fs::create_dir_all(&dir).into_diagnostic()?;
     let out = dir.join("septa.img");
     let board = Board::from_profile(&profile);
-    let load_addr = pack(&loader, &kernel, &user, &blob, &board, &out)?;
+    let user_errors = septa_sysdesc::described_user_errors(file);
+    let kernel_elf = kernel_image(&kernel, user_errors)?;
+    let load_addr = pack(&loader, &kernel_elf, &user, &blob, &board, &out)?;
     std::fs::write(
         dir.join(REPORT_FILE),
         format!(
-            "Septa build report\n==================\nkernel: {} ({} configuration)\n{what}\n",
+            "Septa build report\n==================\nkernel: {} ({} configuration){}\n{what}\n",
             kernel.display(),
-            config.name()
+            config.name(),
+            user_errors_note(user_errors)
         ),
     )
     .into_diagnostic()?;
@@ -462,7 +518,7 @@ fn align(v: &mut Vec<u8>) {
 /// Writes the image to `out` and returns the address it must be loaded at.
 pub fn pack(
     loader: &Path,
-    kernel: &Path,
+    kernel: &[u8],
     user: &Path,
     extra: &[u8],
     board: &Board,
@@ -470,7 +526,7 @@ pub fn pack(
 ) -> Result<u64> {
     let loader_elf = read(loader)?;
     let (mut image, base) = flatten_loader(&loader_elf)?;
-    let kernel = strip(&read(kernel)?).wrap_err("the kernel ELF")?;
+    let kernel = strip(kernel).wrap_err("the kernel ELF")?;
     let user = strip(&read(user)?).wrap_err("the root task ELF")?;
 
     let mut payload = vec![0u8; septa_image::HEADER_LEN];
@@ -511,6 +567,54 @@ pub fn pack(
 /// segment contents) and nothing else. Debug information, symbols and
 /// section headers were most of the image (6 MiB of the 6.2 MiB of a
 /// two-PD system); the files in `target/` keep them for debuggers.
+/// The symbol of Septa's kernel that says whether it prints failed
+/// invocations (`kernel/src/user_error.rs`).
+const USER_ERRORS_SYMBOL: &str = "SEPTA_USER_ERRORS";
+
+/// The kernel ELF at `path`, with `[system] user_errors = false` written
+/// into Septa's kernel. A kernel without the symbol (real seL4, which
+/// always prints its user errors when it prints at all) is left alone.
+fn kernel_image(path: &Path, user_errors: Option<bool>) -> Result<Vec<u8>> {
+    let mut elf = read(path)?;
+    if user_errors == Some(false) {
+        patch_byte(&mut elf, USER_ERRORS_SYMBOL, 0)?;
+    }
+    Ok(elf)
+}
+
+/// What the report adds to the kernel's line about user errors.
+fn user_errors_note(user_errors: Option<bool>) -> &'static str {
+    match user_errors {
+        Some(false) => ", failed invocations not reported",
+        _ => "",
+    }
+}
+
+/// Writes `value` into the first byte of the data of `symbol` in the ELF
+/// file `elf`; false if there is no such symbol.
+fn patch_byte(elf: &mut [u8], symbol: &str, value: u8) -> Result<bool> {
+    let offset = {
+        let file = object::File::parse(&*elf).into_diagnostic()?;
+        let Some(sym) = file.symbols().find(|s| s.name() == Ok(symbol)) else {
+            return Ok(false);
+        };
+        let section = sym
+            .section_index()
+            .and_then(|i| file.section_by_index(i).ok())
+            .ok_or_else(|| miette!("`{symbol}` is in no section"))?;
+        let (start, _) = section
+            .file_range()
+            .ok_or_else(|| miette!("`{symbol}` is in a section without file data"))?;
+        start + (sym.address() - section.address())
+    };
+    let byte = usize::try_from(offset)
+        .ok()
+        .and_then(|o| elf.get_mut(o))
+        .ok_or_else(|| miette!("`{symbol}` lies past the end of the file"))?;
+    *byte = value;
+    Ok(true)
+}
+
 fn strip(elf: &[u8]) -> Result<Vec<u8>> {
     use object::read::elf::{FileHeader, ProgramHeader};
     let header = object::elf::FileHeader64::<object::Endianness>::parse(elf)
@@ -716,6 +820,73 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("not linked as a protection domain"), "{text}");
+    }
+
+    /// An aarch64 ELF relocatable with `symbol` at offset 4 of a `.data`
+    /// section of eight bytes of 7.
+    fn elf_with(symbol: &str) -> Vec<u8> {
+        elf_with_data(symbol, &[7; 8], 4, 1)
+    }
+
+    /// An aarch64 ELF relocatable whose `.data` is `data`, with `symbol` at
+    /// `offset`, `size` bytes.
+    fn elf_with_data(symbol: &str, data: &[u8], offset: u64, size: u64) -> Vec<u8> {
+        use object::write::{Object as W, Symbol, SymbolSection};
+        let mut o = W::new(
+            object::BinaryFormat::Elf,
+            object::Architecture::Aarch64,
+            object::Endianness::Little,
+        );
+        let s = o.add_section(Vec::new(), b".data".to_vec(), object::SectionKind::Data);
+        o.append_section_data(s, data, 8);
+        o.add_symbol(Symbol {
+            name: symbol.as_bytes().to_vec(),
+            value: offset,
+            size,
+            kind: object::SymbolKind::Data,
+            scope: object::SymbolScope::Linkage,
+            weak: false,
+            section: SymbolSection::Section(s),
+            flags: object::SymbolFlags::None,
+        });
+        o.write().unwrap()
+    }
+
+    /// The bytes of `.data` in `elf`.
+    fn data(elf: &[u8]) -> Vec<u8> {
+        let file = object::File::parse(elf).unwrap();
+        file.section_by_name(".data")
+            .unwrap()
+            .data()
+            .unwrap()
+            .to_vec()
+    }
+
+    #[test]
+    fn a_kernel_byte_is_patched_by_symbol_and_a_missing_symbol_is_no_error() {
+        let mut elf = elf_with(USER_ERRORS_SYMBOL);
+        assert!(patch_byte(&mut elf, USER_ERRORS_SYMBOL, 0).unwrap());
+        assert_eq!(data(&elf), [7, 7, 7, 7, 0, 7, 7, 7]);
+        let mut other = elf_with("something_else");
+        let before = other.clone();
+        assert!(!patch_byte(&mut other, USER_ERRORS_SYMBOL, 0).unwrap());
+        assert!(other == before, "nothing changed");
+    }
+
+    #[test]
+    fn a_kernel_says_where_its_ram_starts_in_its_avail_p_regs() {
+        // Two p_region_t, seL4's qemu-arm-virt one second.
+        let mut regs = Vec::new();
+        for (start, end) in [(0x8000_0000u64, 0xc000_0000u64), (0x6000_0000, 0x7000_0000)] {
+            regs.extend_from_slice(&start.to_le_bytes());
+            regs.extend_from_slice(&end.to_le_bytes());
+        }
+        let mut data = vec![0u8; 8];
+        data.extend_from_slice(&regs);
+        let elf = elf_with_data("avail_p_regs", &data, 8, 32);
+        assert_eq!(kernel_ram_base(&elf).unwrap(), Some(0x6000_0000));
+        // Without the symbol (and without segments): nothing to say.
+        assert_eq!(kernel_ram_base(&elf_with("other")).unwrap(), None);
     }
 
     #[test]

@@ -76,6 +76,10 @@ pub struct System {
     /// config`); the tool's default when `None`.
     #[serde(serialize_with = "config_name")]
     pub config: Option<septa_abi::Config>,
+    /// Whether Septa's kernel, in a configuration with printing, prints a
+    /// line for each failed invocation (`[system] user_errors`; seL4's user
+    /// errors); the kernel's default (yes) when `None`.
+    pub user_errors: Option<bool>,
     pub pds: Vec<Pd>,
     pub regions: Vec<Region>,
     pub channels: Vec<Channel>,

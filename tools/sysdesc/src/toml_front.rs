@@ -173,6 +173,8 @@ struct RawSystem {
     board: Spanned<String>,
     /// The kernel configuration: release, debug or benchmark.
     config: Option<Spanned<String>>,
+    /// Whether a Septa kernel with printing reports failed invocations.
+    user_errors: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -604,6 +606,12 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
     Some(System {
         board,
         config,
+        user_errors: raw
+            .system
+            .get_ref()
+            .user_errors
+            .as_ref()
+            .map(|b| *b.get_ref()),
         pds,
         regions,
         channels,

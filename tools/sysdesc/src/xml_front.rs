@@ -253,6 +253,7 @@ fn lower(doc: &Document, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         // Microkit chooses the configuration when the SDK is built, not in
         // the description.
         config: None,
+        user_errors: None,
         pds,
         regions,
         channels,

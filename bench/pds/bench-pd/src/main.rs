@@ -28,8 +28,8 @@
 //! that report map the board's PL011 (a device region, `uart_regs`) and
 //! print there themselves; with kernel printing they use it as usual.
 #![cfg_attr(target_os = "none", no_std, no_main)]
-// Two `unsafe`s: trusting the system description that the queue region is
-// mapped (`queue_region`), and that the PL011 is (`init`).
+// Two `unsafe`s: trusting the system description that the queue region
+// (`queue_region`) and the UART (`uart_regs`) are mapped.
 #![deny(unsafe_code)]
 
 use septa_pmu::{count_kernel_too, cycles, system_counter, INSTRUCTIONS_PER_TICK};
@@ -172,9 +172,9 @@ setvar! {
 
 fn init() -> Server {
     if !septa_abi::CONFIG.printing() && UART.get() != 0 {
+        #[allow(unsafe_code)]
         // SAFETY: the tool maps the `uart` device region uncached and
         // read-write at UART in this PD for its whole life.
-        #[allow(unsafe_code)]
         unsafe {
             septa_runtime::print::print_to_pl011(UART.addr())
         };

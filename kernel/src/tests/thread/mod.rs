@@ -16,6 +16,7 @@ mod ipc;
 mod model;
 mod scheduling;
 mod tcb_invocations;
+mod user_errors;
 mod vcpu;
 
 use super::{Fixture, D};

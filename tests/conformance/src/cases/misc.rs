@@ -407,11 +407,16 @@ fn domains_in_turn(cx: &mut Cx) -> Outcome {
     ok!(d.set(1, t.tcb));
     ok!(cx.root_tcb().set_priority(cx.root_tcb(), 100));
     ok!(t.tcb.resume());
-    // 20 ms of the root's time: sample the spinner's counter in pairs a
-    // short spin apart.
+    // Sample the spinner's counter in pairs a short spin apart, for at
+    // least ten turns (20 ms) and at least SAMPLES samples: counted in
+    // samples, not only in time, so that a loaded host that stalls QEMU
+    // (whose counter follows the host's clock) cannot end the run before
+    // the root had its turns. A root that starves stays in the loop until
+    // the time limit.
+    const SAMPLES: u64 = 1000;
     let (mut samples, mut moved) = (0u64, 0u64);
     let start = now();
-    while now() - start < 10 * turn {
+    while (samples < SAMPLES || now() - start < 10 * turn) && now() - start < 100 * turn {
         let a = mail(1);
         for _ in 0..100 {
             core::hint::black_box(0);
@@ -419,6 +424,7 @@ fn domains_in_turn(cx: &mut Cx) -> Outcome {
         moved += (mail(1) != a) as u64;
         samples += 1;
     }
+    let elapsed_ms = (now() - start) / TICKS_PER_MS;
     let runs = mail(1);
     ok!(t.tcb.suspend());
     // The boot schedule back: one entry, domain 0 for ever.
@@ -427,8 +433,8 @@ fn domains_in_turn(cx: &mut Cx) -> Outcome {
     ok!(d.schedule_set_start(0));
     check!(runs > 0, "the domain-1 thread never ran");
     check!(
-        samples > 100,
-        "the root barely ran: {samples} samples in 20 ms"
+        samples >= SAMPLES,
+        "the root barely ran: {samples} samples in {elapsed_ms} ms"
     );
     // Within the root's turns the spinner stands still; only a pair that
     // straddles a switch sees it move.
