@@ -80,13 +80,28 @@ pub mod benchmark_utilisation {
     pub const WORDS: usize = 13;
 }
 
-/// Invocation methods of seL4 16.0.0 for this kernel (generic, then aarch64,
-/// then arm), in the interface files' order. The number a method is sent
-/// with depends on the configuration (the hardware debug API's four TCB
-/// methods are present only in debug): [`Label::number`] gives it for the
-/// configuration of this build, [`Config::label_number`] for any.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Label {
+/// Declares [`Label`] and [`Label::ALL`] from one list of the methods.
+macro_rules! labels {
+    ($(#[$m:meta])* $($name:ident,)*) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Label {
+            $($name,)*
+        }
+
+        impl Label {
+            /// Every method, in order (the discriminants index this table).
+            pub const ALL: [Label; [$(stringify!($name)),*].len()] = [$(Label::$name),*];
+        }
+    };
+}
+
+labels! {
+    /// Invocation methods of seL4 16.0.0 for this kernel (generic, then aarch64,
+    /// then arm), in the interface files' order. The number a method is sent
+    /// with depends on the configuration (the hardware debug API's four TCB
+    /// methods are present only in debug): [`Label::number`] gives it for the
+    /// configuration of this build, [`Config::label_number`] for any.
     InvalidInvocation,
     UntypedRetype,
     TcbReadRegisters,
@@ -156,79 +171,6 @@ pub enum Label {
 }
 
 impl Label {
-    /// Every method, in order (the discriminants index this table).
-    pub const ALL: [Label; 66] = {
-        use Label::*;
-        [
-            InvalidInvocation,
-            UntypedRetype,
-            TcbReadRegisters,
-            TcbWriteRegisters,
-            TcbCopyRegisters,
-            TcbConfigure,
-            TcbSetPriority,
-            TcbSetMcPriority,
-            TcbSetSchedParams,
-            TcbSetTimeoutEndpoint,
-            TcbSetIpcBuffer,
-            TcbSetSpace,
-            TcbSuspend,
-            TcbResume,
-            TcbBindNotification,
-            TcbUnbindNotification,
-            TcbSetBreakpoint,
-            TcbGetBreakpoint,
-            TcbUnsetBreakpoint,
-            TcbConfigureSingleStepping,
-            TcbSetTlsBase,
-            TcbSetFlags,
-            CNodeRevoke,
-            CNodeDelete,
-            CNodeCancelBadgedSends,
-            CNodeCopy,
-            CNodeMint,
-            CNodeMove,
-            CNodeMutate,
-            CNodeRotate,
-            IrqIssueIrqHandler,
-            IrqAckIrq,
-            IrqSetIrqHandler,
-            IrqClearIrqHandler,
-            DomainSetSet,
-            DomainScheduleConfigure,
-            DomainScheduleSetStart,
-            SchedControlConfigureFlags,
-            SchedContextBind,
-            SchedContextUnbind,
-            SchedContextUnbindObject,
-            SchedContextConsumed,
-            SchedContextYieldTo,
-            ArmVSpaceCleanData,
-            ArmVSpaceInvalidateData,
-            ArmVSpaceCleanInvalidateData,
-            ArmVSpaceUnifyInstruction,
-            ArmSmcCall,
-            ArmPageTableMap,
-            ArmPageTableUnmap,
-            ArmPageMap,
-            ArmPageUnmap,
-            ArmPageCleanData,
-            ArmPageInvalidateData,
-            ArmPageCleanInvalidateData,
-            ArmPageUnifyInstruction,
-            ArmPageGetAddress,
-            ArmAsidControlMakePool,
-            ArmAsidPoolAssign,
-            ArmVcpuSetTcb,
-            ArmVcpuInjectIrq,
-            ArmVcpuReadReg,
-            ArmVcpuWriteReg,
-            ArmVcpuAckVppi,
-            ArmIrqIssueIrqHandlerTrigger,
-            ArmIrqIssueSgiSignal,
-        ]
-    };
-
     /// One of the hardware debug API's methods.
     pub const fn is_hardware_debug(self) -> bool {
         matches!(

@@ -372,19 +372,9 @@ fn domain_illegal(cx: &mut Cx) -> Outcome {
 /// Ticks of the generic timer per millisecond (62.5 MHz).
 const TICKS_PER_MS: u64 = septa_abi::kernel_config::mcs::TIMER_CLOCK_HZ / 1000;
 
-/// Reads the physical count (exported to EL0 in every configuration).
+/// The physical count (exported to EL0 in every configuration).
 fn now() -> u64 {
-    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
-    {
-        let t: u64;
-        // SAFETY: reads the generic timer's count; no memory access.
-        unsafe {
-            core::arch::asm!("isb", "mrs {}, cntpct_el0", out(reg) t, options(nomem, nostack))
-        };
-        t
-    }
-    #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
-    0
+    septa_pmu::system_counter()
 }
 
 /// A schedule of two domains, 2 ms each: a thread of domain 1 that never

@@ -116,14 +116,6 @@ mod el0 {
         unsafe { asm!("dsb ish", "isb", options(nostack)) };
     }
 
-    /// CNTPCT_EL0.
-    pub fn count() -> u64 {
-        let t: u64;
-        // SAFETY: reads the physical count (CNTKCTL_EL1.EL0PCTEN).
-        unsafe { asm!("isb", "mrs {}, cntpct_el0", out(reg) t, options(nomem, nostack)) };
-        t
-    }
-
     /// Arms the EL1 physical timer `ticks` ahead, masked, waits until it
     /// fires, disarms it; false if it never did within `spins` reads.
     pub fn wait_ticks(ticks: u64, mut spins: u64) -> bool {
@@ -169,9 +161,6 @@ mod el0 {
     pub fn unify(_: usize, _: usize) {
         unreachable!("{HOST}")
     }
-    pub fn count() -> u64 {
-        unreachable!("{HOST}")
-    }
     pub fn wait_ticks(_: u64, _: u64) -> bool {
         unreachable!("{HOST}")
     }
@@ -203,9 +192,9 @@ impl Handler for Driver {
         el0::clean(DMA.get() as usize, len);
         let seen = device[..len] == shared[..len];
         // 2. Its latency.
-        let start = el0::count();
+        let start = septa_pmu::system_counter();
         let fired = el0::wait_ticks(LATENCY_US * TICKS_PER_US, 1 << 28);
-        let waited = el0::count() - start;
+        let waited = septa_pmu::system_counter() - start;
         // 3. Its answer, after the cache forgets the stale lines.
         for i in 0..len {
             device[REQUEST + i] = answer(device[i]);

@@ -38,19 +38,9 @@ fn count() -> &'static AtomicU64 {
     unsafe { &*COUNTS.as_ptr::<AtomicU64>() }
 }
 
+/// The physical count, which every Microkit configuration exports to EL0.
 fn now() -> u64 {
-    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
-    {
-        let t: u64;
-        // SAFETY: reads the physical count, which every Microkit
-        // configuration exports to EL0; no memory access.
-        unsafe {
-            core::arch::asm!("isb", "mrs {}, cntpct_el0", out(reg) t, options(nomem, nostack))
-        };
-        t
-    }
-    #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
-    0
+    septa_pmu::system_counter()
 }
 
 fn ticks(us: u64) -> u64 {
