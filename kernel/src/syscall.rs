@@ -40,7 +40,7 @@ use crate::object::notification::{self, Ntfn};
 use crate::object::reply::ReplyObj;
 use crate::object::sched_context::Sc;
 use crate::object::tcb::{self, Tcb, ThreadState};
-use crate::object::{domain, irq, sched_control, smc, vspace};
+use crate::object::{domain, irq, sched_control, smc, vcpu, vspace};
 use crate::sched;
 use crate::untyped::{decode_untyped_invocation, NewObjects};
 use crate::user_error;
@@ -170,13 +170,17 @@ fn check_interrupt() {
 }
 
 /// One acknowledged interrupt: the kernel timer marks the timer for
-/// reprogramming; any other line is masked, ended and handed to its
-/// handler (which signals a notification).
+/// reprogramming; the VGIC maintenance and virtual timer PPIs go to the
+/// VCPU code and are then ended; any other line is masked, ended and
+/// handed to its handler (which signals a notification).
 pub fn handle_irq(irq: machine::Irq) {
     if irq == machine::TIMER_IRQ {
         machine::timer_ack();
         machine::irq_eoi(irq);
         sched::set_reprogram();
+    } else if irq::irq_state(irq as u64) == Some(irq::IrqState::Reserved) {
+        vcpu::handle_reserved_irq(irq);
+        machine::irq_eoi(irq);
     } else {
         // Masked until user level acknowledges it through its handler cap.
         machine::irq_mask(irq);
@@ -204,13 +208,14 @@ pub fn handle_user_level_fault(number: u64, code: u64) {
 }
 
 /// Entry for an abort (seL4's `handleVMFaultEvent`): `address` is the
-/// faulting data address, or for an instruction abort the pc.
+/// faulting data address, or for an instruction abort the pc; a guest's
+/// is reported as the guest-physical address its stage 1 maps it to.
 pub fn handle_vm_fault(address: u64, fsr: u64, instruction: bool) {
     if_budget_then_schedule(|| {
         handle_fault(
             sched::cur_thread(),
             Fault::Vm {
-                address,
+                address: vcpu::fault_address(address),
                 fsr,
                 instruction,
             },
@@ -490,8 +495,7 @@ fn decode_invocation(
         | Cap::VSpace { .. }
         | Cap::AsidControl
         | Cap::AsidPool { .. } => vspace::decode_invocation(inv, cap, slot, reply),
-        // Not yet: VCPU invocations arrive with the VM work.
-        Cap::Vcpu { .. } => Err(SyscallError::IllegalOperation.into()),
+        Cap::Vcpu { .. } => vcpu::decode_invocation(inv, cap, reply),
         // Any invocation of an SGI signal cap raises its SGI.
         Cap::SgiSignal { .. } => irq::decode_sgi_signal_invocation(cap),
         Cap::Smc { .. } => smc::decode_invocation(inv, cap, reply),
@@ -544,12 +548,13 @@ fn decode_invocation(
 
 /// The per-type set-up of objects a Retype created (what seL4's
 /// `createObject` does beyond zeroing): TCBs get their initial SPSR and
-/// join the debug list; frames are cleaned to the point of coherency and
+/// join the debug list; VCPUs their initial SCTLR and vGIC control; frames are cleaned to the point of coherency and
 /// translation tables to where the table walker sees them.
 pub fn init_new_objects(new: &NewObjects) {
     for p in new.paddrs() {
         match new.object_type {
             ObjectType::Tcb => tcb::init_new(p),
+            ObjectType::Vcpu => vcpu::init_new(p),
             ObjectType::SmallPage | ObjectType::LargePage | ObjectType::HugePage
                 if !new.is_device =>
             {

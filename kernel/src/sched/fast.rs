@@ -74,5 +74,6 @@ pub fn fast_switch_to(t: Tcb, root: vspace::ReadyRoot) {
     crate::benchmark::switch_away(t);
     vspace::set_ready_root(root);
     lazy_fpu_restore(t);
+    vcpu::switch_to(t);
     with(|s| s.cur_thread.set(Some(t)));
 }

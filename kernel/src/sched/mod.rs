@@ -60,7 +60,7 @@ use crate::machine;
 use crate::object::sched_context::{self, refill_new, Sc, MIN_REFILLS};
 use crate::object::tcb::queue::TcbQueue;
 use crate::object::tcb::{Tcb, ThreadState, FLAG_FPU_DISABLED};
-use crate::object::{endpoint, notification, vspace};
+use crate::object::{endpoint, notification, vcpu, vspace};
 use core::cell::Cell;
 
 /// Priorities 0..=255.
@@ -318,6 +318,8 @@ pub fn set_priority(t: Tcb, prio: u64) {
 /// Moves a thread to domain `dom` (seL4's `setDomain`).
 pub fn set_domain(t: Tcb, dom: u64) {
     if dom != with(|s| s.cur_domain.get()) {
+        // seL4's `prepareSetDomain`.
+        vcpu::flush_if_current(t);
         fpu_release(t);
     }
     tcb_sched_dequeue(t);
@@ -366,12 +368,13 @@ pub fn restart(t: Tcb) {
 // ---------------------------------------------------------------------------
 // Choosing and switching.
 
-/// Makes `t` the current thread: its address space, its FPU state, out of
-/// the ready queue (seL4's `switchToThread`).
+/// Makes `t` the current thread: its VCPU (if any), its address space,
+/// its FPU state, out of the ready queue (seL4's `switchToThread`).
 pub fn switch_to_thread(t: Tcb) {
     crate::benchmark::switch(t);
     vspace::set_vm_root_raw(t.slot(crate::object::tcb::VTABLE).raw_cap());
     lazy_fpu_restore(t);
+    vcpu::switch_to(t);
     tcb_sched_dequeue(t);
     with(|s| s.cur_thread.set(Some(t)));
 }
@@ -380,6 +383,7 @@ fn switch_to_idle_thread() {
     if septa_abi::CONFIG.track_utilisation() {
         crate::benchmark::switch(idle_thread().expect("scheduler initialised"));
     }
+    vcpu::switch_to_idle();
     vspace::set_vm_root(&Cap::Null);
     with(|s| s.cur_thread.set(s.idle_thread.get()));
 }
@@ -396,6 +400,8 @@ fn choose_thread() {
 
 fn schedule_choose_new_thread() {
     if with(|s| s.domain_time.get()) == 0 {
+        // seL4's `prepareNextDomain`.
+        vcpu::flush();
         switch_local_fpu_owner(None);
         next_domain();
     }

@@ -77,6 +77,12 @@ pub const TCB_FLAGS_MASK: u64 = 1;
 /// [`crate::Config::pstate_user`]).
 pub const PSTATE_USER: u64 = crate::CONFIG.pstate_user();
 
+/// SCTLR_EL1 of a new VCPU, what ReadReg of it returns (`SCTLR_EL1_VM` of
+/// `armv/armv8-a/64/armv/vcpu.h`): the Cortex-A57 reset value's RES1 bits
+/// 0x30d00800, CP15BEN (bit 5), UCT (15), nTWI (16), nTWE (18) and UCI
+/// (26); the MMU and caches off.
+pub const VCPU_INITIAL_SCTLR: u64 = 0x30d0_0800 | 1 << 5 | 1 << 15 | 1 << 16 | 1 << 18 | 1 << 26;
+
 /// MCS time (`sporadic.h`, `timer.h`, generated `platform_gen.h`).
 pub mod mcs {
     /// Frequency of the generic timer as the kernel assumes it

@@ -149,7 +149,8 @@ pub struct Thread {
     pub worker: usize,
 }
 
-fn take_worker() -> Result<usize, Failure> {
+/// A worker address space for a thread of the running case.
+pub(crate) fn take_worker() -> Result<usize, Failure> {
     for w in 1..WORKERS {
         let bit = 1 << w;
         if BUSY.fetch_or(bit, Relaxed) & bit == 0 {

@@ -11,7 +11,7 @@ use septa_abi::PAGE_BITS;
 
 use super::mmu::{self, ptr};
 use super::stage2;
-use super::sysreg::{cnthctl, cntkctl, hcr, isb, pmu, sctlr_el1, write_sysreg};
+use super::sysreg::{hcr, isb, pmu, sctlr_el1, write_sysreg};
 use super::{console, trap};
 use crate::bootmem::{FreeList, Region};
 use crate::object::sched_context::HEADER_BYTES;
@@ -28,6 +28,8 @@ mod fallback {
     pub const UART: u64 = 0x0900_0000;
     pub const GIC_DIST: u64 = 0x0800_0000;
     pub const GIC_CPU: u64 = 0x0801_0000;
+    /// The GIC's virtual interface control (GICH).
+    pub const GIC_HYP: u64 = 0x0803_0000;
 }
 
 /// GIC register windows of which the kernel keeps the first page: the
@@ -104,6 +106,11 @@ extern "C" fn kernel_boot(
         }
     }
     super::gic::init(gic_regions[0].0, gic_regions[1].0);
+    super::vcpu::init(if gic_regions[2].0 != 0 {
+        gic_regions[2].0
+    } else {
+        fallback::GIC_HYP
+    });
     super::timer::init();
     init_user_access();
     if septa_abi::CONFIG.hardware_debug_api() {
@@ -200,6 +207,10 @@ fn configure_el2(rs: &boot::RootServer) {
     // CPACR_EL1.FPEN = 0b11: EL0 may use FP/SIMD.
     write_sysreg!("cpacr_el1", 3 << 20);
     isb();
+    // No VCPU loaded, the hardware set for native threads; the VCPU code's
+    // PPIs unmasked, as seL4's `init_irqs` leaves them.
+    crate::object::vcpu::boot_init();
+    crate::object::irq::unmask_reserved();
     // Through the VMID allocator, so the VMID the root task runs with is
     // recorded and never handed to another address space.
     crate::object::vspace::set_vm_root(&crate::cap::Cap::VSpace {
@@ -218,8 +229,7 @@ fn configure_el2(rs: &boot::RootServer) {
 /// exported with the cycle counter running. The kernel's own timer is the
 /// EL2 one (CNTHP), which nothing here exposes.
 fn init_user_access() {
-    write_sysreg!("cntkctl_el1", cntkctl::EL0PCTEN | cntkctl::EL0PTEN);
-    write_sysreg!("cnthctl_el2", cnthctl::EL1PCTEN | cnthctl::EL1PCEN);
+    super::vcpu::export_arch_timer();
     write_sysreg!("sctlr_el1", sctlr_el1::NATIVE);
     if septa_abi::CONFIG.export_pmu() {
         write_sysreg!("pmuserenr_el0", pmu::PMUSERENR_EN);

@@ -123,3 +123,14 @@ pub fn single_step(on: bool) {
         write_sysreg!("mdscr_el1", new);
     }
 }
+
+/// Whether debug exceptions and debug register accesses from EL1 and EL0
+/// trap to EL2 (MDCR_EL2.TDE, TDA, TDOSA, TDRA): on for native threads,
+/// off while a guest runs, which handles its own (seL4's
+/// `setHDCRTrapDebugExceptionState`, called by `vcpu_enable` and
+/// `vcpu_disable` in the debug configuration).
+pub fn set_traps(on: bool) {
+    let traps = MDCR_TDE | MDCR_TDA | MDCR_TDOSA | MDCR_TDRA;
+    let mdcr = read_sysreg!("mdcr_el2");
+    write_sysreg!("mdcr_el2", if on { mdcr | traps } else { mdcr & !traps });
+}

@@ -18,3 +18,4 @@ pub(crate) mod stage2;
 mod sysreg;
 pub(crate) mod timer;
 pub(crate) mod trap;
+pub(crate) mod vcpu;

@@ -8,12 +8,18 @@ pub mod hcr {
     pub const IMO: u64 = 1 << 4;
     pub const AMO: u64 = 1 << 5;
     pub const DC: u64 = 1 << 12;
+    pub const TWI: u64 = 1 << 13;
+    pub const TWE: u64 = 1 << 14;
     pub const TSC: u64 = 1 << 19;
     pub const TAC: u64 = 1 << 21;
     pub const TTLB: u64 = 1 << 25;
     pub const TVM: u64 = 1 << 26;
     pub const TGE: u64 = 1 << 27;
     pub const RW: u64 = 1 << 31;
+    /// Guests run at EL1 with their own stage 1, WFI and WFE trapped (a
+    /// VCPU fault each), as seL4's `HCR_VCPU` without
+    /// `KernelArmDisableWFIWFETraps`.
+    pub const VCPU: u64 = COMMON | TWE | TWI;
     /// Settings common to native threads and guests: stage 2 on, EL1 is
     /// AArch64, physical interrupts and SMC trap to EL2.
     pub const COMMON: u64 = VM | RW | AMO | IMO | FMO | TSC;

@@ -92,7 +92,7 @@ extern "C" fn handle_svc(number: i64) -> ! {
 }
 
 #[no_mangle]
-extern "C" fn handle_lower_sync(esr: u64, far: u64, _hpfar: u64) -> ! {
+extern "C" fn handle_lower_sync(esr: u64, far: u64) -> ! {
     benchmark::enter();
     let t = sched::cur_thread();
     let elr = t.reg(Reg::NEXT_IP);
@@ -103,8 +103,9 @@ extern "C" fn handle_lower_sync(esr: u64, far: u64, _hpfar: u64) -> ! {
         }
         ec::DATA_ABORT_LOWER => {
             t.set_reg(Reg::FAULT_IP, elr);
-            // Native threads run with stage 1 off, so FAR holds the IPA.
-            // Not yet: with a VCPU active the IPA comes from HPFAR.
+            // FAR is the address as the thread used it: for a native
+            // thread (stage 1 off) the IPA itself; a guest's is translated
+            // as seL4 does it (`vcpu::fault_address`).
             syscall::handle_vm_fault(far, esr, false);
         }
         ec::INSTR_ABORT_LOWER => {

@@ -487,9 +487,15 @@ impl Tcb {
         self.write(field_offset!(yield_to), sc)
     }
 
-    /// The VCPU bound to this thread, or 0 (owned by the VM code).
+    /// The VCPU bound to this thread, or 0 (`object::vcpu` keeps the two
+    /// sides of the binding in step).
+    #[inline(always)]
     pub fn vcpu(self) -> u64 {
         self.read(field_offset!(vcpu))
+    }
+
+    pub fn set_vcpu(self, vcpu: u64) {
+        self.write(field_offset!(vcpu), vcpu)
     }
 
     // --- faults ----------------------------------------------------------
@@ -628,7 +634,8 @@ pub fn init_new(paddr: u64) {
 /// Clean-up when the last cap to a TCB is deleted, before its slots are
 /// torn down (seL4's `finaliseCap` for a thread cap): unbind the
 /// notification and the scheduling context (completing a pending YieldTo
-/// to it), suspend, leave the debug list, release the FPU.
+/// to it), suspend, leave the debug list, unbind the VCPU, release the
+/// FPU.
 pub fn finalise(tcb: u64) {
     let tcb = Tcb::new(tcb);
     crate::object::notification::unbind_notification(tcb);
@@ -640,7 +647,7 @@ pub fn finalise(tcb: u64) {
     }
     crate::sched::suspend(tcb);
     debug_remove(tcb);
-    // A TCB with a VCPU must also dissociate it (seL4's
-    // `Arch_prepareThreadDelete`); that arrives with the VCPU work.
+    // seL4's `Arch_prepareThreadDelete`.
+    crate::object::vcpu::prepare_thread_delete(tcb);
     crate::sched::fpu_release(tcb);
 }

@@ -10,7 +10,8 @@
 //! thread ready), message length and caps, the rights and badge of the
 //! client's cap, a passive or active server, a server without a valid
 //! address space, a pending signal on the server's bound notification,
-//! the wrong cap as reply object, budgets running out, nested calls.
+//! the wrong cap as reply object, budgets running out, nested calls, and
+//! client or server bound to a VCPU (a guest calling by `hvc`, or served).
 
 use super::{Sys, Thread, MS, ROOT_CNODE_COPY, ROOT_TCB};
 use crate::cap::Cap;
@@ -176,6 +177,16 @@ struct Params {
     /// A thread at (at least the client's) priority, parked in the
     /// release queue.
     released: Option<u64>,
+    /// The client, or the server, is bound to a VCPU.
+    client_vcpu: bool,
+    server_vcpu: bool,
+}
+
+/// Binds a new VCPU to the thread in root slot `tcb_slot`.
+fn bind_vcpu(s: &mut Sys, tcb_slot: u64) {
+    let v = s.make(ObjectType::Vcpu, 0);
+    let r = s.call(s.root.tcb, v, Label::ArmVcpuSetTcb, &[], &[tcb_slot]);
+    assert_eq!(r.info.label(), 0, "SetTCB: {r:?}");
 }
 
 /// Runs a scenario through the fast path (`slow` false) or the slow path
@@ -195,6 +206,9 @@ fn scenario(slow: bool, p: &Params) -> Outcome {
     let server: Thread = s.thread(p.server_prio, Some((5 * MS, 5 * MS)));
     if p.server_vspace {
         give_vspace(&mut s, pool, server.tcb);
+    }
+    if p.server_vcpu {
+        bind_vcpu(&mut s, server.tcb_slot);
     }
     if p.ntfn.is_some() {
         let r = s.call(
@@ -247,10 +261,18 @@ fn scenario(slow: bool, p: &Params) -> Outcome {
     // The client: the root thread itself, or a thread with an SC of the
     // given budget and period while the root waits at priority 0.
     let client = match p.client_sc {
-        None => s.root.tcb,
+        None => {
+            if p.client_vcpu {
+                bind_vcpu(&mut s, ROOT_TCB);
+            }
+            s.root.tcb
+        }
         Some(budget_period) => {
             let c = s.thread(p.client_prio, Some(budget_period));
             give_vspace(&mut s, pool, c.tcb);
+            if p.client_vcpu {
+                bind_vcpu(&mut s, c.tcb_slot);
+            }
             s.resume(c);
             set_priority(&s, ROOT_TCB, 0);
             c.tcb
@@ -334,6 +356,7 @@ fn params() -> impl Strategy<Value = Params> {
                 Just((MS / 2, MS))
             ]),
         ),
+        (any::<bool>(), any::<bool>()),
     )
         .prop_map(
             |(
@@ -342,6 +365,7 @@ fn params() -> impl Strategy<Value = Params> {
                 (rights, badge, rlen, rcaps, rlabel),
                 (ntfn, wrong_reply, unwrapped, released),
                 (delay_call, delay_reply, rounds, client_sc),
+                (client_vcpu, server_vcpu),
             )| Params {
                 client_prio,
                 server_prio,
@@ -364,6 +388,8 @@ fn params() -> impl Strategy<Value = Params> {
                 client_sc,
                 unwrapped,
                 released,
+                client_vcpu,
+                server_vcpu,
             },
         )
 }
@@ -392,6 +418,8 @@ fn plain() -> Params {
         client_sc: None,
         unwrapped: 5,
         released: None,
+        client_vcpu: false,
+        server_vcpu: false,
     }
 }
 
@@ -591,6 +619,30 @@ proptest! {
             let fast = crate::cspace::lookup_fp(root.raw_cap(), cptr).decode();
             prop_assert_eq!(fast, slow, "cptr {:#x}", cptr);
         }
+    }
+}
+
+#[test]
+fn calls_between_guests_take_the_fast_path_and_switch_vcpus_as_the_slow_one() {
+    for (client_vcpu, server_vcpu) in [(true, false), (false, true), (true, true)] {
+        let p = Params {
+            client_vcpu,
+            server_vcpu,
+            ..plain()
+        };
+        let slow = scenario(true, &p);
+        TAKEN.with(|t| t.set([0; 3]));
+        let fast = scenario(false, &p);
+        assert_eq!(TAKEN.with(|t| t.get())[..2], [3, 3], "{p:?}");
+        same(&fast, &slow, memory::arena::PHYS_BASE).unwrap();
+        // The client runs at the end: in guest mode if it is a guest, its
+        // vGIC on; a server's VCPU was disabled on the way back.
+        let hw = machine::vcpu_hw();
+        assert_eq!(hw.guest_mode, client_vcpu, "{p:?}");
+        assert_eq!(
+            hw.vgic[crate::machine::VgicReg::Hcr as usize],
+            client_vcpu as u32
+        );
     }
 }
 

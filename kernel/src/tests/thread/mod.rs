@@ -17,6 +17,7 @@ mod model;
 mod scheduling;
 mod tcb_invocations;
 mod user_errors;
+mod vcpu;
 
 use super::{Fixture, D};
 use crate::cap::{Cap, FrameSize, VmRights};
@@ -92,6 +93,8 @@ impl Sys {
         tcb::debug_reset();
         crate::object::vspace::reset_for_test();
         sched::reset_for_test();
+        crate::object::vcpu::test_support::reset();
+        machine::with_vcpu_hw(|h| *h = Default::default());
         crate::benchmark::reset_for_test();
         let fx = Fixture::new(22);
         // Kernel memory for the idle thread: the zeroed area below the root
@@ -152,11 +155,10 @@ impl Sys {
         let n = self.slot();
         self.fx.retype(super::UT, ty, size, n, 1).unwrap();
         // What the system-call layer does after a Retype.
-        if ty == ObjectType::Tcb {
-            let Cap::Tcb { paddr } = self.fx.cap(n) else {
-                unreachable!()
-            };
-            tcb::init_new(paddr);
+        match self.fx.cap(n) {
+            Cap::Tcb { paddr } => tcb::init_new(paddr),
+            Cap::Vcpu { paddr } => crate::object::vcpu::init_new(paddr),
+            _ => {}
         }
         n
     }
