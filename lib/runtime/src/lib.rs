@@ -14,7 +14,8 @@
 //! ([`serial`]: printing through the serial virtualiser when the system
 //! makes the PD a client, and raw bytes both ways), the timer client
 //! ([`timer`]: the time and timeouts from the timer driver), the `log`
-//! backend, and the panic handler
+//! backend, a bump heap for PDs that allocate only at start-up ([`heap`]),
+//! and the panic handler
 //! (which faults the PD: [`panic`]). What it must not do: make policy
 //! decisions for the PD (restarts, routing) or touch any capability slot the
 //! PD ABI does not give it.
@@ -56,6 +57,7 @@ mod child;
 pub mod entry;
 mod event_loop;
 mod handler;
+pub mod heap;
 pub mod logger;
 mod message;
 pub mod panic;

@@ -16,7 +16,10 @@
 //!   `virtio-drivers` or the driver allocate (buffers the device reads or
 //!   writes must be in the region);
 //! - [`transport`]: the device's virtio-mmio transport, checked to hold
-//!   the expected kind of device.
+//!   the expected kind of device;
+//! - [`add_region`]: more regions the device may reach besides the pool,
+//!   for buffers a driver shares with its virtualisers (a network driver's
+//!   receive and transmit data regions), which `share` translates too.
 //!
 //! ## Wiring (system.toml)
 //!
@@ -82,6 +85,38 @@ fn region() -> Region {
 /// What of the DMA region is handed out (one thread: see `PdCell`).
 static POOL: PdCell<Pool> = PdCell::new(Pool::new());
 
+/// The most regions [`add_region`] takes.
+pub const MAX_EXTRA_REGIONS: usize = 4;
+
+/// Regions besides the pool that the device may reach.
+static EXTRA: PdCell<[Option<Region>; MAX_EXTRA_REGIONS]> = PdCell::new([None; MAX_EXTRA_REGIONS]);
+
+/// Lets the device reach `size` bytes at `vaddr` in this PD, at `paddr` for
+/// the device (a data region the description maps here and gives a
+/// `setvar` for its physical address): buffers in it may then be handed to
+/// `virtio-drivers`. `false` if [`MAX_EXTRA_REGIONS`] are already added.
+pub fn add_region(vaddr: usize, paddr: u64, size: usize) -> bool {
+    let mut extra = EXTRA.get();
+    let Some(slot) = extra.iter_mut().find(|r| r.is_none()) else {
+        return false;
+    };
+    *slot = Some(Region { vaddr, paddr, size });
+    EXTRA.replace(extra);
+    true
+}
+
+/// The device's address of `len` bytes at `vaddr`: in the pool's region or
+/// in one added with [`add_region`].
+fn translate(vaddr: usize, len: usize) -> Option<u64> {
+    region().translate(vaddr, len).or_else(|| {
+        EXTRA
+            .get()
+            .iter()
+            .flatten()
+            .find_map(|r| r.translate(vaddr, len))
+    })
+}
+
 /// Bytes of the DMA region handed out so far, and the region's size.
 pub fn dma_usage() -> (usize, usize) {
     (POOL.get().used(), region().size)
@@ -131,7 +166,8 @@ pub struct SeptaHal;
 // SAFETY: `dma_alloc` returns page-aligned, zeroed memory of the mapped DMA
 // region that nothing else uses (see `take`), with its physical address;
 // `share` returns the physical address of a buffer that lies in that
-// region (and panics otherwise), which is where the device must look.
+// region or in one added with `add_region` (and panics otherwise), which is
+// where the device must look.
 unsafe impl Hal for SeptaHal {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
         let size = pages * PAGE_SIZE;
@@ -159,9 +195,8 @@ unsafe impl Hal for SeptaHal {
 
     unsafe fn share(buffer: NonNull<[u8]>, _direction: BufferDirection) -> PhysAddr {
         let vaddr = buffer.as_ptr().cast::<u8>() as usize;
-        region()
-            .translate(vaddr, buffer.len())
-            .unwrap_or_else(|| panic!("buffer at {vaddr:#x} is outside the DMA region"))
+        translate(vaddr, buffer.len())
+            .unwrap_or_else(|| panic!("buffer at {vaddr:#x} is outside the DMA regions"))
     }
 
     unsafe fn unshare(_paddr: PhysAddr, _buffer: NonNull<[u8]>, _direction: BufferDirection) {}

@@ -795,4 +795,81 @@ pub enum Kind {
         help("a passive PD runs only on its callers' time")
     )]
     TimerPassiveClient(String),
+
+    // ------------------------------------------------------------------- net
+    #[error("[net] needs a virtio net device, and the system has none")]
+    #[diagnostic(
+        code(septa::net::no_device),
+        help("add one: [[virtio]] with name = \"net0\" and kind = \"net\"")
+    )]
+    NetNoDevice,
+    #[error("`{0}` is not a virtio net device of this system")]
+    #[diagnostic(code(septa::net::unknown_device))]
+    NetUnknownDevice(String),
+    #[error("the system has {0} virtio net devices: say which one [net] drives")]
+    #[diagnostic(code(septa::net::ambiguous_device), help("add `device = \"NAME\"`"))]
+    NetAmbiguousDevice(usize),
+    #[error("`{0}` is not a unicast MAC address")]
+    #[diagnostic(
+        code(septa::net::mac),
+        help("six hex bytes with colons, the first even: \"52:54:00:12:34:56\"")
+    )]
+    NetMac(String),
+    #[error("`{0}` is not an address")]
+    #[diagnostic(
+        code(septa::net::address),
+        help("\"dhcp\", or an IPv4 address with its prefix length: \"10.0.2.15/24\"")
+    )]
+    NetAddress(String),
+    #[error("`{0}` is not an IPv4 address")]
+    #[diagnostic(code(septa::net::gateway))]
+    NetGateway(String),
+    #[error("a gateway is given, but the address comes by DHCP (which gives the gateway)")]
+    #[diagnostic(
+        code(septa::net::gateway_with_dhcp),
+        help("give a static `address` too, or drop the gateway")
+    )]
+    NetGatewayWithDhcp,
+    #[error("net cell `{0}` is not a PD of this system")]
+    #[diagnostic(code(septa::net::unknown_cell))]
+    NetUnknownCell(String),
+    #[error("`{0}` is named twice in [net] `cells`")]
+    #[diagnostic(code(septa::net::duplicate_cell))]
+    NetDuplicateCell(String),
+    #[error("net cell `{pd}` has priority {priority}, not below the stack's {stack}: it could not call the stack")]
+    #[diagnostic(
+        code(septa::net::cell_priority),
+        help("a protected procedure call goes to a strictly higher priority")
+    )]
+    NetCellPriority { pd: String, priority: u8, stack: u8 },
+    #[error("`{0}` is not a port rule")]
+    #[diagnostic(
+        code(septa::net::rule),
+        help("a protocol and a port from 1 to 65535: \"tcp/80\", \"udp/53\"")
+    )]
+    NetRule(String),
+    #[error("{count} port rules, but a list holds at most {max}")]
+    #[diagnostic(code(septa::net::too_many_rules))]
+    NetTooManyRules { count: usize, max: usize },
+    #[error("{count} net cells, but the stack serves at most {max}")]
+    #[diagnostic(code(septa::net::too_many_cells))]
+    NetTooManyCells { count: usize, max: usize },
+    #[error("cell `{cell}` claims {port}, which cell `{other}` claims already")]
+    #[diagnostic(
+        code(septa::net::port_claimed),
+        help("a port is one cell's: give each cell its own")
+    )]
+    NetPortClaimed {
+        port: String,
+        cell: String,
+        other: String,
+    },
+    #[error(
+        "`{name}` is a {what} the network subsystem adds: the description may not use that name"
+    )]
+    #[diagnostic(code(septa::net::name_taken), help("rename the description's {what}"))]
+    NetNameTaken { name: String, what: &'static str },
+    #[error("net cell `{0}` has no free channel id: ids 0..=61 are all in use")]
+    #[diagnostic(code(septa::net::no_free_channel))]
+    NetNoFreeChannel(String),
 }

@@ -27,6 +27,7 @@ pub mod graph;
 mod guest;
 mod kind;
 mod model;
+pub mod net;
 pub mod serial;
 pub mod timer;
 mod toml_front;

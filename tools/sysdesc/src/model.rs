@@ -93,6 +93,8 @@ pub struct System {
     pub serial: Option<Serial>,
     /// The timer subsystem `[timer]` expanded into (Septa's addition).
     pub timer: Option<Timer>,
+    /// The network subsystem `[net]` expanded into (Septa's addition).
+    pub net: Option<Net>,
 }
 
 fn config_name<S: serde::Serializer>(
@@ -212,6 +214,7 @@ pub struct Pd {
 pub enum Subsystem {
     Serial,
     Timer,
+    Net,
 }
 
 impl std::fmt::Display for Subsystem {
@@ -219,8 +222,37 @@ impl std::fmt::Display for Subsystem {
         f.write_str(match self {
             Subsystem::Serial => "serial",
             Subsystem::Timer => "timer",
+            Subsystem::Net => "net",
         })
     }
+}
+
+/// The network subsystem, as `[net]` expanded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Net {
+    /// The virtio net device.
+    pub device: String,
+    /// Indices into [`System::pds`].
+    pub driver: usize,
+    pub virt_rx: usize,
+    pub virt_tx: usize,
+    pub stack: usize,
+    /// The stack's MAC.
+    pub mac: [u8; 6],
+    /// `dhcp`, or the static address (`a.b.c.d/n via g`).
+    pub address: String,
+    /// The cells, cell i on the stack's channel 2 + i.
+    pub cells: Vec<NetCell>,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+/// A cell of the network stack and its ports (`tcp/80`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetCell {
+    pub pd: usize,
+    pub listen: Vec<String>,
+    pub connect: Vec<String>,
 }
 
 /// The timer subsystem, as `[timer]` expanded it.

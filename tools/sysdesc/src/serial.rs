@@ -28,7 +28,7 @@ use septa_serial_protocol::wiring::{self, MAX_CLIENTS};
 
 use crate::check::SMALL_PAGE;
 use crate::diag::{Kind, Sink, Span};
-use crate::expand::{channel, end, free_ids, map, pd, region};
+use crate::expand::{channel, end, free_ids, map, pd, region, room};
 use crate::model::*;
 
 /// The PDs the expansion adds.
@@ -45,9 +45,6 @@ pub const VIRT_RX_PROGRAM: &str = "serial-virt-rx";
 pub const DRIVER_PRIORITY: u8 = 254;
 pub const VIRT_TX_PRIORITY: u8 = 253;
 pub const VIRT_RX_PRIORITY: u8 = 252;
-
-/// Where the tool starts looking for room for a client's queues.
-pub const CLIENT_VADDR: u64 = 0x10_0000_0000;
 
 /// The driver's and the virtualisers' own maps (they have no others).
 const UART_VADDR: u64 = 0x2000_0000;
@@ -352,27 +349,6 @@ fn tx_region(pd: &str) -> String {
 }
 fn rx_region(pd: &str) -> String {
     format!("serial_rx_{pd}")
-}
-
-/// The first address from [`CLIENT_VADDR`] where `size` bytes are free in
-/// PD `pd`'s address space.
-fn room(system: &System, pd: usize, size: u64) -> u64 {
-    let spans: Vec<(u64, u64)> = system.pds[pd]
-        .maps
-        .iter()
-        .filter_map(|m| {
-            let r = system.region(&m.region)?;
-            Some((m.vaddr, m.vaddr.saturating_add(r.size)))
-        })
-        .collect();
-    let mut at = CLIENT_VADDR;
-    while let Some(&(_, end)) = spans
-        .iter()
-        .find(|(s, e)| at < *e && *s < at.saturating_add(size))
-    {
-        at = end.next_multiple_of(SMALL_PAGE);
-    }
-    at
 }
 
 /// What the checks settled.

@@ -167,6 +167,28 @@ struct RawFile {
     io_space: Named<RawIoSpace>,
     serial: Option<Spanned<RawSerial>>,
     timer: Option<Spanned<RawTimer>>,
+    net: Option<Spanned<RawNet>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNet {
+    device: Option<Spanned<String>>,
+    mac: Option<Spanned<String>>,
+    address: Option<Spanned<String>>,
+    gateway: Option<Spanned<String>>,
+    #[serde(default)]
+    cells: Vec<Spanned<RawNetCell>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetCell {
+    pd: Spanned<String>,
+    #[serde(default)]
+    listen: Vec<Spanned<String>>,
+    #[serde(default)]
+    connect: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -675,11 +697,14 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         io_spaces,
         serial: None,
         timer: None,
+        net: None,
     };
     if let Some(serial) = raw.serial {
         crate::serial::expand(&mut system, lower_serial(serial), sink);
     }
-    if let Some(timer) = raw.timer {
+    // The network stack is a timer client: `[net]` comes first, and adds
+    // the stack to `[timer]` (or makes one for it).
+    let mut timer_wanted = raw.timer.map(|timer| {
         let whole = Span::from(timer.span());
         let clients = timer
             .into_inner()
@@ -690,9 +715,67 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
                 (c.into_inner(), span)
             })
             .collect();
-        crate::timer::expand(&mut system, crate::timer::Wanted { clients, whole }, sink);
+        crate::timer::Wanted { clients, whole }
+    });
+    if let Some(net) = raw.net {
+        let whole = Span::from(net.span());
+        if let Some(stack) = crate::net::expand(&mut system, lower_net(net), sink) {
+            let name = system.pds[stack].name.clone();
+            match &mut timer_wanted {
+                Some(t) => t.clients.insert(0, (name, Some(whole))),
+                None => {
+                    timer_wanted = Some(crate::timer::Wanted {
+                        clients: vec![(name, Some(whole))],
+                        whole,
+                    })
+                }
+            }
+        }
+    }
+    if let Some(t) = timer_wanted {
+        crate::timer::expand(&mut system, t, sink);
     }
     Some(system)
+}
+
+fn lower_net(raw: Spanned<RawNet>) -> crate::net::Wanted {
+    let whole = Span::from(raw.span());
+    let r = raw.into_inner();
+    let text = |v: Option<Spanned<String>>| {
+        v.map(|v| {
+            let span = span_of(&v);
+            (v.into_inner(), span)
+        })
+    };
+    let list = |v: Vec<Spanned<String>>| -> Vec<(String, Option<Span>)> {
+        v.into_iter()
+            .map(|s| {
+                let span = span_of(&s);
+                (s.into_inner(), span)
+            })
+            .collect()
+    };
+    crate::net::Wanted {
+        device: text(r.device),
+        mac: text(r.mac),
+        address: text(r.address),
+        gateway: text(r.gateway),
+        cells: r
+            .cells
+            .into_iter()
+            .map(|c| {
+                let span = Some(Span::from(c.span()));
+                let c = c.into_inner();
+                crate::net::WantedCell {
+                    pd: c.pd.into_inner(),
+                    span,
+                    listen: list(c.listen),
+                    connect: list(c.connect),
+                }
+            })
+            .collect(),
+        whole,
+    }
 }
 
 fn lower_serial(raw: Spanned<RawSerial>) -> crate::serial::Wanted {
