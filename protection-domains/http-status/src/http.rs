@@ -48,6 +48,7 @@ pub struct Status<'a> {
     pub pds: &'a [&'a str],
     pub uptime_ms: u64,
     pub address: [u8; 4],
+    pub mac: [u8; 6],
     pub rx_frames: u64,
     pub rx_bytes: u64,
     pub tx_frames: u64,
@@ -74,10 +75,12 @@ pub fn answer(req: Request<'_>, s: &Status<'_>) -> Response {
     let mut body: heapless::String<{ MAX_RESPONSE - 256 }> = heapless::String::new();
     match req {
         Request::Get("/api/status") => {
+            let m = s.mac;
             let _ = write!(
                 body,
-                "{{\"system\":\"septa\",\"uptime_ms\":{},\"address\":\"{}.{}.{}.{}\",\"pds\":[",
-                s.uptime_ms, s.address[0], s.address[1], s.address[2], s.address[3]
+                "{{\"system\":\"septa\",\"uptime_ms\":{},\"address\":\"{}.{}.{}.{}\",\"mac\":\"{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}\",\"pds\":[",
+                s.uptime_ms, s.address[0], s.address[1], s.address[2], s.address[3],
+                m[0], m[1], m[2], m[3], m[4], m[5]
             );
             for (i, p) in s.pds.iter().enumerate() {
                 let _ = write!(body, "{}\"{p}\"", if i > 0 { "," } else { "" });
@@ -121,6 +124,7 @@ mod tests {
             pds: &["http", "net_stack"],
             uptime_ms: 1234,
             address: [10, 0, 2, 15],
+            mac: [0x52, 0x54, 0, 0x12, 0x34, 0x56],
             rx_frames: 5,
             rx_bytes: 600,
             tx_frames: 4,
@@ -152,6 +156,7 @@ mod tests {
         assert!(body.contains("\"pds\":[\"http\",\"net_stack\"]"));
         assert!(body.contains("\"uptime_ms\":1234"));
         assert!(body.contains("\"address\":\"10.0.2.15\""));
+        assert!(body.contains("\"mac\":\"52:54:00:12:34:56\""));
         let r = answer(Request::Get("/"), &status());
         let text = core::str::from_utf8(&r).unwrap();
         assert!(text.contains("<h1>Septa is running</h1>"));

@@ -38,7 +38,9 @@ struct Server {
 impl Server {
     fn status_response(&mut self, req: http::Request<'_>) -> http::Response {
         let stats = self.net.stats().unwrap_or_default();
-        let ip = self.net.info().ok().and_then(|i| i.ip).unwrap_or([0; 4]);
+        let info = self.net.info().ok();
+        let ip = info.and_then(|i| i.ip).unwrap_or([0; 4]);
+        let mac = info.map_or([0; 6], |i| i.mac);
         let names = septa_net_client::system_pds();
         let pds: heapless::Vec<&str, 32> = names.iter().collect();
         self.requests += 1;
@@ -48,6 +50,7 @@ impl Server {
                 pds: &pds,
                 uptime_ms: stats.uptime_ns / 1_000_000,
                 address: ip,
+                mac,
                 rx_frames: stats.rx_frames,
                 rx_bytes: stats.rx_bytes,
                 tx_frames: stats.tx_frames,

@@ -250,6 +250,8 @@ pub fn boot(
     qemu_args: &[&str],
     probe: Option<&Probe>,
 ) -> Result<(Outcome, String, bool)> {
+    // Host ports chosen for this run: forwards, and the injection port.
+    let (image, net) = &per_run_ports(image, probe.is_some_and(Probe::injects))?;
     let mut cmd = qemu::headless(image)?;
     // A probe that types on the UART gets QEMU's standard input, which is
     // the UART's receive side (`-serial stdio`).
@@ -293,9 +295,10 @@ pub fn boot(
             .collect();
         let verdict = tx.clone();
         let mut uart = uart.take();
+        let net = net.clone();
         std::thread::spawn(move || {
             let input = uart.as_mut().map(|u| u as &mut dyn std::io::Write);
-            let _ = verdict.send(Event::Probe(p.run(&line_rx, &sockets, input)));
+            let _ = verdict.send(Event::Probe(p.run_net(&line_rx, &sockets, input, &net)));
         });
         line_tx
     });
@@ -375,6 +378,29 @@ pub fn boot(
     }
     std::fs::write(log_path, &log).into_diagnostic()?;
     Ok((outcome, log, timed_out))
+}
+
+/// `image` with fresh host ports for its forwards (free ports of the
+/// loopback, so systems booted side by side never clash), and an
+/// injection port if `inject`; what the probe needs to know of them.
+fn per_run_ports(image: &Image, inject: bool) -> Result<(Image, crate::netprobe::NetEnv)> {
+    use crate::netprobe::{free_port, NetEnv};
+    let mut img = image.clone();
+    let mut env = NetEnv::default();
+    for d in &mut img.machine.devices {
+        for (proto, host, guest) in &mut d.forwards {
+            *host = free_port(*proto).into_diagnostic()?;
+            env.forwards.insert((*proto, *guest), *host);
+        }
+    }
+    if inject {
+        let qemu = free_port(septa_sysdesc::Proto::Udp).into_diagnostic()?;
+        let ours = free_port(septa_sysdesc::Proto::Udp).into_diagnostic()?;
+        img.machine.inject = Some((qemu, ours));
+        let at = |p| std::net::SocketAddr::from(([127, 0, 0, 1], p));
+        env.inject = Some((at(qemu), at(ours)));
+    }
+    Ok((img, env))
 }
 
 /// What arrives while a system runs.

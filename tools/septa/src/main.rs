@@ -44,6 +44,7 @@ mod domains;
 mod elf;
 mod guest;
 mod harness;
+mod netprobe;
 mod pack;
 mod patch;
 mod probe;

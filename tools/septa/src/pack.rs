@@ -45,6 +45,7 @@ impl Board {
 }
 
 /// A packed image and where QEMU must put it.
+#[derive(Clone)]
 pub struct Image {
     pub path: PathBuf,
     pub load_addr: u64,

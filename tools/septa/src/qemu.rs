@@ -70,6 +70,9 @@ pub struct Machine {
     /// clients, in the order of their numbers; the first has the keyboard
     /// at start).
     pub uart_input: Vec<String>,
+    /// Frame injection into the first net device: QEMU's UDP port and
+    /// the host's peer port on 127.0.0.1 (a test probe's `fuzz`).
+    pub inject: Option<(u16, u16)>,
 }
 
 impl Machine {
@@ -83,6 +86,7 @@ impl Machine {
             devices: Vec::new(),
             dir: dir.to_path_buf(),
             uart_input: Vec::new(),
+            inject: None,
         }
     }
 
@@ -132,6 +136,21 @@ impl Machine {
         ))
     }
 
+    /// What a person can reach from the host: one line per forwarded
+    /// port, with a URL for HTTP's usual ports.
+    pub fn forward_help(&self) -> Vec<String> {
+        self.devices
+            .iter()
+            .flat_map(|d| d.forwards.iter())
+            .map(|(proto, host, guest)| match (proto, guest) {
+                (Proto::Tcp, 80 | 8080) => {
+                    format!("network: the system's tcp/{guest} is http://localhost:{host}/")
+                }
+                _ => format!("network: the system's {proto}/{guest} is localhost:{host} ({proto})"),
+            })
+            .collect()
+    }
+
     /// The socket of console `name`.
     pub fn console_socket(&self, name: &str) -> PathBuf {
         self.dir.join(format!("console-{name}.sock"))
@@ -169,7 +188,8 @@ impl Machine {
         // Version 2 of the virtio-mmio interface (virtio 1.0): QEMU 7.2
         // offers the legacy one unless told otherwise.
         a.extend(["-global".into(), "virtio-mmio.force-legacy=false".into()]);
-        for d in &self.devices {
+        let first_net = self.devices.iter().position(|d| d.kind == VirtioKind::Net);
+        for (k, d) in self.devices.iter().enumerate() {
             // Ids from the slot: always valid QEMU ids, whatever the name.
             let id = format!("virtio{}", d.slot);
             let bus = format!("virtio-mmio-bus.{}", d.slot);
@@ -194,7 +214,27 @@ impl Machine {
                     for (proto, host, guest) in &d.forwards {
                         netdev += &format!(",hostfwd={proto}:127.0.0.1:{host}-:{guest}");
                     }
-                    pair("-netdev", netdev);
+                    match self.inject.filter(|_| first_net == Some(k)) {
+                        None => pair("-netdev", netdev),
+                        Some((qemu, peer)) => {
+                            // The card, the user network and a UDP socket
+                            // on one hub: a datagram sent to QEMU's port is
+                            // a frame on the card's wire.
+                            let slot = d.slot;
+                            pair("-netdev", netdev.replacen(&id, &format!("user{slot}"), 1));
+                            pair(
+                                "-netdev",
+                                format!("socket,id=inject{slot},udp=127.0.0.1:{peer},localaddr=127.0.0.1:{qemu}"),
+                            );
+                            for nd in [format!("user{slot}"), format!("inject{slot}")] {
+                                pair(
+                                    "-netdev",
+                                    format!("hubport,id=hub-{nd},hubid={slot},netdev={nd}"),
+                                );
+                            }
+                            pair("-netdev", format!("hubport,id={id},hubid={slot}"));
+                        }
+                    }
                     pair(
                         "-device",
                         format!("virtio-net-device,netdev={id},bus={bus}"),
@@ -356,6 +396,9 @@ pub fn run_interactive(image: &Image, gdb: bool) -> Result<()> {
     if let Some(help) = image.machine.uart_help() {
         eprintln!("   serial input: {help}");
     }
+    for line in image.machine.forward_help() {
+        eprintln!("   {line}");
+    }
     eprintln!("   booting {} (quit with Ctrl-A X)", image.path.display());
     let status = c.status().into_diagnostic()?;
     if status.success() {
@@ -475,6 +518,34 @@ mod tests {
         );
         let consoles: Vec<_> = m.consoles().collect();
         assert_eq!(consoles, [("con", PathBuf::from("/b/x/console-con.sock"))]);
+    }
+
+    #[test]
+    fn an_injection_port_puts_the_card_on_a_hub() {
+        let sys = system(
+            "[[virtio]]\nname = \"net0\"\nkind = \"net\"\n[[forward]]\nhost = 8080\nguest = 80\n",
+        );
+        let mut m = Machine::for_system(&sys, Path::new("/srv"), Path::new("/b/x"));
+        assert_eq!(
+            m.forward_help(),
+            ["network: the system's tcp/80 is http://localhost:8080/"]
+        );
+        m.inject = Some((4001, 4002));
+        let args = m.args().unwrap();
+        assert_eq!(
+            values(&args, "-netdev"),
+            [
+                "user,id=user31,hostfwd=tcp:127.0.0.1:8080-:80",
+                "socket,id=inject31,udp=127.0.0.1:4002,localaddr=127.0.0.1:4001",
+                "hubport,id=hub-user31,hubid=31,netdev=user31",
+                "hubport,id=hub-inject31,hubid=31,netdev=inject31",
+                "hubport,id=virtio31,hubid=31",
+            ]
+        );
+        assert_eq!(
+            values(&args, "-device"),
+            ["virtio-net-device,netdev=virtio31,bus=virtio-mmio-bus.31"]
+        );
     }
 
     #[test]
