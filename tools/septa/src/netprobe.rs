@@ -225,6 +225,41 @@ pub fn udp_echo(env: &NetEnv, port: u16, count: u32, deadline: Instant) -> Resul
     Ok(format!("{count} datagrams echoed ({lost} resent)"))
 }
 
+/// Accepts one connection on the host's 127.0.0.1:`port` and reads from
+/// it until `want` has arrived.
+pub fn tcp_accept(port: u16, want: &[u8], deadline: Instant) -> Result<(), String> {
+    let l = TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("bind: {e}"))?;
+    l.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let mut s = loop {
+        match l.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                left(deadline).map_err(|_| "no connection came".to_string())?;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(format!("accept: {e}")),
+        }
+    };
+    s.set_nonblocking(false).map_err(|e| e.to_string())?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.windows(want.len()).any(|w| w == want) {
+        s.set_read_timeout(Some(left(deadline)?))
+            .map_err(|e| e.to_string())?;
+        match s.read(&mut buf) {
+            Ok(0) => {
+                return Err(format!(
+                    "the connection closed after {:?}",
+                    String::from_utf8_lossy(&got)
+                ))
+            }
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("receive: {e}")),
+        }
+    }
+    Ok(())
+}
+
 /// A number after `"key":` in a JSON text.
 pub fn json_number(text: &str, key: &str) -> Option<u64> {
     let at = text.find(&format!("\"{key}\":"))? + key.len() + 3;

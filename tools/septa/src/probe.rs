@@ -22,6 +22,7 @@
 //! | `tcp-echo PORT SIZE [LIMIT]` | send SIZE pseudo-random bytes (`10MiB`, `4096`) to guest TCP port PORT while reading them back; the hashes must agree |
 //! | `udp-echo PORT COUNT [LIMIT]` | send COUNT datagrams of varied sizes to guest UDP port PORT, each until it comes back |
 //! | `fuzz PORT COUNT [LIMIT]` | inject COUNT malformed, truncated, oversized and random frames into the system's network card (the harness adds an injection port), checking between bursts that the stack answers pings; the counters of `/api/status` on guest TCP port PORT must account for every frame the stack was sure to see and drop |
+//! | `tcp-accept PORT TEXT [LIMIT]` | listen on the host's 127.0.0.1:PORT (the system reaches it as 10.0.2.2:PORT) and accept one connection that must carry TEXT |
 //! | `no-line TEXT` | no console line so far contains TEXT |
 //! | `lines N PATTERN... [LIMIT]` | wait until the serial console has shown, for every PATTERN (a text with one `{}`), the N lines it makes with `{}` = 1, 2, ..., N, in that order; every console line that contains a PATTERN's text before `{}` must be the next of its lines exactly (after ANSI colour codes are removed), or the step fails: a torn, lost, repeated or reordered line |
 //!
@@ -94,6 +95,10 @@ pub enum Action {
     },
     NoLine {
         text: String,
+    },
+    TcpAccept {
+        port: u16,
+        want: Vec<u8>,
     },
 }
 
@@ -295,6 +300,11 @@ impl Probe {
                         )
                     }
                 }
+                "tcp-accept" => {
+                    let port = take_port(&mut rest).map_err(err)?;
+                    let want = take_text(&mut rest).map_err(err)?;
+                    (Action::TcpAccept { port, want }, true)
+                }
                 "no-line" => (
                     Action::NoLine {
                         text: String::from_utf8(take_text(&mut rest).map_err(err)?)
@@ -304,7 +314,7 @@ impl Probe {
                 ),
                 other => {
                     return Err(err(format!(
-                        "unknown step `{other}`: use `after`, `send`, `expect`, `lines`, `http`, `tcp-echo`, `udp-echo`, `fuzz` or `no-line`"
+                        "unknown step `{other}`: use `after`, `send`, `expect`, `lines`, `http`, `tcp-echo`, `udp-echo`, `fuzz`, `tcp-accept` or `no-line`"
                     )))
                 }
             };
@@ -412,6 +422,10 @@ impl Probe {
                     println!("   probe: {what}: {r}");
                 }
                 Action::Fuzz { port, count } => fuzz_step(net, *port, *count, deadline, &fail)?,
+                Action::TcpAccept { port, want } => {
+                    crate::netprobe::tcp_accept(*port, want, deadline)
+                        .map_err(|e| fail(&format!("accepting on the host's tcp/{port}"), e))?
+                }
                 Action::NoLine { text } => {
                     while let Ok(l) = lines.try_recv() {
                         seen.push(l);
