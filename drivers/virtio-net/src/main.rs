@@ -37,7 +37,7 @@ use septa_net_protocol::wiring::{self, driver as w};
 use septa_queue::net::{Buffers, Sink, Source};
 use septa_queue::{Idle, Shared};
 use septa_runtime::{println, protection_domain, setvar, Channel, ChannelSet, Handler};
-use septa_virtio_hal::SeptaHal;
+use septa_virtio_hal::{Masked, SeptaHal};
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::mmio::MmioTransport;
 use virtio_drivers::transport::DeviceType;
@@ -54,7 +54,16 @@ setvar! {
     static TX_DATA_PADDR = "net_tx_data_paddr";
 }
 
-type Net = VirtIONetRaw<SeptaHal, MmioTransport<'static>, QUEUE_SIZE>;
+type Net = VirtIONetRaw<SeptaHal, Masked<MmioTransport<'static>>, QUEUE_SIZE>;
+
+/// VIRTIO_F_RING_EVENT_IDX, which the device is never offered:
+/// `virtio-drivers` 0.13 decides whether to notify the device by comparing
+/// its 16-bit ring indices without wrap-around (`avail_idx >= avail_event
+/// + 1`, not virtio's `vring_need_event`), so once the indices wrap (every
+/// 65,536 buffers) it can fail to notify a device that waits for buffers,
+/// which then starves. Without the feature the device's flag decides,
+/// which has no arithmetic to get wrong.
+const EVENT_IDX: u64 = 1 << 29;
 
 /// A data region and its buffers, named by offset on the queues.
 struct Data {
@@ -162,7 +171,8 @@ fn data(base: u64, paddr: u64) -> Data {
 fn start_device() -> Net {
     let transport = septa_virtio_hal::transport(DeviceType::Network)
         .unwrap_or_else(|e| panic!("virtio-net: {e}"));
-    Net::new(transport).unwrap_or_else(|e| panic!("virtio-net: the device would not start: {e}"))
+    Net::new(Masked::new(transport, EVENT_IDX))
+        .unwrap_or_else(|e| panic!("virtio-net: the device would not start: {e}"))
 }
 
 impl Driver {
@@ -318,24 +328,39 @@ impl Driver {
     }
 }
 
-impl Handler for Driver {
-    fn notified(&mut self, channels: ChannelSet) {
-        if channels.contains(IRQ) {
-            let _ = self.net.ack_interrupt();
-        }
+impl Driver {
+    /// Everything both ways, once.
+    fn process(&mut self) {
         self.complete_tx();
         self.complete_rx();
         self.post_rx();
         self.post_tx();
-        if channels.contains(IRQ) {
+    }
+}
+
+impl Handler for Driver {
+    fn notified(&mut self, channels: ChannelSet) {
+        let irq = channels.contains(IRQ);
+        if irq {
+            let _ = self.net.ack_interrupt();
+        }
+        self.process();
+        if irq {
             if let Err(e) = IRQ.irq_ack() {
                 println!("virtio-net: IRQ acknowledgement failed: {e}");
+            }
+            // The device raises its interrupt as a level while its status
+            // is unacknowledged; the board routes it as an edge. What came
+            // after the acknowledgement above raised no new edge while the
+            // kernel held the IRQ masked: look again until the status
+            // stays clear, so the next frame makes an edge of its own.
+            while !self.net.ack_interrupt().is_empty() {
+                self.process();
             }
         }
         // Faults are reported as they double, so a storm costs a few lines.
         let c = &mut self.counters;
-        if c.faults > c.reported && c.faults.is_power_of_two() {
-            c.reported = c.faults;
+        if septa_net_protocol::report_due(c.faults, &mut c.reported, 1) {
             println!(
                 "virtio-net: {} faults ({} frames received, {} sent)",
                 c.faults, c.rx, c.tx

@@ -65,6 +65,18 @@ pub fn is_group(mac: &Mac) -> bool {
     mac[0] & 1 == 1
 }
 
+/// Whether a count of losses is due to be reported: the first time it
+/// reaches `floor`, then each time it has doubled since the last report
+/// (`last`, updated). A storm costs a few lines, whatever its size.
+pub fn report_due(count: u64, last: &mut u64, floor: u64) -> bool {
+    if count >= floor.max(1) && count >= last.saturating_mul(2) && count > *last {
+        *last = count;
+        true
+    } else {
+        false
+    }
+}
+
 /// Parses `aa:bb:cc:dd:ee:ff`.
 pub fn parse_mac(s: &str) -> Option<Mac> {
     let mut mac = [0u8; 6];
@@ -112,6 +124,16 @@ mod tests {
             Route::Drop,
             "unused slots match nothing"
         );
+    }
+
+    #[test]
+    fn losses_are_reported_as_they_double() {
+        let mut last = 0;
+        let due: Vec<u64> = (0..100)
+            .map(|i| i * 7)
+            .filter(|c| report_due(*c, &mut last, 10))
+            .collect();
+        assert_eq!(due, [14, 28, 56, 112, 224, 448]);
     }
 
     #[test]

@@ -57,8 +57,9 @@ use core::ptr::NonNull;
 
 use septa_runtime::{setvar, PdCell};
 use virtio_drivers::transport::mmio::{MmioError, MmioTransport, VirtIOHeader};
-use virtio_drivers::transport::{DeviceType, Transport};
+use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use pool::{Pool, Region};
 
@@ -255,4 +256,86 @@ pub fn transport(want: DeviceType) -> Result<MmioTransport<'static>, TransportEr
         return Err(TransportError::WrongDevice { vaddr, found, want });
     }
     Ok(transport)
+}
+
+/// A transport that hides some of the device's feature bits from the
+/// driver, for a feature the driver's library offers but does not handle
+/// right (see the drivers that use it for which, and why).
+pub struct Masked<T> {
+    inner: T,
+    hide: u64,
+}
+
+impl<T: Transport> Masked<T> {
+    /// `inner`, with the device's features in `hide` never offered.
+    pub fn new(inner: T, hide: u64) -> Self {
+        Masked { inner, hide }
+    }
+}
+
+impl<T: Transport> Transport for Masked<T> {
+    fn device_type(&self) -> DeviceType {
+        self.inner.device_type()
+    }
+    fn read_device_features(&mut self) -> u64 {
+        self.inner.read_device_features() & !self.hide
+    }
+    fn write_driver_features(&mut self, driver_features: u64) {
+        self.inner
+            .write_driver_features(driver_features & !self.hide)
+    }
+    fn max_queue_size(&mut self, queue: u16) -> u32 {
+        self.inner.max_queue_size(queue)
+    }
+    fn notify(&mut self, queue: u16) {
+        self.inner.notify(queue)
+    }
+    fn get_status(&self) -> DeviceStatus {
+        self.inner.get_status()
+    }
+    fn set_status(&mut self, status: DeviceStatus) {
+        self.inner.set_status(status)
+    }
+    fn set_guest_page_size(&mut self, guest_page_size: u32) {
+        self.inner.set_guest_page_size(guest_page_size)
+    }
+    fn requires_legacy_layout(&self) -> bool {
+        self.inner.requires_legacy_layout()
+    }
+    fn queue_set(
+        &mut self,
+        queue: u16,
+        size: u32,
+        descriptors: PhysAddr,
+        driver_area: PhysAddr,
+        device_area: PhysAddr,
+    ) {
+        self.inner
+            .queue_set(queue, size, descriptors, driver_area, device_area)
+    }
+    fn queue_unset(&mut self, queue: u16) {
+        self.inner.queue_unset(queue)
+    }
+    fn queue_used(&mut self, queue: u16) -> bool {
+        self.inner.queue_used(queue)
+    }
+    fn ack_interrupt(&mut self) -> InterruptStatus {
+        self.inner.ack_interrupt()
+    }
+    fn read_config_generation(&self) -> u32 {
+        self.inner.read_config_generation()
+    }
+    fn read_config_space<V: FromBytes + IntoBytes>(
+        &self,
+        offset: usize,
+    ) -> virtio_drivers::Result<V> {
+        self.inner.read_config_space(offset)
+    }
+    fn write_config_space<V: IntoBytes + Immutable>(
+        &mut self,
+        offset: usize,
+        value: V,
+    ) -> virtio_drivers::Result<()> {
+        self.inner.write_config_space(offset, value)
+    }
 }

@@ -172,8 +172,7 @@ impl Stack {
     fn report(&mut self) {
         let s = &self.dev.stats;
         let lost = s.rx_dropped + s.tx_dropped + s.faults;
-        if lost > self.reported && lost.is_power_of_two() && lost >= 64 {
-            self.reported = lost;
+        if septa_net_protocol::report_due(lost, &mut self.reported, 64) {
             let d = &self.dev.drops;
             let n = device::DROP_NAMES;
             println!(

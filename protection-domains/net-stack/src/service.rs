@@ -32,6 +32,8 @@ pub const UDP_BYTES: usize = 16 * 1024;
 pub const UDP_PACKETS: usize = 16;
 /// Connections waiting for `accept` per listener.
 pub const BACKLOG: usize = 4;
+/// How long a connection being accepted may stay silent in its handshake.
+const HANDSHAKE_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(5);
 /// Peers a UDP socket may answer without a connect rule for their port.
 const PEERS: usize = 4;
 
@@ -419,9 +421,19 @@ impl Cell {
                     continue;
                 }
                 let sock = set.get_mut::<tcp::Socket>(self.tcp[p].handle);
-                if sock.is_listening() {
+                let st = sock.state();
+                if st == tcp::State::Listen {
                     listening = true;
-                } else if sock.is_open() && !waiting.is_full() {
+                } else if st == tcp::State::SynReceived {
+                    // A handshake under way: another socket listens
+                    // meanwhile, and this one gives up if the peer goes
+                    // quiet (a SYN flood holds a cell's sockets only so
+                    // long).
+                    sock.set_timeout(Some(HANDSHAKE_TIMEOUT));
+                } else if matches!(st, tcp::State::Established | tcp::State::CloseWait)
+                    && !waiting.is_full()
+                {
+                    sock.set_timeout(None);
                     let _ = waiting.push_back(p);
                     self.tcp[p].used = Use::Waiting(s);
                     self.dirty = true;

@@ -156,8 +156,7 @@ impl Virt {
                 .iter()
                 .map(|c| c.dropped + c.faults)
                 .sum::<u64>();
-        if lost > self.reported && lost.is_power_of_two() {
-            self.reported = lost;
+        if septa_net_protocol::report_due(lost, &mut self.reported, 1) {
             println!(
                 "net-virt-rx: {lost} frames lost ({} driver faults{}), {} for no client",
                 self.faults,

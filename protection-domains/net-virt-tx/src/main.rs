@@ -191,8 +191,7 @@ impl Virt {
                 .iter()
                 .map(|c| c.spoofed + c.faults)
                 .sum::<u64>();
-        if lost > self.reported && lost.is_power_of_two() {
-            self.reported = lost;
+        if septa_net_protocol::report_due(lost, &mut self.reported, 1) {
             for (i, c) in self.clients.iter().enumerate() {
                 println!(
                     "net-virt-tx: client {}: {} frames not from its MAC, {} faults",

@@ -325,7 +325,9 @@ pub fn boot(
                     // A probe that has finished no longer listens.
                     let _ = t.send(raw);
                 }
-                if outcome.feed(&line) {
+                // A system done before its probe goes on being read (and
+                // logged, and shown to the probe) until the probe is.
+                if outcome.feed(&line) && !probe_pending {
                     break;
                 }
             }
@@ -337,6 +339,9 @@ pub fn boot(
                 // The host's side has failed: no point in waiting longer.
                 if failed {
                     outcome.stopped_early = true;
+                    break;
+                }
+                if outcome.done {
                     break;
                 }
             }
@@ -394,11 +399,11 @@ fn per_run_ports(image: &Image, inject: bool) -> Result<(Image, crate::netprobe:
         }
     }
     if inject {
-        let qemu = free_port(septa_sysdesc::Proto::Udp).into_diagnostic()?;
-        let ours = free_port(septa_sysdesc::Proto::Udp).into_diagnostic()?;
-        img.machine.inject = Some((qemu, ours));
+        let udp = || free_port(septa_sysdesc::Proto::Udp).into_diagnostic();
+        let (qemu_in, qemu_out, ours) = (udp()?, udp()?, udp()?);
+        img.machine.inject = Some((qemu_in, qemu_out, ours));
         let at = |p| std::net::SocketAddr::from(([127, 0, 0, 1], p));
-        env.inject = Some((at(qemu), at(ours)));
+        env.inject = Some((at(qemu_in), at(ours)));
     }
     Ok((img, env))
 }

@@ -6,10 +6,10 @@
 //! each run (free ports of the host's loopback, so systems booted side by
 //! side never clash) and tells the probe through [`NetEnv`], which maps a
 //! guest port to the host port forwarding to it. For injection, the
-//! harness puts the card on a QEMU hub with the user network and a UDP
-//! socket backend (`-netdev socket,udp=...`): each datagram sent to that
-//! socket is one frame on the card's wire, and each frame the card sends
-//! comes back as one datagram.
+//! harness has QEMU read frames from a UDP socket and put them on the
+//! card's wire past the user network (`filter-redirector`), and send back
+//! every frame the card sends (`filter-mirror`), each a 4-byte big-endian
+//! length and the frame.
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
@@ -23,7 +23,8 @@ use septa_sysdesc::Proto;
 pub struct NetEnv {
     /// (protocol, guest port) to host port on 127.0.0.1.
     pub forwards: HashMap<(Proto, u16), u16>,
-    /// Frame injection: QEMU's end of the socket backend, and ours.
+    /// Frame injection: QEMU's port that reads frames, and ours, where the
+    /// card's frames come back.
     pub inject: Option<(SocketAddr, SocketAddr)>,
 }
 
@@ -385,9 +386,13 @@ pub fn fuzz_frame(rng: &mut Rng, mac: [u8; 6], ip: [u8; 4]) -> (Vec<u8>, Fate) {
         rng.next() as u8,
         1,
     ];
-    // Sources outside 10.0.2.0/24, so the fuzz never claims the gateway's
-    // or the probe's address.
-    let src_ip = [192, 168, rng.next() as u8, rng.next() as u8];
+    // IP packets claim to come from the user network's gateway: whatever
+    // the stack answers goes to QEMU's user network, which knows that
+    // address (answers to made-up hosts would have it ask the wire for
+    // each, a storm of its own). ARP floods speak for made-up hosts of the
+    // subnet, never the gateway, the DNS server, the stack or the probe.
+    let src_ip = [10, 0, 2, 2];
+    let arp_ip = [10, 0, 2, 100 + rng.below(150) as u8];
     let junk = |n: usize, rng: &mut Rng| {
         let mut v = vec![0u8; n];
         rng.fill(&mut v);
@@ -405,9 +410,11 @@ pub fn fuzz_frame(rng: &mut Rng, mac: [u8; 6], ip: [u8; 4]) -> (Vec<u8>, Fate) {
         seg
     };
     match rng.below(10) {
-        // Random bytes of any length, to us.
+        // Random bytes of any length, to us (but not none: a frame of no
+        // bytes is no frame, and QEMU's card would hold it at the head of
+        // its queue for ever, taking it for a card that cannot receive).
         0 => {
-            let n = rng.below(1600) as usize;
+            let n = 1 + rng.below(1600) as usize;
             let mut f = junk(n, rng);
             let fate = if n >= 14 && n <= 1514 {
                 f[..6].copy_from_slice(&mac);
@@ -484,13 +491,8 @@ pub fn fuzz_frame(rng: &mut Rng, mac: [u8; 6], ip: [u8; 4]) -> (Vec<u8>, Fate) {
         // ARP floods: requests and replies from made-up hosts.
         7 => {
             let op = 1 + rng.below(2) as u16;
-            let a = arp(
-                op,
-                src_mac,
-                src_ip,
-                [0; 6],
-                if rng.below(2) == 0 { ip } else { src_ip },
-            );
+            let target = if rng.below(2) == 0 { ip } else { arp_ip };
+            let a = arp(op, src_mac, arp_ip, [0; 6], target);
             (ether([0xff; 6], src_mac, 0x0806, &a), Fate::Seen)
         }
         // Oversized frames.
@@ -541,7 +543,19 @@ pub fn fuzz(
         .inject
         .ok_or("the system has no injection port (the harness adds one for a `fuzz` step)")?;
     let s = UdpSocket::bind(ours).map_err(|e| format!("bind {ours}: {e}"))?;
-    s.connect(qemu).map_err(|e| e.to_string())?;
+    // Each frame goes as its 4-byte big-endian length and its bytes (the
+    // redirector's framing), a stream QEMU's UDP chardev reads at most
+    // 4,096 bytes of a datagram at a time: so in datagrams no longer.
+    let send = |f: &[u8]| -> Result<(), String> {
+        let mut d = (f.len() as u32).to_be_bytes().to_vec();
+        d.extend_from_slice(f);
+        for chunk in d.chunks(4096) {
+            s.send_to(chunk, qemu).map_err(|e| format!("send: {e}"))?;
+        }
+        Ok(())
+    };
+    // The mirror's stream: lengths and frames, in datagrams of their own.
+    let mut stream: Vec<u8> = Vec::new();
     let me = [ip[0], ip[1], ip[2], 99];
     let mut rng = Rng(0xf022_f022);
     let mut r = FuzzReport::default();
@@ -550,7 +564,7 @@ pub fn fuzz(
     while r.sent < count {
         for _ in 0..BURST.min((count - r.sent) as u32) {
             let (f, fate) = fuzz_frame(&mut rng, mac, ip);
-            s.send(&f).map_err(|e| format!("send: {e}"))?;
+            send(&f)?;
             r.sent += 1;
             match fate {
                 Fate::Dropped => {
@@ -561,33 +575,56 @@ pub fn fuzz(
                 Fate::Unknown => {}
             }
         }
-        // Alive? Introduce the probe's host, then ping it.
+        // Alive? Introduce the probe's host, then ping it; again every
+        // half second (the flood may have pushed the probe's host out of
+        // the stack's ARP cache, and a reply waiting for ARP is dropped).
         seq = seq.wrapping_add(1);
-        let hello = arp(1, PROBE_MAC, me, [0; 6], ip);
-        s.send(&ether(mac, PROBE_MAC, 0x0806, &hello))
-            .map_err(|e| e.to_string())?;
+        let hello = ether(mac, PROBE_MAC, 0x0806, &arp(1, PROBE_MAC, me, [0; 6], ip));
         let ping = icmp_echo(0x5e97, seq, b"septa fuzz probe");
-        s.send(&ether(
-            mac,
-            PROBE_MAC,
-            0x0800,
-            &ipv4(me, ip, 1, &[], 0, &ping),
-        ))
-        .map_err(|e| e.to_string())?;
-        let until = Instant::now() + Duration::from_secs(5);
+        let ping = ether(mac, PROBE_MAC, 0x0800, &ipv4(me, ip, 1, &[], 0, &ping));
+        let until = Instant::now() + Duration::from_secs(10);
+        let mut again = Instant::now();
         let mut answered = false;
+        let mut recent: Vec<Vec<u8>> = Vec::new();
         while !answered {
             let now = Instant::now();
+            if now >= again {
+                send(&hello)?;
+                send(&ping)?;
+                again = now + Duration::from_millis(500);
+            }
             if now > until || now > deadline {
+                let tail: Vec<String> = recent
+                    .iter()
+                    .map(|f: &Vec<u8>| f.iter().take(48).map(|b| format!("{b:02x}")).collect())
+                    .collect();
                 return Err(format!(
-                    "the stack stopped answering pings after {} frames",
-                    r.sent
+                    "the stack stopped answering pings after {} frames (last frames from the card: {})",
+                    r.sent,
+                    tail.join(" | ")
                 ));
             }
-            s.set_read_timeout(Some(until.min(deadline) - now))
+            let wait = again
+                .min(until)
+                .min(deadline)
+                .saturating_duration_since(now);
+            s.set_read_timeout(Some(wait.max(Duration::from_millis(1))))
                 .map_err(|e| e.to_string())?;
             let Ok(n) = s.recv(&mut buf) else { continue };
-            let f = &buf[..n];
+            stream.extend_from_slice(&buf[..n]);
+            if stream.len() < 4 {
+                continue;
+            }
+            let len = u32::from_be_bytes([stream[0], stream[1], stream[2], stream[3]]) as usize;
+            if stream.len() < 4 + len {
+                continue;
+            }
+            let frame: Vec<u8> = stream.drain(..4 + len).skip(4).collect();
+            let (f, n) = (&frame[..], len);
+            if recent.len() == 6 {
+                recent.remove(0);
+            }
+            recent.push(f.to_vec());
             // An echo reply to the probe host with this sequence number.
             if n >= 42
                 && f[..6] == PROBE_MAC
@@ -601,8 +638,7 @@ pub fn fuzz(
             // The stack asking who the probe host is.
             if n >= 42 && f[12..14] == [0x08, 0x06] && f[20..22] == [0, 1] && f[38..42] == me {
                 let reply = arp(2, PROBE_MAC, me, mac, ip);
-                s.send(&ether(mac, PROBE_MAC, 0x0806, &reply))
-                    .map_err(|e| e.to_string())?;
+                send(&ether(mac, PROBE_MAC, 0x0806, &reply))?;
             }
         }
     }

@@ -515,7 +515,26 @@ fn fuzz_step(
     let (Some(ip), Some(mac)) = (ip, mac) else {
         return Err(fail(&what, "no address or MAC in /api/status".into()));
     };
-    let rep = fuzz(net, mac, ip, count, deadline).map_err(|e| fail(&what, e))?;
+    let rep = match fuzz(net, mac, ip, count, deadline) {
+        Ok(r) => r,
+        Err(e) => {
+            // What the stack says now, if it still answers over HTTP.
+            let now = http_get(
+                net,
+                port,
+                "/api/status",
+                Instant::now() + Duration::from_secs(10),
+            );
+            let body = now.map_or_else(
+                |e| e,
+                |r| r.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
+            );
+            return Err(fail(
+                &what,
+                format!("{e}; /api/status then: {}", body.trim()),
+            ));
+        }
+    };
     let (frames1, dropped1, _) = status(deadline)?;
     let (frames, dropped) = (frames1 - frames0, dropped1 - dropped0);
     println!(

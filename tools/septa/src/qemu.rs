@@ -70,9 +70,10 @@ pub struct Machine {
     /// clients, in the order of their numbers; the first has the keyboard
     /// at start).
     pub uart_input: Vec<String>,
-    /// Frame injection into the first net device: QEMU's UDP port and
-    /// the host's peer port on 127.0.0.1 (a test probe's `fuzz`).
-    pub inject: Option<(u16, u16)>,
+    /// Frame injection into the first net device (a test probe's `fuzz`):
+    /// the UDP ports on 127.0.0.1 where QEMU reads frames to inject and
+    /// from which it mirrors the card's, and the host's peer port.
+    pub inject: Option<(u16, u16, u16)>,
 }
 
 impl Machine {
@@ -214,26 +215,28 @@ impl Machine {
                     for (proto, host, guest) in &d.forwards {
                         netdev += &format!(",hostfwd={proto}:127.0.0.1:{host}-:{guest}");
                     }
-                    match self.inject.filter(|_| first_net == Some(k)) {
-                        None => pair("-netdev", netdev),
-                        Some((qemu, peer)) => {
-                            // The card, the user network and a UDP socket
-                            // on one hub: a datagram sent to QEMU's port is
-                            // a frame on the card's wire.
-                            let slot = d.slot;
-                            pair("-netdev", netdev.replacen(&id, &format!("user{slot}"), 1));
-                            pair(
-                                "-netdev",
-                                format!("socket,id=inject{slot},udp=127.0.0.1:{peer},localaddr=127.0.0.1:{qemu}"),
-                            );
-                            for nd in [format!("user{slot}"), format!("inject{slot}")] {
-                                pair(
-                                    "-netdev",
-                                    format!("hubport,id=hub-{nd},hubid={slot},netdev={nd}"),
-                                );
-                            }
-                            pair("-netdev", format!("hubport,id={id},hubid={slot}"));
-                        }
+                    pair("-netdev", netdev);
+                    if let Some((qemu_in, qemu_out, peer)) =
+                        self.inject.filter(|_| first_net == Some(k))
+                    {
+                        // Frames from the host straight onto the card's
+                        // wire, past the user network (a filter-redirector
+                        // reads them from a UDP chardev, each a 4-byte
+                        // big-endian length and the frame), and every frame
+                        // the card sends mirrored back the same way.
+                        let udp = |name: &str, local: u16| {
+                            format!("udp,id={name}{id},host=127.0.0.1,port={peer},localaddr=127.0.0.1,localport={local}")
+                        };
+                        pair("-chardev", udp("inject", qemu_in));
+                        pair("-chardev", udp("mirror", qemu_out));
+                        pair(
+                            "-object",
+                            format!("filter-redirector,id=inject-{id},netdev={id},queue=tx,indev=inject{id}"),
+                        );
+                        pair(
+                            "-object",
+                            format!("filter-mirror,id=mirror-{id},netdev={id},queue=rx,outdev=mirror{id}"),
+                        );
                     }
                     pair(
                         "-device",
@@ -521,7 +524,7 @@ mod tests {
     }
 
     #[test]
-    fn an_injection_port_puts_the_card_on_a_hub() {
+    fn an_injection_port_reaches_the_card_past_the_user_network() {
         let sys = system(
             "[[virtio]]\nname = \"net0\"\nkind = \"net\"\n[[forward]]\nhost = 8080\nguest = 80\n",
         );
@@ -530,21 +533,25 @@ mod tests {
             m.forward_help(),
             ["network: the system's tcp/80 is http://localhost:8080/"]
         );
-        m.inject = Some((4001, 4002));
+        m.inject = Some((4001, 4002, 4003));
         let args = m.args().unwrap();
         assert_eq!(
             values(&args, "-netdev"),
+            ["user,id=virtio31,hostfwd=tcp:127.0.0.1:8080-:80"]
+        );
+        assert_eq!(
+            values(&args, "-chardev"),
             [
-                "user,id=user31,hostfwd=tcp:127.0.0.1:8080-:80",
-                "socket,id=inject31,udp=127.0.0.1:4002,localaddr=127.0.0.1:4001",
-                "hubport,id=hub-user31,hubid=31,netdev=user31",
-                "hubport,id=hub-inject31,hubid=31,netdev=inject31",
-                "hubport,id=virtio31,hubid=31",
+                "udp,id=injectvirtio31,host=127.0.0.1,port=4003,localaddr=127.0.0.1,localport=4001",
+                "udp,id=mirrorvirtio31,host=127.0.0.1,port=4003,localaddr=127.0.0.1,localport=4002",
             ]
         );
         assert_eq!(
-            values(&args, "-device"),
-            ["virtio-net-device,netdev=virtio31,bus=virtio-mmio-bus.31"]
+            values(&args, "-object"),
+            [
+                "filter-redirector,id=inject-virtio31,netdev=virtio31,queue=tx,indev=injectvirtio31",
+                "filter-mirror,id=mirror-virtio31,netdev=virtio31,queue=rx,outdev=mirrorvirtio31",
+            ]
         );
     }
 

@@ -492,10 +492,8 @@ fn build(system: &mut System, plan: Plan) -> usize {
 
     // Each cell: its socket region, in the stack at its slot and in the
     // cell where it has room, and its channel; and the system's PD names
-    // (the timer driver, added after this, last).
-    let mut all: Vec<&str> = system.pds.iter().map(|p| p.name.as_str()).collect();
-    all.push(crate::timer::DRIVER);
-    let names = config::PdNames::new(all).encode().to_vec();
+    // ([`finish`] writes them once every subsystem is expanded).
+    let names = vec![0; config::PdNames::SIZE];
     for (i, ((p, _), id)) in plan.cells.iter().zip(&plan.ids).enumerate() {
         let name = system.pds[*p].name.clone();
         let r = sockets_region(&name);
@@ -572,6 +570,23 @@ fn build(system: &mut System, plan: Plan) -> usize {
         src: plan.src,
     });
     s
+}
+
+/// Writes the names of every PD of the system, subsystems' too, into the
+/// cells (after every expansion).
+pub(crate) fn finish(system: &mut System) {
+    let Some(net) = &system.net else { return };
+    let names = config::PdNames::new(system.pds.iter().map(|p| p.name.as_str()))
+        .encode()
+        .to_vec();
+    let cells: Vec<usize> = net.cells.iter().map(|c| c.pd).collect();
+    for p in cells {
+        for c in &mut system.pds[p].consts {
+            if c.symbol == wiring::cell::PDS {
+                c.bytes = names.clone();
+            }
+        }
+    }
 }
 
 fn rules(r: &[Option<Rule>]) -> Vec<String> {

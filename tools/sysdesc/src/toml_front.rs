@@ -699,9 +699,6 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         timer: None,
         net: None,
     };
-    if let Some(serial) = raw.serial {
-        crate::serial::expand(&mut system, lower_serial(serial), sink);
-    }
     // The network stack is a timer client: `[net]` comes first, and adds
     // the stack to `[timer]` (or makes one for it).
     let mut timer_wanted = raw.timer.map(|timer| {
@@ -732,9 +729,15 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
             }
         }
     }
+    // After `[net]`, so that its PDs (`net_stack`, ...) may be serial
+    // clients.
+    if let Some(serial) = raw.serial {
+        crate::serial::expand(&mut system, lower_serial(serial), sink);
+    }
     if let Some(t) = timer_wanted {
         crate::timer::expand(&mut system, t, sink);
     }
+    crate::net::finish(&mut system);
     Some(system)
 }
 
