@@ -103,10 +103,13 @@ pub struct Stats {
     pub refused: u64,
     /// Nanoseconds since the stack started.
     pub uptime_ns: u64,
+    /// Cycles the stack's thread has been scheduled for (the kernel's
+    /// utilisation tracking, benchmark configuration; 0 elsewhere).
+    pub cycles: u64,
 }
 
 impl Stats {
-    pub const WORDS: usize = 9;
+    pub const WORDS: usize = 10;
 
     pub fn to_words(&self) -> [u64; Self::WORDS] {
         [
@@ -119,6 +122,7 @@ impl Stats {
             self.faults,
             self.refused,
             self.uptime_ns,
+            self.cycles,
         ]
     }
 
@@ -133,6 +137,7 @@ impl Stats {
             faults: w[6],
             refused: w[7],
             uptime_ns: w[8],
+            cycles: w[9],
         }
     }
 }

@@ -83,3 +83,13 @@ pub mod _private {
     #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
     pub use crate::entry::{check_init, host_main};
 }
+
+/// Cycles this PD's thread has been scheduled for (the kernel's
+/// utilisation tracking, in the benchmark configuration; under QEMU's
+/// `-icount` a cycle is an instruction); `None` in other configurations.
+/// Reads the PD's own TCB (Microkit's slot for it).
+pub fn own_cycles() -> Option<u64> {
+    let me = septa_sel4::Cap::from_bits(septa_abi::microkit::slot::TCB);
+    septa_sel4::syscall::benchmark_get_thread_utilisation(me)
+        .map(|u| u[septa_abi::benchmark_utilisation::TCB_UTILISATION])
+}

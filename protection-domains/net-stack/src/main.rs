@@ -220,6 +220,7 @@ impl Stack {
             calls::STATS => {
                 let mut s = self.dev.stats;
                 s.uptime_ns = now_ns().saturating_sub(self.start_ns);
+                s.cycles = septa_runtime::own_cycles().unwrap_or(0);
                 let words = s.to_words();
                 for (i, w) in words.iter().enumerate() {
                     mr_set(i, *w);

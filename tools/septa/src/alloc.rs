@@ -414,8 +414,14 @@ size = "1800 MiB"
             .system;
         let img = crate::elf::tests::sample();
         let progs = [crate::spec::Program { image: &img }];
-        let built =
-            crate::spec::build(&sys, &progs, &HashMap::new(), std::path::Path::new(".")).unwrap();
+        let built = crate::spec::build(
+            &sys,
+            &progs,
+            &HashMap::new(),
+            std::path::Path::new("."),
+            septa_abi::Config::Debug,
+        )
+        .unwrap();
         let spec = built.spec();
         let free = free_ram(&sys.board, &boot());
         let msg = match check(&spec, &sys.board, &free, Config::Debug) {
@@ -432,8 +438,14 @@ size = "1800 MiB"
         let sys = septa_sysdesc::parse_str("t.toml", &small, septa_sysdesc::Format::Toml)
             .unwrap()
             .system;
-        let built =
-            crate::spec::build(&sys, &progs, &HashMap::new(), std::path::Path::new(".")).unwrap();
+        let built = crate::spec::build(
+            &sys,
+            &progs,
+            &HashMap::new(),
+            std::path::Path::new("."),
+            septa_abi::Config::Debug,
+        )
+        .unwrap();
         let fit = check(&built.spec(), &sys.board, &free, Config::Debug).unwrap();
         assert!(fit.used > 512 << 20 && fit.used < fit.free);
     }

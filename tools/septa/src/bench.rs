@@ -24,6 +24,8 @@ use crate::harness::{self, Outcome};
 use crate::{cargo, pack, qemu, workspace::Workspace};
 
 const LIMIT: Duration = Duration::from_secs(120);
+/// A benchmark driven from the host moves more (64 MiB for net-bulk).
+const PROBE_LIMIT: Duration = Duration::from_secs(900);
 
 /// Reads `[septa-bench] NAME VALUE` from a console line.
 pub fn parse_line(line: &str) -> Option<(String, f64)> {
@@ -93,10 +95,25 @@ pub fn run(
             results.insert("image-bytes".into(), len as f64);
         }
         let log_path = image.path.with_file_name("bench.log");
+        // A system driven from the host (net-bulk) has a probe.
+        let probe = match std::fs::read_to_string(sys.join(crate::probe::FILE)) {
+            Ok(text) => Some(
+                crate::probe::Probe::parse(&text)
+                    .map_err(|e| miette!("bench/systems/{name}/{e}"))?,
+            ),
+            Err(_) => None,
+        };
+        let limit = if probe.is_some() { PROBE_LIMIT } else { LIMIT };
+        if let Ok(mut f) = crate::netprobe::FIGURES.lock() {
+            f.clear();
+        }
         let (mut outcome, log, timed_out) =
-            harness::boot(&image, LIMIT, &log_path, &qemu::ICOUNT, None)?;
+            harness::boot(&image, limit, &log_path, &qemu::ICOUNT, probe.as_ref())?;
         outcome.finish(timed_out, &log, &[]);
-        let figures: Vec<_> = log.lines().filter_map(parse_line).collect();
+        let mut figures: Vec<_> = log.lines().filter_map(parse_line).collect();
+        if let Ok(mut f) = crate::netprobe::FIGURES.lock() {
+            figures.append(&mut f);
+        }
         report_outcome(&name, &outcome, &log, figures.is_empty());
         failures += (!outcome.failed.is_empty() || figures.is_empty()) as usize;
         for (what, v) in figures {

@@ -28,6 +28,9 @@ pub struct NetEnv {
     pub inject: Option<(SocketAddr, SocketAddr)>,
 }
 
+/// Figures a probe measured (`tcp-send`'s rate), for `septa bench`.
+pub static FIGURES: std::sync::Mutex<Vec<(String, f64)>> = std::sync::Mutex::new(Vec::new());
+
 /// A free port of the host's loopback for `proto`, as the kernel picks
 /// one (the socket is closed again: QEMU binds it next).
 pub fn free_port(proto: Proto) -> std::io::Result<u16> {
@@ -181,6 +184,39 @@ pub fn tcp_echo(env: &NetEnv, port: u16, size: u64, deadline: Instant) -> Result
         "{size} bytes echoed in {secs:.2} s ({:.2} MB/s), hash {h:016x}",
         size as f64 / secs / 1e6
     ))
+}
+
+/// Sends `size` pseudo-random bytes to the forwarded guest `port`, closes
+/// its side, and waits for the guest to close: the wall-clock rate of
+/// the whole transfer (recorded as the figure `wall-mb-per-s`).
+pub fn tcp_send(env: &NetEnv, port: u16, size: u64, deadline: Instant) -> Result<String, String> {
+    let addr = env.host(Proto::Tcp, port)?;
+    let l = left(deadline)?;
+    let mut s = TcpStream::connect_timeout(&addr, l).map_err(|e| format!("connect: {e}"))?;
+    let start = Instant::now();
+    let mut rng = Rng(0xb01c_b01c);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut sent = 0u64;
+    while sent < size {
+        let n = (size - sent).min(buf.len() as u64) as usize;
+        rng.fill(&mut buf[..n]);
+        s.write_all(&buf[..n])
+            .map_err(|e| format!("send after {sent} bytes: {e}"))?;
+        sent += n as u64;
+    }
+    s.shutdown(std::net::Shutdown::Write)
+        .map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(left(deadline)?))
+        .map_err(|e| e.to_string())?;
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest)
+        .map_err(|e| format!("waiting for the guest to close: {e}"))?;
+    let secs = start.elapsed().as_secs_f64();
+    let rate = size as f64 / secs / 1e6;
+    if let Ok(mut f) = FIGURES.lock() {
+        f.push(("wall-mb-per-s".into(), rate));
+    }
+    Ok(format!("{size} bytes sent in {secs:.2} s ({rate:.2} MB/s)"))
 }
 
 /// Sends `count` datagrams of varied sizes to the forwarded guest UDP

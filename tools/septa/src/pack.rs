@@ -395,7 +395,7 @@ pub fn compose(
 
     // The spec, its blob, and the check that it fits.
     let progs: Vec<spec::Program> = images.iter().map(|image| spec::Program { image }).collect();
-    let built = spec::build(sys, &progs, &paddrs, base).map_err(|e| miette!("{e}"))?;
+    let built = spec::build(sys, &progs, &paddrs, base, config).map_err(|e| miette!("{e}"))?;
     let mut the_spec = built.spec();
     the_spec.test_harness = for_test;
     the_spec

@@ -20,6 +20,7 @@
 //! | `expect CONSOLE TEXT [LIMIT]` | read from virtio console CONSOLE until what arrived since the last `expect` contains TEXT |
 //! | `http PORT PATH TEXT [LIMIT]` | `GET PATH` on the host port forwarded to guest TCP port PORT; the response must contain TEXT |
 //! | `tcp-echo PORT SIZE [LIMIT]` | send SIZE pseudo-random bytes (`10MiB`, `4096`) to guest TCP port PORT while reading them back; the hashes must agree |
+//! | `tcp-send PORT SIZE [LIMIT]` | send SIZE pseudo-random bytes to guest TCP port PORT, close, and wait until the guest closes; the wall-clock rate is a benchmark figure |
 //! | `udp-echo PORT COUNT [LIMIT]` | send COUNT datagrams of varied sizes to guest UDP port PORT, each until it comes back |
 //! | `fuzz PORT COUNT [LIMIT]` | inject COUNT malformed, truncated, oversized and random frames into the system's network card (the harness adds an injection port), checking between bursts that the stack answers pings; the counters of `/api/status` on guest TCP port PORT must account for every frame the stack was sure to see and drop |
 //! | `tcp-accept PORT TEXT [LIMIT]` | listen on the host's 127.0.0.1:PORT (the system reaches it as 10.0.2.2:PORT) and accept one connection that must carry TEXT |
@@ -82,6 +83,10 @@ pub enum Action {
         want: String,
     },
     TcpEcho {
+        port: u16,
+        size: u64,
+    },
+    TcpSend {
         port: u16,
         size: u64,
     },
@@ -275,10 +280,14 @@ impl Probe {
                         .map_err(|_| err("the text must be UTF-8".into()))?;
                     (Action::Http { port, path, want }, true)
                 }
-                "tcp-echo" => {
+                "tcp-echo" | "tcp-send" => {
                     let port = take_port(&mut rest).map_err(err)?;
                     let size = parse_size(take_word(&mut rest)).map_err(err)?;
-                    (Action::TcpEcho { port, size }, true)
+                    if word == "tcp-echo" {
+                        (Action::TcpEcho { port, size }, true)
+                    } else {
+                        (Action::TcpSend { port, size }, true)
+                    }
                 }
                 "udp-echo" | "fuzz" => {
                     let port = take_port(&mut rest).map_err(err)?;
@@ -314,7 +323,7 @@ impl Probe {
                 ),
                 other => {
                     return Err(err(format!(
-                        "unknown step `{other}`: use `after`, `send`, `expect`, `lines`, `http`, `tcp-echo`, `udp-echo`, `fuzz`, `tcp-accept` or `no-line`"
+                        "unknown step `{other}`: use `after`, `send`, `expect`, `lines`, `http`, `tcp-echo`, `tcp-send`, `udp-echo`, `fuzz`, `tcp-accept` or `no-line`"
                     )))
                 }
             };
@@ -412,6 +421,12 @@ impl Probe {
                 Action::TcpEcho { port, size } => {
                     let what = format!("TCP echo on tcp/{port}");
                     let r = crate::netprobe::tcp_echo(net, *port, *size, deadline)
+                        .map_err(|e| fail(&what, e))?;
+                    println!("   probe: {what}: {r}");
+                }
+                Action::TcpSend { port, size } => {
+                    let what = format!("TCP stream to tcp/{port}");
+                    let r = crate::netprobe::tcp_send(net, *port, *size, deadline)
                         .map_err(|e| fail(&what, e))?;
                     println!("   probe: {what}: {r}");
                 }
