@@ -49,6 +49,14 @@ const VIRT_TX: Channel = Channel::new(w::VIRT_TX);
 /// Entries of each virtqueue: one per buffer, so every buffer fits.
 const QUEUE_SIZE: usize = wiring::BUFFERS as usize;
 
+/// The driver allocates nothing itself, but `virtio-drivers` built with
+/// `alloc` (another driver of the workspace asks for it, and cargo unifies
+/// features) needs an allocator to link: the DMA pool's, as the console
+/// driver's.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[global_allocator]
+static HEAP: septa_virtio_hal::DmaHeap = septa_virtio_hal::DmaHeap;
+
 setvar! {
     static RX_DATA_PADDR = "net_rx_data_paddr";
     static TX_DATA_PADDR = "net_tx_data_paddr";
@@ -58,8 +66,8 @@ type Net = VirtIONetRaw<SeptaHal, Masked<MmioTransport<'static>>, QUEUE_SIZE>;
 
 /// VIRTIO_F_RING_EVENT_IDX, which the device is never offered:
 /// `virtio-drivers` 0.13 decides whether to notify the device by comparing
-/// its 16-bit ring indices without wrap-around (`avail_idx >= avail_event
-/// + 1`, not virtio's `vring_need_event`), so once the indices wrap (every
+/// its 16-bit ring indices without wrap-around (`avail_idx >=
+/// avail_event + 1`, not virtio's `vring_need_event`), so once they wrap (every
 /// 65,536 buffers) it can fail to notify a device that waits for buffers,
 /// which then starves. Without the feature the device's flag decides,
 /// which has no arithmetic to get wrong.

@@ -26,7 +26,7 @@
 //! the stack ([`config`], host-tested encodings), the socket slot layout and
 //! the call protocol. Must not: make system calls or touch shared memory
 //! (the PDs do, through `septa-queue`).
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 pub mod calls;

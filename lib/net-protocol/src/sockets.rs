@@ -51,6 +51,15 @@ pub const DGRAM_HEADER: usize = 8;
 /// The largest datagram payload a cell may send or receive.
 pub const MAX_DATAGRAM: usize = 1472;
 
+// The slot's parts fit and do not overlap; the region is whole pages.
+const _: () = {
+    assert!(HEADER_SIZE <= RX_QUEUE && RX_QUEUE + 12 <= TX_QUEUE && TX_QUEUE + 12 <= RX_DATA);
+    assert!(TX_DATA + RING as usize == SLOT_SIZE as usize);
+    assert!(REGION_SIZE.is_multiple_of(0x1000));
+    assert!(RING.is_power_of_two());
+    assert!(DGRAM_HEADER + MAX_DATAGRAM <= RING as usize);
+};
+
 /// Where slot `i` starts in the region.
 pub const fn slot(i: usize) -> usize {
     i * SLOT_SIZE as usize
@@ -122,12 +131,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slots_fit_and_rings_do_not_overlap() {
-        assert!(HEADER_SIZE <= RX_QUEUE && RX_QUEUE + 12 <= TX_QUEUE && TX_QUEUE + 12 <= RX_DATA);
-        assert_eq!(TX_DATA + RING as usize, SLOT_SIZE as usize);
-        assert_eq!(REGION_SIZE % 0x1000, 0);
-        assert!(RING.is_power_of_two());
-        assert!(DGRAM_HEADER + MAX_DATAGRAM <= RING as usize);
+    fn datagram_headers_and_states_round_trip() {
         let d = Dgram {
             len: 1472,
             port: 7,

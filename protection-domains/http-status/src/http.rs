@@ -85,9 +85,9 @@ pub fn answer(req: Request<'_>, s: &Status<'_>) -> Response {
             for (i, p) in s.pds.iter().enumerate() {
                 let _ = write!(body, "{}\"{p}\"", if i > 0 { "," } else { "" });
             }
-            let _ = write!(
+            let _ = writeln!(
                 body,
-                "],\"net\":{{\"rx_frames\":{},\"rx_bytes\":{},\"tx_frames\":{},\"tx_bytes\":{},\"rx_dropped\":{}}},\"requests\":{}}}\n",
+                "],\"net\":{{\"rx_frames\":{},\"rx_bytes\":{},\"tx_frames\":{},\"tx_bytes\":{},\"rx_dropped\":{}}},\"requests\":{}}}",
                 s.rx_frames, s.rx_bytes, s.tx_frames, s.tx_bytes, s.rx_dropped, s.requests
             );
             respond("200 OK", "application/json", body.as_bytes())

@@ -452,7 +452,7 @@ pub fn fuzz_frame(rng: &mut Rng, mac: [u8; 6], ip: [u8; 4]) -> (Vec<u8>, Fate) {
         0 => {
             let n = 1 + rng.below(1600) as usize;
             let mut f = junk(n, rng);
-            let fate = if n >= 14 && n <= 1514 {
+            let fate = if (14..=1514).contains(&n) {
                 f[..6].copy_from_slice(&mac);
                 Fate::Seen
             } else {

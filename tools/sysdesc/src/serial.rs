@@ -689,14 +689,14 @@ input = ["shell"]
             .find(|m| m.region == "serial_tx_shell")
             .unwrap();
         // The description's own map holds the first 8 KiB from 0x10_0000_0000.
-        assert_eq!(tx.vaddr, CLIENT_VADDR + 0x2000);
+        assert_eq!(tx.vaddr, crate::expand::CLIENT_VADDR + 0x2000);
         assert_eq!(tx.setvar_vaddr.as_deref(), Some(wiring::client::TX));
         let rx = shell
             .maps
             .iter()
             .find(|m| m.region == "serial_rx_shell")
             .unwrap();
-        assert_eq!(rx.vaddr, CLIENT_VADDR + 0x4000);
+        assert_eq!(rx.vaddr, crate::expand::CLIENT_VADDR + 0x4000);
         // shell's channel 0 is the description's: the serial ones are 1 and 2.
         let ends: Vec<(u64, Option<&str>)> = s
             .channels
