@@ -49,6 +49,10 @@ patched! {
 const VIRT_RX: Channel = Channel::new(w::VIRT_RX);
 const VIRT_TX: Channel = Channel::new(w::VIRT_TX);
 
+/// Rounds of one `run` before the stack yields to the timer: a flood
+/// cannot keep it from its timeouts and its cells for ever.
+const ROUNDS: usize = 64;
+
 /// The first of the ports the stack picks for outgoing connections and
 /// unbound UDP sockets (IANA's dynamic range).
 const EPHEMERAL: u16 = 49152;
@@ -96,7 +100,8 @@ impl Stack {
     /// timeout.
     fn run(&mut self) {
         let mut refused = 0;
-        for _ in 0..64 {
+        let mut settled = false;
+        for _ in 0..ROUNDS {
             let mut more = false;
             for c in self.cells.iter_mut() {
                 more |= c.pump(&mut self.set, &mut refused);
@@ -109,8 +114,16 @@ impl Stack {
             }
             let busy = matches!(changed, smoltcp::iface::PollResult::SocketStateChanged);
             if !more && !busy && self.dev.idle() {
+                settled = true;
                 break;
             }
+        }
+        if !settled {
+            // Out of rounds with work left (frames kept coming, smoltcp has
+            // more to send): ask for the virtualiser's signal all the same,
+            // so no frame arrives unseen, and come back at once for what
+            // waits (below), instead of sleeping on it.
+            let _ = self.dev.idle();
         }
         self.dev.stats.refused += refused;
         if core::mem::take(&mut self.dev.tx.sent) && self.dev.tx.q.active.take_signal_request() {
@@ -125,8 +138,13 @@ impl Stack {
             }
         }
         let now = self.instant();
-        if let Some(d) = self.iface.poll_delay(now, &self.set) {
-            let _ = timer::set_timeout(d.total_micros().max(1) * 1000);
+        let delay = self
+            .iface
+            .poll_delay(now, &self.set)
+            .map(|d| d.total_micros());
+        let delay = if settled { delay } else { Some(0) };
+        if let Some(us) = delay {
+            let _ = timer::set_timeout(us.max(1) * 1000);
         }
         self.report();
     }
