@@ -275,8 +275,17 @@ pub enum Kind {
     )]
     SetvarNoDevice { key: &'static str, region: String },
     #[error("`{0}` is not a valid symbol name")]
-    #[diagnostic(code(septa::setvar::symbol))]
+    #[diagnostic(
+        code(septa::setvar::symbol),
+        help("a symbol is a C identifier, or in system.toml an array element `NAME[INDEX]` with INDEX below 4096")
+    )]
     BadSymbol(String),
+    #[error("a setvar takes exactly one of `region`, `region_size`, `value` and `text`; this one has {0}")]
+    #[diagnostic(code(septa::setvar::value))]
+    SetvarValue(usize),
+    #[error("the text is {len} bytes long; a text setvar holds at most {max} (and a NUL)")]
+    #[diagnostic(code(septa::setvar::text_length))]
+    SetvarTextLength { len: usize, max: usize },
 
     // ------------------------------------------------------------------ irqs
     #[error("IRQ channel id {value} is out of range 0..={max}")]
@@ -545,8 +554,17 @@ pub enum Kind {
     #[diagnostic(code(septa::cap::overlap))]
     CapOverlap { slot: u64, pd: String },
     #[error("unknown cap kind `{0}`")]
-    #[diagnostic(code(septa::cap::kind), help("one of tcb, sc, vspace"))]
+    #[diagnostic(
+        code(septa::cap::kind),
+        help("one of tcb, sc, vspace (and, in system.toml, notification)")
+    )]
     CapKind(String),
+    #[error("PD `{pd}` is given the notification of PD `{other}`; a notification cap may only be a PD's own")]
+    #[diagnostic(
+        code(septa::cap::foreign_notification),
+        help("the kernel lets only the thread a notification is bound to wait on it; write pd = \"{pd}\"")
+    )]
+    CapNotificationOther { pd: String, other: String },
 
     // --------------------------------------------------------------- domains
     #[error("domain id {id} is used twice")]

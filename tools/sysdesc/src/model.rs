@@ -97,10 +97,11 @@ impl System {
     /// the allocator chooses it, as Microkit's tool does).
     pub fn needs_phys(&self, name: &str) -> bool {
         self.region(name).is_some_and(|r| r.phys.is_some())
-            || self
-                .pds
-                .iter()
-                .any(|p| p.setvars.iter().any(|s| s.region == name))
+            || self.pds.iter().any(|p| {
+                p.setvars
+                    .iter()
+                    .any(|s| s.value == SetValue::Paddr(name.to_string()))
+            })
     }
 
     /// The board device a region or IRQ names with `device = "NAME"`: a
@@ -360,13 +361,47 @@ impl Irq {
     }
 }
 
-/// A variable set to the physical address of a region.
+/// A variable the tool sets in the PD's image (`setvars`): Microkit's
+/// physical address of a region, or (Septa's additions) a region's size, a
+/// number or a text. `symbol` may index an array (`NAME[INDEX]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SetVar {
     pub symbol: String,
-    pub region: String,
+    pub value: SetValue,
     #[serde(skip)]
     pub src: Src,
+}
+
+/// What a `setvars` entry writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SetValue {
+    /// The physical address of the region (`region`; the region gets a
+    /// fixed address).
+    Paddr(String),
+    /// The size of the region in bytes (`region_size`).
+    Size(String),
+    /// A number (`value`).
+    Number(u64),
+    /// Text, NUL-padded (`text`): at most [`SetValue::TEXT_MAX`] bytes.
+    Text(String),
+}
+
+impl SetValue {
+    /// Bytes of a text element: a text fills a symbol of at least this
+    /// size, or one element of this size of an indexed array; it keeps a
+    /// NUL at its end.
+    pub const TEXT_ELEMENT: u64 = 64;
+    /// The longest text.
+    pub const TEXT_MAX: usize = Self::TEXT_ELEMENT as usize - 1;
+
+    /// The region this value reads, if any.
+    pub fn region(&self) -> Option<&str> {
+        match self {
+            SetValue::Paddr(r) | SetValue::Size(r) => Some(r),
+            SetValue::Number(_) | SetValue::Text(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -386,6 +421,10 @@ pub enum CapKind {
     Tcb,
     Sc,
     Vspace,
+    /// Septa's addition: the PD's own notification (the one bound to its
+    /// TCB), read-only, so that it can wait for notifications alone while
+    /// it serves a protected call (`septa_runtime::OwnNotification`).
+    Notification,
 }
 
 /// An extra capability placed in a PD's CSpace (Microkit's `<cspace>`).

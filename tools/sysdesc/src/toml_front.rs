@@ -295,7 +295,10 @@ struct RawIrq {
 #[serde(deny_unknown_fields)]
 struct RawSetVar {
     symbol: Spanned<String>,
-    region: Spanned<String>,
+    region: Option<Spanned<String>>,
+    region_size: Option<Spanned<String>>,
+    value: Option<Spanned<u64>>,
+    text: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -800,15 +803,45 @@ fn lower_pd_map(sink: &mut Sink, m: &Spanned<RawMap>) -> Map {
     map
 }
 
-/// A `setvars` entry: a symbol set to a region's physical address.
+/// A `setvars` entry: a symbol set to a region's physical address
+/// (`region`, Microkit's), or (Septa's) to a region's size, a number or a
+/// text; exactly one of the four.
 fn lower_setvar(sink: &mut Sink, s: &Spanned<RawSetVar>) -> SetVar {
     let v = s.get_ref();
+    let mut src = Src::new(Span::from(s.span())).with("symbol", span_of(&v.symbol));
+    let mut given = Vec::new();
+    if let Some(r) = &v.region {
+        src.set("region", Span::from(r.span()));
+        given.push(SetValue::Paddr(r.get_ref().clone()));
+    }
+    if let Some(r) = &v.region_size {
+        src.set("region", Span::from(r.span()));
+        given.push(SetValue::Size(r.get_ref().clone()));
+    }
+    if let Some(n) = &v.value {
+        src.set("value", Span::from(n.span()));
+        given.push(SetValue::Number(*n.get_ref()));
+    }
+    if let Some(t) = &v.text {
+        src.set("value", Span::from(t.span()));
+        if t.get_ref().len() > SetValue::TEXT_MAX {
+            sink.emit(
+                Kind::SetvarTextLength {
+                    len: t.get_ref().len(),
+                    max: SetValue::TEXT_MAX,
+                },
+                span_of(t),
+            );
+        }
+        given.push(SetValue::Text(t.get_ref().clone()));
+    }
+    if given.len() != 1 {
+        sink.emit(Kind::SetvarValue(given.len()), src.whole());
+    }
     SetVar {
         symbol: check::symbol(sink, v.symbol.get_ref(), span_of(&v.symbol)),
-        region: v.region.get_ref().clone(),
-        src: Src::new(Span::from(s.span()))
-            .with("symbol", span_of(&v.symbol))
-            .with("region", span_of(&v.region)),
+        value: given.into_iter().next().unwrap_or(SetValue::Number(0)),
+        src,
     }
 }
 
@@ -844,6 +877,7 @@ fn lower_cap(sink: &mut Sink, c: &Spanned<RawCap>) -> Option<CapMap> {
         "tcb" => CapKind::Tcb,
         "sc" => CapKind::Sc,
         "vspace" => CapKind::Vspace,
+        "notification" => CapKind::Notification,
         other => {
             sink.emit(Kind::CapKind(other.to_string()), span_of(&v.cap));
             return None;
