@@ -39,6 +39,7 @@ mod alloc;
 mod bench;
 mod cargo;
 mod describe;
+mod disk;
 mod elf;
 mod guest;
 mod harness;

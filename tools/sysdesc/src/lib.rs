@@ -19,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod blk;
 mod board;
 mod check;
 mod diag;
@@ -34,6 +35,7 @@ mod xml_front;
 
 use std::path::Path;
 
+pub use blk::{BlkDisk, BlkPartition, PartitionTable};
 pub use board::{
     Arch, Board, BoardTrigger, Device, KernelConfig, Owner, Ppi, Qemu, Range, Reserved,
 };

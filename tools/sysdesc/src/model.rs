@@ -81,6 +81,9 @@ pub struct System {
     pub virtio: Vec<Virtio>,
     pub domains: Option<Domains>,
     pub io_spaces: Vec<IoSpace>,
+    /// Block subsystems (`[blk.DEVICE]`, Septa's addition), already
+    /// expanded into the PDs, regions and channels above.
+    pub blk: Vec<crate::blk::BlkDisk>,
 }
 
 impl System {
@@ -663,6 +666,10 @@ pub struct Virtio {
     /// A block device's backing file, as written (relative to the
     /// description's folder).
     pub file: Option<PathBuf>,
+    /// A block device's size: the tool makes the image (of this size, and
+    /// partitioned if a `[blk]` section names the device) when the file is
+    /// missing, and gives each test run a fresh one.
+    pub size: Option<u64>,
     #[serde(skip)]
     pub src: Src,
 }

@@ -164,6 +164,8 @@ struct RawFile {
     domain_schedule: Option<Spanned<RawSchedule>>,
     #[serde(default)]
     io_space: Named<RawIoSpace>,
+    #[serde(default)]
+    blk: Named<RawBlk>,
 }
 
 #[derive(Deserialize)]
@@ -405,6 +407,28 @@ struct RawVirtio {
     kind: Spanned<String>,
     slot: Option<Spanned<i64>>,
     file: Option<Spanned<String>>,
+    size: Option<Spanned<SizeValue>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBlk {
+    table: Option<Spanned<String>>,
+    #[serde(default)]
+    partitions: Vec<Spanned<RawPartition>>,
+    driver_priority: Option<Spanned<i64>>,
+    virt_priority: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPartition {
+    name: Spanned<String>,
+    size: Spanned<SizeValue>,
+    client: Option<Spanned<String>>,
+    queue: Option<Spanned<i64>>,
+    data: Option<Spanned<SizeValue>>,
+    vaddr: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -494,6 +518,7 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
                 kind_span: span_of(&v.kind),
                 slot: v.slot.as_ref().map(|s| (*s.get_ref(), span_of(s))),
                 file: v.file.as_ref().map(|f| (f.get_ref().clone(), span_of(f))),
+                size: v.size.as_ref().map(|s| (s.get_ref().0, span_of(s))),
                 name: v.name.into_inner(),
                 kind: v.kind.into_inner(),
                 whole,
@@ -512,7 +537,7 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         lower_pd(sink, &devices, &mut pds, name, pd, None);
     }
 
-    let regions = raw
+    let mut regions: Vec<Region> = raw
         .region
         .into_iter()
         .map(|(name, r)| lower_region(sink, &devices, name, r, base_dir))
@@ -551,6 +576,20 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
             }
         })
         .collect();
+
+    // Block subsystems last: they add to the PDs, regions and channels.
+    let wanted_blk = raw.blk.into_iter().map(lower_blk).collect();
+    let blk = crate::blk::expand(
+        sink,
+        wanted_blk,
+        &mut crate::blk::Parts {
+            board: &board,
+            virtio: &virtio,
+            pds: &mut pds,
+            regions: &mut regions,
+            channels: &mut channels,
+        },
+    );
 
     let domains = if raw.domain.is_empty() && raw.domain_schedule.is_none() {
         None
@@ -603,7 +642,38 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         virtio,
         domains,
         io_spaces,
+        blk,
     })
+}
+
+/// A `[blk.DEVICE]` section, as read.
+fn lower_blk((device, b): (Spanned<String>, Spanned<RawBlk>)) -> crate::blk::Wanted {
+    let whole = Span::from(b.span());
+    let b = b.into_inner();
+    let num = |v: &Option<Spanned<i64>>| v.as_ref().map(|x| (*x.get_ref(), span_of(x)));
+    crate::blk::Wanted {
+        device: (device.get_ref().clone(), span_of(&device)),
+        table: b.table.as_ref().map(|t| (t.get_ref().clone(), span_of(t))),
+        driver_priority: num(&b.driver_priority),
+        virt_priority: num(&b.virt_priority),
+        partitions: b
+            .partitions
+            .iter()
+            .map(|p| {
+                let v = p.get_ref();
+                crate::blk::WantedPartition {
+                    name: (v.name.get_ref().clone(), span_of(&v.name)),
+                    size: (v.size.get_ref().0, span_of(&v.size)),
+                    client: v.client.as_ref().map(|c| (c.get_ref().clone(), span_of(c))),
+                    queue: num(&v.queue),
+                    data: v.data.as_ref().map(|d| (d.get_ref().0, span_of(d))),
+                    vaddr: v.vaddr.as_ref().map(|a| (*a.get_ref(), span_of(a))),
+                    whole: Span::from(p.span()),
+                }
+            })
+            .collect(),
+        whole,
+    }
 }
 
 /// The devices regions and IRQs may name: the board's and the system's

@@ -257,6 +257,7 @@ fn lower(doc: &Document, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         virtio: Vec::new(),
         domains,
         io_spaces,
+        blk: Vec::new(),
     })
 }
 
