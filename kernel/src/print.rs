@@ -20,11 +20,14 @@ impl fmt::Write for Out {
     }
 }
 
-/// Prints a line on the kernel console (debug build, as seL4's `printf`).
+/// Prints a line on the kernel console, in configurations with printing
+/// (seL4's `printf` under `KernelPrinting`); elsewhere nothing.
 #[macro_export]
 macro_rules! kdebugln {
     ($($t:tt)*) => {{
-        use core::fmt::Write as _;
-        let _ = writeln!($crate::print::Out, $($t)*);
+        if septa_abi::CONFIG.printing() {
+            use core::fmt::Write as _;
+            let _ = writeln!($crate::print::Out, $($t)*);
+        }
     }};
 }

@@ -50,6 +50,10 @@ use crate::pack::{self, Image};
 use crate::probe::Probe;
 use crate::qemu;
 use crate::workspace::Workspace;
+use septa_abi::Config;
+
+/// The file that asks for a run under `-icount` (see [`System`]).
+pub const ICOUNT_FILE: &str = "icount";
 
 /// Time limit of a system marked `xfail` on Septa's kernel.
 const XFAIL_LIMIT: Duration = Duration::from_secs(20);
@@ -111,10 +115,34 @@ struct System {
     /// Why this system is known to fail on Septa's kernel (its `xfail`
     /// file), when the run uses Septa's kernel.
     xfail: Option<String>,
+    /// The kernel configuration it runs in: its `[system] config`, else
+    /// debug.
+    config: Config,
+    /// Runs under `-icount` (an `icount` file beside it): QEMU's clock
+    /// then follows the instructions executed, so a system that measures
+    /// time is not at the mercy of a busy host.
+    icount: bool,
     /// Its VM's guest is booted on bare QEMU instead of the system (a
     /// `bare-qemu` file: [`crate::guest::bare::suite_case`]); the file's
     /// text names the VM, if the system has several.
     bare: Option<Option<String>>,
+}
+
+/// A test system's description: `system.toml`, else its one `*.system`
+/// file (a Microkit system description).
+pub(crate) fn description_in(dir: &Path) -> Option<PathBuf> {
+    let toml = dir.join("system.toml");
+    if toml.is_file() {
+        return Some(toml);
+    }
+    let mut xml = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "system"));
+    match (xml.next(), xml.next()) {
+        (Some(one), None) => Some(one),
+        _ => None,
+    }
 }
 
 fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Vec<System>> {
@@ -126,8 +154,11 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
     for e in entries {
         let path = e.into_diagnostic()?.path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let file = path.join("system.toml");
-        if !file.is_file() || filter.is_some_and(|f| !name.contains(f)) {
+        // Its description: system.toml, or a Microkit `.system` file.
+        let Some(file) = description_in(&path) else {
+            continue;
+        };
+        if filter.is_some_and(|f| !name.contains(f)) {
             continue;
         }
         let expect = std::fs::read_to_string(path.join("expect"))
@@ -147,15 +178,20 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
             .ok()
             .filter(|_| own_kernel)
             .map(|s| s.trim().to_string());
+        let config = septa_sysdesc::described_config(&file)
+            .map_err(|r| miette::miette!("{}", r.render()))?
+            .unwrap_or(Config::Debug);
         let bare = std::fs::read_to_string(path.join(crate::guest::bare::TEST_FILE))
             .ok()
             .map(|s| Some(s.trim().to_string()).filter(|s| !s.is_empty()));
         out.push(System {
+            icount: path.join(ICOUNT_FILE).is_file(),
             name,
             file,
             expect,
             probe,
             xfail,
+            config,
             bare,
         });
     }
@@ -165,6 +201,11 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
     if default.is_file() && filter.is_none_or(|f| "default".contains(f)) {
         out.push(System {
             name: "default".into(),
+            icount: false,
+            config: septa_sysdesc::described_config(&default)
+                .ok()
+                .flatten()
+                .unwrap_or(Config::Debug),
             file: default,
             expect: vec![],
             probe: None,
@@ -376,16 +417,43 @@ pub fn parse_cargo_result(line: &str) -> Option<(usize, usize)> {
     Some((num("passed")?, num("failed")?))
 }
 
+/// Runs the host tests, then the test systems. Each system runs in its
+/// own configuration; `config` (or, with `kernel` a real seL4 ELF, the
+/// configuration it was built in) limits the run to the systems of one.
 pub fn run(
     ws: &Workspace,
     filter: Option<&str>,
     host: bool,
     limit: Duration,
     kernel: Option<&Path>,
+    config: Option<Config>,
 ) -> Result<bool> {
     let (mut passed, mut failed) = if host { host_tests(ws)? } else { (0, 0) };
-    let systems = discover(ws, filter, kernel.is_none())?;
+    // Only the configuration asked for, or the one of the kernel given.
+    let only = match (config, kernel) {
+        (None, None) => None,
+        _ => Some(crate::config::resolve(config, None, kernel, Config::Debug)?),
+    };
+    let mut systems = discover(ws, filter, kernel.is_none())?;
     let mut skipped = 0;
+    if let Some(c) = only {
+        println!(
+            "configuration: {} (systems of other configurations are skipped)",
+            c.name()
+        );
+        systems.retain(|s| {
+            let keep = s.config == c;
+            if !keep {
+                println!(
+                    "skip {}: runs in the {} configuration",
+                    s.name,
+                    s.config.name()
+                );
+                skipped += 1;
+            }
+            keep
+        });
+    }
     if !systems.is_empty() {
         qemu::ensure_installed()?;
     }
@@ -406,8 +474,12 @@ pub fn run(
     }
     let mut running = bare.len();
     for s in &systems {
+        let choice = pack::ConfigChoice {
+            flag: Some(s.config),
+            default: s.config,
+        };
         images.push(
-            pack::build_system(ws, &s.file, kernel, true)
+            pack::build_system(ws, &s.file, kernel, true, choice)
                 .map(|img| (s, img))
                 .map_err(|e| (s, e)),
         );
@@ -427,6 +499,7 @@ pub fn run(
                     let log_path = img.path.with_file_name("console.log");
                     let name = s.name.clone();
                     let expect = s.expect.clone();
+                    let qemu_args: &[&str] = if s.icount { &qemu::ICOUNT } else { &[] };
                     let probe = match checked_probe(s, &img) {
                         Ok(p) => p,
                         Err(e) => {
@@ -441,7 +514,7 @@ pub fn run(
                         limit
                     };
                     std::thread::spawn(move || {
-                        let r = boot(&img, limit, &log_path, &[], probe.as_ref()).map(
+                        let r = boot(&img, limit, &log_path, qemu_args, probe.as_ref()).map(
                             |(mut o, log, timed_out)| {
                                 o.finish(timed_out, &log, &expect);
                                 (o, log)

@@ -100,6 +100,12 @@ pub enum Kind {
     NoHypervisor(String),
 
     // ---------------------------------------------------------------- system
+    #[error("unknown kernel configuration `{0}`")]
+    #[diagnostic(
+        code(septa::system::config),
+        help("the configurations are Microkit's: release, debug, benchmark")
+    )]
+    UnknownConfig(String),
     #[error("the system has no protection domains")]
     #[diagnostic(code(septa::system::no_pd), help("add one with a [pd.NAME] table"))]
     NoPd,

@@ -72,6 +72,14 @@ impl Src {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct System {
     pub board: Board,
+    /// The kernel configuration the description asks for (`[system]
+    /// config`); the tool's default when `None`.
+    #[serde(serialize_with = "config_name")]
+    pub config: Option<septa_abi::Config>,
+    /// Whether Septa's kernel, in a configuration with printing, prints a
+    /// line for each failed invocation (`[system] user_errors`; seL4's user
+    /// errors); the kernel's default (yes) when `None`.
+    pub user_errors: Option<bool>,
     pub pds: Vec<Pd>,
     pub regions: Vec<Region>,
     pub channels: Vec<Channel>,
@@ -84,6 +92,13 @@ pub struct System {
     /// Block subsystems (`[blk.DEVICE]`, Septa's addition), already
     /// expanded into the PDs, regions and channels above.
     pub blk: Vec<crate::blk::BlkDisk>,
+}
+
+fn config_name<S: serde::Serializer>(
+    c: &Option<septa_abi::Config>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(c.map_or("", |c| c.name()))
 }
 
 impl System {

@@ -19,6 +19,7 @@ use crate::check;
 use crate::diag::{Diagnostic, Kind, Sink, Source, Span};
 use crate::model::*;
 use crate::units;
+use septa_abi::Config;
 
 /// Separates a diagnostic code from its message inside a serde custom error,
 /// so that value errors raised while deserialising keep their own code.
@@ -172,6 +173,10 @@ struct RawFile {
 #[serde(deny_unknown_fields)]
 struct RawSystem {
     board: Spanned<String>,
+    /// The kernel configuration: release, debug or benchmark.
+    config: Option<Spanned<String>>,
+    /// Whether a Septa kernel with printing reports failed invocations.
+    user_errors: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -505,6 +510,13 @@ pub(crate) fn parse(source: &Arc<Source>, base_dir: &Path) -> (Option<System>, V
 fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
     let board_name = raw.system.get_ref().board.clone();
     let board = crate::find_board(sink, board_name.get_ref(), span_of(&board_name), base_dir)?;
+    let config = raw.system.get_ref().config.as_ref().and_then(|c| {
+        let found = Config::from_name(c.get_ref());
+        if found.is_none() {
+            sink.emit(Kind::UnknownConfig(c.get_ref().clone()), span_of(c));
+        }
+        found
+    });
 
     // Virtio devices first: regions and IRQs may name them.
     let wanted = raw
@@ -635,6 +647,13 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
 
     Some(System {
         board,
+        config,
+        user_errors: raw
+            .system
+            .get_ref()
+            .user_errors
+            .as_ref()
+            .map(|b| *b.get_ref()),
         pds,
         regions,
         channels,

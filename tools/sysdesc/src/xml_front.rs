@@ -250,6 +250,10 @@ fn lower(doc: &Document, sink: &mut Sink, base_dir: &Path) -> Option<System> {
     }
     Some(System {
         board,
+        // Microkit chooses the configuration when the SDK is built, not in
+        // the description.
+        config: None,
+        user_errors: None,
         pds,
         regions,
         channels,

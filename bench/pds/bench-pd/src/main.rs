@@ -2,8 +2,8 @@
 //!
 //! The role comes from the PD's name, which the tool patches in:
 //! - `first`: the only PD of the boot benchmark; prints instructions from
-//!   QEMU's start to its `init` (system counter x 16; the kernel must let
-//!   EL0 read CNTVCT_EL0: seL4 needs KernelArmExportVCNTUser);
+//!   QEMU's start to its `init` (system counter x 16, read as CNTPCT_EL0,
+//!   which every Microkit configuration exports);
 //! - `server`: answers protected calls at once and returns from `notified`
 //!   at once;
 //! - `client-ppc`: times protected calls on channel 0;
@@ -23,15 +23,21 @@
 //! `bench_name` setvar-free convention: the system's directory name is not
 //! known to the PD, so the client prints its own operation kind and the
 //! runner prefixes the system name.
+//!
+//! Output: the benchmark configuration has no kernel printing, so the PDs
+//! that report map the board's PL011 (a device region, `uart_regs`) and
+//! print there themselves; with kernel printing they use it as usual.
 #![cfg_attr(target_os = "none", no_std, no_main)]
-// One `unsafe`: trusting the system description that the queue region is
-// mapped (`queue_region`).
+// Two `unsafe`s: trusting the system description that the queue region
+// (`queue_region`) and the UART (`uart_regs`) are mapped.
 #![deny(unsafe_code)]
 
 use septa_pmu::{count_kernel_too, cycles, system_counter, INSTRUCTIONS_PER_TICK};
 use septa_queue::net::{BuffDesc, NetRing};
 use septa_queue::{Consumer, Idle, Producer, Ring, Shared};
-use septa_runtime::{println, protection_domain, Channel, ChannelSet, Handler, MessageInfo};
+use septa_runtime::{
+    println, protection_domain, setvar, Channel, ChannelSet, Handler, MessageInfo,
+};
 use septa_test_report as report;
 
 const WARM_UP: u64 = 100;
@@ -159,7 +165,20 @@ fn time(mut op: impl FnMut()) -> u64 {
     (cycles() - start) * 100 / TIMED
 }
 
+setvar! {
+    /// Where the PL011's registers are mapped (0: not mapped).
+    static UART = "uart_regs";
+}
+
 fn init() -> Server {
+    if !septa_abi::CONFIG.printing() && UART.get() != 0 {
+        #[allow(unsafe_code)]
+        // SAFETY: the tool maps the `uart` device region uncached and
+        // read-write at UART in this PD for its whole life.
+        unsafe {
+            septa_runtime::print::print_to_pl011(UART.addr())
+        };
+    }
     let name = septa_runtime::pd_name();
     match name.as_str() {
         "first" => {
