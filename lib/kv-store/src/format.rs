@@ -272,6 +272,19 @@ pub fn decode(block: &[u8], pos: u64) -> Result<Header, HeaderError> {
     })
 }
 
+/// Whether `block`, where the chain of records ends, holds what a log
+/// leaves past its end: a block never written (zeros), or a block of an
+/// earlier record (its tag carries a sequence number below `next_seq`).
+/// Anything else there (the tag of a record's first block destroyed, say)
+/// is damage or foreign data, and is reported.
+pub fn ends_cleanly(block: &[u8], next_seq: u64) -> bool {
+    if block.iter().all(|&b| b == 0) {
+        return true;
+    }
+    let tag_seq = le64(block, 0) >> 8;
+    matches!(block[0], TAG_HEAD | TAG_DATA) && tag_seq < next_seq & (u64::MAX >> 8)
+}
+
 /// Whether the record `h` in `buf` (its blocks) is whole: every later
 /// block tagged with its sequence number, and its payload's checksum.
 pub fn payload_sound(h: &Header, buf: &[u8]) -> bool {

@@ -33,7 +33,11 @@
 //! durable.
 //!
 //! Recovery reports every checksum failure it meets (a torn header or
-//! record at the end of the log is the normal trace of a cut). If intact
+//! record at the end of the log is the normal trace of a cut), and a log
+//! that ends at a block that is neither blank nor part of an earlier
+//! record (a record's first block overwritten: no checksum can fail on a
+//! header whose tag is gone, but a cut never leaves such a block where the
+//! next record goes). If intact
 //! records follow the damaged one, the damage is not a cut's (a cut leaves
 //! nothing after): the store reports those records as lost and recovers to
 //! the last consistent state before the damage. A disk whose superblocks
@@ -227,6 +231,11 @@ pub enum End {
     TornHeader { block: u64 },
     /// A whole header whose payload or block tags fail their checks.
     TornRecord { block: u64, seq: u64 },
+    /// A block that is neither the next record, nor blank, nor part of an
+    /// earlier one (a header whose tag was destroyed, a checksummed header
+    /// that makes no sense, foreign data): the record that was there may
+    /// be lost, and it is reported as a checksum failure would be.
+    Unrecognised { block: u64 },
 }
 
 /// What recovery found (log it).
@@ -351,6 +360,13 @@ pub struct Usage {
     pub log_blocks: u64,
     pub used_blocks: u64,
     pub live_blocks: u64,
+    /// This open's mount count: it rises at every open, even one cut short
+    /// by a power cut, so (mount, a counter) names a write uniquely.
+    pub mount: u64,
+    /// The log blocks of the oldest record and of the next one to write:
+    /// the log is the blocks from one to the other, circularly.
+    pub head: u64,
+    pub tail: u64,
 }
 
 /// An open store.
@@ -507,7 +523,14 @@ impl<'s, D: Disk> Store<'s, D> {
             let h = match decode(&self.s.buf[off..off + BLOCK], pos) {
                 Ok(h) => h,
                 Err(HeaderError::Checksum) => break End::TornHeader { block: pos },
-                Err(HeaderError::NotHeader) | Err(HeaderError::Invalid) => break End::Clean,
+                Err(HeaderError::NotHeader)
+                    if format::ends_cleanly(&self.s.buf[off..off + BLOCK], expect) =>
+                {
+                    break End::Clean
+                }
+                Err(HeaderError::NotHeader) | Err(HeaderError::Invalid) => {
+                    break End::Unrecognised { block: pos }
+                }
             };
             if h.store != m.store
                 || h.seq != expect
@@ -945,6 +968,9 @@ impl<'s, D: Disk> Store<'s, D> {
             log_blocks: m.log_blocks,
             used_blocks: m.used,
             live_blocks: m.live,
+            mount: m.mount,
+            head: m.head,
+            tail: m.tail,
         }
     }
 

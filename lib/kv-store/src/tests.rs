@@ -323,6 +323,37 @@ fn damage_inside_the_log_is_reported_with_what_it_cost() {
     assert_eq!(get(&mut s, b"new").unwrap(), b"after");
 }
 
+#[test]
+fn a_destroyed_record_start_is_reported_even_as_the_last_record() {
+    let mut st = state();
+    let (mut s, _) = Store::open(&mut st, MemDisk::new(200), 1).unwrap();
+    for k in 0..10u8 {
+        s.put(&[k], &value(k, 0, 100)).unwrap();
+    }
+    let img = s.disk().durable.clone();
+    // Random-looking bytes over the first bytes (the tag) of record 4's
+    // block, then of the last record's (no checksum fails: no header).
+    for (block, lost) in [(4usize, 5u64), (9, 0)] {
+        let mut img = img.clone();
+        let at = (SUPER_BLOCKS as usize + block) * BLOCK;
+        img[at..at + 16].copy_from_slice(b"\x13\x99junk, junk!!!!");
+        let (_, rec) = Store::open(&mut st, MemDisk::from_image(img), 1).unwrap();
+        assert_eq!(
+            rec.end,
+            End::Unrecognised {
+                block: block as u64
+            }
+        );
+        assert_eq!(
+            (rec.lost, rec.keys, rec.checksum_failures()),
+            (lost, block, 1)
+        );
+    }
+    // A log that ends at zeros, or at an older record, ends cleanly.
+    let (_, rec) = Store::open(&mut st, MemDisk::from_image(img), 1).unwrap();
+    assert_eq!(rec.end, End::Clean);
+}
+
 /// A key's state: (version, length), or absent.
 type Value = Option<(u32, usize)>;
 /// The operation a cut interrupted: its key and what it would have left.
