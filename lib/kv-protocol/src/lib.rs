@@ -12,7 +12,7 @@
 //! | [`GET`] | MR0 key length; the key in the buffer | MR0 value length; the value in the buffer |
 //! | [`DELETE`] | MR0 key length; the key in the buffer | none: durable when the call returns |
 //! | [`LIST`] | MR0 length of the key to list after (0: from the first); it in the buffer | MR0 keys returned, MR1 1 if there are more; at [`VALUE_AT`] each key as a length byte and its bytes |
-//! | [`STATUS`] | none | MR0 keys, MR1 log blocks, MR2 used, MR3 live |
+//! | [`STATUS`] | none | MR0 keys, MR1 log blocks, MR2 used, MR3 live, MR4 mount count (rises at every start of the store) |
 //!
 //! Keys are 1..=[`MAX_KEY`] bytes, values at most [`MAX_VALUE`]. The store
 //! reads the request's bytes once, into its own memory, before it uses
@@ -288,10 +288,10 @@ impl KvClient {
         }
     }
 
-    /// (keys, log blocks, used blocks, live blocks).
-    pub fn status(&self) -> Result<[u64; 4], KvError> {
+    /// (keys, log blocks, used blocks, live blocks, mount count).
+    pub fn status(&self) -> Result<[u64; 5], KvError> {
         self.call(STATUS, &[])?;
-        Ok([mr_get(0), mr_get(1), mr_get(2), mr_get(3)])
+        Ok([mr_get(0), mr_get(1), mr_get(2), mr_get(3), mr_get(4)])
     }
 }
 

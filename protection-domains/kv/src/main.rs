@@ -231,13 +231,17 @@ impl Kv {
             }
             STATUS => {
                 let u = store.usage();
-                for (i, v) in [u.keys as u64, u.log_blocks, u.used_blocks, u.live_blocks]
-                    .into_iter()
-                    .enumerate()
-                {
+                let words = [
+                    u.keys as u64,
+                    u.log_blocks,
+                    u.used_blocks,
+                    u.live_blocks,
+                    u.mount,
+                ];
+                for (i, v) in words.into_iter().enumerate() {
                     mr_set(i, v);
                 }
-                Ok(4)
+                Ok(words.len() as u64)
             }
             _ => Err(Status::BadRequest),
         }
@@ -288,6 +292,9 @@ fn report(r: &Recovery, blocks: u64) {
         ),
         End::TornRecord { block, seq } => println!(
             "kv: checksum failure: record {seq} at log block {block} is torn; the log ends before it"
+        ),
+        End::Unrecognised { block } => println!(
+            "kv: checksum failure: log block {block}, where the next record goes, is neither blank nor an older record (damage or foreign data); the log ends before it"
         ),
     }
     if r.lost > 0 {

@@ -50,6 +50,7 @@ mod patch;
 mod probe;
 mod qemu;
 mod report;
+mod session;
 mod spec;
 #[cfg(test)]
 mod testkit;

@@ -7,13 +7,13 @@
 //!   64 KiB values, key lengths, listing in order and after a cursor,
 //!   status) and a set of keys left for the second boot; on the second,
 //!   those keys read back as they were left.
-//! - `storm` (tests/systems/kv-powercut): reads back and prints every key
-//!   it finds, then puts and deletes without end, printing each operation
-//!   before it calls and once it returns, for the host to cut the power
-//!   under it and judge the next boot (`tools/septa/src/powercut.rs`).
-//! - `checker` (tests/systems/kv-corrupt): fills the store on the first
-//!   boot; after the host has written random bytes over the partition,
-//!   every value the store still returns must be exactly what was put.
+//! - `storm` (tests/systems/kv-powercut and kv-corrupt): reads back and
+//!   prints every key it finds, then puts and deletes (`storm_ops` of
+//!   them, or without end when 0), printing each operation before it calls
+//!   and once it returns. The host cuts the power under it, or damages the
+//!   disk between boots, and judges each boot's read-back against what was
+//!   acknowledged (`tools/septa/src/session/kv.rs`): this program judges
+//!   nothing itself, it only reports what the store returns, byte-checked.
 //!
 //! Values describe themselves: [`value`] makes the bytes of (key,
 //! version, length), and its first 16 bytes say which, so a reader
@@ -22,7 +22,7 @@
 #![forbid(unsafe_code)]
 
 use septa_kv_protocol::{KvClient, KvError, Status, MAX_KEY, MAX_VALUE, VALUE_AT};
-use septa_runtime::{println, protection_domain, ChannelSet, Handler};
+use septa_runtime::{println, protection_domain, setvar, ChannelSet, Handler};
 use septa_test_report as report;
 
 fn verdict(case: &str, ok: bool, why: &dyn core::fmt::Display) {
@@ -76,6 +76,12 @@ fn described(kv: &KvClient, len: usize) -> Option<(u32, u32)> {
     if u64::from_le_bytes(h[8..16].try_into().unwrap()) != len as u64 {
         return None;
     }
+    holds(kv, key, version, len).then_some((key, version))
+}
+
+/// Whether the buffer's value is exactly that of (`key`, `version`, `len`)
+/// (short values cannot describe themselves).
+fn holds(kv: &KvClient, key: u32, version: u32, len: usize) -> bool {
     let mut chunk = [0u8; 512];
     let mut at = 0;
     while at < len {
@@ -86,11 +92,11 @@ fn described(kv: &KvClient, len: usize) -> Option<(u32, u32)> {
             .enumerate()
             .any(|(j, &b)| b != byte(key, version, len, at + j))
         {
-            return None;
+            return false;
         }
         at += n;
     }
-    Some((key, version))
+    true
 }
 
 /// Key `k` as text: `key-NNNN`.
@@ -220,11 +226,7 @@ fn second_boot(kv: &KvClient) {
     let mut all = true;
     for (k, v, len) in LEFT {
         let n = kv.get_in_place(&key_name(k));
-        let good = match n {
-            Ok(0) => len == 0,
-            Ok(n) => n == len && described(kv, n) == Some((k, v)),
-            Err(_) => false,
-        };
+        let good = n == Ok(len) && holds(kv, k, v, len);
         if !good {
             println!("test-kv: key-{k:04} after the reboot: {n:?}");
         }
@@ -239,6 +241,118 @@ fn second_boot(kv: &KvClient) {
     );
 }
 
+setvar! {
+    /// Operations the storm makes before it says `done`; 0: without end.
+    static STORM_OPS = "storm_ops";
+}
+
+/// Keys the storm uses: few, so that every key is overwritten often and
+/// the log wraps and is compacted many times over.
+const STORM_KEYS: u64 = 24;
+
+/// xorshift64*: the storm's choices, seeded by the store's mount count so
+/// each boot makes different ones (and the host needs none of them: it
+/// reads what was done from the console).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// The storm's protocol with the host (one console line each; the host's
+/// parser is `tools/septa/src/session/kv.rs`):
+///
+/// ```text
+/// storm: found key-0007 v=VERSION len=LEN       a value whose every byte checks
+/// storm: found key-0007 torn len=LEN            a value that does not
+/// storm: found key-0007 error=STATUS            a get that failed
+/// storm: read back N keys (mount M)
+/// storm: put key-0007 v=VERSION len=LEN         about to call
+/// storm: del key-0007                           about to call
+/// storm: acked                                  the call returned Ok
+/// storm: refused STATUS                         it returned an error
+/// ```
+///
+/// A version is (mount count << 20) | operation number: unique across
+/// boots, since the mount count rises at every start of the store.
+fn storm() {
+    let kv = KvClient::from_setvars().expect("wired to the store");
+    let mount = match kv.status() {
+        Ok(s) => s[4],
+        Err(e) => {
+            // A refused store: the host judges that from the kv PD's lines.
+            println!("storm: the store is unavailable: {e}");
+            return;
+        }
+    };
+    // Read back every key (the list first: a get overwrites the buffer).
+    let mut keys = [[0u8; 8]; STORM_KEYS as usize];
+    let mut n = 0;
+    let _ = kv.list(b"", |k| {
+        if n < keys.len() && k.len() == 8 {
+            keys[n].copy_from_slice(k);
+            n += 1;
+        } else {
+            println!("storm: found a foreign key {k:02x?}");
+        }
+    });
+    let mut present = [false; STORM_KEYS as usize];
+    for k in &keys[..n] {
+        let name = core::str::from_utf8(k).unwrap_or("?");
+        match kv.get_in_place(k) {
+            Ok(len) => match described(&kv, len) {
+                Some((key, version)) if key_name(key) == *k => {
+                    println!("storm: found {name} v={version} len={len}");
+                    if let Some(p) = present.get_mut(key as usize) {
+                        *p = true;
+                    }
+                }
+                _ => println!("storm: found {name} torn len={len}"),
+            },
+            Err(e) => println!("storm: found {name} error={:?}", status(Err::<(), _>(e))),
+        }
+    }
+    println!("storm: read back {n} keys (mount {mount})");
+    let ops = STORM_OPS.get();
+    let mut rng = Rng(mount.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut i = 0u64;
+    while ops == 0 || i < ops {
+        i += 1;
+        let r = rng.next();
+        let key = (r % STORM_KEYS) as u32;
+        let name = key_name(key);
+        let name_text = core::str::from_utf8(&name).unwrap_or("?");
+        let delete = present[key as usize] && (r >> 8) % 5 == 0;
+        let result = if delete {
+            println!("storm: del {name_text}");
+            kv.delete(&name)
+        } else {
+            // Mostly small values, one in six up to the largest.
+            let len = if (r >> 16) % 6 == 0 {
+                16 + ((r >> 24) as usize) % (MAX_VALUE - 15)
+            } else {
+                16 + ((r >> 24) as usize) % 3000
+            };
+            let version = (mount << 20 | i) as u32;
+            value(&kv, key, version, len);
+            println!("storm: put {name_text} v={version} len={len}");
+            kv.put_in_place(&name, len)
+        };
+        match result {
+            Ok(()) => {
+                present[key as usize] = !delete;
+                println!("storm: acked");
+            }
+            Err(e) => println!("storm: refused {:?}", status(Err::<(), _>(e))),
+        }
+    }
+}
+
 /// What a role leaves behind once it has said everything.
 struct Finished;
 
@@ -249,6 +363,7 @@ impl Handler for Finished {
 fn init() -> Finished {
     match septa_runtime::pd_name().as_str() {
         "app" => app(),
+        "storm" => storm(),
         other => panic!("no key-value test role for PD {other:?}"),
     }
     println!("{}", report::DONE);
