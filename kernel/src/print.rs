@@ -20,6 +20,15 @@ impl fmt::Write for Out {
     }
 }
 
+/// One byte of a thread's `DebugPutChar`: a `\n` goes out as `\r\n`, as
+/// seL4's `kernel_putDebugChar` sends it (its `uart_console_putchar`).
+pub fn put_user_char(b: u8) {
+    if b == b'\n' {
+        crate::machine::put_char(b'\r');
+    }
+    crate::machine::put_char(b);
+}
+
 /// Prints a line on the kernel console, in configurations with printing
 /// (seL4's `printf` under `KernelPrinting`); elsewhere nothing.
 #[macro_export]

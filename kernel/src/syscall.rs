@@ -672,7 +672,7 @@ pub fn handle_unknown_syscall(w: u64) {
     let printing = CONFIG.printing();
     let debug = CONFIG.debug_build();
     match w as i64 {
-        sys::DEBUG_PUT_CHAR if printing => machine::put_char(cur.reg(Reg::CAP) as u8),
+        sys::DEBUG_PUT_CHAR if printing => crate::print::put_user_char(cur.reg(Reg::CAP) as u8),
         sys::DEBUG_DUMP_SCHEDULER if printing => dump_scheduler(),
         sys::DEBUG_HALT if debug => {
             crate::kdebugln!("DebugHalt from thread {:#x} \"{}\"", cur.paddr(), Name(cur));

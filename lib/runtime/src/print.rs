@@ -3,10 +3,14 @@
 //! The default sink is the kernel's debug console (`DebugPutChar`, one
 //! system call per byte), which only the debug configuration has: in the
 //! release and benchmark ones it prints nothing, as libmicrokit's
-//! `microkit_dbg_puts` does. A PD that has a better console (the serial
-//! virtualiser's queue, later) installs it with [`set_sink`]; one that maps
-//! the board's PL011 may print there itself ([`print_to_pl011`]). The panic
-//! handler and the `log` backend write through the same sink.
+//! `microkit_dbg_puts` does. A PD that the system makes a serial client gets
+//! the serial subsystem's sink before its `init` runs ([`crate::serial`]),
+//! in every configuration; another console can be installed with
+//! [`set_sink`], and one that maps the board's PL011 may print there itself
+//! ([`print_to_pl011`]). The panic handler and the `log` backend write
+//! through the same sink. Each `print!` ends with
+//! [`crate::serial::end_print`], which publishes what the serial sink
+//! staged, so one `println!` reaches the console as one whole line.
 
 use core::fmt;
 
@@ -71,6 +75,7 @@ impl fmt::Write for Writer {
 pub fn _print(args: fmt::Arguments<'_>) {
     // The sinks cannot fail; an error could only come from a Display impl.
     let _ = fmt::Write::write_fmt(&mut Writer, args);
+    crate::serial::end_print();
 }
 
 /// Prints to the PD's console (see [`set_sink`]).

@@ -20,8 +20,9 @@
 //! crate that is the whole system, booted instead of the initializer (see
 //! [`crate::pack::root_task`]; the kernel conformance suite is one). An
 //! optional `probe` file says what the harness does from the host while the
-//! system runs (send bytes to a virtio console once a marker line shows,
-//! expect an answer within a time limit: [`crate::probe`]); it is one more
+//! system runs (send bytes to a virtio console or type on the UART once a
+//! marker line shows, expect an answer within a time limit, check that
+//! lines arrive whole and in order: [`crate::probe`]); it is one more
 //! case, `probe`, which fails with the step and what arrived instead. The
 //! run ends with `N passed, M failed`.
 //!
@@ -207,6 +208,7 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
     // shows what the suite has checked.
     let default = ws.root.join("system.toml");
     if default.is_file() && filter.is_none_or(|f| "default".contains(f)) {
+        let readme = std::fs::read_to_string(ws.root.join("README.md")).unwrap_or_default();
         out.push(System {
             name: "default".into(),
             icount: false,
@@ -215,7 +217,7 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
                 .flatten()
                 .unwrap_or(Config::Debug),
             file: default,
-            expect: vec![],
+            expect: readme_expect(&readme, own_kernel),
             probe: None,
             xfail: None,
             bare: None,
@@ -224,6 +226,27 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// What the README says the default system prints: the lines of the text
+/// block after "It prints", but `...`. Lines from the boot of Septa's
+/// kernel (`Septa kernel`, the initializer's count of the untyped memory
+/// that kernel leaves) are checked on Septa's kernel only.
+pub fn readme_expect(readme: &str, own_kernel: bool) -> Vec<String> {
+    let Some(at) = readme.find("It prints") else {
+        return vec![];
+    };
+    let Some(block) = readme[at..].split("```text\n").nth(1) else {
+        return vec![];
+    };
+    let block = block.split("```").next().unwrap_or("");
+    block
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty() && *l != "...")
+        .filter(|l| own_kernel || !(l.starts_with("Septa kernel") || l.starts_with("initializer:")))
+        .map(String::from)
+        .collect()
 }
 
 /// Boots `image` headless until it prints `done` or `limit` passes, while
@@ -236,17 +259,31 @@ pub fn boot(
     qemu_args: &[&str],
     probe: Option<&Probe>,
 ) -> Result<(Outcome, String, bool)> {
-    let mut child = qemu::headless(image)?
-        .args(qemu_args)
-        .spawn()
-        .into_diagnostic()?;
+    let mut cmd = qemu::headless(image)?;
+    // A probe that types on the UART gets QEMU's standard input, which is
+    // the UART's receive side (`-serial stdio`).
+    if probe.is_some_and(Probe::types_on_uart) {
+        cmd.stdin(std::process::Stdio::piped());
+    }
+    let mut child = cmd.args(qemu_args).spawn().into_diagnostic()?;
+    let mut uart = child.stdin.take();
     let stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let (tx, rx) = mpsc::channel();
     let lines = tx.clone();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
+        // Lossy: a client may print any bytes (one that scribbles over its
+        // queue prints garbage), and the console must go on being read.
+        let mut out = BufReader::new(stdout);
+        let mut raw = Vec::new();
+        loop {
+            raw.clear();
+            match out.read_until(b'\n', &mut raw) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let text = String::from_utf8_lossy(&raw);
+            let line = text.trim_end_matches('\n').to_string();
             if lines.send(Event::Line(line)).is_err() {
                 break;
             }
@@ -264,8 +301,10 @@ pub fn boot(
             .map(|(n, s)| (n.to_string(), s))
             .collect();
         let verdict = tx.clone();
+        let mut uart = uart.take();
         std::thread::spawn(move || {
-            let _ = verdict.send(Event::Probe(p.run(&line_rx, &sockets)));
+            let input = uart.as_mut().map(|u| u as &mut dyn std::io::Write);
+            let _ = verdict.send(Event::Probe(p.run(&line_rx, &sockets, input)));
         });
         line_tx
     });
@@ -282,12 +321,15 @@ pub fn boot(
     loop {
         let left = limit.saturating_sub(start.elapsed());
         match rx.recv_timeout(left) {
-            Ok(Event::Line(line)) => {
-                log.push_str(line.trim_end_matches('\r'));
+            Ok(Event::Line(raw)) => {
+                // Judged without the colours a serial client's lines may
+                // carry.
+                let line = crate::probe::plain(&raw);
+                log.push_str(&line);
                 log.push('\n');
                 if let Some(t) = &probe_lines {
                     // A probe that has finished no longer listens.
-                    let _ = t.send(line.clone());
+                    let _ = t.send(raw);
                 }
                 if outcome.feed(&line) {
                     break;
@@ -670,6 +712,25 @@ mod tests {
         o.stopped_early = true;
         o.finish(false, "", &[]);
         assert_eq!(o.failed, ["probe: line 3: expected \"X\""]);
+    }
+
+    #[test]
+    fn the_readme_says_what_the_default_system_prints() {
+        let readme = "It prints (the test `default`):\n\n```text\nSepta kernel 0.1.0\ninitializer: 5 objects\n...\ngreeter: hello\n```\n\n```text\nnot this\n```\n";
+        assert_eq!(
+            readme_expect(readme, true),
+            [
+                "Septa kernel 0.1.0",
+                "initializer: 5 objects",
+                "greeter: hello"
+            ]
+        );
+        assert_eq!(readme_expect(readme, false), ["greeter: hello"]);
+        let real = include_str!("../../../README.md");
+        assert!(
+            readme_expect(real, false).len() >= 3,
+            "the README shows what the default system prints"
+        );
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub enum Kind {
     /// be longer than the text, or for `NAME[INDEX]` over element INDEX of
     /// an array of [`SetValue::TEXT_ELEMENT`]-byte elements.
     Text,
+    /// Bytes a subsystem's expansion computed: the symbol must be exactly
+    /// as large as they are.
+    Const,
 }
 
 /// One value to write at a symbol.
@@ -55,6 +58,9 @@ impl Write {
 
     /// The value as a number, for reports (names print as text).
     pub fn describe(&self) -> String {
+        if self.kind == Kind::Const {
+            return format!("{} bytes", self.bytes.len());
+        }
         match self.bytes.len() {
             _ if self.kind == Kind::Text => format!("{:?}", String::from_utf8_lossy(&self.bytes)),
             8 => format!(
@@ -233,6 +239,13 @@ pub fn writes_for(
             setvars.push(Write::word(s, io.addr, Kind::Setvar));
         }
     }
+    for c in &p.consts {
+        setvars.push(Write {
+            symbol: c.symbol.clone(),
+            bytes: c.bytes.clone(),
+            kind: Kind::Const,
+        });
+    }
     out.extend(setvars);
     Ok(out)
 }
@@ -257,6 +270,7 @@ pub fn apply(
                 why: match w.kind {
                     Kind::Microkit => "every PD must link septa-runtime or libmicrokit",
                     Kind::Setvar | Kind::Text => "the description sets it with a setvar",
+                    Kind::Const => "a subsystem the description declares writes it",
                 },
             });
         };
@@ -283,6 +297,8 @@ fn placement(w: &Write, index: Option<u32>, size: u64) -> Result<(u64, Vec<u8>),
         (Kind::Microkit, _) => Err(format!("the tool writes {len}")),
         (Kind::Setvar, None) if size == 8 => Ok((0, w.bytes.clone())),
         (Kind::Setvar, None) => Err("a setvar must be an 8-byte word".to_string()),
+        (Kind::Const, None) if size == len => Ok((0, w.bytes.clone())),
+        (Kind::Const, None) => Err(format!("the tool writes exactly {len}")),
         (Kind::Text, None) if size > len => {
             let mut bytes = w.bytes.clone();
             bytes.resize(size as usize, 0);

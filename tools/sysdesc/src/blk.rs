@@ -478,6 +478,8 @@ impl Gen {
             ioports: Vec::new(),
             caps: Vec::new(),
             vm: None,
+            consts: Vec::new(),
+            subsystem: Some(crate::model::Subsystem::Blk),
             src: self.src.clone(),
         }
     }

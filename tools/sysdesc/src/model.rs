@@ -92,6 +92,10 @@ pub struct System {
     /// Block subsystems (`[blk.DEVICE]`, Septa's addition), already
     /// expanded into the PDs, regions and channels above.
     pub blk: Vec<crate::blk::BlkDisk>,
+    /// The serial subsystem `[serial]` expanded into (Septa's addition).
+    pub serial: Option<Serial>,
+    /// The timer subsystem `[timer]` expanded into (Septa's addition).
+    pub timer: Option<Timer>,
 }
 
 fn config_name<S: serde::Serializer>(
@@ -196,8 +200,90 @@ pub struct Pd {
     pub ioports: Vec<IoPort>,
     pub caps: Vec<CapMap>,
     pub vm: Option<Vm>,
+    /// Bytes the tool writes at symbols of the image (computed by a
+    /// subsystem's expansion; a description cannot write them).
+    pub consts: Vec<Const>,
+    /// The subsystem whose expansion made this PD, if one did.
+    pub subsystem: Option<Subsystem>,
     #[serde(skip)]
     pub src: Src,
+}
+
+/// A subsystem the tool expands into PDs, regions and channels (Septa's
+/// addition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Subsystem {
+    Serial,
+    Timer,
+    /// A `[blk.DEVICE]` section: its driver and virtualiser.
+    Blk,
+}
+
+impl std::fmt::Display for Subsystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Subsystem::Serial => "serial",
+            Subsystem::Timer => "timer",
+            Subsystem::Blk => "blk",
+        })
+    }
+}
+
+/// The timer subsystem, as `[timer]` expanded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Timer {
+    /// Index into [`System::pds`].
+    pub driver: usize,
+    /// The timer's interrupt (the EL1 physical timer's PPI).
+    pub irq: u64,
+    /// The clients (PD indices), client i on the driver's channel 1 + i.
+    pub clients: Vec<usize>,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+/// Bytes written at a symbol whose size is exactly theirs: configuration
+/// a subsystem's expansion computes (as sDDF's tools write config
+/// structures into its programs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Const {
+    pub symbol: String,
+    pub bytes: Vec<u8>,
+    /// What the bytes are, for the report.
+    pub what: String,
+}
+
+/// The serial subsystem, as `[serial]` expanded it: which PDs drive the
+/// UART, multiplex its output and route its input, and who the clients
+/// are, numbered as the virtualisers number them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Serial {
+    /// The board device (a PL011).
+    pub device: String,
+    /// Indices into [`System::pds`].
+    pub driver: usize,
+    pub virt_tx: usize,
+    pub virt_rx: Option<usize>,
+    /// Clients of the transmit virtualiser, client i at i (the receive
+    /// virtualiser last, when there is one).
+    pub clients: Vec<SerialClient>,
+    /// Clients of the receive virtualiser (PD indices), client i at i: the
+    /// numbers typed after Ctrl-\; the first has the keyboard at start.
+    pub input: Vec<usize>,
+    /// Bytes of each client queue.
+    pub capacity: u32,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+/// One client of the transmit virtualiser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SerialClient {
+    /// Index into [`System::pds`].
+    pub pd: usize,
+    pub prefix: String,
+    pub colour: Option<String>,
 }
 
 /// What the monitor does when a PD faults (Septa's addition).

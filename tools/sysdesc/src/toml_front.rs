@@ -167,6 +167,60 @@ struct RawFile {
     io_space: Named<RawIoSpace>,
     #[serde(default)]
     blk: Named<RawBlk>,
+    serial: Option<Spanned<RawSerial>>,
+    timer: Option<Spanned<RawTimer>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimer {
+    clients: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSerial {
+    clients: Vec<Spanned<RawSerialClient>>,
+    #[serde(default)]
+    input: Vec<Spanned<String>>,
+    #[serde(default)]
+    colour: bool,
+    device: Option<Spanned<String>>,
+    capacity: Option<Spanned<SizeValue>>,
+}
+
+/// A serial client: a PD's name, or a table naming it with its options.
+enum RawSerialClient {
+    Name(String),
+    Table(RawSerialClientTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSerialClientTable {
+    pd: Spanned<String>,
+    prefix: Option<Spanned<String>>,
+    colour: Option<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawSerialClient {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawSerialClient;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a PD's name, or a table `{ pd, prefix, colour }`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawSerialClient, E> {
+                Ok(RawSerialClient::Name(v.to_string()))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, m: A) -> Result<RawSerialClient, A::Error> {
+                RawSerialClientTable::deserialize(de::value::MapAccessDeserializer::new(m))
+                    .map(RawSerialClient::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -645,7 +699,7 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         })
         .collect();
 
-    Some(System {
+    let mut system = System {
         board,
         config,
         user_errors: raw
@@ -662,7 +716,63 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         domains,
         io_spaces,
         blk,
-    })
+        serial: None,
+        timer: None,
+    };
+    if let Some(serial) = raw.serial {
+        crate::serial::expand(&mut system, lower_serial(serial), sink);
+    }
+    if let Some(timer) = raw.timer {
+        let whole = Span::from(timer.span());
+        let clients = timer
+            .into_inner()
+            .clients
+            .into_iter()
+            .map(|c| {
+                let span = span_of(&c);
+                (c.into_inner(), span)
+            })
+            .collect();
+        crate::timer::expand(&mut system, crate::timer::Wanted { clients, whole }, sink);
+    }
+    Some(system)
+}
+
+fn lower_serial(raw: Spanned<RawSerial>) -> crate::serial::Wanted {
+    let whole = Span::from(raw.span());
+    let r = raw.into_inner();
+    let text = |s: Spanned<String>| {
+        let span = span_of(&s);
+        (s.into_inner(), span)
+    };
+    crate::serial::Wanted {
+        clients: r
+            .clients
+            .into_iter()
+            .map(|c| {
+                let span = span_of(&c);
+                match c.into_inner() {
+                    RawSerialClient::Name(pd) => crate::serial::WantedClient {
+                        pd,
+                        span,
+                        prefix: None,
+                        colour: None,
+                    },
+                    RawSerialClient::Table(t) => crate::serial::WantedClient {
+                        span: span_of(&t.pd),
+                        pd: t.pd.into_inner(),
+                        prefix: t.prefix.map(text),
+                        colour: t.colour.map(text),
+                    },
+                }
+            })
+            .collect(),
+        input: r.input.into_iter().map(text).collect(),
+        colour: r.colour,
+        device: r.device.map(text),
+        capacity: r.capacity.map(|c| (c.get_ref().0, span_of(&c))),
+        whole,
+    }
 }
 
 /// A `[blk.DEVICE]` section, as read.
@@ -783,6 +893,8 @@ fn lower_pd(
         ioports,
         caps,
         vm,
+        consts: Vec::new(),
+        subsystem: None,
         src,
     });
     for (cname, child) in pd.children {

@@ -262,6 +262,8 @@ fn lower(doc: &Document, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         domains,
         io_spaces,
         blk: Vec::new(),
+        serial: None,
+        timer: None,
     })
 }
 
@@ -326,6 +328,8 @@ fn lower_pd(x: &mut XmlReader, board: &Board, pds: &mut Vec<Pd>, n: &Node, paren
         ioports: e.ioports,
         caps: e.caps,
         vm: e.vm,
+        consts: Vec::new(),
+        subsystem: None,
         src,
     });
     for c in e.children {
