@@ -153,29 +153,49 @@ fn write_at(f: &mut File, at: u64, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes).into_diagnostic()
 }
 
+/// The bytes of an image where partition tables live: its first and last
+/// [`HEAD_BYTES`] (or all of a smaller image).
+pub struct Ends {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    len: u64,
+}
+
+impl Ends {
+    pub fn read(path: &Path) -> Result<Ends> {
+        let mut f = OpenOptions::new()
+            .read(true)
+            .open(path)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("opening the disk image {}", path.display()))?;
+        let len = f.metadata().into_diagnostic()?.len();
+        let n = (len as usize).min(HEAD_BYTES).min(TAIL_BYTES);
+        let mut head = vec![0u8; n];
+        let mut tail = vec![0u8; n];
+        f.read_exact(&mut head).into_diagnostic()?;
+        f.seek(SeekFrom::Start(len - n as u64)).into_diagnostic()?;
+        f.read_exact(&mut tail).into_diagnostic()?;
+        Ok(Ends { head, tail, len })
+    }
+
+    /// The window the table readers take.
+    pub fn window(&self) -> Window<'_> {
+        Window {
+            head: &self.head,
+            tail: &self.tail,
+            sectors: self.len / SECTOR,
+        }
+    }
+}
+
 /// What is wrong with the image at `path` for `layout`: nothing when its
 /// table holds every declared partition where the description puts it.
 pub fn check(path: &Path, layout: Option<&BlkDisk>) -> Result<Vec<String>> {
     let Some(d) = layout else {
         return Ok(Vec::new());
     };
-    let mut f = OpenOptions::new()
-        .read(true)
-        .open(path)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("opening the disk image {}", path.display()))?;
-    let len = f.metadata().into_diagnostic()?.len();
-    let n = (len as usize).min(HEAD_BYTES).min(TAIL_BYTES);
-    let mut head = vec![0u8; n];
-    let mut tail = vec![0u8; n];
-    f.read_exact(&mut head).into_diagnostic()?;
-    f.seek(SeekFrom::Start(len - n as u64)).into_diagnostic()?;
-    f.read_exact(&mut tail).into_diagnostic()?;
-    let w = Window {
-        head: &head,
-        tail: &tail,
-        sectors: len / SECTOR,
-    };
+    let ends = Ends::read(path)?;
+    let w = ends.window();
     let mut problems = Vec::new();
     let table = match read(&w) {
         Ok(t) => t,

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use miette::{miette, IntoDiagnostic, Result};
 use septa_kv_store::{Disk, End, State, Store};
-use septa_partition::{Window, HEAD_BYTES, SECTOR, TAIL_BYTES};
+use septa_partition::SECTOR;
 
 use super::{Missed, Rng, Session};
 
@@ -87,18 +87,8 @@ impl Settings {
 
 /// Where a partition's bytes are in an image: (offset, length).
 fn partition_bytes(image: &Path, name: &str) -> Result<(u64, u64)> {
-    let mut f = std::fs::File::open(image).into_diagnostic()?;
-    let len = f.metadata().into_diagnostic()?.len();
-    let n = (len as usize).min(HEAD_BYTES).min(TAIL_BYTES);
-    let (mut head, mut tail) = (vec![0u8; n], vec![0u8; n]);
-    f.read_exact(&mut head).into_diagnostic()?;
-    f.seek(SeekFrom::Start(len - n as u64)).into_diagnostic()?;
-    f.read_exact(&mut tail).into_diagnostic()?;
-    let w = Window {
-        head: &head,
-        tail: &tail,
-        sectors: len / SECTOR,
-    };
+    let ends = crate::disk::Ends::read(image)?;
+    let w = ends.window();
     let table = septa_partition::read(&w).map_err(|e| miette!("{}: {e}", image.display()))?;
     let found = table
         .partitions()
