@@ -327,13 +327,13 @@ fn storm() {
         let key = (r % STORM_KEYS) as u32;
         let name = key_name(key);
         let name_text = core::str::from_utf8(&name).unwrap_or("?");
-        let delete = present[key as usize] && (r >> 8) % 5 == 0;
+        let delete = present[key as usize] && (r >> 8).is_multiple_of(5);
         let result = if delete {
             println!("storm: del {name_text}");
             kv.delete(&name)
         } else {
             // Mostly small values, one in six up to the largest.
-            let len = if (r >> 16) % 6 == 0 {
+            let len = if (r >> 16).is_multiple_of(6) {
                 16 + ((r >> 24) as usize) % (MAX_VALUE - 15)
             } else {
                 16 + ((r >> 24) as usize) % 3000
