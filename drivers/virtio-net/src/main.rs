@@ -167,7 +167,7 @@ fn mapped(base: u64, size: u64) -> Shared {
 
 fn data(base: u64, paddr: u64) -> Data {
     let mem = mapped(base, wiring::DATA_SIZE);
-    if !septa_virtio_hal::add_region(base as usize, paddr, wiring::DATA_SIZE as usize) {
+    if !septa_virtio_hal::add_window(base as usize, paddr, wiring::DATA_SIZE as usize) {
         panic!("virtio-net: no room for another DMA region");
     }
     Data {

@@ -17,9 +17,9 @@
 //!   writes must be in the region);
 //! - [`transport`]: the device's virtio-mmio transport, checked to hold
 //!   the expected kind of device;
-//! - [`add_region`]: more regions the device may reach besides the pool,
-//!   for buffers a driver shares with its virtualisers (a network driver's
-//!   receive and transmit data regions), which `share` translates too.
+//! - [`add_window`]: memory beyond the DMA region that the device may
+//!   reach, for a driver whose device reads and writes its clients' data
+//!   regions in place (virtio-blk).
 //!
 //! ## Wiring (system.toml)
 //!
@@ -61,7 +61,7 @@ use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Trans
 use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use pool::{Pool, Region};
+use pool::{Pool, Region, Windows};
 
 setvar! {
     /// The device's registers: its transport inside the mapped page.
@@ -86,36 +86,31 @@ fn region() -> Region {
 /// What of the DMA region is handed out (one thread: see `PdCell`).
 static POOL: PdCell<Pool> = PdCell::new(Pool::new());
 
-/// The most regions [`add_region`] takes.
-pub const MAX_EXTRA_REGIONS: usize = 4;
+/// The most windows beyond the DMA region a driver may register.
+pub const MAX_WINDOWS: usize = 17;
 
-/// Regions besides the pool that the device may reach.
-static EXTRA: PdCell<[Option<Region>; MAX_EXTRA_REGIONS]> = PdCell::new([None; MAX_EXTRA_REGIONS]);
+/// Memory outside the DMA region that the device may reach (one thread:
+/// see `PdCell`).
+static WINDOWS: PdCell<Windows<MAX_WINDOWS>> = PdCell::new(Windows::new());
 
-/// Lets the device reach `size` bytes at `vaddr` in this PD, at `paddr` for
-/// the device (a data region the description maps here and gives a
-/// `setvar` for its physical address): buffers in it may then be handed to
-/// `virtio-drivers`. `false` if [`MAX_EXTRA_REGIONS`] are already added.
-pub fn add_region(vaddr: usize, paddr: u64, size: usize) -> bool {
-    let mut extra = EXTRA.get();
-    let Some(slot) = extra.iter_mut().find(|r| r.is_none()) else {
-        return false;
-    };
-    *slot = Some(Region { vaddr, paddr, size });
-    EXTRA.replace(extra);
-    true
+/// Lets the device reach `size` bytes mapped at `vaddr` in this PD, at
+/// physical address `paddr`: a client's data region that a driver hands
+/// to the device in place. `false` if there is no room for another
+/// window. Buffers in windows pass `SeptaHal::share`, and
+/// [`window_at`] finds a device address's place in this PD.
+pub fn add_window(vaddr: usize, paddr: u64, size: usize) -> bool {
+    let mut w = WINDOWS.get();
+    let added = w.add(Region { vaddr, paddr, size });
+    WINDOWS.replace(w);
+    added
 }
 
-/// The device's address of `len` bytes at `vaddr`: in the pool's region or
-/// in one added with [`add_region`].
-fn translate(vaddr: usize, len: usize) -> Option<u64> {
-    region().translate(vaddr, len).or_else(|| {
-        EXTRA
-            .get()
-            .iter()
-            .flatten()
-            .find_map(|r| r.translate(vaddr, len))
-    })
+/// Where `len` bytes at device address `paddr` lie in this PD, if the DMA
+/// region or one window holds them all.
+pub fn window_at(paddr: u64, len: usize) -> Option<usize> {
+    region()
+        .translate_back(paddr, len)
+        .or_else(|| WINDOWS.get().translate_back(paddr, len))
 }
 
 /// Bytes of the DMA region handed out so far, and the region's size.
@@ -167,8 +162,8 @@ pub struct SeptaHal;
 // SAFETY: `dma_alloc` returns page-aligned, zeroed memory of the mapped DMA
 // region that nothing else uses (see `take`), with its physical address;
 // `share` returns the physical address of a buffer that lies in that
-// region or in one added with `add_region` (and panics otherwise), which is
-// where the device must look.
+// region or in a window the driver registered with its physical address
+// (and panics otherwise), which is where the device must look.
 unsafe impl Hal for SeptaHal {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
         let size = pages * PAGE_SIZE;
@@ -196,8 +191,10 @@ unsafe impl Hal for SeptaHal {
 
     unsafe fn share(buffer: NonNull<[u8]>, _direction: BufferDirection) -> PhysAddr {
         let vaddr = buffer.as_ptr().cast::<u8>() as usize;
-        translate(vaddr, buffer.len())
-            .unwrap_or_else(|| panic!("buffer at {vaddr:#x} is outside the DMA regions"))
+        region()
+            .translate(vaddr, buffer.len())
+            .or_else(|| WINDOWS.get().translate(vaddr, buffer.len()))
+            .unwrap_or_else(|| panic!("buffer at {vaddr:#x} is outside the DMA region and windows"))
     }
 
     unsafe fn unshare(_paddr: PhysAddr, _buffer: NonNull<[u8]>, _direction: BufferDirection) {}

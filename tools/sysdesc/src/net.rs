@@ -385,7 +385,7 @@ fn build(system: &mut System, plan: Plan) -> usize {
     ] {
         drv.setvars.push(SetVar {
             symbol: symbol.into(),
-            region: region.into(),
+            value: SetValue::Paddr(region.into()),
             src: src.clone(),
         });
     }
