@@ -553,7 +553,7 @@ mod tests {
         let sys = system(
             "[[virtio]]\nname = \"net0\"\nkind = \"net\"\n[[forward]]\nhost = 8080\nguest = 80\n",
         );
-        let mut m = Machine::for_system(&sys, Path::new("/srv"), Path::new("/b/x"));
+        let mut m = Machine::for_system(&sys, Path::new("/srv"), Path::new("/b/x"), &[]);
         assert_eq!(
             m.forward_help(),
             ["network: the system's tcp/80 is http://localhost:8080/"]

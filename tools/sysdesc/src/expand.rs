@@ -124,3 +124,13 @@ pub(crate) fn room(system: &System, pd: usize, size: u64) -> u64 {
     }
     at
 }
+
+/// The PDs that map `region`, by name (for the expansions' tests).
+#[cfg(test)]
+pub(crate) fn mappers(s: &System, region: &str) -> Vec<String> {
+    s.pds
+        .iter()
+        .filter(|p| p.maps.iter().any(|m| m.region == region))
+        .map(|p| p.name.clone())
+        .collect()
+}

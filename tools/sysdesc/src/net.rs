@@ -599,6 +599,7 @@ fn rules(r: &[Option<Rule>]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expand::mappers;
     use crate::{parse_str, Format};
 
     const SYSTEM: &str = r#"
@@ -629,14 +630,6 @@ cells = [
             .map_err(|r| r.one_line())
             .unwrap()
             .system
-    }
-
-    fn mappers(s: &System, region: &str) -> Vec<String> {
-        s.pds
-            .iter()
-            .filter(|p| p.maps.iter().any(|m| m.region == region))
-            .map(|p| p.name.clone())
-            .collect()
     }
 
     #[test]

@@ -620,6 +620,7 @@ fn build(system: &mut System, plan: Plan) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expand::mappers;
     use crate::{parse_str, Format};
 
     const SYSTEM: &str = r#"
@@ -652,15 +653,6 @@ input = ["shell"]
             .map_err(|r| r.one_line())
             .unwrap()
             .system
-    }
-
-    /// The PDs that map `region`, by name.
-    fn mappers(s: &System, region: &str) -> Vec<String> {
-        s.pds
-            .iter()
-            .filter(|p| p.maps.iter().any(|m| m.region == region))
-            .map(|p| p.name.clone())
-            .collect()
     }
 
     #[test]
