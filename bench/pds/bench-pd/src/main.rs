@@ -207,7 +207,7 @@ mod arm_timer {
                 options(nomem, nostack)
             )
         };
-        let _ = ticks;
+        let _ = (ticks, ENABLE);
     }
 
     /// Turns the timer off (its interrupt goes down).
