@@ -22,18 +22,11 @@ use crate::Badge;
 pub const FAST_MRS: usize = septa_abi::ipc_buffer::FAST_MESSAGE_REGISTERS;
 
 fn load_mrs(info: MessageInfo) -> [u64; FAST_MRS] {
-    let mut mrs = [0; FAST_MRS];
-    let n = (info.length() as usize).min(FAST_MRS);
-    for (i, mr) in mrs.iter_mut().enumerate().take(n) {
-        *mr = ipc_buffer::get_mr(i);
-    }
-    mrs
+    ipc_buffer::first_mrs(info.length() as usize)
 }
 
 fn store_mrs(r: &RecvRegs) -> (MessageInfo, Badge) {
-    for (i, mr) in r.mrs.iter().enumerate() {
-        ipc_buffer::set_mr(i, *mr);
-    }
+    ipc_buffer::set_first_mrs(&r.mrs);
     (MessageInfo(r.info), r.badge)
 }
 
