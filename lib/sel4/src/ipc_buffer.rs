@@ -68,6 +68,7 @@ mod slot {
     // spares us a `static mut`.
     static IPC_BUFFER: AtomicPtr<IpcBuffer> = AtomicPtr::new(core::ptr::null_mut());
 
+    #[inline]
     pub(super) fn get() -> *mut IpcBuffer {
         IPC_BUFFER.load(Ordering::Relaxed)
     }
@@ -85,6 +86,7 @@ mod slot {
         static IPC_BUFFER: Cell<*mut IpcBuffer> = const { Cell::new(core::ptr::null_mut()) };
     }
 
+    #[inline]
     pub(super) fn get() -> *mut IpcBuffer {
         IPC_BUFFER.with(|c| c.get())
     }
@@ -105,11 +107,13 @@ pub unsafe fn set_ipc_buffer(buffer: *mut IpcBuffer) {
 }
 
 /// The recorded IPC buffer address, if one was set.
+#[inline]
 pub fn ipc_buffer_ptr() -> Option<*mut IpcBuffer> {
     let p = slot::get();
     (!p.is_null()).then_some(p)
 }
 
+#[inline]
 fn buffer() -> *mut IpcBuffer {
     ipc_buffer_ptr().expect("septa-sel4: IPC buffer used before set_ipc_buffer")
 }
@@ -127,6 +131,7 @@ fn buffer() -> *mut IpcBuffer {
 /// Word by word, so that the compiler keeps it in general registers: a
 /// PD's first SIMD instruction after a switch traps to the kernel, which
 /// switches the FPU lazily (about 190 instructions).
+#[inline]
 pub(crate) fn first_mrs(n: usize) -> [u64; layout::FAST_MESSAGE_REGISTERS] {
     if n == 0 {
         return [0; layout::FAST_MESSAGE_REGISTERS];
@@ -148,6 +153,7 @@ pub(crate) fn first_mrs(n: usize) -> [u64; layout::FAST_MESSAGE_REGISTERS] {
 /// Stores MR0..MR3 into the buffer through one look-up of its address
 /// (what the system-call stubs do after a receive), word by word as in
 /// [`first_mrs`].
+#[inline]
 pub(crate) fn set_first_mrs(mrs: &[u64; layout::FAST_MESSAGE_REGISTERS]) {
     let p = buffer();
     // SAFETY: as in `first_mrs`; nothing else refers to the four words
