@@ -119,37 +119,80 @@ fn zeroed(free: &mut FreeList, size_bits: u32) -> Result<u64, BootError> {
     Ok(p)
 }
 
-/// Builds the root task's objects and caps from `free`, and turns what is
-/// left of `free` and all of `devices` into untypeds.
-///
-/// Out of line (see the crate header): inlined into the arch boot code it
-/// cost boot about 7,000 instructions.
-#[inline(never)]
-pub fn create(
-    free: &mut FreeList,
-    devices: &[Region],
-    input: &Input,
-) -> Result<RootServer, BootError> {
-    let image = input.image;
-    if !image.start.is_multiple_of(PAGE) || !image.end.is_multiple_of(PAGE) || image.is_empty() {
-        return Err(BootError::BadImage);
-    }
-    let v_start = image.start.wrapping_sub(input.pv_offset);
-    let v_end = image.end.wrapping_sub(input.pv_offset);
-    let header = core::mem::size_of::<BootInfoHeader>() as u64;
-    // seL4 reports the region's exact length; its frames cover it rounded up.
-    let extra_len = input.dtb.map_or(0, |(_, len)| header + len);
-    let extra_frames_len = extra_len.next_multiple_of(PAGE);
-    let ipc_buffer_vaddr = v_end;
-    let bootinfo_vaddr = v_end + PAGE;
-    let extra_vaddr = v_end + 2 * PAGE;
-    let mapped_end = extra_vaddr + extra_frames_len;
-    if v_end < v_start || mapped_end > septa_abi::USER_TOP {
-        return Err(BootError::BadImage);
-    }
+/// Where the root task's image and the frames after it go in its address
+/// space: the image, then the IPC buffer, BootInfo and the extra BootInfo
+/// pages (the device tree).
+struct Layout {
+    v_start: u64,
+    ipc_buffer_vaddr: u64,
+    bootinfo_vaddr: u64,
+    extra_vaddr: u64,
+    /// BootInfo's `extra_len` (seL4 reports the region's exact length)...
+    extra_len: u64,
+    /// ... and its frames, which cover it rounded up to pages.
+    extra_frames_len: u64,
+    mapped_end: u64,
+}
 
+impl Layout {
+    /// The layout of `input`, if its image is page aligned, not empty, and
+    /// everything fits below the top of the user address space.
+    fn of(input: &Input) -> Result<Layout, BootError> {
+        let image = input.image;
+        if !image.start.is_multiple_of(PAGE) || !image.end.is_multiple_of(PAGE) || image.is_empty()
+        {
+            return Err(BootError::BadImage);
+        }
+        let v_start = image.start.wrapping_sub(input.pv_offset);
+        let v_end = image.end.wrapping_sub(input.pv_offset);
+        let header = core::mem::size_of::<BootInfoHeader>() as u64;
+        let extra_len = input.dtb.map_or(0, |(_, len)| header + len);
+        let extra_frames_len = extra_len.next_multiple_of(PAGE);
+        let extra_vaddr = v_end + 2 * PAGE;
+        let mapped_end = extra_vaddr + extra_frames_len;
+        if v_end < v_start || mapped_end > septa_abi::USER_TOP {
+            return Err(BootError::BadImage);
+        }
+        Ok(Layout {
+            v_start,
+            ipc_buffer_vaddr: v_end,
+            bootinfo_vaddr: v_end + PAGE,
+            extra_vaddr,
+            extra_len,
+            extra_frames_len,
+            mapped_end,
+        })
+    }
+}
+
+/// A small frame mapped read-write (executable if `execute`) at `vaddr` in
+/// the root VSpace `vspace`, whose page tables are in place; returns its
+/// cap.
+fn map_frame(vspace: u64, vaddr: u64, paddr: u64, execute: bool) -> Cap {
+    let (_, e) = pagetable::walk(vspace, vaddr, 3);
+    let attrs = Attrs {
+        read: true,
+        write: true,
+        execute,
+        cacheable: true,
+    };
+    pagetable::write(e, Pte::leaf(3, paddr, attrs));
+    Cap::Frame {
+        paddr,
+        size: FrameSize::Small,
+        rights: VmRights::ReadWrite,
+        is_device: false,
+        mapped: Some(Mapping {
+            asid: ROOT_ASID,
+            vaddr,
+        }),
+    }
+}
+
+/// The root CNode, with its own cap in its slot.
+fn root_cnode(free: &mut FreeList) -> Result<Slots, BootError> {
     let cnode = zeroed(free, ROOT_CNODE_SIZE_BITS + SLOT_SIZE_BITS)?;
-    let mut slots = Slots {
+    let slots = Slots {
         cnode,
         next: init_cap::FIRST_FREE,
     };
@@ -162,8 +205,13 @@ pub fn create(
             guard: 0,
         },
     );
+    Ok(slots)
+}
 
-    // The address space: root, ASID, page tables, then frames.
+/// The root VSpace and the first ASID pool (ASID 0 names it), with their
+/// caps and those of the kernel's singletons (ASID control, IRQ control,
+/// the domain and SMC caps). Returns the VSpace.
+fn address_space(free: &mut FreeList, slots: &Slots) -> Result<u64, BootError> {
     let vspace = zeroed(free, VSPACE_SIZE_BITS)?;
     let pool = zeroed(free, septa_abi::ASID_POOL_SIZE_BITS)?;
     asid_pool_assign(pool, ROOT_ASID, vspace);
@@ -186,10 +234,20 @@ pub fn create(
     slots.put_at(init_cap::IRQ_CONTROL, &Cap::IrqControl);
     slots.put_at(init_cap::DOMAIN, &Cap::Domain);
     slots.put_at(init_cap::SMC, &Cap::Smc { badge: 0 });
+    Ok(vspace)
+}
 
-    let paging_start = slots.next;
-    let mut v = v_start & !((1 << pagetable::entry_bits(2)) - 1);
-    while v < mapped_end {
+/// Every page table the layout needs, each with its cap (BootInfo's
+/// `user_image_paging`).
+fn page_tables(
+    free: &mut FreeList,
+    slots: &mut Slots,
+    vspace: u64,
+    layout: &Layout,
+) -> Result<SlotRegion, BootError> {
+    let start = slots.next;
+    let mut v = layout.v_start & !((1 << pagetable::entry_bits(2)) - 1);
+    while v < layout.mapped_end {
         while let Some(level) = pagetable::missing_table(vspace, v) {
             let table = zeroed(free, PAGE_TABLE_SIZE_BITS)?;
             pagetable::install_table(vspace, v, level, table);
@@ -204,46 +262,26 @@ pub fn create(
         }
         v += 1 << pagetable::entry_bits(3);
     }
-    let paging = SlotRegion {
-        start: paging_start,
+    Ok(SlotRegion {
+        start,
         end: slots.next,
-    };
+    })
+}
 
-    let map = |vaddr: u64, paddr: u64, execute: bool| {
-        let (_, e) = pagetable::walk(vspace, vaddr, 3);
-        let attrs = Attrs {
-            read: true,
-            write: true,
-            execute,
-            cacheable: true,
-        };
-        pagetable::write(e, Pte::leaf(3, paddr, attrs));
-        Cap::Frame {
-            paddr,
-            size: FrameSize::Small,
-            rights: VmRights::ReadWrite,
-            is_device: false,
-            mapped: Some(Mapping {
-                asid: ROOT_ASID,
-                vaddr,
-            }),
-        }
-    };
-    let ipc_buffer = zeroed(free, PAGE_BITS)?;
-    let bootinfo = zeroed(free, PAGE_BITS)?;
-    slots.put_at(
-        init_cap::IPC_BUFFER,
-        &map(ipc_buffer_vaddr, ipc_buffer, false),
-    );
-    slots.put_at(
-        init_cap::BOOT_INFO_FRAME,
-        &map(bootinfo_vaddr, bootinfo, false),
-    );
-
-    let extra_start = slots.next;
-    if let Some((dtb, len)) = input.dtb {
-        let extra = free.alloc(extra_frames_len, PAGE)?;
-        memory::zero(extra, extra_frames_len);
+/// The extra BootInfo pages: a header and the device tree, mapped after
+/// BootInfo (BootInfo's `extra_bi_pages`; empty without a device tree).
+fn extra_pages(
+    free: &mut FreeList,
+    slots: &mut Slots,
+    vspace: u64,
+    layout: &Layout,
+    dtb: Option<(u64, u64)>,
+) -> Result<SlotRegion, BootError> {
+    let start = slots.next;
+    if let Some((dtb, len)) = dtb {
+        let header = core::mem::size_of::<BootInfoHeader>() as u64;
+        let extra = free.alloc(layout.extra_frames_len, PAGE)?;
+        memory::zero(extra, layout.extra_frames_len);
         memory::write(
             extra,
             BootInfoHeader {
@@ -252,16 +290,28 @@ pub fn create(
             },
         );
         memory::copy(dtb, extra + header, len);
-        for off in (0..extra_frames_len).step_by(PAGE as usize) {
-            slots.put(&map(extra_vaddr + off, extra + off, false))?;
+        for off in (0..layout.extra_frames_len).step_by(PAGE as usize) {
+            slots.put(&map_frame(
+                vspace,
+                layout.extra_vaddr + off,
+                extra + off,
+                false,
+            ))?;
         }
     }
-    let extra_pages = SlotRegion {
-        start: extra_start,
+    Ok(SlotRegion {
+        start,
         end: slots.next,
-    };
+    })
+}
 
-    // The thread's own objects; the thread code fills them in.
+/// The thread's own TCB and scheduling context (the thread code fills them
+/// in) and the scheduling-control cap; returns (TCB, SC, the control
+/// cap's region).
+fn thread_objects(
+    free: &mut FreeList,
+    slots: &mut Slots,
+) -> Result<(u64, u64, SlotRegion), BootError> {
     let tcb = zeroed(free, TCB_SIZE_BITS)?;
     let sched_context = zeroed(free, MIN_SCHED_CONTEXT_BITS)?;
     slots.put_at(init_cap::TCB, &Cap::Tcb { paddr: tcb });
@@ -277,22 +327,34 @@ pub fn create(
         end: slots.next + 1,
     };
     slots.put(&Cap::SchedControl { core: 0 })?;
+    Ok((tcb, sched_context, sched_control))
+}
 
-    let frames_start = slots.next;
-    let mut p = image.start;
-    while p < image.end {
-        slots.put(&map(p.wrapping_sub(input.pv_offset), p, true))?;
+/// The image's frames, mapped executable where the image says (BootInfo's
+/// `user_image_frames`).
+fn image_frames(slots: &mut Slots, vspace: u64, input: &Input) -> Result<SlotRegion, BootError> {
+    let start = slots.next;
+    let mut p = input.image.start;
+    while p < input.image.end {
+        slots.put(&map_frame(vspace, p.wrapping_sub(input.pv_offset), p, true))?;
         p += PAGE;
     }
-    let frames = SlotRegion {
-        start: frames_start,
+    Ok(SlotRegion {
+        start,
         end: slots.next,
-    };
+    })
+}
 
-    // Everything left becomes untyped: devices first, then RAM, as seL4 does.
+/// Everything left becomes untyped: devices first, then what is left of
+/// RAM, as seL4 does. Returns their caps' region and BootInfo's list.
+fn untypeds(
+    free: &FreeList,
+    slots: &mut Slots,
+    devices: &[Region],
+) -> Result<(SlotRegion, [UntypedDesc; MAX_UNTYPED_CAPS]), BootError> {
     let mut list = [UntypedDesc::default(); MAX_UNTYPED_CAPS];
     let mut count = 0;
-    let untyped_start = slots.next;
+    let start = slots.next;
     let mut result = Ok(());
     let mut give = |r: Region, is_device: bool| {
         untyped_blocks(r, MIN_UNTYPED_BITS, MAX_UNTYPED_BITS, |paddr, bits| {
@@ -315,48 +377,87 @@ pub fn create(
     for d in devices {
         give(*d, true);
     }
-    let ram = *free;
-    for r in ram.regions() {
+    for r in free.regions() {
         give(*r, false);
     }
     result?;
-    let untyped = SlotRegion {
-        start: untyped_start,
-        end: slots.next,
-    };
-
-    let bi = BootInfo {
-        extra_len,
-        node_id: 0,
-        num_nodes: 1,
-        num_io_pt_levels: 0,
-        ipc_buffer: ipc_buffer_vaddr,
-        empty: SlotRegion {
-            start: slots.next,
-            end: ROOT_SLOTS,
+    Ok((
+        SlotRegion {
+            start,
+            end: slots.next,
         },
-        shared_frames: SlotRegion::default(),
-        user_image_frames: frames,
-        user_image_paging: paging,
-        io_space_caps: SlotRegion::default(),
-        extra_bi_pages: extra_pages,
-        init_thread_cnode_size_bits: ROOT_CNODE_SIZE_BITS as u64,
-        init_thread_domain: 0,
-        sched_control,
-        untyped,
-        untyped_list: list,
-    };
-    memory::write(bootinfo, bi);
+        list,
+    ))
+}
+
+/// Builds the root task's objects and caps from `free`, and turns what is
+/// left of `free` and all of `devices` into untypeds: the root CNode, the
+/// address space and its page tables, the IPC buffer, BootInfo and its
+/// extra pages, the thread's objects, the image's frames, the untypeds,
+/// then BootInfo itself, in that order (which fixes every slot number).
+///
+/// Out of line (see the crate header): inlined into the arch boot code it
+/// cost boot about 7,000 instructions.
+#[inline(never)]
+pub fn create(
+    free: &mut FreeList,
+    devices: &[Region],
+    input: &Input,
+) -> Result<RootServer, BootError> {
+    let layout = Layout::of(input)?;
+    let mut slots = root_cnode(free)?;
+    let vspace = address_space(free, &slots)?;
+    let paging = page_tables(free, &mut slots, vspace, &layout)?;
+
+    let ipc_buffer = zeroed(free, PAGE_BITS)?;
+    let bootinfo = zeroed(free, PAGE_BITS)?;
+    slots.put_at(
+        init_cap::IPC_BUFFER,
+        &map_frame(vspace, layout.ipc_buffer_vaddr, ipc_buffer, false),
+    );
+    slots.put_at(
+        init_cap::BOOT_INFO_FRAME,
+        &map_frame(vspace, layout.bootinfo_vaddr, bootinfo, false),
+    );
+    let extra_bi_pages = extra_pages(free, &mut slots, vspace, &layout, input.dtb)?;
+    let (tcb, sched_context, sched_control) = thread_objects(free, &mut slots)?;
+    let user_image_frames = image_frames(&mut slots, vspace, input)?;
+    let (untyped, untyped_list) = untypeds(free, &mut slots, devices)?;
+
+    memory::write(
+        bootinfo,
+        BootInfo {
+            extra_len: layout.extra_len,
+            node_id: 0,
+            num_nodes: 1,
+            num_io_pt_levels: 0,
+            ipc_buffer: layout.ipc_buffer_vaddr,
+            empty: SlotRegion {
+                start: slots.next,
+                end: ROOT_SLOTS,
+            },
+            shared_frames: SlotRegion::default(),
+            user_image_frames,
+            user_image_paging: paging,
+            io_space_caps: SlotRegion::default(),
+            extra_bi_pages,
+            init_thread_cnode_size_bits: ROOT_CNODE_SIZE_BITS as u64,
+            init_thread_domain: 0,
+            sched_control,
+            untyped,
+            untyped_list,
+        },
+    );
 
     Ok(RootServer {
-        cnode,
+        cnode: slots.cnode,
         vspace,
         asid: ROOT_ASID,
         tcb,
         sched_context,
         ipc_buffer,
-        ipc_buffer_vaddr,
-        bootinfo_vaddr,
+        ipc_buffer_vaddr: layout.ipc_buffer_vaddr,
+        bootinfo_vaddr: layout.bootinfo_vaddr,
         entry: input.entry,
         first_empty_slot: slots.next,
     })

@@ -67,18 +67,28 @@ pub const REPLY_MAX_WORDS: usize = 64;
 /// for the invocations that return data (TCB ReadRegisters, Page
 /// GetAddress, SchedContext Consumed, ...). Decoders that return nothing
 /// leave it empty; the system-call layer copies `words()` to the caller.
-#[derive(Clone, Copy, Debug)]
+///
+/// The words are left uninitialised until pushed: the buffer is made on
+/// every invocation, and zeroing its 512 bytes cost more than most
+/// decoders.
+#[derive(Clone, Copy)]
 pub struct ReplyWords {
     len: usize,
-    words: [u64; REPLY_MAX_WORDS],
+    words: [core::mem::MaybeUninit<u64>; REPLY_MAX_WORDS],
 }
 
 impl Default for ReplyWords {
     fn default() -> Self {
         ReplyWords {
             len: 0,
-            words: [0; REPLY_MAX_WORDS],
+            words: [core::mem::MaybeUninit::uninit(); REPLY_MAX_WORDS],
         }
+    }
+}
+
+impl core::fmt::Debug for ReplyWords {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.words()).finish()
     }
 }
 
@@ -90,12 +100,14 @@ impl ReplyWords {
             "reply longer than REPLY_MAX_WORDS"
         );
         if let Some(slot) = self.words.get_mut(self.len) {
-            *slot = w;
+            slot.write(w);
             self.len += 1;
         }
     }
 
     pub fn words(&self) -> &[u64] {
-        &self.words[..self.len]
+        // SAFETY: `push` initialised every word below `len` (and `len`
+        // never exceeds the array); `MaybeUninit<u64>` has `u64`'s layout.
+        unsafe { core::slice::from_raw_parts(self.words.as_ptr().cast::<u64>(), self.len) }
     }
 }

@@ -293,14 +293,13 @@ pub fn handle_interrupt(irq: u16) -> IrqState {
     };
     match state {
         IrqState::Signal => {
-            if let Cap::Notification {
-                paddr,
-                badge,
-                can_send: true,
-                ..
-            } = irq_slot(irq as u64).cap()
-            {
-                signal(paddr, badge);
+            // Read from the stored cap's words: only its kind, address,
+            // badge and send right matter here (the decoded cap would be
+            // built and copied on every interrupt).
+            if let Some((paddr, badge, rights)) = irq_slot(irq as u64).raw_cap().as_notification() {
+                if rights & crate::cap::EP_SEND != 0 {
+                    signal(paddr, badge);
+                }
             }
             machine::irq_mask(irq);
         }

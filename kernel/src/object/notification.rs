@@ -95,6 +95,7 @@ impl Ntfn {
         self.write(STATE, s as u64)
     }
 
+    #[inline]
     pub fn queue(self) -> TcbQueue {
         TcbQueue {
             head: Tcb::from_link(self.read(QUEUE)),
@@ -108,6 +109,7 @@ impl Ntfn {
         Tcb::from_link(self.read(QUEUE))
     }
 
+    #[inline]
     pub fn set_queue(self, q: TcbQueue) {
         self.write(QUEUE, Tcb::link(q.head));
         self.write(QUEUE + 8, Tcb::link(q.end));

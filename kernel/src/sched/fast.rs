@@ -19,10 +19,19 @@ pub fn fast_would_choose(prio: u64, domain: u64) -> bool {
                 && !s.reprogram.get()
                 && s.domain_time.get() != 0
                 && s.cur_domain.get() == domain
-                && highest_prio(s).is_none_or(|h| prio >= h)
+                && outranks_ready(s, prio)
                 && no_release_due(s)
         },
     )
+}
+
+/// No ready thread of the current domain has a priority above `prio`.
+#[inline(always)]
+fn outranks_ready(s: &SchedState, prio: u64) -> bool {
+    match highest_prio(s) {
+        Some(h) => prio >= h,
+        None => true,
+    }
 }
 
 /// The scheduler was left alone since the last exit and [`schedule`] has
@@ -39,10 +48,13 @@ fn nothing_pending(s: &SchedState) -> bool {
 /// No thread of the release queue is due to be released.
 #[inline(always)]
 fn no_release_due(s: &SchedState) -> bool {
-    s.release_queue
-        .get()
-        .head
-        .is_none_or(|t| !sc_of(t).is_some_and(|sc| sc.refill_ready()))
+    match s.release_queue.get().head {
+        None => true,
+        Some(t) => match sc_of(t) {
+            Some(sc) => !sc.refill_ready(),
+            None => true,
+        },
+    }
 }
 
 /// Whether the slow path's [`schedule`] after a system call that changed
@@ -53,7 +65,7 @@ fn no_release_due(s: &SchedState) -> bool {
 pub fn fast_keeps_current(prio: u64) -> bool {
     with(
         #[inline(always)]
-        |s| nothing_pending(s) && highest_prio(s).is_none_or(|h| prio >= h),
+        |s| nothing_pending(s) && outranks_ready(s, prio),
     )
 }
 
@@ -64,7 +76,11 @@ pub fn fast_keeps_current(prio: u64) -> bool {
 pub fn fast_budget() -> Option<Sc> {
     update_timestamp();
     let (sc, consumed) = with(|s| (s.cur_sc.get(), s.consumed.get()));
-    sc.filter(|sc| sc.refill_sufficient(consumed))
+    // Written out: at opt-level "s" `Option::filter` stays a call.
+    match sc {
+        Some(sc) if sc.refill_sufficient(consumed) => Some(sc),
+        _ => None,
+    }
 }
 
 /// The end of a fast path: makes `t`, which is in no queue, the current

@@ -231,12 +231,14 @@ pub fn action_is(t: Tcb) -> bool {
 }
 
 /// The scheduling context of a thread.
+#[inline]
 pub fn sc_of(t: Tcb) -> Option<Sc> {
     Sc::from_link(t.sched_context())
 }
 
 /// Runnable, with an active scheduling context, and not waiting for a
 /// refill (seL4's `isSchedulable`).
+#[inline]
 pub fn is_schedulable(t: Tcb) -> bool {
     t.state().is_runnable() && sc_of(t).is_some_and(|sc| sc.is_active()) && !t.in_release_queue()
 }

@@ -91,16 +91,26 @@ impl Channel {
         self.0
     }
 
+    #[inline]
     fn check(self, mask: u64, op: &str, missing: ChannelError) -> Result<(), ChannelError> {
+        if u64::from(self.0) < MAX_CHANNELS && mask & (1 << self.0) != 0 {
+            return Ok(());
+        }
+        Err(self.refuse(op, missing))
+    }
+
+    /// [`check`](Self::check)'s refusal, out of the way of the calls that
+    /// pass (no stack frame for the report on their path).
+    #[cold]
+    #[inline(never)]
+    fn refuse(self, op: &str, missing: ChannelError) -> ChannelError {
         let err = if u64::from(self.0) >= MAX_CHANNELS {
             ChannelError::OutOfRange
-        } else if mask & (1 << self.0) == 0 {
-            missing
         } else {
-            return Ok(());
+            missing
         };
         self.report(op, &err);
-        Err(err)
+        err
     }
 
     fn report(self, op: &str, err: &ChannelError) {
@@ -122,6 +132,7 @@ impl Channel {
     }
 
     /// Signals the PD at the other end.
+    #[inline]
     pub fn notify(self) -> Result<(), ChannelError> {
         self.check(
             microkit_notifications.get(),
@@ -151,6 +162,7 @@ impl Channel {
     /// [`ChannelError::ServerFaulted`] (libmicrokit's caller would stay
     /// blocked for ever). The server's restart count, if the description
     /// publishes one (`restart.generation`), tells when it is back.
+    #[inline]
     pub fn pp_call(self, msg: MessageInfo) -> Result<MessageInfo, ChannelError> {
         self.check(microkit_pps.get(), "pp_call", ChannelError::NotPp)?;
         let reply = syscall::call(self.slot(slot::BASE_ENDPOINT), msg);

@@ -68,6 +68,7 @@ mod slot {
     // spares us a `static mut`.
     static IPC_BUFFER: AtomicPtr<IpcBuffer> = AtomicPtr::new(core::ptr::null_mut());
 
+    #[inline]
     pub(super) fn get() -> *mut IpcBuffer {
         IPC_BUFFER.load(Ordering::Relaxed)
     }
@@ -85,6 +86,7 @@ mod slot {
         static IPC_BUFFER: Cell<*mut IpcBuffer> = const { Cell::new(core::ptr::null_mut()) };
     }
 
+    #[inline]
     pub(super) fn get() -> *mut IpcBuffer {
         IPC_BUFFER.with(|c| c.get())
     }
@@ -105,11 +107,13 @@ pub unsafe fn set_ipc_buffer(buffer: *mut IpcBuffer) {
 }
 
 /// The recorded IPC buffer address, if one was set.
+#[inline]
 pub fn ipc_buffer_ptr() -> Option<*mut IpcBuffer> {
     let p = slot::get();
     (!p.is_null()).then_some(p)
 }
 
+#[inline]
 fn buffer() -> *mut IpcBuffer {
     ipc_buffer_ptr().expect("septa-sel4: IPC buffer used before set_ipc_buffer")
 }
@@ -118,6 +122,50 @@ fn buffer() -> *mut IpcBuffer {
 // or write one word of the buffer through the raw pointer. The SAFETY
 // argument is the contract of `set_ipc_buffer` (valid, mapped, exclusive to
 // this thread, no live references) plus the bounds check.
+
+/// MR0..MR3 as stored in the buffer, read through one look-up of the
+/// buffer's address (what the system-call stubs load before a call) for a
+/// message of `n` words: the first `n` (at most four), zeros after them;
+/// the buffer is untouched if `n` is 0.
+///
+/// Word by word, so that the compiler keeps it in general registers: a
+/// PD's first SIMD instruction after a switch traps to the kernel, which
+/// switches the FPU lazily (about 190 instructions).
+#[inline]
+pub(crate) fn first_mrs(n: usize) -> [u64; layout::FAST_MESSAGE_REGISTERS] {
+    if n == 0 {
+        return [0; layout::FAST_MESSAGE_REGISTERS];
+    }
+    let p = buffer();
+    // SAFETY: `buffer` is the registered, live IPC buffer (the caller of
+    // `set_ipc_buffer` promised it); words 0..4 lie inside `msg`.
+    unsafe {
+        let m = (&raw const (*p).msg).cast::<u64>();
+        match n {
+            1 => [m.read(), 0, 0, 0],
+            2 => [m.read(), m.add(1).read(), 0, 0],
+            3 => [m.read(), m.add(1).read(), m.add(2).read(), 0],
+            _ => [m.read(), m.add(1).read(), m.add(2).read(), m.add(3).read()],
+        }
+    }
+}
+
+/// Stores MR0..MR3 into the buffer through one look-up of its address
+/// (what the system-call stubs do after a receive), word by word as in
+/// [`first_mrs`].
+#[inline]
+pub(crate) fn set_first_mrs(mrs: &[u64; layout::FAST_MESSAGE_REGISTERS]) {
+    let p = buffer();
+    // SAFETY: as in `first_mrs`; nothing else refers to the four words
+    // during the writes (one thread).
+    unsafe {
+        let m = (&raw mut (*p).msg).cast::<u64>();
+        m.write(mrs[0]);
+        m.add(1).write(mrs[1]);
+        m.add(2).write(mrs[2]);
+        m.add(3).write(mrs[3]);
+    }
+}
 
 /// Message register `i` (0..120) as stored in the buffer. After a system
 /// call the stubs of [`crate::syscall`] have already copied MR0..MR3 from

@@ -21,24 +21,20 @@ use crate::Badge;
 /// Message registers passed in machine registers.
 pub const FAST_MRS: usize = septa_abi::ipc_buffer::FAST_MESSAGE_REGISTERS;
 
+#[inline]
 fn load_mrs(info: MessageInfo) -> [u64; FAST_MRS] {
-    let mut mrs = [0; FAST_MRS];
-    let n = (info.length() as usize).min(FAST_MRS);
-    for (i, mr) in mrs.iter_mut().enumerate().take(n) {
-        *mr = ipc_buffer::get_mr(i);
-    }
-    mrs
+    ipc_buffer::first_mrs(info.length() as usize)
 }
 
+#[inline]
 fn store_mrs(r: &RecvRegs) -> (MessageInfo, Badge) {
-    for (i, mr) in r.mrs.iter().enumerate() {
-        ipc_buffer::set_mr(i, *mr);
-    }
+    ipc_buffer::set_first_mrs(&r.mrs);
     (MessageInfo(r.info), r.badge)
 }
 
 /// Call: send on `dest` and wait for the reply (an invocation if `dest` is
 /// not an endpoint).
+#[inline]
 pub fn call(dest: CPtr, info: MessageInfo) -> MessageInfo {
     let r = arch::call(nr::CALL, dest.bits(), info.0, load_mrs(info));
     store_mrs(&r).0
@@ -55,6 +51,7 @@ pub fn call_with_mrs(
 }
 
 /// ReplyRecv: reply through `reply`, then receive on `src` with `reply`.
+#[inline]
 pub fn reply_recv(
     src: CPtr,
     info: MessageInfo,
@@ -82,6 +79,7 @@ pub fn reply_recv_with_mrs(
 }
 
 /// NBSendRecv: a non-blocking send on `dest`, then receive on `src`.
+#[inline]
 pub fn nb_send_recv(
     dest: CPtr,
     info: MessageInfo,
@@ -158,6 +156,7 @@ pub fn signal(dest: CPtr) {
 }
 
 /// Recv: block on `src`; a caller's reply capability goes to `reply`.
+#[inline]
 pub fn recv(src: CPtr, reply: Cap<cap_type::Reply>) -> (MessageInfo, Badge) {
     store_mrs(&arch::recv(nr::RECV, src.bits(), reply.bits()))
 }

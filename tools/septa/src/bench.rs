@@ -181,15 +181,22 @@ fn report_outcome(name: &str, o: &Outcome, log: &str, no_figures: bool) {
 
 fn print_table(results: &BTreeMap<String, f64>, refs: &Reference) {
     let sel4 = refs.get("sel4-benchmark-build");
+    let rust = refs.get("sel4-benchmark-rust-pds");
     println!(
-        "{:<28} {:>14} {:>14} {:>8}",
-        "figure", "this run", "seL4 (bench)", "ratio"
+        "{:<28} {:>14} {:>14} {:>8} {:>16} {:>8}",
+        "figure", "this run", "seL4 (bench)", "ratio", "seL4 (Rust PDs)", "ratio"
     );
+    let column = |m: Option<&BTreeMap<String, f64>>, k: &str, v: f64| {
+        let r = m.and_then(|m| m.get(k));
+        (
+            r.map(|r| format!("{r:.0}")).unwrap_or_default(),
+            r.map(|r| format!("{:.2}", v / r)).unwrap_or_default(),
+        )
+    };
     for (k, v) in results {
-        let r = sel4.and_then(|m| m.get(k));
-        let ratio = r.map(|r| format!("{:.2}", v / r)).unwrap_or_default();
-        let r = r.map(|r| format!("{r:.0}")).unwrap_or_default();
-        println!("{k:<28} {v:>14.2} {r:>14} {ratio:>8}");
+        let (r, ratio) = column(sel4, k, *v);
+        let (rr, rratio) = column(rust, k, *v);
+        println!("{k:<28} {v:>14.2} {r:>14} {ratio:>8} {rr:>16} {rratio:>8}");
     }
 }
 

@@ -22,6 +22,17 @@
 //!   instructions per line and per byte; then the same bytes sent as they
 //!   are (`serial::write`, what a PD forwarding a guest's console does).
 //!
+//! - `irq-driver`: times a device interrupt to its `notified`: it owns the
+//!   EL1 physical timer's interrupt (channel 1), arms the timer a little
+//!   ahead, and in `notified` reads the cycle counter; the difference from
+//!   the last stamp the spinner left in the region `stamp` is the delivery
+//!   (the kernel's interrupt path, the switch to the driver and the
+//!   runtime's event loop up to the handler); then it re-arms the timer
+//!   and acknowledges the interrupt, as a driver does;
+//! - `irq-spinner`: the lower-priority PD the interrupt preempts: it
+//!   stores the cycle counter into `stamp` in a tight loop, so the last
+//!   stamp is at most one loop (4 instructions) before the interrupt.
+//!
 //! Method (docs/architecture.md): count the kernel too (PMCCFILTR.NSH),
 //! warm up with 100 operations, time 10,000, report instructions per
 //! operation as `[septa-bench] NAME VALUE`, where NAME comes from the
@@ -35,7 +46,11 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 // Two `unsafe`s: trusting the system description that the queue region
 // (`queue_region`) and the UART (`uart_regs`) are mapped.
+// Two more: the EL1 physical timer's registers, which the kernel exports
+// to EL0 (`arm_timer`), and the `stamp` word of the irq benchmark.
 #![deny(unsafe_code)]
+
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use septa_pmu::{count_kernel_too, cycles, system_counter, INSTRUCTIONS_PER_TICK};
 use septa_queue::net::{BuffDesc, NetRing};
@@ -53,6 +68,8 @@ septa_runtime::setvar! {
     /// Where the queue benchmark's region is mapped, and its size.
     static QUEUE = "queue";
     static QUEUE_SIZE = "queue_size";
+    /// Where the irq benchmark's `stamp` region is mapped.
+    static STAMP = "stamp";
 }
 
 /// The queue benchmark's rings: entries each (a power of two), the
@@ -62,12 +79,18 @@ const QUEUE_CAPACITY: u32 = 64;
 enum Server {
     /// Answers at once (ppc and notify benchmarks); nothing to do.
     Plain,
+    /// The irq benchmark's driver.
+    Irq(IrqDriver),
     /// The queue benchmark's consumer and the sequence number it expects.
     Queue(Consumer<NetRing>, u64),
 }
 
 impl Handler for Server {
-    fn notified(&mut self, _channels: ChannelSet) {
+    fn notified(&mut self, channels: ChannelSet) {
+        if let Server::Irq(d) = self {
+            d.interrupt(channels);
+            return;
+        }
         let Server::Queue(rx, expect) = self else {
             return;
         };
@@ -157,6 +180,113 @@ fn queue_producer() {
     println!("{}", report::DONE);
 }
 
+/// The irq benchmark's timer channel (the driver's IRQ), and how far
+/// ahead it arms the timer: 200 ticks, 3,200 instructions of spinning.
+const TIMER_IRQ: Channel = Channel::new(1);
+const IRQ_DELAY_TICKS: u64 = 200;
+
+/// The EL1 physical timer, which both kernels export to EL0 in every
+/// Microkit configuration (seL4's `KernelArmExportPTMRUser`).
+mod arm_timer {
+    /// CNTP_CTL_EL0.ENABLE (IMASK clear: the interrupt is raised).
+    pub const ENABLE: u64 = 1;
+
+    /// Arms the timer to fire once the count reaches `ticks`.
+    pub fn arm(ticks: u64) {
+        #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+        #[allow(unsafe_code)]
+        // SAFETY: writes two timer registers the kernel exported to EL0;
+        // their only effect is when the timer's interrupt is raised.
+        unsafe {
+            core::arch::asm!(
+                "msr cntp_cval_el0, {t}",
+                "msr cntp_ctl_el0, {c}",
+                "isb",
+                t = in(reg) ticks,
+                c = in(reg) ENABLE,
+                options(nomem, nostack)
+            )
+        };
+        let _ = (ticks, ENABLE);
+    }
+
+    /// Turns the timer off (its interrupt goes down).
+    pub fn stop() {
+        #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+        #[allow(unsafe_code)]
+        // SAFETY: as in `arm`.
+        unsafe {
+            core::arch::asm!("msr cntp_ctl_el0, xzr", "isb", options(nomem, nostack))
+        };
+    }
+}
+
+/// The `stamp` word the spinner writes and the driver reads.
+fn stamp() -> &'static AtomicU64 {
+    #[allow(unsafe_code)]
+    // SAFETY: the system description maps the region `stamp` (a page,
+    // read-write) at the patched address in both PDs for their whole
+    // life; the word is aligned and only ever accessed atomically.
+    unsafe {
+        &*STAMP.as_ptr::<AtomicU64>()
+    }
+}
+
+/// The irq benchmark's driver: interrupts seen and instructions summed.
+struct IrqDriver {
+    seen: u64,
+    sum: u64,
+    worst: u64,
+}
+
+impl IrqDriver {
+    fn start() -> Self {
+        arm_timer::arm(system_counter() + IRQ_DELAY_TICKS);
+        IrqDriver {
+            seen: 0,
+            sum: 0,
+            worst: 0,
+        }
+    }
+
+    fn interrupt(&mut self, channels: ChannelSet) {
+        let now = cycles();
+        let delivered = now.wrapping_sub(stamp().load(Ordering::Relaxed));
+        if !channels.contains(TIMER_IRQ) {
+            println!(
+                "{}",
+                report::fail("bench", &"notified without the timer's IRQ")
+            );
+            return;
+        }
+        self.seen += 1;
+        if self.seen > WARM_UP {
+            self.sum += delivered;
+            self.worst = self.worst.max(delivered);
+        }
+        if self.seen == WARM_UP + TIMED {
+            arm_timer::stop();
+            let _ = TIMER_IRQ.irq_ack();
+            println!("{}", report::figure("to-notified", self.sum * 100 / TIMED));
+            println!("{}", report::figure("to-notified-worst", self.worst * 100));
+            println!("{}", report::ok("bench"));
+            println!("{}", report::DONE);
+            return;
+        }
+        arm_timer::arm(system_counter() + IRQ_DELAY_TICKS);
+        let _ = TIMER_IRQ.deferred_irq_ack();
+    }
+}
+
+/// The irq benchmark's spinner: never returns.
+fn irq_spinner() -> ! {
+    count_kernel_too();
+    let stamp = stamp();
+    loop {
+        stamp.store(cycles(), Ordering::Relaxed);
+    }
+}
+
 /// The line the serial benchmark prints: 62 characters, then the `\r\n`
 /// the runtime sends for `\n`.
 const LINE: &str = "serial-tx 0123456789 0123456789 0123456789 0123456789 abcdefgh";
@@ -224,6 +354,8 @@ fn init() -> Server {
             println!("{}", report::DONE);
         }
         "server" => {}
+        "irq-driver" => return Server::Irq(IrqDriver::start()),
+        "irq-spinner" => irq_spinner(),
         "queue-consumer" => {
             let (signalled, _) = queue_region();
             return Server::Queue(Consumer::attach(signalled, QUEUE_CAPACITY).unwrap(), 0);
