@@ -7,7 +7,7 @@
 //!
 //! What it owns: the entry point `_start` and start-up ([`entry`]), the
 //! event loop ([`Handler`]), channels and their permission checks
-//! ([`Channel`]), child PDs ([`Child`]), single-threaded global state
+//! ([`Channel`]), child PDs ([`Child`]), the vCPUs of a VM ([`Vcpu`]), single-threaded global state
 //! ([`PdCell`]), the patched symbols and `setvar`
 //! variables ([`symbols`], [`setvar!`]), `print!`/`println!` with a
 //! swappable sink ([`print`]), the `log` backend, and the panic handler
@@ -67,6 +67,7 @@ pub mod panic;
 mod pd_cell;
 pub mod print;
 pub mod symbols;
+mod vcpu;
 
 pub use channel::{Channel, ChannelError, ChannelSet, ChannelSetIter};
 pub use child::Child;
@@ -76,6 +77,7 @@ pub use pd_cell::PdCell;
 pub use septa_abi::MessageInfo;
 pub use septa_sel4;
 pub use symbols::{is_passive, pd_name, Setvar};
+pub use vcpu::Vcpu;
 
 /// For the macros only.
 #[doc(hidden)]
