@@ -33,6 +33,7 @@ mod cargo;
 mod describe;
 mod elf;
 mod guest;
+mod guests;
 mod harness;
 mod pack;
 mod patch;

@@ -124,7 +124,7 @@ pub fn build_system(
     if let Some(root) = root_task(file)? {
         return build_own_root(ws, &name, &root, kernel_override);
     }
-    let sys = match septa_sysdesc::load(file) {
+    let mut sys = match septa_sysdesc::load(file) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 eprint!("{}", w.render());
@@ -181,6 +181,10 @@ pub fn build_system(
         });
     }
 
+    // Guests: their files become regions of their VMMs.
+    let dir = ws.build_dir(&name);
+    let guests = crate::guests::add(ws, &mut sys, base, &images, &dir)?;
+
     let kernel_elf = read(&kernel)?;
     let init_img = ElfImage::read(&initializer).map_err(|e| miette!("{e}"))?;
     let composed = compose(
@@ -195,7 +199,6 @@ pub fn build_system(
         for_test,
     )?;
 
-    let dir = ws.build_dir(&name);
     std::fs::create_dir_all(&dir).into_diagnostic()?;
     let out = dir.join("septa.img");
     let load_addr = pack(
@@ -207,7 +210,7 @@ pub fn build_system(
         &out,
     )?;
     let image_len = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-    let text = composed.report(&sys, &kernel.display().to_string(), image_len);
+    let text = composed.report(&sys, &kernel.display().to_string(), image_len, &guests);
     std::fs::write(dir.join(REPORT_FILE), text).into_diagnostic()?;
     Ok(Image {
         path: out,
@@ -237,8 +240,15 @@ pub struct Composed {
 impl Composed {
     /// `report.txt` for this system, packed with `kernel` into an image of
     /// `image_len` bytes.
-    pub fn report(&self, sys: &System, kernel: &str, image_len: u64) -> String {
+    pub fn report(
+        &self,
+        sys: &System,
+        kernel: &str,
+        image_len: u64,
+        guests: &[crate::guests::Prepared],
+    ) -> String {
         report::render(&report::Inputs {
+            guests,
             system: sys,
             built: &self.built,
             programs: &self.programs,

@@ -29,6 +29,9 @@ pub enum Kind {
     Microkit,
     /// A `setvar`: the symbol must be exactly 8 bytes.
     Setvar,
+    /// A value the tool offers a VMM PD (see [`vm_writes`]): written if the
+    /// program declares the symbol (8 bytes), skipped if not.
+    Offered,
 }
 
 /// One value to write at a symbol.
@@ -207,7 +210,46 @@ pub fn writes_for(
         }
     }
     out.extend(setvars);
+    out.extend(vm_writes(system, pd));
     Ok(out)
+}
+
+/// What the tool offers a PD that runs a VM, besides its guest's files
+/// ([`crate::guests`]):
+///
+/// | symbol | value |
+/// |---|---|
+/// | `septa_vm_ram_gpa`, `septa_vm_ram_size` | the guest's RAM, guest-physical |
+/// | `septa_vm_ram_vaddr` | where the PD maps that RAM, if it maps it as one span |
+/// | `septa_vm_vcpus` | the vCPU ids in the description's order, a byte each, 0xff after the last |
+pub fn vm_writes(system: &System, pd: usize) -> Vec<Write> {
+    let Some(vm) = &system.pds[pd].vm else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let ram = vm.ram(|n| system.region(n).map(|r| r.size));
+    if let Some(first) = ram.first() {
+        let end = ram.iter().map(|r| r.0 + r.1).max().unwrap_or(first.0);
+        out.push(Write::word("septa_vm_ram_gpa", first.0, Kind::Offered));
+        out.push(Write::word(
+            "septa_vm_ram_size",
+            end - first.0,
+            Kind::Offered,
+        ));
+    }
+    if let Ok(vaddr) = crate::guests::vmm_ram_vaddr(system, pd) {
+        out.push(Write::word("septa_vm_ram_vaddr", vaddr, Kind::Offered));
+    }
+    let mut ids = [0xffu8; 8];
+    for (slot, v) in ids.iter_mut().zip(&vm.vcpus) {
+        *slot = v.id as u8;
+    }
+    out.push(Write::word(
+        "septa_vm_vcpus",
+        u64::from_le_bytes(ids),
+        Kind::Offered,
+    ));
+    out
 }
 
 /// Applies `writes` to `image`, finding the symbols in `symbols` (the
@@ -221,6 +263,9 @@ pub fn apply(
     for w in writes {
         let table = symbols.unwrap_or(image);
         let Some((addr, size)) = table.symbol(&w.symbol) else {
+            if w.kind == Kind::Offered {
+                continue;
+            }
             return Err(PatchError::Missing {
                 pd: pd.to_string(),
                 path: table.path.clone(),
@@ -228,13 +273,16 @@ pub fn apply(
                 why: match w.kind {
                     Kind::Microkit => "every PD must link septa-runtime or libmicrokit",
                     Kind::Setvar => "the description sets it with a setvar",
+                    Kind::Offered => unreachable!("skipped above"),
                 },
             });
         };
         let len = w.bytes.len() as u64;
         let (ok, want) = match w.kind {
             Kind::Microkit => (size >= len, format!("the tool writes {len}")),
-            Kind::Setvar => (size == 8, "a setvar must be an 8-byte word".to_string()),
+            Kind::Setvar | Kind::Offered => {
+                (size == 8, "a setvar must be an 8-byte word".to_string())
+            }
         };
         if !ok {
             return Err(PatchError::Size {
