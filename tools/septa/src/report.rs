@@ -738,7 +738,13 @@ mod tests {
         let mut at = 0x4000_0000u64;
         for l in sec.lines().filter(|l| l.contains(" rwx guest_ram ")) {
             let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
-            let (from, to) = l.trim().split_once(' ').unwrap().0.split_once("..").unwrap();
+            let (from, to) = l
+                .trim()
+                .split_once(' ')
+                .unwrap()
+                .0
+                .split_once("..")
+                .unwrap();
             assert_eq!(hex(from), at, "{sec}");
             at = hex(to);
             assert!(l.ends_with("(simulated)"), "{l}");
