@@ -36,7 +36,7 @@ extern "C" {
 }
 
 /// The kernel's window onto physical memory, as the seL4 hyp kernel lays it out.
-const KERNEL_WINDOW: u64 = 0x0000_0080_0000_0000;
+const KERNEL_WINDOW: u64 = septa_abi::KERNEL_WINDOW_BASE;
 /// Largest address the loader maps (identity and window): 16 GiB.
 const MAPPED_GIB: usize = 16;
 const FDT_MAGIC: u32 = 0xd00d_feed;
@@ -108,51 +108,19 @@ fn current_el() -> u64 {
     (el >> 2) & 3
 }
 
+/// The loader's one run: find the payload, check the exception level, find
+/// the device tree, turn the MMU on, plan where everything goes, copy it
+/// there, and enter the kernel.
 #[no_mangle]
 extern "C" fn loader_main(dtb_from_firmware: u64) -> ! {
-    // SAFETY: the linker places `__payload_start` after the loader's BSS and
-    // stack; the tool appends the payload exactly there.
-    let base = unsafe { &__payload_start as *const u8 };
-    // SAFETY: the header is at least HEADER_LEN bytes when a payload exists;
-    // when it does not, the magic check below fails first.
-    let head = unsafe { core::slice::from_raw_parts(base, HEADER_LEN) };
-    let total = match Header::peek_total_len(head) {
-        Ok(t) => t,
-        Err(e) => fail(&e),
-    };
-    // SAFETY: the payload covers `total` bytes from its start (its header says
-    // so, and the tool wrote both).
-    let payload = unsafe { core::slice::from_raw_parts(base, total as usize) };
-    let header = match Header::parse(payload) {
-        Ok(h) => h,
-        Err(e) => fail(&e),
-    };
-    // SAFETY: single-threaded, before any other use of UART_BASE.
-    unsafe { UART_BASE = header.uart_base };
-    say!(
-        "septa-loader: payload of {total} bytes at {:#x}",
-        base as u64
-    );
-
+    let (payload, header) = payload();
     let el = current_el();
     if el != 2 {
         fail(&format_args!(
             "entered at EL{el}; Septa's kernel runs at EL2: start QEMU with -machine virt,virtualization=on"
         ));
     }
-
-    let dtb = find_dtb(dtb_from_firmware, header.dtb_hint);
-    let dtb_len = match dtb {
-        Some(d) => {
-            let header = core::array::from_fn(|i| {
-                // SAFETY: `find_dtb` checked the FDT magic at `d`; the ten
-                // header words follow it in the tree QEMU or the firmware wrote.
-                u32::from_be(unsafe { core::ptr::read_volatile((d as *const u32).add(i)) })
-            });
-            plan::fdt_used_len(header)
-        }
-        None => 0,
-    };
+    let dtb = find_dtb(dtb_from_firmware, header.dtb_hint).map(|d| (d, fdt_len(d)));
 
     enable_mmu();
 
@@ -168,70 +136,27 @@ extern "C" fn loader_main(dtb_from_firmware: u64) -> ! {
     let mut ubuf = kbuf;
     let (kernel_segs, kernel_entry) = segments(kernel_elf, true, &mut kbuf, "kernel");
     let (user_segs, user_entry) = segments(user_elf, false, &mut ubuf, "root task");
-
-    // SAFETY: `__stack_top` is a linker symbol; only its address is used.
-    let loader_start = unsafe { &__stack_top as *const u8 as u64 } & !0xfff_ffff;
-    let busy = [
-        (
-            "loader",
-            Range {
-                start: loader_start,
-                end: base as u64,
-            },
-        ),
-        (
-            "payload",
-            Range {
-                start: base as u64,
-                end: base as u64 + total,
-            },
-        ),
-    ];
-    let ram = Range {
-        start: header.ram_base,
-        end: header.ram_base + header.ram_size,
-    };
+    let dtb_len = dtb.map_or(0, |(_, len)| len);
     let p = match plan::make(
         kernel_segs,
         user_segs,
         extra.len() as u64,
         dtb_len,
-        ram,
-        &busy,
+        header_ram(&header),
+        &busy(payload),
     ) {
         Ok(p) => p,
         Err(e) => fail(&e),
     };
-
-    // The DTB may sit where the kernel goes (QEMU puts it at the base of
-    // RAM), so it moves first; `copy` has memmove semantics.
-    if let Some(d) = dtb {
-        // SAFETY: source is the firmware's DTB; the destination was checked
-        // by `plan::make` to lie in RAM clear of the loader and payload.
-        unsafe { core::ptr::copy(d as *const u8, p.dtb as *mut u8, dtb_len as usize) };
-        // The copy ends where the used part ends: say so in its header
-        // (totalsize, big-endian, at offset 4).
-        // SAFETY: the destination holds the copied header (40 bytes or more).
-        unsafe { core::ptr::write_volatile((p.dtb + 4) as *mut u32, (dtb_len as u32).to_be()) };
-    }
-    load(kernel_elf, kernel_segs, 0);
-    load(user_elf, user_segs, p.pv_offset);
-    // SAFETY: as above, `plan::make` placed the extra blob clear of the payload.
-    unsafe { core::ptr::copy(extra.as_ptr(), p.extra as *mut u8, extra.len()) };
-    // Only bytes copied from the files can be code; bss and the extra blob
-    // are data the caches already hold coherently (same attributes in the
-    // loader's and the kernel's mappings).
-    for (segs, offset) in [(kernel_segs, 0), (user_segs, p.pv_offset)] {
-        for s in segs {
-            let start = s.addr.wrapping_add(offset);
-            clean_data_cache(Range {
-                start,
-                end: start + s.file_size,
-            });
-        }
-    }
-    invalidate_instruction_cache();
-
+    copy_into_place(
+        &p,
+        dtb,
+        [
+            (kernel_elf, kernel_segs, 0),
+            (user_elf, user_segs, p.pv_offset),
+        ],
+        extra,
+    );
     say!(
         "septa-loader: kernel {:#x}..{:#x}, root task {:#x}..{:#x}, dtb {:#x} ({} bytes)",
         p.kernel.start,
@@ -258,6 +183,120 @@ extern "C" fn loader_main(dtb_from_firmware: u64) -> ! {
             options(noreturn)
         )
     }
+}
+
+/// The payload the tool appended after the loader, and its header; the
+/// UART the header names is the loader's console from here on.
+fn payload() -> (&'static [u8], Header) {
+    // SAFETY: the linker places `__payload_start` after the loader's BSS and
+    // stack; the tool appends the payload exactly there.
+    let base = unsafe { &__payload_start as *const u8 };
+    // SAFETY: the header is at least HEADER_LEN bytes when a payload exists;
+    // when it does not, the magic check below fails first.
+    let head = unsafe { core::slice::from_raw_parts(base, HEADER_LEN) };
+    let total = match Header::peek_total_len(head) {
+        Ok(t) => t,
+        Err(e) => fail(&e),
+    };
+    // SAFETY: the payload covers `total` bytes from its start (its header says
+    // so, and the tool wrote both); nothing writes it while the loader runs.
+    let payload = unsafe { core::slice::from_raw_parts(base, total as usize) };
+    let header = match Header::parse(payload) {
+        Ok(h) => h,
+        Err(e) => fail(&e),
+    };
+    // SAFETY: single-threaded, before any other use of UART_BASE.
+    unsafe { UART_BASE = header.uart_base };
+    say!(
+        "septa-loader: payload of {total} bytes at {:#x}",
+        base as u64
+    );
+    (payload, header)
+}
+
+/// Bytes of the device tree at `d` that are in use.
+fn fdt_len(d: u64) -> u64 {
+    let header = core::array::from_fn(|i| {
+        // SAFETY: `find_dtb` checked the FDT magic at `d`; the ten
+        // header words follow it in the tree QEMU or the firmware wrote.
+        u32::from_be(unsafe { core::ptr::read_volatile((d as *const u32).add(i)) })
+    });
+    plan::fdt_used_len(header)
+}
+
+/// RAM, as the payload's header gives it.
+fn header_ram(header: &Header) -> Range {
+    Range {
+        start: header.ram_base,
+        end: header.ram_base + header.ram_size,
+    }
+}
+
+/// What nothing may be placed over: the loader itself and the payload.
+fn busy(payload: &[u8]) -> [(&'static str, Range); 2] {
+    // SAFETY: `__stack_top` is a linker symbol; only its address is used.
+    let loader_start = unsafe { &__stack_top as *const u8 as u64 } & !0xfff_ffff;
+    let base = payload.as_ptr() as u64;
+    [
+        (
+            "loader",
+            Range {
+                start: loader_start,
+                end: base,
+            },
+        ),
+        (
+            "payload",
+            Range {
+                start: base,
+                end: base + payload.len() as u64,
+            },
+        ),
+    ]
+}
+
+/// Copies the device tree (`dtb`: its address and used length), the
+/// kernel's and the root task's segments (`images`: each ELF, its segments,
+/// and the offset from segment address to physical address) and the extra
+/// blob where plan `p` puts them, then makes the copied code visible to
+/// instruction fetch. Called once; inlined, so that splitting it out of
+/// `loader_main` costs no instruction at boot (out of line: 32 more).
+#[inline(always)]
+fn copy_into_place(
+    p: &plan::Plan,
+    dtb: Option<(u64, u64)>,
+    images: [(&[u8], &[Segment], u64); 2],
+    extra: &[u8],
+) {
+    // The DTB may sit where the kernel goes (QEMU puts it at the base of
+    // RAM), so it moves first; `copy` has memmove semantics.
+    if let Some((d, dtb_len)) = dtb {
+        // SAFETY: source is the firmware's DTB; the destination was checked
+        // by `plan::make` to lie in RAM clear of the loader and payload.
+        unsafe { core::ptr::copy(d as *const u8, p.dtb as *mut u8, dtb_len as usize) };
+        // The copy ends where the used part ends: say so in its header
+        // (totalsize, big-endian, at offset 4).
+        // SAFETY: the destination holds the copied header (40 bytes or more).
+        unsafe { core::ptr::write_volatile((p.dtb + 4) as *mut u32, (dtb_len as u32).to_be()) };
+    }
+    for (elf, segs, offset) in images {
+        load(elf, segs, offset);
+    }
+    // SAFETY: as above, `plan::make` placed the extra blob clear of the payload.
+    unsafe { core::ptr::copy(extra.as_ptr(), p.extra as *mut u8, extra.len()) };
+    // Only bytes copied from the files can be code; bss and the extra blob
+    // are data the caches already hold coherently (same attributes in the
+    // loader's and the kernel's mappings).
+    for (_, segs, offset) in images {
+        for s in segs {
+            let start = s.addr.wrapping_add(offset);
+            clean_data_cache(Range {
+                start,
+                end: start + s.file_size,
+            });
+        }
+    }
+    invalidate_instruction_cache();
 }
 
 fn find_dtb(from_firmware: u64, hint: u64) -> Option<u64> {

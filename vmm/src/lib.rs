@@ -35,8 +35,9 @@
 //! Dependencies: `septa-runtime` (entry, event loop, channels, vCPU
 //! invocations), `septa-sel4` (fault decoding, register sets), `septa-abi`
 //! (VCPU register numbers), `septa-vm-layout` (the guest's memory map, the
-//! Image header, placement: the same code the tool uses), `virtio-console`
-//! (the protocol of the console driver it reads input from), `thiserror`.
+//! Image header, placement: the same code the tool uses),
+//! `septa-serial-protocol` (what it says to the serial driver its console
+//! goes through), `thiserror`.
 #![cfg_attr(not(test), no_std)]
 // Unsafe code lives in `pd` alone (guest RAM and the image regions).
 #![deny(unsafe_code)]

@@ -22,7 +22,7 @@
 //!
 //! | symbol | channel |
 //! |---|---|
-//! | `vmm_console_channel` | to a `virtio-console` driver PD (`pp = true` on the VMM's end): the guest's console input comes from it, and its output goes to it too |
+//! | `vmm_console_channel` | to a serial driver PD (`drivers/virtio-console`; `pp = true` on the VMM's end), spoken to in `septa-serial-protocol`: the guest's console input comes from it, and its output goes to it too |
 //! | `vmm_guest_off_channel` | notified when the guest powers off |
 //!
 //! Console output also goes to the kernel's debug console, line by line.
@@ -39,7 +39,7 @@ use septa_runtime::{
     mr_get, mr_set, msginfo_new, println, setvar, Channel, ChannelSet, Child, Handler, MessageInfo,
     Vcpu,
 };
-use virtio_console::protocol;
+use septa_serial_protocol as protocol;
 
 use crate::platform::{Hooks, OutsideRam, Platform};
 use crate::vm::{Images, Ram, Reply, Vm};

@@ -271,8 +271,15 @@ pub const ASID_POOL_INDEX_BITS: u32 = 9;
 pub const USER_TOP: u64 = 0x0000_00ff_ffff_ffff;
 /// Physical address bits of this configuration.
 pub const PHYS_ADDR_BITS: u32 = 40;
-/// Base of the kernel's window onto physical memory (hyp kernel).
+/// Base of the kernel's window onto physical memory (hyp kernel): the
+/// kernel sees physical address `p` at `KERNEL_WINDOW_BASE + p`. The
+/// kernel's linker script and the loader's page tables are made from it.
 pub const KERNEL_WINDOW_BASE: u64 = 0x0000_0080_0000_0000;
+/// Where this project's root tasks (the initializer, the kernel conformance
+/// suite) are linked. A kernel maps a root task wherever its ELF file says,
+/// so this is a convention of Septa's own root tasks, not of the seL4 ABI;
+/// `septa-root-task`'s linker script is made from it.
+pub const ROOT_TASK_BASE: u64 = 0x40_0000;
 /// Root CNode size of the initial thread.
 pub const ROOT_CNODE_SIZE_BITS: u32 = 17;
 pub const WORD_BITS: u32 = 64;

@@ -1,7 +1,7 @@
 //! The smallest protection domain: says hello, then echoes protected calls
 //! and reports notifications. Build it with
 //! `cargo build -p septa-runtime --target aarch64-unknown-none --example hello`
-//! (the runtime's build script links its examples with the PD linker script).
+//! (it links with the PD linker script like every PD: see the crate docs).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 use septa_runtime::{

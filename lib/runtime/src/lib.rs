@@ -32,26 +32,17 @@
 //!
 //! ## Linking
 //!
-//! PDs link at 0x200000 with the linker script this crate's build script
-//! writes (template `pd.ld.in`). Cargo passes a library's link arguments to
-//! no one else, so the PD crate's own `build.rs` adds it; the runtime
-//! publishes the path through `links = "septa-runtime"`:
-//!
-//! ```no_run
-//! // build.rs of a PD crate (septa-runtime must be a direct dependency)
-//! fn main() {
-//!     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
-//!         let script = std::env::var("DEP_SEPTA_RUNTIME_LINKER_SCRIPT").unwrap();
-//!         println!("cargo::rustc-link-arg-bins=-T{script}");
-//!     }
-//! }
-//! ```
-//!
-//! and builds with `cargo build --target aarch64-unknown-none`. On the host
-//! the same crate builds as an ordinary program whose `main` says it is a PD.
+//! PDs link at 0x200000 (`septa_abi::microkit::IMAGE_BASE`) with the linker
+//! script this crate's build script writes (template `pd.ld.in`) as
+//! `image.ld` on the linker's search path of every crate that depends on
+//! it; the workspace's `.cargo/config.toml` links every program built for
+//! `aarch64-unknown-none` with `-Timage.ld`. So a PD crate is a
+//! `Cargo.toml` that depends on this crate and a `src/main.rs`, nothing
+//! more, built with `cargo build --target aarch64-unknown-none` (or by
+//! `cargo septa build`, which also refuses an image not linked that way).
+//! On the host the same crate builds as an ordinary program whose `main`
+//! says it is a PD.
 #![no_std]
-// The build.rs example above must show its `fn main`.
-#![allow(clippy::needless_doctest_main)]
 
 #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
 extern crate std;

@@ -16,6 +16,7 @@ use septa_runtime::{
     mr_get, mr_set, msginfo_new, println, protection_domain, setvar, Channel, ChannelSet, Handler,
     MessageInfo,
 };
+use septa_test_report as report;
 
 /// Calls the greeter makes.
 const VISITS: u64 = 3;
@@ -55,11 +56,17 @@ impl Handler for Role {
         let n = count();
         println!("listener: the counter has recorded {n} visits");
         if n == VISITS {
-            println!("[septa-test] ok default-system");
+            println!("{}", report::ok("default-system"));
         } else {
-            println!("[septa-test] FAIL default-system: {n} visits recorded, {VISITS} made");
+            println!(
+                "{}",
+                report::fail(
+                    "default-system",
+                    &format_args!("{n} visits recorded, {VISITS} made")
+                )
+            );
         }
-        println!("[septa-test] done");
+        println!("{}", report::DONE);
     }
 }
 

@@ -16,18 +16,9 @@ mod rt {
     use septa_initializer::realize;
     use septa_sel4::bootinfo::BootInfoRef;
     use septa_sel4::{cap_type, debug_println, Cap};
+    use septa_test_report as report;
 
-    core::arch::global_asm!(
-        r#"
-        .section .text.entry, "ax"
-        .global _start
-    _start:
-        ldr     x9, =__stack_top
-        mov     sp, x9
-        bl      initializer_main
-    1:  b       1b
-    "#
-    );
+    septa_root_task::entry!(initializer_main, stack = 64 * 1024);
 
     /// Bytes the spec may take once decoded (names stay in the blob).
     const HEAP_SIZE: usize = 4 << 20;
@@ -75,9 +66,6 @@ mod rt {
         static __image_end: u8;
     }
 
-    /// Where link.ld puts the image.
-    const IMAGE_BASE: usize = 0x40_0000;
-
     /// Stops the initializer for good after a failure: it suspends itself.
     fn stop() -> ! {
         let me: Cap<cap_type::Tcb> = Cap::from_bits(init_cap::TCB);
@@ -87,7 +75,6 @@ mod rt {
         }
     }
 
-    #[no_mangle]
     extern "C" fn initializer_main(bootinfo: *const BootInfo) -> ! {
         // SAFETY: the kernel passes the address of BootInfo, mapped
         // read-only with its extra pages after it, for the life of the
@@ -126,7 +113,7 @@ mod rt {
         // Where the kernel lists the image's frames, the blob must lie in
         // them (Septa's kernel lists none yet; seL4 does).
         let frames = raw.user_image_frames.len() as usize;
-        let mapped_end = IMAGE_BASE + (frames << septa_abi::PAGE_BITS);
+        let mapped_end = septa_abi::ROOT_TASK_BASE as usize + (frames << septa_abi::PAGE_BITS);
         if frames > 0 && end + len > mapped_end {
             debug_println!("initializer: the spec blob runs past the mapped image");
             stop();
@@ -149,10 +136,10 @@ mod rt {
         if spec.test_harness || spec.pds.is_empty() {
             // The kernel booted us and the spec is sound: the boot smoke
             // test, which a system without PDs is all about.
-            debug_println!("[septa-test] ok boot");
+            debug_println!("{}", report::ok("boot"));
         }
         if spec.pds.is_empty() {
-            debug_println!("[septa-test] done");
+            debug_println!("{}", report::DONE);
             stop();
         }
         let mut window = Window {
@@ -163,8 +150,8 @@ mod rt {
             Err(f) => {
                 debug_println!("initializer: {f}; stopping");
                 if spec.test_harness {
-                    debug_println!("[septa-test] FAIL initializer: {f}");
-                    debug_println!("[septa-test] done");
+                    debug_println!("{}", report::fail("initializer", &f));
+                    debug_println!("{}", report::DONE);
                 }
                 stop();
             }

@@ -220,20 +220,40 @@ fn mint(
     )
 }
 
-/// Creates, fills, maps, wires and starts everything in `spec`.
+/// A failure of `stage` on `what`.
+fn fail<'a>(stage: &'static str, what: &'a str, cause: Cause) -> Failure<'a> {
+    Failure { stage, what, cause }
+}
+
+/// Turns a kernel error of `stage` on `what` into a failure.
+fn kernel<'a>(stage: &'static str, what: &'a str) -> impl Fn(Error) -> Failure<'a> {
+    move |e| fail(stage, what, Cause::Kernel(e))
+}
+
+/// Creates, fills, maps, wires and starts everything in `spec`: the eight
+/// stages of the module's comment, in order.
 pub fn realize<'a>(
     spec: &Spec<'a>,
     data: &[u8],
     bi: &BootInfoRef,
     mem: &mut dyn FrameAccess,
 ) -> Result<Realized, Failure<'a>> {
-    let name = |id: ObjId| spec.objects[id as usize].name;
-    let fail = |stage, what, cause| Failure { stage, what, cause };
-    let k =
-        |stage: &'static str, what: &'a str| move |e: Error| fail(stage, what, Cause::Kernel(e));
-    let mut slots = Slots::new(bi.raw());
+    let mut r = create(spec, bi)?;
+    assign_asids(spec, &r)?;
+    fill(spec, data, bi, mem, &r)?;
+    map(spec, &mut r)?;
+    let handlers = irqs(spec, &mut r)?;
+    fill_slots(spec, &r, &handlers)?;
+    configure_threads(spec, bi, &mut r)?;
+    start(spec, &r)?;
+    Ok(r)
+}
 
-    // 1. Create.
+/// 1. Every object, retyped from untyped memory as the allocation plan
+///    says, into free slots of the initializer's CNode.
+fn create<'a>(spec: &Spec<'a>, bi: &BootInfoRef) -> Result<Realized, Failure<'a>> {
+    let name = |id: ObjId| spec.objects[id as usize].name;
+    let mut slots = Slots::new(bi.raw());
     let uts = untypeds(bi);
     let requests: Vec<place::Request> = spec
         .objects
@@ -277,30 +297,44 @@ pub fn realize<'a>(
         };
         let dest = slots.take().map_err(|c| fail("creating", what, c))?;
         ut.retype(ty, size, ROOT, CPtr::NULL, 0, dest.bits(), 1)
-            .map_err(k("creating", what))?;
+            .map_err(kernel("creating", what))?;
         match *s {
             Step::Child { .. } => children.push(dest.cast()),
             Step::Object { obj, .. } => objects[obj as usize] = dest,
         }
     }
-    let r = Realized { objects, slots };
-    let mut slots = r.slots;
+    Ok(Realized { objects, slots })
+}
 
-    // 2. ASIDs.
+/// 2. Every VSpace into the initial ASID pool.
+fn assign_asids<'a>(spec: &Spec<'a>, r: &Realized) -> Result<(), Failure<'a>> {
     let pool: Cap<cap_type::AsidPool> = Cap::from_bits(init_cap::ASID_POOL);
     for (id, o) in spec.objects.iter().enumerate() {
         if o.kind == ObjectKind::VSpace {
             pool.assign(r.cap(id as ObjId))
-                .map_err(k("assigning an ASID to", o.name))?;
+                .map_err(kernel("assigning an ASID to", o.name))?;
         }
     }
+    Ok(())
+}
 
-    // 3. Fill.
+/// 3. Each frame's contents, written through the initializer's window.
+fn fill<'a>(
+    spec: &Spec<'a>,
+    data: &[u8],
+    bi: &BootInfoRef,
+    mem: &mut dyn FrameAccess,
+    r: &Realized,
+) -> Result<(), Failure<'a>> {
     if let Some(root) = spec.root {
         let own: Cap<cap_type::VSpace> = Cap::from_bits(init_cap::VSPACE);
         let [l2, l3] = root.window_tables;
-        frames::install_window(own, r.objects[l2 as usize], r.objects[l3 as usize])
-            .map_err(k("installing the fill window with", name(l2)))?;
+        frames::install_window(own, r.objects[l2 as usize], r.objects[l3 as usize]).map_err(
+            kernel(
+                "installing the fill window with",
+                spec.objects[l2 as usize].name,
+            ),
+        )?;
     }
     for (id, o) in spec.objects.iter().enumerate() {
         let ObjectKind::Frame { size_bits } = o.kind else {
@@ -313,11 +347,15 @@ pub fn realize<'a>(
         mem.with_frame(r.objects[id], size_bits, &mut |bytes| {
             result = apply_fills(&o.fill, bytes, data, bi);
         })
-        .map_err(k("filling", o.name))?;
+        .map_err(kernel("filling", o.name))?;
         result.map_err(|c| fail("filling", o.name, c))?;
     }
+    Ok(())
+}
 
-    // 4. Map: page tables (upper levels first), then frames.
+/// 4. Page tables (upper levels first), then frames, each frame through a
+///    copy of its capability (a capability maps once).
+fn map<'a>(spec: &Spec<'a>, r: &mut Realized) -> Result<(), Failure<'a>> {
     for m in &spec.mappings {
         let obj = &spec.objects[m.object as usize];
         let vspace = r.objects[m.vspace as usize];
@@ -325,10 +363,10 @@ pub fn realize<'a>(
             ObjectKind::PageTable => {
                 r.cap::<cap_type::PageTable>(m.object)
                     .map(vspace.cast(), m.vaddr, VmAttributes::DEFAULT)
-                    .map_err(k("mapping", obj.name))?;
+                    .map_err(kernel("mapping", obj.name))?;
             }
             _ => {
-                let copy = slots.take().map_err(|c| fail("mapping", obj.name, c))?;
+                let copy = r.slots.take().map_err(|c| fail("mapping", obj.name, c))?;
                 ROOT.copy(
                     copy,
                     DEPTH,
@@ -337,7 +375,7 @@ pub fn realize<'a>(
                     DEPTH,
                     CapRights::ALL,
                 )
-                .map_err(k("copying for a mapping", obj.name))?;
+                .map_err(kernel("copying for a mapping", obj.name))?;
                 let a = m.attrs;
                 let rights = CapRights::new(false, false, a.read, a.write);
                 copy.cast::<cap_type::Unspecified>()
@@ -347,23 +385,29 @@ pub fn realize<'a>(
                         rights,
                         vm_attributes(a).0,
                     ))
-                    .map_err(k("mapping", obj.name))?;
+                    .map_err(kernel("mapping", obj.name))?;
             }
         }
     }
+    Ok(())
+}
 
-    // 5. IRQs.
+/// 5. A handler per interrupt, delivering to a badged copy of its
+///    notification; returns each IRQ's handler slot.
+fn irqs<'a>(spec: &Spec<'a>, r: &mut Realized) -> Result<Vec<(u16, CPtr)>, Failure<'a>> {
     let irq_control: Cap<cap_type::IrqControl> = Cap::from_bits(init_cap::IRQ_CONTROL);
     let mut handlers: Vec<(u16, CPtr)> = Vec::with_capacity(spec.irqs.len());
     for q in &spec.irqs {
-        let what = name(q.notification);
-        let h = slots
+        let what = spec.objects[q.notification as usize].name;
+        let h = r
+            .slots
             .take()
             .map_err(|c| fail("getting an IRQ handler for", what, c))?;
         irq_control
             .get_trigger(q.irq.into(), q.edge, ROOT, h, DEPTH)
-            .map_err(k("getting an IRQ handler for", what))?;
-        let n = slots
+            .map_err(kernel("getting an IRQ handler for", what))?;
+        let n = r
+            .slots
             .take()
             .map_err(|c| fail("badging a notification", what, c))?;
         mint(
@@ -374,14 +418,21 @@ pub fn realize<'a>(
             CapRights::ALL,
             q.badge,
         )
-        .map_err(k("badging for an IRQ", what))?;
+        .map_err(kernel("badging for an IRQ", what))?;
         h.cast::<cap_type::IrqHandler>()
             .set_notification(n.cast())
-            .map_err(k("delivering an IRQ to", what))?;
+            .map_err(kernel("delivering an IRQ to", what))?;
         handlers.push((q.irq, h));
     }
+    Ok(handlers)
+}
 
-    // 6. Slots.
+/// 6. Every capability of the spec, minted into its CNode slot.
+fn fill_slots<'a>(
+    spec: &Spec<'a>,
+    r: &Realized,
+    handlers: &[(u16, CPtr)],
+) -> Result<(), Failure<'a>> {
     for s in &spec.slots {
         let dest_obj = &spec.objects[s.cnode as usize];
         let ObjectKind::CNode { radix } = dest_obj.kind else {
@@ -422,10 +473,18 @@ pub fn realize<'a>(
                 0,
             ),
         };
-        res.map_err(k("filling a slot of", dest_obj.name))?;
+        res.map_err(kernel("filling a slot of", dest_obj.name))?;
     }
+    Ok(())
+}
 
-    // 7. Threads.
+/// 7. Each thread: scheduling context, CSpace, VSpace, IPC buffer,
+///    priorities, fault endpoint, bound notification, FPU, vCPU, registers.
+fn configure_threads<'a>(
+    spec: &Spec<'a>,
+    bi: &BootInfoRef,
+    r: &mut Realized,
+) -> Result<(), Failure<'a>> {
     let sched_control = bi
         .sched_control(0)
         .ok_or_else(|| fail("configuring", "the scheduling control", Cause::Unsupported))?;
@@ -437,19 +496,20 @@ pub fn realize<'a>(
                 let sc: Cap<cap_type::SchedContext> = r.cap(p.sched_context);
                 sched_control
                     .configure_flags(sc, p.budget_us, p.period_us, 0, p.badge, 0)
-                    .map_err(k("configuring the scheduling context of", t.name))?;
+                    .map_err(kernel("configuring the scheduling context of", t.name))?;
                 Some(sc)
             }
             None => None,
         };
         let fault_ep = match t.fault_endpoint {
             Some((ep, badge)) => {
-                let s = slots
+                let s = r
+                    .slots
                     .take()
                     .map_err(|c| fail("badging the fault endpoint of", t.name, c))?;
                 let rwg = CapRights::new(false, true, true, true);
                 mint(ROOT, s.bits(), DEPTH, r.objects[ep as usize], rwg, badge)
-                    .map_err(k("badging the fault endpoint of", t.name))?;
+                    .map_err(kernel("badging the fault endpoint of", t.name))?;
                 Some(s.cast())
             }
             None => None,
@@ -462,21 +522,21 @@ pub fn realize<'a>(
             t.ipc_buffer_vaddr,
             Some(r.cap(t.ipc_buffer)),
         )
-        .map_err(k("configuring", t.name))?;
+        .map_err(kernel("configuring", t.name))?;
         tcb.set_sched_params(me, t.max_priority.into(), t.priority.into(), sc, fault_ep)
-            .map_err(k("setting the priority of", t.name))?;
+            .map_err(kernel("setting the priority of", t.name))?;
         if let Some(n) = t.bound_notification {
             tcb.bind_notification(r.cap(n))
-                .map_err(k("binding the notification of", t.name))?;
+                .map_err(kernel("binding the notification of", t.name))?;
         }
         if !t.fpu {
             tcb.set_flags(0, septa_abi::tcb_flag::FPU_DISABLED)
-                .map_err(k("disabling the FPU of", t.name))?;
+                .map_err(kernel("disabling the FPU of", t.name))?;
         }
         if let Some(v) = t.vcpu {
             r.cap::<cap_type::Vcpu>(v)
                 .set_tcb(tcb)
-                .map_err(k("binding the vCPU of", t.name))?;
+                .map_err(kernel("binding the vCPU of", t.name))?;
         }
         if t.entry != 0 {
             let regs = UserContext {
@@ -485,18 +545,18 @@ pub fn realize<'a>(
                 ..Default::default()
             };
             tcb.write_registers(false, 0, 2, &regs)
-                .map_err(k("setting the registers of", t.name))?;
+                .map_err(kernel("setting the registers of", t.name))?;
         }
     }
+    Ok(())
+}
 
-    // 8. Start.
+/// 8. Every thread the spec starts, resumed in the spec's order.
+fn start<'a>(spec: &Spec<'a>, r: &Realized) -> Result<(), Failure<'a>> {
     for t in spec.threads.iter().filter(|t| t.start) {
         r.cap::<cap_type::Tcb>(t.tcb)
             .resume()
-            .map_err(k("starting", t.name))?;
+            .map_err(kernel("starting", t.name))?;
     }
-    Ok(Realized {
-        objects: r.objects,
-        slots,
-    })
+    Ok(())
 }

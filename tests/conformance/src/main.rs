@@ -19,9 +19,9 @@
 //! (no raw system calls beyond the few fault cases that need a specific
 //! instruction), or depend on anything but the seL4 ABI.
 //!
-//! Output is the harness protocol: `[septa-test] ok CASE` or
-//! `[septa-test] FAIL CASE: expected X got Y`, the summary line
-//! `N passed, M failed`, then `[septa-test] done`. Before each case it prints
+//! Output is the harness protocol, written with `septa-test-report`:
+//! `[septa-test] ok CASE` or `[septa-test] FAIL CASE: expected X got Y`,
+//! the summary line `N passed, M failed`, then `[septa-test] done`. Before each case it prints
 //! `[conformance] run CASE`, so a case that stops the machine is named.
 #![cfg_attr(all(target_arch = "aarch64", target_os = "none"), no_std, no_main)]
 // A case's failure carries its message in a fixed buffer (there is no
@@ -41,8 +41,9 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use septa_sel4::debug_println;
 
 use crate::env::Cx;
-use crate::report::{Failure, Outcome, MARK, PROGRESS};
+use crate::report::{Failure, Outcome, PROGRESS};
 use crate::watchdog::Abort;
+use septa_test_report as verdict;
 
 /// One case: a name (`group/what`) and the function that runs it.
 pub struct Case {
@@ -70,12 +71,12 @@ fn case_at(i: usize) -> Option<&'static Case> {
 
 fn pass(name: &str) {
     PASSED.fetch_add(1, Relaxed);
-    debug_println!("{MARK} ok {name}");
+    debug_println!("{}", verdict::ok(name));
 }
 
 fn fail_case(name: &str, why: core::fmt::Arguments<'_>) {
     FAILED.fetch_add(1, Relaxed);
-    debug_println!("{MARK} FAIL {name}: {why}");
+    debug_println!("{}", verdict::fail(name, &why));
 }
 
 /// Undoes what the running case did to shared state; the error, if any, is
@@ -131,7 +132,7 @@ fn finish() -> ! {
     let passed = PASSED.load(Relaxed);
     let failed = FAILED.load(Relaxed);
     debug_println!("{passed} passed, {failed} failed");
-    debug_println!("{MARK} done");
+    debug_println!("{}", verdict::DONE);
     let cx = Cx::new();
     let _ = cx.root_tcb().suspend();
     loop {
@@ -223,17 +224,7 @@ mod rt {
 
     use crate::report::PROGRESS;
 
-    core::arch::global_asm!(
-        r#"
-        .section .text.entry, "ax"
-        .global _start
-    _start:
-        ldr     x9, =__stack_top
-        mov     sp, x9
-        bl      conformance_main
-    1:  b       1b
-    "#
-    );
+    septa_root_task::entry!(conformance_main, stack = 128 * 1024);
 
     extern "C" {
         static __stack_top: u8;
@@ -250,7 +241,6 @@ mod rt {
 
     static STARTED: AtomicU64 = AtomicU64::new(0);
 
-    #[no_mangle]
     extern "C" fn conformance_main(bootinfo: *const BootInfo) -> ! {
         // SAFETY: the kernel passes the address of BootInfo in x0 and maps
         // it (with its extra pages) for the life of the root task.
@@ -336,6 +326,17 @@ mod tests {
     #[test]
     fn the_suite_has_at_least_150_cases() {
         assert!(all_cases().count() >= 150, "{}", all_cases().count());
+    }
+
+    #[test]
+    fn the_readme_counts_the_cases() {
+        // Not with the self-test cases, which only a special build has.
+        if !cases::selftest::CASES.is_empty() {
+            return;
+        }
+        let readme = include_str!("../../../README.md");
+        let claim = format!("({} cases,", all_cases().count());
+        assert!(readme.contains(&claim), "README.md must say {claim:?}");
     }
 
     #[test]

@@ -5,14 +5,13 @@
 //! fixed buffer (the suite has no heap). The check macros build the usual
 //! message, `expected X got Y`, from the two values' `Debug` forms.
 //!
-//! The result lines are the harness's protocol (`tools/septa/src/harness.rs`):
-//! `[septa-test] ok CASE`, `[septa-test] FAIL CASE: why`, and at the very
-//! end `[septa-test] done`, after a summary line `N passed, M failed`.
+//! The result lines are the harness's protocol, printed with the crate
+//! `septa-test-report`: `[septa-test] ok CASE`, `[septa-test] FAIL CASE:
+//! why`, and at the very end `[septa-test] done`, after a summary line
+//! `N passed, M failed`.
 
 use core::fmt::{self, Write};
 
-/// The prefix of every line the harness parses.
-pub const MARK: &str = "[septa-test]";
 /// The prefix of the suite's own progress lines (not parsed by the harness,
 /// but they name a case before it runs, so a crash is attributed).
 pub const PROGRESS: &str = "[conformance]";

@@ -1,7 +1,8 @@
 //! `septa bench`: instructions per operation, counted under QEMU.
 //!
 //! Each directory under `bench/systems/` is a benchmark system whose PDs
-//! print `[septa-bench] NAME VALUE` (see `bench/pds/bench-pd`). Every system
+//! print `[septa-bench] NAME VALUE` (see `bench/pds/bench-pd`; the line is
+//! written and read by `septa-test-report`). Every system
 //! is built with a kernel that exports the PMU to EL0 (Septa's kernel with
 //! its `benchmark` feature, in a target directory of its own, or the
 //! `--kernel` given) and booted with `-icount shift=0,sleep=off`, so every
@@ -19,14 +20,11 @@ use object::{Object, ObjectSection, SectionKind};
 use crate::harness::{self, Outcome};
 use crate::{cargo, pack, qemu, workspace::Workspace};
 
-pub const MARK: &str = "[septa-bench]";
 const LIMIT: Duration = Duration::from_secs(120);
 
 /// Reads `[septa-bench] NAME VALUE` from a console line.
 pub fn parse_line(line: &str) -> Option<(String, f64)> {
-    let rest = line[line.find(MARK)? + MARK.len()..].trim();
-    let (name, value) = rest.split_once(' ')?;
-    Some((name.to_string(), value.trim().parse().ok()?))
+    septa_test_report::parse_figure(line).map(|(name, v)| (name.to_string(), v))
 }
 
 /// Bytes of executable code in an ELF file.

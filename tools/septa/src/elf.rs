@@ -48,6 +48,13 @@ pub enum ElfError {
     NoSegments { path: PathBuf },
     #[error("{path}: segments at {a:#x} and {b:#x} overlap")]
     Overlap { path: PathBuf, a: u64, b: u64 },
+    #[error(
+        "{path} is not linked as a protection domain: {why}. A Rust PD is linked \
+         right when it depends on septa-runtime and is built in this workspace \
+         (its .cargo/config.toml links with the runtime's pd.ld; a RUSTFLAGS \
+         variable replaces that setting); a C PD links with libmicrokit's script"
+    )]
+    NotAPd { path: PathBuf, why: String },
     #[error("{path}: {len} bytes at {vaddr:#x} are not inside one loadable segment")]
     OutsideSegments {
         path: PathBuf,
@@ -122,6 +129,32 @@ impl ElfImage {
             entry: file.entry(),
             segments,
             symbols,
+        })
+    }
+
+    /// Checks the layout every PD program has, whoever linked it
+    /// (septa-runtime's pd.ld or libmicrokit's script): its lowest segment
+    /// starts at the PD image base, and so does its entry point (`_start`,
+    /// in section `.text.start`, which both scripts put first). A program
+    /// linked with the linker's defaults fails the second test even where
+    /// it happens to pass the first.
+    pub fn check_pd_layout(&self) -> Result<(), ElfError> {
+        let base = septa_abi::microkit::IMAGE_BASE;
+        let lowest = self.segments.iter().map(|s| s.vaddr).min().unwrap_or(0);
+        let why = if lowest != base {
+            format!("its lowest segment starts at {lowest:#x}, not at the PD image base {base:#x}")
+        } else if self.entry != base {
+            format!(
+                "its entry point is {:#x}, not the PD image base {base:#x} where the \
+                 runtime's `_start` (section .text.start) goes",
+                self.entry
+            )
+        } else {
+            return Ok(());
+        };
+        Err(ElfError::NotAPd {
+            path: self.path.clone(),
+            why,
         })
     }
 
@@ -219,6 +252,26 @@ pub mod tests {
                 ("wide", 0x20_2900, 4),
             ],
         )
+    }
+
+    #[test]
+    fn only_an_image_linked_for_a_pd_passes_the_layout_check() {
+        sample().check_pd_layout().unwrap();
+        // As the linker lays a program out by default (no pd.ld): the
+        // read-only data first at the default base, the entry further up.
+        let mut defaults = sample();
+        defaults.entry = 0x21_2fd0;
+        let err = defaults.check_pd_layout().unwrap_err().to_string();
+        assert!(err.contains("entry point is 0x212fd0"), "{err}");
+        assert!(err.contains("septa-runtime"), "{err}");
+        // Linked somewhere else altogether (a root task, say).
+        let mut elsewhere = sample();
+        for s in &mut elsewhere.segments {
+            s.vaddr += 0x20_0000;
+        }
+        elsewhere.entry += 0x20_0000;
+        let err = elsewhere.check_pd_layout().unwrap_err().to_string();
+        assert!(err.contains("lowest segment starts at 0x400000"), "{err}");
     }
 
     #[test]

@@ -168,6 +168,7 @@ pub fn add(
                 setvar_size: None,
                 setvar_prefill_size: Some(format!("septa_vm_{what}_size")),
                 setvar_device: None,
+                setvar_device_size: None,
                 src: Default::default(),
             });
             vaddr += size;

@@ -2,7 +2,8 @@
 //!
 //! A test system is a directory `tests/systems/NAME/` with a `system.toml`;
 //! the repository's default `system.toml` runs as the test `default`.
-//! Its PDs print result lines on the console:
+//! Its PDs print result lines on the console, written and parsed by the
+//! crate `septa-test-report` (lib/test-report):
 //!
 //! ```text
 //! [septa-test] ok CASE
@@ -10,9 +11,10 @@
 //! [septa-test] done
 //! ```
 //!
-//! A system passes its cases that print `ok`; each `FAIL` is a failed case;
-//! a system that never prints `done` within its time limit, or that prints
-//! no `ok` at all, is one more failure. An optional `expect` file beside the
+//! A system passes its cases that print `ok`; each `FAIL` is a failed case,
+//! and so is a line with the marker that is none of the three (a misspelt
+//! verdict must not pass unseen); a system that never prints `done` within
+//! its time limit, or that prints no `ok` at all, is one more failure. An optional `expect` file beside the
 //! description lists text that must appear in the console log, one per line
 //! (for what the monitor prints, say). An optional `root-task` file names a
 //! crate that is the whole system, booted instead of the initializer (see
@@ -42,13 +44,12 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use miette::{IntoDiagnostic, Result};
+use septa_test_report::Line;
 
 use crate::pack::{self, Image};
 use crate::probe::Probe;
 use crate::qemu;
 use crate::workspace::Workspace;
-
-pub const MARK: &str = "[septa-test]";
 
 /// Time limit of a system marked `xfail` on Septa's kernel.
 const XFAIL_LIMIT: Duration = Duration::from_secs(20);
@@ -67,16 +68,15 @@ pub struct Outcome {
 impl Outcome {
     /// Reads one console line; returns true once the system said `done`.
     pub fn feed(&mut self, line: &str) -> bool {
-        let Some(at) = line.find(MARK) else {
-            return false;
-        };
-        let rest = line[at + MARK.len()..].trim();
-        if let Some(case) = rest.strip_prefix("ok ") {
-            self.passed.push(case.trim().to_string());
-        } else if let Some(case) = rest.strip_prefix("FAIL ") {
-            self.failed.push(case.trim().to_string());
-        } else if rest == "done" {
-            self.done = true;
+        match septa_test_report::parse(line) {
+            None => {}
+            Some(Line::Ok(case)) => self.passed.push(case.to_string()),
+            Some(Line::Fail(case, "")) => self.failed.push(case.to_string()),
+            Some(Line::Fail(case, why)) => self.failed.push(format!("{case}: {why}")),
+            Some(Line::Done) => self.done = true,
+            Some(Line::Malformed(rest)) => {
+                self.failed.push(format!("malformed result line: {rest:?}"))
+            }
         }
         self.done
     }
@@ -532,6 +532,17 @@ mod tests {
         o.finish(false, "", &[]);
         assert_eq!(o.passed, ["ping-pong"]);
         assert_eq!(o.failed, ["misuse: no error"]);
+    }
+
+    #[test]
+    fn a_misspelt_result_line_is_a_failure() {
+        let mut o = Outcome::default();
+        o.feed("[septa-test] ok a");
+        o.feed("[septa-test] Ok b");
+        o.feed("[septa-test] FAIL c");
+        assert!(o.feed("[septa-test] done"));
+        assert_eq!(o.passed, ["a"]);
+        assert_eq!(o.failed, ["malformed result line: \"Ok b\"", "c"]);
     }
 
     #[test]

@@ -2,29 +2,37 @@
 //!
 //! `cargo septa <subcommand>` (a cargo alias) from the repository root:
 //!
+//! - `check [FILE]`: parse and validate a system.toml or Microkit `.system`
+//!   file, and print its diagnostics;
 //! - `build [FILE]`: cross-build loader, kernel, initializer and PDs, and
-//!   pack them into one bootable image;
+//!   pack them into one bootable image (with `report.txt` beside it);
 //! - `run [FILE]`: build, then boot the image on QEMU;
 //! - `report [FILE]`: build, then print where every PD, region and
 //!   mapping went (the build's `report.txt`);
+//! - `graph [FILE]`: draw the system's PDs, channels, regions, IRQs and VMs
+//!   as SVG and DOT;
 //! - `guest [FILE]`: fetch and build a VM's guest (Debian kernel, busybox
 //!   initramfs, device tree) and boot it on bare QEMU (`guest`);
 //! - `dtb [FILE]`: the guest's device tree;
 //! - `test [FILTER]`: host tests, then every test system under `tests/`
-//!   booted headless and judged by what its PDs print.
+//!   booted headless and judged by what its PDs print;
+//! - `bench [FILTER]`: the benchmark systems under `bench/`, counted in
+//!   instructions under QEMU's `-icount`, beside real seL4's figures.
 //!
 //! Each pipeline stage is its own module with typed input and output:
 //! `workspace` (where things are), the front end (crate `septa-sysdesc`:
 //! system.toml to a validated model), `toolchain` (the pinned targets and
 //! components, present before the first cross build), `cargo` (cross
-//! builds), `elf`
-//! (program images), `alloc` (free memory estimate, region addresses, the
-//! fit check), `patch` (Microkit symbols and setvars), `spec` (the spec the
-//! initializer realises), `report` (report.txt), `pack` (the image and the
-//! pipeline that leads to it; `pack::compose` is its cargo-free middle,
-//! which host tests run through `testkit`), `qemu` (running it: the board
-//! profile's machine and the system's virtio devices), `harness` (tests)
-//! and `probe` (what a test does from the host).
+//! builds), `elf` (program images, and the check that a PD's is laid out as
+//! one), `alloc` (free memory estimate, region addresses, the fit check),
+//! `patch` (Microkit symbols and setvars), `spec` (the spec the initializer
+//! realises), `report` (report.txt), `pack` (the image and the pipeline
+//! that leads to it; `pack::compose` is its cargo-free middle, which host
+//! tests run through `testkit`), `qemu` (running it: the board profile's
+//! machine and the system's virtio devices), `harness` (tests, reading the
+//! result lines with `septa-test-report`), `probe` (what a test does from
+//! the host), `bench` (benchmarks), `describe` (check and graph) and
+//! `guest` (a VM's guest: fetched, built, booted on bare QEMU).
 #![forbid(unsafe_code)]
 
 mod alloc;

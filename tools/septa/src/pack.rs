@@ -108,9 +108,10 @@ const NO_PD: &str = "septa::system::no_pd";
 /// allocation check, image, report. `for_test`: the image is for `septa
 /// test` (the initializer then reports on the harness's protocol too).
 ///
-/// A description whose only fault is that it has no protection domains
-/// (the default `system.toml` of today) still builds: the image boots the
-/// initializer alone, which prints the boot smoke test's result lines.
+/// Two kinds of system are packed without realising a description, on the
+/// board it names: one that names its own root task ([`ROOT_TASK_FILE`]),
+/// and one whose only fault is that it has no protection domains (the boot
+/// smoke test), whose image boots the initializer alone with an empty spec.
 pub fn build_system(
     ws: &Workspace,
     file: &Path,
@@ -122,7 +123,7 @@ pub fn build_system(
     }
     let name = system_name(file);
     if let Some(root) = root_task(file)? {
-        return build_own_root(ws, &name, &root, kernel_override);
+        return build_alone(ws, &name, file, kernel_override, Alone::RootTask(root));
     }
     let mut sys = match septa_sysdesc::load(file) {
         Ok(loaded) => {
@@ -136,7 +137,8 @@ pub fn build_system(
                 "   note: {} has no protection domains: the image boots the initializer alone",
                 file.display()
             );
-            return build_bare(ws, &name, kernel_override, for_test);
+            let alone = Alone::Initializer { for_test };
+            return build_alone(ws, &name, file, kernel_override, alone);
         }
         Err(r) => return Err(miette!("{}", r.render())),
     };
@@ -144,15 +146,7 @@ pub fn build_system(
 
     // Cross builds: loader and kernel, then the initializer and every PD
     // crate in one cargo run.
-    let mut soft = vec!["septa-loader"];
-    if kernel_override.is_none() {
-        soft.push("septa-kernel");
-    }
-    let built = cargo::build(ws, cargo::SOFTFLOAT, &soft)?;
-    let loader = &built[0];
-    let kernel = kernel_override
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| built[1].clone());
+    let (loader, kernel) = loader_and_kernel(ws, kernel_override)?;
     let mut crates: Vec<&str> = vec!["septa-initializer"];
     for pd in &sys.pds {
         if let Program::Crate(c) = &pd.program {
@@ -163,23 +157,11 @@ pub fn build_system(
     }
     let user_built = cargo::build(ws, cargo::USER, &crates)?;
     let initializer = user_built[0].clone();
-
-    // Program images.
     let path_of = |pd: &septa_sysdesc::Pd| match &pd.program {
         Program::Crate(c) => user_built[crates.iter().position(|x| x == c).expect("built")].clone(),
         Program::Elf(p) => base.join(p),
     };
-    let mut images = Vec::with_capacity(sys.pds.len());
-    let mut symbol_images = Vec::with_capacity(sys.pds.len());
-    for pd in &sys.pds {
-        images.push(ElfImage::read(&path_of(pd)).map_err(|e| miette!("PD `{}`: {e}", pd.name))?);
-        symbol_images.push(match &pd.symbols {
-            Some(p) => {
-                Some(ElfImage::read(&base.join(p)).map_err(|e| miette!("PD `{}`: {e}", pd.name))?)
-            }
-            None => None,
-        });
-    }
+    let (mut images, symbol_images) = read_programs(&sys, base, path_of)?;
 
     // Guests: their files become regions of their VMMs.
     let dir = ws.build_dir(&name);
@@ -201,14 +183,8 @@ pub fn build_system(
 
     std::fs::create_dir_all(&dir).into_diagnostic()?;
     let out = dir.join("septa.img");
-    let load_addr = pack(
-        loader,
-        &kernel,
-        &initializer,
-        &composed.blob,
-        &Board::from_profile(&sys.board),
-        &out,
-    )?;
+    let board = Board::from_profile(&sys.board);
+    let load_addr = pack(&loader, &kernel, &initializer, &composed.blob, &board, &out)?;
     let image_len = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     let text = composed.report(&sys, &kernel.display().to_string(), image_len, &guests);
     std::fs::write(dir.join(REPORT_FILE), text).into_diagnostic()?;
@@ -217,6 +193,44 @@ pub fn build_system(
         load_addr,
         machine: crate::qemu::Machine::for_system(&sys, base, &dir),
     })
+}
+
+/// The loader and the kernel: both cross-built, or the loader built and
+/// the kernel given.
+fn loader_and_kernel(ws: &Workspace, kernel_override: Option<&Path>) -> Result<(PathBuf, PathBuf)> {
+    let mut soft = vec!["septa-loader"];
+    if kernel_override.is_none() {
+        soft.push("septa-kernel");
+    }
+    let mut built = cargo::build(ws, cargo::SOFTFLOAT, &soft)?.into_iter();
+    let loader = built.next().expect("the loader was built");
+    let kernel = match kernel_override {
+        Some(k) => k.to_path_buf(),
+        None => built.next().expect("the kernel was built"),
+    };
+    Ok((loader, kernel))
+}
+
+/// Every PD's program image, and its `symbols` image if the description
+/// gives one; `path_of` says where a PD's program is.
+fn read_programs(
+    sys: &System,
+    base: &Path,
+    path_of: impl Fn(&septa_sysdesc::Pd) -> PathBuf,
+) -> Result<(Vec<ElfImage>, Vec<Option<ElfImage>>)> {
+    let read = |pd: &septa_sysdesc::Pd, path: &Path| {
+        ElfImage::read(path).map_err(|e| miette!("PD `{}`: {e}", pd.name))
+    };
+    let mut images = Vec::with_capacity(sys.pds.len());
+    let mut symbol_images = Vec::with_capacity(sys.pds.len());
+    for pd in &sys.pds {
+        images.push(read(pd, &path_of(pd))?);
+        symbol_images.push(match &pd.symbols {
+            Some(p) => Some(read(pd, &base.join(p))?),
+            None => None,
+        });
+    }
+    Ok((images, symbol_images))
 }
 
 /// What the loader puts in RAM besides the spec blob: the kernel's physical
@@ -282,9 +296,12 @@ pub fn compose(
     let mut free = alloc::free_ram(&sys.board, &footprint);
     let paddrs = alloc::region_paddrs(sys, &mut free).map_err(|e| miette!("{e}"))?;
 
-    // Patches.
+    // Patches, into images laid out as PDs.
     let mut programs = Vec::with_capacity(sys.pds.len());
     for (i, pd) in sys.pds.iter().enumerate() {
+        images[i]
+            .check_pd_layout()
+            .map_err(|e| miette!("PD `{}`: {e}", pd.name))?;
         let writes = patch::writes_for(sys, i, &paddrs).map_err(|e| miette!("{e}"))?;
         patch::apply(&pd.name, &mut images[i], symbol_images[i].as_ref(), &writes)
             .map_err(|e| miette!("{e}"))?;
@@ -317,7 +334,7 @@ pub const REPORT_FILE: &str = "report.txt";
 /// The file beside a system description that names its own root task: one
 /// line, the package name of a root-task crate of the workspace. Such a
 /// system (the kernel conformance suite, `tests/systems/conformance`) is not
-/// realised by the initializer; the description is not read.
+/// realised by the initializer; of its description only the board is read.
 pub const ROOT_TASK_FILE: &str = "root-task";
 
 /// The root task named beside `file`, if any.
@@ -340,39 +357,53 @@ pub fn root_task(file: &Path) -> Result<Option<String>> {
     Ok(Some(name))
 }
 
-/// The image of a system that is its own root task: loader, kernel and the
-/// named crate, no extra blob.
-fn build_own_root(
+/// What runs alone, without a realised description.
+enum Alone {
+    /// The crate named in [`ROOT_TASK_FILE`], as the root task.
+    RootTask(String),
+    /// The initializer, with an empty spec.
+    Initializer { for_test: bool },
+}
+
+/// The image of a system that packs no realised description: loader,
+/// kernel and one root task, for the board the description at `file` names.
+fn build_alone(
     ws: &Workspace,
     name: &str,
-    root: &str,
+    file: &Path,
     kernel_override: Option<&Path>,
+    alone: Alone,
 ) -> Result<Image> {
-    let mut soft = vec!["septa-loader"];
-    if kernel_override.is_none() {
-        soft.push("septa-kernel");
-    }
-    let built = cargo::build(ws, cargo::SOFTFLOAT, &soft)?;
-    let kernel = kernel_override
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| built[1].clone());
+    let profile = septa_sysdesc::load_board(file).map_err(|r| miette!("{}", r.render()))?;
+    let (loader, kernel) = loader_and_kernel(ws, kernel_override)?;
+    let (root, blob, what) = match &alone {
+        Alone::RootTask(root) => (
+            root.as_str(),
+            vec![],
+            format!("root task: {root} (named in {ROOT_TASK_FILE}; no spec)"),
+        ),
+        Alone::Initializer { for_test } => {
+            let spec = septa_spec::Spec {
+                test_harness: *for_test,
+                ..Default::default()
+            };
+            (
+                "septa-initializer",
+                septa_spec::encode_blob(&spec, &[]),
+                "no protection domains: the initializer runs alone".to_string(),
+            )
+        }
+    };
     let user = cargo::build(ws, cargo::USER, &[root])?.remove(0);
     let dir = ws.build_dir(name);
     std::fs::create_dir_all(&dir).into_diagnostic()?;
     let out = dir.join("septa.img");
-    let board = septa_sysdesc::Board::qemu_virt();
-    let load_addr = pack(
-        &built[0],
-        &kernel,
-        &user,
-        &[],
-        &Board::from_profile(&board),
-        &out,
-    )?;
+    let board = Board::from_profile(&profile);
+    let load_addr = pack(&loader, &kernel, &user, &blob, &board, &out)?;
     std::fs::write(
         dir.join(REPORT_FILE),
         format!(
-            "Septa build report\n==================\nkernel: {}\nroot task: {root} (named in {ROOT_TASK_FILE}; no spec)\n",
+            "Septa build report\n==================\nkernel: {}\n{what}\n",
             kernel.display()
         ),
     )
@@ -380,56 +411,7 @@ fn build_own_root(
     Ok(Image {
         path: out,
         load_addr,
-        machine: crate::qemu::Machine::bare(&board, &dir),
-    })
-}
-
-/// The image of a system without protection domains: loader, kernel and
-/// the initializer with an empty spec.
-fn build_bare(
-    ws: &Workspace,
-    name: &str,
-    kernel_override: Option<&Path>,
-    for_test: bool,
-) -> Result<Image> {
-    let mut soft = vec!["septa-loader"];
-    if kernel_override.is_none() {
-        soft.push("septa-kernel");
-    }
-    let built = cargo::build(ws, cargo::SOFTFLOAT, &soft)?;
-    let kernel = kernel_override
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| built[1].clone());
-    let initializer = cargo::build(ws, cargo::USER, &["septa-initializer"])?.remove(0);
-    let spec = septa_spec::Spec {
-        test_harness: for_test,
-        ..Default::default()
-    };
-    let blob = septa_spec::encode_blob(&spec, &[]);
-    let dir = ws.build_dir(name);
-    std::fs::create_dir_all(&dir).into_diagnostic()?;
-    let out = dir.join("septa.img");
-    let board = septa_sysdesc::Board::qemu_virt();
-    let load_addr = pack(
-        &built[0],
-        &kernel,
-        &initializer,
-        &blob,
-        &Board::from_profile(&board),
-        &out,
-    )?;
-    std::fs::write(
-        dir.join(REPORT_FILE),
-        format!(
-            "Septa build report\n==================\nkernel: {}\nno protection domains: the initializer runs alone\n",
-            kernel.display()
-        ),
-    )
-    .into_diagnostic()?;
-    Ok(Image {
-        path: out,
-        load_addr,
-        machine: crate::qemu::Machine::bare(&board, &dir),
+        machine: crate::qemu::Machine::bare(&profile, &dir),
     })
 }
 
@@ -663,6 +645,26 @@ mod tests {
         let (b, _) = septa_spec::decode_blob(&changed).unwrap();
         let diff = spec_diff(&a, &b);
         assert!(diff.iter().any(|d| d.starts_with("mappings[")), "{diff:?}");
+    }
+
+    #[test]
+    fn a_program_not_linked_as_a_pd_is_refused_by_name() {
+        let file = testkit::repo().join("tests/systems/hello/system.toml");
+        let sys = testkit::load(&file);
+        let mut imgs = testkit::images(&sys);
+        let none = vec![None; imgs.len()];
+        let base = file.parent().unwrap();
+        assert!(compose(&sys, base, testkit::BOOT, &mut imgs.clone(), &none, true).is_ok());
+        imgs[0].entry += 0x1000;
+        let err = compose(&sys, base, testkit::BOOT, &mut imgs, &none, true)
+            .err()
+            .expect("refused");
+        let text = format!("{err}");
+        assert!(
+            text.starts_with(&format!("PD `{}`: ", sys.pds[0].name)),
+            "{text}"
+        );
+        assert!(text.contains("not linked as a protection domain"), "{text}");
     }
 
     #[test]

@@ -159,16 +159,23 @@ pub fn writes_for(
         if let Some(s) = &m.setvar_size {
             setvars.push(Write::word(s, region.size, Kind::Setvar));
         }
-        if let Some(s) = &m.setvar_device {
-            // The device's registers sit at their offset in the region's
-            // first page (the front end checked the region names a device).
-            let dev = region
+        // The device's registers (the front end checked that a region
+        // with these setvars names a device).
+        let device = || {
+            region
                 .device
                 .as_deref()
                 .and_then(|d| system.device(d))
-                .expect("the front end checked that the region covers a device");
+                .expect("the front end checked that the region covers a device")
+        };
+        if let Some(s) = &m.setvar_device {
+            // They sit at their offset in the region's first page.
+            let dev = device();
             let offset = dev.range.base - region.phys.unwrap_or(dev.range.base);
             setvars.push(Write::word(s, m.vaddr + offset, Kind::Setvar));
+        }
+        if let Some(s) = &m.setvar_device_size {
+            setvars.push(Write::word(s, device().range.size, Kind::Setvar));
         }
         if let Some(s) = &m.setvar_prefill_size {
             let len = match &region.prefill {
@@ -376,7 +383,7 @@ b = { pd = "server", id = 0 }
     }
 
     #[test]
-    fn setvar_device_points_at_the_registers_inside_the_page() {
+    fn setvar_device_points_at_the_registers_inside_the_page_and_sizes_them() {
         let text = r#"
 [system]
 board = "qemu-virt"
@@ -384,8 +391,8 @@ board = "qemu-virt"
 [pd.d]
 program = "d"
 maps = [
-    { region = "con", vaddr = 0x2000_0000, cached = false, setvar_device = "con_regs" },
-    { region = "uart", vaddr = 0x2100_0000, cached = false, setvar_device = "uart_regs" },
+    { region = "con", vaddr = 0x2000_0000, cached = false, setvar_device = "con_regs", setvar_device_size = "con_size" },
+    { region = "uart", vaddr = 0x2100_0000, cached = false, setvar_device = "uart_regs", setvar_device_size = "uart_size" },
 ]
 
 [region.con]
@@ -406,6 +413,9 @@ kind = "console"
         // The first virtio device takes transport 31, at 0x0a00_3e00.
         assert_eq!(word(&w, "con_regs"), 0x2000_0e00);
         assert_eq!(word(&w, "uart_regs"), 0x2100_0000);
+        // Sizes from the board profile: a transport's registers, not its page.
+        assert_eq!(word(&w, "con_size"), 0x200);
+        assert_eq!(word(&w, "uart_size"), 0x1000);
     }
 
     #[test]

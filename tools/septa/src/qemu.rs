@@ -335,7 +335,7 @@ pub fn run_interactive(image: &Image, gdb: bool) -> Result<()> {
 
 /// QEMU flags that make time count instructions: the PMU cycle counter
 /// advances once per instruction and the system counter once per 16, the
-/// same on every run (shared/benchmarks.md).
+/// same on every run (method: docs/architecture.md).
 pub const ICOUNT: [&str; 2] = ["-icount", "shift=0,sleep=off"];
 
 /// A headless boot whose serial output arrives on the child's stdout.

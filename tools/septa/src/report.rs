@@ -90,10 +90,32 @@ fn rights(r: septa_spec::Rights) -> String {
     s
 }
 
+/// `report.txt`: a summary, then a section per PD, then regions, channels,
+/// virtio devices, IRQs and objects.
 pub fn render(i: &Inputs) -> String {
-    let b = i.built;
-    let spec = b.spec();
     let mut o = String::new();
+    summary(&mut o, i);
+    for p in 0..i.system.pds.len() {
+        pd_section(&mut o, i, p);
+    }
+    virtual_machines(&mut o, i);
+    regions(&mut o, i);
+    channels(&mut o, i.system);
+    virtio_devices(&mut o, i.system);
+    irqs(&mut o, i.built);
+    objects(&mut o, i);
+    o
+}
+
+/// A section title, underlined, after a blank line.
+fn title(o: &mut String, title: &str) {
+    let _ = writeln!(o);
+    let _ = writeln!(o, "{title}\n{}", "-".repeat(title.len()));
+}
+
+/// The board, the kernel, the counts and the memory estimate.
+fn summary(o: &mut String, i: &Inputs) {
+    let b = i.built;
     let sys = i.system;
     let _ = writeln!(o, "Septa build report");
     let _ = writeln!(o, "==================");
@@ -105,13 +127,11 @@ pub fn render(i: &Inputs) -> String {
         sys.pds.len(),
         sys.regions.len(),
         sys.channels.len(),
-        spec.objects.len(),
+        b.objects.len(),
         human(b.data.len() as u64),
         human(i.image_len)
     );
-    let _ = writeln!(o);
-    let _ = writeln!(o, "Memory (build-time estimate)");
-    let _ = writeln!(o, "----------------------------");
+    title(o, "Memory (build-time estimate)");
     let _ = writeln!(
         o,
         "free RAM at least {} in {} untyped blocks; objects take {}; left {}",
@@ -120,152 +140,169 @@ pub fn render(i: &Inputs) -> String {
         human(i.fit.used),
         human(i.fit.free.saturating_sub(i.fit.used))
     );
+}
 
-    for (p, pd) in sys.pds.iter().enumerate() {
-        let (_, rec) = &b.pds[p];
-        let (_, th) = &b.threads[rec.thread as usize];
-        let objs = b.pd_objects[p];
-        let _ = writeln!(o);
-        let title = format!("PD {}", pd.name);
-        let _ = writeln!(o, "{title}\n{}", "-".repeat(title.len()));
-        let (path, patches) = &i.programs[p];
-        let _ = writeln!(o, "program: {path}");
+/// PD `p`: program, scheduling, faults, patched symbols, CNodes, mappings.
+fn pd_section(o: &mut String, i: &Inputs, p: usize) {
+    let b = i.built;
+    let pd = &i.system.pds[p];
+    let (_, rec) = &b.pds[p];
+    let (_, th) = &b.threads[rec.thread as usize];
+    let objs = b.pd_objects[p];
+    title(o, &format!("PD {}", pd.name));
+    let (path, patches) = &i.programs[p];
+    let _ = writeln!(o, "program: {path}");
+    let _ = writeln!(
+        o,
+        "entry: {:#x}, stack: {:#x}..{:#x}",
+        th.entry, rec.stack.0, rec.stack.1
+    );
+    let sched = th
+        .sched_context
+        .map(|s| format!("budget {} us, period {} us", s.budget_us, s.period_us))
+        .unwrap_or_else(|| "no scheduling context".into());
+    let _ = writeln!(
+        o,
+        "priority: {}, {sched}{}",
+        th.priority,
+        if rec.passive { ", passive" } else { "" }
+    );
+    faults(o, b, rec);
+    let _ = writeln!(o, "patched symbols:");
+    for w in patches {
+        let _ = writeln!(o, "  {:<28} = {}", w.symbol, w.describe());
+    }
+    for (cnode, what) in [
+        (objs.root_cnode, "root CNode"),
+        (objs.cnode, "Microkit CNode"),
+    ] {
+        cnode_slots(o, b, cnode, what, cnode == objs.cnode);
+    }
+    mappings(o, b, objs.vspace);
+}
+
+/// Where a PD's faults go and what the monitor does about them.
+fn faults(o: &mut String, b: &Built, rec: &septa_spec::Pd) {
+    if let Some(parent) = rec.parent {
         let _ = writeln!(
             o,
-            "entry: {:#x}, stack: {:#x}..{:#x}",
-            th.entry, rec.stack.0, rec.stack.1
+            "child of {}; faults to its parent with badge {:#x}",
+            b.pds[parent as usize].0, rec.fault_badge
         );
-        let sched = th
-            .sched_context
-            .map(|s| format!("budget {} us, period {} us", s.budget_us, s.period_us))
-            .unwrap_or_else(|| "no scheduling context".into());
-        let _ = writeln!(
-            o,
-            "priority: {}, {sched}{}",
-            th.priority,
-            if rec.passive { ", passive" } else { "" }
-        );
-        match rec.parent {
-            Some(parent) => {
-                let _ = writeln!(
-                    o,
-                    "child of {}; faults to its parent with badge {:#x}",
-                    b.pds[parent as usize].0, rec.fault_badge
-                );
+        return;
+    }
+    let policy = match rec.policy {
+        Policy::Stop => "stop".to_string(),
+        Policy::Halt => "halt the system".to_string(),
+        Policy::Restart {
+            limit,
+            backoff_us,
+            reset_memory,
+        } => format!(
+            "restart (at most {}, back-off {backoff_us} us, {})",
+            if limit == u32::MAX {
+                "unlimited".to_string()
+            } else {
+                limit.to_string()
+            },
+            if reset_memory {
+                "memory reloaded"
+            } else {
+                "memory kept"
             }
-            None => {
-                let policy = match rec.policy {
-                    Policy::Stop => "stop".to_string(),
-                    Policy::Halt => "halt the system".to_string(),
-                    Policy::Restart {
-                        limit,
-                        backoff_us,
-                        reset_memory,
-                    } => format!(
-                        "restart (at most {}, back-off {backoff_us} us, {})",
-                        if limit == u32::MAX {
-                            "unlimited".to_string()
-                        } else {
-                            limit.to_string()
-                        },
-                        if reset_memory {
-                            "memory reloaded"
-                        } else {
-                            "memory kept"
-                        }
-                    ),
-                };
-                let _ = writeln!(
-                    o,
-                    "faults to the monitor with badge {:#x}; on a fault: {policy}",
-                    rec.fault_badge
-                );
-                if let Some((frame, word)) = rec.generation {
-                    let _ = writeln!(
-                        o,
-                        "restart count published in word {word} of {}",
-                        b.name(frame)
-                    );
+        ),
+    };
+    let _ = writeln!(
+        o,
+        "faults to the monitor with badge {:#x}; on a fault: {policy}",
+        rec.fault_badge
+    );
+    if let Some((frame, word)) = rec.generation {
+        let _ = writeln!(
+            o,
+            "restart count published in word {word} of {}",
+            b.name(frame)
+        );
+    }
+}
+
+/// Every filled slot of `cnode` with what it is for (`microkit`: the
+/// Microkit CNode, whose slots have fixed roles; else the root CNode).
+fn cnode_slots(o: &mut String, b: &Built, cnode: septa_spec::ObjId, what: &str, microkit: bool) {
+    let spec = b.spec();
+    let _ = writeln!(o, "{what} ({}):", b.name(cnode));
+    let mut slots: Vec<_> = spec.slots.iter().filter(|s| s.cnode == cnode).collect();
+    slots.sort_by_key(|s| s.index);
+    for s in slots {
+        let cap = match s.cap {
+            Cap::Object {
+                obj,
+                rights: r,
+                badge,
+                guard_size,
+            } => {
+                let mut t = format!("{} [{}]", b.name(obj), rights(r));
+                if badge != 0 {
+                    let _ = write!(t, " badge {badge:#x}");
                 }
+                if guard_size != 0 {
+                    let _ = write!(t, " guard {guard_size} bits");
+                }
+                t
             }
-        }
-        let _ = writeln!(o, "patched symbols:");
-        for w in patches {
-            let _ = writeln!(o, "  {:<28} = {}", w.symbol, w.describe());
-        }
-        for (cnode, what) in [
-            (objs.root_cnode, "root CNode"),
-            (objs.cnode, "Microkit CNode"),
-        ] {
-            let _ = writeln!(o, "{what} ({}):", b.name(cnode));
-            let mut slots: Vec<_> = spec.slots.iter().filter(|s| s.cnode == cnode).collect();
-            slots.sort_by_key(|s| s.index);
-            for s in slots {
-                let cap = match s.cap {
-                    Cap::Object {
-                        obj,
-                        rights: r,
-                        badge,
-                        guard_size,
-                    } => {
-                        let mut t = format!("{} [{}]", b.name(obj), rights(r));
-                        if badge != 0 {
-                            let _ = write!(t, " badge {badge:#x}");
-                        }
-                        if guard_size != 0 {
-                            let _ = write!(t, " guard {guard_size} bits");
-                        }
-                        t
-                    }
-                    Cap::IrqHandler { irq } => format!("IRQ handler {irq}"),
-                    Cap::Smc => "SMC".into(),
-                };
-                let role = if cnode == objs.cnode {
-                    slot_role(s.index)
-                } else if s.index == 0 {
-                    "Microkit CNode".into()
-                } else {
-                    format!("extra cap (CPtr {:#x})", s.index << 58)
-                };
-                let _ = writeln!(o, "  {:>4}  {:<22} {cap}", s.index, role);
-            }
-        }
-        let _ = writeln!(o, "mappings ({}):", b.name(objs.vspace));
-        for m in spec.mappings.iter().filter(|m| m.vspace == objs.vspace) {
-            let obj = &spec.objects[m.object as usize];
-            let size = match obj.kind {
-                ObjectKind::Frame { size_bits } => 1u64 << size_bits,
-                _ => 0,
-            };
-            if size == 0 {
-                let _ = writeln!(
-                    o,
-                    "  {:#014x}              page table {}",
-                    m.vaddr, obj.name
-                );
-                continue;
-            }
-            let a = m.attrs;
-            let perms: String = [(a.read, 'r'), (a.write, 'w'), (a.execute, 'x')]
-                .iter()
-                .map(|&(on, c)| if on { c } else { '-' })
-                .collect();
+            Cap::IrqHandler { irq } => format!("IRQ handler {irq}"),
+            Cap::Smc => "SMC".into(),
+        };
+        let role = if microkit {
+            slot_role(s.index)
+        } else if s.index == 0 {
+            "Microkit CNode".into()
+        } else {
+            format!("extra cap (CPtr {:#x})", s.index << 58)
+        };
+        let _ = writeln!(o, "  {:>4}  {:<22} {cap}", s.index, role);
+    }
+}
+
+/// Every page table and frame mapped in `vspace`.
+fn mappings(o: &mut String, b: &Built, vspace: septa_spec::ObjId) {
+    let spec = b.spec();
+    let _ = writeln!(o, "mappings ({}):", b.name(vspace));
+    for m in spec.mappings.iter().filter(|m| m.vspace == vspace) {
+        let obj = &spec.objects[m.object as usize];
+        let size = match obj.kind {
+            ObjectKind::Frame { size_bits } => 1u64 << size_bits,
+            _ => 0,
+        };
+        if size == 0 {
             let _ = writeln!(
                 o,
-                "  {:#014x}..{:#014x} {perms}{} {}",
-                m.vaddr,
-                m.vaddr + size,
-                if a.cached { "  " } else { " u" },
-                obj.name
+                "  {:#014x}              page table {}",
+                m.vaddr, obj.name
             );
+            continue;
         }
+        let a = m.attrs;
+        let perms: String = [(a.read, 'r'), (a.write, 'w'), (a.execute, 'x')]
+            .iter()
+            .map(|&(on, c)| if on { c } else { '-' })
+            .collect();
+        let _ = writeln!(
+            o,
+            "  {:#014x}..{:#014x} {perms}{} {}",
+            m.vaddr,
+            m.vaddr + size,
+            if a.cached { "  " } else { " u" },
+            obj.name
+        );
     }
+}
 
-    virtual_machines(&mut o, i);
-
-    let _ = writeln!(o);
-    let _ = writeln!(o, "Regions");
-    let _ = writeln!(o, "-------");
+/// Each region: size, pages, address, and who maps it.
+fn regions(o: &mut String, i: &Inputs) {
+    let sys = i.system;
+    let spec = i.built.spec();
+    title(o, "Regions");
     for r in &sys.regions {
         // A fixed or tool-chosen address is final; any other is the
         // initializer's choice, which the build-time simulation predicts.
@@ -303,10 +340,11 @@ pub fn render(i: &Inputs) -> String {
             }
         );
     }
+}
 
-    let _ = writeln!(o);
-    let _ = writeln!(o, "Channels");
-    let _ = writeln!(o, "--------");
+/// Each channel's two ends and what each may do.
+fn channels(o: &mut String, sys: &System) {
+    title(o, "Channels");
     for c in &sys.channels {
         let end = |e: &septa_sysdesc::End| {
             let mut s = format!("{}:{}", sys.pds[e.pd].name, e.id);
@@ -320,66 +358,76 @@ pub fn render(i: &Inputs) -> String {
         };
         let _ = writeln!(o, "{} <-> {}", end(&c.a), end(&c.b));
     }
-    if !sys.virtio.is_empty() {
-        let _ = writeln!(o);
-        let _ = writeln!(o, "Virtio devices");
-        let _ = writeln!(o, "--------------");
-        for v in &sys.virtio {
-            let (base, irq) = sys
-                .device(&v.name)
-                .map(|d| (d.range.base, d.irqs.first().copied().unwrap_or(0)))
-                .unwrap_or_default();
-            let host = match v.kind {
-                septa_sysdesc::VirtioKind::Console => {
-                    format!("host end: socket console-{}.sock", v.name)
-                }
-                septa_sysdesc::VirtioKind::Net => {
-                    let fwd: Vec<String> = sys
-                        .forwards
-                        .iter()
-                        .filter(|f| sys.forward_device(f).is_some_and(|d| d.name == v.name))
-                        .map(|f| format!("{} 127.0.0.1:{} -> {}", f.proto, f.host, f.guest))
-                        .collect();
-                    if fwd.is_empty() {
-                        "no forwarded ports".into()
-                    } else {
-                        format!("forwards {}", fwd.join(", "))
-                    }
-                }
-                septa_sysdesc::VirtioKind::Blk => format!(
-                    "backed by {}",
-                    v.file
-                        .as_deref()
-                        .unwrap_or(std::path::Path::new("?"))
-                        .display()
-                ),
-            };
-            let _ = writeln!(
-                o,
-                "{}: {} on transport {} ({} at {base:#x}, IRQ {irq}); {host}",
-                v.name, v.kind, v.slot, v.transport
-            );
-        }
-    }
-    if !spec.irqs.is_empty() {
-        let _ = writeln!(o);
-        let _ = writeln!(o, "IRQs");
-        let _ = writeln!(o, "----");
-        for q in &spec.irqs {
-            let _ = writeln!(
-                o,
-                "IRQ {} ({}) to {} with badge {:#x}",
-                q.irq,
-                if q.edge { "edge" } else { "level" },
-                b.name(q.notification),
-                q.badge
-            );
-        }
-    }
+}
 
-    let _ = writeln!(o);
-    let _ = writeln!(o, "Objects");
-    let _ = writeln!(o, "-------");
+/// Each virtio device: its transport, interrupt and host end.
+fn virtio_devices(o: &mut String, sys: &System) {
+    if sys.virtio.is_empty() {
+        return;
+    }
+    title(o, "Virtio devices");
+    for v in &sys.virtio {
+        let (base, irq) = sys
+            .device(&v.name)
+            .map(|d| (d.range.base, d.irqs.first().copied().unwrap_or(0)))
+            .unwrap_or_default();
+        let host = match v.kind {
+            septa_sysdesc::VirtioKind::Console => {
+                format!("host end: socket console-{}.sock", v.name)
+            }
+            septa_sysdesc::VirtioKind::Net => {
+                let fwd: Vec<String> = sys
+                    .forwards
+                    .iter()
+                    .filter(|f| sys.forward_device(f).is_some_and(|d| d.name == v.name))
+                    .map(|f| format!("{} 127.0.0.1:{} -> {}", f.proto, f.host, f.guest))
+                    .collect();
+                if fwd.is_empty() {
+                    "no forwarded ports".into()
+                } else {
+                    format!("forwards {}", fwd.join(", "))
+                }
+            }
+            septa_sysdesc::VirtioKind::Blk => format!(
+                "backed by {}",
+                v.file
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("?"))
+                    .display()
+            ),
+        };
+        let _ = writeln!(
+            o,
+            "{}: {} on transport {} ({} at {base:#x}, IRQ {irq}); {host}",
+            v.name, v.kind, v.slot, v.transport
+        );
+    }
+}
+
+/// Each IRQ, its trigger, and the notification it signals.
+fn irqs(o: &mut String, b: &Built) {
+    let spec = b.spec();
+    if spec.irqs.is_empty() {
+        return;
+    }
+    title(o, "IRQs");
+    for q in &spec.irqs {
+        let _ = writeln!(
+            o,
+            "IRQ {} ({}) to {} with badge {:#x}",
+            q.irq,
+            if q.edge { "edge" } else { "level" },
+            b.name(q.notification),
+            q.badge
+        );
+    }
+}
+
+/// Every object, its kind and size, and its address (fixed, or as the
+/// build-time simulation placed it).
+fn objects(o: &mut String, i: &Inputs) {
+    let spec = i.built.spec();
+    title(o, "Objects");
     for (id, ob) in spec.objects.iter().enumerate() {
         let at = match (ob.paddr, i.fit.paddrs.get(id).copied().flatten()) {
             (Some(p), _) => format!("fixed at {p:#x}"),
@@ -396,7 +444,6 @@ pub fn render(i: &Inputs) -> String {
         };
         let _ = writeln!(o, "{id:>6} {:<40} {}{fill} {at}", ob.name, kind(ob.kind));
     }
-    o
 }
 
 /// Each VM: its guest-physical memory, run by run, with the physical
@@ -406,9 +453,7 @@ fn virtual_machines(o: &mut String, i: &Inputs) {
     let spec = i.built.spec();
     for (p, pd) in i.system.pds.iter().enumerate() {
         let Some(vm) = &pd.vm else { continue };
-        let _ = writeln!(o);
-        let title = format!("VM {} (run by PD {})", vm.name, pd.name);
-        let _ = writeln!(o, "{title}\n{}", "-".repeat(title.len()));
+        title(o, &format!("VM {} (run by PD {})", vm.name, pd.name));
         let _ = writeln!(
             o,
             "{} vCPU{} (ids {}), priority {}, budget {} us, period {} us",

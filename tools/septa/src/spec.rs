@@ -365,9 +365,36 @@ pub fn build(
         window_tables: [l2, l3],
     });
 
-    // Regions: frames, filled from their prefill.
-    let mut region_frames: HashMap<&str, (u32, Vec<ObjId>)> = HashMap::new();
-    for r in &sys.regions {
+    let regions = region_frames(&mut b, paddrs, base)?;
+    let mut per_pd: Vec<PdState> = Vec::with_capacity(sys.pds.len());
+    for (i, prog) in programs.iter().enumerate() {
+        let st = build_pd(&mut b, i, prog, &regions, mon_ep, &per_pd)?;
+        per_pd.push(st);
+    }
+    channels(&mut b, &per_pd);
+    extra_caps(&mut b, &per_pd)?;
+    b.out.pd_objects = per_pd
+        .iter()
+        .map(|s| PdObjects {
+            root_cnode: s.root_cnode,
+            cnode: s.cnode,
+            vspace: s.vspace,
+            tcb: s.tcb,
+        })
+        .collect();
+    Ok(b.finish())
+}
+
+/// Every region as frames of its page size, at its physical address if it
+/// has one (`paddrs` holds those the tool chose), filled from its prefill
+/// (a file in `base`, or boot information).
+fn region_frames<'a>(
+    b: &mut Builder<'a>,
+    paddrs: &HashMap<String, u64>,
+    base: &Path,
+) -> Result<RegionFrames<'a>, SpecError> {
+    let mut out: RegionFrames = HashMap::new();
+    for r in &b.sys.regions {
         let bits = r.page_size.trailing_zeros();
         let count = r.size / r.page_size;
         let bytes = match &r.prefill {
@@ -423,17 +450,15 @@ pub fn build(
                 fill,
             ));
         }
-        region_frames.insert(&r.name, (bits, frames));
+        out.insert(&r.name, (bits, frames));
     }
+    Ok(out)
+}
 
-    let mut per_pd: Vec<PdState> = Vec::with_capacity(sys.pds.len());
-    for (i, prog) in programs.iter().enumerate() {
-        let st = build_pd(&mut b, i, prog, &region_frames, mon_ep, &per_pd)?;
-        per_pd.push(st);
-    }
-
-    // Channels.
-    for ch in &sys.channels {
+/// Each channel end: a notification cap to the peer (badge: the peer's
+/// channel bit) if it may notify, a badged endpoint cap if it may call.
+fn channels(b: &mut Builder, per_pd: &[PdState]) {
+    for ch in &b.sys.channels {
         for (me, peer) in [(&ch.a, &ch.b), (&ch.b, &ch.a)] {
             let mine = &per_pd[me.pd];
             let theirs = &per_pd[peer.pd];
@@ -454,8 +479,11 @@ pub fn build(
             }
         }
     }
+}
 
-    // Extra caps into root CNodes.
+/// The description's extra caps (Microkit's `<cspace>`), into root CNodes.
+fn extra_caps(b: &mut Builder, per_pd: &[PdState]) -> Result<(), SpecError> {
+    let sys = b.sys;
     for (i, pd) in sys.pds.iter().enumerate() {
         for c in &pd.caps {
             let max = 1u64 << ROOT_CNODE_BITS;
@@ -479,25 +507,16 @@ pub fn build(
             );
         }
     }
-
-    b.out.pd_objects = per_pd
-        .iter()
-        .map(|s| PdObjects {
-            root_cnode: s.root_cnode,
-            cnode: s.cnode,
-            vspace: s.vspace,
-            tcb: s.tcb,
-        })
-        .collect();
-    Ok(b.finish())
+    Ok(())
 }
 
-/// The objects of one PD that others refer to.
+/// The objects of one PD that the rest of the spec refers to.
 struct PdState {
     tcb: ObjId,
     sc: ObjId,
     vspace: ObjId,
     ntfn: ObjId,
+    reply: ObjId,
     ep: Option<ObjId>,
     cnode: ObjId,
     root_cnode: ObjId,
@@ -525,17 +544,58 @@ fn policy(pd: &septa_sysdesc::Pd) -> Policy {
     }
 }
 
+/// Frames of each region: their size bits and objects, by region name.
+type RegionFrames<'a> = HashMap<&'a str, (u32, Vec<ObjId>)>;
+
+/// Where a thread's faults go: an endpoint and the badge they carry.
+type FaultRoute = (ObjId, u64);
+
+/// Read-write, cached, never executed: IPC buffers and stacks.
+const RW: MapAttrs = MapAttrs {
+    read: true,
+    write: true,
+    execute: false,
+    cached: true,
+};
+
+/// One PD: its objects, address space, CSpace, thread and record, and its
+/// virtual machine if it has one. `earlier` holds the PDs before it (a
+/// child's parent among them).
 fn build_pd(
     b: &mut Builder,
     i: usize,
     prog: &Program,
-    regions: &HashMap<&str, (u32, Vec<ObjId>)>,
+    regions: &RegionFrames,
     mon_ep: ObjId,
     earlier: &[PdState],
 ) -> Result<PdState, SpecError> {
-    let sys = b.sys;
-    let pd = &sys.pds[i];
+    let pd = &b.sys.pds[i];
     let n = format!("pd.{}", pd.name);
+    let st = pd_objects(b, i, &n);
+    let space = (st.vspace, n.as_str());
+    let mut writable = map_image(b, pd, space, prog.image)?;
+    map_regions(b, space, &pd.maps, regions)?;
+    let ipc = map_ipc_buffer_and_stack(b, pd, space, &mut writable)?;
+    let fault = fault_route(b, i, st.tcb, mon_ep, earlier);
+    fixed_slots(b, i, &st, fault, mon_ep);
+    irqs(b, pd, &st)?;
+    let thread = ThreadSetup {
+        ipc,
+        fault,
+        writable,
+        entry: prog.image.entry,
+    };
+    record(b, i, &st, thread, regions);
+    if let Some(vm) = &pd.vm {
+        let ep = st.ep.expect("a PD with a VM has an endpoint");
+        build_vm(b, vm, st.cnode, ep, regions)?;
+    }
+    Ok(st)
+}
+
+/// A PD's kernel objects, named `n.*`, and Microkit's two-level CSpace:
+/// the Microkit CNode in slot 0 of the root CNode.
+fn pd_objects(b: &mut Builder, i: usize, n: &str) -> PdState {
     let tcb = b.obj(format!("{n}.tcb"), ObjectKind::Tcb);
     let vspace = b.obj(format!("{n}.vspace"), ObjectKind::VSpace);
     let sc = b.obj(
@@ -546,7 +606,7 @@ fn build_pd(
     );
     let ntfn = b.obj(format!("{n}.ntfn"), ObjectKind::Notification);
     let reply = b.obj(format!("{n}.reply"), ObjectKind::Reply);
-    let ep = needs_ep(sys, i).then(|| b.obj(format!("{n}.ep"), ObjectKind::Endpoint));
+    let ep = needs_ep(b.sys, i).then(|| b.obj(format!("{n}.ep"), ObjectKind::Endpoint));
     let root_cnode = b.obj(
         format!("{n}.cnode.root"),
         ObjectKind::CNode {
@@ -569,9 +629,22 @@ fn build_pd(
             guard_size: (WORD_BITS as u8) - ROOT_CNODE_BITS - PD_CNODE_BITS,
         },
     );
+    PdState {
+        tcb,
+        sc,
+        vspace,
+        ntfn,
+        reply,
+        ep,
+        cnode,
+        root_cnode,
+    }
+}
 
-    // The image, page by page; a page two segments share gets both.
-    let image = prog.image;
+/// The program image's pages: each page gets the file bytes of every
+/// segment that touches it (a page two segments share gets both) and the
+/// union of their permissions. Checked against the stack's lowest address.
+fn image_pages(b: &mut Builder, image: &ElfImage) -> BTreeMap<u64, (Vec<Fill>, MapAttrs)> {
     let mut pages: BTreeMap<u64, (Vec<Fill>, MapAttrs)> = BTreeMap::new();
     for seg in &image.segments {
         let at = b.data(&seg.data);
@@ -606,9 +679,20 @@ fn build_pd(
             page += PAGE;
         }
     }
-    let lowest_stack = STACK_TOP - pd.stack_size;
+    pages
+}
+
+/// The program image as frames mapped into the PD; returns the writable
+/// ones (the monitor reloads them on a restart with `memory = "reload"`).
+fn map_image(
+    b: &mut Builder,
+    pd: &septa_sysdesc::Pd,
+    (vspace, n): (ObjId, &str),
+    image: &ElfImage,
+) -> Result<Vec<ObjId>, SpecError> {
+    let pages = image_pages(b, image);
     if let Some((&last, _)) = pages.iter().next_back() {
-        if last + PAGE > lowest_stack {
+        if last + PAGE > STACK_TOP - pd.stack_size {
             return Err(SpecError::StackOverlap {
                 pd: pd.name.clone(),
                 size: pd.stack_size,
@@ -629,74 +713,81 @@ fn build_pd(
         if a.write {
             writable.push(f);
         }
-        b.map(
-            (vspace, &n),
-            f,
-            PAGE_BITS,
-            page,
-            a,
-            &format!("its program page {page:#x}"),
-        )?;
+        let what = format!("its program page {page:#x}");
+        b.map((vspace, n), f, PAGE_BITS, page, a, &what)?;
     }
+    Ok(writable)
+}
 
-    // Region maps.
-    for m in &pd.maps {
+/// The regions `maps` names, mapped into an address space (a PD's or a
+/// VM's), frame by frame.
+fn map_regions(
+    b: &mut Builder,
+    space: (ObjId, &str),
+    maps: &[septa_sysdesc::Map],
+    regions: &RegionFrames,
+) -> Result<(), SpecError> {
+    for m in maps {
         let (bits, frames) = &regions[m.region.as_str()];
         let a = attrs(m.perms, m.cached);
+        let what = format!("region `{}`", m.region);
         for (k, f) in frames.iter().enumerate() {
             let vaddr = m.vaddr + ((k as u64) << bits);
-            b.map(
-                (vspace, &n),
-                *f,
-                *bits,
-                vaddr,
-                a,
-                &format!("region `{}`", m.region),
-            )?;
+            b.map(space, *f, *bits, vaddr, a, &what)?;
         }
     }
+    Ok(())
+}
 
-    // IPC buffer and stack.
-    let rw = MapAttrs {
-        read: true,
-        write: true,
-        execute: false,
-        cached: true,
+/// The IPC buffer at the top user page, and the stack below it with a guard
+/// page between; returns the IPC buffer's frame and adds the stack's to
+/// `writable`.
+fn map_ipc_buffer_and_stack(
+    b: &mut Builder,
+    pd: &septa_sysdesc::Pd,
+    (vspace, n): (ObjId, &str),
+    writable: &mut Vec<ObjId>,
+) -> Result<ObjId, SpecError> {
+    let page = ObjectKind::Frame {
+        size_bits: PAGE_BITS as u8,
     };
-    let ipc = b.obj(
-        format!("{n}.ipc_buffer"),
-        ObjectKind::Frame {
-            size_bits: PAGE_BITS as u8,
-        },
-    );
+    let ipc = b.obj(format!("{n}.ipc_buffer"), page);
     b.map(
-        (vspace, &n),
+        (vspace, n),
         ipc,
         PAGE_BITS,
         IPC_BUFFER_VADDR,
-        rw,
+        RW,
         "its IPC buffer",
     )?;
+    let lowest = STACK_TOP - pd.stack_size;
     for k in 0..pd.stack_size / PAGE {
-        let s = b.obj(
-            format!("{n}.stack.{k}"),
-            ObjectKind::Frame {
-                size_bits: PAGE_BITS as u8,
-            },
-        );
+        let s = b.obj(format!("{n}.stack.{k}"), page);
         writable.push(s);
         b.map(
-            (vspace, &n),
+            (vspace, n),
             s,
             PAGE_BITS,
-            lowest_stack + k * PAGE,
-            rw,
+            lowest + k * PAGE,
+            RW,
             "its stack",
         )?;
     }
+    Ok(ipc)
+}
 
-    // Faults: to the monitor, or to the parent.
-    let (fault_ep, fault_badge) = match (pd.parent, pd.child_id) {
+/// Where PD `i`'s faults go: to the monitor with badge `i + 1`, or, for a
+/// child, to its parent's endpoint with the child's id (and the parent gets
+/// the child's TCB).
+fn fault_route(
+    b: &mut Builder,
+    i: usize,
+    tcb: ObjId,
+    mon_ep: ObjId,
+    earlier: &[PdState],
+) -> FaultRoute {
+    let pd = &b.sys.pds[i];
+    match (pd.parent, pd.child_id) {
         (Some(parent), Some(id)) => {
             let p = &earlier[parent];
             let ep = p.ep.expect("a parent has an endpoint");
@@ -708,21 +799,26 @@ fn build_pd(
             (ep, FAULT_BADGE | id)
         }
         _ => (mon_ep, i as u64 + 1),
-    };
+    }
+}
 
-    // The Microkit CNode's fixed slots.
-    let input = match ep {
+/// The Microkit CNode's fixed slots: input, fault endpoint, VSpace, reply,
+/// and the monitor's endpoint (passive PDs) and SMC (when allowed).
+fn fixed_slots(b: &mut Builder, i: usize, st: &PdState, fault: FaultRoute, mon_ep: ObjId) {
+    let pd = &b.sys.pds[i];
+    let input = match st.ep {
         Some(e) => Builder::cap(e, Rights::RWG, 0),
-        None => Builder::cap(ntfn, Rights::RW, 0),
+        None => Builder::cap(st.ntfn, Rights::RW, 0),
     };
+    let cnode = st.cnode;
     b.slot(cnode, slot::INPUT, input);
     b.slot(
         cnode,
         slot::FAULT_EP,
-        Builder::cap(fault_ep, Rights::RWG, fault_badge),
+        Builder::cap(fault.0, Rights::RWG, fault.1),
     );
-    b.slot(cnode, slot::VSPACE, Builder::cap(vspace, Rights::ALL, 0));
-    b.slot(cnode, slot::REPLY, Builder::cap(reply, Rights::ALL, 0));
+    b.slot(cnode, slot::VSPACE, Builder::cap(st.vspace, Rights::ALL, 0));
+    b.slot(cnode, slot::REPLY, Builder::cap(st.reply, Rights::ALL, 0));
     if pd.passive {
         b.slot(
             cnode,
@@ -733,8 +829,11 @@ fn build_pd(
     if pd.smc {
         b.slot(cnode, slot::SMC, Cap::Smc);
     }
+}
 
-    // IRQs: delivered to the PD's notification with the channel's bit.
+/// IRQs: each delivered to the PD's notification with its channel's bit,
+/// its handler in the Microkit CNode. I/O ports are refused.
+fn irqs(b: &mut Builder, pd: &septa_sysdesc::Pd, st: &PdState) -> Result<(), SpecError> {
     for irq in &pd.irqs {
         let (number, edge) = match &irq.kind {
             IrqKind::Arm { irq, trigger, .. } => (*irq, *trigger == Trigger::Edge),
@@ -748,11 +847,11 @@ fn build_pd(
         b.out.irqs.push(Irq {
             irq: number as u16,
             edge,
-            notification: ntfn,
+            notification: st.ntfn,
             badge: 1 << irq.id,
         });
         b.slot(
-            cnode,
+            st.cnode,
             slot::BASE_IRQ + irq.id,
             Cap::IrqHandler { irq: number as u16 },
         );
@@ -763,29 +862,51 @@ fn build_pd(
             pd.name
         )));
     }
+    Ok(())
+}
 
+/// What a PD's thread and record need besides its objects.
+struct ThreadSetup {
+    /// The IPC buffer's frame.
+    ipc: ObjId,
+    fault: FaultRoute,
+    /// Frames a restart with `memory = "reload"` resets.
+    writable: Vec<ObjId>,
+    /// The program's entry point.
+    entry: u64,
+}
+
+/// PD `i`'s thread and its record for the monitor.
+fn record(b: &mut Builder, i: usize, st: &PdState, t: ThreadSetup, regions: &RegionFrames) {
+    let ThreadSetup {
+        ipc,
+        fault,
+        writable,
+        entry,
+    } = t;
+    let pd = &b.sys.pds[i];
     let thread = b.out.threads.len() as u32;
     b.out.threads.push((
         pd.name.clone(),
         Thread {
-            tcb,
+            tcb: st.tcb,
             name: "",
-            cspace: root_cnode,
+            cspace: st.root_cnode,
             cspace_guard_size: 0,
-            vspace,
+            vspace: st.vspace,
             ipc_buffer: ipc,
             ipc_buffer_vaddr: IPC_BUFFER_VADDR,
             priority: pd.priority,
             max_priority: pd.priority,
             sched_context: Some(SchedParams {
-                sched_context: sc,
+                sched_context: st.sc,
                 budget_us: pd.budget_us,
                 period_us: pd.period_us,
                 badge: SCHED_BADGE_BASE + i as u64,
             }),
-            fault_endpoint: Some((fault_ep, fault_badge)),
-            bound_notification: Some(ntfn),
-            entry: image.entry,
+            fault_endpoint: Some(fault),
+            bound_notification: Some(st.ntfn),
+            entry,
             stack_top: STACK_TOP,
             start: true,
             vcpu: None,
@@ -798,9 +919,9 @@ fn build_pd(
             name: "",
             thread,
             parent: pd.parent.map(|p| p as u32),
-            fault_badge,
+            fault_badge: fault.1,
             passive: pd.passive,
-            notification: ntfn,
+            notification: st.ntfn,
             policy: if pd.parent.is_some() {
                 // The parent handles a child's faults, not the monitor.
                 Policy::Stop
@@ -817,104 +938,87 @@ fn build_pd(
                 .and_then(|g| regions.get(g))
                 .and_then(|(_, frames)| frames.first())
                 .map(|f| (*f, 0)),
-            reply,
-            stack: (lowest_stack, STACK_TOP),
+            reply: st.reply,
+            stack: (STACK_TOP - pd.stack_size, STACK_TOP),
         },
     ));
+}
 
-    // A virtual machine: its own address space, one thread per vCPU,
-    // stopped until the parent starts it.
-    if let Some(vm) = &pd.vm {
-        let vn = format!("vm.{}", vm.name);
-        let vm_space = b.obj(format!("{vn}.vspace"), ObjectKind::VSpace);
-        for m in &vm.maps {
-            let (bits, frames) = &regions[m.region.as_str()];
-            let a = attrs(m.perms, m.cached);
-            for (k, f) in frames.iter().enumerate() {
-                let vaddr = m.vaddr + ((k as u64) << bits);
-                b.map(
-                    (vm_space, &vn),
-                    *f,
-                    *bits,
-                    vaddr,
-                    a,
-                    &format!("region `{}`", m.region),
-                )?;
-            }
-        }
-        for (k, v) in vm.vcpus.iter().enumerate() {
-            let cn = format!("{vn}.vcpu{}", v.id);
-            let vtcb = b.obj(format!("{cn}.tcb"), ObjectKind::Tcb);
-            let vsc = b.obj(
-                format!("{cn}.sc"),
-                ObjectKind::SchedContext {
-                    size_bits: SCHED_CONTEXT_BITS,
-                },
-            );
-            let vcpu = b.obj(cn.clone(), ObjectKind::Vcpu);
-            let vcnode = b.obj(
-                format!("{cn}.cnode"),
-                ObjectKind::CNode {
-                    radix: PD_CNODE_BITS,
-                },
-            );
-            let vipc = b.obj(
-                format!("{cn}.ipc_buffer"),
-                ObjectKind::Frame {
-                    size_bits: PAGE_BITS as u8,
-                },
-            );
-            let ep = ep.expect("a PD with a VM has an endpoint");
-            b.out.threads.push((
-                cn.clone(),
-                Thread {
-                    tcb: vtcb,
-                    name: "",
-                    cspace: vcnode,
-                    cspace_guard_size: (WORD_BITS as u8) - PD_CNODE_BITS,
-                    vspace: vm_space,
-                    ipc_buffer: vipc,
-                    // Not mapped: a vCPU thread never uses its IPC buffer.
-                    ipc_buffer_vaddr: 0,
-                    priority: vm.priority,
-                    max_priority: vm.priority,
-                    sched_context: Some(SchedParams {
-                        sched_context: vsc,
-                        budget_us: vm.budget_us,
-                        period_us: vm.period_us,
-                        badge: SCHED_BADGE_BASE + k as u64,
-                    }),
-                    fault_endpoint: Some((ep, FAULT_BADGE | v.id)),
-                    bound_notification: None,
-                    entry: 0,
-                    stack_top: 0,
-                    start: false,
-                    vcpu: Some(vcpu),
-                    fpu: true,
-                },
-            ));
-            b.slot(
-                cnode,
-                slot::BASE_VCPU + v.id,
-                Builder::cap(vcpu, Rights::ALL, 0),
-            );
-            b.slot(
-                cnode,
-                slot::BASE_VM_TCB + v.id,
-                Builder::cap(vtcb, Rights::ALL, 0),
-            );
-        }
+/// A virtual machine: its own address space, one thread per vCPU, stopped
+/// until the parent starts it; the parent's CNode gets each vCPU and its
+/// TCB, and `ep` (the parent's) receives their faults.
+fn build_vm(
+    b: &mut Builder,
+    vm: &septa_sysdesc::Vm,
+    cnode: ObjId,
+    ep: ObjId,
+    regions: &RegionFrames,
+) -> Result<(), SpecError> {
+    let vn = format!("vm.{}", vm.name);
+    let vm_space = b.obj(format!("{vn}.vspace"), ObjectKind::VSpace);
+    map_regions(b, (vm_space, &vn), &vm.maps, regions)?;
+    for (k, v) in vm.vcpus.iter().enumerate() {
+        let cn = format!("{vn}.vcpu{}", v.id);
+        let vtcb = b.obj(format!("{cn}.tcb"), ObjectKind::Tcb);
+        let vsc = b.obj(
+            format!("{cn}.sc"),
+            ObjectKind::SchedContext {
+                size_bits: SCHED_CONTEXT_BITS,
+            },
+        );
+        let vcpu = b.obj(cn.clone(), ObjectKind::Vcpu);
+        let vcnode = b.obj(
+            format!("{cn}.cnode"),
+            ObjectKind::CNode {
+                radix: PD_CNODE_BITS,
+            },
+        );
+        let vipc = b.obj(
+            format!("{cn}.ipc_buffer"),
+            ObjectKind::Frame {
+                size_bits: PAGE_BITS as u8,
+            },
+        );
+        b.out.threads.push((
+            cn.clone(),
+            Thread {
+                tcb: vtcb,
+                name: "",
+                cspace: vcnode,
+                cspace_guard_size: (WORD_BITS as u8) - PD_CNODE_BITS,
+                vspace: vm_space,
+                ipc_buffer: vipc,
+                // Not mapped: a vCPU thread never uses its IPC buffer.
+                ipc_buffer_vaddr: 0,
+                priority: vm.priority,
+                max_priority: vm.priority,
+                sched_context: Some(SchedParams {
+                    sched_context: vsc,
+                    budget_us: vm.budget_us,
+                    period_us: vm.period_us,
+                    badge: SCHED_BADGE_BASE + k as u64,
+                }),
+                fault_endpoint: Some((ep, FAULT_BADGE | v.id)),
+                bound_notification: None,
+                entry: 0,
+                stack_top: 0,
+                start: false,
+                vcpu: Some(vcpu),
+                fpu: true,
+            },
+        ));
+        b.slot(
+            cnode,
+            slot::BASE_VCPU + v.id,
+            Builder::cap(vcpu, Rights::ALL, 0),
+        );
+        b.slot(
+            cnode,
+            slot::BASE_VM_TCB + v.id,
+            Builder::cap(vtcb, Rights::ALL, 0),
+        );
     }
-
-    Ok(PdState {
-        tcb,
-        sc,
-        vspace,
-        ntfn,
-        ep,
-        cnode,
-        root_cnode,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use crate::pack::{self, Boot, Composed};
 use crate::patch;
 
 /// Where the synthetic programs are linked (as the runtime's script does).
-const TEXT_BASE: u64 = 0x20_0000;
+const TEXT_BASE: u64 = septa_abi::microkit::IMAGE_BASE;
 const TEXT_LEN: u64 = 0x1800;
 const DATA_BASE: u64 = 0x20_2000;
 /// Room after the symbols, as `.bss`.

@@ -268,12 +268,12 @@ pub enum Kind {
     #[error("`setvar_prefill_size` names region `{0}`, which has no prefill file")]
     #[diagnostic(code(septa::setvar::no_prefill))]
     SetvarNoPrefill(String),
-    #[error("`setvar_device` names region `{0}`, which covers no device")]
+    #[error("`{key}` names region `{region}`, which covers no device")]
     #[diagnostic(
         code(septa::setvar::no_device),
         help("give the region `device = \"NAME\"` (a board device or a [[virtio]] device)")
     )]
-    SetvarNoDevice(String),
+    SetvarNoDevice { key: &'static str, region: String },
     #[error("`{0}` is not a valid symbol name")]
     #[diagnostic(code(septa::setvar::symbol))]
     BadSymbol(String),

@@ -78,20 +78,58 @@ pub struct Loaded {
 /// Reads, parses and validates the description at `path`. Paths inside it
 /// (board profiles, prefill files) are relative to its folder.
 pub fn load(path: &Path) -> Result<Loaded, Report> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        let source = Source::new(name.clone(), "");
-        Report::single(Diagnostic::new(
-            Kind::Unreadable {
-                path: name.clone(),
-                reason: e.to_string(),
-            },
-            &source,
-            None,
-        ))
-    })?;
+    let (name, text) = read(path)?;
     let base = path.parent().unwrap_or(Path::new("."));
     parse_str_in(&name, &text, Format::from_path(path), base)
+}
+
+/// The board the description at `path` names, with the description read
+/// by its front end but not validated: for a system the tool boots without
+/// realising its description (one that names its own root task, or one
+/// without protection domains), which still runs on the board it names.
+pub fn load_board(path: &Path) -> Result<Board, Report> {
+    let (name, text) = read(path)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let source = Source::new(name, text);
+    match front_end(&source, Format::from_path(path), base) {
+        (Some(system), diags) if !diags.iter().any(|d| !d.is_warning()) => Ok(system.board),
+        (_, diagnostics) => {
+            let mut r = Report { diagnostics };
+            r.sort();
+            Err(r)
+        }
+    }
+}
+
+/// The text of the description at `path`, and its name for diagnostics.
+fn read(path: &Path) -> Result<(String, String), Report> {
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((name, text)),
+        Err(e) => {
+            let source = Source::new(name.clone(), "");
+            Err(Report::single(Diagnostic::new(
+                Kind::Unreadable {
+                    path: name,
+                    reason: e.to_string(),
+                },
+                &source,
+                None,
+            )))
+        }
+    }
+}
+
+/// Text to model: the front end of `kind`, with no rule across items.
+fn front_end(
+    source: &std::sync::Arc<Source>,
+    kind: Format,
+    base_dir: &Path,
+) -> (Option<System>, Vec<Diagnostic>) {
+    match kind {
+        Format::Toml => toml_front::parse(source, base_dir),
+        Format::Xml => xml_front::parse(source, base_dir),
+    }
 }
 
 /// Parses and validates a description held in memory; relative paths inside
@@ -108,10 +146,7 @@ pub fn parse_str_in(
     base_dir: &Path,
 ) -> Result<Loaded, Report> {
     let source = Source::new(name, src);
-    let (system, mut diags) = match kind {
-        Format::Toml => toml_front::parse(&source, base_dir),
-        Format::Xml => xml_front::parse(&source, base_dir),
-    };
+    let (system, mut diags) = front_end(&source, kind, base_dir);
     let mut system = match system {
         Some(s) => s,
         None => {
@@ -191,6 +226,21 @@ mod tests {
         let r = load(Path::new("/nonexistent/system.toml")).unwrap_err();
         assert_eq!(r.diagnostics[0].code(), "septa::file::unreadable");
         assert!(r.to_string().contains("1 error"));
+    }
+
+    #[test]
+    fn the_board_of_a_description_without_pds_is_read() {
+        let dir = std::env::temp_dir().join(format!("sysdesc-board-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("system.toml");
+        std::fs::write(&file, "[system]\nboard = \"qemu-virt\"\n").unwrap();
+        // Not a valid system (no PD), but its board is known.
+        assert!(load(&file).is_err());
+        assert_eq!(load_board(&file).unwrap(), Board::qemu_virt());
+        std::fs::write(&file, "[system]\nboard = \"qemu-vert\"\n").unwrap();
+        let r = load_board(&file).unwrap_err();
+        assert_eq!(r.diagnostics[0].code(), "septa::board::unknown");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

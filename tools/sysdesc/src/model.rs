@@ -285,6 +285,9 @@ pub struct Map {
     /// this mapping (the region must name a `device`; a virtio transport
     /// sits inside its page).
     pub setvar_device: Option<String>,
+    /// Symbol set to the size of the device's registers, as the board
+    /// profile gives it (a virtio transport's, say: smaller than the page).
+    pub setvar_device_size: Option<String>,
     #[serde(skip)]
     pub src: Src,
 }

@@ -214,7 +214,7 @@ fn yes() -> bool {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRestart {
-    policy: Option<Spanned<Policy2>>,
+    policy: Option<Spanned<RawPolicy>>,
     limit: Option<Spanned<u32>>,
     backoff: Option<Spanned<DurationValue>>,
     memory: Option<Spanned<Memory2>>,
@@ -223,7 +223,7 @@ struct RawRestart {
 
 #[derive(Deserialize, Clone, Copy)]
 #[serde(rename_all = "snake_case")]
-enum Policy2 {
+enum RawPolicy {
     Restart,
     Stop,
     Halt,
@@ -247,6 +247,7 @@ struct RawMap {
     setvar_size: Option<Spanned<String>>,
     setvar_prefill_size: Option<Spanned<String>>,
     setvar_device: Option<Spanned<String>>,
+    setvar_device_size: Option<Spanned<String>>,
 }
 
 /// VM maps: as PD maps, but a VM has no image in which to set variables.
@@ -445,7 +446,8 @@ struct RawIoMap {
 
 // ---------------------------------------------------------------- lowering
 
-fn sp<T>(s: &Spanned<T>) -> Option<Span> {
+/// Where a value was written, for a diagnostic about it.
+fn span_of<T>(s: &Spanned<T>) -> Option<Span> {
     Some(Span::from(s.span()))
 }
 
@@ -475,7 +477,7 @@ pub(crate) fn parse(source: &Arc<Source>, base_dir: &Path) -> (Option<System>, V
 
 fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
     let board_name = raw.system.get_ref().board.clone();
-    let board = crate::find_board(sink, board_name.get_ref(), sp(&board_name), base_dir)?;
+    let board = crate::find_board(sink, board_name.get_ref(), span_of(&board_name), base_dir)?;
 
     // Virtio devices first: regions and IRQs may name them.
     let wanted = raw
@@ -485,10 +487,10 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
             let whole = Span::from(v.span());
             let v = v.into_inner();
             crate::virtio::Wanted {
-                name_span: sp(&v.name),
-                kind_span: sp(&v.kind),
-                slot: v.slot.as_ref().map(|s| (*s.get_ref(), sp(s))),
-                file: v.file.as_ref().map(|f| (f.get_ref().clone(), sp(f))),
+                name_span: span_of(&v.name),
+                kind_span: span_of(&v.kind),
+                slot: v.slot.as_ref().map(|s| (*s.get_ref(), span_of(s))),
+                file: v.file.as_ref().map(|f| (f.get_ref().clone(), span_of(f))),
                 name: v.name.into_inner(),
                 kind: v.kind.into_inner(),
                 whole,
@@ -531,9 +533,9 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
             let src = Src::new(Span::from(f.span()));
             let f = f.into_inner();
             let src = src
-                .with("host", sp(&f.host))
-                .with("guest", sp(&f.guest))
-                .with("device", f.device.as_ref().and_then(sp));
+                .with("host", span_of(&f.host))
+                .with("guest", span_of(&f.guest))
+                .with("device", f.device.as_ref().and_then(span_of));
             Forward {
                 host: *f.host.get_ref(),
                 guest: *f.guest.get_ref(),
@@ -557,7 +559,7 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         .io_space
         .into_iter()
         .map(|(name, s)| {
-            let src = Src::new(Span::from(s.span())).with("name", sp(&name));
+            let src = Src::new(Span::from(s.span())).with("name", span_of(&name));
             let s = s.into_inner();
             IoSpace {
                 name: name.into_inner(),
@@ -572,19 +574,19 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
                         let perms = m
                             .perms
                             .as_ref()
-                            .map(|p| check::perms(sink, p.get_ref(), sp(p)))
+                            .map(|p| check::perms(sink, p.get_ref(), span_of(p)))
                             .unwrap_or(Perms::READ_WRITE);
                         IoMap {
                             src: src
-                                .with("region", sp(&m.region))
-                                .with("iovaddr", sp(&m.iovaddr)),
+                                .with("region", span_of(&m.region))
+                                .with("iovaddr", span_of(&m.iovaddr)),
                             region: m.region.into_inner(),
                             iovaddr: m.iovaddr.into_inner(),
                             perms,
                         }
                     })
                     .collect(),
-                src: src.with("peripheral", sp(&s.peripheral)),
+                src: src.with("peripheral", span_of(&s.peripheral)),
             }
         })
         .collect();
@@ -616,6 +618,8 @@ impl Devices<'_> {
     }
 }
 
+/// Lowers PD `name` (a child of `parent`, if given) into `pds`, then its
+/// children after it.
 fn lower_pd(
     sink: &mut Sink,
     devices: &Devices,
@@ -626,56 +630,15 @@ fn lower_pd(
 ) {
     let mut src = Src::new(Span::from(pd.span()));
     src.set("name", Span::from(name.span()));
-    let name_span = sp(&name);
+    let name_span = span_of(&name);
     let name = name.into_inner();
-    let pd = pd.into_inner();
+    let mut pd = pd.into_inner();
     let board = devices.board;
     check::name_length(sink, &name, name_span);
 
-    let program = check::program(sink, pd.program.get_ref(), sp(&pd.program), false);
+    let program = check::program(sink, pd.program.get_ref(), span_of(&pd.program), false);
     src.set("program", Span::from(pd.program.span()));
-    let priority = match &pd.priority {
-        Some(p) => {
-            src.set("priority", Span::from(p.span()));
-            check::priority(sink, *p.get_ref(), sp(p))
-        }
-        None => 0,
-    };
-    let budget_span = pd
-        .budget
-        .as_ref()
-        .and_then(sp)
-        .or(pd.period.as_ref().and_then(sp));
-    let (budget_us, period_us) = check::budget_period(
-        sink,
-        pd.budget.as_ref().map(|b| b.get_ref().0),
-        pd.period.as_ref().map(|b| b.get_ref().0),
-        budget_span.or(name_span),
-    );
-    let stack_size = match &pd.stack {
-        Some(s) => {
-            check::stack(sink, s.get_ref().0, sp(s));
-            s.get_ref().0
-        }
-        None => check::DEFAULT_STACK,
-    };
-    if let Some(s) = &pd.stack {
-        src.set("stack", Span::from(s.span()));
-    }
-    let cpu = match &pd.cpu {
-        Some(c) => {
-            src.set("cpu", Span::from(c.span()));
-            check::cpu(sink, board, *c.get_ref(), sp(c))
-        }
-        None => 0,
-    };
-    if let Some(s) = &pd.smc {
-        src.set("smc", Span::from(s.span()));
-    }
-    if let Some(d) = &pd.domain {
-        src.set("domain", Span::from(d.span()));
-    }
-
+    let sched = lower_sched(sink, board, &pd, name_span, &mut src);
     let restart = match &pd.restart {
         Some(r) => {
             src.set("restart", Span::from(r.span()));
@@ -686,159 +649,23 @@ fn lower_pd(
         }
         None => Restart::default(),
     };
-
-    let maps = pd
-        .maps
-        .iter()
-        .map(|m| {
-            let mm = m.get_ref();
-            let mut map = lower_map(
-                sink,
-                Span::from(m.span()),
-                &mm.region,
-                &mm.vaddr,
-                mm.perms.as_ref(),
-                mm.cached,
-            );
-            for (key, v, slot) in [
-                ("setvar_vaddr", &mm.setvar_vaddr, &mut map.setvar_vaddr),
-                ("setvar_size", &mm.setvar_size, &mut map.setvar_size),
-                (
-                    "setvar_prefill_size",
-                    &mm.setvar_prefill_size,
-                    &mut map.setvar_prefill_size,
-                ),
-                ("setvar_device", &mm.setvar_device, &mut map.setvar_device),
-            ] {
-                if let Some(v) = v {
-                    *slot = Some(check::symbol(sink, v.get_ref(), sp(v)));
-                    map.src.set(key, Span::from(v.span()));
-                }
-            }
-            map
-        })
-        .collect();
-
+    let maps = pd.maps.iter().map(|m| lower_pd_map(sink, m)).collect();
     let irqs = pd
         .irqs
         .iter()
         .map(|i| lower_irq(sink, devices, i))
         .collect();
-
-    let setvars = pd
-        .setvars
-        .iter()
-        .map(|s| {
-            let v = s.get_ref();
-            SetVar {
-                symbol: check::symbol(sink, v.symbol.get_ref(), sp(&v.symbol)),
-                region: v.region.get_ref().clone(),
-                src: Src::new(Span::from(s.span()))
-                    .with("symbol", sp(&v.symbol))
-                    .with("region", sp(&v.region)),
-            }
-        })
-        .collect();
-
-    let ioports = pd
-        .ioports
-        .iter()
-        .map(|p| {
-            let v = p.get_ref();
-            let id = check::ioport_id(sink, *v.id.get_ref(), sp(&v.id));
-            if *v.size.get_ref() <= 0 {
-                sink.emit(Kind::IoPortSize, sp(&v.size));
-            }
-            IoPort {
-                id,
-                addr: *v.addr.get_ref(),
-                size: (*v.size.get_ref()).max(0) as u64,
-                setvar_id: v
-                    .setvar_id
-                    .as_ref()
-                    .map(|s| check::symbol(sink, s.get_ref(), sp(s))),
-                setvar_addr: v
-                    .setvar_addr
-                    .as_ref()
-                    .map(|s| check::symbol(sink, s.get_ref(), sp(s))),
-                src: Src::new(Span::from(p.span())).with("id", sp(&v.id)),
-            }
-        })
-        .collect();
-
-    let caps = pd
-        .caps
-        .iter()
-        .filter_map(|c| {
-            let v = c.get_ref();
-            let slot = check::cap_slot(sink, *v.slot.get_ref(), sp(&v.slot));
-            let kind = match v.cap.get_ref().as_str() {
-                "tcb" => CapKind::Tcb,
-                "sc" => CapKind::Sc,
-                "vspace" => CapKind::Vspace,
-                other => {
-                    sink.emit(Kind::CapKind(other.to_string()), sp(&v.cap));
-                    return None;
-                }
-            };
-            Some(CapMap {
-                slot,
-                kind,
-                pd: v.pd.get_ref().clone(),
-                src: Src::new(Span::from(c.span()))
-                    .with("slot", sp(&v.slot))
-                    .with("pd", sp(&v.pd)),
-            })
-        })
-        .collect();
-
-    let mut vms = pd.vm.into_iter();
+    let setvars = pd.setvars.iter().map(|s| lower_setvar(sink, s)).collect();
+    let ioports = pd.ioports.iter().map(|p| lower_ioport(sink, p)).collect();
+    let caps = pd.caps.iter().filter_map(|c| lower_cap(sink, c)).collect();
+    let mut vms = std::mem::take(&mut pd.vm).into_iter();
     let vm = vms
         .next()
         .map(|(vname, v)| lower_vm(sink, board, devices.base_dir, vname, v));
     if let Some((extra, _)) = vms.next() {
-        sink.emit(Kind::MoreThanOneVm(name.clone()), sp(&extra));
+        sink.emit(Kind::MoreThanOneVm(name.clone()), span_of(&extra));
     }
-
-    // Child-only keys.
-    let child_id = match (&pd.id, parent) {
-        (Some(id), Some(_)) => {
-            src.set("id", Span::from(id.span()));
-            Some(check::child_id(sink, *id.get_ref(), sp(id)))
-        }
-        (None, Some(_)) => {
-            sink.emit(Kind::ChildMissingId(name.clone()), name_span);
-            None
-        }
-        (Some(id), None) => {
-            sink.emit(
-                Kind::RootHasChildKey {
-                    key: "id".to_string(),
-                    pd: name.clone(),
-                },
-                sp(id),
-            );
-            None
-        }
-        (None, None) => None,
-    };
-    let setvar_id = match (&pd.setvar_id, parent) {
-        (Some(s), Some(_)) => Some(check::symbol(sink, s.get_ref(), sp(s))),
-        (Some(s), None) => {
-            sink.emit(
-                Kind::RootHasChildKey {
-                    key: "setvar_id".to_string(),
-                    pd: name.clone(),
-                },
-                sp(s),
-            );
-            None
-        }
-        _ => None,
-    };
-    if let Some(s) = &pd.setvar_id {
-        src.set("setvar_id", Span::from(s.span()));
-    }
+    let (child_id, setvar_id) = lower_child_keys(sink, &pd, parent, &name, name_span, &mut src);
 
     let index = pds.len();
     pds.push(Pd {
@@ -848,12 +675,12 @@ fn lower_pd(
         setvar_id,
         program,
         symbols: pd.symbols.as_ref().map(|s| s.get_ref().into()),
-        priority,
-        budget_us,
-        period_us,
+        priority: sched.priority,
+        budget_us: sched.budget_us,
+        period_us: sched.period_us,
         passive: pd.passive,
-        stack_size,
-        cpu,
+        stack_size: sched.stack_size,
+        cpu: sched.cpu,
         smc: pd.smc.map(|s| s.into_inner()).unwrap_or(false),
         fpu: pd.fpu,
         domain: pd.domain.map(|d| d.into_inner()),
@@ -871,18 +698,230 @@ fn lower_pd(
     }
 }
 
+/// How a PD is scheduled and where it runs.
+struct Sched {
+    priority: u8,
+    budget_us: u64,
+    period_us: u64,
+    stack_size: u64,
+    cpu: u8,
+}
+
+/// A PD's priority, budget and period, stack and CPU, checked, with the
+/// spans of those keys (and of `smc` and `domain`) recorded in `src`.
+fn lower_sched(
+    sink: &mut Sink,
+    board: &Board,
+    pd: &RawPd,
+    name_span: Option<Span>,
+    src: &mut Src,
+) -> Sched {
+    let priority = match &pd.priority {
+        Some(p) => {
+            src.set("priority", Span::from(p.span()));
+            check::priority(sink, *p.get_ref(), span_of(p))
+        }
+        None => 0,
+    };
+    let budget_span = pd
+        .budget
+        .as_ref()
+        .and_then(span_of)
+        .or(pd.period.as_ref().and_then(span_of));
+    let (budget_us, period_us) = check::budget_period(
+        sink,
+        pd.budget.as_ref().map(|b| b.get_ref().0),
+        pd.period.as_ref().map(|b| b.get_ref().0),
+        budget_span.or(name_span),
+    );
+    let stack_size = match &pd.stack {
+        Some(s) => {
+            check::stack(sink, s.get_ref().0, span_of(s));
+            s.get_ref().0
+        }
+        None => check::DEFAULT_STACK,
+    };
+    if let Some(s) = &pd.stack {
+        src.set("stack", Span::from(s.span()));
+    }
+    let cpu = match &pd.cpu {
+        Some(c) => {
+            src.set("cpu", Span::from(c.span()));
+            check::cpu(sink, board, *c.get_ref(), span_of(c))
+        }
+        None => 0,
+    };
+    if let Some(s) = &pd.smc {
+        src.set("smc", Span::from(s.span()));
+    }
+    if let Some(d) = &pd.domain {
+        src.set("domain", Span::from(d.span()));
+    }
+    Sched {
+        priority,
+        budget_us,
+        period_us,
+        stack_size,
+        cpu,
+    }
+}
+
+/// One of a PD's maps, with its `setvar_*` symbols.
+fn lower_pd_map(sink: &mut Sink, m: &Spanned<RawMap>) -> Map {
+    let mm = m.get_ref();
+    let mut map = lower_map(
+        sink,
+        Span::from(m.span()),
+        &mm.region,
+        &mm.vaddr,
+        mm.perms.as_ref(),
+        mm.cached,
+    );
+    for (key, v, slot) in [
+        ("setvar_vaddr", &mm.setvar_vaddr, &mut map.setvar_vaddr),
+        ("setvar_size", &mm.setvar_size, &mut map.setvar_size),
+        (
+            "setvar_prefill_size",
+            &mm.setvar_prefill_size,
+            &mut map.setvar_prefill_size,
+        ),
+        ("setvar_device", &mm.setvar_device, &mut map.setvar_device),
+        (
+            "setvar_device_size",
+            &mm.setvar_device_size,
+            &mut map.setvar_device_size,
+        ),
+    ] {
+        if let Some(v) = v {
+            *slot = Some(check::symbol(sink, v.get_ref(), span_of(v)));
+            map.src.set(key, Span::from(v.span()));
+        }
+    }
+    map
+}
+
+/// A `setvars` entry: a symbol set to a region's physical address.
+fn lower_setvar(sink: &mut Sink, s: &Spanned<RawSetVar>) -> SetVar {
+    let v = s.get_ref();
+    SetVar {
+        symbol: check::symbol(sink, v.symbol.get_ref(), span_of(&v.symbol)),
+        region: v.region.get_ref().clone(),
+        src: Src::new(Span::from(s.span()))
+            .with("symbol", span_of(&v.symbol))
+            .with("region", span_of(&v.region)),
+    }
+}
+
+/// An x86 I/O port range (refused later on other boards).
+fn lower_ioport(sink: &mut Sink, p: &Spanned<RawIoPort>) -> IoPort {
+    let v = p.get_ref();
+    let id = check::ioport_id(sink, *v.id.get_ref(), span_of(&v.id));
+    if *v.size.get_ref() <= 0 {
+        sink.emit(Kind::IoPortSize, span_of(&v.size));
+    }
+    IoPort {
+        id,
+        addr: *v.addr.get_ref(),
+        size: (*v.size.get_ref()).max(0) as u64,
+        setvar_id: v
+            .setvar_id
+            .as_ref()
+            .map(|s| check::symbol(sink, s.get_ref(), span_of(s))),
+        setvar_addr: v
+            .setvar_addr
+            .as_ref()
+            .map(|s| check::symbol(sink, s.get_ref(), span_of(s))),
+        src: Src::new(Span::from(p.span())).with("id", span_of(&v.id)),
+    }
+}
+
+/// An extra capability for the PD's root CNode; `None` (reported) for an
+/// unknown kind.
+fn lower_cap(sink: &mut Sink, c: &Spanned<RawCap>) -> Option<CapMap> {
+    let v = c.get_ref();
+    let slot = check::cap_slot(sink, *v.slot.get_ref(), span_of(&v.slot));
+    let kind = match v.cap.get_ref().as_str() {
+        "tcb" => CapKind::Tcb,
+        "sc" => CapKind::Sc,
+        "vspace" => CapKind::Vspace,
+        other => {
+            sink.emit(Kind::CapKind(other.to_string()), span_of(&v.cap));
+            return None;
+        }
+    };
+    Some(CapMap {
+        slot,
+        kind,
+        pd: v.pd.get_ref().clone(),
+        src: Src::new(Span::from(c.span()))
+            .with("slot", span_of(&v.slot))
+            .with("pd", span_of(&v.pd)),
+    })
+}
+
+/// The child-only keys `id` and `setvar_id`: required and allowed for a
+/// child, refused on a PD at the root.
+fn lower_child_keys(
+    sink: &mut Sink,
+    pd: &RawPd,
+    parent: Option<usize>,
+    name: &str,
+    name_span: Option<Span>,
+    src: &mut Src,
+) -> (Option<u64>, Option<String>) {
+    let child_id = match (&pd.id, parent) {
+        (Some(id), Some(_)) => {
+            src.set("id", Span::from(id.span()));
+            Some(check::child_id(sink, *id.get_ref(), span_of(id)))
+        }
+        (None, Some(_)) => {
+            sink.emit(Kind::ChildMissingId(name.to_string()), name_span);
+            None
+        }
+        (Some(id), None) => {
+            sink.emit(
+                Kind::RootHasChildKey {
+                    key: "id".to_string(),
+                    pd: name.to_string(),
+                },
+                span_of(id),
+            );
+            None
+        }
+        (None, None) => None,
+    };
+    let setvar_id = match (&pd.setvar_id, parent) {
+        (Some(s), Some(_)) => Some(check::symbol(sink, s.get_ref(), span_of(s))),
+        (Some(s), None) => {
+            sink.emit(
+                Kind::RootHasChildKey {
+                    key: "setvar_id".to_string(),
+                    pd: name.to_string(),
+                },
+                span_of(s),
+            );
+            None
+        }
+        _ => None,
+    };
+    if let Some(s) = &pd.setvar_id {
+        src.set("setvar_id", Span::from(s.span()));
+    }
+    (child_id, setvar_id)
+}
+
 fn lower_restart(sink: &mut Sink, r: &RawRestart) -> Restart {
     let policy = match r.policy.as_ref().map(|p| *p.get_ref()) {
-        Some(Policy2::Restart) => Policy::Restart,
-        Some(Policy2::Halt) => Policy::Halt,
-        Some(Policy2::Stop) | None => Policy::Stop,
+        Some(RawPolicy::Restart) => Policy::Restart,
+        Some(RawPolicy::Halt) => Policy::Halt,
+        Some(RawPolicy::Stop) | None => Policy::Stop,
     };
     if policy != Policy::Restart {
         for (key, span) in [
-            ("limit", r.limit.as_ref().and_then(sp)),
-            ("backoff", r.backoff.as_ref().and_then(sp)),
-            ("memory", r.memory.as_ref().and_then(sp)),
-            ("generation", r.generation.as_ref().and_then(sp)),
+            ("limit", r.limit.as_ref().and_then(span_of)),
+            ("backoff", r.backoff.as_ref().and_then(span_of)),
+            ("memory", r.memory.as_ref().and_then(span_of)),
+            ("generation", r.generation.as_ref().and_then(span_of)),
         ] {
             if span.is_some() {
                 sink.emit(
@@ -896,7 +935,7 @@ fn lower_restart(sink: &mut Sink, r: &RawRestart) -> Restart {
     }
     if let Some(l) = &r.limit {
         if *l.get_ref() == 0 && policy == Policy::Restart {
-            sink.emit(Kind::RestartZeroLimit, sp(l));
+            sink.emit(Kind::RestartZeroLimit, span_of(l));
         }
     }
     Restart {
@@ -920,12 +959,12 @@ fn lower_map(
     cached: Option<bool>,
 ) -> Map {
     let mut src = Src::new(whole)
-        .with("region", sp(region))
-        .with("vaddr", sp(vaddr));
+        .with("region", span_of(region))
+        .with("vaddr", span_of(vaddr));
     let perms = match perms {
         Some(p) => {
             src.set("perms", Span::from(p.span()));
-            check::perms(sink, p.get_ref(), sp(p))
+            check::perms(sink, p.get_ref(), span_of(p))
         }
         None => Perms::READ_WRITE,
     };
@@ -938,6 +977,7 @@ fn lower_map(
         setvar_size: None,
         setvar_prefill_size: None,
         setvar_device: None,
+        setvar_device_size: None,
         src,
     }
 }
@@ -945,8 +985,8 @@ fn lower_map(
 fn lower_irq(sink: &mut Sink, devices: &Devices, i: &Spanned<RawIrq>) -> Irq {
     let board = devices.board;
     let v = i.get_ref();
-    let mut src = Src::new(Span::from(i.span())).with("id", sp(&v.id));
-    let id = check::irq_id(sink, *v.id.get_ref(), sp(&v.id));
+    let mut src = Src::new(Span::from(i.span())).with("id", span_of(&v.id));
+    let id = check::irq_id(sink, *v.id.get_ref(), span_of(&v.id));
     let trigger = match v.trigger {
         Some(Trigger2::Edge) => Trigger::Edge,
         _ => Trigger::Level,
@@ -961,7 +1001,7 @@ fn lower_irq(sink: &mut Sink, devices: &Devices, i: &Spanned<RawIrq>) -> Irq {
                 if *n.get_ref() < 0 {
                     sink.emit(
                         Kind::BadValue("an IRQ number cannot be negative".into()),
-                        sp(n),
+                        span_of(n),
                     );
                 }
                 IrqKind::Arm {
@@ -982,7 +1022,7 @@ fn lower_irq(sink: &mut Sink, devices: &Devices, i: &Spanned<RawIrq>) -> Irq {
                             device: d.get_ref().clone(),
                             board: board.name.clone(),
                         },
-                        sp(d),
+                        span_of(d),
                     );
                     (0, None)
                 });
@@ -1012,7 +1052,7 @@ fn lower_irq(sink: &mut Sink, devices: &Devices, i: &Spanned<RawIrq>) -> Irq {
         setvar_id: v
             .setvar_id
             .as_ref()
-            .map(|s| check::symbol(sink, s.get_ref(), sp(s))),
+            .map(|s| check::symbol(sink, s.get_ref(), span_of(s))),
         src,
     }
 }
@@ -1028,7 +1068,7 @@ fn lower_x86_irq(sink: &mut Sink, v: &RawIrq, src: &mut Src, trigger: Trigger) -
                 what: "vector".to_string(),
                 max: check::X86_MAX_VECTOR,
             },
-            v.vector.as_ref().and_then(sp).or(src.whole()),
+            v.vector.as_ref().and_then(span_of).or(src.whole()),
         );
     }
     let vector = vector.max(0) as u64;
@@ -1039,7 +1079,7 @@ fn lower_x86_irq(sink: &mut Sink, v: &RawIrq, src: &mut Src, trigger: Trigger) -
                     "`{}` is not a PCI address bus:dev.func",
                     pci.get_ref()
                 )),
-                sp(pci),
+                span_of(pci),
             );
             (0, 0, 0)
         });
@@ -1081,23 +1121,23 @@ fn lower_vm(
     name: Spanned<String>,
     v: Spanned<RawVm>,
 ) -> Vm {
-    let src = Src::new(Span::from(v.span())).with("name", sp(&name));
+    let src = Src::new(Span::from(v.span())).with("name", span_of(&name));
     let v = v.into_inner();
     let priority = v
         .priority
         .as_ref()
-        .map(|p| check::priority(sink, *p.get_ref(), sp(p)))
+        .map(|p| check::priority(sink, *p.get_ref(), span_of(p)))
         .unwrap_or(0);
     let budget_span = v
         .budget
         .as_ref()
-        .and_then(sp)
-        .or(v.period.as_ref().and_then(sp));
+        .and_then(span_of)
+        .or(v.period.as_ref().and_then(span_of));
     let (budget_us, period_us) = check::budget_period(
         sink,
         v.budget.as_ref().map(|b| b.get_ref().0),
         v.period.as_ref().map(|b| b.get_ref().0),
-        budget_span.or(sp(&name)),
+        budget_span.or(span_of(&name)),
     );
     let vcpus = v
         .vcpus
@@ -1105,18 +1145,18 @@ fn lower_vm(
         .map(|c| {
             let cv = c.get_ref();
             Vcpu {
-                id: check::vcpu_id(sink, *cv.id.get_ref(), sp(&cv.id)),
+                id: check::vcpu_id(sink, *cv.id.get_ref(), span_of(&cv.id)),
                 cpu: cv
                     .cpu
                     .as_ref()
-                    .map(|x| check::cpu(sink, board, *x.get_ref(), sp(x))),
+                    .map(|x| check::cpu(sink, board, *x.get_ref(), span_of(x))),
                 setvar_id: cv
                     .setvar_id
                     .as_ref()
-                    .map(|s| check::symbol(sink, s.get_ref(), sp(s))),
+                    .map(|s| check::symbol(sink, s.get_ref(), span_of(s))),
                 src: Src::new(Span::from(c.span()))
-                    .with("id", sp(&cv.id))
-                    .with("cpu", cv.cpu.as_ref().and_then(sp)),
+                    .with("id", span_of(&cv.id))
+                    .with("cpu", cv.cpu.as_ref().and_then(span_of)),
             }
         })
         .collect();
@@ -1135,7 +1175,7 @@ fn lower_vm(
             )
         })
         .collect();
-    let text = |s: &Option<Spanned<String>>| s.as_ref().map(|s| (s.get_ref().clone(), sp(s)));
+    let text = |s: &Option<Spanned<String>>| s.as_ref().map(|s| (s.get_ref().clone(), span_of(s)));
     let wanted = crate::guest::Wanted {
         vm: name.get_ref().clone(),
         kernel: text(&v.kernel),
@@ -1148,10 +1188,10 @@ fn lower_vm(
                 let dd = d.get_ref();
                 crate::guest::WantedDevice {
                     name: dd.name.get_ref().clone(),
-                    name_span: sp(&dd.name),
+                    name_span: span_of(&dd.name),
                     kind: dd.kind.get_ref().clone(),
-                    kind_span: sp(&dd.kind),
-                    slot: dd.slot.as_ref().map(|s| (*s.get_ref(), sp(s))),
+                    kind_span: span_of(&dd.kind),
+                    slot: dd.slot.as_ref().map(|s| (*s.get_ref(), span_of(s))),
                     whole: Span::from(d.span()),
                 }
             })
@@ -1178,7 +1218,7 @@ fn lower_region(
     base_dir: &Path,
 ) -> Region {
     let whole = Span::from(r.span());
-    let name_span = sp(&name);
+    let name_span = span_of(&name);
     let name = name.into_inner();
     let r = r.into_inner();
     let board = devices.board;
@@ -1187,21 +1227,24 @@ fn lower_region(
     let page = match &r.page_size {
         Some(p) => {
             src.set("page_size", Span::from(p.span()));
-            check::page_size(sink, p.get_ref().0, sp(p))
+            check::page_size(sink, p.get_ref().0, span_of(p))
         }
         None => check::SMALL_PAGE,
     };
     if r.prefill.is_some() && r.prefill_bootinfo.is_some() {
-        sink.emit(Kind::PrefillBoth, r.prefill_bootinfo.as_ref().and_then(sp));
+        sink.emit(
+            Kind::PrefillBoth,
+            r.prefill_bootinfo.as_ref().and_then(span_of),
+        );
     }
     let prefill_len = r
         .prefill
         .as_ref()
-        .and_then(|p| check::prefill_file(sink, base_dir, p.get_ref(), sp(p)));
+        .and_then(|p| check::prefill_file(sink, base_dir, p.get_ref(), span_of(p)));
     let bootinfo = r
         .prefill_bootinfo
         .as_ref()
-        .and_then(|b| check::bootinfo(sink, b.get_ref(), sp(b)));
+        .and_then(|b| check::bootinfo(sink, b.get_ref(), span_of(b)));
     if let Some(b) = &r.prefill_bootinfo {
         src.set("prefill_bootinfo", Span::from(b.span()));
     }
@@ -1210,7 +1253,7 @@ fn lower_region(
     if let Some(d) = &r.device {
         src.set("device", Span::from(d.span()));
         if r.phys.is_some() {
-            sink.emit(Kind::PhysAndDevice, r.phys.as_ref().and_then(sp));
+            sink.emit(Kind::PhysAndDevice, r.phys.as_ref().and_then(span_of));
         }
         match devices.get(d.get_ref()) {
             Some(dev) => {
@@ -1236,7 +1279,7 @@ fn lower_region(
                             .join(", ")
                             + ", ..., virtio-mmio31",
                     },
-                    sp(d),
+                    span_of(d),
                 )
             }
         }
@@ -1244,7 +1287,7 @@ fn lower_region(
     let size_given = r
         .size
         .as_ref()
-        .map(|s| (s.get_ref().0, sp(s)))
+        .map(|s| (s.get_ref().0, span_of(s)))
         .or(device_range.map(|(_, size)| (size, None)));
     if let Some(s) = &r.size {
         src.set("size", Span::from(s.span()));
@@ -1282,10 +1325,10 @@ fn lower_region(
 fn lower_end(sink: &mut Sink, pds: &[Pd], end: Spanned<RawEnd>) -> Option<End> {
     let whole = Span::from(end.span());
     let e = end.into_inner();
-    let id = check::channel_id(sink, *e.id.get_ref(), sp(&e.id));
+    let id = check::channel_id(sink, *e.id.get_ref(), span_of(&e.id));
     let pd = pds.iter().position(|p| &p.name == e.pd.get_ref());
     if pd.is_none() {
-        sink.emit(Kind::UnknownPd(e.pd.get_ref().clone()), sp(&e.pd));
+        sink.emit(Kind::UnknownPd(e.pd.get_ref().clone()), span_of(&e.pd));
     }
     Some(End {
         pd: pd?,
@@ -1295,8 +1338,10 @@ fn lower_end(sink: &mut Sink, pds: &[Pd], end: Spanned<RawEnd>) -> Option<End> {
         setvar_id: e
             .setvar_id
             .as_ref()
-            .map(|s| check::symbol(sink, s.get_ref(), sp(s))),
-        src: Src::new(whole).with("pd", sp(&e.pd)).with("id", sp(&e.id)),
+            .map(|s| check::symbol(sink, s.get_ref(), span_of(s))),
+        src: Src::new(whole)
+            .with("pd", span_of(&e.pd))
+            .with("id", span_of(&e.id)),
     })
 }
 
@@ -1308,12 +1353,12 @@ fn lower_domains(
     let domains = domains
         .into_iter()
         .map(|(name, d)| {
-            let src = Src::new(Span::from(d.span())).with("name", sp(&name));
+            let src = Src::new(Span::from(d.span())).with("name", span_of(&name));
             let d = d.into_inner();
             Domain {
                 name: name.into_inner(),
                 id: d.id.as_ref().map(|i| (*i.get_ref()).max(0) as u64),
-                src: src.with("id", d.id.as_ref().and_then(sp)),
+                src: src.with("id", d.id.as_ref().and_then(span_of)),
             }
         })
         .collect();
@@ -1328,7 +1373,7 @@ fn lower_domains(
             match (ev.end, &ev.domain, &ev.duration) {
                 (true, None, None) => entries.push(ScheduleEntry::End),
                 (false, Some(d), Some(dur)) => {
-                    let duration = parse_domain_duration(sink, dur.get_ref(), sp(dur));
+                    let duration = parse_domain_duration(sink, dur.get_ref(), span_of(dur));
                     entries.push(ScheduleEntry::Run {
                         domain: d.get_ref().clone(),
                         duration,
@@ -1351,8 +1396,8 @@ fn lower_domains(
                 }
             }
             let esrc = esrc
-                .with("domain", ev.domain.as_ref().and_then(sp))
-                .with("duration", ev.duration.as_ref().and_then(sp));
+                .with("domain", ev.domain.as_ref().and_then(span_of))
+                .with("duration", ev.duration.as_ref().and_then(span_of));
             entry_src.push(esrc);
         }
         Schedule {
@@ -1361,8 +1406,8 @@ fn lower_domains(
             entries,
             entry_src,
             src: src
-                .with("start_index", s.start_index.as_ref().and_then(sp))
-                .with("index_shift", s.index_shift.as_ref().and_then(sp)),
+                .with("start_index", s.start_index.as_ref().and_then(span_of))
+                .with("index_shift", s.index_shift.as_ref().and_then(span_of)),
         }
     });
     Domains { domains, schedule }

@@ -649,19 +649,27 @@ fn setvar_rules(s: &System, sink: &mut Sink) {
                 ("setvar_size", &m.setvar_size),
                 ("setvar_prefill_size", &m.setvar_prefill_size),
                 ("setvar_device", &m.setvar_device),
+                ("setvar_device_size", &m.setvar_device_size),
             ] {
                 if let Some(sym) = v {
                     list.push((sym, m.src.at(key)));
                 }
             }
-            if m.setvar_device.is_some() {
-                if let Some(r) = s.region(&m.region) {
-                    if r.device.is_none() {
-                        sink.emit(
-                            Kind::SetvarNoDevice(r.name.clone()),
-                            m.src.at("setvar_device"),
-                        );
-                    }
+            for (key, v) in [
+                ("setvar_device", &m.setvar_device),
+                ("setvar_device_size", &m.setvar_device_size),
+            ] {
+                let Some(r) = v.as_ref().and_then(|_| s.region(&m.region)) else {
+                    continue;
+                };
+                if r.device.is_none() {
+                    sink.emit(
+                        Kind::SetvarNoDevice {
+                            key,
+                            region: r.name.clone(),
+                        },
+                        m.src.at(key),
+                    );
                 }
             }
             if m.setvar_prefill_size.is_some() {

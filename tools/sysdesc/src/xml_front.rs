@@ -19,7 +19,7 @@ use crate::toml_front::parse_domain_duration;
 
 const DEFAULT_BOARD: &str = "qemu-virt";
 
-struct X<'s> {
+struct XmlReader<'s> {
     sink: &'s mut Sink,
 }
 
@@ -29,7 +29,7 @@ fn tag_span(n: &Node) -> Option<Span> {
     Some(Span::new(start, start + n.tag_name().name().len()))
 }
 
-impl X<'_> {
+impl XmlReader<'_> {
     fn allow(&mut self, n: &Node, allowed: &[&str]) {
         for a in n.attributes() {
             if !allowed.contains(&a.name()) {
@@ -174,7 +174,7 @@ fn offset_of(text: &str, row: usize, col: usize) -> usize {
             .unwrap_or(line.len())
 }
 
-fn check_text(x: &mut X, n: &Node) {
+fn check_text(x: &mut XmlReader, n: &Node) {
     for c in n.children() {
         if c.is_text() && !c.text().unwrap_or("").trim().is_empty() {
             x.sink.emit(
@@ -196,7 +196,7 @@ fn lower(doc: &Document, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         );
         return None;
     }
-    let mut x = X { sink };
+    let mut x = XmlReader { sink };
     x.allow(&root, &[]);
     check_text(&mut x, &root);
 
@@ -260,7 +260,9 @@ fn lower(doc: &Document, sink: &mut Sink, base_dir: &Path) -> Option<System> {
     })
 }
 
-fn lower_pd(x: &mut X, board: &Board, pds: &mut Vec<Pd>, n: &Node, parent: Option<usize>) {
+/// Lowers a `protection_domain` element (a child of `parent`, if given)
+/// into `pds`, then its child PDs after it.
+fn lower_pd(x: &mut XmlReader, board: &Board, pds: &mut Vec<Pd>, n: &Node, parent: Option<usize>) {
     let mut allowed = vec![
         "name",
         "priority",
@@ -281,7 +283,68 @@ fn lower_pd(x: &mut X, board: &Board, pds: &mut Vec<Pd>, n: &Node, parent: Optio
     let (name, name_span) = x.req(n, "name").unwrap_or(("", tag_span(n)));
     src.set("name", name_span.unwrap_or_default());
     check::name_length(x.sink, name, name_span);
+    let a = pd_attributes(x, board, n, &mut src);
+    let (child_id, setvar_id) = if parent.is_some() {
+        let id = x.req(n, "id").and_then(|v| {
+            src.set("id", v.1.unwrap_or_default());
+            x.int(v).map(|i| check::child_id(x.sink, i, v.1))
+        });
+        if let Some((_, s)) = x.opt(n, "setvar_id") {
+            src.set("setvar_id", s.unwrap_or_default());
+        }
+        (id, x.symbol(n, "setvar_id"))
+    } else {
+        (None, None)
+    };
+    let e = pd_elements(x, board, n, name, &mut src);
+    let index = pds.len();
+    pds.push(Pd {
+        name: name.to_string(),
+        parent,
+        child_id,
+        setvar_id,
+        program: e.program,
+        symbols: e.symbols,
+        priority: a.priority,
+        budget_us: a.budget_us,
+        period_us: a.period_us,
+        passive: a.passive,
+        stack_size: a.stack_size,
+        cpu: a.cpu,
+        smc: a.smc,
+        fpu: a.fpu,
+        domain: a.domain,
+        restart: Restart::default(),
+        maps: e.maps,
+        irqs: e.irqs,
+        setvars: e.setvars,
+        ioports: e.ioports,
+        caps: e.caps,
+        vm: e.vm,
+        src,
+    });
+    for c in e.children {
+        lower_pd(x, board, pds, &c, Some(index));
+    }
+}
 
+/// What a `protection_domain`'s attributes say besides its name and the
+/// child-only ones.
+struct PdAttributes {
+    priority: u8,
+    budget_us: u64,
+    period_us: u64,
+    passive: bool,
+    stack_size: u64,
+    smc: bool,
+    cpu: u8,
+    fpu: bool,
+    domain: Option<String>,
+}
+
+/// A `protection_domain`'s scheduling, stack, CPU, SMC, FPU and domain
+/// attributes, checked, with their spans recorded in `src`.
+fn pd_attributes(x: &mut XmlReader, board: &Board, n: &Node, src: &mut Src) -> PdAttributes {
     let priority = match x.opt(n, "priority") {
         Some(v) => {
             src.set("priority", v.1.unwrap_or_default());
@@ -326,29 +389,53 @@ fn lower_pd(x: &mut X, board: &Board, pds: &mut Vec<Pd>, n: &Node, parent: Optio
         src.set("domain", s.unwrap_or_default());
         d.to_string()
     });
+    PdAttributes {
+        priority,
+        budget_us,
+        period_us,
+        passive,
+        stack_size,
+        smc,
+        cpu,
+        fpu,
+        domain,
+    }
+}
 
-    let (child_id, setvar_id) = if parent.is_some() {
-        let id = x.req(n, "id").and_then(|v| {
-            src.set("id", v.1.unwrap_or_default());
-            x.int(v).map(|i| check::child_id(x.sink, i, v.1))
-        });
-        if let Some((_, s)) = x.opt(n, "setvar_id") {
-            src.set("setvar_id", s.unwrap_or_default());
-        }
-        (id, x.symbol(n, "setvar_id"))
-    } else {
-        (None, None)
-    };
+/// What a `protection_domain`'s child elements say.
+struct PdElements<'a, 'input> {
+    program: Program,
+    symbols: Option<std::path::PathBuf>,
+    maps: Vec<Map>,
+    irqs: Vec<Irq>,
+    setvars: Vec<SetVar>,
+    ioports: Vec<IoPort>,
+    caps: Vec<CapMap>,
+    vm: Option<Vm>,
+    /// Child PDs, lowered after their parent.
+    children: Vec<Node<'a, 'input>>,
+}
 
+/// The child elements of the `protection_domain` `n` (named `name`).
+fn pd_elements<'a, 'input>(
+    x: &mut XmlReader,
+    board: &Board,
+    n: &Node<'a, 'input>,
+    name: &str,
+    src: &mut Src,
+) -> PdElements<'a, 'input> {
     let mut program = None;
-    let mut symbols = None;
-    let mut maps = Vec::new();
-    let mut irqs = Vec::new();
-    let mut setvars = Vec::new();
-    let mut ioports = Vec::new();
-    let mut caps = Vec::new();
-    let mut vm: Option<Vm> = None;
-    let mut children = Vec::new();
+    let mut e = PdElements {
+        program: Program::Elf("".into()),
+        symbols: None,
+        maps: Vec::new(),
+        irqs: Vec::new(),
+        setvars: Vec::new(),
+        ioports: Vec::new(),
+        caps: Vec::new(),
+        vm: None,
+        children: Vec::new(),
+    };
     let mut seen_cspace = false;
     for c in elements(n) {
         match c.tag_name().name() {
@@ -367,54 +454,20 @@ fn lower_pd(x: &mut X, board: &Board, pds: &mut Vec<Pd>, n: &Node, parent: Optio
                     src.set("program", s.unwrap_or_default());
                     program = Some(check::program(x.sink, p, s, true));
                 }
-                symbols = x.opt(&c, "path_for_symbols").map(|(p, _)| p.into());
+                e.symbols = x.opt(&c, "path_for_symbols").map(|(p, _)| p.into());
             }
-            "map" => maps.push(lower_map(x, &c, true)),
-            "irq" => irqs.push(lower_irq(x, &c)),
-            "setvar" => {
-                x.allow(&c, &["symbol", "region_paddr"]);
-                let sym = x.req(&c, "symbol");
-                let reg = x.req(&c, "region_paddr");
-                if let (Some(sym), Some(reg)) = (sym, reg) {
-                    setvars.push(SetVar {
-                        symbol: check::symbol(x.sink, sym.0, sym.1),
-                        region: reg.0.to_string(),
-                        src: Src::new(c.range().into())
-                            .with("symbol", sym.1)
-                            .with("region", reg.1),
-                    });
-                }
-            }
-            "ioport" => {
-                x.allow(&c, &["id", "setvar_id", "setvar_addr", "addr", "size"]);
-                let id = x
-                    .req(&c, "id")
-                    .and_then(|v| x.int(v).map(|i| check::ioport_id(x.sink, i, v.1)));
-                let addr = x.req(&c, "addr").and_then(|v| x.num(v));
-                let size = x.req(&c, "size").and_then(|v| {
-                    let s = x.int(v)?;
-                    if s <= 0 {
-                        x.sink.emit(Kind::IoPortSize, v.1);
-                    }
-                    Some(s.max(0) as u64)
-                });
-                ioports.push(IoPort {
-                    id: id.unwrap_or(0),
-                    addr: addr.unwrap_or(0),
-                    size: size.unwrap_or(0),
-                    setvar_id: x.symbol(&c, "setvar_id"),
-                    setvar_addr: x.symbol(&c, "setvar_addr"),
-                    src: Src::new(c.range().into()),
-                });
-            }
-            "protection_domain" => children.push(c),
+            "map" => e.maps.push(lower_map(x, &c, true)),
+            "irq" => e.irqs.push(lower_irq(x, &c)),
+            "setvar" => e.setvars.extend(lower_setvar(x, &c)),
+            "ioport" => e.ioports.push(lower_ioport(x, &c)),
+            "protection_domain" => e.children.push(c),
             "virtual_machine" => {
                 let v = lower_vm(x, board, &c);
-                if vm.is_some() {
+                if e.vm.is_some() {
                     x.sink
                         .emit(Kind::MoreThanOneVm(name.to_string()), tag_span(&c));
                 } else {
-                    vm = Some(v);
+                    e.vm = Some(v);
                 }
             }
             "cspace" => {
@@ -428,86 +481,100 @@ fn lower_pd(x: &mut X, board: &Board, pds: &mut Vec<Pd>, n: &Node, parent: Optio
                     );
                 }
                 seen_cspace = true;
-                x.allow(&c, &[]);
-                for cap in elements(&c) {
-                    let kind = match cap.tag_name().name() {
-                        "cap_tcb" => CapKind::Tcb,
-                        "cap_sc" => CapKind::Sc,
-                        "cap_vspace" => CapKind::Vspace,
-                        other => {
-                            if let Some(k) = other.strip_prefix("cap_") {
-                                x.sink.emit(Kind::CapKind(k.to_string()), tag_span(&cap));
-                            } else {
-                                x.unknown_child(&cap, &c);
-                            }
-                            continue;
-                        }
-                    };
-                    x.allow(&cap, &["slot", "pd"]);
-                    let slot = x.req(&cap, "slot");
-                    let pd = x.req(&cap, "pd");
-                    let (Some(slot), Some(pd)) = (slot, pd) else {
-                        continue;
-                    };
-                    let Some(slot_n) = x.int(slot) else { continue };
-                    caps.push(CapMap {
-                        slot: check::cap_slot(x.sink, slot_n, slot.1),
-                        kind,
-                        pd: pd.0.to_string(),
-                        src: Src::new(cap.range().into())
-                            .with("slot", slot.1)
-                            .with("pd", pd.1),
-                    });
-                }
+                lower_cspace(x, &c, &mut e.caps);
             }
             _ => x.unknown_child(&c, n),
         }
     }
-    let program = match program {
-        Some(p) => p,
-        None => {
-            x.sink.emit(
-                Kind::XmlMissingElement {
-                    element: "program_image".into(),
-                    parent: "protection_domain".into(),
-                },
-                tag_span(n),
-            );
-            Program::Elf("".into())
+    match program {
+        Some(p) => e.program = p,
+        None => x.sink.emit(
+            Kind::XmlMissingElement {
+                element: "program_image".into(),
+                parent: "protection_domain".into(),
+            },
+            tag_span(n),
+        ),
+    }
+    e
+}
+
+/// A `setvar`: a symbol set to a region's physical address (`None` when
+/// an attribute is missing, which is reported).
+fn lower_setvar(x: &mut XmlReader, c: &Node) -> Option<SetVar> {
+    x.allow(c, &["symbol", "region_paddr"]);
+    let sym = x.req(c, "symbol");
+    let reg = x.req(c, "region_paddr");
+    let (sym, reg) = (sym?, reg?);
+    Some(SetVar {
+        symbol: check::symbol(x.sink, sym.0, sym.1),
+        region: reg.0.to_string(),
+        src: Src::new(c.range().into())
+            .with("symbol", sym.1)
+            .with("region", reg.1),
+    })
+}
+
+/// An x86 `ioport` (refused later on other boards).
+fn lower_ioport(x: &mut XmlReader, c: &Node) -> IoPort {
+    x.allow(c, &["id", "setvar_id", "setvar_addr", "addr", "size"]);
+    let id = x
+        .req(c, "id")
+        .and_then(|v| x.int(v).map(|i| check::ioport_id(x.sink, i, v.1)));
+    let addr = x.req(c, "addr").and_then(|v| x.num(v));
+    let size = x.req(c, "size").and_then(|v| {
+        let s = x.int(v)?;
+        if s <= 0 {
+            x.sink.emit(Kind::IoPortSize, v.1);
         }
-    };
-    let index = pds.len();
-    pds.push(Pd {
-        name: name.to_string(),
-        parent,
-        child_id,
-        setvar_id,
-        program,
-        symbols,
-        priority,
-        budget_us,
-        period_us,
-        passive,
-        stack_size,
-        cpu,
-        smc,
-        fpu,
-        domain,
-        restart: Restart::default(),
-        maps,
-        irqs,
-        setvars,
-        ioports,
-        caps,
-        vm,
-        src,
+        Some(s.max(0) as u64)
     });
-    for c in children {
-        lower_pd(x, board, pds, &c, Some(index));
+    IoPort {
+        id: id.unwrap_or(0),
+        addr: addr.unwrap_or(0),
+        size: size.unwrap_or(0),
+        setvar_id: x.symbol(c, "setvar_id"),
+        setvar_addr: x.symbol(c, "setvar_addr"),
+        src: Src::new(c.range().into()),
     }
 }
 
-fn lower_map(x: &mut X, n: &Node, allow_setvar: bool) -> Map {
+/// The `cap_*` elements of a `cspace`, into `caps`.
+fn lower_cspace(x: &mut XmlReader, c: &Node, caps: &mut Vec<CapMap>) {
+    x.allow(c, &[]);
+    for cap in elements(c) {
+        let kind = match cap.tag_name().name() {
+            "cap_tcb" => CapKind::Tcb,
+            "cap_sc" => CapKind::Sc,
+            "cap_vspace" => CapKind::Vspace,
+            other => {
+                if let Some(k) = other.strip_prefix("cap_") {
+                    x.sink.emit(Kind::CapKind(k.to_string()), tag_span(&cap));
+                } else {
+                    x.unknown_child(&cap, c);
+                }
+                continue;
+            }
+        };
+        x.allow(&cap, &["slot", "pd"]);
+        let slot = x.req(&cap, "slot");
+        let pd = x.req(&cap, "pd");
+        let (Some(slot), Some(pd)) = (slot, pd) else {
+            continue;
+        };
+        let Some(slot_n) = x.int(slot) else { continue };
+        caps.push(CapMap {
+            slot: check::cap_slot(x.sink, slot_n, slot.1),
+            kind,
+            pd: pd.0.to_string(),
+            src: Src::new(cap.range().into())
+                .with("slot", slot.1)
+                .with("pd", pd.1),
+        });
+    }
+}
+
+fn lower_map(x: &mut XmlReader, n: &Node, allow_setvar: bool) -> Map {
     let mut allowed = vec!["mr", "vaddr", "perms", "cached"];
     if allow_setvar {
         allowed.extend(["setvar_vaddr", "setvar_size", "setvar_prefill_size"]);
@@ -539,6 +606,7 @@ fn lower_map(x: &mut X, n: &Node, allow_setvar: bool) -> Map {
         setvar_size: None,
         setvar_prefill_size: None,
         setvar_device: None,
+        setvar_device_size: None,
         src,
     };
     if allow_setvar {
@@ -554,7 +622,7 @@ fn lower_map(x: &mut X, n: &Node, allow_setvar: bool) -> Map {
     map
 }
 
-fn lower_irq(x: &mut X, n: &Node) -> Irq {
+fn lower_irq(x: &mut XmlReader, n: &Node) -> Irq {
     let mut src = Src::new(n.range().into());
     let id = x
         .req(n, "id")
@@ -637,7 +705,7 @@ fn lower_irq(x: &mut X, n: &Node) -> Irq {
     }
 }
 
-fn lower_vm(x: &mut X, board: &Board, n: &Node) -> Vm {
+fn lower_vm(x: &mut XmlReader, board: &Board, n: &Node) -> Vm {
     x.allow(n, &["name", "budget", "period", "priority"]);
     let (name, name_span) = x.req(n, "name").unwrap_or(("", tag_span(n)));
     let src = Src::new(n.range().into()).with("name", name_span);
@@ -688,7 +756,7 @@ fn lower_vm(x: &mut X, board: &Board, n: &Node) -> Vm {
     }
 }
 
-fn lower_region(x: &mut X, n: &Node, base_dir: &Path) -> Region {
+fn lower_region(x: &mut XmlReader, n: &Node, base_dir: &Path) -> Region {
     x.allow(
         n,
         &[
@@ -764,7 +832,7 @@ fn lower_region(x: &mut X, n: &Node, base_dir: &Path) -> Region {
     }
 }
 
-fn lower_channel(x: &mut X, pds: &[Pd], n: &Node) -> Option<Channel> {
+fn lower_channel(x: &mut XmlReader, pds: &[Pd], n: &Node) -> Option<Channel> {
     x.allow(n, &[]);
     let mut ends = Vec::new();
     for c in elements(n) {
@@ -811,7 +879,7 @@ fn lower_channel(x: &mut X, pds: &[Pd], n: &Node) -> Option<Channel> {
     })
 }
 
-fn lower_domains(x: &mut X, n: &Node) -> Domains {
+fn lower_domains(x: &mut XmlReader, n: &Node) -> Domains {
     x.allow(n, &[]);
     let mut domains = Vec::new();
     let mut schedule = None;
@@ -889,7 +957,7 @@ fn lower_domains(x: &mut X, n: &Node) -> Domains {
     Domains { domains, schedule }
 }
 
-fn lower_io_space(x: &mut X, n: &Node) -> IoSpace {
+fn lower_io_space(x: &mut XmlReader, n: &Node) -> IoSpace {
     x.allow(n, &["name", "peripheral_id", "domain_id"]);
     let name = x.req(n, "name");
     let peripheral = x.req(n, "peripheral_id");

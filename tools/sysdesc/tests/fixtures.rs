@@ -91,6 +91,14 @@ fn invalid_descriptions_fail_with_their_expected_diagnostics() {
 }
 
 #[test]
+fn the_readme_counts_the_invalid_fixtures() {
+    let count = descriptions(&repo().join("tests/invalid")).len();
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let claim = format!("({count} invalid fixtures)");
+    assert!(readme.contains(&claim), "README.md must say {claim:?}");
+}
+
+#[test]
 fn valid_descriptions_load() {
     let dir = repo().join("tests/sysdesc/valid");
     let mut failures = Vec::new();

@@ -16,6 +16,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use septa_runtime::septa_sel4::{cap_type, Cap};
 use septa_runtime::{println, protection_domain, setvar, NullHandler};
+use septa_test_report as report;
 
 /// The extra cap slot of the PD's own scheduling context (root CNode slot
 /// 1, as the description's `caps` puts it: CPtr `1 << 58`).
@@ -60,7 +61,10 @@ fn spinner() -> ! {
     let mut judged = false;
     loop {
         if spin_and_count(&mut mine).is_err() {
-            println!("[septa-test] FAIL budget: spinner cannot read its consumed time");
+            println!(
+                "{}",
+                report::fail("budget", &"spinner cannot read its consumed time")
+            );
             stat(VERDICT).store(VERDICT_FAIL, Ordering::Relaxed);
             loop {
                 core::hint::spin_loop();
@@ -73,9 +77,12 @@ fn spinner() -> ! {
             println!("spinner: used {mine} us; low used {low} us meanwhile");
             let ok = low >= 3 * mine;
             if ok {
-                println!("[septa-test] ok budget-spinner");
+                println!("{}", report::ok("budget-spinner"));
             } else {
-                println!("[septa-test] FAIL budget-spinner: low got too little time");
+                println!(
+                    "{}",
+                    report::fail("budget-spinner", &"low got too little time")
+                );
             }
             stat(VERDICT).store(
                 if ok { VERDICT_OK } else { VERDICT_FAIL },
@@ -89,8 +96,11 @@ fn low() -> ! {
     let mut mine = 0;
     loop {
         if spin_and_count(&mut mine).is_err() {
-            println!("[septa-test] FAIL budget: low cannot read its consumed time");
-            println!("[septa-test] done");
+            println!(
+                "{}",
+                report::fail("budget", &"low cannot read its consumed time")
+            );
+            println!("{}", report::DONE);
             loop {
                 core::hint::spin_loop();
             }
@@ -102,11 +112,14 @@ fn low() -> ! {
             let share = spun * 100 / (spun + mine).max(1);
             println!("low: used {mine} us; spinner used {spun} us ({share}% of the two)");
             if (3..=25).contains(&share) && verdict == VERDICT_OK {
-                println!("[septa-test] ok budget-low");
+                println!("{}", report::ok("budget-low"));
             } else {
-                println!("[septa-test] FAIL budget-low: the spinner took {share}%");
+                println!(
+                    "{}",
+                    report::fail("budget-low", &format_args!("the spinner took {share}%"))
+                );
             }
-            println!("[septa-test] done");
+            println!("{}", report::DONE);
             loop {
                 core::hint::spin_loop();
             }

@@ -14,6 +14,7 @@ use septa_runtime::septa_sel4::fault::Fault;
 use septa_runtime::{
     println, protection_domain, setvar, Channel, ChannelSet, Child, Handler, MessageInfo,
 };
+use septa_test_report as report;
 
 /// Where programs start (the runtime's `_start` is the first thing there).
 const ENTRY: u64 = 0x20_0000;
@@ -43,11 +44,17 @@ impl Handler for Role {
             let n = starts().load(Ordering::Relaxed);
             if channels.contains(LINK) && *faults == 1 && n == 2 {
                 println!("parent: the child is back after {faults} fault");
-                println!("[septa-test] ok children");
+                println!("{}", report::ok("children"));
             } else {
-                println!("[septa-test] FAIL children: signal after {faults} faults, {n} starts");
+                println!(
+                    "{}",
+                    report::fail(
+                        "children",
+                        &format_args!("signal after {faults} faults, {n} starts")
+                    )
+                );
             }
-            println!("[septa-test] done");
+            println!("{}", report::DONE);
         }
     }
 
@@ -62,14 +69,20 @@ impl Handler for Role {
                 println!("parent: child {child} read address 0; restarting it");
             }
             other => {
-                println!("[septa-test] FAIL children: child {child} sent {other:?}");
-                println!("[septa-test] done");
+                println!(
+                    "{}",
+                    report::fail("children", &format_args!("child {child} sent {other:?}"))
+                );
+                println!("{}", report::DONE);
                 return None;
             }
         }
         if let Err(e) = child.restart(ENTRY) {
-            println!("[septa-test] FAIL children: restart refused: {e}");
-            println!("[septa-test] done");
+            println!(
+                "{}",
+                report::fail("children", &format_args!("restart refused: {e}"))
+            );
+            println!("{}", report::DONE);
         }
         None
     }
@@ -87,7 +100,10 @@ fn init() -> Role {
         // from the compiler; the page at 0 is never mapped, so the load
         // faults and the parent restarts us at the entry.
         let v = unsafe { core::ptr::read_volatile(null) };
-        println!("[septa-test] FAIL children: read {v} from address 0");
+        println!(
+            "{}",
+            report::fail("children", &format_args!("read {v} from address 0"))
+        );
     }
     let _ = LINK.notify();
     Role::Child

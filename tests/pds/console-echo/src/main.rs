@@ -12,7 +12,8 @@
 
 use septa_runtime::{mr_get, mr_set, msginfo_new, println, protection_domain};
 use septa_runtime::{Channel, ChannelSet, Handler, MessageInfo};
-use virtio_console::protocol::{self, MAX_BYTES};
+use septa_serial_protocol::{self as protocol, MAX_BYTES};
+use septa_test_report as report;
 
 const DRIVER: Channel = Channel::new(0);
 /// The line that ends the test.
@@ -25,14 +26,12 @@ fn call(msg: MessageInfo) -> Option<MessageInfo> {
     match DRIVER.pp_call(msg) {
         Ok(reply) if reply.label() == protocol::OK => Some(reply),
         Ok(reply) => {
-            println!(
-                "[septa-test] FAIL console-driver: error reply {}",
-                reply.label()
-            );
+            let why = format_args!("error reply {}", reply.label());
+            println!("{}", report::fail("console-driver", &why));
             None
         }
         Err(e) => {
-            println!("[septa-test] FAIL console-driver: {e}");
+            println!("{}", report::fail("console-driver", &e));
             None
         }
     }
@@ -78,12 +77,12 @@ impl Handler for Echo {
         let mut buf = [0u8; MAX_BYTES];
         loop {
             let Some(_) = call(msginfo_new(protocol::READ, 0)) else {
-                println!("[septa-test] done");
+                println!("{}", report::DONE);
                 return;
             };
             let Some(bytes) = protocol::unpack(&mut buf, mr_get) else {
-                println!("[septa-test] FAIL console-driver: malformed reply");
-                println!("[septa-test] done");
+                println!("{}", report::fail("console-driver", &"malformed reply"));
+                println!("{}", report::DONE);
                 return;
             };
             if bytes.is_empty() {
@@ -101,8 +100,8 @@ impl Handler for Echo {
                 self.len = 0;
                 if !more {
                     println!("console-echo: answered {} lines", self.lines);
-                    println!("[septa-test] ok console-lines");
-                    println!("[septa-test] done");
+                    println!("{}", report::ok("console-lines"));
+                    println!("{}", report::DONE);
                     return;
                 }
             }
@@ -113,10 +112,10 @@ impl Handler for Echo {
 fn init() -> Echo {
     // The driver serves calls only once its device is up.
     if call(msginfo_new(protocol::READ, 0)).is_some() {
-        println!("[septa-test] ok console-driver");
+        println!("{}", report::ok("console-driver"));
         println!("console-echo: ready");
     } else {
-        println!("[septa-test] done");
+        println!("{}", report::DONE);
     }
     Echo {
         line: [0; LINE],

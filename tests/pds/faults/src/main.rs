@@ -19,6 +19,7 @@ use core::hint::black_box;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use septa_runtime::{println, protection_domain, setvar, Channel, ChannelSet, Handler};
+use septa_test_report as report;
 
 /// Round trips between two faults.
 const TRIPS: u32 = 100;
@@ -69,12 +70,18 @@ fn take_fault(start: u64) {
             // hidden from the compiler, so it emits the load; the page at 0
             // is never mapped, so the load faults and never returns.
             let v = unsafe { core::ptr::read_volatile(null) };
-            println!("[septa-test] FAIL faults: read {v} from address 0");
+            println!(
+                "{}",
+                report::fail("faults", &format_args!("read {v} from address 0"))
+            );
         }
         2 => {
             println!("crasher: recursing without end");
             let v = recurse(0);
-            println!("[septa-test] FAIL faults: recursion returned {v}");
+            println!(
+                "{}",
+                report::fail("faults", &format_args!("recursion returned {v}"))
+            );
         }
         3 => panic!("crasher panics on purpose"),
         _ => {}
@@ -113,8 +120,8 @@ impl Handler for Role {
                             "peer: {} round trips with echo while crasher faulted {FAULTS} times",
                             *batches * u64::from(TRIPS)
                         );
-                        println!("[septa-test] ok faults");
-                        println!("[septa-test] done");
+                        println!("{}", report::ok("faults"));
+                        println!("{}", report::DONE);
                     } else {
                         let _ = PEER_ECHO.notify();
                     }
@@ -143,7 +150,13 @@ fn init() -> Role {
                 if fresh { "fresh" } else { "NOT reloaded" }
             );
             if !fresh {
-                println!("[septa-test] FAIL faults: start {start} found the last start's data");
+                println!(
+                    "{}",
+                    report::fail(
+                        "faults",
+                        &format_args!("start {start} found the last start's data")
+                    )
+                );
             }
             // Dirty the image, so the next start can tell a reload.
             DATA_WORD.store(99, Ordering::Relaxed);

@@ -10,6 +10,7 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 use septa_runtime::{println, protection_domain, ChannelSet, Handler};
+use septa_test_report as report;
 
 const ROUNDS: u64 = 1000;
 /// FPCR rounding modes (bits 22-23): round towards zero for `left`, towards
@@ -89,7 +90,13 @@ impl Handler for Right {
         // Dirty every register with another pattern and rounding mode.
         let bad = regs::fill_call_check(0x5a5a_0000_0000_0000, FPCR_RIGHT, 0, 0);
         if bad != 0 {
-            println!("[septa-test] FAIL fpu: right lost {bad} of its own registers");
+            println!(
+                "{}",
+                report::fail(
+                    "fpu",
+                    &format_args!("right lost {bad} of its own registers")
+                )
+            );
         }
     }
 }
@@ -102,11 +109,17 @@ fn init() -> Right {
             lost += regs::fill_call_check(base, FPCR_LEFT, CHANNEL0_CAP, septa_abi::syscall::SEND);
         }
         if lost == 0 {
-            println!("[septa-test] ok fpu");
+            println!("{}", report::ok("fpu"));
         } else {
-            println!("[septa-test] FAIL fpu: {lost} register values lost across {ROUNDS} switches");
+            println!(
+                "{}",
+                report::fail(
+                    "fpu",
+                    &format_args!("{lost} register values lost across {ROUNDS} switches")
+                )
+            );
         }
-        println!("[septa-test] done");
+        println!("{}", report::DONE);
     }
     Right
 }

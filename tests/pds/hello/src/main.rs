@@ -6,16 +6,20 @@
 #![forbid(unsafe_code)]
 
 use septa_runtime::{println, protection_domain, NullHandler};
+use septa_test_report as report;
 
 fn init() -> NullHandler {
     let name = septa_runtime::pd_name();
     println!("hello from PD {name}");
     if name.as_str() == "hello" {
-        println!("[septa-test] ok hello");
+        println!("{}", report::ok("hello"));
     } else {
-        println!("[septa-test] FAIL hello: the tool patched the name {name:?}");
+        println!(
+            "{}",
+            report::fail("hello", &format_args!("the tool patched the name {name:?}"))
+        );
     }
-    println!("[septa-test] done");
+    println!("{}", report::DONE);
     NullHandler
 }
 

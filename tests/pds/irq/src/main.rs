@@ -9,6 +9,7 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 use septa_runtime::{println, protection_domain, setvar, Channel, ChannelSet, Handler};
+use septa_test_report as report;
 
 const RTC_IRQ: Channel = Channel::new(0);
 /// Alarms to take.
@@ -55,20 +56,23 @@ struct Irq {
 impl Handler for Irq {
     fn notified(&mut self, channels: ChannelSet) {
         if !channels.contains(RTC_IRQ) {
-            println!("[septa-test] FAIL irq: notified on {channels}");
+            println!(
+                "{}",
+                report::fail("irq", &format_args!("notified on {channels}"))
+            );
             return;
         }
         self.alarms += 1;
         println!("irq: RTC alarm {} at {} s", self.alarms, read(reg::DR));
         write(reg::ICR, 1);
         if let Err(e) = RTC_IRQ.irq_ack() {
-            println!("[septa-test] FAIL irq: {e}");
-            println!("[septa-test] done");
+            println!("{}", report::fail("irq", &e));
+            println!("{}", report::DONE);
             return;
         }
         if self.alarms == ALARMS {
-            println!("[septa-test] ok irq");
-            println!("[septa-test] done");
+            println!("{}", report::ok("irq"));
+            println!("{}", report::DONE);
         } else {
             arm();
         }

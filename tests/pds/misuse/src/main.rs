@@ -12,6 +12,7 @@
 use septa_runtime::{
     msginfo_new, println, protection_domain, Channel, ChannelError, ChannelSet, Handler,
 };
+use septa_test_report as report;
 
 /// The one channel of the system, id 0 at both ends.
 const GRANTED: Channel = Channel::new(0);
@@ -26,11 +27,14 @@ impl Handler for Role {
         if let Role::Sink = self {
             // `misuse` signals only when every refusal came as it should.
             if channels.contains(GRANTED) {
-                println!("[septa-test] ok misuse");
+                println!("{}", report::ok("misuse"));
             } else {
-                println!("[septa-test] FAIL misuse: sink notified on {channels}");
+                println!(
+                    "{}",
+                    report::fail("misuse", &format_args!("sink notified on {channels}"))
+                );
             }
-            println!("[septa-test] done");
+            println!("{}", report::DONE);
         }
     }
 }
@@ -41,7 +45,10 @@ fn misuse() -> bool {
     let mut check = |what: &str, got: Result<(), ChannelError>, want: ChannelError| {
         if got != Err(want) {
             ok = false;
-            println!("[septa-test] FAIL misuse: {what} gave {got:?}, not {want:?}");
+            println!(
+                "{}",
+                report::fail("misuse", &format_args!("{what} gave {got:?}, not {want:?}"))
+            );
         }
     };
     check(
@@ -73,7 +80,7 @@ fn init() -> Role {
     if ok {
         let _ = GRANTED.notify();
     } else {
-        println!("[septa-test] done");
+        println!("{}", report::DONE);
     }
     Role::Misuse
 }

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 use septa_runtime::{println, protection_domain, Channel, ChannelSet, Handler};
+use septa_test_report as report;
 
 /// Round trips `ping` makes before it reports.
 const ROUND_TRIPS: u32 = 10_000;
@@ -22,7 +23,10 @@ struct PingPong {
 impl Handler for PingPong {
     fn notified(&mut self, channels: ChannelSet) {
         if !channels.contains(PEER) {
-            println!("[septa-test] FAIL pingpong: notified on {channels}");
+            println!(
+                "{}",
+                report::fail("pingpong", &format_args!("notified on {channels}"))
+            );
             return;
         }
         if !self.ping {
@@ -32,8 +36,8 @@ impl Handler for PingPong {
         self.trips += 1;
         if self.trips == ROUND_TRIPS {
             println!("ping: {} round trips", self.trips);
-            println!("[septa-test] ok pingpong");
-            println!("[septa-test] done");
+            println!("{}", report::ok("pingpong"));
+            println!("{}", report::DONE);
         } else {
             let _ = PEER.notify();
         }

@@ -10,6 +10,7 @@
 use septa_runtime::{
     mr_get, mr_set, msginfo_new, println, protection_domain, setvar, Channel, Handler, MessageInfo,
 };
+use septa_test_report as report;
 
 /// Calls the client makes.
 const ROUNDS: u64 = 100;
@@ -124,14 +125,14 @@ fn init() -> Role {
     }
     for r in 0..ROUNDS {
         if let Err(why) = round(r) {
-            println!("[septa-test] FAIL ppc: round {r}: {why}");
-            println!("[septa-test] done");
+            println!("{}", report::fail("ppc", &format_args!("round {r}: {why}")));
+            println!("{}", report::DONE);
             return Role::Client(Client);
         }
     }
     println!("client: {ROUNDS} protected calls checked");
-    println!("[septa-test] ok ppc");
-    println!("[septa-test] done");
+    println!("{}", report::ok("ppc"));
+    println!("{}", report::DONE);
     Role::Client(Client)
 }
 

@@ -22,6 +22,7 @@ use septa_runtime::{
     mr_get, mr_set, msginfo_new, println, protection_domain, setvar, Channel, ChannelError,
     Handler, MessageInfo,
 };
+use septa_test_report as report;
 
 /// Both ends name the other end channel 0.
 const PEER: Channel = Channel::new(0);
@@ -192,10 +193,10 @@ fn init() -> Role {
         return Role::Server(Server);
     }
     match client() {
-        Ok(()) => println!("[septa-test] ok recovery"),
-        Err(why) => println!("[septa-test] FAIL recovery: {why}"),
+        Ok(()) => println!("{}", report::ok("recovery")),
+        Err(why) => println!("{}", report::fail("recovery", &why)),
     }
-    println!("[septa-test] done");
+    println!("{}", report::DONE);
     Role::Client(Client)
 }
 

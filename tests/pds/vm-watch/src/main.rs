@@ -32,6 +32,7 @@ use core::hint::black_box;
 
 use septa_runtime::septa_sel4::{cap_type, syscall, CPtr, Cap};
 use septa_runtime::{println, protection_domain, setvar, Channel, ChannelSet, Handler};
+use septa_test_report as report;
 
 /// From the VMM: its guest powered off.
 const GUEST_OFF: Channel = Channel::new(0);
@@ -72,14 +73,14 @@ struct Watch;
 impl Handler for Watch {
     fn notified(&mut self, channels: ChannelSet) {
         if channels.contains(GUEST_OFF) {
-            println!("[septa-test] ok guest-off");
-            println!("[septa-test] done");
+            println!("{}", report::ok("guest-off"));
+            println!("{}", report::DONE);
         }
     }
 }
 
 fn stop() -> ! {
-    println!("[septa-test] done");
+    println!("{}", report::DONE);
     loop {
         syscall::wait(INPUT);
     }
@@ -90,7 +91,8 @@ fn count(used_us: &mut u64) {
     match OWN_SC.consumed() {
         Ok(us) => *used_us += us,
         Err(e) => {
-            println!("[septa-test] FAIL full-share: the meter cannot read its time: {e}");
+            let why = format_args!("the meter cannot read its time: {e}");
+            println!("{}", report::fail("full-share", &why));
             stop();
         }
     }
@@ -163,7 +165,7 @@ fn meter() -> ! {
         let (_, badge) = syscall::poll(INPUT);
         if ChannelSet::from_bits(badge).contains(GUEST_OFF) {
             report(&calm, &hostile);
-            println!("[septa-test] ok guest-off");
+            println!("{}", report::ok("guest-off"));
             stop();
         }
     }
@@ -186,17 +188,26 @@ fn report(calm: &Tally, hostile: &Tally) {
         hostile.worst_ms
     );
     if calm.seconds == 0 || hostile.seconds == 0 {
-        println!("[septa-test] FAIL full-share: no calm or no hostile second was measured");
+        println!(
+            "{}",
+            report::fail("full-share", &"no calm or no hostile second was measured")
+        );
         return;
     }
     let calm_ms = calm.per_second_ms().max(1);
     let avg_pct = hostile.per_second_ms() * 100 / calm_ms;
     let worst_pct = hostile.worst_ms * 100 / calm_ms;
     if avg_pct >= MIN_FRACTION_PERCENT && worst_pct >= MIN_SECOND_PERCENT {
-        println!("[septa-test] ok full-share");
+        println!("{}", report::ok("full-share"));
     } else {
         println!(
-            "[septa-test] FAIL full-share: hostile seconds gave {avg_pct}% of the calm ones (worst {worst_pct}%)"
+            "{}",
+            report::fail(
+                "full-share",
+                &format_args!(
+                    "hostile seconds gave {avg_pct}% of the calm ones (worst {worst_pct}%)"
+                )
+            )
         );
     }
 }

@@ -1,8 +1,0 @@
-//! Links the initializer with `link.ld`, on the target only.
-fn main() {
-    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
-    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
-        println!("cargo:rustc-link-arg-bins=-T{dir}/link.ld");
-    }
-    println!("cargo:rerun-if-changed=link.ld");
-}
