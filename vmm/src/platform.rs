@@ -56,6 +56,10 @@ pub trait Platform {
 pub trait Hooks {
     /// A guest access no device answers, before the VMM injects its abort.
     fn unhandled_mmio(&mut self, _gpa: u64, _write: bool, _value: u64) {}
+    /// A boot begins: the vCPUs are stopped, nothing is loaded yet.
+    fn boot_started(&mut self) {}
+    /// The guest is loaded and vCPU 0 is about to start at the kernel.
+    fn guest_starting(&mut self) {}
 }
 
 /// The production VMM's hooks: none.

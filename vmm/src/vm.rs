@@ -298,6 +298,7 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
     /// kernel. Used at start-up and for PSCI SYSTEM_RESET. On an error the
     /// guest stays stopped.
     pub fn boot(&mut self) -> Result<Placement, BootError> {
+        self.hooks.boot_started();
         self.running = false;
         for i in 0..MAX_VCPUS {
             if let Some(v) = self.vcpu_at(i) {
@@ -345,6 +346,7 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
         self.uart.reset();
         self.output_len = 0;
         self.boots += 1;
+        self.hooks.guest_starting();
         self.start(0, p.kernel, p.dtb)
             .map_err(|error| BootError::Kernel {
                 vcpu: first.id(),

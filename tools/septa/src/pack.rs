@@ -49,6 +49,8 @@ pub struct Image {
     pub load_addr: u64,
     /// What QEMU must emulate for it: the board and the system's devices.
     pub machine: crate::qemu::Machine,
+    /// The guests of its VMs, as the tool prepared them.
+    pub guests: Vec<crate::guests::Prepared>,
 }
 
 /// The name of a system's build folder: the description's file name, or
@@ -192,6 +194,7 @@ pub fn build_system(
         path: out,
         load_addr,
         machine: crate::qemu::Machine::for_system(&sys, base, &dir),
+        guests,
     })
 }
 
@@ -412,6 +415,7 @@ fn build_alone(
         path: out,
         load_addr,
         machine: crate::qemu::Machine::bare(&profile, &dir),
+        guests: Vec::new(),
     })
 }
 

@@ -9,6 +9,7 @@
 //!                                `busybox --install -s` links every other applet
 //! /dev/console                   char 5:1, so the kernel can give init a console
 //! /lib/modules/RELEASE/NAME.ko   the modules, loaded by /init in dependency order
+//! /bin/septa-*                   the tool's own programs ([`super::programs`])
 //! /proc /sys /tmp /root ...      mount points and folders
 //! ```
 //!
@@ -97,6 +98,8 @@ pub fn cpio(c: &Contents) -> Result<Vec<u8>> {
         w.file(&format!("{dir}/{name}.ko"), 0o644, &data)
             .map_err(err)?;
     }
+    w.file("bin/septa-mmio-loop", 0o755, &super::programs::mmio_loop())
+        .map_err(err)?;
     let names: Vec<String> = c.modules.iter().map(|(n, _)| n.clone()).collect();
     w.file("init", 0o755, init_script(&c.release, &names).as_bytes())
         .map_err(err)?;

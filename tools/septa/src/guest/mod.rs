@@ -10,6 +10,7 @@
 //! | [`kernel`] | the kernel package: Image, config, modules and their order |
 //! | [`cpio`] | the newc cpio writer |
 //! | [`initramfs`] | busybox, modules and `/init` as a gzip cpio |
+//! | [`programs`] | small arm64 programs the tool writes into the initramfs |
 //! | [`dtb`] | the guest's device tree (`vm-fdt`) |
 //! | [`bare`] | booting a guest on bare QEMU: the yardstick and a test |
 //! | [`cli`] | `cargo septa guest` and `cargo septa dtb` |
@@ -35,6 +36,7 @@ pub mod dtb;
 pub mod initramfs;
 pub mod kernel;
 pub mod policy;
+pub mod programs;
 
 use std::path::{Path, PathBuf};
 
