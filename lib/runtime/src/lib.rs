@@ -58,6 +58,8 @@ pub mod panic;
 mod pd_cell;
 pub mod print;
 pub mod symbols;
+#[cfg(test)]
+mod test_kernel;
 mod vcpu;
 
 pub use channel::{Channel, ChannelError, ChannelSet, ChannelSetIter};

@@ -8,47 +8,23 @@
 //! exactly as a child PD's would; [`Vcpu::from_child`] names the vCPU.
 //! The tool makes vCPU ids and child ids of one PD distinct.
 
-use core::fmt;
-
 use septa_abi::microkit::{slot, SLOT_RANGE_SIZE};
 use septa_sel4::{cap_type, Cap, Error, UserContext};
 
+use crate::child::slot_id;
 use crate::Child;
 
-/// A vCPU of this PD's VM, by the id the system description gives it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Vcpu(u8);
-
-impl fmt::Debug for Vcpu {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Vcpu({})", self.0)
-    }
-}
-
-impl fmt::Display for Vcpu {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+slot_id!(
+    /// A vCPU of this PD's VM, by the id the system description gives it.
+    Vcpu,
+    "vCPU"
+);
 
 impl Vcpu {
-    /// vCPU `id` (0..=63: one slot range of the CSpace).
-    ///
-    /// # Panics
-    /// If `id` is 64 or more: there is no slot for it.
-    pub const fn new(id: u8) -> Self {
-        assert!((id as u64) < SLOT_RANGE_SIZE, "vCPU ids run from 0 to 63");
-        Vcpu(id)
-    }
-
     /// The vCPU whose thread sent a fault the event loop delivered as
     /// coming from `child`, if the id has a slot.
     pub fn from_child(child: Child) -> Option<Self> {
         (u64::from(child.id()) < SLOT_RANGE_SIZE).then_some(Vcpu(child.id()))
-    }
-
-    pub const fn id(self) -> u8 {
-        self.0
     }
 
     /// The vCPU object.
@@ -126,27 +102,9 @@ impl Vcpu {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_kernel::record;
     use septa_abi::{vcpu_reg, Label, MessageInfo};
-    use septa_sel4::host::{self, HostKernel, Regs};
-    use std::boxed::Box;
-    use std::cell::RefCell;
-    use std::rc::Rc;
     use std::vec::Vec;
-
-    struct Recorder(Rc<RefCell<Vec<Regs>>>);
-    impl HostKernel for Recorder {
-        fn syscall(&mut self, regs: &mut Regs) {
-            self.0.borrow_mut().push(*regs);
-            regs.x[1] = 0;
-        }
-    }
-
-    fn record() -> Rc<RefCell<Vec<Regs>>> {
-        let seen = Rc::new(RefCell::new(Vec::new()));
-        host::install_ipc_buffer();
-        host::set_kernel(Box::new(Recorder(seen.clone())));
-        seen
-    }
 
     #[test]
     fn invocations_reach_the_vcpu_and_its_thread() {
