@@ -256,8 +256,7 @@ impl<H: Hooks> VmmPd<H> {
 
 impl<H: Hooks> Handler for VmmPd<H> {
     fn notified(&mut self, channels: ChannelSet) {
-        if let Some(ch) = self.console.filter(|c| channels.contains(*c)) {
-            let _ = ch;
+        if self.console.is_some_and(|c| channels.contains(c)) {
             self.input_waiting = true;
             self.pull_input();
         }

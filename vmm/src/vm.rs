@@ -49,8 +49,9 @@ const MPIDR_RES1: u64 = 1 << 31;
 pub const INPUT_CAPACITY: usize = 4096;
 /// Console output is passed on at each line end, or when this much waits.
 const OUTPUT_CHUNK: usize = 256;
-/// Exceptions a guest may take at its vector without setting one first:
-/// none. A vCPU that faults with VBAR_EL1 still 0 is stopped instead.
+/// VBAR_EL1 of a guest that has not set up its exception vectors yet: an
+/// exception injected then would run from address 0, so a vCPU that needs
+/// one is stopped instead.
 const NO_VECTORS: u64 = 0;
 
 /// What to tell a vCPU's thread after its fault.
@@ -185,6 +186,7 @@ fn count_for(x: u8) -> usize {
 }
 
 /// Where a guest-physical address falls.
+#[derive(Clone, Copy)]
 enum Device {
     Gicd(u64),
     Uart(u64),
@@ -598,10 +600,11 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
         let count = count_for(access.reg);
         let mut regs = match self.platform.read_regs(vcpu, count) {
             Ok(r) => r,
-            Err(e) => return (self.kernel_failed(index, vcpu, e), false),
+            Err(e) => return (self.stop_failed(vcpu, e), false),
         };
         let value = access.store_value(get_x(&regs, access.reg));
-        let result = match device_at(addr) {
+        let device = device_at(addr);
+        let result = match device {
             Device::Gicd(off) => self.gicd_access(index, vcpu, off, &access, value),
             Device::Uart(off) => self.uart_access(off, &access, value),
             Device::Virtio(off) => Ok(if access.write {
@@ -611,8 +614,7 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
             }),
             Device::None => Err("no device there"),
         };
-        let tx =
-            access.write && matches!(device_at(addr), Device::Uart(o) if o & !3 == pl011::reg::DR);
+        let tx = access.write && matches!(device, Device::Uart(o) if o & !3 == pl011::reg::DR);
         match result {
             Ok(read) => {
                 let mut n = 1;
@@ -623,11 +625,11 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
                 regs.pc = regs.pc.wrapping_add(4);
                 match self.platform.write_regs(vcpu, n, &regs) {
                     Ok(()) => (Reply::Resume, tx),
-                    Err(e) => (self.kernel_failed(index, vcpu, e), false),
+                    Err(e) => (self.stop_failed(vcpu, e), false),
                 }
             }
             Err(why) => {
-                if matches!(device_at(addr), Device::None) {
+                if matches!(device, Device::None) {
                     self.hooks.unhandled_mmio(addr, access.write, value);
                 }
                 let what = if access.write { "write" } else { "read" };
@@ -730,10 +732,6 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
         Reply::Hold
     }
 
-    fn kernel_failed(&mut self, _index: usize, vcpu: Vcpu, e: Error) -> Reply {
-        self.stop_failed(vcpu, e)
-    }
-
     /// Makes the guest take a synchronous exception at its EL1 vector:
     /// `esr_or_abort` is the trap's own syndrome (a data abort is turned
     /// into an external abort of the same direction), 0 for an
@@ -742,7 +740,7 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
     fn inject(&mut self, index: usize, vcpu: Vcpu, trap_esr: u64, pc: u64) -> Reply {
         let mut regs = match self.platform.read_regs(vcpu, 3) {
             Ok(r) => r,
-            Err(e) => return self.kernel_failed(index, vcpu, e),
+            Err(e) => return self.stop_failed(vcpu, e),
         };
         let origin = Origin::from_spsr(regs.spsr);
         let (esr, far) = match syndrome::class(trap_esr) {
@@ -754,7 +752,7 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
         };
         let vbar = match self.platform.read_vcpu_reg(vcpu, vcpu_reg::VBAR) {
             Ok(v) => v,
-            Err(e) => return self.kernel_failed(index, vcpu, e),
+            Err(e) => return self.stop_failed(vcpu, e),
         };
         if vbar == NO_VECTORS {
             self.log(format_args!(
@@ -772,14 +770,14 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
         ];
         for (reg, value) in writes {
             if let Err(e) = self.platform.write_vcpu_reg(vcpu, reg, value) {
-                return self.kernel_failed(index, vcpu, e);
+                return self.stop_failed(vcpu, e);
             }
         }
         regs.pc = vbar.wrapping_add(origin.vector());
         regs.spsr = syndrome::PSTATE_EL1H_MASKED;
         match self.platform.write_regs(vcpu, 3, &regs) {
             Ok(()) => Reply::Resume,
-            Err(e) => self.kernel_failed(index, vcpu, e),
+            Err(e) => self.stop_failed(vcpu, e),
         }
     }
 
@@ -790,7 +788,7 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
             // completes at once if so and traps again if not.
             ec::WFX => Reply::Resume,
             ec::SMC64 | ec::HVC64 => self.firmware_by_regs(index, vcpu),
-            ec::SYSREG => self.sysreg(index, vcpu, hsr),
+            ec::SYSREG => self.sysreg(vcpu, hsr),
             class => {
                 self.noisy(
                     Noise::Exception,
@@ -806,7 +804,7 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
 
     /// A trapped MSR/MRS (ISS: Op0 21:20, Op2 19:17, Op1 16:14, CRn 13:10,
     /// Rt 9:5, CRm 4:1, direction 0): read as zero, writes ignored.
-    fn sysreg(&mut self, index: usize, vcpu: Vcpu, hsr: u64) -> Reply {
+    fn sysreg(&mut self, vcpu: Vcpu, hsr: u64) -> Reply {
         let rt = ((hsr >> 5) & 0x1f) as u8;
         let read = hsr & 1 != 0;
         let f = |shift: u64, bits: u64| (hsr >> shift) & ((1 << bits) - 1);
@@ -826,7 +824,7 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
         let count = count_for(rt);
         let mut regs = match self.platform.read_regs(vcpu, count) {
             Ok(r) => r,
-            Err(e) => return self.kernel_failed(index, vcpu, e),
+            Err(e) => return self.stop_failed(vcpu, e),
         };
         if read {
             set_x(&mut regs, rt, 0);
@@ -834,7 +832,7 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
         regs.pc = regs.pc.wrapping_add(4);
         match self.platform.write_regs(vcpu, count, &regs) {
             Ok(()) => Reply::Resume,
-            Err(e) => self.kernel_failed(index, vcpu, e),
+            Err(e) => self.stop_failed(vcpu, e),
         }
     }
 
@@ -844,7 +842,7 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
         let count = tcb_index(3) + 1;
         let mut regs = match self.platform.read_regs(vcpu, count) {
             Ok(r) => r,
-            Err(e) => return self.kernel_failed(index, vcpu, e),
+            Err(e) => return self.stop_failed(vcpu, e),
         };
         match self.firmware(index, [regs.x0, regs.x1, regs.x2, regs.x3]) {
             Some(x0) => {
@@ -852,7 +850,7 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
                 regs.pc = regs.pc.wrapping_add(4);
                 match self.platform.write_regs(vcpu, tcb_index(0) + 1, &regs) {
                     Ok(()) => Reply::Resume,
-                    Err(e) => self.kernel_failed(index, vcpu, e),
+                    Err(e) => self.stop_failed(vcpu, e),
                 }
             }
             None => Reply::Hold,
