@@ -57,9 +57,6 @@ const _: () = assert!(core::mem::size_of::<UserContext>() == CONTEXT_WORDS * 8);
 pub struct Reg(pub u8);
 
 impl Reg {
-    pub const fn x(n: u8) -> Reg {
-        Reg(n)
-    }
     pub const X0: Reg = Reg(0);
     pub const X1: Reg = Reg(1);
     pub const X6: Reg = Reg(6);
@@ -198,12 +195,6 @@ pub const TIMEOUT_REPLY_MESSAGE: [Reg; 34] = [
 
 /// PSTATE field values of SPSR (ARM ARM C5.2.19).
 pub mod pstate {
-    /// FIQ masked.
-    pub const F: u64 = 1 << 6;
-    /// IRQ masked.
-    pub const I: u64 = 1 << 7;
-    /// SError masked.
-    pub const A: u64 = 1 << 8;
     pub const EL0T: u64 = 0;
     pub const EL1T: u64 = 4;
     pub const EL1H: u64 = 5;
@@ -213,9 +204,9 @@ pub mod pstate {
     pub const MODE: u64 = 0x1f;
 }
 
-/// SPSR of a new thread: EL0 with FIQs masked, as seL4's debug build sets
-/// it (`PSTATE_USER`).
-pub const SPSR_USER: u64 = pstate::F | pstate::EL0T;
+/// SPSR of a new thread: EL0 with FIQs masked, and SError masked too
+/// outside the debug configuration (seL4's `PSTATE_USER`).
+pub const SPSR_USER: u64 = septa_abi::kernel_config::PSTATE_USER;
 
 /// What WriteRegisters and fault replies may put in SPSR (seL4's
 /// `sanitiseRegister`): only the condition flags of the value survive for
@@ -264,9 +255,19 @@ mod tests {
     #[test]
     fn spsr_keeps_only_flags_for_native_threads() {
         let v = 0xf000_03c5;
-        assert_eq!(sanitise_register(Reg::SPSR, v, false), 0xf000_0040);
+        assert_eq!(
+            sanitise_register(Reg::SPSR, v, false),
+            0xf000_0000 | SPSR_USER
+        );
         assert_eq!(sanitise_register(Reg::SPSR, v, true), v);
-        assert_eq!(sanitise_register(Reg::SPSR, 0x3c9, true), 0x40);
+        assert_eq!(sanitise_register(Reg::SPSR, 0x3c9, true), SPSR_USER);
+        // FIQs masked; SError too outside the debug configuration.
+        let serror = if septa_abi::CONFIG.debug_build() {
+            0
+        } else {
+            0x100
+        };
+        assert_eq!(SPSR_USER, 0x40 | serror);
         assert_eq!(sanitise_register(Reg(3), v, false), v);
     }
 }

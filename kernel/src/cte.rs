@@ -135,11 +135,6 @@ impl SlotRef {
         self.0
     }
 
-    /// The whole slot as stored.
-    pub fn read(self) -> Cte {
-        memory::read(self.0)
-    }
-
     /// The cap as stored. The slot is checked as an object (range and
     /// alignment in one test) and the cap read without further checks.
     #[inline(always)]

@@ -77,12 +77,12 @@ const FAST_LENGTH: u64 = MSG_REGISTERS.len() as u64;
 
 #[cfg(test)]
 std::thread_local! {
-    /// How often the fast path did a Call and a ReplyRecv on this test
-    /// thread (tests check that their scenarios do exercise it).
-    pub static TAKEN: core::cell::Cell<[u64; 2]> = const { core::cell::Cell::new([0; 2]) };
+    /// How often the fast path did a Call, a ReplyRecv and a signal on
+    /// this test thread (tests check that their scenarios do exercise it).
+    pub static TAKEN: core::cell::Cell<[u64; 3]> = const { core::cell::Cell::new([0; 3]) };
 }
 
-/// Counts a fast Call (0) or ReplyRecv (1) (tests only).
+/// Counts a fast Call (0), ReplyRecv (1) or signal (2) (tests only).
 #[inline(always)]
 fn taken(_which: usize) {
     #[cfg(test)]
@@ -290,5 +290,105 @@ pub fn reply_recv(cur: Tcb) -> bool {
     endpoint::append(cur, ep, EpState::Recv);
     sched::fast_switch_to(caller, root);
     taken(1);
+    true
+}
+
+/// Send on a notification by the current thread `cur`, if it is the fast
+/// case (the benchmark configuration's `KernelSignalFastpath`, seL4's
+/// `fastpath_signal`): the notification only takes the badge, or a waiter
+/// of no higher priority than `cur`, with a scheduling context of its own
+/// that has budget, wakes and is queued while `cur` runs on. Returns
+/// whether it was done.
+///
+/// As for Call and ReplyRecv, the result is exactly the slow path's: the
+/// budget check passes and the scheduler had nothing pending (seL4's
+/// signal fast path skips the first); a thread to wake must need no
+/// donated context and no unblock of its refills' sporadic state, and the
+/// slow path's schedule (which puts `cur` back first, so that nothing
+/// outranks it) ends switching to `cur` again: the fast path makes the
+/// same address-space and FPU requests.
+#[inline(always)]
+pub fn signal(cur: Tcb) -> bool {
+    if cur.has_fault() {
+        return false;
+    }
+    let cap = lookup_fp(cur.slot(tcb::CTABLE).raw_cap(), cur.reg(Reg::CAP));
+    let Some((ntfn, badge, rights)) = cap.as_notification() else {
+        return false;
+    };
+    if rights & EP_SEND == 0 || !cur.in_no_queue() {
+        return false;
+    }
+    let n = Ntfn::new(ntfn);
+    // Who the slow path would wake.
+    let dest = match n.state() {
+        NtfnState::Active => None,
+        NtfnState::Idle => match n.bound_tcb() {
+            // Waking a bound thread cancels its endpoint wait: slow path.
+            Some(t) if t.state() == ThreadState::BlockedOnReceive => return false,
+            _ => None,
+        },
+        NtfnState::Waiting => n.queue_head(),
+    };
+    // A thread to wake first (seL4's order): one that would outrank `cur`
+    // or needs more than a plain resume goes the slow way.
+    if let Some(dest) = dest {
+        let Some(dsc) = Sc::from_link(dest.sched_context()) else {
+            return false;
+        };
+        if dest.priority() > cur.priority()
+            || !dest.in_no_queue()
+            || !dsc.is_active()
+            || !dsc.refill_ready()
+            || !dsc.refill_sufficient(0)
+            || dsc.is_sporadic()
+        {
+            return false;
+        }
+    }
+    let Some(sc) = sched::fast_budget() else {
+        return false;
+    };
+    if cur.sched_context() != sc.paddr() || !sched::fast_keeps_current(cur.priority()) {
+        return false;
+    }
+    let Some(dest) = dest else {
+        // --- point of no return ---
+        preempt::reset_work_units();
+        if n.state() == NtfnState::Active {
+            n.set_badge(n.badge() | badge);
+        } else {
+            n.set_state(NtfnState::Active);
+            n.set_badge(badge);
+        }
+        taken(2);
+        return true;
+    };
+    let same_domain = dest.domain() == sched::cur_domain();
+    let root = if same_domain {
+        let Some(root) = vspace::ready_root(cur.slot(tcb::VTABLE).raw_cap()) else {
+            return false;
+        };
+        Some(root)
+    } else {
+        None
+    };
+
+    // --- point of no return ---
+    preempt::reset_work_units();
+    crate::object::notification::fast_dequeue(dest, n);
+    dest.set_state_raw(ThreadState::Running);
+    dest.set_reg(Reg::BADGE, badge);
+    // What possible_switch_to and schedule make of it: across domains, or
+    // below `cur`, at the head of its queue; at `cur`'s priority, behind.
+    if !same_domain || dest.priority() < cur.priority() {
+        sched::tcb_sched_enqueue(dest);
+    } else {
+        sched::tcb_sched_append(dest);
+    }
+    if let Some(root) = root {
+        sched::fast_switch_to(cur, root);
+    }
+    taken(2);
     true
 }

@@ -52,7 +52,7 @@ pub enum Fault {
         badge: u64,
     },
     /// `fsr` is the ESR (32 bits).
-    VmFault {
+    Vm {
         address: u64,
         fsr: u64,
         instruction: bool,
@@ -60,11 +60,19 @@ pub enum Fault {
     VgicMaintenance {
         idx: Option<u64>,
     },
-    VcpuFault {
+    Vcpu {
         hsr: u64,
     },
     VppiEvent {
         irq: u64,
+    },
+    /// A breakpoint, watchpoint, single step or `brk` (hardware debug API):
+    /// `reason` as `septa_abi::hardware_debug`, the trigger `address` and
+    /// breakpoint `number`.
+    Debug {
+        address: u64,
+        number: u64,
+        reason: u64,
     },
 }
 
@@ -79,10 +87,11 @@ impl Fault {
             Fault::UnknownSyscall { .. } => abi::UNKNOWN_SYSCALL,
             Fault::UserException { .. } => abi::USER_EXCEPTION,
             Fault::Timeout { .. } => abi::TIMEOUT,
-            Fault::VmFault { .. } => abi::VM_FAULT,
+            Fault::Vm { .. } => abi::VM_FAULT,
             Fault::VgicMaintenance { .. } => abi::VGIC_MAINTENANCE,
-            Fault::VcpuFault { .. } => abi::VCPU_FAULT,
+            Fault::Vcpu { .. } => abi::VCPU_FAULT,
             Fault::VppiEvent { .. } => abi::VPPI_EVENT,
+            Fault::Debug { .. } => abi::DEBUG_EXCEPTION,
         }
     }
 
@@ -112,7 +121,7 @@ impl Fault {
                 [abi::USER_EXCEPTION, number & WORD32, code & 0x0fff_ffff, 0]
             }
             Fault::Timeout { badge } => [abi::TIMEOUT, badge, 0, 0],
-            Fault::VmFault {
+            Fault::Vm {
                 address,
                 fsr,
                 instruction,
@@ -123,8 +132,13 @@ impl Fault {
                 idx.is_some() as u64,
                 0,
             ],
-            Fault::VcpuFault { hsr } => [abi::VCPU_FAULT, hsr & WORD32, 0, 0],
+            Fault::Vcpu { hsr } => [abi::VCPU_FAULT, hsr & WORD32, 0, 0],
             Fault::VppiEvent { irq } => [abi::VPPI_EVENT, irq & 0x1ff, 0, 0],
+            Fault::Debug {
+                address,
+                number,
+                reason,
+            } => [abi::DEBUG_EXCEPTION, address, number & 0xf, reason & 0xf],
         };
         (w, l)
     }
@@ -155,7 +169,7 @@ impl Fault {
                 code: w[2],
             },
             abi::TIMEOUT => Fault::Timeout { badge: w[1] },
-            abi::VM_FAULT => Fault::VmFault {
+            abi::VM_FAULT => Fault::Vm {
                 address: w[1],
                 fsr: w[2],
                 instruction: w[3] != 0,
@@ -163,8 +177,13 @@ impl Fault {
             abi::VGIC_MAINTENANCE => Fault::VgicMaintenance {
                 idx: (w[2] != 0).then_some(w[1]),
             },
-            abi::VCPU_FAULT => Fault::VcpuFault { hsr: w[1] },
+            abi::VCPU_FAULT => Fault::Vcpu { hsr: w[1] },
             abi::VPPI_EVENT => Fault::VppiEvent { irq: w[1] },
+            abi::DEBUG_EXCEPTION => Fault::Debug {
+                address: w[1],
+                number: w[2],
+                reason: w[3],
+            },
             _ => Fault::Null,
         }
     }
@@ -185,6 +204,10 @@ fn copy_mrs_fault(sender: Tcb, receiver: Tcb, regs: &[Reg], buf: Option<u64>) {
 
 /// Writes the fault message of `sender`'s fault `f` for `receiver`;
 /// returns its length (seL4's `setMRs_fault`).
+///
+/// Out of line (see the crate header): inlined into `do_ipc_transfer` it
+/// slowed every IPC, faults or not.
+#[inline(never)]
 pub fn set_mrs_fault(f: &Fault, sender: Tcb, receiver: Tcb, buf: Option<u64>) -> usize {
     match *f {
         Fault::Cap {
@@ -219,7 +242,7 @@ pub fn set_mrs_fault(f: &Fault, sender: Tcb, receiver: Tcb, buf: Option<u64>) ->
             }
             None => set_mr(receiver, buf, abi::timeout::DATA, badge),
         },
-        Fault::VmFault {
+        Fault::Vm {
             address,
             fsr,
             instruction,
@@ -235,8 +258,23 @@ pub fn set_mrs_fault(f: &Fault, sender: Tcb, receiver: Tcb, buf: Option<u64>) ->
             set_mr(receiver, buf, abi::vm_fault::FSR, fsr)
         }
         Fault::VgicMaintenance { idx } => set_mr(receiver, buf, 0, idx.unwrap_or(u64::MAX)),
-        Fault::VcpuFault { hsr } => set_mr(receiver, buf, 0, hsr),
+        Fault::Vcpu { hsr } => set_mr(receiver, buf, 0, hsr),
         Fault::VppiEvent { irq } => set_mr(receiver, buf, 0, irq),
+        Fault::Debug {
+            address,
+            number,
+            reason,
+        } => {
+            use abi::debug_exception as m;
+            use septa_abi::hardware_debug::{SINGLE_STEP, SOFTWARE_BREAK_REQUEST};
+            set_mr(receiver, buf, m::FAULT_IP, sender.restart_pc());
+            let len = set_mr(receiver, buf, m::EXCEPTION_REASON, reason);
+            if reason == SINGLE_STEP || reason == SOFTWARE_BREAK_REQUEST {
+                return len;
+            }
+            set_mr(receiver, buf, m::TRIGGER_ADDRESS, address);
+            set_mr(receiver, buf, m::BREAKPOINT_NUMBER, number)
+        }
         Fault::Null => 0,
     }
 }
@@ -284,6 +322,10 @@ pub fn handle_fault_reply(f: &Fault, receiver: Tcb, sender: Tcb) -> bool {
         Fault::Timeout { .. } => {
             copy_mrs_fault_reply(sender, receiver, &TIMEOUT_REPLY_MESSAGE, length);
             label == 0
+        }
+        Fault::Debug { reason, .. } => {
+            let mr0 = sender.reg(MSG_REGISTERS[0]);
+            tcb::debug::fault_reply(*reason, receiver, label, length, mr0)
         }
         _ => true,
     }
@@ -369,7 +411,7 @@ pub fn handle_no_fault_handler(t: Tcb, f: &Fault) {
             if in_receive_phase { "receive" } else { "send" },
             address
         ),
-        Fault::VmFault {
+        Fault::Vm {
             address,
             fsr,
             instruction,

@@ -304,6 +304,10 @@ pub fn do_nb_recv_failed_transfer(t: Tcb) {
 /// Answers the caller blocked on `reply` (seL4's MCS `doReplyTransfer`):
 /// the message, or for a faulted caller the fault reply that decides
 /// whether it restarts; then the caller runs if its SC allows.
+///
+/// Out of line (see the crate header), like the two kernel replies below:
+/// inlined into their callers they slowed the IPC slow path.
+#[inline(never)]
 pub fn do_reply_transfer(sender: Tcb, reply: ReplyObj, can_grant: bool) {
     let Some(receiver) = reply.tcb() else {
         return;
@@ -376,6 +380,9 @@ pub fn cancel_ipc(t: Tcb) {
 
 /// The kernel's error reply to an invocation: label = error, details in
 /// the message registers (seL4's `replyFromKernel_error`).
+///
+/// Out of line (see the crate header).
+#[inline(never)]
 pub fn reply_from_kernel_error(t: Tcb, e: &SyscallError) {
     let buf = lookup_ipc_buffer(true, t);
     t.set_reg(Reg::BADGE, 0);
@@ -392,6 +399,9 @@ pub fn reply_from_kernel_error(t: Tcb, e: &SyscallError) {
 
 /// A successful reply carrying `words` (label 0; empty for most
 /// invocations: seL4's `replyFromKernel_success_empty`).
+///
+/// Out of line (see the crate header).
+#[inline(never)]
 pub fn reply_from_kernel_words(t: Tcb, words: &[u64]) {
     let buf = if words.len() > N_MSG_REGISTERS {
         lookup_ipc_buffer(true, t)

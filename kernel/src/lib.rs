@@ -20,7 +20,9 @@
 //! - [`untyped`], [`cnode`]: the Untyped and CNode invocations.
 //! - [`object`]: the other object types.
 //! - [`error`], [`invocation`]: what decoders take and return.
-//! - [`debug`]: the DebugCapIdentify system call.
+//! - [`debug`]: the DebugCapIdentify system call; [`benchmark`]: the
+//!   benchmark configuration's utilisation tracking and system calls;
+//!   [`user_error`]: the console line for each failed invocation.
 //! - [`boot`], [`bootmem`]: the root task's objects, caps and BootInfo;
 //!   boot-time memory arithmetic.
 //! - [`context`], [`global`]: a thread's saved registers; kernel globals.
@@ -32,43 +34,69 @@
 //! Rules of the core: no heap (every object lives in memory retyped from
 //! untyped); no user input can make it panic (every bad argument yields
 //! the seL4 error); every object's initial state is all-zero bytes (see
-//! [`object`]). Outside `arch`, it uses `unsafe` only in [`memory`] and
-//! [`preempt`].
+//! [`object`]).
+//!
+//! `unsafe` outside `arch`: [`memory`] owns every pointer access to
+//! physical memory, and [`preempt`] keeps the preemption hook as a raw
+//! word. The rest is of two kinds, each argued where it stands: `Pod`
+//! declarations of the types stored in objects ([`cap`], [`cte`], [`boot`])
+//! and the unchecked field reads and writes of the object handles, whose
+//! constructors checked range and alignment once ([`cte`] and, in
+//! [`object`], `endpoint`, `notification`, `reply`, `sched_context` and
+//! `tcb`); and [`global`]'s `Sync` for the kernel's cells (one core,
+//! interrupts masked in the kernel).
+//!
+//! Nothing is exported: the modules are private, so the compiler sees
+//! every item that nothing uses (on the target build, see below). It also
+//! inlines every function that has one caller; where that measured worse
+//! (a bigger prologue on a hot path: `cargo septa bench`), the function is
+//! kept out of line with `#[inline(never)]` and says so.
 //!
 //! Dependencies: `septa-abi` for every ABI number (defined once there);
 //! `fdt` to read the device tree at boot.
+// The crate documents its private modules (nothing is exported).
+#![allow(rustdoc::private_intra_doc_links)]
 #![cfg_attr(not(test), no_std)]
+// On the host the library exists for its tests, and `arch`, which calls
+// much of the core, is not compiled: what is dead code is judged by the
+// target build (`.ci/run` runs clippy for it with warnings denied).
+#![cfg_attr(
+    not(all(target_arch = "aarch64", target_os = "none")),
+    allow(dead_code)
+)]
 
 #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
 extern crate std;
 
-pub mod boot;
-pub mod bootmem;
-pub mod cap;
-pub mod cnode;
-pub mod context;
-pub mod cspace;
-pub mod cte;
-pub mod debug;
-pub mod delete;
-pub mod error;
-pub mod fastpath;
-pub mod fault;
-pub mod global;
-pub mod invocation;
-pub mod ipc;
-pub mod machine;
-pub mod memory;
-pub mod object;
-pub mod pagetable;
-pub mod preempt;
-pub mod print;
-pub mod sched;
-pub mod syscall;
-pub mod untyped;
+mod benchmark;
+mod boot;
+mod bootmem;
+mod cap;
+mod cnode;
+mod context;
+mod cspace;
+mod cte;
+mod debug;
+mod delete;
+mod error;
+mod fastpath;
+mod fault;
+mod global;
+mod invocation;
+mod ipc;
+mod machine;
+mod memory;
+mod object;
+mod pagetable;
+mod preempt;
+mod print;
+mod sched;
+mod syscall;
+mod untyped;
+mod user_error;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
-pub mod arch;
+mod arch;
 
 #[cfg(test)]
 mod tests;

@@ -18,16 +18,52 @@
 //! address of the kernel's per-IRQ slots, `irq_lines` the number of lines
 //! of the interrupt controller, `send_sgi` raises a software interrupt.
 //!
+//! Benchmark configuration: `cycles` reads the PMU cycle counter,
+//! `clean_invalidate_caches`/`clean_invalidate_l1` flush the caches by
+//! set and way (BenchmarkFlushCaches).
+//!
+//! Hardware debug (debug configuration): `debug_read`/`debug_write` reach
+//! a breakpoint or watchpoint register pair, `debug_disable` clears one's
+//! enable bit, `debug_single_step` sets MDSCR_EL1.SS, `debug_traps`
+//! routes debug exceptions and register accesses to EL2 or not.
+//!
 //! Time is in ticks of the system counter (CNTPCT_EL0); `us_to_ticks` and
 //! `ticks_to_us` convert. On QEMU `virt` the counter runs at 62.5 MHz.
+//!
+//! VCPUs (`object::vcpu`): `vcpu_hw_read`/`vcpu_hw_write` reach the EL1
+//! system register behind each VCPU register index, `vgic_read`/`vgic_write`
+//! and `vgic_lr`/`set_vgic_lr` the GICv2 hypervisor interface (GICH),
+//! `set_hyp_mode` switches HCR_EL2 between native threads and guests,
+//! `native_el1` puts back what native threads need of SCTLR_EL1 and
+//! CPACR_EL1, `export_arch_timer` what they may use of the generic timer,
+//! and `translate_s1` asks the MMU for a guest's IPA (AT S1E1R).
 
 /// Interrupt ids handed to user level: SPIs and PPIs of the GIC.
 pub type Irq = u16;
 
+/// The word registers of the GICv2 virtual interface control block (GICH)
+/// the VCPU code uses; list registers have their own accessors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VgicReg {
+    /// GICH_HCR: hypervisor control (bit 0 enables the virtual interface).
+    Hcr,
+    /// GICH_VTR: how many list registers there are (read only).
+    Vtr,
+    /// GICH_VMCR: the guest's CPU interface state (PMR, enables, ...).
+    Vmcr,
+    /// GICH_MISR: why the maintenance interrupt is raised (read only).
+    Misr,
+    /// GICH_EISR0/1: list registers whose EOI raised it (read only).
+    Eisr0,
+    Eisr1,
+    /// GICH_APR: the guest's active priorities.
+    Apr,
+}
+
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod imp {
     use super::Irq;
-    use crate::arch::aarch64::{cache, gic, stage2, timer};
+    use crate::arch::aarch64::{cache, debug, gic, stage2, timer, vcpu};
 
     pub fn now() -> u64 {
         timer::now()
@@ -43,7 +79,7 @@ mod imp {
         timer::disarm()
     }
     pub fn irq_pending() -> bool {
-        crate::arch::aarch64::fpu::irq_pending()
+        gic::irq_pending()
     }
     pub fn irq_acknowledge() -> Option<Irq> {
         gic::acknowledge()
@@ -64,7 +100,7 @@ mod imp {
         crate::arch::aarch64::trap::halt()
     }
     pub fn smc_call(args: [u64; 8]) -> [u64; 8] {
-        crate::arch::aarch64::fpu::smc_call(args)
+        crate::arch::aarch64::smc::smc_call(args)
     }
     pub fn irq_mask(irq: Irq) {
         gic::disable(irq)
@@ -93,6 +129,16 @@ mod imp {
     pub fn unify_instruction(paddr: u64, len: u64) {
         cache::unify_instruction(paddr, len)
     }
+    pub fn clean_invalidate_caches() {
+        cache::clean_invalidate_all()
+    }
+    pub fn clean_invalidate_l1(kind: u64) {
+        cache::clean_invalidate_l1(kind)
+    }
+    #[inline(always)]
+    pub fn cycles() -> u64 {
+        crate::arch::aarch64::pmu::cycles()
+    }
     pub fn put_char(c: u8) {
         crate::arch::aarch64::console::put_byte(c)
     }
@@ -119,6 +165,60 @@ mod imp {
     }
     pub fn send_sgi(irq: u8, target: u32) {
         gic::send_sgi(irq, target)
+    }
+    pub fn vcpu_hw_read(reg: usize) -> u64 {
+        vcpu::read_reg(reg)
+    }
+    pub fn vcpu_hw_write(reg: usize, v: u64) {
+        vcpu::write_reg(reg, v)
+    }
+    pub fn vgic_read(r: super::VgicReg) -> u32 {
+        vcpu::vgic_read(r)
+    }
+    pub fn vgic_write(r: super::VgicReg, v: u32) {
+        vcpu::vgic_write(r, v)
+    }
+    pub fn vgic_lr(i: usize) -> u32 {
+        vcpu::vgic_lr(i)
+    }
+    pub fn set_vgic_lr(i: usize, v: u32) {
+        vcpu::set_vgic_lr(i, v)
+    }
+    pub fn set_hyp_mode(guest: bool) {
+        vcpu::set_hyp_mode(guest)
+    }
+    pub fn native_el1() {
+        vcpu::native_el1()
+    }
+    pub fn fpu_enable_el01() {
+        vcpu::fpu_enable_el01()
+    }
+    pub fn export_arch_timer() {
+        vcpu::export_arch_timer()
+    }
+    pub fn translate_s1(va: u64) -> u64 {
+        vcpu::translate_s1(va)
+    }
+    pub fn dsb() {
+        vcpu::dsb()
+    }
+    pub fn isb() {
+        vcpu::isb()
+    }
+    pub fn debug_read(watch: bool, i: u64) -> (u64, u64) {
+        debug::read(watch, i)
+    }
+    pub fn debug_write(watch: bool, i: u64, cr: u64, vr: u64) {
+        debug::write(watch, i, cr, vr)
+    }
+    pub fn debug_disable(watch: bool, i: u64) {
+        debug::disable(watch, i)
+    }
+    pub fn debug_single_step(on: bool) {
+        debug::single_step(on)
+    }
+    pub fn debug_traps(on: bool) {
+        debug::set_traps(on)
     }
 }
 
@@ -151,12 +251,67 @@ mod imp {
         Invalidate(u64, u64),
         CleanInvalidate(u64, u64),
         Unify(u64, u64),
+        /// BenchmarkFlushCaches: everything, or the level-1 caches of the
+        /// kind given (bit 0 instruction, bit 1 data).
+        FlushCaches(Option<u64>),
         PutChar(u8),
         /// A thread's address space made current: root and VMID.
         VSpaceRoot(u64, u16),
         /// The empty address space made current.
         EmptyVSpaceRoot,
         SendSgi(u8, u32),
+        /// A VCPU register index written to its hardware register.
+        VcpuRegWrite(usize, u64),
+        /// A GICH word register written.
+        VgicWrite(super::VgicReg, u32),
+        /// A GICH list register written.
+        VgicLrWrite(usize, u32),
+        /// HCR_EL2 set for a guest (true) or for native threads (false).
+        HypMode(bool),
+        /// SCTLR_EL1 set back to what native threads run with.
+        NativeEl1,
+        /// CPACR_EL1 lets EL0 and EL1 use FP/SIMD.
+        FpuEnableEl01,
+        /// The timer access of native threads written back.
+        ExportArchTimer,
+        /// A debug register pair written: watchpoint?, index, control, value.
+        DebugWrite(bool, u64, u64, u64),
+        DebugSingleStep(bool),
+        /// Debug exceptions and register accesses trap to EL2 (native
+        /// threads) or not (a guest).
+        DebugTraps(bool),
+    }
+
+    /// List registers of the pretended GIC's virtual interface: QEMU's 4.
+    const DEFAULT_LIST_REGS: u32 = 4;
+
+    /// The pretended VCPU hardware: the EL1 registers behind the VCPU
+    /// register indices, the GICH registers, and what AT S1E1R answers.
+    #[derive(Clone, Debug)]
+    pub struct VcpuHw {
+        pub regs: [u64; septa_abi::vcpu_reg::COUNT as usize],
+        /// Indexed by `VgicReg as usize`.
+        pub vgic: [u32; 7],
+        pub lrs: [u32; 64],
+        /// HCR_EL2 is in the guest setting.
+        pub guest_mode: bool,
+        /// What `translate_s1` returns for an address (PAR_EL1): by
+        /// default the address itself, as with a guest's MMU off.
+        pub translate_offset: u64,
+    }
+
+    impl Default for VcpuHw {
+        fn default() -> Self {
+            let mut vgic = [0; 7];
+            vgic[super::VgicReg::Vtr as usize] = DEFAULT_LIST_REGS - 1;
+            VcpuHw {
+                regs: [0; septa_abi::vcpu_reg::COUNT as usize],
+                vgic,
+                lrs: [0; 64],
+                guest_mode: false,
+                translate_offset: 0,
+            }
+        }
     }
 
     /// What the double reports as the hardware's VMID count unless a test
@@ -171,6 +326,7 @@ mod imp {
         vmids: u32,
         irq_node: u64,
         irq_lines: u16,
+        vcpu: VcpuHw,
     }
 
     impl Default for State {
@@ -181,6 +337,7 @@ mod imp {
                 vmids: DEFAULT_VMIDS,
                 irq_node: 0,
                 irq_lines: DEFAULT_IRQ_LINES,
+                vcpu: VcpuHw::default(),
             }
         }
     }
@@ -297,6 +454,16 @@ mod imp {
     pub fn unify_instruction(paddr: u64, len: u64) {
         record(Op::Unify(paddr, len))
     }
+    pub fn clean_invalidate_caches() {
+        record(Op::FlushCaches(None))
+    }
+    pub fn clean_invalidate_l1(kind: u64) {
+        record(Op::FlushCaches(Some(kind)))
+    }
+    /// The cycle counter: the clock, as if one tick were one cycle.
+    pub fn cycles() -> u64 {
+        now()
+    }
     pub fn put_char(c: u8) {
         record(Op::PutChar(c))
     }
@@ -320,20 +487,93 @@ mod imp {
     pub fn send_sgi(irq: u8, target: u32) {
         record(Op::SendSgi(irq, target))
     }
+
+    /// Test control: the pretended VCPU hardware as it is now.
+    pub fn vcpu_hw() -> VcpuHw {
+        STATE.with(|s| s.borrow().vcpu.clone())
+    }
+    /// Test control: change the pretended VCPU hardware (what a guest or
+    /// the GIC would have done while it ran).
+    pub fn with_vcpu_hw(f: impl FnOnce(&mut VcpuHw)) {
+        STATE.with(|s| f(&mut s.borrow_mut().vcpu))
+    }
+    pub fn vcpu_hw_read(reg: usize) -> u64 {
+        STATE.with(|s| s.borrow().vcpu.regs[reg])
+    }
+    pub fn vcpu_hw_write(reg: usize, v: u64) {
+        record(Op::VcpuRegWrite(reg, v));
+        STATE.with(|s| s.borrow_mut().vcpu.regs[reg] = v)
+    }
+    pub fn vgic_read(r: super::VgicReg) -> u32 {
+        STATE.with(|s| s.borrow().vcpu.vgic[r as usize])
+    }
+    pub fn vgic_write(r: super::VgicReg, v: u32) {
+        record(Op::VgicWrite(r, v));
+        STATE.with(|s| s.borrow_mut().vcpu.vgic[r as usize] = v)
+    }
+    pub fn vgic_lr(i: usize) -> u32 {
+        STATE.with(|s| s.borrow().vcpu.lrs[i])
+    }
+    pub fn set_vgic_lr(i: usize, v: u32) {
+        record(Op::VgicLrWrite(i, v));
+        STATE.with(|s| s.borrow_mut().vcpu.lrs[i] = v)
+    }
+    pub fn set_hyp_mode(guest: bool) {
+        record(Op::HypMode(guest));
+        STATE.with(|s| s.borrow_mut().vcpu.guest_mode = guest)
+    }
+    /// SCTLR_EL1 of native threads in the double (seL4's
+    /// `SCTLR_EL1_NATIVE`).
+    pub const NATIVE_SCTLR: u64 = 0x34d5_9824;
+    /// CNTKCTL_EL1 of native threads in the double (any value a guest is
+    /// unlikely to choose).
+    pub const NATIVE_CNTKCTL: u64 = 0x201;
+    pub fn native_el1() {
+        record(Op::NativeEl1);
+        with_vcpu_hw(|h| h.regs[septa_abi::vcpu_reg::SCTLR as usize] = NATIVE_SCTLR)
+    }
+    pub fn fpu_enable_el01() {
+        record(Op::FpuEnableEl01);
+        with_vcpu_hw(|h| h.regs[septa_abi::vcpu_reg::CPACR as usize] |= 3 << 20)
+    }
+    pub fn export_arch_timer() {
+        record(Op::ExportArchTimer);
+        with_vcpu_hw(|h| h.regs[septa_abi::vcpu_reg::CNTKCTL_EL1 as usize] = NATIVE_CNTKCTL)
+    }
+    pub fn translate_s1(va: u64) -> u64 {
+        STATE.with(|s| (va & !0xfff).wrapping_add(s.borrow().vcpu.translate_offset))
+    }
+    /// Barriers only on the hardware; nothing to record.
+    pub fn dsb() {}
+    pub fn isb() {}
+
+    std::thread_local! {
+        /// The pretended debug registers: 6 breakpoint pairs, 4 watchpoint
+        /// pairs.
+        static DEBUG_REGS: std::cell::RefCell<[(u64, u64); 10]> = const { std::cell::RefCell::new([(0, 0); 10]) };
+    }
+    fn debug_index(watch: bool, i: u64) -> usize {
+        (i + if watch { 6 } else { 0 }) as usize
+    }
+    pub fn debug_read(watch: bool, i: u64) -> (u64, u64) {
+        DEBUG_REGS.with(|r| r.borrow()[debug_index(watch, i)])
+    }
+    pub fn debug_write(watch: bool, i: u64, cr: u64, vr: u64) {
+        DEBUG_REGS.with(|r| r.borrow_mut()[debug_index(watch, i)] = (cr, vr));
+        record(Op::DebugWrite(watch, i, cr, vr))
+    }
+    pub fn debug_disable(watch: bool, i: u64) {
+        DEBUG_REGS.with(|r| r.borrow_mut()[debug_index(watch, i)].0 &= !1);
+    }
+    pub fn debug_single_step(on: bool) {
+        record(Op::DebugSingleStep(on))
+    }
+    pub fn debug_traps(on: bool) {
+        record(Op::DebugTraps(on))
+    }
 }
 
 pub use imp::*;
-
-/// Microseconds to ticks, saturating.
-pub fn us_to_ticks(us: u64) -> u64 {
-    let t = us as u128 * counter_frequency() as u128 / 1_000_000;
-    u64::try_from(t).unwrap_or(u64::MAX)
-}
-
-/// Ticks to microseconds, rounding down.
-pub fn ticks_to_us(ticks: u64) -> u64 {
-    (ticks as u128 * 1_000_000 / counter_frequency() as u128) as u64
-}
 
 #[cfg(test)]
 mod tests {
@@ -344,9 +584,8 @@ mod tests {
         set_now(500);
         assert_eq!(now(), 500);
         tlb_flush_page(3, 0x1000);
-        set_deadline(us_to_ticks(7));
+        set_deadline(700);
         assert_eq!(take_log(), [Op::FlushPage(3, 0x1000), Op::Deadline(700)]);
         assert!(take_log().is_empty());
-        assert_eq!(ticks_to_us(us_to_ticks(12345)), 12345);
     }
 }

@@ -180,23 +180,14 @@ pub unsafe fn set_window(offset: u64, phys_start: u64, phys_end: u64) {
 }
 
 /// Unregisters the window (host tests call this before freeing an arena).
+#[cfg(test)]
 pub fn clear_window() {
     current::set(Window::EMPTY);
-}
-
-/// The registered window.
-pub fn window() -> Window {
-    current::get()
 }
 
 /// Whether `[paddr, paddr + len)` lies inside the window.
 pub fn in_window(paddr: u64, len: u64) -> bool {
     current::get().contains(paddr, len)
-}
-
-/// The kernel address of a physical address (not checked).
-pub fn kptr(paddr: u64) -> u64 {
-    paddr.wrapping_add(current::get().offset)
 }
 
 #[inline(always)]

@@ -127,15 +127,6 @@ pub fn lookup_slot(root: u64, vaddr: u64) -> (Level, u64, u32) {
     (level, entry, entry_bits(level))
 }
 
-/// The level at which a frame of `size_bits` is a leaf.
-pub const fn level_for_bits(size_bits: u32) -> Level {
-    match size_bits {
-        30 => 1,
-        21 => 2,
-        _ => 3,
-    }
-}
-
 /// Physical address of the entry for `vaddr` in the table at `table`.
 pub fn entry_at(table: u64, level: Level, vaddr: u64) -> u64 {
     table + 8 * index(level, vaddr)
@@ -240,10 +231,6 @@ mod tests {
         assert!(block.is_page(2) && block.is_page(1) && !block.is_page(3));
         assert!(!table.is_page(1) && !table.is_page(2));
         assert!(!Pte::INVALID.is_page(3) && !Pte::INVALID.is_page(1));
-        assert_eq!(
-            (level_for_bits(12), level_for_bits(21), level_for_bits(30)),
-            (3, 2, 1)
-        );
     }
 
     #[test]

@@ -20,11 +20,23 @@ impl fmt::Write for Out {
     }
 }
 
-/// Prints a line on the kernel console (debug build, as seL4's `printf`).
+/// One byte of a thread's `DebugPutChar`: a `\n` goes out as `\r\n`, as
+/// seL4's `kernel_putDebugChar` sends it (its `uart_console_putchar`).
+pub fn put_user_char(b: u8) {
+    if b == b'\n' {
+        crate::machine::put_char(b'\r');
+    }
+    crate::machine::put_char(b);
+}
+
+/// Prints a line on the kernel console, in configurations with printing
+/// (seL4's `printf` under `KernelPrinting`); elsewhere nothing.
 #[macro_export]
 macro_rules! kdebugln {
     ($($t:tt)*) => {{
-        use core::fmt::Write as _;
-        let _ = writeln!($crate::print::Out, $($t)*);
+        if septa_abi::CONFIG.printing() {
+            use core::fmt::Write as _;
+            let _ = writeln!($crate::print::Out, $($t)*);
+        }
     }};
 }

@@ -40,11 +40,12 @@ use crate::object::notification::{self, Ntfn};
 use crate::object::reply::ReplyObj;
 use crate::object::sched_context::Sc;
 use crate::object::tcb::{self, Tcb, ThreadState};
-use crate::object::{domain, irq, sched_control, smc, vspace};
+use crate::object::{domain, irq, sched_control, smc, vcpu, vspace};
 use crate::sched;
 use crate::untyped::{decode_untyped_invocation, NewObjects};
+use crate::user_error;
 use septa_abi::ipc_buffer::MSG_MAX_LENGTH;
-use septa_abi::{syscall as sys, ObjectType};
+use septa_abi::{syscall as sys, ObjectType, CONFIG};
 
 /// The MCS system calls, -1 (Call) down to -11 (Yield).
 pub const SYSCALL_MIN: i64 = sys::YIELD;
@@ -55,11 +56,13 @@ pub const SYSCALL_MAX: i64 = sys::CALL;
 const NAME_MAX: usize = MSG_MAX_LENGTH * 8;
 
 /// Entry for `svc` (and `hvc` from EL1): the number is x7. Call and
-/// ReplyRecv try the fast path first ([`crate::fastpath`]).
+/// ReplyRecv try the fast path first ([`crate::fastpath`]), and in the
+/// benchmark configuration Send too (the signal fast path).
 pub fn handle_syscall(number: i64) {
     let done = match number {
         sys::CALL => crate::fastpath::call(sched::cur_thread()),
         sys::REPLY_RECV => crate::fastpath::reply_recv(sched::cur_thread()),
+        sys::SEND if CONFIG.signal_fastpath() => crate::fastpath::signal(sched::cur_thread()),
         _ => false,
     };
     if !done {
@@ -156,7 +159,7 @@ pub fn preemption_check() -> bool {
     let consumed = sched::with(|s| s.consumed.get());
     let budget_ok =
         sched::cur_sc().is_some_and(|sc| sc.is_active() && sc.refill_sufficient(consumed));
-    !budget_ok || machine::irq_pending()
+    !budget_ok || machine::irq_pending() || sched::cur_domain_expired()
 }
 
 /// Takes the pending interrupt, if any, and handles it.
@@ -167,13 +170,17 @@ fn check_interrupt() {
 }
 
 /// One acknowledged interrupt: the kernel timer marks the timer for
-/// reprogramming; any other line is masked, ended and handed to its
-/// handler (which signals a notification).
+/// reprogramming; the VGIC maintenance and virtual timer PPIs go to the
+/// VCPU code and are then ended; any other line is masked, ended and
+/// handed to its handler (which signals a notification).
 pub fn handle_irq(irq: machine::Irq) {
     if irq == machine::TIMER_IRQ {
         machine::timer_ack();
         machine::irq_eoi(irq);
         sched::set_reprogram();
+    } else if irq::irq_state(irq as u64) == Some(irq::IrqState::Reserved) {
+        vcpu::handle_reserved_irq(irq);
+        machine::irq_eoi(irq);
     } else {
         // Masked until user level acknowledges it through its handler cap.
         machine::irq_mask(irq);
@@ -201,13 +208,14 @@ pub fn handle_user_level_fault(number: u64, code: u64) {
 }
 
 /// Entry for an abort (seL4's `handleVMFaultEvent`): `address` is the
-/// faulting data address, or for an instruction abort the pc.
+/// faulting data address, or for an instruction abort the pc; a guest's
+/// is reported as the guest-physical address its stage 1 maps it to.
 pub fn handle_vm_fault(address: u64, fsr: u64, instruction: bool) {
     if_budget_then_schedule(|| {
         handle_fault(
             sched::cur_thread(),
-            Fault::VmFault {
-                address,
+            Fault::Vm {
+                address: vcpu::fault_address(address),
                 fsr,
                 instruction,
             },
@@ -220,13 +228,26 @@ pub fn handle_vm_fault(address: u64, fsr: u64, instruction: bool) {
 pub const UNKNOWN_FAULT: u64 = 0x0200_0000;
 
 /// Entry for any other lower-EL exception in a hypervisor build (seL4's
-/// `handleVCPUFault`).
-pub fn handle_vcpu_fault(hsr: u64) {
+/// `handleVCPUFault`): with the hardware debug API a debug exception
+/// (breakpoint, watchpoint, single step, `brk`) becomes a DebugException,
+/// an unknown instruction a UserException, and anything else, VCPU or not,
+/// a VCPUFault carrying the syndrome. `far` is FAR_EL2 (a watchpoint's
+/// data address).
+pub fn handle_vcpu_fault(hsr: u64, far: u64) {
+    if CONFIG.hardware_debug_api() && tcb::debug::is_debug_fault(hsr) {
+        if_budget_then_schedule(|| {
+            let cur = sched::cur_thread();
+            if let Some(f) = tcb::debug::debug_exception(cur, hsr, far) {
+                handle_fault(cur, f);
+            }
+        });
+        return;
+    }
     if hsr == UNKNOWN_FAULT {
         handle_user_level_fault(hsr, 0);
         return;
     }
-    if_budget_then_schedule(|| handle_fault(sched::cur_thread(), Fault::VcpuFault { hsr }));
+    if_budget_then_schedule(|| handle_fault(sched::cur_thread(), Fault::Vcpu { hsr }));
 }
 
 // ---------------------------------------------------------------------------
@@ -247,6 +268,9 @@ fn handle_invocation(
     let (raw, slot) = match lookup_raw(thread.slot(tcb::CTABLE).raw_cap(), cptr) {
         Ok(cs) => cs,
         Err(lookup) => {
+            if CONFIG.printing() {
+                user_error::lookup_failed(thread, cptr, false);
+            }
             if is_blocking {
                 handle_fault(
                     thread,
@@ -276,6 +300,9 @@ fn handle_invocation(
         if info.extra_caps() != 0 {
             let buffer = lookup_ipc_buffer(false, thread);
             if let Err(f) = lookup_extra_caps(thread, buffer, info) {
+                if CONFIG.printing() {
+                    user_error::lookup_failed(thread, cptr, true);
+                }
                 if is_blocking {
                     handle_fault(thread, f);
                 }
@@ -286,12 +313,20 @@ fn handle_invocation(
         // (see `invoke_object`).
         sched::set_thread_state(thread, ThreadState::Restart);
         let result = decode_ipc_invocation(ipc_cap, &ctx);
+        if CONFIG.printing() {
+            if let Err(Exception::Syscall(e)) = &result {
+                user_error::invocation_failed(thread, &raw.decode(), info.label(), e);
+            }
+        }
         return finish_invocation(thread, is_call, result, &[]);
     }
     let buffer = lookup_ipc_buffer(false, thread);
     let extra = match lookup_extra_caps(thread, buffer, info) {
         Ok(e) => e,
         Err(f) => {
+            if CONFIG.printing() {
+                user_error::lookup_failed(thread, cptr, true);
+            }
             if is_blocking {
                 handle_fault(thread, f);
             }
@@ -333,6 +368,11 @@ fn invoke_object(
     // stops the caller changes the state away from Restart.
     sched::set_thread_state(thread, ThreadState::Restart);
     let result = decode_invocation(&inv, cap, slot, ctx, &mut reply);
+    if CONFIG.printing() {
+        if let Err(Exception::Syscall(e)) = &result {
+            user_error::invocation_failed(thread, cap, info.label(), e);
+        }
+    }
     finish_invocation(thread, ctx.is_call, result, reply.words())
 }
 
@@ -455,8 +495,7 @@ fn decode_invocation(
         | Cap::VSpace { .. }
         | Cap::AsidControl
         | Cap::AsidPool { .. } => vspace::decode_invocation(inv, cap, slot, reply),
-        // Not yet: VCPU invocations arrive with the VM work.
-        Cap::Vcpu { .. } => Err(SyscallError::IllegalOperation.into()),
+        Cap::Vcpu { .. } => vcpu::decode_invocation(inv, cap, reply),
         // Any invocation of an SGI signal cap raises its SGI.
         Cap::SgiSignal { .. } => irq::decode_sgi_signal_invocation(cap),
         Cap::Smc { .. } => smc::decode_invocation(inv, cap, reply),
@@ -509,12 +548,13 @@ fn decode_invocation(
 
 /// The per-type set-up of objects a Retype created (what seL4's
 /// `createObject` does beyond zeroing): TCBs get their initial SPSR and
-/// join the debug list; frames are cleaned to the point of coherency and
+/// join the debug list; VCPUs their initial SCTLR and vGIC control; frames are cleaned to the point of coherency and
 /// translation tables to where the table walker sees them.
 pub fn init_new_objects(new: &NewObjects) {
     for p in new.paddrs() {
         match new.object_type {
             ObjectType::Tcb => tcb::init_new(p),
+            ObjectType::Vcpu => vcpu::init_new(p),
             ObjectType::SmallPage | ObjectType::LargePage | ObjectType::HugePage
                 if !new.is_device =>
             {
@@ -619,17 +659,26 @@ fn handle_yield() {
 // Debug system calls.
 
 /// The debug calls, or an UnknownSyscall fault (seL4's
-/// `handleUnknownSyscall`). The debug calls do not charge time.
+/// `handleUnknownSyscall`). The debug calls do not charge time. Which
+/// exist depends on the configuration (`septa_abi::Config`): DebugPutChar
+/// and DebugDumpScheduler with printing, the others in the debug build;
+/// any other number is a fault.
+///
+/// Out of line (see the crate header): inlined into the system-call path it
+/// made every system call dearer.
+#[inline(never)]
 pub fn handle_unknown_syscall(w: u64) {
     let cur = sched::cur_thread();
+    let printing = CONFIG.printing();
+    let debug = CONFIG.debug_build();
     match w as i64 {
-        sys::DEBUG_PUT_CHAR => machine::put_char(cur.reg(Reg::CAP) as u8),
-        sys::DEBUG_DUMP_SCHEDULER => dump_scheduler(),
-        sys::DEBUG_HALT => {
+        sys::DEBUG_PUT_CHAR if printing => crate::print::put_user_char(cur.reg(Reg::CAP) as u8),
+        sys::DEBUG_DUMP_SCHEDULER if printing => dump_scheduler(),
+        sys::DEBUG_HALT if debug => {
             crate::kdebugln!("DebugHalt from thread {:#x} \"{}\"", cur.paddr(), Name(cur));
             machine::halt();
         }
-        sys::DEBUG_SNAPSHOT => {
+        sys::DEBUG_SNAPSHOT if debug => {
             // Not yet: seL4 prints the capDL of the whole system here.
             crate::kdebugln!(
                 "DebugSnapshot from thread {:#x} \"{}\"",
@@ -637,11 +686,12 @@ pub fn handle_unknown_syscall(w: u64) {
                 Name(cur)
             );
         }
-        sys::DEBUG_CAP_IDENTIFY => {
+        sys::DEBUG_CAP_IDENTIFY if debug => {
             let t = crate::debug::debug_cap_identify(&cur.cspace_root(), cur.reg(Reg::CAP));
             cur.set_reg(Reg::CAP, t);
         }
-        sys::DEBUG_NAME_THREAD => debug_name_thread(cur),
+        sys::DEBUG_NAME_THREAD if debug => debug_name_thread(cur),
+        n if crate::benchmark::handle_syscall(n) => {}
         _ => {
             if_budget_then_schedule(|| handle_fault(cur, Fault::UnknownSyscall { number: w }));
         }

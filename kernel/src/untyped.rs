@@ -26,7 +26,7 @@
 
 use crate::cap::{Cap, FrameSize, VmRights};
 use crate::cspace::lookup_target_slot;
-use crate::cte::{ensure_empty_slot, ensure_no_children, insert_new_cap, SlotRef, SLOT_BYTES};
+use crate::cte::{ensure_empty_slot, ensure_no_children, insert_new_cap, SlotRef};
 use crate::error::{Exception, LookupFault, Preempted, SyscallError};
 use crate::invocation::Invocation;
 use crate::memory;
@@ -185,7 +185,7 @@ pub fn decode_untyped_invocation(
         debug_assert!(false, "decode_untyped_invocation on {cap:?}");
         return Err(SyscallError::IllegalOperation.into());
     };
-    if inv.label != Label::UntypedRetype as u64 {
+    if inv.label != Label::UntypedRetype.number() {
         return Err(SyscallError::IllegalOperation.into());
     }
     let Some(root_slot) = inv.extra_cap(0).filter(|_| inv.length() >= 6) else {
@@ -389,9 +389,4 @@ fn invoke_retype(
         insert_new_cap(slot, new.slot(i), &cap);
     }
     Ok(new)
-}
-
-/// Bytes in a CNode of the given radix (for callers sizing CNodes).
-pub const fn cnode_bytes(radix: u32) -> u64 {
-    SLOT_BYTES << radix
 }

@@ -60,7 +60,7 @@ use septa_runtime::{
     mr_get, mr_set, msginfo_new, println, protection_domain, Channel, ChannelSet, Handler,
     MessageInfo,
 };
-use septa_serial_protocol::{self as protocol, MAX_BYTES};
+use septa_serial_protocol::calls::{self as protocol, MAX_BYTES};
 use septa_virtio_hal::SeptaHal;
 use virtio_drivers::device::console::VirtIOConsole;
 use virtio_drivers::transport::mmio::MmioTransport;

@@ -1,2 +1,2 @@
 //! Hardware-dependent code. One architecture today.
-pub mod aarch64;
+pub(crate) mod aarch64;

@@ -1,8 +1,11 @@
-//! # The domain cap: moving threads between scheduling domains
+//! # The domain cap: moving threads between scheduling domains, and the
+//! domain schedule
 //!
-//! This configuration has one domain (0), so `DomainSetSet` accepts only
-//! domain 0, and the domain schedule has seL4's two entries (the second an
-//! end marker) with a single domain in them. The checks and errors are
+//! Every configuration has Microkit's 16 domains and 100 schedule entries
+//! (the last always an end marker). `DomainSetSet` moves a thread to a
+//! domain, `DomainScheduleConfigure` writes an entry, and
+//! `DomainScheduleSetStart` makes an entry the start of the schedule and
+//! switches to it at once (see `sched::domain`). The checks and errors are
 //! seL4's `decodeDomainInvocation`.
 
 use crate::cap::Cap;
@@ -62,7 +65,9 @@ pub fn decode_invocation(inv: &Invocation) -> Result<(), Exception> {
             if index == start && duration == 0 {
                 return Err(SyscallError::InvalidArgument { index: 2 }.into());
             }
-            sched::with(|s| s.dom_schedule[index as usize].set((domain << 56) | duration));
+            sched::with(|s| {
+                s.dom_schedule[index as usize].set(sched::domain_entry(domain, duration))
+            });
             Ok(())
         }
         Some(Label::DomainScheduleSetStart) => {

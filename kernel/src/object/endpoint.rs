@@ -210,6 +210,10 @@ pub fn send_ipc(
 
 /// Receives on `ep` for `thread` (seL4's MCS `receiveIPC`). A pending
 /// signal on the thread's bound notification is taken first.
+///
+/// Out of line (see the crate header): inlined into `handle_recv` it slowed
+/// ReplyRecv.
+#[inline(never)]
 pub fn receive_ipc(thread: Tcb, ep: Ep, blocking: bool, reply: Option<ReplyObj>) {
     if let Some(r) = reply {
         if let Some(other) = r.tcb() {

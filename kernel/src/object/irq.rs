@@ -107,7 +107,17 @@ fn set_irq_state(state: IrqState, irq: u64) {
     }
 }
 
-fn is_irq_active(irq: u64) -> bool {
+/// Boot: unmasks the IRQs reserved for the VCPU code, as seL4's
+/// `init_irqs` does by giving them their state (the timer's is unmasked
+/// by the timer's own set-up).
+pub fn unmask_reserved() {
+    for irq in [VGIC_MAINTENANCE, VTIMER_EVENT] {
+        set_irq_state(IrqState::Reserved, irq);
+    }
+}
+
+/// Whether `irq` is in use: not inactive (seL4's `isIRQActive`).
+pub fn is_irq_active(irq: u64) -> bool {
     irq_state(irq).is_some_and(|s| s != IrqState::Inactive)
 }
 

@@ -102,6 +102,12 @@ impl Ntfn {
         }
     }
 
+    /// The first waiter, as `queue().head` (inlined, for the fast path).
+    #[inline(always)]
+    pub fn queue_head(self) -> Option<Tcb> {
+        Tcb::from_link(self.read(QUEUE))
+    }
+
     pub fn set_queue(self, q: TcbQueue) {
         self.write(QUEUE, Tcb::link(q.head));
         self.write(QUEUE + 8, Tcb::link(q.end));
@@ -115,6 +121,7 @@ impl Ntfn {
         self.write(BADGE, b)
     }
 
+    #[inline(always)]
     pub fn bound_tcb(self) -> Option<Tcb> {
         Tcb::from_link(self.read(BOUND_TCB))
     }
@@ -256,6 +263,12 @@ pub fn cancel_signal(t: Tcb, n: Ntfn) {
 fn append(t: Tcb, n: Ntfn) {
     n.set_queue(n.queue().insert_by_priority(t));
     n.set_state(NtfnState::Waiting);
+}
+
+/// [`dequeue`] for the signal fast path (`crate::fastpath::signal`).
+#[inline(always)]
+pub fn fast_dequeue(t: Tcb, n: Ntfn) {
+    dequeue(t, n)
 }
 
 fn dequeue(t: Tcb, n: Ntfn) {

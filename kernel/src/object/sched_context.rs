@@ -53,7 +53,7 @@ pub const MIN_REFILLS: u64 = 2;
 
 const PERIOD: u64 = 0;
 const CONSUMED: u64 = 8;
-const CORE: u64 = 16;
+// 16: the core, always 0 on one core, never read.
 const TCB: u64 = 24;
 const REPLY: u64 = 32;
 const NTFN: u64 = 40;
@@ -142,9 +142,6 @@ impl Sc {
     }
     pub fn set_consumed(self, v: u64) {
         self.write(CONSUMED, v)
-    }
-    pub fn core(self) -> u64 {
-        self.read(CORE)
     }
     /// The bound TCB's address, or 0.
     #[inline(always)]
@@ -323,7 +320,8 @@ impl Sc {
         self.head_index() == self.tail_index()
     }
 
-    /// The refills in use, head first (tests and debugging).
+    /// The refills in use, head first (tests).
+    #[cfg(test)]
     pub fn refills(self, out: &mut [Refill]) -> usize {
         let mut i = self.head_index();
         let mut n = 0;

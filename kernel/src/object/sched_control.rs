@@ -26,7 +26,7 @@ pub fn decode_invocation(inv: &Invocation, cap: &Cap) -> Result<(), Exception> {
     let Cap::SchedControl { core } = *cap else {
         return Err(SyscallError::IllegalOperation.into());
     };
-    if inv.label != Label::SchedControlConfigureFlags as u64 {
+    if inv.label != Label::SchedControlConfigureFlags.number() {
         return Err(SyscallError::IllegalOperation.into());
     }
     let Some(target) = inv.extra_cap(0) else {

@@ -24,7 +24,7 @@ pub fn decode_invocation(
     let Cap::Smc { badge } = *cap else {
         return Err(SyscallError::IllegalOperation.into());
     };
-    if inv.label != Label::ArmSmcCall as u64 {
+    if inv.label != Label::ArmSmcCall.number() {
         return Err(SyscallError::IllegalOperation.into());
     }
     if inv.length() < NUM_SMC_REGS {

@@ -245,7 +245,7 @@ fn copy_and_move_report_their_errors_in_sel4_order() {
     let extra = [fx.slot(10)];
     assert_eq!(
         decode_cnode_invocation(
-            &Invocation::new(Label::CNodeCopy as u64, &[12, D, 10, D, 0xf], &extra),
+            &Invocation::new(Label::CNodeCopy.number(), &[12, D, 10, D, 0xf], &extra),
             &fx.root_cap()
         ),
         err(SyscallError::FailedLookup {

@@ -40,7 +40,7 @@ fn control(fx: &Fixture, label: Label, args: &[u64], with_root: bool) -> Result<
     let extra = [fx.root_slot];
     let n = usize::from(with_root);
     decode_irq_control_invocation(
-        &Invocation::new(label as u64, args, &extra[..n]),
+        &Invocation::new(label.number(), args, &extra[..n]),
         fx.slot(IRQ),
         &mut ReplyWords::default(),
     )
@@ -53,7 +53,7 @@ fn issue(fx: &Fixture, irq: u64, dest: u64) -> Result<(), Exception> {
 fn handler(fx: &Fixture, slot: u64, label: Label, extra: &[u64]) -> Result<(), Exception> {
     let slots: Vec<SlotRef> = extra.iter().map(|&i| fx.slot(i)).collect();
     decode_irq_handler_invocation(
-        &Invocation::new(label as u64, &[], &slots),
+        &Invocation::new(label.number(), &[], &slots),
         &fx.cap(slot),
         fx.slot(slot),
         &mut ReplyWords::default(),

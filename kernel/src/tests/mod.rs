@@ -107,7 +107,7 @@ impl Fixture {
     pub fn cnode(&self, label: Label, args: &[u64], n_extra: usize) -> Result<(), Exception> {
         let extra = [self.root_slot; 3];
         decode_cnode_invocation(
-            &Invocation::new(label as u64, args, &extra[..n_extra]),
+            &Invocation::new(label.number(), args, &extra[..n_extra]),
             &self.root_cap(),
         )
     }
@@ -158,7 +158,7 @@ impl Fixture {
         let slot = self.slot(ut);
         let extra = [self.root_slot];
         decode_untyped_invocation(
-            &Invocation::new(Label::UntypedRetype as u64, args, &extra),
+            &Invocation::new(Label::UntypedRetype.number(), args, &extra),
             slot,
             &slot.cap(),
         )

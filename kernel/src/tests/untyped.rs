@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::error::LookupFault;
+use crate::object::tcb::TCB_BYTES;
 use crate::preempt::{reset_work_units, set_preemption_check};
 use crate::untyped::RESET_CHUNK_BITS;
 
@@ -41,7 +42,7 @@ fn the_first_retype_clears_boot_memory_and_new_objects_are_zero() {
         memory::is_zero(fx.ut_base, 1 << fx.ut_bits),
         "reset clears the whole used range"
     );
-    assert!(n.paddrs().all(|p| memory::is_zero(p, 1 << 11)));
+    assert!(n.paddrs().all(|p| memory::is_zero(p, TCB_BYTES)));
 }
 
 #[test]
@@ -49,17 +50,18 @@ fn objects_are_aligned_to_their_size() {
     let fx = Fixture::new(20);
     fx.retype(UT, ObjectType::Endpoint, 0, 10, 1).unwrap();
     let tcb = fx.retype(UT, ObjectType::Tcb, 0, 11, 1).unwrap();
-    assert_eq!(tcb.first_paddr, fx.ut_base + 2048);
-    assert_eq!(fx.free_index(UT), 4096);
+    // Past the endpoint, aligned to its own size (2 or 4 KiB by configuration).
+    assert_eq!(tcb.first_paddr, fx.ut_base + TCB_BYTES);
+    assert_eq!(fx.free_index(UT), 2 * TCB_BYTES);
     let ep = fx.retype(UT, ObjectType::Endpoint, 0, 12, 1).unwrap();
-    assert_eq!(ep.first_paddr, fx.ut_base + 4096);
+    assert_eq!(ep.first_paddr, fx.ut_base + 2 * TCB_BYTES);
     let cn = fx.retype(UT, ObjectType::CNode, 3, 13, 1).unwrap();
     assert_eq!(
         (cn.first_paddr, cn.object_size_bits),
-        (fx.ut_base + 4096 + 256, 8)
+        (fx.ut_base + 2 * TCB_BYTES + 256, 8)
     );
     let sc = fx.retype(UT, ObjectType::SchedContext, 8, 14, 1).unwrap();
-    assert_eq!(sc.first_paddr, fx.ut_base + 4096 + 512);
+    assert_eq!(sc.first_paddr, fx.ut_base + 2 * TCB_BYTES + 512);
     assert_eq!(
         fx.cap(14),
         Cap::SchedContext {
@@ -68,19 +70,24 @@ fn objects_are_aligned_to_their_size() {
         }
     );
     let pg = fx.retype(UT, ObjectType::SmallPage, 0, 15, 1).unwrap();
-    assert_eq!(pg.first_paddr, fx.ut_base + 8192);
+    assert_eq!(
+        pg.first_paddr,
+        fx.ut_base + (2 * TCB_BYTES + 768).next_multiple_of(4096)
+    );
 }
 
 #[test]
 fn running_out_reports_the_bytes_left() {
     let fx = Fixture::new(20);
-    // A 4 KiB untyped carved from the big one.
-    fx.retype(UT, ObjectType::Untyped, 12, 20, 1).unwrap();
+    // An untyped of two TCBs carved from the big one.
+    let bits = TCB_BYTES.trailing_zeros() as u64 + 1;
+    let size = 2 * TCB_BYTES;
+    fx.retype(UT, ObjectType::Untyped, bits, 20, 1).unwrap();
     assert_eq!(
         fx.cap(20),
         Cap::Untyped {
             paddr: fx.ut_base,
-            size_bits: 12,
+            size_bits: bits as u8,
             free_index: 0,
             is_device: false
         }
@@ -89,12 +96,12 @@ fn running_out_reports_the_bytes_left() {
     assert_eq!(
         retype_err(&fx, 20, &[ObjectType::Tcb as u64, 0, 0, 0, 31, 2]),
         SyscallError::NotEnoughMemory {
-            available: 4096 - 16
+            available: size - 16
         }
     );
     // One fits after alignment, then nothing.
     fx.retype(20, ObjectType::Tcb, 0, 31, 1).unwrap();
-    assert_eq!(fx.free_index(20), 4096);
+    assert_eq!(fx.free_index(20), size);
     assert_eq!(
         retype_err(&fx, 20, &[ObjectType::Endpoint as u64, 0, 0, 0, 32, 1]),
         SyscallError::NotEnoughMemory { available: 0 }
@@ -104,7 +111,7 @@ fn running_out_reports_the_bytes_left() {
     fx.delete(31).unwrap();
     assert_eq!(
         retype_err(&fx, 20, &[ObjectType::LargePage as u64, 0, 0, 0, 32, 1]),
-        SyscallError::NotEnoughMemory { available: 4096 }
+        SyscallError::NotEnoughMemory { available: size }
     );
 }
 
@@ -303,12 +310,12 @@ fn retype_reports_every_argument_error_with_its_details() {
     let slot = fx.slot(UT);
     let args = [ep, 0, 0, 0, 10, 1];
     let roots = [fx.root_slot];
-    let inv = Invocation::new(Label::UntypedRetype as u64, &args, &[]);
+    let inv = Invocation::new(Label::UntypedRetype.number(), &args, &[]);
     assert_eq!(
         decode_untyped_invocation(&inv, slot, &slot.cap()),
         Err(SyscallError::TruncatedMessage.into())
     );
-    let inv = Invocation::new(Label::CNodeCopy as u64, &args, &roots);
+    let inv = Invocation::new(Label::CNodeCopy.number(), &args, &roots);
     assert_eq!(
         decode_untyped_invocation(&inv, slot, &slot.cap()),
         Err(SyscallError::IllegalOperation.into())

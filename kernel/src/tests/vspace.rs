@@ -113,7 +113,7 @@ impl Vs {
         let slot = self.slot(target);
         let mut reply = ReplyWords::default();
         decode_invocation(
-            &Invocation::new(label as u64, args, extra),
+            &Invocation::new(label.number(), args, extra),
             &slot.cap(),
             slot,
             &mut reply,

@@ -59,3 +59,16 @@ pub mod vm_fault {
     pub const FSR: usize = 3;
     pub const LENGTH: u64 = 4;
 }
+
+/// DebugException (hardware debug API, debug configuration): fault IP,
+/// reason, then for breakpoints and watchpoints the trigger address and
+/// the breakpoint number (2 or 4 words).
+pub mod debug_exception {
+    pub const FAULT_IP: usize = 0;
+    pub const EXCEPTION_REASON: usize = 1;
+    pub const TRIGGER_ADDRESS: usize = 2;
+    pub const BREAKPOINT_NUMBER: usize = 3;
+    pub const LENGTH: u64 = 4;
+    /// Single steps and software breaks carry only IP and reason.
+    pub const SHORT_LENGTH: u64 = 2;
+}

@@ -1,11 +1,12 @@
 //! Numbers that user level can observe and that depend on the kernel's
 //! build configuration for Septa's one platform (QEMU `virt`, GICv2, hyp,
-//! MCS, one core, debug build), plus the capability type tags that
+//! MCS, one core; what differs between release, debug and benchmark is in
+//! [`crate::config`]), plus the capability type tags that
 //! `DebugCapIdentify` returns.
 //!
 //! Each value is the one a real seL4 16.0.0 kernel built for this
 //! configuration (`qemu-arm-virt`, `KernelArmHypervisorSupport`,
-//! `KernelIsMCS`, `KernelDebugBuild`) uses; the source of each is named. A
+//! `KernelIsMCS`, Microkit's options) uses; the source of each is named. A
 //! kernel that claims the ABI must produce the same values (the conformance
 //! suite checks them in error details and results).
 
@@ -56,11 +57,11 @@ pub mod irq {
 /// Most objects one `Untyped_Retype` may create (`CONFIG_RETYPE_FAN_OUT_LIMIT`).
 pub const RETYPE_FAN_OUT_LIMIT: u64 = 256;
 
-/// Scheduling domains (`CONFIG_NUM_DOMAINS`).
-pub const NUM_DOMAINS: u64 = 1;
-/// Entries of the domain schedule, end marker included
-/// (`CONFIG_NUM_DOMAIN_SCHEDULES`).
-pub const NUM_DOMAIN_SCHEDULES: u64 = 2;
+/// Scheduling domains (`CONFIG_NUM_DOMAINS`, Microkit's 16).
+pub const NUM_DOMAINS: u64 = 16;
+/// Entries of the domain schedule (`CONFIG_NUM_DOMAIN_SCHEDULES`,
+/// Microkit's 100).
+pub const NUM_DOMAIN_SCHEDULES: u64 = 100;
 /// Bits of a domain schedule entry's duration (`DSCHED_MAX_DURATION` is
 /// `u64::MAX >> 8`).
 pub const DOMAIN_DURATION_BITS: u32 = 56;
@@ -71,9 +72,16 @@ pub const MAX_PRIORITY: u64 = 255;
 /// The valid `TCB_SetFlags` bits (`seL4_TCBFlag_MASK`).
 pub const TCB_FLAGS_MASK: u64 = 1;
 
-/// SPSR of a user thread as the kernel sets and sanitises it: EL0t with
-/// FIQs masked (`PSTATE_USER` of a debug build).
-pub const PSTATE_USER: u64 = 0x40;
+/// SPSR of a user thread as the kernel sets and sanitises it
+/// (`PSTATE_USER` of this build's configuration: see
+/// [`crate::Config::pstate_user`]).
+pub const PSTATE_USER: u64 = crate::CONFIG.pstate_user();
+
+/// SCTLR_EL1 of a new VCPU, what ReadReg of it returns (`SCTLR_EL1_VM` of
+/// `armv/armv8-a/64/armv/vcpu.h`): the Cortex-A57 reset value's RES1 bits
+/// 0x30d00800, CP15BEN (bit 5), UCT (15), nTWI (16), nTWE (18) and UCI
+/// (26); the MMU and caches off.
+pub const VCPU_INITIAL_SCTLR: u64 = 0x30d0_0800 | 1 << 5 | 1 << 15 | 1 << 16 | 1 << 18 | 1 << 26;
 
 /// MCS time (`sporadic.h`, `timer.h`, generated `platform_gen.h`).
 pub mod mcs {

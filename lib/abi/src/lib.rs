@@ -1,7 +1,10 @@
 //! # septa-abi: the numbers of the seL4 16.0.0 ABI that Septa implements
 //!
-//! One configuration only: aarch64, kernel at EL2 (hypervisor support), MCS,
-//! one core, 40-bit physical addresses. Every constant here comes from the
+//! One platform: aarch64, kernel at EL2 (hypervisor support), MCS, one
+//! core, 40-bit physical addresses, in Microkit 2.3.0's three kernel
+//! configurations ([`config`]: release, debug, benchmark; the cargo
+//! features `debug` and `benchmark` choose the one a build describes, for
+//! the kernel and every program on the target). Every constant here comes from the
 //! seL4 16.0.0 interface definitions (`libsel4/include/interfaces/*.xml`,
 //! `api/syscall.xml`, the `.bf` files) and is shared by the kernel, the
 //! user-level bindings and the host tool, so a number is written down once.
@@ -12,9 +15,12 @@
 #![forbid(unsafe_code)]
 
 pub mod bootinfo;
+pub mod config;
 pub mod fault;
 pub mod kernel_config;
 pub mod microkit;
+
+pub use config::{Config, CONFIG};
 
 /// System call numbers (MCS numbering), passed in x7.
 pub mod syscall {
@@ -35,155 +41,163 @@ pub mod syscall {
     pub const DEBUG_CAP_IDENTIFY: i64 = -15;
     pub const DEBUG_SNAPSHOT: i64 = -16;
     pub const DEBUG_NAME_THREAD: i64 = -17;
-    /// Benchmark calls start here (counting down).
-    pub const BENCHMARK_BASE: i64 = -21;
+    // The benchmark configuration's (`KernelBenchmarks=track_utilisation`;
+    // -24, BenchmarkSetLogBuffer, needs a kernel log buffer, which Microkit
+    // does not configure: an unknown system call there too).
+    pub const BENCHMARK_FLUSH_CACHES: i64 = -21;
+    pub const BENCHMARK_RESET_LOG: i64 = -22;
+    pub const BENCHMARK_FINALIZE_LOG: i64 = -23;
+    pub const BENCHMARK_SET_LOG_BUFFER: i64 = -24;
+    pub const BENCHMARK_NULL_SYSCALL: i64 = -25;
+    pub const BENCHMARK_GET_THREAD_UTILISATION: i64 = -26;
+    pub const BENCHMARK_RESET_THREAD_UTILISATION: i64 = -27;
 }
 
-/// Invocation labels for this configuration (generic, then aarch64, then arm).
-#[repr(u64)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Label {
-    InvalidInvocation = 0,
-    UntypedRetype = 1,
-    TcbReadRegisters = 2,
-    TcbWriteRegisters = 3,
-    TcbCopyRegisters = 4,
-    TcbConfigure = 5,
-    TcbSetPriority = 6,
-    TcbSetMcPriority = 7,
-    TcbSetSchedParams = 8,
-    TcbSetTimeoutEndpoint = 9,
-    TcbSetIpcBuffer = 10,
-    TcbSetSpace = 11,
-    TcbSuspend = 12,
-    TcbResume = 13,
-    TcbBindNotification = 14,
-    TcbUnbindNotification = 15,
-    TcbSetTlsBase = 16,
-    TcbSetFlags = 17,
-    CNodeRevoke = 18,
-    CNodeDelete = 19,
-    CNodeCancelBadgedSends = 20,
-    CNodeCopy = 21,
-    CNodeMint = 22,
-    CNodeMove = 23,
-    CNodeMutate = 24,
-    CNodeRotate = 25,
-    IrqIssueIrqHandler = 26,
-    IrqAckIrq = 27,
-    IrqSetIrqHandler = 28,
-    IrqClearIrqHandler = 29,
-    DomainSetSet = 30,
-    DomainScheduleConfigure = 31,
-    DomainScheduleSetStart = 32,
-    SchedControlConfigureFlags = 33,
-    SchedContextBind = 34,
-    SchedContextUnbind = 35,
-    SchedContextUnbindObject = 36,
-    SchedContextConsumed = 37,
-    SchedContextYieldTo = 38,
-    ArmVSpaceCleanData = 39,
-    ArmVSpaceInvalidateData = 40,
-    ArmVSpaceCleanInvalidateData = 41,
-    ArmVSpaceUnifyInstruction = 42,
-    ArmSmcCall = 43,
-    ArmPageTableMap = 44,
-    ArmPageTableUnmap = 45,
-    ArmPageMap = 46,
-    ArmPageUnmap = 47,
-    ArmPageCleanData = 48,
-    ArmPageInvalidateData = 49,
-    ArmPageCleanInvalidateData = 50,
-    ArmPageUnifyInstruction = 51,
-    ArmPageGetAddress = 52,
-    ArmAsidControlMakePool = 53,
-    ArmAsidPoolAssign = 54,
-    ArmVcpuSetTcb = 55,
-    ArmVcpuInjectIrq = 56,
-    ArmVcpuReadReg = 57,
-    ArmVcpuWriteReg = 58,
-    ArmVcpuAckVppi = 59,
-    ArmIrqIssueIrqHandlerTrigger = 60,
-    ArmIrqIssueSgiSignal = 61,
+/// Where BenchmarkGetThreadUtilisation puts each counter: the message word
+/// (seL4's `benchmark_track_util_ipc_index`). Times are PMU cycles.
+pub mod benchmark_utilisation {
+    /// Cycles the thread named was scheduled for.
+    pub const TCB_UTILISATION: usize = 0;
+    /// Times it was scheduled.
+    pub const TCB_NUMBER_SCHEDULES: usize = 1;
+    /// Cycles it spent in the kernel.
+    pub const TCB_KERNEL_UTILISATION: usize = 2;
+    /// Times it entered the kernel.
+    pub const TCB_NUMBER_KERNEL_ENTRIES: usize = 3;
+    /// The idle thread's cycles (this core's, and the thread's core's).
+    pub const IDLE_LOCALCPU_UTILISATION: usize = 4;
+    pub const IDLE_TCBCPU_UTILISATION: usize = 5;
+    pub const IDLE_NUMBER_SCHEDULES: usize = 6;
+    pub const IDLE_KERNEL_UTILISATION: usize = 7;
+    pub const IDLE_NUMBER_KERNEL_ENTRIES: usize = 8;
+    /// Cycles from BenchmarkResetLog to BenchmarkFinalizeLog.
+    pub const TOTAL_UTILISATION: usize = 9;
+    /// Switches of thread (the current one again included).
+    pub const TOTAL_NUMBER_SCHEDULES: usize = 10;
+    pub const TOTAL_KERNEL_UTILISATION: usize = 11;
+    pub const TOTAL_NUMBER_KERNEL_ENTRIES: usize = 12;
+    /// How many words the call writes.
+    pub const WORDS: usize = 13;
+}
+
+/// Declares [`Label`] and [`Label::ALL`] from one list of the methods.
+macro_rules! labels {
+    ($(#[$m:meta])* $($name:ident,)*) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Label {
+            $($name,)*
+        }
+
+        impl Label {
+            /// Every method, in order (the discriminants index this table).
+            pub const ALL: [Label; [$(stringify!($name)),*].len()] = [$(Label::$name),*];
+        }
+    };
+}
+
+labels! {
+    /// Invocation methods of seL4 16.0.0 for this kernel (generic, then aarch64,
+    /// then arm), in the interface files' order. The number a method is sent
+    /// with depends on the configuration (the hardware debug API's four TCB
+    /// methods are present only in debug): [`Label::number`] gives it for the
+    /// configuration of this build, [`Config::label_number`] for any.
+    InvalidInvocation,
+    UntypedRetype,
+    TcbReadRegisters,
+    TcbWriteRegisters,
+    TcbCopyRegisters,
+    TcbConfigure,
+    TcbSetPriority,
+    TcbSetMcPriority,
+    TcbSetSchedParams,
+    TcbSetTimeoutEndpoint,
+    TcbSetIpcBuffer,
+    TcbSetSpace,
+    TcbSuspend,
+    TcbResume,
+    TcbBindNotification,
+    TcbUnbindNotification,
+    TcbSetBreakpoint,
+    TcbGetBreakpoint,
+    TcbUnsetBreakpoint,
+    TcbConfigureSingleStepping,
+    TcbSetTlsBase,
+    TcbSetFlags,
+    CNodeRevoke,
+    CNodeDelete,
+    CNodeCancelBadgedSends,
+    CNodeCopy,
+    CNodeMint,
+    CNodeMove,
+    CNodeMutate,
+    CNodeRotate,
+    IrqIssueIrqHandler,
+    IrqAckIrq,
+    IrqSetIrqHandler,
+    IrqClearIrqHandler,
+    DomainSetSet,
+    DomainScheduleConfigure,
+    DomainScheduleSetStart,
+    SchedControlConfigureFlags,
+    SchedContextBind,
+    SchedContextUnbind,
+    SchedContextUnbindObject,
+    SchedContextConsumed,
+    SchedContextYieldTo,
+    ArmVSpaceCleanData,
+    ArmVSpaceInvalidateData,
+    ArmVSpaceCleanInvalidateData,
+    ArmVSpaceUnifyInstruction,
+    ArmSmcCall,
+    ArmPageTableMap,
+    ArmPageTableUnmap,
+    ArmPageMap,
+    ArmPageUnmap,
+    ArmPageCleanData,
+    ArmPageInvalidateData,
+    ArmPageCleanInvalidateData,
+    ArmPageUnifyInstruction,
+    ArmPageGetAddress,
+    ArmAsidControlMakePool,
+    ArmAsidPoolAssign,
+    ArmVcpuSetTcb,
+    ArmVcpuInjectIrq,
+    ArmVcpuReadReg,
+    ArmVcpuWriteReg,
+    ArmVcpuAckVppi,
+    ArmIrqIssueIrqHandlerTrigger,
+    ArmIrqIssueSgiSignal,
 }
 
 impl Label {
-    /// The highest label this configuration defines.
-    pub const LAST: u64 = Label::ArmIrqIssueSgiSignal as u64;
+    /// One of the hardware debug API's methods.
+    pub const fn is_hardware_debug(self) -> bool {
+        matches!(
+            self,
+            Label::TcbSetBreakpoint
+                | Label::TcbGetBreakpoint
+                | Label::TcbUnsetBreakpoint
+                | Label::TcbConfigureSingleStepping
+        )
+    }
 
-    /// Decodes a message label; labels past the table are `None`.
+    /// The label this method is sent with in [`CONFIG`]. A method the
+    /// configuration lacks is sent as InvalidInvocation (0), which every
+    /// kernel refuses with IllegalOperation, as it would the missing method.
+    pub const fn number(self) -> u64 {
+        match CONFIG.label_number(self) {
+            Some(n) => n,
+            None => 0,
+        }
+    }
+
+    /// Decodes a message label under [`CONFIG`]; labels past the table are
+    /// `None`.
     pub fn from_u64(n: u64) -> Option<Label> {
-        LABELS.get(usize::try_from(n).ok()?).copied()
+        CONFIG.label(n)
     }
 }
-
-const LABELS: [Label; 62] = {
-    use Label::*;
-    [
-        InvalidInvocation,
-        UntypedRetype,
-        TcbReadRegisters,
-        TcbWriteRegisters,
-        TcbCopyRegisters,
-        TcbConfigure,
-        TcbSetPriority,
-        TcbSetMcPriority,
-        TcbSetSchedParams,
-        TcbSetTimeoutEndpoint,
-        TcbSetIpcBuffer,
-        TcbSetSpace,
-        TcbSuspend,
-        TcbResume,
-        TcbBindNotification,
-        TcbUnbindNotification,
-        TcbSetTlsBase,
-        TcbSetFlags,
-        CNodeRevoke,
-        CNodeDelete,
-        CNodeCancelBadgedSends,
-        CNodeCopy,
-        CNodeMint,
-        CNodeMove,
-        CNodeMutate,
-        CNodeRotate,
-        IrqIssueIrqHandler,
-        IrqAckIrq,
-        IrqSetIrqHandler,
-        IrqClearIrqHandler,
-        DomainSetSet,
-        DomainScheduleConfigure,
-        DomainScheduleSetStart,
-        SchedControlConfigureFlags,
-        SchedContextBind,
-        SchedContextUnbind,
-        SchedContextUnbindObject,
-        SchedContextConsumed,
-        SchedContextYieldTo,
-        ArmVSpaceCleanData,
-        ArmVSpaceInvalidateData,
-        ArmVSpaceCleanInvalidateData,
-        ArmVSpaceUnifyInstruction,
-        ArmSmcCall,
-        ArmPageTableMap,
-        ArmPageTableUnmap,
-        ArmPageMap,
-        ArmPageUnmap,
-        ArmPageCleanData,
-        ArmPageInvalidateData,
-        ArmPageCleanInvalidateData,
-        ArmPageUnifyInstruction,
-        ArmPageGetAddress,
-        ArmAsidControlMakePool,
-        ArmAsidPoolAssign,
-        ArmVcpuSetTcb,
-        ArmVcpuInjectIrq,
-        ArmVcpuReadReg,
-        ArmVcpuWriteReg,
-        ArmVcpuAckVppi,
-        ArmIrqIssueIrqHandlerTrigger,
-        ArmIrqIssueSgiSignal,
-    ]
-};
 
 /// Kernel object types, as passed to `Untyped_Retype`.
 #[repr(u64)]
@@ -248,7 +262,8 @@ impl ObjectType {
     }
 }
 
-pub const TCB_SIZE_BITS: u32 = 11;
+/// `seL4_TCBBits` of this build's configuration (see [`Config::tcb_size_bits`]).
+pub const TCB_SIZE_BITS: u32 = CONFIG.tcb_size_bits();
 pub const ENDPOINT_SIZE_BITS: u32 = 4;
 pub const NOTIFICATION_SIZE_BITS: u32 = 6;
 pub const SLOT_SIZE_BITS: u32 = 5;
@@ -504,6 +519,29 @@ pub mod vcpu_reg {
     pub const COUNT: u64 = 24;
 }
 
+/// The hardware debug API of the debug configuration (`libsel4`'s
+/// `sel4/constants.h` and `constants_cortex_a53.h`).
+pub mod hardware_debug {
+    /// `seL4_BreakpointType`: the `type` argument, and the reason of a
+    /// DebugException.
+    pub const DATA_BREAKPOINT: u64 = 0;
+    pub const INSTRUCTION_BREAKPOINT: u64 = 1;
+    pub const SINGLE_STEP: u64 = 2;
+    pub const SOFTWARE_BREAK_REQUEST: u64 = 3;
+    /// `seL4_BreakpointAccess`: the `rw` argument.
+    pub const BREAK_ON_READ: u64 = 0;
+    pub const BREAK_ON_WRITE: u64 = 1;
+    pub const BREAK_ON_READ_WRITE: u64 = 2;
+    /// Breakpoint numbers of the Cortex-A53: 0..6 are instruction
+    /// breakpoints, 6..10 watchpoints.
+    pub const NUM_EXCLUSIVE_BREAKPOINTS: u64 = 6;
+    pub const NUM_EXCLUSIVE_WATCHPOINTS: u64 = 4;
+    pub const FIRST_BREAKPOINT: u64 = 0;
+    pub const FIRST_WATCHPOINT: u64 = 6;
+    /// All of them (`seL4_NumHWBreakpoints`).
+    pub const NUM_HW_BREAKPOINTS: u64 = 10;
+}
+
 /// Thread flags of `TCB_SetFlags` (`seL4_TCBFlag`).
 pub mod tcb_flag {
     /// The thread may not use the FPU (and traps if it does).
@@ -524,10 +562,13 @@ mod tests {
 
     #[test]
     fn labels_round_trip_and_end_where_the_table_ends() {
-        for n in 0..=Label::LAST {
-            assert_eq!(Label::from_u64(n).unwrap() as u64, n);
+        for n in 0..=CONFIG.last_label() {
+            assert_eq!(Label::from_u64(n).unwrap().number(), n);
         }
-        assert_eq!(Label::from_u64(Label::LAST + 1), None);
+        assert_eq!(Label::from_u64(CONFIG.last_label() + 1), None);
+        for (i, l) in Label::ALL.iter().enumerate() {
+            assert_eq!(*l as usize, i);
+        }
     }
 
     #[test]

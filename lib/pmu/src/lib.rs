@@ -2,10 +2,9 @@
 //!
 //! Under QEMU with `-icount shift=0,sleep=off` the PMU cycle counter
 //! (PMCCNTR_EL0) advances once per instruction, and the system counter
-//! (62.5 MHz, read as CNTVCT_EL0: seL4 lets EL0 read the virtual count but
-//! traps the physical one) once per 16. A kernel built for benchmarks
-//! (Septa's `benchmark` feature, seL4's KernelArmExportPMUUser) lets EL0
-//! read the PMU; counting the kernel's own instructions at EL2 is then the
+//! (62.5 MHz, read as CNTPCT_EL0, which Microkit's configurations export to
+//! EL0: `KernelArmExportPCNTUser`) once per 16. The benchmark configuration
+//! (seL4's KernelArmExportPMUUser) lets EL0 read the PMU; counting the kernel's own instructions at EL2 is then the
 //! reader's choice (PMCCFILTR_EL0.NSH), exactly as on real seL4.
 //!
 //! Owns: three register accesses. Must not: touch anything else. On the
@@ -60,16 +59,16 @@ pub fn cycles() -> u64 {
     0
 }
 
-/// The system counter as EL0 may read it (CNTVCT_EL0; the virtual offset
-/// is 0 for native threads): 16 instructions a tick under icount.
+/// The system counter as EL0 may read it (CNTPCT_EL0, exported in every
+/// configuration): 16 instructions a tick under icount.
 pub fn system_counter() -> u64 {
     #[cfg(all(target_arch = "aarch64", target_os = "none"))]
     {
         let v: u64;
-        // SAFETY: reading the virtual counter has no side effects; both
+        // SAFETY: reading the physical counter has no side effects; both
         // kernels let EL0 read it.
         unsafe {
-            core::arch::asm!("isb", "mrs {}, cntvct_el0", out(reg) v, options(nostack, nomem))
+            core::arch::asm!("isb", "mrs {}, cntpct_el0", out(reg) v, options(nostack, nomem))
         };
         v
     }

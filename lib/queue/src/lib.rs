@@ -171,7 +171,7 @@
 //!   [`net::Loans`] (who holds which buffer).
 //! - Serial: [`serial::Producer`] (`enqueue`, `write`, `write_all`,
 //!   `stage` then `commit`, `try_idle(want)`), [`serial::Consumer`]
-//!   (`dequeue`, `read`, `transfer` to another queue,
+//!   (`dequeue`, `read`, `peek` ahead then `skip`, `transfer` to another queue,
 //!   `take_signal_request`).
 //! - Block: [`blk::Request`], [`blk::Response`], [`blk::Plug`],
 //!   [`blk::StorageRegion`].

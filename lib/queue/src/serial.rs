@@ -286,6 +286,36 @@ impl Consumer {
         Ok(n)
     }
 
+    /// Copies up to `buf.len()` waiting bytes, starting `skip` bytes past
+    /// the next one, without taking them; returns how many (0 when no more
+    /// than `skip` wait). A multiplexer looks ahead this way (for the end
+    /// of a line) before it decides what to take.
+    #[inline]
+    pub fn peek(&mut self, skip: u32, buf: &mut [u8]) -> Result<usize, PeerFault> {
+        let waiting = self.ix.available()?;
+        let n = (waiting.saturating_sub(skip) as usize).min(buf.len());
+        let cap = self.capacity() as usize;
+        // `skip < waiting <= capacity` whenever `n > 0`; masked, the slot
+        // stays in `0..capacity`.
+        let at = (self.ix.slot() as usize + skip as usize) & (cap - 1);
+        let first = n.min(cap - at);
+        let (a, b) = buf[..n].split_at_mut(first);
+        // Both ranges lie in `0..capacity`, inside the data window.
+        let copied = self.data.read(at, a).and_then(|()| self.data.read(0, b));
+        debug_assert!(copied.is_ok());
+        Ok(n)
+    }
+
+    /// Takes up to `n` waiting bytes without copying them (after a
+    /// [`peek`](Self::peek) that already read them); returns how many. Does
+    /// not publish.
+    #[inline]
+    pub fn skip(&mut self, n: u32) -> Result<u32, PeerFault> {
+        let n = n.min(self.ix.available()?);
+        self.ix.advance(n);
+        Ok(n)
+    }
+
     /// Reads up to `buf.len()` bytes and publishes the new head; returns how
     /// many.
     #[inline]
@@ -428,6 +458,28 @@ mod tests {
         assert_eq!(c.len().unwrap(), 0);
         p.commit();
         assert_eq!(c.len().unwrap(), 5);
+    }
+
+    #[test]
+    fn peeking_looks_ahead_without_taking() {
+        let (mut p, mut c, _) = pair(8);
+        let mut out = [0u8; 8];
+        // Wrap the ring so that a peek spans its end.
+        p.write(b"xxxxxx").unwrap();
+        c.read(&mut out).unwrap();
+        p.write(b"abcdefg").unwrap();
+        assert_eq!(c.peek(0, &mut out).unwrap(), 7);
+        assert_eq!(&out[..7], b"abcdefg");
+        assert_eq!(c.peek(3, &mut out[..2]).unwrap(), 2);
+        assert_eq!(&out[..2], b"de");
+        assert_eq!(c.peek(7, &mut out).unwrap(), 0);
+        assert_eq!(c.peek(100, &mut out).unwrap(), 0);
+        assert_eq!(c.len().unwrap(), 7, "nothing was taken");
+        assert_eq!(c.skip(2).unwrap(), 2);
+        assert_eq!(c.len().unwrap(), 5);
+        assert_eq!(c.read(&mut out).unwrap(), 5);
+        assert_eq!(&out[..5], b"cdefg");
+        assert_eq!(c.skip(9).unwrap(), 0);
     }
 
     #[test]

@@ -185,7 +185,7 @@ impl Channel {
         )?;
         defer(Deferred {
             cap: self.irq_handler().cptr(),
-            info: MessageInfo::new(Label::IrqAckIrq as u64, 0, 0, 0),
+            info: MessageInfo::new(Label::IrqAckIrq.number(), 0, 0, 0),
         });
         Ok(())
     }
@@ -286,7 +286,7 @@ mod tests {
         let s = seen.borrow();
         let got: Vec<(i64, u64)> = s.iter().map(|r| (r.syscall(), r.x[0])).collect();
         assert_eq!(got, [(-5, 10 + 5), (-1, 138 + 3), (-1, 74 + 7)]);
-        assert_eq!(MessageInfo(s[1].x[1]).label(), Label::IrqAckIrq as u64);
+        assert_eq!(MessageInfo(s[1].x[1]).label(), Label::IrqAckIrq.number());
         assert_eq!(test_sink::take(), "");
     }
 
@@ -339,7 +339,7 @@ mod tests {
             take_deferred(),
             Some(Deferred {
                 cap: CPtr::from_bits(140),
-                info: MessageInfo::new(Label::IrqAckIrq as u64, 0, 0, 0)
+                info: MessageInfo::new(Label::IrqAckIrq.number(), 0, 0, 0)
             })
         );
     }

@@ -126,7 +126,7 @@ mod tests {
         let info = MessageInfo(r.x[1]);
         assert_eq!(
             (info.label(), info.length()),
-            (Label::TcbWriteRegisters as u64, 3)
+            (Label::TcbWriteRegisters.number(), 3)
         );
         assert_eq!(&r.x[2..5], &[1, 1, 0x20_0000]);
         let _ = ipc_buffer::get_mr(0);
@@ -140,11 +140,11 @@ mod tests {
         let s = seen.borrow();
         assert_eq!(
             (s[0].x[0], MessageInfo(s[0].x[1]).label()),
-            (265, Label::TcbSuspend as u64)
+            (265, Label::TcbSuspend.number())
         );
         assert_eq!(
             (s[1].x[0], MessageInfo(s[1].x[1]).label()),
-            (202, Label::TcbResume as u64)
+            (202, Label::TcbResume.number())
         );
     }
 

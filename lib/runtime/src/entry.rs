@@ -26,7 +26,7 @@ use septa_abi::MessageInfo;
 use septa_sel4::CPtr;
 
 use crate::channel::{defer, Deferred};
-use crate::{event_loop, logger, symbols, Handler};
+use crate::{event_loop, logger, serial, symbols, Handler};
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 core::arch::global_asm!(
@@ -46,11 +46,13 @@ core::arch::global_asm!(
     stack_top = const septa_abi::microkit::STACK_TOP,
 );
 
-/// Start-up after `_start`: IPC buffer, logger, the PD's `init`, the
+/// Start-up after `_start`: IPC buffer, the serial client (if the PD is
+/// one), logger, the PD's `init`, the
 /// passive PD's signal to the monitor, then the event loop.
 pub fn run_main<H: Handler>(init: impl FnOnce() -> H) -> ! {
     set_up_ipc_buffer();
     core::hint::black_box(symbols::touch_all());
+    serial::init();
     logger::init();
     let handler = init();
     if symbols::is_passive() {

@@ -250,7 +250,7 @@ mod tests {
                 (nr::REPLY_RECV, 1, 4, 0),
             ]
         );
-        assert_eq!(MessageInfo(s[1].x[1]).label(), Label::IrqAckIrq as u64);
+        assert_eq!(MessageInfo(s[1].x[1]).label(), Label::IrqAckIrq.number());
         assert_eq!(test_sink::take(), "");
     }
 
@@ -282,6 +282,6 @@ mod tests {
         );
         assert!(s
             .iter()
-            .all(|r| MessageInfo(r.x[1]).label() == Label::IrqAckIrq as u64));
+            .all(|r| MessageInfo(r.x[1]).label() == Label::IrqAckIrq.number()));
     }
 }

@@ -10,7 +10,11 @@
 //! ([`Channel`]), child PDs ([`Child`]), the vCPUs of a VM ([`Vcpu`]), single-threaded global state
 //! ([`PdCell`]), the patched symbols and `setvar`
 //! variables ([`symbols`], [`setvar!`]), `print!`/`println!` with a
-//! swappable sink ([`print`]), the `log` backend, and the panic handler
+//! swappable sink ([`print`]), the serial subsystem's client side
+//! ([`serial`]: printing through the serial virtualiser when the system
+//! makes the PD a client, and raw bytes both ways), the timer client
+//! ([`timer`]: the time and timeouts from the timer driver), the `log`
+//! backend, and the panic handler
 //! (which faults the PD: [`panic`]). What it must not do: make policy
 //! decisions for the PD (restarts, routing) or touch any capability slot the
 //! PD ABI does not give it.
@@ -57,7 +61,9 @@ mod message;
 pub mod panic;
 mod pd_cell;
 pub mod print;
+pub mod serial;
 pub mod symbols;
+pub mod timer;
 #[cfg(test)]
 mod test_kernel;
 mod vcpu;
@@ -66,7 +72,7 @@ pub use channel::{Channel, ChannelError, ChannelSet, ChannelSetIter};
 pub use child::Child;
 pub use handler::{Handler, NullHandler};
 pub use message::{mr_get, mr_set, msginfo_new};
-pub use pd_cell::PdCell;
+pub use pd_cell::{PdCell, PdRefCell};
 pub use septa_abi::MessageInfo;
 pub use septa_sel4;
 pub use symbols::{is_passive, pd_name, Setvar};

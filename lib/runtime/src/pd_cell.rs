@@ -7,8 +7,14 @@
 //! out) cannot be observed half-written. That is all `PdCell` offers: `get`
 //! and `replace`, like `Cell`, usable in a `static`.
 //!
-//! On the host, where tests run on several threads, it is a `Mutex` instead,
-//! and needs no `unsafe`.
+//! [`PdRefCell`] holds state that is not `Copy` (the serial client's queue
+//! handles) and lends it out for the length of a closure. Being lent is
+//! recorded, so a second borrow while the first lasts (the print sink
+//! reached again from inside itself, through a panic or a refused
+//! notification's message) gets `None` instead of an aliasing reference.
+//!
+//! On the host, where tests run on several threads, both are a `Mutex`
+//! instead, and need no `unsafe`.
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod imp {
@@ -42,6 +48,65 @@ mod imp {
     }
 }
 
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod imp_ref {
+    use core::cell::{Cell, UnsafeCell};
+
+    pub struct PdRefCell<T> {
+        lent: Cell<bool>,
+        value: UnsafeCell<T>,
+    }
+
+    // SAFETY: one thread per protection domain and no interrupt handlers in
+    // user space (see the module comment), so the cell is never reached
+    // from two threads; `with` keeps borrows of one thread exclusive.
+    unsafe impl<T> Sync for PdRefCell<T> {}
+
+    impl<T> PdRefCell<T> {
+        pub const fn new(value: T) -> Self {
+            PdRefCell {
+                lent: Cell::new(false),
+                value: UnsafeCell::new(value),
+            }
+        }
+
+        /// Runs `f` on the value; `None` (and `f` not run) if the value is
+        /// already lent to a caller further up this thread's stack.
+        pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+            if self.lent.replace(true) {
+                return None;
+            }
+            // SAFETY: `lent` was false, so no other reference to the value
+            // exists (the only one is made here and dies before `lent` is
+            // cleared), and only this thread runs.
+            let r = f(unsafe { &mut *self.value.get() });
+            self.lent.set(false);
+            Some(r)
+        }
+    }
+}
+
+#[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
+mod imp_ref {
+    use std::sync::{Mutex, TryLockError};
+
+    pub struct PdRefCell<T>(Mutex<T>);
+
+    impl<T> PdRefCell<T> {
+        pub const fn new(value: T) -> Self {
+            PdRefCell(Mutex::new(value))
+        }
+
+        pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+            match self.0.try_lock() {
+                Ok(mut g) => Some(f(&mut g)),
+                Err(TryLockError::Poisoned(e)) => Some(f(&mut e.into_inner())),
+                Err(TryLockError::WouldBlock) => None,
+            }
+        }
+    }
+}
+
 #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
 mod imp {
     use std::sync::Mutex;
@@ -68,3 +133,4 @@ mod imp {
 }
 
 pub use imp::PdCell;
+pub use imp_ref::PdRefCell;

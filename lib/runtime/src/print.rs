@@ -1,9 +1,16 @@
 //! `print!`/`println!` for protection domains, through a swappable sink.
 //!
 //! The default sink is the kernel's debug console (`DebugPutChar`, one
-//! system call per byte). A PD that has a better console (the serial
-//! virtualiser's queue, later) installs it with [`set_sink`]; the panic
-//! handler and the `log` backend write through the same sink.
+//! system call per byte), which only the debug configuration has: in the
+//! release and benchmark ones it prints nothing, as libmicrokit's
+//! `microkit_dbg_puts` does. A PD that the system makes a serial client gets
+//! the serial subsystem's sink before its `init` runs ([`crate::serial`]),
+//! in every configuration; another console can be installed with
+//! [`set_sink`], and one that maps the board's PL011 may print there itself
+//! ([`print_to_pl011`]). The panic handler and the `log` backend write
+//! through the same sink. Each `print!` ends with
+//! [`crate::serial::end_print`], which publishes what the serial sink
+//! staged, so one `println!` reaches the console as one whole line.
 
 use core::fmt;
 
@@ -20,6 +27,28 @@ pub fn debug_console(bytes: &[u8]) {
 }
 
 static SINK: PdCell<Sink> = PdCell::new(debug_console);
+
+static PL011: PdCell<Option<septa_pl011::Pl011>> = PdCell::new(None);
+
+fn pl011_sink(bytes: &[u8]) {
+    if let Some(uart) = PL011.get() {
+        uart.write(bytes);
+    }
+}
+
+/// Sends all further output to the PL011 whose registers this PD maps at
+/// `base` (a device region's `setvar_device`), polling its FIFO: a console
+/// for configurations without kernel printing.
+///
+/// # Safety
+///
+/// `base` must be the PD's uncached, writable mapping of a PL011's register
+/// page, mapped for the rest of the PD's life.
+pub unsafe fn print_to_pl011(base: usize) {
+    // SAFETY: the caller's contract is `Pl011::new`'s.
+    PL011.replace(Some(unsafe { septa_pl011::Pl011::new(base) }));
+    set_sink(pl011_sink);
+}
 
 /// Sends all further output to `sink`; returns the previous sink.
 pub fn set_sink(sink: Sink) -> Sink {
@@ -46,6 +75,7 @@ impl fmt::Write for Writer {
 pub fn _print(args: fmt::Arguments<'_>) {
     // The sinks cannot fail; an error could only come from a Display impl.
     let _ = fmt::Write::write_fmt(&mut Writer, args);
+    crate::serial::end_print();
 }
 
 /// Prints to the PD's console (see [`set_sink`]).

@@ -61,6 +61,21 @@ impl<T: Copy> Patched<T> {
     }
 }
 
+impl<const N: usize> Patched<[u8; N]> {
+    /// Byte `i` of a patched byte array (0 past its end), read alone: a
+    /// large array is decoded without a copy of it on the stack.
+    pub fn byte(&self, i: usize) -> u8 {
+        if i >= N {
+            return 0;
+        }
+        // SAFETY: `i < N`, so the byte lies inside the live static; a
+        // volatile read keeps the build-time placeholder from being
+        // assumed, and nothing writes the static at run time (see the
+        // `Sync` argument).
+        unsafe { core::ptr::read_volatile((self.0.get() as *const u8).add(i)) }
+    }
+}
+
 /// A `setvar` variable: one 64-bit word patched by the tool (the tool
 /// refuses a symbol whose size is not 8 bytes). Declare with [`setvar!`].
 #[repr(transparent)]
@@ -137,6 +152,30 @@ macro_rules! setvar {
     )+};
     (@init) => { $crate::Setvar::new() };
     (@init $default:expr) => { $crate::Setvar::with_default($default) };
+}
+
+/// Declares statics the system tool patches with bytes of their exact
+/// size, by symbol name: configuration a subsystem's expansion computes
+/// (a serial virtualiser's labels, say), as sDDF's tools write config
+/// structures into its PDs' images.
+///
+/// ```
+/// septa_runtime::patched! {
+///     /// Labels, all zero unless the tool wrote them.
+///     static LABELS: [u8; 16] = "my_labels", [0; 16];
+/// }
+/// let labels: [u8; 16] = LABELS.get();
+/// # let _ = labels;
+/// ```
+#[macro_export]
+macro_rules! patched {
+    ($($(#[$meta:meta])* $vis:vis static $name:ident: $ty:ty = $symbol:literal, $init:expr;)+) => {$(
+        $(#[$meta])*
+        #[export_name = $symbol]
+        #[used]
+        #[cfg_attr(all(target_arch = "aarch64", target_os = "none"), link_section = ".data.patched")]
+        $vis static $name: $crate::symbols::Patched<$ty> = $crate::symbols::Patched::new($init);
+    )+};
 }
 
 /// The PD's name, NUL-padded.

@@ -206,18 +206,28 @@ mod imp {
 
     /// The debug calls that take one word in x0 and may return one in x0
     /// (DebugPutChar, DebugDumpScheduler, DebugCapIdentify,
-    /// DebugNameThread). libsel4 routes them through its send-receive shape,
-    /// so x1..x5 count as clobbered.
+    /// DebugNameThread): [`benchmark`] with x1 zero.
     #[inline(always)]
     pub(crate) fn debug(sys: i64, x0: u64) -> u64 {
+        benchmark(sys, x0, 0)
+    }
+
+    /// The benchmark calls, and the debug calls: x0 and x1 in, x0 out.
+    /// libsel4 routes them through its send-receive shape (its
+    /// `seL4_BenchmarkFlushL1Caches` passes the cache type in x1), so x1..x5
+    /// count as clobbered.
+    #[inline(always)]
+    pub(crate) fn benchmark(sys: i64, x0: u64, x1: u64) -> u64 {
         let out;
-        // SAFETY: the kernel reads x0 (and for DebugNameThread the IPC
-        // buffer) and writes at most x0..x5, all declared.
+        // SAFETY: the kernel reads x0, x1 and x7 (and the IPC buffer for
+        // DebugNameThread) and writes at most x0..x5 and the IPC buffer's
+        // message words (BenchmarkGetThreadUtilisation), all declared or
+        // this thread's.
         unsafe {
             asm!(
                 "svc #0",
                 inout("x0") x0 => out,
-                inout("x1") 0u64 => _,
+                inout("x1") x1 => _,
                 lateout("x2") _,
                 lateout("x3") _,
                 lateout("x4") _,
@@ -293,6 +303,10 @@ mod imp {
 
     pub(crate) fn debug(sys: i64, x0: u64) -> u64 {
         enter(regs(sys, x0, 0, [0; 4], 0, 0)).x[0]
+    }
+
+    pub(crate) fn benchmark(sys: i64, x0: u64, x1: u64) -> u64 {
+        enter(regs(sys, x0, x1, [0; 4], 0, 0)).x[0]
     }
 }
 

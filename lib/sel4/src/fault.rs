@@ -54,8 +54,16 @@ pub enum Fault {
     VppiEvent {
         irq: u64,
     },
-    /// A label this configuration does not produce (DebugException needs
-    /// the hardware debug API, which is off).
+    /// A breakpoint, watchpoint, single step or `brk` (hardware debug API,
+    /// debug configuration). `trigger` and `number` are 0 for single steps
+    /// and software breaks, whose message is two words.
+    DebugException {
+        fault_ip: u64,
+        reason: u64,
+        trigger: u64,
+        number: u64,
+    },
+    /// A label no configuration produces.
     Other {
         label: u64,
     },
@@ -105,6 +113,16 @@ impl Fault {
             }
             f::VCPU_FAULT => Fault::VcpuFault { hsr: mr(0) },
             f::VPPI_EVENT => Fault::VppiEvent { irq: mr(0) },
+            f::DEBUG_EXCEPTION => {
+                let long = info.length() >= f::debug_exception::LENGTH;
+                let word = |i| if long { mr(i) } else { 0 };
+                Fault::DebugException {
+                    fault_ip: mr(f::debug_exception::FAULT_IP),
+                    reason: mr(f::debug_exception::EXCEPTION_REASON),
+                    trigger: word(f::debug_exception::TRIGGER_ADDRESS),
+                    number: word(f::debug_exception::BREAKPOINT_NUMBER),
+                }
+            }
             label => Fault::Other { label },
         }
     }
@@ -193,7 +211,25 @@ mod tests {
             Fault::VcpuFault { hsr: 0x5e00_0000 }
         );
         assert_eq!(decode(9, &[27]), Fault::VppiEvent { irq: 27 });
-        assert_eq!(decode(4, &[]), Fault::Other { label: 4 });
+        assert_eq!(
+            decode(4, &[0x20_0000, 3]),
+            Fault::DebugException {
+                fault_ip: 0x20_0000,
+                reason: 3,
+                trigger: 0,
+                number: 0
+            }
+        );
+        assert_eq!(
+            decode(4, &[0x20_0000, 0, 0x30_0008, 6]),
+            Fault::DebugException {
+                fault_ip: 0x20_0000,
+                reason: 0,
+                trigger: 0x30_0008,
+                number: 6
+            }
+        );
+        assert_eq!(decode(10, &[]), Fault::Other { label: 10 });
         assert_eq!(decode(0, &[]), Fault::Null);
     }
 }

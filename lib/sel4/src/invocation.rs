@@ -76,7 +76,7 @@ impl Invocation {
 
     /// The message info word: label, extra caps, length.
     pub fn info(&self) -> MessageInfo {
-        MessageInfo::new(self.label as u64, 0, self.ncaps as u64, self.len as u64)
+        MessageInfo::new(self.label.number(), 0, self.ncaps as u64, self.len as u64)
     }
 }
 
@@ -313,6 +313,29 @@ pub mod build {
 
     pub fn tcb_set_flags(clear: u64, set: u64) -> Invocation {
         Invocation::new(Label::TcbSetFlags).word(clear).word(set)
+    }
+
+    pub fn tcb_set_breakpoint(bp: u64, vaddr: u64, ty: u64, size: u64, rw: u64) -> Invocation {
+        Invocation::new(Label::TcbSetBreakpoint)
+            .word(bp)
+            .word(vaddr)
+            .word(ty)
+            .word(size)
+            .word(rw)
+    }
+
+    pub fn tcb_get_breakpoint(bp: u64) -> Invocation {
+        Invocation::new(Label::TcbGetBreakpoint).word(bp)
+    }
+
+    pub fn tcb_unset_breakpoint(bp: u64) -> Invocation {
+        Invocation::new(Label::TcbUnsetBreakpoint).word(bp)
+    }
+
+    pub fn tcb_configure_single_stepping(bp: u64, n_instructions: u64) -> Invocation {
+        Invocation::new(Label::TcbConfigureSingleStepping)
+            .word(bp)
+            .word(n_instructions)
     }
 
     // --- CNode ---------------------------------------------------------
@@ -1009,7 +1032,7 @@ mod tests {
         let info = inv.info();
         assert_eq!(
             (info.label(), info.extra_caps(), info.length()),
-            (Label::TcbSetSchedParams as u64, 3, 2)
+            (Label::TcbSetSchedParams.number(), 3, 2)
         );
     }
 

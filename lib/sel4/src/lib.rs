@@ -47,7 +47,7 @@ pub mod user_context;
 
 pub use cap::{cap_type, CPtr, Cap, CapType, FrameType};
 pub use error::{Error, LookupFailure};
-pub use object::{SchedContextBindable, VmAttributes};
+pub use object::{Breakpoint, SchedContextBindable, VmAttributes};
 pub use septa_abi as abi;
 pub use septa_abi::{CNodeCapData, CapRights, Label, MessageInfo, ObjectType};
 pub use user_context::{SmcContext, UserContext};

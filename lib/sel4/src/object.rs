@@ -266,6 +266,57 @@ impl Cap<Tcb> {
     pub fn set_flags(self, clear: u64, set: u64) -> Result<u64, Error> {
         Ok(self.invoke(&build::tcb_set_flags(clear, set))?.mr(0))
     }
+
+    // The hardware debug API: only the debug configuration has these
+    // methods; elsewhere they are sent as label 0 and refused with
+    // IllegalOperation (`septa_abi::Label::number`).
+
+    /// SetBreakpoint: `ty` and `rw` as `septa_abi::hardware_debug`.
+    pub fn set_breakpoint(
+        self,
+        bp: u64,
+        vaddr: u64,
+        ty: u64,
+        size: u64,
+        rw: u64,
+    ) -> Result<(), Error> {
+        self.invoke_unit(build::tcb_set_breakpoint(bp, vaddr, ty, size, rw))
+    }
+
+    /// GetBreakpoint: how breakpoint `bp` of the thread is set up.
+    pub fn get_breakpoint(self, bp: u64) -> Result<Breakpoint, Error> {
+        let r = self.invoke(&build::tcb_get_breakpoint(bp))?;
+        Ok(Breakpoint {
+            vaddr: r.mr(0),
+            ty: r.mr(1),
+            size: r.mr(2),
+            rw: r.mr(3),
+            enabled: r.mr(4) != 0,
+        })
+    }
+
+    /// UnsetBreakpoint: disables and clears breakpoint `bp`.
+    pub fn unset_breakpoint(self, bp: u64) -> Result<(), Error> {
+        self.invoke_unit(build::tcb_unset_breakpoint(bp))
+    }
+
+    /// ConfigureSingleStepping: a debug exception after every
+    /// `n_instructions` instructions (0 stops stepping); returns whether a
+    /// breakpoint register was taken for it.
+    pub fn configure_single_stepping(self, bp: u64, n_instructions: u64) -> Result<bool, Error> {
+        let r = self.invoke(&build::tcb_configure_single_stepping(bp, n_instructions))?;
+        Ok(r.mr(0) != 0)
+    }
+}
+
+/// A breakpoint as GetBreakpoint reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Breakpoint {
+    pub vaddr: u64,
+    pub ty: u64,
+    pub size: u64,
+    pub rw: u64,
+    pub enabled: bool,
 }
 
 // --- CNode -------------------------------------------------------------------

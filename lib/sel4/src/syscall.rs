@@ -11,7 +11,7 @@
 //!
 //! Receive calls return `(info, badge)`.
 
-use septa_abi::{syscall as nr, MessageInfo};
+use septa_abi::{syscall as nr, MessageInfo, CONFIG};
 
 use crate::arch::{self, RecvRegs};
 use crate::cap::{cap_type, CPtr, Cap};
@@ -197,9 +197,17 @@ pub fn yield_now() {
     arch::null(nr::YIELD);
 }
 
-/// DebugPutChar: one byte to the kernel's console.
+// The debug calls exist only in some configurations (`septa_abi::Config`):
+// DebugPutChar and DebugDumpScheduler with printing, the others in the
+// debug build. Elsewhere the kernel answers them with an UnknownSyscall
+// fault, so here, as in libsel4 and libmicrokit, they do nothing.
+
+/// DebugPutChar: one byte to the kernel's console (nothing without
+/// printing).
 pub fn debug_put_char(c: u8) {
-    arch::debug(nr::DEBUG_PUT_CHAR, u64::from(c));
+    if CONFIG.printing() {
+        arch::debug(nr::DEBUG_PUT_CHAR, u64::from(c));
+    }
 }
 
 /// DebugPutChar for each byte of `s`.
@@ -207,32 +215,127 @@ pub fn debug_put_str(s: &str) {
     s.bytes().for_each(debug_put_char);
 }
 
-/// DebugDumpScheduler: the kernel prints its thread table.
+/// DebugDumpScheduler: the kernel prints its thread table (nothing
+/// without printing).
 pub fn debug_dump_scheduler() {
-    arch::debug(nr::DEBUG_DUMP_SCHEDULER, 0);
+    if CONFIG.printing() {
+        arch::debug(nr::DEBUG_DUMP_SCHEDULER, 0);
+    }
 }
 
-/// DebugHalt: stop the machine.
+/// DebugHalt: stop the machine (debug build only).
 pub fn debug_halt() {
-    arch::null(nr::DEBUG_HALT);
+    if CONFIG.debug_build() {
+        arch::null(nr::DEBUG_HALT);
+    }
 }
 
-/// DebugSnapshot: ask the kernel for a capDL snapshot (if it has one).
+/// DebugSnapshot: ask the kernel for a capDL snapshot (debug build only).
 pub fn debug_snapshot() {
-    arch::null(nr::DEBUG_SNAPSHOT);
+    if CONFIG.debug_build() {
+        arch::null(nr::DEBUG_SNAPSHOT);
+    }
 }
 
-/// DebugCapIdentify: the kernel's type tag of the cap at `cap` (0 = null).
-pub fn debug_cap_identify(cap: CPtr) -> u32 {
+/// DebugCapIdentify: the kernel's type tag of the cap at `cap` (0 = null);
+/// `None` outside the debug build, which lacks the call.
+pub fn debug_cap_identify(cap: CPtr) -> Option<u32> {
     // libsel4 returns the low 32 bits of x0.
-    arch::debug(nr::DEBUG_CAP_IDENTIFY, cap.bits()) as u32
+    CONFIG
+        .debug_build()
+        .then(|| arch::debug(nr::DEBUG_CAP_IDENTIFY, cap.bits()) as u32)
 }
 
-/// DebugNameThread: give the thread of `tcb` a name for kernel messages.
-/// The name goes NUL-terminated into the IPC buffer's message area.
+/// DebugNameThread: give the thread of `tcb` a name for kernel messages
+/// (debug build only). The name goes NUL-terminated into the IPC buffer's
+/// message area.
 pub fn debug_name_thread(tcb: Cap<cap_type::Tcb>, name: &str) {
-    ipc_buffer::set_msg_string(name.as_bytes());
-    arch::debug(nr::DEBUG_NAME_THREAD, tcb.bits());
+    if CONFIG.debug_build() {
+        ipc_buffer::set_msg_string(name.as_bytes());
+        arch::debug(nr::DEBUG_NAME_THREAD, tcb.bits());
+    }
+}
+
+// The benchmark configuration's calls (`KernelBenchmarks=track_utilisation`).
+// Elsewhere the kernel answers them with an UnknownSyscall fault, so here
+// they do nothing and say so.
+
+/// Which level-1 caches [`benchmark_flush_l1_caches`] flushes (seL4's
+/// `seL4_ARM_CacheType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum CacheType {
+    Instruction = 1,
+    Data = 2,
+    Both = 3,
+}
+
+/// BenchmarkFlushCaches: clean and invalidate every cache. False outside
+/// the benchmark configuration.
+pub fn benchmark_flush_caches() -> bool {
+    CONFIG
+        .track_utilisation()
+        .then(|| arch::benchmark(nr::BENCHMARK_FLUSH_CACHES, 0, 0))
+        .is_some()
+}
+
+/// BenchmarkFlushCaches for the level-1 caches of `kind` only. False
+/// outside the benchmark configuration.
+pub fn benchmark_flush_l1_caches(kind: CacheType) -> bool {
+    CONFIG
+        .track_utilisation()
+        .then(|| arch::benchmark(nr::BENCHMARK_FLUSH_CACHES, 1, kind as u64))
+        .is_some()
+}
+
+/// BenchmarkResetLog: start utilisation counting from now; the kernel's
+/// error code (0), or `None` outside the benchmark configuration.
+pub fn benchmark_reset_log() -> Option<u64> {
+    CONFIG
+        .track_utilisation()
+        .then(|| arch::benchmark(nr::BENCHMARK_RESET_LOG, 0, 0))
+}
+
+/// BenchmarkFinalizeLog: stop counting. False outside the benchmark
+/// configuration.
+pub fn benchmark_finalize_log() -> bool {
+    CONFIG
+        .track_utilisation()
+        .then(|| arch::benchmark(nr::BENCHMARK_FINALIZE_LOG, 0, 0))
+        .is_some()
+}
+
+/// BenchmarkNullSyscall: into the kernel and straight back. False outside
+/// the benchmark configuration.
+pub fn benchmark_null_syscall() -> bool {
+    CONFIG
+        .track_utilisation()
+        .then(|| arch::benchmark(nr::BENCHMARK_NULL_SYSCALL, 0, 0))
+        .is_some()
+}
+
+/// BenchmarkGetThreadUtilisation: the counters of the thread of `tcb`, the
+/// idle thread's and the totals, indexed by
+/// `septa_abi::benchmark_utilisation` (they come in the IPC buffer's
+/// message words). `None` outside the benchmark configuration; if `tcb`
+/// is not a TCB cap the kernel writes nothing, and what the buffer held is
+/// returned.
+pub fn benchmark_get_thread_utilisation(
+    tcb: Cap<cap_type::Tcb>,
+) -> Option<[u64; septa_abi::benchmark_utilisation::WORDS]> {
+    CONFIG.track_utilisation().then(|| {
+        arch::benchmark(nr::BENCHMARK_GET_THREAD_UTILISATION, tcb.bits(), 0);
+        core::array::from_fn(ipc_buffer::get_mr)
+    })
+}
+
+/// BenchmarkResetThreadUtilisation: zero the counters of the thread of
+/// `tcb`. False outside the benchmark configuration.
+pub fn benchmark_reset_thread_utilisation(tcb: Cap<cap_type::Tcb>) -> bool {
+    CONFIG
+        .track_utilisation()
+        .then(|| arch::benchmark(nr::BENCHMARK_RESET_THREAD_UTILISATION, tcb.bits(), 0))
+        .is_some()
 }
 
 #[cfg(test)]
@@ -353,27 +456,55 @@ mod tests {
         debug_put_char(b'A');
         debug_dump_scheduler();
         debug_halt();
-        assert_eq!(debug_cap_identify(CPtr::from_bits(6)), 42);
+        let tag = debug_cap_identify(CPtr::from_bits(6));
         debug_snapshot();
         debug_name_thread(Cap::from_bits(6), "pd");
         let s = seen.borrow();
         let got: Vec<(i64, u64)> = s.iter().map(|r| (r.syscall(), r.x[0])).collect();
-        assert_eq!(
-            got,
-            [
-                (-5, 2),
-                (-6, 3),
-                (-5, 10),
-                (-11, 0),
-                (-12, 65),
-                (-13, 0),
-                (-14, 0),
-                (-15, 6),
-                (-16, 0),
-                (-17, 6)
-            ]
-        );
+        let mut want = std::vec![(-5, 2), (-6, 3), (-5, 10), (-11, 0)];
+        // The debug calls only where the configuration has them.
+        if CONFIG.printing() {
+            want.extend([(-12, 65), (-13, 0)]);
+        }
+        if CONFIG.debug_build() {
+            want.extend([(-14, 0), (-15, 6), (-16, 0), (-17, 6)]);
+            assert_eq!(tag, Some(42));
+        } else {
+            assert_eq!(tag, None);
+        }
+        assert_eq!(got, want);
         assert_eq!(s[1].x[2], 8);
         assert_eq!(s[2].x[1], 0, "a signal is an empty message");
+    }
+
+    #[test]
+    fn benchmark_calls_only_in_the_benchmark_configuration() {
+        let seen = recorder([0, 0, 0, 0, 0, 0]);
+        let on = CONFIG.track_utilisation();
+        assert_eq!(benchmark_reset_log(), on.then_some(0));
+        assert_eq!(benchmark_null_syscall(), on);
+        assert_eq!(benchmark_flush_caches(), on);
+        assert_eq!(benchmark_flush_l1_caches(CacheType::Data), on);
+        assert_eq!(benchmark_finalize_log(), on);
+        ipc_buffer::set_mr(3, 77);
+        let u = benchmark_get_thread_utilisation(Cap::from_bits(9));
+        assert_eq!(u.map(|u| u[3]), on.then_some(77));
+        assert_eq!(benchmark_reset_thread_utilisation(Cap::from_bits(9)), on);
+        let s = seen.borrow();
+        let got: Vec<(i64, u64, u64)> = s.iter().map(|r| (r.syscall(), r.x[0], r.x[1])).collect();
+        let want = if on {
+            std::vec![
+                (-22, 0, 0),
+                (-25, 0, 0),
+                (-21, 0, 0),
+                (-21, 1, 2),
+                (-23, 0, 0),
+                (-26, 9, 0),
+                (-27, 9, 0)
+            ]
+        } else {
+            std::vec![]
+        };
+        assert_eq!(got, want);
     }
 }

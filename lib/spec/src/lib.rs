@@ -47,7 +47,7 @@ pub type ObjId = u32;
 /// "SEPTSPEC" as little-endian bytes.
 pub const BLOB_MAGIC: u64 = u64::from_le_bytes(*b"SEPTSPEC");
 /// Bumped whenever the encoding changes.
-pub const SPEC_VERSION: u32 = 2;
+pub const SPEC_VERSION: u32 = 3;
 /// Bytes of the blob header: magic, version, spec length, data offset,
 /// total length.
 pub const BLOB_HEADER_LEN: usize = 40;
@@ -220,6 +220,22 @@ pub struct Thread<'a> {
     /// Whether the thread may use the FPU (seL4's `fpuDisabled` flag is set
     /// when it may not).
     pub fpu: bool,
+    /// Its scheduling domain (0 unless the system has a domain schedule).
+    pub domain: u8,
+}
+
+/// The domain schedule the initializer gives the kernel once every thread
+/// has started (Microkit's `<domain_schedule>`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainSchedule {
+    /// Entries in order: a domain and its time in timer ticks; (0, 0) is an
+    /// end marker.
+    pub entries: Vec<(u8, u64)>,
+    /// Where in the kernel's schedule the first entry goes (Microkit's
+    /// `index_shift`).
+    pub first_index: u64,
+    /// The index the kernel starts from (`index_shift + start_index`).
+    pub start_index: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -302,6 +318,8 @@ pub struct Spec<'a> {
     /// The objects the initializer keeps for itself; `None` when there is
     /// nothing to build.
     pub root: Option<RootObjects>,
+    /// The domain schedule, if the system has one.
+    pub domain_schedule: Option<DomainSchedule>,
     /// Built for `septa test`: the initializer also reports on the test
     /// harness's protocol (`[septa-test] ok boot` once the spec is read; a
     /// failure to build the system as a failed case and `done`), so a
@@ -401,6 +419,21 @@ impl Spec<'_> {
                     return err("thread", i, id);
                 }
             }
+            if u64::from(t.domain) >= abi::kernel_config::NUM_DOMAINS {
+                return err("thread domain", i, t.domain.into());
+            }
+        }
+        if let Some(d) = &self.domain_schedule {
+            let slots = abi::kernel_config::NUM_DOMAIN_SCHEDULES;
+            for (i, &(dom, _)) in d.entries.iter().enumerate() {
+                if u64::from(dom) >= abi::kernel_config::NUM_DOMAINS {
+                    return err("domain schedule entry", i, dom.into());
+                }
+            }
+            // The kernel's last entry must stay an end marker.
+            if d.first_index + d.entries.len() as u64 >= slots || d.start_index >= slots {
+                return err("domain schedule", 0, d.first_index as ObjId);
+            }
         }
         for (i, q) in self.irqs.iter().enumerate() {
             if !is(q.notification, |k| k == K::Notification) {
@@ -451,10 +484,11 @@ impl Spec<'_> {
 }
 
 impl ObjectKind {
-    /// log2 of the bytes the object takes from untyped memory.
-    pub fn size_bits(self) -> u8 {
+    /// log2 of the bytes the object takes from untyped memory in kernel
+    /// configuration `config` (a TCB's size depends on it).
+    pub fn size_bits(self, config: abi::Config) -> u8 {
         match self {
-            ObjectKind::Tcb => abi::TCB_SIZE_BITS as u8,
+            ObjectKind::Tcb => config.tcb_size_bits() as u8,
             ObjectKind::Endpoint => abi::ENDPOINT_SIZE_BITS as u8,
             ObjectKind::Notification => abi::NOTIFICATION_SIZE_BITS as u8,
             ObjectKind::Reply => abi::REPLY_SIZE_BITS as u8,
@@ -632,6 +666,7 @@ mod tests {
                 start: true,
                 vcpu: None,
                 fpu: true,
+                domain: 0,
             }],
             irqs: vec![Irq {
                 irq: 33,
@@ -662,6 +697,7 @@ mod tests {
                 window_tables: [8, 9],
             }),
             test_harness: true,
+            domain_schedule: None,
         }
     }
 
@@ -722,9 +758,11 @@ mod tests {
 
     #[test]
     fn object_sizes_follow_the_abi() {
-        assert_eq!(ObjectKind::CNode { radix: 9 }.size_bits(), 14);
-        assert_eq!(ObjectKind::Tcb.size_bits(), 11);
-        assert_eq!(ObjectKind::VSpace.size_bits(), 13);
-        assert_eq!(ObjectKind::Frame { size_bits: 21 }.size_bits(), 21);
+        use abi::Config::*;
+        assert_eq!(ObjectKind::CNode { radix: 9 }.size_bits(Release), 14);
+        assert_eq!(ObjectKind::Tcb.size_bits(Release), 11);
+        assert_eq!(ObjectKind::Tcb.size_bits(Debug), 12);
+        assert_eq!(ObjectKind::VSpace.size_bits(Debug), 13);
+        assert_eq!(ObjectKind::Frame { size_bits: 21 }.size_bits(Benchmark), 21);
     }
 }

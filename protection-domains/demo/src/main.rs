@@ -10,19 +10,28 @@
 //!
 //! The listener also prints the harness's result lines, so the test suite
 //! boots the README's default system too.
+//!
+//! The greeter and the listener are clients of the serial subsystem
+//! (`[serial]` in `system.toml`): they print through it, and each echoes
+//! the lines typed to it (`cargo septa run`, then Ctrl-\, 0 or 1, Enter to
+//! choose which).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 use septa_runtime::{
-    mr_get, mr_set, msginfo_new, println, protection_domain, setvar, Channel, ChannelSet, Handler,
-    MessageInfo,
+    mr_get, mr_set, msginfo_new, println, protection_domain, serial, setvar, Channel, ChannelSet,
+    Handler, MessageInfo,
 };
 use septa_test_report as report;
 
 /// Calls the greeter makes.
 const VISITS: u64 = 3;
+/// The longest line of input echoed.
+const LINE_MAX: usize = 80;
 /// The greeter's channel to the counter, and to the listener.
 const TO_COUNTER: Channel = Channel::new(0);
 const TO_LISTENER: Channel = Channel::new(1);
+/// The listener's channel from the greeter.
+const FROM_GREETER: Channel = Channel::new(0);
 
 setvar! {
     /// Where the shared `stats` region is mapped in this PD.
@@ -42,7 +51,62 @@ enum Role {
     Listener,
 }
 
-impl Handler for Role {
+/// A PD of the demo: its role, and the line being typed to it.
+struct Demo {
+    role: Role,
+    line: [u8; LINE_MAX],
+    len: usize,
+}
+
+impl Demo {
+    fn name(&self) -> &'static str {
+        match self.role {
+            Role::Counter => "counter",
+            Role::Greeter => "greeter",
+            Role::Listener => "listener",
+        }
+    }
+
+    /// Echoes each line typed to this PD.
+    fn input(&mut self) {
+        let mut buf = [0u8; 32];
+        loop {
+            let n = serial::read(&mut buf);
+            if n == 0 {
+                return;
+            }
+            for &b in &buf[..n] {
+                if b == b'\r' || b == b'\n' {
+                    let typed = core::str::from_utf8(&self.line[..self.len]).unwrap_or("?");
+                    println!("{}: you typed {typed:?}", self.name());
+                    self.len = 0;
+                } else if self.len < LINE_MAX {
+                    self.line[self.len] = b;
+                    self.len += 1;
+                }
+            }
+        }
+    }
+}
+
+impl Handler for Demo {
+    fn protected(&mut self, ch: Channel, msg: MessageInfo) -> MessageInfo {
+        self.role.protected(ch, msg)
+    }
+
+    fn notified(&mut self, channels: ChannelSet) {
+        if serial::input_channel().is_some_and(|ch| channels.contains(ch)) {
+            self.input();
+        }
+        if let Role::Listener = self.role {
+            if channels.contains(FROM_GREETER) {
+                self.role.notified(channels);
+            }
+        }
+    }
+}
+
+impl Role {
     fn protected(&mut self, _ch: Channel, _msg: MessageInfo) -> MessageInfo {
         let n = count() + 1;
         // SAFETY: as in `count`; only the counter writes, and it is the
@@ -70,8 +134,8 @@ impl Handler for Role {
     }
 }
 
-fn init() -> Role {
-    match septa_runtime::pd_name().as_str() {
+fn init() -> Demo {
+    let role = match septa_runtime::pd_name().as_str() {
         "counter" => Role::Counter,
         "listener" => Role::Listener,
         _ => {
@@ -85,6 +149,11 @@ fn init() -> Role {
             let _ = TO_LISTENER.notify();
             Role::Greeter
         }
+    };
+    Demo {
+        role,
+        line: [0; LINE_MAX],
+        len: 0,
     }
 }
 

@@ -14,7 +14,9 @@ const PAGE: u64 = 1 << septa_abi::PAGE_BITS;
 /// ESR exception classes the monitor names (ARM ARM, ESR_ELx.EC).
 mod ec {
     pub const UNKNOWN: u64 = 0x00;
+    pub const ILLEGAL_STATE: u64 = 0x0e;
     pub const SVC64: u64 = 0x15;
+    pub const SYSREG: u64 = 0x18;
     pub const INSTRUCTION_ABORT_LOWER: u64 = 0x20;
     pub const PC_ALIGNMENT: u64 = 0x22;
     pub const DATA_ABORT_LOWER: u64 = 0x24;
@@ -146,7 +148,38 @@ impl fmt::Display for Described<'_> {
                 f,
                 "timeout: scheduling context {badge:#x} used up its budget ({consumed} us consumed)"
             ),
-            Fault::VcpuFault { hsr } => write!(f, "vCPU fault (ESR {hsr:#x})"),
+            // A hyp seL4 reports every trap of a native thread other than
+            // aborts, system calls and unknown instructions as a VCPU fault.
+            Fault::VcpuFault { hsr } => {
+                let what = match hsr >> 26 {
+                    ec::SYSREG => "trapped system register access",
+                    ec::PC_ALIGNMENT => "misaligned pc",
+                    ec::SP_ALIGNMENT => "misaligned stack pointer",
+                    ec::BRK64 => "breakpoint instruction",
+                    ec::ILLEGAL_STATE => "illegal execution state",
+                    _ => "vCPU fault",
+                };
+                write!(f, "{what} (ESR {hsr:#x})")
+            }
+            Fault::DebugException {
+                fault_ip,
+                reason,
+                trigger,
+                number,
+            } => {
+                use septa_abi::hardware_debug as hd;
+                match reason {
+                    hd::INSTRUCTION_BREAKPOINT => {
+                        write!(f, "breakpoint {number} at pc {fault_ip:#x}")
+                    }
+                    hd::DATA_BREAKPOINT => write!(
+                        f,
+                        "watchpoint {number}: access to {trigger:#x} from pc {fault_ip:#x}"
+                    ),
+                    hd::SINGLE_STEP => write!(f, "single step at pc {fault_ip:#x}"),
+                    _ => write!(f, "breakpoint instruction at pc {fault_ip:#x}"),
+                }
+            }
             Fault::VgicMaintenance { idx } => match idx {
                 Some(i) => write!(f, "vGIC maintenance (list register {i})"),
                 None => write!(f, "vGIC maintenance (no list register)"),

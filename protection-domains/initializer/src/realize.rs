@@ -13,7 +13,8 @@
 //! 6. slots: every capability minted into its CNode slot;
 //! 7. threads: scheduling context, CSpace, VSpace, IPC buffer, priorities,
 //!    fault endpoint, bound notification, vCPU, registers;
-//! 8. start: resume every thread the spec starts.
+//! 8. start: resume every thread the spec starts;
+//! 9. the domain schedule, if any (threads got their domains in 7).
 //!
 //! A failure names the stage and the object and stops there.
 
@@ -122,6 +123,11 @@ impl Realized {
 }
 
 /// The object type and size argument of `Untyped_Retype` for `kind`.
+/// The domain capability BootInfo gives the root task.
+fn domain_cap() -> Cap<cap_type::DomainSet> {
+    Cap::from_bits(init_cap::DOMAIN)
+}
+
 pub fn retype_args(kind: ObjectKind) -> Option<(ObjectType, u64)> {
     Some(match kind {
         ObjectKind::Tcb => (ObjectType::Tcb, 0),
@@ -230,7 +236,7 @@ fn kernel<'a>(stage: &'static str, what: &'a str) -> impl Fn(Error) -> Failure<'
     move |e| fail(stage, what, Cause::Kernel(e))
 }
 
-/// Creates, fills, maps, wires and starts everything in `spec`: the eight
+/// Creates, fills, maps, wires and starts everything in `spec`: the nine
 /// stages of the module's comment, in order.
 pub fn realize<'a>(
     spec: &Spec<'a>,
@@ -246,6 +252,7 @@ pub fn realize<'a>(
     fill_slots(spec, &r, &handlers)?;
     configure_threads(spec, bi, &mut r)?;
     start(spec, &r)?;
+    schedule_domains(spec)?;
     Ok(r)
 }
 
@@ -259,7 +266,7 @@ fn create<'a>(spec: &Spec<'a>, bi: &BootInfoRef) -> Result<Realized, Failure<'a>
         .objects
         .iter()
         .map(|o| place::Request {
-            size_bits: o.kind.size_bits(),
+            size_bits: o.kind.size_bits(septa_abi::CONFIG),
             paddr: o.paddr,
         })
         .collect();
@@ -525,6 +532,16 @@ fn configure_threads<'a>(
         .map_err(kernel("configuring", t.name))?;
         tcb.set_sched_params(me, t.max_priority.into(), t.priority.into(), sc, fault_ep)
             .map_err(kernel("setting the priority of", t.name))?;
+        // Kernel messages name the thread, as Microkit's monitor has them
+        // (DebugNameThread: debug configuration only).
+        if !t.name.is_empty() {
+            septa_sel4::syscall::debug_name_thread(tcb, t.name);
+        }
+        if t.domain != 0 {
+            domain_cap()
+                .set(t.domain, tcb)
+                .map_err(kernel("setting the domain of", t.name))?;
+        }
         if let Some(n) = t.bound_notification {
             tcb.bind_notification(r.cap(n))
                 .map_err(kernel("binding the notification of", t.name))?;
@@ -558,5 +575,22 @@ fn start<'a>(spec: &Spec<'a>, r: &Realized) -> Result<(), Failure<'a>> {
             .resume()
             .map_err(kernel("starting", t.name))?;
     }
+    Ok(())
+}
+
+/// 9. The domain schedule, last: from its start the initializer (in
+///    domain 0, as the monitor) runs only in domain 0's turns.
+fn schedule_domains<'a>(spec: &Spec<'a>) -> Result<(), Failure<'a>> {
+    let Some(d) = &spec.domain_schedule else {
+        return Ok(());
+    };
+    let dom = domain_cap();
+    let what = "the domain schedule";
+    for (i, &(domain, ticks)) in d.entries.iter().enumerate() {
+        dom.schedule_configure(d.first_index + i as u64, domain, ticks)
+            .map_err(kernel("configuring", what))?;
+    }
+    dom.schedule_set_start(d.start_index)
+        .map_err(kernel("starting", what))?;
     Ok(())
 }

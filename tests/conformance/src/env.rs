@@ -130,6 +130,46 @@ pub fn init() -> Result<(), Failure> {
     Ok(())
 }
 
+/// Physical address of register window `index` of the first device tree
+/// node compatible with `compatible`, from the device tree the kernel hands
+/// over in BootInfo's extra region.
+pub fn fdt_device(compatible: &str, index: usize) -> Option<u64> {
+    let fdt = fdt::Fdt::new(bootinfo().fdt()?).ok()?;
+    let node = fdt.find_compatible(&[compatible])?;
+    let reg = node.reg()?.nth(index)?;
+    Some(reg.starting_address as u64)
+}
+
+/// The BootInfo device untyped that covers `paddr`: cap, base, size bits.
+pub fn device_untyped_covering(paddr: u64) -> Option<(Cap<Untyped>, u64, u8)> {
+    bootinfo()
+        .untyped()
+        .find(|(_, d)| {
+            d.is_device != 0 && d.paddr <= paddr && paddr - d.paddr < (1u64 << d.size_bits)
+        })
+        .map(|(c, d)| (c, d.paddr, d.size_bits))
+}
+
+/// A 4 KiB frame cap to the device memory at `paddr` (page aligned), made
+/// from the BootInfo device untyped that covers it: untypeds retyped from
+/// its start skip what lies below `paddr`. The untyped must have no
+/// children yet; the caps go into slots of the running case (or of the
+/// infrastructure, before it is sealed), so deleting them frees it again.
+pub fn device_frame_at(cx: &mut Cx, paddr: u64) -> Result<Cap<SmallPage>, Failure> {
+    let Some((ut, base, _)) = device_untyped_covering(paddr) else {
+        fail!("no device untyped covers {paddr:#x}");
+    };
+    let mut cur = base;
+    while cur < paddr {
+        let align = cur.trailing_zeros();
+        let fit = 63 - (paddr - cur).leading_zeros();
+        let bits = align.min(fit);
+        let _: Cap<Untyped> = cx.retype_from(ut, ObjectType::Untyped, u64::from(bits))?;
+        cur += 1 << bits;
+    }
+    cx.retype_from(ut, ObjectType::SmallPage, 0)
+}
+
 /// Size of the infrastructure pool: worker address spaces and the watchdog.
 pub const INFRA_POOL_BITS: u64 = 22;
 
@@ -374,9 +414,33 @@ impl Cx {
         self.root_cnode().delete(cap.cptr(), ROOT_DEPTH)
     }
 
-    /// The kernel's type tag of the capability in `cap`'s slot.
-    pub fn identify<T: CapType>(&self, cap: Cap<T>) -> u32 {
-        septa_sel4::syscall::debug_cap_identify(cap.cptr())
+    /// The kernel's type tag of the capability in `cap`'s slot, where the
+    /// configuration has DebugCapIdentify (debug).
+    pub fn identify<T: CapType>(&self, cap: Cap<T>) -> Tag {
+        Tag(septa_sel4::syscall::debug_cap_identify(cap.cptr()))
+    }
+}
+
+/// A capability's type tag as DebugCapIdentify reports it, or unknown in
+/// configurations without the call (release, benchmark). An unknown tag
+/// equals every tag: there, a case's tag checks are skipped and the rest of
+/// the case still runs. Cases that check nothing but tags are not run
+/// there at all (`needs_debug_build`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Tag(pub Option<u32>);
+
+impl PartialEq<u32> for Tag {
+    fn eq(&self, other: &u32) -> bool {
+        self.0.is_none_or(|t| t == *other)
+    }
+}
+
+impl core::fmt::Debug for Tag {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(t) => write!(f, "{t}"),
+            None => f.write_str("(no DebugCapIdentify)"),
+        }
     }
 }
 
@@ -473,7 +537,7 @@ mod tests {
         host::set_kernel(Box::new(Recorder(seen.clone())));
 
         init().unwrap();
-        let retype = Label::UntypedRetype as u64;
+        let retype = Label::UntypedRetype.number();
         let untyped_type = ObjectType::Untyped as u64;
         let root = init_cap::CNODE;
         {
@@ -520,7 +584,7 @@ mod tests {
                 CNodeDelete,
                 CNodeDelete
             ]
-            .map(|l| l as u64)
+            .map(|l| l.number())
         );
         // The endpoint comes from the pool; revoke names the pool; the
         // deletes name the case's two slots; all through the root CNode.

@@ -14,7 +14,7 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use septa_abi::MessageInfo;
 use septa_sel4::cap::cap_type::*;
 use septa_sel4::fault::Fault;
-use septa_sel4::{debug_println, syscall, Cap};
+use septa_sel4::{syscall, Cap};
 
 use crate::cases::util::ALL;
 use crate::env::Cx;
@@ -122,7 +122,7 @@ pub fn report(cx: &mut Cx) -> Outcome {
     ok!(cx.root_tcb().unbind_notification());
     if badge == FAULT_BADGE {
         let f = Fault::from_ipc_buffer(info);
-        debug_println!(
+        crate::outln!(
             "{PROGRESS} pmu: not readable at EL0 on this kernel ({f:x?}); no instruction counts"
         );
         return Ok(());
@@ -132,7 +132,7 @@ pub fn report(cx: &mut Cx) -> Outcome {
     if call == 0 {
         fail!("the PMU probe finished without measuring");
     }
-    debug_println!(
+    crate::outln!(
         "{PROGRESS} pmu: PMCCNTR_EL0 per operation (instructions when QEMU runs with -icount shift=0), mean of {ROUNDS}: Call+ReplyRecv round trip {call}, Yield {yield_}"
     );
     Ok(())

@@ -19,12 +19,13 @@ pub const PROGRESS: &str = "[conformance]";
 /// Longest failure message kept; longer ones are cut (and end in `...`).
 const MSG_CAP: usize = 200;
 
-/// Why a case failed.
+/// Why a case failed, or why it does not apply to this configuration.
 #[derive(Clone)]
 pub struct Failure {
     line: u32,
     len: usize,
     msg: [u8; MSG_CAP],
+    not_applicable: bool,
 }
 
 /// The result of one case.
@@ -37,10 +38,25 @@ impl Failure {
             line,
             len: 0,
             msg: [0; MSG_CAP],
+            not_applicable: false,
         };
         // Writing into the fixed buffer cannot fail; it truncates instead.
         let _ = f.write_fmt(args);
         f
+    }
+
+    /// Not a failure: the case needs what this kernel configuration lacks
+    /// (`why`), and did not run.
+    pub fn not_applicable(line: u32, args: fmt::Arguments<'_>) -> Failure {
+        Failure {
+            not_applicable: true,
+            ..Failure::new(line, args)
+        }
+    }
+
+    /// Whether the case did not apply rather than fail.
+    pub fn is_not_applicable(&self) -> bool {
+        self.not_applicable
     }
 
     /// The message without the line number.
@@ -92,6 +108,17 @@ impl fmt::Display for Failure {
 macro_rules! fail {
     ($($arg:tt)*) => {
         return Err($crate::report::Failure::new(line!(), format_args!($($arg)*)))
+    };
+}
+
+/// Ends the case as not applicable unless the kernel configuration has
+/// what it needs (`cond`, a `septa_abi::CONFIG` query), saying what that is.
+#[macro_export]
+macro_rules! needs {
+    ($cond:expr, $($arg:tt)*) => {
+        if !$cond {
+            return Err($crate::report::Failure::not_applicable(line!(), format_args!($($arg)*)));
+        }
     };
 }
 

@@ -149,7 +149,8 @@ pub struct Thread {
     pub worker: usize,
 }
 
-fn take_worker() -> Result<usize, Failure> {
+/// A worker address space for a thread of the running case.
+pub(crate) fn take_worker() -> Result<usize, Failure> {
     for w in 1..WORKERS {
         let bit = 1 << w;
         if BUSY.fetch_or(bit, Relaxed) & bit == 0 {
@@ -290,4 +291,20 @@ pub fn panicked(w: usize) -> ! {
 /// The worker whose stack holds `sp`, if any.
 pub fn worker_of_sp(sp: u64) -> Option<usize> {
     (0..WORKERS).find(|&w| space::stack_range(w).contains(&sp))
+}
+
+/// Whether the running thread is a worker (its stack is a worker's), not
+/// the root thread.
+pub fn in_worker() -> bool {
+    let sp: u64;
+    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+    // SAFETY: reads the stack pointer into a register; no memory access.
+    unsafe {
+        core::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack))
+    };
+    #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
+    {
+        sp = 0;
+    }
+    worker_of_sp(sp).is_some()
 }

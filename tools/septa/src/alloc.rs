@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 
 use septa_abi::bootinfo::MAX_UNTYPED_CAPS;
+use septa_abi::Config;
 use septa_spec::place::{self, PlaceError, Request, Untyped};
 use septa_spec::Spec;
 use septa_sysdesc::{Board, System};
@@ -205,7 +206,12 @@ pub fn region_paddrs(
 }
 
 /// Runs the initializer's allocation plan over the estimate.
-pub fn check(spec: &Spec, board: &Board, free: &[(u64, u64)]) -> Result<Fit, AllocError> {
+pub fn check(
+    spec: &Spec,
+    board: &Board,
+    free: &[(u64, u64)],
+    config: Config,
+) -> Result<Fit, AllocError> {
     let uts = untypeds(free);
     let in_ram = |p: u64| board.ram.contains(p, p + 1);
     // Device memory is always handed over (as device untyped) and costs no
@@ -223,7 +229,7 @@ pub fn check(spec: &Spec, board: &Board, free: &[(u64, u64)]) -> Result<Fit, All
         .map(|&i| {
             let o = &spec.objects[i];
             Request {
-                size_bits: o.kind.size_bits(),
+                size_bits: o.kind.size_bits(config),
                 paddr: o.paddr,
             }
         })
@@ -328,7 +334,7 @@ mod tests {
     fn a_system_too_large_fails_naming_an_object() {
         let free = vec![(0x4000_0000, 0x4080_0000)]; // 8 MiB
         let ok = spec_of(vec![frame("a", 21, None), frame("b", 21, None)]);
-        let fit = check(&ok, &board(), &free).unwrap();
+        let fit = check(&ok, &board(), &free, Config::Debug).unwrap();
         assert_eq!(fit.used, 4 << 20);
         let big = spec_of(vec![
             frame("a", 21, None),
@@ -337,7 +343,7 @@ mod tests {
             frame("d", 21, None),
             frame("e", 12, None),
         ]);
-        let err = check(&big, &board(), &free).unwrap_err();
+        let err = check(&big, &board(), &free, Config::Debug).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("`e` (4 KiB)"), "{msg}");
         assert!(
@@ -350,10 +356,13 @@ mod tests {
     fn device_frames_cost_no_ram_and_fixed_ram_must_be_free() {
         let free = vec![(0x4000_0000, 0x4010_0000)];
         let uart = spec_of(vec![frame("uart", 12, Some(0x900_0000))]);
-        assert_eq!(check(&uart, &board(), &free).unwrap().used, 0);
+        assert_eq!(
+            check(&uart, &board(), &free, Config::Debug).unwrap().used,
+            0
+        );
         let pinned = spec_of(vec![frame("pinned", 12, Some(0x4200_0000))]);
         assert!(matches!(
-            check(&pinned, &board(), &free),
+            check(&pinned, &board(), &free, Config::Debug),
             Err(AllocError::NotFree { .. })
         ));
     }
@@ -409,7 +418,7 @@ size = "1800 MiB"
             crate::spec::build(&sys, &progs, &HashMap::new(), std::path::Path::new(".")).unwrap();
         let spec = built.spec();
         let free = free_ram(&sys.board, &boot());
-        let msg = match check(&spec, &sys.board, &free) {
+        let msg = match check(&spec, &sys.board, &free, Config::Debug) {
             Ok(fit) => panic!("{} fit in {}", human(fit.used), human(fit.free)),
             Err(e) => e.to_string(),
         };
@@ -425,7 +434,7 @@ size = "1800 MiB"
             .system;
         let built =
             crate::spec::build(&sys, &progs, &HashMap::new(), std::path::Path::new(".")).unwrap();
-        let fit = check(&built.spec(), &sys.board, &free).unwrap();
+        let fit = check(&built.spec(), &sys.board, &free, Config::Debug).unwrap();
         assert!(fit.used > 512 << 20 && fit.used < fit.free);
     }
 

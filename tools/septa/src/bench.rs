@@ -2,10 +2,11 @@
 //!
 //! Each directory under `bench/systems/` is a benchmark system whose PDs
 //! print `[septa-bench] NAME VALUE` (see `bench/pds/bench-pd`; the line is
-//! written and read by `septa-test-report`). Every system
-//! is built with a kernel that exports the PMU to EL0 (Septa's kernel with
-//! its `benchmark` feature, in a target directory of its own, or the
-//! `--kernel` given) and booted with `-icount shift=0,sleep=off`, so every
+//! written and read by `septa-test-report`). Every system is built in the
+//! benchmark configuration (Microkit's: the PMU exported to EL0, no kernel
+//! printing, so the PDs print through the UART themselves), with Septa's
+//! kernel or the `--kernel` given, and booted with
+//! `-icount shift=0,sleep=off`, so every
 //! figure is an instruction count that repeats exactly. Results go to
 //! `build/bench/results.json` and a chart `build/bench/results.svg`, beside
 //! the real seL4 figures of `bench/reference.toml`.
@@ -16,6 +17,8 @@ use std::time::Duration;
 
 use miette::{miette, IntoDiagnostic, Result, WrapErr};
 use object::{Object, ObjectSection, SectionKind};
+
+use septa_abi::Config;
 
 use crate::harness::{self, Outcome};
 use crate::{cargo, pack, qemu, workspace::Workspace};
@@ -48,18 +51,24 @@ fn reference(ws: &Workspace) -> Result<Reference> {
         .wrap_err_with(|| format!("reading {}", path.display()))
 }
 
-pub fn run(ws: &Workspace, filter: Option<&str>, kernel: Option<&Path>) -> Result<bool> {
+pub fn run(
+    ws: &Workspace,
+    filter: Option<&str>,
+    kernel: Option<&Path>,
+    config: Option<Config>,
+) -> Result<bool> {
     qemu::ensure_installed()?;
+    let config = crate::config::resolve(config, None, kernel, Config::Benchmark)?;
+    if !config.export_pmu() {
+        eprintln!(
+            "   note: the {} configuration does not export the PMU to EL0; the benchmark PDs will fault",
+            config.name()
+        );
+    }
+    println!("configuration: {}", config.name());
     let kernel_path: PathBuf = match kernel {
         Some(k) => k.to_path_buf(),
-        None => cargo::build_variant(
-            ws,
-            cargo::SOFTFLOAT,
-            &["septa-kernel"],
-            &["septa-kernel/benchmark"],
-            &ws.target_dir().join("bench"),
-        )?
-        .remove(0),
+        None => cargo::build(ws, cargo::SOFTFLOAT, &["septa-kernel"], config)?.remove(0),
     };
     let mut results: BTreeMap<String, f64> = BTreeMap::new();
     results.insert("kernel-code-bytes".into(), code_bytes(&kernel_path)? as f64);
@@ -74,7 +83,11 @@ pub fn run(ws: &Workspace, filter: Option<&str>, kernel: Option<&Path>) -> Resul
     systems.sort();
     for sys in systems {
         let name = sys.file_name().unwrap().to_string_lossy().to_string();
-        let image = pack::build_system(ws, &sys.join("system.toml"), Some(&kernel_path), true)?;
+        let choice = pack::ConfigChoice {
+            flag: Some(config),
+            default: config,
+        };
+        let image = pack::build_system(ws, &sys.join("system.toml"), kernel, true, choice)?;
         if name == "ppc-active" {
             let len = std::fs::metadata(&image.path).into_diagnostic()?.len();
             results.insert("image-bytes".into(), len as f64);
@@ -115,7 +128,12 @@ pub fn run(ws: &Workspace, filter: Option<&str>, kernel: Option<&Path>) -> Resul
     print_table(&results, &refs);
     let out = ws.root.join("build/bench");
     std::fs::create_dir_all(&out).into_diagnostic()?;
-    let json = serde_json::json!({ "septa": results, "reference": refs });
+    let json = serde_json::json!({
+        "configuration": config.name(),
+        "kernel": kernel_path.display().to_string(),
+        "septa": results,
+        "reference": refs,
+    });
     std::fs::write(
         out.join("results.json"),
         serde_json::to_string_pretty(&json).unwrap(),

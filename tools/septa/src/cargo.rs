@@ -5,6 +5,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use miette::{miette, IntoDiagnostic, Result};
+use septa_abi::Config;
 
 use crate::toolchain;
 use crate::workspace::Workspace;
@@ -14,20 +15,35 @@ pub const SOFTFLOAT: &str = "aarch64-unknown-none-softfloat";
 /// The target of user-level code.
 pub const USER: &str = "aarch64-unknown-none";
 
-/// Builds the binaries `packages` for `target` in release mode and returns
-/// their paths, in the same order.
-pub fn build(ws: &Workspace, target: &str, packages: &[&str]) -> Result<Vec<PathBuf>> {
-    build_variant(ws, target, packages, &[], &ws.target_dir())
-}
-
-/// As `build`, with cargo `features` on, into `target_dir` (a variant such
-/// as the benchmark kernel gets a directory of its own, so building it
-/// never invalidates the ordinary build).
-pub fn build_variant(
+/// Builds the binaries `packages` for `target` in release mode, for the
+/// kernel configuration `config`, and returns their paths, in the same
+/// order.
+///
+/// Every configuration has a target directory of its own
+/// (`target/septa-CONFIG`), so switching between them rebuilds nothing. The
+/// configuration reaches the code through `septa-abi`'s cargo features,
+/// which the build turns on for `septa-abi` itself: every crate, the kernel
+/// and each program alike, then reads `septa_abi::CONFIG`.
+pub fn build(
     ws: &Workspace,
     target: &str,
     packages: &[&str],
-    features: &[&str],
+    config: Config,
+) -> Result<Vec<PathBuf>> {
+    let dir = target_dir(ws, config);
+    build_in(ws, target, packages, config, &dir)
+}
+
+/// Where the cross builds of `config` go.
+pub fn target_dir(ws: &Workspace, config: Config) -> PathBuf {
+    ws.target_dir().join(format!("septa-{}", config.name()))
+}
+
+fn build_in(
+    ws: &Workspace,
+    target: &str,
+    packages: &[&str],
+    config: Config,
     target_dir: &std::path::Path,
 ) -> Result<Vec<PathBuf>> {
     // Once per run: the pinned targets and components, before the first
@@ -47,8 +63,10 @@ pub fn build_variant(
     for p in packages {
         cmd.args(["-p", p]);
     }
-    if !features.is_empty() {
-        cmd.args(["--features", &features.join(",")]);
+    if config != Config::Release {
+        // septa-abi among the packages, so that its feature may be named.
+        cmd.args(["-p", "septa-abi", "--features"])
+            .arg(format!("septa-abi/{}", config.name()));
     }
     // The outer `cargo run` sets these for the tool itself; they must not
     // leak into the cross build.
@@ -60,7 +78,11 @@ pub fn build_variant(
     ] {
         cmd.env_remove(var);
     }
-    eprintln!("   building {} for {target}", packages.join(", "));
+    eprintln!(
+        "   building {} for {target} ({} configuration)",
+        packages.join(", "),
+        config.name()
+    );
     let status = cmd.status().into_diagnostic()?;
     if !status.success() {
         return Err(miette!(

@@ -20,8 +20,9 @@
 //! crate that is the whole system, booted instead of the initializer (see
 //! [`crate::pack::root_task`]; the kernel conformance suite is one). An
 //! optional `probe` file says what the harness does from the host while the
-//! system runs (send bytes to a virtio console once a marker line shows,
-//! expect an answer within a time limit: [`crate::probe`]); it is one more
+//! system runs (send bytes to a virtio console or type on the UART once a
+//! marker line shows, expect an answer within a time limit, check that
+//! lines arrive whole and in order: [`crate::probe`]); it is one more
 //! case, `probe`, which fails with the step and what arrived instead. The
 //! run ends with `N passed, M failed`.
 //!
@@ -50,6 +51,10 @@ use crate::pack::{self, Image};
 use crate::probe::Probe;
 use crate::qemu;
 use crate::workspace::Workspace;
+use septa_abi::Config;
+
+/// The file that asks for a run under `-icount` (see [`System`]).
+pub const ICOUNT_FILE: &str = "icount";
 
 /// Time limit of a system marked `xfail` on Septa's kernel.
 const XFAIL_LIMIT: Duration = Duration::from_secs(20);
@@ -114,10 +119,34 @@ struct System {
     /// Why this system is known to fail on Septa's kernel (its `xfail`
     /// file), when the run uses Septa's kernel.
     xfail: Option<String>,
+    /// The kernel configuration it runs in: its `[system] config`, else
+    /// debug.
+    config: Config,
+    /// Runs under `-icount` (an `icount` file beside it): QEMU's clock
+    /// then follows the instructions executed, so a system that measures
+    /// time is not at the mercy of a busy host.
+    icount: bool,
     /// Its VM's guest is booted on bare QEMU instead of the system (a
     /// `bare-qemu` file: [`crate::guest::bare::suite_case`]); the file's
     /// text names the VM, if the system has several.
     bare: Option<Option<String>>,
+}
+
+/// A test system's description: `system.toml`, else its one `*.system`
+/// file (a Microkit system description).
+pub(crate) fn description_in(dir: &Path) -> Option<PathBuf> {
+    let toml = dir.join("system.toml");
+    if toml.is_file() {
+        return Some(toml);
+    }
+    let mut xml = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "system"));
+    match (xml.next(), xml.next()) {
+        (Some(one), None) => Some(one),
+        _ => None,
+    }
 }
 
 fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Vec<System>> {
@@ -129,8 +158,11 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
     for e in entries {
         let path = e.into_diagnostic()?.path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let file = path.join("system.toml");
-        if !file.is_file() || filter.is_some_and(|f| !name.contains(f)) {
+        // Its description: system.toml, or a Microkit `.system` file.
+        let Some(file) = description_in(&path) else {
+            continue;
+        };
+        if filter.is_some_and(|f| !name.contains(f)) {
             continue;
         }
         let expect = std::fs::read_to_string(path.join("expect"))
@@ -150,15 +182,20 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
             .ok()
             .filter(|_| own_kernel)
             .map(|s| s.trim().to_string());
+        let config = septa_sysdesc::described_config(&file)
+            .map_err(|r| miette::miette!("{}", r.render()))?
+            .unwrap_or(Config::Debug);
         let bare = std::fs::read_to_string(path.join(crate::guest::bare::TEST_FILE))
             .ok()
             .map(|s| Some(s.trim().to_string()).filter(|s| !s.is_empty()));
         out.push(System {
+            icount: path.join(ICOUNT_FILE).is_file(),
             name,
             file,
             expect,
             probe,
             xfail,
+            config,
             bare,
         });
     }
@@ -166,10 +203,16 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
     // shows what the suite has checked.
     let default = ws.root.join("system.toml");
     if default.is_file() && filter.is_none_or(|f| "default".contains(f)) {
+        let readme = std::fs::read_to_string(ws.root.join("README.md")).unwrap_or_default();
         out.push(System {
             name: "default".into(),
+            icount: false,
+            config: septa_sysdesc::described_config(&default)
+                .ok()
+                .flatten()
+                .unwrap_or(Config::Debug),
             file: default,
-            expect: vec![],
+            expect: readme_expect(&readme, own_kernel),
             probe: None,
             xfail: None,
             bare: None,
@@ -177,6 +220,27 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// What the README says the default system prints: the lines of the text
+/// block after "It prints", but `...`. Lines from the boot of Septa's
+/// kernel (`Septa kernel`, the initializer's count of the untyped memory
+/// that kernel leaves) are checked on Septa's kernel only.
+pub fn readme_expect(readme: &str, own_kernel: bool) -> Vec<String> {
+    let Some(at) = readme.find("It prints") else {
+        return vec![];
+    };
+    let Some(block) = readme[at..].split("```text\n").nth(1) else {
+        return vec![];
+    };
+    let block = block.split("```").next().unwrap_or("");
+    block
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty() && *l != "...")
+        .filter(|l| own_kernel || !(l.starts_with("Septa kernel") || l.starts_with("initializer:")))
+        .map(String::from)
+        .collect()
 }
 
 /// Boots `image` headless until it prints `done` or `limit` passes, while
@@ -189,17 +253,31 @@ pub fn boot(
     qemu_args: &[&str],
     probe: Option<&Probe>,
 ) -> Result<(Outcome, String, bool)> {
-    let mut child = qemu::headless(image)?
-        .args(qemu_args)
-        .spawn()
-        .into_diagnostic()?;
+    let mut cmd = qemu::headless(image)?;
+    // A probe that types on the UART gets QEMU's standard input, which is
+    // the UART's receive side (`-serial stdio`).
+    if probe.is_some_and(Probe::types_on_uart) {
+        cmd.stdin(std::process::Stdio::piped());
+    }
+    let mut child = cmd.args(qemu_args).spawn().into_diagnostic()?;
+    let mut uart = child.stdin.take();
     let stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let (tx, rx) = mpsc::channel();
     let lines = tx.clone();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
+        // Lossy: a client may print any bytes (one that scribbles over its
+        // queue prints garbage), and the console must go on being read.
+        let mut out = BufReader::new(stdout);
+        let mut raw = Vec::new();
+        loop {
+            raw.clear();
+            match out.read_until(b'\n', &mut raw) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let text = String::from_utf8_lossy(&raw);
+            let line = text.trim_end_matches('\n').to_string();
             if lines.send(Event::Line(line)).is_err() {
                 break;
             }
@@ -217,8 +295,10 @@ pub fn boot(
             .map(|(n, s)| (n.to_string(), s))
             .collect();
         let verdict = tx.clone();
+        let mut uart = uart.take();
         std::thread::spawn(move || {
-            let _ = verdict.send(Event::Probe(p.run(&line_rx, &sockets)));
+            let input = uart.as_mut().map(|u| u as &mut dyn std::io::Write);
+            let _ = verdict.send(Event::Probe(p.run(&line_rx, &sockets, input)));
         });
         line_tx
     });
@@ -235,13 +315,16 @@ pub fn boot(
     loop {
         let left = limit.saturating_sub(start.elapsed());
         match rx.recv_timeout(left) {
-            Ok(Event::Line(line)) => {
-                log.push_str(line.trim_end_matches('\r'));
+            Ok(Event::Line(raw)) => {
+                // Judged without the colours a serial client's lines may
+                // carry.
+                let line = crate::probe::plain(&raw);
+                log.push_str(&line);
                 log.push('\n');
                 outcome.stamps.push(start.elapsed());
                 if let Some(t) = &probe_lines {
                     // A probe that has finished no longer listens.
-                    let _ = t.send(line.clone());
+                    let _ = t.send(raw);
                 }
                 if outcome.feed(&line) {
                     break;
@@ -380,16 +463,43 @@ pub fn parse_cargo_result(line: &str) -> Option<(usize, usize)> {
     Some((num("passed")?, num("failed")?))
 }
 
+/// Runs the host tests, then the test systems. Each system runs in its
+/// own configuration; `config` (or, with `kernel` a real seL4 ELF, the
+/// configuration it was built in) limits the run to the systems of one.
 pub fn run(
     ws: &Workspace,
     filter: Option<&str>,
     host: bool,
     limit: Duration,
     kernel: Option<&Path>,
+    config: Option<Config>,
 ) -> Result<bool> {
     let (mut passed, mut failed) = if host { host_tests(ws)? } else { (0, 0) };
-    let systems = discover(ws, filter, kernel.is_none())?;
+    // Only the configuration asked for, or the one of the kernel given.
+    let only = match (config, kernel) {
+        (None, None) => None,
+        _ => Some(crate::config::resolve(config, None, kernel, Config::Debug)?),
+    };
+    let mut systems = discover(ws, filter, kernel.is_none())?;
     let mut skipped = 0;
+    if let Some(c) = only {
+        println!(
+            "configuration: {} (systems of other configurations are skipped)",
+            c.name()
+        );
+        systems.retain(|s| {
+            let keep = s.config == c;
+            if !keep {
+                println!(
+                    "skip {}: runs in the {} configuration",
+                    s.name,
+                    s.config.name()
+                );
+                skipped += 1;
+            }
+            keep
+        });
+    }
     if !systems.is_empty() {
         qemu::ensure_installed()?;
     }
@@ -410,8 +520,12 @@ pub fn run(
     }
     let mut running = bare.len();
     for s in &systems {
+        let choice = pack::ConfigChoice {
+            flag: Some(s.config),
+            default: s.config,
+        };
         images.push(
-            pack::build_system(ws, &s.file, kernel, true)
+            pack::build_system(ws, &s.file, kernel, true, choice)
                 .map(|img| (s, img))
                 .map_err(|e| (s, e)),
         );
@@ -431,6 +545,7 @@ pub fn run(
                     let log_path = img.path.with_file_name("console.log");
                     let name = s.name.clone();
                     let expect = s.expect.clone();
+                    let qemu_args: &[&str] = if s.icount { &qemu::ICOUNT } else { &[] };
                     let probe = match checked_probe(s, &img) {
                         Ok(p) => p,
                         Err(e) => {
@@ -445,7 +560,7 @@ pub fn run(
                         limit
                     };
                     std::thread::spawn(move || {
-                        let r = boot(&img, limit, &log_path, &[], probe.as_ref()).map(
+                        let r = boot(&img, limit, &log_path, qemu_args, probe.as_ref()).map(
                             |(mut o, log, timed_out)| {
                                 o.finish(timed_out, &log, &expect);
                                 (o, log)
@@ -578,6 +693,25 @@ mod tests {
         o.stopped_early = true;
         o.finish(false, "", &[]);
         assert_eq!(o.failed, ["probe: line 3: expected \"X\""]);
+    }
+
+    #[test]
+    fn the_readme_says_what_the_default_system_prints() {
+        let readme = "It prints (the test `default`):\n\n```text\nSepta kernel 0.1.0\ninitializer: 5 objects\n...\ngreeter: hello\n```\n\n```text\nnot this\n```\n";
+        assert_eq!(
+            readme_expect(readme, true),
+            [
+                "Septa kernel 0.1.0",
+                "initializer: 5 objects",
+                "greeter: hello"
+            ]
+        );
+        assert_eq!(readme_expect(readme, false), ["greeter: hello"]);
+        let real = include_str!("../../../README.md");
+        assert!(
+            readme_expect(real, false).len() >= 3,
+            "the README shows what the default system prints"
+        );
     }
 
     #[test]

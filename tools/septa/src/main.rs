@@ -38,7 +38,9 @@
 mod alloc;
 mod bench;
 mod cargo;
+mod config;
 mod describe;
+mod domains;
 mod elf;
 mod guest;
 mod guests;
@@ -58,6 +60,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use miette::{IntoDiagnostic, Result, WrapErr};
+use septa_abi::Config;
 
 #[derive(Parser)]
 #[command(name = "septa", version, about = "Build, run and test Septa systems")]
@@ -71,10 +74,13 @@ enum Command {
     /// Count instructions per operation on the benchmark systems (bench/systems).
     Bench {
         filter: Option<String>,
-        /// A kernel ELF that exports the PMU to EL0 (e.g. real seL4 built
-        /// with KernelArmExportPMUUser) instead of Septa's benchmark build.
+        /// A kernel ELF that exports the PMU to EL0 (real seL4 16.0.0 in
+        /// Microkit's benchmark configuration) instead of Septa's.
         #[arg(long)]
         kernel: Option<PathBuf>,
+        /// The kernel configuration (default: benchmark).
+        #[arg(long, value_parser = config::parse)]
+        config: Option<Config>,
     },
     /// Parse and validate a system description (system.toml or Microkit .system).
     Check {
@@ -130,6 +136,11 @@ enum Command {
         /// Pack this kernel ELF (e.g. a real seL4 16.0.0 build) instead of Septa's.
         #[arg(long)]
         kernel: Option<PathBuf>,
+        /// The kernel configuration: release, debug or benchmark (default:
+        /// the description's `[system] config`, else that of the --kernel
+        /// ELF, else debug).
+        #[arg(long, value_parser = config::parse)]
+        config: Option<Config>,
     },
     /// Build a system and print where every PD, region, mapping and object
     /// went (the build's report.txt).
@@ -138,6 +149,9 @@ enum Command {
         file: PathBuf,
         #[arg(long)]
         kernel: Option<PathBuf>,
+        /// The kernel configuration (as for build).
+        #[arg(long, value_parser = config::parse)]
+        config: Option<Config>,
     },
     /// Build a system and boot it on QEMU.
     Run {
@@ -148,6 +162,9 @@ enum Command {
         /// Wait for a debugger on localhost:1234 before the first instruction.
         #[arg(long)]
         gdb: bool,
+        /// The kernel configuration (as for build).
+        #[arg(long, value_parser = config::parse)]
+        config: Option<Config>,
     },
     /// Run the host tests, then boot every test system whose name matches FILTER.
     Test {
@@ -162,7 +179,20 @@ enum Command {
         /// 16.0.0 build) instead of Septa's.
         #[arg(long)]
         kernel: Option<PathBuf>,
+        /// Run only the systems of this configuration (default: each in its
+        /// own, `[system] config` or debug; with --kernel, the kernel's).
+        #[arg(long, value_parser = config::parse)]
+        config: Option<Config>,
     },
+}
+
+/// The configuration choice of build, run and report: the flag, else the
+/// description's, else the kernel's, else debug.
+fn choice(flag: Option<Config>) -> pack::ConfigChoice {
+    pack::ConfigChoice {
+        flag,
+        default: Config::Debug,
+    }
 }
 
 fn main() -> Result<()> {
@@ -170,9 +200,11 @@ fn main() -> Result<()> {
     let ws = workspace::Workspace::locate()?;
     match cli.command {
         Command::Check { file } => describe::check(&file),
-        Command::Bench { filter, kernel } => {
-            bench::run(&ws, filter.as_deref(), kernel.as_deref()).map(|_| ())
-        }
+        Command::Bench {
+            filter,
+            kernel,
+            config,
+        } => bench::run(&ws, filter.as_deref(), kernel.as_deref(), config).map(|_| ()),
         Command::Guest {
             file,
             vm,
@@ -211,16 +243,28 @@ fn main() -> Result<()> {
             },
         ),
         Command::Graph { file, output } => describe::graph(&ws, &file, output),
-        Command::Build { file, kernel } => {
-            let image = pack::build_system(&ws, &file, kernel.as_deref(), false)?;
-            println!("image: {}", image.path.display());
+        Command::Build {
+            file,
+            kernel,
+            config,
+        } => {
+            let image = pack::build_system(&ws, &file, kernel.as_deref(), false, choice(config))?;
+            println!(
+                "image: {} ({} configuration)",
+                image.path.display(),
+                image.config.name()
+            );
             Ok(())
         }
         // The report needs what only the build knows (program segments and
         // entries, patched symbols, the boot footprint), so it is the
         // build's own report, printed.
-        Command::Report { file, kernel } => {
-            let image = pack::build_system(&ws, &file, kernel.as_deref(), false)?;
+        Command::Report {
+            file,
+            kernel,
+            config,
+        } => {
+            let image = pack::build_system(&ws, &file, kernel.as_deref(), false, choice(config))?;
             let path = image.path.with_file_name(pack::REPORT_FILE);
             let text = std::fs::read_to_string(&path)
                 .into_diagnostic()
@@ -228,11 +272,16 @@ fn main() -> Result<()> {
             print!("{text}");
             Ok(())
         }
-        Command::Run { file, kernel, gdb } => {
+        Command::Run {
+            file,
+            kernel,
+            gdb,
+            config,
+        } => {
             // Before the build: a missing QEMU that cannot be installed
             // should not wait for minutes of compiling to be reported.
             qemu::ensure_installed()?;
-            let image = pack::build_system(&ws, &file, kernel.as_deref(), false)?;
+            let image = pack::build_system(&ws, &file, kernel.as_deref(), false, choice(config))?;
             qemu::run_interactive(&image, gdb)
         }
         Command::Test {
@@ -240,6 +289,7 @@ fn main() -> Result<()> {
             no_host,
             timeout,
             kernel,
+            config,
         } => {
             let ok = harness::run(
                 &ws,
@@ -247,6 +297,7 @@ fn main() -> Result<()> {
                 !no_host,
                 std::time::Duration::from_secs(timeout),
                 kernel.as_deref(),
+                config,
             )?;
             if ok {
                 Ok(())

@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use miette::{miette, IntoDiagnostic, Result, WrapErr};
-use object::{Object, ObjectSegment, ObjectSymbol};
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
+use septa_abi::Config;
 use septa_image::{Header, Part, ALIGN, VERSION};
 
 use septa_sysdesc::{Program, System};
@@ -47,6 +48,8 @@ impl Board {
 pub struct Image {
     pub path: PathBuf,
     pub load_addr: u64,
+    /// The kernel configuration everything in it was built for.
+    pub config: Config,
     /// What QEMU must emulate for it: the board and the system's devices.
     pub machine: crate::qemu::Machine,
     /// The guests of its VMs, as the tool prepared them.
@@ -95,6 +98,35 @@ fn kernel_span(elf: &[u8]) -> Result<(u64, u64)> {
     Ok((lo & !(ALIGN - 1), hi.next_multiple_of(ALIGN)))
 }
 
+/// Where a given kernel ELF manages RAM from: the lowest start of seL4's
+/// `avail_p_regs` (the RAM its build knows, from the device tree less
+/// what lies below its physical base), else the lowest physical address
+/// it loads at. `None` if neither says.
+fn kernel_ram_base(elf: &[u8]) -> Result<Option<u64>> {
+    let file = object::File::parse(elf)
+        .into_diagnostic()
+        .wrap_err("the kernel is not an ELF file")?;
+    if let Some(sym) = file.symbols().find(|s| s.name() == Ok("avail_p_regs")) {
+        let section = sym
+            .section_index()
+            .and_then(|i| file.section_by_index(i).ok());
+        if let Some(data) = section.and_then(|sec| {
+            let off = usize::try_from(sym.address().checked_sub(sec.address())?).ok()?;
+            let len = usize::try_from(sym.size()).ok()?;
+            sec.data().ok()?.get(off..off.checked_add(len)?)
+        }) {
+            // p_region_t: { start, end }, 64-bit little-endian words.
+            let starts = data
+                .chunks_exact(16)
+                .map(|r| u64::from_le_bytes(r[..8].try_into().expect("eight bytes")));
+            if let Some(lo) = starts.min() {
+                return Ok(Some(lo));
+            }
+        }
+    }
+    Ok(kernel_span(elf).ok().map(|(lo, _)| lo))
+}
+
 /// The virtual span of an ELF's loadable segments, in bytes.
 fn image_span(img: &ElfImage) -> u64 {
     let lo = img.segments.iter().map(|s| s.vaddr).min().unwrap_or(0) & !(ALIGN - 1);
@@ -114,20 +146,39 @@ const NO_PD: &str = "septa::system::no_pd";
 /// board it names: one that names its own root task ([`ROOT_TASK_FILE`]),
 /// and one whose only fault is that it has no protection domains (the boot
 /// smoke test), whose image boots the initializer alone with an empty spec.
+///
+/// The kernel configuration is `choice.flag`, else the description's, else
+/// that of the `--kernel` ELF, else `choice.default` (`crate::config`).
 pub fn build_system(
     ws: &Workspace,
     file: &Path,
     kernel_override: Option<&Path>,
     for_test: bool,
+    choice: ConfigChoice,
 ) -> Result<Image> {
     if !file.is_file() {
         return Err(miette!("no system description at {}", file.display()));
     }
     let name = system_name(file);
+    let described = septa_sysdesc::described_config(file).map_err(|r| miette!("{}", r.render()))?;
+    let config = crate::config::resolve(choice.flag, described, kernel_override, choice.default)?;
     if let Some(root) = root_task(file)? {
-        return build_alone(ws, &name, file, kernel_override, Alone::RootTask(root));
+        return build_alone(
+            ws,
+            &name,
+            file,
+            kernel_override,
+            Alone::RootTask(root),
+            config,
+        );
     }
-    let mut sys = match septa_sysdesc::load(file) {
+    // The board as the kernel sees it: a given seL4 ELF may manage RAM only
+    // from above the start of the board's RAM.
+    let kernel_ram = match kernel_override {
+        Some(k) => kernel_ram_base(&read(k)?)?,
+        None => None,
+    };
+    let mut sys = match septa_sysdesc::load_for_kernel(file, kernel_ram) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 eprint!("{}", w.render());
@@ -140,7 +191,7 @@ pub fn build_system(
                 file.display()
             );
             let alone = Alone::Initializer { for_test };
-            return build_alone(ws, &name, file, kernel_override, alone);
+            return build_alone(ws, &name, file, kernel_override, alone, config);
         }
         Err(r) => return Err(miette!("{}", r.render())),
     };
@@ -148,20 +199,30 @@ pub fn build_system(
 
     // Cross builds: loader and kernel, then the initializer and every PD
     // crate in one cargo run.
-    let (loader, kernel) = loader_and_kernel(ws, kernel_override)?;
+    let (loader, kernel) = loader_and_kernel(ws, kernel_override, config)?;
+    // A crate of the workspace, or (as Microkit's --search-path finds a
+    // program in a build folder) a `NAME.elf` that is not beside the
+    // description but is the program of the workspace's crate NAME.
+    let programs: Vec<Option<String>> = sys
+        .pds
+        .iter()
+        .map(|pd| match &pd.program {
+            Program::Crate(c) => Some(c.clone()),
+            Program::Elf(p) => crate::workspace::crate_for_elf(ws, base, p),
+        })
+        .collect();
     let mut crates: Vec<&str> = vec!["septa-initializer"];
-    for pd in &sys.pds {
-        if let Program::Crate(c) = &pd.program {
-            if !crates.contains(&c.as_str()) {
-                crates.push(c);
-            }
+    for c in programs.iter().flatten() {
+        if !crates.contains(&c.as_str()) {
+            crates.push(c);
         }
     }
-    let user_built = cargo::build(ws, cargo::USER, &crates)?;
+    let user_built = cargo::build(ws, cargo::USER, &crates, config)?;
     let initializer = user_built[0].clone();
-    let path_of = |pd: &septa_sysdesc::Pd| match &pd.program {
-        Program::Crate(c) => user_built[crates.iter().position(|x| x == c).expect("built")].clone(),
-        Program::Elf(p) => base.join(p),
+    let path_of = |i: usize, pd: &septa_sysdesc::Pd| match (&programs[i], &pd.program) {
+        (Some(c), _) => user_built[crates.iter().position(|x| x == c).expect("built")].clone(),
+        (None, Program::Elf(p)) => base.join(p),
+        (None, Program::Crate(c)) => PathBuf::from(c),
     };
     let (mut images, symbol_images) = read_programs(&sys, base, path_of)?;
 
@@ -169,7 +230,7 @@ pub fn build_system(
     let dir = ws.build_dir(&name);
     let guests = crate::guests::add(ws, &mut sys, base, &images, &dir)?;
 
-    let kernel_elf = read(&kernel)?;
+    let kernel_elf = kernel_image(&kernel, sys.user_errors)?;
     let init_img = ElfImage::read(&initializer).map_err(|e| miette!("{e}"))?;
     let composed = compose(
         &sys,
@@ -181,31 +242,63 @@ pub fn build_system(
         &mut images,
         &symbol_images,
         for_test,
+        config,
     )?;
 
     std::fs::create_dir_all(&dir).into_diagnostic()?;
     let out = dir.join("septa.img");
     let board = Board::from_profile(&sys.board);
-    let load_addr = pack(&loader, &kernel, &initializer, &composed.blob, &board, &out)?;
+    let load_addr = pack(
+        &loader,
+        &kernel_elf,
+        &initializer,
+        &composed.blob,
+        &board,
+        &out,
+    )?;
     let image_len = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-    let text = composed.report(&sys, &kernel.display().to_string(), image_len, &guests);
+    let ram_note = match kernel_ram {
+        Some(b) if sys.board.ram.base == b => {
+            format!(", RAM from {b:#x} (below it device memory, as this kernel sees it)")
+        }
+        _ => String::new(),
+    };
+    let kernel_line = format!(
+        "{}{}{ram_note}",
+        kernel.display(),
+        user_errors_note(sys.user_errors)
+    );
+    let text = composed.report(&sys, &kernel_line, image_len, &guests);
     std::fs::write(dir.join(REPORT_FILE), text).into_diagnostic()?;
     Ok(Image {
         path: out,
         load_addr,
+        config,
         machine: crate::qemu::Machine::for_system(&sys, base, &dir),
         guests,
     })
 }
 
+/// How a command chooses the kernel configuration: its `--config` flag, and
+/// its default when neither the flag nor the description names one.
+#[derive(Clone, Copy, Debug)]
+pub struct ConfigChoice {
+    pub flag: Option<Config>,
+    pub default: Config,
+}
+
 /// The loader and the kernel: both cross-built, or the loader built and
 /// the kernel given.
-fn loader_and_kernel(ws: &Workspace, kernel_override: Option<&Path>) -> Result<(PathBuf, PathBuf)> {
+fn loader_and_kernel(
+    ws: &Workspace,
+    kernel_override: Option<&Path>,
+    config: Config,
+) -> Result<(PathBuf, PathBuf)> {
     let mut soft = vec!["septa-loader"];
     if kernel_override.is_none() {
         soft.push("septa-kernel");
     }
-    let mut built = cargo::build(ws, cargo::SOFTFLOAT, &soft)?.into_iter();
+    let mut built = cargo::build(ws, cargo::SOFTFLOAT, &soft, config)?.into_iter();
     let loader = built.next().expect("the loader was built");
     let kernel = match kernel_override {
         Some(k) => k.to_path_buf(),
@@ -219,15 +312,15 @@ fn loader_and_kernel(ws: &Workspace, kernel_override: Option<&Path>) -> Result<(
 fn read_programs(
     sys: &System,
     base: &Path,
-    path_of: impl Fn(&septa_sysdesc::Pd) -> PathBuf,
+    path_of: impl Fn(usize, &septa_sysdesc::Pd) -> PathBuf,
 ) -> Result<(Vec<ElfImage>, Vec<Option<ElfImage>>)> {
     let read = |pd: &septa_sysdesc::Pd, path: &Path| {
         ElfImage::read(path).map_err(|e| miette!("PD `{}`: {e}", pd.name))
     };
     let mut images = Vec::with_capacity(sys.pds.len());
     let mut symbol_images = Vec::with_capacity(sys.pds.len());
-    for pd in &sys.pds {
-        images.push(read(pd, &path_of(pd))?);
+    for (i, pd) in sys.pds.iter().enumerate() {
+        images.push(read(pd, &path_of(i, pd))?);
         symbol_images.push(match &pd.symbols {
             Some(p) => Some(read(pd, &base.join(p))?),
             None => None,
@@ -289,6 +382,7 @@ pub fn compose(
     images: &mut [ElfImage],
     symbol_images: &[Option<ElfImage>],
     for_test: bool,
+    config: Config,
 ) -> Result<Composed> {
     // Addresses of regions a setvar needs, from a first estimate of the
     // free memory (the blob's size only moves its lower end).
@@ -322,7 +416,7 @@ pub fn compose(
     let blob = septa_spec::encode_blob(&the_spec, &built.data);
     footprint.user_len = boot.initializer + blob.len() as u64;
     let free = alloc::free_ram(&sys.board, &footprint);
-    let fit = alloc::check(&the_spec, &sys.board, &free).map_err(|e| miette!("{e}"))?;
+    let fit = alloc::check(&the_spec, &sys.board, &free, config).map_err(|e| miette!("{e}"))?;
     Ok(Composed {
         built,
         programs,
@@ -376,9 +470,10 @@ fn build_alone(
     file: &Path,
     kernel_override: Option<&Path>,
     alone: Alone,
+    config: Config,
 ) -> Result<Image> {
     let profile = septa_sysdesc::load_board(file).map_err(|r| miette!("{}", r.render()))?;
-    let (loader, kernel) = loader_and_kernel(ws, kernel_override)?;
+    let (loader, kernel) = loader_and_kernel(ws, kernel_override, config)?;
     let (root, blob, what) = match &alone {
         Alone::RootTask(root) => (
             root.as_str(),
@@ -397,23 +492,28 @@ fn build_alone(
             )
         }
     };
-    let user = cargo::build(ws, cargo::USER, &[root])?.remove(0);
+    let user = cargo::build(ws, cargo::USER, &[root], config)?.remove(0);
     let dir = ws.build_dir(name);
     std::fs::create_dir_all(&dir).into_diagnostic()?;
     let out = dir.join("septa.img");
     let board = Board::from_profile(&profile);
-    let load_addr = pack(&loader, &kernel, &user, &blob, &board, &out)?;
+    let user_errors = septa_sysdesc::described_user_errors(file);
+    let kernel_elf = kernel_image(&kernel, user_errors)?;
+    let load_addr = pack(&loader, &kernel_elf, &user, &blob, &board, &out)?;
     std::fs::write(
         dir.join(REPORT_FILE),
         format!(
-            "Septa build report\n==================\nkernel: {}\n{what}\n",
-            kernel.display()
+            "Septa build report\n==================\nkernel: {} ({} configuration){}\n{what}\n",
+            kernel.display(),
+            config.name(),
+            user_errors_note(user_errors)
         ),
     )
     .into_diagnostic()?;
     Ok(Image {
         path: out,
         load_addr,
+        config,
         machine: crate::qemu::Machine::bare(&profile, &dir),
         guests: Vec::new(),
     })
@@ -432,7 +532,7 @@ fn align(v: &mut Vec<u8>) {
 /// Writes the image to `out` and returns the address it must be loaded at.
 pub fn pack(
     loader: &Path,
-    kernel: &Path,
+    kernel: &[u8],
     user: &Path,
     extra: &[u8],
     board: &Board,
@@ -440,7 +540,7 @@ pub fn pack(
 ) -> Result<u64> {
     let loader_elf = read(loader)?;
     let (mut image, base) = flatten_loader(&loader_elf)?;
-    let kernel = strip(&read(kernel)?).wrap_err("the kernel ELF")?;
+    let kernel = strip(kernel).wrap_err("the kernel ELF")?;
     let user = strip(&read(user)?).wrap_err("the root task ELF")?;
 
     let mut payload = vec![0u8; septa_image::HEADER_LEN];
@@ -481,6 +581,54 @@ pub fn pack(
 /// segment contents) and nothing else. Debug information, symbols and
 /// section headers were most of the image (6 MiB of the 6.2 MiB of a
 /// two-PD system); the files in `target/` keep them for debuggers.
+/// The symbol of Septa's kernel that says whether it prints failed
+/// invocations (`kernel/src/user_error.rs`).
+const USER_ERRORS_SYMBOL: &str = "SEPTA_USER_ERRORS";
+
+/// The kernel ELF at `path`, with `[system] user_errors = false` written
+/// into Septa's kernel. A kernel without the symbol (real seL4, which
+/// always prints its user errors when it prints at all) is left alone.
+fn kernel_image(path: &Path, user_errors: Option<bool>) -> Result<Vec<u8>> {
+    let mut elf = read(path)?;
+    if user_errors == Some(false) {
+        patch_byte(&mut elf, USER_ERRORS_SYMBOL, 0)?;
+    }
+    Ok(elf)
+}
+
+/// What the report adds to the kernel's line about user errors.
+fn user_errors_note(user_errors: Option<bool>) -> &'static str {
+    match user_errors {
+        Some(false) => ", failed invocations not reported",
+        _ => "",
+    }
+}
+
+/// Writes `value` into the first byte of the data of `symbol` in the ELF
+/// file `elf`; false if there is no such symbol.
+fn patch_byte(elf: &mut [u8], symbol: &str, value: u8) -> Result<bool> {
+    let offset = {
+        let file = object::File::parse(&*elf).into_diagnostic()?;
+        let Some(sym) = file.symbols().find(|s| s.name() == Ok(symbol)) else {
+            return Ok(false);
+        };
+        let section = sym
+            .section_index()
+            .and_then(|i| file.section_by_index(i).ok())
+            .ok_or_else(|| miette!("`{symbol}` is in no section"))?;
+        let (start, _) = section
+            .file_range()
+            .ok_or_else(|| miette!("`{symbol}` is in a section without file data"))?;
+        start + (sym.address() - section.address())
+    };
+    let byte = usize::try_from(offset)
+        .ok()
+        .and_then(|o| elf.get_mut(o))
+        .ok_or_else(|| miette!("`{symbol}` lies past the end of the file"))?;
+    *byte = value;
+    Ok(true)
+}
+
 fn strip(elf: &[u8]) -> Result<Vec<u8>> {
     use object::read::elf::{FileHeader, ProgramHeader};
     let header = object::elf::FileHeader64::<object::Endianness>::parse(elf)
@@ -658,17 +806,101 @@ mod tests {
         let mut imgs = testkit::images(&sys);
         let none = vec![None; imgs.len()];
         let base = file.parent().unwrap();
-        assert!(compose(&sys, base, testkit::BOOT, &mut imgs.clone(), &none, true).is_ok());
+        assert!(compose(
+            &sys,
+            base,
+            testkit::BOOT,
+            &mut imgs.clone(),
+            &none,
+            true,
+            Config::Debug
+        )
+        .is_ok());
         imgs[0].entry += 0x1000;
-        let err = compose(&sys, base, testkit::BOOT, &mut imgs, &none, true)
-            .err()
-            .expect("refused");
+        let err = compose(
+            &sys,
+            base,
+            testkit::BOOT,
+            &mut imgs,
+            &none,
+            true,
+            Config::Debug,
+        )
+        .err()
+        .expect("refused");
         let text = format!("{err}");
         assert!(
             text.starts_with(&format!("PD `{}`: ", sys.pds[0].name)),
             "{text}"
         );
         assert!(text.contains("not linked as a protection domain"), "{text}");
+    }
+
+    /// An aarch64 ELF relocatable with `symbol` at offset 4 of a `.data`
+    /// section of eight bytes of 7.
+    fn elf_with(symbol: &str) -> Vec<u8> {
+        elf_with_data(symbol, &[7; 8], 4, 1)
+    }
+
+    /// An aarch64 ELF relocatable whose `.data` is `data`, with `symbol` at
+    /// `offset`, `size` bytes.
+    fn elf_with_data(symbol: &str, data: &[u8], offset: u64, size: u64) -> Vec<u8> {
+        use object::write::{Object as W, Symbol, SymbolSection};
+        let mut o = W::new(
+            object::BinaryFormat::Elf,
+            object::Architecture::Aarch64,
+            object::Endianness::Little,
+        );
+        let s = o.add_section(Vec::new(), b".data".to_vec(), object::SectionKind::Data);
+        o.append_section_data(s, data, 8);
+        o.add_symbol(Symbol {
+            name: symbol.as_bytes().to_vec(),
+            value: offset,
+            size,
+            kind: object::SymbolKind::Data,
+            scope: object::SymbolScope::Linkage,
+            weak: false,
+            section: SymbolSection::Section(s),
+            flags: object::SymbolFlags::None,
+        });
+        o.write().unwrap()
+    }
+
+    /// The bytes of `.data` in `elf`.
+    fn data(elf: &[u8]) -> Vec<u8> {
+        let file = object::File::parse(elf).unwrap();
+        file.section_by_name(".data")
+            .unwrap()
+            .data()
+            .unwrap()
+            .to_vec()
+    }
+
+    #[test]
+    fn a_kernel_byte_is_patched_by_symbol_and_a_missing_symbol_is_no_error() {
+        let mut elf = elf_with(USER_ERRORS_SYMBOL);
+        assert!(patch_byte(&mut elf, USER_ERRORS_SYMBOL, 0).unwrap());
+        assert_eq!(data(&elf), [7, 7, 7, 7, 0, 7, 7, 7]);
+        let mut other = elf_with("something_else");
+        let before = other.clone();
+        assert!(!patch_byte(&mut other, USER_ERRORS_SYMBOL, 0).unwrap());
+        assert!(other == before, "nothing changed");
+    }
+
+    #[test]
+    fn a_kernel_says_where_its_ram_starts_in_its_avail_p_regs() {
+        // Two p_region_t, seL4's qemu-arm-virt one second.
+        let mut regs = Vec::new();
+        for (start, end) in [(0x8000_0000u64, 0xc000_0000u64), (0x6000_0000, 0x7000_0000)] {
+            regs.extend_from_slice(&start.to_le_bytes());
+            regs.extend_from_slice(&end.to_le_bytes());
+        }
+        let mut data = vec![0u8; 8];
+        data.extend_from_slice(&regs);
+        let elf = elf_with_data("avail_p_regs", &data, 8, 32);
+        assert_eq!(kernel_ram_base(&elf).unwrap(), Some(0x6000_0000));
+        // Without the symbol (and without segments): nothing to say.
+        assert_eq!(kernel_ram_base(&elf_with("other")).unwrap(), None);
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub enum Kind {
     /// A value the tool offers a VMM PD (see [`vm_writes`]): written if the
     /// program declares the symbol (8 bytes), skipped if not.
     Offered,
+    /// Bytes a subsystem's expansion computed: the symbol must be exactly
+    /// as large as they are.
+    Const,
 }
 
 /// One value to write at a symbol.
@@ -53,6 +56,9 @@ impl Write {
 
     /// The value as a number, for reports (names print as text).
     pub fn describe(&self) -> String {
+        if self.kind == Kind::Const {
+            return format!("{} bytes", self.bytes.len());
+        }
         match self.bytes.len() {
             8 => format!(
                 "{:#x}",
@@ -216,6 +222,13 @@ pub fn writes_for(
             setvars.push(Write::word(s, io.addr, Kind::Setvar));
         }
     }
+    for c in &p.consts {
+        setvars.push(Write {
+            symbol: c.symbol.clone(),
+            bytes: c.bytes.clone(),
+            kind: Kind::Const,
+        });
+    }
     out.extend(setvars);
     out.extend(vm_writes(system, pd));
     Ok(out)
@@ -281,6 +294,7 @@ pub fn apply(
                     Kind::Microkit => "every PD must link septa-runtime or libmicrokit",
                     Kind::Setvar => "the description sets it with a setvar",
                     Kind::Offered => unreachable!("skipped above"),
+                    Kind::Const => "a subsystem the description declares writes it",
                 },
             });
         };
@@ -290,6 +304,7 @@ pub fn apply(
             Kind::Setvar | Kind::Offered => {
                 (size == 8, "a setvar must be an 8-byte word".to_string())
             }
+            Kind::Const => (size == len, format!("the tool writes exactly {len}")),
         };
         if !ok {
             return Err(PatchError::Size {

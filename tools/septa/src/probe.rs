@@ -9,13 +9,16 @@
 //! after "console-echo: ready"              # a serial console line contains this
 //! send console "hello, septa\n"            # bytes to virtio console `console`
 //! expect console "HELLO, SEPTA\n" 5s       # bytes from it must contain this
+//! send uart "\x1c1\r"                      # keys typed on the UART (QEMU's stdin)
+//! lines 200 "a line {}" "b line {}" 20s    # each client's lines, whole and in order
 //! ```
 //!
 //! | step | meaning |
 //! |---|---|
 //! | `after TEXT [LIMIT]` | wait until a line of the serial console (the PDs' output) contains TEXT |
-//! | `send CONSOLE TEXT` | write TEXT to the host end of the system's virtio console CONSOLE |
-//! | `expect CONSOLE TEXT [LIMIT]` | read from CONSOLE until what arrived since the last `expect` contains TEXT |
+//! | `send CONSOLE TEXT` | write TEXT to the host end of the system's virtio console CONSOLE; CONSOLE `uart` is the board's UART (QEMU's standard input), which the serial subsystem reads |
+//! | `expect CONSOLE TEXT [LIMIT]` | read from virtio console CONSOLE until what arrived since the last `expect` contains TEXT |
+//! | `lines N PATTERN... [LIMIT]` | wait until the serial console has shown, for every PATTERN (a text with one `{}`), the N lines it makes with `{}` = 1, 2, ..., N, in that order; every console line that contains a PATTERN's text before `{}` must be the next of its lines exactly (after ANSI colour codes are removed), or the step fails: a torn, lost, repeated or reordered line |
 //!
 //! TEXT is in double quotes, with the escapes `\n`, `\r`, `\t`, `\\`, `\"`
 //! and `\xHH`. LIMIT is a number with `ms` or `s` (default
@@ -44,11 +47,42 @@ pub const DEFAULT_LIMIT: Duration = Duration::from_secs(10);
 /// Bytes of unexpected output quoted in a failure.
 const QUOTE_MAX: usize = 200;
 
+/// The name of the board's UART in `send` steps (a virtio device may not
+/// have the name of a board device, so it cannot be a virtio console's).
+pub const UART: &str = "uart";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     After { text: String },
     Send { console: String, bytes: Vec<u8> },
     Expect { console: String, bytes: Vec<u8> },
+    Lines { count: u32, patterns: Vec<Pattern> },
+}
+
+/// A `lines` pattern: the text before and after its `{}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    pub stem: String,
+    pub tail: String,
+}
+
+impl Pattern {
+    fn parse(text: &str) -> Result<Pattern, String> {
+        match text.split_once("{}") {
+            Some((stem, tail)) if !tail.contains("{}") && !stem.is_empty() => Ok(Pattern {
+                stem: stem.to_string(),
+                tail: tail.to_string(),
+            }),
+            Some(("", _)) => Err(format!(
+                "the pattern {text:?} must start with text before its `{{}}`"
+            )),
+            _ => Err(format!("the pattern {text:?} needs exactly one `{{}}`")),
+        }
+    }
+
+    fn line(&self, n: u32) -> String {
+        format!("{}{n}{}", self.stem, self.tail)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +140,20 @@ pub enum ProbeError {
         limit: Duration,
         got: String,
     },
+    #[error("line {line}: the console showed {got:?} where {want:?} was due")]
+    WrongLine {
+        line: usize,
+        want: String,
+        got: String,
+    },
+    #[error("line {line}: {missing} within {limit:?}")]
+    LinesMissing {
+        line: usize,
+        missing: String,
+        limit: Duration,
+    },
+    #[error("line {line}: the system has no UART input for the probe to type on")]
+    NoUart { line: usize },
 }
 
 impl Probe {
@@ -127,11 +175,34 @@ impl Probe {
                     },
                     true,
                 ),
+                "lines" => {
+                    let count = take_word(&mut rest);
+                    let count: u32 = count.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        err(format!(
+                            "`lines` needs a count of lines (1 or more), not `{count}`"
+                        ))
+                    })?;
+                    let mut patterns = Vec::new();
+                    while rest.trim_start().starts_with('"') {
+                        let text = String::from_utf8(take_text(&mut rest).map_err(err)?)
+                            .map_err(|_| err("a pattern must be UTF-8 text".into()))?;
+                        patterns.push(Pattern::parse(&text).map_err(err)?);
+                    }
+                    if patterns.is_empty() {
+                        return Err(err("`lines` needs at least one pattern".into()));
+                    }
+                    (Action::Lines { count, patterns }, true)
+                }
                 "send" | "expect" => {
                     let console = take_word(&mut rest).to_string();
                     if console.is_empty() || console.starts_with('"') {
                         return Err(err(format!(
                             "`{word}` needs a console name before the text"
+                        )));
+                    }
+                    if word == "expect" && console == UART {
+                        return Err(err(format!(
+                            "`expect {UART}`: the UART's output is the console itself; wait for it with `after` or `lines`"
                         )));
                     }
                     let bytes = take_text(&mut rest).map_err(err)?;
@@ -143,7 +214,7 @@ impl Probe {
                 }
                 other => {
                     return Err(err(format!(
-                        "unknown step `{other}`: use `after`, `send` or `expect`"
+                        "unknown step `{other}`: use `after`, `send`, `expect` or `lines`"
                     )))
                 }
             };
@@ -164,29 +235,55 @@ impl Probe {
         Ok(Probe { steps })
     }
 
-    /// The consoles the probe talks to.
+    /// The virtio consoles the probe talks to.
     pub fn consoles(&self) -> impl Iterator<Item = (usize, &str)> {
         self.steps.iter().filter_map(|s| match &s.action {
-            Action::Send { console, .. } | Action::Expect { console, .. } => {
+            Action::Send { console, .. } | Action::Expect { console, .. } if console != UART => {
                 Some((s.line, console.as_str()))
             }
-            Action::After { .. } => None,
+            _ => None,
         })
+    }
+
+    /// Whether the probe types on the UART (then the harness gives it
+    /// QEMU's standard input).
+    pub fn types_on_uart(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(&s.action, Action::Send { console, .. } if console == UART))
     }
 
     /// Runs the steps: `lines` brings the serial console's lines as they
     /// arrive (and closes when the system stops), `sockets` maps each
-    /// console's name to its socket. Stops at the first failing step.
+    /// console's name to its socket, `uart` is QEMU's standard input (if
+    /// the probe types on the UART). Stops at the first failing step.
     pub fn run(
         &self,
         lines: &Receiver<String>,
         sockets: &HashMap<String, PathBuf>,
+        mut uart: Option<&mut dyn Write>,
     ) -> Result<(), ProbeError> {
         let mut conns: HashMap<String, Conn> = HashMap::new();
         for step in &self.steps {
             let deadline = Instant::now() + step.limit;
             match &step.action {
                 Action::After { text } => wait_for_line(lines, text, step, deadline)?,
+                Action::Lines { count, patterns } => {
+                    wait_for_lines(lines, *count, patterns, step, deadline)?
+                }
+                Action::Send { console, bytes } if console == UART => {
+                    let Some(input) = uart.as_deref_mut() else {
+                        return Err(ProbeError::NoUart { line: step.line });
+                    };
+                    input
+                        .write_all(bytes)
+                        .and_then(|()| input.flush())
+                        .map_err(|e| ProbeError::Send {
+                            line: step.line,
+                            console: console.clone(),
+                            reason: e.to_string(),
+                        })?;
+                }
                 Action::Send { console, bytes } => {
                     let conn = connect(&mut conns, sockets, console, step.line)?;
                     conn.stream.write_all(bytes).map_err(|e| ProbeError::Send {
@@ -238,6 +335,79 @@ fn wait_for_line(
             }
         }
     }
+}
+
+/// A console line without ANSI control sequences (`ESC [ ... letter`, the
+/// colours the serial subsystem may put on a client's lines) or the
+/// carriage return before its end.
+pub fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.trim_end_matches('\r').to_string()
+}
+
+fn wait_for_lines(
+    lines: &Receiver<String>,
+    count: u32,
+    patterns: &[Pattern],
+    step: &Step,
+    deadline: Instant,
+) -> Result<(), ProbeError> {
+    let mut next = vec![1u32; patterns.len()];
+    let missing = |next: &[u32]| {
+        let parts: Vec<String> = patterns
+            .iter()
+            .zip(next)
+            .filter(|(_, n)| **n <= count)
+            .map(|(p, n)| format!("{:?} and the {} after it", p.line(*n), count - n))
+            .collect();
+        format!("the console never showed {}", parts.join("; nor "))
+    };
+    while next.iter().any(|n| *n <= count) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let raw = match lines.recv_timeout(left) {
+            Ok(l) => l,
+            Err(_) => {
+                return Err(ProbeError::LinesMissing {
+                    line: step.line,
+                    missing: missing(&next),
+                    limit: step.limit,
+                })
+            }
+        };
+        let line = plain(&raw);
+        for (p, n) in patterns.iter().zip(next.iter_mut()) {
+            if !line.contains(&p.stem) {
+                continue;
+            }
+            let want = p.line(*n);
+            if *n > count || line != want {
+                return Err(ProbeError::WrongLine {
+                    line: step.line,
+                    want: if *n > count {
+                        format!("no more than {count} lines of {:?}", p.stem)
+                    } else {
+                        want
+                    },
+                    got: line,
+                });
+            }
+            *n += 1;
+        }
+    }
+    Ok(())
 }
 
 /// A connection to one console, with what arrived and is not yet matched.
@@ -517,7 +687,7 @@ send console "tab\there \"q\" \\ \x01"
         tx.send("booting".to_string()).unwrap();
         tx.send("pd: echo: ready".to_string()).unwrap();
         let sockets = HashMap::from([("console".to_string(), path)]);
-        probe.run(&rx, &sockets)
+        probe.run(&rx, &sockets, None)
     }
 
     #[test]
@@ -542,14 +712,98 @@ send console "tab\there \"q\" \\ \x01"
         let p = Probe::parse("after \"ready\" 50ms").unwrap();
         let (tx, rx) = mpsc::channel();
         tx.send("nothing here".to_string()).unwrap();
-        let e = p.run(&rx, &HashMap::new()).unwrap_err();
+        let e = p.run(&rx, &HashMap::new(), None).unwrap_err();
         assert!(matches!(e, ProbeError::NoMarker { line: 1, .. }), "{e}");
         drop(tx);
-        let e = p.run(&rx, &HashMap::new()).unwrap_err();
+        let e = p.run(&rx, &HashMap::new(), None).unwrap_err();
         assert!(matches!(e, ProbeError::ConsoleEnded { .. }), "{e}");
         let p = Probe::parse("send net0 \"x\"").unwrap();
-        let e = p.run(&rx, &HashMap::new()).unwrap_err();
+        let e = p.run(&rx, &HashMap::new(), None).unwrap_err();
         assert!(matches!(e, ProbeError::UnknownConsole { .. }), "{e}");
+    }
+
+    fn feed(lines: &[&str]) -> Receiver<String> {
+        let (tx, rx) = mpsc::channel();
+        for l in lines {
+            tx.send(l.to_string()).unwrap();
+        }
+        rx
+    }
+
+    #[test]
+    fn whole_lines_in_order_pass_among_others() {
+        let p = Probe::parse("lines 2 \"a: {} ok\" \"b| {}\" 1s").unwrap();
+        let rx = feed(&[
+            "boot",
+            "\x1b[31ma: 1 ok\x1b[0m\r",
+            "b| 1",
+            "kernel says hi",
+            "b| 2\r",
+            "a: 2 ok",
+        ]);
+        p.run(&rx, &HashMap::new(), None).unwrap();
+    }
+
+    #[test]
+    fn torn_lost_or_reordered_lines_fail() {
+        let p = Probe::parse("lines 3 \"a: {} ok\" \"b| {}\" 200ms").unwrap();
+        for (console, want, got) in [
+            (&["a: 1 ok", "a: 2 ob| 1"][..], "a: 2 ok", "a: 2 ob| 1"),
+            (&["a: 1 ok", "a: 3 ok"], "a: 3 ok", "a: 3 ok"),
+            (&["b| 2"], "b| 1", "b| 2"),
+        ] {
+            let e = p.run(&feed(console), &HashMap::new(), None).unwrap_err();
+            match &e {
+                ProbeError::WrongLine { got: g, .. } => {
+                    assert_eq!(g, got, "{e}");
+                    assert!(e.to_string().contains(want) || want == got, "{e}");
+                }
+                other => panic!("{other}"),
+            }
+        }
+        let (tx, rx) = mpsc::channel();
+        for l in ["a: 1 ok", "a: 2 ok", "a: 3 ok", "a: 4 ok"] {
+            tx.send(l.to_string()).unwrap();
+        }
+        let p1 = Probe::parse("lines 3 \"a: {} ok\"\nlines 1 \"a: {} ok\" 100ms").unwrap();
+        let e = p1.run(&rx, &HashMap::new(), None).unwrap_err();
+        assert!(matches!(e, ProbeError::WrongLine { .. }), "{e}");
+        let e = p
+            .run(&feed(&["a: 1 ok"]), &HashMap::new(), None)
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, ProbeError::LinesMissing { .. }), "{text}");
+        assert!(text.contains("\"a: 2 ok\" and the 1 after it"), "{text}");
+        assert!(text.contains("\"b| 1\" and the 2 after it"), "{text}");
+    }
+
+    #[test]
+    fn keys_typed_on_the_uart_reach_its_input() {
+        let p = Probe::parse("send uart \"\\x1c1\\r\"\nafter \"x\" 10ms").unwrap();
+        assert!(p.types_on_uart());
+        assert_eq!(p.consoles().count(), 0, "the UART is no virtio console");
+        let mut typed: Vec<u8> = Vec::new();
+        let rx = feed(&["x"]);
+        p.run(&rx, &HashMap::new(), Some(&mut typed)).unwrap();
+        assert_eq!(typed, b"\x1c1\r");
+        let e = p.run(&feed(&["x"]), &HashMap::new(), None).unwrap_err();
+        assert!(matches!(e, ProbeError::NoUart { line: 1 }), "{e}");
+    }
+
+    #[test]
+    fn lines_and_uart_steps_are_checked_when_read() {
+        for (text, what) in [
+            ("lines \"a {}\"", "needs a count"),
+            ("lines 0 \"a {}\"", "needs a count"),
+            ("lines 3", "at least one pattern"),
+            ("lines 3 \"a\"", "exactly one `{}`"),
+            ("lines 3 \"a {} {}\"", "exactly one `{}`"),
+            ("lines 3 \"{} a\"", "start with text"),
+            ("expect uart \"x\"", "with `after` or `lines`"),
+        ] {
+            let e = Probe::parse(text).unwrap_err();
+            assert!(e.message.contains(what), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -66,6 +66,10 @@ pub struct Machine {
     pub devices: Vec<Device>,
     /// Where the consoles' sockets go (the system's build folder).
     pub dir: PathBuf,
+    /// The PDs typed to on the UART (the serial subsystem's input
+    /// clients, in the order of their numbers; the first has the keyboard
+    /// at start).
+    pub uart_input: Vec<String>,
 }
 
 impl Machine {
@@ -78,6 +82,7 @@ impl Machine {
             memory: board.qemu.memory,
             devices: Vec::new(),
             dir: dir.to_path_buf(),
+            uart_input: Vec::new(),
         }
     }
 
@@ -85,6 +90,13 @@ impl Machine {
     /// sockets in `dir`.
     pub fn for_system(sys: &System, base: &Path, dir: &Path) -> Machine {
         let mut m = Machine::bare(&sys.board, dir);
+        if let Some(serial) = &sys.serial {
+            m.uart_input = serial
+                .input
+                .iter()
+                .map(|p| sys.pds[*p].name.clone())
+                .collect();
+        }
         for v in &sys.virtio {
             let forwards = sys
                 .forwards
@@ -101,6 +113,23 @@ impl Machine {
             });
         }
         m
+    }
+
+    /// What a person at the UART should know: who the keyboard goes to and
+    /// how to move it; `None` if nothing reads the UART's input.
+    pub fn uart_help(&self) -> Option<String> {
+        let first = self.uart_input.first()?;
+        let list: Vec<String> = self
+            .uart_input
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{i} {n}"))
+            .collect();
+        Some(format!(
+            "typing goes to `{first}`; to type to another PD press {} ({}); Ctrl-A X quits",
+            septa_serial_protocol::keys::HOW,
+            list.join(", ")
+        ))
     }
 
     /// The socket of console `name`.
@@ -324,6 +353,9 @@ pub fn run_interactive(image: &Image, gdb: bool) -> Result<()> {
         c.args(["-s", "-S"]);
         eprintln!("   waiting for gdb on localhost:1234");
     }
+    if let Some(help) = image.machine.uart_help() {
+        eprintln!("   serial input: {help}");
+    }
     eprintln!("   booting {} (quit with Ctrl-A X)", image.path.display());
     let status = c.status().into_diagnostic()?;
     if status.success() {
@@ -443,6 +475,19 @@ mod tests {
         );
         let consoles: Vec<_> = m.consoles().collect();
         assert_eq!(consoles, [("con", PathBuf::from("/b/x/console-con.sock"))]);
+    }
+
+    #[test]
+    fn the_uart_help_names_the_clients_by_number() {
+        let sys = system(
+            "[pd.b]\nprogram = \"b\"\n[serial]\nclients = [\"a\", \"b\"]\ninput = [\"b\", \"a\"]\n",
+        );
+        let m = Machine::for_system(&sys, Path::new("."), Path::new("/b"));
+        assert_eq!(
+            m.uart_help().unwrap(),
+            "typing goes to `b`; to type to another PD press Ctrl-\\, the number, Enter (0 b, 1 a); Ctrl-A X quits"
+        );
+        assert_eq!(Machine::bare(&sys.board, Path::new("/b")).uart_help(), None);
     }
 
     #[test]

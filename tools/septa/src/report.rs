@@ -101,6 +101,8 @@ pub fn render(i: &Inputs) -> String {
     virtual_machines(&mut o, i);
     regions(&mut o, i);
     channels(&mut o, i.system);
+    serial(&mut o, i.system);
+    timer(&mut o, i.system);
     virtio_devices(&mut o, i.system);
     irqs(&mut o, i.built);
     objects(&mut o, i);
@@ -151,6 +153,9 @@ fn pd_section(o: &mut String, i: &Inputs, p: usize) {
     let objs = b.pd_objects[p];
     title(o, &format!("PD {}", pd.name));
     let (path, patches) = &i.programs[p];
+    if let Some(sub) = pd.subsystem {
+        let _ = writeln!(o, "added by [{sub}]");
+    }
     let _ = writeln!(o, "program: {path}");
     let _ = writeln!(
         o,
@@ -357,6 +362,73 @@ fn channels(o: &mut String, sys: &System) {
             s
         };
         let _ = writeln!(o, "{} <-> {}", end(&c.a), end(&c.b));
+    }
+}
+
+/// What `[serial]` expanded into: the UART, the PDs, the clients as the
+/// virtualisers number them, and how to move the keyboard.
+fn serial(o: &mut String, sys: &System) {
+    let Some(s) = &sys.serial else { return };
+    title(o, "Serial subsystem ([serial])");
+    let name = |p: usize| sys.pds[p].name.as_str();
+    let (base, irq) = sys
+        .device(&s.device)
+        .map(|d| (d.range.base, d.irqs.first().copied().unwrap_or(0)))
+        .unwrap_or_default();
+    let _ = writeln!(
+        o,
+        "UART `{}` at {base:#x}, IRQ {irq}: driver {}",
+        s.device,
+        name(s.driver)
+    );
+    let _ = writeln!(
+        o,
+        "output: {} multiplexes, {} bytes per client queue",
+        name(s.virt_tx),
+        s.capacity
+    );
+    for (i, c) in s.clients.iter().enumerate() {
+        let mut extra = String::new();
+        if !c.prefix.is_empty() {
+            extra += &format!(", prefix {:?}", c.prefix);
+        }
+        if let Some(col) = &c.colour {
+            extra += &format!(", {col}");
+        }
+        let _ = writeln!(o, "  client {i}: {}{extra}", name(c.pd));
+    }
+    if let Some(rx) = s.virt_rx {
+        let _ = writeln!(
+            o,
+            "input: {} routes it; `{}` has the keyboard first; {} switches",
+            name(rx),
+            name(s.input[0]),
+            septa_serial_protocol::keys::HOW
+        );
+        for (i, p) in s.input.iter().enumerate() {
+            let _ = writeln!(o, "  client {i}: {}", name(*p));
+        }
+    } else {
+        let _ = writeln!(o, "input: none (no client takes it)");
+    }
+}
+
+/// What `[timer]` expanded into.
+fn timer(o: &mut String, sys: &System) {
+    let Some(t) = &sys.timer else { return };
+    title(o, "Timer subsystem ([timer])");
+    let _ = writeln!(
+        o,
+        "EL1 physical timer, IRQ {}: driver {}",
+        t.irq, sys.pds[t.driver].name
+    );
+    for (i, p) in t.clients.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "  client {i}: {} (driver channel {})",
+            sys.pds[*p].name,
+            1 + i
+        );
     }
 }
 
@@ -586,7 +658,9 @@ mod tests {
                 .collect();
             dirs.sort();
             for d in dirs {
-                let file = d.join("system.toml");
+                let Some(file) = crate::harness::description_in(&d) else {
+                    continue;
+                };
                 // A system that is its own root task has no spec; one
                 // without PDs has an empty one.
                 if crate::pack::root_task(&file).unwrap().is_some() {

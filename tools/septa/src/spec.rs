@@ -74,6 +74,8 @@ pub struct Built {
     pub data: Vec<u8>,
     /// Per PD, for the report: its root CNode, Microkit CNode and VSpace.
     pub pd_objects: Vec<PdObjects>,
+    /// The domain schedule (`crate::domains`).
+    pub domain_schedule: Option<septa_spec::DomainSchedule>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +118,7 @@ impl Built {
                 })
                 .collect(),
             root: self.root,
+            domain_schedule: self.domain_schedule.clone(),
             test_harness: false,
         }
     }
@@ -344,12 +347,6 @@ pub fn build(
     if sys.pds.is_empty() {
         return Ok(b.finish());
     }
-    // Not in the spec yet: better refused than silently dropped.
-    if sys.domains.is_some() || sys.pds.iter().any(|p| p.domain.is_some()) {
-        return Err(SpecError::Unsupported(
-            "scheduling domains (the initializer does not set them yet)".into(),
-        ));
-    }
     if !sys.io_spaces.is_empty() {
         return Err(SpecError::Unsupported("I/O address spaces".into()));
     }
@@ -367,10 +364,18 @@ pub fn build(
 
     let regions = region_frames(&mut b, paddrs, base)?;
     let mut per_pd: Vec<PdState> = Vec::with_capacity(sys.pds.len());
+    let domains = crate::domains::build(sys);
     for (i, prog) in programs.iter().enumerate() {
+        let first_thread = b.out.threads.len();
         let st = build_pd(&mut b, i, prog, &regions, mon_ep, &per_pd)?;
         per_pd.push(st);
+        // The PD's threads (its own and its VM's) run in its domain.
+        let dom = domains.of(sys.pds[i].domain.as_deref());
+        for (_, t) in &mut b.out.threads[first_thread..] {
+            t.domain = dom;
+        }
     }
+    b.out.domain_schedule = domains.schedule;
     channels(&mut b, &per_pd);
     extra_caps(&mut b, &per_pd)?;
     b.out.pd_objects = per_pd
@@ -911,6 +916,7 @@ fn record(b: &mut Builder, i: usize, st: &PdState, t: ThreadSetup, regions: &Reg
             start: true,
             vcpu: None,
             fpu: pd.fpu,
+            domain: 0,
         },
     ));
     b.out.pds.push((
@@ -1005,6 +1011,7 @@ fn build_vm(
                 start: false,
                 vcpu: Some(vcpu),
                 fpu: true,
+                domain: 0,
             },
         ));
         b.slot(

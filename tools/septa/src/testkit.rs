@@ -119,7 +119,15 @@ pub fn compose(file: &Path) -> (System, Composed) {
     let mut imgs = images(&sys);
     let none = vec![None; imgs.len()];
     let base = file.parent().unwrap_or(Path::new("."));
-    let composed = pack::compose(&sys, base, BOOT, &mut imgs, &none, false)
-        .unwrap_or_else(|e| panic!("{}: {e:?}", file.display()));
+    let composed = pack::compose(
+        &sys,
+        base,
+        BOOT,
+        &mut imgs,
+        &none,
+        false,
+        septa_abi::Config::Debug,
+    )
+    .unwrap_or_else(|e| panic!("{}: {e:?}", file.display()));
     (sys, composed)
 }

@@ -42,3 +42,38 @@ impl Workspace {
         self.root.join("target")
     }
 }
+
+/// The workspace crate a program path `NAME.elf` stands for, when no such
+/// file is beside the description (`base`) and the workspace has a package
+/// called NAME (a PD crate, built like any other): how a Microkit
+/// `.system` file written for Septa names Septa's programs.
+pub fn crate_for_elf(ws: &Workspace, base: &Path, elf: &Path) -> Option<String> {
+    if base.join(elf).exists() || elf.parent().is_some_and(|p| !p.as_os_str().is_empty()) {
+        return None;
+    }
+    let stem = elf.file_stem()?.to_str()?;
+    (elf.extension()? == "elf" && package_names(ws).iter().any(|p| p == stem))
+        .then(|| stem.to_string())
+}
+
+/// The names of the workspace's packages (`cargo metadata`), read once.
+fn package_names(ws: &Workspace) -> &'static [String] {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = std::process::Command::new(cargo)
+            .current_dir(&ws.root)
+            .args(["metadata", "--no-deps", "--format-version", "1"])
+            .output();
+        let Ok(out) = out else { return vec![] };
+        let Ok(meta) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+            return vec![];
+        };
+        meta["packages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["name"].as_str().map(String::from))
+            .collect()
+    })
+}

@@ -236,6 +236,41 @@ impl Board {
     pub fn is_ram(&self, start: u64, end: u64) -> bool {
         self.ram.contains(start, end)
     }
+
+    /// The board as a kernel sees it that manages RAM only from `ram_base`
+    /// up (real seL4 on QEMU `virt`: from its physical base, 0x6000_0000,
+    /// as its `avail_p_regs` says): RAM starts there, the reservations at
+    /// the start of RAM move with it, and the RAM below becomes device
+    /// memory (a device `ram-below-kernel`, which seL4 hands out as device
+    /// untypeds and where a region with a fixed address costs no RAM). A
+    /// base at or below the start of RAM, or past its end, changes nothing.
+    pub fn for_kernel_ram(mut self, ram_base: u64) -> Board {
+        let old = self.ram.clone();
+        if ram_base <= old.base || ram_base >= old.end() {
+            return self;
+        }
+        self.ram = Range {
+            base: ram_base,
+            size: old.end() - ram_base,
+        };
+        for r in &mut self.reserved {
+            if r.range.base == old.base {
+                r.range.base = ram_base;
+            }
+        }
+        self.devices.push(Device {
+            name: "ram-below-kernel".into(),
+            compatible: "memory".into(),
+            range: Range {
+                base: old.base,
+                size: ram_base - old.base,
+            },
+            irqs: Vec::new(),
+            trigger: None,
+            owner: Owner::User,
+        });
+        self
+    }
 }
 
 /// Why a board could not be found.

@@ -7,7 +7,8 @@
 //! right; memory regions form the bottom row, linked to every PD or VM that
 //! maps them. Channels are lines with an arrowhead at each end that may be
 //! notified; PPCs are thick blue arrows towards the callee; a parent's link
-//! to its child is dotted. IRQs are listed inside the PD that receives them.
+//! to its child is dotted. IRQs are listed inside the PD that receives them,
+//! and a PD a subsystem's expansion added (`[serial]`) says so.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -77,6 +78,9 @@ pub fn dot(s: &System) -> String {
         );
         if pd.passive {
             label += "\npassive";
+        }
+        if let Some(sub) = pd.subsystem {
+            let _ = write!(label, "\nadded by [{sub}]");
         }
         for irq in &pd.irqs {
             let _ = write!(label, "\n{} → ch {}", irq_text(&irq.kind), irq.id);
@@ -286,6 +290,9 @@ pub fn svg(s: &System) -> String {
             ];
             if pd.passive {
                 lines.push("passive".to_string());
+            }
+            if let Some(sub) = pd.subsystem {
+                lines.push(format!("added by [{sub}]"));
             }
             for irq in &pd.irqs {
                 lines.push(format!("{} → ch {}", irq_text(&irq.kind), irq.id));

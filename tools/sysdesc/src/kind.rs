@@ -100,6 +100,12 @@ pub enum Kind {
     NoHypervisor(String),
 
     // ---------------------------------------------------------------- system
+    #[error("unknown kernel configuration `{0}`")]
+    #[diagnostic(
+        code(septa::system::config),
+        help("the configurations are Microkit's: release, debug, benchmark")
+    )]
+    UnknownConfig(String),
     #[error("the system has no protection domains")]
     #[diagnostic(code(septa::system::no_pd), help("add one with a [pd.NAME] table"))]
     NoPd,
@@ -670,4 +676,123 @@ pub enum Kind {
     #[error("cannot read backing file `{path}`: {reason}")]
     #[diagnostic(code(septa::virtio::file_unreadable))]
     VirtioFileUnreadable { path: String, reason: String },
+
+    // ---------------------------------------------------------------- serial
+    #[error("serial client `{0}` is not a PD of this system")]
+    #[diagnostic(code(septa::serial::unknown_client))]
+    SerialUnknownClient(String),
+    #[error("`{pd}` is named twice in [serial] `{list}`")]
+    #[diagnostic(code(septa::serial::duplicate_client))]
+    SerialDuplicateClient { pd: String, list: &'static str },
+    #[error("`{0}` takes serial input but is not one of [serial] `clients`")]
+    #[diagnostic(
+        code(septa::serial::input_not_client),
+        help("a PD that is typed to is a client: list it in `clients` too")
+    )]
+    SerialInputNotClient(String),
+    #[error("serial client `{0}` is passive, so it cannot be woken to take input")]
+    #[diagnostic(
+        code(septa::serial::passive_input),
+        help("a passive PD runs only on its callers' time; leave it out of `input`")
+    )]
+    SerialPassiveInput(String),
+    #[error("board `{board}` has no PL011 UART for the serial subsystem")]
+    #[diagnostic(
+        code(septa::serial::no_device),
+        help("name a device of the board with `device = \"NAME\"`")
+    )]
+    SerialNoDevice { board: String },
+    #[error("board `{board}` has no device `{device}`")]
+    #[diagnostic(code(septa::serial::unknown_device), help("its devices: {known}"))]
+    SerialUnknownDevice {
+        device: String,
+        board: String,
+        known: String,
+    },
+    #[error("device `{device}` is `{compatible}`, not a PL011 UART (`arm,pl011`), the only UART Septa drives")]
+    #[diagnostic(code(septa::serial::not_pl011))]
+    SerialNotPl011 { device: String, compatible: String },
+    #[error("{count} serial clients, but a virtualiser serves at most {max}")]
+    #[diagnostic(
+        code(septa::serial::too_many_clients),
+        help("the receive virtualiser counts as one client of the transmit virtualiser when any client takes input")
+    )]
+    SerialTooManyClients { count: usize, max: usize },
+    #[error("prefix {prefix:?} is {len} bytes; a prefix holds at most {max}")]
+    #[diagnostic(code(septa::serial::prefix_too_long))]
+    SerialPrefixTooLong {
+        prefix: String,
+        len: usize,
+        max: usize,
+    },
+    #[error("unknown colour `{0}`")]
+    #[diagnostic(
+        code(septa::serial::colour),
+        help("one of red, green, yellow, blue, magenta, cyan")
+    )]
+    SerialColour(String),
+    #[error("serial queue capacity {0} is not a power of two of at least 4 KiB and at most 1 MiB")]
+    #[diagnostic(
+        code(septa::serial::capacity),
+        help("a queue's bytes fill whole pages, and sDDF's index arithmetic needs a power of two")
+    )]
+    SerialCapacity(u64),
+    #[error(
+        "`{name}` is a {what} the serial subsystem adds: the description may not use that name"
+    )]
+    #[diagnostic(
+        code(septa::serial::name_taken),
+        help("rename the description's {what}, or wire the serial subsystem by hand")
+    )]
+    SerialNameTaken { name: String, what: &'static str },
+    #[error(
+        "serial client `{pd}` has no free channel id for its {what}: ids 0..=61 are all in use"
+    )]
+    #[diagnostic(code(septa::serial::no_free_channel))]
+    SerialNoFreeChannel { pd: String, what: &'static str },
+    #[error("serial client `{pd}` has priority {priority}, not below the transmit virtualiser's {virt}: when its queue fills, its output is dropped instead of waiting")]
+    #[diagnostic(code(septa::serial::client_priority), severity(Warning))]
+    SerialClientPriority { pd: String, priority: u8, virt: u8 },
+
+    // ----------------------------------------------------------------- timer
+    #[error("timer client `{0}` is not a PD of this system")]
+    #[diagnostic(code(septa::timer::unknown_client))]
+    TimerUnknownClient(String),
+    #[error("`{0}` is named twice in [timer] `clients`")]
+    #[diagnostic(code(septa::timer::duplicate_client))]
+    TimerDuplicateClient(String),
+    #[error("board `{board}` gives user level no EL1 physical timer (a `phys-timer` PPI owned by `user`)")]
+    #[diagnostic(
+        code(septa::timer::no_device),
+        help("the timer driver needs the physical timer the kernel exports to EL0, as Microkit's qemu_virt_aarch64 configuration does")
+    )]
+    TimerNoDevice { board: String },
+    #[error("{count} timer clients, but the driver serves at most {max}")]
+    #[diagnostic(code(septa::timer::too_many_clients))]
+    TimerTooManyClients { count: usize, max: usize },
+    #[error("`{name}` is a PD the timer subsystem adds: the description may not use that name")]
+    #[diagnostic(
+        code(septa::timer::name_taken),
+        help("rename the description's PD, or wire the timer by hand")
+    )]
+    TimerNameTaken { name: String },
+    #[error("timer client `{0}` has no free channel id: ids 0..=61 are all in use")]
+    #[diagnostic(code(septa::timer::no_free_channel))]
+    TimerNoFreeChannel(String),
+    #[error("timer client `{pd}` has priority {priority}, not below the timer driver's {driver}: it could not call the driver")]
+    #[diagnostic(
+        code(septa::timer::client_priority),
+        help("a protected procedure call goes to a strictly higher priority")
+    )]
+    TimerClientPriority {
+        pd: String,
+        priority: u8,
+        driver: u8,
+    },
+    #[error("timer client `{0}` is passive, so its timeouts could not wake it")]
+    #[diagnostic(
+        code(septa::timer::passive_client),
+        help("a passive PD runs only on its callers' time")
+    )]
+    TimerPassiveClient(String),
 }

@@ -22,10 +22,13 @@
 mod board;
 mod check;
 mod diag;
+mod expand;
 pub mod graph;
 mod guest;
 mod kind;
 mod model;
+pub mod serial;
+pub mod timer;
 mod toml_front;
 pub mod units;
 mod validate;
@@ -78,9 +81,16 @@ pub struct Loaded {
 /// Reads, parses and validates the description at `path`. Paths inside it
 /// (board profiles, prefill files) are relative to its folder.
 pub fn load(path: &Path) -> Result<Loaded, Report> {
+    load_for_kernel(path, None)
+}
+
+/// As [`load`], for a kernel that manages RAM only from `kernel_ram_base`
+/// up ([`Board::for_kernel_ram`]): the description is checked against the
+/// board as that kernel sees it.
+pub fn load_for_kernel(path: &Path, kernel_ram_base: Option<u64>) -> Result<Loaded, Report> {
     let (name, text) = read(path)?;
     let base = path.parent().unwrap_or(Path::new("."));
-    parse_str_in(&name, &text, Format::from_path(path), base)
+    parse_with(&name, &text, Format::from_path(path), base, kernel_ram_base)
 }
 
 /// The board the description at `path` names, with the description read
@@ -145,6 +155,16 @@ pub fn parse_str_in(
     kind: Format,
     base_dir: &Path,
 ) -> Result<Loaded, Report> {
+    parse_with(name, src, kind, base_dir, None)
+}
+
+fn parse_with(
+    name: &str,
+    src: &str,
+    kind: Format,
+    base_dir: &Path,
+    kernel_ram_base: Option<u64>,
+) -> Result<Loaded, Report> {
     let source = Source::new(name, src);
     let (system, mut diags) = front_end(&source, kind, base_dir);
     let mut system = match system {
@@ -155,6 +175,9 @@ pub fn parse_str_in(
             return Err(r);
         }
     };
+    if let Some(b) = kernel_ram_base {
+        system.board = system.board.for_kernel_ram(b);
+    }
     // Cross-item rules run only on a model whose single values were sound,
     // so that one typo does not cascade into follow-on errors.
     if !diags.iter().any(|d| !d.is_warning()) {
@@ -172,6 +195,48 @@ pub fn parse_str_in(
         system,
         warnings: report.diagnostics,
     })
+}
+
+/// The kernel configuration a description's `[system] config` names, read
+/// without the rest: for descriptions the tool does not realise (a system
+/// that is its own root task, or one without protection domains). A
+/// Microkit `.system` file names none.
+pub fn described_config(path: &Path) -> Result<Option<septa_abi::Config>, Report> {
+    if Format::from_path(path) != Format::Toml {
+        return Ok(None);
+    }
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let source = Source::new(name, &text);
+    let table: toml::Table = match text.parse() {
+        Ok(t) => t,
+        // The full parse reports syntax errors where it matters.
+        Err(_) => return Ok(None),
+    };
+    let Some(c) = table
+        .get("system")
+        .and_then(|s| s.get("config"))
+        .and_then(|c| c.as_str())
+    else {
+        return Ok(None);
+    };
+    septa_abi::Config::from_name(c).map(Some).ok_or_else(|| {
+        Report::single(Diagnostic::new(
+            Kind::UnknownConfig(c.to_string()),
+            &source,
+            None,
+        ))
+    })
+}
+
+/// The `[system] user_errors` of a description, read without the rest (as
+/// [`described_config`]); `None` if it says nothing (or is not TOML).
+pub fn described_user_errors(path: &Path) -> Option<bool> {
+    if Format::from_path(path) != Format::Toml {
+        return None;
+    }
+    let table: toml::Table = std::fs::read_to_string(path).ok()?.parse().ok()?;
+    table.get("system")?.get("user_errors")?.as_bool()
 }
 
 /// Resolves the board a description names, reporting at `span` if it cannot.
@@ -240,6 +305,40 @@ mod tests {
         std::fs::write(&file, "[system]\nboard = \"qemu-vert\"\n").unwrap();
         let r = load_board(&file).unwrap_err();
         assert_eq!(r.diagnostics[0].code(), "septa::board::unknown");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn fixed_regions_below_a_kernel_with_ram_higher_up_are_device_memory() {
+        let dir = std::env::temp_dir().join(format!("sysdesc-kram-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("system.toml");
+        let with_region = |paddr: u64| {
+            format!(
+                "{OK}maps = [{{ region = \"dma\", vaddr = 0x3000_0000 }}]\n\
+                 [region.dma]\nsize = \"64 KiB\"\nphys = {paddr:#x}\n"
+            )
+        };
+        // In the RAM Septa's kernel keeps for boot: refused.
+        std::fs::write(&file, with_region(0x4800_0000)).unwrap();
+        let r = load(&file).unwrap_err();
+        assert_eq!(r.diagnostics[0].code(), "septa::region::reserved");
+        // seL4 on QEMU virt manages RAM from 0x6000_0000 only: below is
+        // device memory, where the region is fine.
+        let l = load_for_kernel(&file, Some(0x6000_0000)).unwrap();
+        assert_eq!(l.system.board.ram.base, 0x6000_0000);
+        assert!(!l.system.board.is_ram(0x4800_0000, 0x4801_0000));
+        assert_eq!(l.system.board.reserved[0].range.base, 0x6000_0000);
+        // ... and its boot area is now where that kernel sits.
+        std::fs::write(&file, with_region(0x6400_0000)).unwrap();
+        assert!(load(&file).is_ok());
+        let r = load_for_kernel(&file, Some(0x6000_0000)).unwrap_err();
+        assert_eq!(r.diagnostics[0].code(), "septa::region::reserved");
+        // A kernel at the start of RAM sees the board as it is.
+        assert_eq!(
+            Board::qemu_virt().for_kernel_ram(0x4000_0000),
+            Board::qemu_virt()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

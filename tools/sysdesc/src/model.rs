@@ -72,6 +72,14 @@ impl Src {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct System {
     pub board: Board,
+    /// The kernel configuration the description asks for (`[system]
+    /// config`); the tool's default when `None`.
+    #[serde(serialize_with = "config_name")]
+    pub config: Option<septa_abi::Config>,
+    /// Whether Septa's kernel, in a configuration with printing, prints a
+    /// line for each failed invocation (`[system] user_errors`; seL4's user
+    /// errors); the kernel's default (yes) when `None`.
+    pub user_errors: Option<bool>,
     pub pds: Vec<Pd>,
     pub regions: Vec<Region>,
     pub channels: Vec<Channel>,
@@ -81,6 +89,17 @@ pub struct System {
     pub virtio: Vec<Virtio>,
     pub domains: Option<Domains>,
     pub io_spaces: Vec<IoSpace>,
+    /// The serial subsystem `[serial]` expanded into (Septa's addition).
+    pub serial: Option<Serial>,
+    /// The timer subsystem `[timer]` expanded into (Septa's addition).
+    pub timer: Option<Timer>,
+}
+
+fn config_name<S: serde::Serializer>(
+    c: &Option<septa_abi::Config>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(c.map_or("", |c| c.name()))
 }
 
 impl System {
@@ -177,8 +196,87 @@ pub struct Pd {
     pub ioports: Vec<IoPort>,
     pub caps: Vec<CapMap>,
     pub vm: Option<Vm>,
+    /// Bytes the tool writes at symbols of the image (computed by a
+    /// subsystem's expansion; a description cannot write them).
+    pub consts: Vec<Const>,
+    /// The subsystem whose expansion made this PD, if one did.
+    pub subsystem: Option<Subsystem>,
     #[serde(skip)]
     pub src: Src,
+}
+
+/// A subsystem the tool expands into PDs, regions and channels (Septa's
+/// addition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Subsystem {
+    Serial,
+    Timer,
+}
+
+impl std::fmt::Display for Subsystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Subsystem::Serial => "serial",
+            Subsystem::Timer => "timer",
+        })
+    }
+}
+
+/// The timer subsystem, as `[timer]` expanded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Timer {
+    /// Index into [`System::pds`].
+    pub driver: usize,
+    /// The timer's interrupt (the EL1 physical timer's PPI).
+    pub irq: u64,
+    /// The clients (PD indices), client i on the driver's channel 1 + i.
+    pub clients: Vec<usize>,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+/// Bytes written at a symbol whose size is exactly theirs: configuration
+/// a subsystem's expansion computes (as sDDF's tools write config
+/// structures into its programs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Const {
+    pub symbol: String,
+    pub bytes: Vec<u8>,
+    /// What the bytes are, for the report.
+    pub what: String,
+}
+
+/// The serial subsystem, as `[serial]` expanded it: which PDs drive the
+/// UART, multiplex its output and route its input, and who the clients
+/// are, numbered as the virtualisers number them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Serial {
+    /// The board device (a PL011).
+    pub device: String,
+    /// Indices into [`System::pds`].
+    pub driver: usize,
+    pub virt_tx: usize,
+    pub virt_rx: Option<usize>,
+    /// Clients of the transmit virtualiser, client i at i (the receive
+    /// virtualiser last, when there is one).
+    pub clients: Vec<SerialClient>,
+    /// Clients of the receive virtualiser (PD indices), client i at i: the
+    /// numbers typed after Ctrl-\; the first has the keyboard at start.
+    pub input: Vec<usize>,
+    /// Bytes of each client queue.
+    pub capacity: u32,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+/// One client of the transmit virtualiser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SerialClient {
+    /// Index into [`System::pds`].
+    pub pd: usize,
+    pub prefix: String,
+    pub colour: Option<String>,
 }
 
 /// What the monitor does when a PD faults (Septa's addition).

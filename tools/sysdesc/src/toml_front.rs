@@ -19,6 +19,7 @@ use crate::check;
 use crate::diag::{Diagnostic, Kind, Sink, Source, Span};
 use crate::model::*;
 use crate::units;
+use septa_abi::Config;
 
 /// Separates a diagnostic code from its message inside a serde custom error,
 /// so that value errors raised while deserialising keep their own code.
@@ -164,12 +165,70 @@ struct RawFile {
     domain_schedule: Option<Spanned<RawSchedule>>,
     #[serde(default)]
     io_space: Named<RawIoSpace>,
+    serial: Option<Spanned<RawSerial>>,
+    timer: Option<Spanned<RawTimer>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimer {
+    clients: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSerial {
+    clients: Vec<Spanned<RawSerialClient>>,
+    #[serde(default)]
+    input: Vec<Spanned<String>>,
+    #[serde(default)]
+    colour: bool,
+    device: Option<Spanned<String>>,
+    capacity: Option<Spanned<SizeValue>>,
+}
+
+/// A serial client: a PD's name, or a table naming it with its options.
+enum RawSerialClient {
+    Name(String),
+    Table(RawSerialClientTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSerialClientTable {
+    pd: Spanned<String>,
+    prefix: Option<Spanned<String>>,
+    colour: Option<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawSerialClient {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawSerialClient;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a PD's name, or a table `{ pd, prefix, colour }`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawSerialClient, E> {
+                Ok(RawSerialClient::Name(v.to_string()))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, m: A) -> Result<RawSerialClient, A::Error> {
+                RawSerialClientTable::deserialize(de::value::MapAccessDeserializer::new(m))
+                    .map(RawSerialClient::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSystem {
     board: Spanned<String>,
+    /// The kernel configuration: release, debug or benchmark.
+    config: Option<Spanned<String>>,
+    /// Whether a Septa kernel with printing reports failed invocations.
+    user_errors: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -478,6 +537,13 @@ pub(crate) fn parse(source: &Arc<Source>, base_dir: &Path) -> (Option<System>, V
 fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
     let board_name = raw.system.get_ref().board.clone();
     let board = crate::find_board(sink, board_name.get_ref(), span_of(&board_name), base_dir)?;
+    let config = raw.system.get_ref().config.as_ref().and_then(|c| {
+        let found = Config::from_name(c.get_ref());
+        if found.is_none() {
+            sink.emit(Kind::UnknownConfig(c.get_ref().clone()), span_of(c));
+        }
+        found
+    });
 
     // Virtio devices first: regions and IRQs may name them.
     let wanted = raw
@@ -591,8 +657,15 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         })
         .collect();
 
-    Some(System {
+    let mut system = System {
         board,
+        config,
+        user_errors: raw
+            .system
+            .get_ref()
+            .user_errors
+            .as_ref()
+            .map(|b| *b.get_ref()),
         pds,
         regions,
         channels,
@@ -600,7 +673,63 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         virtio,
         domains,
         io_spaces,
-    })
+        serial: None,
+        timer: None,
+    };
+    if let Some(serial) = raw.serial {
+        crate::serial::expand(&mut system, lower_serial(serial), sink);
+    }
+    if let Some(timer) = raw.timer {
+        let whole = Span::from(timer.span());
+        let clients = timer
+            .into_inner()
+            .clients
+            .into_iter()
+            .map(|c| {
+                let span = span_of(&c);
+                (c.into_inner(), span)
+            })
+            .collect();
+        crate::timer::expand(&mut system, crate::timer::Wanted { clients, whole }, sink);
+    }
+    Some(system)
+}
+
+fn lower_serial(raw: Spanned<RawSerial>) -> crate::serial::Wanted {
+    let whole = Span::from(raw.span());
+    let r = raw.into_inner();
+    let text = |s: Spanned<String>| {
+        let span = span_of(&s);
+        (s.into_inner(), span)
+    };
+    crate::serial::Wanted {
+        clients: r
+            .clients
+            .into_iter()
+            .map(|c| {
+                let span = span_of(&c);
+                match c.into_inner() {
+                    RawSerialClient::Name(pd) => crate::serial::WantedClient {
+                        pd,
+                        span,
+                        prefix: None,
+                        colour: None,
+                    },
+                    RawSerialClient::Table(t) => crate::serial::WantedClient {
+                        span: span_of(&t.pd),
+                        pd: t.pd.into_inner(),
+                        prefix: t.prefix.map(text),
+                        colour: t.colour.map(text),
+                    },
+                }
+            })
+            .collect(),
+        input: r.input.into_iter().map(text).collect(),
+        colour: r.colour,
+        device: r.device.map(text),
+        capacity: r.capacity.map(|c| (c.get_ref().0, span_of(&c))),
+        whole,
+    }
 }
 
 /// The devices regions and IRQs may name: the board's and the system's
@@ -691,6 +820,8 @@ fn lower_pd(
         ioports,
         caps,
         vm,
+        consts: Vec::new(),
+        subsystem: None,
         src,
     });
     for (cname, child) in pd.children {

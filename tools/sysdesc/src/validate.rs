@@ -706,6 +706,9 @@ fn setvar_rules(s: &System, sink: &mut Sink) {
                 }
             }
         }
+        for c in &pd.consts {
+            list.push((&c.symbol, pd.src.whole()));
+        }
     }
     for (i, pd) in s.pds.iter().enumerate() {
         if let (Some(parent), Some(sym)) = (pd.parent, &pd.setvar_id) {

@@ -250,6 +250,10 @@ fn lower(doc: &Document, sink: &mut Sink, base_dir: &Path) -> Option<System> {
     }
     Some(System {
         board,
+        // Microkit chooses the configuration when the SDK is built, not in
+        // the description.
+        config: None,
+        user_errors: None,
         pds,
         regions,
         channels,
@@ -257,6 +261,8 @@ fn lower(doc: &Document, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         virtio: Vec::new(),
         domains,
         io_spaces,
+        serial: None,
+        timer: None,
     })
 }
 
@@ -321,6 +327,8 @@ fn lower_pd(x: &mut XmlReader, board: &Board, pds: &mut Vec<Pd>, n: &Node, paren
         ioports: e.ioports,
         caps: e.caps,
         vm: e.vm,
+        consts: Vec::new(),
+        subsystem: None,
         src,
     });
     for c in e.children {

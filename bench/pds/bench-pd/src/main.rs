@@ -2,8 +2,8 @@
 //!
 //! The role comes from the PD's name, which the tool patches in:
 //! - `first`: the only PD of the boot benchmark; prints instructions from
-//!   QEMU's start to its `init` (system counter x 16; the kernel must let
-//!   EL0 read CNTVCT_EL0: seL4 needs KernelArmExportVCNTUser);
+//!   QEMU's start to its `init` (system counter x 16, read as CNTPCT_EL0,
+//!   which every Microkit configuration exports);
 //! - `server`: answers protected calls at once and returns from `notified`
 //!   at once;
 //! - `client-ppc`: times protected calls on channel 0;
@@ -15,7 +15,12 @@
 //!   without signalling, on a second ring that it both fills and empties;
 //! - `queue-consumer`: the higher-priority other side: in `notified` it
 //!   dequeues (checking each descriptor is the next in sequence), asks for a
-//!   signal, looks again and blocks, as every queue consumer does.
+//!   signal, looks again and blocks, as every queue consumer does;
+//! - `serial-client`: a client of the serial subsystem; times `println!`
+//!   of 64-byte lines (62 characters, then `\r\n`) all the way to the
+//!   UART, the virtualiser and the driver running above it, and reports
+//!   instructions per line and per byte; then the same bytes sent as they
+//!   are (`serial::write`, what a PD forwarding a guest's console does).
 //!
 //! Method (docs/architecture.md): count the kernel too (PMCCFILTR.NSH),
 //! warm up with 100 operations, time 10,000, report instructions per
@@ -23,15 +28,21 @@
 //! `bench_name` setvar-free convention: the system's directory name is not
 //! known to the PD, so the client prints its own operation kind and the
 //! runner prefixes the system name.
+//!
+//! Output: the benchmark configuration has no kernel printing, so the PDs
+//! that report map the board's PL011 (a device region, `uart_regs`) and
+//! print there themselves; with kernel printing they use it as usual.
 #![cfg_attr(target_os = "none", no_std, no_main)]
-// One `unsafe`: trusting the system description that the queue region is
-// mapped (`queue_region`).
+// Two `unsafe`s: trusting the system description that the queue region
+// (`queue_region`) and the UART (`uart_regs`) are mapped.
 #![deny(unsafe_code)]
 
 use septa_pmu::{count_kernel_too, cycles, system_counter, INSTRUCTIONS_PER_TICK};
 use septa_queue::net::{BuffDesc, NetRing};
 use septa_queue::{Consumer, Idle, Producer, Ring, Shared};
-use septa_runtime::{println, protection_domain, Channel, ChannelSet, Handler, MessageInfo};
+use septa_runtime::{
+    println, protection_domain, setvar, Channel, ChannelSet, Handler, MessageInfo,
+};
 use septa_test_report as report;
 
 const WARM_UP: u64 = 100;
@@ -146,6 +157,35 @@ fn queue_producer() {
     println!("{}", report::DONE);
 }
 
+/// The line the serial benchmark prints: 62 characters, then the `\r\n`
+/// the runtime sends for `\n`.
+const LINE: &str = "serial-tx 0123456789 0123456789 0123456789 0123456789 abcdefgh";
+const LINE_BYTES: u64 = 64;
+
+/// The serial benchmark's client.
+fn serial_client() {
+    if !septa_runtime::serial::connected() {
+        println!("{}", report::fail("bench", &"not a serial client"));
+        println!("{}", report::DONE);
+        return;
+    }
+    count_kernel_too();
+    let per_line = time(|| println!("{LINE}"));
+    // The same bytes as they are (what a PD forwarding a guest's console
+    // sends), without `println!`'s formatting.
+    let mut raw = [0u8; LINE_BYTES as usize];
+    raw[..LINE.len()].copy_from_slice(LINE.as_bytes());
+    raw[LINE.len()..].copy_from_slice(b"\r\n");
+    let per_write = time(|| {
+        septa_runtime::serial::write(&raw);
+    });
+    println!("{}", report::figure("per-line", per_line));
+    println!("{}", report::figure("per-byte", per_line / LINE_BYTES));
+    println!("{}", report::figure("per-byte-raw", per_write / LINE_BYTES));
+    println!("{}", report::ok("bench"));
+    println!("{}", report::DONE);
+}
+
 /// Runs `op` WARM_UP times, then TIMED times under the cycle counter, and
 /// returns instructions per operation in hundredths.
 fn time(mut op: impl FnMut()) -> u64 {
@@ -159,7 +199,22 @@ fn time(mut op: impl FnMut()) -> u64 {
     (cycles() - start) * 100 / TIMED
 }
 
+const _: () = assert!(LINE.len() as u64 + 2 == LINE_BYTES);
+
+setvar! {
+    /// Where the PL011's registers are mapped (0: not mapped).
+    static UART = "uart_regs";
+}
+
 fn init() -> Server {
+    if !septa_abi::CONFIG.printing() && UART.get() != 0 {
+        #[allow(unsafe_code)]
+        // SAFETY: the tool maps the `uart` device region uncached and
+        // read-write at UART in this PD for its whole life.
+        unsafe {
+            septa_runtime::print::print_to_pl011(UART.addr())
+        };
+    }
     let name = septa_runtime::pd_name();
     match name.as_str() {
         "first" => {
@@ -174,6 +229,7 @@ fn init() -> Server {
             return Server::Queue(Consumer::attach(signalled, QUEUE_CAPACITY).unwrap(), 0);
         }
         "queue-producer" => queue_producer(),
+        "serial-client" => serial_client(),
         "client-ppc" => {
             count_kernel_too();
             let per_call = time(|| {

@@ -11,7 +11,7 @@ use septa_abi::PAGE_BITS;
 
 use super::mmu::{self, ptr};
 use super::stage2;
-use super::sysreg::{hcr, isb, write_sysreg};
+use super::sysreg::{hcr, isb, pmu, sctlr_el1, write_sysreg};
 use super::{console, trap};
 use crate::bootmem::{FreeList, Region};
 use crate::object::sched_context::HEADER_BYTES;
@@ -28,7 +28,14 @@ mod fallback {
     pub const UART: u64 = 0x0900_0000;
     pub const GIC_DIST: u64 = 0x0800_0000;
     pub const GIC_CPU: u64 = 0x0801_0000;
+    /// The GIC's virtual interface control (GICH).
+    pub const GIC_HYP: u64 = 0x0803_0000;
 }
+
+/// GIC register windows of which the kernel keeps the first page: the
+/// distributor, the CPU interface and the hypervisor control interface (in
+/// the order of the device tree's `reg`).
+const KERNEL_GIC_FRAMES: usize = 3;
 
 extern "C" {
     static __kernel_start: u8;
@@ -38,7 +45,9 @@ extern "C" {
 /// The idle thread's TCB and scheduling context live in the kernel image
 /// (seL4's `ksIdleThreadTCB` and `ksIdleThreadSC`), never in memory that
 /// user level could retype.
-#[repr(C, align(2048))]
+/// Aligned for the largest TCB of any configuration (4 KiB with the
+/// hardware debug API).
+#[repr(C, align(4096))]
 struct IdleTcb([u8; TCB_BYTES as usize]);
 #[repr(C, align(128))]
 struct IdleSc([u8; 128]);
@@ -75,10 +84,13 @@ extern "C" fn kernel_boot(
         .map(|r| r.starting_address as u64)
         .unwrap_or(fallback::UART);
     console::init(ptr(uart));
-    kprintln!(
-        "Septa kernel {} (seL4 16.0.0 ABI, aarch64 EL2, MCS)",
-        env!("CARGO_PKG_VERSION")
-    );
+    if septa_abi::CONFIG.printing() {
+        kprintln!(
+            "Septa kernel {} (seL4 16.0.0 ABI, aarch64 EL2, MCS, {} configuration)",
+            env!("CARGO_PKG_VERSION"),
+            septa_abi::CONFIG.name()
+        );
+    }
     let mut gic_regions = [
         (fallback::GIC_DIST, 0x1_0000),
         (fallback::GIC_CPU, 0x1_0000),
@@ -94,9 +106,16 @@ extern "C" fn kernel_boot(
         }
     }
     super::gic::init(gic_regions[0].0, gic_regions[1].0);
+    super::vcpu::init(if gic_regions[2].0 != 0 {
+        gic_regions[2].0
+    } else {
+        fallback::GIC_HYP
+    });
     super::timer::init();
-    #[cfg(feature = "benchmark")]
-    export_pmu();
+    init_user_access();
+    if septa_abi::CONFIG.hardware_debug_api() {
+        super::debug::init();
+    }
 
     let mut ram = FreeList::default();
     if let Some(f) = &fdt {
@@ -107,7 +126,7 @@ extern "C" fn kernel_boot(
         }
     }
     if ram.regions().is_empty() {
-        kprintln!("no memory in the device tree; assuming the QEMU virt default");
+        crate::kdebugln!("no memory in the device tree; assuming the QEMU virt default");
         let _ = ram.add(Region::new(
             fallback::RAM_BASE,
             fallback::RAM_BASE + fallback::RAM_SIZE,
@@ -136,7 +155,11 @@ extern "C" fn kernel_boot(
     }
 
     // Device untypeds cover the physical address space outside RAM, less
-    // what the kernel keeps for itself (the interrupt controller).
+    // the frames the kernel keeps for itself, as seL4 keeps them (its
+    // `kernel_device_frames`): the first page of the GIC distributor, of
+    // the CPU interface and of the hypervisor control interface (GICH).
+    // The rest of each, and the virtual CPU interface (GICV) that a VMM
+    // maps for its guest, go to user level.
     let mut devices = FreeList::default();
     let mut last = 0;
     for r in ram.regions() {
@@ -144,8 +167,10 @@ extern "C" fn kernel_boot(
         last = r.end;
     }
     let _ = devices.add(Region::new(last, 1 << septa_abi::PHYS_ADDR_BITS));
-    for (base, size) in gic_regions {
-        let _ = devices.remove(Region::new(base, base + size));
+    for (base, _) in gic_regions.into_iter().take(KERNEL_GIC_FRAMES) {
+        if base != 0 {
+            let _ = devices.remove(Region::new(base, base + PAGE));
+        }
     }
 
     let input = boot::Input {
@@ -165,7 +190,7 @@ extern "C" fn kernel_boot(
     memory::zero(idle_tcb, TCB_BYTES);
     memory::zero(idle_sc, 128);
     sched::init(idle_tcb, idle_sc, Some(root));
-    kprintln!("starting the root task at {v_entry:#x}");
+    crate::kdebugln!("starting the root task at {v_entry:#x}");
     sched::start();
     trap::return_to_current()
 }
@@ -181,9 +206,11 @@ fn configure_el2(rs: &boot::RootServer) {
     write_sysreg!("cptr_el2", 0x33ff);
     // CPACR_EL1.FPEN = 0b11: EL0 may use FP/SIMD.
     write_sysreg!("cpacr_el1", 3 << 20);
-    // CNTHCTL_EL2: EL0/EL1 may read the physical counter.
-    write_sysreg!("cnthctl_el2", 0b11);
     isb();
+    // No VCPU loaded, the hardware set for native threads; the VCPU code's
+    // PPIs unmasked, as seL4's `init_irqs` leaves them.
+    crate::object::vcpu::boot_init();
+    crate::object::irq::unmask_reserved();
     // Through the VMID allocator, so the VMID the root task runs with is
     // recorded and never handed to another address space.
     crate::object::vspace::set_vm_root(&crate::cap::Cap::VSpace {
@@ -192,18 +219,25 @@ fn configure_el2(rs: &boot::RootServer) {
     });
 }
 
-/// Benchmark build: EL0 may read and configure the PMU cycle counter
-/// (PMUSERENR_EL0.EN and .CR), which runs from boot, and read the virtual
-/// count (CNTKCTL_EL1.EL0VCTEN), as seL4's KernelArmExportPMUUser and
-/// KernelArmExportVCNTUser allow. Whether the cycle counter counts cycles
-/// spent at EL2 is the reader's choice (PMCCFILTR_EL0.NSH), as on seL4.
-#[cfg(feature = "benchmark")]
-fn export_pmu() {
-    write_sysreg!("cntkctl_el1", 1 << 1);
-    write_sysreg!("pmuserenr_el0", 0b101);
-    // PMCR_EL0: E (enable) and C (reset the cycle counter).
-    write_sysreg!("pmcr_el0", 0b101);
-    write_sysreg!("pmcntenset_el0", 1 << 31);
+/// What EL0 may touch of the generic timer, the caches and the PMU, as
+/// seL4 16.0.0 sets it for Microkit's configurations
+/// (`armv_init_user_access`, `armv_vcpu_boot_init`, `arm_init_ccnt`): the
+/// physical counter and the EL1 physical timer are exported
+/// (`KernelArmExportPCNTUser`, `KernelArmExportPTMRUser`), the virtual ones
+/// are not; user cache maintenance and CTR_EL0 are allowed
+/// (`AArch64UserCacheEnable`); in the benchmark configuration the PMU is
+/// exported with the cycle counter running. The kernel's own timer is the
+/// EL2 one (CNTHP), which nothing here exposes.
+fn init_user_access() {
+    super::vcpu::export_arch_timer();
+    write_sysreg!("sctlr_el1", sctlr_el1::NATIVE);
+    if septa_abi::CONFIG.export_pmu() {
+        write_sysreg!("pmuserenr_el0", pmu::PMUSERENR_EN);
+    }
+    if septa_abi::CONFIG.track_utilisation() {
+        write_sysreg!("pmcr_el0", pmu::PMCR_E | pmu::PMCR_P | pmu::PMCR_C);
+        write_sysreg!("pmcntenset_el0", pmu::PMCNTEN_CYCLES);
+    }
     isb();
 }
 

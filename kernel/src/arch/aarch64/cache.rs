@@ -52,3 +52,59 @@ pub fn unify_instruction(paddr: u64, len: u64) {
     // SAFETY: instruction cache invalidation has no effect on memory.
     unsafe { core::arch::asm!("ic iallu", "dsb ish", "isb", options(nostack)) };
 }
+
+/// Cleans and invalidates the data and unified caches of `level` (0 is
+/// L1) by set and way.
+fn clean_invalidate_level(level: u64) {
+    super::sysreg::write_sysreg!("csselr_el1", level << 1);
+    super::sysreg::isb();
+    let ccsidr = super::sysreg::read_sysreg!("ccsidr_el1");
+    let line_shift = (ccsidr & 0x7) + 4;
+    let ways = ((ccsidr >> 3) & 0x3ff) + 1;
+    let sets = ((ccsidr >> 13) & 0x7fff) + 1;
+    // The way number sits in the top bits of the operand.
+    let way_shift = (ways as u32 - 1).leading_zeros();
+    for way in 0..ways {
+        for set in 0..sets {
+            let operand = (way << way_shift) | (set << line_shift) | (level << 1);
+            // SAFETY: clean and invalidate never loses data.
+            unsafe { core::arch::asm!("dc cisw, {}", in(reg) operand, options(nostack)) };
+        }
+    }
+}
+
+/// Invalidates the instruction caches to the point of unification.
+fn invalidate_instruction() {
+    // SAFETY: instruction cache invalidation has no effect on memory.
+    unsafe { core::arch::asm!("ic iallu", "dsb ish", "isb", options(nostack)) };
+}
+
+/// Cleans and invalidates every data cache up to the point of coherency,
+/// then the instruction caches (seL4's `arch_clean_invalidate_caches`, for
+/// BenchmarkFlushCaches).
+pub fn clean_invalidate_all() {
+    let clidr = super::sysreg::read_sysreg!("clidr_el1");
+    let loc = (clidr >> 24) & 0x7;
+    super::sysreg::dsb_ish();
+    for level in 0..loc {
+        // Cache type of the level: 2 data, 3 separate, 4 unified.
+        if (clidr >> (3 * level)) & 0x7 >= 2 {
+            clean_invalidate_level(level);
+        }
+    }
+    super::sysreg::dsb_ish();
+    invalidate_instruction();
+}
+
+/// The level-1 caches only (seL4's `arch_clean_invalidate_L1_caches`):
+/// bit 1 of `kind` the data cache, bit 0 the instruction cache.
+pub fn clean_invalidate_l1(kind: u64) {
+    super::sysreg::dsb_ish();
+    if kind & 2 != 0 {
+        clean_invalidate_level(0);
+        super::sysreg::dsb_ish();
+    }
+    if kind & 1 != 0 {
+        invalidate_instruction();
+    }
+}

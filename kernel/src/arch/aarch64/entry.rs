@@ -10,6 +10,11 @@
 //! goes straight to its handler: Call and ReplyRecv to the one that tries
 //! the IPC fast path (`crate::fastpath`), any other to the general path.
 //!
+//! The thread ID registers TPIDR_EL0 and TPIDRRO_EL0 are saved on every
+//! entry and loaded on every return, as seL4 does (`c_entry_hook`,
+//! `c_exit_hook`): the thread's registers are always what the kernel and
+//! Read/WriteRegisters see.
+//!
 //! When the idle thread is current the CPU waits in [`enter_idle`] at EL2
 //! with interrupts unmasked and SP on the kernel stack; an interrupt there
 //! arrives at the "current EL, SPx" IRQ vector and goes straight to the
@@ -62,8 +67,11 @@ _start:
     mrs     x22, elr_el2
     mrs     x23, spsr_el2
     stp     x22, x23, [sp, #{pc}]
+    // TPIDRRO_EL0 too: read-only at EL0, but a guest at EL1 writes it
+    // (seL4's `arm_save_thread_id` on every entry).
     mrs     x24, tpidr_el0
-    str     x24, [sp, #{tpidr}]
+    mrs     x25, tpidrro_el0
+    stp     x24, x25, [sp, #{tpidr}]
     ldr     x9, =__kernel_stack_top
     mov     sp, x9
     .endm
@@ -106,7 +114,6 @@ lower_sync_entry:
 2:  bl      handle_svc
     b       .
 1:  mrs     x1, far_el2
-    mrs     x2, hpfar_el2
     bl      handle_lower_sync
     b       .
 

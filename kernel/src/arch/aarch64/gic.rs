@@ -11,6 +11,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use septa_abi::irq::MAX_IRQ;
 
 use super::mmu::{kernel_paddr, ptr};
+use super::sysreg::read_sysreg;
 
 static DIST: AtomicU64 = AtomicU64::new(0);
 static CPU: AtomicU64 = AtomicU64::new(0);
@@ -128,6 +129,15 @@ pub fn acknowledge() -> Option<u16> {
     } else {
         Some(irq)
     }
+}
+
+/// ISR_EL1.I: a physical IRQ is pending (read at EL2).
+const ISR_I: u64 = 1 << 7;
+
+/// Whether an interrupt waits at the CPU (the kernel runs with IRQs
+/// masked, so one that arrived shows here until it is taken).
+pub fn irq_pending() -> bool {
+    read_sysreg!("isr_el1") & ISR_I != 0
 }
 
 /// Ends the active state of `irq` (priority drop and deactivation).

@@ -2,15 +2,20 @@
 //! tables, stage-2 address spaces for threads, the console, and boot.
 //!
 //! Only this module (and `memory`) holds `unsafe` hardware access; the
-//! portable core calls the small safe functions it exports.
-pub mod boot;
-pub mod cache;
-pub mod console;
-pub mod entry;
-pub mod fpu;
-pub mod gic;
-pub mod mmu;
-pub mod stage2;
-pub mod sysreg;
-pub mod timer;
-pub mod trap;
+//! portable core calls the small safe functions it exports (through
+//! `crate::machine`, apart from the window and the console).
+mod boot;
+pub(crate) mod cache;
+pub(crate) mod console;
+pub(crate) mod debug;
+pub(crate) mod entry;
+pub(crate) mod fpu;
+pub(crate) mod gic;
+pub(crate) mod mmu;
+pub(crate) mod pmu;
+pub(crate) mod smc;
+pub(crate) mod stage2;
+mod sysreg;
+pub(crate) mod timer;
+pub(crate) mod trap;
+pub(crate) mod vcpu;

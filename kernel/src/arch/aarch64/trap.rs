@@ -6,12 +6,14 @@
 //! Each handler records the thread's fault address (`FaultIP`: the `svc`
 //! or `hvc` itself for a system call, the faulting or interrupted
 //! instruction otherwise), hands over to the portable system-call layer,
-//! and finally resumes whatever thread is current then.
+//! and finally resumes whatever thread is current then. Each entry and
+//! exit is also marked for utilisation tracking (`crate::benchmark`, a
+//! no-op outside the benchmark configuration).
 
 use super::sysreg::ec;
 use super::{entry, mmu};
 use crate::context::Reg;
-use crate::{fastpath, kprintln, sched, syscall};
+use crate::{benchmark, fastpath, kprintln, sched, syscall};
 
 /// Length of the `svc` and `hvc` instructions.
 const SYSCALL_INSN_BYTES: u64 = 4;
@@ -26,8 +28,12 @@ pub fn halt() -> ! {
 /// Leaves the kernel into the current thread, or idles.
 pub fn return_to_current() -> ! {
     let t = sched::cur_thread();
+    benchmark::exit(t);
     if sched::is_idle(t) {
         entry::enter_idle()
+    }
+    if septa_abi::CONFIG.hardware_debug_api() {
+        crate::object::tcb::debug::restore(t);
     }
     // SAFETY: `t` is the current thread: schedule() made its address space
     // current, and its register block lives in its TCB for as long as it
@@ -39,6 +45,7 @@ pub fn return_to_current() -> ! {
 /// path, else the general system-call path.
 #[no_mangle]
 extern "C" fn handle_fast_syscall(number: i64) -> ! {
+    benchmark::enter();
     let t = sched::cur_thread();
     t.set_reg(
         Reg::FAULT_IP,
@@ -54,6 +61,10 @@ extern "C" fn handle_fast_syscall(number: i64) -> ! {
         return_to_current()
     }
     let t = sched::cur_thread();
+    benchmark::exit(t);
+    if septa_abi::CONFIG.hardware_debug_api() {
+        crate::object::tcb::debug::restore(t);
+    }
     // SAFETY: `t` is the current thread, never the idle thread after a
     // fast path (it made a waiting thread current); the fast path made its
     // address space current, and its register block lives in its TCB.
@@ -63,18 +74,26 @@ extern "C" fn handle_fast_syscall(number: i64) -> ! {
 /// Any other system call by `svc` (the entry code picks them out).
 #[no_mangle]
 extern "C" fn handle_svc(number: i64) -> ! {
+    benchmark::enter();
     let t = sched::cur_thread();
     t.set_reg(
         Reg::FAULT_IP,
         t.reg(Reg::NEXT_IP).wrapping_sub(SYSCALL_INSN_BYTES),
     );
-    // Never Call or ReplyRecv: those went to `handle_fast_syscall`.
-    syscall::handle_syscall_slow(number);
+    // Never Call or ReplyRecv: those went to `handle_fast_syscall`. Send
+    // may take the signal fast path in the benchmark configuration.
+    if !(septa_abi::CONFIG.signal_fastpath()
+        && number == septa_abi::syscall::SEND
+        && fastpath::signal(t))
+    {
+        syscall::handle_syscall_slow(number);
+    }
     return_to_current()
 }
 
 #[no_mangle]
-extern "C" fn handle_lower_sync(esr: u64, far: u64, _hpfar: u64) -> ! {
+extern "C" fn handle_lower_sync(esr: u64, far: u64) -> ! {
+    benchmark::enter();
     let t = sched::cur_thread();
     let elr = t.reg(Reg::NEXT_IP);
     match esr >> entry::ESR_EC_SHIFT {
@@ -84,8 +103,9 @@ extern "C" fn handle_lower_sync(esr: u64, far: u64, _hpfar: u64) -> ! {
         }
         ec::DATA_ABORT_LOWER => {
             t.set_reg(Reg::FAULT_IP, elr);
-            // Native threads run with stage 1 off, so FAR holds the IPA.
-            // Not yet: with a VCPU active the IPA comes from HPFAR.
+            // FAR is the address as the thread used it: for a native
+            // thread (stage 1 off) the IPA itself; a guest's is translated
+            // as seL4 does it (`vcpu::fault_address`).
             syscall::handle_vm_fault(far, esr, false);
         }
         ec::INSTR_ABORT_LOWER => {
@@ -97,7 +117,7 @@ extern "C" fn handle_lower_sync(esr: u64, far: u64, _hpfar: u64) -> ! {
         ec::FP_ASIMD if sched::handle_fpu_trap() => {}
         _ => {
             t.set_reg(Reg::FAULT_IP, elr);
-            syscall::handle_vcpu_fault(esr);
+            syscall::handle_vcpu_fault(esr, far);
         }
     }
     return_to_current()
@@ -105,6 +125,7 @@ extern "C" fn handle_lower_sync(esr: u64, far: u64, _hpfar: u64) -> ! {
 
 #[no_mangle]
 extern "C" fn handle_lower_irq() -> ! {
+    benchmark::enter();
     let t = sched::cur_thread();
     t.set_reg(Reg::FAULT_IP, t.reg(Reg::NEXT_IP));
     syscall::handle_interrupt_entry();
@@ -113,6 +134,7 @@ extern "C" fn handle_lower_irq() -> ! {
 
 #[no_mangle]
 extern "C" fn handle_idle_irq() -> ! {
+    benchmark::enter();
     syscall::handle_interrupt_entry();
     return_to_current()
 }

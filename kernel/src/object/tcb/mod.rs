@@ -1,8 +1,9 @@
 //! # Thread control blocks
 //!
-//! A TCB object is `2^TCB_SIZE_BITS` bytes (2 KiB), all reached through the
-//! memory window by a [`Tcb`] handle (the object's physical address, which
-//! is also what a TCB cap names). Its layout:
+//! A TCB object is `2^TCB_SIZE_BITS` bytes (2 KiB; 4 KiB in the debug
+//! configuration), all reached through the memory window by a [`Tcb`]
+//! handle (the object's physical address, which is also what a TCB cap
+//! names). Its layout:
 //!
 //! | bytes | what |
 //! |---|---|
@@ -12,13 +13,16 @@
 //! | `0x1f0..0x400` | FP/SIMD state: q0..q31, then FPSR and FPCR |
 //! | `0x400..0x528` | the saved registers, a [`UserContext`] |
 //! | `0x528..` | scheduling and IPC state ([`TcbFields`]) |
+//! | `0x780..0x7a8` | utilisation counters (benchmark configuration, `crate::benchmark`) |
+//! | `0x800..` | hardware debug state (debug configuration, 4 KiB TCB, [`debug`]) |
 //!
 //! ## The zero rule
 //!
 //! An all-zero TCB is an inactive thread at priority 0 and MCP 0 in domain
 //! 0, bound to nothing, with empty cap slots, no IPC buffer, no fault and
 //! all registers zero. The one thing seL4 sets differently at creation is
-//! the user SPSR (`PSTATE_USER`); [`init_new`] does that (and links the
+//! the user SPSR (`PSTATE_USER`) and the domain (the current one);
+//! [`init_new`] does that (and links the
 //! thread into the debug list) for every TCB a Retype creates.
 //!
 //! ## Queue links
@@ -27,6 +31,7 @@
 //! queue, or an endpoint's or notification's wait queue), so, as in seL4,
 //! one pair of links (`sched_next`, `sched_prev`) serves them all.
 
+pub mod debug;
 pub mod invoke;
 pub mod queue;
 
@@ -61,6 +66,9 @@ pub const FPU_BYTES: u64 = 32 * 16 + 16;
 pub const CONTEXT_OFFSET: u64 = 0x400;
 /// Scheduling and IPC state.
 pub const FIELDS_OFFSET: u64 = CONTEXT_OFFSET + core::mem::size_of::<UserContext>() as u64;
+/// Where the [`TcbFields`] end; the rest of the 2 KiB is the benchmark
+/// configuration's counters (`crate::benchmark`) and spare.
+pub const FIELDS_END: u64 = FIELDS_OFFSET + core::mem::size_of::<TcbFields>() as u64;
 
 const _: () = assert!(NAME_OFFSET + NAME_BYTES == FPU_OFFSET);
 const _: () = assert!(FPU_OFFSET.is_multiple_of(16) && FPU_OFFSET + FPU_BYTES == CONTEXT_OFFSET);
@@ -240,21 +248,6 @@ impl Tcb {
     #[inline(always)]
     pub fn set_reg(self, r: Reg, v: u64) {
         self.write(CONTEXT_OFFSET + r.offset(), v)
-    }
-
-    /// The whole register block.
-    pub fn context(self) -> UserContext {
-        let mut c = UserContext::default();
-        for i in 0..31 {
-            c.x[i] = self.reg(Reg(i as u8));
-        }
-        c.sp = self.reg(Reg::SP);
-        c.pc = self.reg(Reg::NEXT_IP);
-        c.spsr = self.reg(Reg::SPSR);
-        c.fault_ip = self.reg(Reg::FAULT_IP);
-        c.tpidr_el0 = self.reg(Reg::TPIDR_EL0);
-        c.tpidrro_el0 = self.reg(Reg::TPIDRRO_EL0);
-        c
     }
 
     /// The address a Restart thread resumes at (seL4's `getRestartPC`).
@@ -494,13 +487,15 @@ impl Tcb {
         self.write(field_offset!(yield_to), sc)
     }
 
-    /// The VCPU bound to this thread, or 0 (owned by the VM code).
+    /// The VCPU bound to this thread, or 0 (`object::vcpu` keeps the two
+    /// sides of the binding in step).
+    #[inline(always)]
     pub fn vcpu(self) -> u64 {
         self.read(field_offset!(vcpu))
     }
 
-    pub fn set_vcpu(self, v: u64) {
-        self.write(field_offset!(vcpu), v)
+    pub fn set_vcpu(self, vcpu: u64) {
+        self.write(field_offset!(vcpu), vcpu)
     }
 
     // --- faults ----------------------------------------------------------
@@ -534,10 +529,6 @@ impl Tcb {
 
     pub fn cspace_root(self) -> Cap {
         self.slot(CTABLE).cap_expecting(CapType::CNode)
-    }
-
-    pub fn vspace_root(self) -> Cap {
-        self.slot(VTABLE).cap_expecting(CapType::VSpace)
     }
 
     // --- debug -----------------------------------------------------------
@@ -634,13 +625,17 @@ pub fn debug_remove(tcb: Tcb) {
 pub fn init_new(paddr: u64) {
     let tcb = Tcb::new(paddr);
     tcb.set_reg(Reg::SPSR, SPSR_USER);
+    // A new thread belongs to the domain that is running (seL4's
+    // `createObject`).
+    tcb.set_domain_raw(crate::sched::cur_domain());
     debug_append(tcb);
 }
 
 /// Clean-up when the last cap to a TCB is deleted, before its slots are
 /// torn down (seL4's `finaliseCap` for a thread cap): unbind the
 /// notification and the scheduling context (completing a pending YieldTo
-/// to it), suspend, leave the debug list, release the FPU.
+/// to it), suspend, leave the debug list, unbind the VCPU, release the
+/// FPU.
 pub fn finalise(tcb: u64) {
     let tcb = Tcb::new(tcb);
     crate::object::notification::unbind_notification(tcb);
@@ -652,7 +647,7 @@ pub fn finalise(tcb: u64) {
     }
     crate::sched::suspend(tcb);
     debug_remove(tcb);
-    // A TCB with a VCPU must also dissociate it (seL4's
-    // `Arch_prepareThreadDelete`); that arrives with the VCPU work.
+    // seL4's `Arch_prepareThreadDelete`.
+    crate::object::vcpu::prepare_thread_delete(tcb);
     crate::sched::fpu_release(tcb);
 }

@@ -109,7 +109,8 @@ impl TcbQueue {
         }
     }
 
-    /// The threads from head to end (tests and debugging).
+    /// The threads from head to end (tests).
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = Tcb> {
         let mut cur = self.head;
         core::iter::from_fn(move || {

@@ -64,6 +64,10 @@ fn after(v: u16, limit: u16) -> u16 {
 
 /// The VMID of `asid`, giving it one if it has none (seL4's `getHWASID`).
 /// `asid` must be assigned (its pool entry names a VSpace).
+///
+/// Out of line (see the crate header): rarely taken, and inlined it made
+/// every address-space switch dearer.
+#[inline(never)]
 pub fn get(asid: u16) -> u16 {
     if let Some(v) = asid_entry(asid).and_then(|e| e.vmid) {
         return v;
@@ -127,7 +131,8 @@ pub(super) fn reset_for_test() {
     });
 }
 
-/// The ASID that owns VMID `v`, if any (for tests and diagnostics).
+/// The ASID that owns VMID `v`, if any (tests).
+#[cfg(test)]
 pub fn owner(v: u16) -> Option<u16> {
     VMIDS.with(|t| {
         t.borrow()

@@ -9,12 +9,15 @@
 //! buffer and calling `syscall::handle_syscall` while it is the current
 //! thread, as the arch code would after an `svc`.
 
+mod benchmark;
 mod fastpath;
 mod fault;
 mod ipc;
 mod model;
 mod scheduling;
 mod tcb_invocations;
+mod user_errors;
+mod vcpu;
 
 use super::{Fixture, D};
 use crate::cap::{Cap, FrameSize, VmRights};
@@ -90,11 +93,15 @@ impl Sys {
         tcb::debug_reset();
         crate::object::vspace::reset_for_test();
         sched::reset_for_test();
+        crate::object::vcpu::test_support::reset();
+        machine::with_vcpu_hw(|h| *h = Default::default());
+        crate::benchmark::reset_for_test();
         let fx = Fixture::new(22);
         // Kernel memory for the idle thread: the zeroed area below the root
-        // CNode (the fixture keeps its own root slot at +0x100).
-        let idle_tcb = fx.arena.phys_base + 0x800;
-        let idle_sc = fx.arena.phys_base + 0x1000;
+        // CNode (the fixture keeps its own root slot at +0x100), aligned for
+        // the TCB of the configuration.
+        let idle_tcb = fx.arena.phys_base + tcb::TCB_BYTES;
+        let idle_sc = idle_tcb + tcb::TCB_BYTES;
         let mut s = Sys {
             fx,
             root: Thread {
@@ -148,11 +155,10 @@ impl Sys {
         let n = self.slot();
         self.fx.retype(super::UT, ty, size, n, 1).unwrap();
         // What the system-call layer does after a Retype.
-        if ty == ObjectType::Tcb {
-            let Cap::Tcb { paddr } = self.fx.cap(n) else {
-                unreachable!()
-            };
-            tcb::init_new(paddr);
+        match self.fx.cap(n) {
+            Cap::Tcb { paddr } => tcb::init_new(paddr),
+            Cap::Vcpu { paddr } => crate::object::vcpu::init_new(paddr),
+            _ => {}
         }
         n
     }
@@ -263,11 +269,13 @@ impl Sys {
         t.set_reg(Reg::FAULT_IP, pc);
         t.set_next_pc(pc + 4);
         t.set_reg(Reg::X7, number as u64);
+        crate::benchmark::enter();
         if self.slow {
             syscall::handle_syscall_slow(number);
         } else {
             syscall::handle_syscall(number);
         }
+        crate::benchmark::exit(sched::cur_thread());
     }
 
     /// What `t` got back: badge, info, and the message registers.
@@ -286,7 +294,7 @@ impl Sys {
 
     /// `t` Calls the cap at root slot `cptr` (a full 64-bit address).
     pub fn call(&self, t: Tcb, cptr: u64, label: Label, mrs: &[u64], caps: &[u64]) -> Reply {
-        self.load(t, cptr, label as u64, mrs, caps);
+        self.load(t, cptr, label.number(), mrs, caps);
         self.syscall(t, sys::CALL);
         self.reply(t)
     }

@@ -33,7 +33,7 @@ fn a_resumed_higher_priority_thread_runs_at_once() {
         "yielding with nobody else at its priority"
     );
     // The higher thread preempts the lower one when resumed from it.
-    s.load(low.tcb, high.tcb_slot, Label::TcbResume as u64, &[], &[]);
+    s.load(low.tcb, high.tcb_slot, Label::TcbResume.number(), &[], &[]);
     s.syscall(low.tcb, sys::CALL);
     assert_eq!(s.cur(), high.tcb);
     assert_eq!(low.tcb.state(), ThreadState::Running);
@@ -289,7 +289,7 @@ fn a_pending_interrupt_preempts_a_long_revoke_and_the_call_restarts() {
     s.load(
         s.root.tcb,
         super::ROOT_CNODE_COPY,
-        Label::CNodeRevoke as u64,
+        Label::CNodeRevoke.number(),
         &[ut, 64],
         &[],
     );
@@ -344,7 +344,7 @@ impl Sys {
         self.load(
             t.tcb,
             super::super::UT,
-            septa_abi::Label::UntypedRetype as u64,
+            septa_abi::Label::UntypedRetype.number(),
             &[ty as u64, 0, 0, 0, n, 1],
             &[super::ROOT_CNODE_COPY],
         );
@@ -428,4 +428,69 @@ fn fpu_state_moves_only_when_a_thread_uses_the_fpu_after_a_switch() {
     );
     assert!(!sched::handle_fpu_trap());
     assert_eq!(sched::with(|st| st.fpu_owner.get()), None);
+}
+
+/// A domain schedule of three entries, each thread never blocking: the
+/// timer fires at the end of each entry's time, and in each entry only its
+/// domain's thread runs (or idle, when it has none ready).
+#[test]
+fn domains_take_turns_for_their_scheduled_time() {
+    let mut s = Sys::new();
+    let dom_slot = super::FIRST_FREE - 1;
+    crate::cte::write_boot_slot(s.fx.slot(dom_slot), &crate::cap::Cap::Domain);
+    // Threads in domains 1 and 2, 1 s budgets so only domains switch them.
+    let a = s.thread(100, Some((1_000_000, 1_000_000)));
+    let b = s.thread(100, Some((1_000_000, 1_000_000)));
+    let root = s.root.tcb;
+    for (t, d) in [(a, 1), (b, 2)] {
+        let r = s.call(root, dom_slot, Label::DomainSetSet, &[d], &[t.tcb_slot]);
+        assert_eq!(r.info.label(), 0);
+        s.resume(t);
+    }
+    let ticks = |ms: u64| sched::us_to_ticks(ms * MS);
+    for (i, (d, ms)) in [(0, 3), (1, 4), (2, 2)].into_iter().enumerate() {
+        let r = s.call(
+            root,
+            dom_slot,
+            Label::DomainScheduleConfigure,
+            &[i as u64, d, ticks(ms)],
+            &[],
+        );
+        assert_eq!(r.info.label(), 0, "entry {i}");
+    }
+    let r = s.call(root, dom_slot, Label::DomainScheduleSetStart, &[0], &[]);
+    assert_eq!(r.info.label(), 0);
+    // Root, in domain 0, stops taking part (no reply: it is suspended).
+    s.call(root, super::ROOT_TCB, Label::TcbSuspend, &[], &[]);
+    let mut now = sched::cur_time();
+    let mut seen = vec![];
+    for _ in 0..9 {
+        let deadline = machine::take_log()
+            .into_iter()
+            .filter_map(|op| match op {
+                Op::Deadline(t) => Some(t),
+                _ => None,
+            })
+            .next_back()
+            .expect("a deadline for the current entry");
+        let cur = s.cur();
+        let who = if cur == a.tcb {
+            "a"
+        } else if cur == b.tcb {
+            "b"
+        } else {
+            "idle"
+        };
+        seen.push((who, (deadline - now) * 1000 / ticks(1)));
+        now = deadline;
+        s.tick(now);
+    }
+    // Domain 0 is idle (the root is suspended): 3 ms of idle, then a's
+    // 4 ms, b's 2 ms, and again.
+    let want = [("idle", 3000), ("a", 4000), ("b", 2000)];
+    for (i, got) in seen.iter().enumerate().skip(1) {
+        let (who, us) = want[i % 3];
+        assert_eq!(got.0, who, "turn {i}: {seen:?}");
+        assert!(got.1.abs_diff(us) <= 50, "turn {i}: {seen:?}");
+    }
 }

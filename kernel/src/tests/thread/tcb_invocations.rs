@@ -229,7 +229,7 @@ fn suspend_and_resume() {
     assert!(!t.tcb.is_queued());
     s.resume(t);
     // Suspending yourself: no reply, the thread just stops.
-    s.load(root, ROOT_TCB, Label::TcbSuspend as u64, &[], &[]);
+    s.load(root, ROOT_TCB, Label::TcbSuspend.number(), &[], &[]);
     s.syscall(root, sys::CALL);
     assert_eq!(root.state(), ThreadState::Inactive);
     assert_eq!(s.cur(), t.tcb);
@@ -345,9 +345,106 @@ fn tcb_caps_are_refused_in_the_first_phase_of_combined_calls() {
     let root = s.root.tcb;
     // NBSendRecv: send to x8 (a TCB cap: refused), then receive on x0.
     root.set_reg(Reg::REPLY, reply);
-    s.load(root, ep, Label::TcbResume as u64, &[], &[]);
+    s.load(root, ep, Label::TcbResume.number(), &[], &[]);
     root.set_reg(Reg::NB_SEND_RECV_DEST, t.tcb_slot);
     s.syscall(root, sys::NB_SEND_RECV);
     assert_eq!(t.tcb.state(), ThreadState::Inactive, "t was not resumed");
     assert_eq!(root.state(), ThreadState::BlockedOnReceive);
+}
+
+/// The hardware debug API (debug configuration only: elsewhere its labels
+/// do not exist and the test has nothing to check).
+#[test]
+fn breakpoints_are_set_read_back_unset_and_loaded_when_the_thread_runs() {
+    use crate::machine::{self, Op};
+    use crate::object::tcb::debug;
+    use septa_abi::hardware_debug::*;
+    if !septa_abi::CONFIG.hardware_debug_api() {
+        return;
+    }
+    let mut s = Sys::new();
+    let t = s.thread(100, None);
+    let root = s.root.tcb;
+    let set = |mrs: &[u64]| s.call(root, t.tcb_slot, Label::TcbSetBreakpoint, mrs, &[]);
+    let bad = set(&[0, 0x1000, INSTRUCTION_BREAKPOINT, 4, BREAK_ON_READ]);
+    assert_eq!(err(&bad), (Error::InvalidArgument as u64, vec![3]));
+    let bad = set(&[
+        FIRST_WATCHPOINT + 4,
+        0x1000,
+        DATA_BREAKPOINT,
+        4,
+        BREAK_ON_READ,
+    ]);
+    assert_eq!(err(&bad), (Error::RangeError as u64, vec![0, 5]));
+    assert_eq!(
+        set(&[1, 0x2000, INSTRUCTION_BREAKPOINT, 0, BREAK_ON_READ])
+            .info
+            .label(),
+        0
+    );
+    let w = FIRST_WATCHPOINT;
+    assert_eq!(
+        set(&[w, 0x3000, DATA_BREAKPOINT, 2, BREAK_ON_WRITE])
+            .info
+            .label(),
+        0
+    );
+    let get = |bp| {
+        s.call(root, t.tcb_slot, Label::TcbGetBreakpoint, &[bp], &[])
+            .mrs
+    };
+    assert_eq!(
+        get(1),
+        vec![0x2000, INSTRUCTION_BREAKPOINT, 0, BREAK_ON_READ, 1]
+    );
+    assert_eq!(get(w), vec![0x3000, DATA_BREAKPOINT, 2, BREAK_ON_WRITE, 1]);
+    // Loading the thread writes its two pairs: enabled, EL0 only, and the
+    // bytes to match.
+    let _ = machine::take_log();
+    debug::restore(t.tcb);
+    let log = machine::take_log();
+    assert!(log.contains(&Op::DebugWrite(false, 1, 1 | 0b10 << 1 | 0xf << 5, 0x2000)));
+    assert!(log.contains(&Op::DebugWrite(
+        true,
+        0,
+        1 | 0b10 << 1 | 2 << 3 | 0x3 << 5,
+        0x3000
+    )));
+    assert!(log.contains(&Op::DebugSingleStep(false)));
+    // A watchpoint hit names its number; a brk carries no number.
+    let esr = |ec: u64| ec << 26 | 1 << 25;
+    assert_eq!(
+        debug::debug_exception(t.tcb, esr(debug::ec::WATCHPOINT), 0x3000),
+        Some(crate::fault::Fault::Debug {
+            address: 0x3000,
+            number: w,
+            reason: DATA_BREAKPOINT
+        })
+    );
+    assert!(matches!(
+        debug::debug_exception(t.tcb, esr(debug::ec::BRK), 0),
+        Some(crate::fault::Fault::Debug {
+            reason: SOFTWARE_BREAK_REQUEST,
+            number: 0,
+            ..
+        })
+    ));
+    let unset = s.call(root, t.tcb_slot, Label::TcbUnsetBreakpoint, &[1], &[]);
+    assert_eq!(unset.info.label(), 0);
+    assert_eq!(get(1), vec![0, INSTRUCTION_BREAKPOINT, 0, BREAK_ON_READ, 0]);
+    // Single stepping: a stop every n instructions, counted down.
+    let r = s.call(
+        root,
+        t.tcb_slot,
+        Label::TcbConfigureSingleStepping,
+        &[0, 2],
+        &[],
+    );
+    assert_eq!(r.mrs, vec![1]);
+    let step = esr(debug::ec::SINGLE_STEP);
+    assert_eq!(debug::debug_exception(t.tcb, step, 0), None, "first of two");
+    assert!(
+        debug::debug_exception(t.tcb, step, 0).is_some(),
+        "second of two"
+    );
 }

@@ -20,7 +20,7 @@ use crate::env::Cx;
 use crate::report::{Failure, Outcome};
 use crate::space::{self, rw};
 use crate::thread::{self, mail, post, Spawn, Thread};
-use crate::{check, check_eq, fail, ok, Case};
+use crate::{check, check_eq, fail, needs, ok, Case};
 
 pub const LABELS: &[Label] = &[];
 
@@ -250,7 +250,7 @@ fn vm_prefetch(cx: &mut Cx) -> Outcome {
 /// and with no benchmark calls configured.
 const BOGUS_SYSCALL: i64 = -50;
 
-fn svc_body(number: u64) {
+pub(crate) fn svc_body(number: u64) {
     let (pc, sp, after) = instr::svc(number, [10, 11, 12, 13, 14, 15, 16]);
     post(1, pc);
     post(2, sp);
@@ -261,9 +261,9 @@ fn svc_body(number: u64) {
 }
 
 /// x0..x7, fault IP, SP, next PC, SPSR and number of an unknown syscall.
-type SyscallFault = ([u64; 8], u64, u64, u64, u64, u64);
+pub(crate) type SyscallFault = ([u64; 8], u64, u64, u64, u64, u64);
 
-fn expect_unknown_syscall(f: Fault) -> Result<SyscallFault, Failure> {
+pub(crate) fn expect_unknown_syscall(f: Fault) -> Result<SyscallFault, Failure> {
     match f {
         Fault::UnknownSyscall {
             regs,
@@ -425,7 +425,7 @@ fn user_exception_stop(cx: &mut Cx) -> Outcome {
 }
 
 /// Moves a thread blocked on a fault past its faulting instruction.
-fn skip_instruction(t: &Thread) -> Outcome {
+pub(crate) fn skip_instruction(t: &Thread) -> Outcome {
     let n = TCB_REGISTER_COUNT as u64;
     let mut regs = ok!(t.tcb.read_registers(false, 0, n));
     regs.pc += 4;
@@ -434,6 +434,12 @@ fn skip_instruction(t: &Thread) -> Outcome {
 }
 
 fn vcpu_fault(cx: &mut Cx) -> Outcome {
+    // With the hardware debug API a `brk` is a debug exception instead
+    // (fault/breakpoint-instruction-is-a-debug-exception).
+    needs!(
+        !septa_abi::CONFIG.hardware_debug_api(),
+        "a configuration without the hardware debug API"
+    );
     fn body(_: u64) {
         let pc = instr::brk();
         post(1, pc);

@@ -405,6 +405,10 @@ fn yield_to_equal(cx: &mut Cx) -> Outcome {
     fn body(_: u64) {
         post(1, 1);
     }
+    // A fresh time slice, so that the root's round robin does not run the
+    // equal-priority thread before the YieldTo (slow kernels, such as a
+    // printing debug build, can otherwise end the slice in between).
+    syscall::yield_now();
     let t = thread::spawn(cx, Spawn::new(body, 0).prio(MAX_PRIORITY))?;
     check_eq!(mail(1), 0, "ran before the yield");
     let Some(sc) = t.sc else { fail!("no context") };

@@ -63,7 +63,7 @@ pub fn send_words(dest: CPtr, label: u64, words: &[u64]) {
 /// reply.
 pub fn call_words(dest: CPtr, label: Label, words: &[u64]) -> Result<MessageInfo, Error> {
     load_words(words);
-    let reply = syscall::call(dest, info(label as u64, words.len()));
+    let reply = syscall::call(dest, info(label.number(), words.len()));
     match Error::decode(reply.label(), ipc_buffer::get_mr) {
         None => Ok(reply),
         Some(e) => Err(e),

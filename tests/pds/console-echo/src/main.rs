@@ -12,7 +12,7 @@
 
 use septa_runtime::{mr_get, mr_set, msginfo_new, println, protection_domain};
 use septa_runtime::{Channel, ChannelSet, Handler, MessageInfo};
-use septa_serial_protocol::{self as protocol, MAX_BYTES};
+use septa_serial_protocol::calls::{self as protocol, MAX_BYTES};
 use septa_test_report as report;
 
 const DRIVER: Channel = Channel::new(0);

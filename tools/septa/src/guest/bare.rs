@@ -71,6 +71,7 @@ pub fn command(a: &Artefacts, icount: bool) -> Result<std::process::Command> {
         memory: a.tree.ram.1,
         devices: devices(a)?,
         dir: a.dir.clone(),
+        uart_input: Vec::new(),
     };
     for (_, sock) in machine.consoles() {
         let _ = std::fs::remove_file(sock);
