@@ -35,9 +35,9 @@
 //! Dependencies: `septa-runtime` (entry, event loop, channels, vCPU
 //! invocations), `septa-sel4` (fault decoding, register sets), `septa-abi`
 //! (VCPU register numbers), `septa-vm-layout` (the guest's memory map, the
-//! Image header, placement: the same code the tool uses),
-//! `septa-serial-protocol` (what it says to the serial driver its console
-//! goes through), `thiserror`.
+//! Image header, placement: the same code the tool uses), `thiserror`.
+//! The guest's console goes through the serial subsystem by the runtime's
+//! client ([`pd`]).
 #![cfg_attr(not(test), no_std)]
 // Unsafe code lives in `pd` alone (guest RAM and the image regions).
 #![deny(unsafe_code)]

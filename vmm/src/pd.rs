@@ -17,29 +17,39 @@
 //! | `septa_vm_ram_vaddr` | where the VMM maps that RAM (the description maps it) |
 //! | `septa_vm_vcpus` | the vCPU ids, one byte each in the order of the description (0xff: none) |
 //!
-//! and two channel ids the description may give with `setvar_id` on the
+//! and one channel id the description may give with `setvar_id` on the
 //! VMM's end of a channel:
 //!
 //! | symbol | channel |
 //! |---|---|
-//! | `vmm_console_channel` | to a serial driver PD (`drivers/virtio-console`; `pp = true` on the VMM's end), spoken to in `septa-serial-protocol`: the guest's console input comes from it, and its output goes to it too |
 //! | `vmm_guest_off_channel` | notified when the guest powers off |
 //!
-//! Console output also goes to the kernel's debug console, line by line.
-//! When Septa's serial subsystem arrives, the VMM becomes one of its
-//! clients: [`Sel4::console`] and [`VmmPd::pull_input`] are the two
-//! places that change.
+//! ## The guest's console
+//!
+//! The guest's PL011 is a client of Septa's serial subsystem: list the VMM
+//! among `[serial] clients` (and `input`, to type to the guest) and the
+//! guest's output goes, bytes as they are, through the transmit
+//! virtualiser to the UART, beside every other client's lines, and what is
+//! typed while the VMM has the keyboard reaches the guest's receive FIFO
+//! (`Ctrl-\`, the VMM's number, Enter gives it the keyboard). The VMM's own
+//! log lines go the same way. A VMM that is no serial client writes the
+//! guest's output where it prints (the kernel's debug console) and the
+//! guest gets no input.
+//!
+//! Output the transmit queue cannot take yet waits in the VMM
+//! ([`PENDING_CAPACITY`] bytes) until the virtualiser makes room; a guest
+//! that writes faster than the UART drains loses what does not fit, and
+//! the VMM says how much.
 
 use core::fmt;
 
 use septa_abi::microkit::slot;
 use septa_runtime::septa_sel4::fault::Fault;
-use septa_runtime::septa_sel4::{cap_type, syscall, Cap, Error, UserContext};
+use septa_runtime::septa_sel4::{cap_type, Cap, Error, UserContext};
 use septa_runtime::{
-    mr_get, mr_set, msginfo_new, println, setvar, Channel, ChannelSet, Child, Handler, MessageInfo,
+    mr_set, msginfo_new, println, serial, setvar, Channel, ChannelSet, Child, Handler, MessageInfo,
     Vcpu,
 };
-use septa_serial_protocol as protocol;
 
 use crate::platform::{Hooks, OutsideRam, Platform};
 use crate::vm::{Images, Ram, Reply, Vm};
@@ -56,7 +66,6 @@ setvar! {
     static RAM_SIZE = "septa_vm_ram_size";
     static RAM_VADDR = "septa_vm_ram_vaddr";
     static VCPUS = "septa_vm_vcpus" default u64::MAX;
-    static CONSOLE_CHANNEL = "vmm_console_channel" default u64::MAX;
     static OFF_CHANNEL = "vmm_guest_off_channel" default u64::MAX;
 }
 
@@ -96,10 +105,47 @@ fn region(vaddr: &septa_runtime::Setvar, size: &septa_runtime::Setvar) -> &'stat
     }
 }
 
+/// Guest console output kept while the serial transmit queue is full.
+pub const PENDING_CAPACITY: usize = 4096;
+
+/// Guest console output the transmit queue has not taken yet: a ring.
+struct Pending {
+    buf: [u8; PENDING_CAPACITY],
+    head: usize,
+    len: usize,
+    /// Bytes lost since the last note about it.
+    dropped: u64,
+}
+
+impl Pending {
+    /// Keeps what fits of `bytes`, counting the rest as dropped.
+    fn push(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.len == PENDING_CAPACITY {
+                self.dropped += 1;
+                continue;
+            }
+            self.buf[(self.head + self.len) % PENDING_CAPACITY] = b;
+            self.len += 1;
+        }
+    }
+
+    /// The oldest bytes, as one contiguous slice.
+    fn front(&self) -> &[u8] {
+        let end = (self.head + self.len).min(PENDING_CAPACITY);
+        &self.buf[self.head..end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.head = (self.head + n) % PENDING_CAPACITY;
+        self.len -= n;
+    }
+}
+
 /// seL4 (or Septa's kernel) underneath.
 pub struct Sel4 {
-    console: Option<Channel>,
     off: Option<Channel>,
+    pending: Pending,
 }
 
 impl Sel4 {
@@ -121,6 +167,28 @@ impl Sel4 {
                 }
                 Err(_) => at = step,
             }
+        }
+    }
+}
+
+impl Sel4 {
+    /// Hands waiting guest output to the transmit queue until it is all
+    /// taken or the queue is full (then the virtualiser is asked to say
+    /// when there is room: [`serial::output_channel`]).
+    fn flush_console(&mut self) {
+        while self.pending.len > 0 {
+            let n = serial::write(self.pending.front());
+            if n > 0 {
+                self.pending.consume(n);
+            } else if !serial::wait_for_space(self.pending.front().len() as u32) {
+                break;
+            }
+        }
+        if self.pending.dropped > 0 && self.pending.len == 0 {
+            let lost = core::mem::take(&mut self.pending.dropped);
+            self.log(format_args!(
+                "{lost} bytes of the guest's console output dropped: the serial queue was full"
+            ));
         }
     }
 }
@@ -192,22 +260,13 @@ impl Platform for Sel4 {
     }
 
     fn console(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            syscall::debug_put_char(*b);
+        if serial::output_channel().is_none() {
+            // No serial client: where the PD prints.
+            (septa_runtime::print::sink())(bytes);
+            return;
         }
-        if let Some(ch) = self.console {
-            for chunk in bytes.chunks(protocol::MAX_BYTES) {
-                let used = protocol::pack(chunk, mr_set);
-                if ch
-                    .pp_call(msginfo_new(protocol::WRITE, used as u64))
-                    .is_err()
-                {
-                    // The driver is gone (restarting, say): the debug
-                    // console still has the text.
-                    break;
-                }
-            }
-        }
+        self.pending.push(bytes);
+        self.flush_console();
     }
 
     fn log(&mut self, line: fmt::Arguments<'_>) {
@@ -224,31 +283,26 @@ impl Platform for Sel4 {
 /// The VMM PD's state.
 pub struct VmmPd<H: Hooks> {
     vm: Vm<'static, Sel4, H>,
-    console: Option<Channel>,
-    /// The console driver has input the VMM has not read yet.
+    /// The receive virtualiser may have put input the VMM has not read.
     input_waiting: bool,
 }
 
 impl<H: Hooks> VmmPd<H> {
-    /// Reads console input while the guest has room for a whole message.
+    /// Reads console input while the guest has room for it.
     fn pull_input(&mut self) {
-        let Some(ch) = self.console else { return };
-        while self.input_waiting && self.vm.input_space() >= protocol::MAX_BYTES {
-            let Ok(reply) = ch.pp_call(msginfo_new(protocol::READ, 0)) else {
-                self.input_waiting = false;
+        let mut buf = [0u8; 64];
+        while self.input_waiting {
+            let room = self.vm.input_space().min(buf.len());
+            if room == 0 {
+                // The guest reads its FIFO; each read of it is a fault
+                // of the guest's, after which the VMM tries again.
                 return;
-            };
-            let mut buf = [0u8; protocol::MAX_BYTES];
-            let bytes = if reply.label() == protocol::OK {
-                protocol::unpack(&mut buf, mr_get).unwrap_or(&[])
-            } else {
-                &[]
-            };
-            if bytes.is_empty() {
+            }
+            let n = serial::read(&mut buf[..room]);
+            if n == 0 {
                 self.input_waiting = false;
                 return;
             }
-            let n = bytes.len();
             self.vm.console_input(&buf[..n]);
         }
     }
@@ -256,9 +310,12 @@ impl<H: Hooks> VmmPd<H> {
 
 impl<H: Hooks> Handler for VmmPd<H> {
     fn notified(&mut self, channels: ChannelSet) {
-        if self.console.is_some_and(|c| channels.contains(c)) {
+        if serial::input_channel().is_some_and(|c| channels.contains(c)) {
             self.input_waiting = true;
             self.pull_input();
+        }
+        if serial::output_channel().is_some_and(|c| channels.contains(c)) {
+            self.vm.platform_mut().flush_console();
         }
     }
 
@@ -284,7 +341,6 @@ impl<H: Hooks> Handler for VmmPd<H> {
 
 /// Starts the VMM: reads what the tool patched and boots the guest.
 pub fn init<H: Hooks>(hooks: H) -> VmmPd<H> {
-    let console = channel(&CONSOLE_CHANNEL);
     let off = channel(&OFF_CHANNEL);
     let (ids, n) = vcpus();
     let images = Images {
@@ -296,7 +352,21 @@ pub fn init<H: Hooks>(hooks: H) -> VmmPd<H> {
         base: RAM_GPA.get(),
         size: RAM_SIZE.get(),
     };
-    let mut vm = Vm::new(Sel4 { console, off }, hooks, images, ram, &ids[..n]);
+    let mut vm = Vm::new(
+        Sel4 {
+            off,
+            pending: Pending {
+                buf: [0; PENDING_CAPACITY],
+                head: 0,
+                len: 0,
+                dropped: 0,
+            },
+        },
+        hooks,
+        images,
+        ram,
+        &ids[..n],
+    );
     match vm.boot() {
         Ok(p) => println!(
             "{}: guest booting: kernel {} bytes at {:#x}, device tree at {:#x}, initrd {} bytes at {:#x}",
@@ -314,7 +384,6 @@ pub fn init<H: Hooks>(hooks: H) -> VmmPd<H> {
     }
     VmmPd {
         vm,
-        console,
-        input_waiting: console.is_some(),
+        input_waiting: serial::input_channel().is_some(),
     }
 }

@@ -267,6 +267,12 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
         }
     }
 
+    /// What the VMM runs on (the PD's event loop reaches its console
+    /// through it).
+    pub fn platform_mut(&mut self) -> &mut P {
+        &mut self.platform
+    }
+
     pub fn running(&self) -> bool {
         self.running
     }

@@ -63,9 +63,9 @@ mod pd_cell;
 pub mod print;
 pub mod serial;
 pub mod symbols;
-pub mod timer;
 #[cfg(test)]
 mod test_kernel;
+pub mod timer;
 mod vcpu;
 
 pub use channel::{Channel, ChannelError, ChannelSet, ChannelSetIter};
