@@ -123,11 +123,11 @@ mod tests {
         assert_eq!(
             got,
             [
-                (330 + 3, Label::ArmVcpuInjectIrq as u64),
-                (330 + 3, Label::ArmVcpuAckVppi as u64),
-                (330 + 3, Label::ArmVcpuWriteReg as u64),
-                (266 + 3, Label::TcbWriteRegisters as u64),
-                (266 + 3, Label::TcbSuspend as u64),
+                (330 + 3, Label::ArmVcpuInjectIrq.number()),
+                (330 + 3, Label::ArmVcpuAckVppi.number()),
+                (330 + 3, Label::ArmVcpuWriteReg.number()),
+                (266 + 3, Label::TcbWriteRegisters.number()),
+                (266 + 3, Label::TcbSuspend.number()),
             ]
         );
         // InjectIRQ packs virq, priority, group and index into MR0.
