@@ -14,7 +14,8 @@
 //! ([`serial`]: printing through the serial virtualiser when the system
 //! makes the PD a client, and raw bytes both ways), the timer client
 //! ([`timer`]: the time and timeouts from the timer driver), the `log`
-//! backend, and the panic handler
+//! backend, a bump heap for PDs that allocate only at start-up ([`heap`]),
+//! and the panic handler
 //! (which faults the PD: [`panic`]). What it must not do: make policy
 //! decisions for the PD (restarts, routing) or touch any capability slot the
 //! PD ABI does not give it.
@@ -56,8 +57,10 @@ mod child;
 pub mod entry;
 mod event_loop;
 mod handler;
+pub mod heap;
 pub mod logger;
 mod message;
+mod notification;
 pub mod panic;
 mod pd_cell;
 pub mod print;
@@ -72,10 +75,11 @@ pub use channel::{Channel, ChannelError, ChannelSet, ChannelSetIter};
 pub use child::Child;
 pub use handler::{Handler, NullHandler};
 pub use message::{mr_get, mr_set, msginfo_new};
+pub use notification::OwnNotification;
 pub use pd_cell::{PdCell, PdRefCell};
 pub use septa_abi::MessageInfo;
 pub use septa_sel4;
-pub use symbols::{is_passive, pd_name, Setvar};
+pub use symbols::{is_passive, pd_name, PdName, Setvar, SetvarArray, SetvarTexts, Text};
 pub use vcpu::Vcpu;
 
 /// For the macros only.
@@ -84,4 +88,14 @@ pub mod _private {
     pub use crate::entry::run_main;
     #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
     pub use crate::entry::{check_init, host_main};
+}
+
+/// Cycles this PD's thread has been scheduled for (the kernel's
+/// utilisation tracking, in the benchmark configuration; under QEMU's
+/// `-icount` a cycle is an instruction); `None` in other configurations.
+/// Reads the PD's own TCB (Microkit's slot for it).
+pub fn own_cycles() -> Option<u64> {
+    let me = septa_sel4::Cap::from_bits(septa_abi::microkit::slot::TCB);
+    septa_sel4::syscall::benchmark_get_thread_utilisation(me)
+        .map(|u| u[septa_abi::benchmark_utilisation::TCB_UTILISATION])
 }

@@ -16,7 +16,10 @@
 //!   `virtio-drivers` or the driver allocate (buffers the device reads or
 //!   writes must be in the region);
 //! - [`transport`]: the device's virtio-mmio transport, checked to hold
-//!   the expected kind of device.
+//!   the expected kind of device;
+//! - [`add_window`]: memory beyond the DMA region that the device may
+//!   reach, for a driver whose device reads and writes its clients' data
+//!   regions in place (virtio-blk).
 //!
 //! ## Wiring (system.toml)
 //!
@@ -54,10 +57,11 @@ use core::ptr::NonNull;
 
 use septa_runtime::{setvar, PdCell};
 use virtio_drivers::transport::mmio::{MmioError, MmioTransport, VirtIOHeader};
-use virtio_drivers::transport::{DeviceType, Transport};
+use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use pool::{Pool, Region};
+use pool::{Pool, Region, Windows};
 
 setvar! {
     /// The device's registers: its transport inside the mapped page.
@@ -81,6 +85,33 @@ fn region() -> Region {
 
 /// What of the DMA region is handed out (one thread: see `PdCell`).
 static POOL: PdCell<Pool> = PdCell::new(Pool::new());
+
+/// The most windows beyond the DMA region a driver may register.
+pub const MAX_WINDOWS: usize = 17;
+
+/// Memory outside the DMA region that the device may reach (one thread:
+/// see `PdCell`).
+static WINDOWS: PdCell<Windows<MAX_WINDOWS>> = PdCell::new(Windows::new());
+
+/// Lets the device reach `size` bytes mapped at `vaddr` in this PD, at
+/// physical address `paddr`: a client's data region that a driver hands
+/// to the device in place. `false` if there is no room for another
+/// window. Buffers in windows pass `SeptaHal::share`, and
+/// [`window_at`] finds a device address's place in this PD.
+pub fn add_window(vaddr: usize, paddr: u64, size: usize) -> bool {
+    let mut w = WINDOWS.get();
+    let added = w.add(Region { vaddr, paddr, size });
+    WINDOWS.replace(w);
+    added
+}
+
+/// Where `len` bytes at device address `paddr` lie in this PD, if the DMA
+/// region or one window holds them all.
+pub fn window_at(paddr: u64, len: usize) -> Option<usize> {
+    region()
+        .translate_back(paddr, len)
+        .or_else(|| WINDOWS.get().translate_back(paddr, len))
+}
 
 /// Bytes of the DMA region handed out so far, and the region's size.
 pub fn dma_usage() -> (usize, usize) {
@@ -131,7 +162,8 @@ pub struct SeptaHal;
 // SAFETY: `dma_alloc` returns page-aligned, zeroed memory of the mapped DMA
 // region that nothing else uses (see `take`), with its physical address;
 // `share` returns the physical address of a buffer that lies in that
-// region (and panics otherwise), which is where the device must look.
+// region or in a window the driver registered with its physical address
+// (and panics otherwise), which is where the device must look.
 unsafe impl Hal for SeptaHal {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
         let size = pages * PAGE_SIZE;
@@ -161,7 +193,8 @@ unsafe impl Hal for SeptaHal {
         let vaddr = buffer.as_ptr().cast::<u8>() as usize;
         region()
             .translate(vaddr, buffer.len())
-            .unwrap_or_else(|| panic!("buffer at {vaddr:#x} is outside the DMA region"))
+            .or_else(|| WINDOWS.get().translate(vaddr, buffer.len()))
+            .unwrap_or_else(|| panic!("buffer at {vaddr:#x} is outside the DMA region and windows"))
     }
 
     unsafe fn unshare(_paddr: PhysAddr, _buffer: NonNull<[u8]>, _direction: BufferDirection) {}
@@ -220,4 +253,86 @@ pub fn transport(want: DeviceType) -> Result<MmioTransport<'static>, TransportEr
         return Err(TransportError::WrongDevice { vaddr, found, want });
     }
     Ok(transport)
+}
+
+/// A transport that hides some of the device's feature bits from the
+/// driver, for a feature the driver's library offers but does not handle
+/// right (see the drivers that use it for which, and why).
+pub struct Masked<T> {
+    inner: T,
+    hide: u64,
+}
+
+impl<T: Transport> Masked<T> {
+    /// `inner`, with the device's features in `hide` never offered.
+    pub fn new(inner: T, hide: u64) -> Self {
+        Masked { inner, hide }
+    }
+}
+
+impl<T: Transport> Transport for Masked<T> {
+    fn device_type(&self) -> DeviceType {
+        self.inner.device_type()
+    }
+    fn read_device_features(&mut self) -> u64 {
+        self.inner.read_device_features() & !self.hide
+    }
+    fn write_driver_features(&mut self, driver_features: u64) {
+        self.inner
+            .write_driver_features(driver_features & !self.hide)
+    }
+    fn max_queue_size(&mut self, queue: u16) -> u32 {
+        self.inner.max_queue_size(queue)
+    }
+    fn notify(&mut self, queue: u16) {
+        self.inner.notify(queue)
+    }
+    fn get_status(&self) -> DeviceStatus {
+        self.inner.get_status()
+    }
+    fn set_status(&mut self, status: DeviceStatus) {
+        self.inner.set_status(status)
+    }
+    fn set_guest_page_size(&mut self, guest_page_size: u32) {
+        self.inner.set_guest_page_size(guest_page_size)
+    }
+    fn requires_legacy_layout(&self) -> bool {
+        self.inner.requires_legacy_layout()
+    }
+    fn queue_set(
+        &mut self,
+        queue: u16,
+        size: u32,
+        descriptors: PhysAddr,
+        driver_area: PhysAddr,
+        device_area: PhysAddr,
+    ) {
+        self.inner
+            .queue_set(queue, size, descriptors, driver_area, device_area)
+    }
+    fn queue_unset(&mut self, queue: u16) {
+        self.inner.queue_unset(queue)
+    }
+    fn queue_used(&mut self, queue: u16) -> bool {
+        self.inner.queue_used(queue)
+    }
+    fn ack_interrupt(&mut self) -> InterruptStatus {
+        self.inner.ack_interrupt()
+    }
+    fn read_config_generation(&self) -> u32 {
+        self.inner.read_config_generation()
+    }
+    fn read_config_space<V: FromBytes + IntoBytes>(
+        &self,
+        offset: usize,
+    ) -> virtio_drivers::Result<V> {
+        self.inner.read_config_space(offset)
+    }
+    fn write_config_space<V: IntoBytes + Immutable>(
+        &mut self,
+        offset: usize,
+        value: V,
+    ) -> virtio_drivers::Result<()> {
+        self.inner.write_config_space(offset, value)
+    }
 }

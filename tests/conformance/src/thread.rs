@@ -6,6 +6,15 @@
 //! When the body returns, the thread signals its `done` notification and
 //! suspends itself, so the root can [`Thread::join`] it. A thread that
 //! panics prints the panic, marks its worker, and does the same.
+//!
+//! A worker's stack and start record outlive its thread, so a worker is
+//! reused only once its thread can never run again: [`Thread::join`]
+//! suspends the thread itself rather than trust it to do so. The root runs
+//! above its threads, so the `done` signal hands it the processor while the
+//! thread is still runnable, between its signal and its own suspend. Left
+//! so, it would share its stack with the worker's next thread and, run again
+//! (say once that thread's budget ran out on a loaded host), clobber it.
+//! [`next_round`] refuses to reuse a worker whose thread was not joined.
 
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -31,12 +40,14 @@ pub fn post(i: usize, v: u64) {
     MAIL[i].store(v, Relaxed)
 }
 
-/// Clears every mail word and marks every case worker free.
+/// Clears every mail word and marks every case worker free. Between cases
+/// only, once the case's threads are deleted; within a case, [`next_round`].
 pub fn reset() {
     for m in &MAIL {
         m.store(0, Relaxed);
     }
     BUSY.store(0, Relaxed);
+    STARTED.store(0, Relaxed);
     for p in &PANICKED {
         p.store(0, Relaxed);
     }
@@ -65,6 +76,8 @@ static START: [StartInfo; WORKERS] = [const {
 
 /// Workers in use by the running case (bit per worker).
 static BUSY: AtomicU64 = AtomicU64::new(0);
+/// Workers whose thread was started and has not been joined (bit per worker).
+static STARTED: AtomicU64 = AtomicU64::new(0);
 /// Set by a worker's thread that panicked.
 static PANICKED: [AtomicU64; WORKERS] = [const { AtomicU64::new(0) }; WORKERS];
 
@@ -218,6 +231,7 @@ pub fn spawn(cx: &mut Cx, s: Spawn) -> Result<Thread, Failure> {
     st.done.store(done.bits(), Relaxed);
     PANICKED[w].store(0, Relaxed);
     ok!(tcb.write_registers(s.start, 0, START_REG_COUNT, &start_regs(w)));
+    STARTED.fetch_or(1 << w, Relaxed);
     Ok(Thread {
         tcb,
         sc,
@@ -227,9 +241,14 @@ pub fn spawn(cx: &mut Cx, s: Spawn) -> Result<Thread, Failure> {
 }
 
 impl Thread {
-    /// Waits until the thread's body has returned (or it panicked).
+    /// Waits until the thread's body has returned (or it panicked), then
+    /// suspends it: on return the thread never runs again, and its worker
+    /// may be reused ([`next_round`]).
     pub fn join(&self) -> Outcome {
         self.done.wait();
+        // It may still be runnable, between its signal and its suspend.
+        ok!(self.tcb.suspend());
+        STARTED.fetch_and(!(1 << self.worker), Relaxed);
         self.check_panic()
     }
 
@@ -245,6 +264,20 @@ impl Thread {
         }
         Ok(())
     }
+}
+
+/// Within a case, between rounds that each start threads: clears the mail
+/// and frees the workers, all of whose threads must have been joined.
+pub fn next_round() -> Outcome {
+    let started = STARTED.load(Relaxed);
+    if started != 0 {
+        fail!(
+            "worker {} still has a thread that may run: join it before reusing the worker",
+            started.trailing_zeros()
+        );
+    }
+    reset();
+    Ok(())
 }
 
 /// Where every thread starts: runs its body, then reports and stops.
@@ -270,11 +303,13 @@ pub fn clear_receive_path() {
 /// Ends worker `w`'s thread: signal done, suspend.
 pub fn finish(w: usize) -> ! {
     let st = &START[w % WORKERS];
+    // Both read before the signal: once it is sent, the root may join this
+    // thread and start another in the worker, with a new start record.
     let done: Cap<Notification> = Cap::from_bits(st.done.load(Relaxed));
+    let tcb: Cap<Tcb> = Cap::from_bits(st.tcb.load(Relaxed));
     if !done.cptr().is_null() {
         done.signal();
     }
-    let tcb: Cap<Tcb> = Cap::from_bits(st.tcb.load(Relaxed));
     let _ = tcb.suspend();
     // Not reached on a kernel that suspends the caller.
     loop {

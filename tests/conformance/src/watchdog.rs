@@ -154,11 +154,13 @@ fn watch(_: u64) {
 }
 
 /// Suspends the root thread wherever it is and resumes it at the recovery
-/// entry on a fresh stack.
+/// entry on a fresh stack, at its own priority again (a case may have
+/// lowered it below a thread that now never stops).
 fn restart_root() {
     ACTIVE.store(0, Relaxed);
     let root: Cap<Tcb> = Cap::from_bits(septa_abi::init_cap::TCB);
     let _ = root.suspend();
+    let _ = root.set_priority(root, septa_abi::kernel_config::MAX_PRIORITY);
     let regs = UserContext {
         pc: RECOVER_PC.load(Relaxed),
         sp: ROOT_STACK_TOP.load(Relaxed),

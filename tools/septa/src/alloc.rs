@@ -24,7 +24,7 @@ use septa_abi::bootinfo::MAX_UNTYPED_CAPS;
 use septa_abi::Config;
 use septa_spec::place::{self, PlaceError, Request, Untyped};
 use septa_spec::Spec;
-use septa_sysdesc::{Board, System};
+use septa_sysdesc::{Board, SetValue, System};
 
 /// What the loader puts in RAM at boot, as physical ranges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,7 +175,11 @@ pub fn region_paddrs(
     let mut wanted: Vec<&str> = sys
         .pds
         .iter()
-        .flat_map(|p| p.setvars.iter().map(|s| s.region.as_str()))
+        .flat_map(|p| p.setvars.iter())
+        .filter_map(|s| match &s.value {
+            SetValue::Paddr(r) => Some(r.as_str()),
+            _ => None,
+        })
         .collect();
     wanted.sort_unstable();
     wanted.dedup();
@@ -414,8 +418,14 @@ size = "1800 MiB"
             .system;
         let img = crate::elf::tests::sample();
         let progs = [crate::spec::Program { image: &img }];
-        let built =
-            crate::spec::build(&sys, &progs, &HashMap::new(), std::path::Path::new(".")).unwrap();
+        let built = crate::spec::build(
+            &sys,
+            &progs,
+            &HashMap::new(),
+            std::path::Path::new("."),
+            septa_abi::Config::Debug,
+        )
+        .unwrap();
         let spec = built.spec();
         let free = free_ram(&sys.board, &boot());
         let msg = match check(&spec, &sys.board, &free, Config::Debug) {
@@ -432,8 +442,14 @@ size = "1800 MiB"
         let sys = septa_sysdesc::parse_str("t.toml", &small, septa_sysdesc::Format::Toml)
             .unwrap()
             .system;
-        let built =
-            crate::spec::build(&sys, &progs, &HashMap::new(), std::path::Path::new(".")).unwrap();
+        let built = crate::spec::build(
+            &sys,
+            &progs,
+            &HashMap::new(),
+            std::path::Path::new("."),
+            septa_abi::Config::Debug,
+        )
+        .unwrap();
         let fit = check(&built.spec(), &sys.board, &free, Config::Debug).unwrap();
         assert!(fit.used > 512 << 20 && fit.used < fit.free);
     }

@@ -7,7 +7,9 @@
 //! printing, so the PDs print through the UART themselves), with Septa's
 //! kernel or the `--kernel` given, and booted with
 //! `-icount shift=0,sleep=off`, so every
-//! figure is an instruction count that repeats exactly. Results go to
+//! figure is an instruction count that repeats exactly; a system whose
+//! folder holds a file `no-icount` measures rates in wall time instead
+//! (bench/systems/blk-wall) and boots without it. Results go to
 //! `build/bench/results.json` and a chart `build/bench/results.svg`, beside
 //! the real seL4 figures of `bench/reference.toml`.
 
@@ -24,6 +26,12 @@ use crate::harness::{self, Outcome};
 use crate::{cargo, pack, qemu, workspace::Workspace};
 
 const LIMIT: Duration = Duration::from_secs(120);
+/// A benchmark driven from the host moves more (64 MiB for net-bulk).
+const PROBE_LIMIT: Duration = Duration::from_secs(900);
+
+/// A benchmark system that measures rates in wall time holds this file:
+/// it boots without `-icount`.
+pub const NO_ICOUNT_FILE: &str = "no-icount";
 
 /// Reads `[septa-bench] NAME VALUE` from a console line.
 pub fn parse_line(line: &str) -> Option<(String, f64)> {
@@ -93,6 +101,7 @@ pub fn run(
             results.insert("image-bytes".into(), len as f64);
         }
         let log_path = image.path.with_file_name("bench.log");
+        // A system driven from the host (net-bulk) has a probe.
         let probe = match std::fs::read_to_string(sys.join(crate::probe::FILE)) {
             Ok(text) => Some(
                 crate::probe::Probe::parse(&text)
@@ -100,10 +109,24 @@ pub fn run(
             ),
             Err(_) => None,
         };
+        let limit = if probe.is_some() { PROBE_LIMIT } else { LIMIT };
+        if let Ok(mut f) = crate::netprobe::FIGURES.lock() {
+            f.clear();
+        }
+        // A system that measures wall time (a `no-icount` file) runs
+        // with QEMU's clock following the host's.
+        let args: &[&str] = if sys.join(NO_ICOUNT_FILE).is_file() {
+            &[]
+        } else {
+            &qemu::ICOUNT
+        };
         let (mut outcome, log, timed_out) =
-            harness::boot(&image, LIMIT, &log_path, &qemu::ICOUNT, probe.as_ref())?;
+            harness::boot(&image, limit, &log_path, args, probe.as_ref())?;
         outcome.finish(timed_out, &log, &[]);
         let mut figures: Vec<_> = log.lines().filter_map(parse_line).collect();
+        if let Ok(mut f) = crate::netprobe::FIGURES.lock() {
+            figures.append(&mut f);
+        }
         if let Some(g) = image.guests.first() {
             match guest_figures(&g.artefacts, &outcome, &log, &figures) {
                 Ok(more) => figures.extend(more),

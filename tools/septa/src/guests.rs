@@ -44,6 +44,7 @@ const LARGE_PAGE: u64 = 2 << 20;
 const PAGE: u64 = 4 << 10;
 
 /// A guest prepared for PD `pd`.
+#[derive(Clone)]
 pub struct Prepared {
     pub pd: usize,
     pub artefacts: Artefacts,

@@ -130,6 +130,8 @@ struct System {
     /// `bare-qemu` file: [`crate::guest::bare::suite_case`]); the file's
     /// text names the VM, if the system has several.
     bare: Option<Option<String>>,
+    /// The host drives several boots (a `session` file: [`crate::session`]).
+    session: Option<Result<crate::session::Kind, String>>,
 }
 
 /// A test system's description: `system.toml`, else its one `*.system`
@@ -185,6 +187,11 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
         let config = septa_sysdesc::described_config(&file)
             .map_err(|r| miette::miette!("{}", r.render()))?
             .unwrap_or(Config::Debug);
+        let session = match std::fs::read_to_string(path.join(crate::session::FILE)) {
+            Ok(text) => Some(crate::session::Kind::parse(&text).map_err(|e| e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => Some(Err(format!("cannot read {}: {e}", crate::session::FILE))),
+        };
         let bare = std::fs::read_to_string(path.join(crate::guest::bare::TEST_FILE))
             .ok()
             .map(|s| Some(s.trim().to_string()).filter(|s| !s.is_empty()));
@@ -197,6 +204,7 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
             xfail,
             config,
             bare,
+            session,
         });
     }
     // The README's default system is a test too, so `cargo septa run`
@@ -216,6 +224,7 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
             probe: None,
             xfail: None,
             bare: None,
+            session: None,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -253,6 +262,8 @@ pub fn boot(
     qemu_args: &[&str],
     probe: Option<&Probe>,
 ) -> Result<(Outcome, String, bool)> {
+    // Host ports chosen for this run: forwards, and the injection port.
+    let (image, net) = &per_run_ports(image, probe.is_some_and(Probe::injects))?;
     let mut cmd = qemu::headless(image)?;
     // A probe that types on the UART gets QEMU's standard input, which is
     // the UART's receive side (`-serial stdio`).
@@ -296,9 +307,10 @@ pub fn boot(
             .collect();
         let verdict = tx.clone();
         let mut uart = uart.take();
+        let net = net.clone();
         std::thread::spawn(move || {
             let input = uart.as_mut().map(|u| u as &mut dyn std::io::Write);
-            let _ = verdict.send(Event::Probe(p.run(&line_rx, &sockets, input)));
+            let _ = verdict.send(Event::Probe(p.run_net(&line_rx, &sockets, input, &net)));
         });
         line_tx
     });
@@ -326,7 +338,9 @@ pub fn boot(
                     // A probe that has finished no longer listens.
                     let _ = t.send(raw);
                 }
-                if outcome.feed(&line) {
+                // A system done before its probe goes on being read (and
+                // logged, and shown to the probe) until the probe is.
+                if outcome.feed(&line) && !probe_pending {
                     break;
                 }
             }
@@ -338,6 +352,9 @@ pub fn boot(
                 // The host's side has failed: no point in waiting longer.
                 if failed {
                     outcome.stopped_early = true;
+                    break;
+                }
+                if outcome.done {
                     break;
                 }
             }
@@ -379,6 +396,29 @@ pub fn boot(
     }
     std::fs::write(log_path, &log).into_diagnostic()?;
     Ok((outcome, log, timed_out))
+}
+
+/// `image` with fresh host ports for its forwards (free ports of the
+/// loopback, so systems booted side by side never clash), and an
+/// injection port if `inject`; what the probe needs to know of them.
+fn per_run_ports(image: &Image, inject: bool) -> Result<(Image, crate::netprobe::NetEnv)> {
+    use crate::netprobe::{free_port, NetEnv};
+    let mut img = image.clone();
+    let mut env = NetEnv::default();
+    for d in &mut img.machine.devices {
+        for (proto, host, guest) in &mut d.forwards {
+            *host = free_port(*proto).into_diagnostic()?;
+            env.forwards.insert((*proto, *guest), *host);
+        }
+    }
+    if inject {
+        let udp = || free_port(septa_sysdesc::Proto::Udp).into_diagnostic();
+        let (qemu_in, qemu_out, ours) = (udp()?, udp()?, udp()?);
+        img.machine.inject = Some((qemu_in, qemu_out, ours));
+        let at = |p| std::net::SocketAddr::from(([127, 0, 0, 1], p));
+        env.inject = Some((at(qemu_in), at(ours)));
+    }
+    Ok((img, env))
 }
 
 /// What arrives while a system runs.
@@ -559,6 +599,20 @@ pub fn run(
                     } else {
                         limit
                     };
+                    if let Some(kind) = s.session.clone() {
+                        std::thread::spawn(move || {
+                            let r = kind
+                                .map_err(|e| miette::miette!("tests/systems/{name}/{e}"))
+                                .and_then(|k| crate::session::run(&img, &k, limit, qemu_args))
+                                .and_then(|(mut o, log)| {
+                                    std::fs::write(&log_path, &log).into_diagnostic()?;
+                                    o.finish(false, &log, &expect);
+                                    Ok((o, log))
+                                });
+                            let _ = tx.send((name, r));
+                        });
+                        continue;
+                    }
                     std::thread::spawn(move || {
                         let r = boot(&img, limit, &log_path, qemu_args, probe.as_ref()).map(
                             |(mut o, log, timed_out)| {

@@ -45,6 +45,7 @@ impl Board {
 }
 
 /// A packed image and where QEMU must put it.
+#[derive(Clone)]
 pub struct Image {
     pub path: PathBuf,
     pub load_addr: u64,
@@ -270,11 +271,19 @@ pub fn build_system(
     );
     let text = composed.report(&sys, &kernel_line, image_len, &guests);
     std::fs::write(dir.join(REPORT_FILE), text).into_diagnostic()?;
+    // Test systems get fresh disks, unless the test keeps them.
+    let keep = base.join(crate::disk::KEEP_FILE).is_file();
+    let place = if for_test && !keep {
+        crate::disk::Place::Fresh
+    } else {
+        crate::disk::Place::Described
+    };
+    let disks = crate::disk::prepare(&sys, base, &dir, place)?;
     Ok(Image {
         path: out,
         load_addr,
         config,
-        machine: crate::qemu::Machine::for_system(&sys, base, &dir),
+        machine: crate::qemu::Machine::for_system(&sys, base, &dir, &disks),
         guests,
     })
 }
@@ -407,7 +416,7 @@ pub fn compose(
 
     // The spec, its blob, and the check that it fits.
     let progs: Vec<spec::Program> = images.iter().map(|image| spec::Program { image }).collect();
-    let built = spec::build(sys, &progs, &paddrs, base).map_err(|e| miette!("{e}"))?;
+    let built = spec::build(sys, &progs, &paddrs, base, config).map_err(|e| miette!("{e}"))?;
     let mut the_spec = built.spec();
     the_spec.test_harness = for_test;
     the_spec

@@ -18,6 +18,13 @@
 //! | `after TEXT [LIMIT]` | wait until a line of the serial console (the PDs' output) contains TEXT |
 //! | `send CONSOLE TEXT` | write TEXT to the host end of the system's virtio console CONSOLE; CONSOLE `uart` is the board's UART (QEMU's standard input), which the serial subsystem reads |
 //! | `expect CONSOLE TEXT [LIMIT]` | read from virtio console CONSOLE until what arrived since the last `expect` contains TEXT |
+//! | `http PORT PATH TEXT [LIMIT]` | `GET PATH` on the host port forwarded to guest TCP port PORT; the response must contain TEXT |
+//! | `tcp-echo PORT SIZE [LIMIT]` | send SIZE pseudo-random bytes (`10MiB`, `4096`) to guest TCP port PORT while reading them back; the hashes must agree |
+//! | `tcp-send PORT SIZE [LIMIT]` | send SIZE pseudo-random bytes to guest TCP port PORT, close, and wait until the guest closes; the wall-clock rate is a benchmark figure |
+//! | `udp-echo PORT COUNT [LIMIT]` | send COUNT datagrams of varied sizes to guest UDP port PORT, each until it comes back |
+//! | `fuzz PORT COUNT [LIMIT]` | inject COUNT malformed, truncated, oversized and random frames into the system's network card (the harness adds an injection port), checking between bursts that the stack answers pings; the counters of `/api/status` on guest TCP port PORT must account for every frame the stack was sure to see and drop |
+//! | `tcp-accept PORT TEXT [LIMIT]` | listen on the host's 127.0.0.1:PORT (the system reaches it as 10.0.2.2:PORT) and accept one connection that must carry TEXT |
+//! | `no-line TEXT` | no console line so far contains TEXT |
 //! | `lines N PATTERN... [LIMIT]` | wait until the serial console has shown, for every PATTERN (a text with one `{}`), the N lines it makes with `{}` = 1, 2, ..., N, in that order; every console line that contains a PATTERN's text before `{}` must be the next of its lines exactly (after ANSI colour codes are removed), or the step fails: a torn, lost, repeated or reordered line |
 //!
 //! TEXT is in double quotes, with the escapes `\n`, `\r`, `\t`, `\\`, `\"`
@@ -38,6 +45,8 @@ use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use crate::netprobe::NetEnv;
+
 /// The name of the file in a test system's folder.
 pub const FILE: &str = "probe";
 
@@ -53,10 +62,49 @@ pub const UART: &str = "uart";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    After { text: String },
-    Send { console: String, bytes: Vec<u8> },
-    Expect { console: String, bytes: Vec<u8> },
-    Lines { count: u32, patterns: Vec<Pattern> },
+    After {
+        text: String,
+    },
+    Send {
+        console: String,
+        bytes: Vec<u8>,
+    },
+    Expect {
+        console: String,
+        bytes: Vec<u8>,
+    },
+    Lines {
+        count: u32,
+        patterns: Vec<Pattern>,
+    },
+    Http {
+        port: u16,
+        path: String,
+        want: String,
+    },
+    TcpEcho {
+        port: u16,
+        size: u64,
+    },
+    TcpSend {
+        port: u16,
+        size: u64,
+    },
+    UdpEcho {
+        port: u16,
+        count: u32,
+    },
+    Fuzz {
+        port: u16,
+        count: u64,
+    },
+    NoLine {
+        text: String,
+    },
+    TcpAccept {
+        port: u16,
+        want: Vec<u8>,
+    },
 }
 
 /// A `lines` pattern: the text before and after its `{}`.
@@ -154,6 +202,18 @@ pub enum ProbeError {
     },
     #[error("line {line}: the system has no UART input for the probe to type on")]
     NoUart { line: usize },
+    #[error("line {line}: {what}: {why}")]
+    Net {
+        line: usize,
+        what: String,
+        why: String,
+    },
+    #[error("line {line}: the console showed {got:?}, which contains {text:?}")]
+    Unwanted {
+        line: usize,
+        text: String,
+        got: String,
+    },
 }
 
 impl Probe {
@@ -212,9 +272,58 @@ impl Probe {
                         (Action::Expect { console, bytes }, true)
                     }
                 }
+                "http" => {
+                    let port = take_port(&mut rest).map_err(err)?;
+                    let path = String::from_utf8(take_text(&mut rest).map_err(err)?)
+                        .map_err(|_| err("the path must be UTF-8 text".into()))?;
+                    let want = String::from_utf8(take_text(&mut rest).map_err(err)?)
+                        .map_err(|_| err("the text must be UTF-8".into()))?;
+                    (Action::Http { port, path, want }, true)
+                }
+                "tcp-echo" | "tcp-send" => {
+                    let port = take_port(&mut rest).map_err(err)?;
+                    let size = parse_size(take_word(&mut rest)).map_err(err)?;
+                    if word == "tcp-echo" {
+                        (Action::TcpEcho { port, size }, true)
+                    } else {
+                        (Action::TcpSend { port, size }, true)
+                    }
+                }
+                "udp-echo" | "fuzz" => {
+                    let port = take_port(&mut rest).map_err(err)?;
+                    let w = take_word(&mut rest);
+                    let n: u64 = w
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| err(format!("`{word}` needs a count, not `{w}`")))?;
+                    if word == "fuzz" {
+                        (Action::Fuzz { port, count: n }, true)
+                    } else {
+                        (
+                            Action::UdpEcho {
+                                port,
+                                count: u32::try_from(n).unwrap_or(u32::MAX),
+                            },
+                            true,
+                        )
+                    }
+                }
+                "tcp-accept" => {
+                    let port = take_port(&mut rest).map_err(err)?;
+                    let want = take_text(&mut rest).map_err(err)?;
+                    (Action::TcpAccept { port, want }, true)
+                }
+                "no-line" => (
+                    Action::NoLine {
+                        text: String::from_utf8(take_text(&mut rest).map_err(err)?)
+                            .map_err(|_| err("the text must be UTF-8".into()))?,
+                    },
+                    false,
+                ),
                 other => {
                     return Err(err(format!(
-                        "unknown step `{other}`: use `after`, `send`, `expect` or `lines`"
+                        "unknown step `{other}`: use `after`, `send`, `expect`, `lines`, `http`, `tcp-echo`, `tcp-send`, `udp-echo`, `fuzz`, `tcp-accept` or `no-line`"
                     )))
                 }
             };
@@ -253,23 +362,96 @@ impl Probe {
             .any(|s| matches!(&s.action, Action::Send { console, .. } if console == UART))
     }
 
-    /// Runs the steps: `lines` brings the serial console's lines as they
-    /// arrive (and closes when the system stops), `sockets` maps each
-    /// console's name to its socket, `uart` is QEMU's standard input (if
-    /// the probe types on the UART). Stops at the first failing step.
+    /// Whether the probe injects frames (then the harness gives the
+    /// system's network card an injection port).
+    pub fn injects(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s.action, Action::Fuzz { .. }))
+    }
+
+    /// Runs the steps with no network (see [`Probe::run_net`]).
+    #[cfg(test)]
     pub fn run(
         &self,
         lines: &Receiver<String>,
         sockets: &HashMap<String, PathBuf>,
+        uart: Option<&mut dyn Write>,
+    ) -> Result<(), ProbeError> {
+        self.run_net(lines, sockets, uart, &NetEnv::default())
+    }
+
+    /// Runs the steps: `lines` brings the serial console's lines as they
+    /// arrive (and closes when the system stops), `sockets` maps each
+    /// console's name to its socket, `uart` is QEMU's standard input (if
+    /// the probe types on the UART), `net` where the system's forwarded
+    /// ports are. Stops at the first failing step.
+    pub fn run_net(
+        &self,
+        lines: &Receiver<String>,
+        sockets: &HashMap<String, PathBuf>,
         mut uart: Option<&mut dyn Write>,
+        net: &NetEnv,
     ) -> Result<(), ProbeError> {
         let mut conns: HashMap<String, Conn> = HashMap::new();
+        let mut seen: Vec<String> = Vec::new();
         for step in &self.steps {
             let deadline = Instant::now() + step.limit;
+            let fail = |what: &str, why: String| ProbeError::Net {
+                line: step.line,
+                what: what.to_string(),
+                why,
+            };
             match &step.action {
-                Action::After { text } => wait_for_line(lines, text, step, deadline)?,
+                Action::After { text } => wait_for_line(lines, text, step, deadline, &mut seen)?,
                 Action::Lines { count, patterns } => {
-                    wait_for_lines(lines, *count, patterns, step, deadline)?
+                    wait_for_lines(lines, *count, patterns, step, deadline, &mut seen)?
+                }
+                Action::Http { port, path, want } => {
+                    let what = format!("GET {path} on tcp/{port}");
+                    let r = crate::netprobe::http_get(net, *port, path, deadline)
+                        .map_err(|e| fail(&what, e))?;
+                    if !r.contains(want.as_str()) {
+                        return Err(fail(
+                            &what,
+                            format!("the response lacks {want:?}: {}", quote(r.as_bytes())),
+                        ));
+                    }
+                }
+                Action::TcpEcho { port, size } => {
+                    let what = format!("TCP echo on tcp/{port}");
+                    let r = crate::netprobe::tcp_echo(net, *port, *size, deadline)
+                        .map_err(|e| fail(&what, e))?;
+                    println!("   probe: {what}: {r}");
+                }
+                Action::TcpSend { port, size } => {
+                    let what = format!("TCP stream to tcp/{port}");
+                    let r = crate::netprobe::tcp_send(net, *port, *size, deadline)
+                        .map_err(|e| fail(&what, e))?;
+                    println!("   probe: {what}: {r}");
+                }
+                Action::UdpEcho { port, count } => {
+                    let what = format!("UDP echo on udp/{port}");
+                    let r = crate::netprobe::udp_echo(net, *port, *count, deadline)
+                        .map_err(|e| fail(&what, e))?;
+                    println!("   probe: {what}: {r}");
+                }
+                Action::Fuzz { port, count } => fuzz_step(net, *port, *count, deadline, &fail)?,
+                Action::TcpAccept { port, want } => {
+                    crate::netprobe::tcp_accept(*port, want, deadline)
+                        .map_err(|e| fail(&format!("accepting on the host's tcp/{port}"), e))?
+                }
+                Action::NoLine { text } => {
+                    while let Ok(l) = lines.try_recv() {
+                        seen.push(l);
+                    }
+                    if let Some(l) = seen.iter().find(|l| l.contains(text.as_str())) {
+                        return Err(ProbeError::Unwanted {
+                            line: step.line,
+                            text: text.clone(),
+                            got: plain(l),
+                        });
+                    }
                 }
                 Action::Send { console, bytes } if console == UART => {
                     let Some(input) = uart.as_deref_mut() else {
@@ -309,17 +491,98 @@ impl Probe {
     }
 }
 
+/// The fuzz step: counters before, the frames, counters after.
+fn fuzz_step(
+    net: &NetEnv,
+    port: u16,
+    count: u64,
+    deadline: Instant,
+    fail: &dyn Fn(&str, String) -> ProbeError,
+) -> Result<(), ProbeError> {
+    use crate::netprobe::{fuzz, http_get, json_number};
+    let what = format!("fuzz through the card, counters from tcp/{port}");
+    let status = |d| -> Result<(u64, u64, String), ProbeError> {
+        let r = http_get(net, port, "/api/status", d).map_err(|e| fail(&what, e))?;
+        let n = |k| {
+            json_number(&r, k)
+                .ok_or_else(|| fail(&what, format!("no `{k}` in {}", quote(r.as_bytes()))))
+        };
+        Ok((n("rx_frames")?, n("rx_dropped")?, r))
+    };
+    let (frames0, dropped0, r) = status(deadline)?;
+    let field = |k: &str| {
+        r.split(&format!("\"{k}\":\""))
+            .nth(1)
+            .and_then(|t| t.split('"').next())
+            .map(String::from)
+    };
+    let ip = field("address").and_then(|a| {
+        let v: Vec<u8> = a.split('.').filter_map(|x| x.parse().ok()).collect();
+        <[u8; 4]>::try_from(v).ok()
+    });
+    let mac = field("mac").and_then(|a| {
+        let v: Vec<u8> = a
+            .split(':')
+            .filter_map(|x| u8::from_str_radix(x, 16).ok())
+            .collect();
+        <[u8; 6]>::try_from(v).ok()
+    });
+    let (Some(ip), Some(mac)) = (ip, mac) else {
+        return Err(fail(&what, "no address or MAC in /api/status".into()));
+    };
+    let rep = match fuzz(net, mac, ip, count, deadline) {
+        Ok(r) => r,
+        Err(e) => {
+            // What the stack says now, if it still answers over HTTP.
+            let now = http_get(
+                net,
+                port,
+                "/api/status",
+                Instant::now() + Duration::from_secs(10),
+            );
+            let body = now.map_or_else(
+                |e| e,
+                |r| r.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
+            );
+            return Err(fail(
+                &what,
+                format!("{e}; /api/status then: {}", body.trim()),
+            ));
+        }
+    };
+    let (frames1, dropped1, _) = status(deadline)?;
+    let (frames, dropped) = (frames1 - frames0, dropped1 - dropped0);
+    println!(
+        "   probe: fuzz: {} frames sent, {} sure to reach the stack ({} sure to be dropped); the stack counted {frames} received, {dropped} dropped",
+        rep.sent, rep.seen, rep.dropped
+    );
+    if frames < rep.seen || dropped < rep.dropped {
+        return Err(fail(
+            &what,
+            format!(
+                "the counters do not account for the frames: {frames} received (at least {} due), {dropped} dropped (at least {} due)",
+                rep.seen, rep.dropped
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn wait_for_line(
     lines: &Receiver<String>,
     text: &str,
     step: &Step,
     deadline: Instant,
+    seen: &mut Vec<String>,
 ) -> Result<(), ProbeError> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match lines.recv_timeout(left) {
-            Ok(l) if l.contains(text) => return Ok(()),
-            Ok(_) => {}
+            Ok(l) if l.contains(text) => {
+                seen.push(l);
+                return Ok(());
+            }
+            Ok(l) => seen.push(l),
             Err(RecvTimeoutError::Timeout) => {
                 return Err(ProbeError::NoMarker {
                     line: step.line,
@@ -364,6 +627,7 @@ fn wait_for_lines(
     patterns: &[Pattern],
     step: &Step,
     deadline: Instant,
+    seen: &mut Vec<String>,
 ) -> Result<(), ProbeError> {
     let mut next = vec![1u32; patterns.len()];
     let missing = |next: &[u32]| {
@@ -388,6 +652,7 @@ fn wait_for_lines(
             }
         };
         let line = plain(&raw);
+        seen.push(raw);
         for (p, n) in patterns.iter().zip(next.iter_mut()) {
             if !line.contains(&p.stem) {
                 continue;
@@ -509,6 +774,38 @@ fn quote(bytes: &[u8]) -> String {
         s += &format!(" (and {} more bytes)", bytes.len() - QUOTE_MAX);
     }
     s
+}
+
+/// A port number.
+fn take_port(rest: &mut &str) -> Result<u16, String> {
+    let w = take_word(rest);
+    w.parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("expected a port (1 to 65535), not `{w}`"))
+}
+
+/// A size: bytes, or a number with `KiB` or `MiB`.
+fn parse_size(w: &str) -> Result<u64, String> {
+    let (num, unit) = match w.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => w.split_at(i),
+        None => (w, ""),
+    };
+    let mult = match unit {
+        "" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        _ => {
+            return Err(format!(
+                "`{w}`: a size is bytes, or a number with KiB or MiB"
+            ))
+        }
+    };
+    num.parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(|n| n * mult)
+        .ok_or_else(|| format!("`{w}` is not a size"))
 }
 
 /// The next word (up to whitespace), or a quoted text left in place.

@@ -39,6 +39,15 @@ pub enum MachineError {
     SocketPath(PathBuf),
 }
 
+/// How a block device's image is attached. `cache=writeback` is QEMU's
+/// default made explicit: writes go to the host's page cache, and a
+/// guest's flush is an `fdatasync` of the image, so a flush the device
+/// completes is on the host's disk (`cache=unsafe` would ignore flushes;
+/// `none` and `directsync` need O_DIRECT, which tmpfs refuses). Errors are
+/// reported to the guest (`werror`, `rerror`), which answers them as
+/// error responses, rather than pausing the machine.
+pub const DRIVE_OPTIONS: &str = "format=raw,if=none,cache=writeback,werror=report,rerror=report";
+
 /// One virtio device on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
@@ -70,6 +79,10 @@ pub struct Machine {
     /// clients, in the order of their numbers; the first has the keyboard
     /// at start).
     pub uart_input: Vec<String>,
+    /// Frame injection into the first net device (a test probe's `fuzz`):
+    /// the UDP ports on 127.0.0.1 where QEMU reads frames to inject and
+    /// from which it mirrors the card's, and the host's peer port.
+    pub inject: Option<(u16, u16, u16)>,
 }
 
 impl Machine {
@@ -83,12 +96,19 @@ impl Machine {
             devices: Vec::new(),
             dir: dir.to_path_buf(),
             uart_input: Vec::new(),
+            inject: None,
         }
     }
 
     /// The machine for `sys`, whose description lives in `base`, with its
-    /// sockets in `dir`.
-    pub fn for_system(sys: &System, base: &Path, dir: &Path) -> Machine {
+    /// sockets in `dir` and its block devices' images where `disks` says
+    /// (else the file each names, from `base`).
+    pub fn for_system(
+        sys: &System,
+        base: &Path,
+        dir: &Path,
+        disks: &[(String, PathBuf)],
+    ) -> Machine {
         let mut m = Machine::bare(&sys.board, dir);
         if let Some(serial) = &sys.serial {
             m.uart_input = serial
@@ -108,7 +128,11 @@ impl Machine {
                 name: v.name.clone(),
                 kind: v.kind,
                 slot: v.slot,
-                file: v.file.as_ref().map(|f| base.join(f)),
+                file: disks
+                    .iter()
+                    .find(|(name, _)| name == &v.name)
+                    .map(|(_, p)| p.clone())
+                    .or_else(|| v.file.as_ref().map(|f| base.join(f))),
                 forwards,
             });
         }
@@ -130,6 +154,21 @@ impl Machine {
             septa_serial_protocol::keys::HOW,
             list.join(", ")
         ))
+    }
+
+    /// What a person can reach from the host: one line per forwarded
+    /// port, with a URL for HTTP's usual ports.
+    pub fn forward_help(&self) -> Vec<String> {
+        self.devices
+            .iter()
+            .flat_map(|d| d.forwards.iter())
+            .map(|(proto, host, guest)| match (proto, guest) {
+                (Proto::Tcp, 80 | 8080) => {
+                    format!("network: the system's tcp/{guest} is http://localhost:{host}/")
+                }
+                _ => format!("network: the system's {proto}/{guest} is localhost:{host} ({proto})"),
+            })
+            .collect()
     }
 
     /// The socket of console `name`.
@@ -169,7 +208,8 @@ impl Machine {
         // Version 2 of the virtio-mmio interface (virtio 1.0): QEMU 7.2
         // offers the legacy one unless told otherwise.
         a.extend(["-global".into(), "virtio-mmio.force-legacy=false".into()]);
-        for d in &self.devices {
+        let first_net = self.devices.iter().position(|d| d.kind == VirtioKind::Net);
+        for (k, d) in self.devices.iter().enumerate() {
             // Ids from the slot: always valid QEMU ids, whatever the name.
             let id = format!("virtio{}", d.slot);
             let bus = format!("virtio-mmio-bus.{}", d.slot);
@@ -195,6 +235,28 @@ impl Machine {
                         netdev += &format!(",hostfwd={proto}:127.0.0.1:{host}-:{guest}");
                     }
                     pair("-netdev", netdev);
+                    if let Some((qemu_in, qemu_out, peer)) =
+                        self.inject.filter(|_| first_net == Some(k))
+                    {
+                        // Frames from the host straight onto the card's
+                        // wire, past the user network (a filter-redirector
+                        // reads them from a UDP chardev, each a 4-byte
+                        // big-endian length and the frame), and every frame
+                        // the card sends mirrored back the same way.
+                        let udp = |name: &str, local: u16| {
+                            format!("udp,id={name}{id},host=127.0.0.1,port={peer},localaddr=127.0.0.1,localport={local}")
+                        };
+                        pair("-chardev", udp("inject", qemu_in));
+                        pair("-chardev", udp("mirror", qemu_out));
+                        pair(
+                            "-object",
+                            format!("filter-redirector,id=inject-{id},netdev={id},queue=tx,indev=inject{id}"),
+                        );
+                        pair(
+                            "-object",
+                            format!("filter-mirror,id=mirror-{id},netdev={id},queue=rx,outdev=mirror{id}"),
+                        );
+                    }
                     pair(
                         "-device",
                         format!("virtio-net-device,netdev={id},bus={bus}"),
@@ -204,9 +266,15 @@ impl Machine {
                     let file = d.file.as_deref().unwrap_or(Path::new(""));
                     pair(
                         "-drive",
-                        format!("file={},format=raw,if=none,id={id}", quote(file)),
+                        format!("file={},{DRIVE_OPTIONS},id={id}", quote(file)),
                     );
-                    pair("-device", format!("virtio-blk-device,drive={id},bus={bus}"));
+                    // The device id the driver reads: the device's name
+                    // (QEMU keeps 20 bytes; names are plain characters).
+                    let serial: String = d.name.chars().take(20).collect();
+                    pair(
+                        "-device",
+                        format!("virtio-blk-device,drive={id},bus={bus},serial={serial}"),
+                    );
                 }
             }
         }
@@ -356,6 +424,9 @@ pub fn run_interactive(image: &Image, gdb: bool) -> Result<()> {
     if let Some(help) = image.machine.uart_help() {
         eprintln!("   serial input: {help}");
     }
+    for line in image.machine.forward_help() {
+        eprintln!("   {line}");
+    }
     eprintln!("   booting {} (quit with Ctrl-A X)", image.path.display());
     let status = c.status().into_diagnostic()?;
     if status.success() {
@@ -449,7 +520,7 @@ mod tests {
              [[forward]]\nhost = 8080\nguest = 80\n\
              [[forward]]\nhost = 5353\nguest = 53\nproto = \"udp\"\n"
         ));
-        let m = Machine::for_system(&sys, Path::new("/srv"), Path::new("/b/x"));
+        let m = Machine::for_system(&sys, Path::new("/srv"), Path::new("/b/x"), &[]);
         let args = m.args().unwrap();
         assert_eq!(values(&args, "-global"), ["virtio-mmio.force-legacy=false"]);
         assert_eq!(
@@ -462,7 +533,7 @@ mod tests {
         );
         assert_eq!(
             values(&args, "-drive"),
-            [format!("file={disk},format=raw,if=none,id=virtio2")]
+            [format!("file={disk},{DRIVE_OPTIONS},id=virtio2")]
         );
         assert_eq!(
             values(&args, "-device"),
@@ -470,7 +541,7 @@ mod tests {
                 "virtio-serial-device,bus=virtio-mmio-bus.31,id=virtio31",
                 "virtconsole,chardev=virtio31,bus=virtio31.0",
                 "virtio-net-device,netdev=virtio23,bus=virtio-mmio-bus.23",
-                "virtio-blk-device,drive=virtio2,bus=virtio-mmio-bus.2",
+                "virtio-blk-device,drive=virtio2,bus=virtio-mmio-bus.2,serial=disk",
             ]
         );
         let consoles: Vec<_> = m.consoles().collect();
@@ -478,11 +549,43 @@ mod tests {
     }
 
     #[test]
+    fn an_injection_port_reaches_the_card_past_the_user_network() {
+        let sys = system(
+            "[[virtio]]\nname = \"net0\"\nkind = \"net\"\n[[forward]]\nhost = 8080\nguest = 80\n",
+        );
+        let mut m = Machine::for_system(&sys, Path::new("/srv"), Path::new("/b/x"), &[]);
+        assert_eq!(
+            m.forward_help(),
+            ["network: the system's tcp/80 is http://localhost:8080/"]
+        );
+        m.inject = Some((4001, 4002, 4003));
+        let args = m.args().unwrap();
+        assert_eq!(
+            values(&args, "-netdev"),
+            ["user,id=virtio31,hostfwd=tcp:127.0.0.1:8080-:80"]
+        );
+        assert_eq!(
+            values(&args, "-chardev"),
+            [
+                "udp,id=injectvirtio31,host=127.0.0.1,port=4003,localaddr=127.0.0.1,localport=4001",
+                "udp,id=mirrorvirtio31,host=127.0.0.1,port=4003,localaddr=127.0.0.1,localport=4002",
+            ]
+        );
+        assert_eq!(
+            values(&args, "-object"),
+            [
+                "filter-redirector,id=inject-virtio31,netdev=virtio31,queue=tx,indev=injectvirtio31",
+                "filter-mirror,id=mirror-virtio31,netdev=virtio31,queue=rx,outdev=mirrorvirtio31",
+            ]
+        );
+    }
+
+    #[test]
     fn the_uart_help_names_the_clients_by_number() {
         let sys = system(
             "[pd.b]\nprogram = \"b\"\n[serial]\nclients = [\"a\", \"b\"]\ninput = [\"b\", \"a\"]\n",
         );
-        let m = Machine::for_system(&sys, Path::new("."), Path::new("/b"));
+        let m = Machine::for_system(&sys, Path::new("."), Path::new("/b"), &[]);
         assert_eq!(
             m.uart_help().unwrap(),
             "typing goes to `b`; to type to another PD press Ctrl-\\, the number, Enter (0 b, 1 a); Ctrl-A X quits"
@@ -495,7 +598,7 @@ mod tests {
         assert_eq!(quote(Path::new("/a,b/c")), "/a,,b/c");
         let sys = system("[[virtio]]\nname = \"con\"\nkind = \"console\"\n");
         let deep = PathBuf::from(format!("/{}", "d".repeat(100)));
-        let m = Machine::for_system(&sys, Path::new("."), &deep);
+        let m = Machine::for_system(&sys, Path::new("."), &deep, &[]);
         assert!(matches!(m.args(), Err(MachineError::SocketPath(_))));
     }
 

@@ -48,7 +48,7 @@ use septa_sysdesc::{
 use crate::elf::ElfImage;
 
 /// Bits of the root CNode of a PD (Microkit's `PD_ROOT_CAP_BITS`).
-pub const ROOT_CNODE_BITS: u8 = 6;
+pub const ROOT_CNODE_BITS: u8 = septa_abi::microkit::PD_ROOT_CAP_BITS as u8;
 /// Bits of the Microkit CNode (Microkit's `PD_CAP_BITS`: 512 slots).
 pub const PD_CNODE_BITS: u8 = 9;
 /// Size bits of each scheduling context (Microkit: 256 bytes, room for
@@ -187,6 +187,9 @@ impl Space {
 
 struct Builder<'a> {
     sys: &'a System,
+    /// Each PD gets its own TCB (Microkit's benchmark configuration: for
+    /// the kernel's utilisation calls).
+    own_tcb: bool,
     out: Built,
     /// Page tables: (vspace, level, base) to object; level 2 covers 1 GiB,
     /// level 3 covers 2 MiB.
@@ -336,9 +339,11 @@ pub fn build(
     programs: &[Program],
     paddrs: &HashMap<String, u64>,
     base: &Path,
+    config: septa_abi::Config,
 ) -> Result<Built, SpecError> {
     let mut b = Builder {
         sys,
+        own_tcb: config == septa_abi::Config::Benchmark,
         out: Built::default(),
         tables: BTreeMap::new(),
         frames: Vec::new(),
@@ -500,16 +505,15 @@ fn extra_caps(b: &mut Builder, per_pd: &[PdState]) -> Result<(), SpecError> {
                 });
             }
             let src = &per_pd[sys.pd_index(&c.pd).expect("checked by the front end")];
-            let obj = match c.kind {
-                CapKind::Tcb => src.tcb,
-                CapKind::Sc => src.sc,
-                CapKind::Vspace => src.vspace,
+            // A PD may wait on its own notification, never signal it
+            // (the front end allows only its own).
+            let (obj, rights) = match c.kind {
+                CapKind::Tcb => (src.tcb, Rights::ALL),
+                CapKind::Sc => (src.sc, Rights::ALL),
+                CapKind::Vspace => (src.vspace, Rights::ALL),
+                CapKind::Notification => (src.ntfn, Rights::READ),
             };
-            b.slot(
-                per_pd[i].root_cnode,
-                c.slot,
-                Builder::cap(obj, Rights::ALL, 0),
-            );
+            b.slot(per_pd[i].root_cnode, c.slot, Builder::cap(obj, rights, 0));
         }
     }
     Ok(())
@@ -808,7 +812,8 @@ fn fault_route(
 }
 
 /// The Microkit CNode's fixed slots: input, fault endpoint, VSpace, reply,
-/// and the monitor's endpoint (passive PDs) and SMC (when allowed).
+/// its own TCB (benchmark configuration, as Microkit 2.3.0 gives it), and
+/// the monitor's endpoint (passive PDs) and SMC (when allowed).
 fn fixed_slots(b: &mut Builder, i: usize, st: &PdState, fault: FaultRoute, mon_ep: ObjId) {
     let pd = &b.sys.pds[i];
     let input = match st.ep {
@@ -824,6 +829,9 @@ fn fixed_slots(b: &mut Builder, i: usize, st: &PdState, fault: FaultRoute, mon_e
     );
     b.slot(cnode, slot::VSPACE, Builder::cap(st.vspace, Rights::ALL, 0));
     b.slot(cnode, slot::REPLY, Builder::cap(st.reply, Rights::ALL, 0));
+    if b.own_tcb {
+        b.slot(cnode, slot::TCB, Builder::cap(st.tcb, Rights::ALL, 0));
+    }
     if pd.passive {
         b.slot(
             cnode,
@@ -1079,7 +1087,14 @@ b = { pd = "server", id = 0 }
             .system;
         let img = sample();
         let progs: Vec<Program> = sys.pds.iter().map(|_| Program { image: &img }).collect();
-        build(&sys, &progs, &HashMap::new(), Path::new(".")).unwrap()
+        build(
+            &sys,
+            &progs,
+            &HashMap::new(),
+            Path::new("."),
+            septa_abi::Config::Debug,
+        )
+        .unwrap()
     }
 
     fn id(b: &Built, name: &str) -> ObjId {
@@ -1290,7 +1305,14 @@ b = { pd = "server", id = 0 }
             .system;
         let img = sample();
         let progs: Vec<Program> = sys.pds.iter().map(|_| Program { image: &img }).collect();
-        let err = build(&sys, &progs, &HashMap::new(), Path::new(".")).unwrap_err();
+        let err = build(
+            &sys,
+            &progs,
+            &HashMap::new(),
+            Path::new("."),
+            septa_abi::Config::Debug,
+        )
+        .unwrap_err();
         assert!(matches!(err, SpecError::MapOverlap { .. }), "{err}");
     }
 }

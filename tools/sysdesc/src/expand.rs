@@ -1,6 +1,7 @@
-//! What every subsystem's expansion (`[serial]`, `[timer]`) builds with:
-//! generated PDs, maps, regions and channel ends, with the span of the
-//! subsystem's table, and the channel ids a PD has free.
+//! What every subsystem's expansion (`[serial]`, `[timer]`, `[net]`)
+//! builds with: generated PDs, maps, regions and channel ends, with the
+//! span of the subsystem's table, the channel ids a PD has free, and room
+//! in a client's address space.
 
 use crate::check::{DEFAULT_STACK, MAX_ID, SMALL_PAGE};
 use crate::model::*;
@@ -98,4 +99,38 @@ pub(crate) fn channel(a: End, b: End, src: &Src) -> Channel {
         b,
         src: src.clone(),
     }
+}
+
+/// Where the tool starts looking for room for a client's shared regions.
+pub const CLIENT_VADDR: u64 = 0x10_0000_0000;
+
+/// The first address from [`CLIENT_VADDR`] where `size` bytes are free in
+/// PD `pd`'s address space.
+pub(crate) fn room(system: &System, pd: usize, size: u64) -> u64 {
+    let spans: Vec<(u64, u64)> = system.pds[pd]
+        .maps
+        .iter()
+        .filter_map(|m| {
+            let r = system.region(&m.region)?;
+            Some((m.vaddr, m.vaddr.saturating_add(r.size)))
+        })
+        .collect();
+    let mut at = CLIENT_VADDR;
+    while let Some(&(_, end)) = spans
+        .iter()
+        .find(|(s, e)| at < *e && *s < at.saturating_add(size))
+    {
+        at = end.next_multiple_of(SMALL_PAGE);
+    }
+    at
+}
+
+/// The PDs that map `region`, by name (for the expansions' tests).
+#[cfg(test)]
+pub(crate) fn mappers(s: &System, region: &str) -> Vec<String> {
+    s.pds
+        .iter()
+        .filter(|p| p.maps.iter().any(|m| m.region == region))
+        .map(|p| p.name.clone())
+        .collect()
 }

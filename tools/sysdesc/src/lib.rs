@@ -19,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod blk;
 mod board;
 mod check;
 mod diag;
@@ -27,6 +28,7 @@ pub mod graph;
 mod guest;
 mod kind;
 mod model;
+pub mod net;
 pub mod serial;
 pub mod timer;
 mod toml_front;
@@ -37,6 +39,7 @@ mod xml_front;
 
 use std::path::Path;
 
+pub use blk::{BlkDisk, BlkPartition, PartitionTable};
 pub use board::{
     Arch, Board, BoardTrigger, Device, KernelConfig, Owner, Ppi, Qemu, Range, Reserved,
 };
@@ -48,9 +51,11 @@ pub use model::*;
 pub mod limits {
     pub use crate::check::{
         ipc_buffer_vaddr, pd_map_limit, stack_top, vm_map_limit, CAP_SLOTS, DEFAULT_STACK, MAX_ID,
-        MAX_PDS, MAX_STACK, MIN_STACK, PAGE_SIZES,
+        MAX_PDS, MAX_STACK, MAX_SYMBOL_INDEX, MIN_STACK, PAGE_SIZES,
     };
 }
+
+pub use check::split_symbol;
 
 /// Which language a description is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

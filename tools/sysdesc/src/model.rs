@@ -89,10 +89,15 @@ pub struct System {
     pub virtio: Vec<Virtio>,
     pub domains: Option<Domains>,
     pub io_spaces: Vec<IoSpace>,
+    /// Block subsystems (`[blk.DEVICE]`, Septa's addition), already
+    /// expanded into the PDs, regions and channels above.
+    pub blk: Vec<crate::blk::BlkDisk>,
     /// The serial subsystem `[serial]` expanded into (Septa's addition).
     pub serial: Option<Serial>,
     /// The timer subsystem `[timer]` expanded into (Septa's addition).
     pub timer: Option<Timer>,
+    /// The network subsystem `[net]` expanded into (Septa's addition).
+    pub net: Option<Net>,
 }
 
 fn config_name<S: serde::Serializer>(
@@ -116,10 +121,11 @@ impl System {
     /// the allocator chooses it, as Microkit's tool does).
     pub fn needs_phys(&self, name: &str) -> bool {
         self.region(name).is_some_and(|r| r.phys.is_some())
-            || self
-                .pds
-                .iter()
-                .any(|p| p.setvars.iter().any(|s| s.region == name))
+            || self.pds.iter().any(|p| {
+                p.setvars
+                    .iter()
+                    .any(|s| s.value == SetValue::Paddr(name.to_string()))
+            })
     }
 
     /// The board device a region or IRQ names with `device = "NAME"`: a
@@ -212,6 +218,9 @@ pub struct Pd {
 pub enum Subsystem {
     Serial,
     Timer,
+    Net,
+    /// A `[blk.DEVICE]` section: its driver and virtualiser.
+    Blk,
 }
 
 impl std::fmt::Display for Subsystem {
@@ -219,8 +228,38 @@ impl std::fmt::Display for Subsystem {
         f.write_str(match self {
             Subsystem::Serial => "serial",
             Subsystem::Timer => "timer",
+            Subsystem::Net => "net",
+            Subsystem::Blk => "blk",
         })
     }
+}
+
+/// The network subsystem, as `[net]` expanded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Net {
+    /// The virtio net device.
+    pub device: String,
+    /// Indices into [`System::pds`].
+    pub driver: usize,
+    pub virt_rx: usize,
+    pub virt_tx: usize,
+    pub stack: usize,
+    /// The stack's MAC.
+    pub mac: [u8; 6],
+    /// `dhcp`, or the static address (`a.b.c.d/n via g`).
+    pub address: String,
+    /// The cells, cell i on the stack's channel 2 + i.
+    pub cells: Vec<NetCell>,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+/// A cell of the network stack and its ports (`tcp/80`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetCell {
+    pub pd: usize,
+    pub listen: Vec<String>,
+    pub connect: Vec<String>,
 }
 
 /// The timer subsystem, as `[timer]` expanded it.
@@ -458,13 +497,47 @@ impl Irq {
     }
 }
 
-/// A variable set to the physical address of a region.
+/// A variable the tool sets in the PD's image (`setvars`): Microkit's
+/// physical address of a region, or (Septa's additions) a region's size, a
+/// number or a text. `symbol` may index an array (`NAME[INDEX]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SetVar {
     pub symbol: String,
-    pub region: String,
+    pub value: SetValue,
     #[serde(skip)]
     pub src: Src,
+}
+
+/// What a `setvars` entry writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SetValue {
+    /// The physical address of the region (`region`; the region gets a
+    /// fixed address).
+    Paddr(String),
+    /// The size of the region in bytes (`region_size`).
+    Size(String),
+    /// A number (`value`).
+    Number(u64),
+    /// Text, NUL-padded (`text`): at most [`SetValue::TEXT_MAX`] bytes.
+    Text(String),
+}
+
+impl SetValue {
+    /// Bytes of a text element: a text fills a symbol of at least this
+    /// size, or one element of this size of an indexed array; it keeps a
+    /// NUL at its end.
+    pub const TEXT_ELEMENT: u64 = 64;
+    /// The longest text.
+    pub const TEXT_MAX: usize = Self::TEXT_ELEMENT as usize - 1;
+
+    /// The region this value reads, if any.
+    pub fn region(&self) -> Option<&str> {
+        match self {
+            SetValue::Paddr(r) | SetValue::Size(r) => Some(r),
+            SetValue::Number(_) | SetValue::Text(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -484,6 +557,10 @@ pub enum CapKind {
     Tcb,
     Sc,
     Vspace,
+    /// Septa's addition: the PD's own notification (the one bound to its
+    /// TCB), read-only, so that it can wait for notifications alone while
+    /// it serves a protected call (`septa_runtime::OwnNotification`).
+    Notification,
 }
 
 /// An extra capability placed in a PD's CSpace (Microkit's `<cspace>`).
@@ -722,6 +799,10 @@ pub struct Virtio {
     /// A block device's backing file, as written (relative to the
     /// description's folder).
     pub file: Option<PathBuf>,
+    /// A block device's size: the tool makes the image (of this size, and
+    /// partitioned if a `[blk]` section names the device) when the file is
+    /// missing, and gives each test run a fresh one.
+    pub size: Option<u64>,
     #[serde(skip)]
     pub src: Src,
 }

@@ -28,7 +28,7 @@ use septa_serial_protocol::wiring::{self, MAX_CLIENTS};
 
 use crate::check::SMALL_PAGE;
 use crate::diag::{Kind, Sink, Span};
-use crate::expand::{channel, end, free_ids, map, pd, region};
+use crate::expand::{channel, end, free_ids, map, pd, region, room};
 use crate::model::*;
 
 /// The PDs the expansion adds.
@@ -45,9 +45,6 @@ pub const VIRT_RX_PROGRAM: &str = "serial-virt-rx";
 pub const DRIVER_PRIORITY: u8 = 254;
 pub const VIRT_TX_PRIORITY: u8 = 253;
 pub const VIRT_RX_PRIORITY: u8 = 252;
-
-/// Where the tool starts looking for room for a client's queues.
-pub const CLIENT_VADDR: u64 = 0x10_0000_0000;
 
 /// The driver's and the virtualisers' own maps (they have no others).
 const UART_VADDR: u64 = 0x2000_0000;
@@ -354,27 +351,6 @@ fn rx_region(pd: &str) -> String {
     format!("serial_rx_{pd}")
 }
 
-/// The first address from [`CLIENT_VADDR`] where `size` bytes are free in
-/// PD `pd`'s address space.
-fn room(system: &System, pd: usize, size: u64) -> u64 {
-    let spans: Vec<(u64, u64)> = system.pds[pd]
-        .maps
-        .iter()
-        .filter_map(|m| {
-            let r = system.region(&m.region)?;
-            Some((m.vaddr, m.vaddr.saturating_add(r.size)))
-        })
-        .collect();
-    let mut at = CLIENT_VADDR;
-    while let Some(&(_, end)) = spans
-        .iter()
-        .find(|(s, e)| at < *e && *s < at.saturating_add(size))
-    {
-        at = end.next_multiple_of(SMALL_PAGE);
-    }
-    at
-}
-
 /// What the checks settled.
 struct Plan {
     device: crate::board::Device,
@@ -644,6 +620,7 @@ fn build(system: &mut System, plan: Plan) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expand::mappers;
     use crate::{parse_str, Format};
 
     const SYSTEM: &str = r#"
@@ -678,15 +655,6 @@ input = ["shell"]
             .system
     }
 
-    /// The PDs that map `region`, by name.
-    fn mappers(s: &System, region: &str) -> Vec<String> {
-        s.pds
-            .iter()
-            .filter(|p| p.maps.iter().any(|m| m.region == region))
-            .map(|p| p.name.clone())
-            .collect()
-    }
-
     #[test]
     fn each_queue_is_shared_by_its_two_ends_alone() {
         let s = system();
@@ -713,14 +681,14 @@ input = ["shell"]
             .find(|m| m.region == "serial_tx_shell")
             .unwrap();
         // The description's own map holds the first 8 KiB from 0x10_0000_0000.
-        assert_eq!(tx.vaddr, CLIENT_VADDR + 0x2000);
+        assert_eq!(tx.vaddr, crate::expand::CLIENT_VADDR + 0x2000);
         assert_eq!(tx.setvar_vaddr.as_deref(), Some(wiring::client::TX));
         let rx = shell
             .maps
             .iter()
             .find(|m| m.region == "serial_rx_shell")
             .unwrap();
-        assert_eq!(rx.vaddr, CLIENT_VADDR + 0x4000);
+        assert_eq!(rx.vaddr, crate::expand::CLIENT_VADDR + 0x4000);
         // shell's channel 0 is the description's: the serial ones are 1 and 2.
         let ends: Vec<(u64, Option<&str>)> = s
             .channels

@@ -729,7 +729,7 @@ fn reply_grant(cx: &mut Cx) -> Outcome {
         cap_tag::NULL
     );
     // Then through the original, which may grant.
-    thread::reset();
+    thread::next_round()?;
     post(0, ep.bits());
     post(1, n.bits());
     post(2, slot.bits());
@@ -807,7 +807,7 @@ fn reply_reused(cx: &mut Cx) -> Outcome {
         reply(r, 0x40 + round, &[round]);
         t.join()?;
         check_eq!(mail(8), 0x40 + round, round);
-        thread::reset();
+        thread::next_round()?;
         post(0, ep.bits());
     }
     Ok(())

@@ -9,7 +9,7 @@ use septa_sel4::cap::cap_type::*;
 use septa_sel4::invocation::Invocation;
 use septa_sel4::{syscall, Cap, Error, SmcContext};
 
-use crate::cases::util::{raw, ALL};
+use crate::cases::util::{raw, settle, ALL};
 use crate::env::{self, Cx};
 use crate::report::Outcome;
 use crate::thread::{self, mail, post, Spawn};
@@ -43,6 +43,10 @@ pub const CASES: &[Case] = &[
     Case {
         name: "syscall/yield-returns",
         run: yield_returns,
+    },
+    Case {
+        name: "harness/joined-thread-stays-stopped",
+        run: joined_thread_stays_stopped,
     },
 ];
 
@@ -196,6 +200,29 @@ fn yield_returns(cx: &mut Cx) -> Outcome {
     }
     check_eq!(cx.identify(cx.root_tcb()), cap_tag::THREAD);
     Ok(())
+}
+
+/// The suite's own threads: a joined thread never runs again, so its worker
+/// may start the next. The root, above its threads, wakes at a thread's
+/// `done` signal while that thread is still runnable (it has yet to suspend
+/// itself); were it left so, it would run again on the stack the worker's
+/// next thread uses as soon as the root let lower priorities run. Here the
+/// next thread is below it, so it would run first, and stop the newcomer.
+fn joined_thread_stays_stopped(cx: &mut Cx) -> Outcome {
+    let first = thread::spawn(cx, Spawn::new(post_mark, 1))?;
+    first.join()?;
+    thread::next_round()?;
+    let below = thread::DEFAULT_PRIO - 1;
+    let second = thread::spawn(cx, Spawn::new(post_mark, 2).prio(below))?;
+    check_eq!(second.worker, first.worker, "the worker is reused");
+    settle(cx)?;
+    check_eq!(mail(0), 2, "the second thread ran");
+    second.join()
+}
+
+/// Posts its argument in mail 0.
+fn post_mark(v: u64) {
+    post(0, v);
 }
 
 /// SMCCC function id of PSCI_VERSION, answered by QEMU's PSCI emulation
