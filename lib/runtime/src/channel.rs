@@ -274,27 +274,14 @@ mod tests {
     use super::*;
     use crate::print::test_sink;
     use crate::symbols::test_support;
-    use septa_sel4::host::{self, HostKernel, Regs};
-    use std::boxed::Box;
-    use std::cell::RefCell;
+    use crate::test_kernel::{record, Seen};
     use std::format;
-    use std::rc::Rc;
     use std::vec::Vec;
 
-    struct Recorder(Rc<RefCell<Vec<Regs>>>);
-    impl HostKernel for Recorder {
-        fn syscall(&mut self, regs: &mut Regs) {
-            self.0.borrow_mut().push(*regs);
-            regs.x[1] = 0; // every invocation succeeds
-        }
-    }
-
-    fn setup(irqs: u64, notifications: u64, pps: u64) -> Rc<RefCell<Vec<Regs>>> {
+    fn setup(irqs: u64, notifications: u64, pps: u64) -> Seen {
         test_support::patch("client", irqs, notifications, pps);
         test_sink::start();
-        let seen = Rc::new(RefCell::new(Vec::new()));
-        host::install_ipc_buffer();
-        host::set_kernel(Box::new(Recorder(seen.clone())));
+        let seen = record();
         take_deferred();
         seen
     }

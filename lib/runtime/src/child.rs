@@ -2,46 +2,63 @@
 //! `BASE_TCB + id`) and receives its faults (badge bit 62, child id in the
 //! low bits).
 
-use core::fmt;
-
 use septa_abi::microkit::{slot, SLOT_RANGE_SIZE};
 use septa_sel4::{cap_type, Cap, Error, UserContext};
 
-/// A child PD, by the id the system description gives it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Child(u8);
+/// A small id naming one slot in each 64-slot range of the Microkit CNode
+/// that belongs to its kind: the type, its `Debug` and `Display`, `new`
+/// (which refuses 64 and up: there is no slot) and `id`.
+macro_rules! slot_id {
+    ($(#[$meta:meta])* $name:ident, $what:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(u8);
 
-impl fmt::Debug for Child {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Child({})", self.0)
-    }
-}
+        impl core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), self.0)
+            }
+        }
 
-impl fmt::Display for Child {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
+        impl core::fmt::Display for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+
+        impl $name {
+            #[doc = concat!("The ", $what, " with id `id` (0..=63: one slot range of the CSpace).")]
+            ///
+            /// # Panics
+            /// If `id` is 64 or more: there is no slot for it.
+            pub const fn new(id: u8) -> Self {
+                assert!(
+                    (id as u64) < septa_abi::microkit::SLOT_RANGE_SIZE,
+                    concat!($what, " ids run from 0 to 63")
+                );
+                $name(id)
+            }
+
+            pub const fn id(self) -> u8 {
+                self.0
+            }
+        }
+    };
 }
+pub(crate) use slot_id;
+
+slot_id!(
+    /// A child PD, by the id the system description gives it.
+    Child,
+    "child"
+);
 
 impl Child {
-    /// Child `id` (0..=63: one slot range of the CSpace).
-    ///
-    /// # Panics
-    /// If `id` is 64 or more: there is no slot for it.
-    pub const fn new(id: u8) -> Self {
-        assert!((id as u64) < SLOT_RANGE_SIZE, "child ids run from 0 to 63");
-        Child(id)
-    }
-
     /// The child a fault badge names (8 bits, as libmicrokit masks them),
     /// unchecked: an id past the slot range can only come from a broken
     /// system image, and [`tcb`](Self::tcb) refuses it loudly.
     pub(crate) const fn from_badge(id: u8) -> Self {
         Child(id)
-    }
-
-    pub const fn id(self) -> u8 {
-        self.0
     }
 
     /// The child's TCB capability.
@@ -96,27 +113,13 @@ impl Child {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_kernel::record;
     use septa_abi::{Label, MessageInfo};
-    use septa_sel4::host::{self, HostKernel, Regs};
     use septa_sel4::ipc_buffer;
-    use std::boxed::Box;
-    use std::cell::RefCell;
-    use std::rc::Rc;
-    use std::vec::Vec;
-
-    struct Recorder(Rc<RefCell<Vec<Regs>>>);
-    impl HostKernel for Recorder {
-        fn syscall(&mut self, regs: &mut Regs) {
-            self.0.borrow_mut().push(*regs);
-            regs.x[1] = 0;
-        }
-    }
 
     #[test]
     fn restart_writes_only_the_pc_and_resumes() {
-        let seen = Rc::new(RefCell::new(Vec::new()));
-        host::install_ipc_buffer();
-        host::set_kernel(Box::new(Recorder(seen.clone())));
+        let seen = record();
         Child::new(2).restart(0x20_0000).unwrap();
         let r = seen.borrow()[0];
         assert_eq!(r.x[0], 202 + 2);
@@ -131,9 +134,7 @@ mod tests {
 
     #[test]
     fn suspend_and_resume_invoke_the_child_tcb() {
-        let seen = Rc::new(RefCell::new(Vec::new()));
-        host::install_ipc_buffer();
-        host::set_kernel(Box::new(Recorder(seen.clone())));
+        let seen = record();
         Child::new(63).tcb_suspend().unwrap();
         Child::new(0).tcb_resume().unwrap();
         let s = seen.borrow();

@@ -7,7 +7,7 @@
 //!
 //! What it owns: the entry point `_start` and start-up ([`entry`]), the
 //! event loop ([`Handler`]), channels and their permission checks
-//! ([`Channel`]), child PDs ([`Child`]), single-threaded global state
+//! ([`Channel`]), child PDs ([`Child`]), the vCPUs of a VM ([`Vcpu`]), single-threaded global state
 //! ([`PdCell`]), the patched symbols and `setvar`
 //! variables ([`symbols`], [`setvar!`]), `print!`/`println!` with a
 //! swappable sink ([`print`]), the serial subsystem's client side
@@ -66,7 +66,10 @@ mod pd_cell;
 pub mod print;
 pub mod serial;
 pub mod symbols;
+#[cfg(test)]
+mod test_kernel;
 pub mod timer;
+mod vcpu;
 
 pub use channel::{Channel, ChannelError, ChannelSet, ChannelSetIter};
 pub use child::Child;
@@ -77,6 +80,7 @@ pub use pd_cell::{PdCell, PdRefCell};
 pub use septa_abi::MessageInfo;
 pub use septa_sel4;
 pub use symbols::{is_passive, pd_name, PdName, Setvar, SetvarArray, SetvarTexts, Text};
+pub use vcpu::Vcpu;
 
 /// For the macros only.
 #[doc(hidden)]

@@ -89,6 +89,14 @@ impl Setvar {
         Setvar(Patched::new(0))
     }
 
+    /// A setvar whose value before the tool patches it (or when the
+    /// description gives it none) is `value`, not 0: for ids where 0 is a
+    /// valid answer, such as a channel id.
+    #[doc(hidden)]
+    pub const fn with_default(value: u64) -> Self {
+        Setvar(Patched::new(value))
+    }
+
     /// The value the tool wrote.
     pub fn get(&self) -> u64 {
         self.0.get()
@@ -246,16 +254,27 @@ macro_rules! setvar_text {
 ///
 /// Each becomes a `#[no_mangle]`-style 8-byte static named by the string,
 /// in section `.data.patched`, marked `#[used]` so the compiler keeps it
-/// even if unread.
+/// even if unread. Its value is 0 until the tool patches it, or the one
+/// given after `default`:
+///
+/// ```
+/// septa_runtime::setvar! {
+///     /// A channel id the description may give (0 is a channel too).
+///     static EVENTS = "events_channel" default u64::MAX;
+/// }
+/// assert_eq!(EVENTS.get(), u64::MAX);
+/// ```
 #[macro_export]
 macro_rules! setvar {
-    ($($(#[$meta:meta])* $vis:vis static $name:ident = $symbol:literal;)+) => {$(
+    ($($(#[$meta:meta])* $vis:vis static $name:ident = $symbol:literal $(default $default:expr)?;)+) => {$(
         $(#[$meta])*
         #[export_name = $symbol]
         #[used]
         #[cfg_attr(all(target_arch = "aarch64", target_os = "none"), link_section = ".data.patched")]
-        $vis static $name: $crate::Setvar = $crate::Setvar::new();
+        $vis static $name: $crate::Setvar = $crate::setvar!(@init $($default)?);
     )+};
+    (@init) => { $crate::Setvar::new() };
+    (@init $default:expr) => { $crate::Setvar::with_default($default) };
 }
 
 /// Declares statics the system tool patches with bytes of their exact

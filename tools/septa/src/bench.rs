@@ -127,6 +127,15 @@ pub fn run(
         if let Ok(mut f) = crate::netprobe::FIGURES.lock() {
             figures.append(&mut f);
         }
+        if let Some(g) = image.guests.first() {
+            match guest_figures(&g.artefacts, &outcome, &log, &figures) {
+                Ok(more) => figures.extend(more),
+                Err(e) => {
+                    println!("FAIL {name}: {e:?}");
+                    failures += 1;
+                }
+            }
+        }
         report_outcome(&name, &outcome, &log, figures.is_empty());
         failures += (!outcome.failed.is_empty() || figures.is_empty()) as usize;
         for (what, v) in figures {
@@ -159,6 +168,83 @@ pub fn run(
         return Err(miette!("{failures} benchmark system(s) failed"));
     }
     Ok(true)
+}
+
+/// The figures of a system that runs a Linux guest (bench/systems/
+/// guest-boot), from its console log, and of the yardstick: the same
+/// kernel, initrd and device tree booted on bare QEMU with the same flags
+/// (`-icount shift=0,sleep=off`), now.
+///
+/// | figure | what |
+/// |---|---|
+/// | `septa-instructions` | the VMM's loading of the guest (`vmm-load`, from its benchmark build) plus the guest's kernel log timestamp of its init marker: virtual ns, one per instruction (the guest never idles under the VMM: a WFI traps and comes back) |
+/// | `bare-instructions` | the marker's timestamp on bare QEMU (virtual ns: instructions, plus any idle time QEMU skips) |
+/// | `ratio` | the first over the second (the goal: 1.15 at most) |
+/// | `septa-wall-s`, `bare-wall-s` | wall seconds: from the VMM's line saying it boots the guest to the marker line, and from QEMU's start to the marker line |
+/// | `vm-exit` | instructions per trapped MMIO round trip, guest to VMM and back: `septa-mmio-loop`'s system counter ticks (16 instructions each) over its reads |
+///
+/// Both timestamps count from the guest kernel's sched_clock start, a
+/// little after its entry; the part before it is left out on both sides.
+fn guest_figures(
+    a: &crate::guest::Artefacts,
+    outcome: &Outcome,
+    log: &str,
+    figures: &[(String, f64)],
+) -> Result<Vec<(String, f64)>> {
+    use crate::guest::{bare, programs, INIT_MARKER};
+    let lines: Vec<&str> = log.lines().collect();
+    let marker_at = |l: &str| l.contains(&format!("] {INIT_MARKER}"));
+    let septa_ns = lines
+        .iter()
+        .filter(|l| marker_at(l))
+        .find_map(|l| bare::printk_ns(l))
+        .ok_or_else(|| miette!("no kernel log line of the init marker (the probe asks dmesg)"))?;
+    let load = figures
+        .iter()
+        .find(|(n, _)| n == "vmm-load")
+        .map(|(_, v)| *v)
+        .ok_or_else(|| miette!("the VMM printed no vmm-load figure"))?;
+    let ticks = lines
+        .iter()
+        .find_map(|l| programs::mmio_loop_ticks(l))
+        .ok_or_else(|| miette!("no output of septa-mmio-loop"))?;
+    let stamp = |pred: &dyn Fn(&str) -> bool| {
+        lines
+            .iter()
+            .position(|l| pred(l))
+            .and_then(|i| outcome.stamps.get(i))
+            .copied()
+    };
+    let vmm = stamp(&|l| l.contains("guest booting:"));
+    let marker = stamp(&|l| l.trim_start().starts_with(INIT_MARKER));
+    let septa_wall = match (vmm, marker) {
+        (Some(v), Some(m)) if m >= v => (m - v).as_secs_f64(),
+        _ => return Err(miette!("no VMM start or marker line to time")),
+    };
+    eprintln!("   yardstick: the same guest on bare QEMU");
+    let b = bare::boot(
+        a,
+        &bare::Options {
+            icount: true,
+            limit: LIMIT,
+            commands: vec![bare::DMESG_MARKER.to_string()],
+        },
+    )?;
+    let bare_ns = b
+        .guest_ns_at_marker
+        .ok_or_else(|| miette!("bare QEMU: no kernel log line of the init marker"))?;
+    let septa = load + septa_ns as f64;
+    Ok(vec![
+        ("septa-instructions".into(), septa),
+        ("bare-instructions".into(), bare_ns as f64),
+        ("ratio".into(), septa / bare_ns as f64),
+        ("septa-wall-s".into(), septa_wall),
+        ("bare-wall-s".into(), b.to_marker.as_secs_f64()),
+        (
+            "vm-exit".into(),
+            (ticks * septa_pmu::INSTRUCTIONS_PER_TICK) as f64 / programs::MMIO_LOOP_READS as f64,
+        ),
+    ])
 }
 
 fn report_outcome(name: &str, o: &Outcome, log: &str, no_figures: bool) {

@@ -68,6 +68,9 @@ pub struct Outcome {
     /// The harness stopped the system itself (a failed probe): a missing
     /// `done` is then no failure of its own.
     pub stopped_early: bool,
+    /// When each console line arrived, from QEMU's start, in the log's
+    /// order (for benchmarks that time a boot on the wall clock).
+    pub stamps: Vec<Duration>,
 }
 
 impl Outcome {
@@ -330,6 +333,7 @@ pub fn boot(
                 let line = crate::probe::plain(&raw);
                 log.push_str(&line);
                 log.push('\n');
+                outcome.stamps.push(start.elapsed());
                 if let Some(t) = &probe_lines {
                     // A probe that has finished no longer listens.
                     let _ = t.send(raw);

@@ -44,6 +44,7 @@ mod disk;
 mod domains;
 mod elf;
 mod guest;
+mod guests;
 mod harness;
 mod netprobe;
 mod pack;

@@ -53,6 +53,8 @@ pub struct Image {
     pub config: Config,
     /// What QEMU must emulate for it: the board and the system's devices.
     pub machine: crate::qemu::Machine,
+    /// The guests of its VMs, as the tool prepared them.
+    pub guests: Vec<crate::guests::Prepared>,
 }
 
 /// The name of a system's build folder: the description's file name, or
@@ -177,7 +179,7 @@ pub fn build_system(
         Some(k) => kernel_ram_base(&read(k)?)?,
         None => None,
     };
-    let sys = match septa_sysdesc::load_for_kernel(file, kernel_ram) {
+    let mut sys = match septa_sysdesc::load_for_kernel(file, kernel_ram) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 eprint!("{}", w.render());
@@ -225,6 +227,10 @@ pub fn build_system(
     };
     let (mut images, symbol_images) = read_programs(&sys, base, path_of)?;
 
+    // Guests: their files become regions of their VMMs.
+    let dir = ws.build_dir(&name);
+    let guests = crate::guests::add(ws, &mut sys, base, &images, &dir)?;
+
     let kernel_elf = kernel_image(&kernel, sys.user_errors)?;
     let init_img = ElfImage::read(&initializer).map_err(|e| miette!("{e}"))?;
     let composed = compose(
@@ -240,7 +246,6 @@ pub fn build_system(
         config,
     )?;
 
-    let dir = ws.build_dir(&name);
     std::fs::create_dir_all(&dir).into_diagnostic()?;
     let out = dir.join("septa.img");
     let board = Board::from_profile(&sys.board);
@@ -264,7 +269,7 @@ pub fn build_system(
         kernel.display(),
         user_errors_note(sys.user_errors)
     );
-    let text = composed.report(&sys, &kernel_line, image_len);
+    let text = composed.report(&sys, &kernel_line, image_len, &guests);
     std::fs::write(dir.join(REPORT_FILE), text).into_diagnostic()?;
     // Test systems get fresh disks, unless the test keeps them.
     let keep = base.join(crate::disk::KEEP_FILE).is_file();
@@ -279,6 +284,7 @@ pub fn build_system(
         load_addr,
         config,
         machine: crate::qemu::Machine::for_system(&sys, base, &dir, &disks),
+        guests,
     })
 }
 
@@ -353,8 +359,15 @@ pub struct Composed {
 impl Composed {
     /// `report.txt` for this system, packed with `kernel` into an image of
     /// `image_len` bytes.
-    pub fn report(&self, sys: &System, kernel: &str, image_len: u64) -> String {
+    pub fn report(
+        &self,
+        sys: &System,
+        kernel: &str,
+        image_len: u64,
+        guests: &[crate::guests::Prepared],
+    ) -> String {
         report::render(&report::Inputs {
+            guests,
             system: sys,
             built: &self.built,
             programs: &self.programs,
@@ -511,6 +524,7 @@ fn build_alone(
         load_addr,
         config,
         machine: crate::qemu::Machine::bare(&profile, &dir),
+        guests: Vec::new(),
     })
 }
 

@@ -30,6 +30,9 @@ pub enum Kind {
     /// A `setvar` of a word: the symbol must be exactly 8 bytes, or for
     /// `NAME[INDEX]` an array of 8-byte words that holds element INDEX.
     Setvar,
+    /// A value the tool offers a VMM PD (see [`vm_writes`]): written if the
+    /// program declares the symbol (8 bytes), skipped if not.
+    Offered,
     /// A text setvar: written NUL-padded over the whole symbol, which must
     /// be longer than the text, or for `NAME[INDEX]` over element INDEX of
     /// an array of [`SetValue::TEXT_ELEMENT`]-byte elements.
@@ -247,7 +250,46 @@ pub fn writes_for(
         });
     }
     out.extend(setvars);
+    out.extend(vm_writes(system, pd));
     Ok(out)
+}
+
+/// What the tool offers a PD that runs a VM, besides its guest's files
+/// ([`crate::guests`]):
+///
+/// | symbol | value |
+/// |---|---|
+/// | `septa_vm_ram_gpa`, `septa_vm_ram_size` | the guest's RAM, guest-physical |
+/// | `septa_vm_ram_vaddr` | where the PD maps that RAM, if it maps it as one span |
+/// | `septa_vm_vcpus` | the vCPU ids in the description's order, a byte each, 0xff after the last |
+pub fn vm_writes(system: &System, pd: usize) -> Vec<Write> {
+    let Some(vm) = &system.pds[pd].vm else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let ram = vm.ram(|n| system.region(n).map(|r| r.size));
+    if let Some(first) = ram.first() {
+        let end = ram.iter().map(|r| r.0 + r.1).max().unwrap_or(first.0);
+        out.push(Write::word("septa_vm_ram_gpa", first.0, Kind::Offered));
+        out.push(Write::word(
+            "septa_vm_ram_size",
+            end - first.0,
+            Kind::Offered,
+        ));
+    }
+    if let Ok(vaddr) = crate::guests::vmm_ram_vaddr(system, pd) {
+        out.push(Write::word("septa_vm_ram_vaddr", vaddr, Kind::Offered));
+    }
+    let mut ids = [0xffu8; 8];
+    for (slot, v) in ids.iter_mut().zip(&vm.vcpus) {
+        *slot = v.id as u8;
+    }
+    out.push(Write::word(
+        "septa_vm_vcpus",
+        u64::from_le_bytes(ids),
+        Kind::Offered,
+    ));
+    out
 }
 
 /// Applies `writes` to `image`, finding the symbols in `symbols` (the
@@ -263,6 +305,9 @@ pub fn apply(
         // The front end accepted only names and `NAME[INDEX]`.
         let (name, index) = septa_sysdesc::split_symbol(&w.symbol).unwrap_or((&w.symbol, None));
         let Some((addr, size)) = table.symbol(name) else {
+            if w.kind == Kind::Offered {
+                continue;
+            }
             return Err(PatchError::Missing {
                 pd: pd.to_string(),
                 path: table.path.clone(),
@@ -270,6 +315,7 @@ pub fn apply(
                 why: match w.kind {
                     Kind::Microkit => "every PD must link septa-runtime or libmicrokit",
                     Kind::Setvar | Kind::Text => "the description sets it with a setvar",
+                    Kind::Offered => unreachable!("skipped above"),
                     Kind::Const => "a subsystem the description declares writes it",
                 },
             });
@@ -295,8 +341,8 @@ fn placement(w: &Write, index: Option<u32>, size: u64) -> Result<(u64, Vec<u8>),
     match (w.kind, index) {
         (Kind::Microkit, _) if size >= len => Ok((0, w.bytes.clone())),
         (Kind::Microkit, _) => Err(format!("the tool writes {len}")),
-        (Kind::Setvar, None) if size == 8 => Ok((0, w.bytes.clone())),
-        (Kind::Setvar, None) => Err("a setvar must be an 8-byte word".to_string()),
+        (Kind::Setvar | Kind::Offered, None) if size == 8 => Ok((0, w.bytes.clone())),
+        (Kind::Setvar | Kind::Offered, None) => Err("a setvar must be an 8-byte word".to_string()),
         (Kind::Const, None) if size == len => Ok((0, w.bytes.clone())),
         (Kind::Const, None) => Err(format!("the tool writes exactly {len}")),
         (Kind::Text, None) if size > len => {

@@ -28,6 +28,8 @@ pub struct Inputs<'a> {
     pub fit: &'a Fit,
     pub kernel: &'a str,
     pub image_len: u64,
+    /// The guests the tool prepared for its VMMs ([`crate::guests`]).
+    pub guests: &'a [crate::guests::Prepared],
 }
 
 fn kind(k: ObjectKind) -> String {
@@ -96,6 +98,7 @@ pub fn render(i: &Inputs) -> String {
     for p in 0..i.system.pds.len() {
         pd_section(&mut o, i, p);
     }
+    virtual_machines(&mut o, i);
     regions(&mut o, i);
     channels(&mut o, i.system);
     serial(&mut o, i.system);
@@ -561,6 +564,127 @@ fn objects(o: &mut String, i: &Inputs) {
     }
 }
 
+/// Each VM: its guest-physical memory, run by run, with the physical
+/// memory behind it; what the VMM emulates; and the guest the tool
+/// prepared, if it did.
+fn virtual_machines(o: &mut String, i: &Inputs) {
+    let spec = i.built.spec();
+    for (p, pd) in i.system.pds.iter().enumerate() {
+        let Some(vm) = &pd.vm else { continue };
+        title(o, &format!("VM {} (run by PD {})", vm.name, pd.name));
+        let _ = writeln!(
+            o,
+            "{} vCPU{} (ids {}), priority {}, budget {} us, period {} us",
+            vm.vcpus.len(),
+            if vm.vcpus.len() == 1 { "" } else { "s" },
+            vm.vcpus
+                .iter()
+                .map(|v| v.id.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            vm.priority,
+            vm.budget_us,
+            vm.period_us
+        );
+        let space = format!("vm.{}.vspace", vm.name);
+        let Some(vs) = spec.objects.iter().position(|ob| ob.name == space) else {
+            continue;
+        };
+        let _ = writeln!(o, "guest-physical to physical:");
+        // Consecutive frames of one region at consecutive addresses on both
+        // sides make one line.
+        let mut runs: Vec<(u64, u64, u64, String, bool, String)> = Vec::new();
+        for m in spec.mappings.iter().filter(|m| m.vspace == vs as u32) {
+            let id = m.object as usize;
+            let ob = &spec.objects[id];
+            let ObjectKind::Frame { size_bits } = ob.kind else {
+                continue;
+            };
+            let size = 1u64 << size_bits;
+            let (phys, fixed) = match (ob.paddr, i.fit.paddrs.get(id).copied().flatten()) {
+                (Some(p), _) => (p, true),
+                (None, Some(p)) => (p, false),
+                (None, None) => (0, false),
+            };
+            let region = ob
+                .name
+                .strip_prefix("region.")
+                .and_then(|r| r.rsplit_once('.'))
+                .map_or(ob.name.to_string(), |(r, _)| r.to_string());
+            let a = m.attrs;
+            let perms: String = [(a.read, 'r'), (a.write, 'w'), (a.execute, 'x')]
+                .iter()
+                .map(|&(on, c)| if on { c } else { '-' })
+                .collect();
+            if let Some(last) = runs.last_mut() {
+                if last.3 == region
+                    && last.1 == m.vaddr
+                    && last.2 + (last.1 - last.0) == phys
+                    && last.5 == perms
+                {
+                    last.1 += size;
+                    continue;
+                }
+            }
+            runs.push((m.vaddr, m.vaddr + size, phys, region, fixed, perms));
+        }
+        for (start, end, phys, region, fixed, perms) in runs {
+            let _ = writeln!(
+                o,
+                "  {start:#012x}..{end:#012x} {perms} {region:<16} -> {phys:#x}..{:#x} ({})",
+                phys + (end - start),
+                if fixed { "fixed" } else { "simulated" }
+            );
+        }
+        use septa_vm_layout::map as m;
+        let _ = writeln!(
+            o,
+            "emulated by the VMM: GICv2 distributor at {:#x}, PL011 at {:#x} (INTID {}), virtio-mmio transports from {:#x}",
+            m::GICD_BASE,
+            m::UART_BASE,
+            m::SPI_BASE + m::UART_SPI,
+            m::VIRTIO_MMIO_BASE
+        );
+        for d in &vm.guest.devices {
+            let _ = writeln!(
+                o,
+                "guest device {}: {} on transport {} (not emulated yet: the guest finds no device there)",
+                d.name, d.kind, d.slot
+            );
+        }
+        if let Some(g) = i.guests.iter().find(|g| g.pd == p) {
+            let a = &g.artefacts;
+            let len = |f: &std::path::Path| std::fs::metadata(f).map_or(0, |m| m.len());
+            let _ = writeln!(
+                o,
+                "guest kernel: {} ({} bytes{}), at {:#x}",
+                a.kernel.display(),
+                len(&a.kernel),
+                a.release
+                    .as_deref()
+                    .map(|r| format!(", Debian {r}"))
+                    .unwrap_or_default(),
+                a.placement.kernel
+            );
+            let _ = writeln!(
+                o,
+                "guest initrd: {} ({} bytes), at {:#x}",
+                a.initrd.display(),
+                len(&a.initrd),
+                a.placement.initrd
+            );
+            let _ = writeln!(
+                o,
+                "guest device tree: {} ({} bytes), at {:#x}; bootargs {:?}",
+                a.dtb.display(),
+                len(&a.dtb),
+                a.placement.dtb,
+                a.tree.bootargs
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -614,7 +738,7 @@ mod tests {
 
     fn report_of(file: &Path) -> (System, String) {
         let (sys, composed) = testkit::compose(file);
-        let text = composed.report(&sys, "kernel.elf", 0);
+        let text = composed.report(&sys, "kernel.elf", 0, &[]);
         (sys, text)
     }
 
@@ -766,6 +890,38 @@ mod tests {
             ),
             "{sec}"
         );
+    }
+
+    #[test]
+    fn a_vms_guest_memory_is_reported_with_the_physical_memory_behind_it() {
+        let (_, text) = report_of(&testkit::repo().join("tests/systems/vm-boot/system.toml"));
+        let sec = section(&text, "VM linux (run by PD vmm)");
+        assert!(sec.contains("1 vCPU (ids 0), priority 100"), "{sec}");
+        // 128 MiB of RAM in runs of contiguous physical memory that cover
+        // 0x4000_0000..0x4800_0000 with no gap; the GIC's virtual CPU
+        // interface at its fixed address.
+        let mut at = 0x4000_0000u64;
+        for l in sec.lines().filter(|l| l.contains(" rwx guest_ram ")) {
+            let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
+            let (from, to) = l
+                .trim()
+                .split_once(' ')
+                .unwrap()
+                .0
+                .split_once("..")
+                .unwrap();
+            assert_eq!(hex(from), at, "{sec}");
+            at = hex(to);
+            assert!(l.ends_with("(simulated)"), "{l}");
+        }
+        assert_eq!(at, 0x4800_0000, "{sec}");
+        assert!(
+            sec.contains(
+                "0x0008010000..0x0008012000 rw- gic_vcpu         -> 0x8040000..0x8042000 (fixed)"
+            ),
+            "{sec}"
+        );
+        assert!(sec.contains("PL011 at 0x9000000 (INTID 33)"), "{sec}");
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //!                                `busybox --install -s` links every other applet
 //! /dev/console                   char 5:1, so the kernel can give init a console
 //! /lib/modules/RELEASE/NAME.ko   the modules, loaded by /init in dependency order
+//! /bin/septa-*                   the tool's own programs ([`super::programs`])
+//! /lib/modules/septa/            the hostile test module ([`super::module`]), not loaded
 //! /proc /sys /tmp /root ...      mount points and folders
 //! ```
 //!
@@ -35,6 +37,9 @@ pub struct Contents {
     pub release: String,
     /// Modules in load order: (name, file).
     pub modules: Vec<(String, PathBuf)>,
+    /// The hostile test module ([`super::module`]), if the kernel package
+    /// has the module it is modelled on; never loaded by `/init`.
+    pub hostile: Option<Vec<u8>>,
 }
 
 /// The `/init` script for `modules` of kernel `release`.
@@ -97,6 +102,12 @@ pub fn cpio(c: &Contents) -> Result<Vec<u8>> {
         w.file(&format!("{dir}/{name}.ko"), 0o644, &data)
             .map_err(err)?;
     }
+    w.file("bin/septa-mmio-loop", 0o755, &super::programs::mmio_loop())
+        .map_err(err)?;
+    if let Some(m) = &c.hostile {
+        w.dir("lib/modules/septa", 0o755).map_err(err)?;
+        w.file(super::module::PATH, 0o644, m).map_err(err)?;
+    }
     let names: Vec<String> = c.modules.iter().map(|(n, _)| n.clone()).collect();
     w.file("init", 0o755, init_script(&c.release, &names).as_bytes())
         .map_err(err)?;
@@ -142,6 +153,7 @@ mod tests {
             busybox: b"\x7fELF busybox".to_vec(),
             release: "6.1.0-test".into(),
             modules: vec![("virtio".into(), ko)],
+            hostile: Some(b"\x7fELF module".to_vec()),
         };
         let a = build(&c).unwrap();
         assert_eq!(a, build(&c).unwrap());

@@ -10,6 +10,8 @@
 //! | [`kernel`] | the kernel package: Image, config, modules and their order |
 //! | [`cpio`] | the newc cpio writer |
 //! | [`initramfs`] | busybox, modules and `/init` as a gzip cpio |
+//! | [`programs`] | small arm64 programs the tool writes into the initramfs |
+//! | [`module`] | the hostile test module the tool writes into the initramfs |
 //! | [`dtb`] | the guest's device tree (`vm-fdt`) |
 //! | [`bare`] | booting a guest on bare QEMU: the yardstick and a test |
 //! | [`cli`] | `cargo septa guest` and `cargo septa dtb` |
@@ -34,7 +36,9 @@ pub mod debian;
 pub mod dtb;
 pub mod initramfs;
 pub mod kernel;
+pub mod module;
 pub mod policy;
+pub mod programs;
 
 use std::path::{Path, PathBuf};
 
@@ -212,6 +216,7 @@ pub fn prepare(
                             .wrap_err_with(|| format!("reading {}", busybox_path.display()))?,
                         release: k.release.clone(),
                         modules: k.modules_for(&kinds)?,
+                        hostile: hostile_module(&k),
                     };
                     let p = out.join("initramfs.cpio.gz");
                     write(&p, &initramfs::build(&contents)?)?;
@@ -259,6 +264,25 @@ pub fn prepare(
         release,
         network,
     })
+}
+
+/// The hostile test module for kernel `k`, modelled on one of its own
+/// modules; without that module (another kernel) there is none, said once.
+fn hostile_module(k: &kernel::Kernel) -> Option<Vec<u8>> {
+    let made = k.module_files().and_then(|files| {
+        let t = files
+            .get(module::TEMPLATE)
+            .ok_or_else(|| miette!("the kernel has no {}.ko", module::TEMPLATE))?;
+        let bytes = std::fs::read(t).into_diagnostic()?;
+        module::build(&module::template(&bytes, module::TEMPLATE)?)
+    });
+    match made {
+        Ok(m) => Some(m),
+        Err(e) => {
+            eprintln!("   note: the initramfs has no {}.ko: {e}", module::NAME);
+            None
+        }
+    }
 }
 
 pub(crate) fn mkdirs(p: &Path) -> Result<()> {

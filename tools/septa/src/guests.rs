@@ -1,0 +1,219 @@
+//! The guest stage: each VM's guest files, handed to its VMM.
+//!
+//! For every PD that runs a VM and whose program asks for its guest (it
+//! declares the symbol [`ASK`], as the `vmm` crate does), the tool prepares
+//! the guest ([`crate::guest::prepare`]: Debian's kernel and the busybox
+//! initramfs from the cache, or the description's own files, and the
+//! device tree) and adds to the model, before patching and the spec:
+//!
+//! - three regions, `guest.VM.kernel`, `guest.VM.initrd` and
+//!   `guest.VM.dtb`, prefilled with the Image, the initrd and the device
+//!   tree (2 MiB pages where a file is that large);
+//! - a read-only map of each into the VMM, from [`IMAGES_VADDR`] up, whose
+//!   `setvar_vaddr` / `setvar_prefill_size` are `septa_vm_kernel_vaddr` /
+//!   `septa_vm_kernel_size` and likewise for `initrd` and `dtb`.
+//!
+//! The files stay read-only and separate from guest RAM, so the VMM can
+//! load them again when the guest resets or the VMM restarts. The guest's
+//! RAM and vCPUs reach the VMM through patched symbols too
+//! ([`crate::patch`]: `septa_vm_ram_*`, `septa_vm_vcpus`); the description
+//! must map the VM's RAM into the VMM, as one span in the same order
+//! ([`vmm_ram_vaddr`]).
+//!
+//! Input: the model, the PDs' program images, the build folder. Output: the
+//! model with the regions and maps added, and each guest's
+//! [`Artefacts`].
+
+use std::path::Path;
+
+use miette::{miette, Result};
+use septa_sysdesc::{Map, Perms, Prefill, Region, System};
+
+use crate::elf::ElfImage;
+use crate::guest::{self, Artefacts};
+use crate::workspace::Workspace;
+
+/// The symbol by which a VMM program asks for its guest's files.
+pub const ASK: &str = "septa_vm_kernel_vaddr";
+
+/// Where the guest files are mapped in the VMM: far above where PDs map
+/// their regions (the top of the address space holds the stack).
+pub const IMAGES_VADDR: u64 = 0x80_0000_0000;
+
+const LARGE_PAGE: u64 = 2 << 20;
+const PAGE: u64 = 4 << 10;
+
+/// A guest prepared for PD `pd`.
+#[derive(Clone)]
+pub struct Prepared {
+    pub pd: usize,
+    pub artefacts: Artefacts,
+}
+
+/// Where the VMM PD `pd` maps its VM's RAM: the address of the RAM's first
+/// byte, when every RAM region of the VM is mapped into the PD in the same
+/// order and without gaps.
+pub fn vmm_ram_vaddr(sys: &System, pd: usize) -> Result<u64, String> {
+    let p = &sys.pds[pd];
+    let Some(vm) = &p.vm else {
+        return Err(format!("PD `{}` has no VM", p.name));
+    };
+    let ram = vm.ram(|n| sys.region(n).map(|r| r.size));
+    let Some(&(base, _, first)) = ram.first() else {
+        return Err(format!("virtual machine `{}` has no RAM", vm.name));
+    };
+    let Some(start) = p
+        .maps
+        .iter()
+        .find(|m| m.region == first.region)
+        .map(|m| m.vaddr)
+    else {
+        return Err(format!(
+            "PD `{}` must map the RAM of its virtual machine `{}` (region `{}`) to load the guest",
+            p.name, vm.name, first.region
+        ));
+    };
+    for &(gpa, _, m) in &ram[1..] {
+        let want = start + (gpa - base);
+        if !p
+            .maps
+            .iter()
+            .any(|pm| pm.region == m.region && pm.vaddr == want)
+        {
+            return Err(format!(
+                "PD `{}` must map region `{}` of its guest's RAM at {want:#x}, right after the RAM before it",
+                p.name, m.region
+            ));
+        }
+    }
+    Ok(start)
+}
+
+fn round(len: u64) -> (u64, u64) {
+    if len >= LARGE_PAGE {
+        (len.next_multiple_of(LARGE_PAGE), LARGE_PAGE)
+    } else {
+        (len.max(1).next_multiple_of(PAGE), PAGE)
+    }
+}
+
+/// Prepares the guest of every VMM that asks for one and adds its files to
+/// `sys` (see the module comment). `images[i]` is PD `i`'s program.
+pub fn add(
+    ws: &Workspace,
+    sys: &mut System,
+    base: &Path,
+    images: &[ElfImage],
+    build_dir: &Path,
+) -> Result<Vec<Prepared>> {
+    let mut out = Vec::new();
+    for (pd, image) in images.iter().enumerate() {
+        let Some(vm) = sys.pds[pd].vm.clone() else {
+            continue;
+        };
+        if image.symbol(ASK).is_none() {
+            continue;
+        }
+        vmm_ram_vaddr(sys, pd).map_err(|e| miette!("{e}"))?;
+        let dir = build_dir.join(format!("guest-{}", vm.name));
+        let artefacts = guest::prepare(ws, sys, &vm, base, &dir, guest::Options::default())?;
+        let files = [
+            ("kernel", artefacts.kernel.clone()),
+            ("initrd", artefacts.initrd.clone()),
+            ("dtb", artefacts.dtb.clone()),
+        ];
+        let mut vaddr = IMAGES_VADDR;
+        for (what, path) in files {
+            let len = std::fs::metadata(&path)
+                .map_err(|e| miette!("the guest's {what} {}: {e}", path.display()))?
+                .len();
+            let (size, page) = round(len);
+            vaddr = vaddr.next_multiple_of(page);
+            let name = format!("guest.{}.{what}", vm.name);
+            let p = &sys.pds[pd];
+            if let Some(m) = p.maps.iter().find(|m| {
+                let end = m.vaddr + sys.region(&m.region).map_or(0, |r| r.size);
+                m.vaddr < vaddr + size && vaddr < end
+            }) {
+                return Err(miette!(
+                    "PD `{}` maps region `{}` at {:#x}, where the tool puts its guest's {what} ({vaddr:#x}..{:#x})",
+                    p.name,
+                    m.region,
+                    m.vaddr,
+                    vaddr + size
+                ));
+            }
+            sys.regions.push(Region {
+                name: name.clone(),
+                size,
+                page_size: page,
+                page_size_given: true,
+                phys: None,
+                device: None,
+                prefill: Some(Prefill::File {
+                    path: path.clone(),
+                    len,
+                }),
+                src: Default::default(),
+            });
+            sys.pds[pd].maps.push(Map {
+                region: name,
+                vaddr,
+                perms: Perms {
+                    read: true,
+                    write: false,
+                    execute: false,
+                },
+                cached: true,
+                setvar_vaddr: Some(format!("septa_vm_{what}_vaddr")),
+                setvar_size: None,
+                setvar_prefill_size: Some(format!("septa_vm_{what}_size")),
+                setvar_device: None,
+                setvar_device_size: None,
+                src: Default::default(),
+            });
+            vaddr += size;
+        }
+        out.push(Prepared { pd, artefacts });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn system(vmm_maps: &str) -> System {
+        let text = format!(
+            "[system]\nboard = \"qemu-virt\"\n[pd.vmm]\nprogram = \"vmm\"\nmaps = [{vmm_maps}]\n\
+             [pd.vmm.vm.linux]\nvcpus = [{{ id = 0 }}]\n\
+             maps = [{{ region = \"lo\", vaddr = 0x4000_0000 }}, {{ region = \"hi\", vaddr = 0x4400_0000 }}]\n\
+             [region.lo]\nsize = \"64 MiB\"\n[region.hi]\nsize = \"64 MiB\"\n"
+        );
+        septa_sysdesc::parse_str("g.toml", &text, septa_sysdesc::Format::Toml)
+            .map_err(|r| r.render())
+            .unwrap()
+            .system
+    }
+
+    #[test]
+    fn the_vmm_maps_its_guests_ram_as_one_span() {
+        let s = system(
+            "{ region = \"lo\", vaddr = 0x2000_0000 }, { region = \"hi\", vaddr = 0x2400_0000 }",
+        );
+        assert_eq!(vmm_ram_vaddr(&s, 0), Ok(0x2000_0000));
+        let s = system("{ region = \"lo\", vaddr = 0x2000_0000 }");
+        let e = vmm_ram_vaddr(&s, 0).unwrap_err();
+        assert!(e.contains("region `hi`") && e.contains("0x24000000"), "{e}");
+        let s = system("");
+        let e = vmm_ram_vaddr(&s, 0).unwrap_err();
+        assert!(e.contains("must map the RAM") && e.contains("`lo`"), "{e}");
+    }
+
+    #[test]
+    fn files_are_rounded_to_their_pages() {
+        assert_eq!(round(1866), (PAGE, PAGE));
+        assert_eq!(round(0x1_0000), (0x1_0000, PAGE));
+        assert_eq!(round(27_303_872), (28 << 20, LARGE_PAGE));
+    }
+}

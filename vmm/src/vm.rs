@@ -1,0 +1,948 @@
+//! The virtual machine: booting the guest, and answering every trap of its
+//! vCPUs.
+//!
+//! Each trap arrives as a fault of a vCPU's thread ([`Vm::fault`]); the
+//! answer ([`Reply`]) says whether the thread goes on. What each fault
+//! means (seL4 16.0.0 with hypervisor support, and Septa's kernel):
+//!
+//! | fault | from | the VMM |
+//! |---|---|---|
+//! | VMFault | a load or store to guest-physical memory that is not mapped: MMIO | decodes the syndrome, emulates the GIC distributor, the PL011 and the virtio-mmio transports; anything else gets a synchronous external abort |
+//! | UnknownSyscall | `hvc` (seL4 takes it as a system call; x7 is not a valid one) | PSCI / SMCCC ([`crate::psci`]) |
+//! | CapFault | `hvc` whose x7 happens to be a valid seL4 system call number: the kernel looked x0 up in the vCPU thread's empty CSpace | the same firmware call |
+//! | VCPUFault | `smc` (trapped), WFI/WFE, a trapped system register, anything else | firmware call; go on; read-as-zero; undefined instruction |
+//! | VGICMaintenance | the guest ended an interrupt from a list register | frees the register, acknowledges a virtual timer event, refills |
+//! | VPPIEvent | the virtual timer fired (the kernel masked it) | makes PPI 27 pending |
+//!
+//! The guest cannot crash the VMM: every register it controls is checked,
+//! every kernel error is logged and at worst stops the guest.
+
+use core::fmt;
+
+use septa_abi::vcpu_reg;
+use septa_runtime::Vcpu;
+use septa_sel4::fault::Fault;
+use septa_sel4::{Error, UserContext};
+use septa_vm_layout::map as m;
+use septa_vm_layout::{place, ImageHeader, Placement};
+
+use crate::gicd::{self, Distributor};
+use crate::pl011::{self, Pl011};
+use crate::platform::{Hooks, Platform};
+use crate::psci::{self, Call};
+use crate::syndrome::{self, ec, Access, Origin, Undecodable};
+use crate::vgic::ListRegisters;
+use crate::{fdt, MAX_VCPUS};
+
+/// The virtual timer's PPI (INTID 27), which seL4 delivers as VPPI events.
+pub const VTIMER_IRQ: u16 = (m::PPI_BASE + m::TIMER_VIRT_PPI) as u16;
+/// The console's INTID.
+const UART_IRQ: usize = (m::SPI_BASE + m::UART_SPI) as usize;
+/// SCTLR_EL1 of a vCPU at boot: MMU and caches off, alignment checks off;
+/// the RES1 bits of ARMv8.0 plus what seL4's `vcpu_init` sets
+/// (CP15BEN, nTWI, nTWE, UCT, UCI), so a reboot starts the way the first
+/// boot did.
+pub const SCTLR_BOOT: u64 = 0x34d5_8820;
+/// MPIDR_EL1 bit 31 is RES1.
+const MPIDR_RES1: u64 = 1 << 31;
+/// Input bytes kept for the guest's console beyond the UART's FIFO.
+pub const INPUT_CAPACITY: usize = 4096;
+/// Console output is passed on at each line end, or when this much waits.
+const OUTPUT_CHUNK: usize = 256;
+/// VBAR_EL1 of a guest that has not set up its exception vectors yet: an
+/// exception injected then would run from address 0, so a vCPU that needs
+/// one is stopped instead.
+const NO_VECTORS: u64 = 0;
+
+/// What to tell a vCPU's thread after its fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Go on where the registers say (a reply with label 0, no registers).
+    Resume,
+    /// The answer to an UnknownSyscall fault: x0..x7, then the PC to go on
+    /// at (a reply whose registers the kernel writes back).
+    Syscall([u64; 9]),
+    /// No reply: the thread stays stopped, or was started afresh.
+    Hold,
+}
+
+/// A vCPU's power state (PSCI).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Power {
+    Off,
+    On,
+}
+
+/// Where the guest's files are, in the VMM.
+#[derive(Clone, Copy, Debug)]
+pub struct Images<'a> {
+    pub kernel: &'a [u8],
+    pub initrd: &'a [u8],
+    pub dtb: &'a [u8],
+}
+
+/// The guest's RAM: guest-physical base and size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ram {
+    pub base: u64,
+    pub size: u64,
+}
+
+/// Why the guest cannot boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BootError {
+    #[error("the kernel image: {0}")]
+    Image(#[from] septa_vm_layout::ImageError),
+    #[error("placing the guest: {0}")]
+    Place(#[from] septa_vm_layout::PlaceError),
+    #[error("the device tree: {0}")]
+    Dtb(#[from] fdt::FdtError),
+    #[error("the device tree puts the initrd at {dtb:#x}, but it belongs at {placed:#x} for this kernel and RAM")]
+    InitrdMismatch { dtb: u64, placed: u64 },
+    #[error("the device tree has no /chosen/{0}, though there is an initrd")]
+    NoInitrdProperty(&'static str),
+    #[error("{len:#x} bytes at {gpa:#x} do not fit in guest RAM")]
+    OutsideRam { gpa: u64, len: u64 },
+    #[error("the VM has no vCPU")]
+    NoVcpu,
+    #[error("the kernel refused to set up vCPU {vcpu}: {error}")]
+    Kernel { vcpu: u8, error: Error },
+}
+
+/// What the VMM logs about the guest's misdeeds, each kind counted so a
+/// hostile guest cannot flood the console: the first 16 of a kind, then
+/// every power of two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Noise {
+    Mmio,
+    Distributor,
+    Firmware,
+    Sysreg,
+    Exception,
+}
+
+const NOISE_KINDS: usize = 5;
+
+/// State of one VM.
+pub struct Vm<'a, P: Platform, H: Hooks> {
+    pub platform: P,
+    hooks: H,
+    images: Images<'a>,
+    ram: Ram,
+    /// The vCPUs in MPIDR order (index 0 boots), by their ids.
+    vcpus: [Option<(Vcpu, Power)>; MAX_VCPUS],
+    gicd: Distributor,
+    lrs: ListRegisters,
+    uart: Pl011,
+    input: [u8; INPUT_CAPACITY],
+    input_head: usize,
+    input_len: usize,
+    output: [u8; OUTPUT_CHUNK],
+    output_len: usize,
+    /// The guest runs (it has not powered off or failed to boot).
+    running: bool,
+    boots: u32,
+    noise: [u64; NOISE_KINDS],
+}
+
+/// A GPR's position in the TCB register order (pc, sp, spsr, x0..x8, x16,
+/// x17, x18, x29, x30, x9..x15, x19..x28).
+pub const fn tcb_index(x: u8) -> usize {
+    match x {
+        0..=8 => 3 + x as usize,
+        16 => 12,
+        17 => 13,
+        18 => 14,
+        29 => 15,
+        30 => 16,
+        9..=15 => 17 + (x as usize - 9),
+        19..=28 => 24 + (x as usize - 19),
+        _ => 0,
+    }
+}
+
+fn get_x(regs: &UserContext, x: u8) -> u64 {
+    if x >= 31 {
+        return 0; // xzr
+    }
+    regs.to_words()[tcb_index(x)]
+}
+
+fn set_x(regs: &mut UserContext, x: u8, value: u64) {
+    if x < 31 {
+        let mut w = regs.to_words();
+        w[tcb_index(x)] = value;
+        *regs = UserContext::from_words(&w);
+    }
+}
+
+/// Registers to read or write so that GPR `x` and the PC are covered.
+fn count_for(x: u8) -> usize {
+    if x >= 31 {
+        1
+    } else {
+        tcb_index(x) + 1
+    }
+}
+
+/// Where a guest-physical address falls.
+#[derive(Clone, Copy)]
+enum Device {
+    Gicd(u64),
+    Uart(u64),
+    /// An offset in a virtio-mmio transport.
+    Virtio(u64),
+    None,
+}
+
+fn device_at(gpa: u64) -> Device {
+    if (m::GICD_BASE..m::GICD_BASE + m::GICD_SIZE).contains(&gpa) {
+        return Device::Gicd(gpa - m::GICD_BASE);
+    }
+    if (m::UART_BASE..m::UART_BASE + m::UART_SIZE).contains(&gpa) {
+        return Device::Uart(gpa - m::UART_BASE);
+    }
+    let virtio_end = m::VIRTIO_MMIO_BASE + m::VIRTIO_MMIO_STRIDE * u64::from(m::VIRTIO_MMIO_COUNT);
+    if (m::VIRTIO_MMIO_BASE..virtio_end).contains(&gpa) {
+        let off = gpa - m::VIRTIO_MMIO_BASE;
+        return Device::Virtio(off % m::VIRTIO_MMIO_STRIDE);
+    }
+    Device::None
+}
+
+/// virtio-mmio registers the VMM answers on every transport until it
+/// emulates devices (virtio 1.2, 4.2.2): magic "virt", version 2, device
+/// id 0, which a driver reads as "no device here".
+fn virtio_empty(offset: u64) -> u32 {
+    match offset {
+        0x000 => 0x7472_6976,
+        0x004 => 2,
+        0x00c => 0x554d_4551, // vendor id, as QEMU's
+        _ => 0,
+    }
+}
+
+impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
+    /// A VM whose vCPUs are `vcpus` (index 0 first), loaded from `images`
+    /// into `ram`. Nothing runs until [`boot`](Self::boot).
+    pub fn new(platform: P, hooks: H, images: Images<'a>, ram: Ram, vcpus: &[Vcpu]) -> Self {
+        let mut slots = [None; MAX_VCPUS];
+        for (s, v) in slots.iter_mut().zip(vcpus) {
+            *s = Some((*v, Power::Off));
+        }
+        Vm {
+            platform,
+            hooks,
+            images,
+            ram,
+            vcpus: slots,
+            gicd: Distributor::new(vcpus.len().min(MAX_VCPUS)),
+            lrs: ListRegisters::new(),
+            uart: Pl011::new(),
+            input: [0; INPUT_CAPACITY],
+            input_head: 0,
+            input_len: 0,
+            output: [0; OUTPUT_CHUNK],
+            output_len: 0,
+            running: false,
+            boots: 0,
+            noise: [0; NOISE_KINDS],
+        }
+    }
+
+    fn log(&mut self, args: fmt::Arguments<'_>) {
+        self.platform.log(args);
+    }
+
+    fn noisy(&mut self, kind: Noise, args: fmt::Arguments<'_>) {
+        let n = &mut self.noise[kind as usize];
+        *n += 1;
+        let n = *n;
+        if n <= 16 || n.is_power_of_two() {
+            if n > 16 {
+                self.platform.log(format_args!("{args} ({n} so far)"));
+            } else {
+                self.platform.log(args);
+            }
+        }
+    }
+
+    /// What the VMM runs on (the PD's event loop reaches its console
+    /// through it).
+    pub fn platform_mut(&mut self) -> &mut P {
+        &mut self.platform
+    }
+
+    pub fn running(&self) -> bool {
+        self.running
+    }
+
+    pub fn boots(&self) -> u32 {
+        self.boots
+    }
+
+    /// The index (MPIDR affinity 0) of the vCPU with this id.
+    fn index_of(&self, vcpu: Vcpu) -> Option<usize> {
+        self.vcpus
+            .iter()
+            .position(|s| s.is_some_and(|(v, _)| v == vcpu))
+    }
+
+    fn vcpu_at(&self, index: usize) -> Option<Vcpu> {
+        self.vcpus.get(index).copied().flatten().map(|(v, _)| v)
+    }
+
+    fn set_power(&mut self, index: usize, p: Power) {
+        if let Some(Some((_, power))) = self.vcpus.get_mut(index) {
+            *power = p;
+        }
+        self.gicd.set_online(index, p == Power::On);
+    }
+
+    // ------------------------------------------------------------------
+    // Booting
+
+    /// Stops every vCPU, loads the images and starts vCPU 0 at the
+    /// kernel. Used at start-up and for PSCI SYSTEM_RESET. On an error the
+    /// guest stays stopped.
+    pub fn boot(&mut self) -> Result<Placement, BootError> {
+        self.hooks.boot_started();
+        self.running = false;
+        for i in 0..MAX_VCPUS {
+            if let Some(v) = self.vcpu_at(i) {
+                // A stopped thread cannot be stopped twice wrongly: the
+                // kernel accepts suspending a suspended thread.
+                let _ = self.platform.stop(v);
+                self.set_power(i, Power::Off);
+            }
+        }
+        let first = self.vcpu_at(0).ok_or(BootError::NoVcpu)?;
+        let header = ImageHeader::parse(self.images.kernel)?;
+        let p = place(
+            self.ram.base,
+            self.ram.size,
+            &header,
+            self.images.initrd.len() as u64,
+        )?;
+        let dtb_len = fdt::check(self.images.dtb)?;
+        if !self.images.initrd.is_empty() {
+            for (prop, placed) in [
+                ("linux,initrd-start", p.initrd),
+                ("linux,initrd-end", p.initrd_end),
+            ] {
+                match fdt::chosen_number(self.images.dtb, prop)? {
+                    Some(dtb) if dtb == placed => {}
+                    Some(dtb) => return Err(BootError::InitrdMismatch { dtb, placed }),
+                    None => return Err(BootError::NoInitrdProperty(prop)),
+                }
+            }
+        }
+        let images = self.images;
+        for (gpa, bytes) in [
+            (p.kernel, images.kernel),
+            (p.dtb, &images.dtb[..dtb_len]),
+            (p.initrd, images.initrd),
+        ] {
+            self.platform
+                .copy_to_ram(gpa, bytes)
+                .map_err(|e| BootError::OutsideRam {
+                    gpa: e.gpa,
+                    len: e.len,
+                })?;
+        }
+        self.gicd.reset();
+        self.uart.reset();
+        self.output_len = 0;
+        self.boots += 1;
+        self.hooks.guest_starting();
+        self.start(0, p.kernel, p.dtb)
+            .map_err(|error| BootError::Kernel {
+                vcpu: first.id(),
+                error,
+            })?;
+        self.running = true;
+        Ok(p)
+    }
+
+    /// Starts vCPU `index` at `entry` with `x0` (booting.rst's entry state
+    /// for vCPU 0, PSCI CPU_ON's for the others): EL1h, interrupts masked,
+    /// MMU and caches off, every other register zero.
+    fn start(&mut self, index: usize, entry: u64, x0: u64) -> Result<(), Error> {
+        let Some(v) = self.vcpu_at(index) else {
+            return Err(Error::InvalidArgument { index: 0 });
+        };
+        for (reg, value) in [
+            (vcpu_reg::SCTLR, SCTLR_BOOT),
+            (vcpu_reg::CNTV_CTL, 0),
+            (vcpu_reg::CNTV_CVAL, 0),
+            (vcpu_reg::VMPIDR_EL2, MPIDR_RES1 | index as u64),
+        ] {
+            self.platform.write_vcpu_reg(v, reg, value)?;
+        }
+        // A virtual timer event the kernel masked before a restart would
+        // keep the timer silent for ever.
+        self.platform.ack_vppi(v, u64::from(VTIMER_IRQ))?;
+        let regs = UserContext {
+            pc: entry,
+            spsr: syndrome::PSTATE_EL1H_MASKED,
+            x0,
+            ..Default::default()
+        };
+        self.platform
+            .write_regs(v, septa_abi::TCB_REGISTER_COUNT, &regs)?;
+        self.set_power(index, Power::On);
+        self.platform.resume(v)
+    }
+
+    /// Stops the guest for good (PSCI SYSTEM_OFF, or a failure).
+    fn power_off(&mut self) {
+        for i in 0..MAX_VCPUS {
+            if let Some(v) = self.vcpu_at(i) {
+                let _ = self.platform.stop(v);
+                self.set_power(i, Power::Off);
+            }
+        }
+        self.flush_output();
+        self.running = false;
+    }
+
+    // ------------------------------------------------------------------
+    // Interrupts
+
+    /// Fills every running vCPU's free list registers.
+    fn flush_irqs(&mut self) {
+        for i in 0..self.gicd.cpus() {
+            let Some(v) = self.vcpu_at(i) else { continue };
+            let platform = &mut self.platform;
+            let r = self.lrs.flush(i, &mut self.gicd, |lr, ready| {
+                platform.inject_irq(v, ready.irq, ready.priority, ready.group, lr)
+            });
+            if let Err(e) = r {
+                self.log(format_args!(
+                    "cannot inject an interrupt into vCPU {v}: {e}"
+                ));
+            }
+        }
+    }
+
+    fn uart_line(&mut self) {
+        let level = self.uart.irq();
+        self.gicd.set_line(UART_IRQ, level);
+    }
+
+    // ------------------------------------------------------------------
+    // Console
+
+    /// Input for the guest's console; returns how many bytes were taken
+    /// (the rest must wait: see [`input_space`](Self::input_space)).
+    pub fn console_input(&mut self, bytes: &[u8]) -> usize {
+        let mut taken = 0;
+        for &b in bytes {
+            if self.input_len == INPUT_CAPACITY {
+                break;
+            }
+            self.input[(self.input_head + self.input_len) % INPUT_CAPACITY] = b;
+            self.input_len += 1;
+            taken += 1;
+        }
+        self.feed_uart();
+        self.flush_irqs();
+        taken
+    }
+
+    /// Room for console input.
+    pub fn input_space(&self) -> usize {
+        INPUT_CAPACITY - self.input_len
+    }
+
+    fn feed_uart(&mut self) {
+        while self.input_len > 0 && self.uart.receive(self.input[self.input_head]) {
+            self.input_head = (self.input_head + 1) % INPUT_CAPACITY;
+            self.input_len -= 1;
+        }
+        self.uart_line();
+    }
+
+    fn transmit(&mut self, b: u8) {
+        self.output[self.output_len] = b;
+        self.output_len += 1;
+        if b == b'\n' || self.output_len == OUTPUT_CHUNK {
+            self.flush_output();
+        }
+    }
+
+    /// Passes on what the guest wrote since the last time.
+    pub fn flush_output(&mut self) {
+        if self.output_len > 0 {
+            let n = self.output_len;
+            self.output_len = 0;
+            let out = self.output;
+            self.platform.console(&out[..n]);
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Faults
+
+    /// Handles a fault of vCPU `vcpu`'s thread.
+    pub fn fault(&mut self, vcpu: Vcpu, fault: &Fault) -> Reply {
+        let Some(index) = self.index_of(vcpu) else {
+            self.log(format_args!(
+                "a fault from child {vcpu}, which is not a vCPU of this VM: {fault:?}"
+            ));
+            return Reply::Hold;
+        };
+        let mut tx_only = false;
+        let reply = match *fault {
+            Fault::VmFault {
+                ip,
+                addr,
+                prefetch,
+                fsr,
+            } => {
+                let (reply, tx) = self.vm_fault(index, vcpu, ip, addr, prefetch, fsr);
+                tx_only = tx;
+                reply
+            }
+            Fault::UnknownSyscall { regs, fault_ip, .. } => {
+                let mut out = [0u64; 9];
+                out[..8].copy_from_slice(&regs);
+                match self.firmware(index, [regs[0], regs[1], regs[2], regs[3]]) {
+                    Some(x0) => {
+                        out[0] = x0;
+                        out[8] = fault_ip.wrapping_add(4);
+                        Reply::Syscall(out)
+                    }
+                    None => Reply::Hold,
+                }
+            }
+            // `hvc` with a valid seL4 system call number in x7: the kernel
+            // looked up x0 in the thread's empty CSpace and failed.
+            Fault::CapFault { .. } => self.firmware_by_regs(index, vcpu),
+            Fault::VcpuFault { hsr } => self.vcpu_fault(index, vcpu, hsr),
+            Fault::VgicMaintenance { idx } => {
+                if let Some(irq) = self.lrs.ended(index, idx, &mut self.gicd) {
+                    if irq == VTIMER_IRQ {
+                        if let Err(e) = self.platform.ack_vppi(vcpu, u64::from(irq)) {
+                            self.log(format_args!("acknowledging the virtual timer failed: {e}"));
+                        }
+                    }
+                }
+                Reply::Resume
+            }
+            Fault::VppiEvent { irq } => {
+                if irq == u64::from(VTIMER_IRQ) {
+                    self.gicd.set_pending(index, usize::from(VTIMER_IRQ));
+                } else {
+                    self.log(format_args!(
+                        "an event for virtual PPI {irq}, which no device has"
+                    ));
+                    let _ = self.platform.ack_vppi(vcpu, irq);
+                }
+                Reply::Resume
+            }
+            Fault::UserException { fault_ip, esr, .. } => {
+                self.noisy(
+                    Noise::Exception,
+                    format_args!(
+                        "vCPU {vcpu}: exception {esr:#x} at {fault_ip:#x}: the guest gets an undefined instruction"
+                    ),
+                );
+                self.inject(index, vcpu, syndrome::undefined(), fault_ip)
+            }
+            ref other => {
+                self.log(format_args!(
+                    "vCPU {vcpu}: unexpected fault {other:?}; stopped"
+                ));
+                let _ = self.platform.stop(vcpu);
+                self.set_power(index, Power::Off);
+                Reply::Hold
+            }
+        };
+        if !tx_only {
+            self.flush_output();
+        }
+        self.flush_irqs();
+        reply
+    }
+
+    /// A guest access to memory that is not mapped. Returns the reply and
+    /// whether the access was a byte to the console (output is passed on
+    /// in lines, not bytes).
+    fn vm_fault(
+        &mut self,
+        index: usize,
+        vcpu: Vcpu,
+        ip: u64,
+        addr: u64,
+        prefetch: bool,
+        fsr: u64,
+    ) -> (Reply, bool) {
+        if prefetch {
+            self.noisy(
+                Noise::Mmio,
+                format_args!(
+                    "vCPU {vcpu}: instruction fetch from {addr:#x} (pc {ip:#x}), which is not the guest's memory: instruction abort"
+                ),
+            );
+            return (self.inject(index, vcpu, 0, ip), false);
+        }
+        let access = match Access::decode(fsr) {
+            Ok(a) => a,
+            Err(Undecodable::CacheMaintenance) => {
+                // Cleaning or invalidating device memory does nothing.
+                return (self.skip(vcpu), false);
+            }
+            Err(why) => {
+                self.noisy(
+                    Noise::Mmio,
+                    format_args!(
+                        "vCPU {vcpu}: access to {addr:#x} at pc {ip:#x} cannot be emulated ({why:?}, syndrome {fsr:#x}): data abort"
+                    ),
+                );
+                return (self.inject(index, vcpu, fsr, ip), false);
+            }
+        };
+        let count = count_for(access.reg);
+        let mut regs = match self.platform.read_regs(vcpu, count) {
+            Ok(r) => r,
+            Err(e) => return (self.stop_failed(vcpu, e), false),
+        };
+        let value = access.store_value(get_x(&regs, access.reg));
+        let device = device_at(addr);
+        let result = match device {
+            Device::Gicd(off) => self.gicd_access(index, vcpu, off, &access, value),
+            Device::Uart(off) => self.uart_access(off, &access, value),
+            Device::Virtio(off) => Ok(if access.write {
+                None
+            } else {
+                Some(u64::from(virtio_empty(off)))
+            }),
+            Device::None => Err("no device there"),
+        };
+        let tx = access.write && matches!(device, Device::Uart(o) if o & !3 == pl011::reg::DR);
+        match result {
+            Ok(read) => {
+                let mut n = 1;
+                if let Some(data) = read {
+                    set_x(&mut regs, access.reg, access.load_value(data));
+                    n = count;
+                }
+                regs.pc = regs.pc.wrapping_add(4);
+                match self.platform.write_regs(vcpu, n, &regs) {
+                    Ok(()) => (Reply::Resume, tx),
+                    Err(e) => (self.stop_failed(vcpu, e), false),
+                }
+            }
+            Err(why) => {
+                if matches!(device, Device::None) {
+                    self.hooks.unhandled_mmio(addr, access.write, value);
+                }
+                let what = if access.write { "write" } else { "read" };
+                self.noisy(
+                    Noise::Mmio,
+                    format_args!(
+                        "vCPU {vcpu}: {}-byte {what} at {addr:#x} (pc {:#x}): {why}: data abort",
+                        access.size, regs.pc
+                    ),
+                );
+                (self.inject(index, vcpu, fsr, regs.pc), false)
+            }
+        }
+    }
+
+    /// The distributor: `Ok(Some(data))` for a read, `Ok(None)` for a write.
+    fn gicd_access(
+        &mut self,
+        index: usize,
+        vcpu: Vcpu,
+        off: u64,
+        a: &Access,
+        value: u64,
+    ) -> Result<Option<u64>, &'static str> {
+        let size = a.size;
+        let refused = |e: gicd::AccessError| match e {
+            gicd::AccessError::Size(_) => "the distributor takes 1, 2 or 4 bytes",
+            gicd::AccessError::Misaligned => "misaligned distributor access",
+            gicd::AccessError::Outside => "outside the distributor",
+        };
+        if a.write {
+            match self.gicd.write(index, off, size, value as u32).map_err(refused)? {
+                gicd::Outcome::Done => {}
+                gicd::Outcome::Ignored(why) => self.noisy(
+                    Noise::Distributor,
+                    format_args!(
+                        "vCPU {vcpu}: distributor write {value:#x} at offset {off:#x} ignored: {why}"
+                    ),
+                ),
+            }
+            Ok(None)
+        } else {
+            self.gicd
+                .read(index, off, size)
+                .map(|v| Some(u64::from(v)))
+                .map_err(refused)
+        }
+    }
+
+    fn uart_access(
+        &mut self,
+        off: u64,
+        a: &Access,
+        value: u64,
+    ) -> Result<Option<u64>, &'static str> {
+        let refused = |_| "the UART takes 1, 2 or 4 bytes at a register";
+        let r = if a.write {
+            match self
+                .uart
+                .write(off, a.size, value as u32)
+                .map_err(refused)?
+            {
+                pl011::Effect::Transmit(b) => self.transmit(b),
+                pl011::Effect::None | pl011::Effect::Ignored(_) => {}
+            }
+            None
+        } else {
+            let v = self.uart.read(off, a.size).map_err(refused)?;
+            if off & !3 == pl011::reg::DR {
+                self.feed_uart();
+            }
+            Some(u64::from(v))
+        };
+        self.uart_line();
+        Ok(r)
+    }
+
+    /// Steps over the trapped instruction.
+    fn skip(&mut self, vcpu: Vcpu) -> Reply {
+        match self.platform.read_regs(vcpu, 1) {
+            Ok(mut r) => {
+                r.pc = r.pc.wrapping_add(4);
+                match self.platform.write_regs(vcpu, 1, &r) {
+                    Ok(()) => Reply::Resume,
+                    Err(e) => self.stop_failed(vcpu, e),
+                }
+            }
+            Err(e) => self.stop_failed(vcpu, e),
+        }
+    }
+
+    fn stop_failed(&mut self, vcpu: Vcpu, e: Error) -> Reply {
+        self.log(format_args!(
+            "vCPU {vcpu}: the kernel refused to move it on ({e}); stopped"
+        ));
+        let _ = self.platform.stop(vcpu);
+        if let Some(i) = self.index_of(vcpu) {
+            self.set_power(i, Power::Off);
+        }
+        Reply::Hold
+    }
+
+    /// Makes the guest take a synchronous exception at its EL1 vector:
+    /// `esr_or_abort` is the trap's own syndrome (a data abort is turned
+    /// into an external abort of the same direction), 0 for an
+    /// instruction abort, or a ready ESR_EL1 of the undefined-instruction
+    /// kind.
+    fn inject(&mut self, index: usize, vcpu: Vcpu, trap_esr: u64, pc: u64) -> Reply {
+        let mut regs = match self.platform.read_regs(vcpu, 3) {
+            Ok(r) => r,
+            Err(e) => return self.stop_failed(vcpu, e),
+        };
+        let origin = Origin::from_spsr(regs.spsr);
+        let (esr, far) = match syndrome::class(trap_esr) {
+            _ if trap_esr == 0 => (syndrome::instruction_abort(origin), pc),
+            ec::DABT_LOWER | ec::DABT_SAME => {
+                (syndrome::data_abort(origin, trap_esr & (1 << 6) != 0), 0)
+            }
+            _ => (trap_esr, 0),
+        };
+        let vbar = match self.platform.read_vcpu_reg(vcpu, vcpu_reg::VBAR) {
+            Ok(v) => v,
+            Err(e) => return self.stop_failed(vcpu, e),
+        };
+        if vbar == NO_VECTORS {
+            self.log(format_args!(
+                "vCPU {vcpu}: an exception at pc {pc:#x} before the guest set its vectors: stopped"
+            ));
+            let _ = self.platform.stop(vcpu);
+            self.set_power(index, Power::Off);
+            return Reply::Hold;
+        }
+        let writes = [
+            (vcpu_reg::ESR, esr),
+            (vcpu_reg::FAR, far),
+            (vcpu_reg::ELR_EL1, regs.pc),
+            (vcpu_reg::SPSR_EL1, regs.spsr),
+        ];
+        for (reg, value) in writes {
+            if let Err(e) = self.platform.write_vcpu_reg(vcpu, reg, value) {
+                return self.stop_failed(vcpu, e);
+            }
+        }
+        regs.pc = vbar.wrapping_add(origin.vector());
+        regs.spsr = syndrome::PSTATE_EL1H_MASKED;
+        match self.platform.write_regs(vcpu, 3, &regs) {
+            Ok(()) => Reply::Resume,
+            Err(e) => self.stop_failed(vcpu, e),
+        }
+    }
+
+    fn vcpu_fault(&mut self, index: usize, vcpu: Vcpu, hsr: u64) -> Reply {
+        match syndrome::class(hsr) {
+            // WFI/WFE: an interrupt may already be waiting in a list
+            // register; the thread goes back to the instruction, which
+            // completes at once if so and traps again if not.
+            ec::WFX => Reply::Resume,
+            ec::SMC64 | ec::HVC64 => self.firmware_by_regs(index, vcpu),
+            ec::SYSREG => self.sysreg(vcpu, hsr),
+            class => {
+                self.noisy(
+                    Noise::Exception,
+                    format_args!(
+                        "vCPU {vcpu}: trap of class {class:#x} (syndrome {hsr:#x}): the guest gets an undefined instruction"
+                    ),
+                );
+                let pc = self.platform.read_regs(vcpu, 1).map(|r| r.pc).unwrap_or(0);
+                self.inject(index, vcpu, syndrome::undefined(), pc)
+            }
+        }
+    }
+
+    /// A trapped MSR/MRS (ISS: Op0 21:20, Op2 19:17, Op1 16:14, CRn 13:10,
+    /// Rt 9:5, CRm 4:1, direction 0): read as zero, writes ignored.
+    fn sysreg(&mut self, vcpu: Vcpu, hsr: u64) -> Reply {
+        let rt = ((hsr >> 5) & 0x1f) as u8;
+        let read = hsr & 1 != 0;
+        let f = |shift: u64, bits: u64| (hsr >> shift) & ((1 << bits) - 1);
+        self.noisy(
+            Noise::Sysreg,
+            format_args!(
+                "vCPU {vcpu}: {} of system register S{}_{}_C{}_C{}_{}: {}",
+                if read { "read" } else { "write" },
+                f(20, 2),
+                f(14, 3),
+                f(10, 4),
+                f(1, 4),
+                f(17, 3),
+                if read { "reads as zero" } else { "ignored" }
+            ),
+        );
+        let count = count_for(rt);
+        let mut regs = match self.platform.read_regs(vcpu, count) {
+            Ok(r) => r,
+            Err(e) => return self.stop_failed(vcpu, e),
+        };
+        if read {
+            set_x(&mut regs, rt, 0);
+        }
+        regs.pc = regs.pc.wrapping_add(4);
+        match self.platform.write_regs(vcpu, count, &regs) {
+            Ok(()) => Reply::Resume,
+            Err(e) => self.stop_failed(vcpu, e),
+        }
+    }
+
+    /// A firmware call whose registers must be read from the thread (`smc`,
+    /// or `hvc` that took seL4's system call path).
+    fn firmware_by_regs(&mut self, index: usize, vcpu: Vcpu) -> Reply {
+        let count = tcb_index(3) + 1;
+        let mut regs = match self.platform.read_regs(vcpu, count) {
+            Ok(r) => r,
+            Err(e) => return self.stop_failed(vcpu, e),
+        };
+        match self.firmware(index, [regs.x0, regs.x1, regs.x2, regs.x3]) {
+            Some(x0) => {
+                regs.x0 = x0;
+                regs.pc = regs.pc.wrapping_add(4);
+                match self.platform.write_regs(vcpu, tcb_index(0) + 1, &regs) {
+                    Ok(()) => Reply::Resume,
+                    Err(e) => self.stop_failed(vcpu, e),
+                }
+            }
+            None => Reply::Hold,
+        }
+    }
+
+    /// Carries out a PSCI or SMCCC call from vCPU `index`; returns x0 for
+    /// the caller, or `None` if the caller does not go on.
+    fn firmware(&mut self, index: usize, x: [u64; 4]) -> Option<u64> {
+        match psci::decode(x) {
+            Call::Value(v) => Some(v),
+            Call::Suspend => Some(psci::SUCCESS),
+            Call::CpuOff => {
+                let v = self.vcpu_at(index)?;
+                self.log(format_args!("vCPU {v} is off (PSCI CPU_OFF)"));
+                let _ = self.platform.stop(v);
+                self.set_power(index, Power::Off);
+                None
+            }
+            Call::CpuOn {
+                target,
+                entry,
+                context,
+            } => Some(self.cpu_on(target, entry, context)),
+            Call::AffinityInfo { target } => Some(
+                match psci::target_index(target)
+                    .and_then(|t| self.vcpus.get(t as usize).copied().flatten())
+                {
+                    Some((_, Power::On)) => psci::AFFINITY_ON,
+                    Some((_, Power::Off)) => psci::AFFINITY_OFF,
+                    None => psci::INVALID_PARAMETERS,
+                },
+            ),
+            Call::SystemOff => {
+                self.flush_output();
+                self.log(format_args!("guest powered off (PSCI SYSTEM_OFF)"));
+                self.power_off();
+                self.platform.guest_off();
+                None
+            }
+            Call::SystemReset => {
+                self.flush_output();
+                self.log(format_args!(
+                    "guest reset (PSCI SYSTEM_RESET): booting it again"
+                ));
+                if let Err(e) = self.boot() {
+                    self.log(format_args!("the guest cannot boot again: {e}"));
+                    self.power_off();
+                }
+                None
+            }
+            Call::Unknown(id) => {
+                self.noisy(
+                    Noise::Firmware,
+                    format_args!("firmware call {id:#x} is not supported"),
+                );
+                Some(psci::NOT_SUPPORTED)
+            }
+        }
+    }
+
+    fn cpu_on(&mut self, target: u64, entry: u64, context: u64) -> u64 {
+        let Some(t) = psci::target_index(target).map(|t| t as usize) else {
+            return psci::INVALID_PARAMETERS;
+        };
+        match self.vcpus.get(t).copied().flatten() {
+            None => psci::INVALID_PARAMETERS,
+            Some((_, Power::On)) => psci::ALREADY_ON,
+            Some((v, Power::Off)) => {
+                if !(self.ram.base..self.ram.base + self.ram.size).contains(&entry) {
+                    return psci::INVALID_ADDRESS;
+                }
+                match self.start(t, entry, context) {
+                    Ok(()) => {
+                        self.log(format_args!("vCPU {v} is on (PSCI CPU_ON at {entry:#x})"));
+                        psci::SUCCESS
+                    }
+                    Err(e) => {
+                        self.log(format_args!("vCPU {v} could not start: {e}"));
+                        psci::INTERNAL_FAILURE
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
