@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 mod board;
+pub mod cells;
 mod check;
 mod diag;
 mod expand;
@@ -28,6 +29,7 @@ mod guest;
 mod kind;
 mod model;
 pub mod serial;
+pub mod stats;
 pub mod timer;
 mod toml_front;
 pub mod units;

@@ -263,6 +263,8 @@ fn lower(doc: &Document, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         io_spaces,
         serial: None,
         timer: None,
+        cells: Vec::new(),
+        stats: None,
     })
 }
 
