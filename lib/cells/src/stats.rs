@@ -250,3 +250,111 @@ mod tests {
         assert_eq!(Table::read(&small[..4]).err(), Some(ReadError::TooShort));
     }
 }
+
+/// The statistics as text, the way the statistics PD writes them to its
+/// console and `cargo septa top` reads them: a frame is a header line,
+/// one line per PD, and an end line.
+///
+/// ```text
+/// septa-stats REFRESH NOW_NS
+/// NAME cell|pd STATE PRIORITY BUDGET_US PERIOD_US CPU_US FAULTS RESTARTS OVERRUNS
+/// septa-stats-end
+/// ```
+pub mod text {
+    use super::{Entry, State};
+    use core::fmt::{self, Write};
+
+    pub const HEADER: &str = "septa-stats";
+    pub const END: &str = "septa-stats-end";
+
+    /// Writes a frame's header line.
+    pub fn header(o: &mut impl Write, refresh: u64, now_ns: u64) -> fmt::Result {
+        writeln!(o, "{HEADER} {refresh} {now_ns}")
+    }
+
+    /// Writes an entry's line.
+    pub fn entry(o: &mut impl Write, e: &Entry) -> fmt::Result {
+        writeln!(
+            o,
+            "{} {} {} {} {} {} {} {} {} {}",
+            e.name(),
+            if e.cell { "cell" } else { "pd" },
+            e.state.name(),
+            e.priority,
+            e.budget_us,
+            e.period_us,
+            e.cpu_us,
+            e.faults,
+            e.restarts,
+            e.overruns
+        )
+    }
+
+    /// A header line's refresh count and time.
+    pub fn parse_header(line: &str) -> Option<(u64, u64)> {
+        let mut w = line.split_ascii_whitespace();
+        if w.next()? != HEADER {
+            return None;
+        }
+        let r = w.next()?.parse().ok()?;
+        let t = w.next()?.parse().ok()?;
+        w.next().is_none().then_some((r, t))
+    }
+
+    /// An entry line, back into an entry (`None` if malformed).
+    pub fn parse_entry(line: &str) -> Option<Entry> {
+        let mut w = line.split_ascii_whitespace();
+        let mut e = Entry::named(w.next()?);
+        e.cell = match w.next()? {
+            "cell" => true,
+            "pd" => false,
+            _ => return None,
+        };
+        e.state = match w.next()? {
+            "running" => State::Running,
+            "stopped" => State::Stopped,
+            "passive" => State::Passive,
+            _ => return None,
+        };
+        e.priority = w.next()?.parse().ok()?;
+        e.budget_us = w.next()?.parse().ok()?;
+        e.period_us = w.next()?.parse().ok()?;
+        e.cpu_us = w.next()?.parse().ok()?;
+        e.faults = w.next()?.parse().ok()?;
+        e.restarts = w.next()?.parse().ok()?;
+        e.overruns = w.next()?.parse().ok()?;
+        w.next().is_none().then_some(e)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        extern crate std;
+        use super::*;
+        use std::string::String;
+
+        #[test]
+        fn lines_round_trip() {
+            let mut e = Entry::named("worker");
+            e.cell = true;
+            e.state = State::Stopped;
+            e.priority = 40;
+            e.budget_us = 2000;
+            e.period_us = 10_000;
+            e.cpu_us = 12345;
+            e.faults = 5;
+            e.restarts = 4;
+            e.overruns = 9;
+            let mut s = String::new();
+            header(&mut s, 3, 4_000_000_000).unwrap();
+            entry(&mut s, &e).unwrap();
+            let mut lines = s.lines();
+            assert_eq!(
+                parse_header(lines.next().unwrap()),
+                Some((3, 4_000_000_000))
+            );
+            assert_eq!(parse_entry(lines.next().unwrap()), Some(e));
+            assert_eq!(parse_entry("worker cell running 1"), None);
+            assert_eq!(parse_header("septa-stats x 1"), None);
+        }
+    }
+}

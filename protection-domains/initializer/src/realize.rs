@@ -486,7 +486,8 @@ fn fill_slots<'a>(
 }
 
 /// 7. Each thread: scheduling context, CSpace, VSpace, IPC buffer,
-///    priorities, fault endpoint, bound notification, FPU, vCPU, registers.
+///    priorities, fault endpoint, timeout endpoint, bound notification,
+///    FPU, vCPU, registers.
 fn configure_threads<'a>(
     spec: &Spec<'a>,
     bi: &BootInfoRef,
@@ -532,6 +533,17 @@ fn configure_threads<'a>(
         .map_err(kernel("configuring", t.name))?;
         tcb.set_sched_params(me, t.max_priority.into(), t.priority.into(), sc, fault_ep)
             .map_err(kernel("setting the priority of", t.name))?;
+        if let Some((ep, badge)) = t.timeout_endpoint {
+            let s = r
+                .slots
+                .take()
+                .map_err(|c| fail("badging the timeout endpoint of", t.name, c))?;
+            let rwg = CapRights::new(false, true, true, true);
+            mint(ROOT, s.bits(), DEPTH, r.objects[ep as usize], rwg, badge)
+                .map_err(kernel("badging the timeout endpoint of", t.name))?;
+            tcb.set_timeout_endpoint(Some(s.cast()))
+                .map_err(kernel("setting the timeout endpoint of", t.name))?;
+        }
         // Kernel messages name the thread, as Microkit's monitor has them
         // (DebugNameThread: debug configuration only).
         if !t.name.is_empty() {

@@ -322,6 +322,7 @@ fn spec(policy: Policy, passive: bool) -> Spec<'static> {
                 badge: 0x100,
             }),
             fault_endpoint: Some((0, 1)),
+            timeout_endpoint: None,
             bound_notification: Some(7),
             entry: ENTRY,
             stack_top: STACK_TOP,
@@ -348,6 +349,7 @@ fn spec(policy: Policy, passive: bool) -> Spec<'static> {
             generation: None,
             reply: 15,
             stack: (STACK_TOP - 0x2000, STACK_TOP),
+            cell: false,
         }],
         root: Some(RootObjects {
             fault_endpoint: 0,
@@ -356,6 +358,7 @@ fn spec(policy: Policy, passive: bool) -> Spec<'static> {
         }),
         test_harness: false,
         domain_schedule: None,
+        stats: None,
     }
 }
 

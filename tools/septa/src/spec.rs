@@ -76,6 +76,8 @@ pub struct Built {
     pub pd_objects: Vec<PdObjects>,
     /// The domain schedule (`crate::domains`).
     pub domain_schedule: Option<septa_spec::DomainSchedule>,
+    /// The monitor's statistics table (`[stats]`).
+    pub stats: Option<septa_spec::StatsExport>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +121,7 @@ impl Built {
                 .collect(),
             root: self.root,
             domain_schedule: self.domain_schedule.clone(),
+            stats: self.stats,
             test_harness: false,
         }
     }
@@ -376,6 +379,16 @@ pub fn build(
         }
     }
     b.out.domain_schedule = domains.schedule;
+    // The statistics table: the first frame of its region, which only the
+    // monitor writes (the statistics PD maps it read-only).
+    if let Some(st) = &sys.stats {
+        if let Some((_, frames)) = regions.get(st.table.as_str()) {
+            b.out.stats = frames.first().map(|f| septa_spec::StatsExport {
+                frame: *f,
+                requester: st.pd as u32,
+            });
+        }
+    }
     channels(&mut b, &per_pd);
     extra_caps(&mut b, &per_pd)?;
     b.out.pd_objects = per_pd
@@ -467,11 +480,20 @@ fn channels(b: &mut Builder, per_pd: &[PdState]) {
         for (me, peer) in [(&ch.a, &ch.b), (&ch.b, &ch.a)] {
             let mine = &per_pd[me.pd];
             let theirs = &per_pd[peer.pd];
+            // Microkit gives a PD read rights on its peer's notification and
+            // endpoint, with which it could wait on them and take what is
+            // meant for the peer; a cell gets only what sending needs.
+            let cell = b.sys.cells.iter().any(|c| c.pd == me.pd);
+            let (signal, call) = if cell {
+                (Rights::WRITE, Rights::CALL)
+            } else {
+                (Rights::RW, Rights::RWG)
+            };
             if me.notify {
                 b.slot(
                     mine.cnode,
                     slot::BASE_OUTPUT_NOTIFICATION + me.id,
-                    Builder::cap(theirs.ntfn, Rights::RW, 1 << peer.id),
+                    Builder::cap(theirs.ntfn, signal, 1 << peer.id),
                 );
             }
             if me.pp {
@@ -479,7 +501,7 @@ fn channels(b: &mut Builder, per_pd: &[PdState]) {
                 b.slot(
                     mine.cnode,
                     slot::BASE_ENDPOINT + me.id,
-                    Builder::cap(ep, Rights::RWG, PPC_BADGE | peer.id),
+                    Builder::cap(ep, call, PPC_BADGE | peer.id),
                 );
             }
         }
@@ -817,14 +839,22 @@ fn fixed_slots(b: &mut Builder, i: usize, st: &PdState, fault: FaultRoute, mon_e
     };
     let cnode = st.cnode;
     b.slot(cnode, slot::INPUT, input);
-    b.slot(
-        cnode,
-        slot::FAULT_EP,
-        Builder::cap(fault.0, Rights::RWG, fault.1),
-    );
-    b.slot(cnode, slot::VSPACE, Builder::cap(st.vspace, Rights::ALL, 0));
+    // A cell gets no capability it was not declared: not its fault
+    // endpoint (the kernel holds the TCB's own copy; with one in its
+    // CSpace it could send the monitor forged faults) nor its VSpace.
+    if !b.sys.cells.iter().any(|c| c.pd == i) {
+        b.slot(
+            cnode,
+            slot::FAULT_EP,
+            Builder::cap(fault.0, Rights::RWG, fault.1),
+        );
+        b.slot(cnode, slot::VSPACE, Builder::cap(st.vspace, Rights::ALL, 0));
+    }
     b.slot(cnode, slot::REPLY, Builder::cap(st.reply, Rights::ALL, 0));
-    if pd.passive {
+    // Passive PDs say on it that their init is done; the statistics PD
+    // asks for refreshes.
+    let stats = b.sys.stats.as_ref().is_some_and(|s| s.pd == i);
+    if pd.passive || stats {
         b.slot(
             cnode,
             slot::MONITOR_EP,
@@ -890,6 +920,7 @@ fn record(b: &mut Builder, i: usize, st: &PdState, t: ThreadSetup, regions: &Reg
         entry,
     } = t;
     let pd = &b.sys.pds[i];
+    let is_cell = b.sys.cells.iter().any(|c| c.pd == i);
     let thread = b.out.threads.len() as u32;
     b.out.threads.push((
         pd.name.clone(),
@@ -910,6 +941,9 @@ fn record(b: &mut Builder, i: usize, st: &PdState, t: ThreadSetup, regions: &Reg
                 badge: SCHED_BADGE_BASE + i as u64,
             }),
             fault_endpoint: Some(fault),
+            // A cell's overruns go to the monitor (which counts them and
+            // lets it run on), with its fault badge.
+            timeout_endpoint: is_cell.then_some(fault),
             bound_notification: Some(st.ntfn),
             entry,
             stack_top: STACK_TOP,
@@ -946,6 +980,7 @@ fn record(b: &mut Builder, i: usize, st: &PdState, t: ThreadSetup, regions: &Reg
                 .map(|f| (*f, 0)),
             reply: st.reply,
             stack: (STACK_TOP - pd.stack_size, STACK_TOP),
+            cell: is_cell,
         },
     ));
 }
@@ -1005,6 +1040,7 @@ fn build_vm(
                     badge: SCHED_BADGE_BASE + k as u64,
                 }),
                 fault_endpoint: Some((ep, FAULT_BADGE | v.id)),
+                timeout_endpoint: None,
                 bound_notification: None,
                 entry: 0,
                 stack_top: 0,

@@ -1,0 +1,301 @@
+//! # test-cell-fuzz: a hostile cell and its judge
+//!
+//! `fuzzer` is a cell (`tests/systems/cell-fuzz`) whose program does not
+//! keep to the safe cell API: it makes [`OPERATIONS`] random system calls
+//! and invocations, on every capability slot it holds (its input
+//! notification, its reply object, its channels' notification and endpoint
+//! caps) and on slots it does not hold, with random labels, message
+//! lengths, extra caps and message registers, random system call numbers,
+//! and random memory reads and writes. Many fault; the monitor restarts it
+//! each time with its memory kept (`memory = "keep"`), so it goes on where
+//! it was: its state lives in statics, which a restart leaves alone, and
+//! its random writes go only where nothing of its own is mapped.
+//!
+//! Left out, on purpose: the debug system calls (in a debug kernel any
+//! thread may halt the machine or dump the scheduler; seL4's too, by
+//! design, and release kernels have none), and blocking receives on which
+//! nothing would ever arrive (a wait that never ends tests nothing).
+//!
+//! `judge` (a PD, above the cells) hears the fuzzer's end, then asks the
+//! bystander cell (`test-cells`) for its verdict, and says `done`.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+use septa_runtime::septa_sel4::{ipc_buffer, syscall, CPtr, MessageInfo};
+use septa_runtime::{mr_get, msginfo_new, println, protection_domain, Channel, ChannelSet};
+use septa_runtime::{Handler, PdCell};
+use septa_test_report as report;
+use test_cell_fuzz_protocol as p;
+
+/// System calls and invocations the fuzzer makes in all.
+const OPERATIONS: u64 = 1_000_000;
+/// Microkit's CSpace: the slots a PD's caps may be in (input 1, reply 4;
+/// notification caps from 10, endpoint caps from 74, one per channel id).
+const HELD: [u64; 2] = [1, 4];
+const NOTIFY_BASE: u64 = 10;
+const PP_BASE: u64 = 74;
+/// Channel ids tried (a cell's are the lowest).
+const IDS: u64 = 8;
+
+/// The fuzzer's state, in statics so that restarts (memory kept) resume.
+/// Non-zero initial values keep them in `.data`.
+static RNG: PdCell<u64> = PdCell::new(0x2545_f491_4f6c_dd1d);
+static DONE: PdCell<u64> = PdCell::new(0);
+static STARTS: PdCell<u64> = PdCell::new(0);
+
+fn next() -> u64 {
+    let mut x = RNG.get();
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    RNG.replace(x);
+    x
+}
+
+/// A cap slot: mostly one it may hold, sometimes any.
+fn slot(r: u64) -> u64 {
+    match r % 10 {
+        0..=3 => NOTIFY_BASE + (r >> 8) % IDS,
+        4..=6 => PP_BASE + (r >> 8) % IDS,
+        7 | 8 => HELD[((r >> 8) % 2) as usize],
+        _ => (r >> 8) % 512,
+    }
+}
+
+/// A random message: label, length up to 127 (the kernel cuts at 120),
+/// extra caps (their slots random too), and random message registers.
+fn message(r: u64) -> MessageInfo {
+    let len = (r >> 4) % 128;
+    let extra = (r >> 12) % 4;
+    for i in 0..len.min(120) as usize {
+        ipc_buffer::set_mr(i, next());
+    }
+    for i in 0..extra as usize {
+        ipc_buffer::set_cap(i, CPtr::from_bits(slot(next())));
+    }
+    let label = match (r >> 16) % 4 {
+        0 => (r >> 20) % 80,
+        1 => (r >> 20) % 8,
+        _ => r >> 24,
+    };
+    MessageInfo::new(label, 0, extra, len)
+}
+
+/// A system call number that is none of the kernel's (nor a debug or
+/// benchmark call): the kernel answers with an UnknownSyscall fault.
+fn unknown_syscall(r: u64) -> i64 {
+    match r % 3 {
+        0 => -31 - (r >> 8) as i64 % 10,
+        1 => (r >> 8) as i64 % 51,
+        _ => (r >> 8) as i64 | 0x4000_0000,
+    }
+}
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+fn raw_syscall(number: i64, x0: u64, x1: u64) {
+    // SAFETY: `svc #0` enters the kernel; whatever the number and
+    // arguments, the kernel either returns (clobbering x0..x7) or raises
+    // a fault the monitor handles. No memory of ours is promised to it.
+    unsafe {
+        core::arch::asm!(
+            "svc #0",
+            inout("x0") x0 => _, inout("x1") x1 => _,
+            out("x2") _, out("x3") _, out("x4") _, out("x5") _, out("x6") _,
+            in("x7") number,
+            options(nostack),
+        )
+    };
+}
+
+#[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
+fn raw_syscall(_: i64, _: u64, _: u64) {}
+
+/// An address nothing of the fuzzer's is mapped at (below its image, or
+/// far above it) for writes; any address for reads.
+fn address(r: u64, write: bool) -> usize {
+    let a = match r % 4 {
+        0 => (r >> 8) % 0x20_0000,
+        1 => 0x1_0000_0000 + (r >> 8) % 0x40_0000_0000,
+        2 if !write => 0x20_0000 + (r >> 8) % 0x100_0000,
+        _ => r >> 16,
+    };
+    (a & !7) as usize
+}
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+fn touch(addr: usize, write: bool, value: u64) {
+    let p = addr as *mut u64;
+    if write {
+        // SAFETY: a hostile write, on purpose: `address` only gives
+        // addresses where nothing of this program is mapped, so the
+        // kernel raises a VM fault (the monitor restarts us) and no Rust
+        // object is touched.
+        unsafe { p.write_volatile(value) };
+    } else {
+        // SAFETY: a read has no effect on memory; an unmapped address
+        // faults (as above), a mapped one is read and the value dropped.
+        let _ = unsafe { p.read_volatile() };
+    }
+}
+
+#[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
+fn touch(_: usize, _: bool, _: u64) {}
+
+/// One random operation.
+fn operation() {
+    let r = next();
+    let cap = CPtr::from_bits(slot(r >> 4));
+    match r % 1000 {
+        // Calls and sends on caps: endpoints reach the PDs at the other
+        // end (which must refuse nonsense), notifications signal.
+        0..=299 => {
+            let info = message(next());
+            syscall::call(cap, info);
+        }
+        300..=499 => syscall::nb_send(cap, message(next())),
+        500..=599 => syscall::send(cap, message(next())),
+        // Non-blocking receives and polls; a blocking wait only right
+        // after signalling itself, so that it returns.
+        600..=699 => {
+            syscall::nb_recv(cap, septa_runtime::septa_sel4::Cap::from_bits(HELD[1]));
+        }
+        700..=749 => {
+            syscall::poll(cap);
+        }
+        750..=799 => {
+            let me = CPtr::from_bits(HELD[0]);
+            syscall::signal(me);
+            syscall::wait(me);
+        }
+        800..=899 => syscall::yield_now(),
+        900..=979 => syscall::nb_send(CPtr::from_bits(r >> 20), message(next())),
+        // Faults: a call on a slot it does not hold, an unknown system
+        // call, a random memory access.
+        980..=985 => {
+            syscall::call(
+                CPtr::from_bits((r >> 20) | 0x1000),
+                msginfo_new(next() % 64, 0),
+            );
+        }
+        986..=991 => raw_syscall(unknown_syscall(next()), next(), next()),
+        _ => {
+            let write = r & (1 << 40) != 0;
+            touch(address(next(), write), write, r);
+        }
+    }
+}
+
+fn fuzz() {
+    STARTS.replace(STARTS.get() + 1);
+    if STARTS.get() == 1 {
+        println!("fuzzer: {OPERATIONS} random operations");
+    }
+    while DONE.get() < OPERATIONS {
+        // Counted before it runs: an operation that faults is not redone.
+        DONE.replace(DONE.get() + 1);
+        operation();
+    }
+    let judge = Channel::new(JUDGE_CHANNEL);
+    septa_runtime::mr_set(0, p::FUZZ_MAGIC);
+    septa_runtime::mr_set(1, DONE.get());
+    septa_runtime::mr_set(2, STARTS.get());
+    println!(
+        "fuzzer: {} operations made, started {} times",
+        DONE.get(),
+        STARTS.get()
+    );
+    let _ = judge.pp_call(msginfo_new(p::FUZZ_DONE, 3));
+}
+
+/// The fuzzer's channel to the judge: its first (the system declares it
+/// first among its channels).
+const JUDGE_CHANNEL: u8 = 0;
+/// The judge's channels: the fuzzer's and the bystander's.
+const FROM_FUZZER: u8 = 0;
+const BYSTANDER: Channel = Channel::new(1);
+
+struct Judge {
+    fuzzed: bool,
+    refused: u64,
+}
+
+impl Handler for Judge {
+    fn notified(&mut self, _: ChannelSet) {
+        // The fuzzer notifies at random: nothing to do.
+    }
+
+    fn protected(&mut self, ch: Channel, msg: MessageInfo) -> MessageInfo {
+        let magic = if msg.length() > 0 { mr_get(0) } else { 0 };
+        match (ch.id(), msg.label(), magic) {
+            (FROM_FUZZER, p::FUZZ_DONE, p::FUZZ_MAGIC) if !self.fuzzed => {
+                self.fuzzed = true;
+                let (ops, starts) = (mr_get(1), mr_get(2));
+                println!(
+                    "judge: the fuzzer made {ops} operations and was started {starts} times; {} random calls to the judge refused",
+                    self.refused
+                );
+                if ops >= OPERATIONS {
+                    println!("{}", report::ok("fuzzer-made-a-million-operations"));
+                } else {
+                    println!("{}", report::fail("fuzzer-made-a-million-operations", &ops));
+                }
+                if starts > 1 {
+                    println!("{}", report::ok("fuzzer-faults-restarted"));
+                } else {
+                    println!(
+                        "{}",
+                        report::fail("fuzzer-faults-restarted", &"it never faulted")
+                    );
+                }
+                let _ = BYSTANDER.notify();
+                msginfo_new(p::OK, 0)
+            }
+            (1, p::VERDICT, p::VERDICT_MAGIC) => {
+                let (verdict, ticks) = (mr_get(1), mr_get(2));
+                println!("judge: the bystander saw {ticks} timeouts");
+                match verdict {
+                    p::INTACT if ticks > 0 => println!("{}", report::ok("bystander-untouched")),
+                    _ => println!("{}", report::fail("bystander-untouched", &verdict)),
+                }
+                println!("{}", report::DONE);
+                msginfo_new(p::OK, 0)
+            }
+            _ => {
+                self.refused += 1;
+                msginfo_new(p::REFUSED, 0)
+            }
+        }
+    }
+}
+
+enum Role {
+    Judge(Judge),
+    Fuzzer,
+}
+
+impl Handler for Role {
+    fn notified(&mut self, ch: ChannelSet) {
+        if let Role::Judge(j) = self {
+            j.notified(ch);
+        }
+    }
+
+    fn protected(&mut self, ch: Channel, msg: MessageInfo) -> MessageInfo {
+        match self {
+            Role::Judge(j) => j.protected(ch, msg),
+            Role::Fuzzer => msginfo_new(p::REFUSED, 0),
+        }
+    }
+}
+
+fn init() -> Role {
+    if septa_runtime::pd_name().as_str() == "judge" {
+        return Role::Judge(Judge {
+            fuzzed: false,
+            refused: 0,
+        });
+    }
+    fuzz();
+    Role::Fuzzer
+}
+
+protection_domain!(init);
