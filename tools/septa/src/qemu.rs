@@ -70,6 +70,9 @@ pub struct Machine {
     /// clients, in the order of their numbers; the first has the keyboard
     /// at start).
     pub uart_input: Vec<String>,
+    /// The virtio console the statistics PD writes to (`[stats]`), which
+    /// `cargo septa top` attaches to.
+    pub stats_console: Option<String>,
 }
 
 impl Machine {
@@ -83,6 +86,7 @@ impl Machine {
             devices: Vec::new(),
             dir: dir.to_path_buf(),
             uart_input: Vec::new(),
+            stats_console: None,
         }
     }
 
@@ -90,6 +94,7 @@ impl Machine {
     /// sockets in `dir`.
     pub fn for_system(sys: &System, base: &Path, dir: &Path) -> Machine {
         let mut m = Machine::bare(&sys.board, dir);
+        m.stats_console = sys.stats.as_ref().map(|s| s.console.clone());
         if let Some(serial) = &sys.serial {
             m.uart_input = serial
                 .input
@@ -348,6 +353,9 @@ pub fn run_interactive(image: &Image, gdb: bool) -> Result<()> {
             "   virtio console `{name}`: socat - UNIX-CONNECT:{}",
             sock.display()
         );
+        if image.machine.stats_console.as_deref() == Some(name) {
+            eprintln!("   statistics: `cargo septa top` in another terminal");
+        }
     }
     if gdb {
         c.args(["-s", "-S"]);

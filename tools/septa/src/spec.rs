@@ -155,6 +155,14 @@ pub enum SpecError {
     },
     #[error("PD `{pd}`: extra cap slot {slot} is past the root CNode's {max} slots")]
     CapSlot { pd: String, slot: u64, max: u64 },
+    #[error("cell `{cell}` needs {} KiB (program image {} KiB, stack {} KiB, heap {} KiB) but its memory quota is {} KiB", (image + stack + heap) / 1024, image / 1024, stack / 1024, heap / 1024, quota / 1024)]
+    CellQuota {
+        cell: String,
+        image: u64,
+        stack: u64,
+        heap: u64,
+        quota: u64,
+    },
     #[error("{0}: not supported by this build of the tool")]
     Unsupported(String),
     #[error("PD `{pd}`: its stack of {size:#x} bytes reaches down to its program at {end:#x}")]
@@ -718,6 +726,21 @@ fn map_image(
     image: &ElfImage,
 ) -> Result<Vec<ObjId>, SpecError> {
     let pages = image_pages(b, image);
+    // A cell's quota covers its program too: image pages, stack and heap
+    // (the description was checked for the stack and heap alone).
+    if let Some(c) = b.sys.cells.iter().find(|c| b.sys.pds[c.pd].name == pd.name) {
+        let image = pages.len() as u64 * PAGE;
+        let need = image + pd.stack_size + c.heap;
+        if need > c.memory {
+            return Err(SpecError::CellQuota {
+                cell: pd.name.clone(),
+                image,
+                stack: pd.stack_size,
+                heap: c.heap,
+                quota: c.memory,
+            });
+        }
+    }
     if let Some((&last, _)) = pages.iter().next_back() {
         if last + PAGE > STACK_TOP - pd.stack_size {
             return Err(SpecError::StackOverlap {
@@ -1328,5 +1351,67 @@ b = { pd = "server", id = 0 }
         let progs: Vec<Program> = sys.pds.iter().map(|_| Program { image: &img }).collect();
         let err = build(&sys, &progs, &HashMap::new(), Path::new(".")).unwrap_err();
         assert!(matches!(err, SpecError::MapOverlap { .. }), "{err}");
+    }
+
+    const CELLS: &str = r#"
+[system]
+board = "qemu-virt"
+
+[pd.server]
+program = "server"
+priority = 200
+
+[cell.worker]
+program = "worker"
+memory = "1 MiB"
+heap = "64 KiB"
+services = [{ kind = "channel", pd = "server", id = 3, pp = true }]
+"#;
+
+    fn cell_spec(text: &str) -> Result<Built, SpecError> {
+        let sys = septa_sysdesc::parse_str("c.toml", text, septa_sysdesc::Format::Toml)
+            .map_err(|r| r.render())
+            .unwrap()
+            .system;
+        let img = sample();
+        let progs: Vec<Program> = sys.pds.iter().map(|_| Program { image: &img }).collect();
+        build(&sys, &progs, &HashMap::new(), Path::new("."))
+    }
+
+    #[test]
+    fn a_cell_gets_only_what_sending_needs_and_a_timeout_endpoint() {
+        let b = cell_spec(CELLS).unwrap();
+        let w = b.pds.iter().position(|(n, _)| n == "worker").unwrap();
+        assert!(b.pds[w].1.cell);
+        let t = &b.threads[b.pds[w].1.thread as usize].1;
+        assert_eq!(t.timeout_endpoint, t.fault_endpoint);
+        // Its channel to the server: call without receiving; no fault
+        // endpoint or VSpace cap in its CSpace.
+        let cnode = "pd.worker.cnode";
+        match slot_cap(&b, cnode, slot::BASE_ENDPOINT) {
+            Cap::Object { rights, .. } => assert_eq!(rights, Rights::CALL),
+            other => panic!("{other:?}"),
+        }
+        match slot_cap(&b, cnode, slot::BASE_OUTPUT_NOTIFICATION) {
+            Cap::Object { rights, .. } => assert_eq!(rights, Rights::WRITE),
+            other => panic!("{other:?}"),
+        }
+        let id = b.objects.iter().position(|(n, _)| n == cnode).unwrap() as ObjId;
+        for s in [slot::FAULT_EP, slot::VSPACE] {
+            assert!(!b.slots.iter().any(|x| x.cnode == id && x.index == s));
+        }
+        // The server, a PD, keeps Microkit's caps and has no timeout
+        // endpoint.
+        let srv = &b.pds[b.pds.iter().position(|(n, _)| n == "server").unwrap()].1;
+        assert!(!srv.cell);
+        assert!(b.threads[srv.thread as usize].1.timeout_endpoint.is_none());
+    }
+
+    #[test]
+    fn a_cell_whose_program_does_not_fit_its_quota_is_refused() {
+        // 64 KiB heap and 8 KiB stack leave no room for the program.
+        let err = cell_spec(&CELLS.replace("1 MiB", "72 KiB")).unwrap_err();
+        assert!(matches!(err, SpecError::CellQuota { .. }), "{err}");
+        assert!(err.to_string().contains("program image"), "{err}");
     }
 }

@@ -20,6 +20,7 @@
 //! bystander cell (`test-cells`) for its verdict, and says `done`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
+use septa_cells::peers;
 use septa_runtime::septa_sel4::{ipc_buffer, syscall, CPtr, MessageInfo};
 use septa_runtime::{mr_get, msginfo_new, println, protection_domain, Channel, ChannelSet};
 use septa_runtime::{Handler, PdCell};
@@ -28,16 +29,16 @@ use test_cell_fuzz_protocol as p;
 
 /// System calls and invocations the fuzzer makes in all.
 const OPERATIONS: u64 = 1_000_000;
-/// Microkit's CSpace: the slots a PD's caps may be in (input 1, reply 4;
-/// notification caps from 10, endpoint caps from 74, one per channel id).
-const HELD: [u64; 2] = [1, 4];
+/// Microkit's CSpace: input notification 1, reply object 4, a
+/// notification cap at 10 + id for each channel it may notify, an
+/// endpoint cap at 74 + id for each it may call.
+const INPUT: u64 = 1;
+const REPLY: u64 = 4;
 const NOTIFY_BASE: u64 = 10;
 const PP_BASE: u64 = 74;
-/// Channel ids tried (a cell's are the lowest).
-const IDS: u64 = 8;
 
-/// The fuzzer's state, in statics so that restarts (memory kept) resume.
-/// Non-zero initial values keep them in `.data`.
+/// The fuzzer's state, in statics: a restart with its memory kept leaves
+/// them as they were, so it resumes.
 static RNG: PdCell<u64> = PdCell::new(0x2545_f491_4f6c_dd1d);
 static DONE: PdCell<u64> = PdCell::new(0);
 static STARTS: PdCell<u64> = PdCell::new(0);
@@ -51,13 +52,36 @@ fn next() -> u64 {
     x
 }
 
-/// A cap slot: mostly one it may hold, sometimes any.
-fn slot(r: u64) -> u64 {
-    match r % 10 {
-        0..=3 => NOTIFY_BASE + (r >> 8) % IDS,
-        4..=6 => PP_BASE + (r >> 8) % IDS,
-        7 | 8 => HELD[((r >> 8) % 2) as usize],
-        _ => (r >> 8) % 512,
+/// A slot holding one of its caps, at random (the runtime's channel masks
+/// say which channels it has).
+fn held(r: u64) -> u64 {
+    let notify = septa_runtime::symbols::microkit_notifications.get();
+    let pps = septa_runtime::symbols::microkit_pps.get();
+    let n = 2 + u64::from(notify.count_ones()) + u64::from(pps.count_ones());
+    let mut k = r % n;
+    if k < 2 {
+        return [INPUT, REPLY][k as usize];
+    }
+    k -= 2;
+    for (base, mask) in [(NOTIFY_BASE, notify), (PP_BASE, pps)] {
+        for id in 0..64 {
+            if mask & (1 << id) != 0 {
+                if k == 0 {
+                    return base + id;
+                }
+                k -= 1;
+            }
+        }
+    }
+    INPUT
+}
+
+/// Any slot: mostly empty ones (and far beyond the CNode).
+fn any_slot(r: u64) -> u64 {
+    match r % 3 {
+        0 => r % 512,
+        1 => NOTIFY_BASE + (r >> 8) % 128,
+        _ => r >> 16,
     }
 }
 
@@ -70,7 +94,7 @@ fn message(r: u64) -> MessageInfo {
         ipc_buffer::set_mr(i, next());
     }
     for i in 0..extra as usize {
-        ipc_buffer::set_cap(i, CPtr::from_bits(slot(next())));
+        ipc_buffer::set_cap(i, CPtr::from_bits(held(next())));
     }
     let label = match (r >> 16) % 4 {
         0 => (r >> 20) % 80,
@@ -140,43 +164,56 @@ fn touch(addr: usize, write: bool, value: u64) {
 #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
 fn touch(_: usize, _: bool, _: u64) {}
 
-/// One random operation.
+/// One random operation, out of 10,000: most on caps it holds (which
+/// must refuse nonsense or deliver it harmlessly), a few on slots it does
+/// not hold, and a few that fault (4 in 1,000: each costs a restart).
 fn operation() {
     let r = next();
-    let cap = CPtr::from_bits(slot(r >> 4));
-    match r % 1000 {
-        // Calls and sends on caps: endpoints reach the PDs at the other
-        // end (which must refuse nonsense), notifications signal.
-        0..=299 => {
-            let info = message(next());
-            syscall::call(cap, info);
+    let cap = CPtr::from_bits(held(r >> 16));
+    match r % 10_000 {
+        // Calls and sends on its caps: endpoints reach the PDs at the
+        // other end, notifications signal, the reply object answers no one.
+        0..=4499 => {
+            syscall::call(cap, message(next()));
         }
-        300..=499 => syscall::nb_send(cap, message(next())),
-        500..=599 => syscall::send(cap, message(next())),
-        // Non-blocking receives and polls; a blocking wait only right
-        // after signalling itself, so that it returns.
-        600..=699 => {
-            syscall::nb_recv(cap, septa_runtime::septa_sel4::Cap::from_bits(HELD[1]));
+        4500..=6499 => syscall::nb_send(cap, message(next())),
+        6500..=7499 => syscall::send(cap, message(next())),
+        // Receives on its own notification: non-blocking, or blocking
+        // right after signalling itself, so that it returns.
+        7500..=8299 => {
+            syscall::nb_recv(
+                CPtr::from_bits(INPUT),
+                septa_runtime::septa_sel4::Cap::from_bits(REPLY),
+            );
         }
-        700..=749 => {
-            syscall::poll(cap);
+        8300..=8699 => {
+            syscall::poll(CPtr::from_bits(INPUT));
         }
-        750..=799 => {
-            let me = CPtr::from_bits(HELD[0]);
-            syscall::signal(me);
-            syscall::wait(me);
+        8700..=8899 => {
+            syscall::signal(CPtr::from_bits(INPUT));
+            syscall::wait(CPtr::from_bits(INPUT));
         }
-        800..=899 => syscall::yield_now(),
-        900..=979 => syscall::nb_send(CPtr::from_bits(r >> 20), message(next())),
-        // Faults: a call on a slot it does not hold, an unknown system
-        // call, a random memory access.
-        980..=985 => {
+        // Yield gives up the rest of the budget (MCS): the cell waits for
+        // its next period, so yields are rare.
+        8900 => syscall::yield_now(),
+        8901..=9899 => syscall::nb_send(cap, message(next())),
+        // A non-blocking send on a slot it does not hold: refused, no fault.
+        9900..=9959 => syscall::nb_send(CPtr::from_bits(any_slot(next())), message(next())),
+        // Faults: a call or a receive on a slot it does not hold, an
+        // unknown system call, a random memory access.
+        9960..=9969 => {
             syscall::call(
-                CPtr::from_bits((r >> 20) | 0x1000),
+                CPtr::from_bits(any_slot(next()) | 0x1000),
                 msginfo_new(next() % 64, 0),
             );
         }
-        986..=991 => raw_syscall(unknown_syscall(next()), next(), next()),
+        9970..=9979 => {
+            syscall::nb_recv(
+                CPtr::from_bits(any_slot(next()) | 0x1000),
+                septa_runtime::septa_sel4::Cap::from_bits(REPLY),
+            );
+        }
+        9980..=9989 => raw_syscall(unknown_syscall(next()), next(), next()),
         _ => {
             let write = r & (1 << 40) != 0;
             touch(address(next(), write), write, r);
@@ -194,7 +231,7 @@ fn fuzz() {
         DONE.replace(DONE.get() + 1);
         operation();
     }
-    let judge = Channel::new(JUDGE_CHANNEL);
+    let judge = Channel::new(judge_channel());
     septa_runtime::mr_set(0, p::FUZZ_MAGIC);
     septa_runtime::mr_set(1, DONE.get());
     septa_runtime::mr_set(2, STARTS.get());
@@ -206,9 +243,17 @@ fn fuzz() {
     let _ = judge.pp_call(msginfo_new(p::FUZZ_DONE, 3));
 }
 
-/// The fuzzer's channel to the judge: its first (the system declares it
-/// first among its channels).
-const JUDGE_CHANNEL: u8 = 0;
+septa_runtime::patched! {
+    /// A cell's table of channels by peer name (`septa_cells::peers`),
+    /// which the tool writes into every cell; the fuzzer reads it raw.
+    static PEERS: [u8; peers::SIZE] = "septa_cell_peers", [0; peers::SIZE];
+}
+
+/// The fuzzer's channel to the judge: the first entry of its peer table
+/// (the system declares it first), the id after the name.
+fn judge_channel() -> u8 {
+    PEERS.byte(peers::NAME_LEN)
+}
 /// The judge's channels: the fuzzer's and the bystander's.
 const FROM_FUZZER: u8 = 0;
 const BYSTANDER: Channel = Channel::new(1);

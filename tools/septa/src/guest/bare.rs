@@ -72,6 +72,7 @@ pub fn command(a: &Artefacts, icount: bool) -> Result<std::process::Command> {
         devices: devices(a)?,
         dir: a.dir.clone(),
         uart_input: Vec::new(),
+        stats_console: None,
     };
     for (_, sock) in machine.consoles() {
         let _ = std::fs::remove_file(sock);
