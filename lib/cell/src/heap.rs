@@ -228,7 +228,7 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            if x % 3 != 0 || live.is_empty() {
+            if !x.is_multiple_of(3) || live.is_empty() {
                 let size = (x >> 8) as usize % 700 + 1;
                 let align = 1 << ((x >> 20) % 7);
                 let p = h.alloc(size, align);

@@ -55,6 +55,9 @@ const SERVICES: [(&str, &[&str], &str); 5] = [
     ("kv", &["namespace", "quota"], "`namespace` and `quota`"),
 ];
 
+/// A value as written, with where.
+pub(crate) type At<T> = (T, Option<Span>);
+
 /// One entry of a cell's `services`, as the front end read it: its kind,
 /// then each key that was written with its value and span.
 pub(crate) struct WantedService {
@@ -65,7 +68,7 @@ pub(crate) struct WantedService {
     pub id: Option<(i64, Option<Span>)>,
     pub pp: Option<(bool, Option<Span>)>,
     pub notify: Option<(bool, Option<Span>)>,
-    pub listen: Option<(Vec<(i64, Option<Span>)>, Option<Span>)>,
+    pub listen: Option<At<Vec<At<i64>>>>,
     pub connect: Option<Option<Span>>,
     pub namespace: Option<Option<Span>>,
     pub quota: Option<Option<Span>>,

@@ -90,7 +90,11 @@ fn any_slot(r: u64) -> u64 {
 fn message(r: u64) -> MessageInfo {
     // Mostly short messages, now and then up to 127 words (the kernel
     // cuts at 120): long ones cost copying, not coverage.
-    let len = if r & 0xc == 0 { (r >> 4) % 128 } else { (r >> 4) % 9 };
+    let len = if r & 0xc == 0 {
+        (r >> 4) % 128
+    } else {
+        (r >> 4) % 9
+    };
     let extra = (r >> 12) % 4;
     for i in 0..len.min(120) as usize {
         ipc_buffer::set_mr(i, next());
