@@ -216,18 +216,24 @@ mod tests {
     use super::*;
     use std::vec::Vec;
 
+    /// An entry with every field set.
+    pub(crate) fn sample(name: &str) -> Entry {
+        let mut e = Entry::named(name);
+        e.cpu_us = 123_456_789;
+        e.budget_us = 2000;
+        e.period_us = 10_000;
+        e.faults = 3;
+        e.restarts = 2;
+        e.overruns = 77;
+        e.state = State::Stopped;
+        e.cell = true;
+        e.priority = 45;
+        e
+    }
+
     #[test]
     fn a_table_round_trips() {
-        let mut a = Entry::named("spinner");
-        a.cpu_us = 123_456_789;
-        a.budget_us = 2000;
-        a.period_us = 10_000;
-        a.faults = 3;
-        a.restarts = 2;
-        a.overruns = 77;
-        a.state = State::Stopped;
-        a.cell = true;
-        a.priority = 45;
+        let a = sample("spinner");
         let b = Entry::named("a_name_longer_than_twenty_four_bytes");
         let mut page = [0xffu8; 4096];
         assert_eq!(write(&mut page, 9, &[a, b]), 2);
@@ -334,16 +340,7 @@ pub mod text {
 
         #[test]
         fn lines_round_trip() {
-            let mut e = Entry::named("worker");
-            e.cell = true;
-            e.state = State::Stopped;
-            e.priority = 40;
-            e.budget_us = 2000;
-            e.period_us = 10_000;
-            e.cpu_us = 12345;
-            e.faults = 5;
-            e.restarts = 4;
-            e.overruns = 9;
+            let e = super::super::tests::sample("worker");
             let mut s = String::new();
             header(&mut s, 3, 4_000_000_000).unwrap();
             entry(&mut s, &e).unwrap();

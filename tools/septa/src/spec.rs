@@ -1343,13 +1343,7 @@ b = { pd = "server", id = 0 }
     #[test]
     fn a_map_over_the_image_is_refused() {
         let src = SYSTEM.replace("vaddr = 0x3000_0000", "vaddr = 0x20_0000");
-        let sys = septa_sysdesc::parse_str("t.toml", &src, septa_sysdesc::Format::Toml)
-            .map_err(|r| r.render())
-            .unwrap()
-            .system;
-        let img = sample();
-        let progs: Vec<Program> = sys.pds.iter().map(|_| Program { image: &img }).collect();
-        let err = build(&sys, &progs, &HashMap::new(), Path::new(".")).unwrap_err();
+        let err = build_text(&src).unwrap_err();
         assert!(matches!(err, SpecError::MapOverlap { .. }), "{err}");
     }
 
@@ -1368,7 +1362,8 @@ heap = "64 KiB"
 services = [{ kind = "channel", pd = "server", id = 3, pp = true }]
 "#;
 
-    fn cell_spec(text: &str) -> Result<Built, SpecError> {
+    /// The spec of a description, every program the sample image.
+    fn build_text(text: &str) -> Result<Built, SpecError> {
         let sys = septa_sysdesc::parse_str("c.toml", text, septa_sysdesc::Format::Toml)
             .map_err(|r| r.render())
             .unwrap()
@@ -1380,7 +1375,7 @@ services = [{ kind = "channel", pd = "server", id = 3, pp = true }]
 
     #[test]
     fn a_cell_gets_only_what_sending_needs_and_a_timeout_endpoint() {
-        let b = cell_spec(CELLS).unwrap();
+        let b = build_text(CELLS).unwrap();
         let w = b.pds.iter().position(|(n, _)| n == "worker").unwrap();
         assert!(b.pds[w].1.cell);
         let t = &b.threads[b.pds[w].1.thread as usize].1;
@@ -1410,7 +1405,7 @@ services = [{ kind = "channel", pd = "server", id = 3, pp = true }]
     #[test]
     fn a_cell_whose_program_does_not_fit_its_quota_is_refused() {
         // 64 KiB heap and 8 KiB stack leave no room for the program.
-        let err = cell_spec(&CELLS.replace("1 MiB", "72 KiB")).unwrap_err();
+        let err = build_text(&CELLS.replace("1 MiB", "72 KiB")).unwrap_err();
         assert!(matches!(err, SpecError::CellQuota { .. }), "{err}");
         assert!(err.to_string().contains("program image"), "{err}");
     }
