@@ -178,3 +178,60 @@ pub(crate) fn expand(
     });
     Some((PD.into(), Some(w.whole)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{parse_str, Format};
+
+    #[test]
+    fn stats_adds_its_pd_a_console_driver_and_a_read_only_table() {
+        let text = r#"
+[system]
+board = "qemu-virt"
+
+[cell.idle]
+program = "cell-demo"
+memory = "128 KiB"
+
+[[virtio]]
+name = "top"
+kind = "console"
+
+[stats]
+console = "top"
+"#;
+        let s = parse_str("s.toml", text, Format::Toml)
+            .map_err(|r| r.one_line())
+            .unwrap()
+            .system;
+        let st = s.stats.as_ref().unwrap();
+        assert_eq!(st.console, "top");
+        let pd = &s.pds[st.pd];
+        assert_eq!((pd.name.as_str(), pd.priority), (PD, PRIORITY));
+        let table = pd.maps.iter().find(|m| m.region == TABLE).unwrap();
+        assert!(table.perms.read && !table.perms.write);
+        // Nobody else maps the table, and no cell has a channel to it or
+        // to its console driver.
+        let mapped: Vec<&str> = s
+            .pds
+            .iter()
+            .filter(|p| p.maps.iter().any(|m| m.region == TABLE))
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(mapped, [PD]);
+        let idle = s.pd_index("idle").unwrap();
+        assert!(!s.channels.iter().any(|c| [c.a.pd, c.b.pd].contains(&idle)
+            && [c.a.pd, c.b.pd]
+                .iter()
+                .any(|p| *p == st.pd || *p == st.console_driver)));
+        // It calls its console driver and is a client of the timer.
+        let driver = &s.pds[st.console_driver];
+        assert_eq!(driver.irqs.len(), 1);
+        assert!(s
+            .channels
+            .iter()
+            .any(|c| c.a.pd == st.pd && c.b.pd == st.console_driver && c.a.pp));
+        assert_eq!(s.timer.as_ref().unwrap().clients, [st.pd]);
+    }
+}
