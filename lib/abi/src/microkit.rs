@@ -19,6 +19,20 @@ pub mod slot {
     pub const BASE_USER_CAPS: u64 = 458;
 }
 
+/// Bits of a PD's root CNode (Microkit's `PD_ROOT_CAP_BITS`): slot 0 holds
+/// the CNode of the fixed slots above; slots 1.. hold the description's
+/// extra caps (`<cspace>`), named by CPtr `slot << (64 - PD_ROOT_CAP_BITS)`.
+pub const PD_ROOT_CAP_BITS: u32 = 6;
+
+/// The CPtr of extra-cap slot `slot` of the root CNode (libmicrokit's
+/// `microkit_cspace_root_slot_to_cptr`), `None` outside 1..64.
+pub const fn user_cap_cptr(slot: u64) -> Option<u64> {
+    if slot == 0 || slot >= 1 << PD_ROOT_CAP_BITS {
+        return None;
+    }
+    Some(slot << (64 - PD_ROOT_CAP_BITS))
+}
+
 /// Channel ids run 0..=MAX_CHANNEL_ID.
 pub const MAX_CHANNELS: u64 = 62;
 /// Bit 63 of a badge marks a protected procedure call.

@@ -58,6 +58,7 @@ mod event_loop;
 mod handler;
 pub mod logger;
 mod message;
+mod notification;
 pub mod panic;
 mod pd_cell;
 pub mod print;
@@ -69,10 +70,11 @@ pub use channel::{Channel, ChannelError, ChannelSet, ChannelSetIter};
 pub use child::Child;
 pub use handler::{Handler, NullHandler};
 pub use message::{mr_get, mr_set, msginfo_new};
+pub use notification::OwnNotification;
 pub use pd_cell::{PdCell, PdRefCell};
 pub use septa_abi::MessageInfo;
 pub use septa_sel4;
-pub use symbols::{is_passive, pd_name, Setvar};
+pub use symbols::{is_passive, pd_name, PdName, Setvar, SetvarArray, SetvarTexts, Text};
 
 /// For the macros only.
 #[doc(hidden)]

@@ -13,7 +13,9 @@
 //! | `microkit_notifications` | `u64` (8) | bit n set: channel n may be notified |
 //! | `microkit_pps` | `u64` (8) | bit n set: channel n may be PP-called |
 //! | `microkit_ioports` | `u64` (8) | bit n set: I/O port n (x86 only; zero here) |
-//! | each `setvar` symbol | `u64` (8) | a vaddr, paddr, size or id from the system file |
+//! | each `setvar` symbol | `u64` (8) | a vaddr, paddr, size, id or number from the system file |
+//! | each `NAME[INDEX]` setvar (Septa's) | `[u64; N]` ([`SetvarArray`]) | element INDEX, as above |
+//! | each text setvar (Septa's) | `[[u8; 64]; N]` ([`SetvarTexts`]) | element INDEX, NUL-padded |
 //!
 //! All live in the section `.data.patched` (little-endian, initial value
 //! zero), which the runtime's linker script keeps (`KEEP`) inside the
@@ -106,6 +108,127 @@ impl Setvar {
     pub fn set_for_test(&self, value: u64) {
         self.0.set_for_test(value)
     }
+}
+
+impl<T: Copy, const N: usize> Patched<[T; N]> {
+    /// Element `i` of a patched array, or `None` past its end (read alone,
+    /// not the whole array).
+    fn element(&self, i: usize) -> Option<T> {
+        if i >= N {
+            return None;
+        }
+        // SAFETY: `i < N`, so the element lies inside the live static
+        // array, aligned for `T`; volatile for the reason `get` gives, and
+        // nothing writes it concurrently (see the `Sync` argument).
+        Some(unsafe { core::ptr::read_volatile(self.0.get().cast::<T>().add(i)) })
+    }
+}
+
+/// An array of `setvar` words, each patched by the tool as `NAME[INDEX]`
+/// (a `system.toml` addition: one symbol per client of a virtualiser, say).
+/// Elements the description leaves alone read 0. Declare with
+/// [`setvar_array!`].
+#[repr(transparent)]
+pub struct SetvarArray<const N: usize>(Patched<[u64; N]>);
+
+impl<const N: usize> SetvarArray<N> {
+    #[doc(hidden)]
+    pub const fn new() -> Self {
+        SetvarArray(Patched::new([0; N]))
+    }
+
+    /// Element `i` (0 past the end).
+    pub fn get(&self, i: usize) -> u64 {
+        self.0.element(i).unwrap_or(0)
+    }
+
+    /// How many elements there are.
+    pub const fn len(&self) -> usize {
+        N
+    }
+
+    /// Whether the array has no elements.
+    pub const fn is_empty(&self) -> bool {
+        N == 0
+    }
+
+    #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
+    pub fn set_for_test(&self, i: usize, value: u64) {
+        let mut all = self.0.get();
+        all[i] = value;
+        self.0.set_for_test(all)
+    }
+}
+
+/// Bytes of one patched text (the tool's `SetValue::TEXT_ELEMENT`).
+pub const TEXT_LENGTH: usize = PD_NAME_LENGTH;
+
+/// An array of texts the tool patches (`{ symbol = "NAME[INDEX]", text =
+/// "..." }`), each NUL-padded in [`TEXT_LENGTH`] bytes; the PD's own name
+/// (`microkit_name`) is one such text. Declare with [`setvar_text!`].
+#[repr(transparent)]
+pub struct SetvarTexts<const N: usize>(Patched<[[u8; TEXT_LENGTH]; N]>);
+
+impl<const N: usize> SetvarTexts<N> {
+    #[doc(hidden)]
+    pub const fn new() -> Self {
+        SetvarTexts(Patched::new([[0; TEXT_LENGTH]; N]))
+    }
+
+    /// Text `i` ("" past the end or where the description wrote none).
+    pub fn get(&self, i: usize) -> Text {
+        Text(self.0.element(i).unwrap_or([0; TEXT_LENGTH]))
+    }
+
+    #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
+    pub fn set_for_test(&self, i: usize, text: &str) {
+        let mut all = self.0.get();
+        all[i] = [0; TEXT_LENGTH];
+        all[i][..text.len()].copy_from_slice(text.as_bytes());
+        self.0.set_for_test(all)
+    }
+}
+
+/// Declares arrays of `setvar` words ([`SetvarArray`]), patched element by
+/// element (`NAME[INDEX]` in the system description).
+///
+/// ```
+/// septa_runtime::setvar_array! {
+///     /// Where each client's queues are mapped.
+///     static CLIENT_QUEUES: [16] = "client_queues";
+/// }
+/// let first = CLIENT_QUEUES.get(0);
+/// # let _ = first;
+/// ```
+#[macro_export]
+macro_rules! setvar_array {
+    ($($(#[$meta:meta])* $vis:vis static $name:ident: [$n:expr] = $symbol:literal;)+) => {$(
+        $(#[$meta])*
+        #[export_name = $symbol]
+        #[used]
+        #[cfg_attr(all(target_arch = "aarch64", target_os = "none"), link_section = ".data.patched")]
+        $vis static $name: $crate::SetvarArray<{ $n }> = $crate::SetvarArray::new();
+    )+};
+}
+
+/// Declares arrays of patched texts ([`SetvarTexts`]).
+///
+/// ```
+/// septa_runtime::setvar_text! {
+///     /// Each client's name.
+///     static CLIENT_NAMES: [16] = "client_names";
+/// }
+/// println!("{}", CLIENT_NAMES.get(2));
+/// ```
+#[macro_export]
+macro_rules! setvar_text {
+    ($($(#[$meta:meta])* $vis:vis static $name:ident: [$n:expr] = $symbol:literal;)+) => {$(
+        $(#[$meta])*
+        #[export_name = $symbol]
+        #[used]
+        #[cfg_attr(all(target_arch = "aarch64", target_os = "none"), link_section = ".data.patched")]
+        $vis static $name: $crate::SetvarTexts<{ $n }> = $crate::SetvarTexts::new();
+    )+};
 }
 
 /// Declares `setvar` variables: statics the system tool patches by symbol
@@ -223,14 +346,18 @@ pub static microkit_ioports: Patched<u64> = Patched::new(0);
 /// The PD's name as the tool wrote it ("?" if not valid UTF-8, "" before
 /// the tool ran).
 pub fn pd_name() -> PdName {
-    PdName(microkit_name.get())
+    Text(microkit_name.get())
 }
 
-/// The PD name, held by value (the patched array is read once).
-#[derive(Clone, Copy)]
-pub struct PdName([u8; PD_NAME_LENGTH]);
+/// The PD's name: a patched [`Text`].
+pub type PdName = Text;
 
-impl PdName {
+/// A patched text (a PD name, a client's name), held by value: the
+/// patched bytes are read once.
+#[derive(Clone, Copy)]
+pub struct Text([u8; PD_NAME_LENGTH]);
+
+impl Text {
     pub fn as_str(&self) -> &str {
         let len = self
             .0
@@ -241,13 +368,13 @@ impl PdName {
     }
 }
 
-impl core::fmt::Display for PdName {
+impl core::fmt::Display for Text {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl core::fmt::Debug for PdName {
+impl core::fmt::Debug for Text {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         core::fmt::Debug::fmt(self.as_str(), f)
     }

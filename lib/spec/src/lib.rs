@@ -145,6 +145,12 @@ impl Rights {
         grant: false,
         grant_reply: true,
     };
+    pub const READ: Rights = Rights {
+        read: true,
+        write: false,
+        grant: false,
+        grant_reply: false,
+    };
     /// Read, write and grant: what Microkit gives endpoint caps.
     pub const RWG: Rights = Rights {
         read: true,

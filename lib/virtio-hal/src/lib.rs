@@ -16,7 +16,10 @@
 //!   `virtio-drivers` or the driver allocate (buffers the device reads or
 //!   writes must be in the region);
 //! - [`transport`]: the device's virtio-mmio transport, checked to hold
-//!   the expected kind of device.
+//!   the expected kind of device;
+//! - [`add_window`]: memory beyond the DMA region that the device may
+//!   reach, for a driver whose device reads and writes its clients' data
+//!   regions in place (virtio-blk).
 //!
 //! ## Wiring (system.toml)
 //!
@@ -57,7 +60,7 @@ use virtio_drivers::transport::mmio::{MmioError, MmioTransport, VirtIOHeader};
 use virtio_drivers::transport::{DeviceType, Transport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
 
-use pool::{Pool, Region};
+use pool::{Pool, Region, Windows};
 
 setvar! {
     /// The device's registers: its transport inside the mapped page.
@@ -81,6 +84,33 @@ fn region() -> Region {
 
 /// What of the DMA region is handed out (one thread: see `PdCell`).
 static POOL: PdCell<Pool> = PdCell::new(Pool::new());
+
+/// The most windows beyond the DMA region a driver may register.
+pub const MAX_WINDOWS: usize = 17;
+
+/// Memory outside the DMA region that the device may reach (one thread:
+/// see `PdCell`).
+static WINDOWS: PdCell<Windows<MAX_WINDOWS>> = PdCell::new(Windows::new());
+
+/// Lets the device reach `size` bytes mapped at `vaddr` in this PD, at
+/// physical address `paddr`: a client's data region that a driver hands
+/// to the device in place. `false` if there is no room for another
+/// window. Buffers in windows pass `SeptaHal::share`, and
+/// [`window_at`] finds a device address's place in this PD.
+pub fn add_window(vaddr: usize, paddr: u64, size: usize) -> bool {
+    let mut w = WINDOWS.get();
+    let added = w.add(Region { vaddr, paddr, size });
+    WINDOWS.replace(w);
+    added
+}
+
+/// Where `len` bytes at device address `paddr` lie in this PD, if the DMA
+/// region or one window holds them all.
+pub fn window_at(paddr: u64, len: usize) -> Option<usize> {
+    region()
+        .translate_back(paddr, len)
+        .or_else(|| WINDOWS.get().translate_back(paddr, len))
+}
 
 /// Bytes of the DMA region handed out so far, and the region's size.
 pub fn dma_usage() -> (usize, usize) {
@@ -131,7 +161,8 @@ pub struct SeptaHal;
 // SAFETY: `dma_alloc` returns page-aligned, zeroed memory of the mapped DMA
 // region that nothing else uses (see `take`), with its physical address;
 // `share` returns the physical address of a buffer that lies in that
-// region (and panics otherwise), which is where the device must look.
+// region or in a window the driver registered with its physical address
+// (and panics otherwise), which is where the device must look.
 unsafe impl Hal for SeptaHal {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
         let size = pages * PAGE_SIZE;
@@ -161,7 +192,8 @@ unsafe impl Hal for SeptaHal {
         let vaddr = buffer.as_ptr().cast::<u8>() as usize;
         region()
             .translate(vaddr, buffer.len())
-            .unwrap_or_else(|| panic!("buffer at {vaddr:#x} is outside the DMA region"))
+            .or_else(|| WINDOWS.get().translate(vaddr, buffer.len()))
+            .unwrap_or_else(|| panic!("buffer at {vaddr:#x} is outside the DMA region and windows"))
     }
 
     unsafe fn unshare(_paddr: PhysAddr, _buffer: NonNull<[u8]>, _direction: BufferDirection) {}

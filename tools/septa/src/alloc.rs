@@ -24,7 +24,7 @@ use septa_abi::bootinfo::MAX_UNTYPED_CAPS;
 use septa_abi::Config;
 use septa_spec::place::{self, PlaceError, Request, Untyped};
 use septa_spec::Spec;
-use septa_sysdesc::{Board, System};
+use septa_sysdesc::{Board, SetValue, System};
 
 /// What the loader puts in RAM at boot, as physical ranges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,7 +175,11 @@ pub fn region_paddrs(
     let mut wanted: Vec<&str> = sys
         .pds
         .iter()
-        .flat_map(|p| p.setvars.iter().map(|s| s.region.as_str()))
+        .flat_map(|p| p.setvars.iter())
+        .filter_map(|s| match &s.value {
+            SetValue::Paddr(r) => Some(r.as_str()),
+            _ => None,
+        })
         .collect();
     wanted.sort_unstable();
     wanted.dedup();

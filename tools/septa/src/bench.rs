@@ -7,7 +7,9 @@
 //! printing, so the PDs print through the UART themselves), with Septa's
 //! kernel or the `--kernel` given, and booted with
 //! `-icount shift=0,sleep=off`, so every
-//! figure is an instruction count that repeats exactly. Results go to
+//! figure is an instruction count that repeats exactly; a system whose
+//! folder holds a file `no-icount` measures rates in wall time instead
+//! (bench/systems/blk-wall) and boots without it. Results go to
 //! `build/bench/results.json` and a chart `build/bench/results.svg`, beside
 //! the real seL4 figures of `bench/reference.toml`.
 
@@ -24,6 +26,10 @@ use crate::harness::{self, Outcome};
 use crate::{cargo, pack, qemu, workspace::Workspace};
 
 const LIMIT: Duration = Duration::from_secs(120);
+
+/// A benchmark system that measures rates in wall time holds this file:
+/// it boots without `-icount`.
+pub const NO_ICOUNT_FILE: &str = "no-icount";
 
 /// Reads `[septa-bench] NAME VALUE` from a console line.
 pub fn parse_line(line: &str) -> Option<(String, f64)> {
@@ -93,8 +99,14 @@ pub fn run(
             results.insert("image-bytes".into(), len as f64);
         }
         let log_path = image.path.with_file_name("bench.log");
-        let (mut outcome, log, timed_out) =
-            harness::boot(&image, LIMIT, &log_path, &qemu::ICOUNT, None)?;
+        // A system that measures wall time (a `no-icount` file) runs
+        // with QEMU's clock following the host's.
+        let args: &[&str] = if sys.join(NO_ICOUNT_FILE).is_file() {
+            &[]
+        } else {
+            &qemu::ICOUNT
+        };
+        let (mut outcome, log, timed_out) = harness::boot(&image, LIMIT, &log_path, args, None)?;
         outcome.finish(timed_out, &log, &[]);
         let figures: Vec<_> = log.lines().filter_map(parse_line).collect();
         report_outcome(&name, &outcome, &log, figures.is_empty());

@@ -127,6 +127,8 @@ struct System {
     /// `bare-qemu` file: [`crate::guest::bare::suite_case`]); the file's
     /// text names the VM, if the system has several.
     bare: Option<Option<String>>,
+    /// The host drives several boots (a `session` file: [`crate::session`]).
+    session: Option<Result<crate::session::Kind, String>>,
 }
 
 /// A test system's description: `system.toml`, else its one `*.system`
@@ -182,6 +184,11 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
         let config = septa_sysdesc::described_config(&file)
             .map_err(|r| miette::miette!("{}", r.render()))?
             .unwrap_or(Config::Debug);
+        let session = match std::fs::read_to_string(path.join(crate::session::FILE)) {
+            Ok(text) => Some(crate::session::Kind::parse(&text).map_err(|e| e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => Some(Err(format!("cannot read {}: {e}", crate::session::FILE))),
+        };
         let bare = std::fs::read_to_string(path.join(crate::guest::bare::TEST_FILE))
             .ok()
             .map(|s| Some(s.trim().to_string()).filter(|s| !s.is_empty()));
@@ -194,6 +201,7 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
             xfail,
             config,
             bare,
+            session,
         });
     }
     // The README's default system is a test too, so `cargo septa run`
@@ -213,6 +221,7 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
             probe: None,
             xfail: None,
             bare: None,
+            session: None,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -555,6 +564,20 @@ pub fn run(
                     } else {
                         limit
                     };
+                    if let Some(kind) = s.session.clone() {
+                        std::thread::spawn(move || {
+                            let r = kind
+                                .map_err(|e| miette::miette!("tests/systems/{name}/{e}"))
+                                .and_then(|k| crate::session::run(&img, &k, limit, qemu_args))
+                                .and_then(|(mut o, log)| {
+                                    std::fs::write(&log_path, &log).into_diagnostic()?;
+                                    o.finish(false, &log, &expect);
+                                    Ok((o, log))
+                                });
+                            let _ = tx.send((name, r));
+                        });
+                        continue;
+                    }
                     std::thread::spawn(move || {
                         let r = boot(&img, limit, &log_path, qemu_args, probe.as_ref()).map(
                             |(mut o, log, timed_out)| {

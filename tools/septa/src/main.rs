@@ -40,6 +40,7 @@ mod bench;
 mod cargo;
 mod config;
 mod describe;
+mod disk;
 mod domains;
 mod elf;
 mod guest;
@@ -49,6 +50,7 @@ mod patch;
 mod probe;
 mod qemu;
 mod report;
+mod session;
 mod spec;
 #[cfg(test)]
 mod testkit;

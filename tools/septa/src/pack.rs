@@ -265,11 +265,19 @@ pub fn build_system(
     );
     let text = composed.report(&sys, &kernel_line, image_len);
     std::fs::write(dir.join(REPORT_FILE), text).into_diagnostic()?;
+    // Test systems get fresh disks, unless the test keeps them.
+    let keep = base.join(crate::disk::KEEP_FILE).is_file();
+    let place = if for_test && !keep {
+        crate::disk::Place::Fresh
+    } else {
+        crate::disk::Place::Described
+    };
+    let disks = crate::disk::prepare(&sys, base, &dir, place)?;
     Ok(Image {
         path: out,
         load_addr,
         config,
-        machine: crate::qemu::Machine::for_system(&sys, base, &dir),
+        machine: crate::qemu::Machine::for_system(&sys, base, &dir, &disks),
     })
 }
 

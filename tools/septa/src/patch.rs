@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use septa_abi::microkit::PD_NAME_LENGTH;
-use septa_sysdesc::{Prefill, System};
+use septa_sysdesc::{Prefill, SetValue, System};
 
 use crate::elf::{ElfError, ElfImage};
 
@@ -27,8 +27,13 @@ pub enum Kind {
     /// One of libmicrokit's symbols: the symbol must be at least as large
     /// as the value.
     Microkit,
-    /// A `setvar`: the symbol must be exactly 8 bytes.
+    /// A `setvar` of a word: the symbol must be exactly 8 bytes, or for
+    /// `NAME[INDEX]` an array of 8-byte words that holds element INDEX.
     Setvar,
+    /// A text setvar: written NUL-padded over the whole symbol, which must
+    /// be longer than the text, or for `NAME[INDEX]` over element INDEX of
+    /// an array of [`SetValue::TEXT_ELEMENT`]-byte elements.
+    Text,
     /// Bytes a subsystem's expansion computed: the symbol must be exactly
     /// as large as they are.
     Const,
@@ -57,6 +62,7 @@ impl Write {
             return format!("{} bytes", self.bytes.len());
         }
         match self.bytes.len() {
+            _ if self.kind == Kind::Text => format!("{:?}", String::from_utf8_lossy(&self.bytes)),
             8 => format!(
                 "{:#x}",
                 u64::from_le_bytes(self.bytes[..8].try_into().unwrap())
@@ -189,15 +195,29 @@ pub fn writes_for(
         }
     }
     for sv in &p.setvars {
-        let paddr = paddrs
-            .get(&sv.region)
-            .copied()
-            .ok_or_else(|| PatchError::NoPaddr {
-                pd: p.name.clone(),
-                region: sv.region.clone(),
+        let size_of = |r: &str| system.region(r).map(|r| r.size);
+        let write = match &sv.value {
+            SetValue::Paddr(r) => {
+                let paddr = paddrs.get(r).copied().ok_or_else(|| PatchError::NoPaddr {
+                    pd: p.name.clone(),
+                    region: r.clone(),
+                    symbol: sv.symbol.clone(),
+                })?;
+                Write::word(&sv.symbol, paddr, Kind::Setvar)
+            }
+            SetValue::Size(r) => Write::word(
+                &sv.symbol,
+                size_of(r).expect("the front end checked the region"),
+                Kind::Setvar,
+            ),
+            SetValue::Number(n) => Write::word(&sv.symbol, *n, Kind::Setvar),
+            SetValue::Text(t) => Write {
                 symbol: sv.symbol.clone(),
-            })?;
-        setvars.push(Write::word(&sv.symbol, paddr, Kind::Setvar));
+                bytes: t.as_bytes().to_vec(),
+                kind: Kind::Text,
+            },
+        };
+        setvars.push(write);
     }
     for (_, child) in system.children(pd) {
         if let (Some(s), Some(id)) = (&child.setvar_id, child.child_id) {
@@ -240,37 +260,69 @@ pub fn apply(
 ) -> Result<(), PatchError> {
     for w in writes {
         let table = symbols.unwrap_or(image);
-        let Some((addr, size)) = table.symbol(&w.symbol) else {
+        // The front end accepted only names and `NAME[INDEX]`.
+        let (name, index) = septa_sysdesc::split_symbol(&w.symbol).unwrap_or((&w.symbol, None));
+        let Some((addr, size)) = table.symbol(name) else {
             return Err(PatchError::Missing {
                 pd: pd.to_string(),
                 path: table.path.clone(),
-                symbol: w.symbol.clone(),
+                symbol: name.to_string(),
                 why: match w.kind {
                     Kind::Microkit => "every PD must link septa-runtime or libmicrokit",
-                    Kind::Setvar => "the description sets it with a setvar",
+                    Kind::Setvar | Kind::Text => "the description sets it with a setvar",
                     Kind::Const => "a subsystem the description declares writes it",
                 },
             });
         };
-        let len = w.bytes.len() as u64;
-        let (ok, want) = match w.kind {
-            Kind::Microkit => (size >= len, format!("the tool writes {len}")),
-            Kind::Setvar => (size == 8, "a setvar must be an 8-byte word".to_string()),
-            Kind::Const => (size == len, format!("the tool writes exactly {len}")),
-        };
-        if !ok {
-            return Err(PatchError::Size {
-                pd: pd.to_string(),
-                symbol: w.symbol.clone(),
-                size,
-                want,
-            });
-        }
+        let (offset, bytes) = placement(w, index, size).map_err(|want| PatchError::Size {
+            pd: pd.to_string(),
+            symbol: name.to_string(),
+            size,
+            want,
+        })?;
         image
-            .write(addr, &w.bytes)
+            .write(addr + offset, &bytes)
             .map_err(|e| PatchError::Elf(e, pd.to_string()))?;
     }
     Ok(())
+}
+
+/// Where in a symbol of `size` bytes write `w` goes (element `index`, if
+/// given) and the bytes it writes there; or what the symbol should have
+/// been.
+fn placement(w: &Write, index: Option<u32>, size: u64) -> Result<(u64, Vec<u8>), String> {
+    let len = w.bytes.len() as u64;
+    match (w.kind, index) {
+        (Kind::Microkit, _) if size >= len => Ok((0, w.bytes.clone())),
+        (Kind::Microkit, _) => Err(format!("the tool writes {len}")),
+        (Kind::Setvar, None) if size == 8 => Ok((0, w.bytes.clone())),
+        (Kind::Setvar, None) => Err("a setvar must be an 8-byte word".to_string()),
+        (Kind::Const, None) if size == len => Ok((0, w.bytes.clone())),
+        (Kind::Const, None) => Err(format!("the tool writes exactly {len}")),
+        (Kind::Text, None) if size > len => {
+            let mut bytes = w.bytes.clone();
+            bytes.resize(size as usize, 0);
+            Ok((0, bytes))
+        }
+        (Kind::Text, None) => Err(format!("the text is {len} bytes, and a NUL must follow it")),
+        (kind, Some(i)) => {
+            let element = if kind == Kind::Text {
+                SetValue::TEXT_ELEMENT
+            } else {
+                8
+            };
+            let offset = u64::from(i) * element;
+            if !size.is_multiple_of(element) || offset + element > size {
+                return Err(format!(
+                    "element {i} needs an array of at least {} {element}-byte elements",
+                    i + 1
+                ));
+            }
+            let mut bytes = w.bytes.clone();
+            bytes.resize(element as usize, 0);
+            Ok((offset, bytes))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -434,5 +486,98 @@ kind = "console"
             &[Write::word("microkit_irqs", 5, Kind::Microkit)],
         );
         assert!(matches!(err, Err(PatchError::Missing { .. })));
+    }
+
+    #[test]
+    fn setvars_write_sizes_numbers_texts_and_array_elements() {
+        let text = r#"
+[system]
+board = "qemu-virt"
+
+[pd.v]
+program = "v"
+setvars = [
+    { symbol = "buf_paddr", region = "buf" },
+    { symbol = "sizes[2]", region_size = "buf" },
+    { symbol = "count", value = 3 },
+    { symbol = "names[1]", text = "client" },
+]
+
+[region.buf]
+size = "12 KiB"
+"#;
+        let s = septa_sysdesc::parse_str("v.toml", text, septa_sysdesc::Format::Toml)
+            .map_err(|r| r.render())
+            .unwrap()
+            .system;
+        let paddrs = HashMap::from([("buf".to_string(), 0x4000_0000)]);
+        let w = writes_for(&s, 0, &paddrs).unwrap();
+        assert_eq!(word(&w, "buf_paddr"), 0x4000_0000);
+        assert_eq!(word(&w, "sizes[2]"), 0x3000);
+        assert_eq!(word(&w, "count"), 3);
+        assert_eq!(value(&w, "names[1]"), b"client");
+
+        let mut img = ElfImage::synthetic(
+            0,
+            vec![crate::elf::Segment {
+                vaddr: 0x20_0000,
+                data: vec![0xff; 0x400],
+                mem_size: 0x400,
+                read: true,
+                write: true,
+                execute: false,
+            }],
+            &[
+                ("buf_paddr", 0x20_0000, 8),
+                ("sizes", 0x20_0008, 32),
+                ("count", 0x20_0028, 8),
+                ("names", 0x20_0100, 128),
+            ],
+        );
+        let setvars: Vec<Write> = w.into_iter().filter(|w| w.kind != Kind::Microkit).collect();
+        apply("v", &mut img, None, &setvars).unwrap();
+        let word_at = |img: &ElfImage, a| {
+            u64::from_le_bytes(img.read_bytes(a, 8).unwrap().try_into().unwrap())
+        };
+        assert_eq!(word_at(&img, 0x20_0018), 0x3000, "element 2 of sizes");
+        assert_eq!(word_at(&img, 0x20_0010), u64::MAX, "element 1 untouched");
+        let name = img.read_bytes(0x20_0140, 64).unwrap();
+        assert_eq!(&name[..7], b"client\0");
+        assert!(name[7..].iter().all(|&b| b == 0), "NUL-padded");
+        assert_eq!(img.read_bytes(0x20_0100, 1).unwrap(), [0xff]);
+    }
+
+    #[test]
+    fn array_elements_and_texts_must_fit_their_symbols() {
+        let mut img = sample();
+        let text = |sym: &str, t: &str| Write {
+            symbol: sym.into(),
+            bytes: t.as_bytes().to_vec(),
+            kind: Kind::Text,
+        };
+        // `in_bss` is one word: element 0 fits, element 1 does not.
+        apply(
+            "p",
+            &mut img,
+            None,
+            &[Write::word("in_bss[0]", 7, Kind::Setvar)],
+        )
+        .unwrap();
+        for bad in [
+            Write::word("in_bss[1]", 7, Kind::Setvar),
+            Write::word("wide[0]", 7, Kind::Setvar),
+            text("in_bss", "eight by"),
+            text("in_bss[0]", "x"),
+            text("microkit_name[1]", "x"),
+        ] {
+            let err = apply("p", &mut img, None, std::slice::from_ref(&bad));
+            assert!(
+                matches!(err, Err(PatchError::Size { .. })),
+                "{bad:?}: {err:?}"
+            );
+        }
+        apply("p", &mut img, None, &[text("in_bss", "seven b")]).unwrap();
+        assert_eq!(img.read_bytes(0x20_2800, 8).unwrap(), b"seven b\0");
+        apply("p", &mut img, None, &[text("microkit_name[0]", "pd")]).unwrap();
     }
 }

@@ -39,6 +39,15 @@ pub enum MachineError {
     SocketPath(PathBuf),
 }
 
+/// How a block device's image is attached. `cache=writeback` is QEMU's
+/// default made explicit: writes go to the host's page cache, and a
+/// guest's flush is an `fdatasync` of the image, so a flush the device
+/// completes is on the host's disk (`cache=unsafe` would ignore flushes;
+/// `none` and `directsync` need O_DIRECT, which tmpfs refuses). Errors are
+/// reported to the guest (`werror`, `rerror`), which answers them as
+/// error responses, rather than pausing the machine.
+pub const DRIVE_OPTIONS: &str = "format=raw,if=none,cache=writeback,werror=report,rerror=report";
+
 /// One virtio device on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
@@ -91,8 +100,14 @@ impl Machine {
     }
 
     /// The machine for `sys`, whose description lives in `base`, with its
-    /// sockets in `dir`.
-    pub fn for_system(sys: &System, base: &Path, dir: &Path) -> Machine {
+    /// sockets in `dir` and its block devices' images where `disks` says
+    /// (else the file each names, from `base`).
+    pub fn for_system(
+        sys: &System,
+        base: &Path,
+        dir: &Path,
+        disks: &[(String, PathBuf)],
+    ) -> Machine {
         let mut m = Machine::bare(&sys.board, dir);
         m.stats_console = sys.stats.as_ref().map(|s| s.console.clone());
         if let Some(serial) = &sys.serial {
@@ -113,7 +128,11 @@ impl Machine {
                 name: v.name.clone(),
                 kind: v.kind,
                 slot: v.slot,
-                file: v.file.as_ref().map(|f| base.join(f)),
+                file: disks
+                    .iter()
+                    .find(|(name, _)| name == &v.name)
+                    .map(|(_, p)| p.clone())
+                    .or_else(|| v.file.as_ref().map(|f| base.join(f))),
                 forwards,
             });
         }
@@ -209,9 +228,15 @@ impl Machine {
                     let file = d.file.as_deref().unwrap_or(Path::new(""));
                     pair(
                         "-drive",
-                        format!("file={},format=raw,if=none,id={id}", quote(file)),
+                        format!("file={},{DRIVE_OPTIONS},id={id}", quote(file)),
                     );
-                    pair("-device", format!("virtio-blk-device,drive={id},bus={bus}"));
+                    // The device id the driver reads: the device's name
+                    // (QEMU keeps 20 bytes; names are plain characters).
+                    let serial: String = d.name.chars().take(20).collect();
+                    pair(
+                        "-device",
+                        format!("virtio-blk-device,drive={id},bus={bus},serial={serial}"),
+                    );
                 }
             }
         }
@@ -457,7 +482,7 @@ mod tests {
              [[forward]]\nhost = 8080\nguest = 80\n\
              [[forward]]\nhost = 5353\nguest = 53\nproto = \"udp\"\n"
         ));
-        let m = Machine::for_system(&sys, Path::new("/srv"), Path::new("/b/x"));
+        let m = Machine::for_system(&sys, Path::new("/srv"), Path::new("/b/x"), &[]);
         let args = m.args().unwrap();
         assert_eq!(values(&args, "-global"), ["virtio-mmio.force-legacy=false"]);
         assert_eq!(
@@ -470,7 +495,7 @@ mod tests {
         );
         assert_eq!(
             values(&args, "-drive"),
-            [format!("file={disk},format=raw,if=none,id=virtio2")]
+            [format!("file={disk},{DRIVE_OPTIONS},id=virtio2")]
         );
         assert_eq!(
             values(&args, "-device"),
@@ -478,7 +503,7 @@ mod tests {
                 "virtio-serial-device,bus=virtio-mmio-bus.31,id=virtio31",
                 "virtconsole,chardev=virtio31,bus=virtio31.0",
                 "virtio-net-device,netdev=virtio23,bus=virtio-mmio-bus.23",
-                "virtio-blk-device,drive=virtio2,bus=virtio-mmio-bus.2",
+                "virtio-blk-device,drive=virtio2,bus=virtio-mmio-bus.2,serial=disk",
             ]
         );
         let consoles: Vec<_> = m.consoles().collect();
@@ -490,7 +515,7 @@ mod tests {
         let sys = system(
             "[pd.b]\nprogram = \"b\"\n[serial]\nclients = [\"a\", \"b\"]\ninput = [\"b\", \"a\"]\n",
         );
-        let m = Machine::for_system(&sys, Path::new("."), Path::new("/b"));
+        let m = Machine::for_system(&sys, Path::new("."), Path::new("/b"), &[]);
         assert_eq!(
             m.uart_help().unwrap(),
             "typing goes to `b`; to type to another PD press Ctrl-\\, the number, Enter (0 b, 1 a); Ctrl-A X quits"
@@ -503,7 +528,7 @@ mod tests {
         assert_eq!(quote(Path::new("/a,b/c")), "/a,,b/c");
         let sys = system("[[virtio]]\nname = \"con\"\nkind = \"console\"\n");
         let deep = PathBuf::from(format!("/{}", "d".repeat(100)));
-        let m = Machine::for_system(&sys, Path::new("."), &deep);
+        let m = Machine::for_system(&sys, Path::new("."), &deep, &[]);
         assert!(matches!(m.args(), Err(MachineError::SocketPath(_))));
     }
 

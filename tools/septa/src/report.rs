@@ -102,6 +102,7 @@ pub fn render(i: &Inputs) -> String {
     serial(&mut o, i.system);
     timer(&mut o, i.system);
     virtio_devices(&mut o, i.system);
+    block_subsystems(&mut o, i.system);
     irqs(&mut o, i.built);
     objects(&mut o, i);
     o
@@ -480,6 +481,51 @@ fn virtio_devices(o: &mut String, sys: &System) {
             "{}: {} on transport {} ({} at {base:#x}, IRQ {irq}); {host}",
             v.name, v.kind, v.slot, v.transport
         );
+    }
+}
+
+/// Each `[blk]` section: the PDs made for it, and every partition with
+/// where it lies and who has it.
+fn block_subsystems(o: &mut String, sys: &System) {
+    if sys.blk.is_empty() {
+        return;
+    }
+    title(o, "Block subsystems");
+    for d in &sys.blk {
+        let _ = writeln!(
+            o,
+            "{}: {} table; driver PD {}, virtualiser PD {}",
+            d.device, d.table, d.driver, d.virt
+        );
+        for p in &d.partitions {
+            let who = match &p.client {
+                Some(c) => {
+                    let channel = sys
+                        .pd_index(c)
+                        .and_then(|ci| {
+                            sys.channels.iter().flat_map(|ch| [&ch.a, &ch.b]).find(|e| {
+                                e.pd == ci && e.setvar_id.as_deref() == Some("blk_channel")
+                            })
+                        })
+                        .map_or("?".to_string(), |e| e.id.to_string());
+                    format!(
+                        "client {c} (channel {channel}, queue {}, data {})",
+                        p.queue,
+                        septa_sysdesc::units::fmt_size(p.data)
+                    )
+                }
+                None => "no client".to_string(),
+            };
+            let _ = writeln!(
+                o,
+                "  partition {} `{}`: sectors {}..{} ({}); {who}",
+                p.index,
+                p.name,
+                p.first_sector,
+                p.first_sector + p.sectors,
+                septa_sysdesc::units::fmt_size(p.sectors * 512)
+            );
+        }
     }
 }
 

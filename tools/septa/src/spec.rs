@@ -48,7 +48,7 @@ use septa_sysdesc::{
 use crate::elf::ElfImage;
 
 /// Bits of the root CNode of a PD (Microkit's `PD_ROOT_CAP_BITS`).
-pub const ROOT_CNODE_BITS: u8 = 6;
+pub const ROOT_CNODE_BITS: u8 = septa_abi::microkit::PD_ROOT_CAP_BITS as u8;
 /// Bits of the Microkit CNode (Microkit's `PD_CAP_BITS`: 512 slots).
 pub const PD_CNODE_BITS: u8 = 9;
 /// Size bits of each scheduling context (Microkit: 256 bytes, room for
@@ -530,16 +530,15 @@ fn extra_caps(b: &mut Builder, per_pd: &[PdState]) -> Result<(), SpecError> {
                 });
             }
             let src = &per_pd[sys.pd_index(&c.pd).expect("checked by the front end")];
-            let obj = match c.kind {
-                CapKind::Tcb => src.tcb,
-                CapKind::Sc => src.sc,
-                CapKind::Vspace => src.vspace,
+            // A PD may wait on its own notification, never signal it
+            // (the front end allows only its own).
+            let (obj, rights) = match c.kind {
+                CapKind::Tcb => (src.tcb, Rights::ALL),
+                CapKind::Sc => (src.sc, Rights::ALL),
+                CapKind::Vspace => (src.vspace, Rights::ALL),
+                CapKind::Notification => (src.ntfn, Rights::READ),
             };
-            b.slot(
-                per_pd[i].root_cnode,
-                c.slot,
-                Builder::cap(obj, Rights::ALL, 0),
-            );
+            b.slot(per_pd[i].root_cnode, c.slot, Builder::cap(obj, rights, 0));
         }
     }
     Ok(())

@@ -7,7 +7,7 @@
 //! real build shares one ELF): a text segment whose bytes depend on the
 //! program's name, and a data segment holding every symbol that any of
 //! its PDs has patched (libmicrokit's and the setvars), each of the size
-//! the patch stage requires.
+//! the patch stage requires (arrays as long as their highest element).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -62,7 +62,23 @@ pub fn images(sys: &System) -> Vec<ElfImage> {
         let writes = patch::writes_for(sys, i, &paddrs).expect("writes");
         let table = symbols.entry(program_name(&pd.program)).or_default();
         for w in writes {
-            table.insert(w.symbol, w.bytes.len() as u64);
+            // An element `NAME[i]` needs an array `NAME` that holds it.
+            let (name, size) = match septa_sysdesc::split_symbol(&w.symbol) {
+                Some((name, Some(i))) => {
+                    let element = if w.kind == patch::Kind::Text {
+                        septa_sysdesc::SetValue::TEXT_ELEMENT
+                    } else {
+                        8
+                    };
+                    (name.to_string(), (u64::from(i) + 1) * element)
+                }
+                _ if w.kind == patch::Kind::Text => {
+                    (w.symbol.clone(), septa_sysdesc::SetValue::TEXT_ELEMENT)
+                }
+                _ => (w.symbol.clone(), w.bytes.len() as u64),
+            };
+            let entry = table.entry(name).or_insert(0);
+            *entry = (*entry).max(size);
         }
     }
     let made: BTreeMap<String, ElfImage> = symbols

@@ -363,7 +363,7 @@ fn expand_one(
                 Kind::CellServiceUnavailable {
                     cell: name.clone(),
                     what: "key-value service",
-                    subsystem: "storage subsystem",
+                    subsystem: "key-value server for cells (the storage subsystem gives PDs partitions, not namespaces)",
                 },
                 s.kind.1,
             ),

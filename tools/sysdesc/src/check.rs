@@ -206,17 +206,49 @@ pub fn program(sink: &mut Sink, text: &str, span: Option<Span>, is_xml: bool) ->
     Program::Crate(text.to_string())
 }
 
-/// A symbol must look like a C identifier (it is looked up in an ELF file).
+/// A symbol of `system.toml`: a name that looks like a C identifier (it is
+/// looked up in an ELF file), or an array element `NAME[INDEX]`.
 pub fn symbol(sink: &mut Sink, text: &str, span: Option<Span>) -> String {
-    let ok = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '$')
-        && !text.chars().next().is_some_and(|c| c.is_ascii_digit());
-    if !ok {
+    if split_symbol(text).is_none() {
         sink.emit(Kind::BadSymbol(text.to_string()), span);
     }
     text.to_string()
+}
+
+/// A symbol of a Microkit `.system` file: a name only, as Microkit's tool
+/// takes (array elements are Septa's addition, in `system.toml`).
+pub fn plain_symbol(sink: &mut Sink, text: &str, span: Option<Span>) -> String {
+    if !matches!(split_symbol(text), Some((_, None))) {
+        sink.emit(Kind::BadSymbol(text.to_string()), span);
+    }
+    text.to_string()
+}
+
+/// The most elements a symbol written `NAME[INDEX]` may index.
+pub const MAX_SYMBOL_INDEX: u32 = 4096;
+
+/// A setvar's target: `NAME` (the symbol) or `NAME[INDEX]` (element INDEX
+/// of an array symbol, below [`MAX_SYMBOL_INDEX`]), as (name, index);
+/// `None` if the text is neither. A name is letters, digits, `_`, `.` and
+/// `$`, not starting with a digit.
+pub fn split_symbol(text: &str) -> Option<(&str, Option<u32>)> {
+    let (name, index) = match text.strip_suffix(']') {
+        Some(rest) => {
+            let (name, digits) = rest.split_once('[')?;
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let i: u32 = digits.parse().ok()?;
+            (name, Some(Some(i).filter(|&i| i < MAX_SYMBOL_INDEX)?))
+        }
+        None => (text, None),
+    };
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '$')
+        && !name.chars().next().is_some_and(|c| c.is_ascii_digit());
+    ok.then_some((name, index))
 }
 
 pub fn cap_slot(sink: &mut Sink, slot: i64, span: Option<Span>) -> u64 {

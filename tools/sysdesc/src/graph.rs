@@ -148,6 +148,20 @@ pub fn dot(s: &System) -> String {
             }
         }
     }
+    for d in &s.blk {
+        let _ = writeln!(
+            o,
+            "  {} [shape=cylinder, style=filled, fillcolor=\"#fff3e0\", label={}];",
+            dot_id(&format!("disk:{}", d.device)),
+            dot_id(&disk_lines(d).join("\n"))
+        );
+        let _ = writeln!(
+            o,
+            "  {} -> {} [color=\"#e65100\", label=\"drives\"];",
+            dot_id(&format!("pd:{}", d.driver)),
+            dot_id(&format!("disk:{}", d.device))
+        );
+    }
     for ch in &s.channels {
         let (a, b) = (&s.pds[ch.a.pd].name, &s.pds[ch.b.pd].name);
         let (a, b) = (dot_id(&format!("pd:{a}")), dot_id(&format!("pd:{b}")));
@@ -179,6 +193,25 @@ pub fn dot(s: &System) -> String {
     o
 }
 
+/// A block subsystem's disk: its table and each partition, with its client.
+fn disk_lines(d: &crate::blk::BlkDisk) -> Vec<String> {
+    let mut lines = vec![format!("disk {} ({})", d.device, d.table)];
+    for p in &d.partitions {
+        let client = p
+            .client
+            .as_deref()
+            .map(|c| format!(" → {c}"))
+            .unwrap_or_default();
+        lines.push(format!(
+            "{} {} {}{client}",
+            p.index,
+            p.name,
+            fmt_size(p.sectors * 512)
+        ));
+    }
+    lines
+}
+
 // ------------------------------------------------------------------- SVG
 
 const FONT: f64 = 13.0;
@@ -195,6 +228,7 @@ enum NodeKind {
     Pd,
     Vm,
     Region,
+    Disk,
 }
 
 struct Node {
@@ -324,6 +358,17 @@ pub fn svg(s: &System) -> String {
         }
     }
     let mut row = Vec::new();
+    for d in &s.blk {
+        let mut lines = disk_lines(d);
+        let title = lines.remove(0);
+        let key = format!("disk:{}", d.device);
+        index.insert(key.clone(), nodes.len());
+        row.push(nodes.len());
+        nodes.push(Node::new(key, NodeKind::Disk, title, lines));
+    }
+    if !row.is_empty() {
+        rows.push(std::mem::take(&mut row));
+    }
     for r in &s.regions {
         let mut lines = vec![fmt_size(r.size)];
         match (&r.device, r.phys) {
@@ -396,6 +441,14 @@ pub fn svg(s: &System) -> String {
                 label: format!("PPC {ids}"),
             });
         }
+    }
+    for d in &s.blk {
+        edges.push(Edge {
+            a: pd(&d.driver),
+            b: index[&format!("disk:{}", d.device)],
+            kind: EdgeKind::Runs,
+            label: String::new(),
+        });
     }
     for p in &s.pds {
         if let Some(parent) = p.parent {
@@ -491,6 +544,7 @@ fn draw_node(o: &mut String, n: &Node) {
         NodeKind::Pd => ("#dbe8f6", "#1e3a5f", "", 8.0),
         NodeKind::Vm => ("#f3e5f5", "#7b1fa2", r#" stroke-dasharray="6 4""#, 8.0),
         NodeKind::Region => ("#e8f5e9", "#33691e", "", 2.0),
+        NodeKind::Disk => ("#fff3e0", "#e65100", "", 14.0),
     };
     let _ = writeln!(
         o,
@@ -694,6 +748,31 @@ b = { pd = "server", id = 1 }
         // Line breaks in labels are DOT's `\n`, not an escaped backslash.
         assert!(d.contains("client\\nprio 10"), "{d}");
         assert!(!d.contains("\\\\n"), "{d}");
+    }
+
+    #[test]
+    fn a_block_subsystem_shows_its_disk_and_partitions() {
+        let text = r#"
+[system]
+board = "qemu-virt"
+[pd.app]
+program = "app"
+[[virtio]]
+name = "disk"
+kind = "blk"
+file = "d.img"
+size = "8 MiB"
+[blk.disk]
+partitions = [{ name = "data", size = "2 MiB", client = "app" }, { name = "spare", size = "1 MiB" }]
+"#;
+        let s = parse_str("g.toml", text, Format::Toml).unwrap().system;
+        let d = super::dot(&s);
+        assert!(d.contains("\"pd:disk_driver\" -> \"disk:disk\""), "{d}");
+        assert!(d.contains("1 data 2 MiB → app"), "{d}");
+        assert!(d.contains("\"pd:disk_virt\" -> \"pd:app\""), "{d}");
+        let svg = super::svg(&s);
+        roxmltree::Document::parse(&svg).expect("well-formed SVG");
+        assert!(svg.contains("id=\"disk:disk\"") && svg.contains("2 spare 1 MiB"));
     }
 
     #[test]

@@ -281,8 +281,17 @@ pub enum Kind {
     )]
     SetvarNoDevice { key: &'static str, region: String },
     #[error("`{0}` is not a valid symbol name")]
-    #[diagnostic(code(septa::setvar::symbol))]
+    #[diagnostic(
+        code(septa::setvar::symbol),
+        help("a symbol is a C identifier, or in system.toml an array element `NAME[INDEX]` with INDEX below 4096")
+    )]
     BadSymbol(String),
+    #[error("a setvar takes exactly one of `region`, `region_size`, `value` and `text`; this one has {0}")]
+    #[diagnostic(code(septa::setvar::value))]
+    SetvarValue(usize),
+    #[error("the text is {len} bytes long; a text setvar holds at most {max} (and a NUL)")]
+    #[diagnostic(code(septa::setvar::text_length))]
+    SetvarTextLength { len: usize, max: usize },
 
     // ------------------------------------------------------------------ irqs
     #[error("IRQ channel id {value} is out of range 0..={max}")]
@@ -551,8 +560,17 @@ pub enum Kind {
     #[diagnostic(code(septa::cap::overlap))]
     CapOverlap { slot: u64, pd: String },
     #[error("unknown cap kind `{0}`")]
-    #[diagnostic(code(septa::cap::kind), help("one of tcb, sc, vspace"))]
+    #[diagnostic(
+        code(septa::cap::kind),
+        help("one of tcb, sc, vspace (and, in system.toml, notification)")
+    )]
     CapKind(String),
+    #[error("PD `{pd}` is given the notification of PD `{other}`; a notification cap may only be a PD's own")]
+    #[diagnostic(
+        code(septa::cap::foreign_notification),
+        help("the kernel lets only the thread a notification is bound to wait on it; write pd = \"{pd}\"")
+    )]
+    CapNotificationOther { pd: String, other: String },
 
     // --------------------------------------------------------------- domains
     #[error("domain id {id} is used twice")]
@@ -670,12 +688,76 @@ pub enum Kind {
     #[error("a virtio {0} device has no backing file")]
     #[diagnostic(
         code(septa::virtio::file_unexpected),
-        help("only kind = \"blk\" takes `file`")
+        help("only kind = \"blk\" takes `file` and `size`")
     )]
     VirtioFileUnexpected(String),
     #[error("cannot read backing file `{path}`: {reason}")]
     #[diagnostic(code(septa::virtio::file_unreadable))]
     VirtioFileUnreadable { path: String, reason: String },
+    #[error("a disk image of {0} bytes: the tool makes images of whole MiB, at least 2 MiB")]
+    #[diagnostic(code(septa::virtio::image_size))]
+    VirtioImageSize(u64),
+
+    // ----------------------------------------------------------------- blk
+    #[error("[blk.{0}] names no [[virtio]] device `{0}`")]
+    #[diagnostic(
+        code(septa::blk::unknown_device),
+        help("add a [[virtio]] device of kind \"blk\" with this name")
+    )]
+    BlkUnknownDevice(String),
+    #[error("[blk.{device}] names a virtio {kind} device; a block subsystem needs kind = \"blk\"")]
+    #[diagnostic(code(septa::blk::not_blk))]
+    BlkNotBlk { device: String, kind: String },
+    #[error("[blk.{0}]: the virtio device `{0}` gives its image no `size`, so the tool cannot make or partition it")]
+    #[diagnostic(
+        code(septa::blk::image_size),
+        help("give the [[virtio]] device `size = \"64 MiB\"` (say): the image is made when missing, fresh for each test run")
+    )]
+    BlkImageSize(String),
+    #[error("unknown partition table `{0}`")]
+    #[diagnostic(code(septa::blk::table), help("\"gpt\" (the default) or \"mbr\""))]
+    BlkTable(String),
+    #[error("an MBR holds 4 partitions, and {0} are declared")]
+    #[diagnostic(code(septa::blk::mbr_partitions), help("use table = \"gpt\""))]
+    BlkMbrPartitions(usize),
+    #[error("partition name `{0}` must be 1..=36 letters, digits, `-` or `_`")]
+    #[diagnostic(code(septa::blk::partition_name))]
+    BlkPartitionName(String),
+    #[error("partition `{0}` is declared twice")]
+    #[diagnostic(code(septa::blk::duplicate_partition))]
+    BlkDuplicatePartition(String),
+    #[error("a partition of {0} bytes: partitions are whole 4 KiB blocks, at least one")]
+    #[diagnostic(code(septa::blk::partition_size))]
+    BlkPartitionSize(u64),
+    #[error("PD `{0}` is already the client of a partition; a PD holds one block connection")]
+    #[diagnostic(code(septa::blk::client_twice))]
+    BlkClientTwice(String),
+    #[error("a queue of {0} entries: the capacity must be a power of two, 1..=65536")]
+    #[diagnostic(code(septa::blk::queue))]
+    BlkQueue(i64),
+    #[error("a data region of {0} bytes: it must be whole 4 KiB pages, at least one")]
+    #[diagnostic(code(septa::blk::data_size))]
+    BlkDataSize(u64),
+    #[error("the partitions of `{device}` need a disk of {need} bytes, and its image is {have}")]
+    #[diagnostic(
+        code(septa::blk::too_small),
+        help("partitions start at 1 MiB and on MiB boundaries, and a GPT keeps 16.5 KiB at the disk's end")
+    )]
+    BlkTooSmall {
+        device: String,
+        need: u64,
+        have: u64,
+    },
+    #[error("[blk.{device}] has {count} clients; a virtualiser serves at most {max}")]
+    #[diagnostic(code(septa::blk::too_many_clients))]
+    BlkTooManyClients {
+        device: String,
+        count: usize,
+        max: usize,
+    },
+    #[error("PD `{0}` has no channel id left for its block connection")]
+    #[diagnostic(code(septa::blk::no_channel))]
+    BlkNoChannel(String),
 
     // ---------------------------------------------------------------- serial
     #[error("serial client `{0}` is not a PD of this system")]

@@ -19,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod blk;
 mod board;
 pub mod cells;
 mod check;
@@ -39,6 +40,7 @@ mod xml_front;
 
 use std::path::Path;
 
+pub use blk::{BlkDisk, BlkPartition, PartitionTable};
 pub use board::{
     Arch, Board, BoardTrigger, Device, KernelConfig, Owner, Ppi, Qemu, Range, Reserved,
 };
@@ -50,9 +52,11 @@ pub use model::*;
 pub mod limits {
     pub use crate::check::{
         ipc_buffer_vaddr, pd_map_limit, stack_top, vm_map_limit, CAP_SLOTS, DEFAULT_STACK, MAX_ID,
-        MAX_PDS, MAX_STACK, MIN_STACK, PAGE_SIZES,
+        MAX_PDS, MAX_STACK, MAX_SYMBOL_INDEX, MIN_STACK, PAGE_SIZES,
     };
 }
+
+pub use check::split_symbol;
 
 /// Which language a description is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

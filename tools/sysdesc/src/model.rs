@@ -89,6 +89,9 @@ pub struct System {
     pub virtio: Vec<Virtio>,
     pub domains: Option<Domains>,
     pub io_spaces: Vec<IoSpace>,
+    /// Block subsystems (`[blk.DEVICE]`, Septa's addition), already
+    /// expanded into the PDs, regions and channels above.
+    pub blk: Vec<crate::blk::BlkDisk>,
     /// The serial subsystem `[serial]` expanded into (Septa's addition).
     pub serial: Option<Serial>,
     /// The timer subsystem `[timer]` expanded into (Septa's addition).
@@ -121,10 +124,11 @@ impl System {
     /// the allocator chooses it, as Microkit's tool does).
     pub fn needs_phys(&self, name: &str) -> bool {
         self.region(name).is_some_and(|r| r.phys.is_some())
-            || self
-                .pds
-                .iter()
-                .any(|p| p.setvars.iter().any(|s| s.region == name))
+            || self.pds.iter().any(|p| {
+                p.setvars
+                    .iter()
+                    .any(|s| s.value == SetValue::Paddr(name.to_string()))
+            })
     }
 
     /// The board device a region or IRQ names with `device = "NAME"`: a
@@ -221,6 +225,8 @@ pub enum Subsystem {
     Cell,
     /// The statistics PD and its console driver (`[stats]`).
     Stats,
+    /// A `[blk.DEVICE]` section: its driver and virtualiser.
+    Blk,
 }
 
 impl std::fmt::Display for Subsystem {
@@ -230,6 +236,7 @@ impl std::fmt::Display for Subsystem {
             Subsystem::Timer => "timer",
             Subsystem::Cell => "cell",
             Subsystem::Stats => "stats",
+            Subsystem::Blk => "blk",
         })
     }
 }
@@ -523,13 +530,47 @@ impl Irq {
     }
 }
 
-/// A variable set to the physical address of a region.
+/// A variable the tool sets in the PD's image (`setvars`): Microkit's
+/// physical address of a region, or (Septa's additions) a region's size, a
+/// number or a text. `symbol` may index an array (`NAME[INDEX]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SetVar {
     pub symbol: String,
-    pub region: String,
+    pub value: SetValue,
     #[serde(skip)]
     pub src: Src,
+}
+
+/// What a `setvars` entry writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SetValue {
+    /// The physical address of the region (`region`; the region gets a
+    /// fixed address).
+    Paddr(String),
+    /// The size of the region in bytes (`region_size`).
+    Size(String),
+    /// A number (`value`).
+    Number(u64),
+    /// Text, NUL-padded (`text`): at most [`SetValue::TEXT_MAX`] bytes.
+    Text(String),
+}
+
+impl SetValue {
+    /// Bytes of a text element: a text fills a symbol of at least this
+    /// size, or one element of this size of an indexed array; it keeps a
+    /// NUL at its end.
+    pub const TEXT_ELEMENT: u64 = 64;
+    /// The longest text.
+    pub const TEXT_MAX: usize = Self::TEXT_ELEMENT as usize - 1;
+
+    /// The region this value reads, if any.
+    pub fn region(&self) -> Option<&str> {
+        match self {
+            SetValue::Paddr(r) | SetValue::Size(r) => Some(r),
+            SetValue::Number(_) | SetValue::Text(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -549,6 +590,10 @@ pub enum CapKind {
     Tcb,
     Sc,
     Vspace,
+    /// Septa's addition: the PD's own notification (the one bound to its
+    /// TCB), read-only, so that it can wait for notifications alone while
+    /// it serves a protected call (`septa_runtime::OwnNotification`).
+    Notification,
 }
 
 /// An extra capability placed in a PD's CSpace (Microkit's `<cspace>`).
@@ -787,6 +832,10 @@ pub struct Virtio {
     /// A block device's backing file, as written (relative to the
     /// description's folder).
     pub file: Option<PathBuf>,
+    /// A block device's size: the tool makes the image (of this size, and
+    /// partitioned if a `[blk]` section names the device) when the file is
+    /// missing, and gives each test run a fresh one.
+    pub size: Option<u64>,
     #[serde(skip)]
     pub src: Src,
 }

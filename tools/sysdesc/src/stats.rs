@@ -130,7 +130,7 @@ pub(crate) fn expand(
     });
     driver.setvars.push(SetVar {
         symbol: "dma_paddr".into(),
-        region: DMA.into(),
+        value: SetValue::Paddr(DMA.into()),
         src: src.clone(),
     });
     let dev = system.device(&device).cloned();

@@ -165,6 +165,8 @@ struct RawFile {
     domain_schedule: Option<Spanned<RawSchedule>>,
     #[serde(default)]
     io_space: Named<RawIoSpace>,
+    #[serde(default)]
+    blk: Named<RawBlk>,
     serial: Option<Spanned<RawSerial>>,
     timer: Option<Spanned<RawTimer>>,
     #[serde(default)]
@@ -397,7 +399,10 @@ struct RawIrq {
 #[serde(deny_unknown_fields)]
 struct RawSetVar {
     symbol: Spanned<String>,
-    region: Spanned<String>,
+    region: Option<Spanned<String>>,
+    region_size: Option<Spanned<String>>,
+    value: Option<Spanned<u64>>,
+    text: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -504,6 +509,28 @@ struct RawVirtio {
     kind: Spanned<String>,
     slot: Option<Spanned<i64>>,
     file: Option<Spanned<String>>,
+    size: Option<Spanned<SizeValue>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBlk {
+    table: Option<Spanned<String>>,
+    #[serde(default)]
+    partitions: Vec<Spanned<RawPartition>>,
+    driver_priority: Option<Spanned<i64>>,
+    virt_priority: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPartition {
+    name: Spanned<String>,
+    size: Spanned<SizeValue>,
+    client: Option<Spanned<String>>,
+    queue: Option<Spanned<i64>>,
+    data: Option<Spanned<SizeValue>>,
+    vaddr: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -600,6 +627,7 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
                 kind_span: span_of(&v.kind),
                 slot: v.slot.as_ref().map(|s| (*s.get_ref(), span_of(s))),
                 file: v.file.as_ref().map(|f| (f.get_ref().clone(), span_of(f))),
+                size: v.size.as_ref().map(|s| (s.get_ref().0, span_of(s))),
                 name: v.name.into_inner(),
                 kind: v.kind.into_inner(),
                 whole,
@@ -618,7 +646,7 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         lower_pd(sink, &devices, &mut pds, name, pd, None);
     }
 
-    let regions = raw
+    let mut regions: Vec<Region> = raw
         .region
         .into_iter()
         .map(|(name, r)| lower_region(sink, &devices, name, r, base_dir))
@@ -657,6 +685,20 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
             }
         })
         .collect();
+
+    // Block subsystems last: they add to the PDs, regions and channels.
+    let wanted_blk = raw.blk.into_iter().map(lower_blk).collect();
+    let blk = crate::blk::expand(
+        sink,
+        wanted_blk,
+        &mut crate::blk::Parts {
+            board: &board,
+            virtio: &virtio,
+            pds: &mut pds,
+            regions: &mut regions,
+            channels: &mut channels,
+        },
+    );
 
     let domains = if raw.domain.is_empty() && raw.domain_schedule.is_none() {
         None
@@ -716,6 +758,7 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         virtio,
         domains,
         io_spaces,
+        blk,
         serial: None,
         timer: None,
         cells: Vec::new(),
@@ -905,6 +948,36 @@ fn lower_serial(raw: Spanned<RawSerial>) -> crate::serial::Wanted {
         colour: r.colour,
         device: r.device.map(text),
         capacity: r.capacity.map(|c| (c.get_ref().0, span_of(&c))),
+        whole,
+    }
+}
+
+/// A `[blk.DEVICE]` section, as read.
+fn lower_blk((device, b): (Spanned<String>, Spanned<RawBlk>)) -> crate::blk::Wanted {
+    let whole = Span::from(b.span());
+    let b = b.into_inner();
+    let num = |v: &Option<Spanned<i64>>| v.as_ref().map(|x| (*x.get_ref(), span_of(x)));
+    crate::blk::Wanted {
+        device: (device.get_ref().clone(), span_of(&device)),
+        table: b.table.as_ref().map(|t| (t.get_ref().clone(), span_of(t))),
+        driver_priority: num(&b.driver_priority),
+        virt_priority: num(&b.virt_priority),
+        partitions: b
+            .partitions
+            .iter()
+            .map(|p| {
+                let v = p.get_ref();
+                crate::blk::WantedPartition {
+                    name: (v.name.get_ref().clone(), span_of(&v.name)),
+                    size: (v.size.get_ref().0, span_of(&v.size)),
+                    client: v.client.as_ref().map(|c| (c.get_ref().clone(), span_of(c))),
+                    queue: num(&v.queue),
+                    data: v.data.as_ref().map(|d| (d.get_ref().0, span_of(d))),
+                    vaddr: v.vaddr.as_ref().map(|a| (*a.get_ref(), span_of(a))),
+                    whole: Span::from(p.span()),
+                }
+            })
+            .collect(),
         whole,
     }
 }
@@ -1108,15 +1181,45 @@ fn lower_pd_map(sink: &mut Sink, m: &Spanned<RawMap>) -> Map {
     map
 }
 
-/// A `setvars` entry: a symbol set to a region's physical address.
+/// A `setvars` entry: a symbol set to a region's physical address
+/// (`region`, Microkit's), or (Septa's) to a region's size, a number or a
+/// text; exactly one of the four.
 fn lower_setvar(sink: &mut Sink, s: &Spanned<RawSetVar>) -> SetVar {
     let v = s.get_ref();
+    let mut src = Src::new(Span::from(s.span())).with("symbol", span_of(&v.symbol));
+    let mut given = Vec::new();
+    if let Some(r) = &v.region {
+        src.set("region", Span::from(r.span()));
+        given.push(SetValue::Paddr(r.get_ref().clone()));
+    }
+    if let Some(r) = &v.region_size {
+        src.set("region", Span::from(r.span()));
+        given.push(SetValue::Size(r.get_ref().clone()));
+    }
+    if let Some(n) = &v.value {
+        src.set("value", Span::from(n.span()));
+        given.push(SetValue::Number(*n.get_ref()));
+    }
+    if let Some(t) = &v.text {
+        src.set("value", Span::from(t.span()));
+        if t.get_ref().len() > SetValue::TEXT_MAX {
+            sink.emit(
+                Kind::SetvarTextLength {
+                    len: t.get_ref().len(),
+                    max: SetValue::TEXT_MAX,
+                },
+                span_of(t),
+            );
+        }
+        given.push(SetValue::Text(t.get_ref().clone()));
+    }
+    if given.len() != 1 {
+        sink.emit(Kind::SetvarValue(given.len()), src.whole());
+    }
     SetVar {
         symbol: check::symbol(sink, v.symbol.get_ref(), span_of(&v.symbol)),
-        region: v.region.get_ref().clone(),
-        src: Src::new(Span::from(s.span()))
-            .with("symbol", span_of(&v.symbol))
-            .with("region", span_of(&v.region)),
+        value: given.into_iter().next().unwrap_or(SetValue::Number(0)),
+        src,
     }
 }
 
@@ -1152,6 +1255,7 @@ fn lower_cap(sink: &mut Sink, c: &Spanned<RawCap>) -> Option<CapMap> {
         "tcb" => CapKind::Tcb,
         "sc" => CapKind::Sc,
         "vspace" => CapKind::Vspace,
+        "notification" => CapKind::Notification,
         other => {
             sink.emit(Kind::CapKind(other.to_string()), span_of(&v.cap));
             return None;

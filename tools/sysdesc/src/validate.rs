@@ -695,8 +695,8 @@ fn setvar_rules(s: &System, sink: &mut Sink) {
         }
         for sv in &pd.setvars {
             list.push((&sv.symbol, sv.src.at("symbol")));
-            if s.region(&sv.region).is_none() {
-                sink.emit(Kind::UnknownRegion(sv.region.clone()), sv.src.at("region"));
+            if let Some(r) = sv.value.region().filter(|r| s.region(r).is_none()) {
+                sink.emit(Kind::UnknownRegion(r.to_string()), sv.src.at("region"));
             }
         }
         if let Some(vm) = &pd.vm {
@@ -727,7 +727,9 @@ fn setvar_rules(s: &System, sink: &mut Sink) {
     for (i, list) in per_pd.iter().enumerate() {
         let mut seen = HashSet::new();
         for (sym, span) in list {
-            if !seen.insert(*sym) {
+            // `NAME` and `NAME[0]` are the same bytes.
+            let key = check::split_symbol(sym).map(|(n, i)| (n, i.unwrap_or(0)));
+            if !seen.insert(key.unwrap_or((sym, 0))) {
                 dups.push((
                     Kind::DuplicateSetvar {
                         symbol: sym.to_string(),
@@ -749,6 +751,14 @@ fn cap_rules(s: &System, sink: &mut Sink) {
         for c in &pd.caps {
             if s.pd_index(&c.pd).is_none() {
                 sink.emit(Kind::UnknownPd(c.pd.clone()), c.src.at("pd"));
+            } else if c.kind == CapKind::Notification && c.pd != pd.name {
+                sink.emit(
+                    Kind::CapNotificationOther {
+                        pd: pd.name.clone(),
+                        other: c.pd.clone(),
+                    },
+                    c.src.at("pd"),
+                );
             }
             if !slots.insert(c.slot) {
                 sink.emit(

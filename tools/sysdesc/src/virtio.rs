@@ -31,8 +31,14 @@ pub(crate) struct Wanted {
     pub kind_span: Option<Span>,
     pub slot: Option<(i64, Option<Span>)>,
     pub file: Option<(String, Option<Span>)>,
+    pub size: Option<(u64, Option<Span>)>,
     pub whole: Span,
 }
+
+/// A disk image the tool makes is whole MiB (partitions are MiB-aligned)
+/// and at least 2 MiB.
+pub const IMAGE_ALIGN: u64 = 1 << 20;
+pub const MIN_IMAGE: u64 = 2 << 20;
 
 /// The board's virtio-mmio transports, in address order.
 pub fn transports(board: &Board) -> Vec<&Device> {
@@ -138,7 +144,19 @@ pub(crate) fn assign(
             (Some((_, span)), Some(k)) if k != VirtioKind::Blk => {
                 sink.emit(Kind::VirtioFileUnexpected(k.to_string()), *span)
             }
-            (Some((path, span)), _) => backing_file(sink, base_dir, path, *span),
+            // With a size the tool makes the image when it is missing.
+            (Some((path, span)), _) if w.size.is_none() => {
+                backing_file(sink, base_dir, path, *span)
+            }
+            _ => {}
+        }
+        match (&w.size, kind) {
+            (Some((_, span)), Some(k)) if k != VirtioKind::Blk => {
+                sink.emit(Kind::VirtioFileUnexpected(k.to_string()), *span)
+            }
+            (Some((size, span)), _) if *size < MIN_IMAGE || !size.is_multiple_of(IMAGE_ALIGN) => {
+                sink.emit(Kind::VirtioImageSize(*size), *span)
+            }
             _ => {}
         }
         let slot = match explicit {
@@ -172,6 +190,7 @@ pub(crate) fn assign(
             slot: slot as u64,
             transport: slots[slot].name.clone(),
             file: w.file.as_ref().map(|(p, _)| p.into()),
+            size: w.size.map(|(s, _)| s),
             src,
         });
     }
@@ -213,6 +232,7 @@ mod tests {
             kind_span: None,
             slot: slot.map(|s| (s, None)),
             file: None,
+            size: None,
             whole: Span::new(0, 0),
         }
     }

@@ -119,7 +119,7 @@ impl XmlReader<'_> {
 
     fn symbol(&mut self, n: &Node, name: &str) -> Option<String> {
         let (v, span) = self.opt(n, name)?;
-        Some(check::symbol(self.sink, v, span))
+        Some(check::plain_symbol(self.sink, v, span))
     }
 
     fn unknown_child(&mut self, child: &Node, parent: &Node) {
@@ -261,6 +261,7 @@ fn lower(doc: &Document, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         virtio: Vec::new(),
         domains,
         io_spaces,
+        blk: Vec::new(),
         serial: None,
         timer: None,
         cells: Vec::new(),
@@ -517,8 +518,8 @@ fn lower_setvar(x: &mut XmlReader, c: &Node) -> Option<SetVar> {
     let reg = x.req(c, "region_paddr");
     let (sym, reg) = (sym?, reg?);
     Some(SetVar {
-        symbol: check::symbol(x.sink, sym.0, sym.1),
-        region: reg.0.to_string(),
+        symbol: check::plain_symbol(x.sink, sym.0, sym.1),
+        value: SetValue::Paddr(reg.0.to_string()),
         src: Src::new(c.range().into())
             .with("symbol", sym.1)
             .with("region", reg.1),

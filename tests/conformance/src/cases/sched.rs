@@ -495,8 +495,15 @@ fn resumed_lifo(cx: &mut Cx) -> Outcome {
         post(4 + k, id);
     }
     SEQ.store(0, Relaxed);
+    // A budget of a second: the 5 ms default can run out while QEMU's
+    // vCPU waits for a loaded host, and a thread whose budget ends goes to
+    // the tail of its queue, which would reorder the record.
+    let long = Sched::Periodic {
+        budget: 1_000_000,
+        period: 1_000_000,
+    };
     for id in 1..=3 {
-        thread::spawn(cx, Spawn::new(record, id))?;
+        thread::spawn(cx, Spawn::new(record, id).sched(long))?;
     }
     settle(cx)?;
     // possibleSwitchTo puts a woken thread that does not preempt at the
