@@ -126,3 +126,18 @@ pub fn system_counter() -> u64 {
 
 /// Instructions per system counter tick under `-icount shift=0`.
 pub const INSTRUCTIONS_PER_TICK: u64 = 16;
+
+/// The system counter's frequency in Hz (CNTFRQ_EL0, which EL0 may read
+/// whenever it may read the counter); 0 on the host.
+pub fn counter_frequency() -> u64 {
+    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+    {
+        let v: u64;
+        // SAFETY: reading CNTFRQ_EL0 has no side effects, and EL0 may read
+        // it where it may read the physical counter (as above).
+        unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) v, options(nostack, nomem)) };
+        v
+    }
+    #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
+    0
+}

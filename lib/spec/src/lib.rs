@@ -47,7 +47,7 @@ pub type ObjId = u32;
 /// "SEPTSPEC" as little-endian bytes.
 pub const BLOB_MAGIC: u64 = u64::from_le_bytes(*b"SEPTSPEC");
 /// Bumped whenever the encoding changes.
-pub const SPEC_VERSION: u32 = 3;
+pub const SPEC_VERSION: u32 = 4;
 /// Bytes of the blob header: magic, version, spec length, data offset,
 /// total length.
 pub const BLOB_HEADER_LEN: usize = 40;
@@ -136,6 +136,15 @@ impl Rights {
         grant: false,
         grant_reply: false,
     };
+    /// Write and grant-reply: an endpoint cap that may send and call but
+    /// not receive (what a cell gets, so it cannot take its peer's
+    /// messages).
+    pub const CALL: Rights = Rights {
+        read: false,
+        write: true,
+        grant: false,
+        grant_reply: true,
+    };
     pub const READ: Rights = Rights {
         read: true,
         write: false,
@@ -215,6 +224,10 @@ pub struct Thread<'a> {
     /// Endpoint (in the monitor's or a parent's CSpace) and badge that
     /// receives this thread's faults; installed as a minted cap.
     pub fault_endpoint: Option<(ObjId, u64)>,
+    /// Endpoint and badge that receive this thread's timeout faults (its
+    /// scheduling context ran out of budget): cells', whose overruns the
+    /// monitor counts. Installed as a minted cap, like the fault endpoint.
+    pub timeout_endpoint: Option<(ObjId, u64)>,
     pub bound_notification: Option<ObjId>,
     pub entry: u64,
     pub stack_top: u64,
@@ -307,6 +320,8 @@ pub struct Pd<'a> {
     pub reply: ObjId,
     /// Stack range, for telling a stack overflow from other VM faults.
     pub stack: (u64, u64),
+    /// It is a cell (`[cell.*]`): the statistics say so.
+    pub cell: bool,
 }
 
 /// Everything the initializer builds.
@@ -326,11 +341,24 @@ pub struct Spec<'a> {
     pub root: Option<RootObjects>,
     /// The domain schedule, if the system has one.
     pub domain_schedule: Option<DomainSchedule>,
+    /// Where the monitor keeps its statistics, if the system has a
+    /// statistics PD (`[stats]`).
+    pub stats: Option<StatsExport>,
     /// Built for `septa test`: the initializer also reports on the test
     /// harness's protocol (`[septa-test] ok boot` once the spec is read; a
     /// failure to build the system as a failed case and `done`), so a
     /// system that cannot start fails at once instead of timing out.
     pub test_harness: bool,
+}
+
+/// The monitor's statistics table and who may ask for a refresh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsExport {
+    /// The frame the monitor writes the table into (`septa_cells::stats`).
+    pub frame: ObjId,
+    /// Index into `Spec::pds` of the statistics PD: only a call with its
+    /// badge and the refresh label is answered.
+    pub requester: u32,
 }
 
 /// Objects the initializer uses itself, created with the rest so the tool's
@@ -414,6 +442,9 @@ impl Spec<'_> {
             if let Some((ep, _)) = t.fault_endpoint {
                 refs.push((ep, |k| k == K::Endpoint));
             }
+            if let Some((ep, _)) = t.timeout_endpoint {
+                refs.push((ep, |k| k == K::Endpoint));
+            }
             if let Some(n) = t.bound_notification {
                 refs.push((n, |k| k == K::Notification));
             }
@@ -468,6 +499,14 @@ impl Spec<'_> {
             }
             if !is(p.reply, |k| k == K::Reply) {
                 return err("pd", i, p.reply);
+            }
+        }
+        if let Some(x) = self.stats {
+            if !is(x.frame, frame) {
+                return err("stats", 0, x.frame);
+            }
+            if x.requester as usize >= self.pds.len() {
+                return err("stats", 0, x.requester);
             }
         }
         if let Some(r) = self.root {
@@ -666,6 +705,7 @@ mod tests {
                 max_priority: 100,
                 sched_context: None,
                 fault_endpoint: Some((6, 1)),
+                timeout_endpoint: None,
                 bound_notification: Some(5),
                 entry: 0x20_0000,
                 stack_top: 0xff_ffff_e000,
@@ -696,6 +736,7 @@ mod tests {
                 generation: None,
                 reply: 10,
                 stack: (0xff_ffff_c000, 0xff_ffff_e000),
+                cell: false,
             }],
             root: Some(RootObjects {
                 fault_endpoint: 6,
@@ -704,6 +745,7 @@ mod tests {
             }),
             test_harness: true,
             domain_schedule: None,
+            stats: None,
         }
     }
 

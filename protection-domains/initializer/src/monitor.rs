@@ -18,6 +18,18 @@
 //!     its generation published if it has a generation frame, and it is
 //!     resumed; past the limit it is stopped.
 //!
+//! - A timeout fault (a cell ran out of budget before its period ended;
+//!   only cells have a timeout endpoint): counted as an overrun, its
+//!   consumed time added to the PD's, and the PD resumed at once (the
+//!   kernel runs it again when its budget is refilled).
+//! - A call from the statistics PD with `septa_cells::stats::REFRESH_LABEL`:
+//!   every PD's scheduling context is read (`SchedContextConsumed`, which
+//!   also resets it, so each microsecond is counted once), the table is
+//!   written into the statistics frame, and only then the call answered.
+//!
+//! Per PD the monitor keeps CPU time, faults, overruns and restarts; no
+//! PD can write them: they change only on what the kernel reports.
+//!
 //! Back-off without a timer driver: before a restart with `backoff_us`,
 //! the monitor reconfigures its own scheduling context to a short budget
 //! in a period of `backoff_us` and yields, which makes the kernel hold it
@@ -33,6 +45,8 @@ use septa_sel4::fault::Fault;
 use septa_sel4::{cap_type, debug_println, syscall, Cap, Error, MessageInfo, UserContext};
 use septa_spec::{ObjectKind, Policy, Spec};
 
+use septa_cells::stats as table;
+
 use crate::fault_text::Described;
 use crate::frames::FrameAccess;
 use crate::realize::{apply_fills, Realized};
@@ -47,10 +61,25 @@ pub const BACKOFF_BUDGET_US: u64 = 1000;
 /// The monitor's round-robin budget and period after a back-off.
 pub const MONITOR_SLICE_US: u64 = 10_000;
 
+/// Faults of one PD the monitor describes each; past them, only the
+/// faults whose count is a power of two, so that a PD that faults in a
+/// loop (a hostile cell) cannot flood the console and slow the system.
+pub const TOLD_EACH: u32 = 8;
+
+fn told(n: u32) -> bool {
+    n <= TOLD_EACH || n.is_power_of_two()
+}
+
 /// What the monitor remembers of each PD.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PdState {
     pub restarts: u32,
+    /// Faults received (timeouts are overruns, not faults).
+    pub faults: u32,
+    /// Timeout faults: times its budget ran out before its period ended.
+    pub overruns: u32,
+    /// Microseconds its scheduling context consumed, as far as read.
+    pub cpu_us: u64,
     /// Its scheduling context is bound to its notification, not its TCB.
     pub passive_now: bool,
     pub stopped: bool,
@@ -64,6 +93,8 @@ pub struct Monitor<'s, 'a> {
     mem: &'s mut dyn FrameAccess,
     pub state: Vec<PdState>,
     pub halted: bool,
+    /// Statistics refreshes answered.
+    pub refreshes: u64,
 }
 
 impl<'s, 'a> Monitor<'s, 'a> {
@@ -82,6 +113,7 @@ impl<'s, 'a> Monitor<'s, 'a> {
             mem,
             state: alloc::vec![PdState::default(); spec.pds.len()],
             halted: false,
+            refreshes: 0,
         }
     }
 
@@ -110,13 +142,91 @@ impl<'s, 'a> Monitor<'s, 'a> {
             );
             return;
         };
+        if self
+            .spec
+            .stats
+            .is_some_and(|s| s.requester as usize == p && info.label() == table::REFRESH_LABEL)
+        {
+            self.refresh();
+            self.reply(MessageInfo::new(0, 0, 0, 0));
+            return;
+        }
         if self.halted {
+            return;
+        }
+        if let Fault::Timeout { consumed, .. } = fault {
+            let s = &mut self.state[p];
+            s.overruns = s.overruns.saturating_add(1);
+            s.cpu_us = s.cpu_us.saturating_add(consumed);
+            // An empty reply with label 0 lets the thread run on.
+            self.reply(MessageInfo::new(0, 0, 0, 0));
             return;
         }
         if fault == Fault::Null {
             self.become_passive(p);
         } else {
             self.fault(p, &fault);
+        }
+    }
+
+    /// Answers the message just received, through the monitor's reply
+    /// object.
+    fn reply(&self, info: MessageInfo) {
+        if let Some(root) = self.spec.root {
+            syscall::send(self.caps.objects[root.reply as usize], info);
+        }
+    }
+
+    /// Reads every PD's scheduling context and writes the statistics
+    /// table.
+    pub fn refresh(&mut self) {
+        let Some(export) = self.spec.stats else {
+            return;
+        };
+        let mut entries = Vec::with_capacity(self.spec.pds.len());
+        for (p, pd) in self.spec.pds.iter().enumerate() {
+            let t = &self.spec.threads[pd.thread as usize];
+            if let Some(sc) = self.sched_context(p) {
+                if let Ok(us) = sc.consumed() {
+                    self.state[p].cpu_us = self.state[p].cpu_us.saturating_add(us);
+                }
+            }
+            let s = &self.state[p];
+            let mut e = table::Entry::named(pd.name);
+            e.cpu_us = s.cpu_us;
+            if let Some(params) = t.sched_context {
+                e.budget_us = params.budget_us.min(u64::from(u32::MAX)) as u32;
+                e.period_us = params.period_us.min(u64::from(u32::MAX)) as u32;
+            }
+            e.faults = s.faults;
+            e.restarts = s.restarts;
+            e.overruns = s.overruns;
+            e.state = if s.stopped {
+                table::State::Stopped
+            } else if s.passive_now {
+                table::State::Passive
+            } else {
+                table::State::Running
+            };
+            e.cell = pd.cell;
+            e.priority = t.priority;
+            entries.push(e);
+        }
+        self.refreshes += 1;
+        let refreshes = self.refreshes;
+        let size_bits = match self.spec.objects[export.frame as usize].kind {
+            ObjectKind::Frame { size_bits } => size_bits,
+            _ => return,
+        };
+        let r = self.mem.with_frame(
+            self.caps.objects[export.frame as usize],
+            size_bits,
+            &mut |bytes| {
+                table::write(bytes, refreshes, &entries);
+            },
+        );
+        if let Err(e) = r {
+            debug_println!("monitor: could not write the statistics: {e}");
         }
     }
 
@@ -152,6 +262,7 @@ impl<'s, 'a> Monitor<'s, 'a> {
     }
 
     fn fault(&mut self, p: usize, fault: &Fault) {
+        self.state[p].faults = self.state[p].faults.saturating_add(1);
         let pd = &self.spec.pds[p];
         let name = pd.name;
         let tcb = self.tcb(p);
@@ -163,14 +274,23 @@ impl<'s, 'a> Monitor<'s, 'a> {
             regs: &regs,
             stack: pd.stack,
         };
-        debug_println!("monitor: PD {name} faulted: {d}");
-        debug_println!(
-            "monitor:   pc {:#x} sp {:#x} lr {:#x} x0 {:#x}",
-            regs.pc,
-            regs.sp,
-            regs.x30,
-            regs.x0
-        );
+        let n = self.state[p].faults;
+        let say = told(n);
+        if say {
+            if n > TOLD_EACH {
+                debug_println!(
+                    "monitor: PD {name} faulted {n} times (past {TOLD_EACH}, only every power of two is shown)"
+                );
+            }
+            debug_println!("monitor: PD {name} faulted: {d}");
+            debug_println!(
+                "monitor:   pc {:#x} sp {:#x} lr {:#x} x0 {:#x}",
+                regs.pc,
+                regs.sp,
+                regs.x30,
+                regs.x0
+            );
+        }
         // Suspending also cancels the fault message's pending reply, so
         // the reply object is free for the next receive.
         if let Err(e) = tcb.suspend() {
@@ -208,7 +328,8 @@ impl<'s, 'a> Monitor<'s, 'a> {
                 match self.restart(p, backoff_us, reset_memory) {
                     Ok(()) => {
                         let n = self.state[p].restarts;
-                        if limit == u32::MAX {
+                        if !say {
+                        } else if limit == u32::MAX {
                             debug_println!("monitor: PD {name} restarted ({n})");
                         } else {
                             debug_println!("monitor: PD {name} restarted ({n} of {limit})");

@@ -485,8 +485,23 @@ fn fill_slots<'a>(
     Ok(())
 }
 
+/// A copy of endpoint `ep` with `badge` (write, grant and grant-reply, as
+/// a fault or timeout endpoint must have), in a free slot of ours.
+fn badged<'a>(
+    r: &mut Realized,
+    (ep, badge): (ObjId, u64),
+    stage: &'static str,
+    name: &'a str,
+) -> Result<Cap<cap_type::Endpoint>, Failure<'a>> {
+    let s = r.slots.take().map_err(|c| fail(stage, name, c))?;
+    let rwg = CapRights::new(false, true, true, true);
+    mint(ROOT, s.bits(), DEPTH, r.objects[ep as usize], rwg, badge).map_err(kernel(stage, name))?;
+    Ok(s.cast())
+}
+
 /// 7. Each thread: scheduling context, CSpace, VSpace, IPC buffer,
-///    priorities, fault endpoint, bound notification, FPU, vCPU, registers.
+///    priorities, fault endpoint, timeout endpoint, bound notification,
+///    FPU, vCPU, registers.
 fn configure_threads<'a>(
     spec: &Spec<'a>,
     bi: &BootInfoRef,
@@ -508,19 +523,10 @@ fn configure_threads<'a>(
             }
             None => None,
         };
-        let fault_ep = match t.fault_endpoint {
-            Some((ep, badge)) => {
-                let s = r
-                    .slots
-                    .take()
-                    .map_err(|c| fail("badging the fault endpoint of", t.name, c))?;
-                let rwg = CapRights::new(false, true, true, true);
-                mint(ROOT, s.bits(), DEPTH, r.objects[ep as usize], rwg, badge)
-                    .map_err(kernel("badging the fault endpoint of", t.name))?;
-                Some(s.cast())
-            }
-            None => None,
-        };
+        let fault_ep = t
+            .fault_endpoint
+            .map(|e| badged(r, e, "badging the fault endpoint of", t.name))
+            .transpose()?;
         tcb.configure(
             r.cap(t.cspace),
             CNodeCapData::new(0, t.cspace_guard_size.into()),
@@ -532,6 +538,11 @@ fn configure_threads<'a>(
         .map_err(kernel("configuring", t.name))?;
         tcb.set_sched_params(me, t.max_priority.into(), t.priority.into(), sc, fault_ep)
             .map_err(kernel("setting the priority of", t.name))?;
+        if let Some(e) = t.timeout_endpoint {
+            let ep = badged(r, e, "badging the timeout endpoint of", t.name)?;
+            tcb.set_timeout_endpoint(Some(ep))
+                .map_err(kernel("setting the timeout endpoint of", t.name))?;
+        }
         // Kernel messages name the thread, as Microkit's monitor has them
         // (DebugNameThread: debug configuration only).
         if !t.name.is_empty() {

@@ -322,6 +322,7 @@ fn spec(policy: Policy, passive: bool) -> Spec<'static> {
                 badge: 0x100,
             }),
             fault_endpoint: Some((0, 1)),
+            timeout_endpoint: None,
             bound_notification: Some(7),
             entry: ENTRY,
             stack_top: STACK_TOP,
@@ -348,6 +349,7 @@ fn spec(policy: Policy, passive: bool) -> Spec<'static> {
             generation: None,
             reply: 15,
             stack: (STACK_TOP - 0x2000, STACK_TOP),
+            cell: false,
         }],
         root: Some(RootObjects {
             fault_endpoint: 0,
@@ -356,6 +358,7 @@ fn spec(policy: Policy, passive: bool) -> Spec<'static> {
         }),
         test_harness: false,
         domain_schedule: None,
+        stats: None,
     }
 }
 
@@ -720,4 +723,66 @@ fn the_panic_marker_is_the_runtimes() {
         septa_abi::microkit::PANIC_MARKER,
         septa_runtime::panic::PANIC_MARKER
     );
+}
+
+#[test]
+fn overruns_are_counted_and_the_statistics_written_for_their_pd_alone() {
+    use septa_cells::stats;
+    let mut s = spec(Policy::Stop, false);
+    s.pds[0].cell = true;
+    // The text frame stands in for the statistics frame; PD 0 asks.
+    s.stats = Some(septa_spec::StatsExport {
+        frame: TEXT,
+        requester: 0,
+    });
+    let (r, mut mem, _) = realized(&s);
+    let script = Script::from([
+        (1, septa_abi::fault::TIMEOUT, vec![0x100, 1234]),
+        (1, septa_abi::fault::TIMEOUT, vec![0x100, 66]),
+        (1, stats::REFRESH_LABEL, vec![]),
+    ]);
+    let seen = fake(script, [0; 36]);
+    let mut m = Monitor::new(&s, DATA_AREA, bootinfo(), &r, &mut mem);
+    for _ in 0..3 {
+        m.step();
+    }
+    let state = m.state[0];
+    drop(m);
+    // Each timeout: counted, its time added, the PD let run on (an empty
+    // reply through the monitor's reply object), not suspended.
+    assert_eq!((state.overruns, state.faults), (2, 0));
+    assert!(state.cpu_us >= 1300);
+    assert!(!state.stopped);
+    let seen = seen.borrow();
+    assert_eq!(seen.sends.len(), 3, "two timeouts and the refresh answered");
+    assert!(seen.sends.iter().all(|(_, label)| *label == 0));
+    assert!(!seen.invs.iter().any(|i| i.label == Label::TcbSuspend));
+    assert!(seen
+        .invs
+        .iter()
+        .any(|i| i.label == Label::SchedContextConsumed));
+    let table = stats::Table::read(&mem.frames[&slot(&r, TEXT)]).unwrap();
+    assert_eq!(table.refreshes, 1);
+    let e: Vec<stats::Entry> = table.entries().collect();
+    assert_eq!(e[0].name(), "a");
+    assert_eq!((e[0].overruns, e[0].cell), (2, true));
+    assert!(e[0].cpu_us >= 1300);
+}
+
+#[test]
+fn a_refresh_label_from_another_pd_is_a_fault_like_any_other() {
+    let mut s = spec(Policy::Stop, false);
+    s.stats = None;
+    let (r, mut mem, _) = realized(&s);
+    let script = Script::from([(1, septa_cells::stats::REFRESH_LABEL, vec![])]);
+    let seen = fake(script, [0; 36]);
+    let mut m = Monitor::new(&s, DATA_AREA, bootinfo(), &r, &mut mem);
+    m.step();
+    assert_eq!(m.refreshes, 0);
+    drop(m);
+    assert!(seen
+        .borrow()
+        .invs
+        .iter()
+        .all(|i| i.label != Label::SchedContextConsumed));
 }

@@ -42,6 +42,7 @@ pub fn check(file: &Path) -> Result<()> {
         s.channels.len(),
         loaded.warnings.len()
     );
+    print!("{}", septa_sysdesc::cells::explain(s));
     Ok(())
 }
 

@@ -23,8 +23,9 @@
 //! system runs (send bytes to a virtio console or type on the UART once a
 //! marker line shows, expect an answer within a time limit, check that
 //! lines arrive whole and in order: [`crate::probe`]); it is one more
-//! case, `probe`, which fails with the step and what arrived instead. The
-//! run ends with `N passed, M failed`.
+//! case, `probe`, which fails with the step and what arrived instead. An
+//! optional `limit` file gives the seconds a system may run when that is
+//! more than the suite's limit. The run ends with `N passed, M failed`.
 //!
 //! Images are built for the harness: the initializer then also prints
 //! `[septa-test] ok boot` once it has read BootInfo and the spec, and turns a
@@ -55,6 +56,9 @@ use septa_abi::Config;
 
 /// The file that asks for a run under `-icount` (see [`System`]).
 pub const ICOUNT_FILE: &str = "icount";
+/// A file whose number is the seconds a system may run, when that is more
+/// than the suite's limit.
+pub const LIMIT_FILE: &str = "limit";
 
 /// Time limit of a system marked `xfail` on Septa's kernel.
 const XFAIL_LIMIT: Duration = Duration::from_secs(20);
@@ -119,6 +123,10 @@ struct System {
     /// Why this system is known to fail on Septa's kernel (its `xfail`
     /// file), when the run uses Septa's kernel.
     xfail: Option<String>,
+    /// Seconds it may run, when more than the suite's limit (a `limit`
+    /// file: a system that does much work, such as a million fuzzing
+    /// operations, on a loaded host).
+    limit: Option<Duration>,
     /// The kernel configuration it runs in: its `[system] config`, else
     /// debug.
     config: Config,
@@ -195,7 +203,12 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
         let bare = std::fs::read_to_string(path.join(crate::guest::bare::TEST_FILE))
             .ok()
             .map(|s| Some(s.trim().to_string()).filter(|s| !s.is_empty()));
+        let own_limit = std::fs::read_to_string(path.join(LIMIT_FILE))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .map(Duration::from_secs);
         out.push(System {
+            limit: own_limit,
             icount: path.join(ICOUNT_FILE).is_file(),
             name,
             file,
@@ -223,6 +236,7 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
             expect: readme_expect(&readme, own_kernel),
             probe: None,
             xfail: None,
+            limit: None,
             bare: None,
             session: None,
         });
@@ -597,7 +611,7 @@ pub fn run(
                     let limit = if s.xfail.is_some() {
                         limit.min(XFAIL_LIMIT)
                     } else {
-                        limit
+                        s.limit.map_or(limit, |own| own.max(limit))
                     };
                     if let Some(kind) = s.session.clone() {
                         std::thread::spawn(move || {

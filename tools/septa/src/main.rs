@@ -57,6 +57,7 @@ mod spec;
 #[cfg(test)]
 mod testkit;
 mod toolchain;
+mod top;
 mod workspace;
 
 use std::path::PathBuf;
@@ -168,6 +169,15 @@ enum Command {
         /// The kernel configuration (as for build).
         #[arg(long, value_parser = config::parse)]
         config: Option<Config>,
+    },
+    /// Attach to a running system's statistics console ([stats]) and show
+    /// every PD's CPU share, faults, restarts and overruns, each second.
+    Top {
+        #[arg(default_value = "system.toml")]
+        file: PathBuf,
+        /// Stop after this many refreshes (default: until interrupted).
+        #[arg(long)]
+        frames: Option<u64>,
     },
     /// Run the host tests, then boot every test system whose name matches FILTER.
     Test {
@@ -286,6 +296,17 @@ fn main() -> Result<()> {
             qemu::ensure_installed()?;
             let image = pack::build_system(&ws, &file, kernel.as_deref(), false, choice(config))?;
             qemu::run_interactive(&image, gdb)
+        }
+        Command::Top { file, frames } => {
+            let loaded = describe::load(&file)?;
+            let Some(stats) = &loaded.system.stats else {
+                return Err(miette::miette!(
+                    "{} has no [stats]: nothing for top to attach to",
+                    file.display()
+                ));
+            };
+            let dir = ws.build_dir(&pack::system_name(&file));
+            top::run(&dir.join(format!("console-{}.sock", stats.console)), frames)
         }
         Command::Test {
             filter,

@@ -25,6 +25,8 @@
 //! | `fuzz PORT COUNT [LIMIT]` | inject COUNT malformed, truncated, oversized and random frames into the system's network card (the harness adds an injection port), checking between bursts that the stack answers pings; the counters of `/api/status` on guest TCP port PORT must account for every frame the stack was sure to see and drop |
 //! | `tcp-accept PORT TEXT [LIMIT]` | listen on the host's 127.0.0.1:PORT (the system reaches it as 10.0.2.2:PORT) and accept one connection that must carry TEXT |
 //! | `no-line TEXT` | no console line so far contains TEXT |
+//! | `top CONSOLE N [LIMIT]` | read N frames of statistics from virtio console CONSOLE (the statistics PD's, `[stats]`) the way `cargo septa top` does, and check them (`crate::top::check`): a growing refresh count, CPU time for every cell not stopped, no PD above what its budget allows |
+//! | `stats CONSOLE TEXT [LIMIT]` | read frames of statistics until the PD TEXT names shows every `field=value` TEXT gives after its name (`crate::top::matches`: `faults`, `restarts`, `overruns`, `cpu_ms` exact or `>N`; `state`; `kind`) |
 //! | `lines N PATTERN... [LIMIT]` | wait until the serial console has shown, for every PATTERN (a text with one `{}`), the N lines it makes with `{}` = 1, 2, ..., N, in that order; every console line that contains a PATTERN's text before `{}` must be the next of its lines exactly (after ANSI colour codes are removed), or the step fails: a torn, lost, repeated or reordered line |
 //!
 //! TEXT is in double quotes, with the escapes `\n`, `\r`, `\t`, `\\`, `\"`
@@ -104,6 +106,15 @@ pub enum Action {
     TcpAccept {
         port: u16,
         want: Vec<u8>,
+    },
+    Top {
+        console: String,
+        frames: u32,
+    },
+    Stats {
+        console: String,
+        pd: String,
+        want: Vec<(String, String)>,
     },
 }
 
@@ -214,6 +225,12 @@ pub enum ProbeError {
         text: String,
         got: String,
     },
+    #[error("line {line}: the statistics on console `{console}`: {why}")]
+    Stats {
+        line: usize,
+        console: String,
+        why: String,
+    },
 }
 
 impl Probe {
@@ -252,6 +269,40 @@ impl Probe {
                         return Err(err("`lines` needs at least one pattern".into()));
                     }
                     (Action::Lines { count, patterns }, true)
+                }
+                "top" | "stats" => {
+                    let console = take_word(&mut rest).to_string();
+                    if console.is_empty() || console.starts_with('"') {
+                        return Err(err(format!("`{word}` needs a console name")));
+                    }
+                    if word == "top" {
+                        let n = take_word(&mut rest);
+                        let frames = n.parse().ok().filter(|n| *n > 1).ok_or_else(|| {
+                            err(format!("`top` needs a count of frames (2 or more), not `{n}`"))
+                        })?;
+                        (Action::Top { console, frames }, true)
+                    } else {
+                        let text = String::from_utf8(take_text(&mut rest).map_err(err)?)
+                            .map_err(|_| err("the text must be UTF-8".into()))?;
+                        let mut words = text.split_whitespace();
+                        let pd = words.next().unwrap_or_default().to_string();
+                        let want: Option<Vec<(String, String)>> = words
+                            .map(|w| {
+                                w.split_once('=')
+                                    .map(|(f, v)| (f.to_string(), v.to_string()))
+                            })
+                            .collect();
+                        match want {
+                            Some(want) if !pd.is_empty() && !want.is_empty() => {
+                                (Action::Stats { console, pd, want }, true)
+                            }
+                            _ => {
+                                return Err(err(
+                                    "`stats` needs \"PD field=value ...\"".into(),
+                                ))
+                            }
+                        }
+                    }
                 }
                 "send" | "expect" => {
                     let console = take_word(&mut rest).to_string();
@@ -323,7 +374,7 @@ impl Probe {
                 ),
                 other => {
                     return Err(err(format!(
-                        "unknown step `{other}`: use `after`, `send`, `expect`, `lines`, `http`, `tcp-echo`, `tcp-send`, `udp-echo`, `fuzz`, `tcp-accept` or `no-line`"
+                        "unknown step `{other}`: use `after`, `send`, `expect`, `lines`, `http`, `tcp-echo`, `tcp-send`, `udp-echo`, `fuzz`, `tcp-accept`, `no-line`, `top` or `stats`"
                     )))
                 }
             };
@@ -347,7 +398,12 @@ impl Probe {
     /// The virtio consoles the probe talks to.
     pub fn consoles(&self) -> impl Iterator<Item = (usize, &str)> {
         self.steps.iter().filter_map(|s| match &s.action {
-            Action::Send { console, .. } | Action::Expect { console, .. } if console != UART => {
+            Action::Send { console, .. }
+            | Action::Expect { console, .. }
+            | Action::Top { console, .. }
+            | Action::Stats { console, .. }
+                if console != UART =>
+            {
                 Some((s.line, console.as_str()))
             }
             _ => None,
@@ -472,6 +528,46 @@ impl Probe {
                         line: step.line,
                         console: console.clone(),
                         reason: e.to_string(),
+                    })?;
+                }
+                Action::Top { console, frames } => {
+                    let conn = connect(&mut conns, sockets, console, step.line)?;
+                    let mut seen = Vec::new();
+                    let r = crate::top::follow(&mut conn.stream, Some(deadline), |prev, now| {
+                        // What `cargo septa top` would draw.
+                        let _ = crate::top::render(prev, now);
+                        seen.push(now.clone());
+                        seen.len() < *frames as usize
+                    });
+                    let stats_error = |why: String| ProbeError::Stats {
+                        line: step.line,
+                        console: console.clone(),
+                        why,
+                    };
+                    r.map_err(|e| stats_error(format!("{e} after {} frames", seen.len())))?;
+                    crate::top::check(&seen).map_err(stats_error)?;
+                }
+                Action::Stats { console, pd, want } => {
+                    let conn = connect(&mut conns, sockets, console, step.line)?;
+                    let mut last = None;
+                    let r = crate::top::follow(&mut conn.stream, Some(deadline), |_, now| {
+                        let e = now.entries.iter().find(|e| e.name() == pd).copied();
+                        last = e;
+                        !e.is_some_and(|e| crate::top::matches(&e, want))
+                    });
+                    r.map_err(|e| ProbeError::Stats {
+                        line: step.line,
+                        console: console.clone(),
+                        why: match last {
+                            Some(l) => format!(
+                                "{e}; {pd} showed faults={} restarts={} overruns={} state={}",
+                                l.faults,
+                                l.restarts,
+                                l.overruns,
+                                l.state.name()
+                            ),
+                            None => format!("{e}; no frame named {pd}"),
+                        },
                     })?;
                 }
                 Action::Expect { console, bytes } => {

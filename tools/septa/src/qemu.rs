@@ -83,6 +83,9 @@ pub struct Machine {
     /// the UDP ports on 127.0.0.1 where QEMU reads frames to inject and
     /// from which it mirrors the card's, and the host's peer port.
     pub inject: Option<(u16, u16, u16)>,
+    /// The virtio console the statistics PD writes to (`[stats]`), which
+    /// `cargo septa top` attaches to.
+    pub stats_console: Option<String>,
 }
 
 impl Machine {
@@ -97,6 +100,7 @@ impl Machine {
             dir: dir.to_path_buf(),
             uart_input: Vec::new(),
             inject: None,
+            stats_console: None,
         }
     }
 
@@ -110,6 +114,7 @@ impl Machine {
         disks: &[(String, PathBuf)],
     ) -> Machine {
         let mut m = Machine::bare(&sys.board, dir);
+        m.stats_console = sys.stats.as_ref().map(|s| s.console.clone());
         if let Some(serial) = &sys.serial {
             m.uart_input = serial
                 .input
@@ -416,6 +421,9 @@ pub fn run_interactive(image: &Image, gdb: bool) -> Result<()> {
             "   virtio console `{name}`: socat - UNIX-CONNECT:{}",
             sock.display()
         );
+        if image.machine.stats_console.as_deref() == Some(name) {
+            eprintln!("   statistics: `cargo septa top` in another terminal");
+        }
     }
     if gdb {
         c.args(["-s", "-S"]);

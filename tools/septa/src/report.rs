@@ -95,6 +95,7 @@ fn rights(r: septa_spec::Rights) -> String {
 pub fn render(i: &Inputs) -> String {
     let mut o = String::new();
     summary(&mut o, i);
+    cells(&mut o, i.system);
     for p in 0..i.system.pds.len() {
         pd_section(&mut o, i, p);
     }
@@ -412,6 +413,15 @@ fn serial(o: &mut String, sys: &System) {
     } else {
         let _ = writeln!(o, "input: none (no client takes it)");
     }
+}
+
+/// What each `[cell.*]` expanded into and may reach.
+fn cells(o: &mut String, sys: &System) {
+    if sys.cells.is_empty() {
+        return;
+    }
+    title(o, "Cells ([cell.*])");
+    o.push_str(&septa_sysdesc::cells::explain(sys));
 }
 
 /// What `[timer]` expanded into.

@@ -76,6 +76,8 @@ pub struct Built {
     pub pd_objects: Vec<PdObjects>,
     /// The domain schedule (`crate::domains`).
     pub domain_schedule: Option<septa_spec::DomainSchedule>,
+    /// The monitor's statistics table (`[stats]`).
+    pub stats: Option<septa_spec::StatsExport>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +121,7 @@ impl Built {
                 .collect(),
             root: self.root,
             domain_schedule: self.domain_schedule.clone(),
+            stats: self.stats,
             test_harness: false,
         }
     }
@@ -152,6 +155,14 @@ pub enum SpecError {
     },
     #[error("PD `{pd}`: extra cap slot {slot} is past the root CNode's {max} slots")]
     CapSlot { pd: String, slot: u64, max: u64 },
+    #[error("cell `{cell}` needs {} KiB (program image {} KiB, stack {} KiB, heap {} KiB) but its memory quota is {} KiB", (image + stack + heap) / 1024, image / 1024, stack / 1024, heap / 1024, quota / 1024)]
+    CellQuota {
+        cell: String,
+        image: u64,
+        stack: u64,
+        heap: u64,
+        quota: u64,
+    },
     #[error("{0}: not supported by this build of the tool")]
     Unsupported(String),
     #[error("PD `{pd}`: its stack of {size:#x} bytes reaches down to its program at {end:#x}")]
@@ -381,6 +392,16 @@ pub fn build(
         }
     }
     b.out.domain_schedule = domains.schedule;
+    // The statistics table: the first frame of its region, which only the
+    // monitor writes (the statistics PD maps it read-only).
+    if let Some(st) = &sys.stats {
+        if let Some((_, frames)) = regions.get(st.table.as_str()) {
+            b.out.stats = frames.first().map(|f| septa_spec::StatsExport {
+                frame: *f,
+                requester: st.pd as u32,
+            });
+        }
+    }
     channels(&mut b, &per_pd);
     extra_caps(&mut b, &per_pd)?;
     b.out.pd_objects = per_pd
@@ -472,11 +493,20 @@ fn channels(b: &mut Builder, per_pd: &[PdState]) {
         for (me, peer) in [(&ch.a, &ch.b), (&ch.b, &ch.a)] {
             let mine = &per_pd[me.pd];
             let theirs = &per_pd[peer.pd];
+            // Microkit gives a PD read rights on its peer's notification and
+            // endpoint, with which it could wait on them and take what is
+            // meant for the peer; a cell gets only what sending needs.
+            let cell = b.sys.cells.iter().any(|c| c.pd == me.pd);
+            let (signal, call) = if cell {
+                (Rights::WRITE, Rights::CALL)
+            } else {
+                (Rights::RW, Rights::RWG)
+            };
             if me.notify {
                 b.slot(
                     mine.cnode,
                     slot::BASE_OUTPUT_NOTIFICATION + me.id,
-                    Builder::cap(theirs.ntfn, Rights::RW, 1 << peer.id),
+                    Builder::cap(theirs.ntfn, signal, 1 << peer.id),
                 );
             }
             if me.pp {
@@ -484,7 +514,7 @@ fn channels(b: &mut Builder, per_pd: &[PdState]) {
                 b.slot(
                     mine.cnode,
                     slot::BASE_ENDPOINT + me.id,
-                    Builder::cap(ep, Rights::RWG, PPC_BADGE | peer.id),
+                    Builder::cap(ep, call, PPC_BADGE | peer.id),
                 );
             }
         }
@@ -700,6 +730,21 @@ fn map_image(
     image: &ElfImage,
 ) -> Result<Vec<ObjId>, SpecError> {
     let pages = image_pages(b, image);
+    // A cell's quota covers its program too: image pages, stack and heap
+    // (the description was checked for the stack and heap alone).
+    if let Some(c) = b.sys.cells.iter().find(|c| b.sys.pds[c.pd].name == pd.name) {
+        let image = pages.len() as u64 * PAGE;
+        let need = image + pd.stack_size + c.heap;
+        if need > c.memory {
+            return Err(SpecError::CellQuota {
+                cell: pd.name.clone(),
+                image,
+                stack: pd.stack_size,
+                heap: c.heap,
+                quota: c.memory,
+            });
+        }
+    }
     if let Some((&last, _)) = pages.iter().next_back() {
         if last + PAGE > STACK_TOP - pd.stack_size {
             return Err(SpecError::StackOverlap {
@@ -822,17 +867,26 @@ fn fixed_slots(b: &mut Builder, i: usize, st: &PdState, fault: FaultRoute, mon_e
     };
     let cnode = st.cnode;
     b.slot(cnode, slot::INPUT, input);
-    b.slot(
-        cnode,
-        slot::FAULT_EP,
-        Builder::cap(fault.0, Rights::RWG, fault.1),
-    );
-    b.slot(cnode, slot::VSPACE, Builder::cap(st.vspace, Rights::ALL, 0));
+    // A cell gets no capability it was not declared: not its fault
+    // endpoint (the kernel holds the TCB's own copy; with one in its
+    // CSpace it could send the monitor forged faults) nor its VSpace.
+    let is_cell = b.sys.cells.iter().any(|c| c.pd == i);
+    if !is_cell {
+        b.slot(
+            cnode,
+            slot::FAULT_EP,
+            Builder::cap(fault.0, Rights::RWG, fault.1),
+        );
+        b.slot(cnode, slot::VSPACE, Builder::cap(st.vspace, Rights::ALL, 0));
+    }
     b.slot(cnode, slot::REPLY, Builder::cap(st.reply, Rights::ALL, 0));
-    if b.own_tcb {
+    if b.own_tcb && !is_cell {
         b.slot(cnode, slot::TCB, Builder::cap(st.tcb, Rights::ALL, 0));
     }
-    if pd.passive {
+    // Passive PDs say on it that their init is done; the statistics PD
+    // asks for refreshes.
+    let stats = b.sys.stats.as_ref().is_some_and(|s| s.pd == i);
+    if pd.passive || stats {
         b.slot(
             cnode,
             slot::MONITOR_EP,
@@ -898,6 +952,7 @@ fn record(b: &mut Builder, i: usize, st: &PdState, t: ThreadSetup, regions: &Reg
         entry,
     } = t;
     let pd = &b.sys.pds[i];
+    let is_cell = b.sys.cells.iter().any(|c| c.pd == i);
     let thread = b.out.threads.len() as u32;
     b.out.threads.push((
         pd.name.clone(),
@@ -918,6 +973,9 @@ fn record(b: &mut Builder, i: usize, st: &PdState, t: ThreadSetup, regions: &Reg
                 badge: SCHED_BADGE_BASE + i as u64,
             }),
             fault_endpoint: Some(fault),
+            // A cell's overruns go to the monitor (which counts them and
+            // lets it run on), with its fault badge.
+            timeout_endpoint: is_cell.then_some(fault),
             bound_notification: Some(st.ntfn),
             entry,
             stack_top: STACK_TOP,
@@ -954,6 +1012,7 @@ fn record(b: &mut Builder, i: usize, st: &PdState, t: ThreadSetup, regions: &Reg
                 .map(|f| (*f, 0)),
             reply: st.reply,
             stack: (STACK_TOP - pd.stack_size, STACK_TOP),
+            cell: is_cell,
         },
     ));
 }
@@ -1013,6 +1072,7 @@ fn build_vm(
                     badge: SCHED_BADGE_BASE + k as u64,
                 }),
                 fault_endpoint: Some((ep, FAULT_BADGE | v.id)),
+                timeout_endpoint: None,
                 bound_notification: None,
                 entry: 0,
                 stack_top: 0,
@@ -1299,20 +1359,76 @@ b = { pd = "server", id = 0 }
     #[test]
     fn a_map_over_the_image_is_refused() {
         let src = SYSTEM.replace("vaddr = 0x3000_0000", "vaddr = 0x20_0000");
-        let sys = septa_sysdesc::parse_str("t.toml", &src, septa_sysdesc::Format::Toml)
+        let err = build_text(&src).unwrap_err();
+        assert!(matches!(err, SpecError::MapOverlap { .. }), "{err}");
+    }
+
+    const CELLS: &str = r#"
+[system]
+board = "qemu-virt"
+
+[pd.server]
+program = "server"
+priority = 200
+
+[cell.worker]
+program = "worker"
+memory = "1 MiB"
+heap = "64 KiB"
+services = [{ kind = "channel", pd = "server", id = 3, pp = true }]
+"#;
+
+    /// The spec of a description, every program the sample image.
+    fn build_text(text: &str) -> Result<Built, SpecError> {
+        let sys = septa_sysdesc::parse_str("c.toml", text, septa_sysdesc::Format::Toml)
             .map_err(|r| r.render())
             .unwrap()
             .system;
         let img = sample();
         let progs: Vec<Program> = sys.pds.iter().map(|_| Program { image: &img }).collect();
-        let err = build(
+        build(
             &sys,
             &progs,
             &HashMap::new(),
             Path::new("."),
             septa_abi::Config::Debug,
         )
-        .unwrap_err();
-        assert!(matches!(err, SpecError::MapOverlap { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_cell_gets_only_what_sending_needs_and_a_timeout_endpoint() {
+        let b = build_text(CELLS).unwrap();
+        let w = b.pds.iter().position(|(n, _)| n == "worker").unwrap();
+        assert!(b.pds[w].1.cell);
+        let t = &b.threads[b.pds[w].1.thread as usize].1;
+        assert_eq!(t.timeout_endpoint, t.fault_endpoint);
+        // Its channel to the server: call without receiving; no fault
+        // endpoint or VSpace cap in its CSpace.
+        let cnode = "pd.worker.cnode";
+        match slot_cap(&b, cnode, slot::BASE_ENDPOINT) {
+            Cap::Object { rights, .. } => assert_eq!(rights, Rights::CALL),
+            other => panic!("{other:?}"),
+        }
+        match slot_cap(&b, cnode, slot::BASE_OUTPUT_NOTIFICATION) {
+            Cap::Object { rights, .. } => assert_eq!(rights, Rights::WRITE),
+            other => panic!("{other:?}"),
+        }
+        let id = b.objects.iter().position(|(n, _)| n == cnode).unwrap() as ObjId;
+        for s in [slot::FAULT_EP, slot::VSPACE] {
+            assert!(!b.slots.iter().any(|x| x.cnode == id && x.index == s));
+        }
+        // The server, a PD, keeps Microkit's caps and has no timeout
+        // endpoint.
+        let srv = &b.pds[b.pds.iter().position(|(n, _)| n == "server").unwrap()].1;
+        assert!(!srv.cell);
+        assert!(b.threads[srv.thread as usize].1.timeout_endpoint.is_none());
+    }
+
+    #[test]
+    fn a_cell_whose_program_does_not_fit_its_quota_is_refused() {
+        // 64 KiB heap and 8 KiB stack leave no room for the program.
+        let err = build_text(&CELLS.replace("1 MiB", "72 KiB")).unwrap_err();
+        assert!(matches!(err, SpecError::CellQuota { .. }), "{err}");
+        assert!(err.to_string().contains("program image"), "{err}");
     }
 }

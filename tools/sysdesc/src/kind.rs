@@ -954,4 +954,146 @@ pub enum Kind {
     #[error("net cell `{0}` has no free channel id: ids 0..=61 are all in use")]
     #[diagnostic(code(septa::net::no_free_channel))]
     NetNoFreeChannel(String),
+    // ----------------------------------------------------------------- cells
+    #[error("cell `{cell}`: `{name}` is already the name of a {what} of this system")]
+    #[diagnostic(
+        code(septa::cell::name_taken),
+        help("a cell's PD takes the cell's name, and its heap the region `NAME_heap`")
+    )]
+    CellNameTaken {
+        cell: String,
+        name: String,
+        what: &'static str,
+    },
+    #[error("unknown priority band `{0}`")]
+    #[diagnostic(code(septa::cell::unknown_band), help("the bands are {1}"))]
+    CellUnknownBand(String, String),
+    #[error("cell `{cell}`: priority {priority} is outside its band `{band}` ({lo}..={hi})")]
+    #[diagnostic(code(septa::cell::priority_band))]
+    CellPriorityBand {
+        cell: String,
+        priority: i64,
+        band: &'static str,
+        lo: u8,
+        hi: u8,
+    },
+    #[error("cell `{cell}`: unknown service `{kind}`")]
+    #[diagnostic(code(septa::cell::unknown_service), help("{known}"))]
+    CellUnknownService {
+        cell: String,
+        kind: String,
+        known: String,
+    },
+    #[error("cell `{cell}`: a `{kind}` service takes no key `{key}`")]
+    #[diagnostic(
+        code(septa::cell::service_key),
+        help("a `{kind}` service takes {allowed}")
+    )]
+    CellServiceKey {
+        cell: String,
+        kind: &'static str,
+        key: &'static str,
+        allowed: &'static str,
+    },
+    #[error("cell `{cell}`: a `{kind}` service needs the key `{key}`")]
+    #[diagnostic(code(septa::cell::service_missing_key))]
+    CellServiceMissingKey {
+        cell: String,
+        kind: &'static str,
+        key: &'static str,
+    },
+    #[error("cell `{cell}` declares the `{kind}` service twice")]
+    #[diagnostic(code(septa::cell::duplicate_service))]
+    CellDuplicateService { cell: String, kind: &'static str },
+    #[error("cell `{cell}` asks for the {what}, but this description has no {subsystem}")]
+    #[diagnostic(
+        code(septa::cell::service_unavailable),
+        help("the {what} is not available until the {subsystem} is in the description; Septa does not build it yet, so no cell can be given it")
+    )]
+    CellServiceUnavailable {
+        cell: String,
+        what: &'static str,
+        subsystem: &'static str,
+    },
+    #[error("cell `{cell}` wants port {port}/{proto}, which cell `{other}` has already")]
+    #[diagnostic(
+        code(septa::cell::ports_overlap),
+        help("a port is listened on by one cell only")
+    )]
+    CellPortsOverlap {
+        cell: String,
+        other: String,
+        port: i64,
+        proto: &'static str,
+    },
+    #[error("cell `{cell}`: port {port} is out of range 1..=65535")]
+    #[diagnostic(code(septa::cell::port_range))]
+    CellPortRange { cell: String, port: i64 },
+    #[error("cell `{cell}`: channel to `{pd}`, which is not a PD of this system")]
+    #[diagnostic(code(septa::cell::unknown_pd))]
+    CellUnknownPd { cell: String, pd: String },
+    #[error("cell `{cell}`: channel to `{pd}`, which is a cell")]
+    #[diagnostic(
+        code(septa::cell::channel_to_cell),
+        help("cells reach one another through services and PDs, not directly")
+    )]
+    CellChannelToCell { cell: String, pd: String },
+    #[error("cell `{cell}` declares two channels to `{pd}`")]
+    #[diagnostic(code(septa::cell::duplicate_channel))]
+    CellDuplicateChannel { cell: String, pd: String },
+    #[error("cell `{cell}` declares {count} channels; a cell may have at most {max}")]
+    #[diagnostic(code(septa::cell::too_many_channels))]
+    CellTooManyChannels {
+        cell: String,
+        count: usize,
+        max: usize,
+    },
+    #[error(
+        "cell `{cell}` needs {need} (stack {stack} + heap {heap}) but its memory quota is {quota}"
+    )]
+    #[diagnostic(
+        code(septa::cell::over_quota),
+        help("raise `memory`, or give the cell a smaller stack or heap; its program image counts too (checked when it is built)")
+    )]
+    CellOverQuota {
+        cell: String,
+        need: String,
+        stack: String,
+        heap: String,
+        quota: String,
+    },
+    #[error("{what}: {quota}, more than the board's RAM ({ram})")]
+    #[diagnostic(
+        code(septa::cell::over_board),
+        help("the board `{board}` has {ram} of RAM for everything, the kernel included")
+    )]
+    CellOverBoard {
+        what: String,
+        quota: String,
+        ram: String,
+        board: String,
+    },
+    #[error("cell `{cell}`: heap {size} is not a multiple of {page}")]
+    #[diagnostic(code(septa::cell::heap_align))]
+    CellHeapAlign {
+        cell: String,
+        size: String,
+        page: String,
+    },
+    #[error("cell `{0}`: a memory quota of 0")]
+    #[diagnostic(code(septa::cell::zero_memory))]
+    CellZeroMemory(String),
+
+    // ----------------------------------------------------------------- stats
+    #[error("[stats] `console` names `{0}`, which is not a virtio console of this system")]
+    #[diagnostic(
+        code(septa::stats::console),
+        help("declare a `[[virtio]]` device with `kind = \"console\"` for `cargo septa top` to attach to")
+    )]
+    StatsConsole(String),
+    #[error(
+        "`{name}` is a {what} the statistics subsystem adds: the description may not use that name"
+    )]
+    #[diagnostic(code(septa::stats::name_taken))]
+    StatsNameTaken { name: String, what: &'static str },
 }

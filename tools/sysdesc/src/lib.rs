@@ -21,6 +21,7 @@
 
 pub mod blk;
 mod board;
+pub mod cells;
 mod check;
 mod diag;
 mod expand;
@@ -30,6 +31,7 @@ mod kind;
 mod model;
 pub mod net;
 pub mod serial;
+pub mod stats;
 pub mod timer;
 mod toml_front;
 pub mod units;

@@ -98,6 +98,11 @@ pub struct System {
     pub timer: Option<Timer>,
     /// The network subsystem `[net]` expanded into (Septa's addition).
     pub net: Option<Net>,
+    /// The cells `[cell.*]` expanded into (Septa's addition), in the
+    /// order written.
+    pub cells: Vec<Cell>,
+    /// The statistics PD `[stats]` expanded into (Septa's addition).
+    pub stats: Option<Stats>,
 }
 
 fn config_name<S: serde::Serializer>(
@@ -219,6 +224,10 @@ pub enum Subsystem {
     Serial,
     Timer,
     Net,
+    /// A cell's PD (`[cell.NAME]`).
+    Cell,
+    /// The statistics PD and its console driver (`[stats]`).
+    Stats,
     /// A `[blk.DEVICE]` section: its driver and virtualiser.
     Blk,
 }
@@ -229,6 +238,8 @@ impl std::fmt::Display for Subsystem {
             Subsystem::Serial => "serial",
             Subsystem::Timer => "timer",
             Subsystem::Net => "net",
+            Subsystem::Cell => "cell",
+            Subsystem::Stats => "stats",
             Subsystem::Blk => "blk",
         })
     }
@@ -271,6 +282,60 @@ pub struct Timer {
     pub irq: u64,
     /// The clients (PD indices), client i on the driver's channel 1 + i.
     pub clients: Vec<usize>,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+/// A cell, as `[cell.NAME]` expanded it: one PD (of the same name) with
+/// exactly what the cell declared, and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cell {
+    /// Index into [`System::pds`] of the cell's PD.
+    pub pd: usize,
+    /// Its priority band (`low`, `normal`, `high`).
+    pub band: String,
+    /// The memory quota: stack, heap and program image together.
+    pub memory: u64,
+    pub heap: u64,
+    /// The heap's region, if the cell has a heap.
+    pub heap_region: Option<String>,
+    /// Prints through the serial subsystem.
+    pub console: bool,
+    /// A client of the timer subsystem.
+    pub timer: bool,
+    /// Its channels, in the order declared.
+    pub peers: Vec<CellPeer>,
+    #[serde(skip)]
+    pub src: Src,
+}
+
+/// One channel of a cell to a named PD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CellPeer {
+    /// Index into [`System::pds`].
+    pub pd: usize,
+    /// The channel id at the cell's end (chosen by the tool) and at the
+    /// PD's (written in the description).
+    pub cell_id: u64,
+    pub peer_id: u64,
+    /// The cell may call the PD.
+    pub pp: bool,
+    /// The cell may notify the PD (the PD may always notify the cell).
+    pub notify: bool,
+}
+
+/// The statistics PD, as `[stats]` expanded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Index into [`System::pds`] of the statistics PD.
+    pub pd: usize,
+    /// Index of the virtio console driver PD it writes through.
+    pub console_driver: usize,
+    /// The `[[virtio]]` console `cargo septa top` attaches to.
+    pub console: String,
+    /// The region the monitor writes the table into (mapped read-only
+    /// into the statistics PD).
+    pub table: String,
     #[serde(skip)]
     pub src: Src,
 }

@@ -170,6 +170,9 @@ struct RawFile {
     serial: Option<Spanned<RawSerial>>,
     timer: Option<Spanned<RawTimer>>,
     net: Option<Spanned<RawNet>>,
+    #[serde(default)]
+    cell: Named<RawCell>,
+    stats: Option<Spanned<RawStats>>,
 }
 
 #[derive(Deserialize)]
@@ -185,12 +188,52 @@ struct RawNet {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawStats {
+    console: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawNetCell {
     pd: Spanned<String>,
     #[serde(default)]
     listen: Vec<Spanned<String>>,
     #[serde(default)]
     connect: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCell {
+    program: Spanned<String>,
+    band: Option<Spanned<String>>,
+    priority: Option<Spanned<i64>>,
+    budget: Option<Spanned<DurationValue>>,
+    period: Option<Spanned<DurationValue>>,
+    memory: Spanned<SizeValue>,
+    stack: Option<Spanned<SizeValue>>,
+    heap: Option<Spanned<SizeValue>>,
+    restart: Option<Spanned<RawRestart>>,
+    #[serde(default)]
+    services: Vec<Spanned<RawService>>,
+}
+
+/// One of a cell's services: `kind`, and the keys of that kind (the
+/// expansion refuses keys of another kind).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    kind: Spanned<String>,
+    prefix: Option<Spanned<String>>,
+    colour: Option<Spanned<String>>,
+    pd: Option<Spanned<String>>,
+    id: Option<Spanned<i64>>,
+    pp: Option<Spanned<bool>>,
+    notify: Option<Spanned<bool>>,
+    listen: Option<Spanned<Vec<Spanned<i64>>>>,
+    connect: Option<Spanned<Vec<Spanned<String>>>>,
+    namespace: Option<Spanned<String>>,
+    quota: Option<Spanned<SizeValue>>,
 }
 
 #[derive(Deserialize)]
@@ -741,9 +784,32 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         serial: None,
         timer: None,
         net: None,
+        cells: Vec::new(),
+        stats: None,
     };
-    // The network stack is a timer client: `[net]` comes first, and adds
-    // the stack to `[timer]` (or makes one for it).
+    // Cells first: they may add clients to the serial, timer and network
+    // subsystems (the serial and timer ones are created for them if the
+    // description has none).
+    let cells = raw
+        .cell
+        .into_iter()
+        .map(|(name, c)| lower_cell(sink, name, c))
+        .collect();
+    let mut clients = crate::cells::expand(&mut system, cells, sink);
+    if let Some(stats) = raw.stats {
+        let whole = Span::from(stats.span());
+        let console = stats.into_inner().console;
+        let wanted = crate::stats::Wanted {
+            console: (console.get_ref().clone(), span_of(&console)),
+            whole,
+        };
+        if let Some(client) = crate::stats::expand(&mut system, wanted, sink) {
+            clients.timer.push(client);
+        }
+    }
+    let first_cell = system.cells.first().and_then(|c| c.src.whole());
+    // The network stack is a timer client: `[net]` comes before `[timer]`,
+    // and adds the stack to it (or makes one for it).
     let mut timer_wanted = raw.timer.map(|timer| {
         let whole = Span::from(timer.span());
         let clients = timer
@@ -774,8 +840,34 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
     }
     // After `[net]`, so that its PDs (`net_stack`, ...) may be serial
     // clients.
-    if let Some(serial) = raw.serial {
-        crate::serial::expand(&mut system, lower_serial(serial), sink);
+    let serial = match raw.serial {
+        Some(s) => {
+            let mut w = lower_serial(s);
+            w.clients.append(&mut clients.serial);
+            Some(w)
+        }
+        None => (!clients.serial.is_empty()).then(|| crate::serial::Wanted {
+            clients: std::mem::take(&mut clients.serial),
+            input: Vec::new(),
+            colour: false,
+            device: None,
+            capacity: None,
+            whole: first_cell.unwrap_or(Span { start: 0, end: 0 }),
+        }),
+    };
+    if let Some(w) = serial {
+        crate::serial::expand(&mut system, w, sink);
+    }
+    match &mut timer_wanted {
+        Some(t) => t.clients.append(&mut clients.timer),
+        None if !clients.timer.is_empty() => {
+            let whole = clients.timer[0].1.unwrap_or(Span { start: 0, end: 0 });
+            timer_wanted = Some(crate::timer::Wanted {
+                clients: std::mem::take(&mut clients.timer),
+                whole,
+            });
+        }
+        None => {}
     }
     if let Some(t) = timer_wanted {
         crate::timer::expand(&mut system, t, sink);
@@ -821,6 +913,93 @@ fn lower_net(raw: Spanned<RawNet>) -> crate::net::Wanted {
             })
             .collect(),
         whole,
+    }
+}
+
+/// `[cell.NAME]`: single values checked here, the rest by the expansion.
+fn lower_cell(sink: &mut Sink, name: Spanned<String>, c: Spanned<RawCell>) -> crate::cells::Wanted {
+    let mut src = Src::new(Span::from(c.span()));
+    src.set("name", Span::from(name.span()));
+    let name_span = span_of(&name);
+    let name = name.into_inner();
+    let c = c.into_inner();
+    check::name_length(sink, &name, name_span);
+    let program = check::program(sink, c.program.get_ref(), span_of(&c.program), false);
+    src.set("program", Span::from(c.program.span()));
+    let budget_span = c
+        .budget
+        .as_ref()
+        .and_then(span_of)
+        .or(c.period.as_ref().and_then(span_of));
+    let (budget_us, period_us) = check::budget_period(
+        sink,
+        c.budget.as_ref().map(|b| b.get_ref().0),
+        c.period.as_ref().map(|b| b.get_ref().0),
+        budget_span.or(name_span),
+    );
+    src.set("memory", Span::from(c.memory.span()));
+    let restart = match &c.restart {
+        Some(r) => {
+            src.set("restart", Span::from(r.span()));
+            lower_restart(sink, r.get_ref())
+        }
+        None => Restart::default(),
+    };
+    if restart.generation.is_some() {
+        sink.emit(
+            Kind::RestartOption {
+                key: "generation".into(),
+            },
+            c.restart.as_ref().and_then(span_of),
+        );
+    }
+    let text = |s: &Spanned<String>| (s.get_ref().clone(), span_of(s));
+    let services = c
+        .services
+        .iter()
+        .map(|s| {
+            let whole = Span::from(s.span());
+            let v = s.get_ref();
+            crate::cells::WantedService {
+                kind: text(&v.kind),
+                prefix: v.prefix.as_ref().map(text),
+                colour: v.colour.as_ref().map(text),
+                pd: v.pd.as_ref().map(text),
+                id: v.id.as_ref().map(|i| (*i.get_ref(), span_of(i))),
+                pp: v.pp.as_ref().map(|b| (*b.get_ref(), span_of(b))),
+                notify: v.notify.as_ref().map(|b| (*b.get_ref(), span_of(b))),
+                listen: v.listen.as_ref().map(|l| {
+                    (
+                        l.get_ref()
+                            .iter()
+                            .map(|p| (*p.get_ref(), span_of(p)))
+                            .collect(),
+                        span_of(l),
+                    )
+                }),
+                connect: v.connect.as_ref().map(span_of),
+                namespace: v.namespace.as_ref().map(span_of),
+                quota: v.quota.as_ref().map(span_of),
+                whole,
+            }
+        })
+        .collect();
+    crate::cells::Wanted {
+        name,
+        name_span,
+        program,
+        band: c.band.as_ref().map(text),
+        priority: c.priority.as_ref().map(|p| (*p.get_ref(), span_of(p))),
+        budget_us,
+        period_us,
+        memory: (c.memory.get_ref().0, span_of(&c.memory)),
+        stack: c.stack.as_ref().map_or((check::DEFAULT_STACK, None), |s| {
+            (s.get_ref().0, span_of(s))
+        }),
+        heap: c.heap.as_ref().map(|h| (h.get_ref().0, span_of(h))),
+        restart,
+        services,
+        src,
     }
 }
 

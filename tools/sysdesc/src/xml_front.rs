@@ -265,6 +265,8 @@ fn lower(doc: &Document, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         serial: None,
         timer: None,
         net: None,
+        cells: Vec::new(),
+        stats: None,
     })
 }
 

@@ -73,6 +73,7 @@ pub fn command(a: &Artefacts, icount: bool) -> Result<std::process::Command> {
         dir: a.dir.clone(),
         uart_input: Vec::new(),
         inject: None,
+        stats_console: None,
     };
     for (_, sock) in machine.consoles() {
         let _ = std::fs::remove_file(sock);

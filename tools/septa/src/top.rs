@@ -1,0 +1,335 @@
+//! `cargo septa top`: a live view of a running system's statistics.
+//!
+//! The statistics PD (`[stats]`) writes a frame of text each second to a
+//! virtio console (`septa_cells::stats::text`): the monitor's count of
+//! every PD's CPU time, faults, restarts and budget overruns. `top`
+//! attaches to that console's host end (the Unix socket QEMU listens on in
+//! the system's build folder, while `cargo septa run` or the test harness
+//! runs it), reads frames as they come and redraws a table: each PD's
+//! share of the CPU over the last second beside the share its budget and
+//! period allow. The test harness reads the same frames with the same
+//! code (probe steps `top` and `stats`).
+
+use std::io::{ErrorKind, Read};
+use std::time::Instant;
+
+use septa_cells::stats::{text, Entry};
+
+/// One frame: the refresh count, the statistics PD's clock, every PD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub refresh: u64,
+    pub now_ns: u64,
+    pub entries: Vec<Entry>,
+}
+
+/// Assembles frames from a console's bytes, which may arrive in any
+/// pieces and start in the middle of a frame.
+#[derive(Default)]
+pub struct Frames {
+    line: Vec<u8>,
+    open: Option<Frame>,
+}
+
+impl Frames {
+    /// Feeds bytes; returns the frames they completed.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<Frame> {
+        let mut done = Vec::new();
+        for &b in bytes {
+            if b != b'\n' {
+                self.line.push(b);
+                continue;
+            }
+            let line = String::from_utf8_lossy(&self.line).trim().to_string();
+            self.line.clear();
+            if let Some((refresh, now_ns)) = text::parse_header(&line) {
+                self.open = Some(Frame {
+                    refresh,
+                    now_ns,
+                    entries: Vec::new(),
+                });
+            } else if line == text::END {
+                done.extend(self.open.take());
+            } else if let Some(f) = &mut self.open {
+                match text::parse_entry(&line) {
+                    Some(e) => f.entries.push(e),
+                    // A torn or foreign line spoils the frame.
+                    None => self.open = None,
+                }
+            }
+        }
+        done
+    }
+}
+
+/// A PD's CPU share between two frames, in per cent (`None` for the
+/// first frame, or if the PD is new).
+pub fn share(prev: Option<&Frame>, now: &Frame, e: &Entry) -> Option<f64> {
+    let prev = prev?;
+    let before = prev.entries.iter().find(|p| p.name == e.name)?;
+    let dt = now.now_ns.checked_sub(prev.now_ns).filter(|d| *d > 0)?;
+    Some(e.cpu_us.saturating_sub(before.cpu_us) as f64 * 1e5 / dt as f64)
+}
+
+/// What a PD's budget over its period allows, in per cent.
+pub fn allowed(e: &Entry) -> f64 {
+    if e.period_us == 0 {
+        return 0.0;
+    }
+    f64::from(e.budget_us) * 100.0 / f64::from(e.period_us)
+}
+
+/// The table for `now` (shares against `prev`).
+pub fn render(prev: Option<&Frame>, now: &Frame) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "septa top: refresh {}, {:.1} s since the timer started",
+        now.refresh,
+        now.now_ns as f64 / 1e9
+    );
+    let _ = writeln!(
+        o,
+        "{:<24} {:<4} {:<8} {:>4} {:>7} {:>7} {:>12} {:>7} {:>8} {:>8}",
+        "NAME",
+        "KIND",
+        "STATE",
+        "PRIO",
+        "CPU%",
+        "BUDGET%",
+        "CPU TIME ms",
+        "FAULTS",
+        "RESTARTS",
+        "OVERRUNS"
+    );
+    for e in &now.entries {
+        let cpu = share(prev, now, e).map_or("-".to_string(), |s| format!("{s:.1}"));
+        let _ = writeln!(
+            o,
+            "{:<24} {:<4} {:<8} {:>4} {:>7} {:>7.1} {:>12} {:>7} {:>8} {:>8}",
+            e.name(),
+            if e.cell { "cell" } else { "pd" },
+            e.state.name(),
+            e.priority,
+            cpu,
+            allowed(e),
+            e.cpu_us / 1000,
+            e.faults,
+            e.restarts,
+            e.overruns
+        );
+    }
+    o
+}
+
+/// What the harness checks of a run of frames (probe step `top`): they
+/// come with a growing refresh count, every cell has had CPU time by the
+/// last, and no PD gets more than its budget
+/// allows (a few points of slack for measuring between two refreshes).
+pub fn check(frames: &[Frame]) -> Result<(), String> {
+    const SLACK: f64 = 5.0;
+    if let Some(last) = frames.last() {
+        if let Some(e) = last.entries.iter().find(|e| e.cell && e.cpu_us == 0) {
+            return Err(format!(
+                "cell {} has had no CPU time by refresh {}",
+                e.name(),
+                last.refresh
+            ));
+        }
+    }
+    for w in frames.windows(2) {
+        let (prev, now) = (&w[0], &w[1]);
+        if now.refresh <= prev.refresh {
+            return Err(format!(
+                "refresh {} came after {}",
+                now.refresh, prev.refresh
+            ));
+        }
+        for e in &now.entries {
+            let Some(s) = share(Some(prev), now, e) else {
+                continue;
+            };
+            if e.period_us > 0 && s > allowed(e) + SLACK {
+                return Err(format!(
+                    "{} used {s:.1}% of the CPU in refresh {}, more than its budget allows ({:.1}%)",
+                    e.name(),
+                    now.refresh,
+                    allowed(e)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `e` has every `field=value` of `want` (probe step `stats`):
+/// fields `faults`, `restarts`, `overruns`, `state`, `kind`, each value
+/// exact, `>N` for more than N, `<N` for less.
+pub fn matches(e: &Entry, want: &[(String, String)]) -> bool {
+    want.iter().all(|(field, value)| {
+        let number = match field.as_str() {
+            "faults" => Some(u64::from(e.faults)),
+            "restarts" => Some(u64::from(e.restarts)),
+            "overruns" => Some(u64::from(e.overruns)),
+            "cpu_ms" => Some(e.cpu_us / 1000),
+            _ => None,
+        };
+        match (number, field.as_str()) {
+            (Some(n), _) => {
+                if let Some(v) = value.strip_prefix('>') {
+                    v.parse::<u64>().is_ok_and(|v| n > v)
+                } else if let Some(v) = value.strip_prefix('<') {
+                    v.parse::<u64>().is_ok_and(|v| n < v)
+                } else {
+                    value.parse::<u64>() == Ok(n)
+                }
+            }
+            (None, "state") => e.state.name() == value,
+            (None, "kind") => (if e.cell { "cell" } else { "pd" }) == value,
+            _ => false,
+        }
+    })
+}
+
+/// Reads frames from `stream` until `until` says stop or `deadline`
+/// passes; calls `each` with every frame and the one before it.
+pub fn follow(
+    stream: &mut std::os::unix::net::UnixStream,
+    deadline: Option<Instant>,
+    mut each: impl FnMut(Option<&Frame>, &Frame) -> bool,
+) -> Result<(), String> {
+    let mut frames = Frames::default();
+    let mut prev: Option<Frame> = None;
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err("the time ran out".into());
+                }
+                Some(left)
+            }
+            None => None,
+        };
+        stream.set_read_timeout(left).map_err(|e| e.to_string())?;
+        let n = match stream.read(&mut buf) {
+            Ok(0) => return Err("the console closed".into()),
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err("the time ran out".into())
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        for f in frames.feed(&buf[..n]) {
+            if !each(prev.as_ref(), &f) {
+                return Ok(());
+            }
+            prev = Some(f);
+        }
+    }
+}
+
+/// `cargo septa top`: attaches to `socket` and redraws the table at each
+/// frame, for `frames` frames or until interrupted.
+pub fn run(socket: &std::path::Path, frames: Option<u64>) -> miette::Result<()> {
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).map_err(|e| {
+        miette::miette!(
+            "cannot attach to {}: {e} (is the system running? start it with `cargo septa run`)",
+            socket.display()
+        )
+    })?;
+    let mut shown = 0u64;
+    let r = follow(&mut stream, None, |prev, now| {
+        // Clear the screen and draw from the top.
+        print!("\x1b[H\x1b[2J{}", render(prev, now));
+        shown += 1;
+        frames.is_none_or(|n| shown < n)
+    });
+    r.map_err(|e| miette::miette!("{e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use septa_cells::stats::State;
+
+    fn frame(refresh: u64, now_ns: u64, cpu: &[(&str, u64, bool)]) -> String {
+        let mut s = format!("{} {refresh} {now_ns}\n", text::HEADER);
+        for (name, cpu_us, cell) in cpu {
+            let mut e = Entry::named(name);
+            e.cpu_us = *cpu_us;
+            e.cell = *cell;
+            e.budget_us = 2000;
+            e.period_us = 10_000;
+            text::entry(&mut s, &e).unwrap();
+        }
+        s + text::END + "\n"
+    }
+
+    #[test]
+    fn frames_are_assembled_from_pieces_and_torn_ones_dropped() {
+        let mut f = Frames::default();
+        let a = frame(1, 1_000_000_000, &[("worker", 100, true)]);
+        let b = frame(2, 2_000_000_000, &[("worker", 200_100, true)]);
+        // Starts mid-frame: the tail of an earlier one is ignored.
+        let mut bytes = b"er cell running 1 2 3 4 5 6 7\nsepta-stats-end\n".to_vec();
+        bytes.extend_from_slice(a.as_bytes());
+        bytes.extend_from_slice(b.as_bytes());
+        let mut got = Vec::new();
+        for chunk in bytes.chunks(7) {
+            got.extend(f.feed(chunk));
+        }
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            share(Some(&got[0]), &got[1], &got[1].entries[0]),
+            Some(20.0)
+        );
+        assert!(check(&got).is_ok());
+        let shown = render(Some(&got[0]), &got[1]);
+        assert!(
+            shown.contains("worker") && shown.contains("20.0"),
+            "{shown}"
+        );
+        // A torn line spoils its frame.
+        let torn = a.replace("running", "runn");
+        assert!(f.feed(torn.as_bytes()).is_empty());
+    }
+
+    #[test]
+    fn a_cell_over_its_budget_or_without_cpu_fails_the_check() {
+        let mut f = Frames::default();
+        let mut feed = |s: String| f.feed(s.as_bytes());
+        let a = feed(frame(1, 1_000_000_000, &[("w", 0, true)]));
+        let over = feed(frame(2, 2_000_000_000, &[("w", 400_000, true)]));
+        let all = [a.clone(), over].concat();
+        assert!(check(&all).unwrap_err().contains("more than its budget"));
+        let never = feed(frame(3, 3_000_000_000, &[("w", 0, true)]));
+        let all = [a, never].concat();
+        assert!(check(&all).unwrap_err().contains("no CPU time"));
+    }
+
+    #[test]
+    fn fields_match_exactly_or_above() {
+        let mut e = Entry::named("crasher");
+        e.faults = 5;
+        e.restarts = 4;
+        e.state = State::Stopped;
+        let w = |s: &[(&str, &str)]| -> Vec<(String, String)> {
+            s.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert!(matches(
+            &e,
+            &w(&[("faults", "5"), ("restarts", "4"), ("state", "stopped")])
+        ));
+        assert!(matches(&e, &w(&[("faults", ">4")])));
+        assert!(!matches(&e, &w(&[("faults", ">5")])));
+        assert!(matches(&e, &w(&[("faults", "<6"), ("faults", ">4")])));
+        assert!(!matches(&e, &w(&[("state", "running")])));
+        assert!(!matches(&e, &w(&[("colour", "red")])));
+    }
+}

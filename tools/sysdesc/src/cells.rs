@@ -1,0 +1,710 @@
+//! `[cell.NAME]` (Septa's addition): a workload declared with exactly the
+//! CPU, memory and services it may use.
+//!
+//! ```toml
+//! [cell.worker]
+//! program = "cell-demo"
+//! band = "normal"                 # low, normal or high: cells run below every service
+//! budget = "2 ms"
+//! period = "10 ms"
+//! memory = "256 KiB"              # stack, heap and program image together
+//! stack = "16 KiB"
+//! heap = "64 KiB"
+//! restart = { policy = "restart", limit = 3, backoff = "10 ms" }
+//! services = [
+//!     { kind = "console", prefix = "w| " },
+//!     { kind = "timer" },
+//!     { kind = "channel", pd = "counter", id = 2, pp = true },
+//! ]
+//! ```
+//!
+//! becomes one PD named after the cell and nothing else it was not
+//! declared to have: its scheduling context (budget, period, a priority in
+//! its band), its stack, its heap (a region `NAME_heap` mapped at
+//! `septa_cells::heap::VADDR`, address and size patched into the image),
+//! a timeout endpoint (the monitor counts its budget overruns), and per
+//! service: a client of the serial subsystem (`console`, added to
+//! `[serial]`, which is created if the description has none), a client of
+//! the timer subsystem (`timer`, likewise), a channel to a named PD
+//! (`channel`: the PD's end has the id written, the cell's end the lowest
+//! free one, and the cell finds it by the PD's name in a table the tool
+//! patches, `septa_cells::peers`). The `net` and `kv` services parse, and
+//! are refused until the network and storage subsystems exist.
+//!
+//! Errors are reported at the key that causes them, and a cell with errors
+//! adds nothing, so that no error cascades into generated items.
+
+use septa_cells::{heap, peers, Band};
+
+use crate::check::{self, SMALL_PAGE};
+use crate::diag::{Kind, Sink, Span};
+use crate::expand::{channel, end, map, pd, region};
+use crate::model::*;
+use crate::units::fmt_size;
+
+/// The services a cell may name, and the keys each takes beside `kind`.
+const SERVICES: [(&str, &[&str], &str); 5] = [
+    ("console", &["prefix", "colour"], "`prefix` and `colour`"),
+    ("timer", &[], "no other key"),
+    (
+        "channel",
+        &["pd", "id", "pp", "notify"],
+        "`pd`, `id`, `pp` and `notify`",
+    ),
+    ("net", &["listen", "connect"], "`listen` and `connect`"),
+    ("kv", &["namespace", "quota"], "`namespace` and `quota`"),
+];
+
+/// A value as written, with where.
+pub(crate) type At<T> = (T, Option<Span>);
+
+/// One entry of a cell's `services`, as the front end read it: its kind,
+/// then each key that was written with its value and span.
+pub(crate) struct WantedService {
+    pub kind: (String, Option<Span>),
+    pub prefix: Option<(String, Option<Span>)>,
+    pub colour: Option<(String, Option<Span>)>,
+    pub pd: Option<(String, Option<Span>)>,
+    pub id: Option<(i64, Option<Span>)>,
+    pub pp: Option<(bool, Option<Span>)>,
+    pub notify: Option<(bool, Option<Span>)>,
+    pub listen: Option<At<Vec<At<i64>>>>,
+    pub connect: Option<Option<Span>>,
+    pub namespace: Option<Option<Span>>,
+    pub quota: Option<Option<Span>>,
+    pub whole: Span,
+}
+
+impl WantedService {
+    /// The keys written beside `kind`, with their spans.
+    fn keys(&self) -> Vec<(&'static str, Option<Span>)> {
+        let mut k = Vec::new();
+        let mut add = |name, span: Option<Option<Span>>| {
+            if let Some(s) = span {
+                k.push((name, s));
+            }
+        };
+        add("prefix", self.prefix.as_ref().map(|v| v.1));
+        add("colour", self.colour.as_ref().map(|v| v.1));
+        add("pd", self.pd.as_ref().map(|v| v.1));
+        add("id", self.id.as_ref().map(|v| v.1));
+        add("pp", self.pp.as_ref().map(|v| v.1));
+        add("notify", self.notify.as_ref().map(|v| v.1));
+        add("listen", self.listen.as_ref().map(|v| v.1));
+        add("connect", self.connect);
+        add("namespace", self.namespace);
+        add("quota", self.quota);
+        k
+    }
+}
+
+/// What the front end read from `[cell.NAME]`.
+pub(crate) struct Wanted {
+    pub name: String,
+    pub name_span: Option<Span>,
+    pub program: Program,
+    pub band: Option<(String, Option<Span>)>,
+    pub priority: Option<(i64, Option<Span>)>,
+    pub budget_us: u64,
+    pub period_us: u64,
+    pub memory: (u64, Option<Span>),
+    pub stack: (u64, Option<Span>),
+    pub heap: Option<(u64, Option<Span>)>,
+    pub restart: Restart,
+    pub services: Vec<WantedService>,
+    pub src: Src,
+}
+
+/// What the cells ask of the serial and timer subsystems: the clients to
+/// add to `[serial]` and `[timer]`.
+#[derive(Default)]
+pub(crate) struct Clients {
+    pub serial: Vec<crate::serial::WantedClient>,
+    pub timer: Vec<(String, Option<Span>)>,
+}
+
+/// Checks every cell and adds the sound ones to `system`; returns the
+/// clients they want of the subsystems.
+pub(crate) fn expand(system: &mut System, cells: Vec<Wanted>, sink: &mut Sink) -> Clients {
+    let mut clients = Clients::default();
+    let names: Vec<String> = cells.iter().map(|c| c.name.clone()).collect();
+    let mut ports: Vec<(i64, String)> = Vec::new();
+    let mut total = 0u64;
+    for c in cells {
+        total = total.saturating_add(c.memory.0);
+        expand_one(system, c, &names, &mut ports, &mut clients, sink);
+    }
+    let ram = system.board.ram.size;
+    if names.len() > 1 && total > ram {
+        sink.emit(
+            Kind::CellOverBoard {
+                what: "the cells' memory quotas together".into(),
+                quota: fmt_size(total),
+                ram: fmt_size(ram),
+                board: system.board.name.clone(),
+            },
+            system.cells.last().and_then(|c| c.src.at("memory")),
+        );
+    }
+    clients
+}
+
+fn expand_one(
+    system: &mut System,
+    c: Wanted,
+    cells: &[String],
+    ports: &mut Vec<(i64, String)>,
+    clients: &mut Clients,
+    sink: &mut Sink,
+) {
+    let errors = sink.out.len();
+    let name = c.name.clone();
+    let heap_region = format!("{name}_heap");
+    if system.pd_index(&name).is_some() {
+        sink.emit(
+            Kind::CellNameTaken {
+                cell: name.clone(),
+                name: name.clone(),
+                what: "PD",
+            },
+            c.name_span,
+        );
+    }
+    let heap_size = c.heap.map_or(0, |h| h.0);
+    if heap_size > 0 && system.region(&heap_region).is_some() {
+        sink.emit(
+            Kind::CellNameTaken {
+                cell: name.clone(),
+                name: heap_region.clone(),
+                what: "region",
+            },
+            c.name_span,
+        );
+    }
+
+    // Where it runs.
+    let band = match &c.band {
+        Some((b, span)) => Band::from_name(b).or_else(|| {
+            let known: Vec<String> = Band::ALL
+                .iter()
+                .map(|b| {
+                    let r = b.range();
+                    format!("`{}` ({}..={})", b.name(), r.start(), r.end())
+                })
+                .collect();
+            sink.emit(Kind::CellUnknownBand(b.clone(), known.join(", ")), *span);
+            None
+        }),
+        None => Some(Band::Normal),
+    };
+    let priority = match (band, c.priority) {
+        (Some(b), Some((p, span))) => {
+            let r = b.range();
+            if p < i64::from(*r.start()) || p > i64::from(*r.end()) {
+                sink.emit(
+                    Kind::CellPriorityBand {
+                        cell: name.clone(),
+                        priority: p,
+                        band: b.name(),
+                        lo: *r.start(),
+                        hi: *r.end(),
+                    },
+                    span,
+                );
+            }
+            p.clamp(0, 254) as u8
+        }
+        (Some(b), None) => *b.range().start(),
+        (None, _) => 0,
+    };
+
+    // Its memory: stack and heap within the quota, the quota within the
+    // board (the program image is added when it is built).
+    let (memory, memory_span) = c.memory;
+    check::stack(sink, c.stack.0, c.stack.1);
+    if let Some((h, span)) = c.heap {
+        if !h.is_multiple_of(SMALL_PAGE) {
+            sink.emit(
+                Kind::CellHeapAlign {
+                    cell: name.clone(),
+                    size: fmt_size(h),
+                    page: fmt_size(SMALL_PAGE),
+                },
+                span,
+            );
+        }
+    }
+    let need = c.stack.0.saturating_add(heap_size);
+    if memory == 0 {
+        sink.emit(Kind::CellZeroMemory(name.clone()), memory_span);
+    } else if memory > system.board.ram.size {
+        sink.emit(
+            Kind::CellOverBoard {
+                what: format!("cell `{name}`'s memory quota"),
+                quota: fmt_size(memory),
+                ram: fmt_size(system.board.ram.size),
+                board: system.board.name.clone(),
+            },
+            memory_span,
+        );
+    } else if need > memory {
+        sink.emit(
+            Kind::CellOverQuota {
+                cell: name.clone(),
+                need: fmt_size(need),
+                stack: fmt_size(c.stack.0),
+                heap: fmt_size(heap_size),
+                quota: fmt_size(memory),
+            },
+            memory_span,
+        );
+    }
+
+    // Its services.
+    let mut console: Option<&WantedService> = None;
+    let mut timer = false;
+    let mut wanted_peers: Vec<(usize, u64, bool, bool, Option<Span>)> = Vec::new();
+    let mut seen: Vec<&'static str> = Vec::new();
+    for s in &c.services {
+        let Some((kind, keys, allowed)) = SERVICES.iter().find(|k| k.0 == s.kind.0) else {
+            let mut known: Vec<&str> = SERVICES.iter().map(|k| k.0).collect();
+            known.sort();
+            sink.emit(
+                Kind::CellUnknownService {
+                    cell: name.clone(),
+                    kind: s.kind.0.clone(),
+                    known: format!("the services are {}", known.join(", ")),
+                },
+                s.kind.1,
+            );
+            continue;
+        };
+        let mut bad = false;
+        for (key, span) in s.keys() {
+            if !keys.contains(&key) {
+                bad = true;
+                sink.emit(
+                    Kind::CellServiceKey {
+                        cell: name.clone(),
+                        kind,
+                        key,
+                        allowed,
+                    },
+                    span,
+                );
+            }
+        }
+        if *kind != "channel" && *kind != "net" && seen.contains(kind) {
+            sink.emit(
+                Kind::CellDuplicateService {
+                    cell: name.clone(),
+                    kind,
+                },
+                s.kind.1,
+            );
+            continue;
+        }
+        seen.push(kind);
+        if bad {
+            continue;
+        }
+        match *kind {
+            "console" => console = Some(s),
+            "timer" => timer = true,
+            "channel" => {
+                if let Some(p) = channel_service(system, &name, cells, s, sink) {
+                    if wanted_peers.iter().any(|w| w.0 == p.0) {
+                        sink.emit(
+                            Kind::CellDuplicateChannel {
+                                cell: name.clone(),
+                                pd: system.pds[p.0].name.clone(),
+                            },
+                            s.pd.as_ref().and_then(|p| p.1),
+                        );
+                    } else {
+                        wanted_peers.push(p);
+                    }
+                }
+            }
+            "net" => {
+                for (port, span) in s.listen.iter().flat_map(|l| &l.0) {
+                    if !(1..=65535).contains(port) {
+                        sink.emit(
+                            Kind::CellPortRange {
+                                cell: name.clone(),
+                                port: *port,
+                            },
+                            *span,
+                        );
+                    } else if let Some((_, other)) = ports.iter().find(|(p, _)| p == port) {
+                        sink.emit(
+                            Kind::CellPortsOverlap {
+                                cell: name.clone(),
+                                other: other.clone(),
+                                port: *port,
+                                proto: "tcp",
+                            },
+                            *span,
+                        );
+                    } else {
+                        ports.push((*port, name.clone()));
+                    }
+                }
+                sink.emit(
+                    Kind::CellServiceUnavailable {
+                        cell: name.clone(),
+                        what: "network service",
+                        subsystem: "network subsystem",
+                    },
+                    s.kind.1,
+                );
+            }
+            _ => sink.emit(
+                Kind::CellServiceUnavailable {
+                    cell: name.clone(),
+                    what: "key-value service",
+                    subsystem: "key-value server for cells (the storage subsystem gives PDs partitions, not namespaces)",
+                },
+                s.kind.1,
+            ),
+        }
+    }
+    if wanted_peers.len() > peers::MAX {
+        sink.emit(
+            Kind::CellTooManyChannels {
+                cell: name.clone(),
+                count: wanted_peers.len(),
+                max: peers::MAX,
+            },
+            wanted_peers.get(peers::MAX).and_then(|w| w.4),
+        );
+    }
+    if sink.out[errors..].iter().any(|d| !d.is_warning()) {
+        return;
+    }
+
+    // Sound: add the PD, its heap, its channels; hand its console and
+    // timer to their subsystems.
+    let src = c.src.clone();
+    let p = system.pds.len();
+    let mut cell_pd = pd(&name, "", priority, Subsystem::Cell, &src);
+    cell_pd.program = c.program.clone();
+    cell_pd.budget_us = c.budget_us;
+    cell_pd.period_us = c.period_us;
+    cell_pd.stack_size = c.stack.0;
+    cell_pd.restart = c.restart.clone();
+    if heap_size > 0 {
+        system
+            .regions
+            .push(region(heap_region.clone(), heap_size, &src));
+        cell_pd.maps.push(Map {
+            setvar_vaddr: Some(heap::VADDR_SYMBOL.into()),
+            setvar_size: Some(heap::SIZE_SYMBOL.into()),
+            ..map(heap_region.clone(), heap::VADDR, &src)
+        });
+    }
+    system.pds.push(cell_pd);
+    let mut table = Vec::new();
+    let mut cell_peers = Vec::new();
+    for (id, (peer, peer_id, pp, notify, _)) in wanted_peers.into_iter().enumerate() {
+        let id = id as u64;
+        system.channels.push(channel(
+            End {
+                pp,
+                notify,
+                ..end(p, id, None, &src)
+            },
+            end(peer, peer_id, None, &src),
+            &src,
+        ));
+        cell_peers.push(CellPeer {
+            pd: peer,
+            cell_id: id,
+            peer_id,
+            pp,
+            notify,
+        });
+        table.push((system.pds[peer].name.clone(), id as u8, pp, notify));
+    }
+    let entries: Vec<peers::Peer> = table
+        .iter()
+        .map(|(n, id, pp, notify)| peers::Peer {
+            name: n,
+            id: *id,
+            flags: if *pp { peers::PP } else { 0 } | if *notify { peers::NOTIFY } else { 0 },
+        })
+        .collect();
+    // Names are PD names (under 64 bytes, checked) and at most MAX
+    // entries (checked above).
+    if let Ok(bytes) = peers::encode(&entries) {
+        system.pds[p].consts.push(Const {
+            symbol: peers::SYMBOL.into(),
+            bytes: bytes.to_vec(),
+            what: "the cell's channels by peer name".into(),
+        });
+    }
+    if let Some(s) = console {
+        clients.serial.push(crate::serial::WantedClient {
+            pd: name.clone(),
+            span: s.kind.1,
+            prefix: s.prefix.clone(),
+            colour: s.colour.clone(),
+        });
+    }
+    if timer {
+        clients.timer.push((name.clone(), c.name_span));
+    }
+    system.cells.push(Cell {
+        pd: p,
+        band: band.map_or("normal", Band::name).into(),
+        memory,
+        heap: heap_size,
+        heap_region: (heap_size > 0).then_some(heap_region),
+        console: console.is_some(),
+        timer,
+        peers: cell_peers,
+        src,
+    });
+}
+
+/// A `channel` service: the peer's index, its end's id, and whether the
+/// cell may call and notify it.
+fn channel_service(
+    system: &System,
+    cell: &str,
+    cells: &[String],
+    s: &WantedService,
+    sink: &mut Sink,
+) -> Option<(usize, u64, bool, bool, Option<Span>)> {
+    let Some((pd, pd_span)) = &s.pd else {
+        sink.emit(
+            Kind::CellServiceMissingKey {
+                cell: cell.into(),
+                kind: "channel",
+                key: "pd",
+            },
+            Some(s.whole),
+        );
+        return None;
+    };
+    let Some((id, id_span)) = s.id else {
+        sink.emit(
+            Kind::CellServiceMissingKey {
+                cell: cell.into(),
+                kind: "channel",
+                key: "id",
+            },
+            Some(s.whole),
+        );
+        return None;
+    };
+    let id = check::channel_id(sink, id, id_span);
+    if cells.contains(pd) {
+        sink.emit(
+            Kind::CellChannelToCell {
+                cell: cell.into(),
+                pd: pd.clone(),
+            },
+            *pd_span,
+        );
+        return None;
+    }
+    let Some(p) = system.pd_index(pd) else {
+        sink.emit(
+            Kind::CellUnknownPd {
+                cell: cell.into(),
+                pd: pd.clone(),
+            },
+            *pd_span,
+        );
+        return None;
+    };
+    Some((
+        p,
+        id,
+        s.pp.is_some_and(|v| v.0),
+        s.notify.is_none_or(|v| v.0),
+        *pd_span,
+    ))
+}
+
+/// What each cell may reach, a paragraph per cell: `septa check` prints
+/// it and `septa report` lists it under "Cells".
+pub fn explain(system: &System) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    for c in &system.cells {
+        let pd = &system.pds[c.pd];
+        let program = match &pd.program {
+            Program::Crate(n) => n.clone(),
+            Program::Elf(p) => p.display().to_string(),
+        };
+        let share = pd.budget_us as f64 * 100.0 / pd.period_us.max(1) as f64;
+        let restart = match pd.restart.policy {
+            Policy::Stop => "stop on a fault".to_string(),
+            Policy::Halt => "halt the system on a fault".to_string(),
+            Policy::Restart => format!(
+                "restart on a fault{}{}",
+                pd.restart
+                    .limit
+                    .map_or(String::new(), |l| format!(", at most {l} times")),
+                if pd.restart.backoff_us > 0 {
+                    format!(", {} us apart", pd.restart.backoff_us)
+                } else {
+                    String::new()
+                }
+            ),
+        };
+        let _ = writeln!(
+            o,
+            "cell {}: program {program}, priority {} (band {}), budget {} us every {} us ({share:.0}% of a CPU), \
+             memory {} (stack {}, heap {}, the program image counted at build), {restart}",
+            pd.name,
+            pd.priority,
+            c.band,
+            pd.budget_us,
+            pd.period_us,
+            fmt_size(c.memory),
+            fmt_size(pd.stack_size),
+            fmt_size(c.heap),
+        );
+        let mut reach = Vec::new();
+        if c.console {
+            if let Some(s) = &system.serial {
+                let n = s.clients.iter().position(|k| k.pd == c.pd).unwrap_or(0);
+                reach.push(format!(
+                    "console (serial client {n}: its own queue to {}, nothing else of the UART)",
+                    system.pds[s.virt_tx].name
+                ));
+            }
+        }
+        if c.timer {
+            if let Some(t) = &system.timer {
+                let n = t.clients.iter().position(|k| *k == c.pd).unwrap_or(0);
+                reach.push(format!(
+                    "timer (calls {} as its client {n})",
+                    system.pds[t.driver].name
+                ));
+            }
+        }
+        for p in &c.peers {
+            let how = match (p.pp, p.notify) {
+                (true, true) => "calls and notifies",
+                (true, false) => "calls",
+                (false, true) => "notifies",
+                (false, false) => "is notified by",
+            };
+            reach.push(format!(
+                "PD {} (channel {}, its id {}): {how} it",
+                system.pds[p.pd].name, p.cell_id, p.peer_id
+            ));
+        }
+        if reach.is_empty() {
+            let _ = writeln!(o, "  may reach: nothing but its own memory and CPU");
+        } else {
+            for r in reach {
+                let _ = writeln!(o, "  may reach: {r}");
+            }
+        }
+        let _ = writeln!(
+            o,
+            "  and nothing else: no device, IRQ, shared region or capability it was not declared; \
+             its faults and budget overruns go to the monitor"
+        );
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{parse_str, Format};
+
+    #[test]
+    fn a_cell_becomes_one_pd_with_what_it_declared_and_nothing_else() {
+        let text = r#"
+[system]
+board = "qemu-virt"
+
+[pd.counter]
+program = "counter"
+priority = 150
+
+[cell.worker]
+program = "cell-demo"
+band = "high"
+priority = 75
+budget = "2 ms"
+period = "10 ms"
+memory = "256 KiB"
+stack = "16 KiB"
+heap = "64 KiB"
+restart = { policy = "restart", limit = 3, backoff = "10 ms" }
+services = [
+    { kind = "console", prefix = "w| " },
+    { kind = "timer" },
+    { kind = "channel", pd = "counter", id = 2, pp = true },
+]
+
+[cell.idle]
+program = "cell-demo"
+memory = "64 KiB"
+"#;
+        let s = parse_str("c.toml", text, Format::Toml)
+            .map_err(|r| r.one_line())
+            .unwrap()
+            .system;
+        assert_eq!(s.cells.len(), 2);
+        let c = &s.cells[0];
+        let pd = &s.pds[c.pd];
+        assert_eq!(pd.name, "worker");
+        assert_eq!(pd.subsystem, Some(Subsystem::Cell));
+        assert_eq!(
+            (pd.priority, pd.budget_us, pd.period_us),
+            (75, 2000, 10_000)
+        );
+        assert_eq!(pd.stack_size, 16 << 10);
+        assert_eq!(pd.restart.limit, Some(3));
+        // Its heap, and nothing else mapped; no IRQ, no extra cap.
+        assert_eq!(s.region("worker_heap").unwrap().size, 64 << 10);
+        let heap_map = &pd.maps[0];
+        assert_eq!(
+            (heap_map.region.as_str(), heap_map.vaddr),
+            ("worker_heap", heap::VADDR)
+        );
+        assert!(pd.irqs.is_empty() && pd.caps.is_empty() && pd.setvars.is_empty());
+        // Channel 0 to counter (its id 2), which it may call; then the
+        // serial queue's and the timer's channels.
+        let to_counter: Vec<_> = s
+            .channels
+            .iter()
+            .filter(|ch| ch.a.pd == c.pd && ch.b.pd == s.pd_index("counter").unwrap())
+            .map(|ch| (ch.a.id, ch.b.id, ch.a.pp))
+            .collect();
+        assert_eq!(to_counter, [(0, 2, true)]);
+        let table = &pd
+            .consts
+            .iter()
+            .find(|k| k.symbol == peers::SYMBOL)
+            .unwrap()
+            .bytes;
+        let peer = peers::find(table, "counter").unwrap();
+        assert_eq!((peer.id, peer.flags), (0, peers::PP | peers::NOTIFY));
+        assert!(s
+            .serial
+            .as_ref()
+            .unwrap()
+            .clients
+            .iter()
+            .any(|k| k.pd == c.pd));
+        assert_eq!(s.timer.as_ref().unwrap().clients, [c.pd]);
+        // The idle cell: band normal's lowest priority, no heap, no service.
+        let idle = &s.pds[s.cells[1].pd];
+        assert_eq!(idle.priority, 40);
+        assert!(idle.maps.is_empty());
+        assert!(s.region("idle_heap").is_none());
+        let text = explain(&s);
+        assert!(text.contains("cell idle:") && text.contains("nothing but its own memory"));
+        assert!(text.contains("PD counter (channel 0, its id 2): calls and notifies it"));
+    }
+}
