@@ -4,8 +4,10 @@
 //! CPU, memory and services it was declared. Its program is safe Rust on
 //! this crate, `#![forbid(unsafe_code)]`: it prints (if given the console),
 //! reads the time and asks for timeouts (if given the timer), notifies and
-//! calls the PDs it was given channels to, by their names, and allocates
-//! from a heap of the size declared. It never sees a capability, a slot
+//! calls the PDs it was given channels to, by their names, opens sockets
+//! on the ports it was given ([`net`]), keeps keys and values in its
+//! namespace of the key-value store ([`kv`]), and allocates from a heap
+//! of the size declared. It never sees a capability, a slot
 //! or a system call: those are the runtime's, underneath.
 //!
 //! ```no_run
@@ -37,7 +39,8 @@
 //!
 //! Dependencies: `septa-runtime` (entry, event loop, printing, the timer
 //! client), `septa-cells` (the peer table and heap symbols), `septa-pmu`
-//! (the counter).
+//! (the counter), `septa-net-client` (sockets through the network stack),
+//! `septa-kv-protocol` (the key-value store's calls).
 #![no_std]
 
 extern crate alloc;
@@ -167,6 +170,113 @@ impl Events {
     /// `peer` notified it.
     pub fn from(self, peer: Peer) -> bool {
         self.0.contains(peer.channel())
+    }
+
+    /// The network stack notified it: something changed in its sockets
+    /// (data, a connection, a state); retry what could not be done.
+    pub fn net(self) -> bool {
+        septa_net_client::Net::get().is_some_and(|n| self.0.contains(n.channel()))
+    }
+}
+
+/// Sockets, for a cell given the `net` service: on the ports its `listen`
+/// and `connect` rules name, which the network stack enforces (anything
+/// else is [`NetError::Denied`](net::NetError::Denied)). Every call is
+/// non-blocking; [`Events::net`] says when to retry.
+pub mod net {
+    pub use septa_net_client::{Info, Listener, NetError, Read, SocketState, Stream, UdpSocket};
+
+    /// The cell's connection to the network stack.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Net(septa_net_client::Net);
+
+    /// The stack, if the cell was given the `net` service.
+    pub fn get() -> Option<Net> {
+        septa_net_client::Net::get().map(Net)
+    }
+
+    impl Net {
+        /// Listens on TCP `port`.
+        pub fn listen(&self, port: u16) -> Result<Listener, NetError> {
+            self.0.listen(port)
+        }
+
+        /// Connects to `ip`:`port` over TCP.
+        pub fn connect(&self, ip: [u8; 4], port: u16) -> Result<Stream, NetError> {
+            self.0.connect(ip, port)
+        }
+
+        /// Binds UDP `port`.
+        pub fn udp_bind(&self, port: u16) -> Result<UdpSocket, NetError> {
+            self.0.udp_bind(port)
+        }
+
+        /// The stack's address and state.
+        pub fn info(&self) -> Result<Info, NetError> {
+            self.0.info()
+        }
+    }
+}
+
+/// The key-value store, for a cell given the `kv` service: keys of 1 to
+/// [`kv::max_key`] bytes in the cell's own namespace (it never sees
+/// another's), values up to [`kv::MAX_VALUE`], at most its quota of bytes
+/// of keys and values together (beyond it a put is
+/// [`Status::Quota`](kv::Status::Quota) and nothing is written).
+pub mod kv {
+    use septa_kv_protocol::KvClient;
+    pub use septa_kv_protocol::{KvError, Status, MAX_VALUE};
+
+    /// The cell's handle on its namespace.
+    pub struct Kv(KvClient);
+
+    /// The store, if the cell was given the `kv` service.
+    pub fn get() -> Option<Kv> {
+        KvClient::from_setvars().map(Kv)
+    }
+
+    /// The longest key a cell with a namespace of `namespace_len` bytes
+    /// may use.
+    pub const fn max_key(namespace_len: usize) -> usize {
+        septa_kv_protocol::MAX_KEY - namespace_len - 1
+    }
+
+    /// What [`Kv::status`] says of the namespace.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Usage {
+        pub keys: u64,
+        /// Bytes of keys and values, charged against the quota.
+        pub bytes: u64,
+        pub quota: u64,
+    }
+
+    impl Kv {
+        /// Stores `value` under `key`; returns once it is durable.
+        pub fn put(&self, key: &[u8], value: &[u8]) -> Result<(), KvError> {
+            self.0.put(key, value)
+        }
+
+        /// Copies `key`'s value into `out`; returns its length.
+        pub fn get(&self, key: &[u8], out: &mut [u8]) -> Result<usize, KvError> {
+            self.0.get(key, out)
+        }
+
+        /// Removes `key`; returns once durable.
+        pub fn delete(&self, key: &[u8]) -> Result<(), KvError> {
+            self.0.delete(key)
+        }
+
+        /// Hands each of the cell's keys after `after` (all if empty) to
+        /// `f`, in order.
+        pub fn list(&self, after: &[u8], f: impl FnMut(&[u8])) -> Result<(), KvError> {
+            self.0.list(after, f)
+        }
+
+        /// The namespace's keys, bytes and quota.
+        pub fn status(&self) -> Result<Usage, KvError> {
+            let [keys, bytes, quota, ..] = self.0.status()?;
+            Ok(Usage { keys, bytes, quota })
+        }
     }
 }
 

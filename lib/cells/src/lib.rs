@@ -12,13 +12,15 @@
 //!   the other end, patched into the cell's image;
 //! - [`heap`]: where a cell's heap is and the symbols that say so;
 //! - [`stats`]: the statistics table the monitor writes, and the request
-//!   with which the statistics PD asks it to refresh.
+//!   with which the statistics PD asks it to refresh;
+//! - [`kv`]: a cell's key-value namespace, as the store confines it.
 //!
 //! Owns: layouts and numbers. Must not: make system calls or touch memory
 //! it is not handed (it works on byte slices), so it is host-tested as is.
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod kv;
 pub mod peers;
 pub mod stats;
 

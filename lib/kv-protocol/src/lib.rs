@@ -81,6 +81,9 @@ pub enum Status {
     Io,
     /// An unknown label, or a channel with no buffer.
     BadRequest,
+    /// The put would take the client's namespace past its quota (a cell's
+    /// `kv` service); nothing was written.
+    Quota,
     /// Any other reply label.
     Other(u64),
 }
@@ -97,6 +100,7 @@ impl Status {
             Status::Unavailable => 6,
             Status::Io => 7,
             Status::BadRequest => 8,
+            Status::Quota => 9,
             Status::Other(l) => l,
         }
     }
@@ -112,6 +116,7 @@ impl Status {
             6 => Status::Unavailable,
             7 => Status::Io,
             8 => Status::BadRequest,
+            9 => Status::Quota,
             l => Status::Other(l),
         }
     }
@@ -158,11 +163,22 @@ setvar! {
 setvar_array! {
     static CLIENT_BUFFER: [MAX_CHANNELS] = "kv_client_buffer";
     static CLIENT_BUFFER_SIZE: [MAX_CHANNELS] = "kv_client_buffer_size";
+    // `septa_cells::kv::QUOTA_SYMBOL`.
+    static CLIENT_QUOTA: [MAX_CHANNELS] = "kv_client_quota";
 }
 
 setvar_text! {
     static CLIENT_NAME: [MAX_CHANNELS] = "kv_client_name";
+    // `septa_cells::kv::NAMESPACE_SYMBOL`.
+    static CLIENT_NAMESPACE: [MAX_CHANNELS] = "kv_client_namespace";
 }
+
+// The tool sizes a cell's buffer and names the symbols by `septa-cells`.
+const _: () = assert!(BUFFER_BYTES == septa_cells::kv::BUFFER_BYTES);
+const _: () = assert!(
+    septa_cells::kv::MAX_NAMESPACE + 2 <= MAX_KEY,
+    "a namespaced key has room for its prefix and one byte"
+);
 
 /// A window of `len` bytes at the patched address `vaddr`, if wired.
 fn window(vaddr: u64, len: u64) -> Option<Shared> {
@@ -309,6 +325,15 @@ impl Buffers {
     /// none).
     pub fn name(ch: Channel) -> Text {
         CLIENT_NAME.get(ch.id() as usize)
+    }
+
+    /// The namespace and quota of the client on channel `ch`, if it is a
+    /// cell given a `kv` service (`septa_cells::kv`); `None` for a PD
+    /// client, which sees the whole store.
+    pub fn namespace(ch: Channel) -> Option<(Text, u64)> {
+        let i = ch.id() as usize;
+        let ns = CLIENT_NAMESPACE.get(i);
+        (!ns.as_str().is_empty()).then(|| (ns, CLIENT_QUOTA.get(i)))
     }
 }
 

@@ -33,8 +33,10 @@
 use core::fmt;
 
 use septa_block_protocol::{Connection, RequestCode, Status as BlkStatus, TRANSFER_SIZE};
+use septa_cells::kv;
 use septa_kv_protocol::{
-    Buffers, Status, DELETE, GET, KEY_AT, LIST, MAX_KEY, MAX_VALUE, PUT, STATUS, VALUE_AT,
+    Buffers, Status, DELETE, GET, KEY_AT, LIST, MAX_CHANNELS, MAX_KEY, MAX_VALUE, PUT, STATUS,
+    VALUE_AT,
 };
 use septa_kv_store::{Disk, End, Error, OpenError, Recovery, State, Store};
 use septa_runtime::{
@@ -143,6 +145,28 @@ impl Disk for BlockDisk {
 struct Kv {
     /// The store, or why there is none.
     store: Result<Store<'static, BlockDisk>, &'static str>,
+    /// Puts refused for a quota, per channel (counted for the log, which
+    /// says so at each power of two, not at each).
+    refused: [u64; MAX_CHANNELS],
+}
+
+/// Keys in namespace `ns` and what they charge against its quota (the
+/// keys sort together, after `ns/`).
+fn usage(store: &Store<'static, BlockDisk>, ns: &[u8]) -> (u64, u64) {
+    let mut start = [0u8; MAX_KEY];
+    let n = ns.len().min(MAX_KEY - 1);
+    start[..n].copy_from_slice(&ns[..n]);
+    start[n] = kv::SEPARATOR;
+    let (mut keys, mut bytes) = (0u64, 0u64);
+    store.list(&start[..n + 1], |k| match kv::strip(ns, k) {
+        Some(own) => {
+            keys += 1;
+            bytes += kv::charge(own.len(), store.len_of(k).unwrap_or(0));
+            true
+        }
+        None => false,
+    });
+    (keys, bytes)
 }
 
 fn status_of(e: Error<DiskError>) -> Status {
@@ -171,7 +195,17 @@ impl Kv {
         }
         let key = &mut key[..key_len.min(MAX_KEY)];
         let _ = buf.read(KEY_AT, key);
-        let key: &[u8] = key;
+        // A cell's keys live under its namespace: it names them without
+        // the prefix, and cannot name another's.
+        let ns = Buffers::namespace(ch);
+        let mut full = [0u8; MAX_KEY];
+        let key: &[u8] = match &ns {
+            None => key,
+            Some(_) if !with_key && (label != LIST || key.is_empty()) => key,
+            Some((n, _)) => {
+                kv::stored_key(n.as_str().as_bytes(), key, &mut full).ok_or(Status::KeyLength)?
+            }
+        };
         let failed = |op: &str, e: Error<DiskError>| {
             if let Error::Corrupt { .. } | Error::Disk(_) = e {
                 println!(
@@ -187,6 +221,23 @@ impl Kv {
                 let len = mr_get(1) as usize;
                 if len > MAX_VALUE || VALUE_AT + len > buf.len() {
                     return Err(Status::ValueLength);
+                }
+                if let Some((n, quota)) = &ns {
+                    let n = n.as_str().as_bytes();
+                    let own = kv::strip(n, key).map_or(0, <[u8]>::len);
+                    let replaced = store.len_of(key).map_or(0, |v| kv::charge(own, v));
+                    let after = usage(store, n).1 - replaced + kv::charge(own, len);
+                    if after > *quota {
+                        let refused = &mut self.refused[usize::from(ch.id()) % MAX_CHANNELS];
+                        *refused += 1;
+                        if refused.is_power_of_two() {
+                            println!(
+                                "kv: `{}` is at its quota of {quota} bytes: {refused} puts refused",
+                                Buffers::name(ch),
+                            );
+                        }
+                        return Err(Status::Quota);
+                    }
                 }
                 store
                     .put_with(key, len, |at, piece| {
@@ -214,7 +265,27 @@ impl Kv {
             }
             LIST => {
                 let (mut at, mut count, mut more) = (VALUE_AT, 0u64, false);
-                store.list(key, |k| {
+                // A cell lists its namespace from after its key (or from
+                // its start), and sees its keys without the prefix.
+                let mut start = [0u8; MAX_KEY + 1];
+                let (after, n) = match &ns {
+                    None => (key, None),
+                    Some((n, _)) if key.is_empty() => {
+                        let n = n.as_str().as_bytes();
+                        start[..n.len()].copy_from_slice(n);
+                        start[n.len()] = kv::SEPARATOR;
+                        (&start[..n.len() + 1], Some(n))
+                    }
+                    Some((n, _)) => (key, Some(n.as_str().as_bytes())),
+                };
+                store.list(after, |k| {
+                    let k = match n {
+                        None => k,
+                        Some(n) => match kv::strip(n, k) {
+                            Some(k) => k,
+                            None => return false,
+                        },
+                    };
                     if at + 1 + k.len() > buf.len() {
                         more = true;
                         return false;
@@ -228,6 +299,20 @@ impl Kv {
                 mr_set(0, count);
                 mr_set(1, u64::from(more));
                 Ok(2)
+            }
+            STATUS if ns.is_some() => {
+                // A cell learns of its own namespace only: its keys, the
+                // bytes they take, its quota.
+                let (n, quota) = ns
+                    .as_ref()
+                    .map(|(n, q)| (n.as_str().as_bytes(), *q))
+                    .unwrap_or_default();
+                let (keys, bytes) = usage(store, n);
+                let words = [keys, bytes, quota];
+                for (i, v) in words.into_iter().enumerate() {
+                    mr_set(i, v);
+                }
+                Ok(words.len() as u64)
             }
             STATUS => {
                 let u = store.usage();
@@ -314,6 +399,7 @@ fn init() -> Kv {
             println!("kv: no disk: {e}; every call is refused");
             return Kv {
                 store: Err("no disk"),
+                refused: [0; MAX_CHANNELS],
             };
         }
     };
@@ -329,6 +415,7 @@ fn init() -> Kv {
         println!("kv: the virtualiser gives this cell no partition; every call is refused");
         return Kv {
             store: Err("no partition"),
+            refused: [0; MAX_CHANNELS],
         };
     }
     let chunk = (c.data().len() / TRANSFER_SIZE as usize) as u64;
@@ -343,7 +430,10 @@ fn init() -> Kv {
     match Store::open(state, disk, SEED) {
         Ok((store, rec)) => {
             report(&rec, info.capacity);
-            Kv { store: Ok(store) }
+            Kv {
+                store: Ok(store),
+                refused: [0; MAX_CHANNELS],
+            }
         }
         Err(e) => {
             match e {
@@ -356,6 +446,7 @@ fn init() -> Kv {
             }
             Kv {
                 store: Err("refused"),
+                refused: [0; MAX_CHANNELS],
             }
         }
     }

@@ -91,6 +91,31 @@ pub struct Cell {
     udp: [Pooled; UDP_PER_CELL],
     /// Something in its region changed: it is owed a notification.
     pub dirty: bool,
+    /// Its refusals so far (the log says the first few, then only each
+    /// power of two: a cell that floods the stack with forbidden calls
+    /// cannot flood the console through it).
+    refusals: u64,
+}
+
+/// After the first refusals, how many there have been.
+struct Thinned(u64);
+
+impl core::fmt::Display for Thinned {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0 > LOGGED_REFUSALS {
+            write!(f, "; {} refusals of this cell so far", self.0)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Refusals a cell gets a console line each for before the log thins out.
+const LOGGED_REFUSALS: u64 = 8;
+
+/// Whether the `n`th refusal of a cell is logged.
+fn logged(n: u64) -> bool {
+    n <= LOGGED_REFUSALS || n.is_power_of_two()
 }
 
 /// Allocates a cell's sockets (once, at start-up) and adds them to `set`.
@@ -127,6 +152,7 @@ pub fn new_cell(chan: Channel, policy: Policy, mem: Shared, set: &mut SocketSet<
         policy,
         mem,
         slots: core::array::from_fn(|_| Slot::Free),
+        refusals: 0,
         tcp,
         udp,
         dirty: false,
@@ -198,12 +224,16 @@ impl Cell {
         }
     }
 
-    fn refuse(&self, what: &str, proto: Proto, port: u16) -> Error {
-        println!(
-            "net_stack: refused: cell `{}` may not {what} {}/{port} (not in the system description)",
-            self.name(),
-            proto.name()
-        );
+    fn refuse(&mut self, what: &str, proto: Proto, port: u16) -> Error {
+        self.refusals += 1;
+        if logged(self.refusals) {
+            println!(
+                "net_stack: refused: cell `{}` may not {what} {}/{port} (not in the system description){}",
+                self.name(),
+                proto.name(),
+                Thinned(self.refusals)
+            );
+        }
         Error::Denied
     }
 
@@ -600,11 +630,15 @@ impl Cell {
                             || peers.iter().any(|x| *x == (ip, h.port));
                         if !allowed {
                             *refused += 1;
-                            println!(
-                                "net_stack: refused: cell `{}` may not send to udp/{} (not in the system description)",
-                                self.policy.name.as_str(),
-                                h.port
-                            );
+                            self.refusals += 1;
+                            if logged(self.refusals) {
+                                println!(
+                                    "net_stack: refused: cell `{}` may not send to udp/{} (not in the system description){}",
+                                    self.policy.name.as_str(),
+                                    h.port,
+                                    Thinned(self.refusals)
+                                );
+                            }
                             continue;
                         }
                         let to = IpEndpoint::new(ip.into(), h.port);

@@ -155,12 +155,13 @@ pub enum SpecError {
     },
     #[error("PD `{pd}`: extra cap slot {slot} is past the root CNode's {max} slots")]
     CapSlot { pd: String, slot: u64, max: u64 },
-    #[error("cell `{cell}` needs {} KiB (program image {} KiB, stack {} KiB, heap {} KiB) but its memory quota is {} KiB", (image + stack + heap) / 1024, image / 1024, stack / 1024, heap / 1024, quota / 1024)]
+    #[error("cell `{cell}` needs {} KiB (program image {} KiB, stack {} KiB, heap {} KiB, service regions {} KiB) but its memory quota is {} KiB", (image + stack + heap + regions) / 1024, image / 1024, stack / 1024, heap / 1024, regions / 1024, quota / 1024)]
     CellQuota {
         cell: String,
         image: u64,
         stack: u64,
         heap: u64,
+        regions: u64,
         quota: u64,
     },
     #[error("{0}: not supported by this build of the tool")]
@@ -730,17 +731,19 @@ fn map_image(
     image: &ElfImage,
 ) -> Result<Vec<ObjId>, SpecError> {
     let pages = image_pages(b, image);
-    // A cell's quota covers its program too: image pages, stack and heap
-    // (the description was checked for the stack and heap alone).
+    // A cell's quota covers its program too: image pages, stack, heap and
+    // its services' regions (the description was checked without the
+    // image).
     if let Some(c) = b.sys.cells.iter().find(|c| b.sys.pds[c.pd].name == pd.name) {
         let image = pages.len() as u64 * PAGE;
-        let need = image + pd.stack_size + c.heap;
+        let need = image + pd.stack_size + c.heap + c.regions;
         if need > c.memory {
             return Err(SpecError::CellQuota {
                 cell: pd.name.clone(),
                 image,
                 stack: pd.stack_size,
                 heap: c.heap,
+                regions: c.regions,
                 quota: c.memory,
             });
         }

@@ -28,17 +28,23 @@
 //! the timer subsystem (`timer`, likewise), a channel to a named PD
 //! (`channel`: the PD's end has the id written, the cell's end the lowest
 //! free one, and the cell finds it by the PD's name in a table the tool
-//! patches, `septa_cells::peers`). The `net` and `kv` services parse, and
-//! are refused until the network and storage subsystems exist.
+//! patches, `septa_cells::peers`), a cell of the network subsystem
+//! (`net`: `listen` and `connect` rules as `[net]` `cells` takes them,
+//! `"tcp/80"`, added there; the stack holds the cell to them on its own
+//! channel and socket region), a client of the key-value cell (`kv`: a
+//! `namespace` and a byte `quota`; the PD running program `kv` serves it
+//! on its own channel and buffer, confined to its namespace and quota).
+//! Those services' shared regions count in the cell's memory quota.
 //!
 //! Errors are reported at the key that causes them, and a cell with errors
 //! adds nothing, so that no error cascades into generated items.
 
+use septa_cells::kv::MAX_NAMESPACE;
 use septa_cells::{heap, peers, Band};
 
 use crate::check::{self, SMALL_PAGE};
 use crate::diag::{Kind, Sink, Span};
-use crate::expand::{channel, end, map, pd, region};
+use crate::expand::{channel, end, free_ids, map, pd, region, room};
 use crate::model::*;
 use crate::units::fmt_size;
 
@@ -68,10 +74,10 @@ pub(crate) struct WantedService {
     pub id: Option<(i64, Option<Span>)>,
     pub pp: Option<(bool, Option<Span>)>,
     pub notify: Option<(bool, Option<Span>)>,
-    pub listen: Option<At<Vec<At<i64>>>>,
-    pub connect: Option<Option<Span>>,
-    pub namespace: Option<Option<Span>>,
-    pub quota: Option<Option<Span>>,
+    pub listen: Option<At<Vec<At<String>>>>,
+    pub connect: Option<At<Vec<At<String>>>>,
+    pub namespace: Option<At<String>>,
+    pub quota: Option<At<u64>>,
     pub whole: Span,
 }
 
@@ -91,9 +97,9 @@ impl WantedService {
         add("pp", self.pp.as_ref().map(|v| v.1));
         add("notify", self.notify.as_ref().map(|v| v.1));
         add("listen", self.listen.as_ref().map(|v| v.1));
-        add("connect", self.connect);
-        add("namespace", self.namespace);
-        add("quota", self.quota);
+        add("connect", self.connect.as_ref().map(|v| v.1));
+        add("namespace", self.namespace.as_ref().map(|v| v.1));
+        add("quota", self.quota.as_ref().map(|v| v.1));
         k
     }
 }
@@ -115,24 +121,35 @@ pub(crate) struct Wanted {
     pub src: Src,
 }
 
-/// What the cells ask of the serial and timer subsystems: the clients to
-/// add to `[serial]` and `[timer]`.
+/// What the cells ask of the serial, timer and network subsystems: the
+/// clients to add to `[serial]`, `[timer]` and `[net]`.
 #[derive(Default)]
 pub(crate) struct Clients {
     pub serial: Vec<crate::serial::WantedClient>,
     pub timer: Vec<(String, Option<Span>)>,
+    pub net: Vec<crate::net::WantedCell>,
 }
+
+/// The program of the key-value cell that serves `kv` services.
+pub const KV_PROGRAM: &str = "kv";
+
+/// The region a cell's `kv` buffer is in, and its size (a key's page and
+/// the largest value).
+fn kv_region(cell: &str) -> String {
+    format!("{cell}_kv")
+}
+const KV_REGION_SIZE: u64 = septa_cells::kv::BUFFER_BYTES as u64;
 
 /// Checks every cell and adds the sound ones to `system`; returns the
 /// clients they want of the subsystems.
 pub(crate) fn expand(system: &mut System, cells: Vec<Wanted>, sink: &mut Sink) -> Clients {
     let mut clients = Clients::default();
     let names: Vec<String> = cells.iter().map(|c| c.name.clone()).collect();
-    let mut ports: Vec<(i64, String)> = Vec::new();
+    let mut namespaces: Vec<String> = Vec::new();
     let mut total = 0u64;
     for c in cells {
         total = total.saturating_add(c.memory.0);
-        expand_one(system, c, &names, &mut ports, &mut clients, sink);
+        expand_one(system, c, &names, &mut namespaces, &mut clients, sink);
     }
     let ram = system.board.ram.size;
     if names.len() > 1 && total > ram {
@@ -153,7 +170,7 @@ fn expand_one(
     system: &mut System,
     c: Wanted,
     cells: &[String],
-    ports: &mut Vec<(i64, String)>,
+    namespaces: &mut Vec<String>,
     clients: &mut Clients,
     sink: &mut Sink,
 ) {
@@ -234,7 +251,18 @@ fn expand_one(
             );
         }
     }
-    let need = c.stack.0.saturating_add(heap_size);
+    // The regions its services share with their servers are its memory
+    // too.
+    let regions: u64 = c
+        .services
+        .iter()
+        .map(|s| match s.kind.0.as_str() {
+            "net" => septa_net_protocol::sockets::REGION_SIZE,
+            "kv" => KV_REGION_SIZE,
+            _ => 0,
+        })
+        .sum();
+    let need = c.stack.0.saturating_add(heap_size).saturating_add(regions);
     if memory == 0 {
         sink.emit(Kind::CellZeroMemory(name.clone()), memory_span);
     } else if memory > system.board.ram.size {
@@ -254,6 +282,7 @@ fn expand_one(
                 need: fmt_size(need),
                 stack: fmt_size(c.stack.0),
                 heap: fmt_size(heap_size),
+                regions: fmt_size(regions),
                 quota: fmt_size(memory),
             },
             memory_span,
@@ -264,6 +293,8 @@ fn expand_one(
     let mut console: Option<&WantedService> = None;
     let mut timer = false;
     let mut wanted_peers: Vec<(usize, u64, bool, bool, Option<Span>)> = Vec::new();
+    let mut net: Option<crate::net::WantedCell> = None;
+    let mut kv: Option<(usize, String, u64)> = None;
     let mut seen: Vec<&'static str> = Vec::new();
     for s in &c.services {
         let Some((kind, keys, allowed)) = SERVICES.iter().find(|k| k.0 == s.kind.0) else {
@@ -294,7 +325,7 @@ fn expand_one(
                 );
             }
         }
-        if *kind != "channel" && *kind != "net" && seen.contains(kind) {
+        if *kind != "channel" && seen.contains(kind) {
             sink.emit(
                 Kind::CellDuplicateService {
                     cell: name.clone(),
@@ -327,46 +358,17 @@ fn expand_one(
                 }
             }
             "net" => {
-                for (port, span) in s.listen.iter().flat_map(|l| &l.0) {
-                    if !(1..=65535).contains(port) {
-                        sink.emit(
-                            Kind::CellPortRange {
-                                cell: name.clone(),
-                                port: *port,
-                            },
-                            *span,
-                        );
-                    } else if let Some((_, other)) = ports.iter().find(|(p, _)| p == port) {
-                        sink.emit(
-                            Kind::CellPortsOverlap {
-                                cell: name.clone(),
-                                other: other.clone(),
-                                port: *port,
-                                proto: "tcp",
-                            },
-                            *span,
-                        );
-                    } else {
-                        ports.push((*port, name.clone()));
-                    }
-                }
-                sink.emit(
-                    Kind::CellServiceUnavailable {
-                        cell: name.clone(),
-                        what: "network service",
-                        subsystem: "network subsystem",
-                    },
-                    s.kind.1,
-                );
+                let list = |l: &Option<At<Vec<At<String>>>>| {
+                    l.as_ref().map_or(Vec::new(), |l| l.0.clone())
+                };
+                net = Some(crate::net::WantedCell {
+                    pd: name.clone(),
+                    span: Some(s.whole),
+                    listen: list(&s.listen),
+                    connect: list(&s.connect),
+                });
             }
-            _ => sink.emit(
-                Kind::CellServiceUnavailable {
-                    cell: name.clone(),
-                    what: "key-value service",
-                    subsystem: "key-value server for cells (the storage subsystem gives PDs partitions, not namespaces)",
-                },
-                s.kind.1,
-            ),
+            _ => kv = kv_service(system, &name, namespaces, s, sink),
         }
     }
     if wanted_peers.len() > peers::MAX {
@@ -454,6 +456,68 @@ fn expand_one(
     if timer {
         clients.timer.push((name.clone(), c.name_span));
     }
+    // Its key-value client: a buffer it shares with the store alone, and
+    // a channel on which it calls the store; the store is told the
+    // client's name, namespace and quota for that channel.
+    let kv = kv.map(|(server, namespace, quota)| {
+        let region_name = kv_region(&name);
+        system
+            .regions
+            .push(region(region_name.clone(), KV_REGION_SIZE, &src));
+        let cell_id = table.len() as u64;
+        let server_id = free_ids(system, server).next().unwrap_or(0);
+        let at = room(system, p, KV_REGION_SIZE);
+        system.pds[p].maps.push(Map {
+            setvar_vaddr: Some("kv_buffer".into()),
+            setvar_size: Some("kv_buffer_size".into()),
+            ..map(region_name.clone(), at, &src)
+        });
+        let at = room(system, server, KV_REGION_SIZE);
+        let sym = |s: &str| format!("{s}[{server_id}]");
+        system.pds[server].maps.push(Map {
+            setvar_vaddr: Some(sym("kv_client_buffer")),
+            setvar_size: Some(sym("kv_client_buffer_size")),
+            ..map(region_name, at, &src)
+        });
+        for (symbol, value) in [
+            ("kv_client_name", SetValue::Text(name.clone())),
+            (
+                septa_cells::kv::NAMESPACE_SYMBOL,
+                SetValue::Text(namespace.clone()),
+            ),
+            (septa_cells::kv::QUOTA_SYMBOL, SetValue::Number(quota)),
+        ] {
+            system.pds[server].setvars.push(SetVar {
+                symbol: sym(symbol),
+                value,
+                src: src.clone(),
+            });
+        }
+        system.channels.push(channel(
+            End {
+                pp: true,
+                notify: false,
+                ..end(p, cell_id, Some("kv_channel"), &src)
+            },
+            End {
+                notify: false,
+                ..end(server, server_id, None, &src)
+            },
+            &src,
+        ));
+        CellKv {
+            pd: server,
+            namespace,
+            quota,
+            cell_id,
+            server_id,
+        }
+    });
+    let net_rules = net.as_ref().map(|n| {
+        let texts = |l: &[At<String>]| l.iter().map(|r| r.0.clone()).collect();
+        (texts(&n.listen), texts(&n.connect))
+    });
+    clients.net.extend(net);
     system.cells.push(Cell {
         pd: p,
         band: band.map_or("normal", Band::name).into(),
@@ -463,8 +527,96 @@ fn expand_one(
         console: console.is_some(),
         timer,
         peers: cell_peers,
+        net: net_rules,
+        kv,
+        regions,
         src,
     });
+}
+
+/// A `kv` service: the key-value cell that serves it, the namespace and
+/// the quota.
+fn kv_service(
+    system: &System,
+    cell: &str,
+    namespaces: &mut Vec<String>,
+    s: &WantedService,
+    sink: &mut Sink,
+) -> Option<(usize, String, u64)> {
+    let mut missing = |key| {
+        sink.emit(
+            Kind::CellServiceMissingKey {
+                cell: cell.into(),
+                kind: "kv",
+                key,
+            },
+            Some(s.whole),
+        );
+    };
+    let (Some((ns, ns_span)), Some((quota, quota_span))) = (&s.namespace, s.quota) else {
+        if s.namespace.is_none() {
+            missing("namespace");
+        }
+        if s.quota.is_none() {
+            missing("quota");
+        }
+        return None;
+    };
+    if !septa_cells::kv::valid_namespace(ns.as_bytes()) {
+        sink.emit(
+            Kind::CellKvNamespace {
+                cell: cell.into(),
+                namespace: ns.clone(),
+                max: MAX_NAMESPACE,
+            },
+            *ns_span,
+        );
+        return None;
+    }
+    if namespaces.contains(ns) {
+        sink.emit(
+            Kind::CellKvNamespaceTaken {
+                cell: cell.into(),
+                namespace: ns.clone(),
+            },
+            *ns_span,
+        );
+        return None;
+    }
+    if quota == 0 {
+        sink.emit(Kind::CellKvQuota(cell.into()), quota_span);
+        return None;
+    }
+    let servers: Vec<usize> = (0..system.pds.len())
+        .filter(|&i| system.pds[i].program == Program::Crate(KV_PROGRAM.into()))
+        .collect();
+    let [server] = servers[..] else {
+        sink.emit(
+            Kind::CellServiceUnavailable {
+                cell: cell.into(),
+                what: "key-value service",
+                subsystem: if servers.is_empty() {
+                    "PD running program `kv`"
+                } else {
+                    "single PD running program `kv` (it has several)"
+                },
+            },
+            s.kind.1,
+        );
+        return None;
+    };
+    if free_ids(system, server).next().is_none() {
+        sink.emit(
+            Kind::CellKvNoChannel {
+                cell: cell.into(),
+                server: system.pds[server].name.clone(),
+            },
+            s.kind.1,
+        );
+        return None;
+    }
+    namespaces.push(ns.clone());
+    Some((server, ns.clone(), quota))
 }
 
 /// A `channel` service: the peer's index, its end's id, and whether the
@@ -558,7 +710,7 @@ pub fn explain(system: &System) -> String {
         let _ = writeln!(
             o,
             "cell {}: program {program}, priority {} (band {}), budget {} us every {} us ({share:.0}% of a CPU), \
-             memory {} (stack {}, heap {}, the program image counted at build), {restart}",
+             memory {} (stack {}, heap {}, service regions {}, the program image counted at build), {restart}",
             pd.name,
             pd.priority,
             c.band,
@@ -567,6 +719,7 @@ pub fn explain(system: &System) -> String {
             fmt_size(c.memory),
             fmt_size(pd.stack_size),
             fmt_size(c.heap),
+            fmt_size(c.regions),
         );
         let mut reach = Vec::new();
         if c.console {
@@ -599,6 +752,31 @@ pub fn explain(system: &System) -> String {
                 system.pds[p.pd].name, p.cell_id, p.peer_id
             ));
         }
+        if let Some((listen, connect)) = &c.net {
+            let list = |l: &[String]| {
+                if l.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    l.join(", ")
+                }
+            };
+            reach.push(format!(
+                "network (a cell of {}: listens on {}, connects to {}; the stack refuses the rest)",
+                crate::net::STACK,
+                list(listen),
+                list(connect)
+            ));
+        }
+        if let Some(k) = &c.kv {
+            reach.push(format!(
+                "key-value store (calls {} on channel {}, its id {}: namespace `{}` alone, at most {} of keys and values)",
+                system.pds[k.pd].name,
+                k.cell_id,
+                k.server_id,
+                k.namespace,
+                fmt_size(k.quota)
+            ));
+        }
         if reach.is_empty() {
             let _ = writeln!(o, "  may reach: nothing but its own memory and CPU");
         } else {
@@ -619,6 +797,77 @@ pub fn explain(system: &System) -> String {
 mod tests {
     use super::*;
     use crate::{parse_str, Format};
+
+    #[test]
+    fn net_and_kv_services_make_a_cell_a_client_of_their_servers() {
+        let text = r#"
+[system]
+board = "qemu-virt"
+
+[pd.store]
+program = "kv"
+priority = 200
+
+[[virtio]]
+name = "net0"
+kind = "net"
+
+[net]
+
+[cell.web]
+program = "w"
+memory = "1 MiB"
+services = [
+    { kind = "net", listen = ["tcp/80"] },
+    { kind = "kv", namespace = "web", quota = "1 KiB" },
+]
+"#;
+        let s = parse_str("c.toml", text, Format::Toml)
+            .map_err(|r| r.one_line())
+            .unwrap()
+            .system;
+        let c = &s.cells[0];
+        assert_eq!(c.net, Some((vec!["tcp/80".to_string()], vec![])));
+        assert_eq!(
+            c.regions,
+            septa_net_protocol::sockets::REGION_SIZE + KV_REGION_SIZE
+        );
+        // The store: a channel the cell calls it on, its buffer, and the
+        // cell's name, namespace and quota at its end's index.
+        let k = c.kv.as_ref().unwrap();
+        assert_eq!((k.namespace.as_str(), k.quota), ("web", 1024));
+        let store = &s.pds[k.pd];
+        assert_eq!(store.name, "store");
+        let at = |sym: &str| format!("{sym}[{}]", k.server_id);
+        let sv = |sym: &str| {
+            store
+                .setvars
+                .iter()
+                .find(|v| v.symbol == at(sym))
+                .map(|v| v.value.clone())
+        };
+        assert_eq!(
+            sv("kv_client_namespace"),
+            Some(SetValue::Text("web".into()))
+        );
+        assert_eq!(sv("kv_client_quota"), Some(SetValue::Number(1024)));
+        assert!(store.maps.iter().any(|m| m.region == "web_kv"
+            && m.setvar_vaddr.as_deref() == Some(at("kv_client_buffer").as_str())));
+        let ch = s
+            .channels
+            .iter()
+            .find(|ch| ch.a.pd == c.pd && ch.b.pd == k.pd)
+            .unwrap();
+        assert!(ch.a.pp && !ch.a.notify && !ch.b.notify);
+        assert_eq!(ch.a.setvar_id.as_deref(), Some("kv_channel"));
+        // The stack holds the cell's rules.
+        let net = s.net.as_ref().unwrap();
+        assert_eq!(net.cells.len(), 1);
+        assert_eq!(
+            (net.cells[0].pd, &net.cells[0].listen[..]),
+            (c.pd, &["tcp/80".to_string()][..])
+        );
+    }
 
     #[test]
     fn a_cell_becomes_one_pd_with_what_it_declared_and_nothing_else() {

@@ -1008,27 +1008,35 @@ pub enum Kind {
     #[error("cell `{cell}` asks for the {what}, but this description has no {subsystem}")]
     #[diagnostic(
         code(septa::cell::service_unavailable),
-        help("the {what} is not available until the {subsystem} is in the description; Septa does not build it yet, so no cell can be given it")
+        help("add the {subsystem} to the description, or drop the service")
     )]
     CellServiceUnavailable {
         cell: String,
         what: &'static str,
         subsystem: &'static str,
     },
-    #[error("cell `{cell}` wants port {port}/{proto}, which cell `{other}` has already")]
+    #[error("cell `{cell}`: `{namespace}` is not a key-value namespace")]
     #[diagnostic(
-        code(septa::cell::ports_overlap),
-        help("a port is listened on by one cell only")
+        code(septa::cell::kv_namespace),
+        help("1 to {max} bytes of a-z, 0-9, `_` and `-`")
     )]
-    CellPortsOverlap {
+    CellKvNamespace {
         cell: String,
-        other: String,
-        port: i64,
-        proto: &'static str,
+        namespace: String,
+        max: usize,
     },
-    #[error("cell `{cell}`: port {port} is out of range 1..=65535")]
-    #[diagnostic(code(septa::cell::port_range))]
-    CellPortRange { cell: String, port: i64 },
+    #[error("cell `{cell}`: the key-value namespace `{namespace}` is another cell's")]
+    #[diagnostic(
+        code(septa::cell::kv_namespace_taken),
+        help("a namespace is one cell's: give each cell its own")
+    )]
+    CellKvNamespaceTaken { cell: String, namespace: String },
+    #[error("cell `{0}`: a key-value quota of 0")]
+    #[diagnostic(code(septa::cell::kv_quota))]
+    CellKvQuota(String),
+    #[error("cell `{cell}`: the key-value cell `{server}` has no free channel id")]
+    #[diagnostic(code(septa::cell::kv_no_channel))]
+    CellKvNoChannel { cell: String, server: String },
     #[error("cell `{cell}`: channel to `{pd}`, which is not a PD of this system")]
     #[diagnostic(code(septa::cell::unknown_pd))]
     CellUnknownPd { cell: String, pd: String },
@@ -1049,7 +1057,7 @@ pub enum Kind {
         max: usize,
     },
     #[error(
-        "cell `{cell}` needs {need} (stack {stack} + heap {heap}) but its memory quota is {quota}"
+        "cell `{cell}` needs {need} (stack {stack} + heap {heap} + service regions {regions}) but its memory quota is {quota}"
     )]
     #[diagnostic(
         code(septa::cell::over_quota),
@@ -1060,6 +1068,7 @@ pub enum Kind {
         need: String,
         stack: String,
         heap: String,
+        regions: String,
         quota: String,
     },
     #[error("{what}: {quota}, more than the board's RAM ({ram})")]

@@ -305,8 +305,29 @@ pub struct Cell {
     pub timer: bool,
     /// Its channels, in the order declared.
     pub peers: Vec<CellPeer>,
+    /// A cell of the network subsystem: the rules it listens and
+    /// connects by (the stack's configuration holds them).
+    pub net: Option<(Vec<String>, Vec<String>)>,
+    /// A client of the key-value cell.
+    pub kv: Option<CellKv>,
+    /// Bytes of the regions its services share with their servers
+    /// (counted in its quota).
+    pub regions: u64,
     #[serde(skip)]
     pub src: Src,
+}
+
+/// A cell's `kv` service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CellKv {
+    /// Index into [`System::pds`] of the key-value cell.
+    pub pd: usize,
+    pub namespace: String,
+    /// Bytes of keys and values the namespace may hold.
+    pub quota: u64,
+    /// The channel's id at the cell's end and at the store's.
+    pub cell_id: u64,
+    pub server_id: u64,
 }
 
 /// One channel of a cell to a named PD.

@@ -230,7 +230,7 @@ struct RawService {
     id: Option<Spanned<i64>>,
     pp: Option<Spanned<bool>>,
     notify: Option<Spanned<bool>>,
-    listen: Option<Spanned<Vec<Spanned<i64>>>>,
+    listen: Option<Spanned<Vec<Spanned<String>>>>,
     connect: Option<Spanned<Vec<Spanned<String>>>>,
     namespace: Option<Spanned<String>>,
     quota: Option<Spanned<SizeValue>>,
@@ -825,7 +825,9 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
     });
     if let Some(net) = raw.net {
         let whole = Span::from(net.span());
-        if let Some(stack) = crate::net::expand(&mut system, lower_net(net), sink) {
+        let mut wanted = lower_net(net);
+        wanted.cells.append(&mut clients.net);
+        if let Some(stack) = crate::net::expand(&mut system, wanted, sink) {
             let name = system.pds[stack].name.clone();
             match &mut timer_wanted {
                 Some(t) => t.clients.insert(0, (name, Some(whole))),
@@ -837,6 +839,18 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
                 }
             }
         }
+    }
+    // A cell's network service needs the subsystem: its device and
+    // address are the description's to give.
+    for c in clients.net.drain(..) {
+        sink.emit(
+            Kind::CellServiceUnavailable {
+                cell: c.pd,
+                what: "network service",
+                subsystem: "network subsystem ([net])",
+            },
+            c.span,
+        );
     }
     // After `[net]`, so that its PDs (`net_stack`, ...) may be serial
     // clients.
@@ -954,6 +968,9 @@ fn lower_cell(sink: &mut Sink, name: Spanned<String>, c: Spanned<RawCell>) -> cr
         );
     }
     let text = |s: &Spanned<String>| (s.get_ref().clone(), span_of(s));
+    let rules = |l: &Spanned<Vec<Spanned<String>>>| {
+        (l.get_ref().iter().map(text).collect::<Vec<_>>(), span_of(l))
+    };
     let services = c
         .services
         .iter()
@@ -968,18 +985,10 @@ fn lower_cell(sink: &mut Sink, name: Spanned<String>, c: Spanned<RawCell>) -> cr
                 id: v.id.as_ref().map(|i| (*i.get_ref(), span_of(i))),
                 pp: v.pp.as_ref().map(|b| (*b.get_ref(), span_of(b))),
                 notify: v.notify.as_ref().map(|b| (*b.get_ref(), span_of(b))),
-                listen: v.listen.as_ref().map(|l| {
-                    (
-                        l.get_ref()
-                            .iter()
-                            .map(|p| (*p.get_ref(), span_of(p)))
-                            .collect(),
-                        span_of(l),
-                    )
-                }),
-                connect: v.connect.as_ref().map(span_of),
-                namespace: v.namespace.as_ref().map(span_of),
-                quota: v.quota.as_ref().map(span_of),
+                listen: v.listen.as_ref().map(rules),
+                connect: v.connect.as_ref().map(rules),
+                namespace: v.namespace.as_ref().map(text),
+                quota: v.quota.as_ref().map(|q| (q.get_ref().0, span_of(q))),
                 whole,
             }
         })
