@@ -7,7 +7,7 @@ use core::fmt::Write as _;
 /// The longest request accepted (line and headers).
 pub const MAX_REQUEST: usize = 2048;
 /// The longest response.
-pub const MAX_RESPONSE: usize = 4096;
+pub const MAX_RESPONSE: usize = 8192;
 
 pub type Response = heapless::Vec<u8, MAX_RESPONSE>;
 
@@ -55,7 +55,37 @@ pub struct Status<'a> {
     pub tx_bytes: u64,
     pub rx_dropped: u64,
     pub requests: u64,
+    /// The statistics table (`septa_cells::stats`), if `[stats]` exports
+    /// it to this PD.
+    pub table: Option<&'a [u8]>,
 }
+
+/// The dashboard: a page that asks for `/api/cells` each second and draws
+/// each PD's CPU use (per cent of a CPU between two refreshes of the
+/// table, which come a second apart) as a line,
+/// with its counters beside it. Plain JS, no external asset. Each PD's row
+/// carries its name, kind and CPU time as data attributes, which the
+/// `cells-dashboard` test reads from the page a browser rendered.
+const DASHBOARD: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>Septa cells</title>
+<style>body{font:14px sans-serif;margin:1em}table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}td:first-child{text-align:left}canvas{border:1px solid #ccc}</style>
+</head><body><h1>Septa: cells and PDs</h1><p id="s">waiting for statistics...</p>
+<canvas id="c" width="720" height="240"></canvas>
+<table><thead><tr><th>PD</th><th>kind</th><th>CPU ms</th><th>CPU %</th><th>budget</th><th>faults</th><th>restarts</th><th>overruns</th><th>state</th></tr></thead><tbody id="t"></tbody></table>
+<script>
+const H={},N=60,C=['#c33','#36c','#393','#c80','#939','#099','#666','#c39','#630','#069'];let last=null;
+function draw(){const c=document.getElementById('c'),g=c.getContext('2d');g.clearRect(0,0,c.width,c.height);let i=0;
+for(const n in H){const h=H[n];g.strokeStyle=C[i++%C.length];g.beginPath();h.forEach((v,k)=>{const x=k*c.width/(N-1),y=c.height-v*c.height/100;k?g.lineTo(x,y):g.moveTo(x,y)});g.stroke();g.fillStyle=g.strokeStyle;g.fillText(n,4,12*i)}}
+async function tick(){try{const r=await fetch('/api/cells',{cache:'no-store'}),d=await r.json(),t=document.getElementById('t');if(last&&d.refresh==last.refresh)return;t.textContent='';
+for(const p of d.pds){const prev=last&&last.pds.find(q=>q.name==p.name),dr=last?d.refresh-last.refresh:0,pc=prev&&dr>0?Math.min(100,(p.cpu_us-prev.cpu_us)/(1e4*dr)):0;
+(H[p.name]=H[p.name]||[]).push(pc);if(H[p.name].length>N)H[p.name].shift();const tr=document.createElement('tr');
+tr.dataset.pd=p.name;tr.dataset.kind=p.cell?'cell':'pd';tr.dataset.cpuUs=p.cpu_us;
+for(const v of [p.name,p.cell?'cell':'pd',(p.cpu_us/1000).toFixed(1),pc.toFixed(1),p.budget_us+'/'+p.period_us+' us',p.faults,p.restarts,p.overruns,p.state]){const td=document.createElement('td');td.textContent=v;tr.appendChild(td)}t.appendChild(tr)}
+document.getElementById('s').textContent='refresh '+d.refresh+', '+d.pds.length+' PDs, up '+(d.uptime_ms/1000).toFixed(1)+' s';last=d;draw()}
+catch(e){document.getElementById('s').textContent='no statistics: '+e}}
+tick();setInterval(tick,1000);
+</script></body></html>
+"#;
 
 fn respond(code: &str, kind: &str, body: &[u8]) -> Response {
     let mut r = Response::new();
@@ -109,6 +139,48 @@ pub fn answer(req: Request<'_>, s: &Status<'_>) -> Response {
             );
             respond("200 OK", "text/html; charset=utf-8", body.as_bytes())
         }
+        Request::Get("/cells") => {
+            respond("200 OK", "text/html; charset=utf-8", DASHBOARD.as_bytes())
+        }
+        Request::Get("/api/cells") => {
+            let Some(table) = s.table.map(septa_cells::stats::Table::read) else {
+                return respond(
+                    "404 Not Found",
+                    "text/plain",
+                    b"no statistics: [stats] does not export them here\n",
+                );
+            };
+            let Ok(table) = table else {
+                return respond(
+                    "503 Service Unavailable",
+                    "text/plain",
+                    b"statistics not ready\n",
+                );
+            };
+            let _ = write!(
+                body,
+                "{{\"refresh\":{},\"uptime_ms\":{},\"pds\":[",
+                table.refreshes, s.uptime_ms
+            );
+            for (i, e) in table.entries().enumerate() {
+                let _ = write!(
+                    body,
+                    "{}{{\"name\":\"{}\",\"cell\":{},\"cpu_us\":{},\"budget_us\":{},\"period_us\":{},\"faults\":{},\"restarts\":{},\"overruns\":{},\"state\":\"{}\"}}",
+                    if i > 0 { "," } else { "" },
+                    e.name(),
+                    e.cell,
+                    e.cpu_us,
+                    e.budget_us,
+                    e.period_us,
+                    e.faults,
+                    e.restarts,
+                    e.overruns,
+                    e.state.name()
+                );
+            }
+            let _ = writeln!(body, "]}}");
+            respond("200 OK", "application/json", body.as_bytes())
+        }
         Request::Get(_) => respond("404 Not Found", "text/plain", b"not found\n"),
         Request::Other => respond("405 Method Not Allowed", "text/plain", b"GET only\n"),
         Request::Bad => respond("400 Bad Request", "text/plain", b"bad request\n"),
@@ -131,7 +203,42 @@ mod tests {
             tx_bytes: 500,
             rx_dropped: 1,
             requests: 2,
+            table: None,
         }
+    }
+
+    #[test]
+    fn the_dashboard_is_a_page_and_json_from_the_table() {
+        use septa_cells::stats::{write, Entry, ENTRY, HEADER};
+        let mut bytes = [0u8; HEADER + 3 * ENTRY];
+        let mut web = Entry::named("web");
+        web.cell = true;
+        web.cpu_us = 1500;
+        write(&mut bytes, 7, &[web, Entry::named("net_stack")]);
+        let mut s = status();
+        s.table = Some(&bytes);
+        let r = answer(Request::Get("/api/cells"), &s);
+        let text = core::str::from_utf8(&r).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+        assert!(text.contains("\"refresh\":7"), "{text}");
+        assert!(
+            text.contains("{\"name\":\"web\",\"cell\":true,\"cpu_us\":1500,"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"name\":\"net_stack\",\"cell\":false"),
+            "{text}"
+        );
+        let r = answer(Request::Get("/cells"), &s);
+        let text = core::str::from_utf8(&r).unwrap();
+        assert!(text.contains("fetch('/api/cells'"));
+        assert!(
+            !text.contains("http://") && !text.contains("https://"),
+            "no external asset"
+        );
+        // Without the export: said so, not an empty table.
+        let r = answer(Request::Get("/api/cells"), &status());
+        assert!(r.starts_with(b"HTTP/1.1 404"));
     }
 
     #[test]

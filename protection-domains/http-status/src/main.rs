@@ -3,18 +3,57 @@
 //! A cell of the network stack (`[net]`, allowed to listen on tcp/80)
 //! that serves a status page at `/` and JSON at `/api/status`: the
 //! system's PDs, the stack's uptime and address, frames and bytes through
-//! it. One request per connection, answered whole, then closed; up to
-//! [`MAX_CONNECTIONS`] at once, a slow client holding only its own.
+//! it; and, where `[stats] http` exports the statistics table to it
+//! (read-only), a live dashboard at `/cells` and its data at
+//! `/api/cells`: every PD's CPU time, budget, faults, restarts, overruns
+//! and state. One request per connection, answered whole, then closed; up
+//! to [`MAX_CONNECTIONS`] at once, a slow client holding only its own.
 //!
-//! No `unsafe`: everything below the socket calls is the runtime's and
-//! `septa-net-client`'s. Owns: its connections. Must not: anything else.
+//! One `unsafe` block: the window on the exported table, at the address
+//! the tool patched. Everything below the socket calls is the runtime's
+//! and `septa-net-client`'s. Owns: its connections. Must not: anything
+//! else; the table it can only read (the monitor writes it).
 #![cfg_attr(target_os = "none", no_std, no_main)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod http;
 
+use septa_cells::stats::HEADER;
 use septa_net_client::{Listener, Net, Read, Stream};
-use septa_runtime::{println, protection_domain, ChannelSet, Handler};
+use septa_queue::Shared;
+use septa_runtime::{println, protection_domain, setvar, ChannelSet, Handler};
+
+setvar! {
+    static TABLE = "septa_stats_table";
+    static TABLE_SIZE = "septa_stats_table_size";
+}
+
+/// The largest table copied (a page: the region `[stats]` makes).
+const TABLE_MAX: usize = 4096;
+
+/// The exported statistics table, if `[stats]` maps it here.
+fn table() -> Option<Shared> {
+    let (vaddr, size) = (TABLE.get(), TABLE_SIZE.get() as usize);
+    if vaddr == 0 || size < HEADER {
+        return None;
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: the tool maps the statistics table read-only at the patched
+    // address with the patched size for the PD's whole life; `Shared`
+    // only reads it (volatile, bounds-checked), never writes.
+    unsafe {
+        Shared::new(vaddr as *mut u8, size.min(TABLE_MAX))
+    }
+}
+
+/// A copy of the table. The monitor writes it whole at priority 255 on
+/// the one CPU, so a copy never sees half a refresh (with more CPUs this
+/// would need a sequence count in the header).
+fn copy_table(t: &Shared, out: &mut [u8; TABLE_MAX]) -> usize {
+    let len = t.len().min(TABLE_MAX);
+    let _ = t.read(0, &mut out[..len]);
+    len
+}
 
 /// The port it serves.
 const PORT: u16 = 80;
@@ -33,6 +72,7 @@ struct Server {
     listener: Listener,
     conns: heapless::Vec<Conn, MAX_CONNECTIONS>,
     requests: u64,
+    table: Option<Shared>,
 }
 
 impl Server {
@@ -44,6 +84,9 @@ impl Server {
         let names = septa_net_client::system_pds();
         let pds: heapless::Vec<&str, 32> = names.iter().collect();
         self.requests += 1;
+        let mut copy = [0u8; TABLE_MAX];
+        let len = self.table.as_ref().map(|t| copy_table(t, &mut copy));
+        let table = len.map(|n| &copy[..n]);
         http::answer(
             req,
             &http::Status {
@@ -57,6 +100,7 @@ impl Server {
                 tx_bytes: stats.tx_bytes,
                 rx_dropped: stats.rx_dropped,
                 requests: self.requests,
+                table,
             },
         )
     }
@@ -151,6 +195,7 @@ fn init() -> Server {
         listener,
         conns: heapless::Vec::new(),
         requests: 0,
+        table: table(),
     }
 }
 

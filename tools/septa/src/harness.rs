@@ -418,7 +418,10 @@ pub fn boot(
 fn per_run_ports(image: &Image, inject: bool) -> Result<(Image, crate::netprobe::NetEnv)> {
     use crate::netprobe::{free_port, NetEnv};
     let mut img = image.clone();
-    let mut env = NetEnv::default();
+    let mut env = NetEnv {
+        dir: img.machine.dir.clone(),
+        ..NetEnv::default()
+    };
     for d in &mut img.machine.devices {
         for (proto, host, guest) in &mut d.forwards {
             *host = free_port(*proto).into_diagnostic()?;

@@ -26,6 +26,8 @@ pub struct NetEnv {
     /// Frame injection: QEMU's port that reads frames, and ours, where the
     /// card's frames come back.
     pub inject: Option<(SocketAddr, SocketAddr)>,
+    /// The system's build folder (where `dashboard` saves its screenshot).
+    pub dir: std::path::PathBuf,
 }
 
 /// Figures a probe measured (`tcp-send`'s rate), for `septa bench`.
@@ -711,5 +713,115 @@ mod tests {
             Some(345)
         );
         assert_eq!(fnv(FNV_START, b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}
+
+/// The browser `dashboard` runs: `$SEPTA_CHROMIUM`, else `chromium`.
+fn chromium() -> String {
+    std::env::var("SEPTA_CHROMIUM").unwrap_or_else(|_| "chromium".into())
+}
+
+/// `path` on the forwarded guest `port`, loaded in headless Chromium with
+/// its scripts run for a few seconds of virtual time; the screenshot goes
+/// to `dashboard.png` in the system's build folder. Every PD of `names`
+/// must be a row of the rendered page (`data-pd`) with a CPU time
+/// (`data-cpu-us`) above 0.
+pub fn dashboard(
+    env: &NetEnv,
+    port: u16,
+    path: &str,
+    names: &[String],
+    deadline: Instant,
+) -> Result<(), String> {
+    let addr = env.host(Proto::Tcp, port)?;
+    // The page is served once the stack has an address.
+    http_get(env, port, path, deadline)?;
+    let url = format!("http://{addr}{path}");
+    let profile = env.dir.join("chromium-profile");
+    let shot = env.dir.join("dashboard.png");
+    let run = |extra: &[&str]| -> Result<std::process::Output, String> {
+        let mut c = std::process::Command::new(chromium());
+        c.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--window-size=1000,700",
+            "--virtual-time-budget=4000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(&url);
+        c.output().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                format!(
+                    "no headless browser: `{}` is not installed (Debian: apt install chromium; or set SEPTA_CHROMIUM); the dashboard test needs one",
+                    chromium()
+                )
+            } else {
+                format!("cannot run {}: {e}", chromium())
+            }
+        })
+    };
+    let dom = run(&["--dump-dom"])?;
+    let shot_arg = format!("--screenshot={}", shot.display());
+    let taken = run(&[shot_arg.as_str()]);
+    let _ = std::fs::remove_dir_all(&profile);
+    taken?;
+    if !dom.status.success() {
+        return Err(format!(
+            "the browser failed: {}",
+            String::from_utf8_lossy(&dom.stderr).trim()
+        ));
+    }
+    let page = String::from_utf8_lossy(&dom.stdout);
+    let rows = dashboard_rows(&page);
+    let mut bad = Vec::new();
+    for n in names {
+        match rows.iter().find(|(p, _)| p == n) {
+            Some((_, cpu)) if *cpu > 0 => {}
+            Some(_) => bad.push(format!("{n} shows no CPU time")),
+            None => bad.push(format!("{n} is not shown")),
+        }
+    }
+    if !shot.is_file() {
+        bad.push(format!("no screenshot at {}", shot.display()));
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} (the page showed {rows:?})", bad.join("; ")))
+    }
+}
+
+/// The PD rows of a rendered dashboard: `data-pd` and `data-cpu-us` of
+/// each `<tr>`.
+fn dashboard_rows(page: &str) -> Vec<(String, u64)> {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let at = tag.find(&format!("{name}=\""))? + name.len() + 2;
+        Some(tag[at..].split('"').next()?.to_string())
+    };
+    page.split("<tr")
+        .skip(1)
+        .filter_map(|t| {
+            let tag = t.split('>').next()?;
+            let pd = attr(tag, "data-pd")?;
+            let cpu = attr(tag, "data-cpu-us")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            Some((pd, cpu))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod dashboard_tests {
+    #[test]
+    fn rows_come_from_the_rendered_table() {
+        let page = r#"<table><tr><th>PD</th></tr><tr data-pd="web" data-kind="cell" data-cpu-us="1500"><td>web</td></tr><tr data-pd="idle" data-kind="cell" data-cpu-us="0"></tr></table>"#;
+        assert_eq!(
+            super::dashboard_rows(page),
+            [("web".to_string(), 1500), ("idle".to_string(), 0)]
+        );
     }
 }

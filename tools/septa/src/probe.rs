@@ -25,6 +25,7 @@
 //! | `fuzz PORT COUNT [LIMIT]` | inject COUNT malformed, truncated, oversized and random frames into the system's network card (the harness adds an injection port), checking between bursts that the stack answers pings; the counters of `/api/status` on guest TCP port PORT must account for every frame the stack was sure to see and drop |
 //! | `tcp-accept PORT TEXT [LIMIT]` | listen on the host's 127.0.0.1:PORT (the system reaches it as 10.0.2.2:PORT) and accept one connection that must carry TEXT |
 //! | `no-line TEXT` | no console line so far contains TEXT |
+//! | `dashboard PORT PATH NAMES [LIMIT]` | load PATH from the host port forwarded to guest TCP port PORT in headless Chromium (`chromium`, or `$SEPTA_CHROMIUM`; missing, the step fails and says so), let its scripts run, save a screenshot as `dashboard.png` in the system's build folder, and check the page it rendered shows every PD of NAMES (space-separated) with non-zero CPU time (`crate::netprobe::dashboard`) |
 //! | `top CONSOLE N [LIMIT]` | read N frames of statistics from virtio console CONSOLE (the statistics PD's, `[stats]`) the way `cargo septa top` does, and check them (`crate::top::check`): a growing refresh count, CPU time for every cell not stopped, no PD above what its budget allows |
 //! | `stats CONSOLE TEXT [LIMIT]` | read frames of statistics until the PD TEXT names shows every `field=value` TEXT gives after its name (`crate::top::matches`: `faults`, `restarts`, `overruns`, `cpu_ms` exact or `>N`; `state`; `kind`) |
 //! | `lines N PATTERN... [LIMIT]` | wait until the serial console has shown, for every PATTERN (a text with one `{}`), the N lines it makes with `{}` = 1, 2, ..., N, in that order; every console line that contains a PATTERN's text before `{}` must be the next of its lines exactly (after ANSI colour codes are removed), or the step fails: a torn, lost, repeated or reordered line |
@@ -102,6 +103,11 @@ pub enum Action {
     },
     NoLine {
         text: String,
+    },
+    Dashboard {
+        port: u16,
+        path: String,
+        names: Vec<String>,
     },
     TcpAccept {
         port: u16,
@@ -360,6 +366,21 @@ impl Probe {
                         )
                     }
                 }
+                "dashboard" => {
+                    let port = take_port(&mut rest).map_err(err)?;
+                    let path = String::from_utf8(take_text(&mut rest).map_err(err)?)
+                        .map_err(|_| err("the path must be UTF-8 text".into()))?;
+                    let names: Vec<String> =
+                        String::from_utf8(take_text(&mut rest).map_err(err)?)
+                            .map_err(|_| err("the names must be UTF-8".into()))?
+                            .split_whitespace()
+                            .map(String::from)
+                            .collect();
+                    if names.is_empty() {
+                        return Err(err("`dashboard` needs the names of the PDs it must show".into()));
+                    }
+                    (Action::Dashboard { port, path, names }, true)
+                }
                 "tcp-accept" => {
                     let port = take_port(&mut rest).map_err(err)?;
                     let want = take_text(&mut rest).map_err(err)?;
@@ -374,7 +395,7 @@ impl Probe {
                 ),
                 other => {
                     return Err(err(format!(
-                        "unknown step `{other}`: use `after`, `send`, `expect`, `lines`, `http`, `tcp-echo`, `tcp-send`, `udp-echo`, `fuzz`, `tcp-accept`, `no-line`, `top` or `stats`"
+                        "unknown step `{other}`: use `after`, `send`, `expect`, `lines`, `http`, `tcp-echo`, `tcp-send`, `udp-echo`, `fuzz`, `tcp-accept`, `no-line`, `dashboard`, `top` or `stats`"
                     )))
                 }
             };
@@ -473,6 +494,11 @@ impl Probe {
                             format!("the response lacks {want:?}: {}", quote(r.as_bytes())),
                         ));
                     }
+                }
+                Action::Dashboard { port, path, names } => {
+                    let what = format!("the dashboard at {path} on tcp/{port}");
+                    crate::netprobe::dashboard(net, *port, path, names, deadline)
+                        .map_err(|e| fail(&what, e))?;
                 }
                 Action::TcpEcho { port, size } => {
                     let what = format!("TCP echo on tcp/{port}");

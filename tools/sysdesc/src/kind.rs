@@ -1100,6 +1100,12 @@ pub enum Kind {
         help("declare a `[[virtio]]` device with `kind = \"console\"` for `cargo septa top` to attach to")
     )]
     StatsConsole(String),
+    #[error("[stats] `http` names `{0}`, which is not a PD of this system")]
+    #[diagnostic(
+        code(septa::stats::unknown_http),
+        help("name the PD that serves the dashboard (the HTTP status cell), which gets the table read-only")
+    )]
+    StatsUnknownHttp(String),
     #[error(
         "`{name}` is a {what} the statistics subsystem adds: the description may not use that name"
     )]

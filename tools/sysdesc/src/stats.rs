@@ -47,8 +47,15 @@ const DRIVER_IRQ_ID: u64 = 0;
 
 pub(crate) struct Wanted {
     pub console: (String, Option<Span>),
+    /// The PD the table is also exported to, read-only (the HTTP status
+    /// cell's dashboard).
+    pub http: Option<(String, Option<Span>)>,
     pub whole: Span,
 }
+
+/// The symbols by which the exported-to PD finds the table.
+pub const EXPORT_VADDR_SYMBOL: &str = "septa_stats_table";
+pub const EXPORT_SIZE_SYMBOL: &str = "septa_stats_table_size";
 
 /// Checks `[stats]` and adds the statistics PD, its console driver and
 /// their regions; returns the timer client to add.
@@ -87,6 +94,13 @@ pub(crate) fn expand(
             );
         }
     }
+    let http = w.http.as_ref().and_then(|(name, span)| {
+        let p = system.pd_index(name);
+        if p.is_none() {
+            sink.emit(Kind::StatsUnknownHttp(name.clone()), *span);
+        }
+        p
+    });
     let device = device?;
     if sink.out[errors..].iter().any(|d| !d.is_warning()) {
         return None;
@@ -154,6 +168,20 @@ pub(crate) fn expand(
     system.pds.push(driver);
 
     system.regions.push(region(TABLE.into(), SMALL_PAGE, &src));
+    // The export: the same frame, read-only, where the PD has room.
+    if let Some(h) = http {
+        let at = crate::expand::room(system, h, SMALL_PAGE);
+        system.pds[h].maps.push(Map {
+            perms: Perms {
+                read: true,
+                write: false,
+                execute: false,
+            },
+            setvar_vaddr: Some(EXPORT_VADDR_SYMBOL.into()),
+            setvar_size: Some(EXPORT_SIZE_SYMBOL.into()),
+            ..map(TABLE.into(), at, &src)
+        });
+    }
     system.regions.push(regs);
     system.regions.push(region(DMA.into(), DMA_SIZE, &src));
     system.channels.push(channel(

@@ -190,6 +190,7 @@ struct RawNet {
 #[serde(deny_unknown_fields)]
 struct RawStats {
     console: Spanned<String>,
+    http: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -798,9 +799,14 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
     let mut clients = crate::cells::expand(&mut system, cells, sink);
     if let Some(stats) = raw.stats {
         let whole = Span::from(stats.span());
-        let console = stats.into_inner().console;
+        let stats = stats.into_inner();
+        let console = stats.console;
         let wanted = crate::stats::Wanted {
             console: (console.get_ref().clone(), span_of(&console)),
+            http: stats
+                .http
+                .as_ref()
+                .map(|h| (h.get_ref().clone(), span_of(h))),
             whole,
         };
         if let Some(client) = crate::stats::expand(&mut system, wanted, sink) {

@@ -18,6 +18,9 @@
 //!   beyond its quota, and a storm of notifications at the key-value
 //!   cell. After the first round it reports what was refused (every
 //!   excess request, each with an error, never a fault) and goes on.
+//! - `ticker_a`, `ticker_b` (`tests/systems/cells-dashboard`): work a
+//!   little every 10 ms (so that the dashboard has CPU time to show);
+//!   `ticker_a` says `done` at once (the host's probe is the test).
 //! - `steady` (`cell-flood`): while the flood goes on, its key-value
 //!   namespace serves it (every put and get of [`STEADY_ROUNDS`] rounds,
 //!   none stalled for [`STALL_NS`]) and it echoes tcp/8081 for the
@@ -124,6 +127,7 @@ enum Role {
         worst: u64,
         failed: Option<KvError>,
     },
+    Ticker(u64),
     Idle,
 }
 
@@ -200,6 +204,16 @@ impl Cell for Program {
                         );
                         println!("{}", report::DONE);
                     }
+                }
+            }
+            Role::Ticker(n) => {
+                if events.timer() {
+                    // A little work: a hash of the tick count.
+                    let mut h = *n;
+                    for i in 0..20_000u64 {
+                        h = h.rotate_left(5) ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                    }
+                    *n = n.wrapping_add(1) ^ (h & 1);
                 }
             }
             Role::Idle => {}
@@ -457,6 +471,14 @@ cell!(|| {
         }
         "flooder" => flooder(),
         "steady" => steady(),
+        "ticker_a" | "ticker_b" => {
+            let _ = timer::every(10 * MS);
+            if me.as_str() == "ticker_a" {
+                println!("ticker_a: ticking");
+                println!("{}", report::DONE);
+            }
+            Role::Ticker(0)
+        }
         n => {
             println!("test-cell-services: no role for `{n}`");
             Role::Idle
