@@ -231,19 +231,22 @@ fn waiters_by_priority(cx: &mut Cx) -> Outcome {
     Ok(())
 }
 
+/// Receives on the endpoint in mail 0 with the reply object in mail 2;
+/// puts the badge in mail 3.
+fn bound_receiver(_: u64) {
+    let ep: Cap<Endpoint> = Cap::from_bits(mail(0));
+    let r: Cap<Reply> = Cap::from_bits(mail(2));
+    let (_, badge) = syscall::recv(ep.cptr(), r);
+    post(3, badge);
+}
+
 fn bound_wakes_recv(cx: &mut Cx) -> Outcome {
-    fn body(_: u64) {
-        let ep: Cap<Endpoint> = Cap::from_bits(mail(0));
-        let r: Cap<Reply> = Cap::from_bits(mail(2));
-        let (_, badge) = syscall::recv(ep.cptr(), r);
-        post(3, badge);
-    }
     let ep = cx.endpoint()?;
     let n = cx.notification()?;
     let r = cx.reply()?;
     post(0, ep.bits());
     post(2, r.bits());
-    let t = thread::spawn(cx, Spawn::new(body, 0).suspended())?;
+    let t = thread::spawn(cx, Spawn::new(bound_receiver, 0).suspended())?;
     ok!(t.tcb.bind_notification(n));
     ok!(t.tcb.resume());
     settle(cx)?;
@@ -286,12 +289,6 @@ fn signal_runs_higher(
 }
 
 fn higher_bound_recv(cx: &mut Cx) -> Outcome {
-    fn body(_: u64) {
-        let ep: Cap<Endpoint> = Cap::from_bits(mail(0));
-        let r: Cap<Reply> = Cap::from_bits(mail(2));
-        let (_, badge) = syscall::recv(ep.cptr(), r);
-        post(3, badge);
-    }
     signal_runs_higher(cx, |cx| {
         let ep = cx.endpoint()?;
         let n = cx.notification()?;
@@ -299,7 +296,7 @@ fn higher_bound_recv(cx: &mut Cx) -> Outcome {
         post(0, ep.bits());
         post(1, cx.mint(n, ALL, 0x21)?.bits());
         post(2, r.bits());
-        let t = thread::spawn(cx, Spawn::new(body, 0).prio(150).suspended())?;
+        let t = thread::spawn(cx, Spawn::new(bound_receiver, 0).prio(150).suspended())?;
         ok!(t.tcb.bind_notification(n));
         // Above the root: it runs to its Recv at once.
         ok!(t.tcb.resume());
