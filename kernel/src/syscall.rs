@@ -195,9 +195,7 @@ pub fn handle_interrupt_entry() {
     sched::update_timestamp();
     sched::check_budget();
     check_interrupt();
-    // An interrupt delivered is a signal: a driver above the interrupted
-    // thread is switched to directly.
-    sched::schedule_after_signal(sched::cur_thread());
+    sched::schedule();
     sched::activate_thread();
 }
 

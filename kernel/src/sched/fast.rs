@@ -95,9 +95,9 @@ pub fn fast_switch_to(t: Tcb, root: vspace::ReadyRoot) {
 }
 
 /// The end of a signal sent by the current thread `cur` (the signal fast
-/// path's, `crate::fastpath::signal`), or of an interrupt delivered while
-/// `cur` ran: [`schedule`] when the signal woke a thread `t` that outranks
-/// `cur`, written out for that case, else [`schedule`] itself.
+/// path's, `crate::fastpath::signal`): [`schedule`] when the signal woke a
+/// thread `t` that outranks `cur`, written out for that case, else
+/// [`schedule`] itself.
 ///
 /// `schedule` with `SwitchTo(t)` pending, no release due (`awaken` would
 /// find nothing), the domain's time left (`check_domain_time` would do

@@ -450,6 +450,9 @@ pub fn schedule() {
     }
 }
 
+// Inline in both of its callers (`schedule` and `schedule_after_signal`):
+// out of line it costs every slow-path schedule a call (ppc-active +15).
+#[inline(always)]
 fn switch_sched_context() {
     let cur = cur_thread();
     let next = sc_of(cur);
