@@ -170,6 +170,11 @@ impl Layout {
 /// cap.
 fn map_frame(vspace: u64, vaddr: u64, paddr: u64, execute: bool) -> Cap {
     let (_, e) = pagetable::walk(vspace, vaddr, 3);
+    map_frame_at(e, vaddr, paddr, execute)
+}
+
+/// [`map_frame`] with the page-table entry for `vaddr` already found.
+fn map_frame_at(e: u64, vaddr: u64, paddr: u64, execute: bool) -> Cap {
     let attrs = Attrs {
         read: true,
         write: true,
@@ -334,9 +339,27 @@ fn thread_objects(
 /// `user_image_frames`).
 fn image_frames(slots: &mut Slots, vspace: u64, input: &Input) -> Result<SlotRegion, BootError> {
     let start = slots.next;
+    // The last level-3 table walked to: the frames of one 2 MiB block have
+    // their entries side by side in it, so the walk from the root is done
+    // once a table rather than once a frame (about 100,000 instructions of
+    // boot for a 4 MiB image).
+    let mut table: Option<(u64, u64)> = None;
     let mut p = input.image.start;
     while p < input.image.end {
-        slots.put(&map_frame(vspace, p.wrapping_sub(input.pv_offset), p, true))?;
+        let vaddr = p.wrapping_sub(input.pv_offset);
+        let block = vaddr >> pagetable::entry_bits(2);
+        let e = match table {
+            Some((b, t)) if b == block => pagetable::entry_at(t, 3, vaddr),
+            _ => match pagetable::walk(vspace, vaddr, 3) {
+                (3, e) => {
+                    let t = e - 8 * pagetable::index(3, vaddr);
+                    table = Some((block, t));
+                    e
+                }
+                (_, e) => e,
+            },
+        };
+        slots.put(&map_frame_at(e, vaddr, p, true))?;
         p += PAGE;
     }
     Ok(SlotRegion {

@@ -57,7 +57,7 @@ use crate::cap::{EP_GRANT, EP_GRANT_REPLY, EP_RECEIVE, EP_SEND};
 use crate::context::{Reg, MSG_REGISTERS};
 use crate::cspace::lookup_fp;
 use crate::object::endpoint::{self, Ep, EpState};
-use crate::object::notification::{Ntfn, NtfnState};
+use crate::object::notification::{self, Ntfn, NtfnState};
 use crate::object::reply::ReplyObj;
 use crate::object::sched_context::Sc;
 use crate::object::tcb::{self, Tcb, ThreadState};
@@ -70,6 +70,8 @@ const MI_LENGTH_AND_CAPS: u64 = (1 << 9) - 1;
 const MI_LENGTH: u64 = (1 << 7) - 1;
 /// The caps-unwrapped field, which a delivered message clears.
 const MI_CAPS_UNWRAPPED: u64 = 0x7 << 9;
+/// The extra-caps field.
+const MI_EXTRA_CAPS: u64 = 0x3 << 7;
 /// Longest message the fast path carries: the register words. A word
 /// whose length and extra-caps fields together read at most this has no
 /// extra caps and a short length.
@@ -309,7 +311,8 @@ pub fn reply_recv(cur: Tcb) -> bool {
 /// same address-space and FPU requests.
 #[inline(always)]
 pub fn signal(cur: Tcb) -> bool {
-    if cur.has_fault() {
+    // Extra caps are looked up (and may fault) before a signal.
+    if cur.has_fault() || cur.reg(Reg::MSG_INFO) & MI_EXTRA_CAPS != 0 {
         return false;
     }
     let cap = lookup_fp(cur.slot(tcb::CTABLE).raw_cap(), cur.reg(Reg::CAP));
@@ -324,8 +327,10 @@ pub fn signal(cur: Tcb) -> bool {
     let dest = match n.state() {
         NtfnState::Active => None,
         NtfnState::Idle => match n.bound_tcb() {
-            // Waking a bound thread cancels its endpoint wait: slow path.
-            Some(t) if t.state() == ThreadState::BlockedOnReceive => return false,
+            // Waking a bound thread cancels its endpoint wait.
+            Some(t) if t.state() == ThreadState::BlockedOnReceive => {
+                return signal_and_switch(cur, ntfn, badge)
+            }
             _ => None,
         },
         NtfnState::Waiting => n.queue_head(),
@@ -333,11 +338,13 @@ pub fn signal(cur: Tcb) -> bool {
     // A thread to wake first (seL4's order): one that would outrank `cur`
     // or needs more than a plain resume goes the slow way.
     if let Some(dest) = dest {
+        if dest.priority() > cur.priority() {
+            return signal_and_switch(cur, ntfn, badge);
+        }
         let Some(dsc) = Sc::from_link(dest.sched_context()) else {
             return false;
         };
-        if dest.priority() > cur.priority()
-            || !dest.in_no_queue()
+        if !dest.in_no_queue()
             || !dsc.is_active()
             || !dsc.refill_ready()
             || !dsc.refill_sufficient(0)
@@ -389,6 +396,37 @@ pub fn signal(cur: Tcb) -> bool {
     if let Some(root) = root {
         sched::fast_switch_to(cur, root);
     }
+    taken(2);
+    true
+}
+
+/// Send on a notification that wakes a thread: the bound thread waiting on
+/// an endpoint, or a waiter above `cur` (the notify-rt case: a server
+/// woken by its client). The signal itself is the slow path's
+/// ([`notification::send_signal`]), only the system call's generic part
+/// (the invocation's look-up and decode, the Restart and Running states it
+/// passes through) is left out, and the switch to a woken thread that
+/// outranks `cur` is made directly ([`sched::schedule_after_signal`]).
+/// Done when `cur`, running without a fault, has the budget for this
+/// entry (else the slow path ends its time slice); the caller checked the
+/// cap, its send right and that no extra caps are named.
+#[inline(never)]
+fn signal_and_switch(cur: Tcb, ntfn: u64, badge: u64) -> bool {
+    if cur.state() != ThreadState::Running {
+        return false;
+    }
+    let Some(sc) = sched::fast_budget() else {
+        return false;
+    };
+    if cur.sched_context() != sc.paddr() {
+        return false;
+    }
+
+    // --- point of no return ---
+    preempt::reset_work_units();
+    notification::send_signal(ntfn, badge);
+    sched::schedule_after_signal(cur);
+    sched::activate_thread();
     taken(2);
     true
 }

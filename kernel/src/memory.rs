@@ -294,6 +294,64 @@ fn field_ptr<T>(paddr: u64) -> *mut T {
     }
 }
 
+/// The kernel address of the object at `base`, computed once and kept in
+/// a register: the addition goes through an empty `asm!` the compiler
+/// cannot see into, so it does not fold the window's large offset into
+/// each field's displacement (one `add` and a load per field, as it would
+/// otherwise do) and every field of the object is one load or store at a
+/// small immediate offset from the same register. `pure` and `nomem` let
+/// the compiler share the value between the accesses to one object.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[inline(always)]
+fn object_base(base: u64) -> u64 {
+    let mut k = base.wrapping_add(current::FIXED.offset);
+    // SAFETY: the template is empty: the register comes out as it went in,
+    // nothing is read or written, no flag or stack changes.
+    unsafe {
+        core::arch::asm!("/* {0} */", inout(reg) k, options(pure, nomem, nostack, preserves_flags));
+    }
+    k
+}
+
+/// The kernel pointer for the field at `off` of the object at `base`
+/// (see [`field_ptr`], [`object_base`]).
+#[inline(always)]
+fn object_field_ptr<T>(base: u64, off: u64) -> *mut T {
+    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+    {
+        core::ptr::with_exposed_provenance_mut::<T>(object_base(base).wrapping_add(off) as usize)
+    }
+    #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
+    {
+        checked_ptr::<T>(base + off, size_of::<T>() as u64)
+    }
+}
+
+/// Reads the field at `off` of the object at `base`, checked with
+/// [`check_object`]: [`read_field`] of `base + off`, reached from the
+/// object's kernel address (see [`object_base`]).
+///
+/// # Safety
+/// As for [`read_field`] at `base + off`.
+#[inline(always)]
+pub unsafe fn read_object_field<T: Pod>(base: u64, off: u64) -> T {
+    let p = object_field_ptr::<T>(base, off);
+    // SAFETY: as in `read_field`.
+    unsafe { p.read() }
+}
+
+/// Writes the field at `off` of the object at `base` (see
+/// [`read_object_field`]).
+///
+/// # Safety
+/// As for [`read_field`] at `base + off`.
+#[inline(always)]
+pub unsafe fn write_object_field<T: Pod>(base: u64, off: u64, value: T) {
+    let p = object_field_ptr::<T>(base, off);
+    // SAFETY: as in `write_field`.
+    unsafe { p.write(value) }
+}
+
 /// Reads a field of an object checked with [`check_object`].
 ///
 /// # Safety

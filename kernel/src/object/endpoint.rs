@@ -61,14 +61,14 @@ impl Ep {
         assert!(i < 2);
         // SAFETY: word `i` lies inside the object, whose range and
         // alignment `Ep::new` (the only constructor) checked.
-        unsafe { memory::read_field(self.0 + 8 * i) }
+        unsafe { memory::read_object_field(self.0, 8 * i) }
     }
 
     #[inline(always)]
     fn set_word(self, i: u64, v: u64) {
         assert!(i < 2);
         // SAFETY: as in `word`.
-        unsafe { memory::write_field(self.0 + 8 * i, v) }
+        unsafe { memory::write_object_field(self.0, 8 * i, v) }
     }
 
     #[inline(always)]

@@ -73,14 +73,14 @@ impl Ntfn {
         // SAFETY: the word lies inside the object, aligned, and
         // `Ntfn::new` (the only constructor) checked the object's range
         // and alignment.
-        unsafe { memory::read_field(self.0 + off) }
+        unsafe { memory::read_object_field(self.0, off) }
     }
 
     #[inline(always)]
     fn write(self, off: u64, v: u64) {
         assert!(off + 8 <= NTFN_BYTES && off.is_multiple_of(8));
         // SAFETY: as in `read`.
-        unsafe { memory::write_field(self.0 + off, v) }
+        unsafe { memory::write_object_field(self.0, off, v) }
     }
 
     pub fn state(self) -> NtfnState {

@@ -120,14 +120,14 @@ impl Sc {
         assert!(off + 8 <= HEADER_BYTES && off.is_multiple_of(8));
         // SAFETY: the word lies inside the header, aligned, and `Sc::new`
         // (the only constructor) checked the header's range and alignment.
-        unsafe { memory::read_field(self.0 + off) }
+        unsafe { memory::read_object_field(self.0, off) }
     }
 
     #[inline(always)]
     fn write(self, off: u64, v: u64) {
         assert!(off + 8 <= HEADER_BYTES && off.is_multiple_of(8));
         // SAFETY: as in `read`.
-        unsafe { memory::write_field(self.0 + off, v) }
+        unsafe { memory::write_object_field(self.0, off, v) }
     }
 
     #[inline(always)]

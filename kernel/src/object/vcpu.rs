@@ -154,14 +154,14 @@ impl Vcpu {
         // SAFETY: the word lies inside the VCPU object, whose range and
         // alignment `Vcpu::new` (the only constructor) checked, at an
         // offset that keeps it aligned.
-        unsafe { memory::read_field(self.0 + off) }
+        unsafe { memory::read_object_field(self.0, off) }
     }
 
     #[inline(always)]
     fn write(self, off: u64, v: u64) {
         assert!(off + 8 <= VCPU_BYTES && off.is_multiple_of(8));
         // SAFETY: as in `read`.
-        unsafe { memory::write_field(self.0 + off, v) }
+        unsafe { memory::write_object_field(self.0, off, v) }
     }
 
     /// The TCB bound to this VCPU.

@@ -93,3 +93,42 @@ pub fn fast_switch_to(t: Tcb, root: vspace::ReadyRoot) {
     vcpu::switch_to(t);
     with(|s| s.cur_thread.set(Some(t)));
 }
+
+/// The end of a signal sent by the current thread `cur` (the signal fast
+/// path's, `crate::fastpath::signal`): [`schedule`] when the signal woke a
+/// thread `t` that outranks `cur`, written out for that case, else
+/// [`schedule`] itself.
+///
+/// `schedule` with `SwitchTo(t)` pending, no release due (`awaken` would
+/// find nothing), the domain's time left (`check_domain_time` would do
+/// nothing), `cur` not the idle thread and below `t` (no "fast fail", no
+/// equal priority): `cur` goes back to the head of its ready queue if it
+/// can run, `t` becomes current, and the scheduling context switch, the
+/// time commit and the timer follow as there. What is left out is the
+/// choosing, none of the state changes.
+pub fn schedule_after_signal(cur: Tcb) {
+    let direct = with(|s| match s.action.get() {
+        Action::SwitchTo(t) => {
+            t.priority() > cur.priority()
+                && s.idle_thread.get() != Some(cur)
+                && !(NUM_DOMAINS > 1 && s.domain_time.get() == 0)
+                && no_release_due(s)
+        }
+        _ => false,
+    });
+    let Action::SwitchTo(t) = action() else {
+        return schedule();
+    };
+    if !direct {
+        return schedule();
+    }
+    if is_schedulable(cur) {
+        tcb_sched_enqueue(cur);
+    }
+    switch_to_thread(t);
+    with(|s| s.action.set(Action::ResumeCurrent));
+    switch_sched_context();
+    if with(|s| s.reprogram.replace(false)) {
+        set_next_interrupt();
+    }
+}

@@ -220,7 +220,7 @@ impl Tcb {
         // SAFETY: the word lies inside the TCB object, whose whole range and
         // alignment `Tcb::new` (the only constructor) passed to
         // `check_object`, at an offset that keeps it aligned.
-        unsafe { memory::read_field(self.0 + off) }
+        unsafe { memory::read_object_field(self.0, off) }
     }
 
     #[inline(always)]
@@ -230,7 +230,7 @@ impl Tcb {
             "TCB field offset {off:#x}"
         );
         // SAFETY: as in `read`.
-        unsafe { memory::write_field(self.0 + off, v) }
+        unsafe { memory::write_object_field(self.0, off, v) }
     }
 
     // --- registers -------------------------------------------------------

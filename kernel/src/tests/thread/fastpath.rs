@@ -659,6 +659,9 @@ struct SignalParams {
     cross_domain: bool,
     other: Option<u64>,
     bound: bool,
+    /// Bound, the waiter waits in Recv on an endpoint (with a reply
+    /// object) rather than on the notification: a Microkit PD's wait.
+    on_endpoint: bool,
     signals: u64,
     badge: u64,
 }
@@ -694,8 +697,17 @@ fn signal_scenario(slow: bool, p: &SignalParams) -> Outcome {
     // priority.
     set_priority(&s, ROOT_TCB, 0);
     assert_eq!(s.cur(), waiter.tcb);
-    s.load(waiter.tcb, ntfn, 0, &[], &[]);
-    s.syscall(waiter.tcb, sys::WAIT);
+    if p.bound && p.on_endpoint {
+        let ep = s.make(ObjectType::Endpoint, 0);
+        let reply = s.make(ObjectType::Reply, 0);
+        waiter.tcb.set_reg(Reg::REPLY, reply);
+        s.load(waiter.tcb, ep, 0, &[], &[]);
+        s.syscall(waiter.tcb, sys::RECV);
+        assert_eq!(waiter.tcb.state(), ThreadState::BlockedOnReceive);
+    } else {
+        s.load(waiter.tcb, ntfn, 0, &[], &[]);
+        s.syscall(waiter.tcb, sys::WAIT);
+    }
     set_priority(&s, ROOT_TCB, p.prio);
     if p.cross_domain {
         let dom = s.slot();
@@ -736,12 +748,12 @@ proptest! {
     fn the_signal_fast_path_leaves_what_the_slow_path_leaves(
         prio in prio(),
         waiter_prio in prio(),
-        (sporadic, cross_domain, bound) in (any::<bool>(), any::<bool>(), any::<bool>()),
+        (sporadic, cross_domain, bound, on_endpoint) in (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
         other in proptest::option::of(prio()),
         signals in 1u64..4,
         badge in 0u64..8,
     ) {
-        let p = SignalParams { prio, waiter_prio, sporadic, cross_domain, other, bound, signals, badge };
+        let p = SignalParams { prio, waiter_prio, sporadic, cross_domain, other, bound, on_endpoint, signals, badge };
         let slow = signal_scenario(true, &p);
         let fast = signal_scenario(false, &p);
         same(&fast, &slow, memory::arena::PHYS_BASE)?;
@@ -757,6 +769,7 @@ fn signals_to_a_lower_waiter_take_the_fast_path_in_the_benchmark_configuration()
         cross_domain: false,
         other: None,
         bound: false,
+        on_endpoint: false,
         signals: 3,
         badge: 2,
     };
@@ -771,4 +784,32 @@ fn signals_to_a_lower_waiter_take_the_fast_path_in_the_benchmark_configuration()
     };
     assert_eq!(TAKEN.with(|t| t.get())[2], want);
     same(&fast, &slow, memory::arena::PHYS_BASE).unwrap();
+}
+
+/// The notify-rt case: a client signals a higher-priority server whose
+/// bound notification wakes it from its Recv on an endpoint, or a
+/// higher-priority thread waiting on the notification itself; both take
+/// the signal fast path in the benchmark configuration, switch to the
+/// woken thread and leave what the slow path leaves.
+#[test]
+fn signals_waking_a_higher_thread_switch_to_it_as_the_slow_path_does() {
+    for (bound, on_endpoint) in [(true, true), (false, false), (true, false)] {
+        let p = SignalParams {
+            prio: 50,
+            waiter_prio: 100,
+            sporadic: false,
+            cross_domain: false,
+            other: Some(20),
+            bound,
+            on_endpoint,
+            signals: 1,
+            badge: 4,
+        };
+        let slow = signal_scenario(true, &p);
+        TAKEN.with(|t| t.set([0; 3]));
+        let fast = signal_scenario(false, &p);
+        let want = septa_abi::CONFIG.signal_fastpath() as u64;
+        assert_eq!(TAKEN.with(|t| t.get())[2], want, "{p:?}");
+        same(&fast, &slow, memory::arena::PHYS_BASE).unwrap();
+    }
 }

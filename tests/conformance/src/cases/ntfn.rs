@@ -61,6 +61,14 @@ pub const CASES: &[Case] = &[
         run: bound_wakes_recv,
     },
     Case {
+        name: "ntfn/signal-runs-a-higher-bound-receiver-at-once",
+        run: higher_bound_recv,
+    },
+    Case {
+        name: "ntfn/signal-runs-a-higher-waiter-at-once",
+        run: higher_waiter,
+    },
+    Case {
         name: "ntfn/bound-pending-signal-before-wait",
         run: bound_pending,
     },
@@ -223,19 +231,22 @@ fn waiters_by_priority(cx: &mut Cx) -> Outcome {
     Ok(())
 }
 
+/// Receives on the endpoint in mail 0 with the reply object in mail 2;
+/// puts the badge in mail 3.
+fn bound_receiver(_: u64) {
+    let ep: Cap<Endpoint> = Cap::from_bits(mail(0));
+    let r: Cap<Reply> = Cap::from_bits(mail(2));
+    let (_, badge) = syscall::recv(ep.cptr(), r);
+    post(3, badge);
+}
+
 fn bound_wakes_recv(cx: &mut Cx) -> Outcome {
-    fn body(_: u64) {
-        let ep: Cap<Endpoint> = Cap::from_bits(mail(0));
-        let r: Cap<Reply> = Cap::from_bits(mail(2));
-        let (_, badge) = syscall::recv(ep.cptr(), r);
-        post(3, badge);
-    }
     let ep = cx.endpoint()?;
     let n = cx.notification()?;
     let r = cx.reply()?;
     post(0, ep.bits());
     post(2, r.bits());
-    let t = thread::spawn(cx, Spawn::new(body, 0).suspended())?;
+    let t = thread::spawn(cx, Spawn::new(bound_receiver, 0).suspended())?;
     ok!(t.tcb.bind_notification(n));
     ok!(t.tcb.resume());
     settle(cx)?;
@@ -244,6 +255,66 @@ fn bound_wakes_recv(cx: &mut Cx) -> Outcome {
     t.join()?;
     check_eq!(mail(3), 0x40);
     Ok(())
+}
+
+/// The root, lowered to `ROOT_PRIO`, signals a thread above it that
+/// `setup` left waiting: the woken thread runs before the Signal returns
+/// (the badge is in its mail at once, with no join or settle between), and
+/// the root runs again when it blocks. In the benchmark configuration this
+/// is the signal fast path's direct switch; the root's priority is back at
+/// the top before anything is checked.
+fn signal_runs_higher(
+    cx: &mut Cx,
+    setup: impl FnOnce(&mut Cx) -> Result<thread::Thread, crate::report::Failure>,
+) -> Outcome {
+    const ROOT_PRIO: u64 = 100;
+    let max = septa_abi::kernel_config::MAX_PRIORITY;
+    post(3, 0);
+    ok!(cx.root_tcb().set_priority(cx.root_tcb(), ROOT_PRIO));
+    let result = setup(cx);
+    let badge_at_once = result.as_ref().ok().map(|_| {
+        let n = n_of(1);
+        n.signal();
+        mail(3)
+    });
+    ok!(cx.root_tcb().set_priority(cx.root_tcb(), max));
+    let t = result?;
+    t.join()?;
+    check_eq!(
+        badge_at_once,
+        Some(0x21),
+        "the woken thread did not run at once"
+    );
+    Ok(())
+}
+
+fn higher_bound_recv(cx: &mut Cx) -> Outcome {
+    signal_runs_higher(cx, |cx| {
+        let ep = cx.endpoint()?;
+        let n = cx.notification()?;
+        let r = cx.reply()?;
+        post(0, ep.bits());
+        post(1, cx.mint(n, ALL, 0x21)?.bits());
+        post(2, r.bits());
+        let t = thread::spawn(cx, Spawn::new(bound_receiver, 0).prio(150).suspended())?;
+        ok!(t.tcb.bind_notification(n));
+        // Above the root: it runs to its Recv at once.
+        ok!(t.tcb.resume());
+        Ok(t)
+    })
+}
+
+fn higher_waiter(cx: &mut Cx) -> Outcome {
+    fn body(_: u64) {
+        let badge = n_of(0).wait();
+        post(3, badge);
+    }
+    signal_runs_higher(cx, |cx| {
+        let n = cx.notification()?;
+        post(0, n.bits());
+        post(1, cx.mint(n, ALL, 0x21)?.bits());
+        thread::spawn(cx, Spawn::new(body, 0).prio(150))
+    })
 }
 
 fn bound_pending(cx: &mut Cx) -> Outcome {
