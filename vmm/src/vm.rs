@@ -32,6 +32,7 @@ use crate::platform::{Hooks, Platform};
 use crate::psci::{self, Call};
 use crate::syndrome::{self, ec, Access, Origin, Undecodable};
 use crate::vgic::ListRegisters;
+use crate::virtio::{self, GuestMem};
 use crate::{fdt, MAX_VCPUS};
 
 /// The virtual timer's PPI (INTID 27), which seL4 delivers as VPPI events.
@@ -119,9 +120,10 @@ enum Noise {
     Firmware,
     Sysreg,
     Exception,
+    Virtio,
 }
 
-const NOISE_KINDS: usize = 5;
+const NOISE_KINDS: usize = 6;
 
 /// State of one VM.
 pub struct Vm<'a, P: Platform, H: Hooks> {
@@ -143,6 +145,10 @@ pub struct Vm<'a, P: Platform, H: Hooks> {
     running: bool,
     boots: u32,
     noise: [u64; NOISE_KINDS],
+    /// Guest RAM as the devices reach it (none: no virtio device works).
+    mem: Option<GuestMem>,
+    /// The network card and its transport's slot.
+    net: Option<(u32, virtio::net::Net)>,
 }
 
 /// A GPR's position in the TCB register order (pc, sp, spsr, x0..x8, x16,
@@ -190,8 +196,8 @@ fn count_for(x: u8) -> usize {
 enum Device {
     Gicd(u64),
     Uart(u64),
-    /// An offset in a virtio-mmio transport.
-    Virtio(u64),
+    /// A virtio-mmio transport's slot and an offset in it.
+    Virtio(u32, u64),
     None,
 }
 
@@ -205,7 +211,10 @@ fn device_at(gpa: u64) -> Device {
     let virtio_end = m::VIRTIO_MMIO_BASE + m::VIRTIO_MMIO_STRIDE * u64::from(m::VIRTIO_MMIO_COUNT);
     if (m::VIRTIO_MMIO_BASE..virtio_end).contains(&gpa) {
         let off = gpa - m::VIRTIO_MMIO_BASE;
-        return Device::Virtio(off % m::VIRTIO_MMIO_STRIDE);
+        return Device::Virtio(
+            (off / m::VIRTIO_MMIO_STRIDE) as u32,
+            off % m::VIRTIO_MMIO_STRIDE,
+        );
     }
     Device::None
 }
@@ -247,6 +256,80 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
             running: false,
             boots: 0,
             noise: [0; NOISE_KINDS],
+            mem: None,
+            net: None,
+        }
+    }
+
+    /// Gives the devices guest RAM (the VMM's view of it).
+    pub fn set_guest_mem(&mut self, mem: GuestMem) {
+        self.mem = Some(mem);
+    }
+
+    /// Offers the guest a network card on transport `slot`.
+    pub fn attach_net(&mut self, slot: u32, net: virtio::net::Net) {
+        self.net = Some((slot, net));
+    }
+
+    pub fn net(&self) -> Option<&virtio::net::Net> {
+        self.net.as_ref().map(|(_, n)| n)
+    }
+
+    /// The net virtualisers signalled: move what can move.
+    pub fn net_poll(&mut self) {
+        let (Some(mem), Some((_, net))) = (self.mem, self.net.as_mut()) else {
+            return;
+        };
+        let w = net.poll(&mem);
+        self.net_work(w);
+        self.flush_irqs();
+    }
+
+    fn net_work(&mut self, w: virtio::net::Work) {
+        let Some((slot, _)) = self.net else { return };
+        if w.interrupt {
+            let irq = (m::SPI_BASE + m::VIRTIO_MMIO_FIRST_SPI + slot) as usize;
+            self.gicd.set_pending(0, irq);
+        }
+        if w.notify_rx || w.notify_tx {
+            self.platform.net_notify(w.notify_rx, w.notify_tx);
+        }
+        if let Some(e) = w.error {
+            self.noisy(Noise::Virtio, format_args!("network card: {e}: refused"));
+        }
+    }
+
+    /// A guest access to virtio-mmio transport `slot`.
+    fn virtio_access(
+        &mut self,
+        slot: u32,
+        off: u64,
+        a: &Access,
+        value: u64,
+    ) -> Result<Option<u64>, &'static str> {
+        match (self.mem, self.net.as_mut()) {
+            (Some(mem), Some((s, net))) if *s == slot => {
+                if a.write {
+                    let (effect, work) = net.write(&mem, off, a.size, value as u32)?;
+                    if let virtio::mmio::Effect::Ignored(why) = effect {
+                        self.noisy(
+                            Noise::Virtio,
+                            format_args!(
+                                "network card: write {value:#x} at {off:#x} ignored: {why}"
+                            ),
+                        );
+                    }
+                    self.net_work(work);
+                    Ok(None)
+                } else {
+                    net.read(off, a.size).map(|v| Some(u64::from(v)))
+                }
+            }
+            _ => Ok(if a.write {
+                None
+            } else {
+                Some(u64::from(virtio_empty(off)))
+            }),
         }
     }
 
@@ -352,6 +435,9 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
         }
         self.gicd.reset();
         self.uart.reset();
+        if let Some((_, net)) = self.net.as_mut() {
+            net.reset();
+        }
         self.output_len = 0;
         self.boots += 1;
         self.hooks.guest_starting();
@@ -613,11 +699,7 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
         let result = match device {
             Device::Gicd(off) => self.gicd_access(index, vcpu, off, &access, value),
             Device::Uart(off) => self.uart_access(off, &access, value),
-            Device::Virtio(off) => Ok(if access.write {
-                None
-            } else {
-                Some(u64::from(virtio_empty(off)))
-            }),
+            Device::Virtio(slot, off) => self.virtio_access(slot, off, &access, value),
             Device::None => Err("no device there"),
         };
         let tx = access.write && matches!(device, Device::Uart(o) if o & !3 == pl011::reg::DR);

@@ -24,6 +24,7 @@
 //! | `udp-echo PORT COUNT [LIMIT]` | send COUNT datagrams of varied sizes to guest UDP port PORT, each until it comes back |
 //! | `fuzz PORT COUNT [LIMIT]` | inject COUNT malformed, truncated, oversized and random frames into the system's network card (the harness adds an injection port), checking between bursts that the stack answers pings; the counters of `/api/status` on guest TCP port PORT must account for every frame the stack was sure to see and drop |
 //! | `tcp-accept PORT TEXT [LIMIT]` | listen on the host's 127.0.0.1:PORT (the system reaches it as 10.0.2.2:PORT) and accept one connection that must carry TEXT |
+//! | `serve PORT SIZE [LIMIT]` | listen on the host's 127.0.0.1:PORT and, in the background, answer one HTTP GET before LIMIT with SIZE pseudo-random bytes (`netprobe::SERVE_SEED`); the step returns once it listens. In a `send uart` TEXT, `{tcp/N}` is the host port this run forwards to the system's tcp/N |
 //! | `no-line TEXT` | no console line so far contains TEXT |
 //! | `lines N PATTERN... [LIMIT]` | wait until the serial console has shown, for every PATTERN (a text with one `{}`), the N lines it makes with `{}` = 1, 2, ..., N, in that order; every console line that contains a PATTERN's text before `{}` must be the next of its lines exactly (after ANSI colour codes are removed), or the step fails: a torn, lost, repeated or reordered line |
 //!
@@ -104,6 +105,10 @@ pub enum Action {
     TcpAccept {
         port: u16,
         want: Vec<u8>,
+    },
+    Serve {
+        port: u16,
+        size: u64,
     },
 }
 
@@ -309,6 +314,11 @@ impl Probe {
                         )
                     }
                 }
+                "serve" => {
+                    let port = take_port(&mut rest).map_err(err)?;
+                    let size = parse_size(take_word(&mut rest)).map_err(err)?;
+                    (Action::Serve { port, size }, true)
+                }
                 "tcp-accept" => {
                     let port = take_port(&mut rest).map_err(err)?;
                     let want = take_text(&mut rest).map_err(err)?;
@@ -323,7 +333,7 @@ impl Probe {
                 ),
                 other => {
                     return Err(err(format!(
-                        "unknown step `{other}`: use `after`, `send`, `expect`, `lines`, `http`, `tcp-echo`, `tcp-send`, `udp-echo`, `fuzz`, `tcp-accept` or `no-line`"
+                        "unknown step `{other}`: use `after`, `send`, `expect`, `lines`, `http`, `tcp-echo`, `tcp-send`, `udp-echo`, `fuzz`, `tcp-accept`, `serve` or `no-line`"
                     )))
                 }
             };
@@ -437,6 +447,8 @@ impl Probe {
                     println!("   probe: {what}: {r}");
                 }
                 Action::Fuzz { port, count } => fuzz_step(net, *port, *count, deadline, &fail)?,
+                Action::Serve { port, size } => crate::netprobe::serve(*port, *size, deadline)
+                    .map_err(|e| fail(&format!("serving on the host's tcp/{port}"), e))?,
                 Action::TcpAccept { port, want } => {
                     crate::netprobe::tcp_accept(*port, want, deadline)
                         .map_err(|e| fail(&format!("accepting on the host's tcp/{port}"), e))?
@@ -458,7 +470,7 @@ impl Probe {
                         return Err(ProbeError::NoUart { line: step.line });
                     };
                     input
-                        .write_all(bytes)
+                        .write_all(&forwarded_ports(bytes, net))
                         .and_then(|()| input.flush())
                         .map_err(|e| ProbeError::Send {
                             line: step.line,
@@ -489,6 +501,41 @@ impl Probe {
         }
         Ok(())
     }
+}
+
+/// `bytes` with each `{tcp/N}` (or `{udp/N}`) replaced by the host port
+/// this run forwards to that port of the system (left as it is when none
+/// does): a guest typed to can reach a native cell through the host.
+pub fn forwarded_ports(bytes: &[u8], net: &NetEnv) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let Some(start) = rest.iter().position(|&b| b == b'{') {
+        out.extend_from_slice(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest.iter().position(|&b| b == b'}');
+        let port = end.and_then(|e| {
+            let inner = std::str::from_utf8(&rest[1..e]).ok()?;
+            let (proto, port) = inner.split_once('/')?;
+            let proto = match proto {
+                "tcp" => septa_sysdesc::Proto::Tcp,
+                "udp" => septa_sysdesc::Proto::Udp,
+                _ => return None,
+            };
+            net.forwards.get(&(proto, port.parse().ok()?)).copied()
+        });
+        match (end, port) {
+            (Some(e), Some(p)) => {
+                out.extend_from_slice(p.to_string().as_bytes());
+                rest = &rest[e + 1..];
+            }
+            _ => {
+                out.push(b'{');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 /// The fuzz step: counters before, the frames, counters after.
