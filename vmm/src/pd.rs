@@ -81,6 +81,9 @@ setvar! {
     static NET_TX_DATA = "vmm_net_tx_data" default 0;
     static NET_RX_CHANNEL = "vmm_net_rx_channel" default u64::MAX;
     static NET_TX_CHANNEL = "vmm_net_tx_channel" default u64::MAX;
+    // The guest's disk (a `[blk]` partition whose client is the VMM, the
+    // VM having a `blk` device): its transport slot, plus one (0: none).
+    static BLK = "septa_vm_blk" default 0;
 }
 
 /// The vCPUs the tool listed, in order.
@@ -376,6 +379,8 @@ impl Platform for Sel4 {
 /// The VMM PD's state.
 pub struct VmmPd<H: Hooks> {
     vm: Vm<'static, Sel4, H>,
+    /// The block virtualiser's channel, if the guest has a disk.
+    blk_channel: Option<Channel>,
     /// The receive virtualiser may have put input the VMM has not read.
     input_waiting: bool,
 }
@@ -403,6 +408,9 @@ impl<H: Hooks> VmmPd<H> {
 
 impl<H: Hooks> Handler for VmmPd<H> {
     fn notified(&mut self, channels: ChannelSet) {
+        if self.blk_channel.is_some_and(|c| channels.contains(c)) {
+            self.vm.blk_poll();
+        }
         let p = self.vm.platform_mut();
         if [p.net_rx, p.net_tx]
             .into_iter()
@@ -484,6 +492,23 @@ pub fn init<H: Hooks>(hooks: H) -> VmmPd<H> {
         // Tell the receive virtualiser its buffers are there.
         vm.platform_mut().net_notify(true, false);
     }
+    let mut blk_channel = None;
+    if let Some(slot) = BLK.get().checked_sub(1) {
+        match septa_block_protocol::Connection::from_setvars() {
+            Ok(conn) => {
+                println!(
+                    "{}: disk on virtio-mmio slot {slot}",
+                    septa_runtime::pd_name()
+                );
+                blk_channel = Some(conn.channel());
+                vm.attach_blk(slot as u32, crate::virtio::blk::Blk::new(Some(conn)));
+            }
+            Err(e) => println!(
+                "{}: the disk is not wired ({e}): it stays unplugged",
+                septa_runtime::pd_name()
+            ),
+        }
+    }
     match vm.boot() {
         Ok(p) => println!(
             "{}: guest booting: kernel {} bytes at {:#x}, device tree at {:#x}, initrd {} bytes at {:#x}",
@@ -501,6 +526,7 @@ pub fn init<H: Hooks>(hooks: H) -> VmmPd<H> {
     }
     VmmPd {
         vm,
+        blk_channel,
         input_waiting: serial::input_channel().is_some(),
     }
 }

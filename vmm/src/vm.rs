@@ -149,6 +149,8 @@ pub struct Vm<'a, P: Platform, H: Hooks> {
     mem: Option<GuestMem>,
     /// The network card and its transport's slot.
     net: Option<(u32, virtio::net::Net)>,
+    /// The disk and its transport's slot.
+    blk: Option<(u32, virtio::blk::Blk)>,
 }
 
 /// A GPR's position in the TCB register order (pc, sp, spsr, x0..x8, x16,
@@ -258,6 +260,7 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
             noise: [0; NOISE_KINDS],
             mem: None,
             net: None,
+            blk: None,
         }
     }
 
@@ -269,6 +272,32 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
     /// Offers the guest a network card on transport `slot`.
     pub fn attach_net(&mut self, slot: u32, net: virtio::net::Net) {
         self.net = Some((slot, net));
+    }
+
+    /// Offers the guest a disk on transport `slot`.
+    pub fn attach_blk(&mut self, slot: u32, blk: virtio::blk::Blk) {
+        self.blk = Some((slot, blk));
+    }
+
+    /// The block virtualiser answered: complete and send requests.
+    pub fn blk_poll(&mut self) {
+        let (Some(mem), Some((_, blk))) = (self.mem, self.blk.as_mut()) else {
+            return;
+        };
+        let w = blk.poll(&mem);
+        self.blk_work(w);
+        self.flush_irqs();
+    }
+
+    fn blk_work(&mut self, w: virtio::blk::Work) {
+        let Some((slot, _)) = self.blk else { return };
+        if w.interrupt {
+            let irq = (m::SPI_BASE + m::VIRTIO_MMIO_FIRST_SPI + slot) as usize;
+            self.gicd.set_pending(0, irq);
+        }
+        if let Some(e) = w.error {
+            self.noisy(Noise::Virtio, format_args!("disk: {e}: refused"));
+        }
     }
 
     pub fn net(&self) -> Option<&virtio::net::Net> {
@@ -307,6 +336,22 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
         a: &Access,
         value: u64,
     ) -> Result<Option<u64>, &'static str> {
+        if let (Some(mem), Some((s, blk))) = (self.mem, self.blk.as_mut()) {
+            if *s == slot {
+                if !a.write {
+                    return blk.read(off, a.size).map(|v| Some(u64::from(v)));
+                }
+                let (effect, work) = blk.write(&mem, off, a.size, value as u32)?;
+                if let virtio::mmio::Effect::Ignored(why) = effect {
+                    self.noisy(
+                        Noise::Virtio,
+                        format_args!("disk: write {value:#x} at {off:#x} ignored: {why}"),
+                    );
+                }
+                self.blk_work(work);
+                return Ok(None);
+            }
+        }
         match (self.mem, self.net.as_mut()) {
             (Some(mem), Some((s, net))) if *s == slot => {
                 if a.write {
@@ -437,6 +482,9 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
         self.uart.reset();
         if let Some((_, net)) = self.net.as_mut() {
             net.reset();
+        }
+        if let Some((_, blk)) = self.blk.as_mut() {
+            blk.reset();
         }
         self.output_len = 0;
         self.boots += 1;

@@ -8,6 +8,7 @@
 //! | [`queue`] | one split virtqueue: the guest's descriptor chains, the used ring |
 //! | [`mmio`] | the virtio-mmio register block of one device |
 //! | [`net`] | the network device, on the net virtualisers' queues |
+//! | [`blk`] | the disk, on the block virtualiser's queues |
 //!
 //! What is emulated is what Linux's `virtio_mmio` and `virtio_net` need
 //! and no more (the list is in `docs/vmm.md`): no legacy interface, no
@@ -18,6 +19,7 @@
 //! chain comes back used with nothing written, or the device asks for a
 //! reset), never an access outside the guest's RAM.
 
+pub mod blk;
 pub mod mem;
 pub mod mmio;
 pub mod net;

@@ -144,10 +144,7 @@ impl Queue {
     /// the error's place: [`Queue::pop`] returns it with the error so the
     /// device can give it back used); an available index the guest moved
     /// too far is an error that takes nothing.
-    pub fn pop(
-        &mut self,
-        mem: &GuestMem,
-    ) -> Result<Option<Popped>, QueueError> {
+    pub fn pop(&mut self, mem: &GuestMem) -> Result<Option<Popped>, QueueError> {
         let n = self.live()?;
         let idx = mem.read_u16(self.avail + 2).map_err(QueueError::Ring)?;
         let moved = idx.wrapping_sub(self.last_avail);
