@@ -831,6 +831,11 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
                 pl011::Effect::Transmit(b) => self.transmit(b),
                 pl011::Effect::None | pl011::Effect::Ignored(_) => {}
             }
+            // A write may have made room in the receive FIFO (switching
+            // the FIFOs on or off empties them; on, it holds sixteen):
+            // what waits in the VMM goes in now, or it would wait for the
+            // next key typed while the guest waits for an interrupt.
+            self.feed_uart();
             None
         } else {
             let v = self.uart.read(off, a.size).map_err(refused)?;
