@@ -289,11 +289,16 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
         self.flush_irqs();
     }
 
+    /// Makes virtio-mmio transport `slot`'s interrupt pending (edge).
+    fn virtio_interrupt(&mut self, slot: u32) {
+        let irq = (m::SPI_BASE + m::VIRTIO_MMIO_FIRST_SPI + slot) as usize;
+        self.gicd.set_pending(0, irq);
+    }
+
     fn blk_work(&mut self, w: virtio::blk::Work) {
         let Some((slot, _)) = self.blk else { return };
         if w.interrupt {
-            let irq = (m::SPI_BASE + m::VIRTIO_MMIO_FIRST_SPI + slot) as usize;
-            self.gicd.set_pending(0, irq);
+            self.virtio_interrupt(slot);
         }
         if let Some(e) = w.error {
             self.noisy(Noise::Virtio, format_args!("disk: {e}: refused"));
@@ -317,8 +322,7 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
     fn net_work(&mut self, w: virtio::net::Work) {
         let Some((slot, _)) = self.net else { return };
         if w.interrupt {
-            let irq = (m::SPI_BASE + m::VIRTIO_MMIO_FIRST_SPI + slot) as usize;
-            self.gicd.set_pending(0, irq);
+            self.virtio_interrupt(slot);
         }
         if w.notify_rx || w.notify_tx {
             self.platform.net_notify(w.notify_rx, w.notify_tx);

@@ -262,12 +262,10 @@ pub fn udp_echo(env: &NetEnv, port: u16, count: u32, deadline: Instant) -> Resul
     Ok(format!("{count} datagrams echoed ({lost} resent)"))
 }
 
-/// Accepts one connection on the host's 127.0.0.1:`port` and reads from
-/// it until `want` has arrived.
-pub fn tcp_accept(port: u16, want: &[u8], deadline: Instant) -> Result<(), String> {
-    let l = TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("bind: {e}"))?;
-    l.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let mut s = loop {
+/// The first connection to the non-blocking listener `l` before
+/// `deadline`, made blocking.
+fn accept(l: &TcpListener, deadline: Instant) -> Result<TcpStream, String> {
+    let s = loop {
         match l.accept() {
             Ok((s, _)) => break s,
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -278,6 +276,15 @@ pub fn tcp_accept(port: u16, want: &[u8], deadline: Instant) -> Result<(), Strin
         }
     };
     s.set_nonblocking(false).map_err(|e| e.to_string())?;
+    Ok(s)
+}
+
+/// Accepts one connection on the host's 127.0.0.1:`port` and reads from
+/// it until `want` has arrived.
+pub fn tcp_accept(port: u16, want: &[u8], deadline: Instant) -> Result<(), String> {
+    let l = TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("bind: {e}"))?;
+    l.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let mut s = accept(&l, deadline)?;
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
     while !got.windows(want.len()).any(|w| w == want) {
@@ -310,17 +317,7 @@ pub fn serve(port: u16, size: u64, deadline: Instant) -> Result<(), String> {
     l.set_nonblocking(true).map_err(|e| e.to_string())?;
     std::thread::spawn(move || {
         let r = (|| -> Result<String, String> {
-            let mut s = loop {
-                match l.accept() {
-                    Ok((s, _)) => break s,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        left(deadline).map_err(|_| "no connection came".to_string())?;
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    Err(e) => return Err(format!("accept: {e}")),
-                }
-            };
-            s.set_nonblocking(false).map_err(|e| e.to_string())?;
+            let mut s = accept(&l, deadline)?;
             let mut req = Vec::new();
             let mut buf = [0u8; 1024];
             while !req.windows(4).any(|w| w == b"\r\n\r\n") {

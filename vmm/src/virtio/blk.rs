@@ -154,13 +154,13 @@ impl Blk {
         size: u8,
         value: u32,
     ) -> Result<(Effect, Work), &'static str> {
-        if offset >= mmio::reg::CONFIG {
-            return Ok((
-                Effect::Ignored("the disk's configuration is read-only"),
-                Work::default(),
-            ));
-        }
-        let effect = self.transport.write(mem, offset, size, value)?;
+        let effect = self.transport.guest_write(
+            mem,
+            offset,
+            size,
+            value,
+            "the disk's configuration is read-only",
+        )?;
         let work = match effect {
             Effect::Notify(_) | Effect::Started => self.poll(mem),
             Effect::BadQueue(e) => {

@@ -190,6 +190,22 @@ impl Transport {
         })
     }
 
+    /// A guest write anywhere in the register block of a device whose
+    /// configuration space is read-only (`what` says whose, in the log).
+    pub fn guest_write(
+        &mut self,
+        mem: &GuestMem,
+        offset: u64,
+        size: u8,
+        value: u32,
+        what: &'static str,
+    ) -> Result<Effect, &'static str> {
+        if offset >= reg::CONFIG {
+            return Ok(Effect::Ignored(what));
+        }
+        self.write(mem, offset, size, value)
+    }
+
     /// A write of a register below the configuration space.
     pub fn write(
         &mut self,
