@@ -269,11 +269,8 @@ partitions = [
             .system
     }
 
-    fn scratch(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("septa-disk-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    fn scratch(name: &str) -> crate::testkit::Scratch {
+        crate::testkit::Scratch::new(&format!("disk-{name}"))
     }
 
     #[test]

@@ -992,13 +992,14 @@ send console "tab\there \"q\" \\ \x01"
 
     /// A stand-in for QEMU's end of a console: answers each line it
     /// receives with `answer(line)`.
-    fn fake_console(answer: fn(&str) -> String) -> (PathBuf, std::thread::JoinHandle<()>) {
-        let dir = std::env::temp_dir().join(format!(
-            "septa-probe-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+    fn fake_console(
+        answer: fn(&str) -> String,
+    ) -> (
+        crate::testkit::Scratch,
+        PathBuf,
+        std::thread::JoinHandle<()>,
+    ) {
+        let dir = crate::testkit::Scratch::new("probe");
         let path = dir.join("c.sock");
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).unwrap();
@@ -1020,11 +1021,11 @@ send console "tab\there \"q\" \\ \x01"
                 }
             }
         });
-        (path, t)
+        (dir, path, t)
     }
 
     fn run_against(answer: fn(&str) -> String) -> Result<(), ProbeError> {
-        let (path, _server) = fake_console(answer);
+        let (_dir, path, _server) = fake_console(answer);
         let probe =
             Probe::parse(ECHO.lines().take(5).collect::<Vec<_>>().join("\n").as_str()).unwrap();
         let (tx, rx) = mpsc::channel();

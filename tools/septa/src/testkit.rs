@@ -37,6 +37,45 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// A fresh folder under the system's temporary directory for one test,
+/// removed (with what the test left in it) when the test is done, so that
+/// the suite leaves nothing behind in /tmp.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// `septa-WHAT-PID-THREAD`: unique per test even when tests run in
+    /// parallel threads of one process.
+    pub fn new(what: &str) -> Scratch {
+        let d = std::env::temp_dir().join(format!(
+            "septa-{what}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Scratch(d)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Loads and validates a description, failing the test with its report.
 pub fn load(file: &Path) -> System {
     septa_sysdesc::load(file)

@@ -268,7 +268,7 @@ pub(crate) mod tests {
     /// A cache folder as a first run leaves it: pin.toml, both .debs.
     /// The kernel is a synthetic Image with the cloud kernel's options
     /// and its virtio modules.
-    pub(crate) fn filled_cache(name: &str) -> PathBuf {
+    pub(crate) fn filled_cache(name: &str) -> crate::testkit::Scratch {
         let top = crate::guest::tests::tempdir(name);
         let dir = top.join("debian").join(Policy::default().key());
         let work = top.join("work");

@@ -339,7 +339,7 @@ pub(crate) mod tests {
         let out = top.join("out");
         let opts = Options {
             offline: true,
-            cache: Some(top.clone()),
+            cache: Some(top.to_path_buf()),
             ..Default::default()
         };
         let a = prepare(&ws(), &s, vm, Path::new("/"), &out, opts).unwrap();
@@ -375,7 +375,7 @@ pub(crate) mod tests {
         let top = debian::tests::filled_cache("prepare-ram");
         let opts = Options {
             offline: true,
-            cache: Some(top.clone()),
+            cache: Some(top.to_path_buf()),
             ..Default::default()
         };
         let s = system("");
@@ -429,10 +429,7 @@ pub(crate) mod tests {
     }
 
     /// A fresh folder for one test.
-    pub(crate) fn tempdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("septa-guest-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    pub(crate) fn tempdir(name: &str) -> crate::testkit::Scratch {
+        crate::testkit::Scratch::new(&format!("guest-{name}"))
     }
 }
