@@ -28,6 +28,7 @@
 //! | [`pl011`] | the console UART |
 //! | [`psci`] | firmware calls |
 //! | [`syndrome`] | ESR decoding and the syndromes of injected exceptions |
+//! | [`virtio`] | the virtio-mmio devices: the guest's network card |
 //! | [`fdt`] | checking the device tree it loads |
 //! | [`platform`] | what the VMM needs from the kernel, as a trait host tests fake |
 //! | [`pd`] | the PD: patched symbols, the seL4 platform, the event loop's handler |
@@ -50,6 +51,7 @@ pub mod platform;
 pub mod psci;
 pub mod syndrome;
 pub mod vgic;
+pub mod virtio;
 pub mod vm;
 
 pub use platform::{Hooks, NoHooks, Platform};

@@ -52,8 +52,12 @@ use septa_runtime::{
 };
 
 use crate::platform::{Hooks, OutsideRam, Platform};
+use crate::virtio::net::{Backend, Net};
+use crate::virtio::GuestMem;
 use crate::vm::{Images, Ram, Reply, Vm};
 use crate::MAX_VCPUS;
+use septa_net_protocol::{region, wiring};
+use septa_queue::Shared;
 
 setvar! {
     static KERNEL_VADDR = "septa_vm_kernel_vaddr";
@@ -67,6 +71,19 @@ setvar! {
     static RAM_VADDR = "septa_vm_ram_vaddr";
     static VCPUS = "septa_vm_vcpus" default u64::MAX;
     static OFF_CHANNEL = "vmm_guest_off_channel" default u64::MAX;
+    // The guest's network card (`[net]` makes the VMM a client of its
+    // virtualisers when the VM has a `net` device): the card's MAC and
+    // transport slot, its queue and data regions, its channels.
+    static NET = "septa_vm_net" default 0;
+    static NET_RX_QUEUES = "vmm_net_rx_queues" default 0;
+    static NET_RX_DATA = "vmm_net_rx_data" default 0;
+    static NET_TX_QUEUES = "vmm_net_tx_queues" default 0;
+    static NET_TX_DATA = "vmm_net_tx_data" default 0;
+    static NET_RX_CHANNEL = "vmm_net_rx_channel" default u64::MAX;
+    static NET_TX_CHANNEL = "vmm_net_tx_channel" default u64::MAX;
+    // The guest's disk (a `[blk]` partition whose client is the VMM, the
+    // VM having a `blk` device): its transport slot, plus one (0: none).
+    static BLK = "septa_vm_blk" default 0;
 }
 
 /// The vCPUs the tool listed, in order.
@@ -103,6 +120,75 @@ fn region(vaddr: &septa_runtime::Setvar, size: &septa_runtime::Setvar) -> &'stat
     unsafe {
         core::slice::from_raw_parts(vaddr.as_ptr::<u8>(), size.get() as usize)
     }
+}
+
+/// A region the description maps read-write into this PD, shared with a
+/// virtualiser.
+fn shared(vaddr: &septa_runtime::Setvar, size: u64) -> Option<Shared> {
+    if vaddr.get() == 0 {
+        return None;
+    }
+    // SAFETY: the tool maps a region of exactly `size` bytes (the
+    // network subsystem's fixed sizes) at the patched address, read-write,
+    // for the PD's whole life; the VMM touches it only through `Shared`.
+    #[allow(unsafe_code)]
+    unsafe {
+        Shared::new(vaddr.get() as *mut u8, size as usize)
+    }
+}
+
+/// Guest RAM as the VMM maps it, as the devices reach it.
+fn guest_mem() -> Option<GuestMem> {
+    let (gpa, size) = (RAM_GPA.get(), RAM_SIZE.get());
+    if size == 0 {
+        return None;
+    }
+    // SAFETY: the description maps the guest's whole RAM, `size` bytes
+    // from `septa_vm_ram_vaddr`, read-write into this PD as one span for
+    // its whole life (the tool refuses a VMM that does not); the guest
+    // writes it as it likes, which `Shared`'s atomic, bounds-checked
+    // copies allow for.
+    #[allow(unsafe_code)]
+    let mem = unsafe { Shared::new(RAM_VADDR.get() as *mut u8, size as usize) }?;
+    Some(GuestMem::new(gpa, mem))
+}
+
+/// The guest's network card, if the tool wired one: its slot and device.
+fn net_device() -> Option<(u32, Net)> {
+    let cfg = NET.get().to_le_bytes();
+    if cfg[7] != 1 {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&cfg[..6]);
+    let size = wiring::QUEUES_SIZE;
+    let backend = (|| {
+        let rx = region::sink(shared(&NET_RX_QUEUES, size)?).ok()?;
+        let tx = region::source(shared(&NET_TX_QUEUES, size)?).ok()?;
+        Some(Backend {
+            rx,
+            rx_data: shared(&NET_RX_DATA, wiring::DATA_SIZE)?,
+            tx,
+            tx_data: shared(&NET_TX_DATA, wiring::DATA_SIZE)?,
+        })
+    })();
+    let mut backend = match backend {
+        Some(b) => b,
+        None => {
+            println!(
+                "{}: the network card's queues are not mapped: it stays unplugged",
+                septa_runtime::pd_name()
+            );
+            return None;
+        }
+    };
+    if let Err(e) = backend.start() {
+        println!(
+            "{}: the network card's queues: {e}",
+            septa_runtime::pd_name()
+        );
+    }
+    Some((u32::from(cfg[6]), Net::new(mac, Some(backend))))
 }
 
 /// Guest console output kept while the serial transmit queue is full.
@@ -145,6 +231,8 @@ impl Pending {
 /// seL4 (or Septa's kernel) underneath.
 pub struct Sel4 {
     off: Option<Channel>,
+    net_rx: Option<Channel>,
+    net_tx: Option<Channel>,
     pending: Pending,
 }
 
@@ -278,11 +366,21 @@ impl Platform for Sel4 {
             let _ = ch.notify();
         }
     }
+
+    fn net_notify(&mut self, rx: bool, tx: bool) {
+        for (want, ch) in [(rx, self.net_rx), (tx, self.net_tx)] {
+            if let (true, Some(ch)) = (want, ch) {
+                let _ = ch.notify();
+            }
+        }
+    }
 }
 
 /// The VMM PD's state.
 pub struct VmmPd<H: Hooks> {
     vm: Vm<'static, Sel4, H>,
+    /// The block virtualiser's channel, if the guest has a disk.
+    blk_channel: Option<Channel>,
     /// The receive virtualiser may have put input the VMM has not read.
     input_waiting: bool,
 }
@@ -310,6 +408,17 @@ impl<H: Hooks> VmmPd<H> {
 
 impl<H: Hooks> Handler for VmmPd<H> {
     fn notified(&mut self, channels: ChannelSet) {
+        if self.blk_channel.is_some_and(|c| channels.contains(c)) {
+            self.vm.blk_poll();
+        }
+        let p = self.vm.platform_mut();
+        if [p.net_rx, p.net_tx]
+            .into_iter()
+            .flatten()
+            .any(|c| channels.contains(c))
+        {
+            self.vm.net_poll();
+        }
         if serial::input_channel().is_some_and(|c| channels.contains(c)) {
             self.input_waiting = true;
             self.pull_input();
@@ -355,6 +464,8 @@ pub fn init<H: Hooks>(hooks: H) -> VmmPd<H> {
     let mut vm = Vm::new(
         Sel4 {
             off,
+            net_rx: channel(&NET_RX_CHANNEL),
+            net_tx: channel(&NET_TX_CHANNEL),
             pending: Pending {
                 buf: [0; PENDING_CAPACITY],
                 head: 0,
@@ -367,6 +478,37 @@ pub fn init<H: Hooks>(hooks: H) -> VmmPd<H> {
         ram,
         &ids[..n],
     );
+    if let Some(mem) = guest_mem() {
+        vm.set_guest_mem(mem);
+    }
+    if let Some((slot, net)) = net_device() {
+        let m = net.mac();
+        println!(
+            "{}: network card on virtio-mmio slot {slot}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            septa_runtime::pd_name(),
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        );
+        vm.attach_net(slot, net);
+        // Tell the receive virtualiser its buffers are there.
+        vm.platform_mut().net_notify(true, false);
+    }
+    let mut blk_channel = None;
+    if let Some(slot) = BLK.get().checked_sub(1) {
+        match septa_block_protocol::Connection::from_setvars() {
+            Ok(conn) => {
+                println!(
+                    "{}: disk on virtio-mmio slot {slot}",
+                    septa_runtime::pd_name()
+                );
+                blk_channel = Some(conn.channel());
+                vm.attach_blk(slot as u32, crate::virtio::blk::Blk::new(Some(conn)));
+            }
+            Err(e) => println!(
+                "{}: the disk is not wired ({e}): it stays unplugged",
+                septa_runtime::pd_name()
+            ),
+        }
+    }
     match vm.boot() {
         Ok(p) => println!(
             "{}: guest booting: kernel {} bytes at {:#x}, device tree at {:#x}, initrd {} bytes at {:#x}",
@@ -384,6 +526,7 @@ pub fn init<H: Hooks>(hooks: H) -> VmmPd<H> {
     }
     VmmPd {
         vm,
+        blk_channel,
         input_waiting: serial::input_channel().is_some(),
     }
 }

@@ -49,6 +49,9 @@ pub trait Platform {
     /// The guest has powered off: tell whoever the description says
     /// should know.
     fn guest_off(&mut self);
+    /// Signals the net virtualisers: the receive one (buffers came back)
+    /// and/or the transmit one (frames went out).
+    fn net_notify(&mut self, _rx: bool, _tx: bool) {}
 }
 
 /// Test-only behaviour a VMM binary may add (the production VMM uses

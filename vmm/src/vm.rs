@@ -32,6 +32,7 @@ use crate::platform::{Hooks, Platform};
 use crate::psci::{self, Call};
 use crate::syndrome::{self, ec, Access, Origin, Undecodable};
 use crate::vgic::ListRegisters;
+use crate::virtio::{self, GuestMem};
 use crate::{fdt, MAX_VCPUS};
 
 /// The virtual timer's PPI (INTID 27), which seL4 delivers as VPPI events.
@@ -119,9 +120,10 @@ enum Noise {
     Firmware,
     Sysreg,
     Exception,
+    Virtio,
 }
 
-const NOISE_KINDS: usize = 5;
+const NOISE_KINDS: usize = 6;
 
 /// State of one VM.
 pub struct Vm<'a, P: Platform, H: Hooks> {
@@ -143,6 +145,12 @@ pub struct Vm<'a, P: Platform, H: Hooks> {
     running: bool,
     boots: u32,
     noise: [u64; NOISE_KINDS],
+    /// Guest RAM as the devices reach it (none: no virtio device works).
+    mem: Option<GuestMem>,
+    /// The network card and its transport's slot.
+    net: Option<(u32, virtio::net::Net)>,
+    /// The disk and its transport's slot.
+    blk: Option<(u32, virtio::blk::Blk)>,
 }
 
 /// A GPR's position in the TCB register order (pc, sp, spsr, x0..x8, x16,
@@ -190,8 +198,8 @@ fn count_for(x: u8) -> usize {
 enum Device {
     Gicd(u64),
     Uart(u64),
-    /// An offset in a virtio-mmio transport.
-    Virtio(u64),
+    /// A virtio-mmio transport's slot and an offset in it.
+    Virtio(u32, u64),
     None,
 }
 
@@ -205,7 +213,10 @@ fn device_at(gpa: u64) -> Device {
     let virtio_end = m::VIRTIO_MMIO_BASE + m::VIRTIO_MMIO_STRIDE * u64::from(m::VIRTIO_MMIO_COUNT);
     if (m::VIRTIO_MMIO_BASE..virtio_end).contains(&gpa) {
         let off = gpa - m::VIRTIO_MMIO_BASE;
-        return Device::Virtio(off % m::VIRTIO_MMIO_STRIDE);
+        return Device::Virtio(
+            (off / m::VIRTIO_MMIO_STRIDE) as u32,
+            off % m::VIRTIO_MMIO_STRIDE,
+        );
     }
     Device::None
 }
@@ -247,6 +258,127 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
             running: false,
             boots: 0,
             noise: [0; NOISE_KINDS],
+            mem: None,
+            net: None,
+            blk: None,
+        }
+    }
+
+    /// Gives the devices guest RAM (the VMM's view of it).
+    pub fn set_guest_mem(&mut self, mem: GuestMem) {
+        self.mem = Some(mem);
+    }
+
+    /// Offers the guest a network card on transport `slot`.
+    pub fn attach_net(&mut self, slot: u32, net: virtio::net::Net) {
+        self.net = Some((slot, net));
+    }
+
+    /// Offers the guest a disk on transport `slot`.
+    pub fn attach_blk(&mut self, slot: u32, blk: virtio::blk::Blk) {
+        self.blk = Some((slot, blk));
+    }
+
+    /// The block virtualiser answered: complete and send requests.
+    pub fn blk_poll(&mut self) {
+        let (Some(mem), Some((_, blk))) = (self.mem, self.blk.as_mut()) else {
+            return;
+        };
+        let w = blk.poll(&mem);
+        self.blk_work(w);
+        self.flush_irqs();
+    }
+
+    /// Makes virtio-mmio transport `slot`'s interrupt pending (edge).
+    fn virtio_interrupt(&mut self, slot: u32) {
+        let irq = (m::SPI_BASE + m::VIRTIO_MMIO_FIRST_SPI + slot) as usize;
+        self.gicd.set_pending(0, irq);
+    }
+
+    fn blk_work(&mut self, w: virtio::blk::Work) {
+        let Some((slot, _)) = self.blk else { return };
+        if w.interrupt {
+            self.virtio_interrupt(slot);
+        }
+        if let Some(e) = w.error {
+            self.noisy(Noise::Virtio, format_args!("disk: {e}: refused"));
+        }
+    }
+
+    pub fn net(&self) -> Option<&virtio::net::Net> {
+        self.net.as_ref().map(|(_, n)| n)
+    }
+
+    /// The net virtualisers signalled: move what can move.
+    pub fn net_poll(&mut self) {
+        let (Some(mem), Some((_, net))) = (self.mem, self.net.as_mut()) else {
+            return;
+        };
+        let w = net.poll(&mem);
+        self.net_work(w);
+        self.flush_irqs();
+    }
+
+    fn net_work(&mut self, w: virtio::net::Work) {
+        let Some((slot, _)) = self.net else { return };
+        if w.interrupt {
+            self.virtio_interrupt(slot);
+        }
+        if w.notify_rx || w.notify_tx {
+            self.platform.net_notify(w.notify_rx, w.notify_tx);
+        }
+        if let Some(e) = w.error {
+            self.noisy(Noise::Virtio, format_args!("network card: {e}: refused"));
+        }
+    }
+
+    /// A guest access to virtio-mmio transport `slot`.
+    fn virtio_access(
+        &mut self,
+        slot: u32,
+        off: u64,
+        a: &Access,
+        value: u64,
+    ) -> Result<Option<u64>, &'static str> {
+        if let (Some(mem), Some((s, blk))) = (self.mem, self.blk.as_mut()) {
+            if *s == slot {
+                if !a.write {
+                    return blk.read(off, a.size).map(|v| Some(u64::from(v)));
+                }
+                let (effect, work) = blk.write(&mem, off, a.size, value as u32)?;
+                if let virtio::mmio::Effect::Ignored(why) = effect {
+                    self.noisy(
+                        Noise::Virtio,
+                        format_args!("disk: write {value:#x} at {off:#x} ignored: {why}"),
+                    );
+                }
+                self.blk_work(work);
+                return Ok(None);
+            }
+        }
+        match (self.mem, self.net.as_mut()) {
+            (Some(mem), Some((s, net))) if *s == slot => {
+                if a.write {
+                    let (effect, work) = net.write(&mem, off, a.size, value as u32)?;
+                    if let virtio::mmio::Effect::Ignored(why) = effect {
+                        self.noisy(
+                            Noise::Virtio,
+                            format_args!(
+                                "network card: write {value:#x} at {off:#x} ignored: {why}"
+                            ),
+                        );
+                    }
+                    self.net_work(work);
+                    Ok(None)
+                } else {
+                    net.read(off, a.size).map(|v| Some(u64::from(v)))
+                }
+            }
+            _ => Ok(if a.write {
+                None
+            } else {
+                Some(u64::from(virtio_empty(off)))
+            }),
         }
     }
 
@@ -352,6 +484,12 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
         }
         self.gicd.reset();
         self.uart.reset();
+        if let Some((_, net)) = self.net.as_mut() {
+            net.reset();
+        }
+        if let Some((_, blk)) = self.blk.as_mut() {
+            blk.reset();
+        }
         self.output_len = 0;
         self.boots += 1;
         self.hooks.guest_starting();
@@ -613,11 +751,7 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
         let result = match device {
             Device::Gicd(off) => self.gicd_access(index, vcpu, off, &access, value),
             Device::Uart(off) => self.uart_access(off, &access, value),
-            Device::Virtio(off) => Ok(if access.write {
-                None
-            } else {
-                Some(u64::from(virtio_empty(off)))
-            }),
+            Device::Virtio(slot, off) => self.virtio_access(slot, off, &access, value),
             Device::None => Err("no device there"),
         };
         let tx = access.write && matches!(device, Device::Uart(o) if o & !3 == pl011::reg::DR);
@@ -701,6 +835,11 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
                 pl011::Effect::Transmit(b) => self.transmit(b),
                 pl011::Effect::None | pl011::Effect::Ignored(_) => {}
             }
+            // A write may have made room in the receive FIFO (switching
+            // the FIFOs on or off empties them; on, it holds sixteen):
+            // what waits in the VMM goes in now, or it would wait for the
+            // next key typed while the guest waits for an interrupt.
+            self.feed_uart();
             None
         } else {
             let v = self.uart.read(off, a.size).map_err(refused)?;

@@ -423,7 +423,7 @@ fn per_run_ports(image: &Image, inject: bool) -> Result<(Image, crate::netprobe:
         ..NetEnv::default()
     };
     for d in &mut img.machine.devices {
-        for (proto, host, guest) in &mut d.forwards {
+        for (proto, host, guest, _) in &mut d.forwards {
             *host = free_port(*proto).into_diagnostic()?;
             env.forwards.insert((*proto, *guest), *host);
         }

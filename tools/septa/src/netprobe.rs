@@ -264,12 +264,10 @@ pub fn udp_echo(env: &NetEnv, port: u16, count: u32, deadline: Instant) -> Resul
     Ok(format!("{count} datagrams echoed ({lost} resent)"))
 }
 
-/// Accepts one connection on the host's 127.0.0.1:`port` and reads from
-/// it until `want` has arrived.
-pub fn tcp_accept(port: u16, want: &[u8], deadline: Instant) -> Result<(), String> {
-    let l = TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("bind: {e}"))?;
-    l.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let mut s = loop {
+/// The first connection to the non-blocking listener `l` before
+/// `deadline`, made blocking.
+fn accept(l: &TcpListener, deadline: Instant) -> Result<TcpStream, String> {
+    let s = loop {
         match l.accept() {
             Ok((s, _)) => break s,
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -280,6 +278,15 @@ pub fn tcp_accept(port: u16, want: &[u8], deadline: Instant) -> Result<(), Strin
         }
     };
     s.set_nonblocking(false).map_err(|e| e.to_string())?;
+    Ok(s)
+}
+
+/// Accepts one connection on the host's 127.0.0.1:`port` and reads from
+/// it until `want` has arrived.
+pub fn tcp_accept(port: u16, want: &[u8], deadline: Instant) -> Result<(), String> {
+    let l = TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("bind: {e}"))?;
+    l.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let mut s = accept(&l, deadline)?;
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
     while !got.windows(want.len()).any(|w| w == want) {
@@ -296,6 +303,59 @@ pub fn tcp_accept(port: u16, want: &[u8], deadline: Instant) -> Result<(), Strin
             Err(e) => return Err(format!("receive: {e}")),
         }
     }
+    Ok(())
+}
+
+/// The generator's seed for [`serve`]'s bytes: their SHA-256 is fixed
+/// (16 MiB: `57a78019…`, in `tests/systems/vm-net/probe`).
+pub const SERVE_SEED: u64 = 0x5e97_a000_0000_0016;
+
+/// Listens on the host's 127.0.0.1:`port` (the system reaches it as
+/// 10.0.2.2:`port`) and, in the background, answers one HTTP GET with
+/// `size` pseudo-random bytes ([`SERVE_SEED`]), before `deadline`. Returns
+/// once it listens; the server says on the harness's output what it sent.
+pub fn serve(port: u16, size: u64, deadline: Instant) -> Result<(), String> {
+    let l = TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("bind: {e}"))?;
+    l.set_nonblocking(true).map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        let r = (|| -> Result<String, String> {
+            let mut s = accept(&l, deadline)?;
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                s.set_read_timeout(Some(left(deadline)?))
+                    .map_err(|e| e.to_string())?;
+                match s.read(&mut buf) {
+                    Ok(0) => return Err("the request ended early".into()),
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                    Err(e) => return Err(format!("receive: {e}")),
+                }
+            }
+            let start = Instant::now();
+            let head = format!(
+                "HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
+            );
+            s.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+            let mut rng = Rng(SERVE_SEED);
+            let mut chunk = vec![0u8; 64 << 10];
+            let mut sent = 0u64;
+            while sent < size {
+                let n = (size - sent).min(chunk.len() as u64) as usize;
+                rng.fill(&mut chunk[..n]);
+                s.write_all(&chunk[..n]).map_err(|e| format!("send: {e}"))?;
+                sent += n as u64;
+            }
+            let secs = start.elapsed().as_secs_f64();
+            Ok(format!(
+                "served {sent} bytes in {secs:.2} s ({:.1} MB/s)",
+                sent as f64 / secs.max(1e-9) / 1e6
+            ))
+        })();
+        match r {
+            Ok(m) => println!("   probe: tcp/{port}: {m}"),
+            Err(e) => println!("   probe: tcp/{port}: serving failed: {e}"),
+        }
+    });
     Ok(())
 }
 

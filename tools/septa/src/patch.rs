@@ -262,6 +262,7 @@ pub fn writes_for(
 /// | `septa_vm_ram_gpa`, `septa_vm_ram_size` | the guest's RAM, guest-physical |
 /// | `septa_vm_ram_vaddr` | where the PD maps that RAM, if it maps it as one span |
 /// | `septa_vm_vcpus` | the vCPU ids in the description's order, a byte each, 0xff after the last |
+/// | `septa_vm_blk` | the guest's `blk` device's transport slot plus one, when the PD is a `[blk]` partition's client |
 pub fn vm_writes(system: &System, pd: usize) -> Vec<Write> {
     let Some(vm) = &system.pds[pd].vm else {
         return Vec::new();
@@ -279,6 +280,26 @@ pub fn vm_writes(system: &System, pd: usize) -> Vec<Write> {
     }
     if let Ok(vaddr) = crate::guests::vmm_ram_vaddr(system, pd) {
         out.push(Write::word("septa_vm_ram_vaddr", vaddr, Kind::Offered));
+    }
+    // The guest's disk, when the VMM is the client of a [blk] partition:
+    // its transport slot plus one.
+    let name = &system.pds[pd].name;
+    let client = system
+        .blk
+        .iter()
+        .flat_map(|d| &d.partitions)
+        .any(|p| p.client.as_deref() == Some(name.as_str()));
+    let disk = vm
+        .guest
+        .devices
+        .iter()
+        .find(|d| d.kind == septa_sysdesc::VirtioKind::Blk);
+    if let (true, Some(d)) = (client, disk) {
+        out.push(Write::word(
+            "septa_vm_blk",
+            u64::from(d.slot) + 1,
+            Kind::Offered,
+        ));
     }
     let mut ids = [0xffu8; 8];
     for (slot, v) in ids.iter_mut().zip(&vm.vcpus) {

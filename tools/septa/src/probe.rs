@@ -24,6 +24,7 @@
 //! | `udp-echo PORT COUNT [LIMIT]` | send COUNT datagrams of varied sizes to guest UDP port PORT, each until it comes back |
 //! | `fuzz PORT COUNT [LIMIT]` | inject COUNT malformed, truncated, oversized and random frames into the system's network card (the harness adds an injection port), checking between bursts that the stack answers pings; the counters of `/api/status` on guest TCP port PORT must account for every frame the stack was sure to see and drop |
 //! | `tcp-accept PORT TEXT [LIMIT]` | listen on the host's 127.0.0.1:PORT (the system reaches it as 10.0.2.2:PORT) and accept one connection that must carry TEXT |
+//! | `serve PORT SIZE [LIMIT]` | listen on the host's 127.0.0.1:PORT and, in the background, answer one HTTP GET before LIMIT with SIZE pseudo-random bytes (`netprobe::SERVE_SEED`); the step returns once it listens. In a `send uart` TEXT, `{tcp/N}` is the host port this run forwards to the system's tcp/N |
 //! | `no-line TEXT` | no console line so far contains TEXT |
 //! | `dashboard PORT PATH NAMES [LIMIT]` | load PATH from the host port forwarded to guest TCP port PORT in headless Chromium (`chromium`, or `$SEPTA_CHROMIUM`; missing, the step fails and says so), let its scripts run, save a screenshot as `dashboard.png` in the system's build folder, and check the page it rendered shows every PD of NAMES (space-separated) with non-zero CPU time (`crate::netprobe::dashboard`) |
 //! | `top CONSOLE N [LIMIT]` | read N frames of statistics from virtio console CONSOLE (the statistics PD's, `[stats]`) the way `cargo septa top` does, and check them (`crate::top::check`): a growing refresh count, CPU time for every cell not stopped, no PD above what its budget allows |
@@ -121,6 +122,10 @@ pub enum Action {
         console: String,
         pd: String,
         want: Vec<(String, String)>,
+    },
+    Serve {
+        port: u16,
+        size: u64,
     },
 }
 
@@ -381,6 +386,11 @@ impl Probe {
                     }
                     (Action::Dashboard { port, path, names }, true)
                 }
+                "serve" => {
+                    let port = take_port(&mut rest).map_err(err)?;
+                    let size = parse_size(take_word(&mut rest)).map_err(err)?;
+                    (Action::Serve { port, size }, true)
+                }
                 "tcp-accept" => {
                     let port = take_port(&mut rest).map_err(err)?;
                     let want = take_text(&mut rest).map_err(err)?;
@@ -395,7 +405,7 @@ impl Probe {
                 ),
                 other => {
                     return Err(err(format!(
-                        "unknown step `{other}`: use `after`, `send`, `expect`, `lines`, `http`, `tcp-echo`, `tcp-send`, `udp-echo`, `fuzz`, `tcp-accept`, `no-line`, `dashboard`, `top` or `stats`"
+                        "unknown step `{other}`: use `after`, `send`, `expect`, `lines`, `http`, `tcp-echo`, `tcp-send`, `udp-echo`, `fuzz`, `tcp-accept`, `serve`, `no-line`, `dashboard`, `top` or `stats`"
                     )))
                 }
             };
@@ -519,6 +529,8 @@ impl Probe {
                     println!("   probe: {what}: {r}");
                 }
                 Action::Fuzz { port, count } => fuzz_step(net, *port, *count, deadline, &fail)?,
+                Action::Serve { port, size } => crate::netprobe::serve(*port, *size, deadline)
+                    .map_err(|e| fail(&format!("serving on the host's tcp/{port}"), e))?,
                 Action::TcpAccept { port, want } => {
                     crate::netprobe::tcp_accept(*port, want, deadline)
                         .map_err(|e| fail(&format!("accepting on the host's tcp/{port}"), e))?
@@ -540,7 +552,7 @@ impl Probe {
                         return Err(ProbeError::NoUart { line: step.line });
                     };
                     input
-                        .write_all(bytes)
+                        .write_all(&forwarded_ports(bytes, net))
                         .and_then(|()| input.flush())
                         .map_err(|e| ProbeError::Send {
                             line: step.line,
@@ -611,6 +623,41 @@ impl Probe {
         }
         Ok(())
     }
+}
+
+/// `bytes` with each `{tcp/N}` (or `{udp/N}`) replaced by the host port
+/// this run forwards to that port of the system (left as it is when none
+/// does): a guest typed to can reach a native cell through the host.
+pub fn forwarded_ports(bytes: &[u8], net: &NetEnv) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let Some(start) = rest.iter().position(|&b| b == b'{') {
+        out.extend_from_slice(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest.iter().position(|&b| b == b'}');
+        let port = end.and_then(|e| {
+            let inner = std::str::from_utf8(&rest[1..e]).ok()?;
+            let (proto, port) = inner.split_once('/')?;
+            let proto = match proto {
+                "tcp" => septa_sysdesc::Proto::Tcp,
+                "udp" => septa_sysdesc::Proto::Udp,
+                _ => return None,
+            };
+            net.forwards.get(&(proto, port.parse().ok()?)).copied()
+        });
+        match (end, port) {
+            (Some(e), Some(p)) => {
+                out.extend_from_slice(p.to_string().as_bytes());
+                rest = &rest[e + 1..];
+            }
+            _ => {
+                out.push(b'{');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 /// The fuzz step: counters before, the frames, counters after.

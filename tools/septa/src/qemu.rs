@@ -59,8 +59,8 @@ pub struct Device {
     /// folder.
     pub file: Option<PathBuf>,
     /// Host ports a net device's user network forwards: (protocol, host
-    /// port, guest port).
-    pub forwards: Vec<(Proto, u16, u16)>,
+    /// port, guest port, guest address if not QEMU's first lease).
+    pub forwards: Vec<(Proto, u16, u16, Option<[u8; 4]>)>,
 }
 
 /// What QEMU emulates for one image: the board profile's machine and the
@@ -127,7 +127,7 @@ impl Machine {
                 .forwards
                 .iter()
                 .filter(|f| sys.forward_device(f).is_some_and(|d| d.name == v.name))
-                .map(|f| (f.proto, f.host, f.guest))
+                .map(|f| (f.proto, f.host, f.guest, f.address))
                 .collect();
             m.devices.push(Device {
                 name: v.name.clone(),
@@ -167,7 +167,7 @@ impl Machine {
         self.devices
             .iter()
             .flat_map(|d| d.forwards.iter())
-            .map(|(proto, host, guest)| match (proto, guest) {
+            .map(|(proto, host, guest, _)| match (proto, guest) {
                 (Proto::Tcp, 80 | 8080) => {
                     format!("network: the system's tcp/{guest} is http://localhost:{host}/")
                 }
@@ -236,8 +236,11 @@ impl Machine {
                 }
                 VirtioKind::Net => {
                     let mut netdev = format!("user,id={id}");
-                    for (proto, host, guest) in &d.forwards {
-                        netdev += &format!(",hostfwd={proto}:127.0.0.1:{host}-:{guest}");
+                    for (proto, host, guest, to) in &d.forwards {
+                        let to = to.map_or(String::new(), |a| {
+                            format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3])
+                        });
+                        netdev += &format!(",hostfwd={proto}:127.0.0.1:{host}-{to}:{guest}");
                     }
                     pair("-netdev", netdev);
                     if let Some((qemu_in, qemu_out, peer)) =

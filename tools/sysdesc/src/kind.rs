@@ -500,6 +500,22 @@ pub enum Kind {
     #[error("virtual machine `{vm}` has more devices than its {max} virtio-mmio transports")]
     #[diagnostic(code(septa::guest::too_many_devices))]
     GuestTooManyDevices { vm: String, max: u32 },
+    #[error("guest device `{device}` of virtual machine `{vm}` is a network card, but the system has no [net]: the VMM leaves it unplugged")]
+    #[diagnostic(
+        code(septa::guest::net_without_net),
+        severity(Warning),
+        help("the VMM backs the card as a client of the network subsystem's virtualisers: add [net] (and a [[virtio]] net device)")
+    )]
+    GuestNetWithoutNet { device: String, vm: String },
+    #[error("virtual machine `{vm}` has a second network card `{device}`; a VM has at most one")]
+    #[diagnostic(code(septa::guest::second_net))]
+    GuestSecondNet { device: String, vm: String },
+    #[error("the VMM `{pd}` of a guest network card has priority {priority}; it must be below the net virtualisers' {virt}")]
+    #[diagnostic(code(septa::guest::net_priority))]
+    GuestNetPriority { pd: String, priority: u8, virt: u8 },
+    #[error("the VMM `{0}` has no two free channel ids for its guest's network card")]
+    #[diagnostic(code(septa::guest::net_no_channel))]
+    GuestNetNoChannel(String),
     #[error("virtual machine `{0}` names its own kernel but no initrd")]
     #[diagnostic(
         code(septa::guest::kernel_without_initrd),
@@ -643,6 +659,12 @@ pub enum Kind {
         help("add [[virtio]] with name = \"net0\", kind = \"net\"")
     )]
     ForwardNoNet,
+    #[error("`{0}` is not an IPv4 address (a.b.c.d) on the user network")]
+    #[diagnostic(
+        code(septa::forward::address),
+        help("the address of the machine on the system's side that takes the port, e.g. a guest's \"10.0.2.16\"")
+    )]
+    ForwardAddress(String),
     #[error("`{0}` is not a virtio net device of this system")]
     #[diagnostic(code(septa::forward::device))]
     ForwardDevice(String),

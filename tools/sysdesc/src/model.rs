@@ -261,8 +261,23 @@ pub struct Net {
     pub address: String,
     /// The cells, cell i on the stack's channel 2 + i.
     pub cells: Vec<NetCell>,
+    /// The guests' network cards: virtualiser clients 1, 2, ... (the
+    /// stack is client 0).
+    pub guests: Vec<NetGuest>,
     #[serde(skip)]
     pub src: Src,
+}
+
+/// A VM's network card, which its VMM backs as a client of the net
+/// virtualisers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetGuest {
+    /// The VMM's PD.
+    pub pd: usize,
+    pub vm: String,
+    /// The guest device's name.
+    pub device: String,
+    pub mac: [u8; 6],
 }
 
 /// A cell of the network stack and its ports (`tcp/80`).
@@ -832,6 +847,9 @@ pub struct Forward {
     /// The virtio net device whose user network forwards the port; `None`:
     /// the system's only one.
     pub device: Option<String>,
+    /// The address on the system's side the port goes to; `None`: QEMU's
+    /// first DHCP lease (10.0.2.15), which the network stack takes.
+    pub address: Option<[u8; 4]>,
     #[serde(skip)]
     pub src: Src,
 }

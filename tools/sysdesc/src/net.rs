@@ -288,6 +288,8 @@ pub(crate) fn expand(system: &mut System, w: Wanted, sink: &mut Sink) -> Option<
         }
     }
 
+    let guests = guest_cards(system, mac, sink);
+
     let device = device?;
     if sink.out[errors..].iter().any(|d| !d.is_warning()) {
         return None;
@@ -298,6 +300,7 @@ pub(crate) fn expand(system: &mut System, w: Wanted, sink: &mut Sink) -> Option<
         address,
         cells: cells.into_iter().map(|(p, c, _)| (p, c)).collect(),
         ids,
+        guests,
         src: Src::new(w.whole),
     };
     Some(build(system, stack))
@@ -318,7 +321,100 @@ struct Plan {
     cells: Vec<(usize, Cell)>,
     /// Each cell's channel id.
     ids: Vec<u64>,
+    /// The guests' cards: (card, the VMM's two channel ids).
+    guests: Vec<(NetGuest, [u64; 2])>,
     src: Src,
+}
+
+/// The VMs' network cards: one client of the virtualisers each, with a
+/// MAC of its own (the stack's, its last byte counted up past the
+/// stack's). Checks each VMM can be one.
+fn guest_cards(system: &System, stack_mac: [u8; 6], sink: &mut Sink) -> Vec<(NetGuest, [u64; 2])> {
+    let mut out: Vec<(NetGuest, [u64; 2])> = Vec::new();
+    let mut last = stack_mac[5];
+    for (p, pdr) in system.pds.iter().enumerate() {
+        let Some(vm) = &pdr.vm else { continue };
+        let mut cards = vm
+            .guest
+            .devices
+            .iter()
+            .filter(|d| d.kind == VirtioKind::Net);
+        let Some(card) = cards.next() else { continue };
+        for extra in cards {
+            sink.emit(
+                Kind::GuestSecondNet {
+                    device: extra.name.clone(),
+                    vm: vm.name.clone(),
+                },
+                extra.src.at("name"),
+            );
+        }
+        if pdr.priority >= VIRT_PRIORITY {
+            sink.emit(
+                Kind::GuestNetPriority {
+                    pd: pdr.name.clone(),
+                    priority: pdr.priority,
+                    virt: VIRT_PRIORITY,
+                },
+                card.src.at("kind"),
+            );
+        }
+        let mut free = free_ids(system, p);
+        let ids = match (free.next(), free.next()) {
+            (Some(a), Some(b)) => [a, b],
+            _ => {
+                sink.emit(
+                    Kind::GuestNetNoChannel(pdr.name.clone()),
+                    card.src.at("kind"),
+                );
+                [0, 0]
+            }
+        };
+        last = last.wrapping_add(1);
+        let mut mac = stack_mac;
+        mac[5] = last;
+        out.push((
+            NetGuest {
+                pd: p,
+                vm: vm.name.clone(),
+                device: card.name.clone(),
+                mac,
+            },
+            ids,
+        ));
+    }
+    if out.len() + 1 > wiring::MAX_CLIENTS {
+        sink.emit(
+            Kind::NetTooManyCells {
+                count: out.len() + 1,
+                max: wiring::MAX_CLIENTS,
+            },
+            None,
+        );
+    }
+    out
+}
+
+/// A VM network card without `[net]` is an error (called when the
+/// description has no `[net]`).
+pub(crate) fn check_no_net(system: &System, sink: &mut Sink) {
+    for pdr in &system.pds {
+        let Some(vm) = &pdr.vm else { continue };
+        for d in vm
+            .guest
+            .devices
+            .iter()
+            .filter(|d| d.kind == VirtioKind::Net)
+        {
+            sink.emit(
+                Kind::GuestNetWithoutNet {
+                    device: d.name.clone(),
+                    vm: vm.name.clone(),
+                },
+                d.src.at("kind"),
+            );
+        }
+    }
 }
 
 fn fixed(region: &str, vaddr: u64, src: &Src) -> Map {
@@ -410,11 +506,16 @@ fn build(system: &mut System, plan: Plan) -> usize {
     });
     system.pds.push(drv);
 
-    // The virtualisers: the stack is their one client (client 0).
+    // The virtualisers: the stack is client 0, the guests' cards the
+    // clients after it.
     let mut clients = Clients::EMPTY;
-    clients.count = 1;
+    clients.count = 1 + plan.guests.len();
     clients.names[0] = Name::new(STACK);
     clients.macs[0] = plan.mac;
+    for (i, (g, _)) in plan.guests.iter().enumerate() {
+        clients.names[1 + i] = Name::new(&system.pds[g.pd].name);
+        clients.macs[1 + i] = g.mac;
+    }
     let virt_config = Const {
         symbol: vw::CONFIG.into(),
         bytes: clients.encode().to_vec(),
@@ -451,6 +552,19 @@ fn build(system: &mut System, plan: Plan) -> usize {
             vw::client_data(0),
             src,
         ));
+        for (i, (g, _)) in plan.guests.iter().enumerate() {
+            let vmm = &system.pds[g.pd].name;
+            p.maps.push(fixed(
+                &format!("net_{vmm}_{dir}_queues"),
+                vw::client_queues(1 + i),
+                src,
+            ));
+            p.maps.push(fixed(
+                &format!("net_{vmm}_{dir}_data"),
+                vw::client_data(1 + i),
+                src,
+            ));
+        }
         p.consts.push(virt_config.clone());
         system.pds.push(p);
         system.channels.push(channel(
@@ -494,6 +608,58 @@ fn build(system: &mut System, plan: Plan) -> usize {
             end(s, u64::from(stack_id), None, src),
             src,
         ));
+    }
+
+    // Each guest's card: its VMM maps its four regions where it has room,
+    // with a channel to each virtualiser.
+    for (i, (g, ids)) in plan.guests.iter().enumerate() {
+        let vmm = system.pds[g.pd].name.clone();
+        for (dir, size) in [("rx", wiring::QUEUES_SIZE), ("tx", wiring::QUEUES_SIZE)] {
+            system
+                .regions
+                .push(region(format!("net_{vmm}_{dir}_queues"), size, src));
+            system.regions.push(region(
+                format!("net_{vmm}_{dir}_data"),
+                wiring::DATA_SIZE,
+                src,
+            ));
+        }
+        for dir in ["rx", "tx"] {
+            for (what, size) in [("queues", wiring::QUEUES_SIZE), ("data", wiring::DATA_SIZE)] {
+                let at = room(system, g.pd, size);
+                system.pds[g.pd].maps.push(Map {
+                    setvar_vaddr: Some(format!("vmm_net_{dir}_{what}")),
+                    ..map(format!("net_{vmm}_{dir}_{what}"), at, src)
+                });
+            }
+        }
+        let virt_id = vw::client_channel(1 + i).map_or(0, u64::from);
+        for (k, v) in virts.iter().enumerate() {
+            let symbol = if k == 0 {
+                "vmm_net_rx_channel"
+            } else {
+                "vmm_net_tx_channel"
+            };
+            system.channels.push(channel(
+                end(*v, virt_id, None, src),
+                end(g.pd, ids[k], Some(symbol), src),
+                src,
+            ));
+        }
+        let slot = system.pds[g.pd]
+            .vm
+            .as_ref()
+            .and_then(|vm| vm.guest.devices.iter().find(|d| d.name == g.device))
+            .map_or(0, |d| d.slot);
+        let mut cfg = [0u8; 8];
+        cfg[..6].copy_from_slice(&g.mac);
+        cfg[6] = slot as u8;
+        cfg[7] = 1;
+        system.pds[g.pd].consts.push(Const {
+            symbol: "septa_vm_net".into(),
+            bytes: cfg.to_vec(),
+            what: "the guest's network card (MAC, slot)".into(),
+        });
     }
 
     // Each cell: its socket region, in the stack at its slot and in the
@@ -573,6 +739,7 @@ fn build(system: &mut System, plan: Plan) -> usize {
                 connect: rules(&c.connect),
             })
             .collect(),
+        guests: plan.guests.into_iter().map(|(g, _)| g).collect(),
         src: plan.src,
     });
     s

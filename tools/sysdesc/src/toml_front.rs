@@ -523,6 +523,7 @@ struct RawForward {
     guest: Spanned<u16>,
     proto: Option<Proto2>,
     device: Option<Spanned<String>>,
+    address: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -696,7 +697,15 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
                 .with("host", span_of(&f.host))
                 .with("guest", span_of(&f.guest))
                 .with("device", f.device.as_ref().and_then(span_of));
+            let address = f.address.as_ref().and_then(|a| {
+                let parsed = septa_net_protocol::parse_ipv4(a.get_ref());
+                if parsed.is_none() {
+                    sink.emit(Kind::ForwardAddress(a.get_ref().clone()), span_of(a));
+                }
+                parsed
+            });
             Forward {
+                address,
                 host: *f.host.get_ref(),
                 guest: *f.guest.get_ref(),
                 proto: match f.proto {
@@ -829,6 +838,9 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
             .collect();
         crate::timer::Wanted { clients, whole }
     });
+    if raw.net.is_none() {
+        crate::net::check_no_net(&system, sink);
+    }
     if let Some(net) = raw.net {
         let whole = Span::from(net.span());
         let mut wanted = lower_net(net);

@@ -42,6 +42,33 @@ pub struct Contents {
     pub hostile: Option<Vec<u8>>,
 }
 
+/// Where busybox's `udhcpc` looks for the script that applies a lease
+/// (Debian's build: the string is in its `busybox`).
+pub const UDHCPC_SCRIPT_PATH: &str = "etc/udhcpc/default.script";
+
+/// That script: `udhcpc` runs it with the event and the lease in its
+/// environment; it sets the interface's address, the default route and
+/// the name servers with busybox's `ifconfig` and `route`, and says so on
+/// the console (`septa-guest: eth0 has 10.0.2.16`).
+pub const UDHCPC_SCRIPT: &str = "#!/bin/sh\n\
+# Written by septa (tools/septa/src/guest/initramfs.rs): applies udhcpc's lease.\n\
+case \"$1\" in\n\
+deconfig)\n\
+    ifconfig \"$interface\" 0.0.0.0 up\n\
+    ;;\n\
+bound|renew)\n\
+    ifconfig \"$interface\" \"$ip\" netmask \"${subnet:-255.255.255.0}\" up\n\
+    if [ -n \"$router\" ]; then\n\
+        while route del default dev \"$interface\" 2>/dev/null; do :; done\n\
+        set -- $router\n\
+        route add default gw \"$1\" dev \"$interface\"\n\
+    fi\n\
+    : > /etc/resolv.conf\n\
+    for d in $dns; do echo \"nameserver $d\" >> /etc/resolv.conf; done\n\
+    echo \"septa-guest: $interface has $ip\"\n\
+    ;;\n\
+esac\n";
+
 /// The `/init` script for `modules` of kernel `release`.
 pub fn init_script(release: &str, modules: &[String]) -> String {
     let mut s = String::from(
@@ -84,6 +111,7 @@ pub fn cpio(c: &Contents) -> Result<Vec<u8>> {
         "usr",
         "usr/bin",
         "usr/sbin",
+        "etc/udhcpc",
         "lib/modules",
     ] {
         w.dir(d, 0o755).map_err(err)?;
@@ -102,6 +130,8 @@ pub fn cpio(c: &Contents) -> Result<Vec<u8>> {
         w.file(&format!("{dir}/{name}.ko"), 0o644, &data)
             .map_err(err)?;
     }
+    w.file(UDHCPC_SCRIPT_PATH, 0o755, UDHCPC_SCRIPT.as_bytes())
+        .map_err(err)?;
     w.file("bin/septa-mmio-loop", 0o755, &super::programs::mmio_loop())
         .map_err(err)?;
     if let Some(m) = &c.hostile {
