@@ -234,7 +234,7 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
                 .unwrap_or(Config::Debug),
             file: default,
             expect: readme_expect(&readme, own_kernel),
-            probe: None,
+            probe: readme_probe(&readme).map(|text| Probe::parse(&text).map_err(|e| e.to_string())),
             xfail: None,
             limit: None,
             bare: None,
@@ -264,6 +264,20 @@ pub fn readme_expect(readme: &str, own_kernel: bool) -> Vec<String> {
         .filter(|l| own_kernel || !(l.starts_with("Septa kernel") || l.starts_with("initializer:")))
         .map(String::from)
         .collect()
+}
+
+/// The README's `curl http://localhost:8080/PATH` examples as a probe: each
+/// PATH answers `200 OK` from the default system's forward of tcp/80 (the
+/// harness forwards a free host port in 8080's place). None without one.
+pub fn readme_probe(readme: &str) -> Option<String> {
+    const URL: &str = "curl http://localhost:8080";
+    let steps: Vec<String> = readme
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix(URL))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(|path| format!("http 80 \"{path}\" \"HTTP/1.1 200 OK\" 90s"))
+        .collect();
+    (!steps.is_empty()).then(|| steps.join("\n"))
 }
 
 /// Boots `image` headless until it prints `done` or `limit` passes, while
@@ -778,6 +792,17 @@ mod tests {
             ]
         );
         assert_eq!(readme_expect(readme, false), ["greeter: hello"]);
+        let curls = "```sh\ncurl http://localhost:8080/   # the page\n  curl http://localhost:8080/api/x\n```\n";
+        assert_eq!(
+            readme_probe(curls).as_deref(),
+            Some(
+                "http 80 \"/\" \"HTTP/1.1 200 OK\" 90s\nhttp 80 \"/api/x\" \"HTTP/1.1 200 OK\" 90s"
+            )
+        );
+        assert_eq!(readme_probe("no examples"), None);
+        let probe = readme_probe(include_str!("../../../README.md")).unwrap();
+        assert!(probe.contains("\"/cells\""), "{probe}");
+        Probe::parse(&probe).unwrap();
         let real = include_str!("../../../README.md");
         assert!(
             readme_expect(real, false).len() >= 3,

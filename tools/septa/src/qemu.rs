@@ -86,6 +86,10 @@ pub struct Machine {
     /// The virtio console the statistics PD writes to (`[stats]`), which
     /// `cargo septa top` attaches to.
     pub stats_console: Option<String>,
+    /// A PD besides the statistics PD reads the statistics table (`[stats]
+    /// http`): the HTTP status cell serves it as the live dashboard at
+    /// `/cells`.
+    pub dashboard: bool,
 }
 
 impl Machine {
@@ -101,6 +105,7 @@ impl Machine {
             uart_input: Vec::new(),
             inject: None,
             stats_console: None,
+            dashboard: false,
         }
     }
 
@@ -115,6 +120,12 @@ impl Machine {
     ) -> Machine {
         let mut m = Machine::bare(&sys.board, dir);
         m.stats_console = sys.stats.as_ref().map(|s| s.console.clone());
+        m.dashboard = sys.stats.as_ref().is_some_and(|st| {
+            sys.pds
+                .iter()
+                .enumerate()
+                .any(|(i, pd)| i != st.pd && pd.maps.iter().any(|map| map.region == st.table))
+        });
         if let Some(serial) = &sys.serial {
             m.uart_input = serial
                 .input
@@ -167,7 +178,11 @@ impl Machine {
         self.devices
             .iter()
             .flat_map(|d| d.forwards.iter())
-            .map(|(proto, host, guest, _)| match (proto, guest) {
+            .map(|(proto, host, guest, address)| match (proto, guest) {
+                (Proto::Tcp, 80 | 8080) if self.dashboard && address.is_none() => format!(
+                    "network: the system's tcp/{guest} is http://localhost:{host}/ \
+                     (the live dashboard: http://localhost:{host}/cells)"
+                ),
                 (Proto::Tcp, 80 | 8080) => {
                     format!("network: the system's tcp/{guest} is http://localhost:{host}/")
                 }
@@ -557,6 +572,18 @@ mod tests {
         );
         let consoles: Vec<_> = m.consoles().collect();
         assert_eq!(consoles, [("con", PathBuf::from("/b/x/console-con.sock"))]);
+    }
+
+    #[test]
+    fn the_default_system_says_where_its_dashboard_is() {
+        let sys = crate::testkit::load(&crate::testkit::repo().join("system.toml"));
+        let m = Machine::for_system(&sys, Path::new("/srv"), Path::new("/b/x"), &[]);
+        assert_eq!(
+            m.forward_help(),
+            ["network: the system's tcp/80 is http://localhost:8080/ \
+              (the live dashboard: http://localhost:8080/cells)"]
+        );
+        assert_eq!(m.stats_console.as_deref(), Some("stats"));
     }
 
     #[test]

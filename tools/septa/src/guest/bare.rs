@@ -74,6 +74,7 @@ pub fn command(a: &Artefacts, icount: bool) -> Result<std::process::Command> {
         uart_input: Vec::new(),
         inject: None,
         stats_console: None,
+        dashboard: false,
     };
     for (_, sock) in machine.consoles() {
         let _ = std::fs::remove_file(sock);
