@@ -173,6 +173,15 @@ impl Driver {
 
     /// Moves received bytes to the queue; masks reception while it is full.
     fn rx_return(&mut self) {
+        // Clear the receive interrupts before draining, not after: QEMU's
+        // PL011 raises its receive interrupt only when the FIFO goes from
+        // empty to one byte, so a byte that came between the last look at
+        // the FIFO and a clear made afterwards would be left with no
+        // interrupt, and every byte after it too (the FIFO is no longer
+        // empty): input would stall for good. Cleared first, a byte that
+        // comes while this drains is read here, and one that comes after
+        // the FIFO is seen empty raises the interrupt again.
+        self.uart.clear(INT_RX_ANY);
         let Some(rx) = &mut self.rx else {
             // Reception is off: drop whatever came.
             while self.uart.flags() & FR_RXFE == 0 {
@@ -219,7 +228,6 @@ impl Driver {
         } else {
             self.uart.set_mask(mask | INT_RX_ANY);
         }
-        self.uart.clear(INT_RX_ANY);
         if moved {
             let _ = RX_VIRT.notify();
         }
