@@ -132,6 +132,7 @@ extern "C" fn loader_main(dtb_from_firmware: u64) -> ! {
         file_offset: 0,
         file_size: 0,
         mem_size: 0,
+        zero_fill: true,
     }; 16];
     let mut ubuf = kbuf;
     let (kernel_segs, kernel_entry) = segments(kernel_elf, true, &mut kbuf, "kernel");
@@ -331,6 +332,7 @@ fn segments<'a>(
             file_offset: l.offset,
             file_size: l.file_size,
             mem_size: l.mem_size,
+            zero_fill: l.zero_fill(),
         };
         n += 1;
     }
@@ -349,11 +351,18 @@ fn load(elf: &[u8], segs: &[Segment], offset: u64) {
                 dst,
                 s.file_size as usize,
             );
-            // The MMU is on and RAM is mapped Normal: DC ZVA may zero.
-            septa_zva::zero(
-                dst.add(s.file_size as usize),
-                (s.mem_size - s.file_size) as usize,
-            );
+        }
+        // A segment its program initializes itself (the initializer's heap,
+        // 4 MiB: zeroing it was a seventh of the boot) is left as it is.
+        if s.zero_fill {
+            // SAFETY: as above; the MMU is on and RAM is mapped Normal, so
+            // DC ZVA may zero.
+            unsafe {
+                septa_zva::zero(
+                    dst.add(s.file_size as usize),
+                    (s.mem_size - s.file_size) as usize,
+                );
+            }
         }
     }
 }

@@ -41,6 +41,10 @@ pub struct Segment {
     pub file_offset: u64,
     pub file_size: u64,
     pub mem_size: u64,
+    /// Whether the bytes past `file_size` are zeroed ([`Load::zero_fill`]).
+    ///
+    /// [`Load::zero_fill`]: septa_image::elf::Load::zero_fill
+    pub zero_fill: bool,
 }
 
 /// Physical range, end exclusive.
@@ -171,6 +175,7 @@ mod tests {
             file_offset: 0,
             file_size: size,
             mem_size: size,
+            zero_fill: true,
         }
     }
 

@@ -10,7 +10,24 @@ pub struct Load {
     pub paddr: u64,
     pub file_size: u64,
     pub mem_size: u64,
+    /// `p_flags`: the R/W/X bits and, in the OS-specific range,
+    /// [`PF_SEPTA_UNDEFINED`].
+    pub flags: u32,
 }
+
+impl Load {
+    /// Whether the bytes past the file's part must read as zero. A segment
+    /// marked [`PF_SEPTA_UNDEFINED`] holds memory its program initializes
+    /// itself before use (a heap), so a loader may leave it as it finds it.
+    pub fn zero_fill(&self) -> bool {
+        self.flags & PF_SEPTA_UNDEFINED == 0
+    }
+}
+
+/// A `p_flags` bit in the OS-specific range (`PF_MASKOS`, 0x0ff00000) that
+/// Septa's root-task linker script sets on the segment of its `.noinit`
+/// section: its contents start undefined, and the loader does not zero it.
+pub const PF_SEPTA_UNDEFINED: u32 = 0x0010_0000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ElfError {
@@ -119,6 +136,7 @@ impl<'a> Elf<'a> {
             paddr: u64_at(b, at + 24)?,
             file_size: u64_at(b, at + 32)?,
             mem_size: u64_at(b, at + 40)?,
+            flags: u32_at(b, at + 4)?,
         }))
     }
 
@@ -157,6 +175,7 @@ mod tests {
         b[ph + 24..ph + 32].copy_from_slice(&0x4000_0000u64.to_le_bytes());
         b[ph + 32..ph + 40].copy_from_slice(&16u64.to_le_bytes());
         b[ph + 40..ph + 48].copy_from_slice(&4096u64.to_le_bytes());
+        b[ph + 4..ph + 8].copy_from_slice(&6u32.to_le_bytes());
         b[ph + 56..ph + 60].copy_from_slice(&4u32.to_le_bytes());
         b[176..192].copy_from_slice(b"0123456789abcdef");
         b
@@ -175,10 +194,21 @@ mod tests {
                 vaddr: 0x20_0000,
                 paddr: 0x4000_0000,
                 file_size: 16,
-                mem_size: 4096
+                mem_size: 4096,
+                flags: 6,
             }]
         );
         assert_eq!(elf.data(&loads[0]), b"0123456789abcdef");
+        assert!(loads[0].zero_fill());
+    }
+
+    #[test]
+    fn a_segment_marked_undefined_is_not_zero_filled() {
+        let mut b = sample();
+        b[64 + 4..64 + 8].copy_from_slice(&(PF_SEPTA_UNDEFINED | 6).to_le_bytes());
+        let elf = Elf::parse(&b).unwrap();
+        let load = elf.loads().next().unwrap();
+        assert!(!load.zero_fill());
     }
 
     #[test]

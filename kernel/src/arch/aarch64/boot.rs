@@ -14,10 +14,10 @@ use super::stage2;
 use super::sysreg::{hcr, isb, pmu, sctlr_el1, write_sysreg};
 use super::{console, trap};
 use crate::bootmem::{FreeList, Region};
+use crate::devicetree::DeviceTree;
 use crate::object::sched_context::HEADER_BYTES;
 use crate::object::tcb::TCB_BYTES;
 use crate::{boot, kprintln, memory, sched};
-use fdt::node::FdtNode;
 
 const PAGE: u64 = 1 << PAGE_BITS;
 
@@ -70,17 +70,16 @@ extern "C" fn kernel_boot(
     // KERNEL_WINDOW_BASE (mmu::init), valid for the kernel's whole life.
     unsafe { memory::set_window(septa_abi::KERNEL_WINDOW_BASE, 0, mmu::WINDOW_GIB << 30) };
     // SAFETY: the loader copied a device tree of `dtb_size` bytes to `dtb_p`,
-    // which the window maps; `from_ptr` checks the header before use.
-    let fdt = (dtb_p != 0)
-        .then(|| unsafe { fdt::Fdt::from_ptr(ptr(dtb_p) as *const u8) }.ok())
-        .flatten();
-    let dt = fdt.as_ref().map(DeviceTree::read);
-    let uart = fdt
+    // which the window maps, and nothing writes it while the kernel boots;
+    // `DeviceTree::read` checks every offset against the slice.
+    let blob = (dtb_p != 0).then(|| unsafe {
+        core::slice::from_raw_parts(ptr(dtb_p) as *const u8, dtb_size as usize)
+    });
+    let dt = blob.and_then(|b| DeviceTree::read(b).ok());
+    let uart = dt
         .as_ref()
-        .zip(dt.as_ref())
-        .and_then(|(f, dt)| dt.uart(f))
-        .and_then(|n| n.reg()?.next())
-        .map(|r| r.starting_address as u64)
+        .and_then(|dt| dt.uart()?.reg?.regions().next())
+        .map(|(address, _)| address)
         .unwrap_or(fallback::UART);
     console::init(ptr(uart));
     if septa_abi::CONFIG.printing() {
@@ -97,9 +96,9 @@ extern "C" fn kernel_boot(
         (0, 0),
     ];
     let gic_node = dt.as_ref().and_then(|dt| dt.gic);
-    if let Some(node) = gic_node {
-        for (slot, r) in gic_regions.iter_mut().zip(node.reg().into_iter().flatten()) {
-            *slot = (r.starting_address as u64, r.size.unwrap_or(0) as u64);
+    if let Some(reg) = gic_node.and_then(|n| n.reg) {
+        for (slot, r) in gic_regions.iter_mut().zip(reg.regions()) {
+            *slot = r;
         }
     }
     super::gic::init(gic_regions[0].0, gic_regions[1].0);
@@ -115,11 +114,9 @@ extern "C" fn kernel_boot(
     }
 
     let mut ram = FreeList::default();
-    if let Some(memory) = dt.as_ref().and_then(|dt| dt.memory) {
-        for r in memory.reg().into_iter().flatten() {
-            let start = r.starting_address as u64;
-            let size = r.size.unwrap_or(0) as u64;
-            let _ = ram.add(Region::new(start, start + size));
+    if let Some(reg) = dt.as_ref().and_then(|dt| dt.memory?.reg) {
+        for (start, size) in reg.regions() {
+            let _ = ram.add(Region::new(start, start.saturating_add(size)));
         }
     }
     if ram.regions().is_empty() {
@@ -174,7 +171,7 @@ extern "C" fn kernel_boot(
         image: Region::new(ui_p_start, ui_p_end),
         pv_offset,
         entry: v_entry,
-        dtb: fdt.as_ref().map(|_| (dtb_p, dtb_size)),
+        dtb: dt.as_ref().map(|_| (dtb_p, dtb_size)),
     };
     let rs = match boot::create(&mut free, devices.regions(), &input) {
         Ok(rs) => rs,
@@ -190,86 +187,6 @@ extern "C" fn kernel_boot(
     crate::kdebugln!("starting the root task at {v_entry:#x}");
     sched::start();
     trap::return_to_current()
-}
-
-/// The device tree nodes the kernel reads, found in one pass over the
-/// nodes. Asking the `fdt` crate for each (the chosen UART, a PL011, the
-/// GIC, the memory node) walked the whole tree up to four times, parsing
-/// every property and checking every name as UTF-8 on each walk: about
-/// 200,000 instructions of boot on QEMU virt.
-struct DeviceTree<'b, 'a> {
-    /// `/chosen`'s `stdout-path`, as the crate's `Chosen::stdout` reads it
-    /// (the value less its NUL).
-    stdout_path: Option<&'a str>,
-    /// The first nodes compatible with a PL011, by name: the UART the
-    /// stdout path names is among them when it names a top-level PL011.
-    pl011: [Option<FdtNode<'b, 'a>>; PL011_NODES],
-    /// The first node compatible with a GICv2.
-    gic: Option<FdtNode<'b, 'a>>,
-    /// The first node named `memory` (with or without a unit address), the
-    /// node the crate's `Fdt::memory` finds.
-    memory: Option<FdtNode<'b, 'a>>,
-}
-
-/// PL011 nodes [`DeviceTree`] remembers.
-const PL011_NODES: usize = 4;
-
-/// Compatible strings of the GICv2 the kernel drives.
-const GIC_COMPATIBLE: [&str; 3] = ["arm,cortex-a15-gic", "arm,gic-400", "arm,cortex-a7-gic"];
-
-impl<'b, 'a> DeviceTree<'b, 'a> {
-    fn read(f: &'b fdt::Fdt<'a>) -> DeviceTree<'b, 'a> {
-        let mut dt = DeviceTree {
-            stdout_path: None,
-            pl011: [None; PL011_NODES],
-            gic: None,
-            memory: None,
-        };
-        let mut pl011s = 0;
-        for node in f.all_nodes() {
-            let base_name = node.name.split('@').next().unwrap_or("");
-            if base_name == "memory" && dt.memory.is_none() {
-                dt.memory = Some(node);
-            }
-            if node.name == "chosen" {
-                dt.stdout_path = node
-                    .properties()
-                    .find(|p| p.name == "stdout-path")
-                    .and_then(|p| core::str::from_utf8(p.value.split_last()?.1).ok());
-                continue;
-            }
-            let Some(compatible) = node.compatible() else {
-                continue;
-            };
-            for c in compatible.all() {
-                if c == "arm,pl011" && pl011s < PL011_NODES {
-                    dt.pl011[pl011s] = Some(node);
-                    pl011s += 1;
-                } else if dt.gic.is_none() && GIC_COMPATIBLE.contains(&c) {
-                    dt.gic = Some(node);
-                }
-            }
-        }
-        dt
-    }
-
-    /// The console UART: the node `stdout-path` names, else the first
-    /// PL011 (what `chosen().stdout()` or `find_compatible(["arm,pl011"])`
-    /// gave). A path that is not `/` and a remembered PL011's name (an
-    /// alias, a nested node) is resolved by the crate's own look-up.
-    fn uart(&self, f: &'b fdt::Fdt<'a>) -> Option<FdtNode<'b, 'a>> {
-        let Some(path) = self.stdout_path else {
-            return self.pl011[0];
-        };
-        let top = path.strip_prefix('/');
-        self.pl011
-            .iter()
-            .flatten()
-            .find(|n| top == Some(n.name))
-            .copied()
-            .or_else(|| f.find_node(path))
-            .or(self.pl011[0])
-    }
 }
 
 /// Configures EL2 for native threads and installs the root task's address
