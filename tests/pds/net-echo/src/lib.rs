@@ -83,6 +83,12 @@ impl Echo {
         self.net.channel()
     }
 
+    /// Sends one datagram from udp/7 (the cell must be allowed to send
+    /// to `port`); `false` if there is no room now.
+    pub fn send_datagram(&mut self, payload: &[u8], ip: [u8; 4], port: u16) -> bool {
+        matches!(self.udp.send_to(payload, ip, port), Ok(true))
+    }
+
     /// Accepts, echoes and closes what can be now.
     pub fn run(&mut self) {
         while !self.conns.is_full() {
