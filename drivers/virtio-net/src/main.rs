@@ -23,7 +23,14 @@
 //! never delivered (no mergeable buffers are negotiated, so the device
 //! drops it); a completion that makes no sense (a token the driver never
 //! gave, a header of the wrong size) is counted and its buffer goes back
-//! empty.
+//! empty. A device that asks for a reset (`DEVICE_NEEDS_RESET`, which
+//! QEMU sets when it finds the driver's rings inconsistent and announces
+//! with a configuration interrupt) or that was reset under the driver
+//! (its `DRIVER_OK` gone, seen at the next event) is reset and started
+//! again: features negotiated anew, new virtqueues, every receive buffer
+//! the device held posted again, and every transmit buffer it held given
+//! back to the virtualiser (those frames are lost, as on a NIC's reset;
+//! TCP sends them again), so no buffer of the queues goes missing.
 //! Descriptors from the virtualisers are checked (`Buffers::check`) before
 //! any buffer is touched.
 //!
@@ -31,6 +38,8 @@
 //! side of the two queue pairs. Must not: look into frames (policy is the
 //! virtualisers' and the stack's).
 #![cfg_attr(target_os = "none", no_std, no_main)]
+
+use core::mem::ManuallyDrop;
 
 use septa_net_protocol::region;
 use septa_net_protocol::wiring::{self, driver as w};
@@ -40,7 +49,7 @@ use septa_runtime::{println, protection_domain, setvar, Channel, ChannelSet, Han
 use septa_virtio_hal::{Masked, SeptaHal};
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::mmio::MmioTransport;
-use virtio_drivers::transport::DeviceType;
+use virtio_drivers::transport::{DeviceStatus, DeviceType};
 
 const IRQ: Channel = Channel::new(w::IRQ);
 const VIRT_RX: Channel = Channel::new(w::VIRT_RX);
@@ -130,6 +139,14 @@ impl InFlight {
         self.count -= 1;
         Some(index)
     }
+
+    /// Takes every buffer back (the device that held them is gone).
+    fn drain(&mut self) -> impl Iterator<Item = u32> + '_ {
+        self.count = 0;
+        self.by_token
+            .iter_mut()
+            .filter_map(|s| s.take().map(|(i, _)| i))
+    }
 }
 
 #[derive(Default)]
@@ -139,10 +156,16 @@ struct Counters {
     faults: u64,
     /// `faults` when last reported.
     reported: u64,
+    /// Times the device was reset and started again.
+    resets: u64,
+    /// Frames the device held to send when it was reset.
+    tx_lost: u64,
 }
 
 struct Driver {
-    net: Net,
+    /// Dropped (which resets the device and gives its virtqueues back)
+    /// only in `recover`, right before it is replaced.
+    net: ManuallyDrop<Net>,
     rx: Source,
     rx_data: Data,
     rx_flight: InFlight,
@@ -173,6 +196,17 @@ fn data(base: u64, paddr: u64) -> Data {
     Data {
         mem,
         buffers: Buffers::new(0, wiring::DATA_SIZE as usize),
+    }
+}
+
+/// Why the device must be reset, if it must.
+fn needs_reset(status: DeviceStatus) -> Option<&'static str> {
+    if status.contains(DeviceStatus::DEVICE_NEEDS_RESET) {
+        Some("the device asks for a reset")
+    } else if !status.contains(DeviceStatus::DRIVER_OK) {
+        Some("the device was reset under the driver")
+    } else {
+        None
     }
 }
 
@@ -337,6 +371,66 @@ impl Driver {
 }
 
 impl Driver {
+    /// Resets the device and starts it again; the buffers it held are
+    /// posted again (receive) or given back (transmit).
+    fn recover(&mut self, why: &str, status: DeviceStatus) {
+        let mut rx_held = [0u32; QUEUE_SIZE];
+        let mut held = 0;
+        for index in self.rx_flight.drain() {
+            rx_held[held] = index;
+            held += 1;
+        }
+        let mut tx_lost = 0;
+        let mut tx_held = [0u32; QUEUE_SIZE];
+        for index in self.tx_flight.drain() {
+            tx_held[tx_lost] = index;
+            tx_lost += 1;
+        }
+        // SAFETY: `self.net` is overwritten below before anything uses it
+        // again, and a `ManuallyDrop` is never dropped twice (if starting
+        // the new device panics, the PD stops with it). Dropping unsets
+        // the queues and resets the device, so it no longer reaches the
+        // buffers above (now the driver's alone) or the virtqueues, which
+        // go back to the DMA pool for the new device's.
+        unsafe { ManuallyDrop::drop(&mut self.net) };
+        self.net = ManuallyDrop::new(start_device());
+        for &index in &tx_held[..tx_lost] {
+            self.give_back_tx(index);
+        }
+        for &index in &rx_held[..held] {
+            // SAFETY: the buffer was lent to the old device, which is
+            // gone; the driver holds it and lends it to this one alone.
+            let buf = unsafe { self.rx_data.buffer(index) };
+            // SAFETY: as in `post_rx`: untouched until its completion.
+            match unsafe { self.net.receive_begin(buf) } {
+                Ok(token) if self.rx_flight.put(token, index, buf_len()) => {}
+                _ => self.counters.faults += 1,
+            }
+        }
+        let c = &mut self.counters;
+        c.resets += 1;
+        c.tx_lost += tx_lost as u64;
+        println!(
+            "virtio-net: {why} (status {:#x}): reset {}, {held} receive buffers posted again, frames to send lost: {tx_lost} ({} in all)",
+            status.bits(),
+            c.resets,
+            c.tx_lost
+        );
+        if tx_lost > 0 && self.tx.free.take_signal_request() {
+            let _ = VIRT_TX.notify();
+        }
+    }
+
+    /// Resets the device if it must be (see [`needs_reset`]), then
+    /// everything both ways, once.
+    fn service(&mut self) {
+        let status = septa_virtio_hal::device_status();
+        if let Some(why) = needs_reset(status) {
+            self.recover(why, status);
+        }
+        self.process();
+    }
+
     /// Everything both ways, once.
     fn process(&mut self) {
         self.complete_tx();
@@ -352,7 +446,7 @@ impl Handler for Driver {
         if irq {
             let _ = self.net.ack_interrupt();
         }
-        self.process();
+        self.service();
         if irq {
             if let Err(e) = IRQ.irq_ack() {
                 println!("virtio-net: IRQ acknowledgement failed: {e}");
@@ -363,7 +457,7 @@ impl Handler for Driver {
             // kernel held the IRQ masked: look again until the status
             // stays clear, so the next frame makes an edge of its own.
             while !self.net.ack_interrupt().is_empty() {
-                self.process();
+                self.service();
             }
         }
         // Faults are reported as they double, so a storm costs a few lines.
@@ -383,7 +477,7 @@ fn init() -> Driver {
     let rx = region::source(mapped(w::RX_QUEUES, wiring::QUEUES_SIZE)).expect("receive queues");
     let tx = region::sink(mapped(w::TX_QUEUES, wiring::QUEUES_SIZE)).expect("transmit queues");
     let mut d = Driver {
-        net,
+        net: ManuallyDrop::new(net),
         rx,
         rx_data: data(w::RX_DATA, RX_DATA_PADDR.get()),
         rx_flight: InFlight::new(),

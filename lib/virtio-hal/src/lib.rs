@@ -113,6 +113,25 @@ pub fn window_at(paddr: u64, len: usize) -> Option<usize> {
         .or_else(|| WINDOWS.get().translate_back(paddr, len))
 }
 
+/// The device's status register (virtio-mmio `Status`, the same offset in
+/// the legacy and the modern layout), read past the transport: for a
+/// driver whose device library keeps the transport to itself, to notice a
+/// device that asks for a reset (`DEVICE_NEEDS_RESET`) or was reset under
+/// it (`DRIVER_OK` gone). Empty if `regs_vaddr` was never patched.
+pub fn device_status() -> DeviceStatus {
+    /// `Status`'s offset in the transport's registers (virtio 1.2, 4.2.2).
+    const STATUS: usize = 0x70;
+    let Some(regs) = NonNull::new(REGS_VADDR.as_ptr::<u8>()) else {
+        return DeviceStatus::empty();
+    };
+    // SAFETY: the transport's registers are mapped uncached at
+    // `regs_vaddr` for the PD's life (see `transport`), `Status` lies
+    // inside them and is 32-bit aligned, and reading it has no side effect
+    // on the device.
+    let bits = unsafe { regs.as_ptr().add(STATUS).cast::<u32>().read_volatile() };
+    DeviceStatus::from_bits_truncate(bits)
+}
+
 /// Bytes of the DMA region handed out so far, and the region's size.
 pub fn dma_usage() -> (usize, usize) {
     (POOL.get().used(), region().size)
@@ -160,7 +179,9 @@ unsafe impl core::alloc::GlobalAlloc for DmaHeap {
 pub struct SeptaHal;
 
 // SAFETY: `dma_alloc` returns page-aligned, zeroed memory of the mapped DMA
-// region that nothing else uses (see `take`), with its physical address;
+// region that nothing else uses (see `take`: fresh memory, or a block that
+// `dma_dealloc` was given back, which `virtio-drivers` does only once
+// neither it nor the device uses the block), with its physical address;
 // `share` returns the physical address of a buffer that lies in that
 // region or in a window the driver registered with its physical address
 // (and panics otherwise), which is where the device must look.
@@ -179,9 +200,15 @@ unsafe impl Hal for SeptaHal {
         }
     }
 
-    unsafe fn dma_dealloc(_paddr: PhysAddr, _vaddr: NonNull<u8>, _pages: usize) -> i32 {
-        // The pool never gives memory back; the queues live as long as
-        // the PD.
+    unsafe fn dma_dealloc(_paddr: PhysAddr, vaddr: NonNull<u8>, pages: usize) -> i32 {
+        // The virtqueues of a device the driver resets: `virtio-drivers`
+        // gives them back once the device no longer uses them (it unset
+        // the queues and reset the device), and the same sizes are taken
+        // again for the device's new queues. Memory of `DmaHeap`'s is never
+        // given back.
+        let mut pool = POOL.get();
+        pool.give_back(vaddr.as_ptr() as usize, pages * PAGE_SIZE);
+        POOL.replace(pool);
         0
     }
 

@@ -1,11 +1,15 @@
 //! The DMA pool: a driver's one region of memory the device may reach,
-//! handed out from the bottom up and never given back.
+//! handed out from the bottom up.
 //!
 //! The region is physically contiguous (the tool chooses its address and
 //! patches it in with a `setvar`), mapped at a known virtual address, so an
 //! address inside it translates to the device's view by an offset. The
-//! virtqueues and the buffers are all taken from it once, at start-up;
-//! nothing is freed, so a bump pointer suffices and cannot fragment.
+//! virtqueues and the buffers are taken from it at start-up by a bump
+//! pointer, which cannot fragment. A driver that resets its device gives
+//! the old virtqueues back and takes new ones of the same sizes: a block
+//! given back is kept (up to [`FREED`] of them) and handed out again for a
+//! take of exactly its size and alignment, so resets, however many, use
+//! no more of the region than the first start did.
 #![forbid(unsafe_code)]
 
 /// Where the region is, in the PD and for the device.
@@ -85,21 +89,37 @@ impl<const N: usize> Windows<N> {
     }
 }
 
-/// How much of the region is handed out.
+/// How many blocks given back a pool keeps for reuse; more are leaked.
+pub const FREED: usize = 8;
+
+/// How much of the region is handed out, and the blocks given back.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Pool {
     used: usize,
+    /// Blocks given back: (virtual address, size).
+    freed: [Option<(usize, usize)>; FREED],
 }
 
 impl Pool {
     pub const fn new() -> Pool {
-        Pool { used: 0 }
+        Pool {
+            used: 0,
+            freed: [None; FREED],
+        }
     }
 
     /// Takes `size` bytes aligned to `align` (a power of two) from
-    /// `region`; returns their virtual address, or `None` when the region
-    /// is full.
+    /// `region`: a block given back of exactly that size and suitably
+    /// aligned if there is one, else fresh memory; returns their virtual
+    /// address, or `None` when the region is full.
     pub fn take(&mut self, region: &Region, size: usize, align: usize) -> Option<usize> {
+        let reuse = self
+            .freed
+            .iter_mut()
+            .find(|b| matches!(b, Some((at, len)) if *len == size && at % align == 0));
+        if let Some(slot) = reuse {
+            return slot.take().map(|(at, _)| at);
+        }
         let start = region
             .vaddr
             .checked_add(self.used)?
@@ -112,7 +132,22 @@ impl Pool {
         Some(start)
     }
 
-    /// Bytes handed out so far, alignment gaps included.
+    /// Gives back `size` bytes at `vaddr`, which an earlier
+    /// [`take`](Self::take) of `size` bytes returned; `false` if there was
+    /// no room to keep the block (it is then never handed out again, which
+    /// is always safe).
+    pub fn give_back(&mut self, vaddr: usize, size: usize) -> bool {
+        match self.freed.iter_mut().find(|b| b.is_none()) {
+            Some(slot) => {
+                *slot = Some((vaddr, size));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Bytes handed out so far, alignment gaps included (a block given
+    /// back still counts: the pool's high-water mark).
     pub fn used(&self) -> usize {
         self.used
     }
@@ -139,6 +174,39 @@ mod tests {
         assert_eq!(p.take(&R, 1, 1), None);
         // A failed take changes nothing.
         assert_eq!(p.used(), 0x4000);
+    }
+
+    #[test]
+    fn a_block_given_back_is_taken_again_for_the_same_size_only() {
+        let mut p = Pool::new();
+        let a = p.take(&R, 0x1000, 0x1000).unwrap();
+        let b = p.take(&R, 0x2000, 0x1000).unwrap();
+        assert!(p.give_back(a, 0x1000));
+        assert!(p.give_back(b, 0x2000));
+        // Another size, or an alignment the block lacks, takes fresh memory.
+        assert_eq!(p.take(&R, 0x800, 0x800), Some(0x2100_3000));
+        // b is not 8 KiB-aligned, and the region has no fresh 8 KiB left.
+        assert_eq!(p.take(&R, 0x2000, 0x2000), None);
+        // The same sizes get the same blocks back, however often.
+        for _ in 0..100 {
+            assert_eq!(p.take(&R, 0x2000, 0x1000), Some(b));
+            assert_eq!(p.take(&R, 0x1000, 0x1000), Some(a));
+            assert!(p.give_back(a, 0x1000) && p.give_back(b, 0x2000));
+        }
+        assert_eq!(p.used(), 0x3800);
+    }
+
+    #[test]
+    fn blocks_beyond_what_the_pool_keeps_are_leaked_not_lost_track_of() {
+        let mut p = Pool::new();
+        for i in 0..FREED {
+            assert!(p.give_back(0x2100_0000 + i * 16, 16));
+        }
+        assert!(!p.give_back(0x2100_1000, 16));
+        for i in 0..FREED {
+            assert_eq!(p.take(&R, 16, 16), Some(0x2100_0000 + i * 16));
+        }
+        assert_eq!(p.take(&R, 16, 16), Some(0x2100_0000), "then fresh memory");
     }
 
     #[test]

@@ -251,14 +251,11 @@ fn report_outcome(name: &str, o: &Outcome, log: &str, no_figures: bool) {
     if o.failed.is_empty() && !no_figures {
         return;
     }
-    println!(
-        "FAIL {name}: {}",
-        if no_figures {
-            "printed no figures".to_string()
-        } else {
-            o.failed.join("; ")
-        }
-    );
+    let mut why = o.failed.clone();
+    if no_figures {
+        why.push("printed no figures".to_string());
+    }
+    println!("FAIL {name}: {}", why.join("; "));
     let lines: Vec<_> = log.lines().collect();
     for l in &lines[lines.len().saturating_sub(20)..] {
         println!("  | {l}");

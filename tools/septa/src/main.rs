@@ -169,6 +169,12 @@ enum Command {
         /// The kernel configuration (as for build).
         #[arg(long, value_parser = config::parse)]
         config: Option<Config>,
+        /// Use host port NEW for the description's forwarded host port
+        /// HOST (`--port 8080=8081`; repeatable). A forwarded port that
+        /// another program holds is replaced by a free one anyway, and
+        /// said so.
+        #[arg(long = "port", value_name = "HOST=NEW", value_parser = qemu::parse_port_move)]
+        ports: Vec<(u16, u16)>,
     },
     /// Attach to a running system's statistics console ([stats]) and show
     /// every PD's CPU share, faults, restarts and overruns, each second.
@@ -290,12 +296,13 @@ fn main() -> Result<()> {
             kernel,
             gdb,
             config,
+            ports,
         } => {
             // Before the build: a missing QEMU that cannot be installed
             // should not wait for minutes of compiling to be reported.
             qemu::ensure_installed()?;
             let image = pack::build_system(&ws, &file, kernel.as_deref(), false, choice(config))?;
-            qemu::run_interactive(&image, gdb)
+            qemu::run_interactive(&image, gdb, &ports)
         }
         Command::Top { file, frames } => {
             let loaded = describe::load(&file)?;

@@ -30,6 +30,7 @@
 //! | `dashboard PORT PATH NAMES [LIMIT]` | load PATH from the host port forwarded to guest TCP port PORT in headless Chromium (`chromium`, or `$SEPTA_CHROMIUM`; missing, the step fails and says so), let its scripts run, save a screenshot as `dashboard.png` in the system's build folder, and check the page it rendered shows every PD of NAMES (space-separated) with non-zero CPU time (`crate::netprobe::dashboard`) |
 //! | `top CONSOLE N [LIMIT]` | read N frames of statistics from virtio console CONSOLE (the statistics PD's, `[stats]`) the way `cargo septa top` does, and check them (`crate::top::check`): a growing refresh count, CPU time for every cell not stopped, no PD above what its budget allows |
 //! | `stats CONSOLE TEXT [LIMIT]` | read frames of statistics until the PD TEXT names shows every `field=value` TEXT gives after its name (`crate::top::matches`: `faults`, `restarts`, `overruns`, `cpu_ms` exact or `>N`; `state`; `kind`) |
+//! | `cpu CONSOLE NAMES [SIZE] [LIMIT]` | read frames of statistics from virtio console CONSOLE until one shows the PDs NAMES (space-separated) quiet (together less than [`QUIET_US`] of CPU since the frame before). Without SIZE, that frame is the start; with SIZE (after a start on the same console), each PD's CPU time since the start divided by SIZE's KiB is a figure for `septa bench`, `PD-cpu-per-kib`, in instructions under `-icount` (one nanosecond of virtual time each), and their sum `cpu-per-kib` |
 //! | `lines N PATTERN... [LIMIT]` | wait until the serial console has shown, for every PATTERN (a text with one `{}`), the N lines it makes with `{}` = 1, 2, ..., N, in that order; every console line that contains a PATTERN's text before `{}` must be the next of its lines exactly (after ANSI colour codes are removed), or the step fails: a torn, lost, repeated or reordered line |
 //!
 //! TEXT is in double quotes, with the escapes `\n`, `\r`, `\t`, `\\`, `\"`
@@ -140,7 +141,17 @@ pub enum Action {
         port: u16,
         size: u64,
     },
+    Cpu {
+        console: String,
+        names: Vec<String>,
+        size: Option<u64>,
+    },
 }
+
+/// CPU time in a frame's second under which the PDs of a `cpu` step count
+/// as quiet: far below what a transfer keeps them busy for, far above an
+/// idle stack's timers.
+pub const QUIET_US: u64 = 2_000;
 
 /// A `lines` pattern: the text before and after its `{}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,6 +311,34 @@ impl Probe {
                     }
                     (Action::Lines { count, patterns }, true)
                 }
+                "cpu" => {
+                    let console = take_word(&mut rest).to_string();
+                    if console.is_empty() || console.starts_with('"') {
+                        return Err(err("`cpu` needs a console name".into()));
+                    }
+                    let text = String::from_utf8(take_text(&mut rest).map_err(err)?)
+                        .map_err(|_| err("the names must be UTF-8".into()))?;
+                    let names: Vec<String> = text.split_whitespace().map(String::from).collect();
+                    if names.is_empty() {
+                        return Err(err("`cpu` needs the names of PDs".into()));
+                    }
+                    let mut peek = rest;
+                    let size = match parse_size(take_word(&mut peek)) {
+                        Ok(size) => {
+                            rest = peek;
+                            Some(size)
+                        }
+                        Err(_) => None,
+                    };
+                    (
+                        Action::Cpu {
+                            console,
+                            names,
+                            size,
+                        },
+                        true,
+                    )
+                }
                 "top" | "stats" => {
                     let console = take_word(&mut rest).to_string();
                     if console.is_empty() || console.starts_with('"') {
@@ -424,7 +463,7 @@ impl Probe {
                 ),
                 other => {
                     return Err(err(format!(
-                        "unknown step `{other}`: use `after`, `send`, `expect`, `lines`, `http`, `tcp-echo`, `tcp-send`, `udp-echo`, `fuzz`, `tcp-accept`, `serve`, `type-until`, `no-line`, `dashboard`, `top` or `stats`"
+                        "unknown step `{other}`: use `after`, `send`, `expect`, `lines`, `http`, `tcp-echo`, `tcp-send`, `udp-echo`, `fuzz`, `tcp-accept`, `serve`, `type-until`, `no-line`, `dashboard`, `top`, `stats` or `cpu`"
                     )))
                 }
             };
@@ -452,6 +491,7 @@ impl Probe {
             | Action::Expect { console, .. }
             | Action::Top { console, .. }
             | Action::Stats { console, .. }
+            | Action::Cpu { console, .. }
                 if console != UART =>
             {
                 Some((s.line, console.as_str()))
@@ -503,6 +543,8 @@ impl Probe {
     ) -> Result<(), ProbeError> {
         let mut conns: HashMap<String, Conn> = HashMap::new();
         let mut seen: Vec<String> = Vec::new();
+        // Each console's start frame of `cpu`.
+        let mut cpu_start: HashMap<String, crate::top::Frame> = HashMap::new();
         for step in &self.steps {
             let deadline = Instant::now() + step.limit;
             let fail = |what: &str, why: String| ProbeError::Net {
@@ -623,6 +665,44 @@ impl Probe {
                     };
                     r.map_err(|e| stats_error(format!("{e} after {} frames", seen.len())))?;
                     crate::top::check(&seen).map_err(stats_error)?;
+                }
+                Action::Cpu {
+                    console,
+                    names,
+                    size,
+                } => {
+                    let stats_error = |why: String| ProbeError::Stats {
+                        line: step.line,
+                        console: console.clone(),
+                        why,
+                    };
+                    let conn = connect(&mut conns, sockets, console, step.line)?;
+                    let mut quiet = None;
+                    crate::top::follow(&mut conn.stream, Some(deadline), |prev, now| {
+                        if prev.is_some_and(|p| crate::top::busy_us(p, now, names) < QUIET_US) {
+                            quiet = Some(now.clone());
+                        }
+                        quiet.is_none()
+                    })
+                    .map_err(|e| {
+                        stats_error(format!("{e} before {} were quiet", names.join(" ")))
+                    })?;
+                    let end = quiet.expect("follow stops at a quiet frame");
+                    match size {
+                        None => {
+                            cpu_start.insert(console.clone(), end);
+                        }
+                        Some(size) => {
+                            let start = cpu_start.get(console).ok_or_else(|| {
+                                stats_error("no `cpu` step without a size started the count".into())
+                            })?;
+                            let split = crate::top::cpu_per_kib(start, &end, names, *size)
+                                .map_err(stats_error)?;
+                            if let Ok(mut f) = crate::netprobe::FIGURES.lock() {
+                                f.extend(split);
+                            }
+                        }
+                    }
                 }
                 Action::Stats { console, pd, want } => {
                     let conn = connect(&mut conns, sockets, console, step.line)?;
@@ -1130,6 +1210,40 @@ send console "tab\there \"q\" \\ \x01"
         );
         let consoles: Vec<_> = p.consoles().collect();
         assert_eq!(consoles, [(4, "console"), (5, "console"), (6, "console")]);
+    }
+
+    #[test]
+    fn cpu_steps_take_names_an_optional_size_and_a_limit() {
+        let p = Probe::parse("cpu stats \"a b\" 30s\ncpu stats \"a b\" 64MiB 9s\ncpu stats \"a\"")
+            .unwrap();
+        let names = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(
+            p.steps[0].action,
+            Action::Cpu {
+                console: "stats".into(),
+                names: names.clone(),
+                size: None
+            }
+        );
+        assert_eq!(p.steps[0].limit, Duration::from_secs(30));
+        assert_eq!(
+            p.steps[1].action,
+            Action::Cpu {
+                console: "stats".into(),
+                names,
+                size: Some(64 << 20)
+            }
+        );
+        assert_eq!(p.steps[1].limit, Duration::from_secs(9));
+        assert_eq!(p.steps[2].limit, DEFAULT_LIMIT);
+        for bad in [
+            "cpu",
+            "cpu stats",
+            "cpu stats \"\"",
+            "cpu stats \"a\" 3 lots",
+        ] {
+            assert!(Probe::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -191,6 +191,62 @@ impl Machine {
             .collect()
     }
 
+    /// Settles the host port of each forward before an interactive run:
+    /// the description's, or the one `--port HOST=NEW` chose (`moves`);
+    /// a port of the description that another program holds is replaced
+    /// by a free one. Returns a line for each port that is not the
+    /// description's, for the user; a port the user chose that is taken,
+    /// or a `--port` for a port the description does not forward, is an
+    /// error.
+    pub fn settle_ports(&mut self, moves: &[(u16, u16)]) -> Result<Vec<String>> {
+        use crate::netprobe::free_port;
+        let mut forwarded: Vec<u16> = self
+            .devices
+            .iter()
+            .flat_map(|d| d.forwards.iter().map(|f| f.1))
+            .collect();
+        forwarded.sort_unstable();
+        forwarded.dedup();
+        if let Some((from, _)) = moves.iter().find(|(from, _)| !forwarded.contains(from)) {
+            let list: Vec<String> = forwarded.iter().map(u16::to_string).collect();
+            return Err(miette!(
+                "--port {from}=...: the system forwards no host port {from} (it forwards {})",
+                if list.is_empty() {
+                    "none".to_string()
+                } else {
+                    list.join(", ")
+                }
+            ));
+        }
+        let mut notes = Vec::new();
+        for d in &mut self.devices {
+            for (proto, host, guest, _) in &mut d.forwards {
+                let chosen = moves.iter().find(|(from, _)| from == host).map(|m| m.1);
+                let want = chosen.unwrap_or(*host);
+                if port_free(*proto, want) {
+                    if chosen.is_some() {
+                        notes.push(format!(
+                            "network: host port {want} ({proto}) instead of {host}, as asked"
+                        ));
+                    }
+                    *host = want;
+                    continue;
+                }
+                if chosen.is_some() {
+                    return Err(miette!(
+                        "host port {want} ({proto}), which --port chose for the system's {proto}/{guest}, is in use by another program; choose another"
+                    ));
+                }
+                let free = free_port(*proto).into_diagnostic()?;
+                notes.push(format!(
+                    "network: host port {host} ({proto}) is in use by another program, so the system's {proto}/{guest} is on port {free} instead (choose one with --port {host}=PORT)"
+                ));
+                *host = free;
+            }
+        }
+        Ok(notes)
+    }
+
     /// The socket of console `name`.
     pub fn console_socket(&self, name: &str) -> PathBuf {
         self.dir.join(format!("console-{name}.sock"))
@@ -431,7 +487,12 @@ pub fn ensure_installed() -> Result<()> {
 }
 
 /// Boots with the serial console on this terminal (Ctrl-A X quits).
-pub fn run_interactive(image: &Image, gdb: bool) -> Result<()> {
+pub fn run_interactive(image: &Image, gdb: bool, ports: &[(u16, u16)]) -> Result<()> {
+    let mut image = image.clone();
+    for note in image.machine.settle_ports(ports)? {
+        eprintln!("   {note}");
+    }
+    let image = &image;
     let mut c = base_command(image)?;
     c.arg("-nographic");
     for (name, sock) in image.machine.consoles() {
@@ -460,6 +521,25 @@ pub fn run_interactive(image: &Image, gdb: bool) -> Result<()> {
     } else {
         Err(miette!("QEMU exited with {status}"))
     }
+}
+
+/// Whether `port` of the host's loopback is free for `proto` (QEMU's
+/// user network binds 127.0.0.1 for a forward).
+fn port_free(proto: Proto, port: u16) -> bool {
+    match proto {
+        Proto::Tcp => std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        Proto::Udp => std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok(),
+    }
+}
+
+/// `HOST=NEW` of `--port`: the description's host port and the one to use.
+pub fn parse_port_move(text: &str) -> std::result::Result<(u16, u16), String> {
+    let port = |w: &str| w.trim().parse::<u16>().ok().filter(|p| *p != 0);
+    text.split_once('=')
+        .and_then(|(a, b)| Some((port(a)?, port(b)?)))
+        .ok_or_else(|| {
+            format!("`{text}`: give the description's host port and the one to use, as 8080=8081")
+        })
 }
 
 /// QEMU flags that make time count instructions: the PMU cycle counter
@@ -572,6 +652,68 @@ mod tests {
         );
         let consoles: Vec<_> = m.consoles().collect();
         assert_eq!(consoles, [("con", PathBuf::from("/b/x/console-con.sock"))]);
+    }
+
+    #[test]
+    fn a_forwarded_port_in_use_moves_and_says_so_and_a_chosen_one_is_kept() {
+        // A port another program holds (this test), and one that is free.
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = held.local_addr().unwrap().port();
+        let free = crate::netprobe::free_port(Proto::Tcp).unwrap();
+        let sys = system(&format!(
+            "[[virtio]]\nname = \"net0\"\nkind = \"net\"\n\
+             [[forward]]\nhost = {taken}\nguest = 80\n\
+             [[forward]]\nhost = {taken}\nguest = 7\nproto = \"udp\"\n"
+        ));
+        let fresh = || Machine::for_system(&sys, Path::new("/srv"), Path::new("/b/x"), &[]);
+        let ports =
+            |m: &Machine| -> Vec<u16> { m.devices[0].forwards.iter().map(|f| f.1).collect() };
+
+        // Taken: a free port instead, and a line that says which and how
+        // to choose; the UDP forward on the same number is free and stays.
+        let mut m = fresh();
+        let notes = m.settle_ports(&[]).unwrap();
+        let moved = ports(&m)[0];
+        assert_ne!(moved, taken);
+        assert_eq!(ports(&m)[1], taken);
+        assert_eq!(
+            notes,
+            [format!(
+                "network: host port {taken} (tcp) is in use by another program, so the system's tcp/80 is on port {moved} instead (choose one with --port {taken}=PORT)"
+            )]
+        );
+        assert!(m.forward_help()[0].contains(&format!("http://localhost:{moved}/")));
+        // QEMU is told the new port.
+        assert!(values(&m.args().unwrap(), "-netdev")[0]
+            .contains(&format!("hostfwd=tcp:127.0.0.1:{moved}-:80")));
+
+        // Chosen and free: used, for both protocols.
+        let mut m = fresh();
+        let notes = m.settle_ports(&[(taken, free)]).unwrap();
+        assert_eq!(ports(&m), [free, free]);
+        assert_eq!(notes.len(), 2);
+        assert!(notes[0].contains(&format!("host port {free} (tcp) instead of {taken}")));
+
+        // Chosen and taken, or a port the system does not forward: errors.
+        let e = fresh()
+            .settle_ports(&[(taken, taken)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("is in use by another program; choose another"),
+            "{e}"
+        );
+        let e = fresh().settle_ports(&[(1, free)]).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("forwards no host port 1 (it forwards {taken})")),
+            "{e}"
+        );
+        drop(held);
+
+        assert_eq!(parse_port_move("8080=8081"), Ok((8080, 8081)));
+        for bad in ["8080", "8080=", "x=1", "0=8081", "8080=70000"] {
+            assert!(parse_port_move(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

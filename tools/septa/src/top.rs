@@ -192,6 +192,48 @@ pub fn matches(e: &Entry, want: &[(String, String)]) -> bool {
     })
 }
 
+/// Microseconds of CPU the PDs `names` consumed between frames `prev` and
+/// `now` together (a PD missing from either counts nothing).
+pub fn busy_us(prev: &Frame, now: &Frame, names: &[String]) -> u64 {
+    names
+        .iter()
+        .filter_map(|n| Some(cpu_of(now, n)?.saturating_sub(cpu_of(prev, n)?)))
+        .sum()
+}
+
+fn cpu_of(f: &Frame, name: &str) -> Option<u64> {
+    f.entries
+        .iter()
+        .find(|e| e.name() == name)
+        .map(|e| e.cpu_us)
+}
+
+/// Each PD of `names`'s CPU time from frame `start` to frame `end` per KiB
+/// of `bytes`, in instructions under `-icount shift=0` (a nanosecond of
+/// virtual time per instruction), as figures `PD-cpu-per-kib`, and their
+/// sum `cpu-per-kib`. A PD that is in neither frame is an error: a
+/// misspelt name must not read as a PD that cost nothing.
+pub fn cpu_per_kib(
+    start: &Frame,
+    end: &Frame,
+    names: &[String],
+    bytes: u64,
+) -> Result<Vec<(String, f64)>, String> {
+    let kib = (bytes as f64 / 1024.0).max(1.0);
+    let mut out = Vec::new();
+    let mut sum = 0.0;
+    for n in names {
+        let (Some(a), Some(b)) = (cpu_of(start, n), cpu_of(end, n)) else {
+            return Err(format!("no PD `{n}` in the statistics"));
+        };
+        let v = b.saturating_sub(a) as f64 * 1000.0 / kib;
+        sum += v;
+        out.push((format!("{n}-cpu-per-kib"), v.round()));
+    }
+    out.push(("cpu-per-kib".into(), sum.round()));
+    Ok(out)
+}
+
 /// Reads frames from `stream` until `until` says stop or `deadline`
 /// passes; calls `each` with every frame and the one before it.
 pub fn follow(
@@ -267,6 +309,30 @@ mod tests {
             text::entry(&mut s, &e).unwrap();
         }
         s + text::END + "\n"
+    }
+
+    #[test]
+    fn cpu_is_split_per_kib_and_a_missing_pd_is_an_error() {
+        let mut f = Frames::default();
+        let text = frame(1, 0, &[("drv", 1_000, false), ("stack", 5_000, false)])
+            + &frame(2, 1, &[("drv", 3_000, false), ("stack", 9_000, false)]);
+        let got = f.feed(text.as_bytes());
+        let names: Vec<String> = ["drv", "stack"].map(String::from).into();
+        assert_eq!(busy_us(&got[0], &got[1], &names), 6_000);
+        // 2 ms and 4 ms over 1 MiB: 2,000,000 and 4,000,000 ns / 1024 KiB.
+        let split = cpu_per_kib(&got[0], &got[1], &names, 1 << 20).unwrap();
+        assert_eq!(
+            split,
+            [
+                ("drv-cpu-per-kib".to_string(), 1953.0),
+                ("stack-cpu-per-kib".to_string(), 3906.0),
+                ("cpu-per-kib".to_string(), 5859.0),
+            ]
+        );
+        let wrong: Vec<String> = vec!["driver".into()];
+        assert!(cpu_per_kib(&got[0], &got[1], &wrong, 1 << 20)
+            .unwrap_err()
+            .contains("no PD `driver`"));
     }
 
     #[test]
