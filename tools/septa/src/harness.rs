@@ -282,11 +282,75 @@ pub fn readme_probe(readme: &str) -> Option<String> {
 
 /// Boots `image` headless until it prints `done` or `limit` passes, while
 /// `probe`, if any, works from the host; its verdict becomes the case
-/// `probe`.
+/// `probe`. A probe with `reboot` steps is run in parts, one per boot:
+/// when a part has passed and the system has said `done`, QEMU is killed
+/// (a power cut) and booted again on the same disks for the next part.
+/// Each boot's result lines count (a case passed in several is listed
+/// once); the log keeps every boot after a `==== boot N ====` line.
 pub fn boot(
     image: &Image,
     limit: Duration,
     log_path: &Path,
+    qemu_args: &[&str],
+    probe: Option<&Probe>,
+) -> Result<(Outcome, String, bool)> {
+    let parts = probe.map(Probe::boots).filter(|p| p.len() > 1);
+    let Some(parts) = parts else {
+        let r = boot_once(image, limit, qemu_args, probe)?;
+        std::fs::write(log_path, &r.1).into_diagnostic()?;
+        return Ok(r);
+    };
+    let start = Instant::now();
+    let mut all = Outcome::default();
+    let mut log = String::new();
+    let mut timed_out = false;
+    for (i, part) in parts.iter().enumerate() {
+        log.push_str(&format!("==== boot {} ====\n", i + 1));
+        let (o, l, t) = boot_once(
+            image,
+            limit.saturating_sub(start.elapsed()),
+            qemu_args,
+            Some(part),
+        )?;
+        log.push_str(&l);
+        let last = i + 1 == parts.len();
+        for c in o.passed {
+            if !all.passed.contains(&c) {
+                all.passed.push(c);
+            }
+        }
+        let failed = !o.failed.is_empty() || (!last && (t || !o.done));
+        all.failed.extend(
+            o.failed
+                .into_iter()
+                .map(|f| format!("{f} (boot {})", i + 1)),
+        );
+        all.stamps.extend(o.stamps);
+        all.stopped_early |= o.stopped_early;
+        timed_out = t;
+        if last {
+            all.done = o.done;
+        } else if failed {
+            if all.failed.is_empty() {
+                all.failed
+                    .push(format!("boot {} did not print done in time", i + 1));
+            }
+            all.stopped_early = true;
+            break;
+        }
+    }
+    // The probe is one case: passed once every part has.
+    if all.failed.iter().any(|f| f.starts_with("probe")) {
+        all.passed.retain(|c| c != "probe");
+    }
+    std::fs::write(log_path, &log).into_diagnostic()?;
+    Ok((all, log, timed_out))
+}
+
+/// One boot of [`boot`], with one part of the probe.
+fn boot_once(
+    image: &Image,
+    limit: Duration,
     qemu_args: &[&str],
     probe: Option<&Probe>,
 ) -> Result<(Outcome, String, bool)> {
@@ -422,7 +486,6 @@ pub fn boot(
         log.push_str("--- qemu stderr ---\n");
         log.push_str(&err);
     }
-    std::fs::write(log_path, &log).into_diagnostic()?;
     Ok((outcome, log, timed_out))
 }
 

@@ -12,6 +12,10 @@
 //! - `other` (`cell-services`): namespace `other`, 4 KiB: the same key
 //!   as `web`'s holds its own value, it lists only its own key, and a key
 //!   longer than its namespace leaves room for is refused.
+//! - `neighbour` (`tests/systems/kv-http`): the same checks as `other`
+//!   in namespace `neighbour` beside the HTTP cell's, then `done` (the
+//!   host's probe is the test; it checks the HTTP cell never sees this
+//!   key). Its put replaces its own value, so it passes on every boot.
 //! - `flooder` (`tests/systems/cell-flood`): floods every service it was
 //!   given, for ever, in rounds: socket opens on its port until the stack
 //!   has none left for it and on ports it may not use, key-value puts far
@@ -467,6 +471,11 @@ cell!(|| {
         "web" => web(),
         "other" => {
             kv_checks("other", b"from other", 4096);
+            Role::Idle
+        }
+        "neighbour" => {
+            kv_checks("neighbour", b"from neighbour", 4096);
+            println!("{}", report::DONE);
             Role::Idle
         }
         "flooder" => flooder(),
