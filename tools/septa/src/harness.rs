@@ -266,16 +266,37 @@ pub fn readme_expect(readme: &str, own_kernel: bool) -> Vec<String> {
         .collect()
 }
 
-/// The README's `curl http://localhost:8080/PATH` examples as a probe: each
-/// PATH answers `200 OK` from the default system's forward of tcp/80 (the
-/// harness forwards a free host port in 8080's place). None without one.
+/// The README's `curl ... http://localhost:8080/PATH` examples as a probe,
+/// in the README's order: each answers `200 OK` from the default system's
+/// forward of tcp/80 (the harness forwards a free host port in 8080's
+/// place). A plain `curl URL` is a GET; `-X METHOD` another method, and
+/// with `--data-binary` (or `-d`) 4 KiB of random bytes are sent as the
+/// body with their `Content-Length`, as curl would send the file. None
+/// without an example.
 pub fn readme_probe(readme: &str) -> Option<String> {
-    const URL: &str = "curl http://localhost:8080";
+    const URL: &str = "http://localhost:8080";
     let steps: Vec<String> = readme
         .lines()
-        .filter_map(|l| l.trim_start().strip_prefix(URL))
-        .filter_map(|rest| rest.split_whitespace().next())
-        .map(|path| format!("http 80 \"{path}\" \"HTTP/1.1 200 OK\" 90s"))
+        .filter_map(|l| l.trim_start().strip_prefix("curl "))
+        .filter_map(|rest| {
+            let words: Vec<&str> = rest.split(" #").next()?.split_whitespace().collect();
+            let path = words.iter().find_map(|w| w.strip_prefix(URL))?;
+            let method = words
+                .windows(2)
+                .find(|w| w[0] == "-X")
+                .map_or("GET", |w| w[1]);
+            let data = words
+                .iter()
+                .any(|w| w.starts_with("--data") || *w == "-d");
+            Some(match (method, data) {
+                ("GET", false) => format!("http 80 \"{path}\" \"HTTP/1.1 200 OK\" 90s"),
+                (m, data) => format!(
+                    "request 80 \"{m} {path} HTTP/1.1\\r\\nHost: localhost\\r\\n{}\\r\\n\" \"HTTP/1.1 200 OK\"{} 90s",
+                    if data { "Content-Length: {len}\\r\\n" } else { "" },
+                    if data { " send=4KiB@1" } else { "" },
+                ),
+            })
+        })
         .collect();
     (!steps.is_empty()).then(|| steps.join("\n"))
 }
@@ -863,6 +884,16 @@ mod tests {
             )
         );
         assert_eq!(readme_probe("no examples"), None);
+        let kv = "curl -X PUT --data-binary @f http://localhost:8080/kv/a  # put
+curl -X DELETE http://localhost:8080/kv/a
+";
+        let p = readme_probe(kv).unwrap();
+        assert_eq!(
+            p,
+            "request 80 \"PUT /kv/a HTTP/1.1\\r\\nHost: localhost\\r\\nContent-Length: {len}\\r\\n\\r\\n\" \"HTTP/1.1 200 OK\" send=4KiB@1 90s\n\
+             request 80 \"DELETE /kv/a HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n\" \"HTTP/1.1 200 OK\" 90s"
+        );
+        Probe::parse(&p).unwrap();
         let probe = readme_probe(include_str!("../../../README.md")).unwrap();
         assert!(probe.contains("\"/cells\""), "{probe}");
         Probe::parse(&probe).unwrap();
