@@ -11,36 +11,140 @@ pub const MAX_RESPONSE: usize = 8192;
 
 pub type Response = heapless::Vec<u8, MAX_RESPONSE>;
 
-/// What a request asked for.
+/// What a request asked for (of the status pages).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Request<'a> {
     Get(&'a str),
     /// A method other than GET or HEAD.
     Other,
-    /// Not HTTP.
+}
+
+/// A request's method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Put,
+    Delete,
+    Other,
+}
+
+/// What the head says of the body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Length {
+    /// No `Content-Length` (and no `Transfer-Encoding`): no body.
+    None,
+    /// `Content-Length`, read.
+    Bytes(u64),
+    /// `Transfer-Encoding` (chunked): not accepted here.
+    Chunked,
+    /// A `Content-Length` that is not one decimal number, given twice, or
+    /// beside a `Transfer-Encoding`.
     Bad,
 }
 
-/// The request in `buf`, once its headers are complete; `None` while
-/// more is due.
-pub fn parse(buf: &[u8]) -> Option<Request<'_>> {
+/// A request's line and headers, read whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head<'a> {
+    pub method: Method,
+    pub path: &'a str,
+    pub length: Length,
+    /// `Expect: 100-continue`: the client waits for an interim answer
+    /// before it sends the body.
+    pub expect_continue: bool,
+    /// Bytes of the head, its blank line included: the body starts there.
+    pub size: usize,
+}
+
+impl<'a> Head<'a> {
+    /// The request as the status pages see it.
+    pub fn request(&self) -> Request<'a> {
+        match self.method {
+            Method::Get | Method::Head => Request::Get(self.path),
+            _ => Request::Other,
+        }
+    }
+}
+
+/// The longest `Content-Length` read (digits); longer is [`Length::Bad`].
+const LENGTH_DIGITS: usize = 18;
+
+/// The request head in `buf`, once its blank line has arrived: `None`
+/// while more is due, `Some(Err(()))` if it is not HTTP/1.x.
+pub fn parse_head(buf: &[u8]) -> Option<Result<Head<'_>, ()>> {
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = core::str::from_utf8(&buf[..end]).ok();
-    let Some(line) = head.and_then(|h| h.lines().next()) else {
-        return Some(Request::Bad);
-    };
+    Some(head_of(&buf[..end]).map(|mut h| {
+        h.size = end + 4;
+        h
+    }))
+}
+
+fn head_of(bytes: &[u8]) -> Result<Head<'_>, ()> {
+    let text = core::str::from_utf8(bytes).map_err(|_| ())?;
+    let mut lines = text.split("\r\n");
+    let line = lines.next().ok_or(())?;
     let mut words = line.split(' ');
-    let (Some(method), Some(path), Some(version)) = (words.next(), words.next(), words.next())
+    let (Some(method), Some(path), Some(version), None) =
+        (words.next(), words.next(), words.next(), words.next())
     else {
-        return Some(Request::Bad);
+        return Err(());
     };
     if !version.starts_with("HTTP/1.") || !path.starts_with('/') {
-        return Some(Request::Bad);
+        return Err(());
     }
-    Some(match method {
-        "GET" | "HEAD" => Request::Get(path),
-        _ => Request::Other,
+    let method = match method {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        m if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => Method::Other,
+        _ => return Err(()),
+    };
+    let (mut length, mut chunked, mut expect_continue) = (Length::None, false, false);
+    for l in lines {
+        let (name, value) = l.split_once(':').ok_or(())?;
+        if name.is_empty() || name.contains(' ') {
+            return Err(());
+        }
+        let value = value.trim_matches(|c| c == ' ' || c == '\t');
+        if name.eq_ignore_ascii_case("content-length") {
+            length = match length {
+                Length::None
+                    if (1..=LENGTH_DIGITS).contains(&value.len())
+                        && value.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    value.parse().map_or(Length::Bad, Length::Bytes)
+                }
+                _ => Length::Bad,
+            };
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = true;
+        } else if name.eq_ignore_ascii_case("expect") {
+            expect_continue = value.eq_ignore_ascii_case("100-continue");
+        }
+    }
+    let length = match (length, chunked) {
+        (Length::None, true) => Length::Chunked,
+        (_, true) => Length::Bad,
+        (l, false) => l,
+    };
+    Ok(Head {
+        method,
+        path,
+        length,
+        expect_continue,
+        size: 0,
     })
+}
+
+/// A response's head (`extra`: more header lines, each ending in CRLF).
+pub fn head(code: &str, kind: &str, len: usize, extra: &str) -> heapless::String<320> {
+    let mut h = heapless::String::new();
+    let _ = write!(
+        h,
+        "HTTP/1.1 {code}\r\nContent-Type: {kind}\r\nContent-Length: {len}\r\n{extra}Connection: close\r\nServer: septa\r\n\r\n"
+    );
+    h
 }
 
 /// What the status shows.
@@ -89,13 +193,7 @@ tick();setInterval(tick,1000);
 
 fn respond(code: &str, kind: &str, body: &[u8]) -> Response {
     let mut r = Response::new();
-    let mut head: heapless::String<256> = heapless::String::new();
-    let _ = write!(
-        head,
-        "HTTP/1.1 {code}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\nServer: septa\r\n\r\n",
-        body.len()
-    );
-    let _ = r.extend_from_slice(head.as_bytes());
+    let _ = r.extend_from_slice(head(code, kind, body.len(), "").as_bytes());
     let _ = r.extend_from_slice(body);
     r
 }
@@ -183,7 +281,6 @@ pub fn answer(req: Request<'_>, s: &Status<'_>) -> Response {
         }
         Request::Get(_) => respond("404 Not Found", "text/plain", b"not found\n"),
         Request::Other => respond("405 Method Not Allowed", "text/plain", b"GET only\n"),
-        Request::Bad => respond("400 Bad Request", "text/plain", b"bad request\n"),
     }
 }
 
@@ -243,14 +340,69 @@ mod tests {
 
     #[test]
     fn requests_parse_once_whole() {
+        let parse = |b| parse_head(b).map(|h| h.map(|h| h.request()));
         assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
         assert_eq!(
             parse(b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Some(Request::Get("/api/status"))
+            Some(Ok(Request::Get("/api/status")))
         );
-        assert_eq!(parse(b"POST / HTTP/1.1\r\n\r\n"), Some(Request::Other));
-        assert_eq!(parse(b"GET nope\r\n\r\n"), Some(Request::Bad));
-        assert_eq!(parse(b"\xff\xfe\r\n\r\n"), Some(Request::Bad));
+        assert_eq!(parse(b"POST / HTTP/1.1\r\n\r\n"), Some(Ok(Request::Other)));
+        assert_eq!(parse(b"GET nope\r\n\r\n"), Some(Err(())));
+        assert_eq!(parse(b"\xff\xfe\r\n\r\n"), Some(Err(())));
+    }
+
+    #[test]
+    fn heads_say_what_the_body_is() {
+        let h = parse_head(b"PUT /kv/a HTTP/1.1\r\nHost: x\r\ncontent-length:  12 \r\nExpect: 100-continue\r\n\r\nbody")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.method, Method::Put);
+        assert_eq!(h.path, "/kv/a");
+        assert_eq!(h.length, Length::Bytes(12));
+        assert!(h.expect_continue);
+        assert_eq!(h.size, 75);
+        let len = |text: &[u8]| parse_head(text).unwrap().unwrap().length;
+        assert_eq!(len(b"PUT / HTTP/1.1\r\n\r\n"), Length::None);
+        assert_eq!(
+            len(b"PUT / HTTP/1.1\r\nContent-Length: x1\r\n\r\n"),
+            Length::Bad
+        );
+        assert_eq!(
+            len(b"PUT / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"),
+            Length::Bad
+        );
+        assert_eq!(
+            len(b"PUT / HTTP/1.1\r\nContent-Length: \r\n\r\n"),
+            Length::Bad
+        );
+        assert_eq!(
+            len(b"PUT / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n"),
+            Length::Bad
+        );
+        assert_eq!(
+            len(b"PUT / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n"),
+            Length::Bad
+        );
+        assert_eq!(
+            len(b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Length::Chunked
+        );
+        assert_eq!(
+            len(b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
+            Length::Bad
+        );
+        assert_eq!(
+            parse_head(b"PATCH /kv/a HTTP/1.1\r\n\r\n")
+                .unwrap()
+                .unwrap()
+                .method,
+            Method::Other
+        );
+        assert!(parse_head(b"GET / HTTP/1.1\r\nno colon\r\n\r\n")
+            .unwrap()
+            .is_err());
+        assert!(parse_head(b"GET  / HTTP/1.1\r\n\r\n").unwrap().is_err());
+        assert!(parse_head(b"get / HTTP/1.1\r\n\r\n").unwrap().is_err());
     }
 
     #[test]

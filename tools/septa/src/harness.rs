@@ -266,27 +266,112 @@ pub fn readme_expect(readme: &str, own_kernel: bool) -> Vec<String> {
         .collect()
 }
 
-/// The README's `curl http://localhost:8080/PATH` examples as a probe: each
-/// PATH answers `200 OK` from the default system's forward of tcp/80 (the
-/// harness forwards a free host port in 8080's place). None without one.
+/// The README's `curl ... http://localhost:8080/PATH` examples as a probe,
+/// in the README's order: each answers `200 OK` from the default system's
+/// forward of tcp/80 (the harness forwards a free host port in 8080's
+/// place). A plain `curl URL` is a GET; `-X METHOD` another method, and
+/// with `--data-binary` (or `-d`) 4 KiB of random bytes are sent as the
+/// body with their `Content-Length`, as curl would send the file. None
+/// without an example.
 pub fn readme_probe(readme: &str) -> Option<String> {
-    const URL: &str = "curl http://localhost:8080";
+    const URL: &str = "http://localhost:8080";
     let steps: Vec<String> = readme
         .lines()
-        .filter_map(|l| l.trim_start().strip_prefix(URL))
-        .filter_map(|rest| rest.split_whitespace().next())
-        .map(|path| format!("http 80 \"{path}\" \"HTTP/1.1 200 OK\" 90s"))
+        .filter_map(|l| l.trim_start().strip_prefix("curl "))
+        .filter_map(|rest| {
+            let words: Vec<&str> = rest.split(" #").next()?.split_whitespace().collect();
+            let path = words.iter().find_map(|w| w.strip_prefix(URL))?;
+            let method = words
+                .windows(2)
+                .find(|w| w[0] == "-X")
+                .map_or("GET", |w| w[1]);
+            let data = words
+                .iter()
+                .any(|w| w.starts_with("--data") || *w == "-d");
+            Some(match (method, data) {
+                ("GET", false) => format!("http 80 \"{path}\" \"HTTP/1.1 200 OK\" 90s"),
+                (m, data) => format!(
+                    "request 80 \"{m} {path} HTTP/1.1\\r\\nHost: localhost\\r\\n{}\\r\\n\" \"HTTP/1.1 200 OK\"{} 90s",
+                    if data { "Content-Length: {len}\\r\\n" } else { "" },
+                    if data { " send=4KiB@1" } else { "" },
+                ),
+            })
+        })
         .collect();
     (!steps.is_empty()).then(|| steps.join("\n"))
 }
 
 /// Boots `image` headless until it prints `done` or `limit` passes, while
 /// `probe`, if any, works from the host; its verdict becomes the case
-/// `probe`.
+/// `probe`. A probe with `reboot` steps is run in parts, one per boot:
+/// when a part has passed and the system has said `done`, QEMU is killed
+/// (a power cut) and booted again on the same disks for the next part.
+/// Each boot's result lines count (a case passed in several is listed
+/// once); the log keeps every boot after a `==== boot N ====` line.
 pub fn boot(
     image: &Image,
     limit: Duration,
     log_path: &Path,
+    qemu_args: &[&str],
+    probe: Option<&Probe>,
+) -> Result<(Outcome, String, bool)> {
+    let parts = probe.map(Probe::boots).filter(|p| p.len() > 1);
+    let Some(parts) = parts else {
+        let r = boot_once(image, limit, qemu_args, probe)?;
+        std::fs::write(log_path, &r.1).into_diagnostic()?;
+        return Ok(r);
+    };
+    let start = Instant::now();
+    let mut all = Outcome::default();
+    let mut log = String::new();
+    let mut timed_out = false;
+    for (i, part) in parts.iter().enumerate() {
+        log.push_str(&format!("==== boot {} ====\n", i + 1));
+        let (o, l, t) = boot_once(
+            image,
+            limit.saturating_sub(start.elapsed()),
+            qemu_args,
+            Some(part),
+        )?;
+        log.push_str(&l);
+        let last = i + 1 == parts.len();
+        for c in o.passed {
+            if !all.passed.contains(&c) {
+                all.passed.push(c);
+            }
+        }
+        let failed = !o.failed.is_empty() || (!last && (t || !o.done));
+        all.failed.extend(
+            o.failed
+                .into_iter()
+                .map(|f| format!("{f} (boot {})", i + 1)),
+        );
+        all.stamps.extend(o.stamps);
+        all.stopped_early |= o.stopped_early;
+        timed_out = t;
+        if last {
+            all.done = o.done;
+        } else if failed {
+            if all.failed.is_empty() {
+                all.failed
+                    .push(format!("boot {} did not print done in time", i + 1));
+            }
+            all.stopped_early = true;
+            break;
+        }
+    }
+    // The probe is one case: passed once every part has.
+    if all.failed.iter().any(|f| f.starts_with("probe")) {
+        all.passed.retain(|c| c != "probe");
+    }
+    std::fs::write(log_path, &log).into_diagnostic()?;
+    Ok((all, log, timed_out))
+}
+
+/// One boot of [`boot`], with one part of the probe.
+fn boot_once(
+    image: &Image,
+    limit: Duration,
     qemu_args: &[&str],
     probe: Option<&Probe>,
 ) -> Result<(Outcome, String, bool)> {
@@ -422,7 +507,6 @@ pub fn boot(
         log.push_str("--- qemu stderr ---\n");
         log.push_str(&err);
     }
-    std::fs::write(log_path, &log).into_diagnostic()?;
     Ok((outcome, log, timed_out))
 }
 
@@ -800,6 +884,16 @@ mod tests {
             )
         );
         assert_eq!(readme_probe("no examples"), None);
+        let kv = "curl -X PUT --data-binary @f http://localhost:8080/kv/a  # put
+curl -X DELETE http://localhost:8080/kv/a
+";
+        let p = readme_probe(kv).unwrap();
+        assert_eq!(
+            p,
+            "request 80 \"PUT /kv/a HTTP/1.1\\r\\nHost: localhost\\r\\nContent-Length: {len}\\r\\n\\r\\n\" \"HTTP/1.1 200 OK\" send=4KiB@1 90s\n\
+             request 80 \"DELETE /kv/a HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n\" \"HTTP/1.1 200 OK\" 90s"
+        );
+        Probe::parse(&p).unwrap();
         let probe = readme_probe(include_str!("../../../README.md")).unwrap();
         assert!(probe.contains("\"/cells\""), "{probe}");
         Probe::parse(&probe).unwrap();

@@ -92,6 +92,91 @@ pub fn http_get(env: &NetEnv, port: u16, path: &str, deadline: Instant) -> Resul
     Err(format!("no answer within the limit (last: {last})"))
 }
 
+/// One request on the forwarded guest `port`: `head` as written, then
+/// `body`; with `cut` the sending side is closed after it. Returns the
+/// whole response (the server closes the connection after it).
+pub fn http_request(
+    env: &NetEnv,
+    port: u16,
+    head: &[u8],
+    body: &[u8],
+    cut: bool,
+    deadline: Instant,
+) -> Result<Vec<u8>, String> {
+    let addr = env.host(Proto::Tcp, port)?;
+    let l = left(deadline)?;
+    let mut s = TcpStream::connect_timeout(&addr, l).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(l)).map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(l)).map_err(|e| e.to_string())?;
+    s.write_all(head)
+        .map_err(|e| format!("sending the head: {e}"))?;
+    // The server may answer before the body (a refusal) and stop reading:
+    // what it would not take is no failure of the probe's.
+    let _ = s.write_all(body);
+    if cut {
+        s.shutdown(std::net::Shutdown::Write)
+            .map_err(|e| format!("closing the sending side: {e}"))?;
+    }
+    let mut out = Vec::new();
+    match s.read_to_end(&mut out) {
+        Ok(_) => {}
+        Err(e) if !out.is_empty() && e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => {
+            return Err(format!(
+                "reading the response: {e} (after {} bytes)",
+                out.len()
+            ))
+        }
+    }
+    if out.is_empty() {
+        return Err("the server closed the connection without an answer".into());
+    }
+    Ok(out)
+}
+
+/// Checks that the final response in `r` (after any `100 Continue`) has
+/// exactly `want` as its body, and says so in its `Content-Length`.
+pub fn check_body(r: &[u8], want: &[u8]) -> Result<(), String> {
+    let mut rest = r;
+    loop {
+        let end = rest
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or("the response has no complete head")?;
+        let head = String::from_utf8_lossy(&rest[..end]).to_string();
+        let body = &rest[end + 4..];
+        if head.starts_with("HTTP/1.1 100 ") {
+            rest = body;
+            continue;
+        }
+        let length = head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())
+                .flatten()
+        });
+        if length != Some(want.len()) {
+            return Err(format!(
+                "Content-Length {length:?} where the value has {} bytes",
+                want.len()
+            ));
+        }
+        if body.len() != want.len() {
+            return Err(format!(
+                "the body has {} bytes, the value {}",
+                body.len(),
+                want.len()
+            ));
+        }
+        if let Some(at) = body.iter().zip(want).position(|(a, b)| a != b) {
+            return Err(format!(
+                "the body differs from the value put from byte {at} on"
+            ));
+        }
+        return Ok(());
+    }
+}
+
 /// FNV-1a, 64 bits: a hash to compare streams with.
 pub fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
     for b in bytes {
@@ -755,6 +840,17 @@ pub fn fuzz(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_is_checked_byte_for_byte_after_any_interim_answer() {
+        let ok = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
+        assert_eq!(check_body(ok, b"abc"), Ok(()));
+        assert!(check_body(ok, b"abd").unwrap_err().contains("from byte 2"));
+        assert!(check_body(ok, b"abcd").is_err());
+        let short = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nab";
+        assert!(check_body(short, b"abc").is_err());
+        assert!(check_body(b"HTTP/1.1 200 OK\r\n", b"").is_err());
+    }
 
     #[test]
     fn checksums_verify_to_zero_and_frames_vary() {

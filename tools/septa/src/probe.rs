@@ -20,6 +20,8 @@
 //! | `send CONSOLE TEXT` | write TEXT to the host end of the system's virtio console CONSOLE; CONSOLE `uart` is the board's UART (QEMU's standard input), which the serial subsystem reads |
 //! | `expect CONSOLE TEXT [LIMIT]` | read from virtio console CONSOLE until what arrived since the last `expect` contains TEXT |
 //! | `http PORT PATH TEXT [LIMIT]` | `GET PATH` on the host port forwarded to guest TCP port PORT; the response must contain TEXT |
+//! | `request PORT HEAD WANT [send=SIZE@SEED [cut=N]] [body=SIZE@SEED] [LIMIT]` | one HTTP request on the host port forwarded to guest TCP port PORT: HEAD (a text: the request line and headers, blank line included, sent as written; `{len}` in it becomes the length of what `send` names) then `send`'s SIZE bytes of a seeded generator (`netprobe::Rng`), or only their first N with `cut=N`, after which the probe closes its sending side; the response (read to its end) must contain WANT, and with `body=` its body must be exactly those bytes |
+//! | `reboot` | cuts the power (kills QEMU) and boots the system again on the same disks; the steps after it run against the new boot (its forwarded ports are new too; wait for it with a step that retries, such as `http`) |
 //! | `tcp-echo PORT SIZE [LIMIT]` | send SIZE pseudo-random bytes (`10MiB`, `4096`) to guest TCP port PORT while reading them back; the hashes must agree |
 //! | `tcp-send PORT SIZE [LIMIT]` | send SIZE pseudo-random bytes to guest TCP port PORT, close, and wait until the guest closes; the wall-clock rate is a benchmark figure |
 //! | `udp-echo PORT COUNT [LIMIT]` | send COUNT datagrams of varied sizes to guest UDP port PORT, each until it comes back |
@@ -100,6 +102,15 @@ pub enum Action {
         path: String,
         want: String,
     },
+    Request {
+        port: u16,
+        head: Vec<u8>,
+        want: String,
+        send: Option<Random>,
+        cut: Option<u64>,
+        body: Option<Random>,
+    },
+    Reboot,
     TcpEcho {
         port: u16,
         size: u64,
@@ -152,6 +163,35 @@ pub enum Action {
 /// as quiet: far below what a transfer keeps them busy for, far above an
 /// idle stack's timers.
 pub const QUIET_US: u64 = 2_000;
+
+/// `SIZE@SEED`: SIZE bytes of [`crate::netprobe::Rng`] seeded with SEED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Random {
+    pub size: u64,
+    pub seed: u64,
+}
+
+impl Random {
+    fn parse(w: &str) -> Result<Random, String> {
+        let (size, seed) = w
+            .split_once('@')
+            .ok_or_else(|| format!("expected SIZE@SEED, not `{w}`"))?;
+        let seed = seed
+            .parse()
+            .map_err(|_| format!("the seed must be a number, not `{seed}`"))?;
+        Ok(Random {
+            size: if size == "0" { 0 } else { parse_size(size)? },
+            seed,
+        })
+    }
+
+    /// The bytes.
+    pub fn bytes(self) -> Vec<u8> {
+        let mut v = vec![0u8; self.size as usize];
+        crate::netprobe::Rng(self.seed | 1).fill(&mut v);
+        v
+    }
+}
 
 /// A `lines` pattern: the text before and after its `{}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -400,6 +440,50 @@ impl Probe {
                         .map_err(|_| err("the text must be UTF-8".into()))?;
                     (Action::Http { port, path, want }, true)
                 }
+                "request" => {
+                    let port = take_port(&mut rest).map_err(err)?;
+                    let head = take_text(&mut rest).map_err(err)?;
+                    let want = String::from_utf8(take_text(&mut rest).map_err(err)?)
+                        .map_err(|_| err("the text must be UTF-8".into()))?;
+                    let (mut send, mut cut, mut body) = (None, None, None);
+                    loop {
+                        let before = rest;
+                        let w = take_word(&mut rest);
+                        match w.split_once('=') {
+                            Some(("send", v)) => send = Some(Random::parse(v).map_err(err)?),
+                            Some(("body", v)) => body = Some(Random::parse(v).map_err(err)?),
+                            Some(("cut", v)) => {
+                                cut = Some(v.parse().map_err(|_| {
+                                    err(format!("cut= takes a number of bytes, not `{v}`"))
+                                })?)
+                            }
+                            Some((k, _)) => {
+                                return Err(err(format!(
+                                    "unknown option `{k}=` (send=, cut=, body=)"
+                                )))
+                            }
+                            None => {
+                                rest = before;
+                                break;
+                            }
+                        }
+                    }
+                    if cut.is_some() && send.is_none() {
+                        return Err(err("cut= needs send=".into()));
+                    }
+                    (
+                        Action::Request {
+                            port,
+                            head,
+                            want,
+                            send,
+                            cut,
+                            body,
+                        },
+                        true,
+                    )
+                }
+                "reboot" => (Action::Reboot, false),
                 "tcp-echo" | "tcp-send" => {
                     let port = take_port(&mut rest).map_err(err)?;
                     let size = parse_size(take_word(&mut rest)).map_err(err)?;
@@ -463,7 +547,7 @@ impl Probe {
                 ),
                 other => {
                     return Err(err(format!(
-                        "unknown step `{other}`: use `after`, `send`, `expect`, `lines`, `http`, `tcp-echo`, `tcp-send`, `udp-echo`, `fuzz`, `tcp-accept`, `serve`, `type-until`, `no-line`, `dashboard`, `top`, `stats` or `cpu`"
+                        "unknown step `{other}`: use `after`, `send`, `expect`, `lines`, `http`, `request`, `reboot`, `tcp-echo`, `tcp-send`, `udp-echo`, `fuzz`, `tcp-accept`, `serve`, `type-until`, `no-line`, `dashboard`, `top`, `stats` or `cpu`"
                     )))
                 }
             };
@@ -498,6 +582,23 @@ impl Probe {
             }
             _ => None,
         })
+    }
+
+    /// The probe's parts, one per boot: the steps before each `reboot`,
+    /// and those after the last.
+    pub fn boots(&self) -> Vec<Probe> {
+        let mut parts = vec![Probe::default()];
+        for s in &self.steps {
+            match s.action {
+                Action::Reboot => parts.push(Probe::default()),
+                _ => parts
+                    .last_mut()
+                    .expect("one at least")
+                    .steps
+                    .push(s.clone()),
+            }
+        }
+        parts
     }
 
     /// Whether the probe types on the UART (then the harness gives it
@@ -586,6 +687,45 @@ impl Probe {
                         ));
                     }
                 }
+                Action::Request {
+                    port,
+                    head,
+                    want,
+                    send,
+                    cut,
+                    body,
+                } => {
+                    let line = String::from_utf8_lossy(head);
+                    let what = format!(
+                        "{} on tcp/{port}",
+                        line.split("\r\n").next().unwrap_or_default()
+                    );
+                    let sent = send.map(Random::bytes).unwrap_or_default();
+                    let head = String::from_utf8_lossy(head)
+                        .replace("{len}", &sent.len().to_string())
+                        .into_bytes();
+                    let upto = cut.map_or(sent.len(), |c| (c as usize).min(sent.len()));
+                    let r = crate::netprobe::http_request(
+                        net,
+                        *port,
+                        &head,
+                        &sent[..upto],
+                        cut.is_some(),
+                        deadline,
+                    )
+                    .map_err(|e| fail(&what, e))?;
+                    let text = String::from_utf8_lossy(&r);
+                    if !text.contains(want.as_str()) {
+                        return Err(fail(
+                            &what,
+                            format!("the response lacks {want:?}: {}", quote(&r)),
+                        ));
+                    }
+                    if let Some(b) = body {
+                        crate::netprobe::check_body(&r, &b.bytes()).map_err(|e| fail(&what, e))?;
+                    }
+                }
+                Action::Reboot => unreachable!("the harness splits the probe at each reboot"),
                 Action::Dashboard { port, path, names } => {
                     let what = format!("the dashboard at {path} on tcp/{port}");
                     crate::netprobe::dashboard(net, *port, path, names, deadline)
@@ -1241,6 +1381,47 @@ send console "tab\there \"q\" \\ \x01"
             "cpu stats",
             "cpu stats \"\"",
             "cpu stats \"a\" 3 lots",
+        ] {
+            assert!(Probe::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn requests_and_reboots_are_read() {
+        let p = Probe::parse(
+            "request 80 \"PUT /kv/a HTTP/1.1\\r\\nContent-Length: {len}\\r\\n\\r\\n\" \"200 OK\" send=64KiB@7 cut=10 5s\n\
+             reboot\n\
+             request 80 \"GET /kv/a HTTP/1.1\\r\\n\\r\\n\" \"200\" body=0@1\n",
+        )
+        .unwrap();
+        assert_eq!(
+            p.steps[0].action,
+            Action::Request {
+                port: 80,
+                head: b"PUT /kv/a HTTP/1.1\r\nContent-Length: {len}\r\n\r\n".to_vec(),
+                want: "200 OK".into(),
+                send: Some(Random {
+                    size: 65536,
+                    seed: 7
+                }),
+                cut: Some(10),
+                body: None,
+            }
+        );
+        assert_eq!(p.steps[0].limit, Duration::from_secs(5));
+        let parts = p.boots();
+        assert_eq!(parts.len(), 2);
+        assert_eq!((parts[0].steps.len(), parts[1].steps.len()), (1, 1));
+        assert_eq!(parts[1].steps[0].line, 3);
+        assert_eq!(
+            Random { size: 9, seed: 3 }.bytes(),
+            Random { size: 9, seed: 3 }.bytes()
+        );
+        for bad in [
+            "request 80 \"x\" \"y\" cut=3",
+            "request 80 \"x\" \"y\" send=12",
+            "request 80 \"x\" \"y\" colour=red",
+            "reboot 5s",
         ] {
             assert!(Probe::parse(bad).is_err(), "{bad}");
         }

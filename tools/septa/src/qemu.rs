@@ -90,6 +90,9 @@ pub struct Machine {
     /// http`): the HTTP status cell serves it as the live dashboard at
     /// `/cells`.
     pub dashboard: bool,
+    /// The HTTP status cell (program `http-status`) is a cell with a
+    /// key-value namespace: it serves the store at `/kv/`.
+    pub kv_api: bool,
 }
 
 impl Machine {
@@ -106,6 +109,7 @@ impl Machine {
             inject: None,
             stats_console: None,
             dashboard: false,
+            kv_api: false,
         }
     }
 
@@ -125,6 +129,10 @@ impl Machine {
                 .iter()
                 .enumerate()
                 .any(|(i, pd)| i != st.pd && pd.maps.iter().any(|map| map.region == st.table))
+        });
+        m.kv_api = sys.cells.iter().any(|c| {
+            c.kv.is_some()
+                && sys.pds[c.pd].program == septa_sysdesc::Program::Crate("http-status".into())
         });
         if let Some(serial) = &sys.serial {
             m.uart_input = serial
@@ -181,7 +189,12 @@ impl Machine {
             .map(|(proto, host, guest, address)| match (proto, guest) {
                 (Proto::Tcp, 80 | 8080) if self.dashboard && address.is_none() => format!(
                     "network: the system's tcp/{guest} is http://localhost:{host}/ \
-                     (the live dashboard: http://localhost:{host}/cells)"
+                     (the live dashboard: http://localhost:{host}/cells{})",
+                    if self.kv_api {
+                        format!("; the key-value store: http://localhost:{host}/kv/")
+                    } else {
+                        String::new()
+                    }
                 ),
                 (Proto::Tcp, 80 | 8080) => {
                     format!("network: the system's tcp/{guest} is http://localhost:{host}/")
@@ -723,7 +736,8 @@ mod tests {
         assert_eq!(
             m.forward_help(),
             ["network: the system's tcp/80 is http://localhost:8080/ \
-              (the live dashboard: http://localhost:8080/cells)"]
+              (the live dashboard: http://localhost:8080/cells; \
+              the key-value store: http://localhost:8080/kv/)"]
         );
         assert_eq!(m.stats_console.as_deref(), Some("stats"));
     }

@@ -437,8 +437,11 @@ fn expand_one(
         })
         .collect();
     // Names are PD names (under 64 bytes, checked) and at most MAX
-    // entries (checked above).
-    if let Ok(bytes) = peers::encode(&entries) {
+    // entries (checked above). A cell with no channel gets no table: the
+    // zeroed one in its image already says so, and a program that is no
+    // `septa-cell` program (the HTTP status cell, on the runtime itself)
+    // need not carry the symbol.
+    if let (false, Ok(bytes)) = (entries.is_empty(), peers::encode(&entries)) {
         system.pds[p].consts.push(Const {
             symbol: peers::SYMBOL.into(),
             bytes: bytes.to_vec(),

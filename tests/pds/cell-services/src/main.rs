@@ -12,6 +12,13 @@
 //! - `other` (`cell-services`): namespace `other`, 4 KiB: the same key
 //!   as `web`'s holds its own value, it lists only its own key, and a key
 //!   longer than its namespace leaves room for is refused.
+//! - `neighbour` (`tests/systems/kv-http`): the same checks as `other`
+//!   in namespace `neighbour` beside the HTTP cell's, then `done` (the
+//!   host's probe is the test; it checks the HTTP cell never sees this
+//!   key). Its put replaces its own value, so it passes on every boot.
+//! - `stranded` (`tests/systems/kv-http-unavailable`): its store has no
+//!   disk; a put and a get are refused [`Status::Unavailable`], never a
+//!   fault; then `done`.
 //! - `flooder` (`tests/systems/cell-flood`): floods every service it was
 //!   given, for ever, in rounds: socket opens on its port until the stack
 //!   has none left for it and on ports it may not use, key-value puts far
@@ -467,6 +474,25 @@ cell!(|| {
         "web" => web(),
         "other" => {
             kv_checks("other", b"from other", 4096);
+            Role::Idle
+        }
+        "neighbour" => {
+            kv_checks("neighbour", b"from neighbour", 4096);
+            println!("{}", report::DONE);
+            Role::Idle
+        }
+        "stranded" => {
+            let refused = kv::get().map(|s| {
+                let mut back = [0u8; 8];
+                (s.put(b"k", b"v").err(), s.get(b"k", &mut back).err())
+            });
+            let no = Some(KvError::Status(Status::Unavailable));
+            verdict(
+                "kv-unavailable-refused",
+                refused == Some((no, no)),
+                &format_args!("put and get: {refused:?}"),
+            );
+            println!("{}", report::DONE);
             Role::Idle
         }
         "flooder" => flooder(),

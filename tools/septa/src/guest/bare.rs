@@ -75,6 +75,7 @@ pub fn command(a: &Artefacts, icount: bool) -> Result<std::process::Command> {
         inject: None,
         stats_console: None,
         dashboard: false,
+        kv_api: false,
     };
     for (_, sock) in machine.consoles() {
         let _ = std::fs::remove_file(sock);
