@@ -32,6 +32,7 @@ use crate::platform::{Hooks, Platform};
 use crate::psci::{self, Call};
 use crate::syndrome::{self, ec, Access, Origin, Undecodable};
 use crate::vgic::ListRegisters;
+use crate::virtio::mmio::Device as _;
 use crate::virtio::{self, GuestMem};
 use crate::{fdt, MAX_VCPUS};
 
@@ -221,6 +222,36 @@ fn device_at(gpa: u64) -> Device {
     Device::None
 }
 
+/// What a guest access to a device's transport did.
+enum Accessed<W> {
+    /// A read, and the value read.
+    Read(u32),
+    /// A write, what the transport made of it and the device's work.
+    Written(virtio::mmio::Effect, W),
+}
+
+/// A guest access to one device's transport.
+fn transport_access<D: virtio::mmio::Device>(
+    dev: &mut D,
+    mem: &GuestMem,
+    off: u64,
+    a: &Access,
+    value: u64,
+) -> Result<Accessed<D::Work>, &'static str> {
+    if a.write {
+        let (effect, work) = dev.write(mem, off, a.size, value as u32)?;
+        Ok(Accessed::Written(effect, work))
+    } else {
+        dev.read(off, a.size).map(Accessed::Read)
+    }
+}
+
+/// An access to a transport with no device behind it: reads answer "no
+/// device" (see [`virtio_empty`]), writes are ignored.
+fn virtio_none(off: u64, a: &Access) -> Option<u64> {
+    (!a.write).then(|| u64::from(virtio_empty(off)))
+}
+
 /// virtio-mmio registers the VMM answers on every transport until it
 /// emulates devices (virtio 1.2, 4.2.2): magic "virt", version 2, device
 /// id 0, which a driver reads as "no device here".
@@ -340,45 +371,36 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
         a: &Access,
         value: u64,
     ) -> Result<Option<u64>, &'static str> {
-        if let (Some(mem), Some((s, blk))) = (self.mem, self.blk.as_mut()) {
-            if *s == slot {
-                if !a.write {
-                    return blk.read(off, a.size).map(|v| Some(u64::from(v)));
-                }
-                let (effect, work) = blk.write(&mem, off, a.size, value as u32)?;
-                if let virtio::mmio::Effect::Ignored(why) = effect {
-                    self.noisy(
-                        Noise::Virtio,
-                        format_args!("disk: write {value:#x} at {off:#x} ignored: {why}"),
-                    );
-                }
-                self.blk_work(work);
-                return Ok(None);
-            }
+        let Some(mem) = self.mem else {
+            return Ok(virtio_none(off, a));
+        };
+        if let Some((_, blk)) = self.blk.as_mut().filter(|(s, _)| *s == slot) {
+            let (effect, work) = match transport_access(blk, &mem, off, a, value)? {
+                Accessed::Read(v) => return Ok(Some(u64::from(v))),
+                Accessed::Written(effect, work) => (effect, work),
+            };
+            self.ignored("disk", effect, off, value);
+            self.blk_work(work);
+        } else if let Some((_, net)) = self.net.as_mut().filter(|(s, _)| *s == slot) {
+            let (effect, work) = match transport_access(net, &mem, off, a, value)? {
+                Accessed::Read(v) => return Ok(Some(u64::from(v))),
+                Accessed::Written(effect, work) => (effect, work),
+            };
+            self.ignored("network card", effect, off, value);
+            self.net_work(work);
+        } else {
+            return Ok(virtio_none(off, a));
         }
-        match (self.mem, self.net.as_mut()) {
-            (Some(mem), Some((s, net))) if *s == slot => {
-                if a.write {
-                    let (effect, work) = net.write(&mem, off, a.size, value as u32)?;
-                    if let virtio::mmio::Effect::Ignored(why) = effect {
-                        self.noisy(
-                            Noise::Virtio,
-                            format_args!(
-                                "network card: write {value:#x} at {off:#x} ignored: {why}"
-                            ),
-                        );
-                    }
-                    self.net_work(work);
-                    Ok(None)
-                } else {
-                    net.read(off, a.size).map(|v| Some(u64::from(v)))
-                }
-            }
-            _ => Ok(if a.write {
-                None
-            } else {
-                Some(u64::from(virtio_empty(off)))
-            }),
+        Ok(None)
+    }
+
+    /// Logs a register write a device ignored.
+    fn ignored(&mut self, device: &str, effect: virtio::mmio::Effect, off: u64, value: u64) {
+        if let virtio::mmio::Effect::Ignored(why) = effect {
+            self.noisy(
+                Noise::Virtio,
+                format_args!("{device}: write {value:#x} at {off:#x} ignored: {why}"),
+            );
         }
     }
 

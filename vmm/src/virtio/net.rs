@@ -22,8 +22,8 @@ use septa_queue::net::{Buffers, Sink, Source};
 use septa_queue::{Idle, Shared};
 
 use super::mem::GuestMem;
-use super::mmio::{self, config_read, Effect, Identity, Transport, F_VERSION_1};
-use super::queue::{gather, scatter, Queue, QueueError};
+use super::mmio::{self, Device, Identity, Transport, F_VERSION_1};
+use super::queue::{gather, scatter, Chain, Queue, QueueError};
 
 /// Virtio device id of a network card.
 pub const DEVICE_ID: u32 = 1;
@@ -131,51 +131,31 @@ impl Net {
     pub fn mac(&self) -> [u8; 6] {
         self.mac
     }
+}
 
-    /// A guest read at `offset` of the transport.
-    pub fn read(&mut self, offset: u64, size: u8) -> Result<u32, &'static str> {
-        if offset >= mmio::reg::CONFIG {
-            let mut config = [0u8; 8];
-            config[..6].copy_from_slice(&self.mac);
-            return config_read(&config, offset - mmio::reg::CONFIG, size);
-        }
-        self.transport.read(offset, size)
+impl Device for Net {
+    type Work = Work;
+    const CONFIG_READ_ONLY: &'static str = "the network card's configuration is read-only";
+
+    fn transport(&mut self) -> &mut Transport {
+        &mut self.transport
     }
 
-    /// A guest write at `offset` of the transport; then whatever work it
-    /// makes possible.
-    pub fn write(
-        &mut self,
-        mem: &GuestMem,
-        offset: u64,
-        size: u8,
-        value: u32,
-    ) -> Result<(Effect, Work), &'static str> {
-        let effect = self.transport.guest_write(
-            mem,
-            offset,
-            size,
-            value,
-            "the network card's configuration is read-only",
-        )?;
-        let work = match effect {
-            Effect::Notify(_) | Effect::Started => self.poll(mem),
-            Effect::BadQueue(error) => {
-                self.transport.needs_reset();
-                Work {
-                    interrupt: true,
-                    error: Some(NetError::Queue { queue: "a", error }),
-                    ..Work::default()
-                }
-            }
-            _ => Work::default(),
-        };
-        Ok((effect, work))
+    fn config(&self, space: &mut [u8; mmio::CONFIG_MAX]) {
+        space[..6].copy_from_slice(&self.mac);
+    }
+
+    fn bad_queue(error: QueueError) -> Work {
+        Work {
+            interrupt: true,
+            error: Some(NetError::Queue { queue: "a", error }),
+            ..Work::default()
+        }
     }
 
     /// Moves what can move: frames the virtualiser delivered into the
     /// guest's receive chains, the guest's transmit chains out.
-    pub fn poll(&mut self, mem: &GuestMem) -> Work {
+    fn poll(&mut self, mem: &GuestMem) -> Work {
         let mut w = Work::default();
         if !self.transport.running() {
             return w;
@@ -216,6 +196,14 @@ impl Net {
     }
 }
 
+/// Counts a chain refused and reports why (the first error of a round).
+fn note(stats: &mut Stats, w: &mut Work, e: NetError) {
+    stats.refused += 1;
+    w.error.get_or_insert(e);
+    w.interrupt = true;
+}
+
+/// Gives chain `head` back used with nothing written, refused.
 fn refuse(
     q: &mut Queue,
     mem: &GuestMem,
@@ -224,10 +212,22 @@ fn refuse(
     stats: &mut Stats,
     w: &mut Work,
 ) -> Result<(), QueueError> {
-    stats.refused += 1;
-    w.error.get_or_insert(e);
-    w.interrupt = true;
+    note(stats, w, e);
     q.push_used(mem, head, 0)
+}
+
+/// The next chain of `q` that passes its checks (those that fail are
+/// refused on the way).
+fn next_chain(
+    q: &mut Queue,
+    mem: &GuestMem,
+    queue: &'static str,
+    stats: &mut Stats,
+    w: &mut Work,
+) -> Result<Option<Chain>, QueueError> {
+    q.pop_valid(mem, |error| {
+        note(stats, w, NetError::Queue { queue, error })
+    })
 }
 
 /// Frames from the receive virtualiser into the guest's receive chains.
@@ -257,23 +257,8 @@ fn receive(
         }
         // A frame waits: it needs a chain of the guest's (the guest's
         // notification brings the VMM back when it posts one).
-        let chain = match q.pop(mem)? {
-            None => return Ok(()),
-            Some(Ok(c)) => c,
-            Some(Err((head, error))) => {
-                refuse(
-                    q,
-                    mem,
-                    head,
-                    NetError::Queue {
-                        queue: "receive",
-                        error,
-                    },
-                    stats,
-                    w,
-                )?;
-                continue;
-            }
+        let Some(chain) = next_chain(q, mem, "receive", stats, w)? else {
+            return Ok(());
         };
         let desc = match b.rx.active.dequeue() {
             Ok(Some(d)) => d,
@@ -343,23 +328,8 @@ fn transmit(
             }
             b.tx.free.cancel_signal();
         }
-        let chain = match q.pop(mem)? {
-            None => break Ok(()),
-            Some(Ok(c)) => c,
-            Some(Err((head, error))) => {
-                refuse(
-                    q,
-                    mem,
-                    head,
-                    NetError::Queue {
-                        queue: "transmit",
-                        error,
-                    },
-                    stats,
-                    w,
-                )?;
-                continue;
-            }
+        let Some(chain) = next_chain(q, mem, "transmit", stats, w)? else {
+            break Ok(());
         };
         if chain.bytes(true) != 0 {
             refuse(q, mem, chain.head, NetError::TxWritable, stats, w)?;
@@ -417,7 +387,7 @@ fn transmit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::virtio::mmio::{reg, status};
+    use crate::virtio::mmio::{reg, status, Effect};
     use crate::virtio::queue::flags;
     use septa_net_protocol::region;
     use septa_queue::host::leak;
