@@ -81,6 +81,7 @@ pub(crate) struct WantedService {
     /// A Linux cell's: the guest takes the keyboard (`console`), its
     /// address and forwards (`net`), its disk (`disk`).
     pub input: Option<At<bool>>,
+    pub virtio: Option<At<bool>>,
     pub address: Option<At<String>>,
     pub forward: Option<At<Vec<crate::linux::WantedForward>>>,
     pub device: Option<At<String>>,
@@ -108,6 +109,7 @@ impl WantedService {
         add("namespace", self.namespace.as_ref().map(|v| v.1));
         add("quota", self.quota.as_ref().map(|v| v.1));
         add("input", self.input.as_ref().map(|v| v.1));
+        add("virtio", self.virtio.as_ref().map(|v| v.1));
         add("address", self.address.as_ref().map(|v| v.1));
         add("forward", self.forward.as_ref().map(|v| v.1));
         add("device", self.device.as_ref().map(|v| v.1));

@@ -62,6 +62,10 @@ pub const GIC_VCPU: &str = "gic-vcpu";
 pub const GIC_VCPU_SIZE: u64 = 8 << 10;
 /// The guest's devices' names.
 pub const NET_DEVICE: &str = "eth0";
+pub const CONSOLE_DEVICE: &str = "hvc0";
+/// The command line of a guest whose console is the virtio console,
+/// unless the cell gives one.
+pub const VIRTIO_CONSOLE_BOOTARGS: &str = "console=hvc0";
 pub const DISK_DEVICE: &str = "vda";
 /// The kernel sources the tool knows by name.
 const DEBIAN: [&str; 2] = ["debian", "debian:bookworm"];
@@ -70,8 +74,8 @@ const DEBIAN: [&str; 2] = ["debian", "debian:bookworm"];
 const SERVICES: [(&str, &[&str], &str); 4] = [
     (
         "console",
-        &["prefix", "colour", "input"],
-        "`prefix`, `colour` and `input`",
+        &["prefix", "colour", "input", "virtio"],
+        "`prefix`, `colour`, `input` and `virtio`",
     ),
     ("net", &["address", "forward"], "`address` and `forward`"),
     ("disk", &["device", "partition"], "`device` and `partition`"),
@@ -320,6 +324,10 @@ fn expand_one(
         slot: None,
         whole: s.whole,
     };
+    let virtio_console = console.is_some_and(|s| s.virtio.as_ref().is_some_and(|v| v.0));
+    if let (true, Some(s)) = (virtio_console, console) {
+        devices.push(device(CONSOLE_DEVICE, "console", s));
+    }
     if let Some(s) = net {
         devices.push(device(NET_DEVICE, "net", s));
     }
@@ -339,7 +347,10 @@ fn expand_one(
             vm: name.clone(),
             kernel,
             initrd: c.linux.initrd,
-            bootargs: c.linux.bootargs,
+            bootargs: c
+                .linux
+                .bootargs
+                .or_else(|| virtio_console.then(|| (VIRTIO_CONSOLE_BOOTARGS.to_string(), None))),
             devices,
         },
     );
@@ -461,6 +472,7 @@ fn expand_one(
             ram_region,
             vcpu_priority: priority,
             input: clients.input.iter().any(|i| i.0 == name),
+            virtio_console,
             net,
             disk,
         }),
@@ -579,6 +591,12 @@ pub(crate) fn headline(vmm: &Pd, band: &str, l: &CellLinux) -> String {
 /// (which the cells' explanation lists as for any cell).
 pub(crate) fn reach(system: &System, pd: usize, l: &CellLinux) -> Vec<String> {
     let mut out = Vec::new();
+    if l.virtio_console {
+        out.push(format!(
+            "console device {CONSOLE_DEVICE} (a virtio console, which takes what is typed to the guest; \
+             the PL011 beside it gets no input)"
+        ));
+    }
     if let Some((address, forwards)) = &l.net {
         let card = system.net.as_ref().and_then(|n| {
             let g = n.guests.iter().find(|g| g.pd == pd)?;

@@ -347,6 +347,8 @@ pub struct CellLinux {
     pub vcpu_priority: u8,
     /// The guest takes the keyboard from the serial subsystem.
     pub input: bool,
+    /// Its console is a virtio console (`hvc0`) rather than the PL011.
+    pub virtio_console: bool,
     /// Its network card: the address it asks DHCP for, and the forwards
     /// to it (indices into [`System::forwards`]).
     pub net: Option<(Option<String>, Vec<usize>)>,

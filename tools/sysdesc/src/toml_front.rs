@@ -237,6 +237,7 @@ struct RawService {
     namespace: Option<Spanned<String>>,
     quota: Option<Spanned<SizeValue>>,
     input: Option<Spanned<bool>>,
+    virtio: Option<Spanned<bool>>,
     address: Option<Spanned<String>>,
     forward: Option<Spanned<Vec<Spanned<RawCellForward>>>>,
     device: Option<Spanned<String>>,
@@ -1057,6 +1058,7 @@ fn lower_cell(sink: &mut Sink, name: Spanned<String>, c: Spanned<RawCell>) -> Op
                 namespace: v.namespace.as_ref().map(text),
                 quota: v.quota.as_ref().map(|q| (q.get_ref().0, span_of(q))),
                 input: v.input.as_ref().map(|b| (*b.get_ref(), span_of(b))),
+                virtio: v.virtio.as_ref().map(|b| (*b.get_ref(), span_of(b))),
                 address: v.address.as_ref().map(text),
                 forward: v.forward.as_ref().map(|f| {
                     let list = f
