@@ -186,6 +186,37 @@ pub(crate) fn expand(system: &mut System, cells: Vec<Wanted>, sink: &mut Sink) -
     clients
 }
 
+/// Checks that no PD takes cell `cell`'s name, nor any region the names
+/// it will give its `regions`.
+pub(crate) fn names_free(
+    system: &System,
+    sink: &mut Sink,
+    cell: &str,
+    span: Option<Span>,
+    regions: &[&str],
+) {
+    let taken = system
+        .pd_index(cell)
+        .map(|_| (cell, "PD"))
+        .into_iter()
+        .chain(
+            regions
+                .iter()
+                .filter(|r| system.region(r).is_some())
+                .map(|r| (*r, "region")),
+        );
+    for (name, what) in taken {
+        sink.emit(
+            Kind::CellNameTaken {
+                cell: cell.into(),
+                name: name.into(),
+                what,
+            },
+            span,
+        );
+    }
+}
+
 /// A cell's band (`None` if unknown, reported) and priority (its band's
 /// lowest unless given; one outside the band is reported).
 pub(crate) fn placement(
@@ -304,27 +335,9 @@ fn expand_one(
     let errors = sink.out.len();
     let name = c.name.clone();
     let heap_region = format!("{name}_heap");
-    if system.pd_index(&name).is_some() {
-        sink.emit(
-            Kind::CellNameTaken {
-                cell: name.clone(),
-                name: name.clone(),
-                what: "PD",
-            },
-            c.name_span,
-        );
-    }
     let heap_size = c.heap.map_or(0, |h| h.0);
-    if heap_size > 0 && system.region(&heap_region).is_some() {
-        sink.emit(
-            Kind::CellNameTaken {
-                cell: name.clone(),
-                name: heap_region.clone(),
-                what: "region",
-            },
-            c.name_span,
-        );
-    }
+    let regions: &[&str] = if heap_size > 0 { &[&heap_region] } else { &[] };
+    names_free(system, sink, &name, c.name_span, regions);
 
     // Where it runs.
     let (band, priority) = placement(sink, &name, c.band.as_ref(), c.priority);

@@ -42,7 +42,7 @@ use std::path::Path;
 use septa_cells::Band;
 use septa_vm_layout::map::{GICC_BASE, RAM_BASE, RAM_MIN};
 
-use crate::cells::{known_services, placement, ServiceTable, WantedService};
+use crate::cells::{known_services, names_free, placement, ServiceTable, WantedService};
 use crate::diag::{Kind, Sink, Span};
 use crate::expand::{channel, end, free_ids, map, pd, region};
 use crate::model::*;
@@ -175,28 +175,13 @@ fn expand_one(
     }
     let ram_region = format!("{name}_ram");
     let gic_region = format!("{name}_gic_vcpu");
-    if system.pd_index(&name).is_some() {
-        sink.emit(
-            Kind::CellNameTaken {
-                cell: name.clone(),
-                name: name.clone(),
-                what: "PD",
-            },
-            c.name_span,
-        );
-    }
-    for r in [&ram_region, &gic_region] {
-        if system.region(r).is_some() {
-            sink.emit(
-                Kind::CellNameTaken {
-                    cell: name.clone(),
-                    name: r.clone(),
-                    what: "region",
-                },
-                c.name_span,
-            );
-        }
-    }
+    names_free(
+        system,
+        sink,
+        &name,
+        c.name_span,
+        &[&ram_region, &gic_region],
+    );
 
     // Where it runs: the VCPU at the cell's priority, the VMM above it.
     let (band, priority) = placement(sink, &name, c.band.as_ref(), c.priority);

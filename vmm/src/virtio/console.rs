@@ -296,21 +296,23 @@ mod tests {
     use super::*;
     use crate::virtio::mmio::{reg, status};
     use crate::virtio::queue::flags;
+    use crate::virtio::testing::{make_ready, GuestQueue, XorShift};
     use septa_queue::host::leak;
     use std::vec::Vec;
 
     const BASE: u64 = 0x4000_0000;
     const RAM: usize = 1 << 20;
-    const DESC: [u64; 2] = [BASE + 0x1000, BASE + 0x3000];
-    const AVAIL: [u64; 2] = [BASE + 0x5000, BASE + 0x6000];
-    const USED: [u64; 2] = [BASE + 0x7000, BASE + 0x9000];
     const BUFS: u64 = BASE + 0x1_0000;
     const SIZE: u16 = 16;
+    const QUEUES: [GuestQueue; 2] = [
+        GuestQueue::new(BASE + 0x1000, BASE + 0x5000, BASE + 0x7000, SIZE),
+        GuestQueue::new(BASE + 0x3000, BASE + 0x6000, BASE + 0x9000, SIZE),
+    ];
 
     struct Rig {
         mem: GuestMem,
         con: Console,
-        avail: [u16; 2],
+        q: [GuestQueue; 2],
     }
 
     fn w(r: &mut Rig, off: u64, v: u32) -> Work {
@@ -323,51 +325,37 @@ mod tests {
         let mut r = Rig {
             mem: GuestMem::new(BASE, leak(RAM)),
             con: Console::new(),
-            avail: [0; 2],
+            q: QUEUES,
         };
         assert_eq!(r.con.read(reg::DEVICE_ID, 4), Ok(DEVICE_ID));
         w(&mut r, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER);
-        w(&mut r, reg::DEVICE_FEATURES_SEL, 0);
         assert_eq!(r.con.read(reg::DEVICE_FEATURES, 4), Ok(0));
-        w(&mut r, reg::DRIVER_FEATURES_SEL, 1);
-        w(&mut r, reg::DRIVER_FEATURES, 1);
-        w(&mut r, reg::STATUS, 0xb);
-        assert_eq!(r.con.read(reg::STATUS, 4), Ok(0xb));
+        start(&mut r);
+        assert_eq!(r.con.read(reg::STATUS, 4), Ok(0xf));
         // No configuration field is valid: all of it reads zero.
         assert_eq!(r.con.read(reg::CONFIG, 4), Ok(0));
-        start_queues(&mut r);
         assert!(r.con.ready());
         r
     }
 
-    /// Both queues set up and made ready, then DRIVER_OK.
-    fn start_queues(r: &mut Rig) {
-        for (q, ((d, a), u)) in DESC.iter().zip(AVAIL).zip(USED).enumerate() {
-            w(r, reg::QUEUE_SEL, q as u32);
-            w(r, reg::QUEUE_NUM, u32::from(SIZE));
-            w(r, reg::QUEUE_DESC_LOW, *d as u32);
-            w(r, reg::QUEUE_DRIVER_LOW, a as u32);
-            w(r, reg::QUEUE_DEVICE_LOW, u as u32);
-            w(r, reg::QUEUE_READY, 1);
-        }
+    /// VERSION_1 agreed, both queues set up and made ready, DRIVER_OK.
+    fn start(r: &mut Rig) {
+        w(r, reg::DRIVER_FEATURES_SEL, 1);
+        w(r, reg::DRIVER_FEATURES, 1);
+        w(r, reg::STATUS, 0xb);
+        make_ready(&QUEUES, |off, v| {
+            w(r, off, v);
+        });
         w(r, reg::STATUS, 0xf);
     }
 
     fn desc(r: &Rig, q: usize, i: u16, addr: u64, len: u32, fl: u16, next: u16) {
-        let mut d = [0u8; 16];
-        d[0..8].copy_from_slice(&addr.to_le_bytes());
-        d[8..12].copy_from_slice(&len.to_le_bytes());
-        d[12..14].copy_from_slice(&fl.to_le_bytes());
-        d[14..16].copy_from_slice(&next.to_le_bytes());
-        r.mem.write(DESC[q] + 16 * u64::from(i), &d).unwrap();
+        r.q[q].desc(&r.mem, i, addr, len, fl, next);
     }
 
-    /// Makes chain `head` available on queue `q` (without notifying).
     fn post(r: &mut Rig, q: usize, head: u16) {
-        let slot = u64::from(r.avail[q] % SIZE);
-        r.mem.write_u16(AVAIL[q] + 4 + 2 * slot, head).unwrap();
-        r.avail[q] = r.avail[q].wrapping_add(1);
-        r.mem.write_u16(AVAIL[q] + 2, r.avail[q]).unwrap();
+        let mem = r.mem;
+        r.q[q].post(&mem, head);
     }
 
     fn offer(r: &mut Rig, q: usize, head: u16) -> Work {
@@ -376,13 +364,7 @@ mod tests {
     }
 
     fn used(r: &Rig, q: usize) -> Vec<(u32, u32)> {
-        let n = r.mem.read_u16(USED[q] + 2).unwrap();
-        (0..n)
-            .map(|i| {
-                let e = USED[q] + 4 + 8 * u64::from(i % SIZE);
-                (r.mem.read_u32(e).unwrap(), r.mem.read_u32(e + 4).unwrap())
-            })
-            .collect()
+        r.q[q].used(&r.mem)
     }
 
     /// What the VMM does when the transmit queue is notified: the
@@ -509,8 +491,8 @@ mod tests {
     #[test]
     fn a_broken_queue_makes_the_console_ask_for_a_reset() {
         let mut r = rig();
-        r.avail[TX] = r.avail[TX].wrapping_add(SIZE + 1);
-        r.mem.write_u16(AVAIL[TX] + 2, r.avail[TX]).unwrap();
+        let mem = r.mem;
+        r.q[TX].jump(&mem, SIZE + 1);
         w(&mut r, reg::QUEUE_NOTIFY, TX as u32);
         let (_, work) = output(&mut r);
         assert!(work.interrupt);
@@ -532,55 +514,24 @@ mod tests {
     #[test]
     fn random_rings_never_reach_outside_ram() {
         let mut r = rig();
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
         for _ in 0..2000 {
-            for (q, avail) in AVAIL.iter().enumerate() {
-                for i in 0..SIZE {
-                    let addr = if next() % 2 == 0 {
-                        BUFS + next() % 0x1000
-                    } else {
-                        next()
-                    };
-                    desc(
-                        &r,
-                        q,
-                        i,
-                        addr,
-                        next() as u32 % 5000,
-                        next() as u16 & 7,
-                        next() as u16 % 20,
-                    );
-                    r.mem
-                        .write_u16(avail + 4 + 2 * u64::from(i), next() as u16 % 24)
-                        .unwrap();
-                }
-            }
-            let q = (next() % 2) as usize;
-            r.avail[q] = r.avail[q].wrapping_add((next() % 20) as u16);
-            r.mem.write_u16(AVAIL[q] + 2, r.avail[q]).unwrap();
-            let _ = w(&mut r, reg::QUEUE_NOTIFY, q as u32);
             let mem = r.mem;
+            for q in &r.q {
+                q.garble(&mem, &mut rng, BUFS, 5000);
+            }
+            let q = (rng.draw() % 2) as usize;
+            r.q[q].jump(&mem, (rng.draw() % 20) as u16);
+            let _ = w(&mut r, reg::QUEUE_NOTIFY, q as u32);
             let _ = r.con.receive(&mem, b"typed input");
             assert!(output(&mut r).0.len() <= MAX_WRITE * usize::from(SIZE));
             if !r.con.transport.running() {
+                // Start again, as a guest would after NEEDS_RESET.
                 let _ = w(&mut r, reg::STATUS, 0);
-                r.mem.write(AVAIL[0], &[0; 4]).unwrap();
-                r.mem.write(AVAIL[1], &[0; 4]).unwrap();
-                r.avail = [0; 2];
-                for (off, v) in [
-                    (reg::DRIVER_FEATURES_SEL, 1),
-                    (reg::DRIVER_FEATURES, 1),
-                    (reg::STATUS, 0xb),
-                ] {
-                    w(&mut r, off, v);
+                for q in &mut r.q {
+                    q.restart(&mem);
                 }
-                start_queues(&mut r);
+                start(&mut r);
             }
         }
     }

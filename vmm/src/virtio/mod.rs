@@ -26,5 +26,7 @@ pub mod mem;
 pub mod mmio;
 pub mod net;
 pub mod queue;
+#[cfg(test)]
+pub mod testing;
 
 pub use mem::GuestMem;
