@@ -296,18 +296,9 @@ mod tests {
     use super::*;
     use crate::virtio::mmio::{reg, status};
     use crate::virtio::queue::flags;
-    use crate::virtio::testing::{make_ready, GuestQueue, XorShift};
+    use crate::virtio::testing::{make_ready, GuestQueue, XorShift, BASE, BUFS, QUEUES, RAM, SIZE};
     use septa_queue::host::leak;
     use std::vec::Vec;
-
-    const BASE: u64 = 0x4000_0000;
-    const RAM: usize = 1 << 20;
-    const BUFS: u64 = BASE + 0x1_0000;
-    const SIZE: u16 = 16;
-    const QUEUES: [GuestQueue; 2] = [
-        GuestQueue::new(BASE + 0x1000, BASE + 0x5000, BASE + 0x7000, SIZE),
-        GuestQueue::new(BASE + 0x3000, BASE + 0x6000, BASE + 0x9000, SIZE),
-    ];
 
     struct Rig {
         mem: GuestMem,

@@ -389,21 +389,12 @@ mod tests {
     use super::*;
     use crate::virtio::mmio::{reg, status, Effect};
     use crate::virtio::queue::flags;
-    use crate::virtio::testing::{make_ready, GuestQueue, XorShift};
+    use crate::virtio::testing::{make_ready, GuestQueue, XorShift, BASE, BUFS, QUEUES, RAM, SIZE};
     use septa_net_protocol::region;
     use septa_queue::host::leak;
     use septa_queue::net::BuffDesc;
     use std::vec::Vec;
 
-    const BASE: u64 = 0x4000_0000;
-    const RAM: usize = 1 << 20;
-    const BUFS: u64 = BASE + 0x1_0000;
-    const SIZE: u16 = 16;
-    /// Where the test puts each queue's rings (guest-physical).
-    const QUEUES: [GuestQueue; 2] = [
-        GuestQueue::new(BASE + 0x1000, BASE + 0x5000, BASE + 0x7000, SIZE),
-        GuestQueue::new(BASE + 0x3000, BASE + 0x6000, BASE + 0x9000, SIZE),
-    ];
     const AVAIL: [u64; 2] = [QUEUES[0].avail, QUEUES[1].avail];
     const MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x57];
 

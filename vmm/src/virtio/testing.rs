@@ -6,6 +6,17 @@ use std::vec::Vec;
 
 use super::mem::GuestMem;
 
+/// Where the tests put guest RAM, buffers and two queues' rings
+/// (guest-physical).
+pub const BASE: u64 = 0x4000_0000;
+pub const RAM: usize = 1 << 20;
+pub const BUFS: u64 = BASE + 0x1_0000;
+pub const SIZE: u16 = 16;
+pub const QUEUES: [GuestQueue; 2] = [
+    GuestQueue::new(BASE + 0x1000, BASE + 0x5000, BASE + 0x7000, SIZE),
+    GuestQueue::new(BASE + 0x3000, BASE + 0x6000, BASE + 0x9000, SIZE),
+];
+
 /// The guest's view of one queue: where its rings are and its next
 /// available index.
 #[derive(Clone, Copy, Debug)]
