@@ -41,6 +41,13 @@ const FR_TXFE: u32 = 1 << 7;
 /// Interrupt bits (RIS, IMSC, MIS, ICR).
 pub const INT_RX: u32 = 1 << 4;
 pub const INT_TX: u32 = 1 << 5;
+/// The receive timeout interrupt: on the real device it fires when the
+/// FIFO holds data and nothing more has arrived for a while, and fires
+/// again after a clear while data remains. Emulated as a level, "the FIFO
+/// is not empty", so a guest that clears its receive interrupts with data
+/// still waiting (Linux does when the port starts) hears of it, instead of
+/// waiting for an interrupt that a full FIFO could never raise.
+pub const INT_RT: u32 = 1 << 6;
 const INT_ALL: u32 = 0x7ff;
 /// LCR_H: FIFOs enabled.
 const LCR_FEN: u32 = 1 << 4;
@@ -130,7 +137,16 @@ impl Pl011 {
 
     /// The interrupt line.
     pub fn irq(&self) -> bool {
-        self.ris & self.imsc != 0
+        self.raw() & self.imsc != 0
+    }
+
+    /// RIS: the latched interrupts and the receive timeout's level.
+    fn raw(&self) -> u32 {
+        if self.rx_len > 0 {
+            self.ris | INT_RT
+        } else {
+            self.ris
+        }
     }
 
     fn flags(&self) -> u32 {
@@ -173,8 +189,8 @@ impl Pl011 {
             reg::CR => self.cr,
             reg::IFLS => self.ifls,
             reg::IMSC => self.imsc,
-            reg::RIS => self.ris,
-            reg::MIS => self.ris & self.imsc,
+            reg::RIS => self.raw(),
+            reg::MIS => self.raw() & self.imsc,
             reg::DMACR => self.dmacr,
             o if (reg::ID_BASE..reg::FRAME).contains(&o) => {
                 ID_REGS[((o - reg::ID_BASE) / 4) as usize]
@@ -283,6 +299,26 @@ mod tests {
         u.write(reg::ICR, 2, INT_TX).unwrap();
         assert!(!u.irq());
         assert_eq!(u.read(reg::FR, 2), Ok(FR_TXFE | FR_RXFE));
+    }
+
+    #[test]
+    fn data_left_in_the_fifo_after_a_clear_still_interrupts() {
+        let mut u = Pl011::new();
+        u.write(reg::LCR_H, 4, LCR_FEN | 0x60).unwrap();
+        for b in 0..16 {
+            assert!(u.receive(b));
+        }
+        // Linux at port start-up: clear the receive interrupts, then
+        // unmask them, with the FIFO full.
+        u.write(reg::ICR, 4, INT_RX | INT_RT).unwrap();
+        u.write(reg::IMSC, 4, INT_RX | INT_RT).unwrap();
+        assert!(u.irq(), "a full FIFO must not go unheard");
+        assert_eq!(u.read(reg::MIS, 4), Ok(INT_RT));
+        for _ in 0..16 {
+            u.read(reg::DR, 4).unwrap();
+        }
+        assert!(!u.irq(), "drained, quiet");
+        assert_eq!(u.read(reg::RIS, 4), Ok(0));
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! | step | meaning |
 //! |---|---|
 //! | `after TEXT [LIMIT]` | wait until a line of the serial console (the PDs' output) contains TEXT |
+//! | `type-until TEXT MARKER [LIMIT]` | type TEXT on the board's UART, and again every [`RETYPE_EVERY`] until a new console line contains MARKER: for a shell that may drop what is typed before it reads its line (a Linux guest's console while its shell starts); only for commands that may run twice |
 //! | `send CONSOLE TEXT` | write TEXT to the host end of the system's virtio console CONSOLE; CONSOLE `uart` is the board's UART (QEMU's standard input), which the serial subsystem reads |
 //! | `expect CONSOLE TEXT [LIMIT]` | read from virtio console CONSOLE until what arrived since the last `expect` contains TEXT |
 //! | `http PORT PATH TEXT [LIMIT]` | `GET PATH` on the host port forwarded to guest TCP port PORT; the response must contain TEXT |
@@ -64,9 +65,21 @@ const QUOTE_MAX: usize = 200;
 /// have the name of a board device, so it cannot be a virtio console's).
 pub const UART: &str = "uart";
 
+/// How long `type-until` waits for its marker before it types again.
+/// (A tenth of a second in the host tests, which play the shell.)
+pub const RETYPE_EVERY: Duration = if cfg!(test) {
+    Duration::from_millis(100)
+} else {
+    Duration::from_secs(5)
+};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     After {
+        text: String,
+    },
+    TypeUntil {
+        bytes: Vec<u8>,
         text: String,
     },
     Send {
@@ -263,6 +276,12 @@ impl Probe {
                     },
                     true,
                 ),
+                "type-until" => {
+                    let bytes = take_text(&mut rest).map_err(err)?;
+                    let text = String::from_utf8(take_text(&mut rest).map_err(err)?)
+                        .map_err(|_| err("the marker must be UTF-8 text".into()))?;
+                    (Action::TypeUntil { bytes, text }, true)
+                }
                 "lines" => {
                     let count = take_word(&mut rest);
                     let count: u32 = count.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
@@ -405,7 +424,7 @@ impl Probe {
                 ),
                 other => {
                     return Err(err(format!(
-                        "unknown step `{other}`: use `after`, `send`, `expect`, `lines`, `http`, `tcp-echo`, `tcp-send`, `udp-echo`, `fuzz`, `tcp-accept`, `serve`, `no-line`, `dashboard`, `top` or `stats`"
+                        "unknown step `{other}`: use `after`, `send`, `expect`, `lines`, `http`, `tcp-echo`, `tcp-send`, `udp-echo`, `fuzz`, `tcp-accept`, `serve`, `type-until`, `no-line`, `dashboard`, `top` or `stats`"
                     )))
                 }
             };
@@ -444,9 +463,11 @@ impl Probe {
     /// Whether the probe types on the UART (then the harness gives it
     /// QEMU's standard input).
     pub fn types_on_uart(&self) -> bool {
-        self.steps
-            .iter()
-            .any(|s| matches!(&s.action, Action::Send { console, .. } if console == UART))
+        self.steps.iter().any(|s| match &s.action {
+            Action::Send { console, .. } => console == UART,
+            Action::TypeUntil { .. } => true,
+            _ => false,
+        })
     }
 
     /// Whether the probe injects frames (then the harness gives the
@@ -491,6 +512,24 @@ impl Probe {
             };
             match &step.action {
                 Action::After { text } => wait_for_line(lines, text, step, deadline, &mut seen)?,
+                Action::TypeUntil { bytes, text } => loop {
+                    let Some(input) = uart.as_deref_mut() else {
+                        return Err(ProbeError::NoUart { line: step.line });
+                    };
+                    input
+                        .write_all(&forwarded_ports(bytes, net))
+                        .and_then(|()| input.flush())
+                        .map_err(|e| ProbeError::Send {
+                            line: step.line,
+                            console: UART.to_string(),
+                            reason: e.to_string(),
+                        })?;
+                    let until = deadline.min(Instant::now() + RETYPE_EVERY);
+                    match wait_for_line(lines, text, step, until, &mut seen) {
+                        Err(ProbeError::NoMarker { .. }) if Instant::now() < deadline => {}
+                        r => break r?,
+                    }
+                },
                 Action::Lines { count, patterns } => {
                     wait_for_lines(lines, *count, patterns, step, deadline, &mut seen)?
                 }
@@ -1278,5 +1317,57 @@ send console "tab\there \"q\" \\ \x01"
         assert_eq!(quote(b"a\"\n\x02"), r#""a\"\n\x02""#);
         let long = vec![b'a'; QUOTE_MAX + 5];
         assert!(quote(&long).ends_with("(and 5 more bytes)"));
+    }
+
+    /// A UART whose first `drop` writes are lost (a shell not yet
+    /// reading); each later write is answered with `answer` on the
+    /// console.
+    struct LossyShell {
+        drop: usize,
+        writes: usize,
+        console: mpsc::Sender<String>,
+        answer: &'static str,
+    }
+
+    impl Write for LossyShell {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.writes += 1;
+            if self.writes > self.drop {
+                let _ = self.console.send(self.answer.to_string());
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn type_until_types_again_until_the_shell_answers() {
+        let probe = Probe::parse("type-until \"uname -r\\r\" \"-cloud-arm64\" 2s").unwrap();
+        assert!(probe.types_on_uart());
+        let (tx, rx) = mpsc::channel();
+        let mut shell = LossyShell {
+            drop: 2,
+            writes: 0,
+            console: tx.clone(),
+            answer: "6.1.0-57-cloud-arm64",
+        };
+        probe.run(&rx, &HashMap::new(), Some(&mut shell)).unwrap();
+        assert_eq!(shell.writes, 3);
+        // A shell that never answers: the step fails at its limit, having
+        // typed about once per RETYPE_EVERY.
+        let probe = Probe::parse("type-until \"x\\r\" \"never\" 1s").unwrap();
+        let mut mute = LossyShell {
+            drop: usize::MAX,
+            writes: 0,
+            console: tx,
+            answer: "",
+        };
+        let e = probe
+            .run(&rx, &HashMap::new(), Some(&mut mute))
+            .unwrap_err();
+        assert!(matches!(e, ProbeError::NoMarker { line: 1, .. }), "{e}");
+        assert!((5..=11).contains(&mute.writes), "{}", mute.writes);
     }
 }
