@@ -28,7 +28,7 @@
 //! | [`pl011`] | the console UART |
 //! | [`psci`] | firmware calls |
 //! | [`syndrome`] | ESR decoding and the syndromes of injected exceptions |
-//! | [`virtio`] | the virtio-mmio devices: the guest's network card |
+//! | [`virtio`] | the virtio-mmio devices: the guest's network card, disk and console |
 //! | [`fdt`] | checking the device tree it loads |
 //! | [`platform`] | what the VMM needs from the kernel, as a trait host tests fake |
 //! | [`pd`] | the PD: patched symbols, the seL4 platform, the event loop's handler |

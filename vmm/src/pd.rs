@@ -84,6 +84,9 @@ setvar! {
     // The guest's disk (a `[blk]` partition whose client is the VMM, the
     // VM having a `blk` device): its transport slot, plus one (0: none).
     static BLK = "septa_vm_blk" default 0;
+    // The guest's virtio console (the VM having a `console` device): its
+    // transport slot, plus one (0: none; the console is the PL011 alone).
+    static CONSOLE = "septa_vm_console" default 0;
 }
 
 /// The vCPUs the tool listed, in order.
@@ -491,6 +494,13 @@ pub fn init<H: Hooks>(hooks: H) -> VmmPd<H> {
         vm.attach_net(slot, net);
         // Tell the receive virtualiser its buffers are there.
         vm.platform_mut().net_notify(true, false);
+    }
+    if let Some(slot) = CONSOLE.get().checked_sub(1) {
+        println!(
+            "{}: console on virtio-mmio slot {slot}",
+            septa_runtime::pd_name()
+        );
+        vm.attach_console(slot as u32, crate::virtio::console::Console::new());
     }
     let mut blk_channel = None;
     if let Some(slot) = BLK.get().checked_sub(1) {

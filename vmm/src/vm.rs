@@ -32,6 +32,7 @@ use crate::platform::{Hooks, Platform};
 use crate::psci::{self, Call};
 use crate::syndrome::{self, ec, Access, Origin, Undecodable};
 use crate::vgic::ListRegisters;
+use crate::virtio::mmio::Device as _;
 use crate::virtio::{self, GuestMem};
 use crate::{fdt, MAX_VCPUS};
 
@@ -151,6 +152,9 @@ pub struct Vm<'a, P: Platform, H: Hooks> {
     net: Option<(u32, virtio::net::Net)>,
     /// The disk and its transport's slot.
     blk: Option<(u32, virtio::blk::Blk)>,
+    /// The virtio console and its transport's slot: with one, typed
+    /// input goes to it rather than to the PL011.
+    console: Option<(u32, virtio::console::Console)>,
 }
 
 /// A GPR's position in the TCB register order (pc, sp, spsr, x0..x8, x16,
@@ -221,6 +225,52 @@ fn device_at(gpa: u64) -> Device {
     Device::None
 }
 
+/// Appends `b` to the guest's console output (the PL011's or the virtio
+/// console's), passing it on at a line end or when the chunk is full.
+fn put_output<P: Platform>(
+    output: &mut [u8; OUTPUT_CHUNK],
+    len: &mut usize,
+    platform: &mut P,
+    b: u8,
+) {
+    output[*len] = b;
+    *len += 1;
+    if b == b'\n' || *len == OUTPUT_CHUNK {
+        platform.console(&output[..*len]);
+        *len = 0;
+    }
+}
+
+/// What a guest access to a device's transport did.
+enum Accessed<W> {
+    /// A read, and the value read.
+    Read(u32),
+    /// A write, what the transport made of it and the device's work.
+    Written(virtio::mmio::Effect, W),
+}
+
+/// A guest access to one device's transport.
+fn transport_access<D: virtio::mmio::Device>(
+    dev: &mut D,
+    mem: &GuestMem,
+    off: u64,
+    a: &Access,
+    value: u64,
+) -> Result<Accessed<D::Work>, &'static str> {
+    if a.write {
+        let (effect, work) = dev.write(mem, off, a.size, value as u32)?;
+        Ok(Accessed::Written(effect, work))
+    } else {
+        dev.read(off, a.size).map(Accessed::Read)
+    }
+}
+
+/// An access to a transport with no device behind it: reads answer "no
+/// device" (see [`virtio_empty`]), writes are ignored.
+fn virtio_none(off: u64, a: &Access) -> Option<u64> {
+    (!a.write).then(|| u64::from(virtio_empty(off)))
+}
+
 /// virtio-mmio registers the VMM answers on every transport until it
 /// emulates devices (virtio 1.2, 4.2.2): magic "virt", version 2, device
 /// id 0, which a driver reads as "no device here".
@@ -261,6 +311,7 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
             mem: None,
             net: None,
             blk: None,
+            console: None,
         }
     }
 
@@ -277,6 +328,40 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
     /// Offers the guest a disk on transport `slot`.
     pub fn attach_blk(&mut self, slot: u32, blk: virtio::blk::Blk) {
         self.blk = Some((slot, blk));
+    }
+
+    /// Offers the guest a virtio console on transport `slot`: typed input
+    /// goes to it from now on.
+    pub fn attach_console(&mut self, slot: u32, console: virtio::console::Console) {
+        self.console = Some((slot, console));
+    }
+
+    /// After the console's work: what the guest wrote passed on (as the
+    /// PL011's is), its interrupt, its complaint, then typed input into
+    /// the chains it has posted.
+    fn console_work(&mut self, mut w: virtio::console::Work) {
+        let (Some(mem), Some((slot, console))) = (self.mem, self.console.as_mut()) else {
+            return;
+        };
+        let slot = *slot;
+        if w.output {
+            let (output, len, platform) =
+                (&mut self.output, &mut self.output_len, &mut self.platform);
+            let t = console.transmit(&mem, |bytes| {
+                for &b in bytes {
+                    put_output(output, len, platform, b);
+                }
+            });
+            w.interrupt |= t.interrupt;
+            w.error = w.error.or(t.error);
+        }
+        if w.interrupt {
+            self.virtio_interrupt(slot);
+        }
+        if let Some(e) = w.error {
+            self.noisy(Noise::Virtio, format_args!("console: {e}: refused"));
+        }
+        self.feed_input();
     }
 
     /// The block virtualiser answered: complete and send requests.
@@ -340,45 +425,43 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
         a: &Access,
         value: u64,
     ) -> Result<Option<u64>, &'static str> {
-        if let (Some(mem), Some((s, blk))) = (self.mem, self.blk.as_mut()) {
-            if *s == slot {
-                if !a.write {
-                    return blk.read(off, a.size).map(|v| Some(u64::from(v)));
-                }
-                let (effect, work) = blk.write(&mem, off, a.size, value as u32)?;
-                if let virtio::mmio::Effect::Ignored(why) = effect {
-                    self.noisy(
-                        Noise::Virtio,
-                        format_args!("disk: write {value:#x} at {off:#x} ignored: {why}"),
-                    );
-                }
-                self.blk_work(work);
-                return Ok(None);
-            }
+        let Some(mem) = self.mem else {
+            return Ok(virtio_none(off, a));
+        };
+        if let Some((_, blk)) = self.blk.as_mut().filter(|(s, _)| *s == slot) {
+            let (effect, work) = match transport_access(blk, &mem, off, a, value)? {
+                Accessed::Read(v) => return Ok(Some(u64::from(v))),
+                Accessed::Written(effect, work) => (effect, work),
+            };
+            self.ignored("disk", effect, off, value);
+            self.blk_work(work);
+        } else if let Some((_, console)) = self.console.as_mut().filter(|(s, _)| *s == slot) {
+            let (effect, work) = match transport_access(console, &mem, off, a, value)? {
+                Accessed::Read(v) => return Ok(Some(u64::from(v))),
+                Accessed::Written(effect, work) => (effect, work),
+            };
+            self.ignored("console", effect, off, value);
+            self.console_work(work);
+        } else if let Some((_, net)) = self.net.as_mut().filter(|(s, _)| *s == slot) {
+            let (effect, work) = match transport_access(net, &mem, off, a, value)? {
+                Accessed::Read(v) => return Ok(Some(u64::from(v))),
+                Accessed::Written(effect, work) => (effect, work),
+            };
+            self.ignored("network card", effect, off, value);
+            self.net_work(work);
+        } else {
+            return Ok(virtio_none(off, a));
         }
-        match (self.mem, self.net.as_mut()) {
-            (Some(mem), Some((s, net))) if *s == slot => {
-                if a.write {
-                    let (effect, work) = net.write(&mem, off, a.size, value as u32)?;
-                    if let virtio::mmio::Effect::Ignored(why) = effect {
-                        self.noisy(
-                            Noise::Virtio,
-                            format_args!(
-                                "network card: write {value:#x} at {off:#x} ignored: {why}"
-                            ),
-                        );
-                    }
-                    self.net_work(work);
-                    Ok(None)
-                } else {
-                    net.read(off, a.size).map(|v| Some(u64::from(v)))
-                }
-            }
-            _ => Ok(if a.write {
-                None
-            } else {
-                Some(u64::from(virtio_empty(off)))
-            }),
+        Ok(None)
+    }
+
+    /// Logs a register write a device ignored.
+    fn ignored(&mut self, device: &str, effect: virtio::mmio::Effect, off: u64, value: u64) {
+        if let virtio::mmio::Effect::Ignored(why) = effect {
+            self.noisy(
+                Noise::Virtio,
+                format_args!("{device}: write {value:#x} at {off:#x} ignored: {why}"),
+            );
         }
     }
 
@@ -490,6 +573,9 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
         if let Some((_, blk)) = self.blk.as_mut() {
             blk.reset();
         }
+        if let Some((_, console)) = self.console.as_mut() {
+            console.reset();
+        }
         self.output_len = 0;
         self.boots += 1;
         self.hooks.guest_starting();
@@ -583,9 +669,38 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
             self.input_len += 1;
             taken += 1;
         }
-        self.feed_uart();
+        self.feed_input();
         self.flush_irqs();
         taken
+    }
+
+    /// Typed input to the guest's console: the virtio console if it has
+    /// one, else the PL011.
+    fn feed_input(&mut self) {
+        let (Some(mem), Some((slot, console))) = (self.mem, self.console.as_mut()) else {
+            self.feed_uart();
+            return;
+        };
+        let slot = *slot;
+        let mut work = virtio::console::Work::default();
+        // The ring's bytes in at most two runs.
+        for _ in 0..2 {
+            let end = (self.input_head + self.input_len).min(INPUT_CAPACITY);
+            let (n, w) = console.receive(&mem, &self.input[self.input_head..end]);
+            work.interrupt |= w.interrupt;
+            work.error = work.error.or(w.error);
+            self.input_head = (self.input_head + n) % INPUT_CAPACITY;
+            self.input_len -= n;
+            if n == 0 || self.input_len == 0 {
+                break;
+            }
+        }
+        if work.interrupt {
+            self.virtio_interrupt(slot);
+        }
+        if let Some(e) = work.error {
+            self.noisy(Noise::Virtio, format_args!("console: {e}: refused"));
+        }
     }
 
     /// Room for console input.
@@ -602,11 +717,12 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
     }
 
     fn transmit(&mut self, b: u8) {
-        self.output[self.output_len] = b;
-        self.output_len += 1;
-        if b == b'\n' || self.output_len == OUTPUT_CHUNK {
-            self.flush_output();
-        }
+        put_output(
+            &mut self.output,
+            &mut self.output_len,
+            &mut self.platform,
+            b,
+        );
     }
 
     /// Passes on what the guest wrote since the last time.

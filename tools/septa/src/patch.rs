@@ -301,6 +301,19 @@ pub fn vm_writes(system: &System, pd: usize) -> Vec<Write> {
             Kind::Offered,
         ));
     }
+    // The guest's virtio console: its transport slot plus one.
+    if let Some(d) = vm
+        .guest
+        .devices
+        .iter()
+        .find(|d| d.kind == septa_sysdesc::VirtioKind::Console)
+    {
+        out.push(Write::word(
+            "septa_vm_console",
+            u64::from(d.slot) + 1,
+            Kind::Offered,
+        ));
+    }
     let mut ids = [0xffu8; 8];
     for (slot, v) in ids.iter_mut().zip(&vm.vcpus) {
         *slot = v.id as u8;

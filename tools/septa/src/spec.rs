@@ -734,7 +734,13 @@ fn map_image(
     // A cell's quota covers its program too: image pages, stack, heap and
     // its services' regions (the description was checked without the
     // image).
-    if let Some(c) = b.sys.cells.iter().find(|c| b.sys.pds[c.pd].name == pd.name) {
+    // (A Linux cell's quota is its guest's RAM, a region of its own.)
+    if let Some(c) = b
+        .sys
+        .cells
+        .iter()
+        .find(|c| b.sys.pds[c.pd].name == pd.name && c.linux.is_none())
+    {
         let image = pages.len() as u64 * PAGE;
         let need = image + pd.stack_size + c.heap + c.regions;
         if need > c.memory {
@@ -873,13 +879,19 @@ fn fixed_slots(b: &mut Builder, i: usize, st: &PdState, fault: FaultRoute, mon_e
     // A cell gets no capability it was not declared: not its fault
     // endpoint (the kernel holds the TCB's own copy; with one in its
     // CSpace it could send the monitor forged faults) nor its VSpace.
-    let is_cell = b.sys.cells.iter().any(|c| c.pd == i);
+    let cell = b.sys.cells.iter().find(|c| c.pd == i);
+    let is_cell = cell.is_some();
     if !is_cell {
         b.slot(
             cnode,
             slot::FAULT_EP,
             Builder::cap(fault.0, Rights::RWG, fault.1),
         );
+    }
+    // A Linux cell's VMM keeps its VSpace: it cleans the guest's files to
+    // the point of coherency with it (a VSpace cap maps nothing without a
+    // frame cap, and it holds none but its own regions').
+    if !is_cell || cell.is_some_and(|c| c.linux.is_some()) {
         b.slot(cnode, slot::VSPACE, Builder::cap(st.vspace, Rights::ALL, 0));
     }
     b.slot(cnode, slot::REPLY, Builder::cap(st.reply, Rights::ALL, 0));
@@ -1425,6 +1437,52 @@ services = [{ kind = "channel", pd = "server", id = 3, pp = true }]
         let srv = &b.pds[b.pds.iter().position(|(n, _)| n == "server").unwrap()].1;
         assert!(!srv.cell);
         assert!(b.threads[srv.thread as usize].1.timeout_endpoint.is_none());
+    }
+
+    #[test]
+    fn a_linux_cells_vmm_is_a_cell_that_keeps_its_vspace_and_runs_its_vcpu_below_it() {
+        let text = r#"
+[system]
+board = "qemu-virt"
+
+[pd.watch]
+program = "watch"
+priority = 50
+
+[cell.web]
+linux = { ram = "64 MiB" }
+services = [{ kind = "channel", pd = "watch", id = 0 }]
+"#;
+        let b = build_text(text).unwrap();
+        let w = b.pds.iter().position(|(n, _)| n == "web").unwrap();
+        assert!(b.pds[w].1.cell);
+        let cnode = "pd.web.cnode";
+        let id = b.objects.iter().position(|(n, _)| n == cnode).unwrap() as ObjId;
+        let has = |s: u64| b.slots.iter().any(|x| x.cnode == id && x.index == s);
+        assert!(!has(slot::FAULT_EP));
+        assert!(
+            has(slot::VSPACE),
+            "the VMM cleans its guest's files with it"
+        );
+        // Its channel to `watch`: notify only.
+        match slot_cap(&b, cnode, slot::BASE_OUTPUT_NOTIFICATION) {
+            Cap::Object { rights, .. } => assert_eq!(rights, Rights::WRITE),
+            other => panic!("{other:?}"),
+        }
+        // The VCPU runs one below the VMM; the VMM may not be notified by
+        // `watch`.
+        let vmm = &b.threads[b.pds[w].1.thread as usize].1;
+        let vcpu = b.threads.iter().find(|(_, t)| t.vcpu.is_some()).unwrap();
+        assert_eq!(vcpu.1.priority + 1, vmm.priority);
+        let watch = b
+            .objects
+            .iter()
+            .position(|(n, _)| n == "pd.watch.cnode")
+            .unwrap() as ObjId;
+        assert!(!b
+            .slots
+            .iter()
+            .any(|x| x.cnode == watch && x.index == slot::BASE_OUTPUT_NOTIFICATION));
     }
 
     #[test]

@@ -78,6 +78,14 @@ pub(crate) struct WantedService {
     pub connect: Option<At<Vec<At<String>>>>,
     pub namespace: Option<At<String>>,
     pub quota: Option<At<u64>>,
+    /// A Linux cell's: the guest takes the keyboard (`console`), its
+    /// address and forwards (`net`), its disk (`disk`).
+    pub input: Option<At<bool>>,
+    pub virtio: Option<At<bool>>,
+    pub address: Option<At<String>>,
+    pub forward: Option<At<Vec<crate::linux::WantedForward>>>,
+    pub device: Option<At<String>>,
+    pub partition: Option<At<String>>,
     pub whole: Span,
 }
 
@@ -100,6 +108,12 @@ impl WantedService {
         add("connect", self.connect.as_ref().map(|v| v.1));
         add("namespace", self.namespace.as_ref().map(|v| v.1));
         add("quota", self.quota.as_ref().map(|v| v.1));
+        add("input", self.input.as_ref().map(|v| v.1));
+        add("virtio", self.virtio.as_ref().map(|v| v.1));
+        add("address", self.address.as_ref().map(|v| v.1));
+        add("forward", self.forward.as_ref().map(|v| v.1));
+        add("device", self.device.as_ref().map(|v| v.1));
+        add("partition", self.partition.as_ref().map(|v| v.1));
         k
     }
 }
@@ -144,9 +158,15 @@ const KV_REGION_SIZE: u64 = septa_cells::kv::BUFFER_BYTES as u64;
 /// clients they want of the subsystems.
 pub(crate) fn expand(system: &mut System, cells: Vec<Wanted>, sink: &mut Sink) -> Clients {
     let mut clients = Clients::default();
-    let names: Vec<String> = cells.iter().map(|c| c.name.clone()).collect();
+    // The Linux cells, expanded already, count too.
+    let mut names: Vec<String> = system
+        .cells
+        .iter()
+        .map(|c| system.pds[c.pd].name.clone())
+        .collect();
+    names.extend(cells.iter().map(|c| c.name.clone()));
     let mut namespaces: Vec<String> = Vec::new();
-    let mut total = 0u64;
+    let mut total: u64 = system.cells.iter().map(|c| c.memory).sum();
     for c in cells {
         total = total.saturating_add(c.memory.0);
         expand_one(system, c, &names, &mut namespaces, &mut clients, sink);
@@ -166,41 +186,46 @@ pub(crate) fn expand(system: &mut System, cells: Vec<Wanted>, sink: &mut Sink) -
     clients
 }
 
-fn expand_one(
-    system: &mut System,
-    c: Wanted,
-    cells: &[String],
-    namespaces: &mut Vec<String>,
-    clients: &mut Clients,
+/// Checks that no PD takes cell `cell`'s name, nor any region the names
+/// it will give its `regions`.
+pub(crate) fn names_free(
+    system: &System,
     sink: &mut Sink,
+    cell: &str,
+    span: Option<Span>,
+    regions: &[&str],
 ) {
-    let errors = sink.out.len();
-    let name = c.name.clone();
-    let heap_region = format!("{name}_heap");
-    if system.pd_index(&name).is_some() {
+    let taken = system
+        .pd_index(cell)
+        .map(|_| (cell, "PD"))
+        .into_iter()
+        .chain(
+            regions
+                .iter()
+                .filter(|r| system.region(r).is_some())
+                .map(|r| (*r, "region")),
+        );
+    for (name, what) in taken {
         sink.emit(
             Kind::CellNameTaken {
-                cell: name.clone(),
-                name: name.clone(),
-                what: "PD",
+                cell: cell.into(),
+                name: name.into(),
+                what,
             },
-            c.name_span,
+            span,
         );
     }
-    let heap_size = c.heap.map_or(0, |h| h.0);
-    if heap_size > 0 && system.region(&heap_region).is_some() {
-        sink.emit(
-            Kind::CellNameTaken {
-                cell: name.clone(),
-                name: heap_region.clone(),
-                what: "region",
-            },
-            c.name_span,
-        );
-    }
+}
 
-    // Where it runs.
-    let band = match &c.band {
+/// A cell's band (`None` if unknown, reported) and priority (its band's
+/// lowest unless given; one outside the band is reported).
+pub(crate) fn placement(
+    sink: &mut Sink,
+    name: &str,
+    band: Option<&(String, Option<Span>)>,
+    priority: Option<(i64, Option<Span>)>,
+) -> (Option<Band>, u8) {
+    let band = match band {
         Some((b, span)) => Band::from_name(b).or_else(|| {
             let known: Vec<String> = Band::ALL
                 .iter()
@@ -214,13 +239,13 @@ fn expand_one(
         }),
         None => Some(Band::Normal),
     };
-    let priority = match (band, c.priority) {
+    let priority = match (band, priority) {
         (Some(b), Some((p, span))) => {
             let r = b.range();
             if p < i64::from(*r.start()) || p > i64::from(*r.end()) {
                 sink.emit(
                     Kind::CellPriorityBand {
-                        cell: name.clone(),
+                        cell: name.into(),
                         priority: p,
                         band: b.name(),
                         lo: *r.start(),
@@ -234,6 +259,88 @@ fn expand_one(
         (Some(b), None) => *b.range().start(),
         (None, _) => 0,
     };
+    (band, priority)
+}
+
+/// A table of services: each kind, the keys it takes beside `kind`, and
+/// how the help names them.
+pub(crate) type ServiceTable = [(&'static str, &'static [&'static str], &'static str)];
+
+/// The services of cell `cell` that `table` knows and whose keys it
+/// allows, each kind once but those in `repeatable`; the rest reported.
+pub(crate) fn known_services<'a>(
+    sink: &mut Sink,
+    cell: &str,
+    services: &'a [WantedService],
+    table: &ServiceTable,
+    repeatable: &[&str],
+) -> Vec<(&'static str, &'a WantedService)> {
+    let mut out = Vec::new();
+    let mut seen: Vec<&'static str> = Vec::new();
+    for s in services {
+        let Some((kind, keys, allowed)) = table.iter().find(|k| k.0 == s.kind.0) else {
+            let mut known: Vec<&str> = table.iter().map(|k| k.0).collect();
+            known.sort();
+            sink.emit(
+                Kind::CellUnknownService {
+                    cell: cell.into(),
+                    kind: s.kind.0.clone(),
+                    known: format!("the services are {}", known.join(", ")),
+                },
+                s.kind.1,
+            );
+            continue;
+        };
+        let mut bad = false;
+        for (key, span) in s.keys() {
+            if !keys.contains(&key) {
+                bad = true;
+                sink.emit(
+                    Kind::CellServiceKey {
+                        cell: cell.into(),
+                        kind,
+                        key,
+                        allowed,
+                    },
+                    span,
+                );
+            }
+        }
+        if !repeatable.contains(kind) && seen.contains(kind) {
+            sink.emit(
+                Kind::CellDuplicateService {
+                    cell: cell.into(),
+                    kind,
+                },
+                s.kind.1,
+            );
+            continue;
+        }
+        seen.push(kind);
+        if !bad {
+            out.push((*kind, s));
+        }
+    }
+    out
+}
+
+fn expand_one(
+    system: &mut System,
+    c: Wanted,
+    cells: &[String],
+    namespaces: &mut Vec<String>,
+    clients: &mut Clients,
+    sink: &mut Sink,
+) {
+    let errors = sink.out.len();
+    let name = c.name.clone();
+    let heap_region = format!("{name}_heap");
+    let heap_size = c.heap.map_or(0, |h| h.0);
+    let regions: &[&str] = if heap_size > 0 { &[&heap_region] } else { &[] };
+    names_free(system, sink, &name, c.name_span, regions);
+
+    // Where it runs.
+    let (band, priority) = placement(sink, &name, c.band.as_ref(), c.priority);
 
     // Its memory: stack and heap within the quota, the quota within the
     // board (the program image is added when it is built).
@@ -295,51 +402,8 @@ fn expand_one(
     let mut wanted_peers: Vec<(usize, u64, bool, bool, Option<Span>)> = Vec::new();
     let mut net: Option<crate::net::WantedCell> = None;
     let mut kv: Option<(usize, String, u64)> = None;
-    let mut seen: Vec<&'static str> = Vec::new();
-    for s in &c.services {
-        let Some((kind, keys, allowed)) = SERVICES.iter().find(|k| k.0 == s.kind.0) else {
-            let mut known: Vec<&str> = SERVICES.iter().map(|k| k.0).collect();
-            known.sort();
-            sink.emit(
-                Kind::CellUnknownService {
-                    cell: name.clone(),
-                    kind: s.kind.0.clone(),
-                    known: format!("the services are {}", known.join(", ")),
-                },
-                s.kind.1,
-            );
-            continue;
-        };
-        let mut bad = false;
-        for (key, span) in s.keys() {
-            if !keys.contains(&key) {
-                bad = true;
-                sink.emit(
-                    Kind::CellServiceKey {
-                        cell: name.clone(),
-                        kind,
-                        key,
-                        allowed,
-                    },
-                    span,
-                );
-            }
-        }
-        if *kind != "channel" && seen.contains(kind) {
-            sink.emit(
-                Kind::CellDuplicateService {
-                    cell: name.clone(),
-                    kind,
-                },
-                s.kind.1,
-            );
-            continue;
-        }
-        seen.push(kind);
-        if bad {
-            continue;
-        }
-        match *kind {
+    for (kind, s) in known_services(sink, &name, &c.services, &SERVICES, &["channel"]) {
+        match kind {
             "console" => console = Some(s),
             "timer" => timer = true,
             "channel" => {
@@ -533,6 +597,7 @@ fn expand_one(
         net: net_rules,
         kv,
         regions,
+        linux: None,
         src,
     });
 }
@@ -624,7 +689,7 @@ fn kv_service(
 
 /// A `channel` service: the peer's index, its end's id, and whether the
 /// cell may call and notify it.
-fn channel_service(
+pub(crate) fn channel_service(
     system: &System,
     cell: &str,
     cells: &[String],
@@ -710,26 +775,43 @@ pub fn explain(system: &System) -> String {
                 }
             ),
         };
-        let _ = writeln!(
-            o,
-            "cell {}: program {program}, priority {} (band {}), budget {} us every {} us ({share:.0}% of a CPU), \
-             memory {} (stack {}, heap {}, service regions {}, the program image counted at build), {restart}",
-            pd.name,
-            pd.priority,
-            c.band,
-            pd.budget_us,
-            pd.period_us,
-            fmt_size(c.memory),
-            fmt_size(pd.stack_size),
-            fmt_size(c.heap),
-            fmt_size(c.regions),
-        );
         let mut reach = Vec::new();
+        let mut guest = Vec::new();
+        if let Some(l) = &c.linux {
+            let _ = writeln!(
+                o,
+                "{}, {restart}",
+                crate::linux::headline(pd, c.band.as_str(), l)
+            );
+            guest = crate::linux::reach(system, c.pd, l);
+        } else {
+            let _ = writeln!(
+                o,
+                "cell {}: program {program}, priority {} (band {}), budget {} us every {} us ({share:.0}% of a CPU), \
+                 memory {} (stack {}, heap {}, service regions {}, the program image counted at build), {restart}",
+                pd.name,
+                pd.priority,
+                c.band,
+                pd.budget_us,
+                pd.period_us,
+                fmt_size(c.memory),
+                fmt_size(pd.stack_size),
+                fmt_size(c.heap),
+                fmt_size(c.regions),
+            );
+        }
         if c.console {
             if let Some(s) = &system.serial {
                 let n = s.clients.iter().position(|k| k.pd == c.pd).unwrap_or(0);
+                let keyboard = match s.input.iter().position(|k| *k == c.pd) {
+                    Some(i) => format!(
+                        "; what is typed while it has the keyboard (input {i}), from {}",
+                        s.virt_rx.map_or("?", |v| system.pds[v].name.as_str())
+                    ),
+                    None => String::new(),
+                };
                 reach.push(format!(
-                    "console (serial client {n}: its own queue to {}, nothing else of the UART)",
+                    "console (serial client {n}: its own queue to {}{keyboard}, nothing else of the UART)",
                     system.pds[s.virt_tx].name
                 ));
             }
@@ -780,6 +862,7 @@ pub fn explain(system: &System) -> String {
                 fmt_size(k.quota)
             ));
         }
+        reach.append(&mut guest);
         if reach.is_empty() {
             let _ = writeln!(o, "  may reach: nothing but its own memory and CPU");
         } else {
@@ -787,11 +870,20 @@ pub fn explain(system: &System) -> String {
                 let _ = writeln!(o, "  may reach: {r}");
             }
         }
-        let _ = writeln!(
-            o,
-            "  and nothing else: no device, IRQ, shared region or capability it was not declared; \
-             its faults and budget overruns go to the monitor"
-        );
+        if c.linux.is_some() {
+            let _ = writeln!(
+                o,
+                "  and nothing else: no device but the GIC's virtual CPU interface in its VM, no IRQ, shared region \
+                 or capability it was not declared; its VCPU's faults go to its VMM, the VMM's faults and budget \
+                 overruns to the monitor"
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "  and nothing else: no device, IRQ, shared region or capability it was not declared; \
+                 its faults and budget overruns go to the monitor"
+            );
+        }
     }
     o
 }

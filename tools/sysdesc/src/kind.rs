@@ -1111,6 +1111,67 @@ pub enum Kind {
         size: String,
         page: String,
     },
+    #[error("cell `{cell}` has no `{key}`")]
+    #[diagnostic(code(septa::cell::missing_key), help("{help}"))]
+    CellMissingKey {
+        cell: String,
+        key: &'static str,
+        help: &'static str,
+    },
+    #[error("Linux cell `{cell}` takes no `{key}`")]
+    #[diagnostic(code(septa::linux::cell_key), help("{why}"))]
+    LinuxCellKey {
+        cell: String,
+        key: &'static str,
+        why: &'static str,
+    },
+    #[error("Linux cell `{cell}`: a guest RAM of {ram} {why}")]
+    #[diagnostic(
+        code(septa::linux::ram),
+        help("a guest's RAM is whole 2 MiB pages, at least {min}, within the board's RAM")
+    )]
+    LinuxRam {
+        cell: String,
+        ram: String,
+        why: String,
+        min: String,
+    },
+    #[error("Linux cell `{cell}`: `{kernel}` is no kernel source the tool knows")]
+    #[diagnostic(
+        code(septa::linux::kernel),
+        help("\"debian\" (Debian bookworm's cloud kernel, fetched and cached: the default), or the path of an arm64 Linux Image with `initrd`")
+    )]
+    LinuxKernel { cell: String, kernel: String },
+    #[error("Linux cell `{cell}`: a forward to the guest needs the guest's `address`")]
+    #[diagnostic(
+        code(septa::linux::forward_without_address),
+        help("the address the guest asks DHCP for, e.g. \"10.0.2.16\" (the network stack has QEMU's first lease, 10.0.2.15)")
+    )]
+    LinuxForwardWithoutAddress { cell: String },
+    #[error("Linux cell `{cell}`: {what}")]
+    #[diagnostic(
+        code(septa::linux::disk_unknown),
+        help("a disk is a partition of a `[blk.DEVICE]` section: `{{ kind = \"disk\", device = \"DEVICE\", partition = \"NAME\" }}`")
+    )]
+    LinuxDiskUnknown { cell: String, what: String },
+    #[error("Linux cell `{cell}`: partition `{partition}` is already given to `{client}`")]
+    #[diagnostic(
+        code(septa::linux::disk_taken),
+        help("a partition has one client: leave its `client` out, the cell's disk makes the cell its client")
+    )]
+    LinuxDiskTaken {
+        cell: String,
+        partition: String,
+        client: String,
+    },
+    #[error("Linux cell `{cell}`: priority {priority} leaves no room in band `{band}` for its VMM, which runs one above its VCPU")]
+    #[diagnostic(code(septa::linux::priority_top), help("give the VCPU at most {top}"))]
+    LinuxPriorityTop {
+        cell: String,
+        priority: u8,
+        band: &'static str,
+        top: u8,
+    },
     #[error("cell `{0}`: a memory quota of 0")]
     #[diagnostic(code(septa::cell::zero_memory))]
     CellZeroMemory(String),

@@ -28,6 +28,7 @@ mod expand;
 pub mod graph;
 mod guest;
 mod kind;
+pub mod linux;
 mod model;
 pub mod net;
 pub mod serial;

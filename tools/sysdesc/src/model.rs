@@ -328,8 +328,32 @@ pub struct Cell {
     /// Bytes of the regions its services share with their servers
     /// (counted in its quota).
     pub regions: u64,
+    /// A Linux cell (`linux = { ... }`): its PD is the VMM that runs the
+    /// guest; `None` for a cell that runs a program.
+    pub linux: Option<CellLinux>,
     #[serde(skip)]
     pub src: Src,
+}
+
+/// What a Linux cell runs and reaches: its guest (the VM of the cell's
+/// PD, named after the cell) and the devices the VMM offers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CellLinux {
+    /// The guest's RAM, and the region that holds it (mapped into the
+    /// VM and, to load the guest, into the VMM).
+    pub ram: u64,
+    pub ram_region: String,
+    /// The VCPU's priority (the VMM runs one above it).
+    pub vcpu_priority: u8,
+    /// The guest takes the keyboard from the serial subsystem.
+    pub input: bool,
+    /// Its console is a virtio console (`hvc0`) rather than the PL011.
+    pub virtio_console: bool,
+    /// Its network card: the address it asks DHCP for, and the forwards
+    /// to it (indices into [`System::forwards`]).
+    pub net: Option<(Option<String>, Vec<usize>)>,
+    /// Its disk: the `[blk.DEVICE]` and the partition.
+    pub disk: Option<(String, String)>,
 }
 
 /// A cell's `kv` service.

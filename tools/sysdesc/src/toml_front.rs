@@ -206,12 +206,13 @@ struct RawNetCell {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCell {
-    program: Spanned<String>,
+    program: Option<Spanned<String>>,
+    linux: Option<Spanned<RawLinux>>,
     band: Option<Spanned<String>>,
     priority: Option<Spanned<i64>>,
     budget: Option<Spanned<DurationValue>>,
     period: Option<Spanned<DurationValue>>,
-    memory: Spanned<SizeValue>,
+    memory: Option<Spanned<SizeValue>>,
     stack: Option<Spanned<SizeValue>>,
     heap: Option<Spanned<SizeValue>>,
     restart: Option<Spanned<RawRestart>>,
@@ -235,6 +236,32 @@ struct RawService {
     connect: Option<Spanned<Vec<Spanned<String>>>>,
     namespace: Option<Spanned<String>>,
     quota: Option<Spanned<SizeValue>>,
+    input: Option<Spanned<bool>>,
+    virtio: Option<Spanned<bool>>,
+    address: Option<Spanned<String>>,
+    forward: Option<Spanned<Vec<Spanned<RawCellForward>>>>,
+    device: Option<Spanned<String>>,
+    partition: Option<Spanned<String>>,
+}
+
+/// A Linux cell's guest (`linux = { ... }`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLinux {
+    ram: Spanned<SizeValue>,
+    kernel: Option<Spanned<String>>,
+    initrd: Option<Spanned<String>>,
+    bootargs: Option<Spanned<String>>,
+}
+
+/// A forward to a Linux cell's guest: a `[[forward]]` whose address is
+/// the guest's.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCellForward {
+    host: Spanned<u16>,
+    guest: Spanned<u16>,
+    proto: Option<Proto2>,
 }
 
 #[derive(Deserialize)]
@@ -670,7 +697,7 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         lower_pd(sink, &devices, &mut pds, name, pd, None);
     }
 
-    let mut regions: Vec<Region> = raw
+    let regions: Vec<Region> = raw
         .region
         .into_iter()
         .map(|(name, r)| lower_region(sink, &devices, name, r, base_dir))
@@ -718,20 +745,9 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         })
         .collect();
 
-    // Block subsystems last: they add to the PDs, regions and channels.
-    let wanted_blk = raw.blk.into_iter().map(lower_blk).collect();
-    let blk = crate::blk::expand(
-        sink,
-        wanted_blk,
-        &mut crate::blk::Parts {
-            board: &board,
-            virtio: &virtio,
-            pds: &mut pds,
-            regions: &mut regions,
-            channels: &mut channels,
-        },
-    );
-
+    // Block subsystems after the Linux cells (below): a cell's disk makes
+    // it a partition's client.
+    let mut wanted_blk: Vec<crate::blk::Wanted> = raw.blk.into_iter().map(lower_blk).collect();
     let domains = if raw.domain.is_empty() && raw.domain_schedule.is_none() {
         None
     } else {
@@ -790,7 +806,7 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         virtio,
         domains,
         io_spaces,
-        blk,
+        blk: Vec::new(),
         serial: None,
         timer: None,
         net: None,
@@ -799,13 +815,38 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
     };
     // Cells first: they may add clients to the serial, timer and network
     // subsystems (the serial and timer ones are created for them if the
-    // description has none).
-    let cells = raw
-        .cell
-        .into_iter()
-        .map(|(name, c)| lower_cell(sink, name, c))
+    // description has none). Linux cells before the block subsystems,
+    // whose partitions they may take, and before the other cells.
+    let mut cells = Vec::new();
+    let mut linux = Vec::new();
+    for (name, c) in raw.cell {
+        match lower_cell(sink, name, c) {
+            Some(LoweredCell::Program(c)) => cells.push(c),
+            Some(LoweredCell::Linux(c)) => linux.push(c),
+            None => {}
+        }
+    }
+    let names: Vec<String> = cells
+        .iter()
+        .map(|c: &crate::cells::Wanted| c.name.clone())
+        .chain(linux.iter().map(|c| c.name.clone()))
         .collect();
+    let linux_clients =
+        crate::linux::expand(&mut system, linux, &names, &mut wanted_blk, base_dir, sink);
+    system.blk = crate::blk::expand(
+        sink,
+        wanted_blk,
+        &mut crate::blk::Parts {
+            board: &system.board,
+            virtio: &system.virtio,
+            pds: &mut system.pds,
+            regions: &mut system.regions,
+            channels: &mut system.channels,
+        },
+    );
     let mut clients = crate::cells::expand(&mut system, cells, sink);
+    clients.serial.extend(linux_clients.serial);
+    let mut linux_input = linux_clients.input;
     if let Some(stats) = raw.stats {
         let whole = Span::from(stats.span());
         let stats = stats.into_inner();
@@ -876,11 +917,12 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         Some(s) => {
             let mut w = lower_serial(s);
             w.clients.append(&mut clients.serial);
+            w.input.append(&mut linux_input);
             Some(w)
         }
         None => (!clients.serial.is_empty()).then(|| crate::serial::Wanted {
             clients: std::mem::take(&mut clients.serial),
-            input: Vec::new(),
+            input: std::mem::take(&mut linux_input),
             colour: false,
             device: None,
             capacity: None,
@@ -948,16 +990,22 @@ fn lower_net(raw: Spanned<RawNet>) -> crate::net::Wanted {
     }
 }
 
-/// `[cell.NAME]`: single values checked here, the rest by the expansion.
-fn lower_cell(sink: &mut Sink, name: Spanned<String>, c: Spanned<RawCell>) -> crate::cells::Wanted {
+/// A `[cell.NAME]` as lowered: a cell that runs a program, or a Linux
+/// cell.
+enum LoweredCell {
+    Program(crate::cells::Wanted),
+    Linux(crate::linux::Wanted),
+}
+
+/// `[cell.NAME]`: single values checked here, the rest by the expansion
+/// (`None`: a cell without the keys it must have, reported).
+fn lower_cell(sink: &mut Sink, name: Spanned<String>, c: Spanned<RawCell>) -> Option<LoweredCell> {
     let mut src = Src::new(Span::from(c.span()));
     src.set("name", Span::from(name.span()));
     let name_span = span_of(&name);
     let name = name.into_inner();
     let c = c.into_inner();
     check::name_length(sink, &name, name_span);
-    let program = check::program(sink, c.program.get_ref(), span_of(&c.program), false);
-    src.set("program", Span::from(c.program.span()));
     let budget_span = c
         .budget
         .as_ref()
@@ -969,7 +1017,9 @@ fn lower_cell(sink: &mut Sink, name: Spanned<String>, c: Spanned<RawCell>) -> cr
         c.period.as_ref().map(|b| b.get_ref().0),
         budget_span.or(name_span),
     );
-    src.set("memory", Span::from(c.memory.span()));
+    if let Some(m) = &c.memory {
+        src.set("memory", Span::from(m.span()));
+    }
     let restart = match &c.restart {
         Some(r) => {
             src.set("restart", Span::from(r.span()));
@@ -1007,27 +1057,117 @@ fn lower_cell(sink: &mut Sink, name: Spanned<String>, c: Spanned<RawCell>) -> cr
                 connect: v.connect.as_ref().map(rules),
                 namespace: v.namespace.as_ref().map(text),
                 quota: v.quota.as_ref().map(|q| (q.get_ref().0, span_of(q))),
+                input: v.input.as_ref().map(|b| (*b.get_ref(), span_of(b))),
+                virtio: v.virtio.as_ref().map(|b| (*b.get_ref(), span_of(b))),
+                address: v.address.as_ref().map(text),
+                forward: v.forward.as_ref().map(|f| {
+                    let list = f
+                        .get_ref()
+                        .iter()
+                        .map(|w| {
+                            let fw = w.get_ref();
+                            crate::linux::WantedForward {
+                                host: *fw.host.get_ref(),
+                                guest: *fw.guest.get_ref(),
+                                proto: match fw.proto {
+                                    Some(Proto2::Udp) => Proto::Udp,
+                                    _ => Proto::Tcp,
+                                },
+                                src: Src::new(Span::from(w.span()))
+                                    .with("host", span_of(&fw.host))
+                                    .with("guest", span_of(&fw.guest)),
+                            }
+                        })
+                        .collect();
+                    (list, span_of(f))
+                }),
+                device: v.device.as_ref().map(text),
+                partition: v.partition.as_ref().map(text),
                 whole,
             }
         })
         .collect();
-    crate::cells::Wanted {
+    let band = c.band.as_ref().map(text);
+    let priority = c.priority.as_ref().map(|p| (*p.get_ref(), span_of(p)));
+    let stack = c.stack.as_ref().map(|s| (s.get_ref().0, span_of(s)));
+    if let Some(l) = c.linux {
+        let lspan = span_of(&l);
+        let l = l.into_inner();
+        let refused = [
+            ("program", c.program.as_ref().and_then(span_of)),
+            ("memory", c.memory.as_ref().and_then(span_of)),
+            ("heap", c.heap.as_ref().and_then(span_of)),
+        ]
+        .into_iter()
+        .filter(|(_, span)| span.is_some())
+        .collect();
+        return Some(LoweredCell::Linux(crate::linux::Wanted {
+            name,
+            name_span,
+            linux: crate::linux::WantedLinux {
+                ram: (l.ram.get_ref().0, span_of(&l.ram)),
+                kernel: l.kernel.as_ref().map(text),
+                initrd: l.initrd.as_ref().map(text),
+                bootargs: l.bootargs.as_ref().map(text),
+                span: lspan,
+            },
+            band,
+            priority,
+            budget_us,
+            period_us,
+            stack,
+            restart,
+            services,
+            refused,
+            src,
+        }));
+    }
+    let missing = |sink: &mut Sink, key, help| {
+        sink.emit(
+            Kind::CellMissingKey {
+                cell: name.clone(),
+                key,
+                help,
+            },
+            name_span,
+        )
+    };
+    let Some(program) = &c.program else {
+        missing(
+            sink,
+            "program",
+            "a cell runs a program (`program = \"CRATE\"`) or a Linux guest (`linux = { ram = \"128 MiB\" }`)",
+        );
+        return None;
+    };
+    let Some(memory) = &c.memory else {
+        missing(
+            sink,
+            "memory",
+            "a cell that runs a program declares its memory quota: `memory = \"256 KiB\"`",
+        );
+        return None;
+    };
+    let program = check::program(sink, program.get_ref(), span_of(program), false);
+    src.set(
+        "program",
+        Span::from(c.program.as_ref().map_or(0..0, |p| p.span())),
+    );
+    Some(LoweredCell::Program(crate::cells::Wanted {
         name,
         name_span,
         program,
-        band: c.band.as_ref().map(text),
-        priority: c.priority.as_ref().map(|p| (*p.get_ref(), span_of(p))),
+        band,
+        priority,
         budget_us,
         period_us,
-        memory: (c.memory.get_ref().0, span_of(&c.memory)),
-        stack: c.stack.as_ref().map_or((check::DEFAULT_STACK, None), |s| {
-            (s.get_ref().0, span_of(s))
-        }),
+        memory: (memory.get_ref().0, span_of(memory)),
+        stack: stack.unwrap_or((check::DEFAULT_STACK, None)),
         heap: c.heap.as_ref().map(|h| (h.get_ref().0, span_of(h))),
         restart,
         services,
         src,
-    }
+    }))
 }
 
 fn lower_serial(raw: Spanned<RawSerial>) -> crate::serial::Wanted {

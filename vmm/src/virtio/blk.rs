@@ -18,7 +18,7 @@
 use septa_block_protocol::{Connection, RequestCode, Status, TRANSFER_SIZE};
 
 use super::mem::GuestMem;
-use super::mmio::{self, config_read, Effect, Identity, Transport, F_VERSION_1};
+use super::mmio::{self, Device, Identity, Transport, F_VERSION_1};
 use super::queue::{gather, scatter, Chain, Queue, QueueError};
 
 /// Virtio device id of a block device.
@@ -101,6 +101,47 @@ pub struct Blk {
     pub stats: Stats,
 }
 
+impl Device for Blk {
+    type Work = Work;
+    const CONFIG_READ_ONLY: &'static str = "the disk's configuration is read-only";
+
+    fn transport(&mut self) -> &mut Transport {
+        &mut self.transport
+    }
+
+    fn config(&self, c: &mut [u8; mmio::CONFIG_MAX]) {
+        c[0..8].copy_from_slice(&(self.blocks() * (BLOCK / SECTOR)).to_le_bytes());
+        c[8..12].copy_from_slice(&SIZE_MAX.to_le_bytes());
+        c[12..16].copy_from_slice(&SEG_MAX.to_le_bytes());
+        c[20..24].copy_from_slice(&(BLOCK as u32).to_le_bytes());
+    }
+
+    fn bad_queue(e: QueueError) -> Work {
+        Work {
+            interrupt: true,
+            error: Some(BlkError::Queue(e)),
+        }
+    }
+
+    /// Takes the virtualiser's responses and sends the next request.
+    fn poll(&mut self, mem: &GuestMem) -> Work {
+        let mut w = Work::default();
+        let mut q = self.transport.queues[0];
+        if let Err(e) = self.step(mem, &mut q, &mut w) {
+            if !matches!(e, QueueError::NotReady) {
+                w.error.get_or_insert(BlkError::Queue(e));
+                self.transport.needs_reset();
+                w.interrupt = true;
+            }
+        }
+        self.transport.queues[0] = q;
+        if w.interrupt {
+            self.transport.interrupt |= mmio::INT_USED;
+        }
+        w
+    }
+}
+
 impl Blk {
     pub fn new(conn: Option<Connection>) -> Self {
         Blk {
@@ -133,64 +174,6 @@ impl Blk {
     /// when it completes (its chain belongs to the old guest).
     pub fn reset(&mut self) {
         self.transport.reset();
-    }
-
-    pub fn read(&mut self, offset: u64, size: u8) -> Result<u32, &'static str> {
-        if offset >= mmio::reg::CONFIG {
-            let mut c = [0u8; 24];
-            c[0..8].copy_from_slice(&(self.blocks() * (BLOCK / SECTOR)).to_le_bytes());
-            c[8..12].copy_from_slice(&SIZE_MAX.to_le_bytes());
-            c[12..16].copy_from_slice(&SEG_MAX.to_le_bytes());
-            c[20..24].copy_from_slice(&(BLOCK as u32).to_le_bytes());
-            return config_read(&c, offset - mmio::reg::CONFIG, size);
-        }
-        self.transport.read(offset, size)
-    }
-
-    pub fn write(
-        &mut self,
-        mem: &GuestMem,
-        offset: u64,
-        size: u8,
-        value: u32,
-    ) -> Result<(Effect, Work), &'static str> {
-        let effect = self.transport.guest_write(
-            mem,
-            offset,
-            size,
-            value,
-            "the disk's configuration is read-only",
-        )?;
-        let work = match effect {
-            Effect::Notify(_) | Effect::Started => self.poll(mem),
-            Effect::BadQueue(e) => {
-                self.transport.needs_reset();
-                Work {
-                    interrupt: true,
-                    error: Some(BlkError::Queue(e)),
-                }
-            }
-            _ => Work::default(),
-        };
-        Ok((effect, work))
-    }
-
-    /// Takes the virtualiser's responses and sends the next request.
-    pub fn poll(&mut self, mem: &GuestMem) -> Work {
-        let mut w = Work::default();
-        let mut q = self.transport.queues[0];
-        if let Err(e) = self.step(mem, &mut q, &mut w) {
-            if !matches!(e, QueueError::NotReady) {
-                w.error.get_or_insert(BlkError::Queue(e));
-                self.transport.needs_reset();
-                w.interrupt = true;
-            }
-        }
-        self.transport.queues[0] = q;
-        if w.interrupt {
-            self.transport.interrupt |= mmio::INT_USED;
-        }
-        w
     }
 
     fn step(&mut self, mem: &GuestMem, q: &mut Queue, w: &mut Work) -> Result<(), QueueError> {
@@ -245,16 +228,14 @@ impl Blk {
         }
         // The next request.
         loop {
-            let chain = match q.pop(mem)? {
-                None => return Ok(()),
-                Some(Ok(c)) => c,
-                Some(Err((head, e))) => {
-                    self.stats.refused += 1;
-                    w.error.get_or_insert(BlkError::Queue(e));
-                    q.push_used(mem, head, 0)?;
-                    w.interrupt = true;
-                    continue;
-                }
+            let stats = &mut self.stats;
+            let refused = |e| {
+                stats.refused += 1;
+                w.error.get_or_insert(BlkError::Queue(e));
+                w.interrupt = true;
+            };
+            let Some(chain) = q.pop_valid(mem, refused)? else {
+                return Ok(());
             };
             match self.start(mem, &chain) {
                 Ok(Some(f)) => {

@@ -13,6 +13,10 @@ use super::queue::{Queue, QueueError, MAX_SIZE};
 /// The most queues a device here has.
 pub const MAX_QUEUES: usize = 2;
 
+/// The largest configuration space of a device here (the disk's is 24
+/// bytes).
+pub const CONFIG_MAX: usize = 32;
+
 /// Feature bits every device offers: VIRTIO_F_VERSION_1 (the modern
 /// interface, required).
 pub const F_VERSION_1: u64 = 1 << 32;
@@ -323,6 +327,65 @@ impl Transport {
             reg::SHM_SEL => Effect::None,
             _ => return Err("not a writable virtio-mmio register"),
         })
+    }
+}
+
+/// A device behind a transport: what it does when the guest writes its
+/// register block. The transport decodes the write; the device supplies
+/// what happens next (its poll, and what it reports when a queue's rings
+/// are not in guest RAM), so every device handles a write the same way.
+pub trait Device {
+    /// What one round of the device's work asks of the VMM.
+    type Work: Default;
+    /// The log's reason when the guest writes the (read-only)
+    /// configuration space.
+    const CONFIG_READ_ONLY: &'static str;
+
+    fn transport(&mut self) -> &mut Transport;
+
+    /// The device's configuration space as it stands (bytes past what the
+    /// device has read as zero).
+    fn config(&self, space: &mut [u8; CONFIG_MAX]);
+
+    /// Moves what can move.
+    fn poll(&mut self, mem: &GuestMem) -> Self::Work;
+
+    /// The guest made a queue ready whose rings are not in its RAM: the
+    /// work that reports it (the interrupt raised, the error given).
+    fn bad_queue(error: QueueError) -> Self::Work;
+
+    /// A guest read at `offset` of the transport.
+    fn read(&mut self, offset: u64, size: u8) -> Result<u32, &'static str> {
+        if offset >= reg::CONFIG {
+            let mut space = [0u8; CONFIG_MAX];
+            self.config(&mut space);
+            return config_read(&space, offset - reg::CONFIG, size);
+        }
+        self.transport().read(offset, size)
+    }
+
+    /// A guest write at `offset` of the transport; then whatever work it
+    /// makes possible (a notification or DRIVER_OK polls the device; a
+    /// broken queue makes it ask for a reset).
+    fn write(
+        &mut self,
+        mem: &GuestMem,
+        offset: u64,
+        size: u8,
+        value: u32,
+    ) -> Result<(Effect, Self::Work), &'static str> {
+        let effect =
+            self.transport()
+                .guest_write(mem, offset, size, value, Self::CONFIG_READ_ONLY)?;
+        let work = match effect {
+            Effect::Notify(_) | Effect::Started => self.poll(mem),
+            Effect::BadQueue(error) => {
+                self.transport().needs_reset();
+                Self::bad_queue(error)
+            }
+            _ => Self::Work::default(),
+        };
+        Ok((effect, work))
     }
 }
 

@@ -9,6 +9,7 @@
 //! | [`mmio`] | the virtio-mmio register block of one device |
 //! | [`net`] | the network device, on the net virtualisers' queues |
 //! | [`blk`] | the disk, on the block virtualiser's queues |
+//! | [`console`] | the console (`hvc0`), on the serial subsystem |
 //!
 //! What is emulated is what Linux's `virtio_mmio` and `virtio_net` need
 //! and no more (the list is in `docs/vmm.md`): no legacy interface, no
@@ -20,9 +21,12 @@
 //! reset), never an access outside the guest's RAM.
 
 pub mod blk;
+pub mod console;
 pub mod mem;
 pub mod mmio;
 pub mod net;
 pub mod queue;
+#[cfg(test)]
+pub mod testing;
 
 pub use mem::GuestMem;

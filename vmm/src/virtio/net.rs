@@ -22,8 +22,8 @@ use septa_queue::net::{Buffers, Sink, Source};
 use septa_queue::{Idle, Shared};
 
 use super::mem::GuestMem;
-use super::mmio::{self, config_read, Effect, Identity, Transport, F_VERSION_1};
-use super::queue::{gather, scatter, Queue, QueueError};
+use super::mmio::{self, Device, Identity, Transport, F_VERSION_1};
+use super::queue::{gather, scatter, Chain, Queue, QueueError};
 
 /// Virtio device id of a network card.
 pub const DEVICE_ID: u32 = 1;
@@ -131,51 +131,31 @@ impl Net {
     pub fn mac(&self) -> [u8; 6] {
         self.mac
     }
+}
 
-    /// A guest read at `offset` of the transport.
-    pub fn read(&mut self, offset: u64, size: u8) -> Result<u32, &'static str> {
-        if offset >= mmio::reg::CONFIG {
-            let mut config = [0u8; 8];
-            config[..6].copy_from_slice(&self.mac);
-            return config_read(&config, offset - mmio::reg::CONFIG, size);
-        }
-        self.transport.read(offset, size)
+impl Device for Net {
+    type Work = Work;
+    const CONFIG_READ_ONLY: &'static str = "the network card's configuration is read-only";
+
+    fn transport(&mut self) -> &mut Transport {
+        &mut self.transport
     }
 
-    /// A guest write at `offset` of the transport; then whatever work it
-    /// makes possible.
-    pub fn write(
-        &mut self,
-        mem: &GuestMem,
-        offset: u64,
-        size: u8,
-        value: u32,
-    ) -> Result<(Effect, Work), &'static str> {
-        let effect = self.transport.guest_write(
-            mem,
-            offset,
-            size,
-            value,
-            "the network card's configuration is read-only",
-        )?;
-        let work = match effect {
-            Effect::Notify(_) | Effect::Started => self.poll(mem),
-            Effect::BadQueue(error) => {
-                self.transport.needs_reset();
-                Work {
-                    interrupt: true,
-                    error: Some(NetError::Queue { queue: "a", error }),
-                    ..Work::default()
-                }
-            }
-            _ => Work::default(),
-        };
-        Ok((effect, work))
+    fn config(&self, space: &mut [u8; mmio::CONFIG_MAX]) {
+        space[..6].copy_from_slice(&self.mac);
+    }
+
+    fn bad_queue(error: QueueError) -> Work {
+        Work {
+            interrupt: true,
+            error: Some(NetError::Queue { queue: "a", error }),
+            ..Work::default()
+        }
     }
 
     /// Moves what can move: frames the virtualiser delivered into the
     /// guest's receive chains, the guest's transmit chains out.
-    pub fn poll(&mut self, mem: &GuestMem) -> Work {
+    fn poll(&mut self, mem: &GuestMem) -> Work {
         let mut w = Work::default();
         if !self.transport.running() {
             return w;
@@ -216,6 +196,14 @@ impl Net {
     }
 }
 
+/// Counts a chain refused and reports why (the first error of a round).
+fn note(stats: &mut Stats, w: &mut Work, e: NetError) {
+    stats.refused += 1;
+    w.error.get_or_insert(e);
+    w.interrupt = true;
+}
+
+/// Gives chain `head` back used with nothing written, refused.
 fn refuse(
     q: &mut Queue,
     mem: &GuestMem,
@@ -224,10 +212,22 @@ fn refuse(
     stats: &mut Stats,
     w: &mut Work,
 ) -> Result<(), QueueError> {
-    stats.refused += 1;
-    w.error.get_or_insert(e);
-    w.interrupt = true;
+    note(stats, w, e);
     q.push_used(mem, head, 0)
+}
+
+/// The next chain of `q` that passes its checks (those that fail are
+/// refused on the way).
+fn next_chain(
+    q: &mut Queue,
+    mem: &GuestMem,
+    queue: &'static str,
+    stats: &mut Stats,
+    w: &mut Work,
+) -> Result<Option<Chain>, QueueError> {
+    q.pop_valid(mem, |error| {
+        note(stats, w, NetError::Queue { queue, error })
+    })
 }
 
 /// Frames from the receive virtualiser into the guest's receive chains.
@@ -257,23 +257,8 @@ fn receive(
         }
         // A frame waits: it needs a chain of the guest's (the guest's
         // notification brings the VMM back when it posts one).
-        let chain = match q.pop(mem)? {
-            None => return Ok(()),
-            Some(Ok(c)) => c,
-            Some(Err((head, error))) => {
-                refuse(
-                    q,
-                    mem,
-                    head,
-                    NetError::Queue {
-                        queue: "receive",
-                        error,
-                    },
-                    stats,
-                    w,
-                )?;
-                continue;
-            }
+        let Some(chain) = next_chain(q, mem, "receive", stats, w)? else {
+            return Ok(());
         };
         let desc = match b.rx.active.dequeue() {
             Ok(Some(d)) => d,
@@ -343,23 +328,8 @@ fn transmit(
             }
             b.tx.free.cancel_signal();
         }
-        let chain = match q.pop(mem)? {
-            None => break Ok(()),
-            Some(Ok(c)) => c,
-            Some(Err((head, error))) => {
-                refuse(
-                    q,
-                    mem,
-                    head,
-                    NetError::Queue {
-                        queue: "transmit",
-                        error,
-                    },
-                    stats,
-                    w,
-                )?;
-                continue;
-            }
+        let Some(chain) = next_chain(q, mem, "transmit", stats, w)? else {
+            break Ok(());
         };
         if chain.bytes(true) != 0 {
             refuse(q, mem, chain.head, NetError::TxWritable, stats, w)?;
@@ -417,21 +387,15 @@ fn transmit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::virtio::mmio::{reg, status};
+    use crate::virtio::mmio::{reg, status, Effect};
     use crate::virtio::queue::flags;
+    use crate::virtio::testing::{make_ready, GuestQueue, XorShift, BASE, BUFS, QUEUES, RAM, SIZE};
     use septa_net_protocol::region;
     use septa_queue::host::leak;
     use septa_queue::net::BuffDesc;
     use std::vec::Vec;
 
-    const BASE: u64 = 0x4000_0000;
-    const RAM: usize = 1 << 20;
-    /// Where the test puts each queue's rings and buffers (guest-physical).
-    const DESC: [u64; 2] = [BASE + 0x1000, BASE + 0x3000];
-    const AVAIL: [u64; 2] = [BASE + 0x5000, BASE + 0x6000];
-    const USED: [u64; 2] = [BASE + 0x7000, BASE + 0x9000];
-    const BUFS: u64 = BASE + 0x1_0000;
-    const SIZE: u16 = 16;
+    const AVAIL: [u64; 2] = [QUEUES[0].avail, QUEUES[1].avail];
     const MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x57];
 
     /// A guest, its card, and the virtualisers' ends of the queues.
@@ -444,8 +408,8 @@ mod tests {
         /// The transmit virtualiser's end (sink) and data.
         virt_tx: Sink,
         tx_data: Shared,
-        /// Guest-side next available index per queue.
-        avail: [u16; 2],
+        /// The guest's side of each queue.
+        q: [GuestQueue; 2],
     }
 
     fn w(r: &mut Rig, off: u64, v: u32) -> Work {
@@ -475,7 +439,7 @@ mod tests {
             rx_data,
             virt_tx,
             tx_data,
-            avail: [0; 2],
+            q: QUEUES,
         };
         // Linux's virtio_mmio probe and virtio_net's setup, in order.
         assert_eq!(r.net.read(reg::MAGIC, 4), Ok(mmio::MAGIC));
@@ -493,15 +457,15 @@ mod tests {
         w(&mut r, reg::STATUS, 0xb);
         assert_eq!(r.net.read(reg::STATUS, 4), Ok(0xb));
         for q in 0..2 {
-            w(&mut r, reg::QUEUE_SEL, q as u32);
+            w(&mut r, reg::QUEUE_SEL, q);
             assert_eq!(r.net.read(reg::QUEUE_READY, 4), Ok(0));
             assert_eq!(r.net.read(reg::QUEUE_NUM_MAX, 4), Ok(256));
-            w(&mut r, reg::QUEUE_NUM, u32::from(SIZE));
-            w(&mut r, reg::QUEUE_DESC_LOW, DESC[q] as u32);
-            w(&mut r, reg::QUEUE_DESC_HIGH, 0);
-            w(&mut r, reg::QUEUE_DRIVER_LOW, AVAIL[q] as u32);
-            w(&mut r, reg::QUEUE_DEVICE_LOW, USED[q] as u32);
-            w(&mut r, reg::QUEUE_READY, 1);
+        }
+        make_ready(&QUEUES, |off, v| {
+            w(&mut r, off, v);
+        });
+        for q in 0..2 {
+            w(&mut r, reg::QUEUE_SEL, q);
             assert_eq!(r.net.read(reg::QUEUE_READY, 4), Ok(1));
         }
         let mut cfg = [0u8; 6];
@@ -515,32 +479,18 @@ mod tests {
 
     /// Writes descriptor `i` of queue `q`.
     fn desc(r: &Rig, q: usize, i: u16, addr: u64, len: u32, fl: u16, next: u16) {
-        let at = DESC[q] + 16 * u64::from(i);
-        let mut d = [0u8; 16];
-        d[0..8].copy_from_slice(&addr.to_le_bytes());
-        d[8..12].copy_from_slice(&len.to_le_bytes());
-        d[12..14].copy_from_slice(&fl.to_le_bytes());
-        d[14..16].copy_from_slice(&next.to_le_bytes());
-        r.mem.write(at, &d).unwrap();
+        r.q[q].desc(&r.mem, i, addr, len, fl, next);
     }
 
     /// Makes chain `head` available on queue `q` and notifies.
     fn offer(r: &mut Rig, q: usize, head: u16) -> Work {
-        let slot = u64::from(r.avail[q] % SIZE);
-        r.mem.write_u16(AVAIL[q] + 4 + 2 * slot, head).unwrap();
-        r.avail[q] = r.avail[q].wrapping_add(1);
-        r.mem.write_u16(AVAIL[q] + 2, r.avail[q]).unwrap();
+        let mem = r.mem;
+        r.q[q].post(&mem, head);
         w(r, reg::QUEUE_NOTIFY, q as u32)
     }
 
     fn used(r: &Rig, q: usize) -> Vec<(u32, u32)> {
-        let n = r.mem.read_u16(USED[q] + 2).unwrap();
-        (0..n)
-            .map(|i| {
-                let e = USED[q] + 4 + 8 * u64::from(i % SIZE);
-                (r.mem.read_u32(e).unwrap(), r.mem.read_u32(e + 4).unwrap())
-            })
-            .collect()
+        r.q[q].used(&r.mem)
     }
 
     fn frame(len: usize) -> Vec<u8> {
@@ -718,46 +668,21 @@ mod tests {
     }
 
     #[test]
-    #[allow(clippy::needless_range_loop)]
     fn random_rings_never_reach_outside_ram() {
         let mut r = rig();
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut next = || rng.draw();
         for round in 0..2000 {
             // Garbage over both descriptor tables and available rings.
-            for q in 0..2 {
-                for i in 0..SIZE {
-                    let addr = if next() % 2 == 0 {
-                        BUFS + next() % 0x1000
-                    } else {
-                        next()
-                    };
-                    desc(
-                        &r,
-                        q,
-                        i,
-                        addr,
-                        next() as u32 % 4096,
-                        next() as u16 & 7,
-                        next() as u16 % 20,
-                    );
-                    r.mem
-                        .write_u16(AVAIL[q] + 4 + 2 * u64::from(i), next() as u16 % 24)
-                        .unwrap();
-                }
+            let mem = r.mem;
+            for q in &r.q {
+                q.garble(&mem, &mut XorShift(next()), BUFS, 4096);
             }
             if round % 3 == 0 {
                 deliver(&mut r, &frame(64 + (next() % 1400) as usize));
             }
             let q = (next() % 2) as usize;
-            let moved = (next() % 20) as u16;
-            r.avail[q] = r.avail[q].wrapping_add(moved);
-            r.mem.write_u16(AVAIL[q] + 2, r.avail[q]).unwrap();
+            r.q[q].jump(&mem, (next() % 20) as u16);
             let _ = w(&mut r, reg::QUEUE_NOTIFY, q as u32);
             // Whatever happened, the frames that went out are sound.
             while let Some(d) = r.virt_tx.active.dequeue().unwrap() {
@@ -768,9 +693,9 @@ mod tests {
                 // Start again, as a guest would after NEEDS_RESET.
                 let mem = r.mem;
                 let _ = r.net.write(&mem, reg::STATUS, 4, 0);
-                r = Rig { avail: [0; 2], ..r };
-                r.mem.write(AVAIL[0], &[0; 4]).unwrap();
-                r.mem.write(AVAIL[1], &[0; 4]).unwrap();
+                for q in &mut r.q {
+                    q.restart(&mem);
+                }
                 for (off, v) in [
                     (reg::DRIVER_FEATURES_SEL, 1),
                     (reg::DRIVER_FEATURES, 1),
@@ -780,14 +705,9 @@ mod tests {
                 ] {
                     w(&mut r, off, v);
                 }
-                for q in 0..2 {
-                    w(&mut r, reg::QUEUE_SEL, q as u32);
-                    w(&mut r, reg::QUEUE_NUM, u32::from(SIZE));
-                    w(&mut r, reg::QUEUE_DESC_LOW, DESC[q] as u32);
-                    w(&mut r, reg::QUEUE_DRIVER_LOW, AVAIL[q] as u32);
-                    w(&mut r, reg::QUEUE_DEVICE_LOW, USED[q] as u32);
-                    w(&mut r, reg::QUEUE_READY, 1);
-                }
+                make_ready(&QUEUES, |off, v| {
+                    w(&mut r, off, v);
+                });
                 w(&mut r, reg::STATUS, 0xf);
             }
         }

@@ -166,6 +166,27 @@ impl Queue {
         Ok(Some(self.chain(mem, head).map_err(|e| (head, e))))
     }
 
+    /// Takes the next available chain that passes its checks: `Ok(None)`
+    /// when there is none. Each chain before it that fails them is given
+    /// back used with nothing written, and `refused` hears why (the
+    /// device counts and reports it).
+    pub fn pop_valid(
+        &mut self,
+        mem: &GuestMem,
+        mut refused: impl FnMut(QueueError),
+    ) -> Result<Option<Chain>, QueueError> {
+        loop {
+            match self.pop(mem)? {
+                None => return Ok(None),
+                Some(Ok(chain)) => return Ok(Some(chain)),
+                Some(Err((head, error))) => {
+                    refused(error);
+                    self.push_used(mem, head, 0)?;
+                }
+            }
+        }
+    }
+
     /// Walks the chain from `head`.
     fn chain(&self, mem: &GuestMem, head: u16) -> Result<Chain, QueueError> {
         let size = self.size;

@@ -84,6 +84,10 @@ pub fn init_script(release: &str, modules: &[String]) -> String {
             "insmod /lib/modules/{release}/{m}.ko || echo \"septa-guest: cannot load {m}\"\n"
         ));
     }
+    // The console the kernel gave /init is the one it had at boot: none
+    // when it is a virtio console (`console=hvc0`), whose driver is one
+    // of the modules just loaded. Open it again now that it is there.
+    s.push_str("(: <>/dev/console) 2>/dev/null && exec <>/dev/console >&0 2>&0\n");
     // Into the kernel log too, where its timestamp is the guest's clock
     // at the marker (`dmesg` shows it).
     s.push_str(&format!("echo \"{INIT_MARKER}\" > /dev/kmsg\n"));
