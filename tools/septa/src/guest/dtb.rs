@@ -380,6 +380,31 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_sealed_guests_devices_dma_only_into_its_window() {
+        let mut t = sample();
+        t.shared = Some((0x3f00_0000, 16 << 20));
+        let nodes = walk(&build(&t).unwrap());
+        assert_eq!(
+            cells(prop(&nodes, "/memory@3f000000", "reg")),
+            [0, 0x3f00_0000, 0, 0x0100_0000]
+        );
+        assert_eq!(prop(&nodes, "/virtio-bus", "compatible"), b"simple-bus\0");
+        assert!(prop(&nodes, "/virtio-bus", "ranges").is_empty());
+        assert_eq!(
+            cells(prop(&nodes, "/virtio-bus", "dma-ranges")),
+            [0, 0x3f00_0000, 0, 0x3f00_0000, 0, 0x0100_0000]
+        );
+        for d in ["/virtio-bus/virtio_mmio@a000000", "/virtio-bus/virtio_mmio@a000200"] {
+            assert!(prop(&nodes, d, "dma-coherent").is_empty());
+        }
+        assert!(!nodes.iter().any(|n| n.0 == "/virtio_mmio@a000000"));
+        assert_eq!(
+            super::super::sealed_bootargs("console=ttyAMA0".into(), t.shared),
+            "console=ttyAMA0 swiotlb=4096 cma=0"
+        );
+    }
+
+    #[test]
     fn more_vcpus_widen_the_timer_cpu_mask() {
         let mut t = sample();
         t.vcpus = 4;
