@@ -116,7 +116,7 @@ pub(crate) struct WantedForward {
 pub(crate) struct Wanted {
     pub name: String,
     pub name_span: Option<Span>,
-    pub linux: WantedLinux,
+    pub linux: Box<WantedLinux>,
     pub band: Option<(String, Option<Span>)>,
     pub priority: Option<(i64, Option<Span>)>,
     pub budget_us: u64,
@@ -527,7 +527,7 @@ fn expand_one(
             virtio_console,
             net,
             disk,
-            shared: sealed.then(|| (shared_region, SHARED_BASE, SHARED_SIZE)),
+            shared: sealed.then_some((shared_region, SHARED_BASE, SHARED_SIZE)),
         }),
         src,
     });

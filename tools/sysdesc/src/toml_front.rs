@@ -1106,7 +1106,7 @@ fn lower_cell(sink: &mut Sink, name: Spanned<String>, c: Spanned<RawCell>) -> Op
         return Some(LoweredCell::Linux(crate::linux::Wanted {
             name,
             name_span,
-            linux: crate::linux::WantedLinux {
+            linux: Box::new(crate::linux::WantedLinux {
                 ram: (l.ram.get_ref().0, span_of(&l.ram)),
                 kernel: l.kernel.as_ref().map(text),
                 initrd: l.initrd.as_ref().map(text),
@@ -1114,7 +1114,7 @@ fn lower_cell(sink: &mut Sink, name: Spanned<String>, c: Spanned<RawCell>) -> Op
                 sealed: l.sealed.as_ref().map(|b| (*b.get_ref(), span_of(b))),
                 vmm: l.vmm.as_ref().map(text),
                 span: lspan,
-            },
+            }),
             band,
             priority,
             budget_us,

@@ -670,7 +670,9 @@ mod tests {
     #[test]
     fn a_sealed_card_requires_access_platform() {
         let mut r = rig();
-        r.net.transport.require(crate::virtio::mmio::F_ACCESS_PLATFORM);
+        r.net
+            .transport
+            .require(crate::virtio::mmio::F_ACCESS_PLATFORM);
         let features = |r: &mut Rig, hi: u32| {
             w(r, reg::STATUS, 0);
             w(r, reg::DEVICE_FEATURES_SEL, 1);

@@ -394,7 +394,10 @@ pub(crate) mod tests {
             cells(prop(&nodes, "/virtio-bus", "dma-ranges")),
             [0, 0x3f00_0000, 0, 0x3f00_0000, 0, 0x0100_0000]
         );
-        for d in ["/virtio-bus/virtio_mmio@a000000", "/virtio-bus/virtio_mmio@a000200"] {
+        for d in [
+            "/virtio-bus/virtio_mmio@a000000",
+            "/virtio-bus/virtio_mmio@a000200",
+        ] {
             assert!(prop(&nodes, d, "dma-coherent").is_empty());
         }
         assert!(!nodes.iter().any(|n| n.0 == "/virtio_mmio@a000000"));
