@@ -1145,7 +1145,7 @@ pub enum Kind {
     #[error("Linux cell `{cell}` is sealed: its `bootargs` may not set `{option}`")]
     #[diagnostic(
         code(septa::linux::sealed_bootargs),
-        help("the tool sets `swiotlb=` (the bounce pool in the shared window) and `cma=0` for a sealed guest itself")
+        help("the tool sets `swiotlb=` (the bounce pool in the shared window), `cma=0` and `sysctl.vm.lowmem_reserve_ratio=1` (the window kept for DMA) for a sealed guest itself")
     )]
     LinuxSealedBootargs { cell: String, option: String },
     #[error("Linux cell `{cell}`: `{kernel}` is no kernel source the tool knows")]

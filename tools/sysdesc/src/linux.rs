@@ -64,7 +64,7 @@ pub const SHARED_BASE: u64 = RAM_BASE - SHARED_SIZE;
 /// Where a sealed guest's VMM maps the shared window.
 pub const VMM_SHARED_VADDR: u64 = 0x3_0000_0000;
 /// The command-line options a sealed guest's tool sets itself.
-pub const SEALED_BOOTARGS: [&str; 2] = ["swiotlb=", "cma="];
+pub const SEALED_BOOTARGS: [&str; 3] = ["swiotlb=", "cma=", "sysctl.vm.lowmem_reserve_ratio="];
 /// The board device the guest's CPU interface is.
 pub const GIC_VCPU: &str = "gic-vcpu";
 /// Its size in the guest (GICv2's CPU interface).

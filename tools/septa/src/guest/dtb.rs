@@ -403,7 +403,7 @@ pub(crate) mod tests {
         assert!(!nodes.iter().any(|n| n.0 == "/virtio_mmio@a000000"));
         assert_eq!(
             super::super::sealed_bootargs("console=ttyAMA0".into(), t.shared),
-            "console=ttyAMA0 swiotlb=4096 cma=0"
+            "console=ttyAMA0 swiotlb=4096 cma=0 sysctl.vm.lowmem_reserve_ratio=1"
         );
     }
 
