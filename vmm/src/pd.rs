@@ -69,6 +69,11 @@ setvar! {
     static RAM_GPA = "septa_vm_ram_gpa";
     static RAM_SIZE = "septa_vm_ram_size";
     static RAM_VADDR = "septa_vm_ram_vaddr";
+    // A sealed VM's shared window (guest-physical base, size, and where
+    // the VMM maps it): all of the guest's memory the VMM may reach.
+    static SHARED_GPA = "septa_vm_shared_gpa" default 0;
+    static SHARED_SIZE = "septa_vm_shared_size" default 0;
+    static SHARED_VADDR = "septa_vm_shared_vaddr" default 0;
     static VCPUS = "septa_vm_vcpus" default u64::MAX;
     static OFF_CHANNEL = "vmm_guest_off_channel" default u64::MAX;
     // The guest's network card (`[net]` makes the VMM a client of its
@@ -140,10 +145,25 @@ fn shared(vaddr: &septa_runtime::Setvar, size: u64) -> Option<Shared> {
     }
 }
 
+/// A sealed VM's shared window, as the devices reach it.
+fn shared_window() -> Option<GuestMem> {
+    let (gpa, size) = (SHARED_GPA.get(), SHARED_SIZE.get());
+    if size == 0 || SHARED_VADDR.get() == 0 {
+        return None;
+    }
+    // SAFETY: the tool maps the window, `size` bytes from
+    // `septa_vm_shared_vaddr`, read-write into this PD as one span for its
+    // whole life; the guest writes it as it likes, which `Shared`'s
+    // atomic, bounds-checked copies allow for.
+    #[allow(unsafe_code)]
+    let mem = unsafe { Shared::new(SHARED_VADDR.get() as *mut u8, size as usize) }?;
+    Some(GuestMem::new(gpa, mem))
+}
+
 /// Guest RAM as the VMM maps it, as the devices reach it.
 fn guest_mem() -> Option<GuestMem> {
     let (gpa, size) = (RAM_GPA.get(), RAM_SIZE.get());
-    if size == 0 {
+    if size == 0 || RAM_VADDR.get() == 0 {
         return None;
     }
     // SAFETY: the description maps the guest's whole RAM, `size` bytes
@@ -481,7 +501,25 @@ pub fn init<H: Hooks>(hooks: H) -> VmmPd<H> {
         ram,
         &ids[..n],
     );
-    if let Some(mem) = guest_mem() {
+    if SHARED_SIZE.get() != 0 {
+        // Sealed: the guest's RAM is not mapped here at all (the
+        // initializer loaded the guest); the devices reach the window.
+        match shared_window() {
+            Some(mem) => {
+                let (base, size) = mem.span();
+                println!(
+                    "{}: sealed: the guest's RAM is not mapped here; its devices share {size:#x} bytes at guest-physical {base:#x}",
+                    septa_runtime::pd_name()
+                );
+                vm.set_guest_mem(mem);
+            }
+            None => println!(
+                "{}: sealed, but the shared window is not mapped: the devices reach no memory",
+                septa_runtime::pd_name()
+            ),
+        }
+        vm.seal();
+    } else if let Some(mem) = guest_mem() {
         vm.set_guest_mem(mem);
     }
     if let Some((slot, net)) = net_device() {

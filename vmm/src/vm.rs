@@ -155,6 +155,11 @@ pub struct Vm<'a, P: Platform, H: Hooks> {
     /// The virtio console and its transport's slot: with one, typed
     /// input goes to it rather than to the PL011.
     console: Option<(u32, virtio::console::Console)>,
+    /// A sealed VM (`docs/vmm.md`, "A VMM that cannot read the guest"):
+    /// the initializer loaded the guest into RAM the VMM never maps, the
+    /// devices see only the shared window and require ACCESS_PLATFORM, and
+    /// a reset is refused (the VMM cannot load the guest again).
+    sealed: bool,
 }
 
 /// A GPR's position in the TCB register order (pc, sp, spsr, x0..x8, x16,
@@ -312,6 +317,7 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
             net: None,
             blk: None,
             console: None,
+            sealed: false,
         }
     }
 
@@ -320,20 +326,54 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
         self.mem = Some(mem);
     }
 
+    /// Seals the VM: the guest is already in its RAM (the initializer put
+    /// it there; [`boot`](Self::boot) copies nothing), the devices reach
+    /// only the memory given by [`set_guest_mem`](Self::set_guest_mem)
+    /// (the shared window) and require VIRTIO_F_ACCESS_PLATFORM, so that
+    /// the guest maps every buffer through its DMA API into the window;
+    /// a PSCI SYSTEM_RESET powers the guest off instead.
+    pub fn seal(&mut self) {
+        self.sealed = true;
+        let f = virtio::mmio::F_ACCESS_PLATFORM;
+        if let Some((_, d)) = self.net.as_mut() {
+            virtio::mmio::Device::transport(d).require(f);
+        }
+        if let Some((_, d)) = self.blk.as_mut() {
+            virtio::mmio::Device::transport(d).require(f);
+        }
+        if let Some((_, d)) = self.console.as_mut() {
+            virtio::mmio::Device::transport(d).require(f);
+        }
+    }
+
+    /// Whether the VM is sealed.
+    pub fn sealed(&self) -> bool {
+        self.sealed
+    }
+
     /// Offers the guest a network card on transport `slot`.
     pub fn attach_net(&mut self, slot: u32, net: virtio::net::Net) {
         self.net = Some((slot, net));
+        if self.sealed {
+            self.seal();
+        }
     }
 
     /// Offers the guest a disk on transport `slot`.
     pub fn attach_blk(&mut self, slot: u32, blk: virtio::blk::Blk) {
         self.blk = Some((slot, blk));
+        if self.sealed {
+            self.seal();
+        }
     }
 
     /// Offers the guest a virtio console on transport `slot`: typed input
     /// goes to it from now on.
     pub fn attach_console(&mut self, slot: u32, console: virtio::console::Console) {
         self.console = Some((slot, console));
+        if self.sealed {
+            self.seal();
+        }
     }
 
     /// After the console's work: what the guest wrote passed on (as the
@@ -553,11 +593,18 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
             }
         }
         let images = self.images;
-        for (gpa, bytes) in [
-            (p.kernel, images.kernel),
-            (p.dtb, &images.dtb[..dtb_len]),
-            (p.initrd, images.initrd),
-        ] {
+        // A sealed VM's guest is in RAM already (the initializer loaded
+        // it, from the same files at the same places).
+        let load: &[(u64, &[u8])] = if self.sealed {
+            &[]
+        } else {
+            &[
+                (p.kernel, images.kernel),
+                (p.dtb, &images.dtb[..dtb_len]),
+                (p.initrd, images.initrd),
+            ]
+        };
+        for &(gpa, bytes) in load {
             self.platform
                 .copy_to_ram(gpa, bytes)
                 .map_err(|e| BootError::OutsideRam {
@@ -1148,6 +1195,16 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
             Call::SystemOff => {
                 self.flush_output();
                 self.log(format_args!("guest powered off (PSCI SYSTEM_OFF)"));
+                self.power_off();
+                self.platform.guest_off();
+                None
+            }
+            Call::SystemReset if self.sealed => {
+                // The guest's RAM is not the VMM's to reload: it powers off.
+                self.flush_output();
+                self.log(format_args!(
+                    "guest reset (PSCI SYSTEM_RESET) refused: the VM is sealed and the VMM cannot load it again; powered off"
+                ));
                 self.power_off();
                 self.platform.guest_off();
                 None

@@ -57,9 +57,14 @@ pub fn map_in_window(vspace: Cap<cap_type::VSpace>, frame: CPtr, vaddr: u64) -> 
 
 /// After writing through the window: make the bytes visible to instruction
 /// fetch (clean to the point of unification, invalidate the I-cache), then
-/// unmap.
+/// unmap. Frames of 2 MiB and more (a guest's RAM and files, which a guest
+/// reads with its caches off) are first cleaned to the point of coherency;
+/// the small frames of PD images are not, which keeps the boot short.
 pub fn leave_window(frame: CPtr, size: u64) -> Result<(), Error> {
     let f = frame.cast::<cap_type::Unspecified>();
+    if size >= 1 << septa_abi::LARGE_PAGE_BITS {
+        f.invoke(&build::page_clean_data(0, size))?;
+    }
     f.invoke(&build::page_unify_instruction(0, size))?;
     f.invoke(&build::page_unmap()).map(drop)
 }

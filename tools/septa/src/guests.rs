@@ -114,9 +114,14 @@ pub fn add(
         if image.symbol(ASK).is_none() {
             continue;
         }
-        vmm_ram_vaddr(sys, pd).map_err(|e| miette!("{e}"))?;
+        if vm.guest.shared.is_none() {
+            vmm_ram_vaddr(sys, pd).map_err(|e| miette!("{e}"))?;
+        }
         let dir = build_dir.join(format!("guest-{}", vm.name));
         let artefacts = guest::prepare(ws, sys, &vm, base, &dir, guest::Options::default())?;
+        if vm.guest.shared.is_some() {
+            preload(sys, &vm, &artefacts, &dir)?;
+        }
         let files = [
             ("kernel", artefacts.kernel.clone()),
             ("initrd", artefacts.initrd.clone()),
@@ -177,6 +182,49 @@ pub fn add(
         out.push(Prepared { pd, artefacts });
     }
     Ok(out)
+}
+
+/// A sealed guest: its RAM region is prefilled with the guest as the VMM
+/// would have loaded it (kernel, device tree and initrd where
+/// `septa_vm_layout::place` puts them, zeros between), so that the
+/// initializer loads it and the VMM never maps the RAM. The file
+/// `ram.img` beside the guest's files holds the RAM's first bytes up to
+/// the initrd's end.
+fn preload(sys: &mut System, vm: &septa_sysdesc::Vm, a: &Artefacts, dir: &Path) -> Result<()> {
+    let ram = vm.ram(|n| sys.region(n).map(|r| r.size));
+    let [(base, size, m)] = ram.as_slice() else {
+        return Err(miette!(
+            "sealed virtual machine `{}` must have its RAM in one region",
+            vm.name
+        ));
+    };
+    let region = m.region.clone();
+    let p = &a.placement;
+    let read = |f: &Path| std::fs::read(f).map_err(|e| miette!("{}: {e}", f.display()));
+    let mut img = vec![0u8; (p.initrd_end - base) as usize];
+    for (at, bytes) in [
+        (p.kernel, read(&a.kernel)?),
+        (p.dtb, read(&a.dtb)?),
+        (p.initrd, read(&a.initrd)?),
+    ] {
+        let off = (at - base) as usize;
+        img[off..off + bytes.len()].copy_from_slice(&bytes);
+    }
+    if img.len() as u64 > *size {
+        return Err(miette!("the guest of `{}` does not fit its RAM", vm.name));
+    }
+    let path = dir.join("ram.img");
+    std::fs::write(&path, &img).map_err(|e| miette!("{}: {e}", path.display()))?;
+    let r = sys
+        .regions
+        .iter_mut()
+        .find(|r| r.name == region)
+        .ok_or_else(|| miette!("no region `{region}`"))?;
+    r.prefill = Some(Prefill::File {
+        path,
+        len: img.len() as u64,
+    });
+    Ok(())
 }
 
 #[cfg(test)]

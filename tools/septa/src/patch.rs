@@ -262,6 +262,7 @@ pub fn writes_for(
 /// | `septa_vm_ram_gpa`, `septa_vm_ram_size` | the guest's RAM, guest-physical |
 /// | `septa_vm_ram_vaddr` | where the PD maps that RAM, if it maps it as one span |
 /// | `septa_vm_vcpus` | the vCPU ids in the description's order, a byte each, 0xff after the last |
+/// | `septa_vm_shared_gpa`, `_size`, `_vaddr` | a sealed guest's shared window, guest-physical, and where the PD maps it |
 /// | `septa_vm_blk` | the guest's `blk` device's transport slot plus one, when the PD is a `[blk]` partition's client |
 pub fn vm_writes(system: &System, pd: usize) -> Vec<Write> {
     let Some(vm) = &system.pds[pd].vm else {
@@ -280,6 +281,20 @@ pub fn vm_writes(system: &System, pd: usize) -> Vec<Write> {
     }
     if let Ok(vaddr) = crate::guests::vmm_ram_vaddr(system, pd) {
         out.push(Write::word("septa_vm_ram_vaddr", vaddr, Kind::Offered));
+    }
+    // A sealed guest's shared window, where the VMM maps it.
+    if let Some((gpa, size)) = vm.guest.shared {
+        let window = vm.maps.iter().find(|m| m.vaddr == gpa).and_then(|vm_map| {
+            system.pds[pd]
+                .maps
+                .iter()
+                .find(|m| m.region == vm_map.region)
+        });
+        if let Some(m) = window {
+            out.push(Write::word("septa_vm_shared_gpa", gpa, Kind::Offered));
+            out.push(Write::word("septa_vm_shared_size", size, Kind::Offered));
+            out.push(Write::word("septa_vm_shared_vaddr", m.vaddr, Kind::Offered));
+        }
     }
     // The guest's disk, when the VMM is the client of a [blk] partition:
     // its transport slot plus one.

@@ -655,6 +655,21 @@ fn virtual_machines(o: &mut String, i: &Inputs) {
             m::SPI_BASE + m::UART_SPI,
             m::VIRTIO_MMIO_BASE
         );
+        if let Some((base, size)) = vm.guest.shared {
+            let ram: u64 = vm
+                .ram(|n| i.system.region(n).map(|r| r.size))
+                .iter()
+                .map(|r| r.1)
+                .sum();
+            let _ = writeln!(
+                o,
+                "sealed: the VMM maps only the shared window {base:#x}..{:#x} ({} KiB of {} KiB guest memory, {:.1}%); the guest's RAM it never maps (the initializer loads the guest), and its devices' rings and buffers must lie in the window",
+                base + size,
+                size >> 10,
+                (size + ram) >> 10,
+                size as f64 * 100.0 / (size + ram) as f64
+            );
+        }
         for d in &vm.guest.devices {
             let _ = writeln!(
                 o,

@@ -890,8 +890,10 @@ fn fixed_slots(b: &mut Builder, i: usize, st: &PdState, fault: FaultRoute, mon_e
     }
     // A Linux cell's VMM keeps its VSpace: it cleans the guest's files to
     // the point of coherency with it (a VSpace cap maps nothing without a
-    // frame cap, and it holds none but its own regions').
-    if !is_cell || cell.is_some_and(|c| c.linux.is_some()) {
+    // frame cap, and it holds none but its own regions'). A sealed one
+    // loads nothing, and gets none.
+    let loads = |l: &septa_sysdesc::CellLinux| l.shared.is_none();
+    if !is_cell || cell.is_some_and(|c| c.linux.as_ref().is_some_and(loads)) {
         b.slot(cnode, slot::VSPACE, Builder::cap(st.vspace, Rights::ALL, 0));
     }
     b.slot(cnode, slot::REPLY, Builder::cap(st.reply, Rights::ALL, 0));

@@ -65,6 +65,7 @@ pub(crate) fn lower(sink: &mut Sink, base_dir: &Path, w: Wanted) -> Guest {
         initrd: w.initrd.map(|(p, _)| p.into()),
         bootargs: w.bootargs.map(|(a, _)| a),
         devices: devices(sink, &w.vm, w.devices),
+        shared: None,
     }
 }
 

@@ -1136,6 +1136,18 @@ pub enum Kind {
         why: String,
         min: String,
     },
+    #[error("Linux cell `{cell}` is sealed and cannot be restarted")]
+    #[diagnostic(
+        code(septa::linux::sealed_restart),
+        help("a sealed guest's VMM never maps its RAM, so a restarted VMM could not load the guest again: use `restart = {{ policy = \"stop\" }}` (the default) or drop `sealed`")
+    )]
+    LinuxSealedRestart { cell: String },
+    #[error("Linux cell `{cell}` is sealed: its `bootargs` may not set `{option}`")]
+    #[diagnostic(
+        code(septa::linux::sealed_bootargs),
+        help("the tool sets `swiotlb=` (the bounce pool in the shared window), `cma=0` and `sysctl.vm.lowmem_reserve_ratio=1` (the window kept for DMA) for a sealed guest itself")
+    )]
+    LinuxSealedBootargs { cell: String, option: String },
     #[error("Linux cell `{cell}`: `{kernel}` is no kernel source the tool knows")]
     #[diagnostic(
         code(septa::linux::kernel),

@@ -56,6 +56,15 @@ pub const VMM_STACK: u64 = 64 << 10;
 pub const VMM_RAM_VADDR: u64 = 0x2_0000_0000;
 /// The guest's RAM pages.
 pub const RAM_PAGE: u64 = 2 << 20;
+/// A sealed guest's shared window: its size, and where it lies (right
+/// below its RAM, so that its top is a power of two: Linux's ZONE_DMA is
+/// the memory below the smallest DMA limit, rounded up to a power of two).
+pub const SHARED_SIZE: u64 = 16 << 20;
+pub const SHARED_BASE: u64 = RAM_BASE - SHARED_SIZE;
+/// Where a sealed guest's VMM maps the shared window.
+pub const VMM_SHARED_VADDR: u64 = 0x3_0000_0000;
+/// The command-line options a sealed guest's tool sets itself.
+pub const SEALED_BOOTARGS: [&str; 3] = ["swiotlb=", "cma=", "sysctl.vm.lowmem_reserve_ratio="];
 /// The board device the guest's CPU interface is.
 pub const GIC_VCPU: &str = "gic-vcpu";
 /// Its size in the guest (GICv2's CPU interface).
@@ -88,6 +97,10 @@ pub(crate) struct WantedLinux {
     pub kernel: Option<(String, Option<Span>)>,
     pub initrd: Option<(String, Option<Span>)>,
     pub bootargs: Option<(String, Option<Span>)>,
+    /// `sealed = true`: the VMM keeps only the shared window mapped.
+    pub sealed: Option<(bool, Option<Span>)>,
+    /// The VMM's program, if not `vmm` (a test build of it).
+    pub vmm: Option<(String, Option<Span>)>,
     pub span: Option<Span>,
 }
 
@@ -103,7 +116,7 @@ pub(crate) struct WantedForward {
 pub(crate) struct Wanted {
     pub name: String,
     pub name_span: Option<Span>,
-    pub linux: WantedLinux,
+    pub linux: Box<WantedLinux>,
     pub band: Option<(String, Option<Span>)>,
     pub priority: Option<(i64, Option<Span>)>,
     pub budget_us: u64,
@@ -202,8 +215,10 @@ fn expand_one(
     let stack = c.stack.unwrap_or((VMM_STACK, None));
     crate::check::stack(sink, stack.0, stack.1);
 
-    // Its RAM.
+    // Its RAM (and a sealed guest's shared window beside it).
     let (ram, ram_span) = c.linux.ram;
+    let sealed = c.linux.sealed.as_ref().is_some_and(|s| s.0);
+    let window = if sealed { SHARED_SIZE } else { 0 };
     let board_ram = system.board.ram.size;
     let why = if !ram.is_multiple_of(RAM_PAGE) {
         Some("is not whole 2 MiB pages".to_string())
@@ -215,6 +230,13 @@ fn expand_one(
     } else if ram > board_ram {
         Some(format!(
             "is more than the board `{}`'s RAM ({})",
+            system.board.name,
+            fmt_size(board_ram)
+        ))
+    } else if ram + window > board_ram {
+        Some(format!(
+            "and its {} shared window (`sealed`) are more than the board `{}`'s RAM ({})",
+            fmt_size(window),
             system.board.name,
             fmt_size(board_ram)
         ))
@@ -231,6 +253,31 @@ fn expand_one(
             },
             ram_span,
         );
+    }
+    // Sealed: the VMM cannot load the guest again, so it is not restarted;
+    // the tool sets the command line's DMA options itself.
+    if sealed {
+        let sealed_span = c.linux.sealed.as_ref().and_then(|s| s.1);
+        if c.restart.policy == Policy::Restart {
+            sink.emit(
+                Kind::LinuxSealedRestart { cell: name.clone() },
+                c.src.at("restart").or(sealed_span),
+            );
+        }
+        if let Some((args, span)) = &c.linux.bootargs {
+            if let Some(opt) = args
+                .split_whitespace()
+                .find_map(|a| SEALED_BOOTARGS.iter().find(|o| a.starts_with(**o)))
+            {
+                sink.emit(
+                    Kind::LinuxSealedBootargs {
+                        cell: name.clone(),
+                        option: opt.trim_end_matches('=').to_string(),
+                    },
+                    *span,
+                );
+            }
+        }
     }
     // What it boots: Debian's unless a path is given.
     let kernel = match c.linux.kernel {
@@ -325,7 +372,7 @@ fn expand_one(
         devices.push(device(DISK_DEVICE, "blk", s));
         blk[d].partitions[p].client = Some((name.clone(), s.kind.1));
     }
-    let guest = crate::guest::lower(
+    let mut guest = crate::guest::lower(
         sink,
         base_dir,
         crate::guest::Wanted {
@@ -339,12 +386,21 @@ fn expand_one(
             devices,
         },
     );
-    // ... its RAM and CPU interface...
+    // ... its RAM and CPU interface (and a sealed guest's window)...
     system.regions.push(Region {
         page_size: RAM_PAGE,
         page_size_given: true,
         ..region(ram_region.clone(), ram, &src)
     });
+    let shared_region = format!("{name}_shared");
+    if sealed {
+        guest.shared = Some((SHARED_BASE, SHARED_SIZE));
+        system.regions.push(Region {
+            page_size: RAM_PAGE,
+            page_size_given: true,
+            ..region(shared_region.clone(), SHARED_SIZE, &src)
+        });
+    }
     system.regions.push(Region {
         phys: gic,
         device: Some(GIC_VCPU.into()),
@@ -377,18 +433,29 @@ fn expand_one(
                 true,
             ),
             vm_map(&gic_region, GICC_BASE, Perms::READ_WRITE, false),
-        ],
+        ]
+        .into_iter()
+        .chain(sealed.then(|| vm_map(&shared_region, SHARED_BASE, Perms::READ_WRITE, true)))
+        .collect(),
         guest,
         src: src.clone(),
     };
     // ... and the VMM that runs it.
     let p = system.pds.len();
-    let mut vmm = pd(&name, VMM_PROGRAM, priority + 1, Subsystem::Cell, &src);
+    let program = c.linux.vmm.as_ref().map_or(VMM_PROGRAM, |v| v.0.as_str());
+    let mut vmm = pd(&name, program, priority + 1, Subsystem::Cell, &src);
     vmm.budget_us = c.budget_us;
     vmm.period_us = c.period_us;
     vmm.stack_size = stack.0;
     vmm.restart = c.restart.clone();
-    vmm.maps.push(map(ram_region.clone(), VMM_RAM_VADDR, &src));
+    // A sealed guest's VMM maps only the window: the initializer loads
+    // the guest into its RAM.
+    if sealed {
+        vmm.maps
+            .push(map(shared_region.clone(), VMM_SHARED_VADDR, &src));
+    } else {
+        vmm.maps.push(map(ram_region.clone(), VMM_RAM_VADDR, &src));
+    }
     vmm.vm = Some(vm);
     system.pds.push(vmm);
 
@@ -460,6 +527,7 @@ fn expand_one(
             virtio_console,
             net,
             disk,
+            shared: sealed.then_some((shared_region, SHARED_BASE, SHARED_SIZE)),
         }),
         src,
     });
@@ -560,13 +628,17 @@ pub(crate) fn headline(vmm: &Pd, band: &str, l: &CellLinux) -> String {
     };
     format!(
         "Linux cell {}: a guest of {} RAM (region {}; {boots}), its VCPU at priority {} (band {band}), \
-         budget {budget} us every {period} us ({share:.0}% of a CPU); its VMM, PD {} (program {VMM_PROGRAM}, \
+         budget {budget} us every {period} us ({share:.0}% of a CPU); its VMM, PD {} (program {}, \
          stack {}), at priority {} with a budget of its own as large",
         vmm.name,
         fmt_size(l.ram),
         l.ram_region,
         l.vcpu_priority,
         vmm.name,
+        match &vmm.program {
+            Program::Crate(c) => c.clone(),
+            Program::Elf(p) => p.display().to_string(),
+        },
         fmt_size(vmm.stack_size),
         vmm.priority,
     )
@@ -627,10 +699,21 @@ pub(crate) fn reach(system: &System, pd: usize, l: &CellLinux) -> Vec<String> {
              which checks every request against the partition)"
         ));
     }
-    out.push(format!(
-        "its RAM ({}), which only its VM and its VMM map",
-        l.ram_region
-    ));
+    match &l.shared {
+        Some((region, base, size)) => out.push(format!(
+            "its RAM ({}), which only its VM maps (sealed: the initializer loads the guest; its VMM \
+             never maps the RAM and holds no capability to it), and the shared window {region} \
+             ({} at guest-physical {base:#x}, {:.1}% of its memory), which its VM and its VMM map: \
+             the guest keeps its virtio rings and buffers there",
+            l.ram_region,
+            fmt_size(*size),
+            *size as f64 * 100.0 / (*size + l.ram) as f64
+        )),
+        None => out.push(format!(
+            "its RAM ({}), which only its VM and its VMM map",
+            l.ram_region
+        )),
+    }
     out
 }
 

@@ -354,6 +354,8 @@ pub struct CellLinux {
     pub net: Option<(Option<String>, Vec<usize>)>,
     /// Its disk: the `[blk.DEVICE]` and the partition.
     pub disk: Option<(String, String)>,
+    /// Sealed: the shared window's region, guest-physical base and size.
+    pub shared: Option<(String, u64, u64)>,
 }
 
 /// A cell's `kv` service.
@@ -730,6 +732,11 @@ pub struct Guest {
     /// the PL011).
     pub bootargs: Option<String>,
     pub devices: Vec<GuestDevice>,
+    /// A sealed guest's shared window (guest-physical base, size): the
+    /// only guest memory its VMM maps, where the guest keeps every virtio
+    /// buffer and ring; the rest of its RAM the initializer loads and the
+    /// VMM never maps (a Linux cell's `sealed = true`).
+    pub shared: Option<(u64, u64)>,
 }
 
 /// A virtio device the VMM emulates for its guest, on a virtio-mmio

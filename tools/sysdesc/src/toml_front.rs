@@ -252,6 +252,8 @@ struct RawLinux {
     kernel: Option<Spanned<String>>,
     initrd: Option<Spanned<String>>,
     bootargs: Option<Spanned<String>>,
+    sealed: Option<Spanned<bool>>,
+    vmm: Option<Spanned<String>>,
 }
 
 /// A forward to a Linux cell's guest: a `[[forward]]` whose address is
@@ -1104,13 +1106,15 @@ fn lower_cell(sink: &mut Sink, name: Spanned<String>, c: Spanned<RawCell>) -> Op
         return Some(LoweredCell::Linux(crate::linux::Wanted {
             name,
             name_span,
-            linux: crate::linux::WantedLinux {
+            linux: Box::new(crate::linux::WantedLinux {
                 ram: (l.ram.get_ref().0, span_of(&l.ram)),
                 kernel: l.kernel.as_ref().map(text),
                 initrd: l.initrd.as_ref().map(text),
                 bootargs: l.bootargs.as_ref().map(text),
+                sealed: l.sealed.as_ref().map(|b| (*b.get_ref(), span_of(b))),
+                vmm: l.vmm.as_ref().map(text),
                 span: lspan,
-            },
+            }),
             band,
             priority,
             budget_us,

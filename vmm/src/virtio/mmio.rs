@@ -108,6 +108,9 @@ pub struct Identity {
 #[derive(Clone, Copy, Debug)]
 pub struct Transport {
     pub ident: Identity,
+    /// Feature bits the driver must accept, or FEATURES_OK does not stick
+    /// (a sealed VM's [`F_ACCESS_PLATFORM`]).
+    pub required: u64,
     pub device_features_sel: u32,
     pub driver_features_sel: u32,
     pub driver_features: u64,
@@ -121,6 +124,7 @@ impl Transport {
     pub fn new(ident: Identity) -> Self {
         let mut t = Transport {
             ident,
+            required: F_VERSION_1,
             device_features_sel: 0,
             driver_features_sel: 0,
             driver_features: 0,
@@ -131,6 +135,13 @@ impl Transport {
         };
         t.reset();
         t
+    }
+
+    /// Offers `bits` and refuses FEATURES_OK unless the driver accepts
+    /// them.
+    pub fn require(&mut self, bits: u64) {
+        self.ident.features |= bits;
+        self.required |= bits;
     }
 
     /// The device as after power-on (status 0).
@@ -309,10 +320,11 @@ impl Transport {
                 let mut s = v & 0xff;
                 if s & status::FEATURES_OK != 0 && self.status & status::FEATURES_OK == 0 {
                     let f = self.driver_features;
-                    if f & !self.ident.features != 0 || f & F_VERSION_1 == 0 {
-                        // Features the device did not offer, or the legacy
-                        // interface: FEATURES_OK does not stick, and the
-                        // driver gives up.
+                    if f & !self.ident.features != 0 || f & self.required != self.required {
+                        // Features the device did not offer, the legacy
+                        // interface, or a required feature declined
+                        // (ACCESS_PLATFORM in a sealed VM): FEATURES_OK
+                        // does not stick, and the driver gives up.
                         s &= !status::FEATURES_OK;
                     }
                 }

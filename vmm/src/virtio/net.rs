@@ -668,6 +668,28 @@ mod tests {
     }
 
     #[test]
+    fn a_sealed_card_requires_access_platform() {
+        let mut r = rig();
+        r.net
+            .transport
+            .require(crate::virtio::mmio::F_ACCESS_PLATFORM);
+        let features = |r: &mut Rig, hi: u32| {
+            w(r, reg::STATUS, 0);
+            w(r, reg::DEVICE_FEATURES_SEL, 1);
+            assert_eq!(r.net.read(reg::DEVICE_FEATURES, 4), Ok(0b11));
+            w(r, reg::DRIVER_FEATURES_SEL, 0);
+            w(r, reg::DRIVER_FEATURES, 1 << 5);
+            w(r, reg::DRIVER_FEATURES_SEL, 1);
+            w(r, reg::DRIVER_FEATURES, hi);
+            w(r, reg::STATUS, 0xb);
+            r.net.read(reg::STATUS, 4).unwrap() & status::FEATURES_OK
+        };
+        // VERSION_1 without ACCESS_PLATFORM: refused; with it: taken.
+        assert_eq!(features(&mut r, 0b01), 0);
+        assert_eq!(features(&mut r, 0b11), status::FEATURES_OK);
+    }
+
+    #[test]
     fn random_rings_never_reach_outside_ram() {
         let mut r = rig();
         let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);

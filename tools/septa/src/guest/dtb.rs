@@ -48,6 +48,10 @@ pub struct GuestTree {
     pub initrd: Option<(u64, u64)>,
     /// (name, kind, slot) of each virtio device.
     pub devices: Vec<(String, VirtioKind, u32)>,
+    /// A sealed guest's shared window (base, size): memory of its own,
+    /// and the only memory the virtio devices may reach (`dma-ranges` of
+    /// the bus they sit on).
+    pub shared: Option<(u64, u64)>,
 }
 
 /// The path of the console node, for `stdout-path`.
@@ -111,6 +115,12 @@ fn write(t: &GuestTree) -> vm_fdt::FdtWriterResult<Vec<u8>> {
     f.property_string("serial0", &uart_path())?;
     f.end_node(aliases)?;
 
+    if let Some((base, size)) = t.shared {
+        let mem = f.begin_node(&format!("memory@{base:x}"))?;
+        f.property_string("device_type", "memory")?;
+        f.property_array_u64("reg", &reg(base, size))?;
+        f.end_node(mem)?;
+    }
     let mem = f.begin_node(&format!("memory@{:x}", t.ram.0))?;
     f.property_string("device_type", "memory")?;
     f.property_array_u64("reg", &reg(t.ram.0, t.ram.1))?;
@@ -188,6 +198,22 @@ fn write(t: &GuestTree) -> vm_fdt::FdtWriterResult<Vec<u8>> {
 
     let mut devices = t.devices.clone();
     devices.sort_by_key(|d| d.2);
+    // A sealed guest's devices sit on a bus whose `dma-ranges` is the
+    // shared window, one to one: Linux then allocates their rings in it
+    // (ZONE_DMA is the window) and bounces every buffer outside it
+    // through swiotlb, which it allocates there too.
+    let bus = match t.shared {
+        Some((base, size)) if !devices.is_empty() => {
+            let bus = f.begin_node("virtio-bus")?;
+            f.property_string("compatible", "simple-bus")?;
+            f.property_u32("#address-cells", 2)?;
+            f.property_u32("#size-cells", 2)?;
+            f.property_null("ranges")?;
+            f.property_array_u64("dma-ranges", &[base, base, size])?;
+            Some(bus)
+        }
+        _ => None,
+    };
     for (_, _, slot) in &devices {
         let Some((base, spi)) = m::virtio_mmio(*slot) else {
             continue; // refused by `build`
@@ -198,6 +224,9 @@ fn write(t: &GuestTree) -> vm_fdt::FdtWriterResult<Vec<u8>> {
         f.property_array_u32("interrupts", &[SPI, spi, IRQ_TYPE_EDGE_RISING])?;
         f.property_null("dma-coherent")?;
         f.end_node(v)?;
+    }
+    if let Some(bus) = bus {
+        f.end_node(bus)?;
     }
 
     f.end_node(root)?;
@@ -232,6 +261,7 @@ pub(crate) mod tests {
                 ("eth0".into(), VirtioKind::Net, 1),
                 ("hvc".into(), VirtioKind::Console, 0),
             ],
+            shared: None,
         }
     }
 
@@ -347,6 +377,34 @@ pub(crate) mod tests {
             [0, 0x41e0_0000]
         );
         assert_eq!(prop(&nodes, "/chosen", "stdout-path"), b"/pl011@9000000\0");
+    }
+
+    #[test]
+    fn a_sealed_guests_devices_dma_only_into_its_window() {
+        let mut t = sample();
+        t.shared = Some((0x3f00_0000, 16 << 20));
+        let nodes = walk(&build(&t).unwrap());
+        assert_eq!(
+            cells(prop(&nodes, "/memory@3f000000", "reg")),
+            [0, 0x3f00_0000, 0, 0x0100_0000]
+        );
+        assert_eq!(prop(&nodes, "/virtio-bus", "compatible"), b"simple-bus\0");
+        assert!(prop(&nodes, "/virtio-bus", "ranges").is_empty());
+        assert_eq!(
+            cells(prop(&nodes, "/virtio-bus", "dma-ranges")),
+            [0, 0x3f00_0000, 0, 0x3f00_0000, 0, 0x0100_0000]
+        );
+        for d in [
+            "/virtio-bus/virtio_mmio@a000000",
+            "/virtio-bus/virtio_mmio@a000200",
+        ] {
+            assert!(prop(&nodes, d, "dma-coherent").is_empty());
+        }
+        assert!(!nodes.iter().any(|n| n.0 == "/virtio_mmio@a000000"));
+        assert_eq!(
+            super::super::sealed_bootargs("console=ttyAMA0".into(), t.shared),
+            "console=ttyAMA0 swiotlb=4096 cma=0 sysctl.vm.lowmem_reserve_ratio=1"
+        );
     }
 
     #[test]

@@ -138,6 +138,24 @@ pub fn guest_ram(system: &System, vm: &Vm) -> Result<(u64, u64)> {
     Ok((first.0, end - first.0))
 }
 
+/// The command line of a guest, with a sealed one's DMA options: its
+/// swiotlb bounce pool half the shared window (`swiotlb=` counts 2 KiB
+/// slabs; Linux allocates it below the DMA limit, so in the window), no
+/// contiguous memory area (`cma=0`: Linux would put it in the window too,
+/// and lend its pages to any movable allocation), and ZONE_DMA (the
+/// window) kept from allocations that could be served elsewhere
+/// (`lowmem_reserve_ratio` 1 for ZONE_DMA: its reserve against them is
+/// all the memory above it, so they never fall back into it).
+pub fn sealed_bootargs(bootargs: String, shared: Option<(u64, u64)>) -> String {
+    match shared {
+        Some((_, size)) => format!(
+            "{bootargs} swiotlb={} cma=0 sysctl.vm.lowmem_reserve_ratio=1",
+            size / 2 / 2048
+        ),
+        None => bootargs,
+    }
+}
+
 /// Fetches (or takes from the cache) and builds the guest of `vm`; its
 /// files go to `out`; relative paths of the description start at
 /// `base_dir`.
@@ -236,10 +254,13 @@ pub fn prepare(
     let tree = dtb::GuestTree {
         vcpus: vm.vcpus.len() as u32,
         ram,
-        bootargs: g
-            .bootargs
-            .clone()
-            .unwrap_or_else(|| dtb::DEFAULT_BOOTARGS.to_string()),
+        bootargs: sealed_bootargs(
+            g.bootargs
+                .clone()
+                .unwrap_or_else(|| dtb::DEFAULT_BOOTARGS.to_string()),
+            g.shared,
+        ),
+        shared: g.shared,
         initrd: Some((placement.initrd, placement.initrd_end)),
         devices: g
             .devices
