@@ -321,14 +321,14 @@ fn read_yardstick(sys: &Path) -> Result<Option<Yardstick>> {
 }
 
 /// What the guest types for the disk benchmark (the probe of
-/// bench/systems/vm-disk types the same): 32 MiB written to its disk and
+/// bench/systems/vm-disk types the same): 128 MiB written to its disk and
 /// read back with direct I/O, 1 MiB a request, each step marked in the
 /// kernel log (microsecond timestamps of the guest's clock, which follows
 /// the host's without `-icount`), then the marks printed.
-pub const DISK_COMMAND: &str = "echo septa-disk: start >/dev/kmsg && dd if=/dev/zero of=/dev/vda bs=1M count=32 oflag=direct 2>/dev/null && echo septa-disk: written 33554432 >/dev/kmsg && dd if=/dev/vda of=/dev/null bs=1M count=32 iflag=direct 2>/dev/null && echo septa-disk: read 33554432 >/dev/kmsg && dmesg | grep 'septa-disk: '";
+pub const DISK_COMMAND: &str = "echo septa-disk: start >/dev/kmsg && dd if=/dev/zero of=/dev/vda bs=1M count=128 oflag=direct 2>/dev/null && echo septa-disk: written 134217728 >/dev/kmsg && dd if=/dev/vda of=/dev/null bs=1M count=128 iflag=direct 2>/dev/null && echo septa-disk: read 134217728 >/dev/kmsg && dmesg | grep 'septa-disk: '";
 
 /// The write and read rates (MB/s) of [`DISK_COMMAND`] from its kernel log
-/// lines, `[  12.345678] septa-disk: written 33554432`, anywhere in a line.
+/// lines, `[  12.345678] septa-disk: written 134217728`, anywhere in a line.
 pub fn disk_rates<'a>(lines: impl IntoIterator<Item = &'a str> + Clone) -> Result<(f64, f64)> {
     let mark = |what: &str| -> Result<(u64, u64)> {
         let key = format!("] septa-disk: {what}");
@@ -566,14 +566,15 @@ mod tests {
     fn disk_rates_come_from_the_kernel_log_marks() {
         let log = "echo septa-disk: start >/dev/kmsg && dd ...\n\
                    [   10.000000] septa-disk: start\n\
-                   guest: [   10.500000] septa-disk: written 33554432\n\
-                   [   11.000000] septa-disk: read 33554432\n";
+                   guest: [   10.500000] septa-disk: written 134217728\n\
+                   [   11.000000] septa-disk: read 134217728\n";
         let (w, r) = disk_rates(log.lines()).unwrap();
         assert!(
-            (w - 67.108864).abs() < 1e-9 && (r - 67.108864).abs() < 1e-9,
+            (w - 268.435456).abs() < 1e-9 && (r - 268.435456).abs() < 1e-9,
             "{w} {r}"
         );
-        let cut = "[   10.000000] septa-disk: start\n[   10.500000] septa-disk: written 33554432\n";
+        let cut =
+            "[   10.000000] septa-disk: start\n[   10.500000] septa-disk: written 134217728\n";
         assert!(disk_rates(cut.lines()).is_err());
         let backwards = "[   10.000000] septa-disk: start\n[    9.000000] septa-disk: written 1\n[   11.000000] septa-disk: read 1\n";
         assert!(disk_rates(backwards.lines()).is_err());

@@ -320,19 +320,15 @@ mod tests {
 
     #[test]
     fn a_vmm_footprint_counts_its_pages_and_not_its_guest() {
-        let mut s = system(
-            "{ region = \"lo\", vaddr = 0x2000_0000 }, { region = \"hi\", vaddr = 0x2400_0000 }, { region = \"q\", vaddr = 0x1000_0000 }",
-        );
-        s.regions.push(Region {
-            name: "q".into(),
-            size: 0x1800,
-            page_size: PAGE,
-            page_size_given: false,
-            phys: None,
-            device: None,
-            prefill: None,
-            src: Default::default(),
-        });
+        let text = "[system]\nboard = \"qemu-virt\"\n[pd.vmm]\nprogram = \"vmm\"\n\
+             maps = [{ region = \"lo\", vaddr = 0x2000_0000 }, { region = \"hi\", vaddr = 0x2400_0000 }, { region = \"q\", vaddr = 0x1000_0000 }]\n\
+             [pd.vmm.vm.linux]\nvcpus = [{ id = 0 }]\n\
+             maps = [{ region = \"lo\", vaddr = 0x4000_0000 }, { region = \"hi\", vaddr = 0x4400_0000 }]\n\
+             [region.lo]\nsize = \"64 MiB\"\n[region.hi]\nsize = \"64 MiB\"\n[region.q]\nsize = \"8 KiB\"\n";
+        let mut s = septa_sysdesc::parse_str("g.toml", text, septa_sysdesc::Format::Toml)
+            .map_err(|r| r.render())
+            .unwrap()
+            .system;
         s.regions.push(Region {
             name: "guest.linux.kernel".into(),
             size: 4 << 20,
@@ -364,7 +360,7 @@ mod tests {
         // sample(): 0x1800 bytes of code, 0x3000 of data (0x100 in the file).
         assert_eq!((f.code, f.data), (0x2000, 0x3000));
         assert_eq!(f.stack, stack.next_multiple_of(PAGE) + PAGE);
-        assert_eq!(f.regions, 0x2000, "the queue's whole pages");
+        assert_eq!(f.regions, 0x2000);
         assert_eq!(f.guest_files, 4 << 20);
         assert_eq!((f.guest_ram, f.guest_ram_mapped), (128 << 20, 128 << 20));
         assert_eq!(f.ram_share(), 1.0);
