@@ -12,6 +12,12 @@
 //! (bench/systems/blk-wall) and boots without it. Results go to
 //! `build/bench/results.json` and a chart `build/bench/results.svg`, beside
 //! the real seL4 figures of `bench/reference.toml`.
+//!
+//! A system with a file `yardstick.toml` is measured beside the same Debian
+//! kernel on bare QEMU in the same run ([`Yardstick`]: vm-tcp, vm-disk,
+//! net-bulk); a system with a VMM also prints the VMM's memory footprint
+//! and the share of its guest's RAM it maps, from the system as built
+//! (`crate::guests::Footprint`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
