@@ -12,6 +12,12 @@
 //! (bench/systems/blk-wall) and boots without it. Results go to
 //! `build/bench/results.json` and a chart `build/bench/results.svg`, beside
 //! the real seL4 figures of `bench/reference.toml`.
+//!
+//! A system with a file `yardstick.toml` is measured beside the same Debian
+//! kernel on bare QEMU in the same run ([`Yardstick`]: vm-tcp, vm-disk,
+//! net-bulk); a system with a VMM also prints the VMM's memory footprint
+//! and the share of its guest's RAM it maps, from the system as built
+//! (`crate::guests::Footprint`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -120,6 +126,7 @@ pub fn run(
         } else {
             &qemu::ICOUNT
         };
+        let yard = read_yardstick(&sys)?;
         let (mut outcome, log, timed_out) =
             harness::boot(&image, limit, &log_path, args, probe.as_ref())?;
         outcome.finish(timed_out, &log, &[]);
@@ -127,17 +134,35 @@ pub fn run(
         if let Ok(mut f) = crate::netprobe::FIGURES.lock() {
             figures.append(&mut f);
         }
-        if let Some(g) = image.guests.first() {
-            match guest_figures(&g.artefacts, &outcome, &log, &figures) {
-                Ok(more) => figures.extend(more),
-                Err(e) => {
-                    println!("FAIL {name}: {e:?}");
-                    failures += 1;
-                }
+        let extra = match (&yard, image.guests.first()) {
+            (Some(y), _) if outcome.failed.is_empty() => yardstick(
+                ws,
+                &sys,
+                y,
+                image.guests.first(),
+                &log,
+                &figures,
+                !args.is_empty(),
+            )
+            .map(Some),
+            (Some(_), _) => Ok(None),
+            (None, Some(g)) => guest_figures(&g.artefacts, &outcome, &log, &figures).map(Some),
+            (None, None) => Ok(None),
+        };
+        match extra {
+            Ok(more) => figures.extend(more.into_iter().flatten()),
+            Err(e) => {
+                println!("FAIL {name}: {e:?}");
+                failures += 1;
             }
         }
-        report_outcome(&name, &outcome, &log, figures.is_empty());
-        failures += (!outcome.failed.is_empty() || figures.is_empty()) as usize;
+        let none = figures.is_empty();
+        // What the VMM holds, from the system as built.
+        if let Some(g) = image.guests.first() {
+            figures.extend(g.footprint.figures());
+        }
+        report_outcome(&name, &outcome, &log, none);
+        failures += (!outcome.failed.is_empty() || none) as usize;
         for (what, v) in figures {
             let key = if what == "boot" {
                 what
@@ -228,6 +253,7 @@ fn guest_figures(
             icount: true,
             limit: LIMIT,
             commands: vec![bare::DMESG_MARKER.to_string()],
+            ..Default::default()
         },
     )?;
     let bare_ns = b
@@ -245,6 +271,203 @@ fn guest_figures(
             (ticks * septa_pmu::INSTRUCTIONS_PER_TICK) as f64 / programs::MMIO_LOOP_READS as f64,
         ),
     ])
+}
+
+/// A benchmark system's yardstick: the file `yardstick.toml` in its
+/// folder. The same Debian kernel and initramfs boot on bare QEMU in the
+/// same run (`crate::guest::bare`: the same CPU, RAM and virtio devices on
+/// virtio-mmio, and the same `-icount` flags as the system, or none), and
+/// do what the system did:
+///
+/// ```toml
+/// guest = "../vm-tcp/system.toml"   # whose VM's guest boots (default: this system's)
+/// tcp = { port = 9, size = "64MiB" } # the host sends SIZE to a guest listening on PORT
+/// disk = { size = "40MiB" }          # the guest's disk file; the guest runs DISK_COMMAND on it
+/// ```
+///
+/// | figure | what |
+/// |---|---|
+/// | `bare-linux-mb-per-s` | with `tcp`: wall MB/s (10^6 bytes a second) from the host's connection until the guest, with all of it, closes; the system's own is the probe's `wall-mb-per-s` (its `tcp-send`) |
+/// | `ratio-to-bare-linux` | the system's `wall-mb-per-s` over it |
+/// | `write-mb-per-s`, `read-mb-per-s` | with `disk`: the system's guest's [`DISK_COMMAND`], from the kernel log's timestamps of its marks |
+/// | `bare-linux-write-mb-per-s`, `bare-linux-read-mb-per-s` | the same on bare QEMU |
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Yardstick {
+    guest: Option<PathBuf>,
+    tcp: Option<TcpYardstick>,
+    disk: Option<DiskYardstick>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TcpYardstick {
+    port: u16,
+    size: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiskYardstick {
+    size: String,
+}
+
+/// The yardstick file's name.
+pub const YARDSTICK_FILE: &str = "yardstick.toml";
+
+fn read_yardstick(sys: &Path) -> Result<Option<Yardstick>> {
+    let path = sys.join(YARDSTICK_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("reading {}", path.display()))
+            .map(Some),
+        Err(_) => Ok(None),
+    }
+}
+
+/// What the guest types for the disk benchmark (the probe of
+/// bench/systems/vm-disk types the same): 128 MiB written to its disk and
+/// read back with direct I/O, 1 MiB a request, each step marked in the
+/// kernel log (microsecond timestamps of the guest's clock, which follows
+/// the host's without `-icount`), then the marks printed.
+pub const DISK_COMMAND: &str = "echo septa-disk: start >/dev/kmsg && dd if=/dev/zero of=/dev/vda bs=1M count=128 oflag=direct 2>/dev/null && echo septa-disk: written 134217728 >/dev/kmsg && dd if=/dev/vda of=/dev/null bs=1M count=128 iflag=direct 2>/dev/null && echo septa-disk: read 134217728 >/dev/kmsg && dmesg | grep 'septa-disk: '";
+
+/// The write and read rates (MB/s) of [`DISK_COMMAND`] from its kernel log
+/// lines, `[  12.345678] septa-disk: written 134217728`, anywhere in a line.
+pub fn disk_rates<'a>(lines: impl IntoIterator<Item = &'a str> + Clone) -> Result<(f64, f64)> {
+    let mark = |what: &str| -> Result<(u64, u64)> {
+        let key = format!("] septa-disk: {what}");
+        lines
+            .clone()
+            .into_iter()
+            .find_map(|l| {
+                let at = l.find(&key)?;
+                let open = l[..at].rfind('[')?;
+                let ns = crate::guest::bare::printk_ns(&l[open..])?;
+                let bytes = l[at + key.len()..].trim().parse().unwrap_or(0);
+                Some((ns, bytes))
+            })
+            .ok_or_else(|| miette!("no kernel log line `septa-disk: {what}` from the guest"))
+    };
+    let (start, _) = mark("start")?;
+    let (written, wbytes) = mark("written")?;
+    let (read, rbytes) = mark("read")?;
+    let rate = |bytes: u64, from: u64, to: u64| -> Result<f64> {
+        if to <= from || bytes == 0 {
+            return Err(miette!("the guest's disk marks are out of order or empty"));
+        }
+        Ok(bytes as f64 / ((to - from) as f64 / 1e9) / 1e6)
+    };
+    Ok((rate(wbytes, start, written)?, rate(rbytes, written, read)?))
+}
+
+/// The shell commands of the TCP yardstick's guest: take an address, and
+/// count what arrives on `port` with `nc` (in the foreground, so that its
+/// input stays the console and it ends when the host closes), saying that
+/// it listens a second after starting it (the host connects then: a
+/// connection QEMU forwards before the guest listens is reset after QEMU
+/// has taken megabytes). The probe of bench/systems/vm-tcp types the same.
+fn tcp_commands(port: u16) -> Vec<String> {
+    vec![
+        "ifconfig eth0 up && udhcpc -i eth0 -n -q -t 10".to_string(),
+        format!(
+            "(sleep 1; echo \"septa-tcp: lis\"\"tening\") & nc -l -p {port} | wc -c | sed 's/^/septa-tcp: received /'"
+        ),
+    ]
+}
+
+fn yardstick(
+    ws: &Workspace,
+    sys: &Path,
+    y: &Yardstick,
+    own: Option<&crate::guests::Prepared>,
+    log: &str,
+    figures: &[(String, f64)],
+    icount: bool,
+) -> Result<Vec<(String, f64)>> {
+    use crate::guest::bare;
+    let artefacts = match &y.guest {
+        Some(file) => {
+            crate::guest::cli::prepare_file(ws, &sys.join(file), None, Default::default())?
+        }
+        None => own.map(|g| g.artefacts.clone()).ok_or_else(|| {
+            miette!("{YARDSTICK_FILE}: the system has no guest; name one with `guest`")
+        })?,
+    };
+    let mut out = Vec::new();
+    if let Some(t) = &y.tcp {
+        let size =
+            crate::probe::parse_size(&t.size).map_err(|e| miette!("{YARDSTICK_FILE}: {e}"))?;
+        let ours = figures
+            .iter()
+            .find(|(n, _)| n == "wall-mb-per-s")
+            .map(|(_, v)| *v)
+            .ok_or_else(|| miette!("the probe measured no wall-mb-per-s (a tcp-send step)"))?;
+        let host = crate::netprobe::free_port(septa_sysdesc::Proto::Tcp).into_diagnostic()?;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], host));
+        let deadline = std::time::Instant::now() + PROBE_LIMIT;
+        eprintln!(
+            "   yardstick: {} MiB from the host to the same guest on bare QEMU",
+            size >> 20
+        );
+        let b = bare::boot(
+            &artefacts,
+            &bare::Options {
+                icount,
+                limit: PROBE_LIMIT,
+                commands: tcp_commands(t.port),
+                forwards: vec![(septa_sysdesc::Proto::Tcp, host, t.port)],
+                disk_size: None,
+                during: Some(bare::During {
+                    command: 1,
+                    after: "septa-tcp: listening".into(),
+                    action: std::sync::Arc::new(move || {
+                        crate::netprobe::tcp_send_to(addr, size, deadline)
+                            .map(|secs| secs.to_string())
+                    }),
+                }),
+            },
+        )?;
+        let secs: f64 = match b.during {
+            Some(Ok(s)) => s.parse().into_diagnostic()?,
+            Some(Err(e)) => return Err(miette!("bare QEMU: the transfer failed: {e}")),
+            None => return Err(miette!("bare QEMU: the guest never said it listens")),
+        };
+        let want = format!("septa-tcp: received {size}");
+        if !b.outputs.iter().flatten().any(|l| l.contains(&want)) {
+            return Err(miette!(
+                "bare QEMU: the guest did not receive {size} bytes: {:?}",
+                b.outputs.last()
+            ));
+        }
+        let bare_rate = size as f64 / secs / 1e6;
+        out.push(("bare-linux-mb-per-s".into(), bare_rate));
+        out.push(("ratio-to-bare-linux".into(), ours / bare_rate));
+    }
+    if let Some(d) = &y.disk {
+        let size =
+            crate::probe::parse_size(&d.size).map_err(|e| miette!("{YARDSTICK_FILE}: {e}"))?;
+        let (w, r) = disk_rates(log.lines())?;
+        out.push(("write-mb-per-s".into(), w));
+        out.push(("read-mb-per-s".into(), r));
+        eprintln!("   yardstick: the same disk commands on bare QEMU");
+        let b = bare::boot(
+            &artefacts,
+            &bare::Options {
+                icount,
+                limit: LIMIT,
+                commands: vec![DISK_COMMAND.to_string()],
+                disk_size: Some(size),
+                ..Default::default()
+            },
+        )?;
+        let (w, r) =
+            disk_rates(b.outputs.iter().flatten().map(String::as_str)).wrap_err("bare QEMU")?;
+        out.push(("bare-linux-write-mb-per-s".into(), w));
+        out.push(("bare-linux-read-mb-per-s".into(), r));
+    }
+    Ok(out)
 }
 
 fn report_outcome(name: &str, o: &Outcome, log: &str, no_figures: bool) {
@@ -266,7 +489,7 @@ fn print_table(results: &BTreeMap<String, f64>, refs: &Reference) {
     let sel4 = refs.get("sel4-benchmark-build");
     let rust = refs.get("sel4-benchmark-rust-pds");
     println!(
-        "{:<28} {:>14} {:>14} {:>8} {:>16} {:>8}",
+        "{:<40} {:>14} {:>14} {:>8} {:>16} {:>8}",
         "figure", "this run", "seL4 (bench)", "ratio", "seL4 (Rust PDs)", "ratio"
     );
     let column = |m: Option<&BTreeMap<String, f64>>, k: &str, v: f64| {
@@ -279,7 +502,7 @@ fn print_table(results: &BTreeMap<String, f64>, refs: &Reference) {
     for (k, v) in results {
         let (r, ratio) = column(sel4, k, *v);
         let (rr, rratio) = column(rust, k, *v);
-        println!("{k:<28} {v:>14.2} {r:>14} {ratio:>8} {rr:>16} {rratio:>8}");
+        println!("{k:<40} {v:>14.2} {r:>14} {ratio:>8} {rr:>16} {rratio:>8}");
     }
 }
 
@@ -343,6 +566,63 @@ mod tests {
         );
         assert_eq!(parse_line("[septa-bench] broken"), None);
         assert_eq!(parse_line("no mark here 12"), None);
+    }
+
+    #[test]
+    fn disk_rates_come_from_the_kernel_log_marks() {
+        let log = "echo septa-disk: start >/dev/kmsg && dd ...\n\
+                   [   10.000000] septa-disk: start\n\
+                   guest: [   10.500000] septa-disk: written 134217728\n\
+                   [   11.000000] septa-disk: read 134217728\n";
+        let (w, r) = disk_rates(log.lines()).unwrap();
+        assert!(
+            (w - 268.435456).abs() < 1e-9 && (r - 268.435456).abs() < 1e-9,
+            "{w} {r}"
+        );
+        let cut =
+            "[   10.000000] septa-disk: start\n[   10.500000] septa-disk: written 134217728\n";
+        assert!(disk_rates(cut.lines()).is_err());
+        let backwards = "[   10.000000] septa-disk: start\n[    9.000000] septa-disk: written 1\n[   11.000000] septa-disk: read 1\n";
+        assert!(disk_rates(backwards.lines()).is_err());
+    }
+
+    /// The probes of bench/systems/vm-disk and vm-tcp type what the
+    /// yardstick types on bare QEMU.
+    #[test]
+    fn the_probes_type_what_the_yardstick_types() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/systems");
+        let typed = |sys: &str| -> Vec<String> {
+            let text = std::fs::read_to_string(root.join(sys).join(crate::probe::FILE)).unwrap();
+            crate::probe::Probe::parse(&text)
+                .unwrap()
+                .steps
+                .into_iter()
+                .filter_map(|s| match s.action {
+                    crate::probe::Action::Send { bytes, .. } => {
+                        Some(String::from_utf8(bytes).unwrap().trim_end().to_string())
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        assert!(typed("vm-disk").contains(&DISK_COMMAND.to_string()));
+        let tcp = typed("vm-tcp");
+        let y = read_yardstick(&root.join("vm-tcp")).unwrap().unwrap();
+        assert!(
+            tcp.contains(&tcp_commands(y.tcp.unwrap().port)[1]),
+            "{tcp:?}"
+        );
+    }
+
+    #[test]
+    fn the_yardstick_file_is_read_and_checked() {
+        let y: Yardstick =
+            toml::from_str("guest = \"../g/system.toml\"\ntcp = { port = 9, size = \"64MiB\" }\n")
+                .unwrap();
+        assert_eq!(y.tcp.as_ref().map(|t| t.port), Some(9));
+        assert!(y.disk.is_none());
+        assert!(toml::from_str::<Yardstick>("tcp = { port = 9 }\n").is_err());
+        assert!(toml::from_str::<Yardstick>("tpc = 1\n").is_err());
     }
 
     #[test]

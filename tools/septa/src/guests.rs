@@ -48,6 +48,109 @@ const PAGE: u64 = 4 << 10;
 pub struct Prepared {
     pub pd: usize,
     pub artefacts: Artefacts,
+    /// What its VMM holds, as built.
+    pub footprint: Footprint,
+}
+
+/// The memory a VMM PD holds, from its program's segments and the maps of
+/// the system as built (issue 16's "VMM memory footprint", printed by
+/// `septa bench`). Every figure is in bytes of whole pages, as mapped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Executable segments.
+    pub code: u64,
+    /// The other segments: read-only data, data and .bss (the heap, a
+    /// static array, is in .bss).
+    pub data: u64,
+    /// The stack the description gives it, and its IPC buffer page.
+    pub stack: u64,
+    /// Regions it maps other than its guest's RAM and the guest's files:
+    /// queues and data regions of the serial, network and block
+    /// subsystems, anything else the description maps into it.
+    pub regions: u64,
+    /// The guest's kernel, initrd and device tree (read-only regions
+    /// from which it loads the guest on every boot).
+    pub guest_files: u64,
+    /// Its VM's RAM, and how much of it the VMM maps.
+    pub guest_ram: u64,
+    pub guest_ram_mapped: u64,
+}
+
+impl Footprint {
+    /// What the VMM itself costs: code, data, stack and its own regions
+    /// (not the guest's RAM, nor the guest's files).
+    pub fn total(&self) -> u64 {
+        self.code + self.data + self.stack + self.regions
+    }
+
+    /// The share of the guest's RAM mapped into the VMM, 0 to 1.
+    pub fn ram_share(&self) -> f64 {
+        if self.guest_ram == 0 {
+            0.0
+        } else {
+            self.guest_ram_mapped as f64 / self.guest_ram as f64
+        }
+    }
+
+    /// The figures as `septa bench` names them.
+    pub fn figures(&self) -> Vec<(String, f64)> {
+        [
+            ("vmm-footprint-bytes", self.total() as f64),
+            ("vmm-code-bytes", self.code as f64),
+            ("vmm-data-bytes", self.data as f64),
+            ("vmm-stack-bytes", self.stack as f64),
+            ("vmm-region-bytes", self.regions as f64),
+            ("vmm-guest-file-bytes", self.guest_files as f64),
+            ("vmm-guest-ram-mapped-bytes", self.guest_ram_mapped as f64),
+            ("vmm-guest-ram-share", self.ram_share()),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v))
+        .collect()
+    }
+}
+
+/// The footprint of VMM PD `pd` running program `image` in `sys` (with
+/// the guest's files already added as its regions).
+pub fn footprint(sys: &System, pd: usize, image: &ElfImage) -> Footprint {
+    let pages = |lo: u64, hi: u64| hi.next_multiple_of(PAGE) - (lo & !(PAGE - 1));
+    let mut f = Footprint::default();
+    for s in &image.segments {
+        let n = pages(s.vaddr, s.end());
+        if s.execute {
+            f.code += n;
+        } else {
+            f.data += n;
+        }
+    }
+    let p = &sys.pds[pd];
+    f.stack = p.stack_size.next_multiple_of(PAGE) + PAGE;
+    let ram: Vec<&str> =
+        p.vm.as_ref()
+            .map(|vm| {
+                vm.ram(|n| sys.region(n).map(|r| r.size))
+                    .into_iter()
+                    .map(|(_, _, m)| m.region.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+    f.guest_ram = ram
+        .iter()
+        .filter_map(|n| sys.region(n))
+        .map(|r| r.size)
+        .sum();
+    let files = p.vm.as_ref().map(|vm| format!("guest.{}.", vm.name));
+    for m in &p.maps {
+        let size = sys.region(&m.region).map_or(0, |r| r.size);
+        if ram.contains(&m.region.as_str()) {
+            f.guest_ram_mapped += size;
+        } else if files.as_deref().is_some_and(|f| m.region.starts_with(f)) {
+            f.guest_files += size;
+        } else {
+            f.regions += size.next_multiple_of(PAGE);
+        }
+    }
+    f
 }
 
 /// Where the VMM PD `pd` maps its VM's RAM: the address of the RAM's first
@@ -179,7 +282,12 @@ pub fn add(
             });
             vaddr += size;
         }
-        out.push(Prepared { pd, artefacts });
+        let footprint = footprint(sys, pd, image);
+        out.push(Prepared {
+            pd,
+            artefacts,
+            footprint,
+        });
     }
     Ok(out)
 }
@@ -256,6 +364,60 @@ mod tests {
         let s = system("");
         let e = vmm_ram_vaddr(&s, 0).unwrap_err();
         assert!(e.contains("must map the RAM") && e.contains("`lo`"), "{e}");
+    }
+
+    #[test]
+    fn a_vmm_footprint_counts_its_pages_and_not_its_guest() {
+        let text = "[system]\nboard = \"qemu-virt\"\n[pd.vmm]\nprogram = \"vmm\"\n\
+             maps = [{ region = \"lo\", vaddr = 0x2000_0000 }, { region = \"hi\", vaddr = 0x2400_0000 }, { region = \"q\", vaddr = 0x1000_0000 }]\n\
+             [pd.vmm.vm.linux]\nvcpus = [{ id = 0 }]\n\
+             maps = [{ region = \"lo\", vaddr = 0x4000_0000 }, { region = \"hi\", vaddr = 0x4400_0000 }]\n\
+             [region.lo]\nsize = \"64 MiB\"\n[region.hi]\nsize = \"64 MiB\"\n[region.q]\nsize = \"8 KiB\"\n";
+        let mut s = septa_sysdesc::parse_str("g.toml", text, septa_sysdesc::Format::Toml)
+            .map_err(|r| r.render())
+            .unwrap()
+            .system;
+        s.regions.push(Region {
+            name: "guest.linux.kernel".into(),
+            size: 4 << 20,
+            page_size: LARGE_PAGE,
+            page_size_given: true,
+            phys: None,
+            device: None,
+            prefill: None,
+            src: Default::default(),
+        });
+        s.pds[0].maps.push(Map {
+            region: "guest.linux.kernel".into(),
+            vaddr: IMAGES_VADDR,
+            perms: Perms {
+                read: true,
+                write: false,
+                execute: false,
+            },
+            cached: true,
+            setvar_vaddr: None,
+            setvar_size: None,
+            setvar_prefill_size: None,
+            setvar_device: None,
+            setvar_device_size: None,
+            src: Default::default(),
+        });
+        let stack = s.pds[0].stack_size;
+        let f = footprint(&s, 0, &crate::elf::tests::sample());
+        // sample(): 0x1800 bytes of code, 0x3000 of data (0x100 in the file).
+        assert_eq!((f.code, f.data), (0x2000, 0x3000));
+        assert_eq!(f.stack, stack.next_multiple_of(PAGE) + PAGE);
+        assert_eq!(f.regions, 0x2000);
+        assert_eq!(f.guest_files, 4 << 20);
+        assert_eq!((f.guest_ram, f.guest_ram_mapped), (128 << 20, 128 << 20));
+        assert_eq!(f.ram_share(), 1.0);
+        assert_eq!(f.total(), 0x2000 + 0x3000 + f.stack + 0x2000);
+        // The VMM maps half of the guest's RAM: half the share.
+        s.pds[0].maps.retain(|m| m.region != "hi");
+        let f = footprint(&s, 0, &crate::elf::tests::sample());
+        assert_eq!(f.guest_ram_mapped, 64 << 20);
+        assert_eq!(f.ram_share(), 0.5);
     }
 
     #[test]

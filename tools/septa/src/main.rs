@@ -244,6 +244,7 @@ fn main() -> Result<()> {
                 icount,
                 limit: std::time::Duration::from_secs(120),
                 commands: vec!["uname -r".into(), guest::bare::DMESG_MARKER.into()],
+                ..Default::default()
             }),
         ),
         Command::Dtb {

@@ -1214,7 +1214,7 @@ fn take_port(rest: &mut &str) -> Result<u16, String> {
 }
 
 /// A size: bytes, or a number with `KiB` or `MiB`.
-fn parse_size(w: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(w: &str) -> Result<u64, String> {
     let (num, unit) = match w.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => w.split_at(i),
         None => (w, ""),

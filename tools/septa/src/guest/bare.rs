@@ -20,7 +20,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use miette::{miette, IntoDiagnostic, Result};
-use septa_sysdesc::VirtioKind;
+use septa_sysdesc::{Proto, VirtioKind};
 
 use super::{Artefacts, INIT_MARKER};
 use crate::qemu::{Device, Machine, QEMU};
@@ -35,7 +35,7 @@ pub const CPU: &str = "cortex-a53";
 pub const ICOUNT: &str = "shift=0,sleep=off";
 
 /// How to boot.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Add `-icount` [`ICOUNT`].
     pub icount: bool,
@@ -43,6 +43,34 @@ pub struct Options {
     pub limit: Duration,
     /// Shell commands to run once the marker shows, in order.
     pub commands: Vec<String>,
+    /// Host ports the guest's network card's user network forwards:
+    /// (protocol, host port on 127.0.0.1, guest port).
+    pub forwards: Vec<(Proto, u16, u16)>,
+    /// The size of each block device's (empty) disk file; `None`: 1 MiB.
+    pub disk_size: Option<u64>,
+    /// Something the host does while a command runs.
+    pub during: Option<During>,
+}
+
+/// What the host does while command `command` runs: once a console line
+/// after the command's echo contains `after`, `action` runs on a thread of
+/// its own; the command's end waits for it, and its result is
+/// [`Boot::during`]. (The network benchmarks: the guest says it listens,
+/// then the host sends.)
+#[derive(Clone)]
+pub struct During {
+    pub command: usize,
+    pub after: String,
+    pub action: std::sync::Arc<dyn Fn() -> Result<String, String> + Send + Sync>,
+}
+
+impl std::fmt::Debug for During {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("During")
+            .field("command", &self.command)
+            .field("after", &self.after)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a boot showed.
@@ -59,17 +87,19 @@ pub struct Boot {
     pub outputs: Vec<Vec<String>>,
     /// The whole console.
     pub log: String,
+    /// What [`Options::during`]'s action returned.
+    pub during: Option<Result<String, String>>,
 }
 
 /// The QEMU command line for `a`, without the console or monitor
 /// options.
-pub fn command(a: &Artefacts, icount: bool) -> Result<std::process::Command> {
+pub fn command(a: &Artefacts, opts: &Options) -> Result<std::process::Command> {
     let machine = Machine {
         binary: QEMU.into(),
         machine: MACHINE.into(),
         cpu: CPU.into(),
         memory: a.tree.ram.1,
-        devices: devices(a)?,
+        devices: devices(a, opts)?,
         dir: a.dir.clone(),
         uart_input: Vec::new(),
         inject: None,
@@ -90,15 +120,16 @@ pub fn command(a: &Artefacts, icount: bool) -> Result<std::process::Command> {
         .arg("-dtb")
         .arg(&a.dtb)
         .args(["-no-reboot"]);
-    if icount {
+    if opts.icount {
         c.args(["-icount", ICOUNT]);
     }
     Ok(c)
 }
 
 /// The guest's devices as QEMU devices on the same transports; a block
-/// device gets an empty 1 MiB disk in the build folder.
-fn devices(a: &Artefacts) -> Result<Vec<Device>> {
+/// device gets an empty disk in the build folder (1 MiB unless
+/// `opts.disk_size`), a network card the forwards of `opts`.
+fn devices(a: &Artefacts, opts: &Options) -> Result<Vec<Device>> {
     a.tree
         .devices
         .iter()
@@ -106,17 +137,26 @@ fn devices(a: &Artefacts) -> Result<Vec<Device>> {
             let file = if *kind == VirtioKind::Blk {
                 let p = a.dir.join(format!("{name}.img"));
                 let f = std::fs::File::create(&p).into_diagnostic()?;
-                f.set_len(1 << 20).into_diagnostic()?;
+                f.set_len(opts.disk_size.unwrap_or(1 << 20))
+                    .into_diagnostic()?;
                 Some(p)
             } else {
                 None
+            };
+            let forwards = if *kind == VirtioKind::Net {
+                opts.forwards
+                    .iter()
+                    .map(|&(proto, host, guest)| (proto, host, guest, None))
+                    .collect()
+            } else {
+                Vec::new()
             };
             Ok(Device {
                 name: name.clone(),
                 kind: *kind,
                 slot: *slot as u64,
                 file,
-                forwards: Vec::new(),
+                forwards,
             })
         })
         .collect()
@@ -124,7 +164,7 @@ fn devices(a: &Artefacts) -> Result<Vec<Device>> {
 
 /// Boots the guest and runs `opts.commands` in its shell.
 pub fn boot(a: &Artefacts, opts: &Options) -> Result<Boot> {
-    let mut c = command(a, opts.icount)?;
+    let mut c = command(a, opts)?;
     c.args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -158,11 +198,12 @@ pub fn boot(a: &Artefacts, opts: &Options) -> Result<Boot> {
             }
         )
     })
-    .map(|(to_marker, outputs)| Boot {
+    .map(|(to_marker, outputs, during)| Boot {
         to_marker,
         guest_ns_at_marker: guest_ns(&outputs),
         outputs,
         log,
+        during,
     })
 }
 
@@ -238,7 +279,12 @@ impl Session {
         }
     }
 
-    fn run(&mut self, opts: &Options, start: Instant) -> Result<(Duration, Vec<Vec<String>>)> {
+    #[allow(clippy::type_complexity)]
+    fn run(
+        &mut self,
+        opts: &Options,
+        start: Instant,
+    ) -> Result<(Duration, Vec<Vec<String>>, Option<Result<String, String>>)> {
         loop {
             let l = self
                 .line()
@@ -249,7 +295,10 @@ impl Session {
         }
         let to_marker = start.elapsed();
         let mut outputs = Vec::new();
+        let mut during = None;
         for (i, cmd) in opts.commands.iter().enumerate() {
+            let mut host = opts.during.as_ref().filter(|d| d.command == i);
+            let mut thread = None;
             // The sentinel is printed by `echo` from two halves, so that
             // the shell's echo of the command line never matches it.
             let sentinel = format!("septa-probe-done-{i}");
@@ -269,15 +318,26 @@ impl Session {
                 } else if l.trim_end().ends_with(&sentinel) {
                     break;
                 } else {
+                    if let Some(d) = host.filter(|d| l.contains(&d.after)) {
+                        let action = d.action.clone();
+                        thread = Some(std::thread::spawn(move || action()));
+                        host = None;
+                    }
                     out.push(l);
                 }
+            }
+            if let Some(t) = thread {
+                during = Some(
+                    t.join()
+                        .unwrap_or_else(|_| Err("the host's action panicked".into())),
+                );
             }
             outputs.push(out);
         }
         // A clean end: PSCI SYSTEM_OFF, which -no-reboot makes QEMU's exit.
         let _ = self.stdin.write_all(b"poweroff -f\n");
         let _ = self.stdin.flush();
-        Ok((to_marker, outputs))
+        Ok((to_marker, outputs, during))
     }
 }
 
@@ -347,9 +407,9 @@ pub fn suite_case(
     let b = match boot(
         &a,
         &Options {
-            icount: false,
             limit,
             commands,
+            ..Options::default()
         },
     ) {
         Ok(b) => b,
