@@ -271,11 +271,14 @@ pub fn readme_expect(readme: &str, own_kernel: bool) -> Vec<String> {
 /// forward of tcp/80 (the harness forwards a free host port in 8080's
 /// place). A plain `curl URL` is a GET; `-X METHOD` another method, and
 /// with `--data-binary` (or `-d`) 4 KiB of random bytes are sent as the
-/// body with their `Content-Length`, as curl would send the file. None
-/// without an example.
+/// body with their `Content-Length`, as curl would send the file. Then
+/// the probe waits for the last line of what the README says the system
+/// prints ([`readme_expect`]), so that the run lasts until it is printed
+/// (the default system's Linux cell says its marker seconds after the
+/// native PDs' lines, and after `done`). None without an example.
 pub fn readme_probe(readme: &str) -> Option<String> {
     const URL: &str = "http://localhost:8080";
-    let steps: Vec<String> = readme
+    let mut steps: Vec<String> = readme
         .lines()
         .filter_map(|l| l.trim_start().strip_prefix("curl "))
         .filter_map(|rest| {
@@ -298,7 +301,16 @@ pub fn readme_probe(readme: &str) -> Option<String> {
             })
         })
         .collect();
-    (!steps.is_empty()).then(|| steps.join("\n"))
+    if steps.is_empty() {
+        return None;
+    }
+    if let Some(last) = readme_expect(readme, false)
+        .pop()
+        .filter(|l| !l.contains(['"', '\\']))
+    {
+        steps.push(format!("after \"{last}\" 120s"));
+    }
+    Some(steps.join("\n"))
 }
 
 /// Boots `image` headless until it prints `done` or `limit` passes, while
@@ -896,6 +908,13 @@ curl -X DELETE http://localhost:8080/kv/a
         Probe::parse(&p).unwrap();
         let probe = readme_probe(include_str!("../../../README.md")).unwrap();
         assert!(probe.contains("\"/cells\""), "{probe}");
+        let with_block = format!("{readme}{curls}");
+        assert!(
+            readme_probe(&with_block)
+                .unwrap()
+                .ends_with("\nafter \"greeter: hello\" 120s"),
+            "the probe waits for the last line shown"
+        );
         Probe::parse(&probe).unwrap();
         let real = include_str!("../../../README.md");
         assert!(
