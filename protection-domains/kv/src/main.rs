@@ -375,8 +375,12 @@ impl Kv {
         kv
     }
 
-    /// What the namespace of the client on `ch` holds, into its counters.
+    /// What the namespace of the client on `ch` holds, into its counters
+    /// (a walk of its keys: only where the counters are exported).
     fn count_bytes(&mut self, ch: Channel) {
+        if self.page.is_none() {
+            return;
+        }
         let (Some(Some(i)), Some((n, _)), Ok(store)) = (
             self.entry.get(usize::from(ch.id())),
             Buffers::namespace(ch),
