@@ -181,8 +181,9 @@ pub struct Counted {
 /// shows every PD's counters with a chart of its CPU use (per cent of a
 /// CPU between two refreshes of the table, which come a second apart; the
 /// first point the average since the stack started): an inline SVG
-/// sparkline per PD, redrawn at each refresh, its history kept in the
-/// browser's local storage so that a reload goes on drawing it; then each
+/// sparkline per PD (scaled to its highest point, 5% at least), redrawn
+/// at each refresh, its history kept in the browser's local storage so
+/// that a reload goes on drawing it; then each
 /// server's counters per client (sockets, key-value requests, block
 /// requests, refusals, bytes). Plain JS, no external asset. Each PD's row
 /// carries its name, kind and CPU time as data attributes and its chart
@@ -196,7 +197,7 @@ const DASHBOARD: &str = r##"<!doctype html>
 <h2>Servers, per client</h2><div id="v"></div>
 <script>
 const N=60,K='septa-cells';let S=null;try{S=JSON.parse(localStorage.getItem(K))}catch(e){}if(!S||!S.H)S={last:null,H:{}};
-function spark(h){const w=160,ht=28,m=Math.max(1,...h),p=h.map((v,k)=>(h.length>1?k*w/(h.length-1):w).toFixed(1)+','+(ht-2-v*(ht-4)/m).toFixed(1)).join(' ');
+function spark(h){const w=160,ht=28,m=Math.max(5,...h),p=h.map((v,k)=>(h.length>1?k*w/(h.length-1):w).toFixed(1)+','+(ht-2-v*(ht-4)/m).toFixed(1)).join(' ');
 return '<svg class="spark" width="'+w+'" height="'+ht+'" data-samples="'+h.length+'"><title>up to '+m.toFixed(1)+'%</title><polyline fill="none" stroke="#36c" stroke-width="1.5" points="'+p+'"/>'+(h.length?'<circle r="2" fill="#c33" cx="'+p.split(' ').pop().replace(',','" cy="')+'"/>':'')+'</svg>'}
 function cell(tr,v,html){const td=document.createElement('td');if(html)td.innerHTML=v;else td.textContent=v;tr.appendChild(td)}
 function servers(d){const v=document.getElementById('v');v.textContent='';const by={};for(const c of d.servers||[]){(by[c.server]=by[c.server]||[]).push(c)}
