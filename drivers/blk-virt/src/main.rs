@@ -52,6 +52,7 @@ use rules::{Extent, Forward};
 use septa_block_protocol::{
     Request, RequestCode, Response, Status, StorageInfo, StorageRegion, TRANSFER_SIZE,
 };
+use septa_cells::counters::{Counters, Kind};
 use septa_partition::{read as read_table, Scheme, Table, Window, HEAD_BYTES, SECTOR, TAIL_BYTES};
 use septa_queue::blk::{info_layout, Client as ToDriver, Server as ToClient};
 use septa_queue::Shared;
@@ -78,6 +79,12 @@ setvar! {
     static OWN_DATA = "blk_virt_data";
     static OWN_DATA_SIZE = "blk_virt_data_size";
     static OWN_DATA_IO = "blk_virt_data_io";
+}
+
+setvar! {
+    // `septa_cells::counters::VADDR_SYMBOL` and `SIZE_SYMBOL`.
+    static COUNTERS = "septa_counters";
+    static COUNTERS_SIZE = "septa_counters_size";
 }
 
 setvar_array! {
@@ -133,6 +140,7 @@ struct Flight {
     client: usize,
     id: u32,
     count: u16,
+    code: RequestCode,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -155,9 +163,38 @@ struct Virt {
     phase: Phase,
     blocks: u64,
     read_only: bool,
+    /// Each client's counters (`septa_cells::counters`, kind blk), by
+    /// the queues its requests come on, and the page `[stats]` exports
+    /// them in, if it does.
+    counters: Counters<MAX_CLIENTS>,
+    entry: [Option<usize>; MAX_CLIENTS],
+    page: Option<Shared>,
 }
 
+/// The counters' fields (`septa_cells::counters::Kind::Blk`).
+const READS: usize = 0;
+const WRITES: usize = 1;
+const FLUSHES: usize = 2;
+const REFUSED: usize = 3;
+const READ_BYTES: usize = 4;
+const WRITTEN_BYTES: usize = 5;
+
 impl Virt {
+    /// Adds to client `i`'s counter `field`.
+    fn count(&mut self, i: usize, field: usize, by: u64) {
+        if let Some(e) = self.entry[i] {
+            self.counters.add_to(e, field, by);
+        }
+    }
+
+    fn publish(&mut self) {
+        let Some(page) = &self.page else { return };
+        let name = septa_runtime::pd_name();
+        self.counters.publish(name.as_str(), |at, bytes| {
+            let _ = page.write(at, bytes);
+        });
+    }
+
     fn name(&self, i: usize) -> septa_runtime::Text {
         self.clients[i]
             .as_ref()
@@ -338,6 +375,21 @@ impl Virt {
                 );
                 continue;
             };
+            if r.status == Status::Ok {
+                let bytes = u64::from(f.count) * u64::from(TRANSFER_SIZE);
+                match f.code {
+                    RequestCode::Read => {
+                        self.count(f.client, READS, 1);
+                        self.count(f.client, READ_BYTES, bytes);
+                    }
+                    RequestCode::Write => {
+                        self.count(f.client, WRITES, 1);
+                        self.count(f.client, WRITTEN_BYTES, bytes);
+                    }
+                    RequestCode::Flush | RequestCode::Barrier => self.count(f.client, FLUSHES, 1),
+                    RequestCode::Other(_) => {}
+                }
+            }
             let Some(c) = self.clients[f.client].as_mut() else {
                 continue;
             };
@@ -384,6 +436,9 @@ impl Virt {
                 }
             };
             let Some(extent) = c.extent else {
+                if let Some(e) = self.entry[i] {
+                    self.counters.add_to(e, REFUSED, 1);
+                }
                 let _ = c.queues.responses.stage(Response {
                     status: Status::NoDevice,
                     success_count: 0,
@@ -414,12 +469,16 @@ impl Virt {
                             client: i,
                             id: r.id,
                             count: r.count,
+                            code: r.code,
                         });
                         c.outstanding += 1;
                         sent = true;
                     }
                 }
                 Err(why) => {
+                    if let Some(e) = self.entry[i] {
+                        self.counters.add_to(e, REFUSED, 1);
+                    }
                     c.refused += 1;
                     if c.refused <= LOGGED || c.refused.is_power_of_two() {
                         println!(
@@ -491,6 +550,7 @@ impl Handler for Virt {
             self.serve();
         }
         self.answer_clients();
+        self.publish();
     }
 }
 
@@ -546,6 +606,15 @@ fn init() -> Virt {
             answered: false,
         })
     });
+    let mut counters = Counters::new(Kind::Blk);
+    let mut entry = [None; MAX_CLIENTS];
+    for (i, c) in clients.iter().enumerate() {
+        if let Some(c) = c {
+            entry[i] = counters.add(c.name.as_str());
+        }
+    }
+    let page = (COUNTERS.get() != 0 && COUNTERS_SIZE.get() as usize >= septa_cells::counters::PAGE)
+        .then(|| region(COUNTERS.get(), COUNTERS_SIZE.get(), "its counters page"));
     let mut v = Virt {
         driver,
         driver_channel: Channel::new(DRIVER_CHANNEL.get() as u8),
@@ -557,6 +626,9 @@ fn init() -> Virt {
         phase: Phase::NoDisk,
         blocks: 0,
         read_only: false,
+        counters,
+        entry,
+        page,
     };
     // The driver (of higher priority) has published the disk by now,
     // unless it failed; then the first notification tries again.

@@ -20,6 +20,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod counters;
 pub mod kv;
 pub mod peers;
 pub mod stats;

@@ -160,6 +160,12 @@ setvar! {
     static CHANNEL = "kv_channel";
 }
 
+setvar! {
+    // `septa_cells::counters::VADDR_SYMBOL` and `SIZE_SYMBOL`.
+    static COUNTERS = "septa_counters";
+    static COUNTERS_SIZE = "septa_counters_size";
+}
+
 setvar_array! {
     static CLIENT_BUFFER: [MAX_CHANNELS] = "kv_client_buffer";
     static CLIENT_BUFFER_SIZE: [MAX_CHANNELS] = "kv_client_buffer_size";
@@ -325,6 +331,22 @@ impl Buffers {
     /// none).
     pub fn name(ch: Channel) -> Text {
         CLIENT_NAME.get(ch.id() as usize)
+    }
+
+    /// The page the store's per-client counters go to
+    /// (`septa_cells::counters`), if `[stats]` exports them.
+    pub fn counters_page() -> Option<Shared> {
+        let (vaddr, len) = (COUNTERS.get(), COUNTERS_SIZE.get());
+        if vaddr == 0 || (len as usize) < septa_cells::counters::PAGE {
+            return None;
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: the tool patched `vaddr` and `len` from a read-write map
+        // of this PD (`[stats]`'s counters region), which lasts the PD's
+        // life; the store touches it only through `Shared`.
+        unsafe {
+            Shared::new(vaddr as *mut u8, len as usize)
+        }
     }
 
     /// The namespace and quota of the client on channel `ch`, if it is a

@@ -16,6 +16,7 @@
 
 use core::fmt::Write;
 
+use septa_cells::counters::{self, Page};
 use septa_cells::stats::{self, text, Table};
 use septa_runtime::septa_sel4::{syscall, CPtr, MessageInfo};
 use septa_runtime::{mr_set, msginfo_new, println, protection_domain, timer};
@@ -25,6 +26,13 @@ use septa_serial_protocol::calls::{self as console, MAX_BYTES};
 septa_runtime::setvar! {
     static TABLE_VADDR = "stats_table_vaddr";
     static TABLE_SIZE = "stats_table_size";
+}
+
+septa_runtime::setvar_array! {
+    // `septa_cells::counters::READER_VADDR_SYMBOL` and `READER_SIZE_SYMBOL`:
+    // the servers' per-client counters, each page read-only.
+    static COUNTERS: [counters::MAX_SERVERS] = "septa_server_counters";
+    static COUNTERS_SIZE: [counters::MAX_SERVERS] = "septa_server_counters_size";
 }
 
 /// How often the table is refreshed and written.
@@ -48,6 +56,38 @@ fn write(bytes: &[u8]) {
             return;
         }
     }
+}
+
+/// Reads `out.len()` bytes of the page mapped at `base` from `at`.
+///
+/// # Safety
+///
+/// `base..base + at + out.len()` must be mapped readable.
+unsafe fn copy_from(base: *const u8, at: usize, out: &mut [u8]) {
+    for (i, b) in out.iter_mut().enumerate() {
+        // SAFETY: inside the mapping, as the caller says; volatile, for
+        // its writer changes it while this PD runs.
+        *b = unsafe { base.add(at + i).read_volatile() };
+    }
+}
+
+/// Server `i`'s counters page, copied into `out` whole between two reads
+/// of its sequence count that agree (the server writes it at its own
+/// times; this PD outranks it, so a page caught mid-write is skipped, not
+/// waited for); `None` if there is none or it was caught so.
+fn copy_counters(i: usize, out: &mut [u8; counters::PAGE]) -> Option<usize> {
+    let (vaddr, size) = (COUNTERS.get(i), COUNTERS_SIZE.get(i) as usize);
+    if vaddr == 0 || size < counters::PAGE {
+        return None;
+    }
+    let base = vaddr as *const u8;
+    // SAFETY: the tool mapped the page, `size` bytes (at least a page),
+    // read-only at `vaddr` (the setvars say so) for the PD's whole life.
+    unsafe { copy_from(base, 0, out) };
+    let mut again = [0u8; 8];
+    // SAFETY: as above.
+    unsafe { copy_from(base, counters::SEQ_AT, &mut again) };
+    (counters::seq(out) == Some(u64::from_le_bytes(again))).then_some(out.len())
 }
 
 /// A copy of the table as the monitor last wrote it.
@@ -88,6 +128,18 @@ impl Stats {
         let _ = text::header(&mut self.frame, table.refreshes, now);
         for e in table.entries() {
             let _ = text::entry(&mut self.frame, &e);
+        }
+        let mut page = [0u8; counters::PAGE];
+        for i in 0..counters::MAX_SERVERS {
+            let Some(len) = copy_counters(i, &mut page) else {
+                continue;
+            };
+            let Ok(p) = Page::read(&page[..len]) else {
+                continue;
+            };
+            for e in p.entries() {
+                let _ = counters::text::entry(&mut self.frame, p.server(), p.kind, &e);
+            }
         }
         let _ = writeln!(self.frame, "{}", text::END);
         write(self.frame.as_bytes());

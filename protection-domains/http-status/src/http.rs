@@ -4,10 +4,12 @@
 
 use core::fmt::Write as _;
 
+use septa_cells::counters::{Entry, Kind};
+
 /// The longest request accepted (line and headers).
 pub const MAX_REQUEST: usize = 2048;
 /// The longest response.
-pub const MAX_RESPONSE: usize = 8192;
+pub const MAX_RESPONSE: usize = 16384;
 
 pub type Response = heapless::Vec<u8, MAX_RESPONSE>;
 
@@ -162,34 +164,60 @@ pub struct Status<'a> {
     /// The statistics table (`septa_cells::stats`), if `[stats]` exports
     /// it to this PD.
     pub table: Option<&'a [u8]>,
+    /// The servers' per-client counters `[stats]` exports with it.
+    pub counters: &'a [Counted],
 }
 
-/// The dashboard: a page that asks for `/api/cells` each second and draws
-/// each PD's CPU use (per cent of a CPU between two refreshes of the
-/// table, which come a second apart) as a line,
-/// with its counters beside it. Plain JS, no external asset. Each PD's row
-/// carries its name, kind and CPU time as data attributes, which the
-/// `cells-dashboard` test reads from the page a browser rendered.
-const DASHBOARD: &str = r#"<!doctype html>
+/// One client's counters at one server (`septa_cells::counters`).
+#[derive(Clone, Copy, Debug)]
+pub struct Counted {
+    /// The server's name, as an entry's name.
+    pub server: Entry,
+    pub kind: Kind,
+    pub entry: Entry,
+}
+
+/// The dashboard: a page that asks for `/api/cells` each second and
+/// shows every PD's counters with a chart of its CPU use (per cent of a
+/// CPU between two refreshes of the table, which come a second apart; the
+/// first point the average since the stack started): an inline SVG
+/// sparkline per PD (scaled to its highest point, 5% at least), redrawn
+/// at each refresh, its history kept in the browser's local storage so
+/// that a reload goes on drawing it; then each
+/// server's counters per client (sockets, key-value requests, block
+/// requests, refusals, bytes). Plain JS, no external asset. Each PD's row
+/// carries its name, kind and CPU time as data attributes and its chart
+/// the samples it draws, and the table the refresh it shows, which the
+/// `cells-dashboard` test reads from the pages a browser rendered.
+const DASHBOARD: &str = r##"<!doctype html>
 <html><head><meta charset="utf-8"><title>Septa cells</title>
-<style>body{font:14px sans-serif;margin:1em}table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}td:first-child{text-align:left}canvas{border:1px solid #ccc}</style>
+<style>body{font:14px sans-serif;margin:1em}table{border-collapse:collapse;margin-bottom:1em}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}td:first-child{text-align:left}svg.spark{background:#f4f6fa;vertical-align:middle}</style>
 </head><body><h1>Septa: cells and PDs</h1><p id="s">waiting for statistics...</p>
-<canvas id="c" width="720" height="240"></canvas>
-<table><thead><tr><th>PD</th><th>kind</th><th>CPU ms</th><th>CPU %</th><th>budget</th><th>faults</th><th>restarts</th><th>overruns</th><th>state</th></tr></thead><tbody id="t"></tbody></table>
+<table><thead><tr><th>PD</th><th>kind</th><th>CPU ms</th><th>CPU %</th><th>CPU % over time</th><th>budget</th><th>faults</th><th>restarts</th><th>overruns</th><th>state</th></tr></thead><tbody id="t"></tbody></table>
+<h2>Servers, per client</h2><div id="v"></div>
 <script>
-const H={},N=60,C=['#c33','#36c','#393','#c80','#939','#099','#666','#c39','#630','#069'];let last=null;
-function draw(){const c=document.getElementById('c'),g=c.getContext('2d');g.clearRect(0,0,c.width,c.height);let i=0;
-for(const n in H){const h=H[n];g.strokeStyle=C[i++%C.length];g.beginPath();h.forEach((v,k)=>{const x=k*c.width/(N-1),y=c.height-v*c.height/100;k?g.lineTo(x,y):g.moveTo(x,y)});g.stroke();g.fillStyle=g.strokeStyle;g.fillText(n,4,12*i)}}
-async function tick(){try{const r=await fetch('/api/cells',{cache:'no-store'}),d=await r.json(),t=document.getElementById('t');if(last&&d.refresh==last.refresh)return;t.textContent='';
-for(const p of d.pds){const prev=last&&last.pds.find(q=>q.name==p.name),dr=last?d.refresh-last.refresh:0,pc=prev&&dr>0?Math.min(100,(p.cpu_us-prev.cpu_us)/(1e4*dr)):0;
-(H[p.name]=H[p.name]||[]).push(pc);if(H[p.name].length>N)H[p.name].shift();const tr=document.createElement('tr');
-tr.dataset.pd=p.name;tr.dataset.kind=p.cell?'cell':'pd';tr.dataset.cpuUs=p.cpu_us;
-for(const v of [p.name,p.cell?'cell':'pd',(p.cpu_us/1000).toFixed(1),pc.toFixed(1),p.budget_us+'/'+p.period_us+' us',p.faults,p.restarts,p.overruns,p.state]){const td=document.createElement('td');td.textContent=v;tr.appendChild(td)}t.appendChild(tr)}
-document.getElementById('s').textContent='refresh '+d.refresh+', '+d.pds.length+' PDs, up '+(d.uptime_ms/1000).toFixed(1)+' s';last=d;draw()}
+const N=60,K='septa-cells';let S=null;try{S=JSON.parse(localStorage.getItem(K))}catch(e){}if(!S||!S.H)S={last:null,H:{}};
+function spark(h){const w=160,ht=28,m=Math.max(5,...h),p=h.map((v,k)=>(h.length>1?k*w/(h.length-1):w).toFixed(1)+','+(ht-2-v*(ht-4)/m).toFixed(1)).join(' ');
+return '<svg class="spark" width="'+w+'" height="'+ht+'" data-samples="'+h.length+'"><title>up to '+m.toFixed(1)+'%</title><polyline fill="none" stroke="#36c" stroke-width="1.5" points="'+p+'"/>'+(h.length?'<circle r="2" fill="#c33" cx="'+p.split(' ').pop().replace(',','" cy="')+'"/>':'')+'</svg>'}
+function cell(tr,v,html){const td=document.createElement('td');if(html)td.innerHTML=v;else td.textContent=v;tr.appendChild(td)}
+function servers(d){const v=document.getElementById('v');v.textContent='';const by={};for(const c of d.servers||[]){(by[c.server]=by[c.server]||[]).push(c)}
+for(const n in by){const rows=by[n],f=Object.keys(rows[0]).filter(k=>!['server','kind','client'].includes(k)),tb=document.createElement('table');
+const h=document.createElement('tr');for(const x of [n+' ('+rows[0].kind+')',...f]){const th=document.createElement('th');th.textContent=x;h.appendChild(th)}tb.appendChild(h);
+for(const c of rows){const tr=document.createElement('tr');tr.dataset.server=n;tr.dataset.client=c.client;cell(tr,c.client);for(const k of f)cell(tr,c[k]);tb.appendChild(tr)}v.appendChild(tb)}}
+async function tick(){try{const r=await fetch('/api/cells',{cache:'no-store'}),d=await r.json(),t=document.getElementById('t');let L=S.last;
+if(L&&d.refresh<L.refresh){S={last:null,H:{}};L=null}if(L&&d.refresh==L.refresh)return;t.textContent='';
+const dr=L?d.refresh-L.refresh:0,cpu={};
+for(const p of d.pds){const prev=L?L.cpu[p.name]:undefined,pc=prev!==undefined&&dr>0?Math.min(100,(p.cpu_us-prev)/(1e4*dr)):Math.min(100,p.cpu_us/(10*Math.max(1,d.uptime_ms)));
+const h=S.H[p.name]=S.H[p.name]||[];h.push(+pc.toFixed(2));if(h.length>N)h.shift();cpu[p.name]=p.cpu_us;
+const tr=document.createElement('tr');tr.dataset.pd=p.name;tr.dataset.kind=p.cell?'cell':'pd';tr.dataset.cpuUs=p.cpu_us;
+cell(tr,p.name);cell(tr,p.cell?'cell':'pd');cell(tr,(p.cpu_us/1000).toFixed(1));cell(tr,pc.toFixed(1));cell(tr,spark(h),1);
+for(const v of [p.budget_us+'/'+p.period_us+' us',p.faults,p.restarts,p.overruns,p.state])cell(tr,v);t.appendChild(tr)}
+t.dataset.refresh=d.refresh;S.last={refresh:d.refresh,cpu};try{localStorage.setItem(K,JSON.stringify(S))}catch(e){}servers(d);
+document.getElementById('s').textContent='refresh '+d.refresh+', '+d.pds.length+' PDs, up '+(d.uptime_ms/1000).toFixed(1)+' s'}
 catch(e){document.getElementById('s').textContent='no statistics: '+e}}
 tick();setInterval(tick,1000);
 </script></body></html>
-"#;
+"##;
 
 fn respond(code: &str, kind: &str, body: &[u8]) -> Response {
     let mut r = Response::new();
@@ -276,6 +304,21 @@ pub fn answer(req: Request<'_>, s: &Status<'_>) -> Response {
                     e.state.name()
                 );
             }
+            let _ = write!(body, "],\"servers\":[");
+            for (i, c) in s.counters.iter().enumerate() {
+                let _ = write!(
+                    body,
+                    "{}{{\"server\":\"{}\",\"kind\":\"{}\",\"client\":\"{}\"",
+                    if i > 0 { "," } else { "" },
+                    c.server.name(),
+                    c.kind.name(),
+                    c.entry.name()
+                );
+                for (f, v) in c.kind.fields().iter().zip(c.entry.values) {
+                    let _ = write!(body, ",\"{f}\":{v}");
+                }
+                let _ = write!(body, "}}");
+            }
             let _ = writeln!(body, "]}}");
             respond("200 OK", "application/json", body.as_bytes())
         }
@@ -301,6 +344,7 @@ mod tests {
             rx_dropped: 1,
             requests: 2,
             table: None,
+            counters: &[],
         }
     }
 
@@ -314,6 +358,14 @@ mod tests {
         write(&mut bytes, 7, &[web, Entry::named("net_stack")]);
         let mut s = status();
         s.table = Some(&bytes);
+        let mut client = septa_cells::counters::Entry::named("web");
+        client.values = [1, 2, 3, 4, 5, 6];
+        let counted = [Counted {
+            server: septa_cells::counters::Entry::named("net_stack"),
+            kind: Kind::Net,
+            entry: client,
+        }];
+        s.counters = &counted;
         let r = answer(Request::Get("/api/cells"), &s);
         let text = core::str::from_utf8(&r).unwrap();
         assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
@@ -324,6 +376,10 @@ mod tests {
         );
         assert!(
             text.contains("\"name\":\"net_stack\",\"cell\":false"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"servers\":[{\"server\":\"net_stack\",\"kind\":\"net\",\"client\":\"web\",\"opened\":1,\"refused\":2,\"denied\":3,\"tx_bytes\":4,\"rx_bytes\":5,\"accepted\":6}]}"),
             "{text}"
         );
         let r = answer(Request::Get("/cells"), &s);

@@ -38,6 +38,7 @@ mod kv;
 
 use http::{Length, Method};
 use kv::Route;
+use septa_cells::counters;
 use septa_cells::stats::HEADER;
 use septa_kv_protocol::{KvClient, KvError, MAX_VALUE, VALUE_AT};
 use septa_net_client::{Listener, Net, Read, Stream};
@@ -47,6 +48,63 @@ use septa_runtime::{println, protection_domain, setvar, ChannelSet, Handler};
 setvar! {
     static TABLE = "septa_stats_table";
     static TABLE_SIZE = "septa_stats_table_size";
+}
+
+septa_runtime::setvar_array! {
+    // `septa_cells::counters::READER_VADDR_SYMBOL` and `READER_SIZE_SYMBOL`.
+    static COUNTERS: [counters::MAX_SERVERS] = "septa_server_counters";
+    static COUNTERS_SIZE: [counters::MAX_SERVERS] = "septa_server_counters_size";
+}
+
+/// The servers' counter pages `[stats]` exports here, read-only.
+fn counter_pages() -> heapless::Vec<Shared, { counters::MAX_SERVERS }> {
+    let mut out = heapless::Vec::new();
+    for i in 0..counters::MAX_SERVERS {
+        let (vaddr, size) = (COUNTERS.get(i), COUNTERS_SIZE.get(i) as usize);
+        if vaddr == 0 || size < counters::PAGE {
+            continue;
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: the tool maps each server's counters page read-only at
+        // the patched address with the patched size for the PD's whole
+        // life; `Shared` only reads it here (volatile, bounds-checked).
+        let page = unsafe { Shared::new(vaddr as *mut u8, counters::PAGE) };
+        if let Some(p) = page {
+            let _ = out.push(p);
+        }
+    }
+    out
+}
+
+/// Rows of counters shown at most.
+const MAX_COUNTED: usize = 64;
+
+/// Every server's counters, each page copied whole between two reads of
+/// its sequence count that agree (its server outranks this PD and may
+/// write it meanwhile: then it is copied again, a few times at most).
+fn read_counters(pages: &[Shared], out: &mut heapless::Vec<http::Counted, MAX_COUNTED>) {
+    let mut copy = [0u8; counters::PAGE];
+    for p in pages {
+        for _ in 0..4 {
+            let _ = p.read(0, &mut copy);
+            let mut again = [0u8; 8];
+            let _ = p.read(counters::SEQ_AT, &mut again);
+            if counters::seq(&copy) != Some(u64::from_le_bytes(again)) {
+                continue;
+            }
+            if let Ok(page) = counters::Page::read(&copy) {
+                let server = counters::Entry::named(page.server());
+                for entry in page.entries() {
+                    let _ = out.push(http::Counted {
+                        server,
+                        kind: page.kind,
+                        entry,
+                    });
+                }
+            }
+            break;
+        }
+    }
 }
 
 /// The largest table copied (a page: the region `[stats]` makes).
@@ -133,6 +191,7 @@ struct Server {
     free: heapless::Vec<&'static mut [u8; BUF], MAX_CONNECTIONS>,
     requests: u64,
     table: Option<Shared>,
+    counter_pages: heapless::Vec<Shared, { counters::MAX_SERVERS }>,
     store: Option<KvClient>,
 }
 
@@ -192,6 +251,10 @@ impl Server {
         let mut copy = [0u8; TABLE_MAX];
         let len = self.table.as_ref().map(|t| copy_table(t, &mut copy));
         let table = len.map(|n| &copy[..n]);
+        let mut counted = heapless::Vec::new();
+        if table.is_some() {
+            read_counters(&self.counter_pages, &mut counted);
+        }
         http::answer(
             req,
             &http::Status {
@@ -206,6 +269,7 @@ impl Server {
                 rx_dropped: stats.rx_dropped,
                 requests: self.requests,
                 table,
+                counters: &counted,
             },
         )
     }
@@ -624,6 +688,7 @@ fn init() -> Server {
         free,
         requests: 0,
         table: table(),
+        counter_pages: counter_pages(),
         store,
     }
 }

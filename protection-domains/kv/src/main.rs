@@ -33,12 +33,14 @@
 use core::fmt;
 
 use septa_block_protocol::{Connection, RequestCode, Status as BlkStatus, TRANSFER_SIZE};
+use septa_cells::counters::{Counters, Kind};
 use septa_cells::kv;
 use septa_kv_protocol::{
     Buffers, Status, DELETE, GET, KEY_AT, LIST, MAX_CHANNELS, MAX_KEY, MAX_VALUE, PUT, STATUS,
     VALUE_AT,
 };
 use septa_kv_store::{Disk, End, Error, OpenError, Recovery, State, Store};
+use septa_queue::Shared;
 use septa_runtime::{
     mr_get, mr_set, println, protection_domain, Channel, ChannelSet, Handler, MessageInfo,
     OwnNotification,
@@ -148,7 +150,22 @@ struct Kv {
     /// Puts refused for a quota, per channel (counted for the log, which
     /// says so at each power of two, not at each).
     refused: [u64; MAX_CHANNELS],
+    /// Each client's counters (by the channel its calls come on), the
+    /// page `[stats]` exports them in, and each channel's entry.
+    counters: Counters<MAX_COUNTED>,
+    page: Option<Shared>,
+    entry: [Option<u8>; MAX_CHANNELS],
 }
+
+/// Clients counted (the page holds more; a store has a few).
+const MAX_COUNTED: usize = 32;
+/// The counters' fields (`septa_cells::counters::Kind::Kv`).
+const GETS: usize = 0;
+const PUTS: usize = 1;
+const DELETES: usize = 2;
+const REFUSED: usize = 3;
+const QUOTA_REFUSED: usize = 4;
+const BYTES: usize = 5;
 
 /// Keys in namespace `ns` and what they charge against its quota (the
 /// keys sort together, after `ns/`).
@@ -333,9 +350,86 @@ impl Kv {
     }
 }
 
+impl Kv {
+    /// A fresh PD with counters for every wired client.
+    fn new(store: Result<Store<'static, BlockDisk>, &'static str>) -> Kv {
+        let mut counters = Counters::new(Kind::Kv);
+        let mut entry = [None; MAX_CHANNELS];
+        for (id, e) in entry.iter_mut().enumerate() {
+            let ch = Channel::new(id as u8);
+            if Buffers::of(ch).is_some() {
+                *e = counters.add(Buffers::name(ch).as_str()).map(|i| i as u8);
+            }
+        }
+        let mut kv = Kv {
+            store,
+            refused: [0; MAX_CHANNELS],
+            counters,
+            page: Buffers::counters_page(),
+            entry,
+        };
+        for id in 0..MAX_CHANNELS {
+            kv.count_bytes(Channel::new(id as u8));
+        }
+        kv.publish();
+        kv
+    }
+
+    /// What the namespace of the client on `ch` holds, into its counters
+    /// (a walk of its keys: only where the counters are exported).
+    fn count_bytes(&mut self, ch: Channel) {
+        if self.page.is_none() {
+            return;
+        }
+        let (Some(Some(i)), Some((n, _)), Ok(store)) = (
+            self.entry.get(usize::from(ch.id())),
+            Buffers::namespace(ch),
+            self.store.as_ref(),
+        ) else {
+            return;
+        };
+        let bytes = usage(store, n.as_str().as_bytes()).1;
+        self.counters.set(usize::from(*i), BYTES, bytes);
+    }
+
+    /// Counts the answer `r` to `label` from `ch`.
+    fn count(&mut self, ch: Channel, label: u64, r: &Result<u64, Status>) {
+        let Some(Some(i)) = self.entry.get(usize::from(ch.id())) else {
+            return;
+        };
+        let i = usize::from(*i);
+        let field = match (r, label) {
+            (Ok(_), GET) => GETS,
+            (Ok(_), PUT) => PUTS,
+            (Ok(_), DELETE) => DELETES,
+            (Ok(_), _) | (Err(Status::NotFound), _) => return,
+            (Err(Status::Quota), _) => {
+                self.counters.add_to(i, QUOTA_REFUSED, 1);
+                REFUSED
+            }
+            (Err(_), _) => REFUSED,
+        };
+        self.counters.add_to(i, field, 1);
+        if r.is_ok() && matches!(label, PUT | DELETE) {
+            self.count_bytes(ch);
+        }
+    }
+
+    fn publish(&mut self) {
+        let Some(page) = &self.page else { return };
+        let name = septa_runtime::pd_name();
+        self.counters.publish(name.as_str(), |at, bytes| {
+            let _ = page.write(at, bytes);
+        });
+    }
+}
+
 impl Handler for Kv {
     fn protected(&mut self, ch: Channel, msg: MessageInfo) -> MessageInfo {
-        match self.serve(ch, msg.label()) {
+        let r = self.serve(ch, msg.label());
+        self.count(ch, msg.label(), &r);
+        self.publish();
+        match r {
             Ok(n) => Status::Ok.reply(n),
             Err(s) => s.reply(0),
         }
@@ -397,10 +491,7 @@ fn init() -> Kv {
         Ok(c) => c,
         Err(e) => {
             println!("kv: no disk: {e}; every call is refused");
-            return Kv {
-                store: Err("no disk"),
-                refused: [0; MAX_CHANNELS],
-            };
+            return Kv::new(Err("no disk"));
         }
     };
     let info = loop {
@@ -413,10 +504,7 @@ fn init() -> Kv {
     };
     if info.capacity == 0 {
         println!("kv: the virtualiser gives this cell no partition; every call is refused");
-        return Kv {
-            store: Err("no partition"),
-            refused: [0; MAX_CHANNELS],
-        };
+        return Kv::new(Err("no partition"));
     }
     let chunk = (c.data().len() / TRANSFER_SIZE as usize) as u64;
     let disk = BlockDisk {
@@ -430,10 +518,7 @@ fn init() -> Kv {
     match Store::open(state, disk, SEED) {
         Ok((store, rec)) => {
             report(&rec, info.capacity);
-            Kv {
-                store: Ok(store),
-                refused: [0; MAX_CHANNELS],
-            }
+            Kv::new(Ok(store))
         }
         Err(e) => {
             match e {
@@ -444,10 +529,7 @@ fn init() -> Kv {
                     println!("kv: REFUSED: {e}; every call is refused");
                 }
             }
-            Kv {
-                store: Err("refused"),
-                refused: [0; MAX_CHANNELS],
-            }
+            Kv::new(Err("refused"))
         }
     }
 }

@@ -23,6 +23,7 @@ mod device;
 mod service;
 
 use device::{QueueDevice, RxSide, TxSide};
+use septa_cells::counters::Counters;
 use septa_net_protocol::calls::{self, Error, Stats};
 use septa_net_protocol::config::{self, Address, Proto};
 use septa_net_protocol::wiring::{self, stack as w, MAX_CELLS};
@@ -42,6 +43,11 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address, Ipv4C
 #[global_allocator]
 static HEAP: septa_runtime::heap::Bump<{ 6 << 20 }> = septa_runtime::heap::Bump::new();
 
+septa_runtime::setvar! {
+    static COUNTERS = "septa_counters";
+    static COUNTERS_SIZE = "septa_counters_size";
+}
+
 patched! {
     static CONFIG: [u8; config::Stack::SIZE] = "net_stack_config", [0; config::Stack::SIZE];
 }
@@ -59,8 +65,8 @@ const EPHEMERAL: u16 = 49152;
 
 /// The region of `size` bytes mapped at `base`.
 fn mapped(base: u64, size: u64) -> Shared {
-    // SAFETY: the tool maps the stack's queue pairs and data regions and
-    // every cell's socket region read-write at their `wiring::stack`
+    // SAFETY: the tool maps the stack's queue pairs and data regions,
+    // its counters page (`[stats]`) and every cell's socket region read-write at their `wiring::stack`
     // addresses with their `wiring` sizes for the PD's whole life; this PD
     // touches them only through `Shared`.
     unsafe { Shared::new(base as *mut u8, size as usize) }.expect("a region's address is not null")
@@ -78,6 +84,10 @@ struct Stack {
     start_ns: u64,
     /// Drops and faults when last reported.
     reported: u64,
+    /// Each cell's counters, and the page `[stats]` exports them in (if
+    /// it does).
+    counters: Counters<MAX_CELLS>,
+    page: Option<Shared>,
 }
 
 fn now_ns() -> u64 {
@@ -147,6 +157,26 @@ impl Stack {
             let _ = timer::set_timeout(us.max(1) * 1000);
         }
         self.report();
+        self.publish();
+    }
+
+    /// Each cell's counters into the exported page, if they changed.
+    fn publish(&mut self) {
+        let Some(page) = &self.page else { return };
+        for (i, c) in self.cells.iter().enumerate() {
+            let n = c.count;
+            for (f, v) in [
+                n.opened, n.refused, c.refusals, n.tx_bytes, n.rx_bytes, n.accepted,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                self.counters.set(i, f, v);
+            }
+        }
+        self.counters.publish("net_stack", |at, bytes| {
+            let _ = page.write(at, bytes);
+        });
     }
 
     /// DHCP's news.
@@ -266,6 +296,17 @@ impl Handler for Stack {
         if let Err(Error::Denied) = r {
             self.dev.stats.refused += 1;
         }
+        let count = &mut self.cells[c].count;
+        match (&r, label) {
+            (Err(Error::WouldBlock), _) => {}
+            (Err(_), _) => count.refused += 1,
+            (Ok(_), calls::ACCEPT) => {
+                count.opened += 1;
+                count.accepted += 1;
+            }
+            (Ok(_), calls::LISTEN | calls::CONNECT | calls::UDP_BIND) => count.opened += 1,
+            (Ok(_), _) => {}
+        }
         // A call may have changed what is owed (a new listener, a close).
         self.run();
         match r {
@@ -368,6 +409,12 @@ fn init() -> Stack {
             m[0], m[1], m[2], m[3], m[4], m[5], Ipv4Address::from(ip), cells.len()
         ),
     }
+    let mut counters = Counters::new(septa_cells::counters::Kind::Net);
+    for c in cells.iter() {
+        let _ = counters.add(c.name());
+    }
+    let page = (COUNTERS.get() != 0 && COUNTERS_SIZE.get() as usize >= septa_cells::counters::PAGE)
+        .then(|| mapped(COUNTERS.get(), COUNTERS_SIZE.get()));
     let mut s = Stack {
         iface,
         dev,
@@ -379,6 +426,8 @@ fn init() -> Stack {
         next_port: EPHEMERAL + (start_ns % 1000) as u16,
         start_ns,
         reported: 0,
+        counters,
+        page,
     };
     s.run();
     s

@@ -94,7 +94,24 @@ pub struct Cell {
     /// Its refusals so far (the log says the first few, then only each
     /// power of two: a cell that floods the stack with forbidden calls
     /// cannot flood the console through it).
-    refusals: u64,
+    pub refusals: u64,
+    /// What it is counted in the statistics (`septa_cells::counters`,
+    /// kind net), by the channel its calls come on.
+    pub count: Count,
+}
+
+/// A cell's counters, as the stack keeps them.
+#[derive(Clone, Copy, Default)]
+pub struct Count {
+    /// Sockets opened: listen, accept, connect, UDP bind that succeeded.
+    pub opened: u64,
+    pub accepted: u64,
+    /// Calls refused with an error (but "would block"), and datagrams
+    /// refused by its rules.
+    pub refused: u64,
+    /// Bytes moved from its rings to its sockets, and back.
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
 }
 
 /// After the first refusals, how many there have been.
@@ -153,6 +170,7 @@ pub fn new_cell(chan: Channel, policy: Policy, mem: Shared, set: &mut SocketSet<
         mem,
         slots: core::array::from_fn(|_| Slot::Free),
         refusals: 0,
+        count: Count::default(),
         tcp,
         udp,
         dirty: false,
@@ -516,6 +534,7 @@ impl Cell {
                             Ok(n) if n > 0 => {
                                 moved = true;
                                 more = true;
+                                self.count.tx_bytes += n as u64;
                             }
                             _ => break,
                         }
@@ -531,7 +550,10 @@ impl Cell {
                             (n, n)
                         });
                         match r {
-                            Ok(n) if n > 0 => got = true,
+                            Ok(n) if n > 0 => {
+                                got = true;
+                                self.count.rx_bytes += n as u64;
+                            }
                             _ => break,
                         }
                     }
@@ -591,6 +613,7 @@ impl Cell {
                         buf[layout::DGRAM_HEADER..layout::DGRAM_HEADER + n]
                             .copy_from_slice(&data[..n]);
                         let _ = rings.rx.write_all(&buf[..layout::DGRAM_HEADER + n]);
+                        self.count.rx_bytes += n as u64;
                         if !peers.iter().any(|x| *x == (ip, h.port)) {
                             if peers.is_full() {
                                 peers.pop_front();
@@ -631,6 +654,7 @@ impl Cell {
                         if !allowed {
                             *refused += 1;
                             self.refusals += 1;
+                            self.count.refused += 1;
                             if logged(self.refusals) {
                                 println!(
                                     "net_stack: refused: cell `{}` may not send to udp/{} (not in the system description){}",
@@ -644,6 +668,7 @@ impl Cell {
                         let to = IpEndpoint::new(ip.into(), h.port);
                         if udp.send_slice(&buf[..got], to).is_ok() {
                             more = true;
+                            self.count.tx_bytes += got as u64;
                         }
                     }
                     if moved && rings.tx.take_signal_request() {

@@ -225,6 +225,7 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
     let default = ws.root.join("system.toml");
     if default.is_file() && filter.is_none_or(|f| "default".contains(f)) {
         let readme = std::fs::read_to_string(ws.root.join("README.md")).unwrap_or_default();
+        let forwards = tcp_forwards(&default);
         out.push(System {
             name: "default".into(),
             icount: false,
@@ -234,7 +235,8 @@ fn discover(ws: &Workspace, filter: Option<&str>, own_kernel: bool) -> Result<Ve
                 .unwrap_or(Config::Debug),
             file: default,
             expect: readme_expect(&readme, own_kernel),
-            probe: readme_probe(&readme).map(|text| Probe::parse(&text).map_err(|e| e.to_string())),
+            probe: readme_probe(&readme, &forwards)
+                .map(|text| Probe::parse(&text).map_err(|e| e.to_string())),
             xfail: None,
             limit: None,
             bare: None,
@@ -266,21 +268,47 @@ pub fn readme_expect(readme: &str, own_kernel: bool) -> Vec<String> {
         .collect()
 }
 
-/// The README's `curl ... http://localhost:8080/PATH` examples as a probe,
+/// The default system's TCP forwards, host port to guest port (8080 to 80
+/// if the description cannot be read: the README's examples then fail
+/// where the system does).
+fn tcp_forwards(file: &Path) -> Vec<(u16, u16)> {
+    match septa_sysdesc::load(file) {
+        Ok(l) => l
+            .system
+            .forwards
+            .iter()
+            .filter(|f| f.proto == septa_sysdesc::Proto::Tcp)
+            .map(|f| (f.host, f.guest))
+            .collect(),
+        Err(_) => vec![(8080, 80)],
+    }
+}
+
+/// The README's `curl ... http://localhost:PORT/PATH` examples as a probe,
 /// in the README's order: each answers `200 OK` from the default system's
-/// forward of tcp/80 (the harness forwards a free host port in 8080's
-/// place). A plain `curl URL` is a GET; `-X METHOD` another method, and
+/// forward of host port PORT (`forwards`, host to guest; the harness
+/// forwards a free host port in its place); a port not forwarded is no
+/// example. A plain `curl URL` is a GET; `-X METHOD` another method, and
 /// with `--data-binary` (or `-d`) 4 KiB of random bytes are sent as the
-/// body with their `Content-Length`, as curl would send the file. None
-/// without an example.
-pub fn readme_probe(readme: &str) -> Option<String> {
-    const URL: &str = "http://localhost:8080";
-    let steps: Vec<String> = readme
+/// body with their `Content-Length`, as curl would send the file. Then
+/// the probe waits for the last line of what the README says the system
+/// prints ([`readme_expect`]), so that the run lasts until it is printed
+/// (the default system's Linux cell says its marker seconds after the
+/// native PDs' lines, and after `done`). None without an example.
+pub fn readme_probe(readme: &str, forwards: &[(u16, u16)]) -> Option<String> {
+    const URL: &str = "http://localhost:";
+    let mut steps: Vec<String> = readme
         .lines()
         .filter_map(|l| l.trim_start().strip_prefix("curl "))
         .filter_map(|rest| {
             let words: Vec<&str> = rest.split(" #").next()?.split_whitespace().collect();
-            let path = words.iter().find_map(|w| w.strip_prefix(URL))?;
+            let (guest, path) = words.iter().find_map(|w| {
+                let rest = w.strip_prefix(URL)?;
+                let at = rest.find('/')?;
+                let port: u16 = rest[..at].parse().ok()?;
+                let guest = forwards.iter().find(|f| f.0 == port)?.1;
+                Some((guest, &rest[at..]))
+            })?;
             let method = words
                 .windows(2)
                 .find(|w| w[0] == "-X")
@@ -289,16 +317,25 @@ pub fn readme_probe(readme: &str) -> Option<String> {
                 .iter()
                 .any(|w| w.starts_with("--data") || *w == "-d");
             Some(match (method, data) {
-                ("GET", false) => format!("http 80 \"{path}\" \"HTTP/1.1 200 OK\" 90s"),
+                ("GET", false) => format!("http {guest} \"{path}\" \"HTTP/1.1 200 OK\" 90s"),
                 (m, data) => format!(
-                    "request 80 \"{m} {path} HTTP/1.1\\r\\nHost: localhost\\r\\n{}\\r\\n\" \"HTTP/1.1 200 OK\"{} 90s",
+                    "request {guest} \"{m} {path} HTTP/1.1\\r\\nHost: localhost\\r\\n{}\\r\\n\" \"HTTP/1.1 200 OK\"{} 90s",
                     if data { "Content-Length: {len}\\r\\n" } else { "" },
                     if data { " send=4KiB@1" } else { "" },
                 ),
             })
         })
         .collect();
-    (!steps.is_empty()).then(|| steps.join("\n"))
+    if steps.is_empty() {
+        return None;
+    }
+    if let Some(last) = readme_expect(readme, false)
+        .pop()
+        .filter(|l| !l.contains(['"', '\\']))
+    {
+        steps.push(format!("after \"{last}\" 120s"));
+    }
+    Some(steps.join("\n"))
 }
 
 /// Boots `image` headless until it prints `done` or `limit` passes, while
@@ -876,26 +913,34 @@ mod tests {
             ]
         );
         assert_eq!(readme_expect(readme, false), ["greeter: hello"]);
-        let curls = "```sh\ncurl http://localhost:8080/   # the page\n  curl http://localhost:8080/api/x\n```\n";
+        let curls = "```sh\ncurl http://localhost:8080/   # the page\n  curl http://localhost:8080/api/x\ncurl http://localhost:8081/\ncurl http://localhost:9999/\n```\n";
+        const FORWARDS: &[(u16, u16)] = &[(8080, 80), (8081, 8000)];
         assert_eq!(
-            readme_probe(curls).as_deref(),
+            readme_probe(curls, FORWARDS).as_deref(),
             Some(
-                "http 80 \"/\" \"HTTP/1.1 200 OK\" 90s\nhttp 80 \"/api/x\" \"HTTP/1.1 200 OK\" 90s"
+                "http 80 \"/\" \"HTTP/1.1 200 OK\" 90s\nhttp 80 \"/api/x\" \"HTTP/1.1 200 OK\" 90s\nhttp 8000 \"/\" \"HTTP/1.1 200 OK\" 90s"
             )
         );
-        assert_eq!(readme_probe("no examples"), None);
+        assert_eq!(readme_probe("no examples", FORWARDS), None);
         let kv = "curl -X PUT --data-binary @f http://localhost:8080/kv/a  # put
 curl -X DELETE http://localhost:8080/kv/a
 ";
-        let p = readme_probe(kv).unwrap();
+        let p = readme_probe(kv, FORWARDS).unwrap();
         assert_eq!(
             p,
             "request 80 \"PUT /kv/a HTTP/1.1\\r\\nHost: localhost\\r\\nContent-Length: {len}\\r\\n\\r\\n\" \"HTTP/1.1 200 OK\" send=4KiB@1 90s\n\
              request 80 \"DELETE /kv/a HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n\" \"HTTP/1.1 200 OK\" 90s"
         );
         Probe::parse(&p).unwrap();
-        let probe = readme_probe(include_str!("../../../README.md")).unwrap();
+        let probe = readme_probe(include_str!("../../../README.md"), FORWARDS).unwrap();
         assert!(probe.contains("\"/cells\""), "{probe}");
+        let with_block = format!("{readme}{curls}");
+        assert!(
+            readme_probe(&with_block, FORWARDS)
+                .unwrap()
+                .ends_with("\nafter \"greeter: hello\" 120s"),
+            "the probe waits for the last line shown"
+        );
         Probe::parse(&probe).unwrap();
         let real = include_str!("../../../README.md");
         assert!(

@@ -885,10 +885,14 @@ fn chromium() -> String {
 }
 
 /// `path` on the forwarded guest `port`, loaded in headless Chromium with
-/// its scripts run for a few seconds of virtual time; the screenshot goes
-/// to `dashboard.png` in the system's build folder. Every PD of `names`
-/// must be a row of the rendered page (`data-pd`) with a CPU time
-/// (`data-cpu-us`) above 0.
+/// its scripts run for a few seconds of virtual time, twice, a second and
+/// a half apart, then once more for the screenshot (`dashboard.png` in
+/// the system's build folder), all in one browser profile. Every PD of
+/// `names` must be a row of the second rendered page (`data-pd`) with a
+/// CPU time (`data-cpu-us`) above 0, and its chart must have changed
+/// since the first: the page shows a later refresh of the statistics
+/// (`data-refresh`) and the PD's chart draws more samples than it did
+/// (`data-samples`, at least 2: a line).
 pub fn dashboard(
     env: &NetEnv,
     port: u16,
@@ -901,7 +905,9 @@ pub fn dashboard(
     http_get(env, port, path, deadline)?;
     let url = format!("http://{addr}{path}");
     let profile = env.dir.join("chromium-profile");
+    let _ = std::fs::remove_dir_all(&profile);
     let shot = env.dir.join("dashboard.png");
+    let _ = std::fs::remove_file(&shot);
     let run = |extra: &[&str]| -> Result<std::process::Output, String> {
         let mut c = std::process::Command::new(chromium());
         c.args([
@@ -909,7 +915,7 @@ pub fn dashboard(
             "--no-sandbox",
             "--disable-gpu",
             "--no-first-run",
-            "--window-size=1000,700",
+            "--window-size=1000,900",
             "--virtual-time-budget=4000",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
@@ -926,24 +932,49 @@ pub fn dashboard(
             }
         })
     };
-    let dom = run(&["--dump-dom"])?;
+    let dump = || -> Result<String, String> {
+        let dom = run(&["--dump-dom"])?;
+        if !dom.status.success() {
+            return Err(format!(
+                "the browser failed: {}",
+                String::from_utf8_lossy(&dom.stderr).trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&dom.stdout).into_owned())
+    };
+    let pages = dump().and_then(|first| {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        Ok((first, dump()?))
+    });
     let shot_arg = format!("--screenshot={}", shot.display());
-    let taken = run(&[shot_arg.as_str()]);
+    let taken = match &pages {
+        Ok(_) => run(&[shot_arg.as_str()]).map(|_| ()),
+        Err(_) => Ok(()),
+    };
     let _ = std::fs::remove_dir_all(&profile);
+    let (first, page) = pages?;
     taken?;
-    if !dom.status.success() {
-        return Err(format!(
-            "the browser failed: {}",
-            String::from_utf8_lossy(&dom.stderr).trim()
+    let before = dashboard_rows(&first);
+    let rows = dashboard_rows(&page);
+    let (r0, r1) = (dashboard_refresh(&first), dashboard_refresh(&page));
+    let mut bad = Vec::new();
+    if r0.is_none() || r1 <= r0 {
+        bad.push(format!(
+            "the page showed refresh {r0:?} at the first load and {r1:?} at the second: it did not update"
         ));
     }
-    let page = String::from_utf8_lossy(&dom.stdout);
-    let rows = dashboard_rows(&page);
-    let mut bad = Vec::new();
     for n in names {
-        match rows.iter().find(|(p, _)| p == n) {
-            Some((_, cpu)) if *cpu > 0 => {}
-            Some(_) => bad.push(format!("{n} shows no CPU time")),
+        match rows.iter().find(|r| &r.pd == n) {
+            Some(r) if r.cpu_us == 0 => bad.push(format!("{n} shows no CPU time")),
+            Some(r) => {
+                let was = before.iter().find(|b| &b.pd == n).map_or(0, |b| b.samples);
+                if r.samples < 2 || r.samples <= was {
+                    bad.push(format!(
+                        "{n}'s chart drew {was} samples at the first load and {} at the second: it did not change",
+                        r.samples
+                    ));
+                }
+            }
             None => bad.push(format!("{n} is not shown")),
         }
     }
@@ -957,9 +988,24 @@ pub fn dashboard(
     }
 }
 
+/// A PD's row of a rendered dashboard.
+#[derive(Debug, PartialEq, Eq)]
+struct Row {
+    pd: String,
+    cpu_us: u64,
+    /// The samples its chart draws (`data-samples` of the row's SVG).
+    samples: u64,
+}
+
+/// The refresh of the statistics a rendered dashboard shows.
+fn dashboard_refresh(page: &str) -> Option<u64> {
+    let at = page.find("data-refresh=\"")? + "data-refresh=\"".len();
+    page[at..].split('"').next()?.parse().ok()
+}
+
 /// The PD rows of a rendered dashboard: `data-pd` and `data-cpu-us` of
-/// each `<tr>`.
-fn dashboard_rows(page: &str) -> Vec<(String, u64)> {
+/// each `<tr>`, and `data-samples` of the chart inside it.
+fn dashboard_rows(page: &str) -> Vec<Row> {
     let attr = |tag: &str, name: &str| -> Option<String> {
         let at = tag.find(&format!("{name}=\""))? + name.len() + 2;
         Some(tag[at..].split('"').next()?.to_string())
@@ -969,10 +1015,12 @@ fn dashboard_rows(page: &str) -> Vec<(String, u64)> {
         .filter_map(|t| {
             let tag = t.split('>').next()?;
             let pd = attr(tag, "data-pd")?;
-            let cpu = attr(tag, "data-cpu-us")
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0);
-            Some((pd, cpu))
+            let number = |s: Option<String>| s.and_then(|c| c.parse().ok()).unwrap_or(0);
+            Some(Row {
+                pd,
+                cpu_us: number(attr(tag, "data-cpu-us")),
+                samples: number(attr(t, "data-samples")),
+            })
         })
         .collect()
 }
@@ -981,10 +1029,17 @@ fn dashboard_rows(page: &str) -> Vec<(String, u64)> {
 mod dashboard_tests {
     #[test]
     fn rows_come_from_the_rendered_table() {
-        let page = r#"<table><tr><th>PD</th></tr><tr data-pd="web" data-kind="cell" data-cpu-us="1500"><td>web</td></tr><tr data-pd="idle" data-kind="cell" data-cpu-us="0"></tr></table>"#;
+        let page = r#"<table><tr><th>PD</th></tr><tbody id="t" data-refresh="12"><tr data-pd="web" data-kind="cell" data-cpu-us="1500"><td>web</td><td><svg class="spark" width="160" height="28" data-samples="3"></svg></td></tr><tr data-pd="idle" data-kind="cell" data-cpu-us="0"></tr></tbody></table>"#;
+        let row = |pd: &str, cpu_us, samples| super::Row {
+            pd: pd.into(),
+            cpu_us,
+            samples,
+        };
         assert_eq!(
             super::dashboard_rows(page),
-            [("web".to_string(), 1500), ("idle".to_string(), 0)]
+            [row("web", 1500, 3), row("idle", 0, 0)]
         );
+        assert_eq!(super::dashboard_refresh(page), Some(12));
+        assert_eq!(super::dashboard_refresh("<p>none</p>"), None);
     }
 }

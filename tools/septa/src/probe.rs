@@ -31,7 +31,7 @@
 //! | `no-line TEXT` | no console line so far contains TEXT |
 //! | `dashboard PORT PATH NAMES [LIMIT]` | load PATH from the host port forwarded to guest TCP port PORT in headless Chromium (`chromium`, or `$SEPTA_CHROMIUM`; missing, the step fails and says so), let its scripts run, save a screenshot as `dashboard.png` in the system's build folder, and check the page it rendered shows every PD of NAMES (space-separated) with non-zero CPU time (`crate::netprobe::dashboard`) |
 //! | `top CONSOLE N [LIMIT]` | read N frames of statistics from virtio console CONSOLE (the statistics PD's, `[stats]`) the way `cargo septa top` does, and check them (`crate::top::check`): a growing refresh count, CPU time for every cell not stopped, no PD above what its budget allows |
-//! | `stats CONSOLE TEXT [LIMIT]` | read frames of statistics until the PD TEXT names shows every `field=value` TEXT gives after its name (`crate::top::matches`: `faults`, `restarts`, `overruns`, `cpu_ms` exact or `>N`; `state`; `kind`) |
+//! | `stats CONSOLE TEXT [LIMIT]` | read frames of statistics until the PD TEXT names shows every `field=value` TEXT gives after its name (`crate::top::matches`: `faults`, `restarts`, `overruns`, `cpu_ms` exact or `>N`/`<N`; `state`; `kind`; the servers' counters for it as `KIND.FIELD`, `net.refused`, `kv.puts`, `blk.reads`, ...) |
 //! | `cpu CONSOLE NAMES [SIZE] [LIMIT]` | read frames of statistics from virtio console CONSOLE until one shows the PDs NAMES (space-separated) quiet (together less than [`QUIET_US`] of CPU since the frame before). Without SIZE, that frame is the start; with SIZE (after a start on the same console), each PD's CPU time since the start divided by SIZE's KiB is a figure for `septa bench`, `PD-cpu-per-kib`, in instructions under `-icount` (one nanosecond of virtual time each), and their sum `cpu-per-kib` |
 //! | `lines N PATTERN... [LIMIT]` | wait until the serial console has shown, for every PATTERN (a text with one `{}`), the N lines it makes with `{}` = 1, 2, ..., N, in that order; every console line that contains a PATTERN's text before `{}` must be the next of its lines exactly (after ANSI colour codes are removed), or the step fails: a torn, lost, repeated or reordered line |
 //!
@@ -846,24 +846,34 @@ impl Probe {
                 }
                 Action::Stats { console, pd, want } => {
                     let conn = connect(&mut conns, sockets, console, step.line)?;
-                    let mut last = None;
+                    let mut last: Option<crate::top::Frame> = None;
                     let r = crate::top::follow(&mut conn.stream, Some(deadline), |_, now| {
-                        let e = now.entries.iter().find(|e| e.name() == pd).copied();
-                        last = e;
-                        !e.is_some_and(|e| crate::top::matches(&e, want))
+                        last = Some(now.clone());
+                        !crate::top::matches(now, pd, want)
                     });
                     r.map_err(|e| ProbeError::Stats {
                         line: step.line,
                         console: console.clone(),
-                        why: match last {
-                            Some(l) => format!(
-                                "{e}; {pd} showed faults={} restarts={} overruns={} state={}",
-                                l.faults,
-                                l.restarts,
-                                l.overruns,
-                                l.state.name()
-                            ),
-                            None => format!("{e}; no frame named {pd}"),
+                        why: match last
+                            .as_ref()
+                            .map(|f| (f, f.entries.iter().find(|e| e.name() == pd)))
+                        {
+                            Some((f, Some(l))) => {
+                                let mut shown = format!(
+                                    "{e}; {pd} showed faults={} restarts={} overruns={} state={}",
+                                    l.faults,
+                                    l.restarts,
+                                    l.overruns,
+                                    l.state.name()
+                                );
+                                for c in f.counters.iter().filter(|c| c.entry.name() == pd) {
+                                    for (name, v) in c.kind.fields().iter().zip(c.entry.values) {
+                                        shown += &format!(" {}.{name}={v}", c.kind.name());
+                                    }
+                                }
+                                shown
+                            }
+                            _ => format!("{e}; no frame named {pd}"),
                         },
                     })?;
                 }

@@ -199,6 +199,14 @@ impl Machine {
                 (Proto::Tcp, 80 | 8080) => {
                     format!("network: the system's tcp/{guest} is http://localhost:{host}/")
                 }
+                (Proto::Tcp, _) if address.is_some() => {
+                    let a = address.unwrap_or_default();
+                    format!(
+                        "network: tcp/{guest} of the guest at {}.{}.{}.{} is localhost:{host} \
+                         (http://localhost:{host}/ if it serves HTTP there)",
+                        a[0], a[1], a[2], a[3]
+                    )
+                }
                 _ => format!("network: the system's {proto}/{guest} is localhost:{host} ({proto})"),
             })
             .collect()
@@ -735,9 +743,13 @@ mod tests {
         let m = Machine::for_system(&sys, Path::new("/srv"), Path::new("/b/x"), &[]);
         assert_eq!(
             m.forward_help(),
-            ["network: the system's tcp/80 is http://localhost:8080/ \
+            [
+                "network: the system's tcp/80 is http://localhost:8080/ \
               (the live dashboard: http://localhost:8080/cells; \
-              the key-value store: http://localhost:8080/kv/)"]
+              the key-value store: http://localhost:8080/kv/)",
+                "network: tcp/8000 of the guest at 10.0.2.16 is localhost:8081 \
+              (http://localhost:8081/ if it serves HTTP there)"
+            ]
         );
         assert_eq!(m.stats_console.as_deref(), Some("stats"));
     }

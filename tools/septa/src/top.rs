@@ -13,14 +13,41 @@
 use std::io::{ErrorKind, Read};
 use std::time::Instant;
 
+use septa_cells::counters::{self, Kind};
 use septa_cells::stats::{text, Entry};
 
-/// One frame: the refresh count, the statistics PD's clock, every PD.
+/// One frame: the refresh count, the statistics PD's clock, every PD,
+/// and the servers' per-client counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     pub refresh: u64,
     pub now_ns: u64,
     pub entries: Vec<Entry>,
+    pub counters: Vec<Counted>,
+}
+
+/// One client's counters at one server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counted {
+    pub server: String,
+    pub kind: Kind,
+    pub entry: counters::Entry,
+}
+
+impl Frame {
+    /// Counter `field` of `kind` that the servers keep for PD `pd` (the
+    /// sum, if several servers of the kind serve it); `None` if none
+    /// does or the kind has no such counter.
+    pub fn counter(&self, pd: &str, kind: Kind, field: &str) -> Option<u64> {
+        let f = kind.field(field)?;
+        let mut found = None;
+        for c in &self.counters {
+            if c.kind == kind && c.entry.name() == pd {
+                *found.get_or_insert(0) += c.entry.values[f];
+            }
+        }
+        found
+    }
 }
 
 /// Assembles frames from a console's bytes, which may arrive in any
@@ -47,9 +74,18 @@ impl Frames {
                     refresh,
                     now_ns,
                     entries: Vec::new(),
+                    counters: Vec::new(),
                 });
             } else if line == text::END {
                 done.extend(self.open.take());
+            } else if let (Some(f), Some((server, kind, entry))) =
+                (&mut self.open, counters::text::parse(&line))
+            {
+                f.counters.push(Counted {
+                    server: server.into(),
+                    kind,
+                    entry,
+                });
             } else if let Some(f) = &mut self.open {
                 match text::parse_entry(&line) {
                     Some(e) => f.entries.push(e),
@@ -120,6 +156,30 @@ pub fn render(prev: Option<&Frame>, now: &Frame) -> String {
             e.overruns
         );
     }
+    // The servers' counters, one table per kind.
+    for kind in Kind::ALL {
+        let rows: Vec<&Counted> = now.counters.iter().filter(|c| c.kind == kind).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = write!(
+            o,
+            "\n{:<24} {:<24}",
+            format!("{} CLIENT", kind.name().to_uppercase()),
+            "SERVER"
+        );
+        for f in kind.fields() {
+            let _ = write!(o, " {:>13}", f.to_uppercase());
+        }
+        let _ = writeln!(o);
+        for c in rows {
+            let _ = write!(o, "{:<24} {:<24}", c.entry.name(), c.server);
+            for v in c.entry.values {
+                let _ = write!(o, " {v:>13}");
+            }
+            let _ = writeln!(o);
+        }
+    }
     o
 }
 
@@ -163,17 +223,25 @@ pub fn check(frames: &[Frame]) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether `e` has every `field=value` of `want` (probe step `stats`):
-/// fields `faults`, `restarts`, `overruns`, `state`, `kind`, each value
-/// exact, `>N` for more than N, `<N` for less.
-pub fn matches(e: &Entry, want: &[(String, String)]) -> bool {
+/// Whether PD `pd` of frame `f` has every `field=value` of `want`
+/// (probe step `stats`): fields `faults`, `restarts`, `overruns`,
+/// `cpu_ms`, `state`, `kind`, and the counters servers keep for it as
+/// `KIND.FIELD` (`net.refused`, `kv.puts`, `blk.reads`:
+/// `septa_cells::counters::Kind::fields`); each value exact, `>N` for more
+/// than N, `<N` for less. A PD missing from the frame matches nothing.
+pub fn matches(f: &Frame, pd: &str, want: &[(String, String)]) -> bool {
+    let Some(e) = f.entries.iter().find(|e| e.name() == pd) else {
+        return false;
+    };
     want.iter().all(|(field, value)| {
         let number = match field.as_str() {
             "faults" => Some(u64::from(e.faults)),
             "restarts" => Some(u64::from(e.restarts)),
             "overruns" => Some(u64::from(e.overruns)),
             "cpu_ms" => Some(e.cpu_us / 1000),
-            _ => None,
+            other => other
+                .split_once('.')
+                .and_then(|(k, name)| f.counter(pd, Kind::from_name(k)?, name)),
         };
         match (number, field.as_str()) {
             (Some(n), _) => {
@@ -383,19 +451,63 @@ mod tests {
         e.faults = 5;
         e.restarts = 4;
         e.state = State::Stopped;
+        let mut c = counters::Entry::named("crasher");
+        c.values = [1, 2, 3, 4, 5, 6];
+        let f = Frame {
+            refresh: 1,
+            now_ns: 0,
+            entries: vec![e],
+            counters: vec![
+                Counted {
+                    server: "store".into(),
+                    kind: Kind::Kv,
+                    entry: c,
+                },
+                Counted {
+                    server: "store2".into(),
+                    kind: Kind::Kv,
+                    entry: c,
+                },
+            ],
+        };
         let w = |s: &[(&str, &str)]| -> Vec<(String, String)> {
             s.iter()
                 .map(|(a, b)| (a.to_string(), b.to_string()))
                 .collect()
         };
-        assert!(matches(
-            &e,
-            &w(&[("faults", "5"), ("restarts", "4"), ("state", "stopped")])
-        ));
-        assert!(matches(&e, &w(&[("faults", ">4")])));
-        assert!(!matches(&e, &w(&[("faults", ">5")])));
-        assert!(matches(&e, &w(&[("faults", "<6"), ("faults", ">4")])));
-        assert!(!matches(&e, &w(&[("state", "running")])));
-        assert!(!matches(&e, &w(&[("colour", "red")])));
+        let m = |want: &[(&str, &str)]| matches(&f, "crasher", &w(want));
+        assert!(m(&[
+            ("faults", "5"),
+            ("restarts", "4"),
+            ("state", "stopped")
+        ]));
+        assert!(m(&[("faults", ">4")]));
+        assert!(!m(&[("faults", ">5")]));
+        assert!(m(&[("faults", "<6"), ("faults", ">4")]));
+        assert!(!m(&[("state", "running")]));
+        assert!(!m(&[("colour", "red")]));
+        // Counters, summed over the servers of a kind.
+        assert!(m(&[("kv.puts", "4"), ("kv.refused", ">7")]));
+        assert!(!m(&[("net.refused", "0")]));
+        assert!(!m(&[("kv.sockets", "0")]));
+        assert!(!matches(&f, "other", &w(&[("faults", "0")])));
+    }
+
+    #[test]
+    fn counter_lines_join_their_frame() {
+        let mut text = frame(1, 0, &[("w", 10, true)]);
+        let mut c = counters::Entry::named("w");
+        c.values[1] = 7;
+        let mut line = String::new();
+        counters::text::entry(&mut line, "net_stack", Kind::Net, &c).unwrap();
+        text = text.replace(text::END, &format!("{line}{}", text::END));
+        let got = Frames::default().feed(text.as_bytes());
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].counter("w", Kind::Net, "refused"), Some(7));
+        let shown = render(None, &got[0]);
+        assert!(
+            shown.contains("NET CLIENT") && shown.contains("net_stack"),
+            "{shown}"
+        );
     }
 }

@@ -398,6 +398,11 @@ pub struct Stats {
     /// The region the monitor writes the table into (mapped read-only
     /// into the statistics PD).
     pub table: String,
+    /// The PD the table is exported to (`http`), read-only.
+    pub http: Option<usize>,
+    /// The servers whose per-client counters are exported with it
+    /// (`septa_cells::counters`): each server's PD and its region.
+    pub counters: Vec<(usize, String)>,
     #[serde(skip)]
     pub src: Src,
 }

@@ -109,7 +109,7 @@ pub(crate) fn expand(
     let src = Src::new(w.whole);
     let s = system.pds.len();
     let mut stats = pd(PD, PROGRAM, PRIORITY, Subsystem::Stats, &src);
-    stats.stack_size = 16 << 10;
+    stats.stack_size = 32 << 10;
     stats.maps.push(Map {
         perms: Perms {
             read: true,
@@ -202,9 +202,74 @@ pub(crate) fn expand(
         console_driver: d,
         console: device,
         table: TABLE.into(),
+        http,
+        counters: Vec::new(),
         src,
     });
     Some((PD.into(), Some(w.whole)))
+}
+
+/// The suffix of a server's counters region (`net_stack_counters`).
+pub const COUNTERS_SUFFIX: &str = "_counters";
+
+/// After every subsystem is expanded: the per-client counters of the
+/// servers cells use (the network stack, every key-value cell, every
+/// block virtualiser), each in a page of its own that the server maps
+/// read-write (`septa_cells::counters::VADDR_SYMBOL`) and the statistics
+/// PD and the exported-to PD map read-only, page `i` at symbols
+/// `READER_VADDR_SYMBOL[i]`. The server counts each client by the channel
+/// its requests come on; no cell maps a page.
+pub(crate) fn counters(system: &mut System) {
+    use septa_cells::counters as c;
+    let Some(st) = &system.stats else { return };
+    let (stats_pd, http) = (st.pd, st.http);
+    let src = st.src.clone();
+    let mut servers: Vec<usize> = Vec::new();
+    if let Some(n) = &system.net {
+        servers.push(n.stack);
+    }
+    for (i, p) in system.pds.iter().enumerate() {
+        if p.program == Program::Crate(crate::cells::KV_PROGRAM.into()) {
+            servers.push(i);
+        }
+    }
+    for d in &system.blk {
+        servers.extend(system.pd_index(&d.virt));
+    }
+    servers.truncate(c::MAX_SERVERS);
+    let mut made = Vec::new();
+    for (i, s) in servers.into_iter().enumerate() {
+        let name = format!("{}{COUNTERS_SUFFIX}", system.pds[s].name);
+        if system.region(&name).is_some() {
+            continue;
+        }
+        system
+            .regions
+            .push(region(name.clone(), c::PAGE as u64, &src));
+        let at = crate::expand::room(system, s, SMALL_PAGE);
+        system.pds[s].maps.push(Map {
+            setvar_vaddr: Some(c::VADDR_SYMBOL.into()),
+            setvar_size: Some(c::SIZE_SYMBOL.into()),
+            ..map(name.clone(), at, &src)
+        });
+        for reader in std::iter::once(stats_pd).chain(http) {
+            let at = crate::expand::room(system, reader, SMALL_PAGE);
+            system.pds[reader].maps.push(Map {
+                perms: Perms {
+                    read: true,
+                    write: false,
+                    execute: false,
+                },
+                setvar_vaddr: Some(format!("{}[{i}]", c::READER_VADDR_SYMBOL)),
+                setvar_size: Some(format!("{}[{i}]", c::READER_SIZE_SYMBOL)),
+                ..map(name.clone(), at, &src)
+            });
+        }
+        made.push((s, name));
+    }
+    if let Some(st) = &mut system.stats {
+        st.counters = made;
+    }
 }
 
 #[cfg(test)]
@@ -261,5 +326,84 @@ console = "top"
             .iter()
             .any(|c| c.a.pd == st.pd && c.b.pd == st.console_driver && c.a.pp));
         assert_eq!(s.timer.as_ref().unwrap().clients, [st.pd]);
+    }
+
+    #[test]
+    fn servers_counters_are_theirs_to_write_and_the_readers_to_read() {
+        let text = r#"
+[system]
+board = "qemu-virt"
+
+[pd.store]
+program = "kv"
+priority = 200
+caps = [{ slot = 1, cap = "notification", pd = "store" }]
+
+[cell.web]
+program = "http-status"
+memory = "2 MiB"
+stack = "128 KiB"
+services = [
+    { kind = "net", listen = ["tcp/80"] },
+    { kind = "kv", namespace = "web", quota = "1 KiB" },
+]
+
+[[virtio]]
+name = "disk"
+kind = "blk"
+file = "disk.img"
+size = "8 MiB"
+
+[blk.disk]
+partitions = [{ name = "store", size = "4 MiB", client = "store" }]
+
+[[virtio]]
+name = "net0"
+kind = "net"
+
+[net]
+
+[[virtio]]
+name = "top"
+kind = "console"
+
+[stats]
+console = "top"
+http = "web"
+"#;
+        let s = parse_str("s.toml", text, Format::Toml)
+            .map_err(|r| r.one_line())
+            .unwrap()
+            .system;
+        let st = s.stats.as_ref().unwrap();
+        let names: Vec<&str> = st.counters.iter().map(|(_, r)| r.as_str()).collect();
+        assert_eq!(
+            names,
+            ["net_stack_counters", "store_counters", "disk_virt_counters"]
+        );
+        for (i, (server, region)) in st.counters.iter().enumerate() {
+            let mut mappers = crate::expand::mappers(&s, region);
+            mappers.sort();
+            let mut want = vec![s.pds[*server].name.clone(), "stats".into(), "web".into()];
+            want.sort();
+            assert_eq!(mappers, want, "{region}");
+            let m = |pd: usize| {
+                s.pds[pd]
+                    .maps
+                    .iter()
+                    .find(|m| &m.region == region)
+                    .unwrap()
+                    .clone()
+            };
+            assert!(m(*server).perms.write);
+            for reader in [st.pd, s.pd_index("web").unwrap()] {
+                let r = m(reader);
+                assert!(r.perms.read && !r.perms.write);
+                assert_eq!(
+                    r.setvar_vaddr.as_deref(),
+                    Some(format!("septa_server_counters[{i}]").as_str())
+                );
+            }
+        }
     }
 }

@@ -69,6 +69,21 @@ bound|renew)\n\
     ;;\n\
 esac\n";
 
+/// What `/init` does, in the background beside the shell, when the
+/// kernel's command line asks (the kernel gives `/init` the parameters it
+/// does not know as environment variables): `septa_dhcp=ADDRESS` brings
+/// `eth0` up and asks DHCP for ADDRESS (the lease is said on the console,
+/// [`UDHCPC_SCRIPT`]); then `septa_httpd=PORT` serves a page from `/www`
+/// with busybox `httpd` on PORT and says `septa-guest: httpd on port
+/// PORT`. Without them, nothing.
+pub const NET_ON_BOOT: &str = "if [ -n \"$septa_dhcp\" ]; then\n\
+    (ifconfig eth0 up && udhcpc -i eth0 -r \"$septa_dhcp\" -n -q -t 10 &&\n\
+     if [ -n \"$septa_httpd\" ]; then\n\
+         mkdir -p /www && echo \"hello from the Linux cell: $(uname -sr)\" > /www/index.html &&\n\
+         httpd -p \"$septa_httpd\" -h /www && echo \"septa-guest: httpd on port $septa_httpd\"\n\
+     fi) &\n\
+fi\n";
+
 /// The `/init` script for `modules` of kernel `release`.
 pub fn init_script(release: &str, modules: &[String]) -> String {
     let mut s = String::from(
@@ -92,6 +107,7 @@ pub fn init_script(release: &str, modules: &[String]) -> String {
     // at the marker (`dmesg` shows it).
     s.push_str(&format!("echo \"{INIT_MARKER}\" > /dev/kmsg\n"));
     s.push_str(&format!("echo \"{INIT_MARKER}\"\n"));
+    s.push_str(NET_ON_BOOT);
     // cttyhack gives the shell the console as its controlling terminal, so
     // that Ctrl-C works; setsid makes it a session leader first.
     s.push_str("exec setsid cttyhack /bin/sh\n");
@@ -174,6 +190,7 @@ mod tests {
         let virtio = s.find("/virtio.ko").unwrap();
         let marker = s.find(INIT_MARKER).unwrap();
         assert!(ring < virtio && virtio < marker);
+        assert!(marker < s.find("septa_dhcp").unwrap());
         assert!(s.starts_with("#!/bin/sh\n"));
         assert!(s.ends_with("exec setsid cttyhack /bin/sh\n"));
     }
