@@ -26,8 +26,9 @@ pub const ENTRY: usize = NAME_LEN + 8 * FIELDS;
 pub const SEQ_AT: usize = 16;
 /// The page a server's counters take (the region `[stats]` makes).
 pub const PAGE: usize = 4096;
-/// The most counter pages the statistics PD and the HTTP cell map.
-pub const MAX_SERVERS: usize = 8;
+/// The most counter pages the statistics PD and the HTTP cell map: the
+/// servers' first, then every PD's own IPC page ([`Kind::Ipc`]).
+pub const MAX_SERVERS: usize = 64;
 
 /// The symbols by which a server finds its page (0: not counted).
 pub const VADDR_SYMBOL: &str = "septa_counters";
@@ -57,16 +58,23 @@ pub enum Kind {
     /// The block virtualiser, per client: reads, writes, flushes,
     /// requests refused, bytes read and written.
     Blk,
+    /// A PD's own IPC, counted by its runtime's event loop in a page of
+    /// its own (one entry, the PD itself): times it was woken by
+    /// notifications (one or more channels at once count once),
+    /// protected calls it handled, protected calls it made, faults of
+    /// its children it handled. A PD can misreport only itself.
+    Ipc,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Net, Kind::Kv, Kind::Blk];
+    pub const ALL: [Kind; 4] = [Kind::Net, Kind::Kv, Kind::Blk, Kind::Ipc];
 
     pub fn name(self) -> &'static str {
         match self {
             Kind::Net => "net",
             Kind::Kv => "kv",
             Kind::Blk => "blk",
+            Kind::Ipc => "ipc",
         }
     }
 
@@ -79,6 +87,7 @@ impl Kind {
             Kind::Net => 1,
             Kind::Kv => 2,
             Kind::Blk => 3,
+            Kind::Ipc => 4,
         }
     }
 
@@ -86,13 +95,14 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.code() == c)
     }
 
-    /// The counters' names, in order.
-    pub fn fields(self) -> [&'static str; FIELDS] {
+    /// The counters' names, in order (at most [`FIELDS`]; an entry's
+    /// values past them are unused).
+    pub fn fields(self) -> &'static [&'static str] {
         match self {
-            Kind::Net => [
+            Kind::Net => &[
                 "opened", "refused", "denied", "tx_bytes", "rx_bytes", "accepted",
             ],
-            Kind::Kv => [
+            Kind::Kv => &[
                 "gets",
                 "puts",
                 "deletes",
@@ -100,7 +110,7 @@ impl Kind {
                 "quota_refused",
                 "bytes",
             ],
-            Kind::Blk => [
+            Kind::Blk => &[
                 "reads",
                 "writes",
                 "flushes",
@@ -108,6 +118,7 @@ impl Kind {
                 "read_bytes",
                 "written_bytes",
             ],
+            Kind::Ipc => &IPC_FIELDS,
         }
     }
 
@@ -115,6 +126,23 @@ impl Kind {
     pub fn field(self, field: &str) -> Option<usize> {
         self.fields().iter().position(|f| *f == field)
     }
+}
+
+/// The fields of [`Kind::Ipc`], in order; a PD's runtime adds to value
+/// `i` of its page's one entry, at byte [`ipc_value_at`]`(i)`.
+pub const IPC_FIELDS: [&str; 4] = ["notified", "ppc_in", "ppc_out", "child_faults"];
+pub const IPC_NOTIFIED: usize = 0;
+pub const IPC_PPC_IN: usize = 1;
+pub const IPC_PPC_OUT: usize = 2;
+pub const IPC_CHILD_FAULTS: usize = 3;
+/// The symbols by which a PD's runtime finds its own IPC page (0: not
+/// counted; `[stats]` maps one into every PD built on the runtime).
+pub const IPC_VADDR_SYMBOL: &str = "septa_ipc_counters";
+pub const IPC_SIZE_SYMBOL: &str = "septa_ipc_counters_size";
+
+/// Where value `field` of a page's first entry is.
+pub const fn ipc_value_at(field: usize) -> usize {
+    HEADER + NAME_LEN + 8 * field
 }
 
 /// One client's counters.
@@ -460,5 +488,15 @@ mod tests {
             None
         );
         assert_eq!(Kind::Blk.field("written_bytes"), Some(5));
+        let mut e = Entry::named("server");
+        e.values = [7, 2, 0, 1, 0, 0];
+        let mut s = String::new();
+        text::entry(&mut s, "server", Kind::Ipc, &e).unwrap();
+        assert_eq!(
+            s,
+            "counters server ipc server notified=7 ppc_in=2 ppc_out=0 child_faults=1\n"
+        );
+        assert_eq!(text::parse(s.trim()), Some(("server", Kind::Ipc, e)));
+        assert_eq!(ipc_value_at(IPC_PPC_OUT) % 8, 0);
     }
 }

@@ -165,6 +165,10 @@ impl Channel {
     #[inline]
     pub fn pp_call(self, msg: MessageInfo) -> Result<MessageInfo, ChannelError> {
         self.check(microkit_pps.get(), "pp_call", ChannelError::NotPp)?;
+        crate::ipc_counts::count(
+            crate::ipc_counts::values(),
+            septa_cells::counters::IPC_PPC_OUT,
+        );
         let reply = syscall::call(self.slot(slot::BASE_ENDPOINT), msg);
         if reply.label() == SERVER_FAULT_LABEL {
             return Err(ChannelError::ServerFaulted);

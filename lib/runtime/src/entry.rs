@@ -54,6 +54,7 @@ pub fn run_main<H: Handler>(init: impl FnOnce() -> H) -> ! {
     core::hint::black_box(symbols::touch_all());
     serial::init();
     logger::init();
+    crate::ipc_counts::init();
     let handler = init();
     if symbols::is_passive() {
         // A passive PD tells the monitor it has finished init, with an

@@ -22,21 +22,28 @@ use septa_abi::MessageInfo;
 use septa_sel4::{cap_type, syscall, Badge, CPtr, Cap};
 
 use crate::channel::take_deferred;
+use crate::ipc_counts::{self, count};
 use crate::symbols::microkit_irqs;
 use crate::{Channel, ChannelSet, Child, Handler};
+use septa_cells::counters::{IPC_CHILD_FAULTS, IPC_NOTIFIED, IPC_PPC_IN};
 
 const INPUT: CPtr = CPtr::from_bits(slot::INPUT);
 const REPLY: Cap<cap_type::Reply> = Cap::from_bits(slot::REPLY);
 
-/// The loop's state between rounds: the reply owed to the last caller.
-#[derive(Debug, Default)]
+/// The loop's state between rounds: the reply owed to the last caller,
+/// and where the PD counts its IPC (null: not counted, `ipc_counts`).
+#[derive(Debug)]
 pub(crate) struct EventLoop {
     reply: Option<MessageInfo>,
+    counts: *mut u64,
 }
 
 impl EventLoop {
     pub fn new() -> Self {
-        EventLoop { reply: None }
+        EventLoop {
+            reply: None,
+            counts: ipc_counts::values(),
+        }
     }
 
     /// Sends what is owed and blocks for the next event.
@@ -57,11 +64,14 @@ impl EventLoop {
     fn dispatch<H: Handler>(&mut self, handler: &mut H, info: MessageInfo, badge: Badge) {
         if badge & FAULT_BADGE != 0 {
             let child = Child::from_badge((badge & BADGE_CHILD_MASK) as u8);
+            count(self.counts, IPC_CHILD_FAULTS);
             self.reply = handler.fault(child, info);
         } else if badge & PPC_BADGE != 0 {
             let channel = Channel::new((badge & BADGE_CHANNEL_MASK) as u8);
+            count(self.counts, IPC_PPC_IN);
             self.reply = Some(handler.protected(channel, info));
         } else if badge != 0 {
+            count(self.counts, IPC_NOTIFIED);
             handler.notified(ChannelSet::from_bits(badge));
         }
     }

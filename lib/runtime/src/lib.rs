@@ -58,6 +58,7 @@ pub mod entry;
 mod event_loop;
 mod handler;
 pub mod heap;
+mod ipc_counts;
 pub mod logger;
 mod message;
 mod notification;

@@ -42,7 +42,9 @@ const TABLE_MAX: usize = 4096;
 const CONSOLE: Channel = Channel::new(stats::CONSOLE_CHANNEL);
 
 struct Stats {
-    frame: heapless::String<8192>,
+    /// A frame: the PD lines, the servers' counters, each PD's own IPC
+    /// counts (about 100 bytes a line).
+    frame: heapless::String<16384>,
 }
 
 /// Writes `bytes` to the console, a message at a time.

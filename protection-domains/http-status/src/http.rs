@@ -194,13 +194,13 @@ const DASHBOARD: &str = r##"<!doctype html>
 <style>body{font:14px sans-serif;margin:1em}table{border-collapse:collapse;margin-bottom:1em}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}td:first-child{text-align:left}svg.spark{background:#f4f6fa;vertical-align:middle}</style>
 </head><body><h1>Septa: cells and PDs</h1><p id="s">waiting for statistics...</p>
 <table><thead><tr><th>PD</th><th>kind</th><th>CPU ms</th><th>CPU %</th><th>CPU % over time</th><th>budget</th><th>faults</th><th>restarts</th><th>overruns</th><th>state</th></tr></thead><tbody id="t"></tbody></table>
-<h2>Servers, per client</h2><div id="v"></div>
+<h2>Servers, per client; every PD's own IPC</h2><div id="v"></div>
 <script>
 const N=60,K='septa-cells';let S=null;try{S=JSON.parse(localStorage.getItem(K))}catch(e){}if(!S||!S.H)S={last:null,H:{}};
 function spark(h){const w=160,ht=28,m=Math.max(5,...h),p=h.map((v,k)=>(h.length>1?k*w/(h.length-1):w).toFixed(1)+','+(ht-2-v*(ht-4)/m).toFixed(1)).join(' ');
 return '<svg class="spark" width="'+w+'" height="'+ht+'" data-samples="'+h.length+'"><title>up to '+m.toFixed(1)+'%</title><polyline fill="none" stroke="#36c" stroke-width="1.5" points="'+p+'"/>'+(h.length?'<circle r="2" fill="#c33" cx="'+p.split(' ').pop().replace(',','" cy="')+'"/>':'')+'</svg>'}
 function cell(tr,v,html){const td=document.createElement('td');if(html)td.innerHTML=v;else td.textContent=v;tr.appendChild(td)}
-function servers(d){const v=document.getElementById('v');v.textContent='';const by={};for(const c of d.servers||[]){(by[c.server]=by[c.server]||[]).push(c)}
+function servers(d){const v=document.getElementById('v');v.textContent='';const by={};for(const c of d.servers||[]){const g=c.kind==='ipc'?'every PD':c.server;(by[g]=by[g]||[]).push(c)}
 for(const n in by){const rows=by[n],f=Object.keys(rows[0]).filter(k=>!['server','kind','client'].includes(k)),tb=document.createElement('table');
 const h=document.createElement('tr');for(const x of [n+' ('+rows[0].kind+')',...f]){const th=document.createElement('th');th.textContent=x;h.appendChild(th)}tb.appendChild(h);
 for(const c of rows){const tr=document.createElement('tr');tr.dataset.server=n;tr.dataset.client=c.client;cell(tr,c.client);for(const k of f)cell(tr,c[k]);tb.appendChild(tr)}v.appendChild(tb)}}

@@ -76,8 +76,9 @@ fn counter_pages() -> heapless::Vec<Shared, { counters::MAX_SERVERS }> {
     out
 }
 
-/// Rows of counters shown at most.
-const MAX_COUNTED: usize = 64;
+/// Rows of counters shown at most (the servers' clients, then a row per
+/// PD of its own IPC counts).
+const MAX_COUNTED: usize = 96;
 
 /// Every server's counters, each page copied whole between two reads of
 /// its sequence count that agree (its server outranks this PD and may

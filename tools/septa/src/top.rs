@@ -156,7 +156,8 @@ pub fn render(prev: Option<&Frame>, now: &Frame) -> String {
             e.overruns
         );
     }
-    // The servers' counters, one table per kind.
+    // The servers' counters, one table per kind; then each PD's own IPC
+    // counts (kind `ipc`: the PD is its own "server").
     for kind in Kind::ALL {
         let rows: Vec<&Counted> = now.counters.iter().filter(|c| c.kind == kind).collect();
         if rows.is_empty() {
@@ -174,7 +175,7 @@ pub fn render(prev: Option<&Frame>, now: &Frame) -> String {
         let _ = writeln!(o);
         for c in rows {
             let _ = write!(o, "{:<24} {:<24}", c.entry.name(), c.server);
-            for v in c.entry.values {
+            for v in c.entry.values.iter().take(kind.fields().len()) {
                 let _ = write!(o, " {v:>13}");
             }
             let _ = writeln!(o);

@@ -109,7 +109,8 @@ pub(crate) fn expand(
     let src = Src::new(w.whole);
     let s = system.pds.len();
     let mut stats = pd(PD, PROGRAM, PRIORITY, Subsystem::Stats, &src);
-    stats.stack_size = 32 << 10;
+    // Its frame (16 KiB) and copies of the table and a counters page.
+    stats.stack_size = 64 << 10;
     stats.maps.push(Map {
         perms: Perms {
             read: true,
@@ -211,6 +212,8 @@ pub(crate) fn expand(
 
 /// The suffix of a server's counters region (`net_stack_counters`).
 pub const COUNTERS_SUFFIX: &str = "_counters";
+/// The suffix of a PD's own IPC counts region (`store_ipc`).
+pub const IPC_SUFFIX: &str = "_ipc";
 
 /// After every subsystem is expanded: the per-client counters of the
 /// servers cells use (the network stack, every key-value cell, every
@@ -218,7 +221,12 @@ pub const COUNTERS_SUFFIX: &str = "_counters";
 /// read-write (`septa_cells::counters::VADDR_SYMBOL`) and the statistics
 /// PD and the exported-to PD map read-only, page `i` at symbols
 /// `READER_VADDR_SYMBOL[i]`. The server counts each client by the channel
-/// its requests come on; no cell maps a page.
+/// its requests come on; no cell maps a server's page. Then, after the
+/// servers' pages, a page for every PD built on the runtime (a crate
+/// program), which its runtime writes with its own IPC counts
+/// (`septa_cells::counters::IPC_VADDR_SYMBOL`) and the same readers map
+/// read-only: a PD can misreport only itself. At most
+/// `septa_cells::counters::MAX_SERVERS` pages in all.
 pub(crate) fn counters(system: &mut System) {
     use septa_cells::counters as c;
     let Some(st) = &system.stats else { return };
@@ -236,20 +244,32 @@ pub(crate) fn counters(system: &mut System) {
     for d in &system.blk {
         servers.extend(system.pd_index(&d.virt));
     }
-    servers.truncate(c::MAX_SERVERS);
-    let mut made = Vec::new();
-    for (i, s) in servers.into_iter().enumerate() {
-        let name = format!("{}{COUNTERS_SUFFIX}", system.pds[s].name);
-        if system.region(&name).is_some() {
-            continue;
+    // Then every PD built on the runtime, which counts its own IPC
+    // (`septa_cells::counters::Kind::Ipc`, `lib/runtime/src/ipc_counts.rs`).
+    let mut pages: Vec<(usize, String, &str, &str)> = servers
+        .into_iter()
+        .map(|s| {
+            let name = format!("{}{COUNTERS_SUFFIX}", system.pds[s].name);
+            (s, name, c::VADDR_SYMBOL, c::SIZE_SYMBOL)
+        })
+        .collect();
+    for (p, pd) in system.pds.iter().enumerate() {
+        if matches!(pd.program, Program::Crate(_)) {
+            let name = format!("{}{IPC_SUFFIX}", pd.name);
+            pages.push((p, name, c::IPC_VADDR_SYMBOL, c::IPC_SIZE_SYMBOL));
         }
+    }
+    pages.retain(|(_, name, _, _)| system.region(name).is_none());
+    pages.truncate(c::MAX_SERVERS);
+    let mut made = Vec::new();
+    for (i, (s, name, vaddr, size)) in pages.into_iter().enumerate() {
         system
             .regions
             .push(region(name.clone(), c::PAGE as u64, &src));
         let at = crate::expand::room(system, s, SMALL_PAGE);
         system.pds[s].maps.push(Map {
-            setvar_vaddr: Some(c::VADDR_SYMBOL.into()),
-            setvar_size: Some(c::SIZE_SYMBOL.into()),
+            setvar_vaddr: Some(vaddr.into()),
+            setvar_size: Some(size.into()),
             ..map(name.clone(), at, &src)
         });
         for reader in std::iter::once(stats_pd).chain(http) {
@@ -378,10 +398,42 @@ http = "web"
         let st = s.stats.as_ref().unwrap();
         let names: Vec<&str> = st.counters.iter().map(|(_, r)| r.as_str()).collect();
         assert_eq!(
-            names,
+            names[..3],
             ["net_stack_counters", "store_counters", "disk_virt_counters"]
         );
-        for (i, (server, region)) in st.counters.iter().enumerate() {
+        // Then every PD on the runtime has its own IPC page: its own to
+        // write, the statistics PD's to read.
+        for (p, pd) in s.pds.iter().enumerate() {
+            let region = format!("{}{IPC_SUFFIX}", pd.name);
+            let (i, _) = st
+                .counters
+                .iter()
+                .enumerate()
+                .find(|(_, (_, r))| *r == region)
+                .unwrap_or_else(|| panic!("no {region}"));
+            assert_eq!(st.counters[i].0, p);
+            let own = pd
+                .maps
+                .iter()
+                .find(|m| m.region == region && m.perms.write)
+                .unwrap();
+            assert_eq!(own.setvar_vaddr.as_deref(), Some("septa_ipc_counters"));
+            let read = s.pds[st.pd]
+                .maps
+                .iter()
+                .find(|m| m.region == region && m.setvar_vaddr.is_some())
+                .filter(|m| !m.perms.write || p == st.pd)
+                .unwrap();
+            assert!(read.perms.read);
+            let mut mappers = crate::expand::mappers(&s, &region);
+            mappers.sort();
+            mappers.dedup();
+            let mut want = vec![pd.name.clone(), "stats".into(), "web".into()];
+            want.sort();
+            want.dedup();
+            assert_eq!(mappers, want, "{region}");
+        }
+        for (i, (server, region)) in st.counters.iter().enumerate().take(3) {
             let mut mappers = crate::expand::mappers(&s, region);
             mappers.sort();
             let mut want = vec![s.pds[*server].name.clone(), "stats".into(), "web".into()];
