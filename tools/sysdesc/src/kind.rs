@@ -1206,4 +1206,17 @@ pub enum Kind {
     )]
     #[diagnostic(code(septa::stats::name_taken))]
     StatsNameTaken { name: String, what: &'static str },
+    #[error(
+        "the statistics show at most {max} counter pages: {left_out} left out ({first} and the ones after it)"
+    )]
+    #[diagnostic(
+        code(septa::stats::counters_full),
+        severity(Warning),
+        help("the servers' pages come first, then one a PD built on the runtime; those left out are shown without IPC counts")
+    )]
+    StatsCountersFull {
+        max: usize,
+        left_out: usize,
+        first: String,
+    },
 }

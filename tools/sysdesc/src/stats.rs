@@ -226,8 +226,9 @@ pub const IPC_SUFFIX: &str = "_ipc";
 /// program), which its runtime writes with its own IPC counts
 /// (`septa_cells::counters::IPC_VADDR_SYMBOL`) and the same readers map
 /// read-only: a PD can misreport only itself. At most
-/// `septa_cells::counters::MAX_SERVERS` pages in all.
-pub(crate) fn counters(system: &mut System) {
+/// `septa_cells::counters::MAX_SERVERS` pages in all: the rest are left
+/// out with a warning (`septa::stats::counters_full`).
+pub(crate) fn counters(system: &mut System, sink: &mut Sink) {
     use septa_cells::counters as c;
     let Some(st) = &system.stats else { return };
     let (stats_pd, http) = (st.pd, st.http);
@@ -260,6 +261,16 @@ pub(crate) fn counters(system: &mut System) {
         }
     }
     pages.retain(|(_, name, _, _)| system.region(name).is_none());
+    if let Some((_, first, _, _)) = pages.get(c::MAX_SERVERS) {
+        sink.emit(
+            Kind::StatsCountersFull {
+                max: c::MAX_SERVERS,
+                left_out: pages.len() - c::MAX_SERVERS,
+                first: first.clone(),
+            },
+            src.at(""),
+        );
+    }
     pages.truncate(c::MAX_SERVERS);
     let mut made = Vec::new();
     for (i, (s, name, vaddr, size)) in pages.into_iter().enumerate() {
@@ -346,6 +357,57 @@ console = "top"
             .iter()
             .any(|c| c.a.pd == st.pd && c.b.pd == st.console_driver && c.a.pp));
         assert_eq!(s.timer.as_ref().unwrap().clients, [st.pd]);
+    }
+
+    #[test]
+    fn more_counter_pages_than_the_statistics_show_is_a_warning() {
+        use septa_cells::counters::MAX_SERVERS;
+        let mut text = String::from(
+            "[system]\nboard = \"qemu-virt\"\n\n[[virtio]]\nname = \"top\"\nkind = \"console\"\n\n[stats]\nconsole = \"top\"\n",
+        );
+        // Each key-value PD has a server page and an IPC page; the
+        // statistics PD, its console driver and the console's virtualiser
+        // an IPC page each: 33 of them make 69 pages, five too many.
+        for i in 0..33 {
+            text += &format!("\n[pd.kv{i:02}]\nprogram = \"kv\"\npriority = 10\n");
+        }
+        let warned = |text: &str| -> (Vec<String>, usize) {
+            let l = parse_str("s.toml", text, Format::Toml)
+                .map_err(|r| r.one_line())
+                .unwrap();
+            let full = l
+                .warnings
+                .iter()
+                .filter(|w| w.code() == "septa::stats::counters_full")
+                .map(|w| w.one_line())
+                .collect();
+            (full, l.system.stats.as_ref().unwrap().counters.len())
+        };
+        let (full, shown) = warned(&text);
+        assert_eq!(full.len(), 1, "{full:?}");
+        assert!(
+            full[0].contains("at most 64 counter pages: 5 left out"),
+            "{}",
+            full[0]
+        );
+        assert_eq!(shown, MAX_SERVERS);
+        // Two PDs fewer: 65 pages, one left out; three fewer: 63, none.
+        let without = |n: usize| {
+            (0..n).fold(text.clone(), |t, i| {
+                t.replace(
+                    &format!("\n[pd.kv{i:02}]\nprogram = \"kv\"\npriority = 10\n"),
+                    "",
+                )
+            })
+        };
+        let (full, _) = warned(&without(2));
+        assert!(
+            full.len() == 1 && full[0].contains(": 1 left out"),
+            "{full:?}"
+        );
+        let (full, shown) = warned(&without(3));
+        assert!(full.is_empty(), "{full:?}");
+        assert_eq!(shown, 63);
     }
 
     #[test]

@@ -949,7 +949,7 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
         crate::timer::expand(&mut system, t, sink);
     }
     crate::net::finish(&mut system);
-    crate::stats::counters(&mut system);
+    crate::stats::counters(&mut system, sink);
     Some(system)
 }
 
