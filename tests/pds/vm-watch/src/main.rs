@@ -10,7 +10,8 @@
 //!   own budget ([`METER_BUDGET_US`] every [`METER_PERIOD_US`], its share
 //!   of the CPU), measuring the CPU time it gets (SchedContext_Consumed on
 //!   its own scheduling context, root slot 1) and the work it does (spin
-//!   rounds) in each window of [`WINDOW_MS`] of the system counter. The
+//!   rounds) in windows of at least [`WINDOW_MS`] of the system counter,
+//!   each from one return from a period without budget to another. The
 //!   guest marks its hostile phase in a word it shares with the meter
 //!   (region `phase`: 0 before, 1 while hostile, 2 after). When the VMM
 //!   says the guest is off (channel 0), the meter judges its share
@@ -41,8 +42,8 @@ const METER_PERIOD_US: u64 = 10_000;
 /// The length of one measured window.
 const WINDOW_MS: u64 = 100;
 /// What every window must give the meter, in percent of its nominal share
-/// (the meter sees a window end only when it runs, and a window holds ten
-/// periods, so a tenth of a budget either way is rounding, not theft).
+/// (a window spans whole periods, from one return from a period without
+/// budget to another, so the rounding is one spin round of ten budgets).
 const MIN_SHARE_PERCENT: u64 = 95;
 /// What work the hostile windows must do on average, in percent of the
 /// calm ones' (the same share of the same machine does the same work; a
@@ -50,6 +51,11 @@ const MIN_SHARE_PERCENT: u64 = 95;
 const MIN_WORK_PERCENT: u64 = 95;
 /// Spin iterations between two readings of the time used.
 const SPIN: u64 = 20_000;
+/// A pause between two rounds at least this long means the meter was
+/// descheduled: it has run out of budget and is back with the next one
+/// (two rounds in a row are about 0.1 ms of the counter apart while it
+/// runs, and it waits 8 ms of every 10 between budgets).
+const GAP_US: u64 = 2_000;
 
 /// The meter's own scheduling context (root CNode slot 1, CPtr `1 << 58`).
 const OWN_SC: Cap<cap_type::SchedContext> = Cap::from_bits(1 << 58);
@@ -161,6 +167,7 @@ fn phase() -> u32 {
 
 fn meter() -> ! {
     let window_ticks = WINDOW_MS * TIMER_CLOCK_HZ / 1000;
+    let gap_ticks = GAP_US * TIMER_CLOCK_HZ / 1_000_000;
     let mut calm = Tally::default();
     let mut hostile = Tally::default();
     let mut used_us = 0u64;
@@ -168,7 +175,13 @@ fn meter() -> ! {
     // What was used before the first window does not count.
     count(&mut used_us);
     used_us = 0;
-    let mut start = septa_pmu::system_counter();
+    // A window starts and ends as the meter comes back from a period
+    // without budget, so it spans whole periods of the meter's, each with
+    // one budget (a window cut anywhere in a period would count part of a
+    // budget or part of a gap, up to 8% either way). `start` is unset
+    // until the first such return.
+    let mut start: Option<u64> = None;
+    let mut last = septa_pmu::system_counter();
     // A window counts as hostile if the guest was hostile at any time in
     // it (as far as the meter saw).
     let mut was_hostile = false;
@@ -178,17 +191,34 @@ fn meter() -> ! {
             x = black_box(x.wrapping_add(i));
         }
         rounds += 1;
+        // The time of this round: if the meter was descheduled in it,
+        // also the end of its last budget's (up to one round, SPIN
+        // iterations, about 0.6% of a window's budget), which the window
+        // that ends here takes.
         count(&mut used_us);
         let now = septa_pmu::system_counter();
         was_hostile |= phase() == HOSTILE;
-        if now.wrapping_sub(start) >= window_ticks {
-            let span_us = now.wrapping_sub(start) * 1_000_000 / TIMER_CLOCK_HZ;
-            let tally = if was_hostile { &mut hostile } else { &mut calm };
-            tally.add(span_us, used_us, rounds);
-            was_hostile = phase() == HOSTILE;
-            start = now;
-            used_us = 0;
-            rounds = 0;
+        let resumed = now.wrapping_sub(last) >= gap_ticks;
+        last = now;
+        if resumed {
+            match start {
+                Some(s) if now.wrapping_sub(s) + gap_ticks >= window_ticks => {
+                    let span_us = now.wrapping_sub(s) * 1_000_000 / TIMER_CLOCK_HZ;
+                    let tally = if was_hostile { &mut hostile } else { &mut calm };
+                    tally.add(span_us, used_us, rounds);
+                    was_hostile = phase() == HOSTILE;
+                    start = Some(now);
+                    used_us = 0;
+                    rounds = 0;
+                }
+                Some(_) => {}
+                None => {
+                    start = Some(now);
+                    used_us = 0;
+                    rounds = 0;
+                    was_hostile = phase() == HOSTILE;
+                }
+            }
         }
         let (_, badge) = syscall::poll(INPUT);
         if ChannelSet::from_bits(badge).contains(GUEST_OFF) {
