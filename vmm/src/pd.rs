@@ -190,9 +190,9 @@ fn net_device() -> Option<(u32, Net)> {
         let tx = region::source(shared(&NET_TX_QUEUES, size)?).ok()?;
         Some(Backend {
             rx,
-            rx_data: shared(&NET_RX_DATA, wiring::DATA_SIZE)?,
+            rx_data: shared(&NET_RX_DATA, wiring::GUEST_RX_DATA_SIZE)?,
             tx,
-            tx_data: shared(&NET_TX_DATA, wiring::DATA_SIZE)?,
+            tx_data: shared(&NET_TX_DATA, wiring::GUEST_TX_DATA_SIZE)?,
         })
     })();
     let mut backend = match backend {

@@ -6,7 +6,7 @@
 //! Every encoding starts with a magic word; decoding checks it and every
 //! count, so a wrong or missing configuration is an error, not a guess.
 
-use crate::wiring::{MAX_CELLS, MAX_CLIENTS};
+use crate::wiring::{BUFFERS, BUFFER_SIZE, MAX_CELLS, MAX_CLIENTS};
 use crate::Mac;
 
 /// Bytes of a name kept (longer names are cut).
@@ -185,24 +185,33 @@ impl PdNames {
     }
 }
 
-/// A virtualiser's clients: each one's name and MAC, client i on channel
-/// `1 + i`.
+/// A virtualiser's clients: each one's name, MAC and buffers, client i on
+/// channel `1 + i`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Clients {
     pub count: usize,
     pub names: [Name; MAX_CLIENTS],
     pub macs: [Mac; MAX_CLIENTS],
+    /// The buffers of each of the client's two data regions (1 to
+    /// [`BUFFERS`]): a region is that many [`BUFFER_SIZE`] buffers.
+    pub buffers: [u16; MAX_CLIENTS],
 }
 
 impl Clients {
-    pub const MAGIC: [u8; 8] = *b"septaNV1";
+    pub const MAGIC: [u8; 8] = *b"septaNV2";
     /// Bytes of the encoding.
-    pub const SIZE: usize = 8 + 1 + MAX_CLIENTS * (NAME_LEN + 6);
+    pub const SIZE: usize = 8 + 1 + MAX_CLIENTS * (NAME_LEN + 6 + 2);
     pub const EMPTY: Clients = Clients {
         count: 0,
         names: [Name([0; NAME_LEN]); MAX_CLIENTS],
         macs: [[0; 6]; MAX_CLIENTS],
+        buffers: [BUFFERS as u16; MAX_CLIENTS],
     };
+
+    /// Bytes of each of client `i`'s data regions.
+    pub fn data_size(&self, i: usize) -> usize {
+        usize::from(self.buffers[i]) * BUFFER_SIZE as usize
+    }
 
     pub fn encode(&self) -> [u8; Self::SIZE] {
         let mut out = [0; Self::SIZE];
@@ -212,6 +221,7 @@ impl Clients {
         for i in 0..MAX_CLIENTS {
             c.put(&self.names[i].0);
             c.put(&self.macs[i]);
+            c.put(&self.buffers[i].to_le_bytes());
         }
         out
     }
@@ -227,6 +237,10 @@ impl Clients {
         for i in 0..MAX_CLIENTS {
             c.names[i] = Name(r.take());
             c.macs[i] = r.take();
+            c.buffers[i] = u16::from_le_bytes(r.take());
+            if i < c.count && !(1..=BUFFERS as u16).contains(&c.buffers[i]) {
+                return Err(ConfigError::Field("client buffers"));
+            }
         }
         Ok(c)
     }
@@ -383,8 +397,11 @@ mod tests {
         c.macs[0] = [0x52, 0x54, 0, 0, 0, 1];
         c.names[1] = Name::new("a_very_long_name_indeed");
         c.macs[1] = [0x52, 0x54, 0, 0, 0, 2];
+        c.buffers[1] = 128;
         let d = Clients::decode(&c.encode()).unwrap();
         assert_eq!(d, c);
+        assert_eq!(d.data_size(0), 512 << 10);
+        assert_eq!(d.data_size(1), 256 << 10);
         assert_eq!(d.names[1].as_str(), "a_very_long_name");
         assert_eq!(d.by_mac(&[0x52, 0x54, 0, 0, 0, 2]), Some(1));
         assert_eq!(d.by_mac(&[0; 6]), None, "unused slots match nothing");
@@ -398,6 +415,16 @@ mod tests {
             Clients::decode(&bad),
             Err(ConfigError::Field("client count"))
         );
+        // A client's buffers: none, or more than its queues hold.
+        let at = 9 + 2 * (NAME_LEN + 6 + 2) - 2;
+        for n in [0u16, BUFFERS as u16 + 1] {
+            let mut bad = c.encode();
+            bad[at..at + 2].copy_from_slice(&n.to_le_bytes());
+            assert_eq!(
+                Clients::decode(&bad),
+                Err(ConfigError::Field("client buffers"))
+            );
+        }
     }
 
     #[test]

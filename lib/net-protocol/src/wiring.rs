@@ -11,6 +11,17 @@ pub const BUFFERS: u32 = 256;
 pub const BUFFER_SIZE: u32 = 2048;
 /// Bytes of a data region.
 pub const DATA_SIZE: u64 = BUFFERS as u64 * BUFFER_SIZE as u64;
+/// Buffers in the data regions of a guest's card (a VMM's, as a client
+/// of the virtualisers). Receiving, as many as the stack's: they absorb
+/// what arrives faster than the guest takes it, which nothing can hold
+/// back. Transmitting, fewer: the guest's own frames wait in its virtio
+/// ring until a buffer is free, so a few in flight is enough, and the
+/// VMM's memory footprint is smaller (docs/performance.md).
+pub const GUEST_RX_BUFFERS: u32 = BUFFERS;
+pub const GUEST_TX_BUFFERS: u32 = 64;
+/// Bytes of a guest card's receive and transmit data regions.
+pub const GUEST_RX_DATA_SIZE: u64 = GUEST_RX_BUFFERS as u64 * BUFFER_SIZE as u64;
+pub const GUEST_TX_DATA_SIZE: u64 = GUEST_TX_BUFFERS as u64 * BUFFER_SIZE as u64;
 /// Bytes of a queue-pair region: the free queue at 0, the active queue at
 /// [`ACTIVE_OFFSET`] (each holds [`BUFFERS`] descriptors).
 pub const QUEUES_SIZE: u64 = 0x4000;

@@ -76,7 +76,7 @@ impl Virt {
                 return false;
             }
         };
-        let own = Buffers::new(0, wiring::DATA_SIZE as usize);
+        let own = Buffers::new(0, self.config.data_size(c));
         let Ok(index) = own.check(&desc) else {
             client.q.free.report(septa_queue::PeerFault::Descriptor {
                 offset: desc.io_or_offset,
@@ -217,7 +217,7 @@ fn init() -> Virt {
             .expect("a client's queues");
         let _ = clients.push(Client {
             q,
-            data: mapped(virt::client_data(i), wiring::DATA_SIZE),
+            data: mapped(virt::client_data(i), config.data_size(i) as u64),
             dropped: 0,
             faults: 0,
         });

@@ -67,7 +67,7 @@ impl Virt {
     /// Moves up to [`BATCH`] frames of client `c`; `None` when the driver
     /// has no free buffer left, else how many moved.
     fn serve(&mut self, c: usize) -> Option<usize> {
-        let own = Buffers::new(0, wiring::DATA_SIZE as usize);
+        let own = Buffers::new(0, self.config.data_size(c));
         let drv = Buffers::new(0, wiring::DATA_SIZE as usize);
         let mac = self.config.macs[c];
         let client = &mut self.clients[c];
@@ -222,13 +222,14 @@ fn init() -> Virt {
         let mut q = region::sink(mapped(virt::client_queues(i), wiring::QUEUES_SIZE))
             .expect("a client's queues");
         // Every transmit buffer of a client starts with the client.
-        if let Err(e) = Buffers::new(0, wiring::DATA_SIZE as usize).fill(&mut q.free) {
+        let size = config.data_size(i);
+        if let Err(e) = Buffers::new(0, size).fill(&mut q.free) {
             panic!("net-virt-tx: client {i}'s free queue: {e:?}");
         }
         q.active.request_signal();
         let _ = clients.push(Client {
             q,
-            data: mapped(virt::client_data(i), wiring::DATA_SIZE),
+            data: mapped(virt::client_data(i), size as u64),
             spoofed: 0,
             faults: 0,
         });

@@ -519,15 +519,34 @@ fn build(system: &mut System, plan: Plan) -> usize {
         clients.names[1 + i] = Name::new(&system.pds[g.pd].name);
         clients.macs[1 + i] = g.mac;
     }
-    let virt_config = Const {
-        symbol: vw::CONFIG.into(),
-        bytes: clients.encode().to_vec(),
-        what: "net virtualiser clients".into(),
+    // Each virtualiser's view: the guests' buffers differ by direction.
+    let virt_config = |buffers: u32| {
+        let mut c = clients;
+        for i in 0..plan.guests.len() {
+            c.buffers[1 + i] = buffers as u16;
+        }
+        Const {
+            symbol: vw::CONFIG.into(),
+            bytes: c.encode().to_vec(),
+            what: "net virtualiser clients".into(),
+        }
     };
     let mut virts = [0; 2];
-    for (k, (name, program, dir, drv_id)) in [
-        (VIRT_RX, VIRT_RX_PROGRAM, "rx", dw::VIRT_RX),
-        (VIRT_TX, VIRT_TX_PROGRAM, "tx", dw::VIRT_TX),
+    for (k, (name, program, dir, drv_id, guest_buffers)) in [
+        (
+            VIRT_RX,
+            VIRT_RX_PROGRAM,
+            "rx",
+            dw::VIRT_RX,
+            wiring::GUEST_RX_BUFFERS,
+        ),
+        (
+            VIRT_TX,
+            VIRT_TX_PROGRAM,
+            "tx",
+            dw::VIRT_TX,
+            wiring::GUEST_TX_BUFFERS,
+        ),
     ]
     .into_iter()
     .enumerate()
@@ -568,7 +587,7 @@ fn build(system: &mut System, plan: Plan) -> usize {
                 src,
             ));
         }
-        p.consts.push(virt_config.clone());
+        p.consts.push(virt_config(guest_buffers));
         system.pds.push(p);
         system.channels.push(channel(
             end(d, u64::from(drv_id), None, src),
@@ -617,18 +636,22 @@ fn build(system: &mut System, plan: Plan) -> usize {
     // with a channel to each virtualiser.
     for (i, (g, ids)) in plan.guests.iter().enumerate() {
         let vmm = system.pds[g.pd].name.clone();
-        for (dir, size) in [("rx", wiring::QUEUES_SIZE), ("tx", wiring::QUEUES_SIZE)] {
-            system
-                .regions
-                .push(region(format!("net_{vmm}_{dir}_queues"), size, src));
+        let dirs = [
+            ("rx", wiring::GUEST_RX_DATA_SIZE),
+            ("tx", wiring::GUEST_TX_DATA_SIZE),
+        ];
+        for (dir, data) in dirs {
             system.regions.push(region(
-                format!("net_{vmm}_{dir}_data"),
-                wiring::DATA_SIZE,
+                format!("net_{vmm}_{dir}_queues"),
+                wiring::QUEUES_SIZE,
                 src,
             ));
+            system
+                .regions
+                .push(region(format!("net_{vmm}_{dir}_data"), data, src));
         }
-        for dir in ["rx", "tx"] {
-            for (what, size) in [("queues", wiring::QUEUES_SIZE), ("data", wiring::DATA_SIZE)] {
+        for (dir, data) in dirs {
+            for (what, size) in [("queues", wiring::QUEUES_SIZE), ("data", data)] {
                 let at = room(system, g.pd, size);
                 system.pds[g.pd].maps.push(Map {
                     setvar_vaddr: Some(format!("vmm_net_{dir}_{what}")),

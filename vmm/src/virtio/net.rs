@@ -50,15 +50,19 @@ impl Backend {
     /// Hands every receive buffer to the virtualiser and asks for both
     /// signals (what a client does once at start).
     pub fn start(&mut self) -> Result<(), septa_queue::QueueError> {
-        buffers().fill(&mut self.rx.free)?;
+        rx_buffers().fill(&mut self.rx.free)?;
         self.rx.active.request_signal();
         self.tx.free.request_signal();
         Ok(())
     }
 }
 
-fn buffers() -> Buffers {
-    Buffers::new(0, wiring::DATA_SIZE as usize)
+/// The buffers of the receive and transmit data regions.
+fn rx_buffers() -> Buffers {
+    Buffers::new(0, wiring::GUEST_RX_DATA_SIZE as usize)
+}
+fn tx_buffers() -> Buffers {
+    Buffers::new(0, wiring::GUEST_TX_DATA_SIZE as usize)
 }
 
 /// What the device did in one round, for the VMM to act on.
@@ -270,7 +274,7 @@ fn receive(
                 return Ok(());
             }
         };
-        let Ok(index) = buffers().check(&desc) else {
+        let Ok(index) = rx_buffers().check(&desc) else {
             w.error.get_or_insert(NetError::Peer("receive"));
             q.push_used(mem, chain.head, 0)?;
             w.interrupt = true;
@@ -281,8 +285,8 @@ fn receive(
         frame[HEADER - 2] = 1; // num_buffers
         let read = b
             .rx_data
-            .read(buffers().offset(index), &mut frame[HEADER..HEADER + len]);
-        if let Some(back) = buffers().desc(index) {
+            .read(rx_buffers().offset(index), &mut frame[HEADER..HEADER + len]);
+        if let Some(back) = rx_buffers().desc(index) {
             if b.rx.free.enqueue(back).is_err() {
                 w.error.get_or_insert(NetError::Peer("receive"));
             }
@@ -358,12 +362,12 @@ fn transmit(
                 break Ok(());
             }
         };
-        let ok = match buffers().check(&desc) {
+        let ok = match tx_buffers().check(&desc) {
             Ok(index) => {
-                let mut out = buffers().desc(index).unwrap_or(desc);
+                let mut out = tx_buffers().desc(index).unwrap_or(desc);
                 out.len = len as u16;
                 b.tx_data
-                    .write(buffers().offset(index), &frame[..len])
+                    .write(tx_buffers().offset(index), &frame[..len])
                     .is_ok()
                     && b.tx.active.enqueue(out).is_ok()
             }
@@ -421,8 +425,8 @@ mod tests {
         let mem = GuestMem::new(BASE, leak(RAM));
         let rxq = leak(wiring::QUEUES_SIZE as usize);
         let txq = leak(wiring::QUEUES_SIZE as usize);
-        let rx_data = leak(wiring::DATA_SIZE as usize);
-        let tx_data = leak(wiring::DATA_SIZE as usize);
+        let rx_data = leak(wiring::GUEST_RX_DATA_SIZE as usize);
+        let tx_data = leak(wiring::GUEST_TX_DATA_SIZE as usize);
         let mut backend = Backend {
             rx: region::sink(rxq).unwrap(),
             rx_data,
@@ -431,7 +435,7 @@ mod tests {
         };
         backend.start().unwrap();
         let mut virt_tx = region::sink(txq).unwrap();
-        buffers().fill(&mut virt_tx.free).unwrap();
+        tx_buffers().fill(&mut virt_tx.free).unwrap();
         let mut r = Rig {
             mem,
             net: Net::new(MAC, Some(backend)),
