@@ -68,10 +68,14 @@ fn regs() -> *mut u8 {
     base
 }
 
-/// Whether the driver has the device running (again).
-fn running() -> bool {
+/// The device's `Status`.
+fn status() -> u32 {
     // SAFETY: as in `write`; reading `Status` has no side effect.
-    let status = unsafe { regs().add(STATUS).cast::<u32>().read_volatile() };
+    unsafe { regs().add(STATUS).cast::<u32>().read_volatile() }
+}
+
+/// Whether the driver has the device running (again).
+fn running(status: u32) -> bool {
     status & (DRIVER_OK | DEVICE_NEEDS_RESET) == DRIVER_OK
 }
 
@@ -87,6 +91,9 @@ fn write(reg: usize, value: u32) {
 struct Cell {
     echo: Echo,
     faults: u32,
+    /// The fault that was due while the device was not running, last
+    /// reported (one line a fault, for a failure's log).
+    waited: u32,
 }
 
 impl Cell {
@@ -94,15 +101,18 @@ impl Cell {
         self.faults += 1;
         if self.faults % 2 == 1 {
             println!(
-                "net-reset: fault {}: the transmit queue's descriptors moved off memory",
-                self.faults
+                "net-reset: fault {} after {} bytes: the transmit queue's descriptors moved off memory",
+                self.faults, self.echo.echoed
             );
             write(QUEUE_SEL, TRANSMIT);
             write(QUEUE_DESC_LOW, NOWHERE);
             write(QUEUE_DESC_HIGH, 0);
             write(QUEUE_READY, 1);
         } else {
-            println!("net-reset: fault {}: status 0 (a reset)", self.faults);
+            println!(
+                "net-reset: fault {} after {} bytes: status 0 (a reset)",
+                self.faults, self.echo.echoed
+            );
             write(STATUS, 0);
             // The system's next frame, at which the driver notices.
             let _ = self.echo.send_datagram(b"reset", HOST, DISCARD);
@@ -117,11 +127,18 @@ impl Handler for Cell {
     fn notified(&mut self, channels: ChannelSet) {
         if channels.contains(self.echo.channel()) {
             self.echo.run();
-            if self.faults < FAULTS
-                && self.echo.echoed >= u64::from(self.faults + 1) * EVERY
-                && running()
-            {
-                self.fault();
+            if self.faults < FAULTS && self.echo.echoed >= u64::from(self.faults + 1) * EVERY {
+                let status = status();
+                if running(status) {
+                    self.fault();
+                } else if self.waited <= self.faults {
+                    self.waited = self.faults + 1;
+                    println!(
+                        "net-reset: fault {} due after {} bytes, the device not running yet (status {status:#x})",
+                        self.faults + 1,
+                        self.echo.echoed
+                    );
+                }
             }
         }
     }
@@ -136,7 +153,11 @@ fn init() -> Cell {
     println!("net-reset: echoing tcp/{PORT}, {FAULTS} faults to come");
     println!("{}", report::ok("echo-listening"));
     println!("{}", report::DONE);
-    Cell { echo, faults: 0 }
+    Cell {
+        echo,
+        faults: 0,
+        waited: 0,
+    }
 }
 
 protection_domain!(init);
