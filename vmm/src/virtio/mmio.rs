@@ -366,6 +366,10 @@ pub trait Device {
     /// work that reports it (the interrupt raised, the error given).
     fn bad_queue(error: QueueError) -> Self::Work;
 
+    /// The guest reset the device (status 0; the transport is reset
+    /// already): what the device holds of the guest's is forgotten.
+    fn forget(&mut self) {}
+
     /// A guest read at `offset` of the transport.
     fn read(&mut self, offset: u64, size: u8) -> Result<u32, &'static str> {
         if offset >= reg::CONFIG {
@@ -394,6 +398,10 @@ pub trait Device {
             Effect::BadQueue(error) => {
                 self.transport().needs_reset();
                 Self::bad_queue(error)
+            }
+            Effect::Reset => {
+                self.forget();
+                Self::Work::default()
             }
             _ => Self::Work::default(),
         };

@@ -5,6 +5,8 @@
 //! make sense is a [`QueueError`], and no access leaves guest RAM
 //! ([`GuestMem`]).
 
+use septa_queue::Shared;
+
 use super::mem::{acquire, release, BadAddr, GuestMem};
 
 /// The largest queue the VMM offers (QueueNumMax).
@@ -163,7 +165,7 @@ impl Queue {
             .read_u16(self.avail + 4 + 2 * slot)
             .map_err(QueueError::Ring)?;
         self.last_avail = self.last_avail.wrapping_add(1);
-        Ok(Some(self.chain(mem, head).map_err(|e| (head, e))))
+        Ok(Some(self.walk(mem, head).map_err(|e| (head, e))))
     }
 
     /// Takes the next available chain that passes its checks: `Ok(None)`
@@ -187,8 +189,10 @@ impl Queue {
         }
     }
 
-    /// Walks the chain from `head`.
-    fn chain(&self, mem: &GuestMem, head: u16) -> Result<Chain, QueueError> {
+    /// Walks the chain from `head`, checked as [`pop`](Self::pop) does
+    /// (a device that keeps only a chain's head walks it again when it
+    /// completes the request).
+    pub fn walk(&self, mem: &GuestMem, head: u16) -> Result<Chain, QueueError> {
         let size = self.size;
         if head >= size {
             return Err(QueueError::Head { head, size });
@@ -307,6 +311,72 @@ pub fn scatter(
         if done == data.len() {
             break;
         }
+    }
+    Ok(done)
+}
+
+/// Copies `len` bytes of the device-readable segments of `chain`, from
+/// byte `skip` of them, into `dst` at `at`, a segment at a time; returns
+/// how many were copied (fewer if the chain or `dst` ends first).
+pub fn gather_into(
+    mem: &GuestMem,
+    chain: &Chain,
+    skip: u64,
+    dst: &Shared,
+    at: usize,
+    len: usize,
+) -> Result<usize, QueueError> {
+    copy_segments(mem, chain, false, skip, len, |window, done| {
+        window.copy_to(0, dst, at + done, window.len()).is_ok()
+    })
+}
+
+/// Copies `len` bytes of `src` from `from` into the device-writable
+/// segments of `chain` from byte `at` of them, a segment at a time;
+/// returns how many bytes went in (fewer if the chain or `src` ends
+/// first).
+pub fn scatter_from(
+    mem: &GuestMem,
+    chain: &Chain,
+    at: u64,
+    src: &Shared,
+    from: usize,
+    len: usize,
+) -> Result<usize, QueueError> {
+    copy_segments(mem, chain, true, at, len, |window, done| {
+        src.copy_to(from + done, &window, 0, window.len()).is_ok()
+    })
+}
+
+/// Walks the segments of `chain` the device writes (`write`) or reads,
+/// from byte `skip` of them, handing `copy` each piece's window in guest
+/// RAM and how many bytes came before it, until `len` bytes or `copy`
+/// says no.
+fn copy_segments(
+    mem: &GuestMem,
+    chain: &Chain,
+    write: bool,
+    mut skip: u64,
+    len: usize,
+    mut copy: impl FnMut(Shared, usize) -> bool,
+) -> Result<usize, QueueError> {
+    let mut done = 0;
+    for s in chain.segments().iter().filter(|s| s.write == write) {
+        if done == len {
+            break;
+        }
+        let seg = u64::from(s.len);
+        if skip >= seg {
+            skip -= seg;
+            continue;
+        }
+        let n = (seg - skip).min((len - done) as u64);
+        let window = mem.window(s.addr + skip, n).map_err(QueueError::Buffer)?;
+        skip = 0;
+        if !copy(window, done) {
+            break;
+        }
+        done += n as usize;
     }
     Ok(done)
 }
