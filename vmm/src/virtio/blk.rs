@@ -664,28 +664,18 @@ mod tests {
         r.avail = r.avail.wrapping_add(1);
         r.mem.write_u16(AVAIL + 2, r.avail).unwrap();
         let mut work = w(r, reg::QUEUE_NOTIFY, 0);
-        // The virtualiser serves what came, from its RAM disk.
-        while let Some(q) = r.server.requests.dequeue().unwrap() {
-            let at = (q.block_number * BLOCK) as usize;
-            let n = usize::from(q.count) * BLOCK as usize;
-            let off = q.io_or_offset as usize;
-            match q.code {
-                RequestCode::Read => r.data.write(off, &r.disk[at..at + n]).unwrap(),
-                RequestCode::Write => r.data.read(off, &mut r.disk[at..at + n]).unwrap(),
-                _ => {}
+        // The virtualiser serves what came, from its RAM disk, until
+        // nothing more comes.
+        loop {
+            let served = take_requests(r);
+            if served.is_empty() {
+                break;
             }
-            r.server
-                .responses
-                .enqueue(Response {
-                    status: Status::Ok,
-                    success_count: q.count,
-                    id: q.id,
-                })
-                .unwrap();
-            let mem = r.mem;
-            let more = r.blk.poll(&mem);
-            work.interrupt |= more.interrupt;
-            work.error = work.error.or(more.error);
+            for resp in served {
+                let more = answer(r, resp);
+                work.interrupt |= more.interrupt;
+                work.error = work.error.or(more.error);
+            }
         }
         work
     }
