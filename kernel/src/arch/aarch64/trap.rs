@@ -128,8 +128,19 @@ extern "C" fn handle_lower_irq() -> ! {
     benchmark::enter();
     let t = sched::cur_thread();
     t.set_reg(Reg::FAULT_IP, t.reg(Reg::NEXT_IP));
-    syscall::handle_interrupt_entry();
-    return_to_current()
+    if !syscall::handle_interrupt_entry() {
+        return_to_current()
+    }
+    // The interrupt fast path switched to the thread it woke.
+    let t = sched::cur_thread();
+    benchmark::exit(t);
+    if septa_abi::CONFIG.hardware_debug_api() {
+        crate::object::tcb::debug::restore(t);
+    }
+    // SAFETY: `t` is the current thread, never the idle thread after the
+    // fast path (it made a woken thread current); the fast path made its
+    // address space current, and its register block lives in its TCB.
+    unsafe { entry::restore_user(mmu::ptr(t.context_paddr())) }
 }
 
 #[no_mangle]
