@@ -166,7 +166,7 @@ pub fn fast_interrupt_would_switch(cur: Tcb, prio: u64, domain: u64) -> bool {
 /// ResumeCurrent, which is what `schedule` leaves.
 #[inline(always)]
 pub fn fast_interrupt_switch(cur: Tcb, t: Tcb, root: vspace::ReadyRoot) {
-    if is_schedulable(cur) {
+    if schedulable(cur) {
         tcb_sched_enqueue(cur);
     }
     fast_switch_to(t, root);
