@@ -123,11 +123,16 @@ extern "C" fn handle_lower_sync(esr: u64, far: u64) -> ! {
     return_to_current()
 }
 
+/// An interrupt from a thread (`from_idle` 0) or from the idle loop (1):
+/// one handler for both entries, so that the interrupt path, with its
+/// fast path inline, is in the kernel once.
 #[no_mangle]
-extern "C" fn handle_lower_irq() -> ! {
+extern "C" fn handle_irq(from_idle: u64) -> ! {
     benchmark::enter();
-    let t = sched::cur_thread();
-    t.set_reg(Reg::FAULT_IP, t.reg(Reg::NEXT_IP));
+    if from_idle == 0 {
+        let t = sched::cur_thread();
+        t.set_reg(Reg::FAULT_IP, t.reg(Reg::NEXT_IP));
+    }
     if !syscall::handle_interrupt_entry() {
         return_to_current()
     }
@@ -141,13 +146,6 @@ extern "C" fn handle_lower_irq() -> ! {
     // fast path (it made a woken thread current); the fast path made its
     // address space current, and its register block lives in its TCB.
     unsafe { entry::restore_user(mmu::ptr(t.context_paddr())) }
-}
-
-#[no_mangle]
-extern "C" fn handle_idle_irq() -> ! {
-    benchmark::enter();
-    syscall::handle_interrupt_entry();
-    return_to_current()
 }
 
 #[no_mangle]
