@@ -196,8 +196,9 @@ pub fn handle_irq(irq: machine::Irq) {
 /// the current thread go on and change nothing. Returns whether the fast
 /// path was taken (the current thread is then a woken one, never idle).
 ///
-/// Inline in both entries (from a thread and from the idle loop): out of
-/// line, the call and the frame cost the irq figure 14.5 instructions.
+/// Inline in the interrupt handler (`arch::aarch64::trap::handle_irq`, one
+/// for the thread and the idle entries): out of line, the call and the
+/// frame cost the irq figure 14.5 instructions.
 #[inline(always)]
 pub fn handle_interrupt_entry() -> bool {
     sched::update_timestamp();
