@@ -79,12 +79,14 @@ const FAST_LENGTH: u64 = MSG_REGISTERS.len() as u64;
 
 #[cfg(test)]
 std::thread_local! {
-    /// How often the fast path did a Call, a ReplyRecv and a signal on
-    /// this test thread (tests check that their scenarios do exercise it).
-    pub static TAKEN: core::cell::Cell<[u64; 3]> = const { core::cell::Cell::new([0; 3]) };
+    /// How often the fast path did a Call, a ReplyRecv, a signal and an
+    /// interrupt on this test thread (tests check that their scenarios do
+    /// exercise it).
+    pub static TAKEN: core::cell::Cell<[u64; 4]> = const { core::cell::Cell::new([0; 4]) };
 }
 
-/// Counts a fast Call (0), ReplyRecv (1) or signal (2) (tests only).
+/// Counts a fast Call (0), ReplyRecv (1), signal (2) or interrupt (3)
+/// (tests only).
 #[inline(always)]
 fn taken(_which: usize) {
     #[cfg(test)]
@@ -428,5 +430,94 @@ fn signal_and_switch(cur: Tcb, ntfn: u64, badge: u64) -> bool {
     sched::schedule_after_signal(cur);
     sched::activate_thread();
     taken(2);
+    true
+}
+
+/// An interrupt `irq` (acknowledged) that signals a notification on which
+/// a thread waits that outranks the interrupted thread `cur`, if it is the
+/// fast case: the signal is delivered and the woken thread becomes
+/// current, what [`crate::syscall::handle_interrupt_entry`]'s slow part
+/// (`handle_irq`, `schedule`, `activate_thread`) makes of it, without its
+/// general steps. Returns whether it was done; if not, nothing changed.
+///
+/// Called after the entry's `update_timestamp`, when `check_budget` would
+/// let `cur` go on (and change nothing). Then the slow path masks and
+/// ends the IRQ, signals the notification in its slot (the woken thread
+/// runs, takes the badge, and becomes the scheduler's `SwitchTo`
+/// candidate), and `schedule` switches to it. The fast path acts when
+/// that is all that happens:
+///
+/// - the IRQ is not the kernel's timer, is in the Signal state, its slot
+///   holds a notification cap with the send right;
+/// - the notification has a waiter (the head of its queue), or is idle
+///   with its bound thread blocked in Recv on an endpoint (a Microkit PD's
+///   wait; the slow path's `cancel_ipc` takes it off the endpoint);
+/// - that thread has an active scheduling context of its own (no
+///   donation), constant-bandwidth (a sporadic one's refills are
+///   unblocked on wake), is in no scheduler queue, has no YieldTo to
+///   complete, and outranks `cur`, and its address space is ready
+///   ([`vspace::ready_root`]);
+/// - the scheduler: no action pending (so `possible_switch_to` makes it
+///   the candidate), the thread in the current domain, which has time
+///   left, no release due (`awaken` would find nothing), and if `cur` is
+///   the idle thread, no ready thread above the woken one (`schedule`'s
+///   "fast fail").
+///
+/// The rest is `schedule`'s SwitchTo case as written out for the signal
+/// fast path: `cur` back in its ready queue if it can run, the switch, the
+/// scheduling context switch with the time commit, and the timer.
+#[inline(always)]
+pub fn interrupt(irq: crate::machine::Irq) -> bool {
+    use crate::machine;
+    use crate::object::irq;
+    if irq == machine::TIMER_IRQ {
+        return false;
+    }
+    let Some((ntfn, badge)) = irq::signal_target(irq) else {
+        return false;
+    };
+    let n = Ntfn::new(ntfn);
+    let (dest, bound) = match n.state() {
+        NtfnState::Waiting => match n.queue_head() {
+            Some(t) => (t, false),
+            None => return false,
+        },
+        NtfnState::Idle => match n.bound_tcb() {
+            Some(t) if t.state() == ThreadState::BlockedOnReceive => (t, true),
+            _ => return false,
+        },
+        NtfnState::Active => return false,
+    };
+    let Some(dsc) = Sc::from_link(dest.sched_context()) else {
+        return false;
+    };
+    let cur = sched::cur_thread();
+    if dest.priority() <= cur.priority()
+        || !dest.in_no_queue()
+        || dest.yield_to() != 0
+        || !dsc.is_active()
+        || dsc.is_sporadic()
+        || !sched::fast_interrupt_would_switch(cur, dest.priority(), dest.domain())
+    {
+        return false;
+    }
+    let Some(root) = vspace::ready_root(dest.slot(tcb::VTABLE).raw_cap()) else {
+        return false;
+    };
+
+    // --- point of no return ---
+    machine::irq_mask(irq);
+    machine::irq_eoi(irq);
+    #[cfg(test)]
+    irq::test_log::record(ntfn, badge);
+    if bound {
+        crate::ipc::cancel_ipc(dest);
+    } else {
+        notification::fast_dequeue(dest, n);
+    }
+    dest.set_state_raw(ThreadState::Running);
+    dest.set_reg(Reg::BADGE, badge);
+    sched::fast_interrupt_switch(cur, dest, root);
+    taken(3);
     true
 }

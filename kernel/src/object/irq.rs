@@ -285,26 +285,33 @@ pub fn decode_sgi_signal_invocation(cap: &Cap) -> Result {
 /// masked. Returns the IRQ's state, so the caller does the rest: for
 /// [`IrqState::Timer`] the scheduler's timer work, for
 /// [`IrqState::Reserved`] the VCPU code's (VGIC maintenance, virtual timer
-/// event).
+/// event). (The kernel's entry masks and ends the IRQ first and calls
+/// [`deliver`]; host tests call this.)
+#[cfg(test)]
 pub fn handle_interrupt(irq: u16) -> IrqState {
-    let Some(state) = irq_state(irq as u64) else {
+    let state = deliver(irq);
+    if matches!(state, IrqState::Signal | IrqState::Inactive) {
         machine::irq_mask(irq);
+    }
+    state
+}
+
+/// [`handle_interrupt`] for an IRQ the caller has masked already
+/// (`syscall::handle_irq` masks and ends it first): the same, without
+/// masking it a second time.
+pub fn deliver(irq: u16) -> IrqState {
+    let Some(state) = irq_state(irq as u64) else {
         return IrqState::Inactive;
     };
-    match state {
-        IrqState::Signal => {
-            // Read from the stored cap's words: only its kind, address,
-            // badge and send right matter here (the decoded cap would be
-            // built and copied on every interrupt).
-            if let Some((paddr, badge, rights)) = irq_slot(irq as u64).raw_cap().as_notification() {
-                if rights & crate::cap::EP_SEND != 0 {
-                    signal(paddr, badge);
-                }
+    if state == IrqState::Signal {
+        // Read from the stored cap's words: only its kind, address,
+        // badge and send right matter here (the decoded cap would be
+        // built and copied on every interrupt).
+        if let Some((paddr, badge, rights)) = irq_slot(irq as u64).raw_cap().as_notification() {
+            if rights & crate::cap::EP_SEND != 0 {
+                signal(paddr, badge);
             }
-            machine::irq_mask(irq);
         }
-        IrqState::Inactive => machine::irq_mask(irq),
-        IrqState::Timer | IrqState::Reserved => {}
     }
     state
 }
@@ -313,6 +320,23 @@ fn signal(notification: u64, badge: u64) {
     #[cfg(test)]
     test_log::record(notification, badge);
     notification::send_signal(notification, badge);
+}
+
+/// The notification (address, badge) that [`handle_interrupt`] would
+/// signal for `irq`, an IRQ in the Signal state whose slot holds a
+/// notification cap with the send right; `None` for anything else (the
+/// interrupt fast path, `crate::fastpath::interrupt`, leaves that to the
+/// slow path).
+#[inline(always)]
+pub fn signal_target(irq: u16) -> Option<(u64, u64)> {
+    if irq_state(irq as u64) != Some(IrqState::Signal) {
+        return None;
+    }
+    let (paddr, badge, rights) = irq_slot(irq as u64).raw_cap().as_notification()?;
+    if rights & crate::cap::EP_SEND == 0 {
+        return None;
+    }
+    Some((paddr, badge))
 }
 
 /// Called when the last handler cap of an IRQ is being deleted (seL4's
@@ -347,7 +371,7 @@ pub mod test_log {
         static SIGNALS: RefCell<Vec<(u64, u64)>> = const { RefCell::new(Vec::new()) };
     }
 
-    pub(super) fn record(notification: u64, badge: u64) {
+    pub(crate) fn record(notification: u64, badge: u64) {
         SIGNALS.with(|s| s.borrow_mut().push((notification, badge)));
     }
 

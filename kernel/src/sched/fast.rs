@@ -132,3 +132,46 @@ pub fn schedule_after_signal(cur: Tcb) {
         set_next_interrupt();
     }
 }
+
+/// Whether [`schedule`], with the thread woken by an interrupt's signal
+/// (priority `prio`, above the interrupted thread `cur`'s, in `domain`)
+/// made the candidate by `possible_switch_to`, would switch straight to
+/// it (the interrupt fast path, `crate::fastpath::interrupt`): no action
+/// was pending (else the candidate would be queued and a new thread
+/// chosen), the thread is in the current domain, which has time left
+/// (`check_domain_time` would do nothing), no release is due (`awaken`
+/// would release nothing), and if `cur` is the idle thread (a "fast fail"
+/// in `schedule`) no ready thread outranks the woken one. Call after the
+/// entry's [`update_timestamp`].
+#[inline(always)]
+pub fn fast_interrupt_would_switch(cur: Tcb, prio: u64, domain: u64) -> bool {
+    with(
+        #[inline(always)]
+        |s| {
+            s.action.get() == Action::ResumeCurrent
+                && s.cur_domain.get() == domain
+                && !(NUM_DOMAINS > 1 && s.domain_time.get() == 0)
+                && no_release_due(s)
+                && (s.idle_thread.get() != Some(cur) || outranks_ready(s, prio))
+        },
+    )
+}
+
+/// The end of the interrupt fast path: [`schedule`]'s SwitchTo case for a
+/// candidate `t` that outranks the current thread `cur` (as
+/// [`schedule_after_signal`] writes it out): `cur` goes back to the head
+/// of its ready queue if it can run, `t` (in no queue, its address space
+/// `root`) becomes current, then the scheduling context switch, the time
+/// commit and the timer as there. The scheduler action stays
+/// ResumeCurrent, which is what `schedule` leaves.
+#[inline(always)]
+pub fn fast_interrupt_switch(cur: Tcb, t: Tcb, root: vspace::ReadyRoot) {
+    if schedulable(cur) {
+        tcb_sched_enqueue(cur);
+    }
+    fast_switch_to(t, root);
+    switch_sched_context();
+    if with(|s| s.reprogram.replace(false)) {
+        set_next_interrupt();
+    }
+}

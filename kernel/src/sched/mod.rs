@@ -241,6 +241,12 @@ pub fn sc_of(t: Tcb) -> Option<Sc> {
 /// refill (seL4's `isSchedulable`).
 #[inline]
 pub fn is_schedulable(t: Tcb) -> bool {
+    schedulable(t)
+}
+
+/// [`is_schedulable`], always inline (the interrupt fast path).
+#[inline(always)]
+pub(crate) fn schedulable(t: Tcb) -> bool {
     t.state().is_runnable() && sc_of(t).is_some_and(|sc| sc.is_active()) && !t.in_release_queue()
 }
 
@@ -459,7 +465,8 @@ fn switch_sched_context() {
     if cur_sc() != next {
         set_reprogram();
         if let Some(sc) = next {
-            if !sc.is_sporadic() {
+            // A round-robin SC's check does nothing: not called for it.
+            if !sc.is_sporadic() && !sc.is_round_robin() {
                 sched_context::refill_unblock_check(sc);
             }
         }

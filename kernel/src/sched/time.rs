@@ -149,6 +149,18 @@ pub fn check_budget() -> bool {
     false
 }
 
+/// Whether [`check_budget`] would let the current thread go on, and so
+/// change nothing: its head refill covers what it consumed plus a kernel
+/// exit, and its domain has time left.
+#[inline(always)]
+pub fn budget_lets_current_go_on() -> bool {
+    let (sc, consumed) = with(|s| (s.cur_sc.get(), s.consumed.get()));
+    match sc {
+        Some(sc) => sc.refill_sufficient(consumed) && !cur_domain_expired(),
+        None => false,
+    }
+}
+
 /// [`check_budget`] for kernel entries that must be retried once the
 /// thread has budget again: it is left in Restart (seL4's
 /// `checkBudgetRestart`).

@@ -119,13 +119,15 @@ lower_sync_entry:
 
 lower_irq_entry:
     save_user
-    bl      handle_lower_irq
+    mov     x0, #0
+    bl      handle_irq
     b       .
 
 idle_irq_entry:
     ldr     x9, =__kernel_stack_top
     mov     sp, x9
-    bl      handle_idle_irq
+    mov     x0, #1
+    bl      handle_irq
     b       .
 
 kernel_trap_entry:

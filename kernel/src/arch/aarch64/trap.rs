@@ -123,20 +123,29 @@ extern "C" fn handle_lower_sync(esr: u64, far: u64) -> ! {
     return_to_current()
 }
 
+/// An interrupt from a thread (`from_idle` 0) or from the idle loop (1):
+/// one handler for both entries, so that the interrupt path, with its
+/// fast path inline, is in the kernel once.
 #[no_mangle]
-extern "C" fn handle_lower_irq() -> ! {
+extern "C" fn handle_irq(from_idle: u64) -> ! {
     benchmark::enter();
+    if from_idle == 0 {
+        let t = sched::cur_thread();
+        t.set_reg(Reg::FAULT_IP, t.reg(Reg::NEXT_IP));
+    }
+    if !syscall::handle_interrupt_entry() {
+        return_to_current()
+    }
+    // The interrupt fast path switched to the thread it woke.
     let t = sched::cur_thread();
-    t.set_reg(Reg::FAULT_IP, t.reg(Reg::NEXT_IP));
-    syscall::handle_interrupt_entry();
-    return_to_current()
-}
-
-#[no_mangle]
-extern "C" fn handle_idle_irq() -> ! {
-    benchmark::enter();
-    syscall::handle_interrupt_entry();
-    return_to_current()
+    benchmark::exit(t);
+    if septa_abi::CONFIG.hardware_debug_api() {
+        crate::object::tcb::debug::restore(t);
+    }
+    // SAFETY: `t` is the current thread, never the idle thread after the
+    // fast path (it made a woken thread current); the fast path made its
+    // address space current, and its register block lives in its TCB.
+    unsafe { entry::restore_user(mmu::ptr(t.context_paddr())) }
 }
 
 #[no_mangle]

@@ -32,7 +32,7 @@ const ASID_CONTROL: u64 = 4;
 
 /// Everything a scenario leaves behind.
 #[derive(Debug, PartialEq, Eq)]
-struct Outcome {
+pub(super) struct Outcome {
     /// The arena, word by word.
     memory: Vec<u64>,
     sched: String,
@@ -44,7 +44,7 @@ struct Outcome {
     steps: Vec<u64>,
 }
 
-fn outcome(s: &Sys, steps: Vec<u64>) -> Outcome {
+pub(super) fn outcome(s: &Sys, steps: Vec<u64>) -> Outcome {
     let a = &s.fx.arena;
     Outcome {
         memory: (0..a.size / 8)
@@ -61,7 +61,7 @@ fn outcome(s: &Sys, steps: Vec<u64>) -> Outcome {
 /// A digest of the state that can change (the kernel area with the root
 /// CNode, the objects made so far, the scheduler, the current address
 /// space, the machine's log so far).
-fn digest(s: &Sys) -> u64 {
+pub(super) fn digest(s: &Sys) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     let a = &s.fx.arena;
@@ -84,7 +84,7 @@ fn digest(s: &Sys) -> u64 {
 }
 
 /// Compares two outcomes, naming the first differing words.
-fn same(fast: &Outcome, slow: &Outcome, base: u64) -> Result<(), TestCaseError> {
+pub(super) fn same(fast: &Outcome, slow: &Outcome, base: u64) -> Result<(), TestCaseError> {
     let diffs: Vec<String> = fast
         .memory
         .iter()
@@ -107,7 +107,7 @@ fn same(fast: &Outcome, slow: &Outcome, base: u64) -> Result<(), TestCaseError> 
 
 /// An ASID pool, made through ASIDControl from a fresh untyped; returns
 /// its root slot.
-fn asid_pool(s: &mut Sys) -> u64 {
+pub(super) fn asid_pool(s: &mut Sys) -> u64 {
     write_boot_slot(s.fx.slot(ASID_CONTROL), &Cap::AsidControl);
     let ut = s.make(ObjectType::Untyped, 12);
     let pool = s.slot();
@@ -123,7 +123,7 @@ fn asid_pool(s: &mut Sys) -> u64 {
 }
 
 /// Gives `t` an address space of its own with an ASID from `pool`.
-fn give_vspace(s: &mut Sys, pool: u64, t: Tcb) {
+pub(super) fn give_vspace(s: &mut Sys, pool: u64, t: Tcb) {
     let vs = s.make(ObjectType::VSpace, 0);
     let r = s.call(s.root.tcb, pool, Label::ArmAsidPoolAssign, &[], &[vs]);
     assert_eq!(r.info.label(), 0, "Assign: {r:?}");
@@ -131,7 +131,7 @@ fn give_vspace(s: &mut Sys, pool: u64, t: Tcb) {
     cte_insert(&slot.cap(), slot, t.slot(tcb::VTABLE));
 }
 
-fn set_priority(s: &Sys, target: u64, prio: u64) {
+pub(super) fn set_priority(s: &Sys, target: u64, prio: u64) {
     let r = s.call(
         s.root.tcb,
         target,
@@ -439,7 +439,7 @@ proptest! {
 fn plain_calls_and_answers_take_the_fast_path_and_agree_with_the_slow_one() {
     let p = plain();
     let slow = scenario(true, &p);
-    TAKEN.with(|t| t.set([0; 3]));
+    TAKEN.with(|t| t.set([0; 4]));
     let fast = scenario(false, &p);
     // Three calls and three answers, every one fast.
     assert_eq!(TAKEN.with(|t| t.get())[..2], [3, 3]);
@@ -501,7 +501,7 @@ fn each_condition_alone_sends_the_call_to_the_slow_path() {
         let mut p = plain();
         change(&mut p);
         let slow = scenario(true, &p);
-        TAKEN.with(|t| t.set([0; 3]));
+        TAKEN.with(|t| t.set([0; 4]));
         let f = scenario(false, &p);
         same(&f, &slow, memory::arena::PHYS_BASE).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(TAKEN.with(|t| t.get())[..2], fast, "{what}");
@@ -572,7 +572,7 @@ fn chain(slow: bool) -> Outcome {
 #[test]
 fn a_call_chain_through_two_passive_servers_is_fast_and_agrees() {
     let slow = chain(true);
-    TAKEN.with(|t| t.set([0; 3]));
+    TAKEN.with(|t| t.set([0; 4]));
     let fast = chain(false);
     assert_eq!(TAKEN.with(|t| t.get())[..2], [4, 4]);
     same(&fast, &slow, memory::arena::PHYS_BASE).unwrap();
@@ -631,7 +631,7 @@ fn calls_between_guests_take_the_fast_path_and_switch_vcpus_as_the_slow_one() {
             ..plain()
         };
         let slow = scenario(true, &p);
-        TAKEN.with(|t| t.set([0; 3]));
+        TAKEN.with(|t| t.set([0; 4]));
         let fast = scenario(false, &p);
         assert_eq!(TAKEN.with(|t| t.get())[..2], [3, 3], "{p:?}");
         same(&fast, &slow, memory::arena::PHYS_BASE).unwrap();
@@ -774,7 +774,7 @@ fn signals_to_a_lower_waiter_take_the_fast_path_in_the_benchmark_configuration()
         badge: 2,
     };
     let slow = signal_scenario(true, &p);
-    TAKEN.with(|t| t.set([0; 3]));
+    TAKEN.with(|t| t.set([0; 4]));
     let fast = signal_scenario(false, &p);
     // The first wakes the waiter, the next two set the badge.
     let want = if septa_abi::CONFIG.signal_fastpath() {
@@ -806,7 +806,7 @@ fn signals_waking_a_higher_thread_switch_to_it_as_the_slow_path_does() {
             badge: 4,
         };
         let slow = signal_scenario(true, &p);
-        TAKEN.with(|t| t.set([0; 3]));
+        TAKEN.with(|t| t.set([0; 4]));
         let fast = signal_scenario(false, &p);
         let want = septa_abi::CONFIG.signal_fastpath() as u64;
         assert_eq!(TAKEN.with(|t| t.get())[2], want, "{p:?}");

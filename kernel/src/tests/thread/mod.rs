@@ -13,6 +13,7 @@ mod benchmark;
 mod fastpath;
 mod fault;
 mod ipc;
+mod irq_fastpath;
 mod model;
 mod scheduling;
 mod tcb_invocations;
