@@ -397,6 +397,71 @@ impl Platform for Sel4 {
             }
         }
     }
+
+    /// CNTPCT_EL0, for a VMM that is a timer client (the tool makes every
+    /// Linux cell's VMM one); otherwise a vCPU's WFI returns at once.
+    fn counter(&mut self) -> Option<u64> {
+        septa_runtime::timer::channel()?;
+        Some(counter::count())
+    }
+
+    fn wake_at(&mut self, at: Option<u64>) {
+        let r = match at {
+            Some(at) => {
+                let ticks = at.saturating_sub(counter::count());
+                let ns =
+                    u128::from(ticks) * 1_000_000_000 / u128::from(counter::frequency().max(1));
+                septa_runtime::timer::set_timeout(u64::try_from(ns).unwrap_or(u64::MAX).max(1))
+            }
+            None => septa_runtime::timer::cancel(),
+        };
+        if let Err(e) = r {
+            self.log(format_args!("the timer refused a wake-up: {e}"));
+        }
+    }
+}
+
+/// The generic timer's physical counter, which both kernels let EL0 read
+/// (the timer driver reads it too).
+#[cfg(target_arch = "aarch64")]
+mod counter {
+    use core::arch::asm;
+
+    /// CNTPCT_EL0, after an `isb` so that it is not read ahead.
+    pub fn count() -> u64 {
+        let v: u64;
+        // SAFETY: reads a system register EL0 may read on this board's
+        // kernels; no memory is touched, nothing else changes.
+        #[allow(unsafe_code)]
+        unsafe {
+            asm!("isb", "mrs {}, cntpct_el0", out(reg) v, options(nomem, nostack))
+        };
+        v
+    }
+
+    /// CNTFRQ_EL0: the counter's ticks a second.
+    pub fn frequency() -> u64 {
+        let v: u64;
+        // SAFETY: as in `count`.
+        #[allow(unsafe_code)]
+        unsafe {
+            asm!("mrs {}, cntfrq_el0", out(reg) v, options(nomem, nostack))
+        };
+        v
+    }
+}
+
+/// On the host (the PD's code is type-checked there, never run) there is
+/// no counter to read.
+#[cfg(not(target_arch = "aarch64"))]
+mod counter {
+    pub fn count() -> u64 {
+        0
+    }
+
+    pub fn frequency() -> u64 {
+        0
+    }
 }
 
 /// The VMM PD's state.
@@ -449,6 +514,9 @@ impl<H: Hooks> Handler for VmmPd<H> {
         if serial::output_channel().is_some_and(|c| channels.contains(c)) {
             self.vm.platform_mut().flush_console();
         }
+        // A timeout of the timer's, or anything above, may be what a vCPU
+        // waiting in WFI waits for.
+        self.vm.wake_idle();
     }
 
     fn fault(&mut self, child: Child, msg: MessageInfo) -> Option<MessageInfo> {
@@ -458,6 +526,7 @@ impl<H: Hooks> Handler for VmmPd<H> {
             None => Reply::Hold,
         };
         self.pull_input();
+        self.vm.wake_idle();
         match reply {
             Reply::Resume => Some(msginfo_new(0, 0)),
             Reply::Syscall(regs) => {

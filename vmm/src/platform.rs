@@ -52,6 +52,16 @@ pub trait Platform {
     /// Signals the net virtualisers: the receive one (buffers came back)
     /// and/or the transmit one (frames went out).
     fn net_notify(&mut self, _rx: bool, _tx: bool) {}
+    /// The physical counter now (CNTPCT), if the VMM can be woken at a
+    /// count of it ([`wake_at`](Self::wake_at)): then a vCPU with nothing
+    /// to do waits in its WFI instead of trapping again at once.
+    fn counter(&mut self) -> Option<u64> {
+        None
+    }
+    /// Wake the VMM (a notification, then [`crate::Vm::wake_idle`]) once
+    /// the physical counter reaches `at`; `None`: no wake-up is wanted.
+    /// Replaces the last one.
+    fn wake_at(&mut self, _at: Option<u64>) {}
 }
 
 /// Test-only behaviour a VMM binary may add (the production VMM uses

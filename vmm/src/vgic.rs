@@ -115,6 +115,14 @@ impl ListRegisters {
         }
     }
 
+    /// Whether any of `cpu`'s list registers holds an interrupt the guest
+    /// has not ended (or one the VMM did not put there).
+    pub fn in_use(&self, cpu: usize) -> bool {
+        self.slots
+            .get(cpu)
+            .is_some_and(|s| s[..self.count].iter().any(|s| *s != Slot::Free))
+    }
+
     /// Interrupts in `cpu`'s list registers (for the log and tests).
     pub fn held(&self, cpu: usize) -> impl Iterator<Item = (usize, u16)> + '_ {
         self.slots[cpu]

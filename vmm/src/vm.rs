@@ -136,6 +136,12 @@ pub struct Vm<'a, P: Platform, H: Hooks> {
     vcpus: [Option<(Vcpu, Power)>; MAX_VCPUS],
     gicd: Distributor,
     lrs: ListRegisters,
+    /// vCPUs that wait in their WFI (held, no reply to the trap): the
+    /// physical count at which the guest's virtual timer fires
+    /// (`u64::MAX`: it is off), until [`Vm::wake_idle`] resumes them.
+    idle: [Option<u64>; MAX_VCPUS],
+    /// The wake-up last asked of the platform.
+    wake: Option<u64>,
     uart: Pl011,
     input: [u8; INPUT_CAPACITY],
     input_head: usize,
@@ -304,6 +310,8 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
             vcpus: slots,
             gicd: Distributor::new(vcpus.len().min(MAX_VCPUS)),
             lrs: ListRegisters::new(),
+            idle: [None; MAX_VCPUS],
+            wake: None,
             uart: Pl011::new(),
             input: [0; INPUT_CAPACITY],
             input_head: 0,
@@ -550,6 +558,9 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
     fn set_power(&mut self, index: usize, p: Power) {
         if let Some(Some((_, power))) = self.vcpus.get_mut(index) {
             *power = p;
+        }
+        if let Some(idle) = self.idle.get_mut(index) {
+            *idle = None;
         }
         self.gicd.set_online(index, p == Power::On);
     }
@@ -1089,12 +1100,105 @@ impl<'a, P: Platform, H: Hooks> Vm<'a, P, H> {
         }
     }
 
+    /// WFI or WFE. A WFI with nothing pending for the vCPU waits: the
+    /// thread is held (no reply) until [`wake_idle`](Self::wake_idle) finds
+    /// an interrupt pending for it or its virtual timer's deadline past,
+    /// and resumes it at the WFI, which then completes. The kernel stops
+    /// the virtual timer of a vCPU that is not running (seL4 16.0.0 saves
+    /// CNTV_CTL and writes 0 to it, and masks its PPI), so the deadline is
+    /// read from the VCPU's registers and timed by the platform. WFE, a
+    /// WFI with something pending, or a platform that cannot time a
+    /// wake-up: the thread goes back to the instruction at once.
+    fn wfx(&mut self, index: usize, vcpu: Vcpu, hsr: u64) -> Reply {
+        // ISS bit 0 (TI): 1 for WFE.
+        if hsr & 1 != 0 || self.has_pending(index) {
+            return Reply::Resume;
+        }
+        let Some(now) = self.platform.counter() else {
+            return Reply::Resume;
+        };
+        let deadline = match self.vtimer_deadline(vcpu) {
+            Ok(d) => d,
+            Err(e) => {
+                self.log(format_args!(
+                    "vCPU {vcpu}: its timer cannot be read ({e}): it does not wait in WFI"
+                ));
+                return Reply::Resume;
+            }
+        };
+        if deadline <= now {
+            return Reply::Resume;
+        }
+        self.idle[index] = Some(deadline);
+        self.arm_wake();
+        Reply::Hold
+    }
+
+    /// The physical count at which the vCPU's virtual timer fires
+    /// (`u64::MAX` if it is off or masked): the virtual count is the
+    /// physical one less CNTVOFF, and the timer fires once it reaches
+    /// CNTV_CVAL.
+    fn vtimer_deadline(&mut self, vcpu: Vcpu) -> Result<u64, Error> {
+        let ctl = self.platform.read_vcpu_reg(vcpu, vcpu_reg::CNTV_CTL)?;
+        // ENABLE (bit 0) and not IMASK (bit 1).
+        if ctl & 0b11 != 0b01 {
+            return Ok(u64::MAX);
+        }
+        let cval = self.platform.read_vcpu_reg(vcpu, vcpu_reg::CNTV_CVAL)?;
+        let off = self.platform.read_vcpu_reg(vcpu, vcpu_reg::CNTVOFF)?;
+        Ok(cval.saturating_add(off))
+    }
+
+    /// Whether an interrupt is pending for vCPU `index`, or in its list
+    /// registers.
+    fn has_pending(&self, index: usize) -> bool {
+        self.lrs.in_use(index) || self.gicd.next(index).is_some()
+    }
+
+    /// Asks the platform to wake the VMM at the earliest deadline of the
+    /// vCPUs that wait, if it changed.
+    fn arm_wake(&mut self) {
+        let next = self
+            .idle
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|d| *d != u64::MAX)
+            .min();
+        if next != self.wake {
+            self.wake = next;
+            self.platform.wake_at(next);
+        }
+    }
+
+    /// Resumes every vCPU waiting in its WFI that has an interrupt pending
+    /// or whose timer's deadline has passed. The VMM calls it after each
+    /// of its events (a notification, a fault).
+    pub fn wake_idle(&mut self) {
+        if self.idle.iter().all(Option::is_none) {
+            return;
+        }
+        let now = self.platform.counter().unwrap_or(u64::MAX);
+        for i in 0..MAX_VCPUS {
+            let Some(deadline) = self.idle[i] else {
+                continue;
+            };
+            if deadline > now && !self.has_pending(i) {
+                continue;
+            }
+            self.idle[i] = None;
+            if let Some(v) = self.vcpu_at(i) {
+                if let Err(e) = self.platform.resume(v) {
+                    self.log(format_args!("vCPU {v}: cannot resume it from WFI: {e}"));
+                }
+            }
+        }
+        self.arm_wake();
+    }
+
     fn vcpu_fault(&mut self, index: usize, vcpu: Vcpu, hsr: u64) -> Reply {
         match syndrome::class(hsr) {
-            // WFI/WFE: an interrupt may already be waiting in a list
-            // register; the thread goes back to the instruction, which
-            // completes at once if so and traps again if not.
-            ec::WFX => Reply::Resume,
+            ec::WFX => self.wfx(index, vcpu, hsr),
             ec::SMC64 | ec::HVC64 => self.firmware_by_regs(index, vcpu),
             ec::SYSREG => self.sysreg(vcpu, hsr),
             class => {

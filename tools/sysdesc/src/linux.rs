@@ -135,6 +135,8 @@ pub(crate) struct Wanted {
 pub(crate) struct Clients {
     pub serial: Vec<crate::serial::WantedClient>,
     pub input: Vec<(String, Option<Span>)>,
+    /// The VMMs, each a client of `[timer]`.
+    pub timer: Vec<(String, Option<Span>)>,
 }
 
 /// Checks every Linux cell and adds the sound ones to `system`: before
@@ -478,6 +480,11 @@ fn expand_one(
             notify: true,
         });
     }
+    // The VMM is a client of the timer: a vCPU with nothing to do waits in
+    // its WFI until its virtual timer's deadline, which the VMM sets as a
+    // timeout (the kernel stops a waiting vCPU's timer), instead of
+    // trapping again at once (vmm/src/vm.rs, `wfx`).
+    clients.timer.push((name.clone(), c.name_span));
     if let Some(s) = console {
         clients.serial.push(crate::serial::WantedClient {
             pd: name.clone(),
@@ -514,7 +521,7 @@ fn expand_one(
         heap: 0,
         heap_region: None,
         console: console.is_some(),
-        timer: false,
+        timer: true,
         peers,
         net: None,
         kv: None,

@@ -848,6 +848,7 @@ fn lower(raw: RawFile, sink: &mut Sink, base_dir: &Path) -> Option<System> {
     );
     let mut clients = crate::cells::expand(&mut system, cells, sink);
     clients.serial.extend(linux_clients.serial);
+    clients.timer.extend(linux_clients.timer);
     let mut linux_input = linux_clients.input;
     if let Some(stats) = raw.stats {
         let whole = Span::from(stats.span());

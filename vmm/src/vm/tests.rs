@@ -29,6 +29,10 @@ struct Fake {
     off: u32,
     /// The kernel has this many list registers.
     lrs: u8,
+    /// The physical counter, if the platform can wake the VMM at a count.
+    counter: Option<u64>,
+    /// Every wake-up asked for.
+    wakes: Vec<Option<u64>>,
 }
 
 impl Platform for Fake {
@@ -97,6 +101,12 @@ impl Platform for Fake {
     }
     fn guest_off(&mut self) {
         self.off += 1;
+    }
+    fn counter(&mut self) -> Option<u64> {
+        self.counter
+    }
+    fn wake_at(&mut self, at: Option<u64>) {
+        self.wakes.push(at);
     }
 }
 
@@ -583,6 +593,90 @@ fn the_virtual_timer_is_injected_and_acknowledged_when_ended() {
     // An event for a PPI no device has is acknowledged and logged.
     vm.fault(V0, &Fault::VppiEvent { irq: 30 });
     assert_eq!(vm.platform.acks, [(0, 27), (0, 30)]);
+}
+
+/// A WFI (ISS bit 0 clear) trap.
+const WFI: u64 = 0x0600_0000;
+
+/// A booted VM whose platform can time wake-ups, its vCPU 0's virtual
+/// timer set to fire at physical count 1,600 (virtual 1,500, offset 100),
+/// the counter at 1,000.
+fn timed() -> Vm<'static, Fake, Spy> {
+    let mut vm = booted(&[0]);
+    vm.platform.counter = Some(1000);
+    for (reg, v) in [
+        (vcpu_reg::CNTV_CTL, 1),
+        (vcpu_reg::CNTV_CVAL, 1500),
+        (vcpu_reg::CNTVOFF, 100),
+    ] {
+        vm.platform.vregs.insert((0, reg), v);
+    }
+    vm
+}
+
+#[test]
+fn a_wfi_with_nothing_pending_waits_for_the_timers_deadline() {
+    let mut vm = timed();
+    assert_eq!(vm.fault(V0, &Fault::VcpuFault { hsr: WFI }), Reply::Hold);
+    assert_eq!(vm.platform.wakes, [Some(1600)]);
+    vm.platform.running.insert(0, false);
+    // Woken early (another event of the VMM's): it goes on waiting.
+    vm.platform.counter = Some(1599);
+    vm.wake_idle();
+    assert!(!vm.platform.running[&0]);
+    // Its deadline: resumed at the WFI, no wake-up wanted any more.
+    vm.platform.counter = Some(1600);
+    vm.wake_idle();
+    assert!(vm.platform.running[&0]);
+    assert_eq!(vm.platform.wakes, [Some(1600), None]);
+    vm.wake_idle();
+    assert_eq!(vm.platform.wakes.len(), 2, "nothing waits: nothing asked");
+}
+
+#[test]
+fn a_waiting_wfi_is_resumed_by_an_interrupt() {
+    let mut vm = timed();
+    // The timer is off: only an interrupt ends the wait.
+    vm.platform.vregs.insert((0, vcpu_reg::CNTV_CTL), 0);
+    set_regs(&mut vm, 0, |r| r.x0 = 1);
+    mmio(&mut vm, m::GICD_BASE, dabt(2, true, 0));
+    set_regs(&mut vm, 0, |r| r.x0 = 1 << 27);
+    mmio(&mut vm, m::GICD_BASE + reg::ISENABLER, dabt(2, true, 0));
+    assert_eq!(vm.fault(V0, &Fault::VcpuFault { hsr: WFI }), Reply::Hold);
+    assert!(vm.platform.wakes.is_empty(), "no deadline to wake at");
+    vm.platform.running.insert(0, false);
+    vm.platform.counter = Some(u64::MAX - 1);
+    vm.wake_idle();
+    assert!(!vm.platform.running[&0], "no deadline, no interrupt");
+    // The timer's event (as another vCPU's fault would bring): injected,
+    // and the waiting vCPU resumed.
+    vm.fault(V0, &Fault::VppiEvent { irq: 27 });
+    assert_eq!(vm.platform.injected, [(0, 0, 27)]);
+    vm.wake_idle();
+    assert!(vm.platform.running[&0]);
+    // With the interrupt in its list register, a WFI goes straight back.
+    assert_eq!(vm.fault(V0, &Fault::VcpuFault { hsr: WFI }), Reply::Resume);
+}
+
+#[test]
+fn a_wfi_goes_straight_back_when_the_vmm_cannot_time_it_or_it_is_due() {
+    let mut vm = booted(&[0]);
+    assert_eq!(vm.fault(V0, &Fault::VcpuFault { hsr: WFI }), Reply::Resume);
+    let mut vm = timed();
+    vm.platform.counter = Some(1600);
+    assert_eq!(vm.fault(V0, &Fault::VcpuFault { hsr: WFI }), Reply::Resume);
+    assert!(vm.platform.wakes.is_empty());
+    // A guest that masked its timer has no deadline, but still waits.
+    let mut vm = timed();
+    vm.platform.vregs.insert((0, vcpu_reg::CNTV_CTL), 3);
+    assert_eq!(vm.fault(V0, &Fault::VcpuFault { hsr: WFI }), Reply::Hold);
+    assert!(vm.platform.wakes.is_empty());
+    // A reset forgets the wait.
+    vm.boot().unwrap();
+    vm.platform.running.insert(0, false);
+    vm.platform.counter = Some(u64::MAX);
+    vm.wake_idle();
+    assert!(!vm.platform.running[&0], "not resumed by a stale wait");
 }
 
 #[test]
