@@ -625,13 +625,19 @@ mod tests {
         );
         w(&mut r, reg::STATUS, 0xb);
         assert_eq!(r.blk.read(reg::STATUS, 4), Ok(0xb));
-        w(&mut r, reg::QUEUE_NUM, u32::from(SIZE));
-        w(&mut r, reg::QUEUE_DESC_LOW, DESC as u32);
-        w(&mut r, reg::QUEUE_DRIVER_LOW, AVAIL as u32);
-        w(&mut r, reg::QUEUE_DEVICE_LOW, USED as u32);
-        w(&mut r, reg::QUEUE_READY, 1);
-        w(&mut r, reg::STATUS, 0xf);
+        start_queue(&mut r);
         r
+    }
+
+    /// The request queue's rings, then DRIVER_OK: the end of the
+    /// driver's set-up.
+    fn start_queue(r: &mut Rig) {
+        w(r, reg::QUEUE_NUM, u32::from(SIZE));
+        w(r, reg::QUEUE_DESC_LOW, DESC as u32);
+        w(r, reg::QUEUE_DRIVER_LOW, AVAIL as u32);
+        w(r, reg::QUEUE_DEVICE_LOW, USED as u32);
+        w(r, reg::QUEUE_READY, 1);
+        w(r, reg::STATUS, 0xf);
     }
 
     fn desc(r: &Rig, i: u16, addr: u64, len: u32, fl: u16, next: u16) {
@@ -903,12 +909,7 @@ mod tests {
         w(&mut r, reg::DRIVER_FEATURES_SEL, 1);
         w(&mut r, reg::DRIVER_FEATURES, 1);
         w(&mut r, reg::STATUS, 0xb);
-        w(&mut r, reg::QUEUE_NUM, u32::from(SIZE));
-        w(&mut r, reg::QUEUE_DESC_LOW, DESC as u32);
-        w(&mut r, reg::QUEUE_DRIVER_LOW, AVAIL as u32);
-        w(&mut r, reg::QUEUE_DEVICE_LOW, USED as u32);
-        w(&mut r, reg::QUEUE_READY, 1);
-        w(&mut r, reg::STATUS, 0xf);
+        start_queue(&mut r);
         // One answer comes before the new guest asks anything.
         answer(&mut r, resp[0]);
         r.disk[..4096].fill(0x5a);
