@@ -304,16 +304,21 @@ pub fn deliver(irq: u16) -> IrqState {
         return IrqState::Inactive;
     };
     if state == IrqState::Signal {
-        // Read from the stored cap's words: only its kind, address,
-        // badge and send right matter here (the decoded cap would be
-        // built and copied on every interrupt).
-        if let Some((paddr, badge, rights)) = irq_slot(irq as u64).raw_cap().as_notification() {
-            if rights & crate::cap::EP_SEND != 0 {
-                signal(paddr, badge);
-            }
+        if let Some((paddr, badge)) = slot_notification(irq) {
+            signal(paddr, badge);
         }
     }
     state
+}
+
+/// The notification (address, badge) in `irq`'s slot, if the slot holds a
+/// notification cap with the send right. Read from the stored cap's words:
+/// only its kind, address, badge and send right matter here (the decoded
+/// cap would be built and copied on every interrupt).
+#[inline(always)]
+fn slot_notification(irq: u16) -> Option<(u64, u64)> {
+    let (paddr, badge, rights) = irq_slot(irq as u64).raw_cap().as_notification()?;
+    (rights & crate::cap::EP_SEND != 0).then_some((paddr, badge))
 }
 
 fn signal(notification: u64, badge: u64) {
@@ -332,11 +337,7 @@ pub fn signal_target(irq: u16) -> Option<(u64, u64)> {
     if irq_state(irq as u64) != Some(IrqState::Signal) {
         return None;
     }
-    let (paddr, badge, rights) = irq_slot(irq as u64).raw_cap().as_notification()?;
-    if rights & crate::cap::EP_SEND == 0 {
-        return None;
-    }
-    Some((paddr, badge))
+    slot_notification(irq)
 }
 
 /// Called when the last handler cap of an IRQ is being deleted (seL4's
