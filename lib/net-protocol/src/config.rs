@@ -195,17 +195,21 @@ pub struct Clients {
     /// The buffers of each of the client's two data regions (1 to
     /// [`BUFFERS`]): a region is that many [`BUFFER_SIZE`] buffers.
     pub buffers: [u16; MAX_CLIENTS],
+    /// The buffers of the loopback data region between the virtualisers
+    /// (0: none, frames go to the driver alone; else 1 to [`BUFFERS`]).
+    pub loopback: u16,
 }
 
 impl Clients {
-    pub const MAGIC: [u8; 8] = *b"septaNV2";
+    pub const MAGIC: [u8; 8] = *b"septaNV3";
     /// Bytes of the encoding.
-    pub const SIZE: usize = 8 + 1 + MAX_CLIENTS * (NAME_LEN + 6 + 2);
+    pub const SIZE: usize = 8 + 1 + MAX_CLIENTS * (NAME_LEN + 6 + 2) + 2;
     pub const EMPTY: Clients = Clients {
         count: 0,
         names: [Name([0; NAME_LEN]); MAX_CLIENTS],
         macs: [[0; 6]; MAX_CLIENTS],
         buffers: [BUFFERS as u16; MAX_CLIENTS],
+        loopback: 0,
     };
 
     /// Bytes of each of client `i`'s data regions.
@@ -223,6 +227,7 @@ impl Clients {
             c.put(&self.macs[i]);
             c.put(&self.buffers[i].to_le_bytes());
         }
+        c.put(&self.loopback.to_le_bytes());
         out
     }
 
@@ -241,6 +246,10 @@ impl Clients {
             if i < c.count && !(1..=BUFFERS as u16).contains(&c.buffers[i]) {
                 return Err(ConfigError::Field("client buffers"));
             }
+        }
+        c.loopback = r.u16();
+        if c.loopback > BUFFERS as u16 {
+            return Err(ConfigError::Field("loopback buffers"));
         }
         Ok(c)
     }
@@ -398,6 +407,7 @@ mod tests {
         c.names[1] = Name::new("a_very_long_name_indeed");
         c.macs[1] = [0x52, 0x54, 0, 0, 0, 2];
         c.buffers[1] = 128;
+        c.loopback = 64;
         let d = Clients::decode(&c.encode()).unwrap();
         assert_eq!(d, c);
         assert_eq!(d.data_size(0), 512 << 10);
@@ -425,6 +435,13 @@ mod tests {
                 Err(ConfigError::Field("client buffers"))
             );
         }
+        // More loopback buffers than its queues hold.
+        let mut bad = c.encode();
+        bad[Clients::SIZE - 2..].copy_from_slice(&(BUFFERS as u16 + 1).to_le_bytes());
+        assert_eq!(
+            Clients::decode(&bad),
+            Err(ConfigError::Field("loopback buffers"))
+        );
     }
 
     #[test]

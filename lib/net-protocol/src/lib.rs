@@ -31,6 +31,7 @@
 
 pub mod calls;
 pub mod config;
+pub mod loopback;
 pub mod region;
 pub mod sockets;
 pub mod wiring;
@@ -44,6 +45,9 @@ pub enum Route {
     One(usize),
     /// To every client (broadcast, multicast).
     All,
+    /// To every client but client i, who sent it (a group frame on the
+    /// loopback).
+    AllBut(usize),
     /// To no one (unicast to an address no client has).
     Drop,
 }
@@ -55,6 +59,64 @@ pub fn route(dest: &Mac, clients: &Clients) -> Route {
         return Route::All;
     }
     clients.by_mac(dest).map_or(Route::Drop, Route::One)
+}
+
+/// Where a client's frame goes, the transmit virtualiser's switching rule
+/// (an L2 switch's): to another client's MAC, to that client alone over
+/// the loopback; a group address (broadcast, multicast) to the wire and
+/// over the loopback to every other client; any other unicast (the
+/// gateway's, an unknown MAC, the sender's own) to the wire, as before.
+/// Without a loopback ([`Clients::loopback`] 0) everything goes to the
+/// wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Switch {
+    /// To the driver.
+    pub wire: bool,
+    /// Over the loopback, to the receive virtualiser.
+    pub local: bool,
+}
+
+/// The switching decision for a frame from client `sender` to `dest`.
+pub fn switch(sender: usize, dest: &Mac, clients: &Clients) -> Switch {
+    const WIRE: Switch = Switch {
+        wire: true,
+        local: false,
+    };
+    if clients.loopback == 0 {
+        return WIRE;
+    }
+    if is_group(dest) {
+        return Switch {
+            wire: true,
+            local: clients.count > 1,
+        };
+    }
+    match clients.by_mac(dest) {
+        Some(c) if c != sender => Switch {
+            wire: false,
+            local: true,
+        },
+        _ => WIRE,
+    }
+}
+
+/// Where a frame from the loopback goes: `src` must be a client's MAC
+/// (the transmit virtualiser checked it; the receive virtualiser does not
+/// take its word), which it never goes back to; a group frame goes to
+/// every other client, a unicast one to the client whose MAC it is
+/// sent to. Anything else goes nowhere (the transmit virtualiser sends
+/// no such frame).
+pub fn route_local(src: &Mac, dest: &Mac, clients: &Clients) -> Route {
+    let Some(sender) = clients.by_mac(src) else {
+        return Route::Drop;
+    };
+    if is_group(dest) {
+        return Route::AllBut(sender);
+    }
+    match clients.by_mac(dest) {
+        Some(c) if c != sender => Route::One(c),
+        _ => Route::Drop,
+    }
 }
 
 /// An Ethernet address.
@@ -124,6 +186,82 @@ mod tests {
             Route::Drop,
             "unused slots match nothing"
         );
+    }
+
+    fn three_clients(loopback: u16) -> Clients {
+        let mut c = Clients::EMPTY;
+        c.count = 3;
+        for i in 0..3 {
+            c.macs[i] = [0x52, 0x54, 0, 0x12, 0x34, 0x56 + i as u8];
+        }
+        c.loopback = loopback;
+        c
+    }
+
+    #[test]
+    fn the_switch_keeps_frames_between_clients_off_the_wire() {
+        let c = three_clients(256);
+        let mac = |i: u8| [0x52, 0x54, 0, 0x12, 0x34, 0x56 + i];
+        let (wire, local, both) = (
+            Switch {
+                wire: true,
+                local: false,
+            },
+            Switch {
+                wire: false,
+                local: true,
+            },
+            Switch {
+                wire: true,
+                local: true,
+            },
+        );
+        // To another client: that client alone, whoever sends.
+        assert_eq!(switch(1, &mac(0), &c), local);
+        assert_eq!(switch(0, &mac(2), &c), local);
+        // Broadcast and multicast: the wire and the other clients.
+        assert_eq!(switch(1, &[0xff; 6], &c), both);
+        assert_eq!(switch(0, &[0x01, 0, 0x5e, 0, 0, 0xfb], &c), both);
+        assert_eq!(switch(2, &[0x33, 0x33, 0, 0, 0, 1], &c), both);
+        // Unknown unicast (QEMU's gateway), and the sender's own MAC: the
+        // wire only.
+        assert_eq!(switch(1, &[0x52, 0x55, 10, 0, 2, 2], &c), wire);
+        assert_eq!(switch(1, &mac(1), &c), wire);
+        // An unused slot's MAC (all zero) is no client's.
+        assert_eq!(switch(1, &[0; 6], &c), wire);
+        // No loopback (one client, or a system without it): the wire.
+        let none = three_clients(0);
+        assert_eq!(switch(1, &mac(0), &none), wire);
+        assert_eq!(switch(1, &[0xff; 6], &none), wire);
+        let mut one = three_clients(256);
+        one.count = 1;
+        assert_eq!(switch(0, &[0xff; 6], &one), wire);
+        assert_eq!(switch(0, &mac(1), &one), wire, "slot 1 is unused");
+    }
+
+    #[test]
+    fn looped_frames_never_go_back_to_their_sender() {
+        let c = three_clients(256);
+        let mac = |i: u8| [0x52, 0x54, 0, 0x12, 0x34, 0x56 + i];
+        assert_eq!(route_local(&mac(1), &mac(0), &c), Route::One(0));
+        assert_eq!(route_local(&mac(0), &mac(2), &c), Route::One(2));
+        assert_eq!(route_local(&mac(1), &[0xff; 6], &c), Route::AllBut(1));
+        assert_eq!(
+            route_local(&mac(2), &[0x33, 0x33, 0, 0, 0, 1], &c),
+            Route::AllBut(2)
+        );
+        // What the transmit virtualiser never sends: to the sender itself,
+        // to no client, from no client.
+        assert_eq!(route_local(&mac(1), &mac(1), &c), Route::Drop);
+        assert_eq!(
+            route_local(&mac(1), &[0x52, 0x55, 10, 0, 2, 2], &c),
+            Route::Drop
+        );
+        assert_eq!(
+            route_local(&[0x52, 0x55, 10, 0, 2, 2], &mac(0), &c),
+            Route::Drop
+        );
+        assert_eq!(route_local(&[0; 6], &[0xff; 6], &c), Route::Drop);
     }
 
     #[test]

@@ -24,6 +24,13 @@ pub const GUEST_TX_BUFFERS: u32 = 64;
 /// Bytes of a guest card's receive and transmit data regions.
 pub const GUEST_RX_DATA_SIZE: u64 = GUEST_RX_BUFFERS as u64 * BUFFER_SIZE as u64;
 pub const GUEST_TX_DATA_SIZE: u64 = GUEST_TX_BUFFERS as u64 * BUFFER_SIZE as u64;
+/// Buffers in the loopback data region (the transmit virtualiser's, lent
+/// to the receive virtualiser for frames from one client to another): as
+/// many as its queues hold, so a burst of a whole client queue's frames
+/// to a neighbour fits while the receive virtualiser has not run yet.
+pub const LOOPBACK_BUFFERS: u32 = 256;
+/// Bytes of the loopback data region.
+pub const LOOPBACK_DATA_SIZE: u64 = LOOPBACK_BUFFERS as u64 * BUFFER_SIZE as u64;
 /// Bytes of a queue-pair region: the free queue at 0, the active queue at
 /// [`ACTIVE_OFFSET`] (each holds [`BUFFERS`] descriptors).
 pub const QUEUES_SIZE: u64 = 0x4000;
@@ -83,6 +90,14 @@ pub mod virt {
     pub const CLIENT_DATA: u64 = 0x3000_0000;
     /// The symbol of the configuration ([`crate::config::Clients`]).
     pub const CONFIG: &str = "net_virt_config";
+    /// To the other virtualiser, over the loopback queues (a system with
+    /// several clients; [`crate::loopback`]).
+    pub const LOOPBACK: u8 = 1 + super::MAX_CLIENTS as u8;
+    /// The loopback queue pair (the transmit virtualiser is its source,
+    /// the receive virtualiser its sink) and data region (read-write in
+    /// the transmit virtualiser, read-only in the receive one).
+    pub const LOOPBACK_QUEUES: u64 = 0x2600_0000;
+    pub const LOOPBACK_DATA: u64 = 0x2700_0000;
 
     /// The channel to client `i`.
     pub const fn client_channel(i: usize) -> Option<u8> {

@@ -9,17 +9,27 @@
 //! frames wait in their queues and the virtualiser asks the driver for a
 //! signal.
 //!
-//! Wiring (`septa-net-protocol`'s [`wiring::virt`]): the driver on channel
-//! 0, client i on `1 + i`; the clients' names and MACs in the patched
-//! [`wiring::virt::CONFIG`]. Every descriptor is checked before a buffer is
-//! touched.
+//! With several clients it is their switch too ([`septa_net_protocol::switch`]):
+//! a frame to another client's MAC is copied into a buffer of the
+//! loopback region instead and passed to the receive virtualiser, which
+//! delivers it as it delivers the driver's; a group frame goes both ways
+//! (the receive virtualiser leaves out its sender); a full loopback drops
+//! the frame and counts it ([`septa_net_protocol::loopback`]).
 //!
-//! Owns: its ends of the queues, the copies. Must not: look past the
-//! source address.
+//! Wiring (`septa-net-protocol`'s [`wiring::virt`]): the driver on channel
+//! 0, client i on `1 + i`, the receive virtualiser on
+//! [`wiring::virt::LOOPBACK`]; the clients' names and MACs and the
+//! loopback's size in the patched [`wiring::virt::CONFIG`]. Every
+//! descriptor is checked before a buffer is touched.
+//!
+//! Owns: its ends of the queues, the copies, the loopback's buffers. Must
+//! not: look past the source and destination addresses.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 use septa_net_protocol::config::Clients;
+use septa_net_protocol::loopback::Sender;
 use septa_net_protocol::region;
+use septa_net_protocol::switch;
 use septa_net_protocol::wiring::{self, virt, MAX_CLIENTS};
 use septa_queue::net::{Buffers, Sink, Source};
 use septa_queue::{Idle, PeerFault, Shared};
@@ -30,14 +40,16 @@ patched! {
 }
 
 const DRIVER: Channel = Channel::new(virt::DRIVER);
+const LOOPBACK: Channel = Channel::new(virt::LOOPBACK);
 
 /// Frames taken from one client before the next gets its turn.
 const BATCH: usize = 16;
 
 /// The region of `size` bytes mapped at `base`.
 fn mapped(base: u64, size: u64) -> Shared {
-    // SAFETY: the tool maps the driver's queue pair and data region, and
-    // client i's, read-write at their `wiring::virt` addresses with their
+    // SAFETY: the tool maps the driver's queue pair and data region,
+    // client i's, and the loopback's (when the configuration gives it
+    // buffers), read-write at their `wiring::virt` addresses with their
     // `wiring` sizes for the PD's whole life (for every client the
     // configuration names); this PD touches them only through `Shared`.
     unsafe { Shared::new(base as *mut u8, size as usize) }.expect("a region's address is not null")
@@ -55,6 +67,8 @@ struct Virt {
     driver_data: Shared,
     clients: heapless::Vec<Client, MAX_CLIENTS>,
     config: Clients,
+    /// To the receive virtualiser, for frames to other clients.
+    loopback: Option<Sender>,
     faults: u64,
     reported: u64,
 }
@@ -97,11 +111,20 @@ impl Virt {
             };
             let from = own.offset(index);
             let len = desc.len as usize;
-            let mut src = [0u8; 6];
+            let mut addrs = [0u8; 12];
             let good = (14..=wiring::MAX_FRAME).contains(&len)
-                && client.data.read(from + 6, &mut src).is_ok()
-                && src == mac;
-            if good {
+                && client.data.read(from, &mut addrs).is_ok()
+                && addrs[6..] == mac;
+            let mut dest = [0u8; 6];
+            dest.copy_from_slice(&addrs[..6]);
+            let to = switch(c, &dest, &self.config);
+            if good && to.local {
+                if let Some(lb) = &mut self.loopback {
+                    // Dropped and counted when full.
+                    let _ = lb.send(&client.data, from, len);
+                }
+            }
+            if good && to.wire {
                 let out = match self.driver.free.dequeue() {
                     Ok(Some(d)) => d,
                     _ => {
@@ -121,6 +144,8 @@ impl Virt {
                     }
                     Err(_) => self.faults += 1,
                 }
+            } else if good {
+                // Switched locally alone.
             } else if len >= 14 {
                 client.spoofed += 1;
             } else {
@@ -175,6 +200,13 @@ impl Virt {
         if self.driver.active.take_signal_request() {
             let _ = DRIVER.notify();
         }
+        if self
+            .loopback
+            .as_mut()
+            .is_some_and(Sender::take_signal_request)
+        {
+            let _ = LOOPBACK.notify();
+        }
         for (i, c) in self.clients.iter_mut().enumerate() {
             if c.q.free.take_signal_request() {
                 let _ = client_channel(i).notify();
@@ -185,13 +217,21 @@ impl Virt {
 
     /// Says what was refused, each time the total doubles.
     fn report(&mut self) {
+        let looped = self.loopback.as_ref().map_or(0, |l| l.full + l.faults);
         let lost: u64 = self.faults
+            + looped
             + self
                 .clients
                 .iter()
                 .map(|c| c.spoofed + c.faults)
                 .sum::<u64>();
         if septa_net_protocol::report_due(lost, &mut self.reported, 1) {
+            if let Some(l) = &self.loopback {
+                println!(
+                    "net-virt-tx: loopback: {} frames to clients dropped (full), {} faults of the receive virtualiser",
+                    l.full, l.faults
+                );
+            }
             for (i, c) in self.clients.iter().enumerate() {
                 println!(
                     "net-virt-tx: client {}: {} frames not from its MAC, {} faults",
@@ -237,7 +277,16 @@ fn init() -> Virt {
     for i in 0..clients.len() {
         let _ = client_channel(i).notify();
     }
+    let loopback = (config.loopback > 0).then(|| {
+        let size = u64::from(config.loopback) * u64::from(wiring::BUFFER_SIZE);
+        Sender::new(
+            mapped(virt::LOOPBACK_QUEUES, wiring::QUEUES_SIZE),
+            mapped(virt::LOOPBACK_DATA, size),
+        )
+        .expect("the loopback's queues")
+    });
     Virt {
+        loopback,
         driver,
         driver_data: mapped(virt::DRIVER_DATA, wiring::DATA_SIZE),
         clients,

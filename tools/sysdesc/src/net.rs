@@ -22,7 +22,11 @@
 //! subsystem (which `[net]` adds if the description has no `[timer]`).
 //! Each cell's policy (which ports it may listen on, which it may connect
 //! to) goes into the stack's configuration; two cells may not claim one
-//! port.
+//! port. With several clients of the virtualisers (the stack and Linux
+//! cells' cards) the two virtualisers share a loopback (a queue pair and a
+//! data region, read-only in the receive virtualiser, and a channel) over
+//! which the transmit virtualiser switches frames from one client to
+//! another (`septa_net_protocol::loopback`).
 //!
 //! Errors are reported at the key that causes them and nothing is added.
 
@@ -91,8 +95,13 @@ fn region_names(cells: &[String]) -> Vec<String> {
     .map(|s| s.to_string())
     .collect();
     v.extend(cells.iter().map(|c| sockets_region(c)));
+    v.extend(LOOPBACK_REGIONS.iter().map(|s| s.to_string()));
     v
 }
+
+/// The loopback's queue pair and data region (a system with several
+/// clients of the virtualisers).
+const LOOPBACK_REGIONS: [&str; 2] = ["net_loopback_queues", "net_loopback_data"];
 
 fn sockets_region(cell: &str) -> String {
     format!("net_sockets_{cell}")
@@ -519,6 +528,11 @@ fn build(system: &mut System, plan: Plan) -> usize {
         clients.names[1 + i] = Name::new(&system.pds[g.pd].name);
         clients.macs[1 + i] = g.mac;
     }
+    // Several clients: the virtualisers switch frames between them.
+    let loopback = !plan.guests.is_empty();
+    if loopback {
+        clients.loopback = wiring::LOOPBACK_BUFFERS as u16;
+    }
     // Each virtualiser's view: the guests' buffers differ by direction.
     let virt_config = |buffers: u32| {
         let mut c = clients;
@@ -595,6 +609,41 @@ fn build(system: &mut System, plan: Plan) -> usize {
             src,
         ));
         virts[k] = v;
+    }
+
+    // The loopback: the transmit virtualiser fills its buffers, the
+    // receive virtualiser only reads them.
+    if loopback {
+        let [queues, data] = LOOPBACK_REGIONS;
+        system
+            .regions
+            .push(region(queues.into(), wiring::QUEUES_SIZE, src));
+        system
+            .regions
+            .push(region(data.into(), wiring::LOOPBACK_DATA_SIZE, src));
+        let [rx, tx] = virts;
+        system.pds[tx]
+            .maps
+            .push(fixed(queues, vw::LOOPBACK_QUEUES, src));
+        system.pds[tx]
+            .maps
+            .push(fixed(data, vw::LOOPBACK_DATA, src));
+        system.pds[rx]
+            .maps
+            .push(fixed(queues, vw::LOOPBACK_QUEUES, src));
+        system.pds[rx].maps.push(Map {
+            perms: Perms {
+                read: true,
+                write: false,
+                execute: false,
+            },
+            ..fixed(data, vw::LOOPBACK_DATA, src)
+        });
+        system.channels.push(channel(
+            end(tx, u64::from(vw::LOOPBACK), None, src),
+            end(rx, u64::from(vw::LOOPBACK), None, src),
+            src,
+        ));
     }
 
     // The stack.
@@ -883,6 +932,70 @@ cells = [
             .unwrap();
         assert_eq!(m.vaddr, crate::expand::CLIENT_VADDR);
         assert_eq!(http.consts[0].bytes, 1u64.to_le_bytes());
+    }
+
+    fn virt_clients(s: &System, pd: usize) -> Clients {
+        let c = s.pds[pd]
+            .consts
+            .iter()
+            .find(|c| c.symbol == wiring::virt::CONFIG)
+            .unwrap();
+        Clients::decode(c.bytes.as_slice().try_into().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn several_clients_get_a_loopback_between_the_virtualisers() {
+        // One client (the stack): no loopback.
+        let s = system();
+        let net = s.net.as_ref().unwrap();
+        for r in LOOPBACK_REGIONS {
+            assert!(s.region(r).is_none(), "{r}");
+        }
+        assert_eq!(virt_clients(&s, net.virt_rx).loopback, 0);
+        assert_eq!(virt_clients(&s, net.virt_tx).loopback, 0);
+        // A Linux cell's card makes two.
+        let text = SYSTEM.replace(
+            "[[virtio]]",
+            "[cell.vm]\nlinux = { ram = \"64 MiB\" }\npriority = 40\nservices = [{ kind = \"net\" }]\n\n[[virtio]]",
+        );
+        let s = parse_str("n.toml", &text, Format::Toml)
+            .map_err(|r| r.one_line())
+            .unwrap()
+            .system;
+        let net = s.net.as_ref().unwrap();
+        for v in [net.virt_rx, net.virt_tx] {
+            let c = virt_clients(&s, v);
+            assert_eq!((c.count, c.loopback), (2, wiring::LOOPBACK_BUFFERS as u16));
+        }
+        // The two virtualisers alone map it; the receive one may not write
+        // the frames.
+        assert_eq!(mappers(&s, "net_loopback_queues"), [VIRT_RX, VIRT_TX]);
+        assert_eq!(mappers(&s, "net_loopback_data"), [VIRT_RX, VIRT_TX]);
+        assert_eq!(
+            s.region("net_loopback_data").unwrap().size,
+            wiring::LOOPBACK_DATA_SIZE
+        );
+        let perms = |pd: usize, r: &str| {
+            let m = s.pds[pd].maps.iter().find(|m| m.region == r).unwrap();
+            (m.vaddr, m.perms.read, m.perms.write)
+        };
+        let (q, d) = (wiring::virt::LOOPBACK_QUEUES, wiring::virt::LOOPBACK_DATA);
+        assert_eq!(perms(net.virt_tx, "net_loopback_data"), (d, true, true));
+        assert_eq!(perms(net.virt_rx, "net_loopback_data"), (d, true, false));
+        assert_eq!(perms(net.virt_tx, "net_loopback_queues"), (q, true, true));
+        assert_eq!(perms(net.virt_rx, "net_loopback_queues"), (q, true, true));
+        // Their channel, on the loopback's id at both ends.
+        let ch: Vec<(usize, u64, usize, u64)> = s
+            .channels
+            .iter()
+            .filter(|c| {
+                [c.a.pd, c.b.pd] == [net.virt_tx, net.virt_rx]
+                    || [c.a.pd, c.b.pd] == [net.virt_rx, net.virt_tx]
+            })
+            .map(|c| (c.a.pd, c.a.id, c.b.pd, c.b.id))
+            .collect();
+        let id = u64::from(wiring::virt::LOOPBACK);
+        assert_eq!(ch, [(net.virt_tx, id, net.virt_rx, id)]);
     }
 
     #[test]
