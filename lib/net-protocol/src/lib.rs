@@ -13,10 +13,15 @@
 //!   `septa-queue` net queues and a data region of [`wiring::BUFFERS`]
 //!   buffers, which the device reaches (DMA); frames sit at
 //!   [`wiring::DRIVER_FRAME_OFFSET`] in them, after the device's header;
-//! - each virtualiser and each of its clients (the stack today) share one
-//!   more pair and a data region of the client's own, frames at offset 0;
-//!   the virtualisers copy between the driver's buffers and the clients',
-//!   so a client sees its own frames and buffers and nothing else;
+//! - each virtualiser and each of its clients (the stack, each Linux
+//!   guest's card) share one more pair and a data region of the client's
+//!   own, frames at offset 0; the virtualisers copy between the driver's
+//!   buffers and the clients', so a client sees its own frames and buffers
+//!   and nothing else;
+//! - with several clients, the virtualisers share a loopback ([`loopback`]):
+//!   the transmit virtualiser switches a frame for other clients
+//!   ([`switch`]) into it, the receive virtualiser delivers it
+//!   ([`route_local`]);
 //! - each cell and the stack share one region of socket slots
 //!   ([`sockets`]): byte rings each way per socket, and a header the
 //!   stack writes; control is a protected procedure call ([`calls`]).
