@@ -154,7 +154,10 @@ pub fn call(cur: Tcb) -> bool {
     };
     // A server with a scheduling context of its own has its fast path.
     if dest.sched_context() != 0 {
-        return call_active(cur, info, ep, badge, dest);
+        return match call_active(cur, info, ep, badge, dest) {
+            Some(t) => sched::fast_made_current(t),
+            None => false,
+        };
     }
     // A passive server, with a reply object to be called through.
     if dest.yield_to() != 0 || !dest.in_no_queue() {
@@ -226,7 +229,10 @@ pub fn reply_recv(cur: Tcb) -> bool {
     let top = sc.reply();
     if top == 0 {
         // No call stack: a server on its own SC may answer an active caller.
-        return reply_recv_active(cur, info, sc);
+        return match reply_recv_active(cur, info, sc) {
+            Some(t) => sched::fast_made_current(t),
+            None => false,
+        };
     }
     let cspace = cur.slot(tcb::CTABLE).raw_cap();
     let Some((ep, _, rights)) = lookup_fp(cspace, cur.reg(Reg::CAP)).as_endpoint() else {
@@ -324,8 +330,8 @@ fn taken_active(_which: usize) {
 /// context of its own (an active server), the head of the receive queue
 /// of `ep`, if it is the fast case; [`call`] has checked the message
 /// `info` (short, no caps, no fault), the cap (send right, grant or
-/// grant-reply, `badge`) and that `dest` waits. Returns whether it was
-/// done; if not, nothing changed.
+/// grant-reply, `badge`) and that `dest` waits. Returns the thread made
+/// current (`dest`) if it was done; if not, nothing changed.
 ///
 /// The slow path (`sendIPC` and `reply_push` in MCS form): the message
 /// goes to `dest`, its reply object is unlinked from it and linked to
@@ -348,29 +354,23 @@ fn taken_active(_which: usize) {
 ///   own SC with the budget for this entry, and the scheduler would choose
 ///   `dest` ([`sched::fast_would_choose`]).
 #[inline(always)]
-fn call_active(cur: Tcb, info: u64, ep: Ep, badge: u64, dest: Tcb) -> bool {
+fn call_active(cur: Tcb, info: u64, ep: Ep, badge: u64, dest: Tcb) -> Option<Tcb> {
     let dsc = Sc::new(dest.sched_context());
     if dest.yield_to() != 0 || !dest.in_no_queue() || !dsc.is_active() || dsc.is_sporadic() {
-        return false;
+        return None;
     }
-    let Some(reply) = ReplyObj::from_link(dest.reply_object()) else {
-        return false;
-    };
-    let Some(root) = vspace::ready_root(dest.slot(tcb::VTABLE).raw_cap()) else {
-        return false;
-    };
+    let reply = ReplyObj::from_link(dest.reply_object())?;
+    let root = vspace::ready_root(dest.slot(tcb::VTABLE).raw_cap())?;
     if !cur.in_no_queue() {
-        return false;
+        return None;
     }
-    let Some(sc) = sched::fast_budget() else {
-        return false;
-    };
+    let sc = sched::fast_budget()?;
     if cur.sched_context() != sc.paddr()
         || !dsc.refill_ready()
         || !dsc.refill_sufficient(0)
         || !sched::fast_would_choose(dest.priority(), dest.domain())
     {
-        return false;
+        return None;
     }
 
     // --- point of no return ---
@@ -388,15 +388,15 @@ fn call_active(cur: Tcb, info: u64, ep: Ep, badge: u64, dest: Tcb) -> bool {
     dest.set_state_raw(ThreadState::Running);
     sched::fast_switch_to_other_sc(dest, dsc, root);
     taken_active(0);
-    true
+    Some(dest)
 }
 
 /// ReplyRecv by the current thread `cur`, running on its own scheduling
 /// context `sc` (which heads no call stack), if it is the fast case: the
 /// answer goes to an active caller, which runs on its own SC, and `cur`
 /// waits on the endpoint again. [`reply_recv`] has checked the message
-/// `info` (short, no caps, no fault). Returns whether it was done; if not,
-/// nothing changed.
+/// `info` (short, no caps, no fault). Returns the thread made current
+/// (the caller) if it was done; if not, nothing changed.
 ///
 /// The slow path (`doReplyTransfer`, then `receiveIPC`): the reply object,
 /// on no call stack, is unlinked from its caller, which takes the
@@ -420,36 +420,28 @@ fn call_active(cur: Tcb, info: u64, ep: Ep, badge: u64, dest: Tcb) -> bool {
 ///   postponed, or gets a timeout fault), its address space ready, and
 ///   the scheduler would choose it ([`sched::fast_would_choose`]).
 #[inline(always)]
-fn reply_recv_active(cur: Tcb, info: u64, sc: Sc) -> bool {
+fn reply_recv_active(cur: Tcb, info: u64, sc: Sc) -> Option<Tcb> {
     let cspace = cur.slot(tcb::CTABLE).raw_cap();
-    let Some((ep, _, rights)) = lookup_fp(cspace, cur.reg(Reg::CAP)).as_endpoint() else {
-        return false;
-    };
+    let (ep, _, rights) = lookup_fp(cspace, cur.reg(Reg::CAP)).as_endpoint()?;
     if rights & EP_RECEIVE == 0 {
-        return false;
+        return None;
     }
-    let Some((reply, _)) = lookup_fp(cspace, cur.reg(Reg::REPLY)).as_reply() else {
-        return false;
-    };
+    let (reply, _) = lookup_fp(cspace, cur.reg(Reg::REPLY)).as_reply()?;
     let reply = ReplyObj::new(reply);
     if reply.next() != 0 || reply.is_head() || reply.prev() != 0 {
-        return false;
+        return None;
     }
     if let Some(n) = Ntfn::from_link(cur.bound_notification()) {
         if n.state() == NtfnState::Active || n.sched_context() == sc.paddr() {
-            return false;
+            return None;
         }
     }
     let ep = Ep::new(ep);
     if ep.state() == EpState::Send {
-        return false;
+        return None;
     }
-    let Some(caller) = reply.tcb() else {
-        return false;
-    };
-    let Some(csc) = Sc::from_link(caller.sched_context()) else {
-        return false;
-    };
+    let caller = reply.tcb()?;
+    let csc = Sc::from_link(caller.sched_context())?;
     if caller.state() != ThreadState::BlockedOnReply
         || caller.has_fault()
         || caller.yield_to() != 0
@@ -457,18 +449,16 @@ fn reply_recv_active(cur: Tcb, info: u64, sc: Sc) -> bool {
         || !csc.is_active()
         || csc.is_sporadic()
     {
-        return false;
+        return None;
     }
-    let Some(root) = vspace::ready_root(caller.slot(tcb::VTABLE).raw_cap()) else {
-        return false;
-    };
+    let root = vspace::ready_root(caller.slot(tcb::VTABLE).raw_cap())?;
     if !cur.in_no_queue()
         || sched::fast_budget() != Some(sc)
         || !csc.refill_ready()
         || !csc.refill_sufficient(0)
         || !sched::fast_would_choose(caller.priority(), caller.domain())
     {
-        return false;
+        return None;
     }
 
     // --- point of no return ---
@@ -488,7 +478,7 @@ fn reply_recv_active(cur: Tcb, info: u64, sc: Sc) -> bool {
     endpoint::append(cur, ep, EpState::Recv);
     sched::fast_switch_to_other_sc(caller, csc, root);
     taken_active(1);
-    true
+    Some(caller)
 }
 
 /// Send on a notification by the current thread `cur`, if it is the fast
