@@ -85,6 +85,13 @@ std::thread_local! {
     pub static TAKEN: core::cell::Cell<[u64; 4]> = const { core::cell::Cell::new([0; 4]) };
 }
 
+#[cfg(test)]
+std::thread_local! {
+    /// How often the active-server fast paths did a Call (0) and a
+    /// ReplyRecv (1) on this test thread (not counted in [`TAKEN`]).
+    pub static TAKEN_ACTIVE: core::cell::Cell<[u64; 2]> = const { core::cell::Cell::new([0; 2]) };
+}
+
 /// Counts a fast Call (0), ReplyRecv (1), signal (2) or interrupt (3)
 /// (tests only).
 #[inline(always)]
@@ -145,8 +152,15 @@ pub fn call(cur: Tcb) -> bool {
     let Some(dest) = ep.queue().head else {
         return false;
     };
+    // A server with a scheduling context of its own has its fast path.
+    if dest.sched_context() != 0 {
+        return match call_active(cur, info, ep, badge, dest) {
+            Some(t) => sched::fast_made_current(t),
+            None => false,
+        };
+    }
     // A passive server, with a reply object to be called through.
-    if dest.sched_context() != 0 || dest.yield_to() != 0 || !dest.in_no_queue() {
+    if dest.yield_to() != 0 || !dest.in_no_queue() {
         return false;
     }
     let Some(reply) = ReplyObj::from_link(dest.reply_object()) else {
@@ -214,7 +228,11 @@ pub fn reply_recv(cur: Tcb) -> bool {
     };
     let top = sc.reply();
     if top == 0 {
-        return false;
+        // No call stack: a server on its own SC may answer an active caller.
+        return match reply_recv_active(cur, info, sc) {
+            Some(t) => sched::fast_made_current(t),
+            None => false,
+        };
     }
     let cspace = cur.slot(tcb::CTABLE).raw_cap();
     let Some((ep, _, rights)) = lookup_fp(cspace, cur.reg(Reg::CAP)).as_endpoint() else {
@@ -295,6 +313,172 @@ pub fn reply_recv(cur: Tcb) -> bool {
     sched::fast_switch_to(caller, root);
     taken(1);
     true
+}
+
+/// Counts an active-server fast Call (0) or ReplyRecv (1) (tests only).
+#[inline(always)]
+fn taken_active(_which: usize) {
+    #[cfg(test)]
+    TAKEN_ACTIVE.with(|t| {
+        let mut n = t.get();
+        n[_which] += 1;
+        t.set(n)
+    });
+}
+
+/// Call by the current thread `cur` to a server `dest` with a scheduling
+/// context of its own (an active server), the head of the receive queue
+/// of `ep`, if it is the fast case; [`call`] has checked the message
+/// `info` (short, no caps, no fault), the cap (send right, grant or
+/// grant-reply, `badge`) and that `dest` waits. Returns the thread made
+/// current (`dest`) if it was done; if not, nothing changed.
+///
+/// The slow path (`sendIPC` and `reply_push` in MCS form): the message
+/// goes to `dest`, its reply object is unlinked from it and linked to
+/// `cur`, which blocks on it (the scheduler action becomes ChooseNew), but
+/// nothing is donated, so the reply object stays off every call stack;
+/// `dest` runs, and `possible_switch_to` (with ChooseNew pending) puts it
+/// at the head of its ready queue; `schedule` chooses the head of the
+/// highest ready queue, which is `dest` when no ready thread outranks it,
+/// takes it out again, and switches SC (commit of `cur`'s time to its
+/// SC, the refill check of `dest`'s, the timer). The fast path does that
+/// when, beyond [`call`]'s checks:
+///
+/// - `dest` has a reply object (else `cur` would end Inactive), no YieldTo
+///   to complete, is in no queue (neither ready nor release: the slow
+///   path's `possible_switch_to` would do nothing), and its SC is active,
+///   constant-bandwidth (a sporadic one's refills are unblocked on wake)
+///   and has a ready head refill with budget (a server out of budget is
+///   left to the slow path);
+/// - `dest`'s address space is ready, `cur` is in no queue and runs on its
+///   own SC with the budget for this entry, and the scheduler would choose
+///   `dest` ([`sched::fast_would_choose`]).
+#[inline(always)]
+fn call_active(cur: Tcb, info: u64, ep: Ep, badge: u64, dest: Tcb) -> Option<Tcb> {
+    let dsc = Sc::new(dest.sched_context());
+    if dest.yield_to() != 0 || !dest.in_no_queue() || !dsc.is_active() || dsc.is_sporadic() {
+        return None;
+    }
+    let reply = ReplyObj::from_link(dest.reply_object())?;
+    let root = vspace::ready_root(dest.slot(tcb::VTABLE).raw_cap())?;
+    if !cur.in_no_queue() {
+        return None;
+    }
+    let sc = sched::fast_budget()?;
+    if cur.sched_context() != sc.paddr()
+        || !dsc.refill_ready()
+        || !dsc.refill_sufficient(0)
+        || !sched::fast_would_choose(dest.priority(), dest.domain())
+    {
+        return None;
+    }
+
+    // --- point of no return ---
+    preempt::reset_work_units();
+    endpoint::dequeue(dest, ep);
+    copy_message(cur, dest, info);
+    dest.set_reg(Reg::MSG_INFO, delivered_info(info));
+    dest.set_reg(Reg::BADGE, badge);
+    // The caller waits on the server's reply object; no donation, so the
+    // reply object goes on no call stack.
+    dest.set_reply_object(0);
+    reply.set_tcb(Some(cur));
+    cur.set_reply_object(reply.paddr());
+    cur.set_state_raw(ThreadState::BlockedOnReply);
+    dest.set_state_raw(ThreadState::Running);
+    sched::fast_switch_to_other_sc(dest, dsc, root);
+    taken_active(0);
+    Some(dest)
+}
+
+/// ReplyRecv by the current thread `cur`, running on its own scheduling
+/// context `sc` (which heads no call stack), if it is the fast case: the
+/// answer goes to an active caller, which runs on its own SC, and `cur`
+/// waits on the endpoint again. [`reply_recv`] has checked the message
+/// `info` (short, no caps, no fault). Returns the thread made current
+/// (the caller) if it was done; if not, nothing changed.
+///
+/// The slow path (`doReplyTransfer`, then `receiveIPC`): the reply object,
+/// on no call stack, is unlinked from its caller, which takes the
+/// message and runs; its refill ready and sufficient, `possible_switch_to`
+/// makes it the SwitchTo candidate; `cur` blocks in Recv with the reply
+/// object (after taking back an SC its bound notification lent it);
+/// `schedule` switches to the candidate when no ready thread outranks it
+/// (or when it does not outrank `cur`, checked the stricter way), then
+/// switches SC as for the call. The fast path does that when:
+///
+/// - the caps: an endpoint with the receive right in x0, a reply object
+///   in x6 that is on no call stack (no links: `reply_remove` only
+///   unlinks it) and whose caller waits on it without a fault;
+/// - the server: no signal pending on its bound notification and its SC
+///   not the notification's (either is the slow path's), no sender waits
+///   on the endpoint, it is in no queue, runs on `sc` with the budget for
+///   this entry;
+/// - the caller: in no queue, no YieldTo, an active constant-bandwidth SC
+///   of its own (a sporadic one's refills are unblocked; without one it
+///   could not run) whose head refill is ready and sufficient (else it is
+///   postponed, or gets a timeout fault), its address space ready, and
+///   the scheduler would choose it ([`sched::fast_would_choose`]).
+#[inline(always)]
+fn reply_recv_active(cur: Tcb, info: u64, sc: Sc) -> Option<Tcb> {
+    let cspace = cur.slot(tcb::CTABLE).raw_cap();
+    let (ep, _, rights) = lookup_fp(cspace, cur.reg(Reg::CAP)).as_endpoint()?;
+    if rights & EP_RECEIVE == 0 {
+        return None;
+    }
+    let (reply, _) = lookup_fp(cspace, cur.reg(Reg::REPLY)).as_reply()?;
+    let reply = ReplyObj::new(reply);
+    if reply.next() != 0 || reply.is_head() || reply.prev() != 0 {
+        return None;
+    }
+    if let Some(n) = Ntfn::from_link(cur.bound_notification()) {
+        if n.state() == NtfnState::Active || n.sched_context() == sc.paddr() {
+            return None;
+        }
+    }
+    let ep = Ep::new(ep);
+    if ep.state() == EpState::Send {
+        return None;
+    }
+    let caller = reply.tcb()?;
+    let csc = Sc::from_link(caller.sched_context())?;
+    if caller.state() != ThreadState::BlockedOnReply
+        || caller.has_fault()
+        || caller.yield_to() != 0
+        || !caller.in_no_queue()
+        || !csc.is_active()
+        || csc.is_sporadic()
+    {
+        return None;
+    }
+    let root = vspace::ready_root(caller.slot(tcb::VTABLE).raw_cap())?;
+    if !cur.in_no_queue()
+        || sched::fast_budget() != Some(sc)
+        || !csc.refill_ready()
+        || !csc.refill_sufficient(0)
+        || !sched::fast_would_choose(caller.priority(), caller.domain())
+    {
+        return None;
+    }
+
+    // --- point of no return ---
+    preempt::reset_work_units();
+    // The reply (`reply_remove` of a reply on no call stack): the caller
+    // lets go of the reply object, takes the message and runs.
+    caller.set_reply_object(0);
+    copy_message(cur, caller, info);
+    caller.set_reg(Reg::MSG_INFO, delivered_info(info));
+    caller.set_reg(Reg::BADGE, 0);
+    caller.set_state_raw(ThreadState::Running);
+    // The server waits on the endpoint with the reply object.
+    cur.set_state_raw(ThreadState::BlockedOnReceive);
+    cur.set_blocking_object(ep.paddr());
+    cur.set_reply_object(reply.paddr());
+    reply.set_tcb(Some(cur));
+    endpoint::append(cur, ep, EpState::Recv);
+    sched::fast_switch_to_other_sc(caller, csc, root);
+    taken_active(1);
+    Some(caller)
 }
 
 /// Send on a notification by the current thread `cur`, if it is the fast

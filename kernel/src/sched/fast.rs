@@ -175,3 +175,39 @@ pub fn fast_interrupt_switch(cur: Tcb, t: Tcb, root: vspace::ReadyRoot) {
         set_next_interrupt();
     }
 }
+
+/// The end of the active-server fast paths (`crate::fastpath`
+/// `call_active` and `reply_recv_active`): the IPC blocked the current
+/// thread and made `t` (in no queue, its address space `root`, its
+/// scheduling context `sc`, another than the current one) the thread to
+/// run, and [`schedule`] would switch straight to it (the caller checked
+/// [`fast_would_choose`], so no action was pending and the timer was not
+/// to be reprogrammed). What `schedule` does then, written out for that
+/// case: the switch, and `switch_sched_context` for an SC that changes
+/// (the timer is to be reprogrammed, the refill check of a
+/// constant-bandwidth `sc`, the time commit to the current SC, `sc`
+/// current), then the timer; the action stays ResumeCurrent.
+#[inline(never)]
+pub fn fast_switch_to_other_sc(t: Tcb, sc: Sc, root: vspace::ReadyRoot) {
+    fast_switch_to(t, root);
+    if !sc.is_sporadic() && !sc.is_round_robin() {
+        sched_context::refill_unblock_check(sc);
+    }
+    commit_time();
+    with(|s| {
+        s.cur_sc.set(Some(sc));
+        s.reprogram.set(false);
+    });
+    set_next_interrupt_for(Some(sc));
+}
+
+/// Stores `t` as the current thread again, after an out-of-line fast path
+/// made it current (`crate::fastpath`'s active-server paths), and returns
+/// true: a store the compiler sees, from which the kernel exit's read of
+/// the current thread is taken (without it, the passive fast paths, which
+/// share that exit, paid a load of it: ppc-passive 963 to 973).
+#[inline(always)]
+pub fn fast_made_current(t: Tcb) -> bool {
+    with(|s| s.cur_thread.set(Some(t)));
+    true
+}

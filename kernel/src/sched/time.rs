@@ -216,9 +216,15 @@ pub fn end_timeslice(can_timeout_fault: bool) {
 /// Programs the timer for the end of the current head refill or the next
 /// release, whichever is first (seL4's `setNextInterrupt`).
 pub fn set_next_interrupt() {
-    let cur = cur_thread();
+    set_next_interrupt_for(sc_of(cur_thread()));
+}
+
+/// [`set_next_interrupt`] for a current thread whose SC is `sc` (the
+/// active-server fast paths know it).
+#[inline(always)]
+pub fn set_next_interrupt_for(sc: Option<Sc>) {
     let now = cur_time();
-    let mut next = now.wrapping_add(sc_of(cur).map_or(0, |sc| sc.head().amount));
+    let mut next = now.wrapping_add(sc.map_or(0, |sc| sc.head().amount));
     if NUM_DOMAINS > 1 {
         next = next.min(now.saturating_add(with(|s| s.domain_time.get())));
     }

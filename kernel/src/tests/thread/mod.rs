@@ -9,6 +9,7 @@
 //! buffer and calling `syscall::handle_syscall` while it is the current
 //! thread, as the arch code would after an `svc`.
 
+mod active_fastpath;
 mod benchmark;
 mod fastpath;
 mod fault;
