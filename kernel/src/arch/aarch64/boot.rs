@@ -65,6 +65,10 @@ extern "C" fn kernel_boot(
     dtb_p: u64,
     dtb_size: u64,
 ) -> ! {
+    super::stack::plant_guard();
+    if septa_abi::CONFIG.debug_build() {
+        super::stack::paint();
+    }
     mmu::init();
     // SAFETY: the window maps physical memory up to WINDOW_GIB GiB at
     // KERNEL_WINDOW_BASE (mmu::init), valid for the kernel's whole life.
@@ -184,6 +188,14 @@ extern "C" fn kernel_boot(
     memory::zero(idle_tcb, TCB_BYTES);
     memory::zero(idle_sc, 128);
     sched::init(idle_tcb, idle_sc, Some(root));
+    super::stack::check("at boot");
+    if septa_abi::CONFIG.debug_build() {
+        crate::kdebugln!(
+            "kernel stack: {} of {} bytes used at boot",
+            super::stack::high_water(),
+            super::stack::size()
+        );
+    }
     crate::kdebugln!("starting the root task at {v_entry:#x}");
     sched::start();
     trap::return_to_current()

@@ -14,6 +14,7 @@ pub(crate) mod gic;
 pub(crate) mod mmu;
 pub(crate) mod pmu;
 pub(crate) mod smc;
+pub(crate) mod stack;
 pub(crate) mod stage2;
 mod sysreg;
 pub(crate) mod timer;

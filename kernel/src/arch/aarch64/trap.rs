@@ -29,6 +29,9 @@ pub fn halt() -> ! {
 pub fn return_to_current() -> ! {
     let t = sched::cur_thread();
     benchmark::exit(t);
+    if septa_abi::CONFIG.debug_build() {
+        super::stack::check("on return to user level");
+    }
     if sched::is_idle(t) {
         entry::enter_idle()
     }
