@@ -75,12 +75,23 @@ esac\n";
 /// `eth0` up and asks DHCP for ADDRESS (the lease is said on the console,
 /// [`UDHCPC_SCRIPT`]); then `septa_httpd=PORT` serves a page from `/www`
 /// with busybox `httpd` on PORT and says `septa-guest: httpd on port
-/// PORT`. Without them, nothing.
+/// PORT`; then `septa_get=URL` fetches URL with busybox `wget` (once a
+/// second for up to 30 s, while the server may still be starting) and says
+/// `septa-guest: URL answers` (or `does not answer`): the default system's
+/// guest so reaches the native HTTP cell across the virtualisers' switch.
+/// Without them, nothing.
 pub const NET_ON_BOOT: &str = "if [ -n \"$septa_dhcp\" ]; then\n\
     (ifconfig eth0 up && udhcpc -i eth0 -r \"$septa_dhcp\" -n -q -t 10 &&\n\
      if [ -n \"$septa_httpd\" ]; then\n\
          mkdir -p /www && echo \"hello from the Linux cell: $(uname -sr)\" > /www/index.html &&\n\
          httpd -p \"$septa_httpd\" -h /www && echo \"septa-guest: httpd on port $septa_httpd\"\n\
+     fi &&\n\
+     if [ -n \"$septa_get\" ]; then\n\
+         n=0; until wget -q -O - \"$septa_get\" 2>/dev/null | grep -q .; do\n\
+             n=$((n + 1)); [ $n -ge 30 ] && break; sleep 1\n\
+         done\n\
+         if [ $n -lt 30 ]; then echo \"septa-guest: $septa_get answers\"\n\
+         else echo \"septa-guest: $septa_get does not answer\"; fi\n\
      fi) &\n\
 fi\n";
 
@@ -191,6 +202,7 @@ mod tests {
         let marker = s.find(INIT_MARKER).unwrap();
         assert!(ring < virtio && virtio < marker);
         assert!(marker < s.find("septa_dhcp").unwrap());
+        assert!(s.find("septa_httpd").unwrap() < s.find("septa_get").unwrap());
         assert!(s.starts_with("#!/bin/sh\n"));
         assert!(s.ends_with("exec setsid cttyhack /bin/sh\n"));
     }
