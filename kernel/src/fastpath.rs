@@ -64,6 +64,11 @@ use crate::object::tcb::{self, Tcb, ThreadState};
 use crate::object::vspace;
 use crate::{preempt, sched};
 
+mod recv;
+pub use recv::recv;
+#[cfg(test)]
+pub use recv::RECV_TAKEN;
+
 /// The length and extra-caps fields of a message info word (bits 0..9).
 const MI_LENGTH_AND_CAPS: u64 = (1 << 9) - 1;
 /// The length field.

@@ -267,6 +267,12 @@ fn append(t: Tcb, n: Ntfn) {
     n.set_state(NtfnState::Waiting);
 }
 
+/// [`append`] for the Recv fast path (`crate::fastpath::recv`).
+#[inline(always)]
+pub fn fast_append(t: Tcb, n: Ntfn) {
+    append(t, n)
+}
+
 /// [`dequeue`] for the signal fast path (`crate::fastpath::signal`).
 #[inline(always)]
 pub fn fast_dequeue(t: Tcb, n: Ntfn) {

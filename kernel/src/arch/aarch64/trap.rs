@@ -83,12 +83,16 @@ extern "C" fn handle_svc(number: i64) -> ! {
         Reg::FAULT_IP,
         t.reg(Reg::NEXT_IP).wrapping_sub(SYSCALL_INSN_BYTES),
     );
-    // Never Call or ReplyRecv: those went to `handle_fast_syscall`. Send
-    // may take the signal fast path in the benchmark configuration.
-    if !(septa_abi::CONFIG.signal_fastpath()
-        && number == septa_abi::syscall::SEND
-        && fastpath::signal(t))
-    {
+    // Never Call or ReplyRecv: those went to `handle_fast_syscall`. Recv
+    // and Wait may block through the Recv fast path; Send may take the
+    // signal fast path in the benchmark configuration.
+    let done = match number {
+        septa_abi::syscall::RECV => fastpath::recv(t, true),
+        septa_abi::syscall::WAIT => fastpath::recv(t, false),
+        septa_abi::syscall::SEND => septa_abi::CONFIG.signal_fastpath() && fastpath::signal(t),
+        _ => false,
+    };
+    if !done {
         syscall::handle_syscall_slow(number);
     }
     return_to_current()
