@@ -63,8 +63,8 @@ pub fn handle_syscall(number: i64) {
         sys::CALL => crate::fastpath::call(sched::cur_thread()),
         sys::REPLY_RECV => crate::fastpath::reply_recv(sched::cur_thread()),
         sys::SEND if CONFIG.signal_fastpath() => crate::fastpath::signal(sched::cur_thread()),
-        sys::RECV => crate::fastpath::recv(sched::cur_thread(), true),
-        sys::WAIT => crate::fastpath::recv(sched::cur_thread(), false),
+        sys::RECV => crate::fastpath::recv_out_of_line(sched::cur_thread(), true),
+        sys::WAIT => crate::fastpath::recv_out_of_line(sched::cur_thread(), false),
         _ => false,
     };
     if !done {

@@ -29,7 +29,9 @@
 //!   no scheduling context;
 //! - [`sched::fast_block_choice`]: the scheduler had nothing pending, no
 //!   release is due, the domain has time left, and a ready thread is
-//!   there to run (else the slow path idles).
+//!   there to run (else the slow path idles), whose address space is
+//!   ready ([`vspace::ready_root`]: its ASID has a VMID, which the slow
+//!   path would otherwise assign).
 //!
 //! Then the thread blocks as the slow path blocks it (state, blocking
 //! object, reply object, the queue by priority) and
@@ -45,6 +47,7 @@ use crate::object::endpoint::{self, Ep, EpState};
 use crate::object::notification::{self, Ntfn, NtfnState};
 use crate::object::reply::ReplyObj;
 use crate::object::tcb::{self, Tcb, ThreadState};
+use crate::object::vspace;
 use crate::{preempt, sched};
 
 #[cfg(test)]
@@ -121,6 +124,9 @@ pub fn recv(cur: Tcb, can_reply: bool) -> bool {
     let Some(next) = sched::fast_block_choice() else {
         return false;
     };
+    let Some(root) = vspace::ready_root(next.slot(tcb::VTABLE).raw_cap()) else {
+        return false;
+    };
 
     // --- point of no return ---
     preempt::reset_work_units();
@@ -140,8 +146,17 @@ pub fn recv(cur: Tcb, can_reply: bool) -> bool {
             endpoint::append(cur, ep, EpState::Recv);
         }
     }
-    sched::fast_block_switch(next);
+    sched::fast_block_switch(next, root);
     #[cfg(test)]
     RECV_TAKEN.with(|t| t.set(t.get() + 1));
     true
+}
+
+/// [`recv`] out of line, for the general system-call entry
+/// (`crate::syscall::handle_syscall`: a guest's `hvc`, and the host
+/// tests): the `svc` entry has it inline, and a second inline copy would
+/// cost about 5 KB of kernel code.
+#[inline(never)]
+pub fn recv_out_of_line(cur: Tcb, can_reply: bool) -> bool {
+    recv(cur, can_reply)
 }

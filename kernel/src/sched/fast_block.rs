@@ -38,16 +38,22 @@ pub fn fast_block_choice() -> Option<Tcb> {
 }
 
 /// The end of the Recv fast path, the current thread now blocked: what
-/// [`schedule`] does with ChooseNew after `choose_thread` found `t` (the
-/// switch, which takes `t` off its ready queue; the action left
-/// ResumeCurrent; the scheduling context switch with the time commit; the
-/// timer), then [`activate_thread`].
+/// [`schedule`] does with ChooseNew after `choose_thread` found `t` at the
+/// head of its ready queue, its address space `root` ready
+/// (`switch_to_thread` as the other fast paths write it out, then `t` off
+/// its queue; the action stays ResumeCurrent; the scheduling
+/// context switch with the time commit; the timer), then
+/// [`activate_thread`], whose common case (a Running thread with no
+/// YieldTo) does nothing.
 #[inline(always)]
-pub fn fast_block_switch(t: Tcb) {
-    switch_to_thread(t);
+pub fn fast_block_switch(t: Tcb, root: vspace::ReadyRoot) {
+    fast_switch_to(t, root);
+    tcb_sched_dequeue(t);
     switch_sched_context();
     if with(|s| s.reprogram.replace(false)) {
         set_next_interrupt();
     }
-    activate_thread();
+    if t.yield_to() != 0 || t.state() != ThreadState::Running {
+        activate_thread();
+    }
 }

@@ -14,9 +14,11 @@
 //! choose as the slow path does: priorities (the server above or below the
 //! client, a third ready thread), a signal pending when the server waits
 //! again, a sender waiting on the endpoint, a thread in the release queue
-//! that is due, the domain's time running out, the server's budget
+//! that is due, the domain's time running out (as the server waits, or
+//! as the client signals: the signal fast path must decline), the server's budget
 //! running out, a thread above the client that the server makes ready
-//! (it must be chosen), no ready thread at all (the idle thread runs), the
+//! (it must be chosen; or declined, if it never ran and its address
+//! space has no VMID yet), no ready thread at all (the idle thread runs), the
 //! wrong cap as reply object, a notification bound to another thread,
 //! and a sporadic server.
 
@@ -62,11 +64,16 @@ struct RecvParams {
     released: Option<u64>,
     /// The domain's time runs out as the server waits.
     domain_out: bool,
+    /// The domain's time runs out as the client signals (the signal fast
+    /// path must decline too).
+    signal_domain_out: bool,
     /// Ticks the server runs before it waits again.
     delay: u64,
     /// The server makes a thread ready above the client, this far below
     /// its own priority, before it waits.
     wake: Option<u64>,
+    /// That thread ran before (its address space has a VMID).
+    wake_ran: bool,
     /// The server suspends the client before it waits (nothing is ready).
     idle: bool,
     /// The server names its notification as the reply object.
@@ -134,6 +141,13 @@ fn recv_scenario(slow: bool, p: &RecvParams) -> (Outcome, u64) {
     }
     s.syscall(server.tcb, sys::WAIT);
     assert_eq!(s.cur(), root);
+    // The thread to be woken runs once and suspends itself.
+    if let Some(w) = woken.filter(|_| p.wake_ran) {
+        s.resume(w);
+        assert_eq!(s.cur(), w.tcb);
+        s.call(w.tcb, w.tcb_slot, Label::TcbSuspend, &[], &[]);
+        assert_eq!(s.cur(), root);
+    }
     // A sender that waits on the endpoint (the server is not there).
     if p.sender && !p.bound_elsewhere {
         let snd = s.thread(1, Some((MS, MS)));
@@ -171,6 +185,9 @@ fn recv_scenario(slow: bool, p: &RecvParams) -> (Outcome, u64) {
     for _ in 0..p.rounds {
         if s.cur() != root {
             break;
+        }
+        if p.signal_domain_out {
+            sched::with(|st| st.domain_time.set(1));
         }
         s.load(root, signal_cap, 0, &[], &[]);
         s.syscall(root, sys::SEND);
@@ -248,7 +265,7 @@ fn params() -> impl Strategy<Value = RecvParams> {
             any::<bool>(),
             proptest::option::of(prio()),
         ),
-        (rare(), rare(), proptest::option::of(prio()), rare()),
+        (rare(), rare(), proptest::option::of(prio()), rare(), rare()),
         (
             prop_oneof![
                 3 => Just(0u64),
@@ -256,7 +273,7 @@ fn params() -> impl Strategy<Value = RecvParams> {
                 1 => Just(2 * MS * 100),
                 1 => Just(20 * MS * 100)
             ],
-            proptest::option::of(0u64..4),
+            (proptest::option::of(0u64..4), any::<bool>()),
             rare(),
             rare(),
             rare(),
@@ -267,8 +284,8 @@ fn params() -> impl Strategy<Value = RecvParams> {
         .prop_map(
             |(
                 (client_prio, server_prio, mode, bound, other),
-                (pending, sender, released, domain_out),
-                (delay, wake, idle, wrong_reply, bound_elsewhere, sporadic),
+                (pending, sender, released, domain_out, signal_domain_out),
+                (delay, (wake, wake_ran), idle, wrong_reply, bound_elsewhere, sporadic),
                 (rounds, badge),
             )| RecvParams {
                 client_prio,
@@ -280,8 +297,10 @@ fn params() -> impl Strategy<Value = RecvParams> {
                 sender,
                 released,
                 domain_out,
+                signal_domain_out,
                 delay,
                 wake,
+                wake_ran,
                 idle,
                 wrong_reply,
                 bound_elsewhere,
@@ -305,8 +324,10 @@ fn plain(mode: Mode) -> RecvParams {
         sender: false,
         released: None,
         domain_out: false,
+        signal_domain_out: false,
         delay: 0,
         wake: None,
+        wake_ran: true,
         idle: false,
         wrong_reply: false,
         bound_elsewhere: false,
@@ -350,7 +371,7 @@ fn each_condition_alone_sends_the_recv_to_the_slow_path() {
     // What changes, and how often the server waits and how often that is
     // fast (a wait that receives at once leaves the server running, and
     // it waits again).
-    let cases: [(&str, Mode, Change, [u64; 2]); 11] = [
+    let cases: [(&str, Mode, Change, [u64; 2]); 13] = [
         (
             "a pending signal",
             Mode::WaitNtfn,
@@ -387,6 +408,14 @@ fn each_condition_alone_sends_the_recv_to_the_slow_path() {
             |p| p.domain_out = true,
             [6, 3],
         ),
+        // The client's signal is not sent: it is left to restart in the
+        // next domain period, and runs out of domain time again each round.
+        (
+            "the domain's time out at the signal",
+            Mode::RecvEp,
+            |p| p.signal_domain_out = true,
+            [0, 0],
+        ),
         // The round-robin server ends its time slice, runs again at once
         // (it is still the highest) and waits again.
         (
@@ -409,6 +438,16 @@ fn each_condition_alone_sends_the_recv_to_the_slow_path() {
             "the wrong reply cap",
             Mode::RecvEp,
             |p| p.wrong_reply = true,
+            [1, 0],
+        ),
+        // The slow path would give its address space a VMID.
+        (
+            "a thread to run that never ran",
+            Mode::RecvEp,
+            |p| {
+                p.wake = Some(1);
+                p.wake_ran = false;
+            },
             [1, 0],
         ),
         // Not declines: the highest ready thread is chosen either way.
