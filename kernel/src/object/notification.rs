@@ -280,10 +280,27 @@ pub fn fast_append(t: Tcb, n: Ntfn) {
     }
 }
 
-/// [`dequeue`] for the signal fast path (`crate::fastpath::signal`).
+/// [`dequeue`] for the signal and interrupt fast paths
+/// (`crate::fastpath`), with the common case spelled out: `t` is the head
+/// (its `prev` link clear), its successor becomes the head, or the
+/// notification is left idle with an empty queue.
 #[inline(always)]
 pub fn fast_dequeue(t: Tcb, n: Ntfn) {
-    dequeue(t, n)
+    if n.read(QUEUE) != t.paddr() {
+        return dequeue(t, n);
+    }
+    match t.sched_next() {
+        Some(next) => {
+            next.set_sched_prev(None);
+            t.set_sched_next(None);
+            n.write(QUEUE, next.paddr());
+        }
+        None => {
+            n.write(QUEUE, 0);
+            n.write(QUEUE + 8, 0);
+            n.set_state(NtfnState::Idle);
+        }
+    }
 }
 
 fn dequeue(t: Tcb, n: Ntfn) {

@@ -41,14 +41,14 @@ pub fn fast_block_choice() -> Option<Tcb> {
 /// [`schedule`] does with ChooseNew after `choose_thread` found `t` at the
 /// head of its ready queue, its address space `root` ready
 /// (`switch_to_thread` as the other fast paths write it out, then `t` off
-/// its queue; the action stays ResumeCurrent; the scheduling
+/// the head of its queue; the action stays ResumeCurrent; the scheduling
 /// context switch with the time commit; the timer), then
 /// [`activate_thread`], whose common case (a Running thread with no
 /// YieldTo) does nothing.
 #[inline(always)]
 pub fn fast_block_switch(t: Tcb, root: vspace::ReadyRoot) {
     fast_switch_to(t, root);
-    tcb_sched_dequeue(t);
+    ready_pop_head(t);
     switch_sched_context();
     if with(|s| s.reprogram.replace(false)) {
         set_next_interrupt();
@@ -56,4 +56,41 @@ pub fn fast_block_switch(t: Tcb, root: vspace::ReadyRoot) {
     if t.yield_to() != 0 || t.state() != ThreadState::Running {
         activate_thread();
     }
+}
+
+/// Takes `t`, the head of its ready queue, off it: [`tcb_sched_dequeue`]
+/// for the head, spelled out (its successor, if any, becomes the head;
+/// an emptied queue leaves the bitmap).
+#[inline(always)]
+fn ready_pop_head(t: Tcb) {
+    let dom = (t.domain() as usize).min(NUM_DOMAINS as usize - 1);
+    let prio = (t.priority() as usize).min(NUM_PRIORITIES - 1);
+    let next = t.sched_next();
+    if let Some(n) = next {
+        n.set_sched_prev(None);
+        t.set_sched_next(None);
+    }
+    t.set_queued(false);
+    with(
+        #[inline(always)]
+        |s| {
+            let i = dom * NUM_PRIORITIES + prio;
+            match next {
+                Some(n) => s.ready[i].set(TcbQueue {
+                    head: Some(n),
+                    end: s.ready[i].get().end,
+                }),
+                None => {
+                    s.ready[i].set(TcbQueue::EMPTY);
+                    let l1 = prio >> 6;
+                    let w = dom * L2_WORDS + l1;
+                    let l2 = s.l2_bitmap[w].get() & !(1 << (prio & 63));
+                    s.l2_bitmap[w].set(l2);
+                    if l2 == 0 {
+                        s.l1_bitmap[dom].set(s.l1_bitmap[dom].get() & !(1 << l1));
+                    }
+                }
+            }
+        },
+    );
 }
