@@ -68,6 +68,8 @@ mod recv;
 mod wake;
 #[cfg(test)]
 pub use recv::RECV_TAKEN;
+// `recv` inline is the svc entry's (target only).
+#[cfg_attr(not(target_os = "none"), allow(unused_imports))]
 pub use recv::{recv, recv_out_of_line};
 
 /// The length and extra-caps fields of a message info word (bits 0..9).
