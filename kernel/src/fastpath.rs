@@ -64,6 +64,14 @@ use crate::object::tcb::{self, Tcb, ThreadState};
 use crate::object::vspace;
 use crate::{preempt, sched};
 
+mod recv;
+mod wake;
+#[cfg(test)]
+pub use recv::RECV_TAKEN;
+// `recv` inline is the svc entry's (target only).
+#[cfg_attr(not(target_os = "none"), allow(unused_imports))]
+pub use recv::{recv, recv_out_of_line};
+
 /// The length and extra-caps fields of a message info word (bits 0..9).
 const MI_LENGTH_AND_CAPS: u64 = (1 << 9) - 1;
 /// The length field.
@@ -509,23 +517,24 @@ pub fn signal(cur: Tcb) -> bool {
         return false;
     }
     let n = Ntfn::new(ntfn);
-    // Who the slow path would wake.
-    let dest = match n.state() {
-        NtfnState::Active => None,
+    // Who the slow path would wake: waking a bound thread cancels its
+    // endpoint wait.
+    let (dest, bound) = match n.state() {
+        NtfnState::Active => (None, false),
         NtfnState::Idle => match n.bound_tcb() {
-            // Waking a bound thread cancels its endpoint wait.
-            Some(t) if t.state() == ThreadState::BlockedOnReceive => {
-                return signal_and_switch(cur, ntfn, badge)
-            }
-            _ => None,
+            Some(t) if t.state() == ThreadState::BlockedOnReceive => (Some(t), true),
+            _ => (None, false),
         },
-        NtfnState::Waiting => n.queue_head(),
+        NtfnState::Waiting => (n.queue_head(), false),
     };
     // A thread to wake first (seL4's order): one that would outrank `cur`
-    // or needs more than a plain resume goes the slow way.
+    // is switched to, directly if nothing else is to be done
+    // ([`wake::wake_and_switch`]); a bound one, or one that needs more
+    // than a plain resume, goes the slow way.
     if let Some(dest) = dest {
-        if dest.priority() > cur.priority() {
-            return signal_and_switch(cur, ntfn, badge);
+        if bound || dest.priority() > cur.priority() {
+            return wake::wake_and_switch(cur, n, dest, bound, badge)
+                || signal_and_switch(cur, ntfn, badge);
         }
         let Some(dsc) = Sc::from_link(dest.sched_context()) else {
             return false;
@@ -604,7 +613,8 @@ fn signal_and_switch(cur: Tcb, ntfn: u64, badge: u64) -> bool {
     let Some(sc) = sched::fast_budget() else {
         return false;
     };
-    if cur.sched_context() != sc.paddr() {
+    // The budget check also ends the call when the domain's time is up.
+    if cur.sched_context() != sc.paddr() || sched::cur_domain_expired() {
         return false;
     }
 

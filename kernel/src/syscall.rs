@@ -55,14 +55,16 @@ pub const SYSCALL_MAX: i64 = sys::CALL;
 /// the message area of the IPC buffer).
 const NAME_MAX: usize = MSG_MAX_LENGTH * 8;
 
-/// Entry for `svc` (and `hvc` from EL1): the number is x7. Call and
-/// ReplyRecv try the fast path first ([`crate::fastpath`]), and in the
-/// benchmark configuration Send too (the signal fast path).
+/// Entry for `svc` (and `hvc` from EL1): the number is x7. Call,
+/// ReplyRecv, Recv and Wait try the fast path first ([`crate::fastpath`]),
+/// and in the benchmark configuration Send too (the signal fast path).
 pub fn handle_syscall(number: i64) {
     let done = match number {
         sys::CALL => crate::fastpath::call(sched::cur_thread()),
         sys::REPLY_RECV => crate::fastpath::reply_recv(sched::cur_thread()),
         sys::SEND if CONFIG.signal_fastpath() => crate::fastpath::signal(sched::cur_thread()),
+        sys::RECV => crate::fastpath::recv_out_of_line(sched::cur_thread(), true),
+        sys::WAIT => crate::fastpath::recv_out_of_line(sched::cur_thread(), false),
         _ => false,
     };
     if !done {

@@ -267,10 +267,40 @@ fn append(t: Tcb, n: Ntfn) {
     n.set_state(NtfnState::Waiting);
 }
 
-/// [`dequeue`] for the signal fast path (`crate::fastpath::signal`).
+/// [`append`] for the Recv fast path (`crate::fastpath::recv`), with the
+/// common case spelled out: `t` (in no queue, its links clear) alone.
+#[inline(always)]
+pub fn fast_append(t: Tcb, n: Ntfn) {
+    if n.read(QUEUE) == 0 {
+        n.write(QUEUE, t.paddr());
+        n.write(QUEUE + 8, t.paddr());
+        n.set_state(NtfnState::Waiting);
+    } else {
+        append(t, n)
+    }
+}
+
+/// [`dequeue`] for the signal and interrupt fast paths
+/// (`crate::fastpath`), with the common case spelled out: `t` is the head
+/// (its `prev` link clear), its successor becomes the head, or the
+/// notification is left idle with an empty queue.
 #[inline(always)]
 pub fn fast_dequeue(t: Tcb, n: Ntfn) {
-    dequeue(t, n)
+    if n.read(QUEUE) != t.paddr() {
+        return dequeue(t, n);
+    }
+    match t.sched_next() {
+        Some(next) => {
+            next.set_sched_prev(None);
+            t.set_sched_next(None);
+            n.write(QUEUE, next.paddr());
+        }
+        None => {
+            n.write(QUEUE, 0);
+            n.write(QUEUE + 8, 0);
+            n.set_state(NtfnState::Idle);
+        }
+    }
 }
 
 fn dequeue(t: Tcb, n: Ntfn) {

@@ -47,7 +47,7 @@ fn nothing_pending(s: &SchedState) -> bool {
 
 /// No thread of the release queue is due to be released.
 #[inline(always)]
-fn no_release_due(s: &SchedState) -> bool {
+pub(super) fn no_release_due(s: &SchedState) -> bool {
     match s.release_queue.get().head {
         None => true,
         Some(t) => match sc_of(t) {

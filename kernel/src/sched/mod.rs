@@ -37,10 +37,12 @@
 //!   ending time slices, programming the timer);
 //! - [`domain`]: the domain schedule;
 //! - [`fpu`]: lazy FP/SIMD switching;
-//! - [`fast`]: what the IPC fast paths ask of the scheduler.
+//! - [`fast`]: what the IPC fast paths ask of the scheduler;
+//! - [`fast_block`]: what the Recv fast path asks of it.
 
 mod domain;
 mod fast;
+mod fast_block;
 mod fpu;
 mod queues;
 mod time;
@@ -51,6 +53,7 @@ pub(crate) use domain::{
     DOMAIN_SCHEDULE_LENGTH, DSCHED_MAX_DURATION, NUM_DOMAINS,
 };
 pub(crate) use fast::*;
+pub(crate) use fast_block::*;
 pub(crate) use fpu::*;
 pub(crate) use queues::*;
 pub(crate) use time::*;

@@ -83,15 +83,36 @@ extern "C" fn handle_svc(number: i64) -> ! {
         Reg::FAULT_IP,
         t.reg(Reg::NEXT_IP).wrapping_sub(SYSCALL_INSN_BYTES),
     );
-    // Never Call or ReplyRecv: those went to `handle_fast_syscall`. Send
-    // may take the signal fast path in the benchmark configuration.
-    if !(septa_abi::CONFIG.signal_fastpath()
-        && number == septa_abi::syscall::SEND
-        && fastpath::signal(t))
-    {
+    // Never Call or ReplyRecv: those went to `handle_fast_syscall`. Recv
+    // and Wait may block through the Recv fast path; Send may take the
+    // signal fast path in the benchmark configuration.
+    let done = match number {
+        septa_abi::syscall::RECV => fastpath::recv(t, true),
+        septa_abi::syscall::WAIT => fastpath::recv(t, false),
+        septa_abi::syscall::SEND => septa_abi::CONFIG.signal_fastpath() && fastpath::signal(t),
+        _ => false,
+    };
+    if !done {
         syscall::handle_syscall_slow(number);
+        return_to_current()
     }
-    return_to_current()
+    return_after_fast_path()
+}
+
+/// Leaves the kernel into the current thread after a fast path, which
+/// never leaves the idle thread current (it runs the caller, a woken
+/// thread, or a ready one): [`return_to_current`] without the idle test.
+#[inline(always)]
+fn return_after_fast_path() -> ! {
+    let t = sched::cur_thread();
+    benchmark::exit(t);
+    if septa_abi::CONFIG.hardware_debug_api() {
+        crate::object::tcb::debug::restore(t);
+    }
+    // SAFETY: `t` is the current thread and not the idle thread; the fast
+    // path made its address space current, and its register block lives
+    // in its TCB.
+    unsafe { entry::restore_user(mmu::ptr(t.context_paddr())) }
 }
 
 #[no_mangle]

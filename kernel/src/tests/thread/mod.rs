@@ -16,6 +16,7 @@ mod fault;
 mod ipc;
 mod irq_fastpath;
 mod model;
+mod recv_fastpath;
 mod scheduling;
 mod tcb_invocations;
 mod user_errors;
