@@ -243,7 +243,7 @@ pub fn lookup_fp(root: RawCap, cptr: u64) -> RawCap {
     };
     // The second level, if it takes the rest of the word (level < 64).
     let rest = cptr << level;
-    if radix + guard_size == WORD - level {
+    if level + radix + guard_size == WORD {
         if (rest >> 1) >> (WORD - 1 - guard_size) != guard {
             return RawCap::NULL;
         }
