@@ -210,25 +210,78 @@ pub fn lookup_raw(root: RawCap, cptr: u64) -> Result<(RawCap, SlotRef), LookupFa
 /// cap here, and the caller leaves the work to the slow path, which then
 /// reports the failure; where it succeeds, both find the same slot (a
 /// property test checks).
+///
+/// The usual CSpaces take one or two levels: Microkit's (and the
+/// initializer's) is a root CNode without guard whose slot 0 holds a
+/// CNode whose guard and radix take the rest of the word. Those two
+/// levels are walked inline, each in a few instructions without branches
+/// on the field values; deeper CSpaces go on in [`lookup_fp_walk`].
 #[inline(always)]
 pub fn lookup_fp(root: RawCap, cptr: u64) -> RawCap {
     const WORD: u64 = WORD_BITS as u64;
-    let Some(mut node) = root.as_cnode() else {
+    let Some((paddr, radix, guard_size, guard)) = root.as_cnode() else {
         return RawCap::NULL;
     };
-    // Bits of `cptr` translated so far.
-    let mut done: u64 = 0;
+    let level = radix + guard_size;
+    // Nothing to translate, or more than a word: depth failures.
+    if level.wrapping_sub(1) >= WORD {
+        return RawCap::NULL;
+    }
+    // Both fields are 6 bits wide, so every shift below is under 64. A
+    // field of 0 gives 0: no guard bits (to match a guard of 0, as the
+    // general walk demands), or slot 0 of a CNode with radix 0.
+    if (cptr >> 1) >> (WORD - 1 - guard_size) != guard {
+        return RawCap::NULL;
+    }
+    let index = ((cptr << guard_size) >> 1) >> (WORD - 1 - radix);
+    let cap = SlotRef::nth(paddr, index).raw_cap();
+    if level == WORD {
+        return cap;
+    }
+    let Some((paddr, radix, guard_size, guard)) = cap.as_cnode() else {
+        return cap;
+    };
+    // The second level, if it takes the rest of the word (level < 64).
+    let rest = cptr << level;
+    if level + radix + guard_size == WORD {
+        if (rest >> 1) >> (WORD - 1 - guard_size) != guard {
+            return RawCap::NULL;
+        }
+        let index = ((rest << guard_size) >> 1) >> (WORD - 1 - radix);
+        return SlotRef::nth(paddr, index).raw_cap();
+    }
+    match lookup_fp_walk(paddr, radix, guard_size, guard, cptr, level) {
+        Some(slot) => slot.raw_cap(),
+        None => RawCap::NULL,
+    }
+}
+
+/// [`lookup_fp`] from its second level on, for CSpaces of other shapes:
+/// the walk from the CNode with these fields, `done` bits of `cptr`
+/// translated, to the slot it ends at, if it succeeds. Out of line (the
+/// usual CSpaces never come here), its arguments and result in registers.
+#[inline(never)]
+fn lookup_fp_walk(
+    paddr: u64,
+    radix: u64,
+    guard_size: u64,
+    guard: u64,
+    cptr: u64,
+    mut done: u64,
+) -> Option<SlotRef> {
+    const WORD: u64 = WORD_BITS as u64;
+    let mut node = (paddr, radix, guard_size, guard);
     loop {
         let (paddr, radix, guard_size, guard) = node;
         let level = radix + guard_size;
         // Nothing to translate, or more than is left: both depth failures.
         if level == 0 || level > WORD - done {
-            return RawCap::NULL;
+            return None;
         }
         // The untranslated bits, at the top of the word (`done` < 64 here).
         let rest = cptr << done;
         if guard_size != 0 && rest >> (WORD - guard_size) != guard {
-            return RawCap::NULL;
+            return None;
         }
         // guard_size < 64, since level <= 64 and a level with radix 0 and a
         // 64-bit guard would need a 7-bit guard size field.
@@ -237,14 +290,14 @@ pub fn lookup_fp(root: RawCap, cptr: u64) -> RawCap {
         } else {
             (rest << guard_size) >> (WORD - radix)
         };
-        let cap = SlotRef::nth(paddr, index).raw_cap();
+        let slot = SlotRef::nth(paddr, index);
         done += level;
         if done == WORD {
-            return cap;
+            return Some(slot);
         }
-        match cap.as_cnode() {
+        match slot.raw_cap().as_cnode() {
             Some(n) => node = n,
-            None => return cap,
+            None => return Some(slot),
         }
     }
 }

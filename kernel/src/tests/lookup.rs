@@ -216,3 +216,120 @@ fn depths_wider_than_a_word_do_not_panic() {
     let _ = resolve_address_bits(&t.root, u64::MAX, 200);
     let _ = resolve_address_bits(&t.fx.root_cap(), 0, u64::MAX);
 }
+
+/// An address in the CSpace of [`the_fast_lookup_agrees_on_random_cspaces`]:
+/// arbitrary, or built to pass the root guard (and then the inner CNode's)
+/// so that the walk goes deep, with `raw` filling the bits left.
+fn shaped_cptr(
+    shape: u8,
+    raw: u64,
+    root: (u64, u64),
+    index: u64,
+    inner: (u64, u64, u64),
+    inner_index: u64,
+) -> u64 {
+    // Fields placed from the top of the word down; bits past the end drop.
+    let mut cptr = 0u64;
+    let mut at = 64u64;
+    let mut put = |v: u64, bits: u64| {
+        if bits > 0 && bits <= at {
+            at -= bits;
+            cptr |= (v & ((1u128 << bits) - 1) as u64) << at;
+        }
+    };
+    match shape {
+        0 => return raw,
+        1 => {
+            put(root.1, root.0);
+            put(index, ROOT_RADIX as u64);
+        }
+        _ => {
+            put(root.1, root.0);
+            put(5, ROOT_RADIX as u64);
+            put(inner.2, inner.1);
+            put(inner_index, inner.0);
+        }
+    }
+    // The rest from `raw` (its low bits, all of them when nothing was put).
+    let rest = if at == 0 {
+        0
+    } else {
+        raw & (u64::MAX >> (64 - at))
+    };
+    cptr | rest
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+    /// The fast paths' lookup (`cspace::lookup_fp`) finds the cap the
+    /// general lookup finds, and the null cap wherever that fails, on
+    /// random CSpaces: the root CNode with any guard (the one-level shape
+    /// that takes the whole word among them), holding a guarded inner
+    /// CNode of random radix (whose guard often takes the rest of the
+    /// word, Microkit's two-level shape), an endpoint, and itself (a
+    /// cycle).
+    #[test]
+    fn the_fast_lookup_agrees_on_random_cspaces(
+        whole_word in proptest::bool::ANY,
+        fill_word in proptest::bool::ANY,
+        root_guard_size in 0u64..=(64 - ROOT_RADIX as u64),
+        root_guard in proptest::num::u64::ANY,
+        inner_radix in 1u64..5,
+        inner_guard_size in 0u64..64,
+        inner_guard in proptest::num::u64::ANY,
+        cptrs in proptest::collection::vec(
+            (0u8..3, proptest::num::u64::ANY, 0u64..16, 0u64..16),
+            1..24,
+        ),
+    ) {
+        let fx = Fixture::new(20);
+        let mask = |bits: u64| if bits == 0 { 0 } else { u64::MAX >> (64 - bits) };
+        let Cap::CNode { paddr, .. } = fx.root_cap() else {
+            panic!()
+        };
+        let root_guard_size = if whole_word { 64 - ROOT_RADIX as u64 } else { root_guard_size };
+        let root = Cap::CNode {
+            paddr,
+            radix: ROOT_RADIX,
+            guard_size: root_guard_size as u8,
+            guard: root_guard & mask(root_guard_size),
+        };
+        // The inner CNode in root slot 5, its guard set as Mutate would.
+        fx.retype(UT, ObjectType::CNode, inner_radix, 5, 1).unwrap();
+        let Cap::CNode { paddr: inner, .. } = fx.cap(5) else {
+            panic!()
+        };
+        // Microkit's shape: the inner CNode's guard takes what is left.
+        let inner_guard_size = if fill_word {
+            (64 - ROOT_RADIX as u64 - root_guard_size).saturating_sub(inner_radix)
+        } else {
+            inner_guard_size.min(64 - inner_radix)
+        };
+        let inner_guard = inner_guard & mask(inner_guard_size);
+        fx.slot(5).set_cap(&Cap::CNode {
+            paddr: inner,
+            radix: inner_radix as u8,
+            guard_size: inner_guard_size as u8,
+            guard: inner_guard,
+        });
+        // An endpoint in root slot 9 and inner slot 1; the root in slot 7.
+        fx.retype(UT, ObjectType::Endpoint, 0, 9, 1).unwrap();
+        crate::cte::cte_insert(&fx.cap(9), fx.slot(9), SlotRef::nth(inner, 1));
+        crate::cte::cte_insert(&root, fx.root_slot, fx.slot(7));
+        for (shape, raw, index, inner_index) in cptrs {
+            let index = [5, 7, 9, 1][index as usize % 4] + (index / 4) * 16;
+            let cptr = shaped_cptr(
+                shape,
+                raw,
+                (root_guard_size, root_guard),
+                index,
+                (inner_radix, inner_guard_size, inner_guard),
+                inner_index,
+            );
+            let slow = lookup_cap(&root, cptr).unwrap_or(Cap::Null);
+            let fast = crate::cspace::lookup_fp(root.encode(), cptr).decode();
+            proptest::prop_assert_eq!(fast, slow, "cptr {:#x}", cptr);
+        }
+    }
+}
