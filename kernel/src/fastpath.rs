@@ -68,9 +68,12 @@ mod recv;
 mod wake;
 #[cfg(test)]
 pub use recv::RECV_TAKEN;
-// `recv` inline is the svc entry's (target only).
+// `recv` inline is the svc entry's (target only), `recv_out_of_line` the
+// host tests' (host only).
 #[cfg_attr(not(target_os = "none"), allow(unused_imports))]
-pub use recv::{recv, recv_out_of_line};
+pub use recv::recv;
+#[cfg(not(target_os = "none"))]
+pub use recv::recv_out_of_line;
 
 /// The length and extra-caps fields of a message info word (bits 0..9).
 const MI_LENGTH_AND_CAPS: u64 = (1 << 9) - 1;
