@@ -91,8 +91,10 @@ extern "C" fn handle_svc(number: i64) -> ! {
     // and Wait may block through the Recv fast path; Send may take the
     // signal fast path in the benchmark configuration.
     let done = match number {
-        septa_abi::syscall::RECV => fastpath::recv(t, true),
-        septa_abi::syscall::WAIT => fastpath::recv(t, false),
+        // One inline copy for both (Recv has the reply object).
+        septa_abi::syscall::RECV | septa_abi::syscall::WAIT => {
+            fastpath::recv(t, number == septa_abi::syscall::RECV)
+        }
         septa_abi::syscall::SEND => septa_abi::CONFIG.signal_fastpath() && fastpath::signal(t),
         _ => false,
     };
