@@ -116,8 +116,8 @@ pub struct SchedState {
     pub dom_schedule: [Cell<u64>; DOMAIN_SCHEDULE_LENGTH],
     pub dom_schedule_idx: Cell<usize>,
     pub dom_schedule_start: Cell<usize>,
-    /// [`min_budget`] once computed (0 until then): the conversion takes
-    /// a few divisions, and every budget check needs it.
+    /// [`min_budget`], set by [`init`]: the conversion takes a few
+    /// divisions, and every budget check needs it.
     min_budget: Cell<u64>,
 }
 
@@ -525,6 +525,8 @@ pub fn init(idle_tcb: u64, idle_sc: u64, first: Option<Tcb>) {
     });
     crate::object::tcb::debug_reset();
     crate::preempt::set_preemption_check(Some(crate::syscall::preemption_check));
+    let min_budget = time::compute_min_budget();
+    with(|s| s.min_budget.set(min_budget));
     configure_sched_context(idle, sc, us_to_ticks(BOOT_THREAD_TIME_SLICE_MS * 1000));
     if let Some(f) = first {
         crate::object::tcb::debug_append(f);
