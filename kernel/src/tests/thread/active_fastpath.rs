@@ -16,7 +16,9 @@
 //! without an address space; a release due; clock steps that run budgets
 //! out.
 
-use super::fastpath::{asid_pool, digest, give_vspace, outcome, same, set_priority, Outcome};
+use super::fastpath::{
+    asid_pool, bind_notification, digest, give_vspace, outcome, same, set_priority, Outcome,
+};
 use super::{Sys, MS, ROOT_TCB};
 use crate::context::Reg;
 use crate::fastpath::TAKEN_ACTIVE;
@@ -112,14 +114,7 @@ fn scenario(slow: bool, p: &Params) -> Outcome {
         give_vspace(&mut s, pool, server.tcb);
     }
     if p.ntfn.is_some() {
-        let r = s.call(
-            root,
-            server.tcb_slot,
-            Label::TcbBindNotification,
-            &[],
-            &[ntfn],
-        );
-        assert_eq!(r.info.label(), 0);
+        bind_notification(&s, server.tcb_slot, ntfn);
     }
     s.resume(server);
     // The server runs to its Recv, then the root comes back at the

@@ -131,6 +131,19 @@ pub(super) fn give_vspace(s: &mut Sys, pool: u64, t: Tcb) {
     cte_insert(&slot.cap(), slot, t.slot(tcb::VTABLE));
 }
 
+/// Binds notification `ntfn` to the thread whose TCB cap is in
+/// `thread_slot` (the root's invocation, which must succeed).
+pub(super) fn bind_notification(s: &Sys, thread_slot: u64, ntfn: u64) {
+    let r = s.call(
+        s.root.tcb,
+        thread_slot,
+        Label::TcbBindNotification,
+        &[],
+        &[ntfn],
+    );
+    assert_eq!(r.info.label(), 0, "BindNotification: {r:?}");
+}
+
 pub(super) fn set_priority(s: &Sys, target: u64, prio: u64) {
     let r = s.call(
         s.root.tcb,
@@ -211,14 +224,7 @@ fn scenario(slow: bool, p: &Params) -> Outcome {
         bind_vcpu(&mut s, server.tcb_slot);
     }
     if p.ntfn.is_some() {
-        let r = s.call(
-            s.root.tcb,
-            server.tcb_slot,
-            Label::TcbBindNotification,
-            &[],
-            &[ntfn],
-        );
-        assert_eq!(r.info.label(), 0);
+        bind_notification(&s, server.tcb_slot, ntfn);
     }
     s.resume(server);
     // Let the server run to its Recv, then come back at the client's
@@ -683,14 +689,7 @@ fn signal_scenario(slow: bool, p: &SignalParams) -> Outcome {
     let waiter = s.thread(p.waiter_prio, Some((budget, period)));
     give_vspace(&mut s, pool, waiter.tcb);
     if p.bound {
-        let r = s.call(
-            s.root.tcb,
-            waiter.tcb_slot,
-            Label::TcbBindNotification,
-            &[],
-            &[ntfn],
-        );
-        assert_eq!(r.info.label(), 0);
+        bind_notification(&s, waiter.tcb_slot, ntfn);
     }
     s.resume(waiter);
     // The waiter runs to its Wait, then the root comes back at its own

@@ -1,6 +1,7 @@
 //! IPC: rendezvous on endpoints, message and cap transfer, Call and reply
 //! objects with scheduling-context donation, notifications.
 
+use super::fastpath::bind_notification;
 use super::{Sys, Thread, MS, ROOT_CNODE_COPY, ROOT_TCB};
 use crate::cap::Cap;
 use crate::context::Reg;
@@ -325,14 +326,7 @@ fn a_bound_notification_wakes_a_thread_waiting_on_its_endpoint() {
     let n = s.make(ObjectType::Notification, 0);
     let b = mint(&mut s, n, 0x40, CapRights::ALL);
     let (server, _) = blocked_server(&mut s, ep);
-    let r = s.call(
-        s.root.tcb,
-        server.tcb_slot,
-        Label::TcbBindNotification,
-        &[],
-        &[n],
-    );
-    assert_eq!(r.info.label(), 0);
+    bind_notification(&s, server.tcb_slot, n);
     s.load(s.root.tcb, b, 0, &[], &[]);
     s.syscall(s.root.tcb, sys::SEND);
     assert_eq!(s.cur(), server.tcb);
@@ -345,14 +339,7 @@ fn receiving_on_a_notification_bound_to_another_thread_is_a_cap_fault() {
     let mut s = Sys::new();
     let n = s.make(ObjectType::Notification, 0);
     let t = s.thread(100, None);
-    let r = s.call(
-        s.root.tcb,
-        t.tcb_slot,
-        Label::TcbBindNotification,
-        &[],
-        &[n],
-    );
-    assert_eq!(r.info.label(), 0);
+    bind_notification(&s, t.tcb_slot, n);
     // The root has no fault handler: it is stopped.
     s.load(s.root.tcb, n, 0, &[], &[]);
     s.syscall(s.root.tcb, sys::WAIT);

@@ -17,7 +17,9 @@
 //! driver parked in the release queue and due again), and several
 //! interrupts in a row with the driver waiting again in between.
 
-use super::fastpath::{asid_pool, digest, give_vspace, outcome, same, set_priority, Outcome};
+use super::fastpath::{
+    asid_pool, bind_notification, digest, give_vspace, outcome, same, set_priority, Outcome,
+};
 use super::{Sys, MS, ROOT_CNODE_COPY, ROOT_TCB};
 use crate::cap::Cap;
 use crate::cte::write_boot_slot;
@@ -109,14 +111,7 @@ fn irq_scenario(slow: bool, p: &IrqParams) -> Outcome {
     let r = s.call(root, sc, Label::SchedContextBind, &[], &[driver.tcb_slot]);
     assert_eq!(r.info.label(), 0, "Bind: {r:?}");
     if p.bound {
-        let r = s.call(
-            root,
-            driver.tcb_slot,
-            Label::TcbBindNotification,
-            &[],
-            &[ntfn],
-        );
-        assert_eq!(r.info.label(), 0);
+        bind_notification(&s, driver.tcb_slot, ntfn);
     }
     s.resume(driver);
     // The driver runs to its wait, then the root comes back.

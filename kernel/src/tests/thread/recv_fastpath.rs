@@ -22,7 +22,9 @@
 //! wrong cap as reply object, a notification bound to another thread,
 //! and a sporadic server.
 
-use super::fastpath::{asid_pool, digest, give_vspace, outcome, same, set_priority, Outcome};
+use super::fastpath::{
+    asid_pool, bind_notification, digest, give_vspace, outcome, same, set_priority, Outcome,
+};
 use super::{Sys, MS, ROOT_TCB};
 use crate::context::Reg;
 use crate::fastpath::RECV_TAKEN;
@@ -109,17 +111,9 @@ fn recv_scenario(slow: bool, p: &RecvParams) -> (Outcome, u64) {
     let on_endpoint = matches!(p.mode, Mode::RecvEp | Mode::WaitEp);
     if p.bound_elsewhere {
         let o = s.thread(1, None);
-        let r = s.call(root, o.tcb_slot, Label::TcbBindNotification, &[], &[ntfn]);
-        assert_eq!(r.info.label(), 0);
+        bind_notification(&s, o.tcb_slot, ntfn);
     } else if p.bound || on_endpoint {
-        let r = s.call(
-            root,
-            server.tcb_slot,
-            Label::TcbBindNotification,
-            &[],
-            &[ntfn],
-        );
-        assert_eq!(r.info.label(), 0);
+        bind_notification(&s, server.tcb_slot, ntfn);
     }
     // A thread the server may make ready, above the client.
     let woken = p.wake.map(|below| {
