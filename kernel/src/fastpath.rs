@@ -707,14 +707,7 @@ pub fn interrupt(irq: crate::machine::Irq) -> bool {
     machine::irq_eoi(irq);
     #[cfg(test)]
     irq::test_log::record(ntfn, badge);
-    if bound {
-        crate::ipc::cancel_ipc(dest);
-    } else {
-        notification::fast_dequeue(dest, n);
-    }
-    dest.set_state_raw(ThreadState::Running);
-    dest.set_reg(Reg::BADGE, badge);
-    sched::fast_interrupt_switch(cur, dest, root);
+    wake::deliver_and_switch(cur, n, dest, bound, badge, root);
     taken(3);
     true
 }

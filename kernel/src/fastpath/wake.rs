@@ -61,6 +61,24 @@ pub(super) fn wake_and_switch(cur: Tcb, n: Ntfn, dest: Tcb, bound: bool, badge: 
 
     // --- point of no return ---
     preempt::reset_work_units();
+    deliver_and_switch(cur, n, dest, bound, badge, root);
+    taken(2);
+    true
+}
+
+/// The signal's delivery once every check has passed, shared with the
+/// interrupt fast path: `dest` leaves its wait (its bound notification's
+/// endpoint Recv cancelled, or taken off `n`'s queue), runs with the
+/// badge, and becomes current in address space `root`.
+#[inline(always)]
+pub(super) fn deliver_and_switch(
+    cur: Tcb,
+    n: Ntfn,
+    dest: Tcb,
+    bound: bool,
+    badge: u64,
+    root: vspace::ReadyRoot,
+) {
     if bound {
         crate::ipc::cancel_ipc(dest);
     } else {
@@ -69,6 +87,4 @@ pub(super) fn wake_and_switch(cur: Tcb, n: Ntfn, dest: Tcb, bound: bool, badge: 
     dest.set_state_raw(ThreadState::Running);
     dest.set_reg(Reg::BADGE, badge);
     sched::fast_interrupt_switch(cur, dest, root);
-    taken(2);
-    true
 }
