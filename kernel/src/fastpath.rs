@@ -707,7 +707,7 @@ pub fn interrupt(irq: crate::machine::Irq) -> bool {
     machine::irq_eoi(irq);
     #[cfg(test)]
     irq::test_log::record(ntfn, badge);
-    wake::deliver_and_switch(cur, n, dest, bound, badge, root);
+    wake::deliver_and_switch(cur, n, dest, dsc, bound, badge, root);
     taken(3);
     true
 }

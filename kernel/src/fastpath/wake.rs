@@ -61,7 +61,7 @@ pub(super) fn wake_and_switch(cur: Tcb, n: Ntfn, dest: Tcb, bound: bool, badge: 
 
     // --- point of no return ---
     preempt::reset_work_units();
-    deliver_and_switch(cur, n, dest, bound, badge, root);
+    deliver_and_switch(cur, n, dest, dsc, bound, badge, root);
     taken(2);
     true
 }
@@ -69,12 +69,14 @@ pub(super) fn wake_and_switch(cur: Tcb, n: Ntfn, dest: Tcb, bound: bool, badge: 
 /// The signal's delivery once every check has passed, shared with the
 /// interrupt fast path: `dest` leaves its wait (its bound notification's
 /// endpoint Recv cancelled, or taken off `n`'s queue), runs with the
-/// badge, and becomes current in address space `root`.
+/// badge, and becomes current in address space `root` on its scheduling
+/// context `dsc`.
 #[inline(always)]
 pub(super) fn deliver_and_switch(
     cur: Tcb,
     n: Ntfn,
     dest: Tcb,
+    dsc: Sc,
     bound: bool,
     badge: u64,
     root: vspace::ReadyRoot,
@@ -86,5 +88,5 @@ pub(super) fn deliver_and_switch(
     }
     dest.set_state_raw(ThreadState::Running);
     dest.set_reg(Reg::BADGE, badge);
-    sched::fast_interrupt_switch(cur, dest, root);
+    sched::fast_interrupt_switch(cur, dest, dsc, root);
 }

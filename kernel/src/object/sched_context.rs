@@ -193,6 +193,7 @@ impl Sc {
     fn set_head_index(self, v: u64) {
         self.write(REFILL_HEAD, v)
     }
+    #[inline(always)]
     fn tail_index(self) -> u64 {
         self.read(REFILL_TAIL)
     }
@@ -221,6 +222,19 @@ impl Sc {
         let p = self.refill_paddr(index);
         // SAFETY: as in `refill_at`.
         unsafe { memory::write_field(p, [r.time, r.amount]) }
+    }
+
+    /// The amount of refill `index`.
+    #[inline(always)]
+    fn refill_amount_at(self, index: u64) -> u64 {
+        self.refill_at(index).amount
+    }
+
+    #[inline(always)]
+    fn set_refill_amount_at(self, index: u64, amount: u64) {
+        let p = self.refill_paddr(index);
+        // SAFETY: as in `refill_at`; the amount is the refill's second word.
+        unsafe { memory::write_field(p + 8, amount) }
     }
 
     /// Where refill `index` is, checked as a 16-byte object (refills are
@@ -746,15 +760,16 @@ fn decode_yield_to(sc: Sc, cur: Tcb, reply: &mut ReplyWords) -> Result<(), Excep
 /// A round-robin SC spends from its head into its tail (the time-keeping
 /// half of seL4's `commitTime` for round-robin SCs).
 pub fn move_round_robin(sc: Sc, consumed: u64) {
-    let (h, t) = (sc.head(), sc.tail());
-    sc.set_head(Refill {
-        time: h.time,
-        amount: h.amount.saturating_sub(consumed),
-    });
-    sc.set_tail(Refill {
-        time: t.time,
-        amount: t.amount + consumed,
-    });
+    // Only the amounts change, each read and written in place (the times
+    // stay). A round-robin SC has exactly two refills (the tail added
+    // empty when it was configured), so the two are different words.
+    let head = sc.head_index();
+    debug_assert!(sc.refill_size() == MIN_REFILLS);
+    let amount = sc.refill_amount_at(head);
+    sc.set_refill_amount_at(head, amount.saturating_sub(consumed));
+    let tail = sc.tail_index();
+    let amount = sc.refill_amount_at(tail);
+    sc.set_refill_amount_at(tail, amount + consumed);
 }
 
 /// A round-robin SC whose slice ended gets its whole budget back in the

@@ -165,14 +165,38 @@ pub fn fast_interrupt_would_switch(cur: Tcb, prio: u64, domain: u64) -> bool {
 /// commit and the timer as there. The scheduler action stays
 /// ResumeCurrent, which is what `schedule` leaves.
 #[inline(always)]
-pub fn fast_interrupt_switch(cur: Tcb, t: Tcb, root: vspace::ReadyRoot) {
+pub fn fast_interrupt_switch(cur: Tcb, t: Tcb, sc: Sc, root: vspace::ReadyRoot) {
     if schedulable(cur) {
         tcb_sched_enqueue(cur);
     }
     fast_switch_to(t, root);
-    switch_sched_context();
-    if with(|s| s.reprogram.replace(false)) {
-        set_next_interrupt();
+    fast_switch_sc(Some(sc));
+}
+
+/// [`switch_sched_context`] and then the timer if it is to be reprogrammed
+/// (what [`schedule`] ends with), for a switch to a current thread whose
+/// scheduling context the fast path already holds, `next`: the same steps
+/// without reading the current thread and its SC again, and with the
+/// timer's deadline computed from `next` directly ([`set_next_interrupt_for`]).
+#[inline(always)]
+pub fn fast_switch_sc(next: Option<Sc>) {
+    let changed = cur_sc() != next;
+    if changed {
+        if let Some(sc) = next {
+            // As in `switch_sched_context`: a round-robin SC's check does
+            // nothing.
+            if !sc.is_sporadic() && !sc.is_round_robin() {
+                sched_context::refill_unblock_check(sc);
+            }
+        }
+    }
+    if changed || with(|s| s.reprogram.get()) {
+        commit_time();
+        with(|s| {
+            s.cur_sc.set(next);
+            s.reprogram.set(false);
+        });
+        set_next_interrupt_for(next);
     }
 }
 

@@ -49,10 +49,7 @@ pub fn fast_block_choice() -> Option<Tcb> {
 pub fn fast_block_switch(t: Tcb, root: vspace::ReadyRoot) {
     fast_switch_to(t, root);
     ready_pop_head(t);
-    switch_sched_context();
-    if with(|s| s.reprogram.replace(false)) {
-        set_next_interrupt();
-    }
+    fast_switch_sc(sc_of(t));
     if t.yield_to() != 0 || t.state() != ThreadState::Running {
         activate_thread();
     }
