@@ -28,9 +28,9 @@ use septa_abi::{
 };
 
 use crate::bootmem::{untyped_blocks, BootMemError, FreeList, Region};
-use crate::cap::{derive, Cap, FrameSize, Mapping, VmRights};
+use crate::cap::{derive, Cap, FrameSize, Mapping, RawCap, VmRights};
 use crate::context::{Reg, SPSR_USER};
-use crate::cte::{cte_insert, write_boot_slot, SlotRef};
+use crate::cte::{cte_insert, write_boot_slot, write_boot_slot_raw, SlotRef};
 use crate::memory;
 use crate::object::sched_context::Sc;
 use crate::object::tcb::{self, Tcb, ThreadState};
@@ -99,11 +99,16 @@ struct Slots {
 
 impl Slots {
     fn put(&mut self, cap: &Cap) -> Result<u64, BootError> {
+        self.put_raw(cap.encode())
+    }
+
+    /// [`Slots::put`] for a cap in its stored form.
+    fn put_raw(&mut self, cap: RawCap) -> Result<u64, BootError> {
         if self.next >= ROOT_SLOTS {
             return Err(BootError::OutOfSlots);
         }
         let n = self.next;
-        write_boot_slot(SlotRef::nth(self.cnode, n), cap);
+        write_boot_slot_raw(SlotRef::nth(self.cnode, n), cap);
         self.next += 1;
         Ok(n)
     }
@@ -344,6 +349,7 @@ fn image_frames(slots: &mut Slots, vspace: u64, input: &Input) -> Result<SlotReg
     // once a table rather than once a frame (about 100,000 instructions of
     // boot for a 4 MiB image).
     let mut table: Option<(u64, u64)> = None;
+    let mut first: Option<RawCap> = None;
     let mut p = input.image.start;
     while p < input.image.end {
         let vaddr = p.wrapping_sub(input.pv_offset);
@@ -359,7 +365,16 @@ fn image_frames(slots: &mut Slots, vspace: u64, input: &Input) -> Result<SlotReg
                 (_, e) => e,
             },
         };
-        slots.put(&map_frame_at(e, vaddr, p, true))?;
+        // The first frame's cap is encoded, the others are that one moved
+        // on (`small_frame_advanced`).
+        let n = (p - input.image.start) / PAGE;
+        let cap = map_frame_at(e, vaddr, p, true);
+        let raw = match first {
+            None => *first.insert(cap.encode()),
+            Some(f) => f.small_frame_advanced(n),
+        };
+        debug_assert_eq!(raw, cap.encode());
+        slots.put_raw(raw)?;
         p += PAGE;
     }
     Ok(SlotRegion {

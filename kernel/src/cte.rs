@@ -189,13 +189,20 @@ impl SlotRef {
 /// Puts a cap the kernel creates at boot into an empty slot, as an original
 /// with no place in any tree yet (seL4's `write_slot` in the boot code).
 pub fn write_boot_slot(slot: SlotRef, cap: &Cap) {
-    slot.set_cap(cap);
-    slot.set_mdb(MdbNode {
+    write_boot_slot_raw(slot, cap.encode());
+}
+
+/// [`write_boot_slot`] for a cap already in its stored form.
+pub fn write_boot_slot_raw(slot: SlotRef, cap: RawCap) {
+    let original = MdbNode {
         prev: None,
         next: None,
         revocable: true,
         first_badged: true,
-    });
+    }
+    .encode();
+    memory::write(slot.0, cap);
+    memory::write(slot.0 + 16, original);
 }
 
 /// Fails with DeleteFirst unless the slot is empty.

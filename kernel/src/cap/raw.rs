@@ -245,6 +245,23 @@ impl RawCap {
             .then(|| (get_ptr(w1), field(w0, 0, 16) as u16))
     }
 
+    /// This cap of a mapped 4 KiB frame, moved `n` pages on: the frame `n`
+    /// pages further in physical memory, mapped `n` pages further in the
+    /// same address space, everything else the same. Both addresses are
+    /// fields that a page adds a constant to (the mapping's page number
+    /// in word 0, the address in word 1), so boot's run of image frames
+    /// encodes one cap and adds for the rest (about 40 instructions a
+    /// frame less than [`Cap::encode`]).
+    #[inline(always)]
+    pub fn small_frame_advanced(self, n: u64) -> RawCap {
+        let [w0, w1] = self.0;
+        let page = 1u64 << PAGE_BITS;
+        RawCap([
+            w0 + (n << 16),
+            w1 + (((n * page) >> PTR_ALIGN_BITS) << PTR_SHIFT),
+        ])
+    }
+
     /// Decodes a stored cap; an unknown pattern (a kernel bug) reads as the
     /// null cap rather than taking the kernel down.
     pub fn decode(self) -> Cap {

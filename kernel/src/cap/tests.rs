@@ -49,6 +49,25 @@ proptest! {
     }
 
     #[test]
+    fn a_small_frame_moved_on_is_the_frame_encoded_there(
+        page in 0u64..(1 << 30),
+        vpage in 0u64..(1 << 34),
+        n in 0u64..(1 << 12),
+        asid in any::<u16>(),
+        is_device in any::<bool>(),
+        rights in prop_oneof![Just(VmRights::ReadWrite), Just(VmRights::ReadOnly)],
+    ) {
+        let frame = |k: u64| Cap::Frame {
+            paddr: (page + k) << PAGE_BITS,
+            size: FrameSize::Small,
+            rights,
+            is_device,
+            mapped: Some(Mapping { asid, vaddr: (vpage + k) << PAGE_BITS }),
+        };
+        prop_assert_eq!(frame(0).encode().small_frame_advanced(n), frame(n).encode());
+    }
+
+    #[test]
     fn decoding_arbitrary_words_never_panics_and_is_stable(w0 in any::<u64>(), w1 in any::<u64>()) {
         if let Some(cap) = RawCap([w0, w1]).try_decode() {
             // Whatever decodes re-encodes to something that decodes the same.
