@@ -34,6 +34,37 @@ pub enum ChannelError {
     ServerFaulted,
 }
 
+/// The checked channel operations, for a refusal's report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Notify,
+    IrqAck,
+    PpCall,
+    DeferredNotify,
+    DeferredIrqAck,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Notify => "notify",
+            Op::IrqAck => "irq_ack",
+            Op::PpCall => "pp_call",
+            Op::DeferredNotify => "deferred_notify",
+            Op::DeferredIrqAck => "deferred_irq_ack",
+        }
+    }
+
+    /// The refusal when the channel is in range but not of the kind.
+    fn missing(self) -> ChannelError {
+        match self {
+            Op::Notify | Op::DeferredNotify => ChannelError::NotNotification,
+            Op::IrqAck | Op::DeferredIrqAck => ChannelError::NotIrq,
+            Op::PpCall => ChannelError::NotPp,
+        }
+    }
+}
+
 /// One channel of this PD.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Channel(u8);
@@ -77,8 +108,16 @@ pub(crate) fn defer(d: Deferred) {
     }
 }
 
+/// The deferred operation, if any, and none left. Read first and cleared
+/// only if there was one: the event loop's common round (nothing
+/// deferred) is a load and a branch.
+#[inline(always)]
 pub(crate) fn take_deferred() -> Option<Deferred> {
-    DEFERRED.replace(None)
+    let d = DEFERRED.get();
+    if d.is_some() {
+        DEFERRED.replace(None);
+    }
+    d
 }
 
 impl Channel {
@@ -92,24 +131,25 @@ impl Channel {
     }
 
     #[inline]
-    fn check(self, mask: u64, op: &str, missing: ChannelError) -> Result<(), ChannelError> {
+    fn check(self, mask: u64, op: Op) -> Result<(), ChannelError> {
         if u64::from(self.0) < MAX_CHANNELS && mask & (1 << self.0) != 0 {
             return Ok(());
         }
-        Err(self.refuse(op, missing))
+        Err(self.refuse(op))
     }
 
     /// [`check`](Self::check)'s refusal, out of the way of the calls that
-    /// pass (no stack frame for the report on their path).
+    /// pass: it takes only the channel and the operation, both in
+    /// registers, so their path stores nothing for it.
     #[cold]
     #[inline(never)]
-    fn refuse(self, op: &str, missing: ChannelError) -> ChannelError {
+    fn refuse(self, op: Op) -> ChannelError {
         let err = if u64::from(self.0) >= MAX_CHANNELS {
             ChannelError::OutOfRange
         } else {
-            missing
+            op.missing()
         };
-        self.report(op, &err);
+        self.report(op.name(), &err);
         err
     }
 
@@ -134,18 +174,14 @@ impl Channel {
     /// Signals the PD at the other end.
     #[inline]
     pub fn notify(self) -> Result<(), ChannelError> {
-        self.check(
-            microkit_notifications.get(),
-            "notify",
-            ChannelError::NotNotification,
-        )?;
+        self.check(microkit_notifications.get(), Op::Notify)?;
         syscall::signal(self.slot(slot::BASE_OUTPUT_NOTIFICATION));
         Ok(())
     }
 
     /// Acknowledges the IRQ delivered on this channel, so it can fire again.
     pub fn irq_ack(self) -> Result<(), ChannelError> {
-        self.check(microkit_irqs.get(), "irq_ack", ChannelError::NotIrq)?;
+        self.check(microkit_irqs.get(), Op::IrqAck)?;
         self.irq_handler().ack().map_err(|e| {
             let err = ChannelError::Kernel(e);
             self.report("irq_ack", &err);
@@ -164,7 +200,7 @@ impl Channel {
     /// publishes one (`restart.generation`), tells when it is back.
     #[inline]
     pub fn pp_call(self, msg: MessageInfo) -> Result<MessageInfo, ChannelError> {
-        self.check(microkit_pps.get(), "pp_call", ChannelError::NotPp)?;
+        self.check(microkit_pps.get(), Op::PpCall)?;
         crate::ipc_counts::count(
             crate::ipc_counts::values(),
             septa_cells::counters::IPC_PPC_OUT,
@@ -179,11 +215,7 @@ impl Channel {
     /// As [`notify`](Self::notify), but the signal is sent together with
     /// the event loop's next receive (one system call instead of two).
     pub fn deferred_notify(self) -> Result<(), ChannelError> {
-        self.check(
-            microkit_notifications.get(),
-            "deferred_notify",
-            ChannelError::NotNotification,
-        )?;
+        self.check(microkit_notifications.get(), Op::DeferredNotify)?;
         defer(Deferred {
             cap: self.slot(slot::BASE_OUTPUT_NOTIFICATION),
             info: MessageInfo::new(0, 0, 0, 0),
@@ -194,11 +226,7 @@ impl Channel {
     /// As [`irq_ack`](Self::irq_ack), folded into the next receive. A
     /// kernel error then goes unreported, as with libmicrokit.
     pub fn deferred_irq_ack(self) -> Result<(), ChannelError> {
-        self.check(
-            microkit_irqs.get(),
-            "deferred_irq_ack",
-            ChannelError::NotIrq,
-        )?;
+        self.check(microkit_irqs.get(), Op::DeferredIrqAck)?;
         defer(Deferred {
             cap: self.irq_handler().cptr(),
             info: MessageInfo::new(Label::IrqAckIrq.number(), 0, 0, 0),
