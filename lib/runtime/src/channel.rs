@@ -9,6 +9,7 @@
 //! gets the error.)
 
 use core::fmt;
+use core::num::NonZeroU64;
 
 use septa_abi::microkit::{slot, MAX_CHANNELS, SERVER_FAULT_LABEL};
 use septa_abi::{Label, MessageInfo};
@@ -83,16 +84,31 @@ impl fmt::Display for Channel {
 
 /// What a deferred operation will send: a signal or an IRQ acknowledgement
 /// folded into the event loop's next receive.
+///
+/// The cap is never slot 0 (the null slot; every deferred operation goes
+/// to a channel's notification or IRQ handler, or the monitor), so an
+/// `Option<Deferred>` is `None` when the cap word is 0: the event loop's
+/// test for a deferred operation is one load and one `cbz`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Deferred {
-    pub cap: CPtr,
+    cap: NonZeroU64,
     pub info: MessageInfo,
 }
 
 impl Deferred {
+    /// `info` to send on `cap`, which is not the null slot 0.
+    pub fn new(cap: CPtr, info: MessageInfo) -> Self {
+        let cap = NonZeroU64::new(cap.bits()).expect("a deferred operation's cap is not slot 0");
+        Deferred { cap, info }
+    }
+
+    pub fn cap(self) -> CPtr {
+        CPtr::from_bits(self.cap.get())
+    }
+
     /// Performs it now, as a plain Send (what libmicrokit's flush does).
     pub fn send_now(self) {
-        syscall::send_with_mrs(self.cap, self.info, [0; syscall::FAST_MRS]);
+        syscall::send_with_mrs(self.cap(), self.info, [0; syscall::FAST_MRS]);
     }
 }
 
@@ -216,10 +232,10 @@ impl Channel {
     /// the event loop's next receive (one system call instead of two).
     pub fn deferred_notify(self) -> Result<(), ChannelError> {
         self.check(microkit_notifications.get(), Op::DeferredNotify)?;
-        defer(Deferred {
-            cap: self.slot(slot::BASE_OUTPUT_NOTIFICATION),
-            info: MessageInfo::new(0, 0, 0, 0),
-        });
+        defer(Deferred::new(
+            self.slot(slot::BASE_OUTPUT_NOTIFICATION),
+            MessageInfo::new(0, 0, 0, 0),
+        ));
         Ok(())
     }
 
@@ -227,10 +243,10 @@ impl Channel {
     /// kernel error then goes unreported, as with libmicrokit.
     pub fn deferred_irq_ack(self) -> Result<(), ChannelError> {
         self.check(microkit_irqs.get(), Op::DeferredIrqAck)?;
-        defer(Deferred {
-            cap: self.irq_handler().cptr(),
-            info: MessageInfo::new(Label::IrqAckIrq.number(), 0, 0, 0),
-        });
+        defer(Deferred::new(
+            self.irq_handler().cptr(),
+            MessageInfo::new(Label::IrqAckIrq.number(), 0, 0, 0),
+        ));
         Ok(())
     }
 }
@@ -381,10 +397,10 @@ mod tests {
         assert_eq!((s[0].syscall(), s[0].x[0]), (-5, 14));
         assert_eq!(
             take_deferred(),
-            Some(Deferred {
-                cap: CPtr::from_bits(140),
-                info: MessageInfo::new(Label::IrqAckIrq.number(), 0, 0, 0)
-            })
+            Some(Deferred::new(
+                CPtr::from_bits(140),
+                MessageInfo::new(Label::IrqAckIrq.number(), 0, 0, 0)
+            ))
         );
     }
 

@@ -61,10 +61,10 @@ pub fn run_main<H: Handler>(init: impl FnOnce() -> H) -> ! {
         // empty message on its monitor endpoint, sent together with the
         // first receive; the monitor then takes its scheduling context
         // away, and the PD runs only on its callers' time from then on.
-        defer(Deferred {
-            cap: CPtr::from_bits(slot::MONITOR_EP),
-            info: MessageInfo::new(0, 0, 0, 0),
-        });
+        defer(Deferred::new(
+            CPtr::from_bits(slot::MONITOR_EP),
+            MessageInfo::new(0, 0, 0, 0),
+        ));
     }
     event_loop::run(handler)
 }

@@ -64,7 +64,7 @@ impl EventLoop {
             }
             syscall::reply_recv_in(self.buf, INPUT, reply, REPLY)
         } else if let Some(d) = take_deferred() {
-            syscall::nb_send_recv_in(self.buf, d.cap, d.info, INPUT, REPLY)
+            syscall::nb_send_recv_in(self.buf, d.cap(), d.info, INPUT, REPLY)
         } else {
             syscall::recv_in(self.buf, INPUT, REPLY)
         }
@@ -282,10 +282,10 @@ mod tests {
         test_support::patch("passive", 0, 0, 0);
         take_deferred();
         let seen = script(&[(0, MessageInfo::default(), [0; 4])]);
-        defer(Deferred {
-            cap: CPtr::from_bits(slot::MONITOR_EP),
-            info: MessageInfo::default(),
-        });
+        defer(Deferred::new(
+            CPtr::from_bits(slot::MONITOR_EP),
+            MessageInfo::default(),
+        ));
         EventLoop::new().step(&mut crate::NullHandler);
         assert_eq!(summary(&seen.borrow()), [(nr::NB_SEND_RECV, 1, 4, 5)]);
     }
