@@ -137,6 +137,22 @@ impl Registered {
         ipc_buffer_ptr().map(Registered)
     }
 
+    /// The buffer at `buffer`, without looking at what was registered.
+    ///
+    /// # Safety
+    /// `buffer` must be non-null and satisfy [`set_ipc_buffer`]'s contract
+    /// (this thread's IPC buffer, mapped read-write for the rest of the
+    /// program, no references to it), and be registered with
+    /// [`set_ipc_buffer`] before any system call made through the handle
+    /// reads a message register that is not passed in a machine register.
+    /// A runtime that maps the buffer at a fixed address before its first
+    /// instruction and registers that address first thing can make the
+    /// handle a constant.
+    #[inline]
+    pub const unsafe fn from_raw(buffer: *mut IpcBuffer) -> Self {
+        Registered(buffer)
+    }
+
     /// The buffer registered now; panics if none was.
     #[inline]
     pub(crate) fn expect_current() -> Self {

@@ -55,6 +55,13 @@ pub fn call(dest: CPtr, info: MessageInfo) -> MessageInfo {
     store_mrs(&r).0
 }
 
+/// [`call`] through `buf` (see [`recv_in`]).
+#[inline]
+pub fn call_in(buf: Registered, dest: CPtr, info: MessageInfo) -> MessageInfo {
+    let r = arch::call(nr::CALL, dest.bits(), info.0, load_mrs_in(Some(buf), info));
+    store_mrs_in(buf, &r).0
+}
+
 /// Call with MR0..MR3 by value; returns the reply info and its MR0..MR3.
 pub fn call_with_mrs(
     dest: CPtr,
