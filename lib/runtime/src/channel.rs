@@ -9,6 +9,7 @@
 //! gets the error.)
 
 use core::fmt;
+use core::num::NonZeroU64;
 
 use septa_abi::microkit::{slot, MAX_CHANNELS, SERVER_FAULT_LABEL};
 use septa_abi::{Label, MessageInfo};
@@ -34,6 +35,37 @@ pub enum ChannelError {
     ServerFaulted,
 }
 
+/// The checked channel operations, for a refusal's report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Notify,
+    IrqAck,
+    PpCall,
+    DeferredNotify,
+    DeferredIrqAck,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Notify => "notify",
+            Op::IrqAck => "irq_ack",
+            Op::PpCall => "pp_call",
+            Op::DeferredNotify => "deferred_notify",
+            Op::DeferredIrqAck => "deferred_irq_ack",
+        }
+    }
+
+    /// The refusal when the channel is in range but not of the kind.
+    fn missing(self) -> ChannelError {
+        match self {
+            Op::Notify | Op::DeferredNotify => ChannelError::NotNotification,
+            Op::IrqAck | Op::DeferredIrqAck => ChannelError::NotIrq,
+            Op::PpCall => ChannelError::NotPp,
+        }
+    }
+}
+
 /// One channel of this PD.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Channel(u8);
@@ -52,16 +84,31 @@ impl fmt::Display for Channel {
 
 /// What a deferred operation will send: a signal or an IRQ acknowledgement
 /// folded into the event loop's next receive.
+///
+/// The cap is never slot 0 (the null slot; every deferred operation goes
+/// to a channel's notification or IRQ handler, or the monitor), so an
+/// `Option<Deferred>` is `None` when the cap word is 0: the event loop's
+/// test for a deferred operation is one load and one `cbz`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Deferred {
-    pub cap: CPtr,
+    cap: NonZeroU64,
     pub info: MessageInfo,
 }
 
 impl Deferred {
+    /// `info` to send on `cap`, which is not the null slot 0.
+    pub fn new(cap: CPtr, info: MessageInfo) -> Self {
+        let cap = NonZeroU64::new(cap.bits()).expect("a deferred operation's cap is not slot 0");
+        Deferred { cap, info }
+    }
+
+    pub fn cap(self) -> CPtr {
+        CPtr::from_bits(self.cap.get())
+    }
+
     /// Performs it now, as a plain Send (what libmicrokit's flush does).
     pub fn send_now(self) {
-        syscall::send_with_mrs(self.cap, self.info, [0; syscall::FAST_MRS]);
+        syscall::send_with_mrs(self.cap(), self.info, [0; syscall::FAST_MRS]);
     }
 }
 
@@ -77,8 +124,16 @@ pub(crate) fn defer(d: Deferred) {
     }
 }
 
+/// The deferred operation, if any, and none left. Read first and cleared
+/// only if there was one: the event loop's common round (nothing
+/// deferred) is a load and a branch.
+#[inline(always)]
 pub(crate) fn take_deferred() -> Option<Deferred> {
-    DEFERRED.replace(None)
+    let d = DEFERRED.get();
+    if d.is_some() {
+        DEFERRED.replace(None);
+    }
+    d
 }
 
 impl Channel {
@@ -92,24 +147,25 @@ impl Channel {
     }
 
     #[inline]
-    fn check(self, mask: u64, op: &str, missing: ChannelError) -> Result<(), ChannelError> {
+    fn check(self, mask: u64, op: Op) -> Result<(), ChannelError> {
         if u64::from(self.0) < MAX_CHANNELS && mask & (1 << self.0) != 0 {
             return Ok(());
         }
-        Err(self.refuse(op, missing))
+        Err(self.refuse(op))
     }
 
     /// [`check`](Self::check)'s refusal, out of the way of the calls that
-    /// pass (no stack frame for the report on their path).
+    /// pass: it takes only the channel and the operation, both in
+    /// registers, so their path stores nothing for it.
     #[cold]
     #[inline(never)]
-    fn refuse(self, op: &str, missing: ChannelError) -> ChannelError {
+    fn refuse(self, op: Op) -> ChannelError {
         let err = if u64::from(self.0) >= MAX_CHANNELS {
             ChannelError::OutOfRange
         } else {
-            missing
+            op.missing()
         };
-        self.report(op, &err);
+        self.report(op.name(), &err);
         err
     }
 
@@ -134,18 +190,14 @@ impl Channel {
     /// Signals the PD at the other end.
     #[inline]
     pub fn notify(self) -> Result<(), ChannelError> {
-        self.check(
-            microkit_notifications.get(),
-            "notify",
-            ChannelError::NotNotification,
-        )?;
+        self.check(microkit_notifications.get(), Op::Notify)?;
         syscall::signal(self.slot(slot::BASE_OUTPUT_NOTIFICATION));
         Ok(())
     }
 
     /// Acknowledges the IRQ delivered on this channel, so it can fire again.
     pub fn irq_ack(self) -> Result<(), ChannelError> {
-        self.check(microkit_irqs.get(), "irq_ack", ChannelError::NotIrq)?;
+        self.check(microkit_irqs.get(), Op::IrqAck)?;
         self.irq_handler().ack().map_err(|e| {
             let err = ChannelError::Kernel(e);
             self.report("irq_ack", &err);
@@ -164,12 +216,16 @@ impl Channel {
     /// publishes one (`restart.generation`), tells when it is back.
     #[inline]
     pub fn pp_call(self, msg: MessageInfo) -> Result<MessageInfo, ChannelError> {
-        self.check(microkit_pps.get(), "pp_call", ChannelError::NotPp)?;
+        self.check(microkit_pps.get(), Op::PpCall)?;
         crate::ipc_counts::count(
             crate::ipc_counts::values(),
             septa_cells::counters::IPC_PPC_OUT,
         );
-        let reply = syscall::call(self.slot(slot::BASE_ENDPOINT), msg);
+        let reply = syscall::call_in(
+            crate::entry::ipc_buffer(),
+            self.slot(slot::BASE_ENDPOINT),
+            msg,
+        );
         if reply.label() == SERVER_FAULT_LABEL {
             return Err(ChannelError::ServerFaulted);
         }
@@ -179,30 +235,22 @@ impl Channel {
     /// As [`notify`](Self::notify), but the signal is sent together with
     /// the event loop's next receive (one system call instead of two).
     pub fn deferred_notify(self) -> Result<(), ChannelError> {
-        self.check(
-            microkit_notifications.get(),
-            "deferred_notify",
-            ChannelError::NotNotification,
-        )?;
-        defer(Deferred {
-            cap: self.slot(slot::BASE_OUTPUT_NOTIFICATION),
-            info: MessageInfo::new(0, 0, 0, 0),
-        });
+        self.check(microkit_notifications.get(), Op::DeferredNotify)?;
+        defer(Deferred::new(
+            self.slot(slot::BASE_OUTPUT_NOTIFICATION),
+            MessageInfo::new(0, 0, 0, 0),
+        ));
         Ok(())
     }
 
     /// As [`irq_ack`](Self::irq_ack), folded into the next receive. A
     /// kernel error then goes unreported, as with libmicrokit.
     pub fn deferred_irq_ack(self) -> Result<(), ChannelError> {
-        self.check(
-            microkit_irqs.get(),
-            "deferred_irq_ack",
-            ChannelError::NotIrq,
-        )?;
-        defer(Deferred {
-            cap: self.irq_handler().cptr(),
-            info: MessageInfo::new(Label::IrqAckIrq.number(), 0, 0, 0),
-        });
+        self.check(microkit_irqs.get(), Op::DeferredIrqAck)?;
+        defer(Deferred::new(
+            self.irq_handler().cptr(),
+            MessageInfo::new(Label::IrqAckIrq.number(), 0, 0, 0),
+        ));
         Ok(())
     }
 }
@@ -306,6 +354,34 @@ mod tests {
         assert_eq!(test_sink::take(), "");
     }
 
+    /// A server that answers with label 9 and MR0..MR1 = MR0 + 1, MR1 + 1.
+    struct Echo;
+
+    impl septa_sel4::host::HostKernel for Echo {
+        fn syscall(&mut self, regs: &mut septa_sel4::host::Regs) {
+            regs.x[1] = MessageInfo::new(9, 0, 0, 2).0;
+            regs.x[2] += 1;
+            regs.x[3] += 1;
+        }
+    }
+
+    #[test]
+    fn a_call_sends_and_receives_its_message_registers_through_the_buffer() {
+        let _g = test_support::lock();
+        setup(0, 0, 1 << 7);
+        septa_sel4::host::set_kernel(std::boxed::Box::new(Echo));
+        crate::mr_set(0, 40);
+        crate::mr_set(1, 50);
+        let reply = Channel::new(7).pp_call(MessageInfo::new(1, 0, 0, 2));
+        assert_eq!(reply.map(|r| (r.label(), r.length())), Ok((9, 2)));
+        assert_eq!((crate::mr_get(0), crate::mr_get(1)), (41, 51));
+        // An empty message loads no message register: the kernel sees 0s
+        // (host) whatever the buffer holds.
+        let reply = Channel::new(7).pp_call(MessageInfo::new(1, 0, 0, 0));
+        assert_eq!(reply.map(|r| r.label()), Ok(9));
+        assert_eq!((crate::mr_get(0), crate::mr_get(1)), (1, 1));
+    }
+
     #[test]
     fn misuse_is_refused_loudly_and_sends_nothing() {
         let _g = test_support::lock();
@@ -353,10 +429,10 @@ mod tests {
         assert_eq!((s[0].syscall(), s[0].x[0]), (-5, 14));
         assert_eq!(
             take_deferred(),
-            Some(Deferred {
-                cap: CPtr::from_bits(140),
-                info: MessageInfo::new(Label::IrqAckIrq.number(), 0, 0, 0)
-            })
+            Some(Deferred::new(
+                CPtr::from_bits(140),
+                MessageInfo::new(Label::IrqAckIrq.number(), 0, 0, 0)
+            ))
         );
     }
 

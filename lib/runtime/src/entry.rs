@@ -61,10 +61,10 @@ pub fn run_main<H: Handler>(init: impl FnOnce() -> H) -> ! {
         // empty message on its monitor endpoint, sent together with the
         // first receive; the monitor then takes its scheduling context
         // away, and the PD runs only on its callers' time from then on.
-        defer(Deferred {
-            cap: CPtr::from_bits(slot::MONITOR_EP),
-            info: MessageInfo::new(0, 0, 0, 0),
-        });
+        defer(Deferred::new(
+            CPtr::from_bits(slot::MONITOR_EP),
+            MessageInfo::new(0, 0, 0, 0),
+        ));
     }
     event_loop::run(handler)
 }
@@ -88,6 +88,31 @@ fn set_up_ipc_buffer() {
     // buffer of its own.
     let _ = IPC_BUFFER_VADDR;
     septa_sel4::host::install_ipc_buffer();
+}
+
+/// The PD's IPC buffer, for the system calls that go through a
+/// [`Registered`](septa_sel4::ipc_buffer::Registered) handle: on the target
+/// a constant (no load and null check before each use).
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[inline(always)]
+pub(crate) fn ipc_buffer() -> septa_sel4::ipc_buffer::Registered {
+    // SAFETY: the PD ABI maps the IPC buffer frame read-write at
+    // IPC_BUFFER_VADDR (non-null) before the PD's first instruction, for
+    // its whole life, and `run_main` registers that address before any
+    // other code of the PD runs, so before any system call made through
+    // this handle; the runtime makes no references to it.
+    unsafe {
+        septa_sel4::ipc_buffer::Registered::from_raw(
+            IPC_BUFFER_VADDR as *mut septa_sel4::ipc_buffer::IpcBuffer,
+        )
+    }
+}
+
+/// The host's stand-in: the buffer a test installed (the host has no top
+/// page).
+#[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
+pub(crate) fn ipc_buffer() -> septa_sel4::ipc_buffer::Registered {
+    septa_sel4::ipc_buffer::Registered::current().expect("an IPC buffer is installed")
 }
 
 /// Only checks that `init` makes a [`Handler`] (host builds of a PD).

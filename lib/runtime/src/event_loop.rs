@@ -19,6 +19,7 @@
 
 use septa_abi::microkit::{slot, BADGE_CHANNEL_MASK, BADGE_CHILD_MASK, FAULT_BADGE, PPC_BADGE};
 use septa_abi::MessageInfo;
+use septa_sel4::ipc_buffer::Registered;
 use septa_sel4::{cap_type, syscall, Badge, CPtr, Cap};
 
 use crate::channel::take_deferred;
@@ -31,36 +32,46 @@ const INPUT: CPtr = CPtr::from_bits(slot::INPUT);
 const REPLY: Cap<cap_type::Reply> = Cap::from_bits(slot::REPLY);
 
 /// The loop's state between rounds: the reply owed to the last caller,
-/// and where the PD counts its IPC (null: not counted, `ipc_counts`).
+/// where the PD counts its IPC (null: not counted, `ipc_counts`), and the
+/// IPC buffer, looked up once.
 #[derive(Debug)]
 pub(crate) struct EventLoop {
     reply: Option<MessageInfo>,
     counts: *mut u64,
+    buf: Registered,
 }
 
+// Everything here is `inline(always)`: `run` then keeps the loop's state
+// (the reply owed, the counts pointer) in registers, and a round is one
+// straight path through `wait` and `dispatch` with no call but the
+// handler's (about 20 instructions a round fewer than out of line).
 impl EventLoop {
+    #[inline(always)]
     pub fn new() -> Self {
         EventLoop {
             reply: None,
             counts: ipc_counts::values(),
+            buf: crate::entry::ipc_buffer(),
         }
     }
 
     /// Sends what is owed and blocks for the next event.
+    #[inline(always)]
     fn wait(&mut self) -> (MessageInfo, Badge) {
         if let Some(reply) = self.reply.take() {
             if let Some(d) = take_deferred() {
                 d.send_now();
             }
-            syscall::reply_recv(INPUT, reply, REPLY)
+            syscall::reply_recv_in(self.buf, INPUT, reply, REPLY)
         } else if let Some(d) = take_deferred() {
-            syscall::nb_send_recv(d.cap, d.info, INPUT, REPLY)
+            syscall::nb_send_recv_in(self.buf, d.cap(), d.info, INPUT, REPLY)
         } else {
-            syscall::recv(INPUT, REPLY)
+            syscall::recv_in(self.buf, INPUT, REPLY)
         }
     }
 
     /// Hands one event to the handler.
+    #[inline(always)]
     fn dispatch<H: Handler>(&mut self, handler: &mut H, info: MessageInfo, badge: Badge) {
         if badge & FAULT_BADGE != 0 {
             let child = Child::from_badge((badge & BADGE_CHILD_MASK) as u8);
@@ -77,6 +88,7 @@ impl EventLoop {
     }
 
     /// One round: wait, then dispatch.
+    #[inline(always)]
     pub fn step<H: Handler>(&mut self, handler: &mut H) {
         let (info, badge) = self.wait();
         self.dispatch(handler, info, badge);
@@ -270,10 +282,10 @@ mod tests {
         test_support::patch("passive", 0, 0, 0);
         take_deferred();
         let seen = script(&[(0, MessageInfo::default(), [0; 4])]);
-        defer(Deferred {
-            cap: CPtr::from_bits(slot::MONITOR_EP),
-            info: MessageInfo::default(),
-        });
+        defer(Deferred::new(
+            CPtr::from_bits(slot::MONITOR_EP),
+            MessageInfo::default(),
+        ));
         EventLoop::new().step(&mut crate::NullHandler);
         assert_eq!(summary(&seen.borrow()), [(nr::NB_SEND_RECV, 1, 4, 5)]);
     }

@@ -29,24 +29,43 @@ mod imp {
     use super::RecvRegs;
     use core::arch::asm;
 
-    /// Send, NBSend: x0 dest, x1 info, x2..x5 MR0..3; nothing comes back.
+    /// Send, NBSend: x0 dest, x1 info, x2..x5 MR0..3 (`None`: an empty
+    /// message, whose registers the kernel does not read, so they are not
+    /// loaded); nothing comes back.
     #[inline(always)]
-    pub(crate) fn send(sys: i64, dest: u64, info: u64, mrs: [u64; 4]) {
-        // SAFETY: `svc #0` enters the kernel, which reads x0..x5 and x7 and
-        // (for longer messages) the IPC buffer, and clobbers at most x0..x5,
-        // all declared here. It touches no stack memory of ours.
-        unsafe {
-            asm!(
-                "svc #0",
-                inout("x0") dest => _,
-                inout("x1") info => _,
-                inout("x2") mrs[0] => _,
-                inout("x3") mrs[1] => _,
-                inout("x4") mrs[2] => _,
-                inout("x5") mrs[3] => _,
-                in("x7") sys,
-                options(nostack),
-            );
+    pub(crate) fn send(sys: i64, dest: u64, info: u64, mrs: Option<[u64; 4]>) {
+        match mrs {
+            // SAFETY: `svc #0` enters the kernel, which reads x0..x5 and x7
+            // and (for longer messages) the IPC buffer, and clobbers at most
+            // x0..x5, all declared here. It touches no stack memory of ours.
+            Some(mrs) => unsafe {
+                asm!(
+                    "svc #0",
+                    inout("x0") dest => _,
+                    inout("x1") info => _,
+                    inout("x2") mrs[0] => _,
+                    inout("x3") mrs[1] => _,
+                    inout("x4") mrs[2] => _,
+                    inout("x5") mrs[3] => _,
+                    in("x7") sys,
+                    options(nostack),
+                );
+            },
+            // SAFETY: as above; an empty message, so the kernel reads none
+            // of x2..x5, still declared clobbered.
+            None => unsafe {
+                asm!(
+                    "svc #0",
+                    inout("x0") dest => _,
+                    inout("x1") info => _,
+                    lateout("x2") _,
+                    lateout("x3") _,
+                    lateout("x4") _,
+                    lateout("x5") _,
+                    in("x7") sys,
+                    options(nostack),
+                );
+            },
         }
     }
 
@@ -95,56 +114,74 @@ mod imp {
         }
     }
 
+    /// The shapes that send a message and receive one (Call, ReplyRecv,
+    /// NBSendRecv, NBSendWait): x0 `$x0`, x1 `$info`, x2..x5 MR0..3 in both
+    /// directions, then the shape's further inputs (x6, x8), which the
+    /// kernel preserves. An empty message (`$mrs` is `None`) does not load
+    /// x2..x5: the kernel reads only the message's length of them (both
+    /// kernels, fast and slow paths), so they are outputs only.
+    macro_rules! send_recv {
+        ($sys:expr, $x0:expr, $info:expr, $mrs:expr $(, $reg:tt = $val:expr)*) => {{
+            let (badge, out_info, m0, m1, m2, m3);
+            match $mrs {
+                // SAFETY: the kernel reads x0..x5, x7 and the inputs given
+                // (preserving them) and returns in x0..x5, all declared; it
+                // may read and write the IPC buffer (memory clobber kept).
+                Some(mrs) => unsafe {
+                    asm!(
+                        "svc #0",
+                        inout("x0") $x0 => badge,
+                        inout("x1") $info => out_info,
+                        inout("x2") mrs[0] => m0,
+                        inout("x3") mrs[1] => m1,
+                        inout("x4") mrs[2] => m2,
+                        inout("x5") mrs[3] => m3,
+                        in("x7") $sys,
+                        $(in($reg) $val,)*
+                        options(nostack),
+                    );
+                },
+                // SAFETY: as above, x2..x5 outputs only: the message is
+                // empty, the kernel reads none of them.
+                None => unsafe {
+                    asm!(
+                        "svc #0",
+                        inout("x0") $x0 => badge,
+                        inout("x1") $info => out_info,
+                        out("x2") m0,
+                        out("x3") m1,
+                        out("x4") m2,
+                        out("x5") m3,
+                        in("x7") $sys,
+                        $(in($reg) $val,)*
+                        options(nostack),
+                    );
+                },
+            }
+            RecvRegs {
+                badge,
+                info: out_info,
+                mrs: [m0, m1, m2, m3],
+            }
+        }};
+    }
+
     /// Call: x0 dest, x1 info, x2..x5 MR0..3 in both directions.
     #[inline(always)]
-    pub(crate) fn call(sys: i64, dest: u64, info: u64, mrs: [u64; 4]) -> RecvRegs {
-        let (badge, out_info, m0, m1, m2, m3);
-        // SAFETY: the kernel reads x0..x5 and x7 and returns in x0..x5, all
-        // declared; it may read and write the IPC buffer (memory clobber).
-        unsafe {
-            asm!(
-                "svc #0",
-                inout("x0") dest => badge,
-                inout("x1") info => out_info,
-                inout("x2") mrs[0] => m0,
-                inout("x3") mrs[1] => m1,
-                inout("x4") mrs[2] => m2,
-                inout("x5") mrs[3] => m3,
-                in("x7") sys,
-                options(nostack),
-            );
-        }
-        RecvRegs {
-            badge,
-            info: out_info,
-            mrs: [m0, m1, m2, m3],
-        }
+    pub(crate) fn call(sys: i64, dest: u64, info: u64, mrs: Option<[u64; 4]>) -> RecvRegs {
+        send_recv!(sys, dest, info, mrs)
     }
 
     /// ReplyRecv: as Call, plus the reply object in x6.
     #[inline(always)]
-    pub(crate) fn reply_recv(sys: i64, src: u64, info: u64, mrs: [u64; 4], reply: u64) -> RecvRegs {
-        let (badge, out_info, m0, m1, m2, m3);
-        // SAFETY: as `call`, with x6 an input the kernel preserves.
-        unsafe {
-            asm!(
-                "svc #0",
-                inout("x0") src => badge,
-                inout("x1") info => out_info,
-                inout("x2") mrs[0] => m0,
-                inout("x3") mrs[1] => m1,
-                inout("x4") mrs[2] => m2,
-                inout("x5") mrs[3] => m3,
-                in("x6") reply,
-                in("x7") sys,
-                options(nostack),
-            );
-        }
-        RecvRegs {
-            badge,
-            info: out_info,
-            mrs: [m0, m1, m2, m3],
-        }
+    pub(crate) fn reply_recv(
+        sys: i64,
+        src: u64,
+        info: u64,
+        mrs: Option<[u64; 4]>,
+        reply: u64,
+    ) -> RecvRegs {
+        send_recv!(sys, src, info, mrs, "x6" = reply)
     }
 
     /// NBSendRecv and NBSendWait: x0 receive source, x1 info, x2..x5
@@ -155,32 +192,11 @@ mod imp {
         sys: i64,
         src: u64,
         info: u64,
-        mrs: [u64; 4],
+        mrs: Option<[u64; 4]>,
         x6: u64,
         x8: u64,
     ) -> RecvRegs {
-        let (badge, out_info, m0, m1, m2, m3);
-        // SAFETY: as `reply_recv`, with x8 a further preserved input.
-        unsafe {
-            asm!(
-                "svc #0",
-                inout("x0") src => badge,
-                inout("x1") info => out_info,
-                inout("x2") mrs[0] => m0,
-                inout("x3") mrs[1] => m1,
-                inout("x4") mrs[2] => m2,
-                inout("x5") mrs[3] => m3,
-                in("x6") x6,
-                in("x7") sys,
-                in("x8") x8,
-                options(nostack),
-            );
-        }
-        RecvRegs {
-            badge,
-            info: out_info,
-            mrs: [m0, m1, m2, m3],
-        }
+        send_recv!(sys, src, info, mrs, "x6" = x6, "x8" = x8)
     }
 
     /// Yield, DebugHalt, DebugSnapshot: only x7.
@@ -266,8 +282,8 @@ mod imp {
         }
     }
 
-    pub(crate) fn send(sys: i64, dest: u64, info: u64, mrs: [u64; 4]) {
-        enter(regs(sys, dest, info, mrs, 0, 0));
+    pub(crate) fn send(sys: i64, dest: u64, info: u64, mrs: Option<[u64; 4]>) {
+        enter(regs(sys, dest, info, mrs.unwrap_or_default(), 0, 0));
     }
 
     pub(crate) fn send_null(sys: i64, dest: u64, info: u64) {
@@ -278,23 +294,43 @@ mod imp {
         recv_regs(&enter(regs(sys, src, 0, [0; 4], reply, 0)))
     }
 
-    pub(crate) fn call(sys: i64, dest: u64, info: u64, mrs: [u64; 4]) -> RecvRegs {
-        recv_regs(&enter(regs(sys, dest, info, mrs, 0, 0)))
+    pub(crate) fn call(sys: i64, dest: u64, info: u64, mrs: Option<[u64; 4]>) -> RecvRegs {
+        recv_regs(&enter(regs(sys, dest, info, mrs.unwrap_or_default(), 0, 0)))
     }
 
-    pub(crate) fn reply_recv(sys: i64, src: u64, info: u64, mrs: [u64; 4], reply: u64) -> RecvRegs {
-        recv_regs(&enter(regs(sys, src, info, mrs, reply, 0)))
+    pub(crate) fn reply_recv(
+        sys: i64,
+        src: u64,
+        info: u64,
+        mrs: Option<[u64; 4]>,
+        reply: u64,
+    ) -> RecvRegs {
+        recv_regs(&enter(regs(
+            sys,
+            src,
+            info,
+            mrs.unwrap_or_default(),
+            reply,
+            0,
+        )))
     }
 
     pub(crate) fn nb_send_recv(
         sys: i64,
         src: u64,
         info: u64,
-        mrs: [u64; 4],
+        mrs: Option<[u64; 4]>,
         x6: u64,
         x8: u64,
     ) -> RecvRegs {
-        recv_regs(&enter(regs(sys, src, info, mrs, x6, x8)))
+        recv_regs(&enter(regs(
+            sys,
+            src,
+            info,
+            mrs.unwrap_or_default(),
+            x6,
+            x8,
+        )))
     }
 
     pub(crate) fn null(sys: i64) {

@@ -123,47 +123,82 @@ fn buffer() -> *mut IpcBuffer {
 // argument is the contract of `set_ipc_buffer` (valid, mapped, exclusive to
 // this thread, no live references) plus the bounds check.
 
-/// MR0..MR3 as stored in the buffer, read through one look-up of the
-/// buffer's address (what the system-call stubs load before a call) for a
-/// message of `n` words: the first `n` (at most four), zeros after them;
-/// the buffer is untouched if `n` is 0.
-///
-/// Word by word, so that the compiler keeps it in general registers: a
-/// PD's first SIMD instruction after a switch traps to the kernel, which
-/// switches the FPU lazily (about 190 instructions).
-#[inline]
-pub(crate) fn first_mrs(n: usize) -> [u64; layout::FAST_MESSAGE_REGISTERS] {
-    if n == 0 {
-        return [0; layout::FAST_MESSAGE_REGISTERS];
+/// The registered IPC buffer, looked up (and checked) once: a loop that
+/// makes a system call every round keeps it in a register instead of
+/// reading and checking the global before every call (the event loop).
+/// It stays the buffer that was registered when it was taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Registered(*mut IpcBuffer);
+
+impl Registered {
+    /// The buffer registered now, if one was.
+    #[inline]
+    pub fn current() -> Option<Self> {
+        ipc_buffer_ptr().map(Registered)
     }
-    let p = buffer();
-    // SAFETY: `buffer` is the registered, live IPC buffer (the caller of
-    // `set_ipc_buffer` promised it); words 0..4 lie inside `msg`.
-    unsafe {
-        let m = (&raw const (*p).msg).cast::<u64>();
-        match n {
-            1 => [m.read(), 0, 0, 0],
-            2 => [m.read(), m.add(1).read(), 0, 0],
-            3 => [m.read(), m.add(1).read(), m.add(2).read(), 0],
-            _ => [m.read(), m.add(1).read(), m.add(2).read(), m.add(3).read()],
+
+    /// The buffer at `buffer`, without looking at what was registered.
+    ///
+    /// # Safety
+    /// `buffer` must be non-null and satisfy [`set_ipc_buffer`]'s contract
+    /// (this thread's IPC buffer, mapped read-write for the rest of the
+    /// program, no references to it), and be registered with
+    /// [`set_ipc_buffer`] before any system call made through the handle
+    /// reads a message register that is not passed in a machine register.
+    /// A runtime that maps the buffer at a fixed address before its first
+    /// instruction and registers that address first thing can make the
+    /// handle a constant.
+    #[inline]
+    pub const unsafe fn from_raw(buffer: *mut IpcBuffer) -> Self {
+        Registered(buffer)
+    }
+
+    /// The buffer registered now; panics if none was.
+    #[inline]
+    pub(crate) fn expect_current() -> Self {
+        Registered(buffer())
+    }
+
+    /// MR0..MR3 as stored in the buffer (what the system-call stubs load
+    /// before a call) for a message of `n` words: the first `n` (at most
+    /// four), zeros after them; the buffer is untouched if `n` is 0.
+    ///
+    /// Word by word, so that the compiler keeps it in general registers: a
+    /// PD's first SIMD instruction after a switch traps to the kernel,
+    /// which switches the FPU lazily (about 190 instructions).
+    #[inline]
+    pub(crate) fn first_mrs(self, n: usize) -> [u64; layout::FAST_MESSAGE_REGISTERS] {
+        if n == 0 {
+            return [0; layout::FAST_MESSAGE_REGISTERS];
+        }
+        // SAFETY: a `Registered` holds a non-null address given to
+        // `set_ipc_buffer`, whose caller promised it is this thread's IPC
+        // buffer, mapped for the rest of the program with no references to
+        // it; words 0..4 lie inside `msg`.
+        unsafe {
+            let m = (&raw const (*self.0).msg).cast::<u64>();
+            match n {
+                1 => [m.read(), 0, 0, 0],
+                2 => [m.read(), m.add(1).read(), 0, 0],
+                3 => [m.read(), m.add(1).read(), m.add(2).read(), 0],
+                _ => [m.read(), m.add(1).read(), m.add(2).read(), m.add(3).read()],
+            }
         }
     }
-}
 
-/// Stores MR0..MR3 into the buffer through one look-up of its address
-/// (what the system-call stubs do after a receive), word by word as in
-/// [`first_mrs`].
-#[inline]
-pub(crate) fn set_first_mrs(mrs: &[u64; layout::FAST_MESSAGE_REGISTERS]) {
-    let p = buffer();
-    // SAFETY: as in `first_mrs`; nothing else refers to the four words
-    // during the writes (one thread).
-    unsafe {
-        let m = (&raw mut (*p).msg).cast::<u64>();
-        m.write(mrs[0]);
-        m.add(1).write(mrs[1]);
-        m.add(2).write(mrs[2]);
-        m.add(3).write(mrs[3]);
+    /// Stores MR0..MR3 into the buffer (what the system-call stubs do after
+    /// a receive), word by word as in [`first_mrs`](Self::first_mrs).
+    #[inline]
+    pub(crate) fn set_first_mrs(self, mrs: &[u64; layout::FAST_MESSAGE_REGISTERS]) {
+        // SAFETY: as in `first_mrs`; nothing else refers to the four words
+        // during the writes (one thread).
+        unsafe {
+            let m = (&raw mut (*self.0).msg).cast::<u64>();
+            m.write(mrs[0]);
+            m.add(1).write(mrs[1]);
+            m.add(2).write(mrs[2]);
+            m.add(3).write(mrs[3]);
+        }
     }
 }
 

@@ -15,20 +15,35 @@ use septa_abi::{syscall as nr, MessageInfo, CONFIG};
 
 use crate::arch::{self, RecvRegs};
 use crate::cap::{cap_type, CPtr, Cap};
-use crate::ipc_buffer;
+use crate::ipc_buffer::{self, Registered};
 use crate::Badge;
 
 /// Message registers passed in machine registers.
 pub const FAST_MRS: usize = septa_abi::ipc_buffer::FAST_MESSAGE_REGISTERS;
 
+/// The message registers to load for `info`'s message: `None` for an
+/// empty one (its registers are not loaded at all: the kernel reads only
+/// the message's length of them).
 #[inline]
-fn load_mrs(info: MessageInfo) -> [u64; FAST_MRS] {
-    ipc_buffer::first_mrs(info.length() as usize)
+fn load_mrs(info: MessageInfo) -> Option<[u64; FAST_MRS]> {
+    load_mrs_in(None, info)
+}
+
+/// As `load_mrs`, from `buf` if given (else the registered buffer).
+#[inline]
+fn load_mrs_in(buf: Option<Registered>, info: MessageInfo) -> Option<[u64; FAST_MRS]> {
+    let n = info.length() as usize;
+    (n != 0).then(|| buf.unwrap_or_else(Registered::expect_current).first_mrs(n))
 }
 
 #[inline]
 fn store_mrs(r: &RecvRegs) -> (MessageInfo, Badge) {
-    ipc_buffer::set_first_mrs(&r.mrs);
+    store_mrs_in(Registered::expect_current(), r)
+}
+
+#[inline]
+fn store_mrs_in(buf: Registered, r: &RecvRegs) -> (MessageInfo, Badge) {
+    buf.set_first_mrs(&r.mrs);
     (MessageInfo(r.info), r.badge)
 }
 
@@ -40,13 +55,20 @@ pub fn call(dest: CPtr, info: MessageInfo) -> MessageInfo {
     store_mrs(&r).0
 }
 
+/// [`call`] through `buf` (see [`recv_in`]).
+#[inline]
+pub fn call_in(buf: Registered, dest: CPtr, info: MessageInfo) -> MessageInfo {
+    let r = arch::call(nr::CALL, dest.bits(), info.0, load_mrs_in(Some(buf), info));
+    store_mrs_in(buf, &r).0
+}
+
 /// Call with MR0..MR3 by value; returns the reply info and its MR0..MR3.
 pub fn call_with_mrs(
     dest: CPtr,
     info: MessageInfo,
     mrs: [u64; FAST_MRS],
 ) -> (MessageInfo, [u64; FAST_MRS]) {
-    let r = arch::call(nr::CALL, dest.bits(), info.0, mrs);
+    let r = arch::call(nr::CALL, dest.bits(), info.0, Some(mrs));
     (MessageInfo(r.info), r.mrs)
 }
 
@@ -74,7 +96,7 @@ pub fn reply_recv_with_mrs(
     mrs: [u64; FAST_MRS],
     reply: Cap<cap_type::Reply>,
 ) -> (MessageInfo, Badge, [u64; FAST_MRS]) {
-    let r = arch::reply_recv(nr::REPLY_RECV, src.bits(), info.0, mrs, reply.bits());
+    let r = arch::reply_recv(nr::REPLY_RECV, src.bits(), info.0, Some(mrs), reply.bits());
     (MessageInfo(r.info), r.badge, r.mrs)
 }
 
@@ -109,7 +131,7 @@ pub fn nb_send_recv_with_mrs(
         nr::NB_SEND_RECV,
         src.bits(),
         info.0,
-        mrs,
+        Some(mrs),
         reply.bits(),
         dest.bits(),
     );
@@ -137,7 +159,7 @@ pub fn send(dest: CPtr, info: MessageInfo) {
 
 /// Send with MR0..MR3 by value.
 pub fn send_with_mrs(dest: CPtr, info: MessageInfo, mrs: [u64; FAST_MRS]) {
-    arch::send(nr::SEND, dest.bits(), info.0, mrs);
+    arch::send(nr::SEND, dest.bits(), info.0, Some(mrs));
 }
 
 /// NBSend: send on `dest` only if a receiver is waiting.
@@ -147,7 +169,7 @@ pub fn nb_send(dest: CPtr, info: MessageInfo) {
 
 /// NBSend with MR0..MR3 by value.
 pub fn nb_send_with_mrs(dest: CPtr, info: MessageInfo, mrs: [u64; FAST_MRS]) {
-    arch::send(nr::NB_SEND, dest.bits(), info.0, mrs);
+    arch::send(nr::NB_SEND, dest.bits(), info.0, Some(mrs));
 }
 
 /// Signal a notification (a Send of an empty message).
@@ -159,6 +181,52 @@ pub fn signal(dest: CPtr) {
 #[inline]
 pub fn recv(src: CPtr, reply: Cap<cap_type::Reply>) -> (MessageInfo, Badge) {
     store_mrs(&arch::recv(nr::RECV, src.bits(), reply.bits()))
+}
+
+/// The event loop's three receives, with the IPC buffer looked up once by
+/// the caller (`buf`) rather than before every call: otherwise as
+/// [`recv`], [`reply_recv`] and [`nb_send_recv`].
+#[inline]
+pub fn recv_in(buf: Registered, src: CPtr, reply: Cap<cap_type::Reply>) -> (MessageInfo, Badge) {
+    store_mrs_in(buf, &arch::recv(nr::RECV, src.bits(), reply.bits()))
+}
+
+/// [`reply_recv`] through `buf` (see [`recv_in`]).
+#[inline]
+pub fn reply_recv_in(
+    buf: Registered,
+    src: CPtr,
+    info: MessageInfo,
+    reply: Cap<cap_type::Reply>,
+) -> (MessageInfo, Badge) {
+    let r = arch::reply_recv(
+        nr::REPLY_RECV,
+        src.bits(),
+        info.0,
+        load_mrs_in(Some(buf), info),
+        reply.bits(),
+    );
+    store_mrs_in(buf, &r)
+}
+
+/// [`nb_send_recv`] through `buf` (see [`recv_in`]).
+#[inline]
+pub fn nb_send_recv_in(
+    buf: Registered,
+    dest: CPtr,
+    info: MessageInfo,
+    src: CPtr,
+    reply: Cap<cap_type::Reply>,
+) -> (MessageInfo, Badge) {
+    let r = arch::nb_send_recv(
+        nr::NB_SEND_RECV,
+        src.bits(),
+        info.0,
+        load_mrs_in(Some(buf), info),
+        reply.bits(),
+        dest.bits(),
+    );
+    store_mrs_in(buf, &r)
 }
 
 /// Recv with the received MR0..MR3 returned by value, buffer untouched.
