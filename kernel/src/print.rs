@@ -90,3 +90,60 @@ macro_rules! kdebugln {
         }
     }};
 }
+
+#[cfg(test)]
+mod tests {
+    use super::raw;
+    use crate::machine;
+
+    /// What `f` printed, through the machine double's log.
+    fn printed(f: impl FnOnce()) -> String {
+        let _ = machine::take_log();
+        f();
+        machine::take_log()
+            .into_iter()
+            .filter_map(|op| match op {
+                machine::Op::PutChar(c) => Some(c as char),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn raw_prints_what_core_fmt_prints() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            15,
+            16,
+            255,
+            4096,
+            0xdead_beef,
+            1 << 63,
+            u64::MAX,
+        ] {
+            assert_eq!(printed(|| raw::dec(n)), format!("{n}"));
+            assert_eq!(printed(|| raw::hex(n)), format!("{n:#x}"));
+        }
+        assert_eq!(printed(|| raw::str("a\nb")), "a\r\nb");
+    }
+
+    #[test]
+    fn a_boot_error_prints_as_its_debug_form() {
+        use crate::boot::BootError;
+        use crate::bootmem::BootMemError;
+        for e in [
+            BootError::Memory(BootMemError::TooManyRegions),
+            BootError::Memory(BootMemError::OutOfMemory {
+                bytes: 0x20_0000,
+                align: 4096,
+            }),
+            BootError::OutOfSlots,
+            BootError::BadImage,
+        ] {
+            assert_eq!(printed(|| e.print()), format!("{e:?}"));
+        }
+    }
+}
