@@ -85,6 +85,27 @@ pub enum BootError {
     BadImage,
 }
 
+impl BootError {
+    /// Prints the error as `{:?}` writes it, without `core::fmt`
+    /// (`print::raw`: the configurations without printing report a failed
+    /// boot with it too).
+    pub fn print(&self) {
+        use crate::print::raw;
+        match *self {
+            BootError::Memory(BootMemError::TooManyRegions) => raw::str("Memory(TooManyRegions)"),
+            BootError::Memory(BootMemError::OutOfMemory { bytes, align }) => {
+                raw::str("Memory(OutOfMemory { bytes: ");
+                raw::dec(bytes);
+                raw::str(", align: ");
+                raw::dec(align);
+                raw::str(" })");
+            }
+            BootError::OutOfSlots => raw::str("OutOfSlots"),
+            BootError::BadImage => raw::str("BadImage"),
+        }
+    }
+}
+
 impl From<BootMemError> for BootError {
     fn from(e: BootMemError) -> Self {
         BootError::Memory(e)

@@ -17,7 +17,7 @@ use crate::bootmem::{FreeList, Region};
 use crate::devicetree::DeviceTree;
 use crate::object::sched_context::HEADER_BYTES;
 use crate::object::tcb::TCB_BYTES;
-use crate::{boot, kprintln, memory, sched};
+use crate::{boot, kprintln, memory, print, sched};
 
 const PAGE: u64 = 1 << PAGE_BITS;
 
@@ -179,7 +179,12 @@ extern "C" fn kernel_boot(
     };
     let rs = match boot::create(&mut free, devices.regions(), &input) {
         Ok(rs) => rs,
-        Err(e) => halt_with_args(format_args!("cannot create the root task: {e:?}")),
+        Err(e) => {
+            print::raw::str("kernel boot failed: cannot create the root task: ");
+            e.print();
+            print::raw::str("\n");
+            super::trap::halt()
+        }
     };
     configure_el2(&rs);
     let root = boot::init_root_thread(&rs);
@@ -248,10 +253,8 @@ fn init_user_access() {
 }
 
 fn halt_with(why: &str) -> ! {
-    halt_with_args(format_args!("{why}"))
-}
-
-fn halt_with_args(why: core::fmt::Arguments) -> ! {
-    kprintln!("kernel boot failed: {why}");
+    print::raw::str("kernel boot failed: ");
+    print::raw::str(why);
+    print::raw::str("\n");
     super::trap::halt()
 }

@@ -13,7 +13,7 @@
 use super::sysreg::ec;
 use super::{entry, mmu};
 use crate::context::Reg;
-use crate::{benchmark, fastpath, kprintln, sched, syscall};
+use crate::{benchmark, fastpath, sched, syscall};
 
 /// Length of the `svc` and `hvc` instructions.
 const SYSCALL_INSN_BYTES: u64 = 4;
@@ -188,12 +188,39 @@ extern "C" fn handle_irq(from_idle: u64) -> ! {
 
 #[no_mangle]
 extern "C" fn handle_kernel_trap(esr: u64, elr: u64, far: u64) -> ! {
-    kprintln!("KERNEL TRAP: ESR {esr:#x} at {elr:#x}, address {far:#x}");
+    use crate::print::raw;
+    // "KERNEL TRAP: ESR {esr:#x} at {elr:#x}, address {far:#x}", without
+    // `core::fmt` (`print::raw`).
+    raw::str("KERNEL TRAP: ESR ");
+    raw::hex(esr);
+    raw::str(" at ");
+    raw::hex(elr);
+    raw::str(", address ");
+    raw::hex(far);
+    raw::str("\n");
     halt()
 }
 
+/// A kernel panic, as `KERNEL PANIC: {info}` printed it (where, then the
+/// message), with `core::fmt` for the message only: the location goes
+/// through `print::raw`, which keeps `PanicInfo`'s and `u32`'s formatting
+/// out of the kernels without printing (they carry `core::fmt::write` for
+/// the message, and the integer formatting that core's own panics use).
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    kprintln!("KERNEL PANIC: {info}");
+    use crate::print::raw;
+    use core::fmt::Write as _;
+    raw::str("KERNEL PANIC: panicked");
+    if let Some(l) = info.location() {
+        raw::str(" at ");
+        raw::str(l.file());
+        raw::str(":");
+        raw::dec(l.line().into());
+        raw::str(":");
+        raw::dec(l.column().into());
+    }
+    raw::str(":\n");
+    let _ = write!(crate::print::Out, "{}", info.message());
+    raw::str("\n");
     halt()
 }
