@@ -759,6 +759,7 @@ fn decode_yield_to(sc: Sc, cur: Tcb, reply: &mut ReplyWords) -> Result<(), Excep
 
 /// A round-robin SC spends from its head into its tail (the time-keeping
 /// half of seL4's `commitTime` for round-robin SCs).
+#[inline(always)]
 pub fn move_round_robin(sc: Sc, consumed: u64) {
     // Only the amounts change, each read and written in place (the times
     // stay). A round-robin SC has exactly two refills (the tail added

@@ -191,7 +191,7 @@ pub fn fast_switch_sc(next: Option<Sc>) {
         }
     }
     if changed || with(|s| s.reprogram.get()) {
-        commit_time();
+        commit_time_inline();
         with(|s| {
             s.cur_sc.set(next);
             s.reprogram.set(false);
@@ -217,7 +217,7 @@ pub fn fast_switch_to_other_sc(t: Tcb, sc: Sc, root: vspace::ReadyRoot) {
     if !sc.is_sporadic() && !sc.is_round_robin() {
         sched_context::refill_unblock_check(sc);
     }
-    commit_time();
+    commit_time_inline();
     with(|s| {
         s.cur_sc.set(Some(sc));
         s.reprogram.set(false);

@@ -49,7 +49,7 @@ pub fn fast_block_choice() -> Option<Tcb> {
 pub fn fast_block_switch(t: Tcb, root: vspace::ReadyRoot) {
     fast_switch_to(t, root);
     ready_pop_head(t);
-    fast_switch_sc(sc_of(t));
+    fast_switch_sc(Sc::from_link(t.sched_context()));
     if t.yield_to() != 0 || t.state() != ThreadState::Running {
         activate_thread();
     }

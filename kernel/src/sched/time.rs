@@ -115,6 +115,16 @@ pub fn update_timestamp() {
 
 /// Charges the consumed time to the current SC (seL4's `commitTime`).
 pub fn commit_time() {
+    commit_time_inline()
+}
+
+/// [`commit_time`] written out where it is called: the fast paths' SC
+/// switches, where the clock was just read in the same function, so the
+/// time consumed and the current SC come from registers rather than
+/// memory, and no call is made for a round-robin SC (a sporadic one's
+/// refill check stays a call).
+#[inline(always)]
+pub fn commit_time_inline() {
     let (sc, idle_sc, consumed) = with(|s| (s.cur_sc.get(), s.idle_sc.get(), s.consumed.get()));
     if let Some(sc) = sc {
         if sc.is_active() && Some(sc) != idle_sc {
@@ -132,6 +142,7 @@ pub fn commit_time() {
 }
 
 /// A round-robin SC moves consumed time from its head to its tail.
+#[inline(always)]
 fn charge_round_robin(sc: Sc, consumed: u64) {
     sched_context::move_round_robin(sc, consumed);
 }
