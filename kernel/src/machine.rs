@@ -376,6 +376,17 @@ mod imp {
     pub fn take_log() -> Vec<Op> {
         STATE.with(|s| std::mem::take(&mut s.borrow_mut().log))
     }
+    /// Test control: what was printed since the log was last taken (the
+    /// log is taken).
+    pub fn take_printed() -> std::string::String {
+        take_log()
+            .into_iter()
+            .filter_map(|op| match op {
+                Op::PutChar(c) => Some(c as char),
+                _ => None,
+            })
+            .collect()
+    }
 
     pub fn now() -> u64 {
         STATE.with(|s| s.borrow().now)

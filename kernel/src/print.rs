@@ -100,13 +100,7 @@ mod tests {
     fn printed(f: impl FnOnce()) -> String {
         let _ = machine::take_log();
         f();
-        machine::take_log()
-            .into_iter()
-            .filter_map(|op| match op {
-                machine::Op::PutChar(c) => Some(c as char),
-                _ => None,
-            })
-            .collect()
+        machine::take_printed()
     }
 
     #[test]

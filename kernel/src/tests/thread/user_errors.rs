@@ -6,13 +6,7 @@ use septa_abi::CONFIG;
 
 /// What the kernel printed since the log was last taken.
 fn console() -> String {
-    machine::take_log()
-        .into_iter()
-        .filter_map(|op| match op {
-            machine::Op::PutChar(c) => Some(c as char),
-            _ => None,
-        })
-        .collect()
+    machine::take_printed()
 }
 
 #[test]
