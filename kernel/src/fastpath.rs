@@ -108,9 +108,18 @@ std::thread_local! {
 #[inline(always)]
 fn taken(_which: usize) {
     #[cfg(test)]
-    TAKEN.with(|t| {
+    count(&TAKEN, _which);
+}
+
+/// Adds one to entry `which` of a test thread's counter.
+#[cfg(test)]
+fn count<const N: usize>(
+    counter: &'static std::thread::LocalKey<core::cell::Cell<[u64; N]>>,
+    which: usize,
+) {
+    counter.with(|t| {
         let mut n = t.get();
-        n[_which] += 1;
+        n[which] += 1;
         t.set(n)
     });
 }
@@ -330,11 +339,7 @@ pub fn reply_recv(cur: Tcb) -> bool {
 #[inline(always)]
 fn taken_active(_which: usize) {
     #[cfg(test)]
-    TAKEN_ACTIVE.with(|t| {
-        let mut n = t.get();
-        n[_which] += 1;
-        t.set(n)
-    });
+    count(&TAKEN_ACTIVE, _which);
 }
 
 /// Call by the current thread `cur` to a server `dest` with a scheduling
