@@ -218,42 +218,74 @@ pub fn lookup_raw(root: RawCap, cptr: u64) -> Result<(RawCap, SlotRef), LookupFa
 /// on the field values; deeper CSpaces go on in [`lookup_fp_walk`].
 #[inline(always)]
 pub fn lookup_fp(root: RawCap, cptr: u64) -> RawCap {
+    lookup_fp_last(root, cptr).0
+}
+
+/// Two look-ups in one CSpace for the fast paths (an endpoint and a reply
+/// cap): [`lookup_fp`] of each. Where the first went through the usual
+/// two levels and `b` agrees with `a` above the last CNode's index bits,
+/// `b` takes the same path to that CNode (the same first-level slot, the
+/// same guards), so its slot is found from there without walking again.
+#[inline(always)]
+pub fn lookup_fp_pair(root: RawCap, a: u64, b: u64) -> (RawCap, RawCap) {
+    let (cap_a, last) = lookup_fp_last(root, a);
+    let cap_b = match last {
+        // radix < 64: the path to the last CNode took at least one bit.
+        Some((paddr, radix)) if (a ^ b) >> radix == 0 => {
+            let index = if radix == 0 {
+                0
+            } else {
+                b & (u64::MAX >> (64 - radix))
+            };
+            SlotRef::nth(paddr, index).raw_cap()
+        }
+        _ => lookup_fp(root, b),
+    };
+    (cap_a, cap_b)
+}
+
+/// [`lookup_fp`], and where it ended in the second of the usual two levels
+/// (the level that took the rest of the word), that CNode's first slot and
+/// radix.
+#[inline(always)]
+fn lookup_fp_last(root: RawCap, cptr: u64) -> (RawCap, Option<(u64, u64)>) {
     const WORD: u64 = WORD_BITS as u64;
     let Some((paddr, radix, guard_size, guard)) = root.as_cnode() else {
-        return RawCap::NULL;
+        return (RawCap::NULL, None);
     };
     let level = radix + guard_size;
     // Nothing to translate, or more than a word: depth failures.
     if level.wrapping_sub(1) >= WORD {
-        return RawCap::NULL;
+        return (RawCap::NULL, None);
     }
     // Both fields are 6 bits wide, so every shift below is under 64. A
     // field of 0 gives 0: no guard bits (to match a guard of 0, as the
     // general walk demands), or slot 0 of a CNode with radix 0.
     if (cptr >> 1) >> (WORD - 1 - guard_size) != guard {
-        return RawCap::NULL;
+        return (RawCap::NULL, None);
     }
     let index = ((cptr << guard_size) >> 1) >> (WORD - 1 - radix);
     let cap = SlotRef::nth(paddr, index).raw_cap();
     if level == WORD {
-        return cap;
+        return (cap, None);
     }
     let Some((paddr, radix, guard_size, guard)) = cap.as_cnode() else {
-        return cap;
+        return (cap, None);
     };
     // The second level, if it takes the rest of the word (level < 64).
     let rest = cptr << level;
     if level + radix + guard_size == WORD {
         if (rest >> 1) >> (WORD - 1 - guard_size) != guard {
-            return RawCap::NULL;
+            return (RawCap::NULL, None);
         }
         let index = ((rest << guard_size) >> 1) >> (WORD - 1 - radix);
-        return SlotRef::nth(paddr, index).raw_cap();
+        return (SlotRef::nth(paddr, index).raw_cap(), Some((paddr, radix)));
     }
-    match lookup_fp_walk(paddr, radix, guard_size, guard, cptr, level) {
+    let cap = match lookup_fp_walk(paddr, radix, guard_size, guard, cptr, level) {
         Some(slot) => slot.raw_cap(),
         None => RawCap::NULL,
-    }
+    };
+    (cap, None)
 }
 
 /// [`lookup_fp`] from its second level on, for CSpaces of other shapes:

@@ -268,7 +268,7 @@ proptest::proptest! {
     /// that takes the whole word among them), holding a guarded inner
     /// CNode of random radix (whose guard often takes the rest of the
     /// word, Microkit's two-level shape), an endpoint, and itself (a
-    /// cycle).
+    /// cycle). The same for the look-ups two at a time.
     #[test]
     fn the_fast_lookup_agrees_on_random_cspaces(
         whole_word in proptest::bool::ANY,
@@ -317,6 +317,7 @@ proptest::proptest! {
         fx.retype(UT, ObjectType::Endpoint, 0, 9, 1).unwrap();
         crate::cte::cte_insert(&fx.cap(9), fx.slot(9), SlotRef::nth(inner, 1));
         crate::cte::cte_insert(&root, fx.root_slot, fx.slot(7));
+        let mut prev = 0;
         for (shape, raw, index, inner_index) in cptrs {
             let index = [5, 7, 9, 1][index as usize % 4] + (index / 4) * 16;
             let cptr = shaped_cptr(
@@ -330,6 +331,17 @@ proptest::proptest! {
             let slow = lookup_cap(&root, cptr).unwrap_or(Cap::Null);
             let fast = crate::cspace::lookup_fp(root.encode(), cptr).decode();
             proptest::prop_assert_eq!(fast, slow, "cptr {:#x}", cptr);
+            // Two look-ups at once (`lookup_fp_pair`): with the previous
+            // address, and with addresses that differ from this one in
+            // the inner CNode's index bits (the pair's shared walk) or
+            // just above them (a walk of its own).
+            for other in [prev, cptr ^ (raw & mask(inner_radix)), cptr ^ (1 << inner_radix)] {
+                let (a, b) = crate::cspace::lookup_fp_pair(root.encode(), cptr, other);
+                let slow_b = lookup_cap(&root, other).unwrap_or(Cap::Null);
+                proptest::prop_assert_eq!(a.decode(), slow, "pair, first {:#x}", cptr);
+                proptest::prop_assert_eq!(b.decode(), slow_b, "pair, second {:#x} after {:#x}", other, cptr);
+            }
+            prev = cptr;
         }
     }
 }
