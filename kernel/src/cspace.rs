@@ -239,9 +239,17 @@ pub fn lookup_fp_pair(root: RawCap, a: u64, b: u64) -> (RawCap, RawCap) {
             };
             SlotRef::nth(paddr, index).raw_cap()
         }
-        _ => lookup_fp(root, b),
+        _ => lookup_fp_apart(root, b),
     };
     (cap_a, cap_b)
+}
+
+/// [`lookup_fp`] out of line, for [`lookup_fp_pair`]'s second address
+/// where it takes a path of its own (not the usual case: one copy of the
+/// walk is enough).
+#[inline(never)]
+fn lookup_fp_apart(root: RawCap, cptr: u64) -> RawCap {
+    lookup_fp(root, cptr)
 }
 
 /// [`lookup_fp`], and where it ended in the second of the usual two levels
