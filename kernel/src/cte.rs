@@ -192,7 +192,9 @@ pub fn write_boot_slot(slot: SlotRef, cap: &Cap) {
     write_boot_slot_raw(slot, cap.encode());
 }
 
-/// [`write_boot_slot`] for a cap already in its stored form.
+/// [`write_boot_slot`] for a cap already in its stored form. Boot only,
+/// and out of line (it was inlined in six boot functions).
+#[inline(never)]
 pub fn write_boot_slot_raw(slot: SlotRef, cap: RawCap) {
     let original = MdbNode {
         prev: None,

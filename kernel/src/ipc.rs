@@ -362,7 +362,7 @@ pub fn cancel_ipc(t: Tcb) {
     match t.state() {
         ThreadState::BlockedOnSend | ThreadState::BlockedOnReceive => {
             let ep = Ep::new(t.blocking_object());
-            endpoint::dequeue(t, ep);
+            endpoint::dequeue_cold(t, ep);
             if t.state() == ThreadState::BlockedOnReceive {
                 if let Some(r) = ReplyObj::from_link(t.reply_object()) {
                     reply::unlink(r, t);

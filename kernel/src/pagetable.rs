@@ -142,7 +142,9 @@ pub fn write(entry: u64, pte: Pte) {
 
 /// Walks from `root` towards `vaddr` and stops at the first entry that is
 /// not a table pointer, or at level `stop`. Returns the level and the
-/// physical address of that entry.
+/// physical address of that entry. Out of line: boot and the mapping
+/// invocations call it from seven places.
+#[inline(never)]
 pub fn walk(root: u64, vaddr: u64, stop: Level) -> (Level, u64) {
     let mut table = root;
     let mut level = 1;
