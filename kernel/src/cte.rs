@@ -145,6 +145,9 @@ impl SlotRef {
         unsafe { memory::read_field(self.0) }
     }
 
+    /// The cap, decoded. Out of line: only slow paths decode (the fast
+    /// paths read [`SlotRef::raw_cap`]), from ~20 places.
+    #[inline(never)]
     pub fn cap(self) -> Cap {
         self.raw_cap().decode()
     }
