@@ -93,6 +93,7 @@ pub fn get_mr(t: Tcb, buf: Option<u64>, i: usize) -> u64 {
 /// Sets message register `i` of a receiver; returns the message length so
 /// far (seL4's `setMR`: without a buffer, words past the fast registers are
 /// dropped and the length stays at 4).
+#[inline(never)]
 pub fn set_mr(t: Tcb, buf: Option<u64>, i: usize, v: u64) -> usize {
     if i < N_MSG_REGISTERS {
         t.set_reg(MSG_REGISTERS[i], v);

@@ -159,6 +159,7 @@ pub fn find_vspace_for_asid(asid: u16) -> Option<u64> {
 
 /// Discards every TLB entry of `asid`'s address space. An ASID without a
 /// VMID has none: its entries went when its VMID was taken away.
+#[inline(never)]
 fn flush_asid(asid: u16) {
     if let Some(v) = asid_entry_cold(asid).and_then(|e| e.vmid) {
         machine::tlb_flush_vmid(v);

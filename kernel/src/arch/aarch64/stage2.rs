@@ -98,6 +98,7 @@ fn with_vmid(vmid: u16, op: impl FnOnce()) {
 }
 
 /// Discards every TLB entry of address space `vmid`.
+#[inline(never)]
 pub fn flush_vmid(vmid: u16) {
     with_vmid(vmid, flush_current_vmid);
 }
