@@ -101,10 +101,12 @@ fn enabled() -> bool {
     totals(|s| s.enabled.get())
 }
 
+#[inline(never)]
 fn get(t: Tcb, off: u64) -> u64 {
     memory::read::<u64>(t.paddr() + off)
 }
 
+#[inline(never)]
 fn set(t: Tcb, off: u64, v: u64) {
     memory::write::<u64>(t.paddr() + off, v)
 }

@@ -211,6 +211,7 @@ pub const SPSR_USER: u64 = septa_abi::kernel_config::PSTATE_USER;
 /// What WriteRegisters and fault replies may put in SPSR (seL4's
 /// `sanitiseRegister`): only the condition flags of the value survive for
 /// a native thread; a thread with a VCPU may also pick EL0t, EL1t or EL1h.
+#[inline(never)]
 pub fn sanitise_register(reg: Reg, value: u64, has_vcpu: bool) -> u64 {
     if reg != Reg::SPSR {
         return value;

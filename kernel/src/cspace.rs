@@ -47,6 +47,7 @@ pub struct Resolved {
 }
 
 /// Translates the top `n_bits` bits of `cptr` starting at `node_cap`.
+#[inline(never)]
 pub fn resolve_address_bits(
     node_cap: &Cap,
     cptr: u64,

@@ -145,6 +145,9 @@ impl SlotRef {
         unsafe { memory::read_field(self.0) }
     }
 
+    /// The cap, decoded. Out of line: only slow paths decode (the fast
+    /// paths read [`SlotRef::raw_cap`]), from ~20 places.
+    #[inline(never)]
     pub fn cap(self) -> Cap {
         self.raw_cap().decode()
     }
@@ -192,7 +195,9 @@ pub fn write_boot_slot(slot: SlotRef, cap: &Cap) {
     write_boot_slot_raw(slot, cap.encode());
 }
 
-/// [`write_boot_slot`] for a cap already in its stored form.
+/// [`write_boot_slot`] for a cap already in its stored form. Boot only,
+/// and out of line (it was inlined in six boot functions).
+#[inline(never)]
 pub fn write_boot_slot_raw(slot: SlotRef, cap: RawCap) {
     let original = MdbNode {
         prev: None,

@@ -49,6 +49,7 @@ impl LookupFault {
     /// Writes the failure type and its details into `out` (the layout of
     /// both a `FailedLookup` error after its first word and a cap fault after
     /// its third); returns how many words were written.
+    #[inline(never)]
     pub fn write_words(&self, out: &mut [u64]) -> usize {
         out[0] = self.failure_type() as u64;
         match *self {

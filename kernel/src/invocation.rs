@@ -94,6 +94,7 @@ impl core::fmt::Debug for ReplyWords {
 
 impl ReplyWords {
     /// Appends a word (words past `REPLY_MAX_WORDS` are a kernel bug).
+    #[inline(never)]
     pub fn push(&mut self, w: u64) {
         debug_assert!(
             self.len < REPLY_MAX_WORDS,

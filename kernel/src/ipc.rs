@@ -93,6 +93,7 @@ pub fn get_mr(t: Tcb, buf: Option<u64>, i: usize) -> u64 {
 /// Sets message register `i` of a receiver; returns the message length so
 /// far (seL4's `setMR`: without a buffer, words past the fast registers are
 /// dropped and the length stays at 4).
+#[inline(never)]
 pub fn set_mr(t: Tcb, buf: Option<u64>, i: usize, v: u64) -> usize {
     if i < N_MSG_REGISTERS {
         t.set_reg(MSG_REGISTERS[i], v);
@@ -362,7 +363,7 @@ pub fn cancel_ipc(t: Tcb) {
     match t.state() {
         ThreadState::BlockedOnSend | ThreadState::BlockedOnReceive => {
             let ep = Ep::new(t.blocking_object());
-            endpoint::dequeue(t, ep);
+            endpoint::dequeue_cold(t, ep);
             if t.state() == ThreadState::BlockedOnReceive {
                 if let Some(r) = ReplyObj::from_link(t.reply_object()) {
                     reply::unlink(r, t);

@@ -121,7 +121,10 @@ impl Pte {
 /// follows table entries down from the root and stops at the first entry
 /// that is not one, or at level 3. Returns the level, the physical address
 /// of that entry, and the bits of address it maps (30, 21 or 12): a frame
-/// of exactly that size can be mapped there.
+/// of exactly that size can be mapped there. Out of line (the mapping
+/// invocations' four callers); boot's walks stay inlined, being run for
+/// every page of the root task.
+#[inline(never)]
 pub fn lookup_slot(root: u64, vaddr: u64) -> (Level, u64, u32) {
     let (level, entry) = walk(root, vaddr, 3);
     (level, entry, entry_bits(level))

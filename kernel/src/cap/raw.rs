@@ -263,7 +263,9 @@ impl RawCap {
     }
 
     /// Decodes a stored cap; an unknown pattern (a kernel bug) reads as the
-    /// null cap rather than taking the kernel down.
+    /// null cap rather than taking the kernel down. Out of line: the
+    /// `Cap` copy was inlined into ~20 slow-path callers.
+    #[inline(never)]
     pub fn decode(self) -> Cap {
         let c = self.try_decode();
         debug_assert!(c.is_some(), "undecodable cap {:x?}", self.0);

@@ -86,6 +86,7 @@ pub fn same_region_as(a: &Cap, b: &Cap) -> bool {
 /// never true for untyped or IRQ control caps (they are ranges of
 /// authority, each cap final on its own); frames must also agree on size
 /// and device-ness; SGI caps are never the same object.
+#[inline(never)]
 pub fn same_object_as(a: &Cap, b: &Cap) -> bool {
     match (*a, *b) {
         (Cap::Untyped { .. } | Cap::IrqControl | Cap::SgiSignal { .. }, _) => false,

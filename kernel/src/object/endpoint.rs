@@ -117,6 +117,14 @@ pub fn append(t: Tcb, ep: Ep, st: EpState) {
     ep.set_state(st);
 }
 
+/// [`dequeue`] out of line, for the cancelling paths (deleting an
+/// endpoint, cancelling badged sends, `cancel_ipc`), which need not carry
+/// its inlined copy.
+#[inline(never)]
+pub fn dequeue_cold(t: Tcb, ep: Ep) {
+    dequeue(t, ep);
+}
+
 /// Takes `t` off `ep`'s queue; an emptied endpoint becomes idle (seL4's
 /// `tcbEPDequeue`).
 #[inline(always)]
@@ -311,7 +319,7 @@ pub fn finalise(endpoint: u64) {
     let mut next = ep.queue().head;
     while let Some(t) = next {
         next = t.sched_next();
-        dequeue(t, ep);
+        dequeue_cold(t, ep);
         if t.state() == ThreadState::BlockedOnReceive {
             if let Some(r) = ReplyObj::from_link(t.reply_object()) {
                 reply::unlink(r, t);
@@ -333,7 +341,7 @@ pub fn cancel_badged_sends(endpoint: u64, badge: u64) {
     while let Some(t) = next {
         next = t.sched_next();
         if t.blocking_badge() == badge {
-            dequeue(t, ep);
+            dequeue_cold(t, ep);
             restart_if_no_fault(t);
         }
     }

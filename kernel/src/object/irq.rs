@@ -95,6 +95,7 @@ pub fn irq_state(irq: u64) -> Option<IrqState> {
 
 /// Sets the state of `irq` and masks it if it becomes inactive, unmasks
 /// it otherwise (seL4's `setIRQState`).
+#[inline(never)]
 fn set_irq_state(state: IrqState, irq: u64) {
     let Some(i) = usize::try_from(irq).ok().filter(|&i| i < IRQ_COUNT) else {
         return;

@@ -536,6 +536,7 @@ pub fn bind_tcb(sc: Sc, tcb: Tcb) {
 }
 
 /// Takes the bound thread off `sc` (seL4's `schedContext_unbindTCB`).
+#[inline(never)]
 pub fn unbind_tcb(sc: Sc) {
     let Some(tcb) = Tcb::from_link(sc.tcb()) else {
         return;

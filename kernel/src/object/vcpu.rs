@@ -503,6 +503,7 @@ fn associate(v: Vcpu, t: Tcb) {
 
 /// Unbinds `v` from `t` (seL4's `dissociateVCPUTCB`): if `v` is loaded it
 /// is dropped unsaved, and `t`'s SPSR is made a native thread's again.
+#[inline(never)]
 fn dissociate(v: Vcpu, t: Tcb) {
     if Some(v) == cur() {
         invalidate_active();

@@ -135,6 +135,13 @@ pub fn asid_entry(asid: u16) -> Option<AsidEntry> {
     read_entry(pool_of(asid)?, asid)
 }
 
+/// [`asid_entry`] out of line, for the paths that are not the context
+/// switch's (flushes, VMID handling, ASID lookups of invocations).
+#[inline(never)]
+pub fn asid_entry_cold(asid: u16) -> Option<AsidEntry> {
+    asid_entry(asid)
+}
+
 /// Updates the entry of an assigned `asid` (no-op if it is not assigned).
 fn update_entry(asid: u16, f: impl FnOnce(&mut AsidEntry)) {
     if let Some(pool) = pool_of(asid) {
@@ -147,20 +154,21 @@ fn update_entry(asid: u16, f: impl FnOnce(&mut AsidEntry)) {
 
 /// The VSpace that `asid` names, if any (seL4's `findVSpaceForASID`).
 pub fn find_vspace_for_asid(asid: u16) -> Option<u64> {
-    asid_entry(asid).map(|e| e.vspace)
+    asid_entry_cold(asid).map(|e| e.vspace)
 }
 
 /// Discards every TLB entry of `asid`'s address space. An ASID without a
 /// VMID has none: its entries went when its VMID was taken away.
+#[inline(never)]
 fn flush_asid(asid: u16) {
-    if let Some(v) = asid_entry(asid).and_then(|e| e.vmid) {
+    if let Some(v) = asid_entry_cold(asid).and_then(|e| e.vmid) {
         machine::tlb_flush_vmid(v);
     }
 }
 
 /// Discards the TLB entries for the page at `vaddr` in `asid`'s space.
 fn flush_asid_page(asid: u16, vaddr: u64) {
-    if let Some(v) = asid_entry(asid).and_then(|e| e.vmid) {
+    if let Some(v) = asid_entry_cold(asid).and_then(|e| e.vmid) {
         machine::tlb_flush_page(v, vaddr);
     }
 }

@@ -59,7 +59,9 @@ pub fn handle_fpu_trap() -> bool {
 }
 
 /// A thread goes away or stops using the FPU: save its state and forget it
-/// as the owner (seL4's `fpuRelease`).
+/// as the owner (seL4's `fpuRelease`). Out of line (TCB invocations and
+/// deletion call it); the FPU trap keeps its inlined switch.
+#[inline(never)]
 pub fn fpu_release(t: Tcb) {
     if with(|s| s.fpu_owner.get()) == Some(t) {
         switch_local_fpu_owner(None);

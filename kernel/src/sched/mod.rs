@@ -263,7 +263,10 @@ pub fn set_thread_state(t: Tcb, st: ThreadState) {
     schedule_tcb(t);
 }
 
-/// seL4's `scheduleTCB`.
+/// seL4's `scheduleTCB`. Out of line: inlined, its two reads of the
+/// scheduler and the schedulability test were ~130 bytes at each of 17
+/// slow-path callers (issue 15's code size).
+#[inline(never)]
 pub fn schedule_tcb(t: Tcb) {
     let resume = with(|s| s.cur_thread.get() == Some(t) && s.action.get() == Action::ResumeCurrent);
     if resume && !is_schedulable(t) {

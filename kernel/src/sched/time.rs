@@ -31,7 +31,17 @@ fn clock_unit() -> u64 {
     }
 }
 
+/// Microseconds to ticks, out of line: boot, `sched::init` and SchedControl
+/// Configure convert (each inlined copy was ~130 bytes of divisions);
+/// the budget check's bound keeps its inlined conversion
+/// ([`us_to_ticks_inline`]).
+#[inline(never)]
 pub fn us_to_ticks(us: u64) -> u64 {
+    us_to_ticks_inline(us)
+}
+
+#[inline(always)]
+fn us_to_ticks_inline(us: u64) -> u64 {
     if use_khz() {
         us.wrapping_mul(clock_unit()) / 1000
     } else {
@@ -68,7 +78,7 @@ pub fn max_period_us() -> u64 {
 
 /// Refill times at or past this are never advanced further.
 pub fn max_release_time() -> u64 {
-    u64::MAX - 5 * us_to_ticks(max_period_us())
+    u64::MAX - 5 * us_to_ticks_inline(max_period_us())
 }
 
 /// The least budget a thread needs to enter and leave the kernel (computed

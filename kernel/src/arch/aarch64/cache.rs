@@ -55,6 +55,7 @@ pub fn unify_instruction(paddr: u64, len: u64) {
 
 /// Cleans and invalidates the data and unified caches of `level` (0 is
 /// L1) by set and way.
+#[inline(never)]
 fn clean_invalidate_level(level: u64) {
     super::sysreg::write_sysreg!("csselr_el1", level << 1);
     super::sysreg::isb();

@@ -98,6 +98,7 @@ fn with_vmid(vmid: u16, op: impl FnOnce()) {
 }
 
 /// Discards every TLB entry of address space `vmid`.
+#[inline(never)]
 pub fn flush_vmid(vmid: u16) {
     with_vmid(vmid, flush_current_vmid);
 }
@@ -105,6 +106,7 @@ pub fn flush_vmid(vmid: u16) {
 /// Discards the TLB entries for the page at IPA `vaddr` in `vmid`. Native
 /// threads run with stage 1 off, so entries are combined stage 1+2 ones and
 /// the stage-1 side is dropped too, as the architecture requires.
+#[inline(never)]
 pub fn flush_page(vmid: u16, vaddr: u64) {
     // SAFETY: TLB maintenance has no effect on memory contents.
     with_vmid(vmid, || unsafe {

@@ -592,6 +592,7 @@ pub fn debug_reset() {
 }
 
 /// Puts a thread at the head of the debug list (seL4's `tcbDebugAppend`).
+#[inline(never)]
 pub fn debug_append(tcb: Tcb) {
     let head = debug_list_head();
     tcb.set_debug_prev(None);

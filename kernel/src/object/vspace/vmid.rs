@@ -22,7 +22,7 @@
 //! The table of owners is a kernel global; on the host each test thread
 //! has its own, with the VMID count the machine double reports.
 
-use super::{asid_entry, update_entry};
+use super::{asid_entry_cold, update_entry};
 use crate::machine;
 
 /// Most VMIDs the table tracks: 8-bit VMIDs (seL4's `hw_asid_t`).
@@ -69,7 +69,7 @@ fn after(v: u16, limit: u16) -> u16 {
 /// every address-space switch dearer.
 #[inline(never)]
 pub fn get(asid: u16) -> u16 {
-    if let Some(v) = asid_entry(asid).and_then(|e| e.vmid) {
+    if let Some(v) = asid_entry_cold(asid).and_then(|e| e.vmid) {
         return v;
     }
     let v = find_free();
@@ -110,7 +110,7 @@ fn find_free() -> u16 {
 /// Takes the VMID of `asid` back, if it has one (seL4's
 /// `invalidateASIDEntry`). The caller has flushed its TLB entries.
 pub fn release(asid: u16) {
-    let Some(v) = asid_entry(asid).and_then(|e| e.vmid) else {
+    let Some(v) = asid_entry_cold(asid).and_then(|e| e.vmid) else {
         return;
     };
     VMIDS.with(|t| {
