@@ -78,7 +78,7 @@ pub fn fast_budget() -> Option<Sc> {
     let (sc, consumed) = with(|s| (s.cur_sc.get(), s.consumed.get()));
     // Written out: at opt-level "s" `Option::filter` stays a call.
     match sc {
-        Some(sc) if sc.refill_sufficient(consumed) => Some(sc),
+        Some(sc) if sc.refill_sufficient_near(consumed) => Some(sc),
         _ => None,
     }
 }

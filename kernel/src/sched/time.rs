@@ -235,7 +235,7 @@ pub fn set_next_interrupt() {
 #[inline(always)]
 pub fn set_next_interrupt_for(sc: Option<Sc>) {
     let now = cur_time();
-    let mut next = now.wrapping_add(sc.map_or(0, |sc| sc.head().amount));
+    let mut next = now.wrapping_add(sc.map_or(0, |sc| sc.head_near().amount));
     if NUM_DOMAINS > 1 {
         next = next.min(now.saturating_add(with(|s| s.domain_time.get())));
     }
