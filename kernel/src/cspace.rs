@@ -234,14 +234,7 @@ pub fn lookup_fp(root: RawCap, cptr: u64) -> RawCap {
         return RawCap::NULL;
     }
     let index = ((cptr << guard_size) >> 1) >> (WORD - 1 - radix);
-    lookup_fp_from(SlotRef::nth(paddr, index).raw_cap(), cptr, level)
-}
-
-/// [`lookup_fp`] from the cap in the root CNode's slot, `cap`, with the
-/// first `level` bits of `cptr` translated (0 < `level` <= 64).
-#[inline(always)]
-fn lookup_fp_from(cap: RawCap, cptr: u64, level: u64) -> RawCap {
-    const WORD: u64 = WORD_BITS as u64;
+    let cap = SlotRef::nth(paddr, index).raw_cap();
     if level == WORD {
         return cap;
     }
@@ -261,46 +254,6 @@ fn lookup_fp_from(cap: RawCap, cptr: u64, level: u64) -> RawCap {
         Some(slot) => slot.raw_cap(),
         None => RawCap::NULL,
     }
-}
-
-/// [`lookup_fp`] of two addresses in one CSpace (a ReplyRecv's endpoint
-/// and reply caps), sharing the walk: `(lookup_fp(root, a),
-/// lookup_fp(root, b))`, or two null caps (and the fast path leaves the
-/// work to the slow path, as for any failed look-up) where that would
-/// take two walks. The root CNode's cap is decoded once; a root that
-/// takes the whole word gives both slots; otherwise both addresses must
-/// take the same first level (the same guard and slot of the root CNode:
-/// in a Microkit CSpace, every cap of the PD's CNode), walked once, and
-/// its cap is decoded once for both second levels.
-#[inline(always)]
-pub fn lookup_fp_pair(root: RawCap, a: u64, b: u64) -> (RawCap, RawCap) {
-    const WORD: u64 = WORD_BITS as u64;
-    let Some((paddr, radix, guard_size, guard)) = root.as_cnode() else {
-        return (RawCap::NULL, RawCap::NULL);
-    };
-    let level = radix + guard_size;
-    // As in `lookup_fp`; then 0 < level <= 64, so the shift is under 64.
-    if level.wrapping_sub(1) >= WORD {
-        return (RawCap::NULL, RawCap::NULL);
-    }
-    let guard_fails = |cptr: u64| (cptr >> 1) >> (WORD - 1 - guard_size) != guard;
-    let index = |cptr: u64| ((cptr << guard_size) >> 1) >> (WORD - 1 - radix);
-    if guard_fails(a) {
-        return (RawCap::NULL, RawCap::NULL);
-    }
-    let cap = SlotRef::nth(paddr, index(a)).raw_cap();
-    // A root CNode that takes the whole word: `b`'s guard and slot there.
-    if level == WORD {
-        if guard_fails(b) {
-            return (RawCap::NULL, RawCap::NULL);
-        }
-        return (cap, SlotRef::nth(paddr, index(b)).raw_cap());
-    }
-    // Otherwise `b` must take the same first level (guard bits and slot).
-    if (a ^ b) >> (WORD - level) != 0 {
-        return (RawCap::NULL, RawCap::NULL);
-    }
-    (lookup_fp_from(cap, a, level), lookup_fp_from(cap, b, level))
 }
 
 /// [`lookup_fp`] from its second level on, for CSpaces of other shapes:

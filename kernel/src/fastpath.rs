@@ -55,7 +55,7 @@
 
 use crate::cap::{EP_GRANT, EP_GRANT_REPLY, EP_RECEIVE, EP_SEND};
 use crate::context::{Reg, MSG_REGISTERS};
-use crate::cspace::{lookup_fp, lookup_fp_pair};
+use crate::cspace::lookup_fp;
 use crate::object::endpoint::{self, Ep, EpState};
 use crate::object::notification::{self, Ntfn, NtfnState};
 use crate::object::reply::ReplyObj;
@@ -255,15 +255,14 @@ pub fn reply_recv(cur: Tcb) -> bool {
         };
     }
     let cspace = cur.slot(tcb::CTABLE).raw_cap();
-    let (ep_cap, reply_cap) = lookup_fp_pair(cspace, cur.reg(Reg::CAP), cur.reg(Reg::REPLY));
-    let Some((ep, _, rights)) = ep_cap.as_endpoint() else {
+    let Some((ep, _, rights)) = lookup_fp(cspace, cur.reg(Reg::CAP)).as_endpoint() else {
         return false;
     };
     if rights & EP_RECEIVE == 0 {
         return false;
     }
     // The reply heads that call stack.
-    let Some((reply, _)) = reply_cap.as_reply() else {
+    let Some((reply, _)) = lookup_fp(cspace, cur.reg(Reg::REPLY)).as_reply() else {
         return false;
     };
     if reply != top {
@@ -438,12 +437,11 @@ fn call_active(cur: Tcb, info: u64, ep: Ep, badge: u64, dest: Tcb) -> Option<Tcb
 #[inline(always)]
 fn reply_recv_active(cur: Tcb, info: u64, sc: Sc) -> Option<Tcb> {
     let cspace = cur.slot(tcb::CTABLE).raw_cap();
-    let (ep_cap, reply_cap) = lookup_fp_pair(cspace, cur.reg(Reg::CAP), cur.reg(Reg::REPLY));
-    let (ep, _, rights) = ep_cap.as_endpoint()?;
+    let (ep, _, rights) = lookup_fp(cspace, cur.reg(Reg::CAP)).as_endpoint()?;
     if rights & EP_RECEIVE == 0 {
         return None;
     }
-    let (reply, _) = reply_cap.as_reply()?;
+    let (reply, _) = lookup_fp(cspace, cur.reg(Reg::REPLY)).as_reply()?;
     let reply = ReplyObj::new(reply);
     if reply.next() != 0 || reply.is_head() || reply.prev() != 0 {
         return None;
