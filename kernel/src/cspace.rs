@@ -198,7 +198,7 @@ pub fn lookup_cap(cspace_root: &Cap, cptr: u64) -> Result<Cap, LookupFault> {
 /// The stored cap and its slot at a full capability address in the CSpace
 /// whose root is the stored cap `root` (seL4's `lookupCapAndSlot`, for the
 /// system-call paths, which decode only what they need).
-#[inline]
+#[inline(always)]
 pub fn lookup_raw(root: RawCap, cptr: u64) -> Result<(RawCap, SlotRef), LookupFault> {
     let slot = resolve_raw(root, cptr, WORD_BITS as u64)?.slot;
     Ok((slot.raw_cap(), slot))

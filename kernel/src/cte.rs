@@ -136,13 +136,16 @@ impl SlotRef {
     }
 
     /// The cap as stored. The slot is checked as an object (range and
-    /// alignment in one test) and the cap read without further checks.
+    /// alignment in one test) and the cap read without further checks,
+    /// from the slot's kernel address in one register
+    /// (`memory::read_object_field`: both words at small offsets from it,
+    /// not each from the window's offset built again).
     #[inline(always)]
     pub fn raw_cap(self) -> RawCap {
         memory::check_object(self.0, SLOT_BYTES, SLOT_BYTES);
         // SAFETY: the cap is the first 16 bytes of the slot just checked,
         // aligned as the slot is.
-        unsafe { memory::read_field(self.0) }
+        unsafe { memory::read_object_field(self.0, 0) }
     }
 
     /// The cap, decoded. Out of line: only slow paths decode (the fast

@@ -383,8 +383,7 @@ fn call_active(cur: Tcb, info: u64, ep: Ep, badge: u64, dest: Tcb) -> Option<Tcb
     }
     let sc = sched::fast_budget()?;
     if cur.sched_context() != sc.paddr()
-        || !dsc.refill_ready()
-        || !dsc.refill_sufficient(0)
+        || !dsc.refill_usable_near()
         || !sched::fast_would_choose(dest.priority(), dest.domain())
     {
         return None;
@@ -472,8 +471,7 @@ fn reply_recv_active(cur: Tcb, info: u64, sc: Sc) -> Option<Tcb> {
     let root = vspace::ready_root(caller.slot(tcb::VTABLE).raw_cap())?;
     if !cur.in_no_queue()
         || sched::fast_budget() != Some(sc)
-        || !csc.refill_ready()
-        || !csc.refill_sufficient(0)
+        || !csc.refill_usable_near()
         || !sched::fast_would_choose(caller.priority(), caller.domain())
     {
         return None;
@@ -549,11 +547,7 @@ pub fn signal(cur: Tcb) -> bool {
         let Some(dsc) = Sc::from_link(dest.sched_context()) else {
             return false;
         };
-        if !dest.in_no_queue()
-            || !dsc.is_active()
-            || !dsc.refill_ready()
-            || !dsc.refill_sufficient(0)
-            || dsc.is_sporadic()
+        if !dest.in_no_queue() || !dsc.is_active() || !dsc.refill_usable_near() || dsc.is_sporadic()
         {
             return false;
         }

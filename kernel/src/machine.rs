@@ -74,6 +74,10 @@ mod imp {
     pub fn set_deadline(ticks: u64) {
         timer::set_deadline(ticks)
     }
+    #[inline(always)]
+    pub fn set_deadline_before_eret(ticks: u64) {
+        timer::set_deadline_before_eret(ticks)
+    }
     pub const TIMER_IRQ: Irq = timer::IRQ;
     pub fn timer_ack() {
         timer::disarm()
@@ -396,6 +400,11 @@ mod imp {
         100_000_000
     }
     pub fn set_deadline(ticks: u64) {
+        record(Op::Deadline(ticks))
+    }
+    /// The same as [`set_deadline`] here (the target leaves out a
+    /// synchronization that an exception return makes).
+    pub fn set_deadline_before_eret(ticks: u64) {
         record(Op::Deadline(ticks))
     }
     std::thread_local! {

@@ -22,8 +22,8 @@
 //! checks, because every address the kernel dereferences comes from a cap or
 //! a link the kernel itself wrote. Object handles (`Tcb`, `Ep`, ...) check
 //! their whole object once, with [`check_object`], and then reach its
-//! fields with [`read_field`] and [`write_field`], which check nothing more
-//! on the target.
+//! fields with [`read_object_field`] and [`write_object_field`], which
+//! check nothing more on the target.
 //!
 //! The cost of the checks matters: the IPC paths make hundreds of accesses.
 //! On the target the window is fixed (physical memory from 0 at
@@ -268,8 +268,8 @@ fn misaligned(paddr: u64) -> ! {
 
 /// Checks once that a whole object `[paddr, paddr + len)` lies inside the
 /// window and that `paddr` is a multiple of `align` (a power of two), so
-/// that its fields can then be reached with [`read_field`] and
-/// [`write_field`] without checking again on each access. Panics (a kernel
+/// that its fields can then be reached with [`read_object_field`] and
+/// [`write_object_field`] without checking again on each access. Panics (a kernel
 /// bug) if not, as every checked access does.
 #[inline(always)]
 pub fn check_object(paddr: u64, len: u64, align: u64) {
@@ -306,25 +306,6 @@ fn object_outside_or_misaligned(paddr: u64, len: u64) -> ! {
     misaligned(paddr)
 }
 
-/// The kernel pointer for a field of an object that passed
-/// [`check_object`]. On the target the window never changes, so the
-/// object's check still holds and the field is reached with one addition;
-/// on the host (where test arenas come and go) every access is checked in
-/// full.
-#[inline(always)]
-fn field_ptr<T>(paddr: u64) -> *mut T {
-    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
-    {
-        core::ptr::with_exposed_provenance_mut::<T>(
-            paddr.wrapping_add(current::FIXED.offset) as usize
-        )
-    }
-    #[cfg(not(all(target_arch = "aarch64", target_os = "none")))]
-    {
-        checked_ptr::<T>(paddr, size_of::<T>() as u64)
-    }
-}
-
 /// The kernel address of the object at `base`, computed once and kept in
 /// a register: the addition goes through an empty `asm!` the compiler
 /// cannot see into, so it does not fold the window's large offset into
@@ -344,8 +325,11 @@ fn object_base(base: u64) -> u64 {
     k
 }
 
-/// The kernel pointer for the field at `off` of the object at `base`
-/// (see [`field_ptr`], [`object_base`]).
+/// The kernel pointer for the field at `off` of the object at `base`, which
+/// passed [`check_object`]. On the target the window never changes, so the
+/// object's check still holds and the field is reached from the object's
+/// kernel address ([`object_base`]) at a small offset; on the host (where
+/// test arenas come and go) every access is checked in full.
 #[inline(always)]
 fn object_field_ptr<T>(base: u64, off: u64) -> *mut T {
     #[cfg(all(target_arch = "aarch64", target_os = "none"))]
@@ -359,40 +343,17 @@ fn object_field_ptr<T>(base: u64, off: u64) -> *mut T {
 }
 
 /// Reads the field at `off` of the object at `base`, checked with
-/// [`check_object`]: [`read_field`] of `base + off`, reached from the
-/// object's kernel address (see [`object_base`]).
+/// [`check_object`], reached from the object's kernel address (see
+/// [`object_base`]).
 ///
 /// # Safety
-/// As for [`read_field`] at `base + off`.
+/// `[base + off, base + off + size_of::<T>())` must lie inside an object
+/// that passed [`check_object`] under the window registered now, and
+/// `base + off` must be aligned for `T` (the object's alignment and the
+/// field's offset make it so).
 #[inline(always)]
 pub unsafe fn read_object_field<T: Pod>(base: u64, off: u64) -> T {
     let p = object_field_ptr::<T>(base, off);
-    // SAFETY: as in `read_field`.
-    unsafe { p.read() }
-}
-
-/// Writes the field at `off` of the object at `base` (see
-/// [`read_object_field`]).
-///
-/// # Safety
-/// As for [`read_field`] at `base + off`.
-#[inline(always)]
-pub unsafe fn write_object_field<T: Pod>(base: u64, off: u64, value: T) {
-    let p = object_field_ptr::<T>(base, off);
-    // SAFETY: as in `write_field`.
-    unsafe { p.write(value) }
-}
-
-/// Reads a field of an object checked with [`check_object`].
-///
-/// # Safety
-/// `[paddr, paddr + size_of::<T>())` must lie inside an object that passed
-/// [`check_object`] under the window registered now, and `paddr` must be
-/// aligned for `T` (the object's alignment and the field's offset make it
-/// so).
-#[inline(always)]
-pub unsafe fn read_field<T: Pod>(paddr: u64) -> T {
-    let p = field_ptr::<T>(paddr);
     // SAFETY: the caller guarantees the bytes lie inside an object checked
     // against the current window, and their alignment; the target never
     // changes its window after boot and the host re-checks everything;
@@ -400,15 +361,17 @@ pub unsafe fn read_field<T: Pod>(paddr: u64) -> T {
     unsafe { p.read() }
 }
 
-/// Writes a field of an object checked with [`check_object`].
+/// Writes the field at `off` of the object at `base` (see
+/// [`read_object_field`]).
 ///
 /// # Safety
-/// As for [`read_field`].
+/// As for [`read_object_field`].
 #[inline(always)]
-pub unsafe fn write_field<T: Pod>(paddr: u64, value: T) {
-    let p = field_ptr::<T>(paddr);
-    // SAFETY: as in `read_field`, and valid for writes by `set_window`'s
-    // contract; this module hands out no Rust reference to these bytes.
+pub unsafe fn write_object_field<T: Pod>(base: u64, off: u64, value: T) {
+    let p = object_field_ptr::<T>(base, off);
+    // SAFETY: as in `read_object_field`, and valid for writes by
+    // `set_window`'s contract; this module hands out no Rust reference to
+    // these bytes.
     unsafe { p.write(value) }
 }
 
@@ -561,9 +524,9 @@ mod tests {
         let a = Arena::new(1 << 16, 0);
         check_object(a.phys_base, 64, 64);
         // SAFETY: inside the 64 bytes just checked, under the live arena.
-        unsafe { write_field::<u64>(a.phys_base + 8, 42) };
+        unsafe { write_object_field::<u64>(a.phys_base, 8, 42) };
         // SAFETY: as above.
-        assert_eq!(unsafe { read_field::<u64>(a.phys_base + 8) }, 42);
+        assert_eq!(unsafe { read_object_field::<u64>(a.phys_base, 8) }, 42);
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub struct Sc(u64);
 /// The smallest SC object: every SC holds at least this much, aligned to
 /// it, so its header is always inside.
 const MIN_SC_BYTES: u64 = 1 << MIN_SCHED_CONTEXT_BITS;
+/// Refills inside the smallest SC object, after the header (its refills
+/// 0 and 1: a round-robin SC's two).
+const REFILLS_IN_MIN_SC: u64 = (MIN_SC_BYTES - HEADER_BYTES) / REFILL_BYTES;
 const _: () = assert!(HEADER_BYTES <= MIN_SC_BYTES);
 const _: () =
     assert!(HEADER_BYTES.is_multiple_of(REFILL_BYTES) && MIN_SC_BYTES.is_multiple_of(REFILL_BYTES));
@@ -210,46 +213,78 @@ impl Sc {
 
     #[inline(always)]
     fn refill_at(self, index: u64) -> Refill {
-        let p = self.refill_paddr(index);
-        // SAFETY: `refill_paddr` checked the refill's 16 bytes as an
+        let off = self.refill_offset(index);
+        // SAFETY: `refill_offset` checked the refill's 16 bytes as an
         // object (in the window, aligned); both words lie inside.
-        let [time, amount]: [u64; 2] = unsafe { memory::read_field(p) };
+        let [time, amount]: [u64; 2] = unsafe { memory::read_object_field(self.0, off) };
         Refill { time, amount }
     }
 
     #[inline(always)]
     fn set_refill_at(self, index: u64, r: Refill) {
-        let p = self.refill_paddr(index);
+        let off = self.refill_offset(index);
         // SAFETY: as in `refill_at`.
-        unsafe { memory::write_field(p, [r.time, r.amount]) }
+        unsafe { memory::write_object_field(self.0, off, [r.time, r.amount]) }
     }
 
-    /// The amount of refill `index`.
+    /// The amount of refill `index` (for the round-robin commit, which
+    /// the fast paths make).
     #[inline(always)]
     fn refill_amount_at(self, index: u64) -> u64 {
-        self.refill_at(index).amount
+        let off = self.refill_offset_near(index);
+        // SAFETY: as in `refill_at`; the amount is the refill's second word.
+        unsafe { memory::read_object_field(self.0, off + 8) }
     }
 
     #[inline(always)]
     fn set_refill_amount_at(self, index: u64, amount: u64) {
-        let p = self.refill_paddr(index);
-        // SAFETY: as in `refill_at`; the amount is the refill's second word.
-        unsafe { memory::write_field(p + 8, amount) }
+        let off = self.refill_offset_near(index);
+        // SAFETY: as in `refill_amount_at`.
+        unsafe { memory::write_object_field(self.0, off + 8, amount) }
     }
 
-    /// Where refill `index` is, checked as a 16-byte object (refills are
-    /// 16-byte aligned: the SC is at least 128-byte aligned and its header
-    /// 96 bytes long).
+    /// Where refill `index` is, as an offset from the SC, checked as a
+    /// 16-byte object (refills are 16-byte aligned: the SC is at least
+    /// 128-byte aligned and its header 96 bytes long). The refill's words
+    /// are then reached from the SC's kernel address, as the header's are
+    /// (`memory::read_object_field`), at small offsets from one register,
+    /// rather than from the refill's own address plus the window's offset
+    /// built in two more instructions each time.
     #[inline(always)]
-    fn refill_paddr(self, index: u64) -> u64 {
-        let p = self.0 + HEADER_BYTES + index * REFILL_BYTES;
-        memory::check_object(p, REFILL_BYTES, REFILL_BYTES);
-        p
+    fn refill_offset(self, index: u64) -> u64 {
+        let off = HEADER_BYTES + index * REFILL_BYTES;
+        memory::check_object(self.0.wrapping_add(off), REFILL_BYTES, REFILL_BYTES);
+        off
+    }
+
+    /// [`refill_offset`](Self::refill_offset) without the check for the
+    /// first [`REFILLS_IN_MIN_SC`] refills, which lie inside the smallest
+    /// SC object, checked by `Sc::new` with the header: a comparison
+    /// instead of the check and its address. Used where the fast paths
+    /// read refills (a round-robin SC's two are refills 0 and 1);
+    /// elsewhere the check alone costs fewer bytes.
+    #[inline(always)]
+    fn refill_offset_near(self, index: u64) -> u64 {
+        let off = HEADER_BYTES + index * REFILL_BYTES;
+        if index >= REFILLS_IN_MIN_SC {
+            memory::check_object(self.0.wrapping_add(off), REFILL_BYTES, REFILL_BYTES);
+        }
+        off
     }
 
     #[inline(always)]
     pub fn head(self) -> Refill {
         self.refill_at(self.head_index())
+    }
+
+    /// [`head`](Self::head) for the fast paths (see
+    /// [`refill_offset_near`](Self::refill_offset_near)).
+    #[inline(always)]
+    pub fn head_near(self) -> Refill {
+        let off = self.refill_offset_near(self.head_index());
+        // SAFETY: as in `refill_at`.
+        let [time, amount]: [u64; 2] = unsafe { memory::read_object_field(self.0, off) };
+        Refill { time, amount }
     }
 
     fn set_head(self, r: Refill) {
@@ -306,6 +341,22 @@ impl Sc {
     #[inline(always)]
     pub fn refill_sufficient(self, usage: u64) -> bool {
         self.refill_capacity(usage) >= sched::min_budget()
+    }
+
+    /// [`refill_sufficient`](Self::refill_sufficient) from
+    /// [`head_near`](Self::head_near), for the fast paths.
+    #[inline(always)]
+    pub fn refill_sufficient_near(self, usage: u64) -> bool {
+        self.head_near().amount.saturating_sub(usage) >= sched::min_budget()
+    }
+
+    /// [`refill_ready`](Self::refill_ready) and `refill_sufficient(0)`
+    /// from one [`head_near`](Self::head_near), for the fast paths: the
+    /// head refill may be used now and holds a kernel entry and exit.
+    #[inline(always)]
+    pub fn refill_usable_near(self) -> bool {
+        let h = self.head_near();
+        h.time <= sched::cur_time() && h.amount >= sched::min_budget()
     }
 
     fn next_index(self, index: u64) -> u64 {

@@ -78,7 +78,7 @@ pub fn fast_budget() -> Option<Sc> {
     let (sc, consumed) = with(|s| (s.cur_sc.get(), s.consumed.get()));
     // Written out: at opt-level "s" `Option::filter` stays a call.
     match sc {
-        Some(sc) if sc.refill_sufficient(consumed) => Some(sc),
+        Some(sc) if sc.refill_sufficient_near(consumed) => Some(sc),
         _ => None,
     }
 }
@@ -177,7 +177,8 @@ pub fn fast_interrupt_switch(cur: Tcb, t: Tcb, sc: Sc, root: vspace::ReadyRoot) 
 /// (what [`schedule`] ends with), for a switch to a current thread whose
 /// scheduling context the fast path already holds, `next`: the same steps
 /// without reading the current thread and its SC again, and with the
-/// timer's deadline computed from `next` directly ([`set_next_interrupt_for`]).
+/// timer's deadline computed from `next` directly
+/// ([`set_next_interrupt_before_eret`]).
 #[inline(always)]
 pub fn fast_switch_sc(next: Option<Sc>) {
     let changed = cur_sc() != next;
@@ -196,7 +197,7 @@ pub fn fast_switch_sc(next: Option<Sc>) {
             s.cur_sc.set(next);
             s.reprogram.set(false);
         });
-        set_next_interrupt_for(next);
+        set_next_interrupt_before_eret(next);
     }
 }
 
@@ -222,7 +223,7 @@ pub fn fast_switch_to_other_sc(t: Tcb, sc: Sc, root: vspace::ReadyRoot) {
         s.cur_sc.set(Some(sc));
         s.reprogram.set(false);
     });
-    set_next_interrupt_for(Some(sc));
+    set_next_interrupt_before_eret(Some(sc));
 }
 
 /// Stores `t` as the current thread again, after an out-of-line fast path

@@ -240,17 +240,33 @@ pub fn set_next_interrupt() {
     set_next_interrupt_for(sc_of(cur_thread()));
 }
 
-/// [`set_next_interrupt`] for a current thread whose SC is `sc` (the
-/// active-server fast paths know it).
-#[inline(always)]
+/// [`set_next_interrupt`] for a current thread whose SC is `sc`.
 pub fn set_next_interrupt_for(sc: Option<Sc>) {
+    machine::set_deadline(next_deadline(sc));
+}
+
+/// [`set_next_interrupt_for`] at the end of a fast path (which knows `sc`
+/// and always leaves by an exception return to a thread, never to the
+/// idle thread's `wfi`): the same deadline, written without the timer's
+/// `isb`, which the `eret` makes unneeded
+/// (`machine::set_deadline_before_eret`).
+#[inline(always)]
+pub fn set_next_interrupt_before_eret(sc: Option<Sc>) {
+    machine::set_deadline_before_eret(next_deadline(sc));
+}
+
+/// The timer's next deadline when the current thread's SC is `sc`: the end
+/// of its head refill or the next release, whichever is first (and, with
+/// domains, the end of the domain's time).
+#[inline(always)]
+fn next_deadline(sc: Option<Sc>) -> u64 {
     let now = cur_time();
-    let mut next = now.wrapping_add(sc.map_or(0, |sc| sc.head().amount));
+    let mut next = now.wrapping_add(sc.map_or(0, |sc| sc.head_near().amount));
     if NUM_DOMAINS > 1 {
         next = next.min(now.saturating_add(with(|s| s.domain_time.get())));
     }
     if let Some(h) = with(|s| s.release_queue.get().head) {
         next = next.min(ready_time(h));
     }
-    machine::set_deadline(next);
+    next
 }

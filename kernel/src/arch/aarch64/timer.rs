@@ -36,6 +36,16 @@ pub fn set_deadline(ticks: u64) {
     isb();
 }
 
+/// [`set_deadline`] for a kernel entry that leaves by an exception return
+/// to a thread (the fast paths'): the `eret` is a context synchronization
+/// event, so the writes take effect by then without an `isb` of their own
+/// (which [`set_deadline`] needs for a kernel that may wait in `wfi`
+/// next).
+pub fn set_deadline_before_eret(ticks: u64) {
+    write_sysreg!("cnthp_cval_el2", ticks);
+    write_sysreg!("cnthp_ctl_el2", 0b01);
+}
+
 /// Silences the timer until the next `set_deadline`.
 pub fn disarm() {
     write_sysreg!("cnthp_ctl_el2", 0b10);
