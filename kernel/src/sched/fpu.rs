@@ -35,7 +35,9 @@ pub fn switch_local_fpu_owner(new: Option<Tcb>) {
 /// off, so that its first use traps to [`handle_fpu_trap`].
 #[inline(always)]
 pub fn lazy_fpu_restore(t: Tcb) {
-    let live = t.flags() & FLAG_FPU_DISABLED == 0 && with(|s| s.fpu_owner.get()) == Some(t);
+    // The owner first: its test is the usual answer (no thread switched to
+    // owns the registers) and needs no read of the thread.
+    let live = with(|s| s.fpu_owner.get()) == Some(t) && t.flags() & FLAG_FPU_DISABLED == 0;
     machine::fpu_enable(live);
 }
 
