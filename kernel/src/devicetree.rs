@@ -281,20 +281,26 @@ impl<'a> DeviceTree<'a> {
     /// The PL011 remembered at `path` (absolute, `/a/b`).
     fn pl011_at(&self, path: &[u8]) -> Option<Node<'a>> {
         let rest = path.strip_prefix(b"/")?;
-        let part = |i: usize| rest.split(|&b| b == b'/').nth(i);
-        let parts = rest.split(|&b| b == b'/').count();
-        // The nodes open that match the path's first `matched` names are
-        // at depths 2 to `matched + 1`.
+        // The open nodes at depths 2 to `matched + 1` have the path's
+        // first `matched` names; `starts[m]` is where name `m` begins.
+        let mut starts = [0; MAX_DEPTH + 1];
         let mut matched = 0;
         let mut found = None;
         let _ = walk(self.blocks, &mut |depth, at, token| {
             match token {
-                Token::Begin(name) if depth == matched + 2 && part(matched) == Some(name) => {
-                    matched += 1;
-                    if matched == parts {
+                Token::Begin(name) if depth == matched + 2 && matched < MAX_DEPTH => {
+                    let part = &rest[starts[matched]..];
+                    let end = part.iter().position(|&b| b == b'/');
+                    if part[..end.unwrap_or(part.len())] != *name {
+                        return false;
+                    }
+                    let Some(end) = end else {
+                        // The last name: the node is at `path`.
                         found = self.pl011.iter().flatten().find(|n| n.at == at).copied();
                         return found.is_some();
-                    }
+                    };
+                    starts[matched + 1] = starts[matched] + end + 1;
+                    matched += 1;
                 }
                 Token::End if depth == matched + 1 && matched > 0 => matched -= 1,
                 _ => {}
