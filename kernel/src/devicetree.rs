@@ -543,6 +543,37 @@ mod tests {
         }
     }
 
+    /// With one PL011 `uart` answers without walking again: that PL011,
+    /// whatever `stdout-path` names (as the path's walk would answer).
+    #[test]
+    fn one_pl011_is_the_uart_whatever_stdout_path_names() {
+        for stdout in [
+            None,
+            Some("/pl011@9000000"),
+            Some("/virtio"),
+            Some("serial3"),
+        ] {
+            let mut w = FdtWriter::new().unwrap();
+            let root = w.begin_node("").unwrap();
+            let n = w.begin_node("virtio").unwrap();
+            w.property_array_u64("reg", &[0x0a00_0000, 0x200]).unwrap();
+            w.end_node(n).unwrap();
+            let n = w.begin_node("pl011@9000000").unwrap();
+            w.property_string("compatible", "arm,pl011").unwrap();
+            w.property_array_u32("reg", &[0, 0x0900_0000, 0x1000])
+                .unwrap();
+            w.end_node(n).unwrap();
+            let chosen = w.begin_node("chosen").unwrap();
+            if let Some(path) = stdout {
+                w.property_string("stdout-path", path).unwrap();
+            }
+            w.end_node(chosen).unwrap();
+            w.end_node(root).unwrap();
+            let dtb = w.finish().unwrap();
+            assert_eq!(uart_base(&dtb), Some(0x0900_0000), "{stdout:?}");
+        }
+    }
+
     #[test]
     fn not_a_device_tree_is_an_error() {
         assert_eq!(DeviceTree::read(&[]), Err(Error::BadHeader));
