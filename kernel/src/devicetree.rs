@@ -25,13 +25,24 @@ const PROP: u32 = 3;
 const NOP: u32 = 4;
 const END: u32 = 9;
 
-/// Nodes deeper than this are walked but not remembered by path.
+/// Nodes deeper than this are walked but not remembered.
 const MAX_DEPTH: usize = 8;
 /// PL011 nodes remembered, in tree order.
 pub const PL011_NODES: usize = 4;
 
-/// Compatible strings of the GICv2 the kernel drives.
-const GIC_COMPATIBLE: [&[u8]; 3] = [b"arm,cortex-a15-gic", b"arm,gic-400", b"arm,cortex-a7-gic"];
+/// Compatible strings the kernel looks for: the PL011, then the GICv2s it
+/// drives.
+const COMPATIBLE: [&[u8]; 4] = [
+    b"arm,pl011",
+    b"arm,cortex-a15-gic",
+    b"arm,gic-400",
+    b"arm,cortex-a7-gic",
+];
+
+/// Property names the kernel reads of every node (`/chosen`'s
+/// `stdout-path` and `/aliases`' entries are the rest); their places in
+/// this list are what [`index_of`] gives the walk.
+const PROPS: [&[u8]; 4] = [b"#address-cells", b"#size-cells", b"reg", b"compatible"];
 
 /// Why a blob was not read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,13 +64,33 @@ pub struct Reg<'a> {
 impl<'a> Reg<'a> {
     /// The (address, size) pairs. Addresses of more than two cells keep
     /// their low 64 bits; a size of zero cells reads as 0.
-    pub fn regions(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
-        let (ac, sc) = (self.address_cells as usize, self.size_cells as usize);
+    pub fn regions(&self) -> Regions<'a> {
+        Regions { reg: *self, at: 0 }
+    }
+}
+
+/// The iterator of [`Reg::regions`].
+pub struct Regions<'a> {
+    reg: Reg<'a>,
+    at: usize,
+}
+
+impl Iterator for Regions<'_> {
+    type Item = (u64, u64);
+
+    #[inline(never)]
+    fn next(&mut self) -> Option<(u64, u64)> {
+        let (ac, sc) = (
+            self.reg.address_cells as usize,
+            self.reg.size_cells as usize,
+        );
         let entry = (ac + sc) * 4;
-        let bytes = if entry == 0 { &[][..] } else { self.bytes };
-        bytes
-            .chunks_exact(entry.max(1))
-            .map(move |e| (cells(&e[..ac * 4]), cells(&e[ac * 4..])))
+        let e = self.reg.bytes.get(self.at..)?.get(..entry)?;
+        if entry == 0 {
+            return None;
+        }
+        self.at += entry;
+        Some((cells(&e[..ac * 4]), cells(&e[ac * 4..])))
     }
 }
 
@@ -67,26 +98,12 @@ impl<'a> Reg<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Node<'a> {
     pub reg: Option<Reg<'a>>,
-    /// The names from the root's child down to the node itself.
-    path: [&'a [u8]; MAX_DEPTH],
-    depth: usize,
+    /// Where its token is in the structure block (which names it for
+    /// [`DeviceTree::uart`]'s second walk).
+    at: usize,
 }
 
-impl Node<'_> {
-    /// Whether `path` (absolute, `/a/b`) names this node.
-    fn is_at(&self, path: &[u8]) -> bool {
-        let Some(rest) = path.strip_prefix(b"/") else {
-            return false;
-        };
-        let mut parts = rest.split(|&b| b == b'/');
-        self.path[..self.depth]
-            .iter()
-            .all(|name| parts.next() == Some(name))
-            && parts.next().is_none()
-    }
-}
-
-/// Aliases remembered from `/aliases` (a `stdout-path` may name one).
+/// Entries of `/aliases` looked at for a `stdout-path` that names one.
 const ALIASES: usize = 16;
 
 /// A node being read: its name, its children's cell counts, and the
@@ -94,31 +111,31 @@ const ALIASES: usize = 16;
 #[derive(Clone, Copy)]
 struct Open<'a> {
     name: &'a [u8],
+    at: usize,
     address_cells: u32,
     size_cells: u32,
     reg: Option<&'a [u8]>,
     compatible: &'a [u8],
 }
 
-impl<'a> Open<'a> {
-    fn new(name: &'a [u8]) -> Self {
-        Open {
-            name,
-            address_cells: 2,
-            size_cells: 1,
-            reg: None,
-            compatible: b"",
-        }
-    }
+/// One token of the structure block, NOPs passed over.
+#[derive(Clone, Copy)]
+enum Token<'a> {
+    /// A node begins: its name.
+    Begin(&'a [u8]),
+    /// The node open ends.
+    End,
+    /// A property of the node open: its name and value.
+    Prop(&'a [u8], &'a [u8]),
 }
 
 /// What one pass over the tree found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeviceTree<'a> {
+    /// The structure and strings blocks.
+    blocks: (&'a [u8], &'a [u8]),
     /// `/chosen`'s `stdout-path`, less its NUL and any `:options`.
     stdout_path: Option<&'a [u8]>,
-    /// `/aliases`' properties (name, path), the first [`ALIASES`].
-    aliases: [(&'a [u8], &'a [u8]); ALIASES],
     /// The first nodes compatible with `arm,pl011`, in tree order.
     pub pl011: [Option<Node<'a>>; PL011_NODES],
     /// The first node compatible with a GICv2.
@@ -141,126 +158,208 @@ impl<'a> DeviceTree<'a> {
                 .and_then(|b| b.get(..word(len).ok()? as usize))
                 .ok_or(Error::BadHeader)
         };
-        let mut dt = DeviceTree::default();
-        dt.walk(block(8, 36)?, block(12, 32)?)?;
+        let mut dt = DeviceTree {
+            blocks: (block(8, 36)?, block(12, 32)?),
+            ..DeviceTree::default()
+        };
+        let new = Open {
+            name: b"",
+            at: 0,
+            address_cells: 2,
+            size_cells: 1,
+            reg: None,
+            compatible: b"",
+        };
+        // The nodes open, the root at 1; deeper ones are walked through.
+        let mut stack = [new; MAX_DEPTH + 2];
+        let mut pl011s = 0;
+        let blocks = dt.blocks;
+        walk(blocks, &mut |depth, at, token| {
+            match token {
+                Token::Begin(name) => {
+                    if let Some(slot) = stack.get_mut(depth) {
+                        *slot = Open { name, at, ..new };
+                    }
+                }
+                Token::End => {
+                    if (2..stack.len()).contains(&depth) {
+                        dt.close(&stack[depth - 1], &stack[depth], depth == 2, &mut pl011s);
+                    }
+                }
+                Token::Prop(name, value) => {
+                    let Some(node) = stack.get_mut(depth) else {
+                        return false;
+                    };
+                    match index_of(&PROPS, name) {
+                        Some(0) => node.address_cells = be32(value, 0).unwrap_or(2),
+                        Some(1) => node.size_cells = be32(value, 0).unwrap_or(1),
+                        Some(2) => node.reg = Some(value),
+                        Some(_) => node.compatible = value,
+                        None if depth == 2 && node.name == b"chosen" && name == b"stdout-path" => {
+                            let path = until_nul(value).unwrap_or(value);
+                            let end = path.iter().position(|&b| b == b':').unwrap_or(path.len());
+                            dt.stdout_path = Some(&path[..end]);
+                        }
+                        None => {}
+                    }
+                }
+            }
+            false
+        })?;
         Ok(dt)
     }
 
-    fn walk(&mut self, s: &'a [u8], strings: &'a [u8]) -> Result<(), Error> {
-        let bad = Error::BadStructure;
-        // The nodes open, the root at 1; deeper ones are walked through.
-        let mut stack = [Open::new(b""); MAX_DEPTH + 2];
-        let mut depth = 0usize;
-        let (mut pl011s, mut aliases) = (0, 0);
-        let mut at = 0;
-        loop {
-            let token = be32(s, at).ok_or(bad)?;
-            at += 4;
-            match token {
-                BEGIN_NODE => {
-                    let name = s.get(at..).and_then(until_nul).ok_or(bad)?;
-                    at = align4(at + name.len() + 1);
-                    depth += 1;
-                    if let Some(slot) = stack.get_mut(depth) {
-                        *slot = Open::new(name);
-                    }
-                }
-                END_NODE => {
-                    if depth == 0 {
-                        return Err(bad);
-                    }
-                    if (2..stack.len()).contains(&depth) {
-                        self.close(&stack[..=depth], &mut pl011s);
-                    }
-                    depth -= 1;
-                }
-                PROP => {
-                    let len = be32(s, at).ok_or(bad)? as usize;
-                    let name_at = be32(s, at + 4).ok_or(bad)? as usize;
-                    let value = s.get(at + 8..).and_then(|v| v.get(..len)).ok_or(bad)?;
-                    let name = strings.get(name_at..).and_then(until_nul).ok_or(bad)?;
-                    at = align4(at + 8 + len);
-                    if depth == 0 {
-                        return Err(bad);
-                    }
-                    let Some(node) = stack.get_mut(depth) else {
-                        continue;
-                    };
-                    match name {
-                        b"#address-cells" => node.address_cells = be32(value, 0).unwrap_or(2),
-                        b"#size-cells" => node.size_cells = be32(value, 0).unwrap_or(1),
-                        b"reg" => node.reg = Some(value),
-                        b"compatible" => node.compatible = value,
-                        _ if depth == 2 && node.name == b"chosen" && name == b"stdout-path" => {
-                            let path = until_nul(value).unwrap_or(value);
-                            let end = path.iter().position(|&b| b == b':').unwrap_or(path.len());
-                            self.stdout_path = Some(&path[..end]);
-                        }
-                        _ if depth == 2 && node.name == b"aliases" && aliases < ALIASES => {
-                            self.aliases[aliases] = (name, until_nul(value).unwrap_or(value));
-                            aliases += 1;
-                        }
-                        _ => {}
-                    }
-                }
-                NOP => {}
-                END => return if depth == 0 { Ok(()) } else { Err(bad) },
-                _ => return Err(bad),
-            }
-        }
-    }
-
-    /// Classifies the node that ends: `stack[2..]` is its path (`stack[1]`
-    /// is the root).
-    fn close(&mut self, stack: &[Open<'a>], pl011s: &mut usize) {
-        let depth = stack.len() - 1;
-        let (open, parent) = (&stack[depth], &stack[depth - 1]);
-        let mut node = Node {
+    /// Classifies `open`, a node that ends, with `parent` the node around
+    /// it (`top`: the root).
+    fn close(&mut self, parent: &Open<'a>, open: &Open<'a>, top: bool, pl011s: &mut usize) {
+        let node = Node {
             reg: open.reg.map(|bytes| Reg {
                 bytes,
                 address_cells: parent.address_cells,
                 size_cells: parent.size_cells,
             }),
-            path: [b""; MAX_DEPTH],
-            depth: depth - 1,
+            at: open.at,
         };
-        for (slot, o) in node.path.iter_mut().zip(&stack[2..]) {
-            *slot = o.name;
-        }
         let base = open.name.split(|&b| b == b'@').next().unwrap_or(b"");
-        if depth == 2 && base == b"memory" && self.memory.is_none() {
+        if top && base == b"memory" && self.memory.is_none() {
             self.memory = Some(node);
         }
-        for c in open.compatible.split(|&b| b == 0) {
-            if c == b"arm,pl011" && *pl011s < PL011_NODES {
-                self.pl011[*pl011s] = Some(node);
-                *pl011s += 1;
-            } else if self.gic.is_none() && GIC_COMPATIBLE.contains(&c) {
-                self.gic = Some(node);
+        let mut list = open.compatible;
+        while !list.is_empty() {
+            let c = until_nul(list).unwrap_or(list);
+            list = list.get(c.len() + 1..).unwrap_or(&[]);
+            match index_of(&COMPATIBLE, c) {
+                Some(0) if *pl011s < PL011_NODES => {
+                    self.pl011[*pl011s] = Some(node);
+                    *pl011s += 1;
+                }
+                Some(1..) if self.gic.is_none() => self.gic = Some(node),
+                _ => {}
             }
         }
     }
 
     /// The console UART: the PL011 `stdout-path` names (directly or
-    /// through an alias), else the first PL011.
+    /// through one of the first [`ALIASES`] entries of `/aliases`), else
+    /// the first PL011. Only a tree with two PL011s or more is walked
+    /// again for it.
+    #[inline(never)]
     pub fn uart(&self) -> Option<Node<'a>> {
         let first = self.pl011[0];
+        if self.pl011[1].is_none() {
+            return first;
+        }
         let Some(mut path) = self.stdout_path else {
             return first;
         };
         if !path.starts_with(b"/") {
-            match self.aliases.iter().find(|(name, _)| *name == path) {
-                Some((_, p)) => path = p,
-                None => return first,
-            }
+            // The entries of the top-level nodes named `aliases`, the
+            // first `ALIASES` of them.
+            let (mut n, mut in_aliases) = (0, false);
+            let mut alias = None;
+            let _ = walk(self.blocks, &mut |depth, _, token| {
+                if let Token::Begin(name) = token {
+                    if depth == 2 {
+                        in_aliases = name == b"aliases";
+                    }
+                } else if let Token::Prop(name, value) = token {
+                    if depth == 2 && in_aliases && n < ALIASES && index_of(&PROPS, name).is_none() {
+                        n += 1;
+                        if name == path {
+                            alias = Some(until_nul(value).unwrap_or(value));
+                            return true;
+                        }
+                    }
+                }
+                false
+            });
+            path = alias.unwrap_or(b"");
         }
-        self.pl011
-            .iter()
-            .flatten()
-            .find(|n| n.is_at(path))
-            .copied()
-            .or(first)
+        self.pl011_at(path).or(first)
     }
+
+    /// The PL011 remembered at `path` (absolute, `/a/b`).
+    fn pl011_at(&self, path: &[u8]) -> Option<Node<'a>> {
+        let rest = path.strip_prefix(b"/")?;
+        // The open nodes at depths 2 to `matched + 1` have the path's
+        // first `matched` names; `starts[m]` is where name `m` begins.
+        let mut starts = [0; MAX_DEPTH + 1];
+        let mut matched = 0;
+        let mut found = None;
+        let _ = walk(self.blocks, &mut |depth, at, token| {
+            match token {
+                Token::Begin(name) if depth == matched + 2 && matched < MAX_DEPTH => {
+                    let part = &rest[starts[matched]..];
+                    let end = part.iter().position(|&b| b == b'/');
+                    if part[..end.unwrap_or(part.len())] != *name {
+                        return false;
+                    }
+                    let Some(end) = end else {
+                        // The last name: the node is at `path`.
+                        found = self.pl011.iter().flatten().find(|n| n.at == at).copied();
+                        return found.is_some();
+                    };
+                    starts[matched + 1] = starts[matched] + end + 1;
+                    matched += 1;
+                }
+                Token::End if depth == matched + 1 && matched > 0 => matched -= 1,
+                _ => {}
+            }
+            false
+        });
+        found
+    }
+}
+
+/// Walks the structure block, calling `f(depth, at, token)` for each token
+/// (the root at depth 1; a node's end with its own depth; `at` where the
+/// token is) until `f` says to stop or the tree ends, and checks that the
+/// tokens nest.
+#[inline(never)]
+fn walk<'a>(
+    (s, strings): (&'a [u8], &'a [u8]),
+    f: &mut dyn FnMut(usize, usize, Token<'a>) -> bool,
+) -> Result<(), Error> {
+    let bad = Error::BadStructure;
+    let mut depth = 0usize;
+    let mut at = 0;
+    loop {
+        let start = at;
+        let token = be32(s, at).ok_or(bad)?;
+        at += 4;
+        let token = match token {
+            BEGIN_NODE => {
+                let name = s.get(at..).and_then(until_nul).ok_or(bad)?;
+                at = align4(at + name.len() + 1);
+                depth += 1;
+                Token::Begin(name)
+            }
+            END_NODE if depth > 0 => Token::End,
+            PROP if depth > 0 => {
+                let len = be32(s, at).ok_or(bad)? as usize;
+                let name_at = be32(s, at + 4).ok_or(bad)? as usize;
+                let value = s.get(at + 8..).and_then(|v| v.get(..len)).ok_or(bad)?;
+                let name = strings.get(name_at..).and_then(until_nul).ok_or(bad)?;
+                at = align4(at + 8 + len);
+                Token::Prop(name, value)
+            }
+            NOP => continue,
+            END if depth == 0 => return Ok(()),
+            _ => return Err(bad),
+        };
+        if f(depth, start, token) {
+            return Ok(());
+        }
+        if let Token::End = token {
+            depth -= 1;
+        }
+    }
+}
+
+/// Where `name` is in `list`.
+#[inline(never)]
+fn index_of(list: &[&[u8]], name: &[u8]) -> Option<usize> {
+    list.iter().position(|&x| x == name)
 }
 
 fn be32(b: &[u8], at: usize) -> Option<u32> {
@@ -441,6 +540,37 @@ mod tests {
             qemu_like(Some("/soc"), &[]),
         ] {
             assert_eq!(uart_base(&dtb), Some(0x0900_0000));
+        }
+    }
+
+    /// With one PL011 `uart` answers without walking again: that PL011,
+    /// whatever `stdout-path` names (as the path's walk would answer).
+    #[test]
+    fn one_pl011_is_the_uart_whatever_stdout_path_names() {
+        for stdout in [
+            None,
+            Some("/pl011@9000000"),
+            Some("/virtio"),
+            Some("serial3"),
+        ] {
+            let mut w = FdtWriter::new().unwrap();
+            let root = w.begin_node("").unwrap();
+            let n = w.begin_node("virtio").unwrap();
+            w.property_array_u64("reg", &[0x0a00_0000, 0x200]).unwrap();
+            w.end_node(n).unwrap();
+            let n = w.begin_node("pl011@9000000").unwrap();
+            w.property_string("compatible", "arm,pl011").unwrap();
+            w.property_array_u32("reg", &[0, 0x0900_0000, 0x1000])
+                .unwrap();
+            w.end_node(n).unwrap();
+            let chosen = w.begin_node("chosen").unwrap();
+            if let Some(path) = stdout {
+                w.property_string("stdout-path", path).unwrap();
+            }
+            w.end_node(chosen).unwrap();
+            w.end_node(root).unwrap();
+            let dtb = w.finish().unwrap();
+            assert_eq!(uart_base(&dtb), Some(0x0900_0000), "{stdout:?}");
         }
     }
 
