@@ -402,7 +402,7 @@ fn call_active(cur: Tcb, info: u64, ep: Ep, badge: u64, dest: Tcb) -> Option<Tcb
     cur.set_reply_object(reply.paddr());
     cur.set_state_raw(ThreadState::BlockedOnReply);
     dest.set_state_raw(ThreadState::Running);
-    sched::fast_switch_to_other_sc(dest, dsc, root);
+    sched::fast_switch_to_other_sc(dest, dsc, root, sc);
     taken_active(0);
     Some(dest)
 }
@@ -492,7 +492,7 @@ fn reply_recv_active(cur: Tcb, info: u64, sc: Sc) -> Option<Tcb> {
     cur.set_reply_object(reply.paddr());
     reply.set_tcb(Some(cur));
     endpoint::append(cur, ep, EpState::Recv);
-    sched::fast_switch_to_other_sc(caller, csc, root);
+    sched::fast_switch_to_other_sc(caller, csc, root, sc);
     taken_active(1);
     Some(caller)
 }

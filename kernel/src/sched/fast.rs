@@ -212,13 +212,18 @@ pub fn fast_switch_sc(next: Option<Sc>) {
 /// (the timer is to be reprogrammed, the refill check of a
 /// constant-bandwidth `sc`, the time commit to the current SC, `sc`
 /// current), then the timer; the action stays ResumeCurrent.
+///
+/// `cur_sc` is the current SC, which [`fast_budget`] found with budget for
+/// this entry: so it is active (an SC holds budget only once configured,
+/// and its deletion, which leaves the amounts, unbinds its thread first)
+/// and not the idle thread's, which the commit need not test again.
 #[inline(never)]
-pub fn fast_switch_to_other_sc(t: Tcb, sc: Sc, root: vspace::ReadyRoot) {
+pub fn fast_switch_to_other_sc(t: Tcb, sc: Sc, root: vspace::ReadyRoot, cur_sc: Sc) {
     fast_switch_to(t, root);
     if !sc.is_sporadic() && !sc.is_round_robin() {
         sched_context::refill_unblock_check(sc);
     }
-    commit_time_inline();
+    commit_time_to(cur_sc);
     with(|s| {
         s.cur_sc.set(Some(sc));
         s.reprogram.set(false);

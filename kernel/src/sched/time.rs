@@ -151,6 +151,26 @@ pub fn commit_time_inline() {
     with(|s| s.consumed.set(0));
 }
 
+/// [`commit_time_inline`] where the current SC is known to be `sc`, active
+/// and not the idle thread's (the active-server fast paths, after
+/// [`fast_budget`](super::fast_budget) found it with budget).
+#[inline(always)]
+pub fn commit_time_to(sc: Sc) {
+    debug_assert!(
+        with(|s| s.cur_sc.get() == Some(sc) && s.idle_sc.get() != Some(sc)) && sc.is_active()
+    );
+    let consumed = with(|s| s.consumed.get());
+    if consumed > 0 {
+        if sc.is_round_robin() {
+            charge_round_robin(sc, consumed);
+        } else {
+            refill_budget_check(sc, consumed);
+        }
+    }
+    sc.set_consumed(sc.consumed().wrapping_add(consumed));
+    with(|s| s.consumed.set(0));
+}
+
 /// A round-robin SC moves consumed time from its head to its tail.
 #[inline(always)]
 fn charge_round_robin(sc: Sc, consumed: u64) {
