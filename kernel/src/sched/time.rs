@@ -138,14 +138,7 @@ pub fn commit_time_inline() {
     let (sc, idle_sc, consumed) = with(|s| (s.cur_sc.get(), s.idle_sc.get(), s.consumed.get()));
     if let Some(sc) = sc {
         if sc.is_active() && Some(sc) != idle_sc {
-            if consumed > 0 {
-                if sc.is_round_robin() {
-                    charge_round_robin(sc, consumed);
-                } else {
-                    refill_budget_check(sc, consumed);
-                }
-            }
-            sc.set_consumed(sc.consumed().wrapping_add(consumed));
+            charge_consumed(sc, consumed);
         }
     }
     with(|s| s.consumed.set(0));
@@ -159,7 +152,14 @@ pub fn commit_time_to(sc: Sc) {
     debug_assert!(
         with(|s| s.cur_sc.get() == Some(sc) && s.idle_sc.get() != Some(sc)) && sc.is_active()
     );
-    let consumed = with(|s| s.consumed.get());
+    charge_consumed(sc, with(|s| s.consumed.get()));
+    with(|s| s.consumed.set(0));
+}
+
+/// The commit's charge of `consumed` to an active SC other than the idle
+/// thread's: its refills, then its running total.
+#[inline(always)]
+fn charge_consumed(sc: Sc, consumed: u64) {
     if consumed > 0 {
         if sc.is_round_robin() {
             charge_round_robin(sc, consumed);
@@ -168,7 +168,6 @@ pub fn commit_time_to(sc: Sc) {
         }
     }
     sc.set_consumed(sc.consumed().wrapping_add(consumed));
-    with(|s| s.consumed.set(0));
 }
 
 /// A round-robin SC moves consumed time from its head to its tail.
