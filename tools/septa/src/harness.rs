@@ -460,7 +460,9 @@ fn boot_once(
         let net = net.clone();
         std::thread::spawn(move || {
             let input = uart.as_mut().map(|u| u as &mut dyn std::io::Write);
-            let _ = verdict.send(Event::Probe(p.run_net(&line_rx, &sockets, input, &net)));
+            let mut conns = crate::probe::Consoles::default();
+            let r = p.run_net(&line_rx, &sockets, input, &net, &mut conns);
+            let _ = verdict.send(Event::Probe(r, conns));
         });
         line_tx
     });
@@ -470,6 +472,7 @@ fn boot_once(
     let mut outcome = Outcome::default();
     let mut log = String::new();
     let mut timed_out = false;
+    let mut consoles = crate::probe::Consoles::default();
     let record = |outcome: &mut Outcome, r: Result<(), crate::probe::ProbeError>| match r {
         Ok(()) => outcome.passed.push("probe".into()),
         Err(e) => outcome.failed.push(format!("probe: {e}")),
@@ -494,9 +497,10 @@ fn boot_once(
                     break;
                 }
             }
-            Ok(Event::Probe(r)) => {
+            Ok(Event::Probe(r, conns)) => {
                 probe_pending = false;
                 probe_lines = None;
+                consoles = conns;
                 let failed = r.is_err();
                 record(&mut outcome, r);
                 // The host's side has failed: no point in waiting longer.
@@ -524,9 +528,10 @@ fn boot_once(
         let left = limit.saturating_sub(start.elapsed());
         match rx.recv_timeout(left) {
             Ok(Event::Line(_)) => {}
-            Ok(Event::Probe(r)) => {
+            Ok(Event::Probe(r, conns)) => {
                 record(&mut outcome, r);
                 probe_pending = false;
+                consoles = conns;
             }
             Err(_) => {
                 outcome
@@ -538,6 +543,8 @@ fn boot_once(
     }
     let _ = child.kill();
     let _ = child.wait();
+    // Only now, with QEMU gone, may the probe's consoles close.
+    drop(consoles);
     let mut err = String::new();
     let _ = stderr.read_to_string(&mut err);
     if !err.trim().is_empty() {
@@ -577,8 +584,9 @@ fn per_run_ports(image: &Image, inject: bool) -> Result<(Image, crate::netprobe:
 enum Event {
     /// A line of the serial console.
     Line(String),
-    /// The probe's verdict.
-    Probe(Result<(), crate::probe::ProbeError>),
+    /// The probe's verdict, and its connections to consoles, open until
+    /// QEMU has stopped.
+    Probe(Result<(), crate::probe::ProbeError>, crate::probe::Consoles),
 }
 
 /// A system's probe, checked against the consoles its image has.

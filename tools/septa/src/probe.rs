@@ -44,7 +44,10 @@
 //! sleeping. A console's host end is the Unix socket QEMU listens on
 //! ([`crate::qemu::Machine::console_socket`]); the probe connects to it at
 //! its first `send` or `expect`, after an `after` step has shown that the
-//! system is up.
+//! system is up, and the connection stays open until the harness has
+//! stopped QEMU ([`Consoles`]): QEMU drops a console's connection as soon
+//! as its host end closes, with whatever it had not yet read of it (a
+//! probe's last `send`, while the guest had no receive buffer posted).
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
@@ -619,7 +622,8 @@ impl Probe {
             .any(|s| matches!(s.action, Action::Fuzz { .. }))
     }
 
-    /// Runs the steps with no network (see [`Probe::run_net`]).
+    /// Runs the steps with no network (see [`Probe::run_net`]), closing
+    /// the consoles' connections at the end.
     #[cfg(test)]
     pub fn run(
         &self,
@@ -627,22 +631,26 @@ impl Probe {
         sockets: &HashMap<String, PathBuf>,
         uart: Option<&mut dyn Write>,
     ) -> Result<(), ProbeError> {
-        self.run_net(lines, sockets, uart, &NetEnv::default())
+        let mut conns = Consoles::default();
+        self.run_net(lines, sockets, uart, &NetEnv::default(), &mut conns)
     }
 
     /// Runs the steps: `lines` brings the serial console's lines as they
     /// arrive (and closes when the system stops), `sockets` maps each
     /// console's name to its socket, `uart` is QEMU's standard input (if
     /// the probe types on the UART), `net` where the system's forwarded
-    /// ports are. Stops at the first failing step.
+    /// ports are. The connections to consoles it opens are left in
+    /// `conns`, for the caller to close once QEMU has stopped. Stops at the
+    /// first failing step.
     pub fn run_net(
         &self,
         lines: &Receiver<String>,
         sockets: &HashMap<String, PathBuf>,
         mut uart: Option<&mut dyn Write>,
         net: &NetEnv,
+        conns: &mut Consoles,
     ) -> Result<(), ProbeError> {
-        let mut conns: HashMap<String, Conn> = HashMap::new();
+        let conns = &mut conns.0;
         let mut seen: Vec<String> = Vec::new();
         // Each console's start frame of `cpu`.
         let mut cpu_start: HashMap<String, crate::top::Frame> = HashMap::new();
@@ -782,7 +790,7 @@ impl Probe {
                         })?;
                 }
                 Action::Send { console, bytes } => {
-                    let conn = connect(&mut conns, sockets, console, step.line)?;
+                    let conn = connect(conns, sockets, console, step.line)?;
                     conn.stream.write_all(bytes).map_err(|e| ProbeError::Send {
                         line: step.line,
                         console: console.clone(),
@@ -790,7 +798,7 @@ impl Probe {
                     })?;
                 }
                 Action::Top { console, frames } => {
-                    let conn = connect(&mut conns, sockets, console, step.line)?;
+                    let conn = connect(conns, sockets, console, step.line)?;
                     let mut seen = Vec::new();
                     let r = crate::top::follow(&mut conn.stream, Some(deadline), |prev, now| {
                         // What `cargo septa top` would draw.
@@ -816,7 +824,7 @@ impl Probe {
                         console: console.clone(),
                         why,
                     };
-                    let conn = connect(&mut conns, sockets, console, step.line)?;
+                    let conn = connect(conns, sockets, console, step.line)?;
                     let mut quiet = None;
                     crate::top::follow(&mut conn.stream, Some(deadline), |prev, now| {
                         if prev.is_some_and(|p| crate::top::busy_us(p, now, names) < QUIET_US) {
@@ -845,7 +853,7 @@ impl Probe {
                     }
                 }
                 Action::Stats { console, pd, want } => {
-                    let conn = connect(&mut conns, sockets, console, step.line)?;
+                    let conn = connect(conns, sockets, console, step.line)?;
                     let mut last: Option<crate::top::Frame> = None;
                     let r = crate::top::follow(&mut conn.stream, Some(deadline), |_, now| {
                         last = Some(now.clone());
@@ -878,7 +886,7 @@ impl Probe {
                     })?;
                 }
                 Action::Expect { console, bytes } => {
-                    let conn = connect(&mut conns, sockets, console, step.line)?;
+                    let conn = connect(conns, sockets, console, step.line)?;
                     conn.expect(bytes, deadline)
                         .map_err(|got| ProbeError::Expect {
                             line: step.line,
@@ -1112,6 +1120,12 @@ fn wait_for_lines(
     }
     Ok(())
 }
+
+/// A probe's open connections to virtio consoles, by console name. Dropping
+/// it closes them: the harness does so only after QEMU has stopped, so that
+/// QEMU reads all the probe sent (see the module's documentation).
+#[derive(Default)]
+pub struct Consoles(HashMap<String, Conn>);
 
 /// A connection to one console, with what arrived and is not yet matched.
 struct Conn {
@@ -1499,6 +1513,35 @@ send console "tab\there \"q\" \\ \x01"
         tx.send("pd: echo: ready".to_string()).unwrap();
         let sockets = HashMap::from([("console".to_string(), path)]);
         probe.run(&rx, &sockets, None)
+    }
+
+    /// QEMU drops a console's connection, with what it has not read yet,
+    /// the moment the host end closes: the probe's connections outlive its
+    /// steps, until the caller drops them.
+    #[test]
+    fn consoles_stay_open_after_the_last_step() {
+        let dir = crate::testkit::Scratch::new("probe");
+        let path = dir.join("c.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        let probe = Probe::parse("send console \"bye\\n\"").unwrap();
+        let (_tx, rx) = mpsc::channel();
+        let sockets = HashMap::from([("console".to_string(), path)]);
+        let mut conns = Consoles::default();
+        probe
+            .run_net(&rx, &sockets, None, &NetEnv::default(), &mut conns)
+            .unwrap();
+        // The probe is done; QEMU reads only now.
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(s.read(&mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"bye\n");
+        let e = s.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::WouldBlock, "the console was closed");
+        drop(conns);
+        s.set_nonblocking(false).unwrap();
+        assert_eq!(s.read(&mut buf).unwrap(), 0, "closed with the consoles");
     }
 
     #[test]
