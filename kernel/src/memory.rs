@@ -29,7 +29,9 @@
 //! On the target the window is fixed (physical memory from 0 at
 //! `KERNEL_WINDOW_BASE`, a power of two long), so the offset is a constant
 //! and, for an object or access no larger than its alignment, range and
-//! alignment are one test of the address against a mask.
+//! alignment are one test of the address against a mask. The constant is
+//! 0 (the kernel's EL2 address space maps physical memory at the identity),
+//! so a physical address is the kernel's pointer with nothing added.
 //!
 //! This module owns the window registration and the only `unsafe` pointer
 //! accesses of the portable core. It must not know about any object type.
@@ -316,6 +318,10 @@ fn object_outside_or_misaligned(paddr: u64, len: u64) -> ! {
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 #[inline(always)]
 fn object_base(base: u64) -> u64 {
+    if current::FIXED.offset == 0 {
+        // The identity window: the object's address is the kernel's.
+        return base;
+    }
     let mut k = base.wrapping_add(current::FIXED.offset);
     // SAFETY: the template is empty: the register comes out as it went in,
     // nothing is read or written, no flag or stack changes.

@@ -35,8 +35,12 @@ extern "C" {
     static __stack_top: u8;
 }
 
-/// The kernel's window onto physical memory, as the seL4 hyp kernel lays it out.
-const KERNEL_WINDOW: u64 = septa_abi::KERNEL_WINDOW_BASE;
+/// The seL4 hyp kernel's window onto physical memory (its `PPTR_BASE`,
+/// 2^39), where a real seL4 kernel is linked. Septa's own kernel uses the
+/// identity (`septa_abi::KERNEL_WINDOW_BASE`), which the loader maps as
+/// well.
+const SEL4_KERNEL_WINDOW: u64 = 0x80_0000_0000;
+const _: () = assert!(septa_abi::KERNEL_WINDOW_BASE == 0);
 /// Largest address the loader maps (identity and window): 16 GiB.
 const MAPPED_GIB: usize = 16;
 const FDT_MAGIC: u32 = 0xd00d_feed;
@@ -169,7 +173,7 @@ extern "C" fn loader_main(dtb_from_firmware: u64) -> ! {
     );
     let dtb_addr = if dtb.is_some() { p.dtb } else { 0 };
     // SAFETY: the kernel's code is in place at its physical addresses and
-    // mapped at its link addresses through the window; the registers carry
+    // mapped at its link addresses (identity, or seL4's window); the registers carry
     // the seL4 boot contract. The kernel never returns.
     unsafe {
         core::arch::asm!(
@@ -444,8 +448,9 @@ static mut L1_WINDOW: Table = Table([0; 512]);
 use septa_image::el2::{ATTR_DEVICE, ATTR_NORMAL, MAIR, TCR};
 
 /// Turns on the EL2 stage-1 MMU: 48-bit VA, 4 KiB granule, two 1 GiB-block
-/// maps of the first `MAPPED_GIB` GiB, one at 0 (identity) and one at the
-/// kernel window. The first GiB holds the devices and is device memory.
+/// maps of the first `MAPPED_GIB` GiB, one at 0 (identity, where Septa's
+/// kernel is linked) and one at the seL4 kernel's window. The first GiB
+/// holds the devices and is device memory.
 fn enable_mmu() {
     const VALID_BLOCK: u64 = 0b01;
     const VALID_TABLE: u64 = 0b11;
@@ -472,7 +477,7 @@ fn enable_mmu() {
             (*lw).0[g] = d;
         }
         (*l0).0[0] = li as u64 | VALID_TABLE;
-        (*l0).0[(KERNEL_WINDOW >> 39) as usize] = lw as u64 | VALID_TABLE;
+        (*l0).0[(SEL4_KERNEL_WINDOW >> 39) as usize] = lw as u64 | VALID_TABLE;
         let mut sctlr: u64;
         core::arch::asm!("mrs {}, sctlr_el2", out(reg) sctlr);
         sctlr |= SCTLR_M | SCTLR_C | SCTLR_I;

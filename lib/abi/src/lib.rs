@@ -286,10 +286,16 @@ pub const ASID_POOL_INDEX_BITS: u32 = 9;
 pub const USER_TOP: u64 = 0x0000_00ff_ffff_ffff;
 /// Physical address bits of this configuration.
 pub const PHYS_ADDR_BITS: u32 = 40;
-/// Base of the kernel's window onto physical memory (hyp kernel): the
-/// kernel sees physical address `p` at `KERNEL_WINDOW_BASE + p`. The
-/// kernel's linker script and the loader's page tables are made from it.
-pub const KERNEL_WINDOW_BASE: u64 = 0x0000_0080_0000_0000;
+/// Base of Septa's kernel's window onto physical memory: the kernel sees
+/// physical address `p` at `KERNEL_WINDOW_BASE + p`. The kernel's linker
+/// script and its EL2 page tables are made from it. It is 0, the identity:
+/// the EL2 regime has address space of its own (user level runs in the
+/// EL1&0 regime), so nothing else wants the low addresses, and a kernel
+/// address is then the object's physical address itself, with no offset
+/// to add at each of the kernel's ~600 object accesses. (The seL4 hyp
+/// kernel has its window at 2^39 instead; the loader maps that one too, for
+/// a real seL4 kernel, see `septa-loader`.)
+pub const KERNEL_WINDOW_BASE: u64 = 0;
 /// Where this project's root tasks (the initializer, the kernel conformance
 /// suite) are linked. A kernel maps a root task wherever its ELF file says,
 /// so this is a convention of Septa's own root tasks, not of the seL4 ABI;

@@ -1,7 +1,9 @@
 //! The kernel's own EL2 stage-1 tables: the window onto physical memory at
-//! `KERNEL_WINDOW_BASE` in 1 GiB blocks, the first GiB (devices on `virt`)
-//! as device memory. They live in the kernel's BSS, never in memory that
-//! could be handed to user level, and replace the loader's tables at boot.
+//! `KERNEL_WINDOW_BASE` (the identity) in 1 GiB blocks, the first GiB
+//! (devices on `virt`) as device memory in 2 MiB blocks but for its first,
+//! which stays unmapped so that a null pointer faults. They live in the
+//! kernel's BSS, never in memory that could be handed to user level, and
+//! replace the loader's tables at boot.
 
 use septa_abi::KERNEL_WINDOW_BASE;
 use septa_image::el2::{ATTR_DEVICE, ATTR_NORMAL, MAIR, TCR};
@@ -13,6 +15,7 @@ struct Table([u64; 512]);
 
 static mut L0: Table = Table([0; 512]);
 static mut L1_WINDOW: Table = Table([0; 512]);
+static mut L2_DEVICES: Table = Table([0; 512]);
 
 const VALID_BLOCK: u64 = 0b01;
 const VALID_TABLE: u64 = 0b11;
@@ -33,13 +36,14 @@ pub fn init() {
     unsafe {
         let l0 = &raw mut L0;
         let l1 = &raw mut L1_WINDOW;
-        for g in 0..WINDOW_GIB {
-            let pa = g << 30;
-            (*l1).0[g as usize] = if g == 0 {
-                pa | VALID_BLOCK | ATTR_DEVICE | AF | XN
-            } else {
-                pa | VALID_BLOCK | ATTR_NORMAL | SH_INNER | AF
-            };
+        let l2 = &raw mut L2_DEVICES;
+        // Block 0 (the first 2 MiB, flash on `virt`) stays invalid.
+        for b in 1..512u64 {
+            (*l2).0[b as usize] = b << 21 | VALID_BLOCK | ATTR_DEVICE | AF | XN;
+        }
+        (*l1).0[0] = kernel_paddr(l2 as u64) | VALID_TABLE;
+        for g in 1..WINDOW_GIB {
+            (*l1).0[g as usize] = g << 30 | VALID_BLOCK | ATTR_NORMAL | SH_INNER | AF;
         }
         (*l0).0[(KERNEL_WINDOW_BASE >> 39) as usize] = kernel_paddr(l1 as u64) | VALID_TABLE;
     }
