@@ -540,11 +540,11 @@ fn decode_invocation(
         Cap::SgiSignal { .. } => irq::decode_sgi_signal_invocation(cap),
         Cap::Smc { .. } => smc::decode_invocation(inv, cap, reply),
         Cap::Null | Cap::Zombie { .. } => invalid_cap0(),
+        // `handle_invocation` invokes IPC caps from the stored cap without
+        // coming here.
         Cap::Endpoint { .. } | Cap::Notification { .. } | Cap::Reply { .. } => {
-            match IpcCap::from_raw(cap.encode()) {
-                Some(c) => decode_ipc_invocation(c, d),
-                None => invalid_cap0(),
-            }
+            debug_assert!(false, "decode_invocation on an IPC cap");
+            invalid_cap0()
         }
         Cap::Tcb { .. } => {
             if d.first_phase {
