@@ -588,23 +588,27 @@ fn decode_invocation(
 
 /// The per-type set-up of objects a Retype created (what seL4's
 /// `createObject` does beyond zeroing): TCBs get their initial SPSR and
-/// join the debug list; VCPUs their initial SCTLR and vGIC control; frames are cleaned to the point of coherency and
-/// translation tables to where the table walker sees them.
+/// join the debug list; VCPUs their initial SCTLR and vGIC control; frames
+/// are cleaned to the point of coherency and translation tables to where
+/// the table walker sees them. The objects lie back to back, so the
+/// cleaning is one range over all of them (the same cache lines as one
+/// range per object).
 pub fn init_new_objects(new: &NewObjects) {
-    for p in new.paddrs() {
-        match new.object_type {
-            ObjectType::Tcb => tcb::init_new(p),
-            ObjectType::Vcpu => vcpu::init_new(p),
-            ObjectType::SmallPage | ObjectType::LargePage | ObjectType::HugePage
-                if !new.is_device =>
-            {
-                machine::clean_data(p, 1 << new.object_size_bits);
-            }
-            ObjectType::PageTable | ObjectType::VSpace => {
-                machine::clean_data(p, 1 << new.object_size_bits);
-            }
-            _ => {}
+    let clean = match new.object_type {
+        ObjectType::Tcb => {
+            new.paddrs().for_each(tcb::init_new);
+            false
         }
+        ObjectType::Vcpu => {
+            new.paddrs().for_each(vcpu::init_new);
+            false
+        }
+        ObjectType::SmallPage | ObjectType::LargePage | ObjectType::HugePage => !new.is_device,
+        ObjectType::PageTable | ObjectType::VSpace => true,
+        _ => false,
+    };
+    if clean {
+        machine::clean_data(new.first_paddr, new.count << new.object_size_bits);
     }
 }
 
