@@ -372,6 +372,7 @@ fn enable(v: Vcpu) {
 /// threads would change of `v` if it is given (seL4's `vcpu_disable`);
 /// with the hardware debug API, native threads' debug exceptions trap to
 /// the kernel again.
+#[inline(never)]
 fn disable(v: Option<Vcpu>) {
     machine::dsb();
     if let Some(v) = v {
