@@ -467,6 +467,7 @@ fn invalidate_active() {
 
 /// Saves the current VCPU into its object and unloads it (seL4's
 /// `vcpu_flush`): before another domain runs, or a thread moves to one.
+#[inline(never)]
 pub fn flush() {
     if let Some(c) = cur() {
         save(c, is_active());
