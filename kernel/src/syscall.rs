@@ -565,9 +565,7 @@ fn decode_invocation(
             crate::cnode::decode_cnode_invocation(inv, cap)
         }
         Cap::Untyped { .. } => {
-            let new = decode_untyped_invocation(inv, slot, cap)?;
-            init_new_objects(&new);
-            Ok(())
+            decode_untyped_invocation(inv, slot, cap).map(|new| init_new_objects(&new))
         }
         Cap::IrqControl => irq::decode_irq_control_invocation(inv, slot, reply),
         Cap::IrqHandler { .. } => irq::decode_irq_handler_invocation(inv, cap, slot, reply),
