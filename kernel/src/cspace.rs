@@ -133,6 +133,7 @@ pub fn resolve_raw(root: RawCap, cptr: u64, n_bits: u64) -> Result<Resolved, Loo
 /// (seL4's `lookupSlotForCNodeOp`): the root must be a CNode cap, the depth
 /// 1..=64, and the address must be translated exactly to its depth.
 /// `is_source` goes into the FailedLookup error.
+#[inline(never)]
 pub fn lookup_slot_for_cnode_op(
     is_source: bool,
     root: &Cap,

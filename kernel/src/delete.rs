@@ -340,6 +340,7 @@ pub fn cte_delete(slot: SlotRef, exposed: bool) -> Result<(), Preempted> {
 /// Deletes a cap that is known to finalise at once (never the last cap to
 /// a CNode or TCB; used by IPC for reply caps and by IRQ handling), without
 /// preemption (seL4's `cteDeleteOne`).
+#[inline(never)]
 pub fn cte_delete_one(slot: SlotRef) {
     let cap = slot.cap();
     if cap.is_null() {

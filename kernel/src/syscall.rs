@@ -540,11 +540,11 @@ fn decode_invocation(
         Cap::SgiSignal { .. } => irq::decode_sgi_signal_invocation(cap),
         Cap::Smc { .. } => smc::decode_invocation(inv, cap, reply),
         Cap::Null | Cap::Zombie { .. } => invalid_cap0(),
+        // `handle_invocation` invokes IPC caps from the stored cap without
+        // coming here.
         Cap::Endpoint { .. } | Cap::Notification { .. } | Cap::Reply { .. } => {
-            match IpcCap::from_raw(cap.encode()) {
-                Some(c) => decode_ipc_invocation(c, d),
-                None => invalid_cap0(),
-            }
+            debug_assert!(false, "decode_invocation on an IPC cap");
+            invalid_cap0()
         }
         Cap::Tcb { .. } => {
             if d.first_phase {
@@ -565,9 +565,7 @@ fn decode_invocation(
             crate::cnode::decode_cnode_invocation(inv, cap)
         }
         Cap::Untyped { .. } => {
-            let new = decode_untyped_invocation(inv, slot, cap)?;
-            init_new_objects(&new);
-            Ok(())
+            decode_untyped_invocation(inv, slot, cap).map(|new| init_new_objects(&new))
         }
         Cap::IrqControl => irq::decode_irq_control_invocation(inv, slot, reply),
         Cap::IrqHandler { .. } => irq::decode_irq_handler_invocation(inv, cap, slot, reply),
@@ -588,23 +586,27 @@ fn decode_invocation(
 
 /// The per-type set-up of objects a Retype created (what seL4's
 /// `createObject` does beyond zeroing): TCBs get their initial SPSR and
-/// join the debug list; VCPUs their initial SCTLR and vGIC control; frames are cleaned to the point of coherency and
-/// translation tables to where the table walker sees them.
+/// join the debug list; VCPUs their initial SCTLR and vGIC control; frames
+/// are cleaned to the point of coherency and translation tables to where
+/// the table walker sees them. The objects lie back to back, so the
+/// cleaning is one range over all of them (the same cache lines as one
+/// range per object).
 pub fn init_new_objects(new: &NewObjects) {
-    for p in new.paddrs() {
-        match new.object_type {
-            ObjectType::Tcb => tcb::init_new(p),
-            ObjectType::Vcpu => vcpu::init_new(p),
-            ObjectType::SmallPage | ObjectType::LargePage | ObjectType::HugePage
-                if !new.is_device =>
-            {
-                machine::clean_data(p, 1 << new.object_size_bits);
-            }
-            ObjectType::PageTable | ObjectType::VSpace => {
-                machine::clean_data(p, 1 << new.object_size_bits);
-            }
-            _ => {}
+    let clean = match new.object_type {
+        ObjectType::Tcb => {
+            new.paddrs().for_each(tcb::init_new);
+            false
         }
+        ObjectType::Vcpu => {
+            new.paddrs().for_each(vcpu::init_new);
+            false
+        }
+        ObjectType::SmallPage | ObjectType::LargePage | ObjectType::HugePage => !new.is_device,
+        ObjectType::PageTable | ObjectType::VSpace => true,
+        _ => false,
+    };
+    if clean {
+        machine::clean_data(new.first_paddr, new.count << new.object_size_bits);
     }
 }
 

@@ -132,6 +132,7 @@ pub fn is_cap_revocable(derived: &Cap, src: &Cap) -> bool {
 /// which the caller reports as an error. CNode caps take it as guard data
 /// (guard size in bits 0..6, guard above), refused when guard and radix
 /// together exceed a word. Every other cap ignores the word.
+#[inline(never)]
 pub fn update_cap_data(preserve: bool, data: u64, cap: &Cap) -> Cap {
     match *cap {
         Cap::Endpoint { badge, .. } | Cap::Notification { badge, .. } | Cap::Smc { badge } => {

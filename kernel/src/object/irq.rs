@@ -157,23 +157,19 @@ pub fn decode_irq_control_invocation(
 ) -> Result {
     let _ = reply;
     match Label::from_u64(inv.label) {
-        Some(Label::IrqIssueIrqHandler) => {
-            let Some(root) = inv.extra_cap(0).filter(|_| inv.length() >= 3) else {
+        Some(l @ (Label::IrqIssueIrqHandler | Label::ArmIrqIssueIrqHandlerTrigger)) => {
+            // IssueIRQHandlerTrigger has the trigger word after the IRQ.
+            let trigger = l == Label::ArmIrqIssueIrqHandlerTrigger;
+            let n = 3 + trigger as usize;
+            let Some(root) = inv.extra_cap(0).filter(|_| inv.length() >= n) else {
                 return err(SyscallError::TruncatedMessage);
             };
-            let (irq, index, depth) = (inv.arg(0), inv.arg(1), inv.arg(2));
+            let irq = inv.arg(0);
+            let (index, depth) = (inv.arg(n - 2), inv.arg(n - 1));
             let dest = check_issue(irq, &root.cap(), index, depth)?;
-            issue_handler(irq, dest, slot);
-            Ok(())
-        }
-        Some(Label::ArmIrqIssueIrqHandlerTrigger) => {
-            let Some(root) = inv.extra_cap(0).filter(|_| inv.length() >= 4) else {
-                return err(SyscallError::TruncatedMessage);
-            };
-            let (irq, edge) = (inv.arg(0), inv.arg(1) != 0);
-            let (index, depth) = (inv.arg(2), inv.arg(3));
-            let dest = check_issue(irq, &root.cap(), index, depth)?;
-            machine::irq_set_trigger(irq as Irq, edge);
+            if trigger {
+                machine::irq_set_trigger(irq as Irq, inv.arg(1) != 0);
+            }
             issue_handler(irq, dest, slot);
             Ok(())
         }

@@ -372,6 +372,7 @@ fn enable(v: Vcpu) {
 /// threads would change of `v` if it is given (seL4's `vcpu_disable`);
 /// with the hardware debug API, native threads' debug exceptions trap to
 /// the kernel again.
+#[inline(never)]
 fn disable(v: Option<Vcpu>) {
     machine::dsb();
     if let Some(v) = v {
@@ -466,6 +467,7 @@ fn invalidate_active() {
 
 /// Saves the current VCPU into its object and unloads it (seL4's
 /// `vcpu_flush`): before another domain runs, or a thread moves to one.
+#[inline(never)]
 pub fn flush() {
     if let Some(c) = cur() {
         save(c, is_active());

@@ -26,7 +26,7 @@ use super::{
     find_vspace_for_asid, flush_asid_page, read_entry, unmap_frame, unmap_page_table, write_entry,
     write_pte, AsidEntry, ASIDS_PER_POOL, ASID_TABLE,
 };
-use crate::cap::{Cap, Mapping, VmRights};
+use crate::cap::{Cap, FrameSize, Mapping, VmRights};
 use crate::cspace::lookup_target_slot;
 use crate::cte::{cte_insert, ensure_empty_slot, ensure_no_children, is_final_capability, SlotRef};
 use crate::error::{Exception, LookupFault, SyscallError};
@@ -72,12 +72,29 @@ pub fn decode_invocation(
     reply: &mut ReplyWords,
 ) -> Result {
     let label = Label::from_u64(inv.label);
+    // The fields are taken out here, once: the decoders below need no
+    // second match on the cap (with a panic for the other kinds).
     match *cap {
-        Cap::Frame { .. } => decode_frame(inv, label, cap, slot, reply),
-        Cap::PageTable { .. } => decode_page_table(inv, label, cap, slot),
+        Cap::Frame {
+            paddr,
+            size,
+            rights,
+            is_device,
+            mapped,
+        } => {
+            let frame = Frame {
+                paddr,
+                size,
+                rights,
+                is_device,
+                mapped,
+            };
+            decode_frame(inv, label, frame, slot, reply)
+        }
+        Cap::PageTable { paddr, mapped } => decode_page_table(inv, label, paddr, mapped, slot),
         Cap::VSpace { .. } => decode_vspace(inv, label, cap),
         Cap::AsidControl => decode_asid_control(inv, label),
-        Cap::AsidPool { .. } => decode_asid_pool(inv, label, cap),
+        Cap::AsidPool { paddr, asid_base } => decode_asid_pool(inv, label, paddr, asid_base),
         _ => {
             debug_assert!(false, "vspace::decode_invocation on {cap:?}");
             err(SyscallError::IllegalOperation)
@@ -159,28 +176,50 @@ fn leaf(level: pagetable::Level, paddr: u64, rights: VmRights, attributes: u64) 
 // ---------------------------------------------------------------------------
 // Frames
 
+/// The fields of the invoked Frame cap.
+#[derive(Clone, Copy)]
+struct Frame {
+    paddr: u64,
+    size: FrameSize,
+    rights: VmRights,
+    is_device: bool,
+    mapped: Option<Mapping>,
+}
+
+impl Frame {
+    /// The cap with `mapped` as its mapping.
+    fn cap(self, mapped: Option<Mapping>) -> Cap {
+        Cap::Frame {
+            paddr: self.paddr,
+            size: self.size,
+            rights: self.rights,
+            is_device: self.is_device,
+            mapped,
+        }
+    }
+}
+
 fn decode_frame(
     inv: &Invocation,
     label: Option<Label>,
-    cap: &Cap,
+    frame: Frame,
     slot: SlotRef,
     reply: &mut ReplyWords,
 ) -> Result {
-    let Cap::Frame { paddr, .. } = *cap else {
-        unreachable!("decode_frame on a non-frame cap");
-    };
     match label {
-        Some(Label::ArmPageMap) => frame_map(inv, cap, slot),
+        Some(Label::ArmPageMap) => frame_map(inv, frame, slot),
         Some(Label::ArmPageUnmap) => {
-            frame_unmap(cap, slot);
+            frame_unmap(frame, slot);
             Ok(())
         }
-        Some(Label::ArmPageCleanData) => frame_flush(inv, cap, CacheOp::Clean),
-        Some(Label::ArmPageInvalidateData) => frame_flush(inv, cap, CacheOp::Invalidate),
-        Some(Label::ArmPageCleanInvalidateData) => frame_flush(inv, cap, CacheOp::CleanInvalidate),
-        Some(Label::ArmPageUnifyInstruction) => frame_flush(inv, cap, CacheOp::Unify),
+        Some(Label::ArmPageCleanData) => frame_flush(inv, frame, CacheOp::Clean),
+        Some(Label::ArmPageInvalidateData) => frame_flush(inv, frame, CacheOp::Invalidate),
+        Some(Label::ArmPageCleanInvalidateData) => {
+            frame_flush(inv, frame, CacheOp::CleanInvalidate)
+        }
+        Some(Label::ArmPageUnifyInstruction) => frame_flush(inv, frame, CacheOp::Unify),
         Some(Label::ArmPageGetAddress) => {
-            reply.push(paddr);
+            reply.push(frame.paddr);
             Ok(())
         }
         _ => err(SyscallError::IllegalOperation),
@@ -191,17 +230,14 @@ fn decode_frame(
 /// rights and attributes) where it already is. A frame cap holds one
 /// mapping: a mapped cap may only be mapped again at the same VSpace and
 /// address.
-fn frame_map(inv: &Invocation, cap: &Cap, slot: SlotRef) -> Result {
-    let Cap::Frame {
+fn frame_map(inv: &Invocation, frame: Frame, slot: SlotRef) -> Result {
+    let Frame {
         paddr,
         size,
         rights,
-        is_device,
         mapped,
-    } = *cap
-    else {
-        unreachable!("frame_map on a non-frame cap");
-    };
+        ..
+    } = frame;
     let Some(vspace_slot) = inv.extra_cap(0).filter(|_| inv.length() >= 3) else {
         return err(SyscallError::TruncatedMessage);
     };
@@ -237,13 +273,7 @@ fn frame_map(inv: &Invocation, cap: &Cap, slot: SlotRef) -> Result {
     // Whatever the slot held before (an older mapping of this frame, or of
     // another one, as seL4 allows) may be cached in the TLB.
     let replaced = pagetable::read(entry).is_valid();
-    slot.set_cap(&Cap::Frame {
-        paddr,
-        size,
-        rights,
-        is_device,
-        mapped: Some(Mapping { asid, vaddr }),
-    });
+    slot.set_cap(&frame.cap(Some(Mapping { asid, vaddr })));
     write_pte(entry, leaf(level, paddr, vm_rights, attributes));
     if replaced {
         flush_asid_page(asid, vaddr);
@@ -253,42 +283,24 @@ fn frame_map(inv: &Invocation, cap: &Cap, slot: SlotRef) -> Result {
 
 /// Page Unmap: removes the cap's mapping, if it has one and it is still
 /// there, and forgets it in the cap.
-fn frame_unmap(cap: &Cap, slot: SlotRef) {
-    let Cap::Frame {
-        paddr,
-        size,
-        rights,
-        is_device,
-        mapped,
-    } = *cap
-    else {
-        unreachable!("frame_unmap on a non-frame cap");
-    };
-    if let Some(m) = mapped {
-        unmap_frame(paddr, size, m);
+fn frame_unmap(frame: Frame, slot: SlotRef) {
+    if let Some(m) = frame.mapped {
+        unmap_frame(frame.paddr, frame.size, m);
     }
-    slot.set_cap(&Cap::Frame {
-        paddr,
-        size,
-        rights,
-        is_device,
-        mapped: None,
-    });
+    slot.set_cap(&frame.cap(None));
 }
 
 /// Page Clean_Data and friends: the range is given as offsets inside the
 /// frame, which must be mapped; maintenance is done by physical address
 /// through the kernel window, as seL4's hyp kernel does.
-fn frame_flush(inv: &Invocation, cap: &Cap, op: CacheOp) -> Result {
-    let Cap::Frame {
+#[inline(never)]
+fn frame_flush(inv: &Invocation, frame: Frame, op: CacheOp) -> Result {
+    let Frame {
         paddr,
         size,
         mapped,
         ..
-    } = *cap
-    else {
-        unreachable!("frame_flush on a non-frame cap");
-    };
+    } = frame;
     if inv.length() < 2 {
         return err(SyscallError::TruncatedMessage);
     }
@@ -320,10 +332,13 @@ fn frame_flush(inv: &Invocation, cap: &Cap, op: CacheOp) -> Result {
 // ---------------------------------------------------------------------------
 // Page tables
 
-fn decode_page_table(inv: &Invocation, label: Option<Label>, cap: &Cap, slot: SlotRef) -> Result {
-    let Cap::PageTable { paddr, mapped } = *cap else {
-        unreachable!("decode_page_table on a non-page-table cap");
-    };
+fn decode_page_table(
+    inv: &Invocation,
+    label: Option<Label>,
+    paddr: u64,
+    mapped: Option<Mapping>,
+    slot: SlotRef,
+) -> Result {
     match label {
         Some(Label::ArmPageTableUnmap) => {
             if !is_final_capability(slot) {
@@ -483,14 +498,7 @@ fn decode_asid_control(inv: &Invocation, label: Option<Label>) -> Result {
 
 /// ASIDPool Assign: gives the first free ASID of the pool to a VSpace that
 /// has none yet (ASID 0 is never given out).
-fn decode_asid_pool(inv: &Invocation, label: Option<Label>, cap: &Cap) -> Result {
-    let Cap::AsidPool {
-        paddr: pool,
-        asid_base,
-    } = *cap
-    else {
-        unreachable!("decode_asid_pool on a non-pool cap");
-    };
+fn decode_asid_pool(inv: &Invocation, label: Option<Label>, pool: u64, asid_base: u16) -> Result {
     if label != Some(Label::ArmAsidPoolAssign) {
         return err(SyscallError::IllegalOperation);
     }
