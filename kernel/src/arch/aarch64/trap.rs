@@ -220,7 +220,14 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
         raw::dec(l.column().into());
     }
     raw::str(":\n");
-    let _ = write!(crate::print::Out, "{}", info.message());
+    // A message with arguments needs `core::fmt`'s machinery (~4 KB of
+    // code), which only the configuration that prints carries; the others
+    // print the message if it is plain text, else only where it was.
+    if septa_abi::CONFIG.printing() {
+        let _ = write!(crate::print::Out, "{}", info.message());
+    } else {
+        raw::str(info.message().as_str().unwrap_or("(a formatted message)"));
+    }
     raw::str("\n");
     halt()
 }
