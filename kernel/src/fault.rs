@@ -397,6 +397,15 @@ pub fn valid_fault_handler(cap: &Cap) -> bool {
 
 /// Prints the fault and stops the thread (seL4's `handleNoFaultHandler`).
 pub fn handle_no_fault_handler(t: Tcb, f: &Fault) {
+    if septa_abi::CONFIG.printing() {
+        print_no_fault_handler(t, f);
+    }
+    sched::set_thread_state(t, ThreadState::Inactive);
+}
+
+/// What [`handle_no_fault_handler`] prints (the configuration that prints
+/// only: the thread's name is read for it).
+fn print_no_fault_handler(t: Tcb, f: &Fault) {
     let mut name = [0u8; tcb::NAME_BYTES as usize];
     let n = t.name(&mut name);
     let name = core::str::from_utf8(&name[..n]).unwrap_or("?");
@@ -434,5 +443,4 @@ pub fn handle_no_fault_handler(t: Tcb, f: &Fault) {
         name,
         t.restart_pc()
     );
-    sched::set_thread_state(t, ThreadState::Inactive);
 }

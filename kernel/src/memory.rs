@@ -259,12 +259,20 @@ fn checked_ptr<T>(paddr: u64, len: u64) -> *mut T {
 #[cold]
 #[inline(never)]
 fn outside_window(paddr: u64, len: u64) -> ! {
+    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+    if !septa_abi::CONFIG.printing() {
+        check_failed_at(paddr);
+    }
     panic!("kernel access outside the physical window: {paddr:#x}+{len:#x}")
 }
 
 #[cold]
 #[inline(never)]
 fn misaligned(paddr: u64) -> ! {
+    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+    if !septa_abi::CONFIG.printing() {
+        check_failed_at(paddr);
+    }
     panic!("misaligned kernel access at {paddr:#x}")
 }
 

@@ -215,7 +215,7 @@ impl Tcb {
     fn read(self, off: u64) -> u64 {
         assert!(
             off + 8 <= TCB_BYTES && off.is_multiple_of(8),
-            "TCB field offset {off:#x}"
+            "a TCB field offset outside the TCB or unaligned"
         );
         // SAFETY: the word lies inside the TCB object, whose whole range and
         // alignment `Tcb::new` (the only constructor) passed to
@@ -227,7 +227,7 @@ impl Tcb {
     fn write(self, off: u64, v: u64) {
         assert!(
             off + 8 <= TCB_BYTES && off.is_multiple_of(8),
-            "TCB field offset {off:#x}"
+            "a TCB field offset outside the TCB or unaligned"
         );
         // SAFETY: as in `read`.
         unsafe { memory::write_object_field(self.0, off, v) }
