@@ -159,9 +159,12 @@ fn client() -> Result<(), &'static str> {
     }
     // The wait is measured on the client's own time, which misses the
     // monitor's and the kernel's share (a few per cent; measured 17.7-19.0
-    // ms on Septa's kernel, 20.6 ms on seL4): a quarter below is a
-    // back-off cut short, not noise.
-    if waited < BACKOFF_US * 3 / 4 {
+    // ms on Septa's kernel, 20.6 ms on seL4), and on a loaded host also
+    // whatever time QEMU lost to other processes while another thread was
+    // current (13.8 ms seen once on seL4 beside two other suites): half is
+    // a back-off cut short (none at all waits well under a millisecond),
+    // not noise.
+    if waited < BACKOFF_US / 2 {
         return Err("the server came back before its back-off was over");
     }
     match add(5) {
