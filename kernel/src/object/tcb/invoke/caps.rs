@@ -12,6 +12,7 @@ use crate::invocation::Invocation;
 use crate::object::tcb;
 use crate::sched;
 use septa_abi::ipc_buffer::SIZE_BITS as IPC_BUFFER_SIZE_BITS;
+use septa_abi::Label;
 
 /// A new cap for one of a thread's slots, with the slot it is copied from.
 type NewCap = (Cap, SlotRef);
@@ -19,8 +20,8 @@ type NewCap = (Cap, SlotRef);
 /// Which of a thread's cap slots a ThreadControl invocation replaces.
 #[derive(Clone, Copy, Default)]
 struct CapUpdates {
-    fault: Option<(Cap, SlotRef)>,
-    timeout: Option<(Cap, SlotRef)>,
+    /// The fault or the timeout endpoint: its slot index and new cap.
+    handler: Option<(u64, NewCap)>,
     space: Option<((Cap, SlotRef), (Cap, SlotRef))>,
     /// Address, and the derived frame cap with its source slot (none when
     /// the address is 0).
@@ -99,97 +100,68 @@ fn space_args(
     Ok(((croot, croot_slot), (vroot, vroot_slot)))
 }
 
-/// Configure: CSpace and VSpace roots and the IPC buffer at once.
-pub(super) fn configure(inv: &Invocation, target: Tcb, slot: SlotRef) -> Result<(), Exception> {
-    let (Some(cs), Some(vs), Some(bs)) = (inv.extra_cap(0), inv.extra_cap(1), inv.extra_cap(2))
-    else {
-        return truncated();
-    };
-    if inv.length() < 3 {
-        return truncated();
-    }
-    let (croot_data, vroot_data, addr) = (inv.arg(0), inv.arg(1), inv.arg(2));
-    let buffer = buffer_arg(addr, bs)?;
-    let space = space_args(target, croot_data, cs, vroot_data, vs)?;
-    thread_control_caps(
-        target,
-        slot,
-        CapUpdates {
-            space: Some(space),
-            ipc_buffer: Some((addr, buffer)),
-            ..CapUpdates::default()
-        },
-    )
-}
-
-pub(super) fn set_timeout_endpoint(
+/// Configure, SetSpace, SetIPCBuffer and SetTimeoutEndpoint, decoded by
+/// one body (one copy of the buffer's and the roots' checks). What each
+/// method carries:
+///
+/// | method | extra caps | MRs |
+/// |---|---|---|
+/// | Configure | CSpace root, VSpace root, buffer frame | CSpace root data, VSpace root data, buffer address |
+/// | SetSpace | fault endpoint, CSpace root, VSpace root | CSpace root data, VSpace root data |
+/// | SetIPCBuffer | buffer frame | buffer address |
+/// | SetTimeoutEndpoint | timeout endpoint | |
+///
+/// The checks come in seL4's order for each: the buffer, then the roots,
+/// then the fault or timeout endpoint.
+pub(super) fn thread_control(
     inv: &Invocation,
     target: Tcb,
     slot: SlotRef,
+    label: Label,
 ) -> Result<(), Exception> {
-    let Some(th) = inv.extra_cap(0) else {
-        return truncated();
-    };
-    let cap = th.cap();
-    if !valid_fault_handler(&cap) {
-        return err(SyscallError::InvalidCapability { index: 1 });
-    }
-    thread_control_caps(
-        target,
-        slot,
-        CapUpdates {
-            timeout: Some((cap, th)),
-            ..CapUpdates::default()
-        },
-    )
-}
-
-pub(super) fn set_ipc_buffer(
-    inv: &Invocation,
-    target: Tcb,
-    slot: SlotRef,
-) -> Result<(), Exception> {
-    let Some(bs) = inv.extra_cap(0) else {
-        return truncated();
-    };
-    if inv.length() < 1 {
+    let configure = label == Label::TcbConfigure;
+    let set_space = label == Label::TcbSetSpace;
+    let has_buffer = configure || label == Label::TcbSetIpcBuffer;
+    let has_space = configure || set_space;
+    let caps = if has_space { 3 } else { 1 };
+    let words = 2 * has_space as usize + has_buffer as usize;
+    if inv.extra_caps.len() < caps || inv.length() < words {
         return truncated();
     }
-    let addr = inv.arg(0);
-    let buffer = buffer_arg(addr, bs)?;
-    thread_control_caps(
-        target,
-        slot,
-        CapUpdates {
-            ipc_buffer: Some((addr, buffer)),
-            ..CapUpdates::default()
-        },
-    )
-}
-
-/// SetSpace: fault endpoint and CSpace and VSpace roots.
-pub(super) fn set_space(inv: &Invocation, target: Tcb, slot: SlotRef) -> Result<(), Exception> {
-    let (Some(fs), Some(cs), Some(vs)) = (inv.extra_cap(0), inv.extra_cap(1), inv.extra_cap(2))
-    else {
-        return truncated();
-    };
-    if inv.length() < 2 {
-        return truncated();
+    // Every index below `caps`, present after the check (the fallback is
+    // never taken; it costs less than a bounds check's panic path).
+    let extra = |i: usize| inv.extra_caps.get(i).copied().unwrap_or(slot);
+    let mut u = CapUpdates::default();
+    if has_buffer {
+        // The last cap and the last word.
+        let addr = inv.arg(words - 1);
+        u.ipc_buffer = Some((addr, buffer_arg(addr, extra(caps - 1))?));
     }
-    let space = space_args(target, inv.arg(0), cs, inv.arg(1), vs)?;
-    let fh = fs.cap();
-    if !valid_fault_handler(&fh) {
-        return err(SyscallError::InvalidCapability { index: 1 });
+    if has_space {
+        // Caps 0 and 1 (Configure) or 1 and 2 (SetSpace), words 0 and 1.
+        let first = set_space as usize;
+        u.space = Some(space_args(
+            target,
+            inv.arg(0),
+            extra(first),
+            inv.arg(1),
+            extra(first + 1),
+        )?);
     }
-    thread_control_caps(
-        target,
-        slot,
-        CapUpdates {
-            fault: Some((fh, fs)),
-            space: Some(space),
-            ..CapUpdates::default()
-        },
-    )
+    if !has_buffer {
+        let hs = extra(0);
+        let cap = hs.cap();
+        if !valid_fault_handler(&cap) {
+            return err(SyscallError::InvalidCapability { index: 1 });
+        }
+        let index = if set_space {
+            tcb::FAULT_HANDLER
+        } else {
+            tcb::TIMEOUT_HANDLER
+        };
+        u.handler = Some((index, (cap, hs)));
+    }
+    thread_control_caps(target, slot, u)
 }
 
 /// Replaces cap slot `index` of `target` with a copy of the new cap, if
@@ -224,11 +196,8 @@ fn still_valid(cap: &Cap, src: SlotRef, target: Tcb, tcb_slot: SlotRef) -> bool 
 /// Installs the caps of Configure, SetSpace, SetTimeoutEndpoint and
 /// SetIPCBuffer (seL4's `invokeTCB_ThreadControlCaps`).
 fn thread_control_caps(target: Tcb, slot: SlotRef, u: CapUpdates) -> Result<(), Exception> {
-    if let Some(fh) = u.fault {
-        install_tcb_cap(target, slot, tcb::FAULT_HANDLER, Some(fh))?;
-    }
-    if let Some(th) = u.timeout {
-        install_tcb_cap(target, slot, tcb::TIMEOUT_HANDLER, Some(th))?;
+    if let Some((index, h)) = u.handler {
+        install_tcb_cap(target, slot, index, Some(h))?;
     }
     if let Some((croot, vroot)) = u.space {
         install_tcb_cap(target, slot, tcb::CTABLE, Some(croot))?;
