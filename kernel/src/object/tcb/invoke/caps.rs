@@ -62,9 +62,22 @@ fn buffer_arg(addr: u64, slot: SlotRef) -> Result<Option<(Cap, SlotRef)>, Except
     if addr == 0 {
         return Ok(None);
     }
-    let cap = derive(slot, &slot.cap())?;
+    let cap = derived(0, slot)?;
     check_valid_ipc_buffer(addr, &cap)?;
     Ok(Some((cap, slot)))
+}
+
+/// The cap in `slot` with `data` applied (unless 0), derived: the CSpace
+/// and VSpace roots of Configure and SetSpace, and the buffer frame (data
+/// 0). Out of line for its three callers (inlined, `update_cap_data`'s and
+/// `derive`'s cap copies took ~600 bytes a root).
+#[inline(never)]
+fn derived(data: u64, slot: SlotRef) -> Result<Cap, Exception> {
+    let mut cap = slot.cap();
+    if data != 0 {
+        cap = update_cap_data(false, data, &cap);
+    }
+    Ok(derive(slot, &cap)?)
 }
 
 /// The CSpace and VSpace roots of Configure and SetSpace, with the checks
@@ -81,19 +94,11 @@ fn space_args(
     {
         return err(SyscallError::IllegalOperation);
     }
-    let mut croot = croot_slot.cap();
-    if croot_data != 0 {
-        croot = update_cap_data(false, croot_data, &croot);
-    }
-    let croot = derive(croot_slot, &croot)?;
+    let croot = derived(croot_data, croot_slot)?;
     if !matches!(croot, Cap::CNode { .. }) {
         return err(SyscallError::IllegalOperation);
     }
-    let mut vroot = vroot_slot.cap();
-    if vroot_data != 0 {
-        vroot = update_cap_data(false, vroot_data, &vroot);
-    }
-    let vroot = derive(vroot_slot, &vroot)?;
+    let vroot = derived(vroot_data, vroot_slot)?;
     if !is_valid_vtable_root(&vroot) {
         return err(SyscallError::IllegalOperation);
     }
