@@ -90,24 +90,18 @@ pub(super) fn set_sched_params(
     Ok(())
 }
 
-/// The new priority, MR0, which the authority (extra cap 0) may give.
-fn checked_priority(inv: &Invocation) -> Result<u64, Exception> {
+/// SetPriority and SetMCPriority (`mcp`): MR0, which the authority
+/// (extra cap 0) may give. One body for both.
+pub(super) fn set_priority(inv: &Invocation, target: Tcb, mcp: bool) -> Result<(), Exception> {
     if inv.length() < 1 || inv.extra_cap(0).is_none() {
         return truncated();
     }
     let value = inv.arg(0);
     check_prio(value, auth_tcb(inv)?)?;
-    Ok(value)
-}
-
-pub(super) fn set_priority(inv: &Invocation, target: Tcb) -> Result<(), Exception> {
-    let prio = checked_priority(inv)?;
-    sched::set_priority(target, prio);
-    Ok(())
-}
-
-pub(super) fn set_mc_priority(inv: &Invocation, target: Tcb) -> Result<(), Exception> {
-    let mcp = checked_priority(inv)?;
-    target.set_mcp(mcp);
+    if mcp {
+        target.set_mcp(value);
+    } else {
+        sched::set_priority(target, value);
+    }
     Ok(())
 }
