@@ -14,20 +14,6 @@ use crate::sched;
 use septa_abi::ipc_buffer::SIZE_BITS as IPC_BUFFER_SIZE_BITS;
 use septa_abi::Label;
 
-/// A new cap for one of a thread's slots, with the slot it is copied from.
-type NewCap = (Cap, SlotRef);
-
-/// Which of a thread's cap slots a ThreadControl invocation replaces.
-#[derive(Clone, Copy, Default)]
-struct CapUpdates {
-    /// The fault or the timeout endpoint: its slot index and new cap.
-    handler: Option<(u64, NewCap)>,
-    space: Option<((Cap, SlotRef), (Cap, SlotRef))>,
-    /// Address, and the derived frame cap with its source slot (none when
-    /// the address is 0).
-    ipc_buffer: Option<(u64, Option<(Cap, SlotRef)>)>,
-}
-
 /// The frame a thread's IPC buffer may be (seL4's `checkValidIPCBuffer`).
 pub fn check_valid_ipc_buffer(vaddr: u64, cap: &Cap) -> Result<(), SyscallError> {
     match *cap {
@@ -56,58 +42,30 @@ pub fn is_valid_vtable_root(cap: &Cap) -> bool {
     )
 }
 
-/// The buffer frame of Configure and SetIPCBuffer: derived and checked
-/// unless the address is 0.
-fn buffer_arg(addr: u64, slot: SlotRef) -> Result<Option<(Cap, SlotRef)>, Exception> {
-    if addr == 0 {
-        return Ok(None);
-    }
-    let cap = derived(0, slot)?;
-    check_valid_ipc_buffer(addr, &cap)?;
-    Ok(Some((cap, slot)))
-}
-
-/// The cap in `slot` with `data` applied (unless 0), derived: the CSpace
-/// and VSpace roots of Configure and SetSpace, and the buffer frame (data
-/// 0). Out of line for its three callers (inlined, `update_cap_data`'s and
-/// `derive`'s cap copies took ~600 bytes a root).
+/// The cap in `slot` with `data` applied (unless 0), derived, written to
+/// `out`: the CSpace and VSpace roots of Configure and SetSpace, and the
+/// buffer frame (data 0). Out of line for its three callers, and the cap
+/// written in place: a `Cap` returned by value was copied field by field
+/// (~150 bytes a copy).
 #[inline(never)]
-fn derived(data: u64, slot: SlotRef) -> Result<Cap, Exception> {
+fn derive_into(data: u64, slot: SlotRef, out: &mut Cap) -> Result<(), Exception> {
     let mut cap = slot.cap();
     if data != 0 {
         cap = update_cap_data(false, data, &cap);
     }
-    Ok(derive(slot, &cap)?)
+    *out = derive(slot, &cap)?;
+    Ok(())
 }
 
-/// The CSpace and VSpace roots of Configure and SetSpace, with the checks
-/// seL4 makes in its order.
-fn space_args(
-    target: Tcb,
-    croot_data: u64,
-    croot_slot: SlotRef,
-    vroot_data: u64,
-    vroot_slot: SlotRef,
-) -> Result<(NewCap, NewCap), Exception> {
-    if slot_cap_long_running_delete(target.slot(tcb::CTABLE))
-        || slot_cap_long_running_delete(target.slot(tcb::VTABLE))
-    {
-        return err(SyscallError::IllegalOperation);
-    }
-    let croot = derived(croot_data, croot_slot)?;
-    if !matches!(croot, Cap::CNode { .. }) {
-        return err(SyscallError::IllegalOperation);
-    }
-    let vroot = derived(vroot_data, vroot_slot)?;
-    if !is_valid_vtable_root(&vroot) {
-        return err(SyscallError::IllegalOperation);
-    }
-    Ok(((croot, croot_slot), (vroot, vroot_slot)))
-}
+/// Where [`thread_control`] keeps each new cap.
+const BUFFER: usize = 0;
+const CROOT: usize = 1;
+const VROOT: usize = 2;
+const HANDLER: usize = 3;
 
-/// Configure, SetSpace, SetIPCBuffer and SetTimeoutEndpoint, decoded by
-/// one body (one copy of the buffer's and the roots' checks). What each
-/// method carries:
+/// Configure, SetSpace, SetIPCBuffer and SetTimeoutEndpoint, decoded and
+/// performed by one body (seL4's `invokeTCB_ThreadControlCaps` for the
+/// four). What each method carries:
 ///
 /// | method | extra caps | MRs |
 /// |---|---|---|
@@ -117,7 +75,8 @@ fn space_args(
 /// | SetTimeoutEndpoint | timeout endpoint | |
 ///
 /// The checks come in seL4's order for each: the buffer, then the roots,
-/// then the fault or timeout endpoint.
+/// then the fault or timeout endpoint; then the slots are replaced in
+/// seL4's order: the endpoint, the roots, the buffer.
 pub(super) fn thread_control(
     inv: &Invocation,
     target: Tcb,
@@ -136,27 +95,37 @@ pub(super) fn thread_control(
     // Every index below `caps`, present after the check (the fallback is
     // never taken; it costs less than a bounds check's panic path).
     let extra = |i: usize| inv.extra_caps.get(i).copied().unwrap_or(slot);
-    let mut u = CapUpdates::default();
-    if has_buffer {
-        // The last cap and the last word.
-        let addr = inv.arg(words - 1);
-        u.ipc_buffer = Some((addr, buffer_arg(addr, extra(caps - 1))?));
+    // The new caps, checked where they stay until installed.
+    let mut new = [Cap::Null; 4];
+    // The buffer: the last cap and the last word; no frame for address 0.
+    let addr = inv.arg(words.wrapping_sub(1));
+    let buffer_src = extra(caps - 1);
+    if has_buffer && addr != 0 {
+        derive_into(0, buffer_src, &mut new[BUFFER])?;
+        check_valid_ipc_buffer(addr, &new[BUFFER])?;
     }
+    // The roots: caps 0 and 1 (Configure) or 1 and 2 (SetSpace), words 0
+    // and 1.
+    let first = set_space as usize;
     if has_space {
-        // Caps 0 and 1 (Configure) or 1 and 2 (SetSpace), words 0 and 1.
-        let first = set_space as usize;
-        u.space = Some(space_args(
-            target,
-            inv.arg(0),
-            extra(first),
-            inv.arg(1),
-            extra(first + 1),
-        )?);
+        if slot_cap_long_running_delete(target.slot(tcb::CTABLE))
+            || slot_cap_long_running_delete(target.slot(tcb::VTABLE))
+        {
+            return err(SyscallError::IllegalOperation);
+        }
+        derive_into(inv.arg(0), extra(first), &mut new[CROOT])?;
+        if !matches!(new[CROOT], Cap::CNode { .. }) {
+            return err(SyscallError::IllegalOperation);
+        }
+        derive_into(inv.arg(1), extra(first + 1), &mut new[VROOT])?;
+        if !is_valid_vtable_root(&new[VROOT]) {
+            return err(SyscallError::IllegalOperation);
+        }
     }
+    // The fault (SetSpace) or timeout (SetTimeoutEndpoint) endpoint, cap 0.
     if !has_buffer {
-        let hs = extra(0);
-        let cap = hs.cap();
-        if !valid_fault_handler(&cap) {
+        new[HANDLER] = extra(0).cap();
+        if !valid_fault_handler(&new[HANDLER]) {
             return err(SyscallError::InvalidCapability { index: 1 });
         }
         let index = if set_space {
@@ -164,26 +133,41 @@ pub(super) fn thread_control(
         } else {
             tcb::TIMEOUT_HANDLER
         };
-        u.handler = Some((index, (cap, hs)));
+        install_tcb_cap(target, slot, index, &new[HANDLER], extra(0))?;
     }
-    thread_control_caps(target, slot, u)
+    if has_space {
+        install_tcb_cap(target, slot, tcb::CTABLE, &new[CROOT], extra(first))?;
+        install_tcb_cap(target, slot, tcb::VTABLE, &new[VROOT], extra(first + 1))?;
+    }
+    if has_buffer {
+        let bslot = target.slot(tcb::BUFFER);
+        cte_delete(bslot, true)?;
+        target.set_ipc_buffer(addr);
+        if addr != 0 && still_valid(&new[BUFFER], buffer_src, target, slot) {
+            cte_insert(&new[BUFFER], buffer_src, bslot);
+        }
+        if Some(target) == sched::cur_thread_opt() {
+            sched::reschedule_required();
+        }
+    }
+    Ok(())
 }
 
-/// Replaces cap slot `index` of `target` with a copy of the new cap, if
-/// the new cap and the invoked TCB cap are both still where they were
-/// (deleting the old cap may have changed either; seL4's `installTCBCap`).
+/// Replaces cap slot `index` of `target` with a copy of the new cap (none
+/// if null), if the new cap and the invoked TCB cap are both still where
+/// they were (deleting the old cap may have changed either; seL4's
+/// `installTCBCap`).
 pub(super) fn install_tcb_cap(
     target: Tcb,
     tcb_slot: SlotRef,
     index: u64,
-    new: Option<(Cap, SlotRef)>,
+    cap: &Cap,
+    src: SlotRef,
 ) -> Result<(), Exception> {
     let root = target.slot(index);
     cte_delete(root, true)?;
-    if let Some((cap, src)) = new {
-        if !cap.is_null() && still_valid(&cap, src, target, tcb_slot) {
-            cte_insert(&cap, src, root);
-        }
+    if !cap.is_null() && still_valid(cap, src, target, tcb_slot) {
+        cte_insert(cap, src, root);
     }
     Ok(())
 }
@@ -196,30 +180,4 @@ fn still_valid(cap: &Cap, src: SlotRef, target: Tcb, tcb_slot: SlotRef) -> bool 
             },
             &tcb_slot.cap(),
         )
-}
-
-/// Installs the caps of Configure, SetSpace, SetTimeoutEndpoint and
-/// SetIPCBuffer (seL4's `invokeTCB_ThreadControlCaps`).
-fn thread_control_caps(target: Tcb, slot: SlotRef, u: CapUpdates) -> Result<(), Exception> {
-    if let Some((index, h)) = u.handler {
-        install_tcb_cap(target, slot, index, Some(h))?;
-    }
-    if let Some((croot, vroot)) = u.space {
-        install_tcb_cap(target, slot, tcb::CTABLE, Some(croot))?;
-        install_tcb_cap(target, slot, tcb::VTABLE, Some(vroot))?;
-    }
-    if let Some((addr, buffer)) = u.ipc_buffer {
-        let bslot = target.slot(tcb::BUFFER);
-        cte_delete(bslot, true)?;
-        target.set_ipc_buffer(addr);
-        if let Some((cap, src)) = buffer {
-            if still_valid(&cap, src, target, slot) {
-                cte_insert(&cap, src, bslot);
-            }
-        }
-        if Some(target) == sched::cur_thread_opt() {
-            sched::reschedule_required();
-        }
-    }
-    Ok(())
 }

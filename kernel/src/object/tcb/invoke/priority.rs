@@ -74,7 +74,7 @@ pub(super) fn set_sched_params(
     if !valid_fault_handler(&fh) {
         return err(SyscallError::InvalidCapability { index: 3 });
     }
-    install_tcb_cap(target, slot, tcb::FAULT_HANDLER, Some((fh, fs)))?;
+    install_tcb_cap(target, slot, tcb::FAULT_HANDLER, &fh, fs)?;
     target.set_mcp(mcp);
     sched::set_priority(target, prio);
     if update_sc {
