@@ -82,10 +82,9 @@ pub fn decode_invocation(
         | Label::TcbSetTimeoutEndpoint
         | Label::TcbSetIpcBuffer
         | Label::TcbSetSpace => caps::thread_control(inv, target, slot, label),
-        Label::TcbSetPriority | Label::TcbSetMcPriority => {
-            priority::set_priority(inv, target, label == Label::TcbSetMcPriority)
+        Label::TcbSetPriority | Label::TcbSetMcPriority | Label::TcbSetSchedParams => {
+            priority::set_sched(inv, target, slot, label)
         }
-        Label::TcbSetSchedParams => priority::set_sched_params(inv, target, slot),
         Label::TcbBindNotification => bind_notification(inv, target),
         Label::TcbUnbindNotification => unbind_notification(target),
         Label::TcbSetTlsBase => set_tls_base(inv, target),
