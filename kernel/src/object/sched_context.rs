@@ -633,6 +633,9 @@ pub fn bind_notification(sc: Sc, ntfn: Ntfn) {
     sc.set_notification(ntfn.paddr());
 }
 
+/// Out of line: deletion and three SchedContext methods call it (two
+/// inlined copies were 92 bytes beside this one).
+#[inline(never)]
 pub fn unbind_notification(sc: Sc) {
     if let Some(n) = Ntfn::from_link(sc.notification()) {
         n.set_sched_context(0);

@@ -172,6 +172,9 @@ pub(super) fn install_tcb_cap(
     Ok(())
 }
 
+/// Whether the new cap and the invoked TCB cap are still where they were.
+/// Out of line: `install_tcb_cap` and the buffer's install call it.
+#[inline(never)]
 fn still_valid(cap: &Cap, src: SlotRef, target: Tcb, tcb_slot: SlotRef) -> bool {
     same_object_as(cap, &src.cap())
         && same_object_as(
