@@ -715,12 +715,14 @@ pub fn decode_invocation(
             reply.push(update_consumed(sc));
             Ok(())
         }
-        Some(Label::SchedContextBind) => {
+        // Bind and UnbindObject: one look at the cap for both.
+        Some(l @ (Label::SchedContextBind | Label::SchedContextUnbindObject)) => {
+            let bind = l == Label::SchedContextBind;
             let Some(slot) = inv.extra_cap(0) else {
                 return Err(SyscallError::TruncatedMessage.into());
             };
             match slot.cap() {
-                Cap::Tcb { paddr } => {
+                Cap::Tcb { paddr } if bind => {
                     let tcb = Tcb::new(paddr);
                     if sc.tcb() != 0 || tcb.sched_context() != 0 {
                         return Err(SyscallError::IllegalOperation.into());
@@ -730,27 +732,18 @@ pub fn decode_invocation(
                     }
                     bind_tcb(sc, tcb);
                 }
-                Cap::Notification { paddr, .. } => {
-                    let ntfn = Ntfn::new(paddr);
-                    if sc.notification() != 0 || ntfn.sched_context() != 0 {
-                        return Err(SyscallError::IllegalOperation.into());
-                    }
-                    bind_notification(sc, ntfn);
-                }
-                _ => return Err(SyscallError::InvalidCapability { index: 1 }.into()),
-            }
-            Ok(())
-        }
-        Some(Label::SchedContextUnbindObject) => {
-            let Some(slot) = inv.extra_cap(0) else {
-                return Err(SyscallError::TruncatedMessage.into());
-            };
-            match slot.cap() {
                 Cap::Tcb { paddr } => {
                     if sc.tcb() != paddr || paddr == cur.paddr() {
                         return Err(SyscallError::IllegalOperation.into());
                     }
                     unbind_tcb(sc);
+                }
+                Cap::Notification { paddr, .. } if bind => {
+                    let ntfn = Ntfn::new(paddr);
+                    if sc.notification() != 0 || ntfn.sched_context() != 0 {
+                        return Err(SyscallError::IllegalOperation.into());
+                    }
+                    bind_notification(sc, ntfn);
                 }
                 Cap::Notification { paddr, .. } => {
                     if sc.notification() != paddr {
