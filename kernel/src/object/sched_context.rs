@@ -580,8 +580,7 @@ pub fn bind_tcb(sc: Sc, tcb: Tcb) {
         refill_unblock_check(sc);
     }
     resume(sc);
-    if sched::is_schedulable(tcb) {
-        sched::tcb_sched_enqueue(tcb);
+    if sched::enqueue_if_schedulable(tcb) {
         sched::reschedule_required();
     }
 }

@@ -328,14 +328,17 @@ pub fn set_priority(t: Tcb, prio: u64) {
     }
 }
 
-/// Queues `t` if it can run: the requeue of SetPriority and SetDomain
-/// (TCB and domain invocations), out of line so that `tcb_sched_enqueue`
-/// is inlined once for both (~160 bytes a copy).
+/// Queues `t` if it can run, and says whether it did: the requeue of
+/// SetPriority, SetDomain and an SC's binding (TCB, domain and
+/// SchedContext invocations), out of line so that `tcb_sched_enqueue` is
+/// inlined once for the three (~170 bytes a copy).
 #[inline(never)]
-fn enqueue_if_schedulable(t: Tcb) {
-    if is_schedulable(t) {
+pub fn enqueue_if_schedulable(t: Tcb) -> bool {
+    let schedulable = is_schedulable(t);
+    if schedulable {
         tcb_sched_enqueue(t);
     }
+    schedulable
 }
 
 /// Moves a thread to domain `dom` (seL4's `setDomain`).
