@@ -778,14 +778,13 @@ fn decode_yield_to(sc: Sc, cur: Tcb, reply: &mut ReplyWords) -> Result<(), Excep
     // Whatever is schedulable from here on is ready and has enough budget.
     resume(sc);
     let return_now = if sched::is_schedulable(tcb) {
+        sched::tcb_sched_dequeue(tcb);
         if tcb.priority() < cur.priority() {
-            sched::tcb_sched_dequeue(tcb);
             sched::tcb_sched_enqueue(tcb);
             true
         } else {
             cur.set_yield_to(sc.paddr());
             sc.set_yield_from(cur.paddr());
-            sched::tcb_sched_dequeue(tcb);
             sched::tcb_sched_enqueue(cur);
             sched::tcb_sched_enqueue(tcb);
             sched::reschedule_required();
