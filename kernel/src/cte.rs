@@ -271,6 +271,9 @@ pub fn is_final_capability(slot: SlotRef) -> bool {
 
 /// Whether deleting the cap in `slot` may take long (the last cap to a CNode
 /// or TCB, or a zombie): callers that must not be preempted check this.
+/// Out of line: Configure and SetSpace check both roots (54 bytes a copy
+/// inlined).
+#[inline(never)]
 pub fn slot_cap_long_running_delete(slot: SlotRef) -> bool {
     let cap = slot.cap();
     match cap {

@@ -381,7 +381,9 @@ pub fn valid_timeout_handler(t: Tcb) -> bool {
 
 /// A fault endpoint cap may be installed: an endpoint cap that can send
 /// and grant (or grant reply), or the null cap (seL4's
-/// `validFaultHandler`).
+/// `validFaultHandler`). Out of line: SetSchedParams, SetSpace and
+/// SetTimeoutEndpoint call it (56 bytes a copy inlined).
+#[inline(never)]
 pub fn valid_fault_handler(cap: &Cap) -> bool {
     match *cap {
         Cap::Endpoint {

@@ -238,6 +238,12 @@ pub fn has_cancel_send_rights(cap: &Cap) -> bool {
 /// caller); an untyped only while it has no children (else RevokeFirst);
 /// page tables and VSpaces only once mapped or assigned (else
 /// IllegalOperation); a frame copy starts unmapped.
+// Out of line: with the identity window it had become small enough for
+// LLVM to inline it into the IPC cap transfer (936 bytes), the root
+// thread's set-up and the TCB roots' derivation beside this copy; every
+// caller is a slow path (a cap transfer, CNode Copy and Mint, TCB
+// Configure and SetSpace, boot once).
+#[inline(never)]
 pub fn derive(slot: SlotRef, cap: &Cap) -> Result<Cap, SyscallError> {
     match *cap {
         Cap::Zombie { .. } | Cap::IrqControl => Ok(Cap::Null),

@@ -580,8 +580,7 @@ pub fn bind_tcb(sc: Sc, tcb: Tcb) {
         refill_unblock_check(sc);
     }
     resume(sc);
-    if sched::is_schedulable(tcb) {
-        sched::tcb_sched_enqueue(tcb);
+    if sched::enqueue_if_schedulable(tcb) {
         sched::reschedule_required();
     }
 }
@@ -633,6 +632,9 @@ pub fn bind_notification(sc: Sc, ntfn: Ntfn) {
     sc.set_notification(ntfn.paddr());
 }
 
+/// Out of line: deletion and three SchedContext methods call it (two
+/// inlined copies were 92 bytes beside this one).
+#[inline(never)]
 pub fn unbind_notification(sc: Sc) {
     if let Some(n) = Ntfn::from_link(sc.notification()) {
         n.set_sched_context(0);
@@ -651,15 +653,12 @@ pub fn unbind_reply(sc: Sc) {
 /// Takes the consumed time in microseconds, leaving what cannot be
 /// converted in one go (seL4's `schedContext_updateConsumed`).
 pub fn update_consumed(sc: Sc) -> u64 {
+    // At most `max` ticks now, the rest left for later; one conversion
+    // (written out per branch, it was inlined twice: 360 bytes).
     let consumed = sc.consumed();
-    let max = sched::max_ticks_to_us();
-    if consumed >= max {
-        sc.set_consumed(consumed - max);
-        sched::ticks_to_us(max)
-    } else {
-        sc.set_consumed(0);
-        sched::ticks_to_us(consumed)
-    }
+    let taken = consumed.min(sched::max_ticks_to_us());
+    sc.set_consumed(consumed - taken);
+    sched::ticks_to_us(taken)
 }
 
 /// Forgets a pending YieldTo of `tcb` (seL4's `schedContext_cancelYieldTo`).
@@ -712,12 +711,14 @@ pub fn decode_invocation(
             reply.push(update_consumed(sc));
             Ok(())
         }
-        Some(Label::SchedContextBind) => {
+        // Bind and UnbindObject: one look at the cap for both.
+        Some(l @ (Label::SchedContextBind | Label::SchedContextUnbindObject)) => {
+            let bind = l == Label::SchedContextBind;
             let Some(slot) = inv.extra_cap(0) else {
                 return Err(SyscallError::TruncatedMessage.into());
             };
             match slot.cap() {
-                Cap::Tcb { paddr } => {
+                Cap::Tcb { paddr } if bind => {
                     let tcb = Tcb::new(paddr);
                     if sc.tcb() != 0 || tcb.sched_context() != 0 {
                         return Err(SyscallError::IllegalOperation.into());
@@ -727,27 +728,18 @@ pub fn decode_invocation(
                     }
                     bind_tcb(sc, tcb);
                 }
-                Cap::Notification { paddr, .. } => {
-                    let ntfn = Ntfn::new(paddr);
-                    if sc.notification() != 0 || ntfn.sched_context() != 0 {
-                        return Err(SyscallError::IllegalOperation.into());
-                    }
-                    bind_notification(sc, ntfn);
-                }
-                _ => return Err(SyscallError::InvalidCapability { index: 1 }.into()),
-            }
-            Ok(())
-        }
-        Some(Label::SchedContextUnbindObject) => {
-            let Some(slot) = inv.extra_cap(0) else {
-                return Err(SyscallError::TruncatedMessage.into());
-            };
-            match slot.cap() {
                 Cap::Tcb { paddr } => {
                     if sc.tcb() != paddr || paddr == cur.paddr() {
                         return Err(SyscallError::IllegalOperation.into());
                     }
                     unbind_tcb(sc);
+                }
+                Cap::Notification { paddr, .. } if bind => {
+                    let ntfn = Ntfn::new(paddr);
+                    if sc.notification() != 0 || ntfn.sched_context() != 0 {
+                        return Err(SyscallError::IllegalOperation.into());
+                    }
+                    bind_notification(sc, ntfn);
                 }
                 Cap::Notification { paddr, .. } => {
                     if sc.notification() != paddr {
@@ -786,14 +778,13 @@ fn decode_yield_to(sc: Sc, cur: Tcb, reply: &mut ReplyWords) -> Result<(), Excep
     // Whatever is schedulable from here on is ready and has enough budget.
     resume(sc);
     let return_now = if sched::is_schedulable(tcb) {
+        sched::tcb_sched_dequeue(tcb);
         if tcb.priority() < cur.priority() {
-            sched::tcb_sched_dequeue(tcb);
             sched::tcb_sched_enqueue(tcb);
             true
         } else {
             cur.set_yield_to(sc.paddr());
             sc.set_yield_from(cur.paddr());
-            sched::tcb_sched_dequeue(tcb);
             sched::tcb_sched_enqueue(cur);
             sched::tcb_sched_enqueue(tcb);
             sched::reschedule_required();

@@ -221,6 +221,25 @@ fn consumed_reports_microseconds_and_resets() {
     assert_eq!(r.mrs, vec![0]);
 }
 
+/// Consumed reports at most what converts without overflow and keeps the
+/// rest (seL4's `schedContext_updateConsumed`).
+#[test]
+fn consumed_takes_at_most_what_converts() {
+    let mut s = Sys::new();
+    let t = s.thread(100, Some((2 * MS, 10 * MS)));
+    let slot = t.sc_slot.unwrap();
+    let sc = Sc::new(s.paddr(slot));
+    let max = sched::max_ticks_to_us();
+    sc.set_consumed(u64::MAX);
+    let r = s.call(s.root.tcb, slot, Label::SchedContextConsumed, &[], &[]);
+    assert_eq!(r.mrs, vec![sched::ticks_to_us(max)]);
+    assert_eq!(sc.consumed(), u64::MAX - max);
+    sc.set_consumed(250);
+    let r = s.call(s.root.tcb, slot, Label::SchedContextConsumed, &[], &[]);
+    assert_eq!(r.mrs, vec![sched::ticks_to_us(250)]);
+    assert_eq!(sc.consumed(), 0);
+}
+
 #[test]
 fn sched_context_bind_and_unbind_errors() {
     let mut s = Sys::new();

@@ -12,20 +12,7 @@ use crate::invocation::Invocation;
 use crate::object::tcb;
 use crate::sched;
 use septa_abi::ipc_buffer::SIZE_BITS as IPC_BUFFER_SIZE_BITS;
-
-/// A new cap for one of a thread's slots, with the slot it is copied from.
-type NewCap = (Cap, SlotRef);
-
-/// Which of a thread's cap slots a ThreadControl invocation replaces.
-#[derive(Clone, Copy, Default)]
-struct CapUpdates {
-    fault: Option<(Cap, SlotRef)>,
-    timeout: Option<(Cap, SlotRef)>,
-    space: Option<((Cap, SlotRef), (Cap, SlotRef))>,
-    /// Address, and the derived frame cap with its source slot (none when
-    /// the address is 0).
-    ipc_buffer: Option<(u64, Option<(Cap, SlotRef)>)>,
-}
+use septa_abi::Label;
 
 /// The frame a thread's IPC buffer may be (seL4's `checkValidIPCBuffer`).
 pub fn check_valid_ipc_buffer(vaddr: u64, cap: &Cap) -> Result<(), SyscallError> {
@@ -55,162 +42,139 @@ pub fn is_valid_vtable_root(cap: &Cap) -> bool {
     )
 }
 
-/// The buffer frame of Configure and SetIPCBuffer: derived and checked
-/// unless the address is 0.
-fn buffer_arg(addr: u64, slot: SlotRef) -> Result<Option<(Cap, SlotRef)>, Exception> {
-    if addr == 0 {
-        return Ok(None);
+/// The cap in `slot` with `data` applied (unless 0), derived, written to
+/// `out`: the CSpace and VSpace roots of Configure and SetSpace, and the
+/// buffer frame (data 0). Out of line for its three callers, and the cap
+/// written in place: a `Cap` returned by value was copied field by field
+/// (~150 bytes a copy).
+#[inline(never)]
+fn derive_into(data: u64, slot: SlotRef, out: &mut Cap) -> Result<(), Exception> {
+    let mut cap = slot.cap();
+    if data != 0 {
+        cap = update_cap_data(false, data, &cap);
     }
-    let cap = derive(slot, &slot.cap())?;
-    check_valid_ipc_buffer(addr, &cap)?;
-    Ok(Some((cap, slot)))
+    *out = derive(slot, &cap)?;
+    Ok(())
 }
 
-/// The CSpace and VSpace roots of Configure and SetSpace, with the checks
-/// seL4 makes in its order.
-fn space_args(
-    target: Tcb,
-    croot_data: u64,
-    croot_slot: SlotRef,
-    vroot_data: u64,
-    vroot_slot: SlotRef,
-) -> Result<(NewCap, NewCap), Exception> {
-    if slot_cap_long_running_delete(target.slot(tcb::CTABLE))
-        || slot_cap_long_running_delete(target.slot(tcb::VTABLE))
-    {
-        return err(SyscallError::IllegalOperation);
-    }
-    let mut croot = croot_slot.cap();
-    if croot_data != 0 {
-        croot = update_cap_data(false, croot_data, &croot);
-    }
-    let croot = derive(croot_slot, &croot)?;
-    if !matches!(croot, Cap::CNode { .. }) {
-        return err(SyscallError::IllegalOperation);
-    }
-    let mut vroot = vroot_slot.cap();
-    if vroot_data != 0 {
-        vroot = update_cap_data(false, vroot_data, &vroot);
-    }
-    let vroot = derive(vroot_slot, &vroot)?;
-    if !is_valid_vtable_root(&vroot) {
-        return err(SyscallError::IllegalOperation);
-    }
-    Ok(((croot, croot_slot), (vroot, vroot_slot)))
-}
+/// Where [`thread_control`] keeps each new cap.
+const BUFFER: usize = 0;
+const CROOT: usize = 1;
+const VROOT: usize = 2;
+const HANDLER: usize = 3;
 
-/// Configure: CSpace and VSpace roots and the IPC buffer at once.
-pub(super) fn configure(inv: &Invocation, target: Tcb, slot: SlotRef) -> Result<(), Exception> {
-    let (Some(cs), Some(vs), Some(bs)) = (inv.extra_cap(0), inv.extra_cap(1), inv.extra_cap(2))
-    else {
-        return truncated();
-    };
-    if inv.length() < 3 {
-        return truncated();
-    }
-    let (croot_data, vroot_data, addr) = (inv.arg(0), inv.arg(1), inv.arg(2));
-    let buffer = buffer_arg(addr, bs)?;
-    let space = space_args(target, croot_data, cs, vroot_data, vs)?;
-    thread_control_caps(
-        target,
-        slot,
-        CapUpdates {
-            space: Some(space),
-            ipc_buffer: Some((addr, buffer)),
-            ..CapUpdates::default()
-        },
-    )
-}
-
-pub(super) fn set_timeout_endpoint(
+/// Configure, SetSpace, SetIPCBuffer and SetTimeoutEndpoint, decoded and
+/// performed by one body (seL4's `invokeTCB_ThreadControlCaps` for the
+/// four). What each method carries:
+///
+/// | method | extra caps | MRs |
+/// |---|---|---|
+/// | Configure | CSpace root, VSpace root, buffer frame | CSpace root data, VSpace root data, buffer address |
+/// | SetSpace | fault endpoint, CSpace root, VSpace root | CSpace root data, VSpace root data |
+/// | SetIPCBuffer | buffer frame | buffer address |
+/// | SetTimeoutEndpoint | timeout endpoint | |
+///
+/// The checks come in seL4's order for each: the buffer, then the roots,
+/// then the fault or timeout endpoint; then the slots are replaced in
+/// seL4's order: the endpoint, the roots, the buffer.
+pub(super) fn thread_control(
     inv: &Invocation,
     target: Tcb,
     slot: SlotRef,
+    label: Label,
 ) -> Result<(), Exception> {
-    let Some(th) = inv.extra_cap(0) else {
-        return truncated();
-    };
-    let cap = th.cap();
-    if !valid_fault_handler(&cap) {
-        return err(SyscallError::InvalidCapability { index: 1 });
-    }
-    thread_control_caps(
-        target,
-        slot,
-        CapUpdates {
-            timeout: Some((cap, th)),
-            ..CapUpdates::default()
-        },
-    )
-}
-
-pub(super) fn set_ipc_buffer(
-    inv: &Invocation,
-    target: Tcb,
-    slot: SlotRef,
-) -> Result<(), Exception> {
-    let Some(bs) = inv.extra_cap(0) else {
-        return truncated();
-    };
-    if inv.length() < 1 {
+    let configure = label == Label::TcbConfigure;
+    let set_space = label == Label::TcbSetSpace;
+    let has_buffer = configure || label == Label::TcbSetIpcBuffer;
+    let has_space = configure || set_space;
+    let caps = if has_space { 3 } else { 1 };
+    let words = 2 * has_space as usize + has_buffer as usize;
+    if inv.extra_caps.len() < caps || inv.length() < words {
         return truncated();
     }
-    let addr = inv.arg(0);
-    let buffer = buffer_arg(addr, bs)?;
-    thread_control_caps(
-        target,
-        slot,
-        CapUpdates {
-            ipc_buffer: Some((addr, buffer)),
-            ..CapUpdates::default()
-        },
-    )
-}
-
-/// SetSpace: fault endpoint and CSpace and VSpace roots.
-pub(super) fn set_space(inv: &Invocation, target: Tcb, slot: SlotRef) -> Result<(), Exception> {
-    let (Some(fs), Some(cs), Some(vs)) = (inv.extra_cap(0), inv.extra_cap(1), inv.extra_cap(2))
-    else {
-        return truncated();
-    };
-    if inv.length() < 2 {
-        return truncated();
+    // Every index below `caps`, present after the check (the fallback is
+    // never taken; it costs less than a bounds check's panic path).
+    let extra = |i: usize| inv.extra_caps.get(i).copied().unwrap_or(slot);
+    // The new caps, checked where they stay until installed.
+    let mut new = [Cap::Null; 4];
+    // The buffer: the last cap and the last word; no frame for address 0.
+    let addr = inv.arg(words.wrapping_sub(1));
+    let buffer_src = extra(caps - 1);
+    if has_buffer && addr != 0 {
+        derive_into(0, buffer_src, &mut new[BUFFER])?;
+        check_valid_ipc_buffer(addr, &new[BUFFER])?;
     }
-    let space = space_args(target, inv.arg(0), cs, inv.arg(1), vs)?;
-    let fh = fs.cap();
-    if !valid_fault_handler(&fh) {
-        return err(SyscallError::InvalidCapability { index: 1 });
+    // The roots: caps 0 and 1 (Configure) or 1 and 2 (SetSpace), words 0
+    // and 1.
+    let first = set_space as usize;
+    if has_space {
+        if slot_cap_long_running_delete(target.slot(tcb::CTABLE))
+            || slot_cap_long_running_delete(target.slot(tcb::VTABLE))
+        {
+            return err(SyscallError::IllegalOperation);
+        }
+        derive_into(inv.arg(0), extra(first), &mut new[CROOT])?;
+        if !matches!(new[CROOT], Cap::CNode { .. }) {
+            return err(SyscallError::IllegalOperation);
+        }
+        derive_into(inv.arg(1), extra(first + 1), &mut new[VROOT])?;
+        if !is_valid_vtable_root(&new[VROOT]) {
+            return err(SyscallError::IllegalOperation);
+        }
     }
-    thread_control_caps(
-        target,
-        slot,
-        CapUpdates {
-            fault: Some((fh, fs)),
-            space: Some(space),
-            ..CapUpdates::default()
-        },
-    )
-}
-
-/// Replaces cap slot `index` of `target` with a copy of the new cap, if
-/// the new cap and the invoked TCB cap are both still where they were
-/// (deleting the old cap may have changed either; seL4's `installTCBCap`).
-pub(super) fn install_tcb_cap(
-    target: Tcb,
-    tcb_slot: SlotRef,
-    index: u64,
-    new: Option<(Cap, SlotRef)>,
-) -> Result<(), Exception> {
-    let root = target.slot(index);
-    cte_delete(root, true)?;
-    if let Some((cap, src)) = new {
-        if !cap.is_null() && still_valid(&cap, src, target, tcb_slot) {
-            cte_insert(&cap, src, root);
+    // The fault (SetSpace) or timeout (SetTimeoutEndpoint) endpoint, cap 0.
+    if !has_buffer {
+        new[HANDLER] = extra(0).cap();
+        if !valid_fault_handler(&new[HANDLER]) {
+            return err(SyscallError::InvalidCapability { index: 1 });
+        }
+        let index = if set_space {
+            tcb::FAULT_HANDLER
+        } else {
+            tcb::TIMEOUT_HANDLER
+        };
+        install_tcb_cap(target, slot, index, &new[HANDLER], extra(0))?;
+    }
+    if has_space {
+        install_tcb_cap(target, slot, tcb::CTABLE, &new[CROOT], extra(first))?;
+        install_tcb_cap(target, slot, tcb::VTABLE, &new[VROOT], extra(first + 1))?;
+    }
+    if has_buffer {
+        let bslot = target.slot(tcb::BUFFER);
+        cte_delete(bslot, true)?;
+        target.set_ipc_buffer(addr);
+        if addr != 0 && still_valid(&new[BUFFER], buffer_src, target, slot) {
+            cte_insert(&new[BUFFER], buffer_src, bslot);
+        }
+        if Some(target) == sched::cur_thread_opt() {
+            sched::reschedule_required();
         }
     }
     Ok(())
 }
 
+/// Replaces cap slot `index` of `target` with a copy of the new cap (none
+/// if null), if the new cap and the invoked TCB cap are both still where
+/// they were (deleting the old cap may have changed either; seL4's
+/// `installTCBCap`).
+pub(super) fn install_tcb_cap(
+    target: Tcb,
+    tcb_slot: SlotRef,
+    index: u64,
+    cap: &Cap,
+    src: SlotRef,
+) -> Result<(), Exception> {
+    let root = target.slot(index);
+    cte_delete(root, true)?;
+    if !cap.is_null() && still_valid(cap, src, target, tcb_slot) {
+        cte_insert(cap, src, root);
+    }
+    Ok(())
+}
+
+/// Whether the new cap and the invoked TCB cap are still where they were.
+/// Out of line: `install_tcb_cap` and the buffer's install call it.
+#[inline(never)]
 fn still_valid(cap: &Cap, src: SlotRef, target: Tcb, tcb_slot: SlotRef) -> bool {
     same_object_as(cap, &src.cap())
         && same_object_as(
@@ -219,33 +183,4 @@ fn still_valid(cap: &Cap, src: SlotRef, target: Tcb, tcb_slot: SlotRef) -> bool 
             },
             &tcb_slot.cap(),
         )
-}
-
-/// Installs the caps of Configure, SetSpace, SetTimeoutEndpoint and
-/// SetIPCBuffer (seL4's `invokeTCB_ThreadControlCaps`).
-fn thread_control_caps(target: Tcb, slot: SlotRef, u: CapUpdates) -> Result<(), Exception> {
-    if let Some(fh) = u.fault {
-        install_tcb_cap(target, slot, tcb::FAULT_HANDLER, Some(fh))?;
-    }
-    if let Some(th) = u.timeout {
-        install_tcb_cap(target, slot, tcb::TIMEOUT_HANDLER, Some(th))?;
-    }
-    if let Some((croot, vroot)) = u.space {
-        install_tcb_cap(target, slot, tcb::CTABLE, Some(croot))?;
-        install_tcb_cap(target, slot, tcb::VTABLE, Some(vroot))?;
-    }
-    if let Some((addr, buffer)) = u.ipc_buffer {
-        let bslot = target.slot(tcb::BUFFER);
-        cte_delete(bslot, true)?;
-        target.set_ipc_buffer(addr);
-        if let Some((cap, src)) = buffer {
-            if still_valid(&cap, src, target, slot) {
-                cte_insert(&cap, src, bslot);
-            }
-        }
-        if Some(target) == sched::cur_thread_opt() {
-            sched::reschedule_required();
-        }
-    }
-    Ok(())
 }

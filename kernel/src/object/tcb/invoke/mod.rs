@@ -78,13 +78,13 @@ pub fn decode_invocation(
             sched::restart(target);
             Ok(())
         }
-        Label::TcbConfigure => caps::configure(inv, target, slot),
-        Label::TcbSetPriority => priority::set_priority(inv, target),
-        Label::TcbSetMcPriority => priority::set_mc_priority(inv, target),
-        Label::TcbSetSchedParams => priority::set_sched_params(inv, target, slot),
-        Label::TcbSetTimeoutEndpoint => caps::set_timeout_endpoint(inv, target, slot),
-        Label::TcbSetIpcBuffer => caps::set_ipc_buffer(inv, target, slot),
-        Label::TcbSetSpace => caps::set_space(inv, target, slot),
+        Label::TcbConfigure
+        | Label::TcbSetTimeoutEndpoint
+        | Label::TcbSetIpcBuffer
+        | Label::TcbSetSpace => caps::thread_control(inv, target, slot, label),
+        Label::TcbSetPriority | Label::TcbSetMcPriority | Label::TcbSetSchedParams => {
+            priority::set_sched(inv, target, slot, label)
+        }
         Label::TcbBindNotification => bind_notification(inv, target),
         Label::TcbUnbindNotification => unbind_notification(target),
         Label::TcbSetTlsBase => set_tls_base(inv, target),

@@ -11,6 +11,7 @@ use crate::invocation::Invocation;
 use crate::object::sched_context::{self, Sc};
 use crate::object::tcb;
 use crate::sched;
+use septa_abi::Label;
 
 /// A priority `auth` may give (seL4's `checkPrio`).
 fn check_prio(prio: u64, auth: Tcb) -> Result<(), SyscallError> {
@@ -30,53 +31,68 @@ fn auth_tcb(inv: &Invocation) -> Result<Tcb, Exception> {
     }
 }
 
-/// SetSchedParams: MCP, priority (both checked against the authority's
-/// MCP), scheduling context (bound, unbound or kept) and fault endpoint.
-pub(super) fn set_sched_params(
+/// SetPriority, SetMCPriority and SetSchedParams, one body: the
+/// priority (SetPriority), the MCP (SetMCPriority) or both with the
+/// scheduling context (bound, unbound or kept) and the fault endpoint
+/// (SetSchedParams: MCP, priority; authority, SC or null, fault endpoint).
+/// Every value is checked against the authority's MCP (extra cap 0).
+pub(super) fn set_sched(
     inv: &Invocation,
     target: Tcb,
     slot: SlotRef,
+    label: Label,
 ) -> Result<(), Exception> {
-    let (Some(_), Some(scs), Some(fs)) = (inv.extra_cap(0), inv.extra_cap(1), inv.extra_cap(2))
-    else {
-        return truncated();
-    };
-    if inv.length() < 2 {
+    let params = label == Label::TcbSetSchedParams;
+    let (caps, words) = if params { (3, 2) } else { (1, 1) };
+    if inv.extra_caps.len() < caps || inv.length() < words {
         return truncated();
     }
-    let (mcp, prio) = (inv.arg(0), inv.arg(1));
+    // The MCP of SetMCPriority and SetSchedParams, the priority of
+    // SetPriority; then the priority of SetSchedParams (or the same word).
+    let (first, prio) = (inv.arg(0), inv.arg(words - 1));
     let auth = auth_tcb(inv)?;
-    check_prio(mcp, auth)?;
-    check_prio(prio, auth)?;
-    let sc = match scs.cap() {
-        Cap::SchedContext { paddr, .. } => {
-            let sc = Sc::new(paddr);
-            if target.sched_context() != sc.paddr()
-                && (target.sched_context() != 0 || sc.tcb() != 0)
-            {
-                return err(SyscallError::IllegalOperation);
+    check_prio(first, auth)?;
+    // Present after the check (the fallback is never taken).
+    let extra = |i: usize| inv.extra_caps.get(i).copied().unwrap_or(slot);
+    let mut sc = None;
+    let mut update_sc = false;
+    if params {
+        check_prio(prio, auth)?;
+        sc = match extra(1).cap() {
+            Cap::SchedContext { paddr, .. } => {
+                let sc = Sc::new(paddr);
+                if target.sched_context() != sc.paddr()
+                    && (target.sched_context() != 0 || sc.tcb() != 0)
+                {
+                    return err(SyscallError::IllegalOperation);
+                }
+                if target.state().is_blocked() && !sc.is_released() {
+                    return err(SyscallError::IllegalOperation);
+                }
+                Some(sc)
             }
-            if target.state().is_blocked() && !sc.is_released() {
-                return err(SyscallError::IllegalOperation);
+            Cap::Null => {
+                if target == sched::cur_thread() {
+                    return err(SyscallError::IllegalOperation);
+                }
+                None
             }
-            Some(sc)
+            _ => return err(SyscallError::InvalidCapability { index: 2 }),
+        };
+        update_sc = target.sched_context() != Sc::link(sc);
+        let fs = extra(2);
+        let fh = fs.cap();
+        if !valid_fault_handler(&fh) {
+            return err(SyscallError::InvalidCapability { index: 3 });
         }
-        Cap::Null => {
-            if target == sched::cur_thread() {
-                return err(SyscallError::IllegalOperation);
-            }
-            None
-        }
-        _ => return err(SyscallError::InvalidCapability { index: 2 }),
-    };
-    let update_sc = target.sched_context() != Sc::link(sc);
-    let fh = fs.cap();
-    if !valid_fault_handler(&fh) {
-        return err(SyscallError::InvalidCapability { index: 3 });
+        install_tcb_cap(target, slot, tcb::FAULT_HANDLER, &fh, fs)?;
     }
-    install_tcb_cap(target, slot, tcb::FAULT_HANDLER, Some((fh, fs)))?;
-    target.set_mcp(mcp);
-    sched::set_priority(target, prio);
+    if label != Label::TcbSetPriority {
+        target.set_mcp(first);
+    }
+    if label != Label::TcbSetMcPriority {
+        sched::set_priority(target, prio);
+    }
     if update_sc {
         match sc {
             Some(sc) => sched_context::bind_tcb(sc, target),
@@ -87,27 +103,5 @@ pub(super) fn set_sched_params(
             }
         }
     }
-    Ok(())
-}
-
-/// The new priority, MR0, which the authority (extra cap 0) may give.
-fn checked_priority(inv: &Invocation) -> Result<u64, Exception> {
-    if inv.length() < 1 || inv.extra_cap(0).is_none() {
-        return truncated();
-    }
-    let value = inv.arg(0);
-    check_prio(value, auth_tcb(inv)?)?;
-    Ok(value)
-}
-
-pub(super) fn set_priority(inv: &Invocation, target: Tcb) -> Result<(), Exception> {
-    let prio = checked_priority(inv)?;
-    sched::set_priority(target, prio);
-    Ok(())
-}
-
-pub(super) fn set_mc_priority(inv: &Invocation, target: Tcb) -> Result<(), Exception> {
-    let mcp = checked_priority(inv)?;
-    target.set_mcp(mcp);
     Ok(())
 }
