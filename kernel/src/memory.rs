@@ -316,27 +316,18 @@ fn object_outside_or_misaligned(paddr: u64, len: u64) -> ! {
     misaligned(paddr)
 }
 
-/// The kernel address of the object at `base`, computed once and kept in
-/// a register: the addition goes through an empty `asm!` the compiler
-/// cannot see into, so it does not fold the window's large offset into
-/// each field's displacement (one `add` and a load per field, as it would
-/// otherwise do) and every field of the object is one load or store at a
-/// small immediate offset from the same register. `pure` and `nomem` let
-/// the compiler share the value between the accesses to one object.
+/// The kernel address of the object at `base`: the address itself, since
+/// the window is the identity. (With a window elsewhere, the sum with its
+/// offset, which no `add` immediate holds, was best computed once per
+/// object and kept in a register, behind an empty `asm!` that stopped the
+/// compiler from folding the offset into every field's displacement; the
+/// identity window made that, and the 622 instructions that built or added
+/// the offset, unnecessary.)
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 #[inline(always)]
 fn object_base(base: u64) -> u64 {
-    if current::FIXED.offset == 0 {
-        // The identity window: the object's address is the kernel's.
-        return base;
-    }
-    let mut k = base.wrapping_add(current::FIXED.offset);
-    // SAFETY: the template is empty: the register comes out as it went in,
-    // nothing is read or written, no flag or stack changes.
-    unsafe {
-        core::arch::asm!("/* {0} */", inout(reg) k, options(pure, nomem, nostack, preserves_flags));
-    }
-    k
+    const _: () = assert!(current::FIXED.offset == 0);
+    base
 }
 
 /// The kernel pointer for the field at `off` of the object at `base`, which
