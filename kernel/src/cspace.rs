@@ -18,6 +18,7 @@
 use crate::cap::{Cap, RawCap};
 use crate::cte::SlotRef;
 use crate::error::{LookupFault, SyscallError};
+use crate::object::tcb::{self, Tcb};
 use septa_abi::WORD_BITS;
 
 const fn mask(bits: u64) -> u64 {
@@ -220,18 +221,33 @@ pub fn lookup_raw(root: RawCap, cptr: u64) -> Result<(RawCap, SlotRef), LookupFa
 /// on the field values; deeper CSpaces go on in [`lookup_fp_walk`].
 #[inline(always)]
 pub fn lookup_fp(root: RawCap, cptr: u64) -> RawCap {
+    lookup_fp_slot(root, cptr).map_or(RawCap::NULL, SlotRef::raw_cap)
+}
+
+/// [`lookup_fp`]'s slot, if the walk succeeds.
+#[inline(always)]
+pub fn lookup_fp_slot(root: RawCap, cptr: u64) -> Option<SlotRef> {
     lookup_fp_last(root, cptr).0
 }
 
 /// Two look-ups in one CSpace for the fast paths (an endpoint and a reply
-/// cap): [`lookup_fp`] of each. Where the first went through the usual
+/// cap): [`lookup_fp`] of each. (The fast paths look up through
+/// [`lookup_fp_pair_memo`]; the tests check the walk itself here.)
+#[cfg(test)]
+pub fn lookup_fp_pair(root: RawCap, a: u64, b: u64) -> (RawCap, RawCap) {
+    let (a, b) = lookup_fp_pair_slots(root, a, b);
+    let cap = |s: Option<SlotRef>| s.map_or(RawCap::NULL, SlotRef::raw_cap);
+    (cap(a), cap(b))
+}
+
+/// [`lookup_fp_pair`]'s slots. Where the first went through the usual
 /// two levels and `b` agrees with `a` above the last CNode's index bits,
 /// `b` takes the same path to that CNode (the same first-level slot, the
 /// same guards), so its slot is found from there without walking again.
 #[inline(always)]
-pub fn lookup_fp_pair(root: RawCap, a: u64, b: u64) -> (RawCap, RawCap) {
-    let (cap_a, last) = lookup_fp_last(root, a);
-    let cap_b = match last {
+pub fn lookup_fp_pair_slots(root: RawCap, a: u64, b: u64) -> (Option<SlotRef>, Option<SlotRef>) {
+    let (slot_a, last) = lookup_fp_last(root, a);
+    let slot_b = match last {
         // radix < 64: the path to the last CNode took at least one bit.
         Some((paddr, radix)) if (a ^ b) >> radix == 0 => {
             let index = if radix == 0 {
@@ -239,63 +255,62 @@ pub fn lookup_fp_pair(root: RawCap, a: u64, b: u64) -> (RawCap, RawCap) {
             } else {
                 b & (u64::MAX >> (64 - radix))
             };
-            SlotRef::nth(paddr, index).raw_cap()
+            Some(SlotRef::nth(paddr, index))
         }
         _ => lookup_fp_apart(root, b),
     };
-    (cap_a, cap_b)
+    (slot_a, slot_b)
 }
 
-/// [`lookup_fp`] out of line, for [`lookup_fp_pair`]'s second address
-/// where it takes a path of its own (not the usual case: one copy of the
-/// walk is enough).
+/// [`lookup_fp_slot`] out of line, for [`lookup_fp_pair_slots`]'s second
+/// address where it takes a path of its own (not the usual case: one copy
+/// of the walk is enough).
 #[inline(never)]
-fn lookup_fp_apart(root: RawCap, cptr: u64) -> RawCap {
-    lookup_fp(root, cptr)
+fn lookup_fp_apart(root: RawCap, cptr: u64) -> Option<SlotRef> {
+    lookup_fp_slot(root, cptr)
 }
 
-/// [`lookup_fp`], and where it ended in the second of the usual two levels
-/// (the level that took the rest of the word), that CNode's first slot and
-/// radix.
+/// [`lookup_fp_slot`], and where it ended in the second of the usual two
+/// levels (the level that took the rest of the word), that CNode's first
+/// slot and radix.
 #[inline(always)]
-fn lookup_fp_last(root: RawCap, cptr: u64) -> (RawCap, Option<(u64, u64)>) {
+fn lookup_fp_last(root: RawCap, cptr: u64) -> (Option<SlotRef>, Option<(u64, u64)>) {
     const WORD: u64 = WORD_BITS as u64;
     let Some((paddr, radix, guard_size, guard)) = root.as_cnode() else {
-        return (RawCap::NULL, None);
+        return (None, None);
     };
     let level = radix + guard_size;
     // Nothing to translate, or more than a word: depth failures.
     if level.wrapping_sub(1) >= WORD {
-        return (RawCap::NULL, None);
+        return (None, None);
     }
     // Both fields are 6 bits wide, so every shift below is under 64. A
     // field of 0 gives 0: no guard bits (to match a guard of 0, as the
     // general walk demands), or slot 0 of a CNode with radix 0.
     if (cptr >> 1) >> (WORD - 1 - guard_size) != guard {
-        return (RawCap::NULL, None);
+        return (None, None);
     }
     let index = ((cptr << guard_size) >> 1) >> (WORD - 1 - radix);
-    let cap = SlotRef::nth(paddr, index).raw_cap();
+    let slot = SlotRef::nth(paddr, index);
     if level == WORD {
-        return (cap, None);
+        return (Some(slot), None);
     }
-    let Some((paddr, radix, guard_size, guard)) = cap.as_cnode() else {
-        return (cap, None);
+    let Some((paddr, radix, guard_size, guard)) = slot.raw_cap().as_cnode() else {
+        return (Some(slot), None);
     };
     // The second level, if it takes the rest of the word (level < 64).
     let rest = cptr << level;
     if level + radix + guard_size == WORD {
         if (rest >> 1) >> (WORD - 1 - guard_size) != guard {
-            return (RawCap::NULL, None);
+            return (None, None);
         }
         let index = ((rest << guard_size) >> 1) >> (WORD - 1 - radix);
-        return (SlotRef::nth(paddr, index).raw_cap(), Some((paddr, radix)));
+        return (Some(SlotRef::nth(paddr, index)), Some((paddr, radix)));
     }
-    let cap = match lookup_fp_walk(paddr, radix, guard_size, guard, cptr, level) {
-        Some(slot) => slot.raw_cap(),
-        None => RawCap::NULL,
-    };
-    (cap, None)
+    (
+        lookup_fp_walk(paddr, radix, guard_size, guard, cptr, level),
+        None,
+    )
 }
 
 /// [`lookup_fp`] from its second level on, for CSpaces of other shapes:
@@ -342,4 +357,106 @@ fn lookup_fp_walk(
             None => return Some(slot),
         }
     }
+}
+
+// --- the fast paths' memo ----------------------------------------------------
+
+/// The count of changes to stored caps (see [`lookup_fp_memo`]): starts at
+/// 1, so a memo of all zeros (a new TCB's) is never current.
+struct CapChanges {
+    count: core::cell::Cell<u64>,
+}
+
+crate::kernel_cells!(
+    static CAP_CHANGES: CapChanges = CapChanges {
+        count: core::cell::Cell::new(1),
+    };
+);
+
+#[inline(always)]
+fn cap_changes() -> u64 {
+    CAP_CHANGES.with(|c| c.count.get())
+}
+
+/// Marks that a stored cap changed, or memory that may hold caps was
+/// cleared: every memo of a look-up is out of date. Every write of a cap
+/// into a slot calls this (`SlotRef::set_cap`, `write_boot_slot_raw`), and
+/// so does clearing memory for new objects.
+#[inline(always)]
+pub fn caps_changed() {
+    CAP_CHANGES.with(|c| c.count.set(c.count.get() + 1));
+}
+
+/// Words of a TCB's look-up memo: one address ...
+const MEMO_ONE: u64 = 0;
+/// ... and a pair of addresses (each entry the count of cap changes it was
+/// made at, the address(es), the slot(s) found).
+const MEMO_PAIR: u64 = 3;
+const _: () = assert!(MEMO_PAIR + 5 <= crate::object::tcb::LOOKUP_MEMO_WORDS);
+
+/// [`lookup_fp`] in the CSpace of thread `t`, remembered: the slot found
+/// for the last address the thread looked up this way is kept in the TCB
+/// with the count of cap changes at the time, and while no stored cap has
+/// changed since, the same address finds the same slot without the walk.
+///
+/// That is exact, not a guess: the walk reads nothing but `cptr`, the cap
+/// in the thread's CSpace root slot and caps in the CNodes on the way, and
+/// every write of a cap anywhere (the root slot is one of the TCB's slots)
+/// counts as a change ([`caps_changed`]). A new TCB's memo (zeros) never
+/// matches, the count starting at 1; a deleted CNode had its cap removed
+/// first. Only a successful walk is remembered, so the slow path still
+/// finds and reports every failure.
+#[inline(always)]
+pub fn lookup_fp_memo(t: Tcb, cptr: u64) -> RawCap {
+    if t.lookup_memo(MEMO_ONE) == cap_changes() && t.lookup_memo(MEMO_ONE + 1) == cptr {
+        return SlotRef::new(t.lookup_memo(MEMO_ONE + 2)).raw_cap();
+    }
+    lookup_fp_remember(t, cptr)
+}
+
+/// [`lookup_fp_memo`] without a current memo: the walk, remembered if it
+/// succeeds. Out of line: not the usual case.
+#[inline(never)]
+fn lookup_fp_remember(t: Tcb, cptr: u64) -> RawCap {
+    let Some(slot) = lookup_fp_slot(t.slot(tcb::CTABLE).raw_cap(), cptr) else {
+        return RawCap::NULL;
+    };
+    t.set_lookup_memo(MEMO_ONE, cap_changes());
+    t.set_lookup_memo(MEMO_ONE + 1, cptr);
+    t.set_lookup_memo(MEMO_ONE + 2, slot.paddr());
+    slot.raw_cap()
+}
+
+/// [`lookup_fp_pair`] in the CSpace of thread `t`, remembered as
+/// [`lookup_fp_memo`] remembers one address (in an entry of its own: a
+/// server's ReplyRecv looks up its endpoint and reply object, its calls to
+/// others one endpoint).
+#[inline(always)]
+pub fn lookup_fp_pair_memo(t: Tcb, a: u64, b: u64) -> (RawCap, RawCap) {
+    if t.lookup_memo(MEMO_PAIR) == cap_changes()
+        && t.lookup_memo(MEMO_PAIR + 1) == a
+        && t.lookup_memo(MEMO_PAIR + 2) == b
+    {
+        return (
+            SlotRef::new(t.lookup_memo(MEMO_PAIR + 3)).raw_cap(),
+            SlotRef::new(t.lookup_memo(MEMO_PAIR + 4)).raw_cap(),
+        );
+    }
+    lookup_fp_pair_remember(t, a, b)
+}
+
+/// [`lookup_fp_pair_memo`] without a current memo (out of line, as
+/// [`lookup_fp_remember`]); remembered only if both walks succeed.
+#[inline(never)]
+fn lookup_fp_pair_remember(t: Tcb, a: u64, b: u64) -> (RawCap, RawCap) {
+    let (slot_a, slot_b) = lookup_fp_pair_slots(t.slot(tcb::CTABLE).raw_cap(), a, b);
+    if let (Some(sa), Some(sb)) = (slot_a, slot_b) {
+        t.set_lookup_memo(MEMO_PAIR, cap_changes());
+        t.set_lookup_memo(MEMO_PAIR + 1, a);
+        t.set_lookup_memo(MEMO_PAIR + 2, b);
+        t.set_lookup_memo(MEMO_PAIR + 3, sa.paddr());
+        t.set_lookup_memo(MEMO_PAIR + 4, sb.paddr());
+    }
+    let cap = |s: Option<SlotRef>| s.map_or(RawCap::NULL, SlotRef::raw_cap);
+    (cap(slot_a), cap(slot_b))
 }

@@ -166,8 +166,12 @@ impl SlotRef {
         self.raw_cap().type_number() == 0
     }
 
-    /// Overwrites the cap, leaving the derivation links alone.
+    /// Overwrites the cap, leaving the derivation links alone. Every cap
+    /// written into a slot comes through here or [`write_boot_slot_raw`],
+    /// which both mark the change for the fast paths' look-up memo
+    /// ([`crate::cspace::caps_changed`]).
     pub fn set_cap(self, cap: &Cap) {
+        crate::cspace::caps_changed();
         memory::write(self.0, cap.encode())
     }
 
@@ -209,6 +213,7 @@ pub fn write_boot_slot_raw(slot: SlotRef, cap: RawCap) {
         first_badged: true,
     }
     .encode();
+    crate::cspace::caps_changed();
     memory::write(slot.0, cap);
     memory::write(slot.0 + 16, original);
 }

@@ -22,7 +22,8 @@
 //!
 //! - the message: at most four words, no extra caps; the caller has no
 //!   fault pending (the slow path would send the fault instead);
-//! - the caps: found by [`lookup_fp`] (any lookup failure is the slow
+//! - the caps: found by [`crate::cspace::lookup_fp`] through the thread's
+//!   memo ([`lookup_fp_memo`]; any lookup failure is the slow
 //!   path's to report), with the rights the slow path checks;
 //! - Call: a receiver waits; it is passive (no SC, so the caller's is
 //!   donated) and has a reply object; the cap has grant or grant-reply (a
@@ -55,7 +56,7 @@
 
 use crate::cap::{EP_GRANT, EP_GRANT_REPLY, EP_RECEIVE, EP_SEND};
 use crate::context::{Reg, MSG_REGISTERS};
-use crate::cspace::{lookup_fp, lookup_fp_pair};
+use crate::cspace::{lookup_fp_memo, lookup_fp_pair_memo};
 use crate::object::endpoint::{self, Ep, EpState};
 use crate::object::notification::{self, Ntfn, NtfnState};
 use crate::object::reply::ReplyObj;
@@ -158,7 +159,7 @@ pub fn call(cur: Tcb) -> bool {
     if !short_message(info) || cur.has_fault() {
         return false;
     }
-    let ep_cap = lookup_fp(cur.slot(tcb::CTABLE).raw_cap(), cur.reg(Reg::CAP));
+    let ep_cap = lookup_fp_memo(cur, cur.reg(Reg::CAP));
     let Some((ep, badge, rights)) = ep_cap.as_endpoint() else {
         return false;
     };
@@ -254,8 +255,7 @@ pub fn reply_recv(cur: Tcb) -> bool {
             None => false,
         };
     }
-    let cspace = cur.slot(tcb::CTABLE).raw_cap();
-    let (ep_cap, reply_cap) = lookup_fp_pair(cspace, cur.reg(Reg::CAP), cur.reg(Reg::REPLY));
+    let (ep_cap, reply_cap) = lookup_fp_pair_memo(cur, cur.reg(Reg::CAP), cur.reg(Reg::REPLY));
     let Some((ep, _, rights)) = ep_cap.as_endpoint() else {
         return false;
     };
@@ -437,8 +437,7 @@ fn call_active(cur: Tcb, info: u64, ep: Ep, badge: u64, dest: Tcb) -> Option<Tcb
 ///   the scheduler would choose it ([`sched::fast_would_choose`]).
 #[inline(always)]
 fn reply_recv_active(cur: Tcb, info: u64, sc: Sc) -> Option<Tcb> {
-    let cspace = cur.slot(tcb::CTABLE).raw_cap();
-    let (ep_cap, reply_cap) = lookup_fp_pair(cspace, cur.reg(Reg::CAP), cur.reg(Reg::REPLY));
+    let (ep_cap, reply_cap) = lookup_fp_pair_memo(cur, cur.reg(Reg::CAP), cur.reg(Reg::REPLY));
     let (ep, _, rights) = ep_cap.as_endpoint()?;
     if rights & EP_RECEIVE == 0 {
         return None;
@@ -517,7 +516,7 @@ pub fn signal(cur: Tcb) -> bool {
     if cur.has_fault() || cur.reg(Reg::MSG_INFO) & MI_EXTRA_CAPS != 0 {
         return false;
     }
-    let cap = lookup_fp(cur.slot(tcb::CTABLE).raw_cap(), cur.reg(Reg::CAP));
+    let cap = lookup_fp_memo(cur, cur.reg(Reg::CAP));
     let Some((ntfn, badge, rights)) = cap.as_notification() else {
         return false;
     };

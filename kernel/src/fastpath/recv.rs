@@ -17,7 +17,7 @@
 //! - the budget check at the start of the system call passes (the head
 //!   refill covers what was consumed, [`sched::fast_block_choice`] checks
 //!   the domain's time) and the current thread is in no scheduler queue;
-//! - the cap in x0 (found by `lookup_fp`: any failure is the slow path's
+//! - the cap in x0 (found by `lookup_fp_memo`: any failure is the slow path's
 //!   to report) is a notification with the receive right, not bound to
 //!   another thread, with no signal pending (it would be received at
 //!   once) and no scheduling context of its own (`receive_signal`'s
@@ -42,7 +42,7 @@
 
 use crate::cap::EP_RECEIVE;
 use crate::context::Reg;
-use crate::cspace::lookup_fp;
+use crate::cspace::{lookup_fp, lookup_fp_memo};
 use crate::object::endpoint::{self, Ep, EpState};
 use crate::object::notification::{self, Ntfn, NtfnState};
 use crate::object::reply::ReplyObj;
@@ -76,8 +76,7 @@ fn quiet(n: Ntfn) -> bool {
 /// whether it was done; if not, nothing changed but the clock reading.
 #[inline(always)]
 pub fn recv(cur: Tcb, can_reply: bool) -> bool {
-    let cspace = cur.slot(tcb::CTABLE).raw_cap();
-    let cap = lookup_fp(cspace, cur.reg(Reg::CAP));
+    let cap = lookup_fp_memo(cur, cur.reg(Reg::CAP));
     let wait = if let Some((paddr, _, rights)) = cap.as_notification() {
         let n = Ntfn::new(paddr);
         if rights & EP_RECEIVE == 0 || !quiet(n) {
@@ -98,7 +97,9 @@ pub fn recv(cur: Tcb, can_reply: bool) -> bool {
             return false;
         }
         let reply = if can_reply {
-            let Some((r, _)) = lookup_fp(cspace, cur.reg(Reg::REPLY)).as_reply() else {
+            let Some((r, _)) =
+                lookup_fp(cur.slot(tcb::CTABLE).raw_cap(), cur.reg(Reg::REPLY)).as_reply()
+            else {
                 return false;
             };
             let r = ReplyObj::new(r);

@@ -345,3 +345,102 @@ proptest::proptest! {
         }
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 128, ..Default::default() })]
+
+    /// The fast paths' remembered look-ups (`cspace::lookup_fp_memo` and
+    /// `lookup_fp_pair_memo`) find what the general lookup finds through
+    /// the thread's CSpace as it is now, while the path to the caps
+    /// changes under them: the inner CNode's cap moves between root slots
+    /// 5 and 6 or gets a new guard, and the thread's root cap a new guard.
+    /// (A memo that outlived such a change would still find the old slot.)
+    #[test]
+    fn remembered_lookups_follow_every_change_of_the_path(
+        inner_radix in 1u64..5,
+        steps in proptest::collection::vec(
+            (0u8..6, proptest::num::u64::ANY, 0u64..16, 0u64..16),
+            1..32,
+        ),
+    ) {
+        let fx = Fixture::new(20);
+        let mask = |bits: u64| if bits == 0 { 0 } else { u64::MAX >> (64 - bits) };
+        let Cap::CNode { paddr, .. } = fx.root_cap() else {
+            panic!()
+        };
+        // The thread, its CSpace root a root CNode cap with a 4-bit guard.
+        fx.retype(UT, ObjectType::Tcb, 0, 11, 1).unwrap();
+        let Cap::Tcb { paddr: t } = fx.cap(11) else {
+            panic!()
+        };
+        let t = crate::object::tcb::Tcb::new(t);
+        let root_cap = |guard: u64| Cap::CNode {
+            paddr,
+            radix: ROOT_RADIX,
+            guard_size: 4,
+            guard: guard & 0xf,
+        };
+        let mut root = (4u64, 0u64);
+        crate::cte::cte_insert(&root_cap(0), fx.root_slot, t.slot(crate::object::tcb::CTABLE));
+        // The inner CNode in root slot 5, its guard taking the rest of
+        // the word; an endpoint in root slot 9 and inner slots 1 and 2.
+        fx.retype(UT, ObjectType::CNode, inner_radix, 5, 1).unwrap();
+        let Cap::CNode { paddr: inner, .. } = fx.cap(5) else {
+            panic!()
+        };
+        let inner_guard_size = 64 - 4 - ROOT_RADIX as u64 - inner_radix;
+        let inner_cap = |guard: u64| Cap::CNode {
+            paddr: inner,
+            radix: inner_radix as u8,
+            guard_size: inner_guard_size as u8,
+            guard: guard & mask(inner_guard_size),
+        };
+        let mut inner_at = 5;
+        let mut inner_guard = 0;
+        fx.slot(5).set_cap(&inner_cap(0));
+        fx.retype(UT, ObjectType::Endpoint, 0, 9, 1).unwrap();
+        crate::cte::cte_insert(&fx.cap(9), fx.slot(9), SlotRef::nth(inner, 1));
+        crate::cte::cte_insert(&fx.cap(9), fx.slot(9), SlotRef::nth(inner, 2));
+        let mut prev = 0;
+        for (op, raw, index, inner_index) in steps {
+            match op {
+                0..=2 => {
+                    let index = [5, 6, 9][index as usize % 3];
+                    let cptr = shaped_cptr(
+                        op,
+                        raw,
+                        root,
+                        index,
+                        (inner_radix, inner_guard_size, inner_guard),
+                        inner_index,
+                    );
+                    let now = t.slot(crate::object::tcb::CTABLE).cap();
+                    let slow = lookup_cap(&now, cptr).unwrap_or(Cap::Null);
+                    let slow_prev = lookup_cap(&now, prev).unwrap_or(Cap::Null);
+                    // Twice each: the second finds the memo the first made.
+                    for _ in 0..2 {
+                        let one = crate::cspace::lookup_fp_memo(t, cptr).decode();
+                        proptest::prop_assert_eq!(&one, &slow, "cptr {:#x}", cptr);
+                        let (a, b) = crate::cspace::lookup_fp_pair_memo(t, cptr, prev);
+                        proptest::prop_assert_eq!(&a.decode(), &slow, "pair {:#x}", cptr);
+                        proptest::prop_assert_eq!(&b.decode(), &slow_prev, "pair {:#x}", prev);
+                    }
+                    prev = cptr;
+                }
+                3 => {
+                    let to = 11 - inner_at;
+                    fx.mv(to, inner_at).unwrap();
+                    inner_at = to;
+                }
+                4 => {
+                    inner_guard = raw & mask(inner_guard_size);
+                    fx.slot(inner_at).set_cap(&inner_cap(inner_guard));
+                }
+                _ => {
+                    root = (4, raw & 0xf);
+                    t.slot(crate::object::tcb::CTABLE).set_cap(&root_cap(root.1));
+                }
+            }
+        }
+    }
+}

@@ -105,13 +105,24 @@ pub struct TcbFields {
     fault: [u64; 4],
     lookup_failure: [u64; 4],
     vcpu: u64,
+    /// The fast paths' memo of their CSpace look-ups
+    /// (`crate::cspace::memo`): not thread state, a cache of what the
+    /// walk found, valid while no cap anywhere has changed.
+    lookup_memo: [u64; LOOKUP_MEMO_WORDS as usize],
 }
+
+/// Words of a TCB's look-up memo.
+pub const LOOKUP_MEMO_WORDS: u64 = 8;
 
 macro_rules! field_offset {
     ($f:ident) => {
         FIELDS_OFFSET + core::mem::offset_of!(TcbFields, $f) as u64
     };
 }
+
+/// Where the look-up memo lies in the TCB (host tests leave it out when
+/// they compare the fast path's memory with the slow path's).
+pub const LOOKUP_MEMO: u64 = field_offset!(lookup_memo);
 
 const QUEUED: u64 = 1 << 0;
 const IN_RELEASE_QUEUE: u64 = 1 << 1;
@@ -518,6 +529,17 @@ impl Tcb {
     #[inline(always)]
     pub fn has_fault(self) -> bool {
         self.read(field_offset!(fault)) != 0
+    }
+
+    /// Word `i` of the look-up memo (`crate::cspace::memo`).
+    #[inline(always)]
+    pub fn lookup_memo(self, i: u64) -> u64 {
+        self.read(LOOKUP_MEMO + 8 * i)
+    }
+
+    #[inline(always)]
+    pub fn set_lookup_memo(self, i: u64, v: u64) {
+        self.write(LOOKUP_MEMO + 8 * i, v)
     }
 
     // --- cap slots -------------------------------------------------------

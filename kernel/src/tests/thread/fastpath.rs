@@ -46,15 +46,41 @@ pub(super) struct Outcome {
 
 pub(super) fn outcome(s: &Sys, steps: Vec<u64>) -> Outcome {
     let a = &s.fx.arena;
+    let memo = memo_words();
     Outcome {
         memory: (0..a.size / 8)
-            .map(|i| memory::read::<u64>(a.phys_base + 8 * i))
+            .map(|i| word(&memo, a.phys_base + 8 * i))
             .collect(),
         sched: sched::with(|st| format!("{st:?}")),
         asid: vspace::current_asid(),
         machine: machine::take_log(),
         cur: s.cur(),
         steps,
+    }
+}
+
+/// The words of every thread's look-up memo (`cspace::lookup_fp_memo`),
+/// which the fast path fills and the slow path never reads: a cache, not
+/// state, so the comparisons leave it out. (A memo that went wrong would
+/// show as a different cap found, so a different outcome.)
+fn memo_words() -> std::collections::HashSet<u64> {
+    let mut words = std::collections::HashSet::new();
+    let mut next = tcb::debug_list_head();
+    while let Some(t) = next {
+        for i in 0..tcb::LOOKUP_MEMO_WORDS {
+            words.insert(t.paddr() + tcb::LOOKUP_MEMO + 8 * i);
+        }
+        next = t.debug_next();
+    }
+    words
+}
+
+/// The word at `p`, or 0 if it is one of the `memo` words.
+fn word(memo: &std::collections::HashSet<u64>, p: u64) -> u64 {
+    if memo.contains(&p) {
+        0
+    } else {
+        memory::read::<u64>(p)
     }
 }
 
@@ -72,9 +98,10 @@ pub(super) fn digest(s: &Sys) -> u64 {
             s.fx.ut_base + s.fx.free_index(super::super::UT),
         ),
     ];
+    let memo = memo_words();
     for (from, to) in used {
         for p in (from..to).step_by(8) {
-            memory::read::<u64>(p).hash(&mut h);
+            word(&memo, p).hash(&mut h);
         }
     }
     sched::with(|st| format!("{st:?}")).hash(&mut h);
