@@ -6,8 +6,8 @@
 use core::sync::atomic::Ordering::Relaxed;
 
 use septa_abi::ipc_buffer::MSG_MAX_LENGTH;
-use septa_abi::kernel_config::cap_tag;
-use septa_abi::{Label, MessageInfo};
+use septa_abi::kernel_config::{cap_tag, MAX_PRIORITY};
+use septa_abi::{CNodeCapData, Label, MessageInfo};
 use septa_sel4::cap::cap_type::*;
 use septa_sel4::fault::Fault;
 use septa_sel4::invocation::Invocation;
@@ -18,6 +18,7 @@ use crate::cases::util::{
 };
 use crate::env::{Cx, ROOT_DEPTH};
 use crate::report::{Failure, Outcome};
+use crate::space;
 use crate::thread::{self, mail, post, Spawn, Thread, MAIL};
 use crate::{check, check_eq, check_err, ok, Case};
 
@@ -161,6 +162,10 @@ pub const CASES: &[Case] = &[
     Case {
         name: "ipc/deleting-endpoint-restarts-senders",
         run: delete_restarts,
+    },
+    Case {
+        name: "ipc/calls-follow-a-changed-cspace",
+        run: calls_follow_cspace,
     },
 ];
 
@@ -926,5 +931,87 @@ fn delete_restarts(cx: &mut Cx) -> Outcome {
     ok!(cx.delete(ep));
     t.join()?;
     check_eq!(mail(12), 1);
+    Ok(())
+}
+
+/// A thread calling through the same address again and again reaches
+/// whatever that address names in its CSpace now: after SetSpace gives it
+/// another CSpace root, where the address names a cap of another badge,
+/// its calls carry the new badge. (Septa's fast paths remember each
+/// thread's last look-up until a cap changes anywhere; this is the system
+/// level check of that, on the real kernel build, beside the host
+/// property test.)
+fn calls_follow_cspace(cx: &mut Cx) -> Outcome {
+    // Answers every call with the badge it came with.
+    fn server(_: u64) {
+        let ep = ep_of(0);
+        let r: Cap<Reply> = Cap::from_bits(mail(1));
+        let (_, mut badge, _) = syscall::recv_with_mrs(ep.cptr(), r);
+        loop {
+            let out = [badge, 0, 0, 0];
+            let info = MessageInfo::new(0, 0, 0, 1);
+            (_, badge, _) = syscall::reply_recv_with_mrs(ep.cptr(), info, out, r);
+        }
+    }
+    // Calls slot 1 of its CSpace root for ever, posting the badge echoed
+    // (mail 2) and counting its calls (mail 3).
+    fn client(_: u64) {
+        let ep: Cap<Endpoint> = Cap::from_bits(1);
+        loop {
+            let (_, mrs) = syscall::call_with_mrs(ep.cptr(), MessageInfo::new(0, 0, 0, 0), [0; 4]);
+            post(2, mrs[0]);
+            MAIL[3].fetch_add(1, Relaxed);
+        }
+    }
+    // Yields to the client (same priority, its own budget of a few ms,
+    // many calls) until mail 2 reads `badge` after more than `after`
+    // calls; false if it never does (well inside the case's time limit).
+    fn wait_for(badge: u64, after: u64) -> bool {
+        for _ in 0..100 {
+            if mail(2) == badge && mail(3) > after {
+                return true;
+            }
+            syscall::yield_now();
+        }
+        false
+    }
+    let ep = cx.endpoint()?;
+    let r = cx.reply()?;
+    post(0, ep.bits());
+    post(1, r.bits());
+    // Two one-level CSpaces of 16 slots (a 60-bit guard of zeros), slot 1
+    // of each the endpoint with badge 1 or 2.
+    let data = CNodeCapData::new(0, 60);
+    let mut spaces = [cx.root_cnode(); 2];
+    for (badge, space) in (1u64..).zip(spaces.iter_mut()) {
+        *space = cx.cnode(4)?;
+        let one = septa_sel4::CPtr::from_bits(1);
+        ok!(space.mint(one, 4, cx.root_cnode(), ep.cptr(), ROOT_DEPTH, ALL, badge));
+    }
+    let prio = thread::DEFAULT_PRIO;
+    let srv = thread::spawn(cx, Spawn::new(server, 0).prio(prio + 1))?;
+    let c = thread::spawn(cx, Spawn::new(client, 0).prio(prio).suspended())?;
+    let vspace = space::vspace(c.worker);
+    ok!(c.tcb.set_space(None, spaces[0], data, vspace, 0));
+    let root = cx.root_tcb();
+    ok!(root.set_priority(root, prio));
+    ok!(c.tcb.resume());
+    let first = wait_for(1, 0);
+    ok!(c.tcb.set_space(None, spaces[1], data, vspace, 0));
+    let calls = mail(3);
+    let second = first && wait_for(2, calls + 1);
+    let (echo, total) = (mail(2), mail(3));
+    ok!(c.tcb.suspend());
+    ok!(srv.tcb.suspend());
+    ok!(root.set_priority(root, MAX_PRIORITY));
+    check!(
+        first,
+        "no call came through the first CSpace: badge {echo}, {total} calls"
+    );
+    check!(
+        second,
+        "calls after SetSpace still reach the first CSpace's cap: badge {echo}, {} calls since",
+        total - calls
+    );
     Ok(())
 }
