@@ -378,10 +378,11 @@ fn cap_changes() -> u64 {
     CAP_CHANGES.with(|c| c.count.get())
 }
 
-/// Marks that a stored cap changed, or memory that may hold caps was
-/// cleared: every memo of a look-up is out of date. Every write of a cap
-/// into a slot calls this (`SlotRef::set_cap`, `write_boot_slot_raw`), and
-/// so does clearing memory for new objects.
+/// Marks that a stored cap changed: every memo of a look-up is out of
+/// date. Every write of a cap into a slot calls this (`SlotRef::set_cap`,
+/// `write_boot_slot_raw`). Clearing memory needs no mark of its own: an
+/// untyped is cleared only once no cap to anything in it is left (each
+/// removal a write), and its own cap is written after each cleared chunk.
 #[inline(always)]
 pub fn caps_changed() {
     CAP_CHANGES.with(|c| c.count.set(c.count.get() + 1));

@@ -50,9 +50,10 @@
 //!
 //! Every check comes before any change ("the point of no return"): a
 //! declined call has changed nothing but the kernel's reading of the
-//! clock, which the slow path then reads again. The host tests
+//! clock, which the slow path then reads again, and the thread's look-up
+//! memo, a cache of what the walk found. The host tests
 //! (`tests::thread::fastpath`) run the same scenarios through both paths
-//! and compare the whole outcome.
+//! and compare the whole outcome (but for that cache).
 
 use crate::cap::{EP_GRANT, EP_GRANT_REPLY, EP_RECEIVE, EP_SEND};
 use crate::context::{Reg, MSG_REGISTERS};

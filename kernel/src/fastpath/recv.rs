@@ -73,7 +73,8 @@ fn quiet(n: Ntfn) -> bool {
 /// Recv (`can_reply`, the reply object in x6) or Wait by the current
 /// thread `cur`, if it is the fast case: it blocks on the endpoint or
 /// notification in x0 and the highest-priority ready thread runs. Returns
-/// whether it was done; if not, nothing changed but the clock reading.
+/// whether it was done; if not, nothing changed but the clock reading and
+/// the look-up memo (a cache).
 #[inline(always)]
 pub fn recv(cur: Tcb, can_reply: bool) -> bool {
     let cap = lookup_fp_memo(cur, cur.reg(Reg::CAP));

@@ -106,8 +106,8 @@ pub struct TcbFields {
     lookup_failure: [u64; 4],
     vcpu: u64,
     /// The fast paths' memo of their CSpace look-ups
-    /// (`crate::cspace::memo`): not thread state, a cache of what the
-    /// walk found, valid while no cap anywhere has changed.
+    /// (`crate::cspace::lookup_fp_memo`): not thread state, a cache of
+    /// what the walk found, valid while no cap anywhere has changed.
     lookup_memo: [u64; LOOKUP_MEMO_WORDS as usize],
 }
 
@@ -531,7 +531,7 @@ impl Tcb {
         self.read(field_offset!(fault)) != 0
     }
 
-    /// Word `i` of the look-up memo (`crate::cspace::memo`).
+    /// Word `i` of the look-up memo (`crate::cspace::lookup_fp_memo`).
     #[inline(always)]
     pub fn lookup_memo(self, i: u64) -> u64 {
         self.read(LOOKUP_MEMO + 8 * i)
