@@ -194,6 +194,7 @@ extern "C" {
 /// # Safety
 /// `ctx` must be the current thread's register block (inside its TCB, in
 /// the kernel window), and the thread's address space must be installed.
+#[inline(always)]
 pub unsafe fn restore_user(ctx: u64) -> ! {
     // SAFETY: forwarded to the caller.
     unsafe { septa_restore_user(ctx) }
